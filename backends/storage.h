@@ -1,0 +1,109 @@
+// The one interface every storage backend implements: bytes in, bytes out, plus the small
+// metadata needed to list, expire and evict. Backends know storage, not HTTP: the value is
+// an opaque, already-serialised entry (see core/entry.h) whose checksum the core verifies.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <expected>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace curlcache::backends {
+
+// Why an operation failed. A miss is never an error: get() returns an empty optional.
+enum class ErrorKind {
+    failure, // the backend answered with an error, or an I/O error happened
+    timeout, // the backend did not answer in time (busy database, slow network)
+};
+
+struct Error {
+    ErrorKind kind = ErrorKind::failure;
+    std::string message; // one line, no "curlcache: " prefix, never contains credentials
+};
+
+template <class T> using Result = std::expected<T, Error>;
+
+inline std::unexpected<Error> fail(std::string message) {
+    return std::unexpected(Error{ErrorKind::failure, std::move(message)});
+}
+inline std::unexpected<Error> timed_out(std::string message) {
+    return std::unexpected(Error{ErrorKind::timeout, std::move(message)});
+}
+
+// A stored value. Shared and immutable so that the memory backend can hand out its copy
+// without copying it again on every hit.
+using Blob = std::shared_ptr<const std::string>;
+
+// The metadata stored beside each value, enough to list, expire and evict without
+// reading (or parsing) the value itself.
+struct Metadata {
+    std::string key;     // 32 lower-case hex digits (core::Key::hex())
+    std::string method;  // "GET"
+    std::string url;     // redacted: no credentials, ignored parameters removed
+    long status = 0;     // final HTTP status of the stored response
+    int64_t created = 0; // unix seconds
+    int64_t expires = 0; // unix seconds; 0 = never expires
+    uint64_t size = 0;   // bytes of the stored value (filled in by the backend on scan)
+};
+
+// What put() writes: the value as a sequence of byte ranges written one after another,
+// so that a large body is never concatenated into a second in-memory copy.
+using Pieces = std::span<const std::string_view>;
+
+struct Usage {
+    uint64_t entries = 0;
+    uint64_t bytes = 0;     // bytes of stored values (what max_size limits)
+    uint64_t max_bytes = 0; // 0 = unbounded
+};
+
+// Every method is thread-safe. Backends that live in a file (sqlite, filesystem) are also
+// safe to use from many processes at once.
+class Storage {
+public:
+    virtual ~Storage() = default;
+
+    // The backend's registered name ("sqlite") and where its data lives, for messages.
+    virtual std::string_view name() const = 0;
+    virtual std::string location() const = 0;
+
+    // A stored value, or an empty optional on a miss. May count the access for LRU
+    // eviction, cheaply (a coarse timestamp, not a write per hit).
+    virtual Result<std::optional<Blob>> get(std::string_view key) = 0;
+
+    // Stores (or atomically replaces) the value under meta.key. Readers see the old value
+    // or the new one, never a torn one. May evict least-recently-used entries to stay
+    // within max_size.
+    virtual Result<void> put(const Metadata& meta, Pieces value) = 0;
+
+    // Removes one entry; true when it existed.
+    virtual Result<bool> remove(std::string_view key) = 0;
+
+    // Calls visit for every entry's metadata (size filled in) until it returns false.
+    // Entries added or removed during a scan may or may not be visited.
+    virtual Result<void> scan(const std::function<bool(const Metadata&)>& visit) = 0;
+
+    // Removes every entry of this cache (only this cache: a Redis namespace, one file).
+    virtual Result<void> clear() = 0;
+
+    virtual Result<Usage> usage() = 0;
+
+    // Removes entries whose expires is in (0, now]; returns how many. The default scans.
+    virtual Result<uint64_t> purge_expired(int64_t now);
+
+    // Reclaims space after deletions (SQLite VACUUM). The default does nothing.
+    virtual Result<void> vacuum() { return {}; }
+
+    // Cross-process lock for request coalescing (issue 4): true when this caller now holds
+    // the lock for `key` (held at most ttl_ms, then it may be taken over). The default has
+    // no shared lock and always grants it.
+    virtual Result<bool> try_lock(std::string_view key, int64_t ttl_ms);
+    virtual Result<void> unlock(std::string_view key);
+};
+
+} // namespace curlcache::backends

@@ -1,0 +1,66 @@
+// One cached response and its binary format (versioned, checksummed).
+#pragma once
+
+#include "backends/storage.h"
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace curlcache::core {
+
+inline constexpr uint16_t k_entry_format_version = 1;
+
+// A transfer fact the program may ask curl_easy_getinfo for, recorded on the miss so a hit
+// can answer it. `id` is the CURLINFO value; the type follows CURLINFO's type bits.
+struct Info {
+    enum class Type : uint8_t { integer, real, text };
+    uint32_t id = 0;
+    Type type = Type::integer;
+    int64_t integer = 0;
+    double real = 0;
+    std::string text;
+};
+
+struct Entry {
+    std::string method;                    // "GET"
+    std::string url;                       // redacted request URL
+    long status = 0;                       // final status
+    // Every response's raw header block exactly as delivered to the header callback, one
+    // per hop of a followed redirect chain: status line, header lines, blank line, "\r\n"
+    // endings kept.
+    std::vector<std::string> header_blocks;
+    // The body exactly as delivered to the write callback (decoded under ACCEPT_ENCODING).
+    // Points into `storage` for a decoded entry, or at the caller's buffer when encoding.
+    std::string_view body;
+    std::vector<Info> infos;               // recorded getinfo values
+    int64_t created = 0;                   // unix seconds
+    int64_t expires = 0;                   // unix seconds, 0 = never
+    std::string etag;                      // validators of the final response, "" if none
+    std::string last_modified;
+
+    backends::Blob storage;                // keeps `body` alive for a decoded entry
+
+    const Info* info(uint32_t id) const;   // nullptr when not recorded
+    bool fresh(int64_t now) const { return expires == 0 || now < expires; }
+};
+
+// The serialised form: a small head (everything but the body) and the body, written one
+// after the other so the body is never copied into a second buffer.
+struct Encoded {
+    std::string head;
+    std::string_view body;
+    std::array<std::string_view, 2> pieces() const { return {head, body}; }
+};
+
+Encoded encode(const Entry& entry);
+
+// Parses and verifies a stored value. nullopt when it is truncated, has a bad checksum or
+// an unknown format version: the caller treats that as a miss and removes it. The body is
+// not copied: it points into `blob`, which the entry keeps.
+std::optional<Entry> decode(backends::Blob blob);
+
+} // namespace curlcache::core

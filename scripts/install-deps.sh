@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs every Debian package that curlcache's build, tests and benchmarks need.
+# Idempotent: a fast no-op when everything is present; runs `apt-get update` only when
+# something is missing. Must run as root (or with sudo available) on Debian 12.
+set -euo pipefail
+
+packages=(
+  # build
+  build-essential cmake pkg-config
+  libcurl4-openssl-dev libsqlite3-dev libhiredis-dev libxxhash-dev libtoml11-dev libcmocka-dev
+  # tests: real programs, servers and tools the integration tests drive
+  curl libcurl3-gnutls python3 python3-pycurl openssl redis-server sqlite3
+  # benchmarks: the caches we compare against
+  python3-requests-cache nginx-light varnish squid
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  # dpkg-query prints "install ok installed" only for a fully installed package.
+  if [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" != "install ok installed" ]; then
+    missing+=("$p")
+  fi
+done
+
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "install-deps: installing ${missing[*]}" >&2
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Debian starts these services on install; the tests and benchmarks start their own
+# instances on free loopback ports, so the system-wide ones are stopped again.
+for svc in redis-server nginx varnish squid; do
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
+    $sudo systemctl stop "$svc" || true
+  fi
+done
