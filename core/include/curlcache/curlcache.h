@@ -218,6 +218,65 @@ CURLCACHE_EXPORT curlcache_code curlcache_stats_get(curlcache *cache, curlcache_
 CURLCACHE_EXPORT curlcache_code curlcache_stats_zero(curlcache *cache);
 
 /* ------------------------------------------------------------------------------------ */
+/* Configuration and storage facts, for the curlcache command                           */
+
+/* One setting as the configuration resolved it (`curlcache config`). Pointers are valid
+ * during the callback only. */
+typedef struct {
+    const char *key;    /* TOML key, "sqlite.fast_save" */
+    const char *env;    /* its variable, "CURLCACHE_SQLITE_FAST_SAVE", or "" when none */
+    const char *value;  /* the effective value, rendered as it would be written in TOML */
+    const char *origin; /* "default", "file", "environment" or "argument" */
+    const char *where;  /* "path/config.toml:12", "CURLCACHE_MODE", or "" for a default */
+    const char *help;   /* one line */
+} curlcache_setting;
+
+/* Return 0 to go on, non-zero to stop. */
+typedef int (*curlcache_setting_callback)(const curlcache_setting *setting, void *userp);
+/* Receives one line (no "curlcache: " prefix, no newline), e.g. a warning. */
+typedef void (*curlcache_message_callback)(const char *message, void *userp);
+
+/* Resolves the settings exactly as curlcache_open() would with the same `settings`
+ * argument, without opening any storage, and calls `cb` once per known setting in table
+ * order. Warnings (unknown keys, ...) go to `warn` when not NULL. On CURLCACHE_E_CONFIG
+ * the one-line message ("path:line: ...") is copied into `error` (at most error_size
+ * bytes, NUL-terminated) when `error` is not NULL. Thread-safe.
+ * Returns CURLCACHE_OK, CURLCACHE_E_CONFIG, CURLCACHE_E_INVALID_ARGUMENT (cb == NULL) or
+ * CURLCACHE_E_OUT_OF_MEMORY. */
+CURLCACHE_EXPORT curlcache_code curlcache_config_describe(const char *const *settings,
+                                                          curlcache_setting_callback cb,
+                                                          void *userp,
+                                                          curlcache_message_callback warn,
+                                                          char *error, size_t error_size);
+
+/* Parses one config file on top of the built-in defaults only, ignoring the environment
+ * (`curlcache config --check FILE`). Warnings go to `warn` when not NULL.
+ * Returns CURLCACHE_OK; CURLCACHE_E_CONFIG with "path:line: ..." in `error`;
+ * CURLCACHE_E_IO when the file cannot be read; CURLCACHE_E_INVALID_ARGUMENT (path NULL). */
+CURLCACHE_EXPORT curlcache_code curlcache_config_check(const char *path,
+                                                       curlcache_message_callback warn,
+                                                       void *userp, char *error,
+                                                       size_t error_size);
+
+/* One storage tier of an open cache (a plain cache has one; a tiered cache lists its
+ * tiers first tier first). Strings belong to the handle and stay valid until it closes. */
+typedef struct {
+    const char *backend;  /* "sqlite" */
+    const char *location; /* where its data lives: a path, "redis://host:port/0 ns", ... */
+    uint64_t entries;
+    uint64_t bytes;       /* bytes of stored values, what max_size limits */
+    uint64_t max_bytes;   /* 0 = unbounded */
+} curlcache_tier;
+
+/* How many tiers the cache has (at least 1 for an open cache; 0 for NULL). */
+CURLCACHE_EXPORT size_t curlcache_tier_count(curlcache *cache);
+
+/* Fills *tier for tier `index`, asking the backend for its usage. Returns CURLCACHE_OK,
+ * CURLCACHE_E_INVALID_ARGUMENT (index out of range, NULL), or a backend error. */
+CURLCACHE_EXPORT curlcache_code curlcache_tier_get(curlcache *cache, size_t index,
+                                                   curlcache_tier *tier);
+
+/* ------------------------------------------------------------------------------------ */
 /* libcurl convenience: cached transfers for a program that links libcurlcache.         */
 /*
  * Include <curlcache/curl.h> after <curl/curl.h> and link -lcurlcache: curl_easy_setopt,
