@@ -1,0 +1,245 @@
+// The stored form of an entry. Layout (all integers little-endian):
+//
+//   offset  size  field
+//   0       4     magic "CCHE"
+//   4       2     format version (k_entry_format_version)
+//   6       2     reserved, 0
+//   8       4     head length: bytes of the head fields that follow the prefix
+//   12      8     body length
+//   20      8     XXH3-64 of everything after this field: head fields, then body
+//   28      ...   head fields, then the body
+//
+// Head fields: strings are a u32 length and bytes; numbers are u64/i64. The checksum is
+// computed by streaming over the two pieces, never over a concatenated copy.
+#include "core/entry.h"
+
+#include <xxhash.h>
+
+#include <cstring>
+#include <memory>
+#include <new>
+
+namespace curlcache::core {
+
+namespace {
+
+constexpr char k_magic[4] = {'C', 'C', 'H', 'E'};
+constexpr size_t k_prefix_size = 28;
+constexpr size_t k_checksum_offset = 20;
+// Guards against absurd counts in a damaged head (the checksum catches damage; this only
+// keeps a hostile blob from making us reserve gigabytes before the check fails).
+constexpr uint64_t k_max_items = 1u << 20;
+
+void put_u16(std::string& out, uint16_t v) {
+    out += static_cast<char>(v & 0xff);
+    out += static_cast<char>(v >> 8);
+}
+
+void put_u32(std::string& out, uint32_t v) {
+    for (int i = 0; i < 4; ++i) {
+        out += static_cast<char>(v >> (8 * i));
+    }
+}
+
+void put_u64(std::string& out, uint64_t v) {
+    for (int i = 0; i < 8; ++i) {
+        out += static_cast<char>(v >> (8 * i));
+    }
+}
+
+void put_string(std::string& out, std::string_view s) {
+    put_u32(out, static_cast<uint32_t>(s.size()));
+    out.append(s);
+}
+
+void set_u64(std::string& out, size_t at, uint64_t v) {
+    for (int i = 0; i < 8; ++i) {
+        out[at + i] = static_cast<char>(v >> (8 * i));
+    }
+}
+
+uint64_t get_le(const char* p, int bytes) {
+    uint64_t v = 0;
+    for (int i = bytes - 1; i >= 0; --i) {
+        v = (v << 8) | static_cast<unsigned char>(p[i]);
+    }
+    return v;
+}
+
+// Bounds-checked reader over the head fields; any overrun sets failed().
+class Reader {
+public:
+    explicit Reader(std::string_view data) : m_data(data) {}
+
+    uint64_t number(int bytes) {
+        if (m_failed || m_data.size() < static_cast<size_t>(bytes)) {
+            m_failed = true;
+            return 0;
+        }
+        uint64_t v = get_le(m_data.data(), bytes);
+        m_data.remove_prefix(static_cast<size_t>(bytes));
+        return v;
+    }
+
+    std::string text() {
+        uint64_t size = number(4);
+        if (m_failed || m_data.size() < size) {
+            m_failed = true;
+            return {};
+        }
+        std::string out(m_data.substr(0, size));
+        m_data.remove_prefix(size);
+        return out;
+    }
+
+    bool failed() const { return m_failed; }
+    bool at_end() const { return m_data.empty(); }
+
+private:
+    std::string_view m_data;
+    bool m_failed = false;
+};
+
+uint64_t checksum(std::string_view head_fields, std::string_view body) {
+    std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> state(XXH3_createState(),
+                                                                   &XXH3_freeState);
+    if (!state) {
+        throw std::bad_alloc();
+    }
+    XXH3_64bits_reset(state.get());
+    XXH3_64bits_update(state.get(), head_fields.data(), head_fields.size());
+    XXH3_64bits_update(state.get(), body.data(), body.size());
+    return XXH3_64bits_digest(state.get());
+}
+
+} // namespace
+
+const Info* Entry::info(uint32_t id) const {
+    for (const Info& item : infos) {
+        if (item.id == id) {
+            return &item;
+        }
+    }
+    return nullptr;
+}
+
+Encoded encode(const Entry& entry) {
+    Encoded out;
+    std::string& head = out.head;
+    head.append(k_magic, sizeof k_magic);
+    put_u16(head, k_entry_format_version);
+    put_u16(head, 0);
+    put_u32(head, 0); // head length, set below
+    put_u64(head, entry.body.size());
+    put_u64(head, 0); // checksum, set below
+
+    put_string(head, entry.method);
+    put_string(head, entry.url);
+    put_u64(head, static_cast<uint64_t>(static_cast<int64_t>(entry.status)));
+    put_u64(head, static_cast<uint64_t>(entry.created));
+    put_u64(head, static_cast<uint64_t>(entry.expires));
+    put_string(head, entry.etag);
+    put_string(head, entry.last_modified);
+    put_u32(head, static_cast<uint32_t>(entry.header_blocks.size()));
+    for (const std::string& block : entry.header_blocks) {
+        put_string(head, block);
+    }
+    put_u32(head, static_cast<uint32_t>(entry.infos.size()));
+    for (const Info& item : entry.infos) {
+        put_u32(head, item.id);
+        head += static_cast<char>(item.type);
+        switch (item.type) {
+        case Info::Type::integer:
+            put_u64(head, static_cast<uint64_t>(item.integer));
+            break;
+        case Info::Type::real: {
+            uint64_t bits = 0;
+            static_assert(sizeof bits == sizeof item.real);
+            std::memcpy(&bits, &item.real, sizeof bits);
+            put_u64(head, bits);
+            break;
+        }
+        case Info::Type::text:
+            put_string(head, item.text);
+            break;
+        }
+    }
+
+    size_t head_fields = head.size() - k_prefix_size;
+    for (int i = 0; i < 4; ++i) {
+        head[8 + i] = static_cast<char>(static_cast<uint32_t>(head_fields) >> (8 * i));
+    }
+    set_u64(head, k_checksum_offset,
+            checksum(std::string_view(head).substr(k_prefix_size), entry.body));
+    out.body = entry.body;
+    return out;
+}
+
+std::optional<Entry> decode(backends::Blob blob) {
+    if (!blob || blob->size() < k_prefix_size) {
+        return std::nullopt;
+    }
+    std::string_view data(*blob);
+    if (std::memcmp(data.data(), k_magic, sizeof k_magic) != 0 ||
+        get_le(data.data() + 4, 2) != k_entry_format_version) {
+        return std::nullopt;
+    }
+    uint64_t head_size = get_le(data.data() + 8, 4);
+    uint64_t body_size = get_le(data.data() + 12, 8);
+    uint64_t available = data.size() - k_prefix_size;
+    if (head_size > available || body_size != available - head_size) {
+        return std::nullopt;
+    }
+    std::string_view head = data.substr(k_prefix_size, head_size);
+    std::string_view body = data.substr(k_prefix_size + head_size);
+    if (checksum(head, body) != get_le(data.data() + k_checksum_offset, 8)) {
+        return std::nullopt;
+    }
+
+    Reader in(head);
+    Entry entry;
+    entry.method = in.text();
+    entry.url = in.text();
+    entry.status = static_cast<long>(static_cast<int64_t>(in.number(8)));
+    entry.created = static_cast<int64_t>(in.number(8));
+    entry.expires = static_cast<int64_t>(in.number(8));
+    entry.etag = in.text();
+    entry.last_modified = in.text();
+    uint64_t blocks = in.number(4);
+    if (blocks > k_max_items) {
+        return std::nullopt;
+    }
+    for (uint64_t i = 0; i < blocks && !in.failed(); ++i) {
+        entry.header_blocks.push_back(in.text());
+    }
+    uint64_t infos = in.number(4);
+    if (infos > k_max_items) {
+        return std::nullopt;
+    }
+    for (uint64_t i = 0; i < infos && !in.failed(); ++i) {
+        Info item;
+        item.id = static_cast<uint32_t>(in.number(4));
+        uint64_t type = in.number(1);
+        if (type > static_cast<uint64_t>(Info::Type::text)) {
+            return std::nullopt;
+        }
+        item.type = static_cast<Info::Type>(type);
+        if (item.type == Info::Type::integer) {
+            item.integer = static_cast<int64_t>(in.number(8));
+        } else if (item.type == Info::Type::real) {
+            uint64_t bits = in.number(8);
+            std::memcpy(&item.real, &bits, sizeof bits);
+        } else {
+            item.text = in.text();
+        }
+        entry.infos.push_back(std::move(item));
+    }
+    if (in.failed() || !in.at_end()) {
+        return std::nullopt;
+    }
+    entry.body = body;
+    entry.storage = std::move(blob);
+    return entry;
+}
+
+} // namespace curlcache::core

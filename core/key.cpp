@@ -1,0 +1,412 @@
+// The cache key and URL normalisation.
+//
+// The URL parser is a deliberately small one (scheme://userinfo@host:port/path?query#frag)
+// rather than libcurl's curl_url: the engine must not link libcurl (core/CMakeLists.txt).
+// It only ever rewrites the parts it understands and keeps everything else byte for byte,
+// so an odd URL at worst gets a key of its own; it never merges two different URLs.
+#include "core/key.h"
+
+#include <xxhash.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstring>
+#include <memory>
+
+namespace curlcache::core {
+
+namespace {
+
+// Salt for credential digests: a fixed project string plus the cache's backend and name,
+// so that two caches never hold the same digest for the same secret.
+constexpr std::string_view k_credentials_salt = "curlcache credentials digest v1";
+
+struct Url {
+    std::string scheme;   // lower-case, without "://"
+    std::string userinfo; // "user:pass" or ""
+    std::string host;     // lower-case (IPv6 keeps its brackets)
+    std::string port;     // digits without leading zeros, or "" (default port)
+    std::string path;     // "/" at least
+    std::optional<std::string> query; // without '?'
+};
+
+std::string lower(std::string_view text) {
+    std::string out(text);
+    for (char& c : out) {
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    }
+    return out;
+}
+
+bool is_scheme_char(char c, bool first) {
+    unsigned char u = static_cast<unsigned char>(c);
+    if (std::isalpha(u)) {
+        return true;
+    }
+    return !first && (std::isdigit(u) || c == '+' || c == '-' || c == '.');
+}
+
+// "%2f" -> "%2F": both spell the same octet. Nothing is decoded.
+std::string upper_percent_escapes(std::string_view text) {
+    std::string out(text);
+    for (size_t i = 0; i + 2 < out.size(); ++i) {
+        if (out[i] == '%' && std::isxdigit(static_cast<unsigned char>(out[i + 1])) &&
+            std::isxdigit(static_cast<unsigned char>(out[i + 2]))) {
+            out[i + 1] = static_cast<char>(std::toupper(static_cast<unsigned char>(out[i + 1])));
+            out[i + 2] = static_cast<char>(std::toupper(static_cast<unsigned char>(out[i + 2])));
+            i += 2;
+        }
+    }
+    return out;
+}
+
+// RFC 3986 section 5.2.4, as libcurl applies it before sending ("/a/./b/../c" -> "/a/c").
+std::string remove_dot_segments(std::string_view input) {
+    std::vector<std::string_view> segments;
+    size_t at = 1; // input starts with '/'
+    bool trailing_slash = false;
+    while (at <= input.size()) {
+        size_t end = input.find('/', at);
+        if (end == std::string_view::npos) {
+            end = input.size();
+        }
+        std::string_view segment = input.substr(at, end - at);
+        bool last = end == input.size();
+        if (segment == ".") {
+            trailing_slash = last;
+        } else if (segment == "..") {
+            if (!segments.empty()) {
+                segments.pop_back();
+            }
+            trailing_slash = last;
+        } else {
+            segments.push_back(segment);
+            trailing_slash = false;
+        }
+        at = end + 1;
+    }
+    std::string out;
+    for (std::string_view segment : segments) {
+        out += '/';
+        out += segment;
+    }
+    if (trailing_slash || out.empty()) {
+        out += '/';
+    }
+    return out;
+}
+
+uint16_t default_port(std::string_view scheme) {
+    if (scheme == "http" || scheme == "ws") {
+        return 80;
+    }
+    if (scheme == "https" || scheme == "wss") {
+        return 443;
+    }
+    return 0;
+}
+
+Url parse(std::string_view text) {
+    Url url;
+    if (size_t hash = text.find('#'); hash != std::string_view::npos) {
+        text = text.substr(0, hash);
+    }
+    // Scheme: "[alpha][alnum+-.]*://"; a URL without one is http, as curl guesses.
+    size_t colon = text.find("://");
+    bool has_scheme = colon != std::string_view::npos && colon > 0;
+    for (size_t i = 0; has_scheme && i < colon; ++i) {
+        has_scheme = is_scheme_char(text[i], i == 0);
+    }
+    if (has_scheme) {
+        url.scheme = lower(text.substr(0, colon));
+        text.remove_prefix(colon + 3);
+    } else {
+        url.scheme = "http";
+    }
+    size_t authority_end = text.find_first_of("/?");
+    std::string_view authority = text.substr(0, authority_end);
+    text = authority_end == std::string_view::npos ? std::string_view{}
+                                                   : text.substr(authority_end);
+    if (size_t at = authority.rfind('@'); at != std::string_view::npos) {
+        url.userinfo = std::string(authority.substr(0, at));
+        authority.remove_prefix(at + 1);
+    }
+    // Port: after the last ':' that is not inside an IPv6 literal's brackets.
+    size_t port_colon = authority.rfind(':');
+    size_t bracket = authority.rfind(']');
+    if (port_colon != std::string_view::npos &&
+        (bracket == std::string_view::npos || port_colon > bracket)) {
+        std::string_view port = authority.substr(port_colon + 1);
+        authority = authority.substr(0, port_colon);
+        bool digits = std::all_of(port.begin(), port.end(),
+                                  [](char c) { return c >= '0' && c <= '9'; });
+        if (digits) {
+            while (port.size() > 1 && port.front() == '0') {
+                port.remove_prefix(1);
+            }
+            bool is_default = port.empty() || (port.size() <= 5 && std::stoul(std::string(port)) ==
+                                                                       default_port(url.scheme));
+            url.port = is_default ? std::string() : std::string(port);
+        } else {
+            url.port = std::string(port); // not a number: kept verbatim, never merged
+        }
+    }
+    url.host = lower(authority);
+    size_t question = text.find('?');
+    std::string_view path = text.substr(0, question);
+    if (question != std::string_view::npos) {
+        url.query = upper_percent_escapes(text.substr(question + 1));
+    }
+    url.path = path.empty() ? std::string("/") : remove_dot_segments(upper_percent_escapes(path));
+    return url;
+}
+
+std::vector<std::string_view> split_query(std::string_view query) {
+    std::vector<std::string_view> params;
+    size_t at = 0;
+    while (at <= query.size()) {
+        size_t end = query.find('&', at);
+        if (end == std::string_view::npos) {
+            end = query.size();
+        }
+        if (end > at) { // "a=1&&b=2": empty parameters carry nothing
+            params.push_back(query.substr(at, end - at));
+        }
+        at = end + 1;
+    }
+    return params;
+}
+
+std::string_view param_name(std::string_view param) {
+    return param.substr(0, param.find('='));
+}
+
+bool ignored(std::string_view name, const config::Settings& settings) {
+    return std::find(settings.ignored_parameters.begin(), settings.ignored_parameters.end(),
+                     name) != settings.ignored_parameters.end();
+}
+
+// Rebuilds a URL; `redact` keeps an ignored parameter's name without its value instead of
+// dropping it, so that a stored URL still shows that the parameter was there.
+std::string build(const Url& url, const config::Settings& settings, bool redact) {
+    std::string out = url.scheme + "://" + url.host;
+    if (!url.port.empty()) {
+        out += ':';
+        out += url.port;
+    }
+    out += url.path;
+    if (!url.query) {
+        return out;
+    }
+    std::vector<std::string> kept;
+    for (std::string_view param : split_query(*url.query)) {
+        std::string_view name = param_name(param);
+        if (!ignored(name, settings)) {
+            kept.emplace_back(param);
+        } else if (redact) {
+            kept.emplace_back(std::string(name) + "=");
+        }
+    }
+    if (settings.sort_query) {
+        std::stable_sort(kept.begin(), kept.end(), [](const std::string& a, const std::string& b) {
+            return param_name(a) < param_name(b);
+        });
+    }
+    if (kept.empty()) {
+        return out;
+    }
+    out += '?';
+    for (size_t i = 0; i < kept.size(); ++i) {
+        if (i > 0) {
+            out += '&';
+        }
+        out += kept[i];
+    }
+    return out;
+}
+
+std::string_view trim(std::string_view text) {
+    while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) {
+        text.remove_prefix(1);
+    }
+    while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) {
+        text.remove_suffix(1);
+    }
+    return text;
+}
+
+using StatePtr = std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)>;
+
+StatePtr new_state() {
+    StatePtr state(XXH3_createState(), &XXH3_freeState);
+    if (!state) {
+        throw std::bad_alloc();
+    }
+    XXH3_128bits_reset(state.get());
+    return state;
+}
+
+// The canonical encoding: every field is a one-byte tag, its length as 8 little-endian
+// bytes, then its bytes. Nothing can run into the next field.
+class Encoder {
+public:
+    Encoder() : m_state(new_state()) {}
+
+    void field(char tag, std::string_view bytes) {
+        unsigned char head[9];
+        head[0] = static_cast<unsigned char>(tag);
+        uint64_t size = bytes.size();
+        for (int i = 0; i < 8; ++i) {
+            head[1 + i] = static_cast<unsigned char>(size >> (8 * i));
+        }
+        XXH3_128bits_update(m_state.get(), head, sizeof head);
+        XXH3_128bits_update(m_state.get(), bytes.data(), bytes.size());
+    }
+
+    void number(char tag, uint64_t value) {
+        char bytes[8];
+        for (int i = 0; i < 8; ++i) {
+            bytes[i] = static_cast<char>(value >> (8 * i));
+        }
+        field(tag, std::string_view(bytes, sizeof bytes));
+    }
+
+    XXH128_hash_t digest() const { return XXH3_128bits_digest(m_state.get()); }
+
+private:
+    StatePtr m_state;
+};
+
+std::string credentials_digest(const Request& request, const config::Settings& settings) {
+    std::string from_url = url_credentials(request.url);
+    bool in_options = std::any_of(request.options.begin(), request.options.end(),
+                                  [](const auto& option) { return option.first == "credentials"; });
+    if (request.credentials.empty() && from_url.empty() && !in_options) {
+        return {};
+    }
+    Encoder encoder;
+    encoder.field('s', k_credentials_salt);
+    encoder.field('b', settings.backend.empty() ? std::string_view{} : settings.backend.front());
+    encoder.field('n', settings.name);
+    encoder.field('c', request.credentials);
+    encoder.field('u', from_url);
+    for (const auto& [name, value] : request.options) {
+        if (name == "credentials") {
+            encoder.field('o', value);
+        }
+    }
+    XXH128_hash_t hash = encoder.digest();
+    char out[16];
+    std::memcpy(out, &hash.high64, 8);
+    std::memcpy(out + 8, &hash.low64, 8);
+    return std::string(out, sizeof out);
+}
+
+int hex_value(char c) {
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
+} // namespace
+
+std::string Key::hex() const {
+    static constexpr char k_digits[] = "0123456789abcdef";
+    std::string out(32, '0');
+    for (int i = 0; i < 16; ++i) {
+        out[15 - i] = k_digits[(high >> (4 * i)) & 0xf];
+        out[31 - i] = k_digits[(low >> (4 * i)) & 0xf];
+    }
+    return out;
+}
+
+std::optional<Key> Key::from_hex(std::string_view hex) {
+    if (hex.size() != 32) {
+        return std::nullopt;
+    }
+    Key key;
+    for (size_t i = 0; i < 32; ++i) {
+        int v = hex_value(hex[i]);
+        if (v < 0) {
+            return std::nullopt;
+        }
+        uint64_t& half = i < 16 ? key.high : key.low;
+        half = (half << 4) | static_cast<uint64_t>(v);
+    }
+    return key;
+}
+
+std::string normalize_url(std::string_view url, const config::Settings& settings) {
+    return build(parse(url), settings, false);
+}
+
+std::string redact_url(std::string_view url, const config::Settings& settings) {
+    return build(parse(url), settings, true);
+}
+
+std::string url_credentials(std::string_view url) {
+    return parse(url).userinfo;
+}
+
+Key make_key(const Request& request, const config::Settings& settings) {
+    Encoder encoder;
+    encoder.number('v', k_key_format_version);
+    std::string method(request.method);
+    for (char& c : method) {
+        c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    }
+    encoder.field('m', method);
+    encoder.field('u', normalize_url(request.url, settings));
+    encoder.field('b', request.body);
+
+    // Matched request headers: names compared case-insensitively, sorted, values trimmed.
+    std::vector<std::string> wanted;
+    for (const std::string& name : settings.match_headers) {
+        wanted.push_back(lower(trim(name)));
+    }
+    std::vector<std::pair<std::string, std::string>> headers;
+    for (const std::string& line : request.headers) {
+        size_t colon = line.find(':');
+        if (colon == std::string::npos) {
+            continue;
+        }
+        std::string name = lower(trim(std::string_view(line).substr(0, colon)));
+        if (std::find(wanted.begin(), wanted.end(), name) != wanted.end()) {
+            headers.emplace_back(name, std::string(trim(std::string_view(line).substr(colon + 1))));
+        }
+    }
+    std::stable_sort(headers.begin(), headers.end(),
+                     [](const auto& a, const auto& b) { return a.first < b.first; });
+    encoder.number('H', headers.size());
+    for (const auto& [name, value] : headers) {
+        encoder.field('h', name);
+        encoder.field('=', value);
+    }
+
+    // An option named "credentials" only enters the key through the salted digest.
+    std::vector<std::pair<std::string, std::string>> options;
+    for (const auto& option : request.options) {
+        if (option.first != "credentials") {
+            options.push_back(option);
+        }
+    }
+    std::sort(options.begin(), options.end());
+    encoder.number('O', options.size());
+    for (const auto& [name, value] : options) {
+        encoder.field('o', name);
+        encoder.field('=', value);
+    }
+
+    encoder.field('c', credentials_digest(request, settings));
+    XXH128_hash_t hash = encoder.digest();
+    return Key{hash.high64, hash.low64};
+}
+
+} // namespace curlcache::core
