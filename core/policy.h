@@ -1,0 +1,66 @@
+// What may be served, fetched and stored: the settings' mode, methods, codes, sizes and
+// per-URL rules, plus the one response header the cache honours (Cache-Control: no-store).
+//
+// Freshness deliberately does not follow the origin's Cache-Control/Expires: curlcache is
+// a "cache everything" tool for CI and scripts (like requests-cache's default), so the
+// lifetime comes from the config: the first urls_expire_after rule that matches, else
+// expire_after. Only no-store is honoured, because an origin that says it must never be
+// stored usually means it (tokens, one-time links).
+#pragma once
+
+#include "config/settings.h"
+#include "core/entry.h"
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace curlcache::core::policy {
+
+enum class Verdict {
+    ok,
+    disabled,   // mode off or disable=true: the cache does not touch anything
+    mode,       // the mode forbids it (readonly never stores; refresh never serves)
+    method,     // not in allowable_methods
+    status,     // not in allowable_codes
+    too_large,  // the body exceeds max_entry_size
+    no_store,   // the response says Cache-Control: no-store
+    url_rule,   // a urls_expire_after rule says do-not-cache
+};
+
+// A short phrase for messages ("method not allowed").
+const char* describe(Verdict verdict);
+
+// May a request with this method and URL be looked up or stored at all? (mode off,
+// disable, method, do-not-cache rule.) The URL may be raw or normalised.
+Verdict request(const config::Settings& settings, std::string_view method, std::string_view url);
+
+// May the cache answer from a stored entry? False in refresh mode.
+bool may_serve(const config::Settings& settings);
+
+// May a stale entry be served (offline mode: anything stored beats the network)?
+bool serve_stale(const config::Settings& settings);
+
+// May the network be used? False in offline mode.
+bool may_fetch(const config::Settings& settings);
+
+// May this response be stored? Checks the request verdict, the mode (readonly), the
+// status, the body size and Cache-Control: no-store in the last header block.
+Verdict store(const config::Settings& settings, const Entry& entry);
+
+// Unix time at which an entry stored `now` for `url` expires; 0 = never.
+int64_t expires_at(const config::Settings& settings, std::string_view url, int64_t now);
+
+// Shell-style glob: '*' any run of characters (including '/'), '?' any one character.
+// Case-sensitive. Used for urls_expire_after and for deleting by URL glob.
+bool glob_match(std::string_view pattern, std::string_view text);
+
+// "host/path" and, when the URL has an explicit port, "host:port/path": what
+// urls_expire_after patterns are matched against (either may match).
+bool url_rule_matches(std::string_view pattern, std::string_view url);
+
+// True when a raw header block (status line and header lines) contains a Cache-Control
+// header with the no-store directive.
+bool has_no_store(std::string_view header_block);
+
+} // namespace curlcache::core::policy
