@@ -27,6 +27,9 @@ class Cache {
 public:
     // Opens the storage the settings name. Fails with a one-line message.
     static std::expected<std::unique_ptr<Cache>, std::string> open(config::Settings settings);
+    // Wraps storage that is already open (a tiered wrapper, a test's own backend).
+    static std::unique_ptr<Cache> with_storage(config::Settings settings,
+                                               std::unique_ptr<backends::Storage> storage);
     ~Cache();
 
     const config::Settings& settings() const { return m_settings; }
@@ -50,11 +53,19 @@ public:
 
     Stats& stats() { return m_stats; }
 
+    // Statistics persistence (core/stats.h). The file this cache's counters are added to,
+    // or "" when they are not persisted (memory backend). flush_stats() adds the counters
+    // not yet saved to it and zeroes them in memory; the destructor and process exit do
+    // it too. Failures are logged once and the counters kept for the next flush.
+    const std::string& stats_path() const { return m_stats_path; }
+    void flush_stats();
+
 private:
     explicit Cache(config::Settings settings, std::unique_ptr<backends::Storage> storage);
     config::Settings m_settings;
     std::unique_ptr<backends::Storage> m_storage;
     Stats m_stats;
+    std::string m_stats_path;
 };
 
 } // namespace curlcache::core

@@ -1,0 +1,340 @@
+// Persistent statistics; see stats.h. The file is a few "name value" lines, written at a
+// fixed width so that a rewrite never needs to shrink the file (one pwrite, no window in
+// which it is empty), and readable by a human or a shell script.
+#include "core/stats.h"
+
+#include "core/log.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cinttypes>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <utility>
+#include <vector>
+
+namespace curlcache::core::stats {
+
+namespace {
+
+// Name and member, in file order. Names never change: old files stay readable.
+using Field = std::pair<const char*, uint64_t Counters::*>;
+constexpr std::array<Field, 9> k_fields{{
+    {"hits", &Counters::hits},
+    {"misses", &Counters::misses},
+    {"stores", &Counters::stores},
+    {"errors", &Counters::errors},
+    {"errors_timeout", &Counters::errors_timeout},
+    {"corrupt", &Counters::corrupt},
+    {"passthrough", &Counters::passthrough},
+    {"bytes_served", &Counters::bytes_served},
+    {"bytes_downloaded", &Counters::bytes_downloaded},
+}};
+
+using AtomicField = std::atomic<uint64_t> Stats::*;
+constexpr std::array<AtomicField, 9> k_atomics{
+    &Stats::hits,        &Stats::misses,       &Stats::stores,
+    &Stats::errors,      &Stats::errors_timeout, &Stats::corrupt,
+    &Stats::passthrough, &Stats::bytes_served, &Stats::bytes_downloaded,
+};
+
+class Fd {
+public:
+    explicit Fd(int fd) : m_fd(fd) {}
+    ~Fd() {
+        if (m_fd >= 0) {
+            ::close(m_fd);
+        }
+    }
+    Fd(const Fd&) = delete;
+    Fd& operator=(const Fd&) = delete;
+    int get() const { return m_fd; }
+
+private:
+    int m_fd;
+};
+
+std::string errno_message(const std::string& what, const std::string& path) {
+    return what + " " + path + ": " + std::strerror(errno);
+}
+
+// Reads the whole (small) file from offset 0.
+backends::Result<Counters> read_fd(int fd, const std::string& path) {
+    std::string text;
+    char buffer[1024];
+    off_t offset = 0;
+    for (;;) {
+        ssize_t n = ::pread(fd, buffer, sizeof buffer, offset);
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return backends::fail(errno_message("cannot read", path));
+        }
+        if (n == 0 || text.size() > (1u << 16)) {
+            break;
+        }
+        text.append(buffer, static_cast<size_t>(n));
+        offset += n;
+    }
+    Counters counters;
+    size_t at = 0;
+    while (at < text.size()) {
+        size_t end = text.find('\n', at);
+        if (end == std::string::npos) {
+            end = text.size();
+        }
+        std::string line = text.substr(at, end - at);
+        at = end + 1;
+        char name[64];
+        unsigned long long value = 0;
+        if (std::sscanf(line.c_str(), "%63s %llu", name, &value) != 2) {
+            continue; // unknown or damaged line: skipped, the rest still counts
+        }
+        for (const Field& field : k_fields) {
+            if (std::strcmp(field.first, name) == 0) {
+                counters.*field.second = value;
+            }
+        }
+    }
+    return counters;
+}
+
+backends::Result<void> write_fd(int fd, const std::string& path, const Counters& counters) {
+    std::string text;
+    for (const Field& field : k_fields) {
+        char line[80];
+        int n = std::snprintf(line, sizeof line, "%-16s %20" PRIu64 "\n", field.first,
+                              counters.*field.second);
+        text.append(line, static_cast<size_t>(n));
+    }
+    size_t done = 0;
+    while (done < text.size()) {
+        ssize_t n = ::pwrite(fd, text.data() + done, text.size() - done, static_cast<off_t>(done));
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return backends::fail(errno_message("cannot write", path));
+        }
+        done += static_cast<size_t>(n);
+    }
+    if (::ftruncate(fd, static_cast<off_t>(text.size())) != 0) {
+        return backends::fail(errno_message("cannot truncate", path));
+    }
+    return {};
+}
+
+// Opens the file for update and takes the exclusive lock (released when fd closes).
+backends::Result<int> open_locked(const std::string& path) {
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        return backends::fail(errno_message("cannot open", path));
+    }
+    while (::flock(fd, LOCK_EX) != 0) {
+        if (errno != EINTR) {
+            std::string message = errno_message("cannot lock", path);
+            ::close(fd);
+            return backends::fail(message);
+        }
+    }
+    return fd;
+}
+
+struct Registry {
+    std::mutex mutex;
+    std::vector<std::pair<Stats*, std::string>> tracked;
+};
+
+// Leaked: the exit handler may run after static destructors.
+Registry& registry() {
+    static Registry* r = new Registry;
+    return *r;
+}
+
+void flush_all_at_exit() {
+    Registry& r = registry();
+    std::lock_guard lock(r.mutex);
+    for (auto& [stats, path] : r.tracked) {
+        Counters delta = take(*stats);
+        if (delta.empty()) {
+            continue;
+        }
+        if (auto done = add_to_file(path, delta); !done) {
+            log::warn_once("stats-flush", "cannot save statistics: %s", done.error().message.c_str());
+        }
+    }
+}
+
+void install_handlers() {
+    static std::once_flag once;
+    std::call_once(once, [] {
+        std::atexit(flush_all_at_exit);
+        pthread_atfork([] { registry().mutex.lock(); }, [] { registry().mutex.unlock(); },
+                       [] {
+                           // The child's copies of the parent's counters are the parent's
+                           // to flush: start from zero.
+                           for (auto& tracked : registry().tracked) {
+                               take(*tracked.first);
+                           }
+                           registry().mutex.unlock();
+                       });
+    });
+}
+
+std::string sanitize(std::string_view name) {
+    std::string out;
+    for (char c : name) {
+        bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                     c == '-' || c == '_' || c == '.';
+        out += plain ? c : '_';
+    }
+    if (out.empty() || out[0] == '.') {
+        out.insert(out.begin(), '_');
+    }
+    return out;
+}
+
+std::string user_cache_dir() {
+    const char* xdg = std::getenv("XDG_CACHE_HOME");
+    if (xdg && xdg[0] == '/') {
+        return std::string(xdg) + "/curlcache";
+    }
+    const char* home = std::getenv("HOME");
+    if (home && home[0] == '/') {
+        return std::string(home) + "/.cache/curlcache";
+    }
+    return {};
+}
+
+} // namespace
+
+Counters& Counters::operator+=(const Counters& other) {
+    for (const Field& field : k_fields) {
+        this->*field.second += other.*field.second;
+    }
+    return *this;
+}
+
+bool Counters::empty() const {
+    for (const Field& field : k_fields) {
+        if (this->*field.second != 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+Counters snapshot(const Stats& stats) {
+    Counters out;
+    for (size_t i = 0; i < k_fields.size(); ++i) {
+        out.*k_fields[i].second = (stats.*k_atomics[i]).load(std::memory_order_relaxed);
+    }
+    return out;
+}
+
+Counters take(Stats& stats) {
+    Counters out;
+    for (size_t i = 0; i < k_fields.size(); ++i) {
+        out.*k_fields[i].second = (stats.*k_atomics[i]).exchange(0, std::memory_order_relaxed);
+    }
+    return out;
+}
+
+void add(Stats& stats, const Counters& counters) {
+    for (size_t i = 0; i < k_fields.size(); ++i) {
+        (stats.*k_atomics[i]).fetch_add(counters.*k_fields[i].second, std::memory_order_relaxed);
+    }
+}
+
+std::string file_path(const config::Settings& settings, const backends::Storage& storage) {
+    std::string_view name = storage.name();
+    std::string location = storage.location();
+    if (name == "memory") {
+        return {};
+    }
+    if (name == "sqlite") {
+        if (settings.sqlite_use_memory || location.empty() || location == ":memory:" ||
+            location.starts_with("file:")) {
+            return {};
+        }
+        return location + ".stats";
+    }
+    if (name == "filesystem") {
+        return location.empty() ? std::string() : location + "/stats";
+    }
+    std::string dir = user_cache_dir();
+    if (dir.empty()) {
+        return {};
+    }
+    // Owner-only, like every folder the cache creates; an existing folder is fine.
+    size_t slash = dir.rfind('/');
+    ::mkdir(dir.substr(0, slash).c_str(), 0700);
+    ::mkdir(dir.c_str(), 0700);
+    std::string space = settings.name.empty() ? std::string("default") : settings.name;
+    std::string file = name == "redis" ? sanitize(space) : sanitize(std::string(name) + "-" + space);
+    return dir + "/" + file + ".stats";
+}
+
+backends::Result<Counters> read_file(const std::string& path) {
+    int raw = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (raw < 0) {
+        if (errno == ENOENT) {
+            return Counters{};
+        }
+        return backends::fail(errno_message("cannot open", path));
+    }
+    Fd fd(raw);
+    while (::flock(fd.get(), LOCK_SH) != 0) {
+        if (errno != EINTR) {
+            return backends::fail(errno_message("cannot lock", path));
+        }
+    }
+    return read_fd(fd.get(), path);
+}
+
+backends::Result<void> add_to_file(const std::string& path, const Counters& delta) {
+    auto raw = open_locked(path);
+    if (!raw) {
+        return std::unexpected(raw.error());
+    }
+    Fd fd(*raw);
+    auto current = read_fd(fd.get(), path);
+    if (!current) {
+        return std::unexpected(current.error());
+    }
+    *current += delta;
+    return write_fd(fd.get(), path, *current);
+}
+
+backends::Result<void> zero_file(const std::string& path) {
+    auto raw = open_locked(path);
+    if (!raw) {
+        return std::unexpected(raw.error());
+    }
+    Fd fd(*raw);
+    return write_fd(fd.get(), path, Counters{});
+}
+
+void track(Stats* stats, const std::string& path) {
+    install_handlers();
+    Registry& r = registry();
+    std::lock_guard lock(r.mutex);
+    r.tracked.emplace_back(stats, path);
+}
+
+void untrack(Stats* stats) {
+    Registry& r = registry();
+    std::lock_guard lock(r.mutex);
+    std::erase_if(r.tracked, [&](const auto& tracked) { return tracked.first == stats; });
+}
+
+} // namespace curlcache::core::stats

@@ -1,0 +1,51 @@
+// Statistics that persist across processes. Counters live in memory (Stats: atomics, no
+// I/O on the hit path) and are added to a small stats file next to the cache when the
+// cache closes or the process exits:
+//   sqlite      <database>.stats
+//   filesystem  <directory>/stats
+//   memory      none (nothing outlives the process)
+//   others      $XDG_CACHE_HOME/curlcache/<namespace>.stats (redis: the namespace is the
+//               cache name, "default" when empty)
+// Every update is a read-modify-write under flock(LOCK_EX), so concurrent processes add up.
+// After fork() the child starts from zero: the parent flushes what it had counted.
+#pragma once
+
+#include "backends/storage.h"
+#include "config/settings.h"
+#include "core/cache.h"
+
+#include <cstdint>
+#include <string>
+
+namespace curlcache::core::stats {
+
+// A plain copy of the counters.
+struct Counters {
+    uint64_t hits = 0, misses = 0, stores = 0, errors = 0, errors_timeout = 0, corrupt = 0,
+             passthrough = 0, bytes_served = 0, bytes_downloaded = 0;
+    Counters& operator+=(const Counters& other);
+    bool empty() const;
+};
+
+Counters snapshot(const Stats& stats);
+// Reads and zeroes every counter (each one atomically).
+Counters take(Stats& stats);
+// Adds counters back (when a flush failed, so nothing is lost).
+void add(Stats& stats, const Counters& counters);
+
+// The stats file of a cache, or "" when its statistics are not persisted.
+std::string file_path(const config::Settings& settings, const backends::Storage& storage);
+
+// The persisted counters; all zero when the file does not exist yet.
+backends::Result<Counters> read_file(const std::string& path);
+// Adds `delta` to the file under an exclusive lock, creating it (0600) if needed.
+backends::Result<void> add_to_file(const std::string& path, const Counters& delta);
+// Resets the file to zero (creating it if needed).
+backends::Result<void> zero_file(const std::string& path);
+
+// Registers a cache's counters to be flushed to `path` at process exit (and zeroed in a
+// forked child). untrack() before the counters go away.
+void track(Stats* stats, const std::string& path);
+void untrack(Stats* stats);
+
+} // namespace curlcache::core::stats
