@@ -63,7 +63,17 @@ CURLCACHE_EXPORT const char *curlcache_backends(void);
 /* ------------------------------------------------------------------------------------ */
 /* Opening a cache                                                                      */
 
-typedef struct curlcache curlcache;
+/* The cache handle. Programs call it `curlcache`. C++ code that also has a namespace
+ * named curlcache (this project's own sources: the library, the command) cannot declare a
+ * type of that name in the global scope, so there the short name is left out and the same
+ * type is written `curlcache_handle`: define CURLCACHE_NO_SHORT_HANDLE_NAME before
+ * including this header (the library's own build does so implicitly). Both names denote
+ * one type, so the ABI and every program's source are unaffected. */
+typedef struct curlcache_handle curlcache_handle;
+#if !(defined(__cplusplus) &&                                                               \
+      (defined(CURLCACHE_BUILDING) || defined(CURLCACHE_NO_SHORT_HANDLE_NAME)))
+typedef struct curlcache_handle curlcache;
+#endif
 
 /* Opens a cache. Settings come, lowest precedence first, from the built-in defaults, the
  * config file (CURLCACHE_CONFIG, then $XDG_CONFIG_HOME/curlcache/config.toml, then
@@ -77,15 +87,15 @@ typedef struct curlcache curlcache;
  * wrong (file:line and key for a config error); close it all the same.
  * Returns CURLCACHE_OK, CURLCACHE_E_CONFIG, CURLCACHE_E_BACKEND, CURLCACHE_E_TIMEOUT,
  * CURLCACHE_E_INVALID_ARGUMENT (cache == NULL) or CURLCACHE_E_OUT_OF_MEMORY. */
-CURLCACHE_EXPORT curlcache_code curlcache_open(curlcache **cache, const char *const *settings);
+CURLCACHE_EXPORT curlcache_code curlcache_open(curlcache_handle **cache, const char *const *settings);
 
 /* Releases the handle and everything it owns; flushes statistics. NULL is ignored. Not to
  * be called while another thread uses the handle. */
-CURLCACHE_EXPORT void curlcache_close(curlcache *cache);
+CURLCACHE_EXPORT void curlcache_close(curlcache_handle *cache);
 
 /* The last detailed message for this handle (empty when the last call succeeded). The
  * string belongs to the handle and is valid until its next call from the same thread. */
-CURLCACHE_EXPORT const char *curlcache_errmsg(const curlcache *cache);
+CURLCACHE_EXPORT const char *curlcache_errmsg(const curlcache_handle *cache);
 
 /* ------------------------------------------------------------------------------------ */
 /* Requests and entries                                                                 */
@@ -115,7 +125,7 @@ CURLCACHE_EXPORT curlcache_code curlcache_request_set_option(curlcache_request *
                                                              const char *value);
 
 /* The key of a request: 32 lower-case hex digits and a NUL written to key_hex. */
-CURLCACHE_EXPORT curlcache_code curlcache_request_key(curlcache *cache,
+CURLCACHE_EXPORT curlcache_code curlcache_request_key(curlcache_handle *cache,
                                                       const curlcache_request *request,
                                                       char key_hex[33]);
 
@@ -124,13 +134,13 @@ typedef struct curlcache_entry curlcache_entry;
 /* Looks the request up. CURLCACHE_OK and a new *entry on a fresh hit; CURLCACHE_E_MISS
  * when there is no entry or it is stale; a backend error otherwise (a corrupt entry is
  * removed and reported as CURLCACHE_E_MISS). Counts a hit or a miss in the statistics. */
-CURLCACHE_EXPORT curlcache_code curlcache_lookup(curlcache *cache,
+CURLCACHE_EXPORT curlcache_code curlcache_lookup(curlcache_handle *cache,
                                                  const curlcache_request *request,
                                                  curlcache_entry **entry);
 
 /* Reads an entry by key (32 hex digits) or by URL (GET), fresh or not, without counting
  * statistics. CURLCACHE_E_MISS when there is none. */
-CURLCACHE_EXPORT curlcache_code curlcache_entry_get(curlcache *cache, const char *key_or_url,
+CURLCACHE_EXPORT curlcache_code curlcache_entry_get(curlcache_handle *cache, const char *key_or_url,
                                                     curlcache_entry **entry);
 
 CURLCACHE_EXPORT void curlcache_entry_free(curlcache_entry *entry);
@@ -157,7 +167,7 @@ CURLCACHE_EXPORT curlcache_code curlcache_entry_body(const curlcache_entry *entr
 /* Stores a response for the request: the raw header block(s) as received, every
  * response's block one after another (status line ... blank line), and the body.
  * CURLCACHE_E_NOT_CACHEABLE or CURLCACHE_E_TOO_LARGE when policy refuses it. */
-CURLCACHE_EXPORT curlcache_code curlcache_store(curlcache *cache,
+CURLCACHE_EXPORT curlcache_code curlcache_store(curlcache_handle *cache,
                                                 const curlcache_request *request,
                                                 const char *headers, size_t headers_size,
                                                 const void *body, size_t body_size);
@@ -179,25 +189,25 @@ typedef struct {
 /* Return 0 to go on, non-zero to stop. */
 typedef int (*curlcache_scan_callback)(const curlcache_meta *meta, void *userp);
 
-CURLCACHE_EXPORT curlcache_code curlcache_scan(curlcache *cache, curlcache_scan_callback cb,
+CURLCACHE_EXPORT curlcache_code curlcache_scan(curlcache_handle *cache, curlcache_scan_callback cb,
                                                void *userp);
 
 /* Deletes by key (32 hex digits), by exact URL, or by URL glob ('*' and '?'); *removed
  * (may be NULL) gets how many entries went. */
-CURLCACHE_EXPORT curlcache_code curlcache_delete(curlcache *cache, const char *key_url_or_glob,
+CURLCACHE_EXPORT curlcache_code curlcache_delete(curlcache_handle *cache, const char *key_url_or_glob,
                                                  uint64_t *removed);
-CURLCACHE_EXPORT curlcache_code curlcache_clear(curlcache *cache);
+CURLCACHE_EXPORT curlcache_code curlcache_clear(curlcache_handle *cache);
 /* Removes expired entries. */
-CURLCACHE_EXPORT curlcache_code curlcache_purge(curlcache *cache, uint64_t *removed);
-CURLCACHE_EXPORT curlcache_code curlcache_vacuum(curlcache *cache);
-CURLCACHE_EXPORT curlcache_code curlcache_count(curlcache *cache, uint64_t *entries,
+CURLCACHE_EXPORT curlcache_code curlcache_purge(curlcache_handle *cache, uint64_t *removed);
+CURLCACHE_EXPORT curlcache_code curlcache_vacuum(curlcache_handle *cache);
+CURLCACHE_EXPORT curlcache_code curlcache_count(curlcache_handle *cache, uint64_t *entries,
                                                 uint64_t *bytes);
 
 /* Called after each copied entry; return non-zero to stop. total may be 0 if unknown. */
 typedef int (*curlcache_progress_callback)(uint64_t done, uint64_t total, void *userp);
 
 /* Copies every entry of `from` into `to` (overwriting same keys). *copied may be NULL. */
-CURLCACHE_EXPORT curlcache_code curlcache_copy(curlcache *from, curlcache *to,
+CURLCACHE_EXPORT curlcache_code curlcache_copy(curlcache_handle *from, curlcache_handle *to,
                                                curlcache_progress_callback progress,
                                                void *userp, uint64_t *copied);
 
@@ -214,8 +224,8 @@ typedef struct {
     uint64_t bytes_downloaded;   /* body bytes fetched from the network on misses */
 } curlcache_stats;
 
-CURLCACHE_EXPORT curlcache_code curlcache_stats_get(curlcache *cache, curlcache_stats *stats);
-CURLCACHE_EXPORT curlcache_code curlcache_stats_zero(curlcache *cache);
+CURLCACHE_EXPORT curlcache_code curlcache_stats_get(curlcache_handle *cache, curlcache_stats *stats);
+CURLCACHE_EXPORT curlcache_code curlcache_stats_zero(curlcache_handle *cache);
 
 /* ------------------------------------------------------------------------------------ */
 /* Configuration and storage facts, for the curlcache command                           */
@@ -269,11 +279,11 @@ typedef struct {
 } curlcache_tier;
 
 /* How many tiers the cache has (at least 1 for an open cache; 0 for NULL). */
-CURLCACHE_EXPORT size_t curlcache_tier_count(curlcache *cache);
+CURLCACHE_EXPORT size_t curlcache_tier_count(curlcache_handle *cache);
 
 /* Fills *tier for tier `index`, asking the backend for its usage. Returns CURLCACHE_OK,
  * CURLCACHE_E_INVALID_ARGUMENT (index out of range, NULL), or a backend error. */
-CURLCACHE_EXPORT curlcache_code curlcache_tier_get(curlcache *cache, size_t index,
+CURLCACHE_EXPORT curlcache_code curlcache_tier_get(curlcache_handle *cache, size_t index,
                                                    curlcache_tier *tier);
 
 /* ------------------------------------------------------------------------------------ */
