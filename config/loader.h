@@ -15,6 +15,7 @@ namespace curlcache::config {
 struct LoadError {
     std::string message; // "path:line: key 'expire_after': bad duration \"5 parsecs\"" or
                          // "CURLCACHE_MODE: unknown mode \"fast\" (normal, offline, ...)"
+    bool io = false;     // the config file could not be read at all (missing, unreadable)
 };
 
 // Warnings (unknown keys, ...) are returned with the settings, never printed here.

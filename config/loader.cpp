@@ -1,0 +1,291 @@
+// Defaults < config file < CURLCACHE_* environment < arguments, each value with its origin.
+#include "config/loader.h"
+
+#include "config/keys.h"
+#include "config/parse.h"
+#include "config/toml_reader.h"
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace curlcache::config {
+
+namespace {
+
+constexpr const char* k_system_file = "/etc/curlcache.toml";
+
+// Reads a variable; an empty value counts as unset (`CURLCACHE_MODE= cmd` clears it).
+class Env {
+  public:
+    explicit Env(const GetEnv& getenv_fn) : m_getenv(getenv_fn) {}
+
+    std::optional<std::string> get(std::string_view name) const {
+        const std::string key(name);
+        const char* value = m_getenv ? m_getenv(key.c_str()) : std::getenv(key.c_str());
+        if (value == nullptr || *value == '\0') {
+            return std::nullopt;
+        }
+        return std::string(value);
+    }
+
+  private:
+    const GetEnv& m_getenv;
+};
+
+bool exists(const std::string& path) {
+    struct stat st {};
+    return ::stat(path.c_str(), &st) == 0;
+}
+
+std::string did_you_mean(std::string_view key) {
+    const std::string suggestion = suggest_key(key);
+    return suggestion.empty() ? "" : " (did you mean '" + suggestion + "'?)";
+}
+
+// How an error about `key` set at `origin` starts.
+std::string prefix(const Origin& origin, std::string_view key) {
+    switch (origin.kind) {
+    case Origin::Kind::file:
+        return origin.where + ": key '" + std::string(key) + "': ";
+    case Origin::Kind::environment:
+        return origin.where + ": ";
+    case Origin::Kind::argument:
+        return "argument '" + std::string(key) + "': ";
+    case Origin::Kind::built_in:
+        break;
+    }
+    return "key '" + std::string(key) + "': ";
+}
+
+std::expected<void, LoadError> set(const KeyDef& def, const Value& value, Origin origin,
+                                   Settings& settings, std::string_view home) {
+    if (auto ok = apply(def, value, settings, home); !ok) {
+        return std::unexpected(LoadError{prefix(origin, def.key) + ok.error()});
+    }
+    settings.origins[std::string(def.key)] = std::move(origin);
+    return {};
+}
+
+// Applies a parsed file's keys; unknown keys become warnings, bad values errors.
+std::expected<void, LoadError> apply_file(const Value& root, const std::string& path,
+                                          Loaded& loaded, std::string_view home) {
+    auto at = [&](const Value& v) { return path + ":" + std::to_string(v.line); };
+    auto one = [&](const std::string& key, const Value& value) -> std::expected<void, LoadError> {
+        const KeyDef* def = find_key(key);
+        if (def == nullptr) {
+            loaded.warnings.push_back(at(value) + ": unknown key '" + key + "'" +
+                                      did_you_mean(key));
+            return {};
+        }
+        if (def->type == KeyType::config_file) {
+            loaded.warnings.push_back(at(value) + ": key '" + key +
+                                      "' is ignored in a file (set CURLCACHE_CONFIG instead)");
+            return {};
+        }
+        return set(*def, value, Origin{Origin::Kind::file, at(value)}, loaded.settings, home);
+    };
+    for (const auto& [key, value] : root.fields) {
+        if (!is_section(key)) {
+            if (auto ok = one(key, value); !ok) {
+                return ok;
+            }
+            continue;
+        }
+        if (value.type != Value::Type::table) {
+            return std::unexpected(LoadError{at(value) + ": key '" + key +
+                                             "': expected a table, got " + type_name(value.type)});
+        }
+        for (const auto& [leaf, leaf_value] : value.fields) {
+            if (auto ok = one(key + "." + leaf, leaf_value); !ok) {
+                return ok;
+            }
+        }
+    }
+    return {};
+}
+
+std::expected<void, LoadError> read_into(const std::string& path, Loaded& loaded,
+                                         std::string_view home, const std::string& who) {
+    auto root = read_toml(path);
+    if (!root) {
+        // Only a file somebody named (a variable, an argument) gets the name in front.
+        const bool named = root.error().io && !who.empty();
+        return std::unexpected(
+            LoadError{(named ? who + ": " : "") + root.error().message, root.error().io});
+    }
+    loaded.settings.config_file = path;
+    return apply_file(*root, path, loaded, home);
+}
+
+// A log file must be writable now rather than fail silently in the middle of a transfer.
+std::expected<void, LoadError> check_log_file(const Settings& settings) {
+    const std::string& path = settings.log_file;
+    if (path.empty()) {
+        return {};
+    }
+    const auto found = settings.origins.find("log_file");
+    const Origin origin = found == settings.origins.end() ? Origin{} : found->second;
+    std::string target = path;
+    int mode = W_OK;
+    if (!exists(path)) {
+        const size_t slash = path.rfind('/');
+        target = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+        mode = W_OK | X_OK;
+    }
+    if (::access(target.c_str(), mode) != 0) {
+        return std::unexpected(LoadError{prefix(origin, "log_file") + "cannot write " +
+                                         quote(path) + " (" + std::strerror(errno) + ")"});
+    }
+    return {};
+}
+
+struct Argument {
+    const KeyDef* def;
+    std::string value;
+};
+
+std::expected<std::vector<Argument>, LoadError> parse_arguments(
+    const std::vector<std::string>& arguments) {
+    std::vector<Argument> parsed;
+    for (const std::string& argument : arguments) {
+        const size_t eq = argument.find('=');
+        if (eq == std::string::npos) {
+            return std::unexpected(
+                LoadError{"argument " + quote(argument) + ": expected key=value"});
+        }
+        const std::string key(trim(std::string_view(argument).substr(0, eq)));
+        const KeyDef* def = find_key(key);
+        if (def == nullptr) {
+            return std::unexpected(LoadError{"argument " + quote(argument) + ": unknown key '" +
+                                             key + "'" + did_you_mean(key)});
+        }
+        parsed.push_back({def, argument.substr(eq + 1)});
+    }
+    return parsed;
+}
+
+} // namespace
+
+std::string find_config_file(const GetEnv& getenv_fn) {
+    const Env env(getenv_fn);
+    if (auto named = env.get("CURLCACHE_CONFIG")) {
+        return *named;
+    }
+    // XDG: a relative XDG_CONFIG_HOME is invalid and ignored, so nothing ever resolves
+    // against the current directory.
+    std::string base;
+    if (auto xdg = env.get("XDG_CONFIG_HOME"); xdg && xdg->starts_with('/')) {
+        base = *xdg;
+    } else if (auto home = env.get("HOME"); home && home->starts_with('/')) {
+        base = *home + "/.config";
+    }
+    if (!base.empty() && exists(base + "/curlcache/config.toml")) {
+        return base + "/curlcache/config.toml";
+    }
+    if (exists(k_system_file)) {
+        return k_system_file;
+    }
+    return "";
+}
+
+std::expected<Loaded, LoadError> load(const std::vector<std::string>& arguments,
+                                      const GetEnv& getenv_fn, const std::string& explicit_file) {
+    const Env env(getenv_fn);
+    const std::string home = env.get("HOME").value_or("");
+    Loaded loaded;
+    Settings& settings = loaded.settings;
+
+    auto parsed = parse_arguments(arguments);
+    if (!parsed) {
+        return std::unexpected(parsed.error());
+    }
+
+    // Which file, and who asked for it.
+    std::string file = explicit_file;
+    Origin file_origin{Origin::Kind::argument, "argument"};
+    std::string who = "argument 'config'";
+    for (const Argument& argument : *parsed) {
+        if (file.empty() && argument.def->type == KeyType::config_file) {
+            file = argument.value;
+        }
+    }
+    if (file.empty()) {
+        if (auto named = env.get("CURLCACHE_CONFIG")) {
+            file = *named;
+            file_origin = Origin{Origin::Kind::environment, "CURLCACHE_CONFIG"};
+            who = "CURLCACHE_CONFIG";
+        } else {
+            file = find_config_file(getenv_fn);
+            file_origin = Origin{};
+            who.clear();
+        }
+    }
+    if (!file.empty()) {
+        if (auto ok = read_into(file, loaded, home, who); !ok) {
+            return std::unexpected(ok.error());
+        }
+        settings.origins["config"] = file_origin;
+    }
+
+    for (const KeyDef& def : keys()) {
+        if (def.type == KeyType::config_file) {
+            continue;
+        }
+        if (auto text = env.get(def.env)) {
+            const Origin origin{Origin::Kind::environment, std::string(def.env)};
+            if (auto ok = set(def, Value::from_text(*text), origin, settings, home); !ok) {
+                return std::unexpected(ok.error());
+            }
+        }
+    }
+
+    for (const Argument& argument : *parsed) {
+        if (argument.def->type == KeyType::config_file) {
+            continue;
+        }
+        const Origin origin{Origin::Kind::argument, "argument"};
+        if (auto ok = set(*argument.def, Value::from_text(argument.value), origin, settings, home);
+            !ok) {
+            return std::unexpected(ok.error());
+        }
+    }
+
+    if (auto ok = check_log_file(settings); !ok) {
+        return std::unexpected(ok.error());
+    }
+    return loaded;
+}
+
+std::expected<Loaded, LoadError> load_file(const std::string& path) {
+    Loaded loaded;
+    const char* home = std::getenv("HOME");
+    if (auto ok = read_into(path, loaded, home ? home : "", ""); !ok) {
+        return std::unexpected(ok.error());
+    }
+    loaded.settings.origins["config"] = Origin{Origin::Kind::argument, "argument"};
+    if (auto ok = check_log_file(loaded.settings); !ok) {
+        return std::unexpected(ok.error());
+    }
+    return loaded;
+}
+
+std::vector<Entry> describe(const Settings& settings) {
+    std::vector<Entry> entries;
+    for (const KeyDef& def : keys()) {
+        Entry entry;
+        entry.key = def.key;
+        entry.env = def.env;
+        entry.value = render(def, settings);
+        if (auto found = settings.origins.find(entry.key); found != settings.origins.end()) {
+            entry.origin = found->second;
+        }
+        entry.help = def.help;
+        entries.push_back(std::move(entry));
+    }
+    return entries;
+}
+
+} // namespace curlcache::config
