@@ -1,0 +1,380 @@
+// hiredis connections: URL parsing, connect/AUTH/SELECT, commands with timeouts, error
+// classification (failure / timeout / server gone), and the connection pool.
+#include "backends/redis_connection.h"
+
+#include <cerrno>
+#include <charconv>
+#include <csignal>
+#include <ctime>
+#include <pthread.h>
+#include <unistd.h>
+
+namespace curlcache::backends {
+namespace {
+
+// hiredis writes with write(2): a server that went away would raise SIGPIPE and kill the
+// host program. Block SIGPIPE in this thread around I/O and swallow one that we caused.
+class SigpipeGuard {
+public:
+    explicit SigpipeGuard(const bool& broken) : m_broken(broken) {
+        sigemptyset(&m_pipe);
+        sigaddset(&m_pipe, SIGPIPE);
+        pthread_sigmask(SIG_BLOCK, &m_pipe, &m_old);
+    }
+    ~SigpipeGuard() {
+        if (m_broken) {
+            sigset_t pending;
+            sigemptyset(&pending);
+            if (sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE)) {
+                timespec zero{};
+                sigtimedwait(&m_pipe, nullptr, &zero);
+            }
+        }
+        pthread_sigmask(SIG_SETMASK, &m_old, nullptr);
+    }
+    SigpipeGuard(const SigpipeGuard&) = delete;
+    SigpipeGuard& operator=(const SigpipeGuard&) = delete;
+
+private:
+    const bool& m_broken;
+    sigset_t m_pipe;
+    sigset_t m_old;
+};
+
+timeval to_timeval(int64_t ms) {
+    return timeval{static_cast<time_t>(ms / 1000), static_cast<suseconds_t>((ms % 1000) * 1000)};
+}
+
+std::string percent_decode(std::string_view text) {
+    std::string out;
+    for (size_t i = 0; i < text.size(); ++i) {
+        int value = 0;
+        if (text[i] == '%' && i + 2 < text.size() &&
+            std::from_chars(text.data() + i + 1, text.data() + i + 3, value, 16).ptr ==
+                text.data() + i + 3) {
+            out += static_cast<char>(value);
+            i += 2;
+        } else {
+            out += text[i];
+        }
+    }
+    return out;
+}
+
+bool parse_int(std::string_view text, int low, int high, int& value) {
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    return ec == std::errc() && end == text.data() + text.size() && value >= low && value <= high;
+}
+
+std::string first_line(const char* text, size_t size) {
+    std::string_view view(text, size);
+    return std::string(view.substr(0, view.find_first_of("\r\n")));
+}
+
+} // namespace
+
+std::string RedisEndpoint::display() const {
+    if (!socket_path.empty()) {
+        return "unix://" + socket_path + (db != 0 ? "?db=" + std::to_string(db) : "");
+    }
+    bool v6 = host.find(':') != std::string::npos;
+    return "redis://" + (v6 ? '[' + host + ']' : host) + ':' + std::to_string(port) + '/' +
+           std::to_string(db);
+}
+
+Result<RedisEndpoint> parse_redis_url(std::string_view url) {
+    RedisEndpoint endpoint;
+    bool unix_socket = url.starts_with("unix://");
+    if (!url.starts_with("redis://") && !unix_socket) {
+        return fail("redis.url: expected redis://[:password@]host[:port][/db] or "
+                    "unix:///path/to/socket (got a different scheme)");
+    }
+    std::string_view rest = url.substr(unix_socket ? 7 : 8);
+    std::string_view query;
+    if (auto mark = rest.find('?'); mark != std::string_view::npos) {
+        query = rest.substr(mark + 1);
+        rest = rest.substr(0, mark);
+    }
+    // Userinfo ends at the last '@' before the path (a password may contain '/').
+    if (auto at = rest.rfind('@'); at != std::string_view::npos) {
+        std::string_view userinfo = rest.substr(0, at);
+        rest = rest.substr(at + 1);
+        if (auto colon = userinfo.find(':'); colon != std::string_view::npos) {
+            endpoint.user = percent_decode(userinfo.substr(0, colon));
+            endpoint.password = percent_decode(userinfo.substr(colon + 1));
+        } else {
+            endpoint.password = percent_decode(userinfo);
+        }
+    }
+    if (unix_socket) {
+        if (!rest.starts_with('/')) {
+            return fail("redis.url: unix:// needs an absolute socket path (unix:///path)");
+        }
+        endpoint.socket_path = rest;
+    } else {
+        std::string_view authority = rest.substr(0, rest.find('/'));
+        std::string_view path = rest.substr(authority.size());
+        std::string_view port;
+        if (authority.starts_with('[')) {
+            auto close = authority.find(']');
+            if (close == std::string_view::npos) {
+                return fail("redis.url: unterminated IPv6 address");
+            }
+            endpoint.host = authority.substr(1, close - 1);
+            std::string_view after = authority.substr(close + 1);
+            if (!after.empty() && !after.starts_with(':')) {
+                return fail("redis.url: unexpected text after the IPv6 address");
+            }
+            port = after.empty() ? after : after.substr(1);
+        } else {
+            auto colon = authority.find(':');
+            endpoint.host = authority.substr(0, colon);
+            port = colon == std::string_view::npos ? std::string_view{} : authority.substr(colon + 1);
+        }
+        if (endpoint.host.empty()) {
+            return fail("redis.url: missing host");
+        }
+        if (!port.empty() && !parse_int(port, 1, 65535, endpoint.port)) {
+            return fail("redis.url: bad port \"" + std::string(port) + "\"");
+        }
+        if (path.size() > 1 && !parse_int(path.substr(1), 0, 1 << 20, endpoint.db)) {
+            return fail("redis.url: bad database number \"" + std::string(path.substr(1)) + "\"");
+        }
+    }
+    if (query.starts_with("db=")) {
+        if (!parse_int(query.substr(3), 0, 1 << 20, endpoint.db)) {
+            return fail("redis.url: bad database number \"" + std::string(query.substr(3)) + "\"");
+        }
+    } else if (!query.empty()) {
+        return fail("redis.url: unknown parameter \"" + std::string(query) + "\" (only db=N)");
+    }
+    return endpoint;
+}
+
+Result<std::unique_ptr<RedisConnection>>
+RedisConnection::connect(const RedisEndpoint& endpoint, int64_t connect_timeout_ms,
+                         int64_t command_timeout_ms) {
+    std::string where = "redis " + endpoint.display();
+    redisContext* raw = nullptr;
+    if (connect_timeout_ms > 0) {
+        timeval limit = to_timeval(connect_timeout_ms);
+        raw = endpoint.socket_path.empty()
+                  ? redisConnectWithTimeout(endpoint.host.c_str(), endpoint.port, limit)
+                  : redisConnectUnixWithTimeout(endpoint.socket_path.c_str(), limit);
+    } else {
+        raw = endpoint.socket_path.empty() ? redisConnect(endpoint.host.c_str(), endpoint.port)
+                                           : redisConnectUnix(endpoint.socket_path.c_str());
+    }
+    if (raw == nullptr) {
+        return fail(where + ": out of memory");
+    }
+    std::unique_ptr<redisContext, RedisContextFree> context(raw);
+    if (context->err != 0) {
+        int saved = errno;
+        std::string reason = context->errstr;
+        if (saved == ETIMEDOUT || reason.find("timed out") != std::string::npos) {
+            return backends::timed_out(where + ": no connection within " + std::to_string(connect_timeout_ms) +
+                             " ms");
+        }
+        return fail(where + ": cannot connect: " + reason);
+    }
+    if (command_timeout_ms > 0 && redisSetTimeout(context.get(), to_timeval(command_timeout_ms)) != REDIS_OK) {
+        return fail(where + ": cannot set the command timeout");
+    }
+    std::unique_ptr<RedisConnection> connection(new RedisConnection(std::move(context), where));
+    if (!endpoint.password.empty()) {
+        if (endpoint.user.empty()) {
+            connection->append({"AUTH", endpoint.password});
+        } else {
+            connection->append({"AUTH", endpoint.user, endpoint.password});
+        }
+        auto reply = connection->read_reply();
+        if (!reply) {
+            return std::unexpected(reply.error());
+        }
+        if ((*reply)->type == REDIS_REPLY_ERROR) {
+            return fail(where + ": authentication failed (" +
+                        first_line((*reply)->str, (*reply)->len) + ")");
+        }
+    }
+    if (endpoint.db != 0) {
+        auto reply = connection->command({"SELECT", std::to_string(endpoint.db)});
+        if (!reply) {
+            return std::unexpected(reply.error());
+        }
+    }
+    return connection;
+}
+
+void RedisConnection::append(std::initializer_list<std::string_view> args) {
+    const char* argv[16];
+    size_t lengths[16];
+    int count = 0;
+    for (auto arg : args) {
+        argv[count] = arg.data();
+        lengths[count] = arg.size();
+        if (++count == 16) {
+            break;
+        }
+    }
+    if (redisAppendCommandArgv(m_context.get(), count, argv, lengths) != REDIS_OK) {
+        m_broken = true;
+    }
+}
+
+void RedisConnection::append_raw(std::string_view bytes) {
+    if (redisAppendFormattedCommand(m_context.get(), bytes.data(), bytes.size()) != REDIS_OK) {
+        m_broken = true;
+    }
+}
+
+Result<void> RedisConnection::flush() {
+    if (m_broken) {
+        return fail(m_where + ": out of memory");
+    }
+    SigpipeGuard guard(m_broken);
+    int done = 0;
+    while (done == 0) {
+        if (redisBufferWrite(m_context.get(), &done) != REDIS_OK) {
+            return io_error();
+        }
+    }
+    return {};
+}
+
+Result<RedisReplyPtr> RedisConnection::read_reply() {
+    if (m_broken) {
+        return fail(m_where + ": out of memory");
+    }
+    SigpipeGuard guard(m_broken);
+    void* reply = nullptr;
+    if (redisGetReply(m_context.get(), &reply) != REDIS_OK || reply == nullptr) {
+        return io_error();
+    }
+    return RedisReplyPtr(static_cast<redisReply*>(reply));
+}
+
+Result<RedisReplyPtr> RedisConnection::command(std::initializer_list<std::string_view> args) {
+    append(args);
+    auto reply = read_reply();
+    if (reply && (*reply)->type == REDIS_REPLY_ERROR) {
+        return reply_error(**reply);
+    }
+    return reply;
+}
+
+Result<RedisReplyPtr> RedisConnection::command(const std::vector<std::string>& args) {
+    std::vector<const char*> argv;
+    std::vector<size_t> lengths;
+    argv.reserve(args.size());
+    lengths.reserve(args.size());
+    for (const auto& arg : args) {
+        argv.push_back(arg.data());
+        lengths.push_back(arg.size());
+    }
+    if (redisAppendCommandArgv(m_context.get(), static_cast<int>(argv.size()), argv.data(),
+                               lengths.data()) != REDIS_OK) {
+        m_broken = true;
+    }
+    auto reply = read_reply();
+    if (reply && (*reply)->type == REDIS_REPLY_ERROR) {
+        return reply_error(**reply);
+    }
+    return reply;
+}
+
+std::unexpected<Error> RedisConnection::reply_error(const redisReply& reply) const {
+    std::string text = first_line(reply.str, reply.len);
+    if (text.starts_with("NOAUTH")) {
+        return fail(m_where + ": authentication required (put the password in redis.url)");
+    }
+    if (text.starts_with("WRONGPASS")) {
+        return fail(m_where + ": authentication failed");
+    }
+    return fail(m_where + ": " + text);
+}
+
+std::unexpected<Error> RedisConnection::io_error() {
+    int saved = errno;
+    m_broken = true;
+    int kind = m_context->err;
+    m_timed_out = kind == REDIS_ERR_IO && (saved == EAGAIN || saved == EWOULDBLOCK || saved == ETIMEDOUT);
+    m_lost = kind == REDIS_ERR_EOF ||
+             (kind == REDIS_ERR_IO && (saved == ECONNRESET || saved == EPIPE));
+    if (m_timed_out) {
+        return backends::timed_out(m_where + ": no answer within the command timeout");
+    }
+    return fail(m_where + ": " + (m_lost ? std::string("connection lost") : m_context->errstr));
+}
+
+struct RedisPool::State {
+    RedisEndpoint endpoint;
+    int64_t connect_timeout_ms = 0;
+    int64_t command_timeout_ms = 0;
+    std::mutex mutex;
+    pid_t pid = getpid();
+    std::vector<std::unique_ptr<RedisConnection>> idle;
+    std::chrono::steady_clock::time_point retry_at{};
+    Error last_error;
+};
+
+RedisPool::RedisPool(RedisEndpoint endpoint, int64_t connect_timeout_ms, int64_t command_timeout_ms)
+    : m_state(std::make_unique<State>()) {
+    m_state->endpoint = std::move(endpoint);
+    m_state->connect_timeout_ms = connect_timeout_ms;
+    m_state->command_timeout_ms = command_timeout_ms;
+}
+RedisPool::RedisPool(RedisPool&&) noexcept = default;
+RedisPool::~RedisPool() = default;
+
+const RedisEndpoint& RedisPool::endpoint() const { return m_state->endpoint; }
+
+Result<std::unique_ptr<RedisConnection>> RedisPool::checkout(bool& reused) {
+    State& state = *m_state;
+    {
+        std::lock_guard guard(state.mutex);
+        if (state.pid != getpid()) {
+            state.idle.clear(); // closes the child's copies of the parent's sockets
+            state.pid = getpid();
+        }
+        if (!state.idle.empty()) {
+            auto connection = std::move(state.idle.back());
+            state.idle.pop_back();
+            reused = true;
+            return connection;
+        }
+        if (std::chrono::steady_clock::now() < state.retry_at) {
+            return std::unexpected(state.last_error);
+        }
+    }
+    reused = false;
+    auto connection = RedisConnection::connect(state.endpoint, state.connect_timeout_ms,
+                                               state.command_timeout_ms);
+    if (!connection) {
+        std::lock_guard guard(state.mutex);
+        state.retry_at = std::chrono::steady_clock::now() + k_retry_backoff;
+        state.last_error = connection.error();
+    }
+    return connection;
+}
+
+void RedisPool::checkin(std::unique_ptr<RedisConnection> connection) {
+    State& state = *m_state;
+    std::lock_guard guard(state.mutex);
+    if (connection->broken()) {
+        if (connection->lost() || connection->timed_out()) {
+            state.idle.clear(); // the others talk to the same dead or hung server
+        }
+        if (connection->timed_out()) {
+            state.retry_at = std::chrono::steady_clock::now() + k_retry_backoff;
+            state.last_error = Error{ErrorKind::timeout,
+                                     connection->where() + ": not answering (timeout); retrying later"};
+        }
+        return;
+    }
+    if (state.pid == getpid() && state.idle.size() < 16) {
+        state.idle.push_back(std::move(connection));
+    }
+}
+
+} // namespace curlcache::backends

@@ -1,0 +1,112 @@
+// One hiredis connection with timeouts and error classification, and the small pool the
+// Redis backend draws connections from. Internal to the backends room.
+#pragma once
+
+#include "backends/redis_storage.h"
+#include "backends/storage.h"
+
+#include <hiredis/hiredis.h>
+
+#include <chrono>
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <sys/types.h>
+#include <vector>
+
+namespace curlcache::backends {
+
+struct RedisContextFree {
+    void operator()(redisContext* context) const { redisFree(context); }
+};
+struct RedisReplyFree {
+    void operator()(redisReply* reply) const { freeReplyObject(reply); }
+};
+using RedisReplyPtr = std::unique_ptr<redisReply, RedisReplyFree>;
+
+class RedisConnection {
+public:
+    // Connects, authenticates and selects the database. AUTH failure says so plainly.
+    static Result<std::unique_ptr<RedisConnection>>
+    connect(const RedisEndpoint& endpoint, int64_t connect_timeout_ms, int64_t command_timeout_ms);
+
+    // Sends one command and reads its reply; an error reply becomes a failure.
+    Result<RedisReplyPtr> command(std::initializer_list<std::string_view> args);
+    Result<RedisReplyPtr> command(const std::vector<std::string>& args);
+
+    // Pipelining: queue commands (or raw protocol bytes), flush, then read the replies
+    // one by one. read_reply() returns error replies as replies (type REDIS_REPLY_ERROR).
+    void append(std::initializer_list<std::string_view> args);
+    void append_raw(std::string_view bytes);
+    Result<void> flush();
+    Result<RedisReplyPtr> read_reply();
+
+    // The connection is unusable (I/O error, timeout, protocol error): drop it.
+    bool broken() const { return m_broken; }
+    // It broke because the server went away (EOF, reset): a fresh connection may work.
+    bool lost() const { return m_lost; }
+    // It broke on a timeout.
+    bool timed_out() const { return m_timed_out; }
+
+    // "redis 127.0.0.1:6379", for messages.
+    const std::string& where() const { return m_where; }
+
+    // Turns an error reply into a failure with a clear message.
+    std::unexpected<Error> reply_error(const redisReply& reply) const;
+
+private:
+    RedisConnection(std::unique_ptr<redisContext, RedisContextFree> context, std::string where)
+        : m_context(std::move(context)), m_where(std::move(where)) {}
+    std::unexpected<Error> io_error();
+
+    std::unique_ptr<redisContext, RedisContextFree> m_context;
+    std::string m_where;
+    bool m_broken = false;
+    bool m_lost = false;
+    bool m_timed_out = false;
+};
+
+// Idle connections kept for reuse; a new one is made when none is idle. After a failed
+// connect or a timeout, every operation fails at once until the backoff has passed, so a
+// dead or hung server costs one timeout per k_retry_backoff, not one per operation. A
+// forked child never reuses its parent's sockets.
+class RedisPool {
+public:
+    static constexpr std::chrono::milliseconds k_retry_backoff{1000};
+
+    RedisPool(RedisEndpoint endpoint, int64_t connect_timeout_ms, int64_t command_timeout_ms);
+    RedisPool(RedisPool&&) noexcept;
+    ~RedisPool();
+
+    const RedisEndpoint& endpoint() const;
+
+    // Runs fn(RedisConnection&) -> Result<T> on a connection. A reused connection that
+    // turns out lost (the server restarted) is replaced and fn runs once more.
+    template <class T, class Fn> Result<T> run(Fn&& fn) {
+        for (int attempt = 0;; ++attempt) {
+            bool reused = false;
+            auto connection = checkout(reused);
+            if (!connection) {
+                return std::unexpected(connection.error());
+            }
+            Result<T> result = fn(**connection);
+            bool retry = (*connection)->lost() && reused && attempt == 0;
+            checkin(std::move(*connection));
+            if (!retry) {
+                return result;
+            }
+        }
+    }
+
+private:
+    struct State;
+    Result<std::unique_ptr<RedisConnection>> checkout(bool& reused);
+    void checkin(std::unique_ptr<RedisConnection> connection);
+
+    std::unique_ptr<State> m_state;
+};
+
+} // namespace curlcache::backends

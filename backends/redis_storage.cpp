@@ -1,0 +1,425 @@
+// Redis backend. Layout under the namespace <ns> (the cache name, default "curlcache"):
+//   <ns>:e:<key>     the value, binary-safe
+//   <ns>:m:<key>     compact metadata "1 status created expires size method_len method url",
+//                    so list/show/usage never fetch values
+//   <ns>:lock:<key>  coalescing lock: SET NX PX with a random token, compare-and-delete
+// Expiry is Redis's own (PEXPIREAT on both keys). Scans use SCAN MATCH in batches of 500,
+// never KEYS; clear deletes only this namespace, never FLUSHDB.
+//
+// Connections: a small pool (one connection per concurrent caller, idle ones kept) rather
+// than one mutex-guarded connection, so threads never queue behind another's large value.
+// After a failed connect, operations fail at once for k_retry_backoff_ms: a dead server
+// costs one connect timeout per second, not one per transfer.
+#include "backends/redis_connection.h"
+#include "backends/redis_storage.h"
+
+#include <hiredis/hiredis.h>
+
+#include <charconv>
+#include <chrono>
+#include <cstring>
+#include <mutex>
+#include <random>
+#include <unistd.h>
+#include <unordered_map>
+
+namespace curlcache::backends {
+namespace {
+
+constexpr size_t k_scan_batch = 500;
+constexpr size_t k_write_chunk = 1 << 20; // flush the output buffer every MiB of a value
+
+// A compare-and-delete: only the holder's token removes the lock.
+constexpr const char* k_unlock_script =
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) "
+    "else return 0 end";
+
+bool valid_key(std::string_view key) {
+    return !key.empty() && key.size() <= 256 && key.find(':') == std::string_view::npos;
+}
+
+// Escapes the glob characters of SCAN MATCH.
+std::string glob_escape(std::string_view text) {
+    std::string out;
+    for (char c : text) {
+        if (c == '*' || c == '?' || c == '[' || c == ']' || c == '\\') {
+            out += '\\';
+        }
+        out += c;
+    }
+    return out;
+}
+
+std::string encode_meta(const Metadata& meta, uint64_t size) {
+    std::string out = "1 " + std::to_string(meta.status) + ' ' + std::to_string(meta.created) +
+                      ' ' + std::to_string(meta.expires) + ' ' + std::to_string(size) + ' ' +
+                      std::to_string(meta.method.size()) + ' ';
+    out += meta.method;
+    out += meta.url;
+    return out;
+}
+
+template <class T> bool read_number(std::string_view& text, T& value) {
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (ec != std::errc() || end == text.data() + text.size() || *end != ' ') {
+        return false;
+    }
+    text.remove_prefix(static_cast<size_t>(end - text.data()) + 1);
+    return true;
+}
+
+std::optional<Metadata> decode_meta(std::string_view key, std::string_view text) {
+    Metadata meta;
+    meta.key = key;
+    int version = 0;
+    size_t method_size = 0;
+    if (!read_number(text, version) || version != 1 || !read_number(text, meta.status) ||
+        !read_number(text, meta.created) || !read_number(text, meta.expires) ||
+        !read_number(text, meta.size) || !read_number(text, method_size) ||
+        method_size > text.size()) {
+        return std::nullopt;
+    }
+    meta.method = text.substr(0, method_size);
+    meta.url = text.substr(method_size);
+    return meta;
+}
+
+std::string random_token() {
+    thread_local std::mt19937_64 engine{std::random_device{}() ^
+                                        (static_cast<uint64_t>(getpid()) << 32)};
+    static constexpr char k_hex[] = "0123456789abcdef";
+    std::string token;
+    for (int i = 0; i < 2; ++i) {
+        uint64_t bits = engine();
+        for (int j = 0; j < 16; ++j) {
+            token += k_hex[(bits >> (j * 4)) & 15];
+        }
+    }
+    return token;
+}
+
+class RedisStorage final : public Storage {
+public:
+    RedisStorage(RedisPool pool, std::string ns, uint64_t max_size)
+        : m_pool(std::move(pool)), m_ns(std::move(ns)), m_max_size(max_size) {}
+
+    std::string_view name() const override { return "redis"; }
+    std::string location() const override { return m_pool.endpoint().display() + ' ' + m_ns; }
+
+    Result<std::optional<Blob>> get(std::string_view key) override {
+        if (!valid_key(key)) {
+            return std::optional<Blob>{};
+        }
+        std::string ekey = item(key, 'e');
+        return m_pool.run<std::optional<Blob>>(
+            [&](RedisConnection& conn) -> Result<std::optional<Blob>> {
+                auto reply = conn.command({"GET", ekey});
+                if (!reply) {
+                    return std::unexpected(reply.error());
+                }
+                if ((*reply)->type == REDIS_REPLY_NIL) {
+                    return std::optional<Blob>{};
+                }
+                if ((*reply)->type != REDIS_REPLY_STRING) {
+                    return fail(conn.where() + ": unexpected reply to GET");
+                }
+                return std::optional<Blob>{
+                    std::make_shared<const std::string>((*reply)->str, (*reply)->len)};
+            });
+    }
+
+    Result<std::optional<Metadata>> get_metadata(std::string_view key) override {
+        if (!valid_key(key)) {
+            return std::optional<Metadata>{};
+        }
+        std::string mkey = item(key, 'm');
+        return m_pool.run<std::optional<Metadata>>(
+            [&](RedisConnection& conn) -> Result<std::optional<Metadata>> {
+                auto reply = conn.command({"GET", mkey});
+                if (!reply) {
+                    return std::unexpected(reply.error());
+                }
+                if ((*reply)->type != REDIS_REPLY_STRING) {
+                    return std::optional<Metadata>{};
+                }
+                return decode_meta(key, {(*reply)->str, (*reply)->len});
+            });
+    }
+
+    // One MULTI/EXEC: readers see the old entry or the new one. The value is streamed
+    // into one SET as raw protocol, piece by piece, so it is never concatenated.
+    Result<void> put(const Metadata& meta, Pieces value) override {
+        if (!valid_key(meta.key)) {
+            return fail("redis: invalid key \"" + meta.key + "\"");
+        }
+        uint64_t total = 0;
+        for (auto piece : value) {
+            total += piece.size();
+        }
+        std::string ekey = item(meta.key, 'e');
+        std::string mkey = item(meta.key, 'm');
+        std::string meta_text = encode_meta(meta, total);
+        std::string expire_at = std::to_string(meta.expires * 1000);
+        return m_pool.run<void>([&](RedisConnection& conn) -> Result<void> {
+            size_t replies = 0;
+            conn.append({"MULTI"}), ++replies;
+            std::string head = "*3\r\n$3\r\nSET\r\n$" + std::to_string(ekey.size()) + "\r\n" +
+                               ekey + "\r\n$" + std::to_string(total) + "\r\n";
+            conn.append_raw(head);
+            for (auto piece : value) {
+                for (size_t at = 0; at < piece.size(); at += k_write_chunk) {
+                    conn.append_raw(piece.substr(at, k_write_chunk));
+                    if (auto flushed = conn.flush(); !flushed) {
+                        return flushed;
+                    }
+                }
+            }
+            conn.append_raw("\r\n"), ++replies;
+            conn.append({"SET", mkey, meta_text}), ++replies;
+            if (meta.expires > 0) {
+                conn.append({"PEXPIREAT", ekey, expire_at}), ++replies;
+                conn.append({"PEXPIREAT", mkey, expire_at}), ++replies;
+            }
+            conn.append({"EXEC"}), ++replies;
+            for (size_t i = 0; i < replies; ++i) {
+                auto reply = conn.read_reply();
+                if (!reply) {
+                    return std::unexpected(reply.error());
+                }
+                if (i + 1 == replies && (*reply)->type != REDIS_REPLY_ARRAY) {
+                    return fail(conn.where() + ": transaction aborted");
+                }
+            }
+            return {};
+        });
+    }
+
+    Result<bool> remove(std::string_view key) override {
+        if (!valid_key(key)) {
+            return false;
+        }
+        std::string ekey = item(key, 'e');
+        std::string mkey = item(key, 'm');
+        return m_pool.run<bool>([&](RedisConnection& conn) -> Result<bool> {
+            auto reply = conn.command({"DEL", ekey, mkey});
+            if (!reply) {
+                return std::unexpected(reply.error());
+            }
+            return (*reply)->type == REDIS_REPLY_INTEGER && (*reply)->integer > 0;
+        });
+    }
+
+    Result<void> scan(const std::function<bool(const Metadata&)>& visit) override {
+        return m_pool.run<void>([&](RedisConnection& conn) -> Result<void> {
+            bool go_on = true;
+            return scan_keys(conn, glob_escape(m_ns) + ":m:*",
+                             [&](std::vector<std::string>& keys) -> Result<bool> {
+                                 return visit_batch(conn, keys, visit, go_on);
+                             });
+        });
+    }
+
+    Result<void> clear() override {
+        return m_pool.run<void>([&](RedisConnection& conn) -> Result<void> {
+            return scan_keys(conn, glob_escape(m_ns) + ":*",
+                             [&](std::vector<std::string>& keys) -> Result<bool> {
+                                 std::vector<std::string> args{"DEL"};
+                                 for (auto& key : keys) {
+                                     if (own_item(key, 'e') || own_item(key, 'm')) {
+                                         args.push_back(std::move(key));
+                                     }
+                                 }
+                                 if (args.size() > 1) {
+                                     auto reply = conn.command(args);
+                                     if (!reply) {
+                                         return std::unexpected(reply.error());
+                                     }
+                                 }
+                                 return true;
+                             });
+        });
+    }
+
+    Result<Usage> usage() override {
+        Usage usage;
+        usage.max_bytes = m_max_size;
+        auto scanned = scan([&](const Metadata& meta) {
+            ++usage.entries;
+            usage.bytes += meta.size;
+            return true;
+        });
+        if (!scanned) {
+            return std::unexpected(scanned.error());
+        }
+        return usage;
+    }
+
+    Result<bool> try_lock(std::string_view key, int64_t ttl_ms) override {
+        if (!valid_key(key)) {
+            return fail("redis: invalid key \"" + std::string(key) + "\"");
+        }
+        std::string lkey = lock_item(key);
+        std::string token = random_token();
+        std::string ttl = std::to_string(ttl_ms > 0 ? ttl_ms : 1);
+        auto locked = m_pool.run<bool>([&](RedisConnection& conn) -> Result<bool> {
+            auto reply = conn.command({"SET", lkey, token, "NX", "PX", ttl});
+            if (!reply) {
+                return std::unexpected(reply.error());
+            }
+            return (*reply)->type == REDIS_REPLY_STATUS;
+        });
+        if (locked && *locked) {
+            std::lock_guard guard(m_tokens_mutex);
+            forget_tokens_after_fork();
+            m_tokens[lkey] = std::move(token);
+        }
+        return locked;
+    }
+
+    Result<void> unlock(std::string_view key) override {
+        std::string lkey = lock_item(key);
+        std::string token;
+        {
+            std::lock_guard guard(m_tokens_mutex);
+            forget_tokens_after_fork();
+            auto found = m_tokens.find(lkey);
+            if (found == m_tokens.end()) {
+                return {};
+            }
+            token = std::move(found->second);
+            m_tokens.erase(found);
+        }
+        return m_pool.run<void>([&](RedisConnection& conn) -> Result<void> {
+            auto reply = conn.command({"EVAL", k_unlock_script, "1", lkey, token});
+            if (!reply) {
+                return std::unexpected(reply.error());
+            }
+            return {};
+        });
+    }
+
+private:
+    std::string item(std::string_view key, char kind) const {
+        std::string out = m_ns;
+        out += ':';
+        out += kind;
+        out += ':';
+        out += key;
+        return out;
+    }
+    std::string lock_item(std::string_view key) const { return m_ns + ":lock:" + std::string(key); }
+
+    // True for "<ns>:<kind>:<key>" with a valid key (another namespace such as "<ns>:m"
+    // never matches: its keys have one more colon).
+    bool own_item(std::string_view full, char kind) const {
+        return full.size() > m_ns.size() + 3 && full.starts_with(m_ns) &&
+               full[m_ns.size()] == ':' && full[m_ns.size() + 1] == kind &&
+               full[m_ns.size() + 2] == ':' && valid_key(full.substr(m_ns.size() + 3));
+    }
+
+    using Batch = std::function<Result<bool>(std::vector<std::string>&)>;
+
+    // SCAN MATCH pattern COUNT 500 until the cursor returns to 0 or `batch` says stop.
+    static Result<void> scan_keys(RedisConnection& conn, const std::string& pattern,
+                                  const Batch& batch) {
+        std::string cursor = "0";
+        std::string count = std::to_string(k_scan_batch);
+        do {
+            auto reply = conn.command({"SCAN", cursor, "MATCH", pattern, "COUNT", count});
+            if (!reply) {
+                return std::unexpected(reply.error());
+            }
+            redisReply* r = reply->get();
+            if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+                r->element[0]->type != REDIS_REPLY_STRING ||
+                r->element[1]->type != REDIS_REPLY_ARRAY) {
+                return fail(conn.where() + ": unexpected reply to SCAN");
+            }
+            cursor.assign(r->element[0]->str, r->element[0]->len);
+            std::vector<std::string> keys;
+            for (size_t i = 0; i < r->element[1]->elements; ++i) {
+                redisReply* key = r->element[1]->element[i];
+                if (key->type == REDIS_REPLY_STRING) {
+                    keys.emplace_back(key->str, key->len);
+                }
+            }
+            auto more = batch(keys);
+            if (!more) {
+                return std::unexpected(more.error());
+            }
+            if (!*more) {
+                break;
+            }
+        } while (cursor != "0");
+        return {};
+    }
+
+    Result<bool> visit_batch(RedisConnection& conn, std::vector<std::string>& keys,
+                             const std::function<bool(const Metadata&)>& visit, bool& go_on) {
+        std::vector<std::string> args{"MGET"};
+        for (auto& key : keys) {
+            if (own_item(key, 'm')) {
+                args.push_back(std::move(key));
+            }
+        }
+        if (args.size() == 1) {
+            return true;
+        }
+        auto reply = conn.command(args);
+        if (!reply) {
+            return std::unexpected(reply.error());
+        }
+        redisReply* r = reply->get();
+        if (r->type != REDIS_REPLY_ARRAY || r->elements != args.size() - 1) {
+            return fail(conn.where() + ": unexpected reply to MGET");
+        }
+        for (size_t i = 0; i < r->elements && go_on; ++i) {
+            if (r->element[i]->type != REDIS_REPLY_STRING) {
+                continue; // expired or removed since SCAN saw it
+            }
+            std::string_view key = std::string_view(args[i + 1]).substr(m_ns.size() + 3);
+            auto meta = decode_meta(key, {r->element[i]->str, r->element[i]->len});
+            if (meta) {
+                go_on = visit(*meta);
+            }
+        }
+        return go_on;
+    }
+
+    // A child must not release its parent's locks.
+    void forget_tokens_after_fork() {
+        if (m_tokens_pid != getpid()) {
+            m_tokens.clear();
+            m_tokens_pid = getpid();
+        }
+    }
+
+    RedisPool m_pool;
+    std::string m_ns;
+    uint64_t m_max_size;
+    std::mutex m_tokens_mutex;
+    pid_t m_tokens_pid = getpid();
+    std::unordered_map<std::string, std::string> m_tokens; // lock key -> our token
+};
+
+} // namespace
+
+Result<std::unique_ptr<Storage>> open_redis(const config::Settings& settings) {
+    auto endpoint = parse_redis_url(settings.redis_url);
+    if (!endpoint) {
+        return std::unexpected(endpoint.error());
+    }
+    std::string ns = settings.name.empty() ? "curlcache" : settings.name;
+    if (ns.find_first_of(" \r\n") != std::string::npos) {
+        return fail("redis: cache name \"" + ns + "\" must not contain spaces or newlines");
+    }
+    RedisPool pool(*endpoint, settings.redis_connect_timeout_ms,
+                   settings.redis_command_timeout_ms);
+    auto checked = pool.run<void>([](RedisConnection&) -> Result<void> { return {}; });
+    if (!checked) {
+        return std::unexpected(checked.error());
+    }
+    return std::make_unique<RedisStorage>(std::move(pool), std::move(ns), settings.max_size);
+}
+
+} // namespace curlcache::backends
