@@ -1,0 +1,86 @@
+// dlopen: clears RTLD_DEEPBIND, then runs libc's dlopen.
+//
+// A language runtime that loads its curl extension with RTLD_DEEPBIND makes the extension
+// bind to its own libcurl first, so no call would reach the shim. Without the flag the
+// normal global scope (where the preloaded shim comes first) applies again.
+//
+// libc's dlopen looks at its caller (its return address) to choose the RPATH/RUNPATH,
+// $ORIGIN and namespace of the lookup. A wrapper that called it normally would make the
+// shim the caller and break programs that dlopen a plugin by a name only their RUNPATH
+// knows. So on x86-64 the wrapper is a tail jump written in assembly: libc sees the
+// program's own return address. Elsewhere a C++ wrapper is used (with that limitation).
+//
+// Exported as dlopen@@GLIBC_2.34 (what programs built on glibc >= 2.34 and unversioned
+// references bind) and dlopen@GLIBC_2.2.5 (older binaries, through libdl.so.2).
+#include "shim/resolve.h"
+
+#include <dlfcn.h>
+
+static_assert(RTLD_DEEPBIND == 0x8, "the assembly below clears bit 0x8");
+
+// The real dlopen once resolved; read by the assembly without a lock (one aligned word).
+extern "C" {
+__attribute__((visibility("hidden"))) void* curlcache_shim_dlopen_target;
+}
+
+// Slow path of the first call: resolves and remembers the real dlopen, or returns null.
+extern "C" __attribute__((visibility("hidden"), used)) void* curlcache_shim_dlopen_resolve() {
+    void* fn = curlcache::shim::real_dlopen_function();
+    __atomic_store_n(&curlcache_shim_dlopen_target, fn, __ATOMIC_RELEASE);
+    return fn;
+}
+
+#if defined(__x86_64__)
+
+// rdi = file, esi = mode. The slow path keeps both across the call and the stack 16-byte
+// aligned (8 on entry + 2 pushes + 8).
+__asm__(R"(
+    .text
+    .globl curlcache_shim_dlopen
+    .globl curlcache_shim_dlopen_old
+    .type curlcache_shim_dlopen, @function
+    .type curlcache_shim_dlopen_old, @function
+    .symver curlcache_shim_dlopen, dlopen@@GLIBC_2.34
+    .symver curlcache_shim_dlopen_old, dlopen@GLIBC_2.2.5
+    .p2align 4
+curlcache_shim_dlopen:
+curlcache_shim_dlopen_old:
+    .cfi_startproc
+    andl $-9, %esi
+    movq curlcache_shim_dlopen_target(%rip), %rax
+    testq %rax, %rax
+    jz 1f
+    jmp *%rax
+1:
+    pushq %rdi
+    .cfi_adjust_cfa_offset 8
+    pushq %rsi
+    .cfi_adjust_cfa_offset 8
+    subq $8, %rsp
+    .cfi_adjust_cfa_offset 8
+    call curlcache_shim_dlopen_resolve
+    addq $8, %rsp
+    .cfi_adjust_cfa_offset -8
+    popq %rsi
+    .cfi_adjust_cfa_offset -8
+    popq %rdi
+    .cfi_adjust_cfa_offset -8
+    testq %rax, %rax
+    jz 2f
+    jmp *%rax
+2:
+    xorl %eax, %eax
+    ret
+    .cfi_endproc
+    .size curlcache_shim_dlopen, .-curlcache_shim_dlopen
+    .size curlcache_shim_dlopen_old, .-curlcache_shim_dlopen_old
+)");
+
+#else
+
+extern "C" __attribute__((visibility("default"), used, symver("dlopen@@GLIBC_2.34")))
+void* curlcache_shim_dlopen(const char* file, int mode) noexcept {
+    return curlcache::shim::real_dlopen(file, mode & ~RTLD_DEEPBIND);
+}
+
+#endif

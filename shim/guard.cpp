@@ -1,0 +1,46 @@
+#include "shim/guard.h"
+
+#include "shim/resolve.h"
+
+#include <pthread.h>
+
+#include <cstdlib>
+#include <cstring>
+
+namespace curlcache::shim {
+namespace {
+
+// A plain __thread int: no TLS wrapper function, no constructor, safe at any time.
+__thread int t_depth = 0;
+
+pthread_once_t g_disabled_once = PTHREAD_ONCE_INIT;
+bool g_disabled = false;
+
+void read_disabled() {
+    const char* value = std::getenv("CURLCACHE_DISABLE");
+    g_disabled = value != nullptr && value[0] != '\0' && std::strcmp(value, "0") != 0;
+}
+
+} // namespace
+
+Inside::Inside() noexcept { ++t_depth; }
+Inside::~Inside() { --t_depth; }
+
+bool disabled() noexcept {
+    pthread_once(&g_disabled_once, read_disabled);
+    return g_disabled;
+}
+
+bool pass_through(Library library, const void* caller) noexcept {
+    if (t_depth > 0) {
+        return true;
+    }
+    const Real& r = real(library);
+    const auto address = reinterpret_cast<std::uintptr_t>(caller);
+    if (address >= r.code_begin && address < r.code_end) {
+        return true;
+    }
+    return disabled();
+}
+
+} // namespace curlcache::shim

@@ -1,0 +1,32 @@
+// When a wrapper must pass straight through to libcurl.
+//
+// libcurl calls its own public functions through the PLT (curl_easy_perform drives a
+// private multi handle with curl_multi_*; its connection cache creates handles with
+// curl_easy_init), so those inner calls land in our wrappers too and must not reach the
+// engine. Two checks catch them: a thread-local depth that is raised around every real
+// call the shim makes, and the caller's return address lying inside libcurl's code (for
+// inner calls made by a libcurl function the shim does not wrap, e.g. curl_multi_init).
+#pragma once
+
+#include "shim/library.h"
+
+namespace curlcache::shim {
+
+// Raised while the shim runs a real libcurl function.
+class Inside {
+public:
+    Inside() noexcept;
+    ~Inside();
+    Inside(const Inside&) = delete;
+    Inside& operator=(const Inside&) = delete;
+};
+
+// True when `caller` (the wrapper's return address) is libcurl calling itself, when the
+// shim is already inside a real libcurl call on this thread, or when CURLCACHE_DISABLE asks
+// for a pure pass-through. Then the wrapper must call the real function and nothing else.
+bool pass_through(Library library, const void* caller) noexcept;
+
+// CURLCACHE_DISABLE set to anything but "" or "0"; read once, lazily.
+bool disabled() noexcept;
+
+} // namespace curlcache::shim

@@ -1,0 +1,39 @@
+// Finding the real libcurl functions behind the wrappers, lazily and once per library.
+#pragma once
+
+#include "core/easy/engine.h"
+#include "shim/library.h"
+
+#include <cstdint>
+
+namespace curlcache::shim {
+
+struct Real {
+    // The library's own functions (never a wrapper of ours). A pointer stays null when the
+    // library is not loaded or lacks the function.
+    core::easy::CurlApi api;
+    CURLMcode (*multi_setopt)(CURLM*, CURLMoption, ...) = nullptr;
+    // Where the library's code lies, to recognise libcurl calling itself.
+    std::uintptr_t code_begin = 0;
+    std::uintptr_t code_end = 0;
+};
+
+// The real functions of `library`, resolved on first use (thread-safe; pthread_once):
+// dlvsym(RTLD_NEXT) with the library's version, else the already loaded library through
+// dlopen(RTLD_NOLOAD) (a libcurl that came in RTLD_LOCAL, as under pycurl), else, for a
+// program that linked the shim but not libcurl (--as-needed dropped it), the library
+// loaded by name.
+const Real& real(Library library) noexcept;
+
+// The table handed to the engine: every entry raises the Inside guard around the real
+// call. Entries are null where the real function is.
+const core::easy::CurlApi& engine_api(Library library) noexcept;
+
+// The real dlopen (libc's), resolved once; null if it cannot be found.
+void* real_dlopen_function() noexcept;
+void* real_dlopen(const char* file, int mode) noexcept;
+
+// Writes one line to stderr the first time `what` fails (the shim never writes stdout).
+void warn_missing(Library library, const char* function) noexcept;
+
+} // namespace curlcache::shim
