@@ -1,0 +1,511 @@
+// Filesystem backend: <dir>/<first two key characters>/<key>, one file per entry.
+//
+// Each file is a fixed 64-byte header, then key, method, URL and value. A write goes to a
+// temp file in the entry's own folder and is renamed over the old one (no fsync: a cache
+// may lose its newest entries in a power cut but never shows a torn one). A file whose
+// size does not match its header is a miss.
+//
+// LRU uses the file's mtime. A hit does not touch the file: it is remembered in memory and
+// the next put sets the mtimes of everything hit since. Eviction scans the folder only when
+// a running estimate of the byte total passes max_size (or every k_rescan_puts puts, to
+// notice other processes' writes) and deletes down to 90% of max_size, so a full cache does
+// not rescan on every put.
+#include "backends/filesystem_storage.h"
+
+#include "core/log.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+namespace curlcache::backends {
+
+namespace {
+
+constexpr char k_magic[8] = {'C', 'C', 'F', 'S', 'E', 'N', 'T', '1'};
+constexpr uint32_t k_format_version = 1;
+constexpr uint32_t k_max_text = 1u << 20; // method/URL/key lengths above this are corrupt
+constexpr uint64_t k_rescan_puts = 256;
+constexpr time_t k_stale_temp_seconds = 3600;
+
+// Native byte order: a cache folder is not shared between machines of different kinds.
+struct Header {
+    char magic[8];
+    uint32_t version;
+    uint32_t key_size;
+    uint32_t method_size;
+    uint32_t url_size;
+    int64_t status;
+    int64_t created;
+    int64_t expires;
+    uint64_t value_size;
+    uint64_t reserved;
+};
+static_assert(sizeof(Header) == 64);
+
+struct FdClose {
+    void operator()(int* fd) const noexcept {
+        ::close(*fd);
+        delete fd;
+    }
+};
+using FdPtr = std::unique_ptr<int, FdClose>;
+FdPtr own_fd(int fd) { return fd >= 0 ? FdPtr(new int(fd)) : FdPtr(); }
+
+struct DirClose {
+    void operator()(DIR* dir) const noexcept { ::closedir(dir); }
+};
+using DirPtr = std::unique_ptr<DIR, DirClose>;
+
+bool read_exact(int fd, char* out, size_t size, uint64_t offset) {
+    while (size > 0) {
+        ssize_t n = ::pread(fd, out, size, static_cast<off_t>(offset));
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            return false;
+        }
+        out += n;
+        size -= static_cast<size_t>(n);
+        offset += static_cast<uint64_t>(n);
+    }
+    return true;
+}
+
+bool write_all(int fd, std::vector<iovec> iov) {
+    size_t first = 0;
+    while (first < iov.size()) {
+        int count = static_cast<int>(std::min<size_t>(iov.size() - first, IOV_MAX));
+        ssize_t n = ::writev(fd, iov.data() + first, count);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            return false;
+        }
+        auto left = static_cast<size_t>(n);
+        while (first < iov.size() && left >= iov[first].iov_len) {
+            left -= iov[first].iov_len;
+            ++first;
+        }
+        if (first < iov.size()) {
+            iov[first].iov_base = static_cast<char*>(iov[first].iov_base) + left;
+            iov[first].iov_len -= left;
+        }
+    }
+    return true;
+}
+
+// One entry file's header and texts, checked against the file's size.
+struct Parsed {
+    Metadata meta;
+    uint64_t value_offset = 0;
+};
+
+std::optional<Parsed> parse_entry(int fd, uint64_t file_size) {
+    Header header{};
+    if (file_size < sizeof(Header) || !read_exact(fd, reinterpret_cast<char*>(&header), sizeof header, 0) ||
+        std::memcmp(header.magic, k_magic, sizeof k_magic) != 0 ||
+        header.version != k_format_version || header.key_size > k_max_text ||
+        header.method_size > k_max_text || header.url_size > k_max_text) {
+        return std::nullopt;
+    }
+    uint64_t texts = uint64_t{header.key_size} + header.method_size + header.url_size;
+    if (file_size != sizeof(Header) + texts + header.value_size) {
+        return std::nullopt; // truncated, or extended by something that is not us
+    }
+    std::string buffer(texts, '\0');
+    if (!read_exact(fd, buffer.data(), buffer.size(), sizeof(Header))) {
+        return std::nullopt;
+    }
+    Parsed parsed;
+    parsed.meta.key = buffer.substr(0, header.key_size);
+    parsed.meta.method = buffer.substr(header.key_size, header.method_size);
+    parsed.meta.url = buffer.substr(header.key_size + header.method_size);
+    parsed.meta.status = static_cast<long>(header.status);
+    parsed.meta.created = header.created;
+    parsed.meta.expires = header.expires;
+    parsed.meta.size = header.value_size;
+    parsed.value_offset = sizeof(Header) + texts;
+    return parsed;
+}
+
+bool is_temp_name(const char* name) { return name[0] == '.'; }
+
+struct Found {
+    std::string path;
+    timespec mtime{};
+    Metadata meta;
+};
+
+class FilesystemStorage final : public Storage {
+public:
+    FilesystemStorage(std::string dir, uint64_t max_bytes)
+        : m_dir(std::move(dir)), m_max_bytes(max_bytes) {}
+
+    ~FilesystemStorage() override { flush_touches(); }
+
+    std::string_view name() const override { return "filesystem"; }
+    std::string location() const override { return m_dir; }
+
+    Result<std::optional<Blob>> get(std::string_view key) override {
+        std::string path = filesystem_entry_path(m_dir, key);
+        if (path.empty()) {
+            return fail("filesystem: invalid key \"" + std::string(key) + "\"");
+        }
+        auto fd = own_fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+        if (!fd) {
+            if (errno == ENOENT || errno == ENOTDIR) {
+                return std::optional<Blob>{};
+            }
+            return fail("filesystem: cannot open " + path + ": " + std::strerror(errno));
+        }
+        struct stat st{};
+        if (::fstat(*fd, &st) != 0) {
+            return fail("filesystem: cannot stat " + path + ": " + std::strerror(errno));
+        }
+        auto parsed = parse_entry(*fd, static_cast<uint64_t>(st.st_size));
+        auto value = std::make_shared<std::string>();
+        if (parsed && parsed->meta.key == key) {
+            value->resize(parsed->meta.size);
+            if (!read_exact(*fd, value->data(), value->size(), parsed->value_offset)) {
+                parsed.reset();
+            }
+        }
+        if (!parsed || parsed->meta.key != key) {
+            core::log::warn_once("filesystem-corrupt-entry",
+                                 "filesystem cache: ignoring damaged entry file %s", path.c_str());
+            return std::optional<Blob>{};
+        }
+        timespec now{};
+        ::clock_gettime(CLOCK_REALTIME, &now);
+        std::lock_guard lock(m_touch_mutex);
+        m_touches[std::move(path)] = now;
+        return std::optional<Blob>{std::move(value)};
+    }
+
+    Result<void> put(const Metadata& meta, Pieces value) override {
+        std::string path = filesystem_entry_path(m_dir, meta.key);
+        if (path.empty()) {
+            return fail("filesystem: invalid key \"" + meta.key + "\"");
+        }
+        uint64_t total = 0;
+        for (auto piece : value) {
+            total += piece.size();
+        }
+        if (m_max_bytes != 0 && total > m_max_bytes) {
+            auto removed = remove(meta.key);
+            return removed ? Result<void>{} : std::unexpected(removed.error());
+        }
+        std::string folder = path.substr(0, path.size() - meta.key.size() - 1);
+        std::string temp = folder + "/.tmp-" + std::to_string(::getpid()) + "-" +
+                           std::to_string(m_temp_counter.fetch_add(1)) + "-" + meta.key;
+        int raw = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (raw < 0 && errno == ENOENT) {
+            auto made = make_private_dirs(folder);
+            if (!made) {
+                return made;
+            }
+            raw = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        }
+        auto fd = own_fd(raw);
+        if (!fd) {
+            return fail("filesystem: cannot create " + temp + ": " + std::strerror(errno));
+        }
+        Header header{};
+        std::memcpy(header.magic, k_magic, sizeof k_magic);
+        header.version = k_format_version;
+        header.key_size = static_cast<uint32_t>(meta.key.size());
+        header.method_size = static_cast<uint32_t>(std::min<size_t>(meta.method.size(), k_max_text));
+        header.url_size = static_cast<uint32_t>(std::min<size_t>(meta.url.size(), k_max_text));
+        header.status = meta.status;
+        header.created = meta.created;
+        header.expires = meta.expires;
+        header.value_size = total;
+        std::vector<iovec> iov;
+        iov.reserve(4 + value.size());
+        auto add = [&](const void* data, size_t size) {
+            if (size > 0) {
+                iov.push_back(iovec{const_cast<void*>(data), size});
+            }
+        };
+        add(&header, sizeof header);
+        add(meta.key.data(), header.key_size);
+        add(meta.method.data(), header.method_size);
+        add(meta.url.data(), header.url_size);
+        for (auto piece : value) {
+            add(piece.data(), piece.size());
+        }
+        bool written = write_all(*fd, std::move(iov));
+        int saved_errno = errno;
+        bool closed = ::close(*fd.release()) == 0; // close errors matter on NFS
+        if (!written || !closed) {
+            ::unlink(temp.c_str());
+            return fail("filesystem: cannot write " + temp + ": " +
+                        std::strerror(written ? errno : saved_errno));
+        }
+        uint64_t replaced = m_max_bytes != 0 ? value_bytes_of(path, meta.key.size()) : 0;
+        if (::rename(temp.c_str(), path.c_str()) != 0) {
+            saved_errno = errno;
+            ::unlink(temp.c_str());
+            return fail("filesystem: cannot rename into " + path + ": " + std::strerror(saved_errno));
+        }
+        if (m_max_bytes == 0) {
+            return {};
+        }
+        m_estimate.fetch_add(static_cast<int64_t>(total) - static_cast<int64_t>(replaced));
+        return evict_if_needed();
+    }
+
+    Result<bool> remove(std::string_view key) override {
+        std::string path = filesystem_entry_path(m_dir, key);
+        if (path.empty()) {
+            return fail("filesystem: invalid key \"" + std::string(key) + "\"");
+        }
+        uint64_t bytes = value_bytes_of(path, key.size());
+        if (::unlink(path.c_str()) != 0) {
+            if (errno == ENOENT || errno == ENOTDIR) {
+                return false;
+            }
+            return fail("filesystem: cannot remove " + path + ": " + std::strerror(errno));
+        }
+        m_estimate.fetch_sub(static_cast<int64_t>(bytes));
+        return true;
+    }
+
+    Result<void> scan(const std::function<bool(const Metadata&)>& visit) override {
+        return walk([&](Found& found) { return visit(found.meta); });
+    }
+
+    Result<void> clear() override {
+        std::vector<std::string> paths;
+        auto walked = walk([&](Found& found) {
+            paths.push_back(std::move(found.path));
+            return true;
+        });
+        for (const auto& path : paths) {
+            ::unlink(path.c_str());
+        }
+        {
+            std::lock_guard lock(m_touch_mutex);
+            m_touches.clear();
+        }
+        m_estimate.store(0);
+        return walked;
+    }
+
+    Result<Usage> usage() override {
+        Usage usage{0, 0, m_max_bytes};
+        auto walked = walk([&](Found& found) {
+            ++usage.entries;
+            usage.bytes += found.meta.size;
+            return true;
+        });
+        if (!walked) {
+            return std::unexpected(walked.error());
+        }
+        return usage;
+    }
+
+private:
+    // Value bytes of the entry file at `path`, estimated from its size (0 when absent).
+    static uint64_t value_bytes_of(const std::string& path, size_t key_size) {
+        struct stat st{};
+        if (::stat(path.c_str(), &st) != 0) {
+            return 0;
+        }
+        auto overhead = sizeof(Header) + key_size;
+        return static_cast<uint64_t>(st.st_size) > overhead ? st.st_size - overhead : 0;
+    }
+
+    // Calls visit for every well-formed entry file; removes stale temp files on the way.
+    Result<void> walk(const std::function<bool(Found&)>& visit) {
+        DirPtr top(::opendir(m_dir.c_str()));
+        if (!top) {
+            if (errno == ENOENT) {
+                return {};
+            }
+            return fail("filesystem: cannot read " + m_dir + ": " + std::strerror(errno));
+        }
+        time_t now = std::time(nullptr);
+        while (dirent* shard = ::readdir(top.get())) {
+            if (is_temp_name(shard->d_name) || std::strlen(shard->d_name) != 2) {
+                continue;
+            }
+            std::string folder = m_dir + "/" + shard->d_name;
+            DirPtr inner(::opendir(folder.c_str()));
+            if (!inner) {
+                continue;
+            }
+            while (dirent* file = ::readdir(inner.get())) {
+                if (std::strcmp(file->d_name, ".") == 0 || std::strcmp(file->d_name, "..") == 0) {
+                    continue;
+                }
+                std::string path = folder + "/" + file->d_name;
+                auto fd = own_fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+                struct stat st{};
+                if (!fd || ::fstat(*fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+                    continue;
+                }
+                if (is_temp_name(file->d_name)) {
+                    if (now - st.st_mtime > k_stale_temp_seconds) {
+                        ::unlink(path.c_str()); // left by a writer that died
+                    }
+                    continue;
+                }
+                auto parsed = parse_entry(*fd, static_cast<uint64_t>(st.st_size));
+                if (!parsed || parsed->meta.key != file->d_name) {
+                    continue;
+                }
+                Found found{std::move(path), st.st_mtim, std::move(parsed->meta)};
+                if (!visit(found)) {
+                    return {};
+                }
+            }
+        }
+        return {};
+    }
+
+    void flush_touches() {
+        std::unordered_map<std::string, timespec> touches;
+        {
+            std::lock_guard lock(m_touch_mutex);
+            touches.swap(m_touches);
+        }
+        for (const auto& [path, when] : touches) {
+            timespec times[2] = {when, when};
+            ::utimensat(AT_FDCWD, path.c_str(), times, 0);
+        }
+    }
+
+    Result<void> evict_if_needed() {
+        flush_touches();
+        bool periodic = m_puts_since_scan.fetch_add(1) + 1 >= k_rescan_puts;
+        if (!periodic && m_estimate.load() >= 0 &&
+            static_cast<uint64_t>(m_estimate.load()) <= m_max_bytes) {
+            return {};
+        }
+        std::unique_lock lock(m_evict_mutex, std::try_to_lock);
+        if (!lock.owns_lock()) {
+            return {}; // another thread is evicting right now
+        }
+        std::vector<Found> all;
+        uint64_t total = 0;
+        auto walked = walk([&](Found& found) {
+            total += found.meta.size;
+            found.meta.url.clear(); // not needed here; keeps the list small
+            all.push_back(std::move(found));
+            return true;
+        });
+        if (!walked) {
+            return walked;
+        }
+        m_puts_since_scan.store(0);
+        if (total > m_max_bytes) {
+            uint64_t target = m_max_bytes - m_max_bytes / 10;
+            std::sort(all.begin(), all.end(), [](const Found& a, const Found& b) {
+                return a.mtime.tv_sec != b.mtime.tv_sec ? a.mtime.tv_sec < b.mtime.tv_sec
+                                                        : a.mtime.tv_nsec < b.mtime.tv_nsec;
+            });
+            for (const auto& found : all) {
+                if (total <= target) {
+                    break;
+                }
+                if (::unlink(found.path.c_str()) == 0 || errno == ENOENT) {
+                    total -= found.meta.size;
+                }
+            }
+        }
+        m_estimate.store(static_cast<int64_t>(total));
+        return {};
+    }
+
+    const std::string m_dir;
+    const uint64_t m_max_bytes;
+    std::atomic<uint64_t> m_temp_counter{0};
+    std::atomic<int64_t> m_estimate{-1}; // value bytes; < 0 until the first scan
+    std::atomic<uint64_t> m_puts_since_scan{k_rescan_puts};
+    std::mutex m_evict_mutex;
+    std::mutex m_touch_mutex;
+    std::unordered_map<std::string, timespec> m_touches; // entry path -> last hit
+};
+
+} // namespace
+
+std::string user_cache_dir() {
+    const char* xdg = std::getenv("XDG_CACHE_HOME");
+    if (xdg && xdg[0] == '/') {
+        return std::string(xdg) + "/curlcache";
+    }
+    const char* home = std::getenv("HOME");
+    return std::string(home && *home ? home : "/tmp") + "/.cache/curlcache";
+}
+
+Result<void> make_private_dirs(const std::string& dir) {
+    std::string prefix;
+    size_t start = 0;
+    while (start <= dir.size()) {
+        size_t slash = dir.find('/', start);
+        size_t end = slash == std::string::npos ? dir.size() : slash;
+        prefix = dir.substr(0, end);
+        start = end + 1;
+        if (prefix.empty() || prefix == "." || prefix == "..") {
+            continue;
+        }
+        if (::mkdir(prefix.c_str(), 0700) != 0 && errno != EEXIST) {
+            return fail("cannot create folder " + prefix + ": " + std::strerror(errno));
+        }
+    }
+    struct stat st{};
+    if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+        return fail("cannot create folder " + dir + ": not a folder");
+    }
+    return {};
+}
+
+std::string filesystem_cache_dir(const config::Settings& settings) {
+    return settings.name.empty() ? user_cache_dir() + "/http_cache" : settings.name;
+}
+
+std::string filesystem_entry_path(std::string_view dir, std::string_view key) {
+    if (key.size() < 2 || key.size() > 200 ||
+        !std::all_of(key.begin(), key.end(), [](char c) {
+            return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z');
+        })) {
+        return {};
+    }
+    std::string path(dir);
+    path += '/';
+    path += key.substr(0, 2);
+    path += '/';
+    path += key;
+    return path;
+}
+
+Result<std::unique_ptr<Storage>> open_filesystem(const config::Settings& settings) {
+    std::string dir = filesystem_cache_dir(settings);
+    auto made = make_private_dirs(dir);
+    if (!made) {
+        return std::unexpected(Error{ErrorKind::failure, "filesystem: " + made.error().message});
+    }
+    if (::access(dir.c_str(), W_OK | X_OK) != 0) {
+        return fail("filesystem: cannot write to " + dir + ": " + std::strerror(errno));
+    }
+    return std::make_unique<FilesystemStorage>(std::move(dir), settings.max_size);
+}
+
+} // namespace curlcache::backends

@@ -1,0 +1,54 @@
+// The one table of storage backends. Adding a backend is one line in k_backends (guarded by
+// its CMake option when it needs an optional library) plus its factory's header.
+#include "backends/registry.h"
+
+#include "backends/filesystem_storage.h"
+#include "backends/memory_storage.h"
+#include "backends/sqlite_storage.h"
+
+#include <iterator>
+
+namespace curlcache::backends {
+
+namespace {
+
+using Factory = Result<std::unique_ptr<Storage>> (*)(const config::Settings&);
+
+struct Backend {
+    std::string_view name;
+    Factory factory;
+};
+
+// Registry order is the order `curlcache --version` lists them; the default comes first.
+constexpr Backend k_backends[] = {
+    {"sqlite", open_sqlite},
+    {"filesystem", open_filesystem},
+    {"memory", open_memory},
+};
+
+} // namespace
+
+Result<std::unique_ptr<Storage>> open(std::string_view name, const config::Settings& settings) {
+    for (const auto& backend : k_backends) {
+        if (backend.name == name) {
+            return backend.factory(settings);
+        }
+    }
+    std::string known;
+    for (const auto& backend : k_backends) {
+        known += known.empty() ? "" : ", ";
+        known += backend.name;
+    }
+    return fail("unknown backend \"" + std::string(name) + "\" (compiled in: " + known + ")");
+}
+
+std::vector<std::string> compiled_in() {
+    std::vector<std::string> names;
+    names.reserve(std::size(k_backends));
+    for (const auto& backend : k_backends) {
+        names.emplace_back(backend.name);
+    }
+    return names;
+}
+
+} // namespace curlcache::backends
