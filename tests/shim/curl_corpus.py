@@ -1,0 +1,234 @@
+#!/usr/bin/env python3
+"""The curl CLI corpus: each invocation of the unmodified `curl` runs once without the
+shim, then twice with it on a fresh cache. Asserts that exit code, stdout, stderr (-s keeps
+it free of the progress meter) and every file the run leaves in its working directory are
+byte-identical to the run without the shim, and that the second shim run is answered from
+the cache (the origin's request count does not move) or, for requests the cache must not
+keep (POST, a 404 by default), that it reached the origin.
+
+    curl_corpus.py --shim PATH [--only NAME,...] [--keep] [--list] [--harness-only]
+                   [--self-check]
+
+Exit status: 0 all passed, 1 a mismatch (every one is printed: which invocation, which run,
+the first differing byte and both outputs), 77 the shim is not built (ctest: skipped).
+--harness-only runs the "with shim" side preloading nothing when the shim is missing, to
+validate the harness itself; cache assertions are then reported but not enforced.
+--self-check proves the comparison can fail: the "with shim" runs get a different URL,
+and the check passes only if every such case is reported as a mismatch.
+"""
+
+import argparse
+import os
+import shutil
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+# Every variable whose value does not depend on timing or on the local port number.
+WRITE_OUT = ("%{http_code} %{content_type} %{size_download} %{url_effective} "
+             "%{num_redirects} %{size_header} %header{content-type} %{header_json}\\n")
+ALLOW_404 = {"CURLCACHE_ALLOWABLE_CODES": "200,404"}
+
+
+def pattern_prefix(n):
+    """The first n bytes that origin.py serves at /bytes/N (for a partial file)."""
+    sys.path.insert(0, os.path.dirname(harness.ORIGIN))
+    import origin  # noqa: E402
+    return origin.pattern_bytes(n)
+
+
+class Case:
+    """One invocation. `cached`: True = the second shim run must not reach the origin,
+    False = it must (not cacheable), None = either (a pass-through is allowed)."""
+
+    def __init__(self, name, args, cached=True, files=None, prime=None, env=None,
+                 mtime=False, tls=False):
+        self.name = name
+        self.args = args
+        self.cached = cached
+        self.files = files or {}
+        self.prime = prime or []
+        self.env = env or {}
+        self.mtime = mtime
+        self.tls = tls
+
+
+def corpus():
+    partial = pattern_prefix(1000)
+    return [
+        Case("get_to_stdout", ["{B}/text"]),
+        Case("get_empty_body", ["-w", "%{http_code} %{size_download}\\n", "{B}/bytes/0"]),
+        Case("get_binary_to_file", ["-o", "out.bin", "{B}/bytes/100000"]),
+        Case("get_large_to_file", ["-o", "big.bin", "{B}/bytes/3000000"]),
+        Case("remote_name_from_url", ["-O", "{B}/bytes/4096"]),
+        Case("remote_header_name", ["-O", "-J", "{B}/disposition"]),
+        Case("include_headers", ["-i", "{B}/text"]),
+        Case("head_only", ["-I", "{B}/text"]),
+        Case("head_only_follow", ["-I", "-L", "{B}/redirect/2"]),
+        Case("follow_redirects", ["-L", "{B}/redirect/3"]),
+        Case("include_and_follow", ["-i", "-L", "{B}/redirect/2"]),
+        Case("redirect_not_followed_is_not_cached", ["-i", "{B}/redirect/1"], cached=False),
+        Case("compressed", ["--compressed", "{B}/gzip"]),
+        Case("compressed_include", ["--compressed", "-i", "{B}/gzip"]),
+        Case("uncompressed_after_compressed", ["-i", "{B}/gzip"],
+             prime=[["--compressed", "-o", "/dev/null", "{B}/gzip"]]),
+        Case("raw_gzip_header_after_plain", ["-H", "Accept-Encoding: gzip", "-o", "raw.gz",
+                                             "-w", "%{size_download}\\n", "{B}/gzip"],
+             prime=[["-o", "/dev/null", "{B}/gzip"]], cached=None),
+        Case("dump_header_to_file", ["-D", "headers.txt", "-o", "body.txt", "{B}/text"]),
+        Case("dump_header_follow", ["-L", "-D", "headers.txt", "-o", "body.txt",
+                                    "{B}/redirect/2"]),
+        Case("write_out_variables", ["-o", "body.txt", "-w", WRITE_OUT, "{B}/text"]),
+        Case("write_out_redirect_chain", ["-L", "-w", WRITE_OUT, "{B}/redirect/2"]),
+        Case("write_out_compressed", ["--compressed", "-w", WRITE_OUT, "{B}/gzip"]),
+        Case("write_out_head", ["-I", "-w", WRITE_OUT, "{B}/text"]),
+        Case("fail_on_404_not_cached", ["-f", "-w", "%{http_code}\\n", "{B}/status/404"],
+             cached=False),
+        Case("fail_on_404_cached", ["-f", "-i", "-w", "%{http_code}\\n", "{B}/status/404"],
+             env=ALLOW_404),
+        Case("404_without_fail_cached", ["-w", WRITE_OUT, "{B}/status/404"], env=ALLOW_404),
+        Case("remote_time", ["-R", "-o", "dated.txt", "{B}/text"], mtime=True),
+        Case("etag_compare_matching", ["--etag-compare", "etag.txt", "-o", "e.txt",
+                                       "-w", "%{http_code} %{size_download}\\n", "{B}/text"],
+             files={"etag.txt": b'"text-v1"\n'}, prime=[["-o", "/dev/null", "{B}/text"]]),
+        Case("etag_compare_changed", ["--etag-compare", "etag.txt", "-o", "e.txt",
+                                      "-w", "%{http_code} %{size_download}\\n", "{B}/text"],
+             files={"etag.txt": b'"text-v0"\n'}, prime=[["-o", "/dev/null", "{B}/text"]]),
+        Case("etag_save", ["--etag-save", "etag.out", "-o", "e.txt", "{B}/text"]),
+        Case("time_condition_not_modified",
+             ["-z", "Fri, 01 Jan 2021 00:00:00 GMT", "-o", "z.txt",
+              "-w", "%{http_code} %{size_download}\\n", "{B}/text"],
+             prime=[["-o", "/dev/null", "{B}/text"]]),
+        Case("time_condition_modified",
+             ["-z", "Tue, 01 Jan 2019 00:00:00 GMT", "-o", "z.txt",
+              "-w", "%{http_code} %{size_download}\\n", "{B}/text"],
+             prime=[["-o", "/dev/null", "{B}/text"]]),
+        Case("resume_partial_file", ["-C", "-", "-o", "part.bin",
+                                     "-w", "%{http_code} %{size_download}\\n",
+                                     "{B}/bytes/5000"],
+             files={"part.bin": partial}, cached=None),
+        Case("byte_range", ["-r", "100-199", "-o", "r.bin", "-w", "%{http_code}\\n",
+                            "{B}/bytes/5000"], cached=None),
+        Case("several_urls_to_stdout", ["{B}/text", "{B}/bytes/300", "{B}/gzip"]),
+        Case("several_urls_to_files", ["-o", "a.txt", "{B}/text", "-o", "b.bin",
+                                       "{B}/bytes/300", "-w", "%{http_code}\\n"]),
+        Case("parallel_transfers", ["--no-progress-meter", "--parallel", "-o", "p1.txt", "{B}/text",
+                                    "-o", "p2.bin", "{B}/bytes/70000"]),
+        Case("https_with_cacert", ["--cacert", "{CA}", "{S}/text"], tls=True),
+        Case("https_include_follow", ["--cacert", "{CA}", "-i", "-L", "{S}/redirect/1"],
+             tls=True),
+        Case("post_is_not_cached", ["-d", "hello=world", "{B}/echo"], cached=False),
+        Case("post_write_out_not_cached", ["-d", "x=1", "-w", WRITE_OUT, "{B}/echo"],
+             cached=False),
+    ]
+
+
+def expand(args, origin, tls_origin):
+    out = []
+    for a in args:
+        a = a.replace("{B}", origin.base)
+        if tls_origin is not None:
+            a = a.replace("{S}", tls_origin.base).replace("{CA}", tls_origin.cacert)
+        out.append(a)
+    return out
+
+
+def run_case(case, workdir, origin, tls_origin, shim, inject):
+    """Runs one case; returns a list of problems (empty = pass) and a note."""
+    server = tls_origin if case.tls else origin
+    base = os.path.join(workdir, case.name)
+    home = os.path.join(base, "home")
+    env = harness.clean_env(home, case.env)
+    argv = ["curl", "-s"] + expand(case.args, origin, tls_origin)
+    shim_argv = argv
+    if inject:
+        shim_argv = [a.replace("/text", "/bytes/127") for a in argv]
+
+    prime = [["curl", "-s"] + expand(p, origin, tls_origin) for p in case.prime]
+    three = harness.Three(base, argv, env, shim, server, case.files, prime, shim_argv)
+    problems = three.differences(with_mtime=case.mtime)
+    first_requests, second_requests = three.first_requests, three.second_requests
+    cache_problems = []
+    if case.cached is True:
+        if not case.prime and first_requests == 0:
+            cache_problems.append("first shim run made no request on a fresh cache")
+        if second_requests != 0:
+            cache_problems.append("second shim run made %d request(s) at the origin, "
+                                  "expected a hit" % second_requests)
+    elif case.cached is False and second_requests == 0:
+        cache_problems.append("second shim run made no request, but this response must "
+                              "not be cached")
+    note = three.note()
+    if shim is None:
+        note += "; cache not enforced (harness-only): %s" % ("; ".join(cache_problems) or "-")
+    else:
+        problems += cache_problems
+    return problems, note
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--shim", help="path of libcurlcache-preload.so")
+    parser.add_argument("--only", help="comma-separated case names")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    parser.add_argument("--list", action="store_true", help="list the cases and exit")
+    parser.add_argument("--harness-only", action="store_true",
+                        help="without a built shim, run the 'with shim' side bare")
+    parser.add_argument("--self-check", action="store_true",
+                        help="feed the shim side a different URL: every case must fail")
+    args = parser.parse_args()
+
+    cases = corpus()
+    if args.list:
+        for c in cases:
+            print(c.name)
+        return 0
+    if args.only:
+        wanted = set(args.only.split(","))
+        unknown = wanted - {c.name for c in cases}
+        if unknown:
+            print("unknown case(s): %s" % ", ".join(sorted(unknown)))
+            return 2
+        cases = [c for c in cases if c.name in wanted]
+    if args.self_check:
+        cases = [c for c in cases if c.name in ("get_to_stdout", "write_out_variables",
+                                                 "https_with_cacert")]
+    if shutil.which("curl") is None:
+        print("FAIL: no curl program on PATH")
+        return 1
+    shim = harness.shim_or_skip(args.shim, args.harness_only or args.self_check)
+
+    failed = 0
+    with harness.Scratch(keep=args.keep) as scratch:
+        with harness.Origin(scratch) as origin, \
+                harness.Origin(scratch, tls=True) as tls_origin:
+            for case in cases:
+                problems, note = run_case(case, scratch, origin, tls_origin, shim,
+                                          args.self_check)
+                if args.self_check:
+                    # The injected difference must be seen.
+                    if problems or (shim is None and "second shim run made" in note):
+                        print("PASS %s (difference detected: %s)"
+                              % (case.name, (problems or [note])[0].splitlines()[0]))
+                    else:
+                        failed += 1
+                        print("FAIL %s: an injected difference went unnoticed" % case.name)
+                    continue
+                if problems:
+                    failed += 1
+                    print("FAIL %s: curl -s %s" % (case.name, " ".join(case.args)))
+                    for p in problems:
+                        print("    " + p)
+                    print("    (%s; outputs in %s)" % (note, os.path.join(scratch, case.name)))
+                else:
+                    print("PASS %s (%s)" % (case.name, note))
+                sys.stdout.flush()
+        if failed and not args.keep and not args.self_check:
+            print("(rerun with --keep --only NAME to keep the outputs)")
+    print("%d of %d cases passed" % (len(cases) - failed, len(cases)))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

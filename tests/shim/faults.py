@@ -1,0 +1,267 @@
+#!/usr/bin/env python3
+"""Fail-open tests of the shim: when the cache cannot work (unwritable path, corrupt
+database, malformed config, unknown backend, unreachable Redis), the program's stdout,
+files and exit code are byte-identical to a run without the shim, every run reaches the
+origin, and stderr carries exactly one warning line starting "curlcache: " (and otherwise
+what it carries without the shim). CURLCACHE_DISABLE=1 turns caching off silently. A corrupt
+entry is a miss. Offline mode fails a miss without touching the network.
+
+    faults.py --shim PATH [--only NAME,...] [--keep] [--harness-only] [--self-check]
+
+Exit status 0 pass, 1 fail, 77 shim not built.
+"""
+
+import argparse
+import os
+import socket
+import sqlite3
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+PREFIX = b"curlcache: "
+
+
+def closed_port():
+    """A loopback port where nothing listens (bound, then released)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def write(path, data):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def garbage(n):
+    """Deterministic bytes that are not an SQLite database."""
+    return bytes((i * 7 + 3) & 0xFF for i in range(n))
+
+
+def corrupt_blobs(db):
+    """Flips the last byte of every BLOB value longer than 16 bytes in every table of an
+    SQLite file; returns how many values were changed."""
+    changed = 0
+    con = sqlite3.connect(db)
+    try:
+        tables = [r[0] for r in con.execute(
+            "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'")]
+        for table in tables:
+            cols = [r[1] for r in con.execute('PRAGMA table_info("%s")' % table)]
+            for rowid, *values in con.execute(
+                    'SELECT rowid, %s FROM "%s"' % (", ".join('"%s"' % c for c in cols),
+                                                   table)).fetchall():
+                for col, value in zip(cols, values):
+                    if isinstance(value, bytes) and len(value) > 16:
+                        flipped = value[:-1] + bytes([value[-1] ^ 0x5A])
+                        con.execute('UPDATE "%s" SET "%s" = ? WHERE rowid = ?'
+                                    % (table, col), (flipped, rowid))
+                        changed += 1
+        con.commit()
+    finally:
+        con.close()
+    return changed
+
+
+# Each fault: (name, setup(scratch) -> env, expectations). Expectations:
+#   warnings: exact number of "curlcache: " lines on stderr per shim run (None = 0 or 1)
+#   origin: "each" = every shim run reaches the origin; "second-hit" = only the first
+#   prime: run once with the shim before breaking things (fills the cache)
+#   breaker(scratch): damages the cache after priming
+FAULTS = []
+
+
+def fault(name, warnings=1, origin="each", prime=False, breaker=None, same_output=True):
+    def register(setup):
+        FAULTS.append(dict(name=name, setup=setup, warnings=warnings, origin=origin,
+                           prime=prime, breaker=breaker, same_output=same_output))
+        return setup
+    return register
+
+
+@fault("unwritable_cache_path")
+def _(scratch):
+    # As root a chmod 0555 directory is still writable; a path below a regular file is
+    # not writable by anyone (ENOTDIR), so that is what root gets.
+    if os.geteuid() == 0:
+        write(os.path.join(scratch, "not-a-dir"), b"a regular file\n")
+        return {"CURLCACHE_NAME": os.path.join(scratch, "not-a-dir", "cache.sqlite")}
+    ro = os.path.join(scratch, "read-only")
+    os.makedirs(ro)
+    os.chmod(ro, 0o555)
+    return {"CURLCACHE_NAME": os.path.join(ro, "sub", "cache.sqlite")}
+
+
+@fault("garbage_database_file")
+def _(scratch):
+    db = os.path.join(scratch, "cache.sqlite")
+    write(db, garbage(8192))
+    return {"CURLCACHE_NAME": db}
+
+
+def _overwrite_db(scratch):
+    write(os.path.join(scratch, "cache.sqlite"), garbage(8192))
+
+
+@fault("database_overwritten_after_use", prime=True, breaker=_overwrite_db)
+def _(scratch):
+    return {"CURLCACHE_NAME": os.path.join(scratch, "cache.sqlite")}
+
+
+def _corrupt_entries(scratch):
+    if corrupt_blobs(os.path.join(scratch, "cache.sqlite")) == 0:
+        raise RuntimeError("no stored BLOB found to corrupt in cache.sqlite")
+
+
+@fault("corrupt_entry_is_a_miss", warnings=None, origin="first", prime=True,
+       breaker=_corrupt_entries)
+def _(scratch):
+    return {"CURLCACHE_NAME": os.path.join(scratch, "cache.sqlite")}
+
+
+@fault("malformed_config_file")
+def _(scratch):
+    bad = os.path.join(scratch, "bad.toml")
+    write(bad, b'backend = ["sqlite"\nexpire_after = \n[[[\n')
+    return {"CURLCACHE_CONFIG": bad}
+
+
+@fault("malformed_user_config")
+def _(scratch):
+    # $XDG_CONFIG_HOME is <scratch>/home/config (harness.clean_env).
+    write(os.path.join(scratch, "home", "config", "curlcache", "config.toml"),
+          b"expire_after = \"5 parsecs\"\nmode = 42\n")
+    return {}
+
+
+@fault("unknown_backend")
+def _(scratch):
+    return {"CURLCACHE_BACKEND": "no-such-backend"}
+
+
+@fault("redis_unreachable")
+def _(scratch):
+    return {"CURLCACHE_BACKEND": "redis",
+            "CURLCACHE_REDIS_URL": "redis://127.0.0.1:%d/0" % closed_port()}
+
+
+@fault("disable_variable_passes_through", warnings=0)
+def _(scratch):
+    return {"CURLCACHE_DISABLE": "1", "CURLCACHE_NAME": os.path.join(scratch, "c.sqlite")}
+
+
+@fault("offline_miss_fails_without_network", warnings=None, origin="never",
+       same_output=False)
+def _(scratch):
+    return {"CURLCACHE_MODE": "offline", "CURLCACHE_NAME": os.path.join(scratch, "c.sqlite")}
+
+
+def check(f, scratch, origin, shim, inject):
+    base = os.path.join(scratch, f["name"])
+    os.makedirs(base)
+    extra = f["setup"](base)
+    env = harness.clean_env(os.path.join(base, "home"), extra)
+    argv = ["curl", "-s", "-i", "-o", "body.txt", "-w", "%{http_code}\\n",
+            origin.base + "/text"]
+    shim_argv = [a.replace("/text", "/bytes/127") for a in argv] if inject else argv
+    problems = []
+    cache = []
+    plain = harness.run(argv, harness.prepare_cwd(os.path.join(base, "without")), env)
+    if f["prime"]:
+        harness.run(argv, harness.prepare_cwd(os.path.join(base, "prime")), env, shim)
+        f["breaker"](base)
+    requests = []
+    for i in (1, 2):
+        c0 = origin.count()
+        r = harness.run(shim_argv, harness.prepare_cwd(os.path.join(base, "shim%d" % i)),
+                        env, shim)
+        harness.save_outputs(base, "shim%d" % i, r)
+        requests.append(origin.count() - c0)
+        label = "shim run %d" % i
+        warn = [line for line in r.stderr.splitlines(keepends=True)
+                if line.startswith(PREFIX)]
+        rest = b"".join(line for line in r.stderr.splitlines(keepends=True)
+                        if not line.startswith(PREFIX))
+        if f["same_output"]:
+            problems += ["%s: %s" % (label, p) for p in harness.compare(
+                plain, r, ignore_stderr=True)]
+            d = harness.describe_difference("stderr without the curlcache warnings",
+                                            plain.stderr, rest)
+            if d:
+                problems.append("%s: %s" % (label, d))
+        elif r.code == 0:
+            cache.append("%s: exit code 0, expected a curl error" % label)
+        expected = f["warnings"]
+        if expected is None:
+            if len(warn) > 1:
+                problems.append("%s: %d curlcache warnings, expected at most one: %r"
+                                % (label, len(warn), warn))
+        elif len(warn) != expected and shim is not None:
+            problems.append("%s: %d curlcache warning(s), expected %d; stderr %r"
+                            % (label, len(warn), expected, r.stderr[:300]))
+    if f["origin"] == "each" and 0 in requests:
+        cache.append("a shim run was not sent to the origin (requests %r): the broken "
+                     "cache answered" % requests)
+    if f["origin"] == "first" and (requests[0] == 0 or requests[1] != 0):
+        cache.append("origin requests %r, expected a miss then a hit" % requests)
+    if f["origin"] == "never" and any(requests):
+        cache.append("offline mode reached the origin (requests %r)" % requests)
+    if shim is not None:
+        problems += cache
+    note = "origin requests per shim run %r" % requests
+    if shim is None:
+        note += "; harness-only: %s" % ("; ".join(cache) or "-")
+    return problems, note, base
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--shim")
+    parser.add_argument("--only")
+    parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--harness-only", action="store_true")
+    parser.add_argument("--self-check", action="store_true")
+    args = parser.parse_args()
+    faults = FAULTS
+    if args.only:
+        wanted = set(args.only.split(","))
+        faults = [f for f in FAULTS if f["name"] in wanted]
+    if args.self_check:
+        faults = [f for f in FAULTS if f["same_output"]]
+    shim = harness.shim_or_skip(args.shim, args.harness_only or args.self_check)
+    if shim is None:
+        # Damaging a cache that was never written cannot work without the shim.
+        faults = [f for f in faults if not f["prime"]]
+    failed = 0
+    with harness.Scratch(keep=args.keep) as scratch:
+        with harness.Origin(scratch) as origin:
+            for f in faults:
+                try:
+                    problems, note, base = check(f, scratch, origin, shim, args.self_check)
+                except (RuntimeError, sqlite3.DatabaseError) as e:
+                    problems, note, base = ["setup: %s" % e], "", scratch
+                if args.self_check:
+                    ok = bool(problems)
+                    failed += 0 if ok else 1
+                    print("%s %s (injected difference %s)" % (
+                        "PASS" if ok else "FAIL", f["name"], "detected" if ok else "missed"))
+                elif problems:
+                    failed += 1
+                    print("FAIL %s" % f["name"])
+                    for p in problems:
+                        print("    " + p)
+                    print("    (%s; outputs in %s)" % (note, base))
+                else:
+                    print("PASS %s (%s)" % (f["name"], note))
+                sys.stdout.flush()
+    print("%d of %d fault cases passed" % (len(faults) - failed, len(faults)))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

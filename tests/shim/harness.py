@@ -1,0 +1,279 @@
+"""Shared helpers for the shim's black-box tests (python3 standard library only).
+
+A test starts scripts/origin.py on a free loopback port (awaiting the port line it prints,
+never sleeping), runs one real program without the shim and then with it, in scratch
+directories with a clean environment, and compares what the program produced byte for byte.
+"""
+
+import os
+import shutil
+import ssl
+import subprocess
+import sys
+import tempfile
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE_DIR = os.path.abspath(os.path.join(HERE, "..", ".."))
+ORIGIN = os.path.join(SOURCE_DIR, "scripts", "origin.py")
+
+SKIP = 77  # ctest SKIP_RETURN_CODE: the shim is not built yet
+RUN_TIMEOUT = 30  # seconds for any single program run
+
+
+class Origin:
+    """scripts/origin.py as a context manager: started on a free port, stopped by PID."""
+
+    def __init__(self, scratch, tls=False):
+        self.scratch = scratch
+        self.tls = tls
+        self.proc = None
+        self.port = None
+        self.cacert = None
+
+    def __enter__(self):
+        cmd = [sys.executable, ORIGIN]
+        if self.tls:
+            cert, key = make_certificate(self.scratch)
+            self.cacert = cert
+            cmd += ["--tls", cert, key]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        line = self.proc.stdout.readline()  # printed once the server accepts connections
+        if not line.strip().isdigit():
+            self.__exit__(None, None, None)
+            raise RuntimeError("origin.py did not announce a port: %r" % line)
+        self.port = int(line)
+        return self
+
+    def __exit__(self, *exc):
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc.stdout.close()
+            self.proc = None
+
+    @property
+    def base(self):
+        return "%s://127.0.0.1:%d" % ("https" if self.tls else "http", self.port)
+
+    def _control(self, path):
+        ctx = None
+        if self.tls:
+            ctx = ssl.create_default_context(cafile=self.cacert)
+        # Never through a proxy, whatever the caller's environment says.
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
+                                             urllib.request.HTTPSHandler(context=ctx))
+        with opener.open(self.base + path, timeout=10) as r:
+            return r.read().decode()
+
+    def count(self):
+        return int(self._control("/__count"))
+
+    def log(self):
+        return self._control("/__log")
+
+    def reset(self):
+        self._control("/__reset")
+
+
+def make_certificate(scratch):
+    """A self-signed certificate for 127.0.0.1 in `scratch`: (cert path, key path)."""
+    cert = os.path.join(scratch, "cert.pem")
+    key = os.path.join(scratch, "key.pem")
+    if not os.path.exists(cert):
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                        "-days", "2", "-keyout", key, "-out", cert, "-subj", "/CN=127.0.0.1",
+                        "-addext", "subjectAltName=IP:127.0.0.1"],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return cert, key
+
+
+def clean_env(home, extra=None):
+    """The environment for one program run: HOME and the XDG folders in `home`, no
+    CURLCACHE_* (except `extra`), no proxies, no curlrc, and nothing preloaded."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("CURLCACHE_") and k != "LD_PRELOAD"
+           and k.lower() not in ("http_proxy", "https_proxy", "all_proxy", "no_proxy",
+                                 "curl_home", "curl_ca_bundle", "ssl_cert_file")}
+    for sub in ("", "cache", "config"):
+        os.makedirs(os.path.join(home, sub), exist_ok=True)
+    env["HOME"] = home
+    env["XDG_CACHE_HOME"] = os.path.join(home, "cache")
+    env["XDG_CONFIG_HOME"] = os.path.join(home, "config")
+    env["NO_PROXY"] = "*"
+    env.update(extra or {})
+    return env
+
+
+class Result:
+    def __init__(self, cwd, proc):
+        self.cwd = cwd
+        self.code = proc.returncode
+        self.stdout = proc.stdout
+        self.stderr = proc.stderr
+
+
+def run(argv, cwd, env, shim=None):
+    """Runs argv once in `cwd`; with LD_PRELOAD=shim when given."""
+    env = dict(env)
+    if shim:
+        env["LD_PRELOAD"] = shim
+    proc = subprocess.run(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          timeout=RUN_TIMEOUT)
+    return Result(cwd, proc)
+
+
+def tree(directory, with_mtime=False):
+    """{relative path: (bytes, mtime or None)} of every regular file under `directory`."""
+    out = {}
+    for root, _, files in os.walk(directory):
+        for name in files:
+            path = os.path.join(root, name)
+            with open(path, "rb") as f:
+                data = f.read()
+            mtime = int(os.stat(path).st_mtime) if with_mtime else None
+            out[os.path.relpath(path, directory)] = (data, mtime)
+    return out
+
+
+def first_difference(a, b):
+    """Offset of the first differing byte of two byte strings, or None when equal."""
+    if a == b:
+        return None
+    n = min(len(a), len(b))
+    for i in range(n):
+        if a[i] != b[i]:
+            return i
+    return n
+
+
+def describe_difference(what, expected, actual, width=60):
+    """A readable account of where two byte strings differ, with context from both."""
+    i = first_difference(expected, actual)
+    if i is None:
+        return None
+    lo = max(0, i - width // 2)
+
+    def window(data):
+        return repr(data[lo:i + width // 2])
+
+    return ("%s differs at byte %d (lengths %d without shim, %d with):\n"
+            "      without shim: %s\n      with shim:    %s"
+            % (what, i, len(expected), len(actual), window(expected), window(actual)))
+
+
+def compare(expected, actual, ignore_stderr=False, with_mtime=False):
+    """Every difference between two runs (exit code, stdout, stderr, files) as text."""
+    problems = []
+    if expected.code != actual.code:
+        problems.append("exit code %d without shim, %d with" % (expected.code, actual.code))
+    d = describe_difference("stdout", expected.stdout, actual.stdout)
+    if d:
+        problems.append(d)
+    if not ignore_stderr:
+        d = describe_difference("stderr", expected.stderr, actual.stderr)
+        if d:
+            problems.append(d)
+    want = tree(expected.cwd, with_mtime)
+    got = tree(actual.cwd, with_mtime)
+    for name in sorted(set(want) | set(got)):
+        if name not in got:
+            problems.append("file %s missing with shim" % name)
+        elif name not in want:
+            problems.append("file %s only with shim (%d bytes)" % (name, len(got[name][0])))
+        else:
+            d = describe_difference("file " + name, want[name][0], got[name][0])
+            if d:
+                problems.append(d)
+            if want[name][1] != got[name][1]:
+                problems.append("file %s mtime %s without shim, %s with"
+                                % (name, want[name][1], got[name][1]))
+    return problems
+
+
+def save_outputs(directory, label, result):
+    """Keeps a run's stdout/stderr next to its cwd for a human to diff."""
+    with open(os.path.join(directory, label + ".stdout"), "wb") as f:
+        f.write(result.stdout)
+    with open(os.path.join(directory, label + ".stderr"), "wb") as f:
+        f.write(result.stderr)
+
+
+class Scratch:
+    """A mkdtemp directory removed on exit unless `keep`."""
+
+    def __init__(self, keep=False, prefix="curlcache-shimtest-"):
+        self.keep = keep
+        self.prefix = prefix
+        self.path = None
+
+    def __enter__(self):
+        self.path = tempfile.mkdtemp(prefix=self.prefix)
+        return self.path
+
+    def __exit__(self, *exc):
+        if self.keep:
+            sys.stderr.write("scratch kept in %s\n" % self.path)
+        else:
+            shutil.rmtree(self.path, ignore_errors=True)
+
+
+def shim_or_skip(path, harness_only):
+    """The shim to preload: `path` if it exists. Without it, exit SKIP, unless
+    `harness_only`, in which case None (the "with shim" runs then preload nothing, and the
+    cache assertions are reported, not enforced)."""
+    if path and os.path.isfile(path):
+        return os.path.abspath(path)
+    if harness_only:
+        sys.stderr.write("harness-only: no shim at %r, the 'with shim' runs preload nothing\n"
+                         % path)
+        return None
+    sys.stdout.write("SKIP: the preload shim is not built (%r)\n" % path)
+    sys.exit(SKIP)
+
+
+def prepare_cwd(path, files=None):
+    """Makes a run's working directory holding `files` ({name: bytes})."""
+    os.makedirs(path)
+    for name, data in (files or {}).items():
+        with open(os.path.join(path, name), "wb") as f:
+            f.write(data)
+    return path
+
+
+class Three:
+    """One program run without the shim, then twice with it on one cache, with the
+    origin's request count around each shim run."""
+
+    def __init__(self, base, argv, env, shim, server, files=None, prime=(), shim_argv=None):
+        self.plain = run(argv, prepare_cwd(os.path.join(base, "without"), files), env)
+        save_outputs(base, "without", self.plain)
+        for i, p in enumerate(prime):
+            run(p, prepare_cwd(os.path.join(base, "prime%d" % i)), env, shim)
+        shim_argv = shim_argv or argv
+        c0 = server.count()
+        self.first = run(shim_argv, prepare_cwd(os.path.join(base, "shim1"), files), env, shim)
+        save_outputs(base, "shim1", self.first)
+        c1 = server.count()
+        self.second = run(shim_argv, prepare_cwd(os.path.join(base, "shim2"), files), env,
+                          shim)
+        save_outputs(base, "shim2", self.second)
+        c2 = server.count()
+        self.first_requests = c1 - c0
+        self.second_requests = c2 - c1
+
+    def differences(self, **kw):
+        out = []
+        for label, result in (("first shim run (miss)", self.first),
+                              ("second shim run (hit)", self.second)):
+            out += ["%s: %s" % (label, p) for p in compare(self.plain, result, **kw)]
+        return out
+
+    def note(self):
+        return "origin requests: first shim run %d, second %d" % (self.first_requests,
+                                                                  self.second_requests)
