@@ -1,0 +1,347 @@
+// The Redis backend against a private redis-server: the storage conformance cases (get,
+// put, overwrite, remove, miss, scan, clear, binary and large values, usage, concurrent
+// writers), Redis expiry, namespace isolation, locks and fork safety.
+#include "backends/redis_storage.h"
+#include "tests/redis/fixture.h"
+
+#include <cstdarg>
+#include <cstddef>
+#include <cstdint>
+#include <csetjmp>
+extern "C" {
+#include <cmocka.h>
+}
+
+#include <atomic>
+#include <ctime>
+#include <string>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+
+using namespace curlcache;
+using namespace curlcache::backends;
+using curlcache::tests::RedisServer;
+
+namespace {
+
+std::string g_scratch;
+RedisServer* g_server = nullptr;
+int g_counter = 0;
+
+struct Fixture {
+    std::string ns;
+    std::unique_ptr<Storage> storage;
+};
+
+std::unique_ptr<Storage> open_ns(const std::string& ns) {
+    auto opened = open_redis(tests::redis_settings(*g_server, ns));
+    if (!opened) {
+        fail_msg("open_redis: %s", opened.error().message.c_str());
+    }
+    return std::move(*opened);
+}
+
+int group_setup(void**) {
+    g_scratch = tests::make_scratch();
+    g_server = new RedisServer(g_scratch);
+    return 0;
+}
+
+int group_teardown(void**) {
+    delete g_server;
+    tests::remove_tree(g_scratch);
+    return 0;
+}
+
+int setup(void** state) {
+    auto* fixture = new Fixture;
+    fixture->ns = "test" + std::to_string(++g_counter);
+    fixture->storage = open_ns(fixture->ns);
+    *state = fixture;
+    return 0;
+}
+
+int teardown(void** state) {
+    delete static_cast<Fixture*>(*state);
+    return 0;
+}
+
+Storage& storage_of(void** state) { return *static_cast<Fixture*>(*state)->storage; }
+
+Metadata meta_for(std::string key, int64_t expires = 0) {
+    Metadata meta;
+    meta.key = std::move(key);
+    meta.method = "GET";
+    meta.url = "https://example.com/" + meta.key;
+    meta.status = 200;
+    meta.created = 1700000000;
+    meta.expires = expires;
+    return meta;
+}
+
+void put_text(Storage& storage, const std::string& key, std::string_view text,
+              int64_t expires = 0) {
+    std::string_view pieces[] = {text};
+    auto stored = storage.put(meta_for(key, expires), pieces);
+    if (!stored) {
+        fail_msg("put: %s", stored.error().message.c_str());
+    }
+}
+
+std::optional<std::string> get_text(Storage& storage, const std::string& key) {
+    auto got = storage.get(key);
+    if (!got) {
+        fail_msg("get: %s", got.error().message.c_str());
+    }
+    if (!*got) {
+        return std::nullopt;
+    }
+    return std::string(***got);
+}
+
+void test_put_then_get_returns_the_value(void** state) {
+    Storage& storage = storage_of(state);
+    put_text(storage, "k1", "hello");
+    assert_true(get_text(storage, "k1") == "hello");
+    assert_string_equal(std::string(storage.name()).c_str(), "redis");
+}
+
+void test_missing_key_is_an_empty_result_not_an_error(void** state) {
+    auto got = storage_of(state).get("absent");
+    assert_true(got.has_value());
+    assert_false(got->has_value());
+}
+
+void test_put_overwrites_and_remove_reports_existence(void** state) {
+    Storage& storage = storage_of(state);
+    put_text(storage, "k", "one");
+    put_text(storage, "k", "two");
+    assert_true(get_text(storage, "k") == "two");
+    assert_true(*storage.remove("k"));
+    assert_false(*storage.remove("k"));
+    assert_false(get_text(storage, "k").has_value());
+}
+
+void test_pieces_are_stored_back_to_back_binary_safe(void** state) {
+    Storage& storage = storage_of(state);
+    std::string all;
+    for (int i = 0; i < 256; ++i) {
+        all += static_cast<char>(i);
+    }
+    std::string head("\0head\r\n", 7);
+    std::string_view pieces[] = {head, all, "", all};
+    assert_true(storage.put(meta_for("bin"), pieces).has_value());
+    assert_true(get_text(storage, "bin") == head + all + all);
+    auto meta = storage.get_metadata("bin");
+    assert_true(meta && *meta);
+    assert_int_equal((*meta)->size, head.size() + 2 * all.size());
+}
+
+void test_large_value_round_trips(void** state) {
+    Storage& storage = storage_of(state);
+    std::string body(100u << 20, '\0');
+    for (size_t i = 0; i < body.size(); i += 4096) {
+        body[i] = static_cast<char>(i / 4096);
+    }
+    std::string_view pieces[] = {"head", body};
+    assert_true(storage.put(meta_for("big"), pieces).has_value());
+    auto got = storage.get("big");
+    assert_true(got && *got);
+    assert_int_equal((**got)->size(), body.size() + 4);
+    assert_true(std::string_view(***got).substr(4) == body);
+}
+
+void test_scan_lists_metadata_with_sizes_and_can_stop(void** state) {
+    Storage& storage = storage_of(state);
+    for (int i = 0; i < 1200; ++i) {
+        put_text(storage, "key" + std::to_string(i), std::string(static_cast<size_t>(i % 7), 'x'));
+    }
+    size_t seen = 0;
+    uint64_t bytes = 0;
+    bool metadata_right = true;
+    assert_true(storage
+                    .scan([&](const Metadata& meta) {
+                        ++seen;
+                        bytes += meta.size;
+                        int i = std::stoi(meta.key.substr(3));
+                        metadata_right = metadata_right && meta.method == "GET" &&
+                                         meta.url == "https://example.com/" + meta.key &&
+                                         meta.status == 200 && meta.created == 1700000000 &&
+                                         meta.size == static_cast<uint64_t>(i % 7);
+                        return true;
+                    })
+                    .has_value());
+    assert_int_equal(seen, 1200);
+    assert_true(metadata_right);
+    auto usage = storage.usage();
+    assert_true(usage.has_value());
+    assert_int_equal(usage->entries, 1200);
+    assert_int_equal(usage->bytes, bytes);
+    size_t visited = 0;
+    assert_true(storage.scan([&](const Metadata&) { return ++visited < 3; }).has_value());
+    assert_int_equal(visited, 3);
+}
+
+void test_expiry_becomes_a_redis_ttl(void** state) {
+    Storage& storage = storage_of(state);
+    auto ns = static_cast<Fixture*>(*state)->ns;
+    put_text(storage, "soon", "v", static_cast<int64_t>(time(nullptr)) + 1);
+    put_text(storage, "later", "v", static_cast<int64_t>(time(nullptr)) + 3600);
+    put_text(storage, "never", "v");
+    assert_string_equal(g_server->command({"TTL", ns + ":e:never"}).c_str(), "(integer) -1");
+    std::string ttl = g_server->command({"TTL", ns + ":m:later"});
+    assert_true(ttl.starts_with("(integer) 3"));
+    // The one-second entry disappears by itself (awaited, bounded).
+    assert_true(tests::await([&] { return !get_text(storage, "soon").has_value(); }, 3000));
+    assert_true(get_text(storage, "later").has_value());
+    assert_true(get_text(storage, "never").has_value());
+    // Overwriting without expiry removes the TTL.
+    put_text(storage, "later", "v");
+    assert_string_equal(g_server->command({"TTL", ns + ":e:later"}).c_str(), "(integer) -1");
+}
+
+void test_namespaces_do_not_see_each_other(void** state) {
+    Storage& a = storage_of(state);
+    auto ns = static_cast<Fixture*>(*state)->ns;
+    // "<ns>:m" is a namespace whose keys look like "<ns>:m:m:<key>": no crosstalk either.
+    auto b = open_ns(ns + ":m");
+    auto c = open_ns("other" + ns);
+    put_text(a, "same", "from a");
+    put_text(*b, "same", "from b");
+    put_text(*c, "same", "from c");
+    assert_true(get_text(a, "same") == "from a");
+    assert_true(get_text(*b, "same") == "from b");
+    assert_int_equal(a.usage()->entries, 1);
+    assert_int_equal(b->usage()->entries, 1);
+    assert_true(a.clear().has_value());
+    assert_false(get_text(a, "same").has_value());
+    assert_true(get_text(*b, "same") == "from b");
+    assert_true(get_text(*c, "same") == "from c");
+    assert_string_equal(g_server->command({"EXISTS", ns + ":m:m:same"}).c_str(), "(integer) 1");
+}
+
+void test_clear_removes_every_entry_in_batches(void** state) {
+    Storage& storage = storage_of(state);
+    for (int i = 0; i < 1100; ++i) {
+        put_text(storage, "c" + std::to_string(i), "v");
+    }
+    assert_true(storage.clear().has_value());
+    assert_int_equal(storage.usage()->entries, 0);
+    auto ns = static_cast<Fixture*>(*state)->ns;
+    assert_string_equal(g_server->command({"EXISTS", ns + ":e:c5"}).c_str(), "(integer) 0");
+}
+
+void test_concurrent_writers_and_readers_see_whole_values(void** state) {
+    Storage& storage = storage_of(state);
+    std::atomic<int> torn{0}, errors{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 8; ++t) {
+        threads.emplace_back([&, t] {
+            for (int i = 0; i < 200; ++i) {
+                std::string key = "w" + std::to_string(i % 20);
+                std::string value(1000 + static_cast<size_t>(t * 100), static_cast<char>('a' + t));
+                std::string_view pieces[] = {value};
+                if (!storage.put(meta_for(key), pieces)) {
+                    ++errors;
+                }
+                auto got = storage.get(key);
+                if (!got) {
+                    ++errors;
+                } else if (*got) {
+                    const std::string& v = ***got;
+                    char c = v.empty() ? '?' : v[0];
+                    if (v.size() != 1000 + static_cast<size_t>((c - 'a') * 100) ||
+                        v.find_first_not_of(c) != std::string::npos) {
+                        ++torn;
+                    }
+                }
+            }
+        });
+    }
+    for (auto& thread : threads) {
+        thread.join();
+    }
+    assert_int_equal(errors.load(), 0);
+    assert_int_equal(torn.load(), 0);
+    assert_int_equal(storage.usage()->entries, 20);
+}
+
+void test_purge_expired_leaves_fresh_entries(void** state) {
+    Storage& storage = storage_of(state);
+    int64_t now = time(nullptr);
+    put_text(storage, "fresh", "v", now + 3600);
+    put_text(storage, "past", "v", now - 10); // Redis drops it at once
+    auto purged = storage.purge_expired(now);
+    assert_true(purged.has_value());
+    assert_false(get_text(storage, "past").has_value());
+    assert_true(get_text(storage, "fresh").has_value());
+}
+
+void test_lock_is_exclusive_until_unlocked_or_expired(void** state) {
+    Storage& storage = storage_of(state);
+    auto other = open_ns(static_cast<Fixture*>(*state)->ns);
+    assert_true(*storage.try_lock("L", 10000));
+    assert_false(*other->try_lock("L", 10000));
+    // Unlocking what another holder holds does nothing (compare-and-delete).
+    assert_true(other->unlock("L").has_value());
+    assert_false(*other->try_lock("L", 10000));
+    assert_true(storage.unlock("L").has_value());
+    assert_true(*other->try_lock("L", 100));
+    // A lock left behind expires and is taken over.
+    assert_true(tests::await([&] { return *storage.try_lock("L", 10000); }, 3000));
+    assert_true(storage.unlock("L").has_value());
+}
+
+void test_forked_child_uses_its_own_connection(void** state) {
+    Storage& storage = storage_of(state);
+    put_text(storage, "before", "parent");
+    pid_t child = fork();
+    if (child == 0) {
+        bool ok = true;
+        for (int i = 0; i < 50 && ok; ++i) {
+            auto got = storage.get("before");
+            ok = got && *got && ***got == "parent";
+            std::string_view pieces[] = {"child"};
+            ok = ok && storage.put(meta_for("c" + std::to_string(i)), pieces).has_value();
+        }
+        _exit(ok ? 0 : 1);
+    }
+    for (int i = 0; i < 50; ++i) {
+        assert_true(get_text(storage, "before") == "parent");
+    }
+    int status = 0;
+    waitpid(child, &status, 0);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_true(get_text(storage, "c49") == "child");
+}
+
+void test_keys_with_colons_are_refused(void** state) {
+    Storage& storage = storage_of(state);
+    std::string_view pieces[] = {"v"};
+    assert_false(storage.put(meta_for("a:b"), pieces).has_value());
+    auto got = storage.get("a:b");
+    assert_true(got && !*got);
+}
+
+} // namespace
+
+int main() {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_put_then_get_returns_the_value, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_missing_key_is_an_empty_result_not_an_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_put_overwrites_and_remove_reports_existence, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pieces_are_stored_back_to_back_binary_safe, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_large_value_round_trips, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scan_lists_metadata_with_sizes_and_can_stop, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_expiry_becomes_a_redis_ttl, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_namespaces_do_not_see_each_other, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_clear_removes_every_entry_in_batches, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_writers_and_readers_see_whole_values, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_purge_expired_leaves_fresh_entries, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lock_is_exclusive_until_unlocked_or_expired, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_forked_child_uses_its_own_connection, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keys_with_colons_are_refused, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("redis_storage", tests, group_setup, group_teardown);
+}
