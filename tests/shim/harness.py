@@ -152,15 +152,15 @@ def first_difference(a, b):
     return n
 
 
-def describe_difference(what, expected, actual, width=60):
+def describe_difference(what, expected, actual, before=40, after=80):
     """A readable account of where two byte strings differ, with context from both."""
     i = first_difference(expected, actual)
     if i is None:
         return None
-    lo = max(0, i - width // 2)
+    lo = max(0, i - before)
 
     def window(data):
-        return repr(data[lo:i + width // 2])
+        return repr(data[lo:i + after])
 
     return ("%s differs at byte %d (lengths %d without shim, %d with):\n"
             "      without shim: %s\n      with shim:    %s"
