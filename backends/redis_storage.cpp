@@ -415,7 +415,14 @@ Result<std::unique_ptr<Storage>> open_redis(const config::Settings& settings) {
     }
     RedisPool pool(*endpoint, settings.redis_connect_timeout_ms,
                    settings.redis_command_timeout_ms);
-    auto checked = pool.run<void>([](RedisConnection&) -> Result<void> { return {}; });
+    // One PING: an unreachable, hung or password-protected server is reported now.
+    auto checked = pool.run<void>([](RedisConnection& conn) -> Result<void> {
+        auto reply = conn.command({"PING"});
+        if (!reply) {
+            return std::unexpected(reply.error());
+        }
+        return {};
+    });
     if (!checked) {
         return std::unexpected(checked.error());
     }
