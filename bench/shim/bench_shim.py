@@ -1,0 +1,432 @@
+#!/usr/bin/env python3
+"""The shim's benchmark: one run, everything side by side, medians and ratios.
+
+    bench_shim.py --loop BUILD/bin/curl_loop --shim BUILD/lib/libcurlcache-preload.so
+                  [--quick] [--json FILE]
+
+1. In-process hits: curl_loop (sequential GETs on one libcurl handle) for bodies of 1 KiB,
+   100 KiB and 1 MiB, against the origin directly, through nginx proxy_cache, varnish and
+   squid serving hits, and under LD_PRELOAD=the shim with the SQLite and the memory
+   backends. The origin is nginx serving static files from a scratch folder. Every server
+   is started here on a free loopback port with a generated minimal config and stopped by
+   PID. The origin's access log tells how many requests reached it during each loop (a
+   cache serving hits adds none).
+2. Miss overhead: 10 MiB downloads of distinct URLs (every one a miss that the shim
+   stores), shim and no shim in alternating processes.
+3. Process level: `curl -s -o /dev/null URL` with the shim (a hit) and without (origin),
+   and the cost of preloading the shim into /bin/true; hyperfine when installed, else
+   alternating runs timed here.
+Targets (from the brief): SQLite 1 KiB hit <= 8 us median, memory <= 3 us, 1 MiB <= 150 us,
+miss overhead <= 3 %.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+SIZES = [("1 KiB", "1k.bin", 1024), ("100 KiB", "100k.bin", 100 * 1024),
+         ("1 MiB", "1m.bin", 1 << 20)]
+BIG = ("10 MiB", "10m.bin", 10 << 20)
+OLD = 1577836800  # files dated 2020: no heuristic freshness surprises in the proxies
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def await_port(port, proc, timeout=20.0):
+    """Waits until something accepts on the port (servers here announce nothing else)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return True
+        except OSError:
+            time.sleep(0.02)
+    return False
+
+
+class Server:
+    def __init__(self, name, argv, port, cwd, env=None):
+        self.name, self.port = name, port
+        self.log = open(os.path.join(cwd, name + ".out"), "wb")
+        self.proc = subprocess.Popen(argv, cwd=cwd, stdout=self.log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, env=env,
+                                     start_new_session=True)
+        self.ok = await_port(port, self.proc)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+    def why(self):
+        with open(self.log.name, "rb") as f:
+            tail = f.read()[-300:].decode(errors="replace").strip()
+        return tail.splitlines()[-1] if tail else "did not start"
+
+
+def start_nginx(d, origin_port, cache_port):
+    user = "user root;" if os.geteuid() == 0 else ""
+    for sub in ("tmp", "ncache"):
+        os.makedirs(os.path.join(d, sub), exist_ok=True)
+    conf = os.path.join(d, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write("""%(user)s
+worker_processes 1;
+daemon off;
+pid %(d)s/nginx.pid;
+error_log %(d)s/nginx-error.log warn;
+events { worker_connections 512; }
+http {
+  default_type application/octet-stream;
+  client_body_temp_path %(d)s/tmp/body;
+  proxy_temp_path %(d)s/tmp/proxy;
+  fastcgi_temp_path %(d)s/tmp/fastcgi;
+  uwsgi_temp_path %(d)s/tmp/uwsgi;
+  scgi_temp_path %(d)s/tmp/scgi;
+  sendfile on;
+  keepalive_requests 1000000;
+  proxy_cache_path %(d)s/ncache levels=1:2 keys_zone=bench:10m max_size=2g inactive=1h
+                   use_temp_path=off;
+  upstream origin { server 127.0.0.1:%(origin)d; keepalive 8; }
+  server {   # the origin: static files
+    listen 127.0.0.1:%(origin)d;
+    access_log %(d)s/origin-access.log;
+    root %(d)s/www;
+    expires 1h;
+  }
+  server {   # nginx proxy_cache in front of it
+    listen 127.0.0.1:%(cache)d;
+    access_log off;
+    location / {
+      proxy_pass http://origin;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_cache bench;
+      proxy_cache_valid 200 1h;
+    }
+  }
+}
+""" % dict(user=user, d=d, origin=origin_port, cache=cache_port))
+    srv = Server("nginx", ["nginx", "-p", d, "-c", conf], origin_port, d)
+    srv.ok = srv.ok and await_port(cache_port, srv.proc)
+    return srv
+
+
+def start_varnish(d, origin_port, port):
+    work = os.path.join(d, "varnish")
+    os.makedirs(work, exist_ok=True)
+    return Server("varnish", ["varnishd", "-F", "-j", "none", "-n", work,
+                              "-a", "127.0.0.1:%d" % port, "-b", "127.0.0.1:%d" % origin_port,
+                              "-s", "malloc,256m", "-p", "default_ttl=3600"], port, d)
+
+
+def start_squid(d, port):
+    work = os.path.join(d, "squid")
+    os.makedirs(work, exist_ok=True)
+    os.chmod(work, 0o777)  # squid drops to its own user for logs
+    conf = os.path.join(work, "squid.conf")
+    with open(conf, "w") as f:
+        f.write("""http_port 127.0.0.1:%(port)d
+visible_hostname bench.local
+acl local src 127.0.0.1
+http_access allow local
+http_access deny all
+cache_mem 256 MB
+maximum_object_size_in_memory 16 MB
+maximum_object_size 16 MB
+memory_cache_mode always
+pid_filename %(w)s/squid.pid
+access_log none
+cache_store_log none
+cache_log %(w)s/cache.log
+coredump_dir %(w)s
+refresh_pattern . 60 20%% 4320
+shutdown_lifetime 0 seconds
+""" % dict(port=port, w=work))
+    return Server("squid", ["squid", "-N", "-f", conf], port, d)
+
+
+def origin_requests(d):
+    try:
+        with open(os.path.join(d, "origin-access.log"), "rb") as f:
+            return f.read().count(b"\n")
+    except FileNotFoundError:
+        return 0
+
+
+def run_loop(loop, url, n, expected, env, proxy=None, warmup=2):
+    argv = [loop, "-n", str(n), "-w", str(warmup), "-e", str(expected)]
+    if proxy:
+        argv += ["-x", proxy]
+    p = subprocess.run(argv + [url], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=120)
+    if p.returncode != 0:
+        err = (p.stderr.decode(errors="replace").strip().splitlines() or ["exit %d"
+                                                                          % p.returncode])
+        return None, err[0][:240]
+    fields = dict(kv.split("=") for kv in p.stdout.decode().split())
+    return float(fields["median_us"]), None
+
+
+def median_wall(argvs_envs, rounds):
+    """Runs each (argv, env) `rounds` times, interleaved; median wall time in ms of each."""
+    times = [[] for _ in argvs_envs]
+    for _ in range(rounds):
+        for i, (argv, env) in enumerate(argvs_envs):
+            t0 = time.perf_counter()
+            subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            times[i].append((time.perf_counter() - t0) * 1000)
+    return [statistics.median(t) for t in times]
+
+
+def hyperfine(commands, env_cmds, d):
+    """hyperfine medians (ms) for shell commands; None when hyperfine is not installed."""
+    if shutil.which("hyperfine") is None:
+        return None
+    out = os.path.join(d, "hyperfine.json")
+    subprocess.run(["hyperfine", "-N", "--warmup", "5", "--min-runs", "30",
+                    "--export-json", out] + [e + c for e, c in zip(env_cmds, commands)],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    with open(out) as f:
+        return [r["median"] * 1000 for r in json.load(f)["results"]]
+
+
+def fmt(v, unit="us"):
+    if v is None:
+        return "-"
+    if isinstance(v, str):
+        return v
+    return "%.1f %s" % (v, unit) if v < 100 else "%.0f %s" % (v, unit)
+
+
+def clean_env(d, extra=None):
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("CURLCACHE_") and k != "LD_PRELOAD"
+           and k.lower() not in ("http_proxy", "https_proxy", "all_proxy", "no_proxy")}
+    for sub in ("home", "home/cache", "home/config"):
+        os.makedirs(os.path.join(d, sub), exist_ok=True)
+    env.update(HOME=os.path.join(d, "home"), XDG_CACHE_HOME=os.path.join(d, "home/cache"),
+               XDG_CONFIG_HOME=os.path.join(d, "home/config"))
+    env.update(extra or {})
+    return env
+
+
+def make_files(d):
+    www = os.path.join(d, "www")
+    os.makedirs(www)
+    for _, name, size in SIZES + [BIG]:
+        path = os.path.join(www, name)
+        with open(path, "wb") as f:
+            f.write(os.urandom(size))
+        os.utime(path, (OLD, OLD))
+
+
+def in_process(args, d, servers, results):
+    nginx, varnish, squid = servers
+    base = "http://127.0.0.1:%d/" % nginx.port
+    shim_envs = {
+        "shim sqlite": clean_env(d, {"LD_PRELOAD": args.shim, "CURLCACHE_BACKEND": "sqlite",
+                                     "CURLCACHE_NAME": os.path.join(d, "bench.sqlite")}),
+        "shim memory": clean_env(d, {"LD_PRELOAD": args.shim, "CURLCACHE_BACKEND": "memory"}),
+    }
+    plain = clean_env(d)
+    columns = [("origin", base, None, plain, nginx.ok),
+               ("nginx cache", "http://127.0.0.1:%d/" % nginx.cache_port, None, plain,
+                nginx.ok),
+               ("varnish", "http://127.0.0.1:%d/" % varnish.port, None, plain, varnish.ok),
+               ("squid", base, "http://127.0.0.1:%d" % squid.port, plain, squid.ok),
+               ("shim sqlite", base, None, shim_envs["shim sqlite"], nginx.ok),
+               ("shim memory", base, None, shim_envs["shim memory"], nginx.ok)]
+    counts = {"1 KiB": 2000, "100 KiB": 500, "1 MiB": 150}
+    if args.quick:
+        counts = {k: max(20, v // 10) for k, v in counts.items()}
+    table = {}
+    for label, name, size in SIZES:
+        row = {}
+        for col, url, proxy, env, ok in columns:
+            if not ok:
+                row[col] = (None, "server did not start", None)
+                continue
+            before = origin_requests(d)
+            med, err = run_loop(args.loop, url + name, counts[label], size, env, proxy)
+            row[col] = (med, err, origin_requests(d) - before)
+        table[label] = row
+    results["in_process_median_us"] = {
+        s: {c: v[0] for c, v in row.items()} for s, row in table.items()}
+    results["in_process_origin_requests"] = {
+        s: {c: v[2] for c, v in row.items()} for s, row in table.items()}
+    cols = [c[0] for c in columns]
+    print("1. In-process: sequential GETs on one libcurl handle, median per transfer")
+    print("   (in brackets: requests that reached the origin during the loop, warm-up incl.)")
+    print("   %-8s" % "body" + "".join("%18s" % c for c in cols))
+    errors = []
+    for label, _, _ in SIZES:
+        cells = []
+        for c in cols:
+            med, err, n = table[label][c]
+            if med is None:
+                cells.append("%18s" % "failed")
+                errors.append("%s / %s: %s" % (label, c, err))
+            else:
+                cells.append("%18s" % ("%s [%s]" % (fmt(med), n)))
+        print("   %-8s" % label + "".join(cells))
+    print("   ratios (origin / column, higher = faster than the origin):")
+    for label, _, _ in SIZES:
+        o = table[label]["origin"][0]
+        cells = ["%18s" % ("%.1fx" % (o / table[label][c][0]) if o and table[label][c][0]
+                           else "-") for c in cols]
+        print("   %-8s" % label + "".join(cells))
+    seen = set()
+    for e in errors:
+        why = e.split(": ", 1)[1]
+        if why not in seen:
+            seen.add(why)
+            print("   failed (%s): %s" % (e.split(": ", 1)[0], why))
+    targets = [("shim sqlite", "1 KiB", 8.0), ("shim memory", "1 KiB", 3.0),
+               ("shim sqlite", "1 MiB", 150.0), ("shim memory", "1 MiB", 150.0)]
+    for col, size, limit in targets:
+        med = table[size][col][0]
+        verdict = "-" if med is None else ("met" if med <= limit else "NOT met")
+        print("   target %s %s hit <= %.0f us: %s (%s)" % (col, size, limit, verdict, fmt(med)))
+    print()
+
+
+def miss_overhead(args, d, nginx, results):
+    label, name, size = BIG
+    url = "http://127.0.0.1:%d/%s" % (nginx.port, name)
+    rounds = 3 if args.quick else 7
+    per = 3
+    shim_env = clean_env(d, {"LD_PRELOAD": args.shim, "CURLCACHE_BACKEND": "sqlite",
+                             "CURLCACHE_NAME": os.path.join(d, "miss.sqlite")})
+    plain_env = clean_env(d)
+    plain, shim, err = [], [], None
+    for r in range(rounds):
+        for env, out, tag in ((plain_env, plain, "p"), (shim_env, shim, "s")):
+            # Distinct query strings: every download is a miss the shim has to store.
+            med, e = run_loop(args.loop, "%s?%s%d-%%d" % (url, tag, r), per, size, env,
+                              warmup=0)
+            if med is None:
+                err = e
+            else:
+                out.append(med)
+    print("2. Miss overhead: %s downloads of distinct URLs (miss + store), %d alternating "
+          "rounds of %d" % (label, rounds, per))
+    if plain and shim and len(shim) == rounds:
+        p, s = statistics.median(plain), statistics.median(shim)
+        results["miss_10mib_ms"] = {"without": p / 1000, "shim": s / 1000,
+                                    "extra_percent": (s / p - 1) * 100}
+        print("   without shim %s, with shim %s: %+.1f %% (target <= +3 %%: %s)"
+              % (fmt(p / 1000, "ms"), fmt(s / 1000, "ms"), (s / p - 1) * 100,
+                 "met" if s / p - 1 <= 0.03 else "NOT met"))
+    else:
+        print("   failed: %s" % err)
+    print()
+
+
+def process_level(args, d, nginx, results):
+    url = "http://127.0.0.1:%d/1k.bin" % nginx.port
+    shim_env = clean_env(d, {"LD_PRELOAD": args.shim, "CURLCACHE_BACKEND": "sqlite",
+                             "CURLCACHE_NAME": os.path.join(d, "proc.sqlite")})
+    plain_env = clean_env(d)
+    curl = ["curl", "-s", "--noproxy", "*", "-o", "/dev/null", url]
+    prime = subprocess.run(curl, env=shim_env, stderr=subprocess.PIPE)
+    before = origin_requests(d)
+    check = subprocess.run(curl, env=shim_env, stderr=subprocess.PIPE)
+    hit = check.returncode == 0 and origin_requests(d) == before
+    rounds = 10 if args.quick else 40
+    tool = "hyperfine"
+    meds = None
+    try:
+        meds = hyperfine([" ".join(curl), " ".join(curl), "/bin/true", "/bin/true"],
+                         ["", "env LD_PRELOAD=%s CURLCACHE_NAME=%s " % (
+                             args.shim, os.path.join(d, "proc.sqlite")),
+                          "", "env LD_PRELOAD=%s " % args.shim], d)
+    except subprocess.CalledProcessError:
+        meds = None
+    if meds is None:
+        tool = "alternating runs, median of %d" % rounds
+        meds = median_wall([(curl, plain_env), (curl, shim_env), (["/bin/true"], plain_env),
+                            (["/bin/true"], dict(plain_env, LD_PRELOAD=args.shim))], rounds)
+    results["process_ms"] = {"curl_origin": meds[0], "curl_shim_hit": meds[1],
+                             "true": meds[2], "true_preloaded": meds[3]}
+    print("3. Process level (%s)" % tool)
+    print("   curl -s -o /dev/null URL (1 KiB): origin %s, shim %s %s: %.2fx"
+          % (fmt(meds[0], "ms"), "hit" if hit else "(NOT a hit: %s)" % (
+              (prime.stderr or check.stderr).decode(errors="replace").strip()[:80]
+              or "the origin was reached"),
+             fmt(meds[1], "ms"), meds[0] / meds[1]))
+    print("   start-up: /bin/true %s, with LD_PRELOAD=shim %s: +%.2f ms"
+          % (fmt(meds[2], "ms"), fmt(meds[3], "ms"), meds[3] - meds[2]))
+    print()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--loop", required=True, help="the curl_loop program")
+    parser.add_argument("--shim", required=True, help="libcurlcache-preload.so")
+    parser.add_argument("--quick", action="store_true", help="fewer iterations")
+    parser.add_argument("--json", help="also write the figures here")
+    args = parser.parse_args()
+    args.shim = os.path.abspath(args.shim)
+    if not os.path.isfile(args.shim):
+        print("bench-shim: %s is missing (build curlcache-preload)" % args.shim)
+        return 1
+    t0 = time.monotonic()
+    results = {}
+    d = tempfile.mkdtemp(prefix="curlcache-bench-shim-")
+    os.chmod(d, 0o755)
+    servers = []
+    try:
+        make_files(d)
+        origin_port, cache_port = free_port(), free_port()
+        nginx = start_nginx(d, origin_port, cache_port)
+        nginx.cache_port = cache_port
+        servers.append(nginx)
+        if not nginx.ok:
+            print("bench-shim: nginx did not start: %s" % nginx.why())
+            return 1
+        varnish = start_varnish(d, origin_port, free_port())
+        squid = start_squid(d, free_port())
+        servers += [varnish, squid]
+        for s in (varnish, squid):
+            if not s.ok:
+                print("note: %s did not start (%s); its column is empty" % (s.name, s.why()))
+        print("curlcache shim benchmark (%s, %d cores)\n" % (os.uname().release,
+                                                            os.cpu_count()))
+        in_process(args, d, (nginx, varnish, squid), results)
+        miss_overhead(args, d, nginx, results)
+        process_level(args, d, nginx, results)
+    finally:
+        for s in servers:
+            s.stop()
+        shutil.rmtree(d, ignore_errors=True)
+    print("total %.0f s" % (time.monotonic() - t0))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
