@@ -1,5 +1,527 @@
+// The curl_multi_* wrappers. A hit added to a program's multi never reaches libcurl: it is
+// replayed during the next curl_multi_perform/socket_action and reported done through
+// curl_multi_info_read, in one queue with the real DONE messages. A miss runs in libcurl's
+// multi and is finished (engine end_transfer) when its DONE message comes out of libcurl.
+//
+// curl_multi_fdset passes through untouched (not wrapped): an emulated handle has no
+// descriptor, and libcurl's answer for the real members is already the right one.
 #include "shim/multi.h"
 
+#include "core/easy/engine.h"
+#include "shim/guard.h"
+#include "shim/multi_state.h"
+#include "shim/resolve.h"
+
+#include <cstdarg>
+#include <vector>
+
 namespace curlcache::shim {
-void multi_forget_easy(Library, CURL*) noexcept {}
+namespace {
+
+namespace engine = core::easy;
+
+// A transfer the program dropped before libcurl reported it: the engine must restore its
+// callbacks and store nothing.
+constexpr CURLcode k_abandoned = CURLE_ABORTED_BY_CALLBACK;
+
+// Moves every DONE message waiting in libcurl's queue into the shim's queue (copied: the
+// program reads them from the shim). A miss is ended first (outside the lock), and its
+// message carries the result the engine returns (a revalidated 304 becomes a replay).
+void drain_real(const engine::CurlApi& api, CURLM* multi) {
+    MultiRegistry& registry = MultiRegistry::instance();
+    for (;;) {
+        int left = 0;
+        CURLMsg* real_msg = api.multi_info_read(multi, &left);
+        if (real_msg == nullptr) {
+            return;
+        }
+        CURLMsg msg = *real_msg;
+        bool end = false;
+        {
+            auto lock = registry.lock();
+            MultiState* state = registry.find(multi);
+            if (state == nullptr) {
+                return; // cannot happen: callers hold a state for this multi
+            }
+            const auto found = state->members.find(msg.easy_handle);
+            end = found != state->members.end() && found->second.kind == MemberKind::miss &&
+                  !found->second.finished && msg.msg == CURLMSG_DONE;
+        }
+        if (end) {
+            msg.data.result = engine::end_transfer(api, msg.easy_handle, msg.data.result);
+        }
+        auto lock = registry.lock();
+        MultiState* state = registry.find(multi);
+        if (state == nullptr) {
+            return;
+        }
+        Member& member = state->members[msg.easy_handle];
+        member.finished = true;
+        member.msg = msg;
+        state->done.push_back(msg.easy_handle);
+    }
+}
+
+// Marks the multi busy (libcurl refuses recursive calls from callbacks; so does the shim)
+// and hands out the hits to replay now.
+std::vector<CURL*> start_round(CURLM* multi, bool& recursive) {
+    MultiRegistry& registry = MultiRegistry::instance();
+    auto lock = registry.lock();
+    MultiState* state = registry.find(multi);
+    recursive = false;
+    if (state == nullptr) {
+        return {};
+    }
+    if (state->busy) {
+        recursive = true;
+        return {};
+    }
+    state->busy = true;
+    std::vector<CURL*> hits(state->pending.begin(), state->pending.end());
+    state->pending.clear();
+    return hits;
+}
+
+void replay_hits(const engine::CurlApi& api, CURLM* multi, const std::vector<CURL*>& hits) {
+    MultiRegistry& registry = MultiRegistry::instance();
+    for (CURL* easy : hits) {
+        const CURLcode result = engine::replay(api, easy);
+        auto lock = registry.lock();
+        MultiState* state = registry.find(multi);
+        if (state == nullptr) {
+            continue;
+        }
+        const auto found = state->members.find(easy);
+        if (found == state->members.end()) {
+            continue;
+        }
+        found->second.finished = true;
+        found->second.msg.msg = CURLMSG_DONE;
+        found->second.msg.easy_handle = easy;
+        found->second.msg.data.result = result;
+        state->done.push_back(easy);
+    }
+}
+
+void end_round(CURLM* multi) {
+    MultiRegistry& registry = MultiRegistry::instance();
+    auto lock = registry.lock();
+    if (MultiState* state = registry.find(multi)) {
+        state->busy = false;
+    }
+}
+
+bool known(CURLM* multi) {
+    MultiRegistry& registry = MultiRegistry::instance();
+    auto lock = registry.lock();
+    return registry.find(multi) != nullptr;
+}
+
+// ---- the wrappers -----------------------------------------------------------------------
+
+template <Library L> CURLMcode multi_add_handle(const void* caller, CURLM* multi, CURL* easy) {
+    const engine::CurlApi& api = engine_api(L);
+    if (api.multi_add_handle == nullptr) {
+        warn_missing(L, "curl_multi_add_handle");
+        return CURLM_INTERNAL_ERROR;
+    }
+    if (pass_through(L, caller) || multi == nullptr || easy == nullptr) {
+        return api.multi_add_handle(multi, easy);
+    }
+    MultiRegistry& registry = MultiRegistry::instance();
+    {
+        auto lock = registry.lock();
+        if (registry.owner(easy) != nullptr) {
+            return CURLM_ADDED_ALREADY;
+        }
+        MultiState& state = registry.find_or_add(multi);
+        if (state.busy) {
+            return CURLM_RECURSIVE_API_CALL;
+        }
+    }
+    const engine::Begin begin = engine::begin_transfer(api, easy);
+    if (begin == engine::Begin::hit) {
+        curl_multi_timer_callback timer = nullptr;
+        void* timer_data = nullptr;
+        {
+            auto lock = registry.lock();
+            MultiState& state = registry.find_or_add(multi);
+            state.members[easy] = Member{MemberKind::emulated, false, {}};
+            state.pending.push_back(easy);
+            registry.set_owner(easy, multi);
+            timer = state.timer;
+            timer_data = state.timer_data;
+        }
+        // libcurl asks an event-driven program for an immediate timeout on every add; the
+        // program then calls curl_multi_socket_action, which replays the hit.
+        if (timer != nullptr) {
+            timer(multi, 0, timer_data);
+        }
+        return CURLM_OK;
+    }
+    const CURLMcode code = api.multi_add_handle(multi, easy);
+    if (code != CURLM_OK) {
+        if (begin == engine::Begin::miss) {
+            (void)engine::end_transfer(api, easy, CURLE_FAILED_INIT);
+        }
+        return code;
+    }
+    auto lock = registry.lock();
+    MultiState& state = registry.find_or_add(multi);
+    const MemberKind kind =
+        begin == engine::Begin::miss ? MemberKind::miss : MemberKind::passthrough;
+    state.members[easy] = Member{kind, false, {}};
+    ++state.real_count;
+    registry.set_owner(easy, multi);
+    return CURLM_OK;
+}
+
+template <Library L>
+CURLMcode multi_remove_handle(const void* caller, CURLM* multi, CURL* easy) {
+    const engine::CurlApi& api = engine_api(L);
+    if (api.multi_remove_handle == nullptr) {
+        warn_missing(L, "curl_multi_remove_handle");
+        return CURLM_INTERNAL_ERROR;
+    }
+    if (pass_through(L, caller) || !known(multi)) {
+        return api.multi_remove_handle(multi, easy);
+    }
+    MultiRegistry& registry = MultiRegistry::instance();
+    MemberKind kind;
+    bool finished;
+    {
+        auto lock = registry.lock();
+        MultiState* state = registry.find(multi);
+        const auto found = state->members.find(easy);
+        if (found == state->members.end()) {
+            lock.unlock();
+            return api.multi_remove_handle(multi, easy);
+        }
+        if (state->busy) {
+            return CURLM_RECURSIVE_API_CALL;
+        }
+        kind = found->second.kind;
+        finished = found->second.finished;
+        if (kind == MemberKind::emulated) {
+            erase_member(*state, easy);
+            registry.clear_owner(easy);
+            return CURLM_OK; // never in libcurl's multi: just forget it
+        }
+    }
+    if (kind == MemberKind::miss && !finished) {
+        // Its DONE message may be waiting in libcurl's queue, which removal would discard.
+        drain_real(api, multi);
+    }
+    const CURLMcode code = api.multi_remove_handle(multi, easy);
+    bool abandoned = false;
+    {
+        auto lock = registry.lock();
+        if (MultiState* state = registry.find(multi)) {
+            const auto found = state->members.find(easy);
+            abandoned = found != state->members.end() && kind == MemberKind::miss &&
+                        !found->second.finished;
+            erase_member(*state, easy);
+        }
+        registry.clear_owner(easy);
+    }
+    if (abandoned) {
+        (void)engine::end_transfer(api, easy, k_abandoned);
+    }
+    return code;
+}
+
+// curl_multi_perform and curl_multi_socket_action: replay the hits waiting, then let
+// libcurl run the real transfers. running_handles counts only the real ones: a replayed hit
+// is already done.
+template <Library L, typename Run> CURLMcode run_round(CURLM* multi, Run&& run) {
+    const engine::CurlApi& api = engine_api(L);
+    bool recursive = false;
+    const std::vector<CURL*> hits = start_round(multi, recursive);
+    if (recursive) {
+        return CURLM_RECURSIVE_API_CALL;
+    }
+    replay_hits(api, multi, hits);
+    const CURLMcode code = run();
+    end_round(multi);
+    return code;
+}
+
+template <Library L> CURLMcode multi_perform(const void* caller, CURLM* multi, int* running) {
+    const engine::CurlApi& api = engine_api(L);
+    if (api.multi_perform == nullptr) {
+        warn_missing(L, "curl_multi_perform");
+        return CURLM_INTERNAL_ERROR;
+    }
+    if (pass_through(L, caller) || !known(multi)) {
+        return api.multi_perform(multi, running);
+    }
+    return run_round<L>(multi, [&] { return api.multi_perform(multi, running); });
+}
+
+template <Library L>
+CURLMcode multi_socket_action(const void* caller, CURLM* multi, curl_socket_t socket, int mask,
+                              int* running) {
+    const engine::CurlApi& api = engine_api(L);
+    if (api.multi_socket_action == nullptr) {
+        warn_missing(L, "curl_multi_socket_action");
+        return CURLM_INTERNAL_ERROR;
+    }
+    if (pass_through(L, caller) || !known(multi)) {
+        return api.multi_socket_action(multi, socket, mask, running);
+    }
+    return run_round<L>(multi,
+                        [&] { return api.multi_socket_action(multi, socket, mask, running); });
+}
+
+template <Library L> CURLMsg* multi_info_read(const void* caller, CURLM* multi, int* queued) {
+    const engine::CurlApi& api = engine_api(L);
+    if (api.multi_info_read == nullptr) {
+        warn_missing(L, "curl_multi_info_read");
+        return nullptr;
+    }
+    if (pass_through(L, caller) || !known(multi)) {
+        return api.multi_info_read(multi, queued);
+    }
+    drain_real(api, multi);
+    MultiRegistry& registry = MultiRegistry::instance();
+    auto lock = registry.lock();
+    MultiState* state = registry.find(multi);
+    int left = 0;
+    CURLMsg* msg = nullptr;
+    while (state != nullptr && msg == nullptr && !state->done.empty()) {
+        CURL* easy = state->done.front();
+        state->done.pop_front();
+        const auto found = state->members.find(easy);
+        if (found != state->members.end()) {
+            msg = &found->second.msg;
+        }
+    }
+    if (state != nullptr) {
+        left = static_cast<int>(state->done.size());
+    }
+    if (queued != nullptr) {
+        *queued = left;
+    }
+    return msg;
+}
+
+// True when a wait must not block: a hit waits to be replayed, or only emulated transfers
+// remain and their messages are unread (libcurl would sleep the whole timeout).
+bool must_not_block(CURLM* multi) {
+    MultiRegistry& registry = MultiRegistry::instance();
+    auto lock = registry.lock();
+    const MultiState* state = registry.find(multi);
+    return state != nullptr &&
+           (!state->pending.empty() || (state->real_count == 0 && !state->done.empty()));
+}
+
+template <Library L, auto Member>
+CURLMcode multi_wait_or_poll(const void* caller, const char* name, CURLM* multi,
+                             curl_waitfd* extra, unsigned int extra_count, int timeout_ms,
+                             int* ready) {
+    const engine::CurlApi& api = engine_api(L);
+    auto* fn = api.*Member;
+    if (fn == nullptr) {
+        warn_missing(L, name);
+        return CURLM_INTERNAL_ERROR;
+    }
+    if (!pass_through(L, caller) && must_not_block(multi)) {
+        if (ready != nullptr) {
+            *ready = 0;
+        }
+        return CURLM_OK;
+    }
+    return fn(multi, extra, extra_count, timeout_ms, ready);
+}
+
+template <Library L> CURLMcode multi_timeout(const void* caller, CURLM* multi, long* timeout_ms) {
+    const engine::CurlApi& api = engine_api(L);
+    if (api.multi_timeout == nullptr) {
+        warn_missing(L, "curl_multi_timeout");
+        return CURLM_INTERNAL_ERROR;
+    }
+    if (!pass_through(L, caller) && timeout_ms != nullptr) {
+        MultiRegistry& registry = MultiRegistry::instance();
+        auto lock = registry.lock();
+        const MultiState* state = registry.find(multi);
+        if (state != nullptr && !state->pending.empty()) {
+            *timeout_ms = 0; // the replay is due now
+            return CURLM_OK;
+        }
+    }
+    return api.multi_timeout(multi, timeout_ms);
+}
+
+template <Library L> CURLMcode multi_cleanup(const void* caller, CURLM* multi) {
+    const engine::CurlApi& api = engine_api(L);
+    if (api.multi_cleanup == nullptr) {
+        warn_missing(L, "curl_multi_cleanup");
+        return CURLM_INTERNAL_ERROR;
+    }
+    if (pass_through(L, caller) || !known(multi)) {
+        return api.multi_cleanup(multi);
+    }
+    drain_real(api, multi);
+    std::unique_ptr<MultiState> state;
+    {
+        MultiRegistry& registry = MultiRegistry::instance();
+        auto lock = registry.lock();
+        state = registry.take(multi);
+    }
+    if (state) {
+        for (const auto& [easy, member] : state->members) {
+            if (member.kind == MemberKind::miss && !member.finished) {
+                (void)engine::end_transfer(api, easy, k_abandoned);
+            }
+        }
+    }
+    return api.multi_cleanup(multi);
+}
+
+template <Library L>
+CURLMcode multi_setopt(const void* caller, CURLM* multi, CURLMoption option, va_list args) {
+    const Real& r = real(L);
+    if (r.multi_setopt == nullptr) {
+        warn_missing(L, "curl_multi_setopt");
+        return CURLM_INTERNAL_ERROR;
+    }
+    const bool ours = !pass_through(L, caller);
+    Inside inside;
+    if (option < CURLOPTTYPE_OBJECTPOINT) {
+        return r.multi_setopt(multi, option, va_arg(args, long));
+    }
+    if (option < CURLOPTTYPE_FUNCTIONPOINT) {
+        void* value = va_arg(args, void*);
+        const CURLMcode code = r.multi_setopt(multi, option, value);
+        if (ours && code == CURLM_OK && option == CURLMOPT_TIMERDATA) {
+            MultiRegistry& registry = MultiRegistry::instance();
+            auto lock = registry.lock();
+            registry.find_or_add(multi).timer_data = value;
+        }
+        return code;
+    }
+    if (option < CURLOPTTYPE_OFF_T) {
+        using AnyFunction = void (*)();
+        AnyFunction value = va_arg(args, AnyFunction);
+        const CURLMcode code = r.multi_setopt(multi, option, value);
+        if (ours && code == CURLM_OK && option == CURLMOPT_TIMERFUNCTION) {
+            MultiRegistry& registry = MultiRegistry::instance();
+            auto lock = registry.lock();
+            registry.find_or_add(multi).timer =
+                reinterpret_cast<curl_multi_timer_callback>(value);
+        }
+        return code;
+    }
+    return r.multi_setopt(multi, option, va_arg(args, curl_off_t));
+}
+
+} // namespace
+
+void multi_forget_easy(Library library, CURL* easy) noexcept {
+    MultiRegistry& registry = MultiRegistry::instance();
+    bool abandoned = false;
+    {
+        auto lock = registry.lock();
+        CURLM* multi = registry.owner(easy);
+        if (multi == nullptr) {
+            return;
+        }
+        if (MultiState* state = registry.find(multi)) {
+            const auto found = state->members.find(easy);
+            abandoned = found != state->members.end() &&
+                        found->second.kind == MemberKind::miss && !found->second.finished;
+            erase_member(*state, easy);
+        }
+        registry.clear_owner(easy);
+    }
+    if (abandoned) {
+        (void)engine::end_transfer(engine_api(library), easy, k_abandoned);
+    }
+}
+
 } // namespace curlcache::shim
+
+// The exported entry points, one set per libcurl build. Exceptions never leave them.
+#define CURLCACHE_SHIM_TRY(fallback, ...)                                                     \
+    try {                                                                                    \
+        return __VA_ARGS__;                                                                  \
+    } catch (...) {                                                                          \
+        return fallback;                                                                     \
+    }
+
+#define CURLCACHE_SHIM_MULTI(tag, L)                                                          \
+    CURLCACHE_SHIM_EXPORT(tag, curl_multi_add_handle)                                        \
+    CURLMcode curlcache_shim_##tag##_multi_add_handle(CURLM* multi, CURL* easy) noexcept {   \
+        CURLCACHE_SHIM_TRY(CURLM_INTERNAL_ERROR, curlcache::shim::multi_add_handle<L>(       \
+                                                     __builtin_return_address(0), multi, easy)) \
+    }                                                                                        \
+    CURLCACHE_SHIM_EXPORT(tag, curl_multi_remove_handle)                                     \
+    CURLMcode curlcache_shim_##tag##_multi_remove_handle(CURLM* multi, CURL* easy) noexcept { \
+        CURLCACHE_SHIM_TRY(CURLM_INTERNAL_ERROR, curlcache::shim::multi_remove_handle<L>(    \
+                                                     __builtin_return_address(0), multi, easy)) \
+    }                                                                                        \
+    CURLCACHE_SHIM_EXPORT(tag, curl_multi_perform)                                           \
+    CURLMcode curlcache_shim_##tag##_multi_perform(CURLM* multi, int* running) noexcept {    \
+        CURLCACHE_SHIM_TRY(CURLM_INTERNAL_ERROR,                                             \
+                           curlcache::shim::multi_perform<L>(__builtin_return_address(0),    \
+                                                             multi, running))                \
+    }                                                                                        \
+    CURLCACHE_SHIM_EXPORT(tag, curl_multi_socket_action)                                     \
+    CURLMcode curlcache_shim_##tag##_multi_socket_action(CURLM* multi, curl_socket_t socket, \
+                                                         int mask, int* running) noexcept {  \
+        CURLCACHE_SHIM_TRY(CURLM_INTERNAL_ERROR,                                             \
+                           curlcache::shim::multi_socket_action<L>(                          \
+                               __builtin_return_address(0), multi, socket, mask, running))   \
+    }                                                                                        \
+    CURLCACHE_SHIM_EXPORT(tag, curl_multi_info_read)                                         \
+    CURLMsg* curlcache_shim_##tag##_multi_info_read(CURLM* multi, int* queued) noexcept {    \
+        CURLCACHE_SHIM_TRY(nullptr, curlcache::shim::multi_info_read<L>(                     \
+                                        __builtin_return_address(0), multi, queued))         \
+    }                                                                                        \
+    CURLCACHE_SHIM_EXPORT(tag, curl_multi_wait)                                              \
+    CURLMcode curlcache_shim_##tag##_multi_wait(CURLM* multi, curl_waitfd* extra,            \
+                                                unsigned int count, int timeout_ms,          \
+                                                int* ready) noexcept {                       \
+        CURLCACHE_SHIM_TRY(CURLM_INTERNAL_ERROR,                                             \
+                           curlcache::shim::multi_wait_or_poll<                              \
+                               L, &curlcache::core::easy::CurlApi::multi_wait>(              \
+                               __builtin_return_address(0), "curl_multi_wait", multi, extra, \
+                               count, timeout_ms, ready))                                    \
+    }                                                                                        \
+    CURLCACHE_SHIM_EXPORT(tag, curl_multi_poll)                                              \
+    CURLMcode curlcache_shim_##tag##_multi_poll(CURLM* multi, curl_waitfd* extra,            \
+                                                unsigned int count, int timeout_ms,          \
+                                                int* ready) noexcept {                       \
+        CURLCACHE_SHIM_TRY(CURLM_INTERNAL_ERROR,                                             \
+                           curlcache::shim::multi_wait_or_poll<                              \
+                               L, &curlcache::core::easy::CurlApi::multi_poll>(              \
+                               __builtin_return_address(0), "curl_multi_poll", multi, extra, \
+                               count, timeout_ms, ready))                                    \
+    }                                                                                        \
+    CURLCACHE_SHIM_EXPORT(tag, curl_multi_timeout)                                           \
+    CURLMcode curlcache_shim_##tag##_multi_timeout(CURLM* multi, long* timeout_ms) noexcept { \
+        CURLCACHE_SHIM_TRY(CURLM_INTERNAL_ERROR, curlcache::shim::multi_timeout<L>(          \
+                                                     __builtin_return_address(0), multi,     \
+                                                     timeout_ms))                            \
+    }                                                                                        \
+    CURLCACHE_SHIM_EXPORT(tag, curl_multi_cleanup)                                           \
+    CURLMcode curlcache_shim_##tag##_multi_cleanup(CURLM* multi) noexcept {                  \
+        CURLCACHE_SHIM_TRY(CURLM_INTERNAL_ERROR, curlcache::shim::multi_cleanup<L>(          \
+                                                     __builtin_return_address(0), multi))    \
+    }                                                                                        \
+    CURLCACHE_SHIM_EXPORT(tag, curl_multi_setopt)                                            \
+    CURLMcode curlcache_shim_##tag##_multi_setopt(CURLM* multi, CURLMoption option,          \
+                                                  ...) noexcept {                            \
+        va_list args;                                                                        \
+        va_start(args, option);                                                              \
+        CURLMcode code = CURLM_INTERNAL_ERROR;                                               \
+        try {                                                                                \
+            code = curlcache::shim::multi_setopt<L>(__builtin_return_address(0), multi,      \
+                                                    option, args);                           \
+        } catch (...) {                                                                      \
+        }                                                                                    \
+        va_end(args);                                                                        \
+        return code;                                                                         \
+    }
+
+CURLCACHE_SHIM_FOR_EACH_LIBRARY(CURLCACHE_SHIM_MULTI)
