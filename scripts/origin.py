@@ -6,7 +6,7 @@ otherwise, and announces the port only once it is accepting connections, so a ca
 await it instead of sleeping:
 
     python3 scripts/origin.py [--port-file FILE] [--tls CERT KEY] [--port N] [--bind ADDR]
-                              [--date HTTP-DATE] [--verbose]
+                              [--date HTTP-DATE] [--root DIR] [--verbose]
 
   stdout       the first line is the port number, flushed when the server is ready.
   --port-file  also writes "PORT\\n" to FILE atomically (temp file + rename): the file
@@ -14,6 +14,8 @@ await it instead of sleeping:
   --tls        serve HTTPS with this certificate and key (PEM). Make a test certificate with
                openssl req -x509 -newkey rsa:2048 -nodes -days 1 -keyout key.pem \\
                  -out cert.pem -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1
+  --root       serve the files below DIR at /files/PATH (for example a bare git repository
+               prepared with `git update-server-info`, cloned over git's dumb HTTP).
   --date       the Date header of every response (default: the start time of this server,
                fixed for its lifetime, so two runs against one server get identical headers
                while a cache still sees a young response).
@@ -37,6 +39,8 @@ Endpoints (GET and HEAD unless said otherwise; every body is deterministic):
   /status/CODE      that status code with a short text body (none for 1xx/204/304).
   /disposition      Content-Disposition: attachment; filename="report.txt" (or ?name=X).
   /slow/MS          like /text, but the body follows the headers after MS milliseconds.
+  /files/PATH       the file DIR/PATH of --root, with ETag and Last-Modified from its size
+                    and mtime, Cache-Control; 404 for anything else (and outside DIR).
   POST /echo        the request body back, with the request's Content-Type. Never cached
                     by the origin's headers (Cache-Control: no-store).
   /__count          the number of counted requests so far, as text ("3\\n").
@@ -63,7 +67,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 LAST_MODIFIED = "Wed, 01 Jan 2020 00:00:00 GMT"
-LAST_MODIFIED_TS = email.utils.parsedate_to_datetime(LAST_MODIFIED).timestamp()
 CACHE_CONTROL = "public, max-age=86400"
 TEXT_BODY = (
     "curlcache test origin\n"
@@ -251,6 +254,8 @@ class Handler(BaseHTTPRequestHandler):
                                 validators=True)
             return Resource(200, headers + [("ETag", '"gzip-i"')], TEXT_BODY * 8,
                             validators=True)
+        if path.startswith("/files/") and self.server.root:
+            return _file_resource(self.server.root, path[len("/files/"):])
         if path.startswith("/status/"):
             code = _int_or(path[len("/status/"):], 0)
             if code < 100 or code > 599:
@@ -286,7 +291,8 @@ class Handler(BaseHTTPRequestHandler):
         elif ims is not None and res.header("Last-Modified"):
             try:
                 since = email.utils.parsedate_to_datetime(ims).timestamp()
-                not_modified = LAST_MODIFIED_TS <= since
+                modified = email.utils.parsedate_to_datetime(res.header("Last-Modified"))
+                not_modified = modified.timestamp() <= since
             except (TypeError, ValueError):
                 not_modified = False
         if not_modified:
@@ -346,6 +352,22 @@ def _text_resource():
                     TEXT_BODY, validators=True)
 
 
+def _file_resource(root, relative):
+    path = os.path.realpath(os.path.join(root, relative))
+    if not path.startswith(root + os.sep) or not os.path.isfile(path):
+        return _status_resource(404)
+    st = os.stat(path)
+    with open(path, "rb") as f:
+        body = f.read()
+    ctype = "text/plain" if path.endswith(("/refs", "/HEAD", "/packs")) else \
+        "application/octet-stream"
+    return Resource(200, [("Content-Type", ctype),
+                          ("ETag", '"%x-%x"' % (st.st_size, int(st.st_mtime))),
+                          ("Last-Modified", email.utils.formatdate(st.st_mtime, usegmt=True)),
+                          ("Cache-Control", CACHE_CONTROL)],
+                    body, validators=True)
+
+
 def _status_resource(code):
     body = b"" if code in (204, 304) or code < 200 else b"status %d\n" % code
     return Resource(code, [("Content-Type", "text/plain")], body)
@@ -389,6 +411,7 @@ def main():
     parser.add_argument("--port-file", help="write the port here once ready")
     parser.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"), help="serve HTTPS")
     parser.add_argument("--date", help="fixed Date header value (HTTP-date)")
+    parser.add_argument("--root", help="serve this directory's files at /files/")
     parser.add_argument("--verbose", action="store_true", help="log requests to stderr")
     args = parser.parse_args()
 
@@ -397,6 +420,7 @@ def main():
     server.verbose = args.verbose
     server.fixed_date = args.date or email.utils.formatdate(time.time(), usegmt=True)
     server.tls_context = None
+    server.root = os.path.realpath(args.root) if args.root else None
     if args.tls:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(args.tls[0], args.tls[1])

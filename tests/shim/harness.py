@@ -24,9 +24,10 @@ RUN_TIMEOUT = 30  # seconds for any single program run
 class Origin:
     """scripts/origin.py as a context manager: started on a free port, stopped by PID."""
 
-    def __init__(self, scratch, tls=False):
+    def __init__(self, scratch, tls=False, root=None):
         self.scratch = scratch
         self.tls = tls
+        self.root = root
         self.proc = None
         self.port = None
         self.cacert = None
@@ -37,6 +38,8 @@ class Origin:
             cert, key = make_certificate(self.scratch)
             self.cacert = cert
             cmd += ["--tls", cert, key]
+        if self.root:
+            cmd += ["--root", self.root]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
         line = self.proc.stdout.readline()  # printed once the server accepts connections
         if not line.strip().isdigit():

@@ -1,0 +1,201 @@
+/* A libcurl program for the shim's mechanics tests. Its output depends only on what the
+ * origin sent, so runs with and without the shim can be compared byte for byte.
+ *
+ *   client easy URL...          one new handle per URL, curl_easy_perform
+ *   client multi-wait URL...    all URLs in one multi: perform + curl_multi_wait loop
+ *   client multi-poll URL...    the same with curl_multi_poll
+ *   client multi-fdset URL...   perform + curl_multi_timeout + curl_multi_fdset + select()
+ *   client fork URL             a GET, then fork: the child GETs the URL again
+ *   client threads N URL        N threads, one GET each (URL + "?t=<i>")
+ *
+ * For each transfer it prints "<index> code=<CURLcode> status=<HTTP> body=<body>". */
+#include <curl/curl.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/select.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define MAX_TRANSFERS 16
+
+struct transfer {
+    CURL *easy;
+    char body[4096];
+    size_t size;
+    CURLcode code;
+    long status;
+    int done;
+};
+
+static size_t on_data(char *data, size_t size, size_t count, void *userp) {
+    struct transfer *t = userp;
+    size_t n = size * count;
+    size_t room = sizeof(t->body) - 1 - t->size;
+    memcpy(t->body + t->size, data, n < room ? n : room);
+    t->size += n < room ? n : room;
+    t->body[t->size] = '\0';
+    return n;
+}
+
+static void setup(struct transfer *t, const char *url) {
+    memset(t, 0, sizeof(*t));
+    t->easy = curl_easy_init();
+    curl_easy_setopt(t->easy, CURLOPT_URL, url);
+    curl_easy_setopt(t->easy, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(t->easy, CURLOPT_WRITEDATA, t);
+    curl_easy_setopt(t->easy, CURLOPT_PRIVATE, t);
+}
+
+static void report(int index, struct transfer *t) {
+    curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &t->status);
+    printf("%d code=%d status=%ld body=%s\n", index, (int)t->code, t->status, t->body);
+}
+
+static int run_easy(int count, char **urls) {
+    for (int i = 0; i < count; ++i) {
+        struct transfer t;
+        setup(&t, urls[i]);
+        t.code = curl_easy_perform(t.easy);
+        report(i, &t);
+        curl_easy_cleanup(t.easy);
+    }
+    return 0;
+}
+
+enum drive { drive_wait, drive_poll, drive_fdset };
+
+static void multi_wait_step(CURLM *multi, enum drive how) {
+    if (how == drive_wait) {
+        curl_multi_wait(multi, NULL, 0, 5000, NULL);
+    } else if (how == drive_poll) {
+        curl_multi_poll(multi, NULL, 0, 5000, NULL);
+    } else {
+        long timeout_ms = -1;
+        curl_multi_timeout(multi, &timeout_ms);
+        if (timeout_ms == 0) {
+            return;
+        }
+        fd_set r, w, e;
+        int maxfd = -1;
+        FD_ZERO(&r);
+        FD_ZERO(&w);
+        FD_ZERO(&e);
+        curl_multi_fdset(multi, &r, &w, &e, &maxfd);
+        struct timeval tv = {0, 100 * 1000};
+        if (timeout_ms > 0 && timeout_ms < 100) {
+            tv.tv_usec = timeout_ms * 1000;
+        }
+        select(maxfd + 1, &r, &w, &e, &tv);
+    }
+}
+
+static int run_multi(int count, char **urls, enum drive how) {
+    static struct transfer t[MAX_TRANSFERS];
+    CURLM *multi = curl_multi_init();
+    for (int i = 0; i < count; ++i) {
+        setup(&t[i], urls[i]);
+        curl_multi_add_handle(multi, t[i].easy);
+    }
+    int running = 1, finished = 0;
+    while (finished < count) {
+        if (curl_multi_perform(multi, &running) != CURLM_OK) {
+            fprintf(stderr, "client: curl_multi_perform failed\n");
+            return 1;
+        }
+        CURLMsg *msg;
+        int queued;
+        while ((msg = curl_multi_info_read(multi, &queued)) != NULL) {
+            if (msg->msg != CURLMSG_DONE) {
+                continue;
+            }
+            struct transfer *done = NULL;
+            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&done);
+            done->code = msg->data.result;
+            done->done = 1;
+            curl_multi_remove_handle(multi, msg->easy_handle);
+            ++finished;
+        }
+        if (finished < count) {
+            multi_wait_step(multi, how);
+        }
+    }
+    for (int i = 0; i < count; ++i) {
+        report(i, &t[i]);
+        curl_easy_cleanup(t[i].easy);
+    }
+    curl_multi_cleanup(multi);
+    printf("running=%d\n", running);
+    return 0;
+}
+
+static int run_fork(char *url) {
+    run_easy(1, &url);
+    fflush(stdout);
+    pid_t child = fork();
+    if (child == 0) {
+        run_easy(1, &url);
+        fflush(stdout);
+        _exit(0);
+    }
+    int status = 0;
+    waitpid(child, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+}
+
+struct thread_arg {
+    char url[1024];
+    struct transfer t;
+};
+
+static void *thread_main(void *p) {
+    struct thread_arg *arg = p;
+    setup(&arg->t, arg->url);
+    arg->t.code = curl_easy_perform(arg->t.easy);
+    curl_easy_getinfo(arg->t.easy, CURLINFO_RESPONSE_CODE, &arg->t.status);
+    curl_easy_cleanup(arg->t.easy);
+    return NULL;
+}
+
+static int run_threads(int n, const char *url) {
+    static struct thread_arg args[MAX_TRANSFERS];
+    pthread_t threads[MAX_TRANSFERS];
+    for (int i = 0; i < n; ++i) {
+        snprintf(args[i].url, sizeof(args[i].url), "%s?t=%d", url, i);
+        pthread_create(&threads[i], NULL, thread_main, &args[i]);
+    }
+    for (int i = 0; i < n; ++i) {
+        pthread_join(threads[i], NULL);
+        printf("%d code=%d status=%ld body=%s\n", i, (int)args[i].t.code, args[i].t.status,
+               args[i].t.body);
+    }
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 3 || argc - 2 > MAX_TRANSFERS) {
+        fprintf(stderr, "usage: client easy|multi-wait|multi-poll|multi-fdset|fork|threads ...\n");
+        return 2;
+    }
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    const char *mode = argv[1];
+    int rc = 2;
+    if (strcmp(mode, "easy") == 0) {
+        rc = run_easy(argc - 2, argv + 2);
+    } else if (strcmp(mode, "multi-wait") == 0) {
+        rc = run_multi(argc - 2, argv + 2, drive_wait);
+    } else if (strcmp(mode, "multi-poll") == 0) {
+        rc = run_multi(argc - 2, argv + 2, drive_poll);
+    } else if (strcmp(mode, "multi-fdset") == 0) {
+        rc = run_multi(argc - 2, argv + 2, drive_fdset);
+    } else if (strcmp(mode, "fork") == 0) {
+        rc = run_fork(argv[2]);
+    } else if (strcmp(mode, "threads") == 0 && argc == 4) {
+        int n = atoi(argv[2]);
+        rc = n > 0 && n <= MAX_TRANSFERS ? run_threads(n, argv[3]) : 2;
+    }
+    curl_global_cleanup();
+    return rc;
+}
