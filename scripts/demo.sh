@@ -24,7 +24,10 @@ fi
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/curlcache-demo.XXXXXX")
 origin_pid=""
 cleanup() {
-  if [ -n "$origin_pid" ]; then kill "$origin_pid" 2>/dev/null || true; wait "$origin_pid" 2>/dev/null || true; fi
+  if [ -n "$origin_pid" ]; then
+    kill "$origin_pid" 2>/dev/null || true
+    wait "$origin_pid" 2>/dev/null || true
+  fi
   rm -rf "$scratch"
 }
 trap cleanup EXIT
@@ -95,7 +98,8 @@ if [ -n "$files" ]; then
   echo "$files" | sed 's/^/  /'
 fi
 if [ "$runs_ok" -eq 2 ] && [ "$n1" -eq 1 ] && [ "$n2" -eq 1 ]; then
-  awk -v a="$ms1" -v b="$ms2" 'BEGIN { if (b < 1) b = 1; printf "speed-up: %.1fx (the second run never reached the origin)\n", a / b }'
+  awk -v a="$ms1" -v b="$ms2" 'BEGIN { if (b < 1) b = 1
+    printf "speed-up: %.1fx (the second run never reached the origin)\n", a / b }'
 else
   echo "unexpected: the origin saw $n1 request(s) after run 1 and $n2 after run 2" \
        "(expected 1 and 1, both runs succeeding): the shim did not cache as it should" >&2
