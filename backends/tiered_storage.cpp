@@ -1,0 +1,277 @@
+// Tiered storage: see tiered_storage.h. Errors of one tier never hide the others: they are
+// counted per tier, and an operation fails only when no tier could do it.
+#include "backends/tiered_storage.h"
+
+#include <algorithm>
+
+namespace curlcache::backends {
+
+TieredStorage::TieredStorage(std::vector<std::unique_ptr<Storage>> tiers) {
+    for (auto& storage : tiers) {
+        auto tier = std::make_unique<Tier>();
+        tier->storage = std::move(storage);
+        m_tiers.push_back(std::move(tier));
+    }
+}
+
+TieredStorage::~TieredStorage() = default;
+
+std::vector<TierStats> TieredStorage::tier_stats() const {
+    std::vector<TierStats> stats;
+    for (const auto& tier : m_tiers) {
+        stats.push_back(TierStats{std::string(tier->storage->name()), tier->storage->location(),
+                                  tier->hits.load(), tier->misses.load(), tier->fills.load(),
+                                  tier->errors.load(), tier->timeouts.load()});
+    }
+    return stats;
+}
+
+std::string TieredStorage::location() const {
+    std::string out;
+    for (const auto& tier : m_tiers) {
+        out += out.empty() ? "" : " + ";
+        out += std::string(tier->storage->name()) + ':' + tier->storage->location();
+    }
+    return out;
+}
+
+void TieredStorage::count_error(Tier& tier, const Error& error) {
+    tier.errors.fetch_add(1, std::memory_order_relaxed);
+    if (error.kind == ErrorKind::timeout) {
+        tier.timeouts.fetch_add(1, std::memory_order_relaxed);
+    }
+}
+
+// Copies a value found at tier `found_at` into every tier above it, with that tier's
+// metadata (so upper tiers list and expire it alike). Best effort: a failure is counted.
+void TieredStorage::fill_above(size_t found_at, std::string_view key, const Blob& value) {
+    auto meta = m_tiers[found_at]->storage->get_metadata(key);
+    if (!meta) {
+        count_error(*m_tiers[found_at], meta.error());
+        return;
+    }
+    if (!*meta) {
+        return; // removed in between
+    }
+    std::string_view pieces[] = {*value};
+    for (size_t i = 0; i < found_at; ++i) {
+        auto stored = m_tiers[i]->storage->put(**meta, pieces);
+        if (stored) {
+            m_tiers[i]->fills.fetch_add(1, std::memory_order_relaxed);
+        } else {
+            count_error(*m_tiers[i], stored.error());
+        }
+    }
+}
+
+Result<std::optional<Blob>> TieredStorage::get(std::string_view key) {
+    std::optional<Error> last_error;
+    size_t failed = 0;
+    for (size_t i = 0; i < m_tiers.size(); ++i) {
+        Tier& tier = *m_tiers[i];
+        auto got = tier.storage->get(key);
+        if (!got) {
+            count_error(tier, got.error());
+            last_error = got.error();
+            ++failed;
+            continue;
+        }
+        if (!*got) {
+            tier.misses.fetch_add(1, std::memory_order_relaxed);
+            continue;
+        }
+        tier.hits.fetch_add(1, std::memory_order_relaxed);
+        if (i > 0) {
+            fill_above(i, key, **got);
+        }
+        return got;
+    }
+    if (failed == m_tiers.size()) {
+        return std::unexpected(*last_error);
+    }
+    return std::optional<Blob>{};
+}
+
+Result<std::optional<Metadata>> TieredStorage::get_metadata(std::string_view key) {
+    std::optional<Error> last_error;
+    for (auto& tier : m_tiers) {
+        auto meta = tier->storage->get_metadata(key);
+        if (!meta) {
+            count_error(*tier, meta.error());
+            last_error = meta.error();
+        } else if (*meta) {
+            return meta;
+        }
+    }
+    if (last_error) {
+        return std::unexpected(*last_error);
+    }
+    return std::optional<Metadata>{};
+}
+
+Result<void> TieredStorage::put(const Metadata& meta, Pieces value) {
+    std::optional<Error> last_error;
+    size_t stored = 0;
+    for (auto& tier : m_tiers) {
+        auto put = tier->storage->put(meta, value);
+        if (put) {
+            ++stored;
+        } else {
+            count_error(*tier, put.error());
+            last_error = put.error();
+        }
+    }
+    if (stored == 0) {
+        return std::unexpected(*last_error);
+    }
+    return {};
+}
+
+Result<bool> TieredStorage::remove(std::string_view key) {
+    std::optional<Error> last_error;
+    bool existed = false;
+    size_t done = 0;
+    for (auto& tier : m_tiers) {
+        auto removed = tier->storage->remove(key);
+        if (removed) {
+            existed = existed || *removed;
+            ++done;
+        } else {
+            count_error(*tier, removed.error());
+            last_error = removed.error();
+        }
+    }
+    if (done == 0) {
+        return std::unexpected(*last_error);
+    }
+    return existed;
+}
+
+Result<void> TieredStorage::scan(const std::function<bool(const Metadata&)>& visit) {
+    std::optional<Error> last_error;
+    for (size_t i = m_tiers.size(); i-- > 0;) {
+        bool visited = false;
+        auto scanned = m_tiers[i]->storage->scan([&](const Metadata& meta) {
+            visited = true;
+            return visit(meta);
+        });
+        if (scanned) {
+            return {};
+        }
+        count_error(*m_tiers[i], scanned.error());
+        last_error = scanned.error();
+        if (visited) {
+            break; // starting over on another tier would visit entries twice
+        }
+    }
+    return std::unexpected(*last_error);
+}
+
+Result<void> TieredStorage::clear() {
+    std::optional<Error> last_error;
+    for (auto& tier : m_tiers) {
+        auto cleared = tier->storage->clear();
+        if (!cleared) {
+            count_error(*tier, cleared.error());
+            last_error = cleared.error();
+        }
+    }
+    if (last_error) {
+        return std::unexpected(*last_error); // some tier still holds entries: say so
+    }
+    return {};
+}
+
+Result<Usage> TieredStorage::usage() {
+    std::optional<Error> last_error;
+    for (size_t i = m_tiers.size(); i-- > 0;) {
+        auto usage = m_tiers[i]->storage->usage();
+        if (usage) {
+            return usage;
+        }
+        count_error(*m_tiers[i], usage.error());
+        last_error = usage.error();
+    }
+    return std::unexpected(*last_error);
+}
+
+Result<uint64_t> TieredStorage::purge_expired(int64_t now) {
+    std::optional<Error> last_error;
+    uint64_t most = 0;
+    size_t done = 0;
+    for (auto& tier : m_tiers) {
+        auto purged = tier->storage->purge_expired(now);
+        if (purged) {
+            most = std::max(most, *purged);
+            ++done;
+        } else {
+            count_error(*tier, purged.error());
+            last_error = purged.error();
+        }
+    }
+    if (done == 0) {
+        return std::unexpected(*last_error);
+    }
+    return most; // the same entries expire in every tier: count them once
+}
+
+Result<void> TieredStorage::vacuum() {
+    std::optional<Error> last_error;
+    for (auto& tier : m_tiers) {
+        auto vacuumed = tier->storage->vacuum();
+        if (!vacuumed) {
+            count_error(*tier, vacuumed.error());
+            last_error = vacuumed.error();
+        }
+    }
+    if (last_error) {
+        return std::unexpected(*last_error);
+    }
+    return {};
+}
+
+Result<bool> TieredStorage::try_lock(std::string_view key, int64_t ttl_ms) {
+    Tier& lowest = *m_tiers.back();
+    auto locked = lowest.storage->try_lock(key, ttl_ms);
+    if (!locked) {
+        count_error(lowest, locked.error());
+    }
+    return locked;
+}
+
+Result<void> TieredStorage::unlock(std::string_view key) {
+    Tier& lowest = *m_tiers.back();
+    auto unlocked = lowest.storage->unlock(key);
+    if (!unlocked) {
+        count_error(lowest, unlocked.error());
+    }
+    return unlocked;
+}
+
+Result<std::unique_ptr<Storage>> open_tiered(const config::Settings& settings,
+                                             const OpenOne& open_one) {
+    if (settings.backend.empty()) {
+        return fail("no backend named (backend = [] )");
+    }
+    std::vector<std::unique_ptr<Storage>> tiers;
+    for (const auto& name : settings.backend) {
+        auto opened = open_one(name, settings);
+        if (!opened) {
+            if (settings.backend.size() == 1) {
+                return opened;
+            }
+            return std::unexpected(Error{opened.error().kind,
+                                         "tier " + std::to_string(tiers.size() + 1) + " (" +
+                                             name + "): " + opened.error().message});
+        }
+        tiers.push_back(std::move(*opened));
+    }
+    if (tiers.size() == 1) {
+        return std::move(tiers.front());
+    }
+    return std::make_unique<TieredStorage>(std::move(tiers));
+}
+
+TieredStorage* as_tiered(Storage& storage) { return dynamic_cast<TieredStorage*>(&storage); }
+
+} // namespace curlcache::backends

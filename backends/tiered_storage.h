@@ -1,0 +1,81 @@
+// A cache over several backends, first tier first (e.g. memory, sqlite, redis), in the
+// manner of sccache's multi-level storage: reads go down the tiers and a hit fills the
+// tiers above it; writes go to every tier; a failing tier is skipped and counted.
+#pragma once
+
+#include "backends/storage.h"
+#include "config/settings.h"
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace curlcache::backends {
+
+// What happened at one tier since it was opened (for `curlcache stats`).
+struct TierStats {
+    std::string name;      // backend name, "sqlite"
+    std::string location;  // where its data lives
+    uint64_t hits = 0;     // reads answered by this tier
+    uint64_t misses = 0;   // reads this tier did not have (and that went on down)
+    uint64_t fills = 0;    // entries copied into this tier from a lower one
+    uint64_t errors = 0;   // operations that failed here and were skipped
+    uint64_t timeouts = 0; // of those, how many were timeouts
+};
+
+class TieredStorage final : public Storage {
+public:
+    // `tiers` holds at least one storage, first tier first.
+    explicit TieredStorage(std::vector<std::unique_ptr<Storage>> tiers);
+    ~TieredStorage() override;
+
+    size_t tier_count() const { return m_tiers.size(); }
+    Storage& tier(size_t index) { return *m_tiers.at(index)->storage; }
+    std::vector<TierStats> tier_stats() const;
+
+    std::string_view name() const override { return "tiered"; }
+    std::string location() const override;
+
+    Result<std::optional<Blob>> get(std::string_view key) override;
+    Result<std::optional<Metadata>> get_metadata(std::string_view key) override;
+    Result<void> put(const Metadata& meta, Pieces value) override;
+    Result<bool> remove(std::string_view key) override;
+    // scan and usage describe the lowest tier that answers (it holds the most entries:
+    // every write reaches it, upper tiers hold copies).
+    Result<void> scan(const std::function<bool(const Metadata&)>& visit) override;
+    Result<void> clear() override;
+    Result<Usage> usage() override;
+    Result<uint64_t> purge_expired(int64_t now) override;
+    Result<void> vacuum() override;
+    // Locks live in the lowest tier, the one shared most widely (Redis, a SQLite file).
+    Result<bool> try_lock(std::string_view key, int64_t ttl_ms) override;
+    Result<void> unlock(std::string_view key) override;
+
+private:
+    struct Tier {
+        std::unique_ptr<Storage> storage;
+        std::atomic<uint64_t> hits{0}, misses{0}, fills{0}, errors{0}, timeouts{0};
+    };
+    void count_error(Tier& tier, const Error& error);
+    void fill_above(size_t found_at, std::string_view key, const Blob& value);
+
+    std::vector<std::unique_ptr<Tier>> m_tiers;
+};
+
+using OpenOne = std::function<Result<std::unique_ptr<Storage>>(std::string_view name,
+                                                               const config::Settings&)>;
+
+// Opens every name of settings.backend with `open_one` (the registry's single-backend
+// opener) and wraps them; a tier that cannot be opened fails the whole open with a message
+// naming it. One name returns that backend itself, unwrapped.
+Result<std::unique_ptr<Storage>> open_tiered(const config::Settings& settings,
+                                             const OpenOne& open_one);
+
+// The tiered wrapper behind `storage`, or nullptr when it is a single backend.
+TieredStorage* as_tiered(Storage& storage);
+
+} // namespace curlcache::backends
