@@ -1,0 +1,122 @@
+// curlcache config [--json] | curlcache config --check FILE
+//
+// Prints every effective setting with where it came from, as `ccache -p` does:
+//   (default) backend = "sqlite"
+//   (/home/me/.config/curlcache/config.toml:3) max_size = "1GiB"
+//   (CURLCACHE_MODE) mode = "offline"
+// --json prints an array of {key, env, value, origin, where}: origin is "default", "file",
+// "environment" or "argument"; where is "path:line", the variable's name, or "".
+#include "cli/args.h"
+#include "cli/json.h"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <unistd.h>
+
+namespace curlcache::cli {
+namespace {
+
+constexpr std::string_view k_help = R"HELP(usage: curlcache config [--json]
+       curlcache config --check FILE
+
+Prints every setting's effective value and where it comes from: the built-in default, a
+config file (path:line), a CURLCACHE_* variable, or an option of this command.
+
+  --json         a JSON array of {key, env, value, origin, where}
+  --check FILE   check FILE alone (on top of the defaults, without the environment): prints
+                 path:line for each problem and exits 1 when it is not valid
+)HELP";
+
+constexpr OptionSpec k_options[] = {{"--json", false}, {"--check", true}};
+
+struct Setting {
+    std::string key, env, value, origin, where;
+};
+
+int collect(const curlcache_setting* setting, void* userp) {
+    auto* settings = static_cast<std::vector<Setting>*>(userp);
+    auto text = [](const char* s) { return std::string(s != nullptr ? s : ""); };
+    settings->push_back({text(setting->key), text(setting->env), text(setting->value),
+                         text(setting->origin), text(setting->where)});
+    return 0;
+}
+
+void print_warning(const char* message, void*) {
+    print_error(std::string("warning: ") + message);
+}
+
+int check(const std::string& path) {
+    if (::access(path.c_str(), R_OK) != 0) {
+        return runtime_error(path + ": " + std::strerror(errno));
+    }
+    char error[1024] = "";
+    curlcache_code code =
+        curlcache_config_check(path.c_str(), print_warning, nullptr, error, sizeof error);
+    if (code == CURLCACHE_OK) {
+        return k_exit_ok;
+    }
+    return runtime_error(*error != '\0' ? error : path + ": " + curlcache_strerror(code));
+}
+
+std::string label(const Setting& setting) {
+    if (!setting.where.empty()) {
+        return setting.where;
+    }
+    return setting.origin.empty() ? "default" : setting.origin;
+}
+
+bool print_json(const std::vector<Setting>& settings) {
+    JsonWriter json(stdout);
+    json.begin_array();
+    for (const auto& setting : settings) {
+        json.begin_object();
+        json.key("key");
+        json.string(setting.key);
+        json.key("env");
+        json.string(setting.env);
+        json.key("value");
+        json.string(setting.value);
+        json.key("origin");
+        json.string(setting.origin);
+        json.key("where");
+        json.string(setting.where);
+        json.end_object();
+    }
+    json.end_array();
+    return json.finish();
+}
+
+} // namespace
+
+int cmd_config(Args args) {
+    auto parsed = parse_command(args, {"config", k_help, k_options, 0, 0});
+    if (!parsed) {
+        return parsed.error();
+    }
+    if (const std::string* path = parsed->value("--check")) {
+        if (parsed->has("--json")) {
+            return usage_error("--check and --json cannot be combined", "config");
+        }
+        return check(*path);
+    }
+    std::vector<std::string> arguments = open_settings(parsed->global);
+    CStrings c_arguments(arguments);
+    std::vector<Setting> settings;
+    char error[1024] = "";
+    curlcache_code code = curlcache_config_describe(c_arguments.get(), collect, &settings,
+                                                    print_warning, error, sizeof error);
+    if (code != CURLCACHE_OK) {
+        return runtime_error(*error != '\0' ? std::string(error) : curlcache_strerror(code));
+    }
+    if (parsed->has("--json")) {
+        return print_json(settings) ? k_exit_ok : runtime_error("cannot write to stdout");
+    }
+    for (const auto& setting : settings) {
+        std::printf("(%s) %s = %s\n", label(setting).c_str(), setting.key.c_str(),
+                    setting.value.c_str());
+    }
+    return k_exit_ok;
+}
+
+} // namespace curlcache::cli

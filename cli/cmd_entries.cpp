@@ -1,0 +1,368 @@
+// curlcache list | show | delete | clear | purge | vacuum: looking at and removing entries.
+//
+// `list --json` prints an array sorted by URL, then method, then key; each element has the
+// stable fields key, method, url, status, created (unix seconds), expires (unix seconds or
+// null for never), expired (bool) and size (stored bytes).
+// `show --json` prints one object: key, method, url, effective_url, status, content_type
+// (or null), created, expires (or null), body_size, headers (one raw block per response).
+#include "cli/args.h"
+#include "cli/format.h"
+#include "cli/json.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <ctime>
+#include <tuple>
+
+namespace curlcache::cli {
+namespace {
+
+constexpr std::string_view k_list_help = R"HELP(usage: curlcache list [--expired] [--url GLOB] [--json]
+
+Lists the cached entries, sorted by URL: key, status, stored size, expiry, method and URL.
+
+  --expired     only entries that have expired
+  --url GLOB    only entries whose URL matches GLOB ('*' any run of characters, '?' one)
+  --json        a JSON array (fields documented in cli/cmd_entries.cpp and the README)
+)HELP";
+
+constexpr std::string_view k_show_help = R"HELP(usage: curlcache show URL|KEY [--body] [--json]
+
+Shows one entry, found by its 32-digit key or by its URL (a GET request): its metadata and
+the header block of every response it recorded.
+
+  --body   write only the body, byte for byte, to stdout
+  --json   a JSON object (fields documented in cli/cmd_entries.cpp and the README)
+)HELP";
+
+constexpr std::string_view k_delete_help = R"HELP(usage: curlcache delete URL|GLOB|KEY
+
+Removes the entry with this key, the entries for this URL, or those whose URL matches GLOB
+('*' any run of characters, '?' one). Fails when nothing matches.
+)HELP";
+
+constexpr std::string_view k_clear_help = R"HELP(usage: curlcache clear
+
+Removes every entry of the cache (the statistics are kept).
+)HELP";
+
+constexpr std::string_view k_purge_help = R"HELP(usage: curlcache purge
+
+Removes the entries that have expired.
+)HELP";
+
+constexpr std::string_view k_vacuum_help = R"HELP(usage: curlcache vacuum
+
+Gives the space of removed entries back to the file system (SQLite VACUUM; a no-op for
+backends that need none).
+)HELP";
+
+struct Meta {
+    std::string key, method, url;
+    long status = 0;
+    int64_t created = 0, expires = 0;
+    uint64_t size = 0;
+};
+
+bool expired(const Meta& meta, int64_t now) { return meta.expires != 0 && meta.expires <= now; }
+
+struct ListFilter {
+    bool only_expired = false;
+    const std::string* url_glob = nullptr;
+    int64_t now = 0;
+    std::vector<Meta> found;
+};
+
+int collect(const curlcache_meta* meta, void* userp) {
+    auto& filter = *static_cast<ListFilter*>(userp);
+    Meta copy{meta->key ? meta->key : "", meta->method ? meta->method : "",
+              meta->url ? meta->url : "", meta->status, meta->created, meta->expires,
+              meta->size};
+    if (filter.only_expired && !expired(copy, filter.now)) {
+        return 0;
+    }
+    if (filter.url_glob != nullptr && !glob_match(*filter.url_glob, copy.url)) {
+        return 0;
+    }
+    filter.found.push_back(std::move(copy));
+    return 0;
+}
+
+void print_list_json(const std::vector<Meta>& metas, int64_t now, bool& ok) {
+    JsonWriter json(stdout);
+    json.begin_array();
+    for (const auto& meta : metas) {
+        json.begin_object();
+        json.key("key");
+        json.string(meta.key);
+        json.key("method");
+        json.string(meta.method);
+        json.key("url");
+        json.string(meta.url);
+        json.key("status");
+        json.integer(meta.status);
+        json.key("created");
+        json.integer(meta.created);
+        json.key("expires");
+        if (meta.expires == 0) {
+            json.null();
+        } else {
+            json.integer(meta.expires);
+        }
+        json.key("expired");
+        json.boolean(expired(meta, now));
+        json.key("size");
+        json.unsigned_integer(meta.size);
+        json.end_object();
+    }
+    json.end_array();
+    ok = json.finish();
+}
+
+void print_list_human(const std::vector<Meta>& metas, int64_t now) {
+    if (metas.empty()) {
+        return;
+    }
+    using Align = Table::Align;
+    Table table({Align::left, Align::right, Align::right, Align::left, Align::left});
+    table.add({"KEY", "STATUS", "SIZE", "EXPIRES", "REQUEST"});
+    for (const auto& meta : metas) {
+        std::string expires = meta.expires == 0 ? "never"
+                              : expired(meta, now)
+                                  ? "expired " + format_relative(meta.expires, now)
+                                  : format_relative(meta.expires, now);
+        table.add({meta.key, std::to_string(meta.status), format_size(meta.size), expires,
+                   meta.method + " " + meta.url});
+    }
+    table.print(stdout);
+}
+
+// Opens the cache named by the global options, or prints why not.
+std::expected<CachePtr, int> open_or_report(const ParsedArgs& parsed) {
+    auto cache = open_cache(open_settings(parsed.global));
+    if (!cache) {
+        return std::unexpected(runtime_error(cache.error()));
+    }
+    return std::move(*cache);
+}
+
+std::string entry_text(const char* text) { return text != nullptr ? text : ""; }
+
+void print_show_json(curlcache_entry* entry, std::string_view body, bool& ok) {
+    JsonWriter json(stdout);
+    json.begin_object();
+    json.key("key");
+    json.string(entry_text(curlcache_entry_key(entry)));
+    json.key("method");
+    json.string(entry_text(curlcache_entry_method(entry)));
+    json.key("url");
+    json.string(entry_text(curlcache_entry_url(entry)));
+    json.key("effective_url");
+    json.string(entry_text(curlcache_entry_effective_url(entry)));
+    json.key("status");
+    json.integer(curlcache_entry_status(entry));
+    json.key("content_type");
+    if (const char* type = curlcache_entry_content_type(entry)) {
+        json.string(type);
+    } else {
+        json.null();
+    }
+    json.key("created");
+    json.integer(curlcache_entry_created(entry));
+    json.key("expires");
+    if (curlcache_entry_expires(entry) == 0) {
+        json.null();
+    } else {
+        json.integer(curlcache_entry_expires(entry));
+    }
+    json.key("body_size");
+    json.unsigned_integer(body.size());
+    json.key("headers");
+    json.begin_array();
+    for (std::size_t i = 0; i < curlcache_entry_response_count(entry); ++i) {
+        const char* data = nullptr;
+        std::size_t size = 0;
+        if (curlcache_entry_headers(entry, i, &data, &size) == CURLCACHE_OK) {
+            json.string(std::string_view(data, size));
+        }
+    }
+    json.end_array();
+    json.end_object();
+    ok = json.finish();
+}
+
+void print_show_human(curlcache_entry* entry, std::string_view body) {
+    int64_t now = std::time(nullptr);
+    int64_t created = curlcache_entry_created(entry);
+    int64_t expires = curlcache_entry_expires(entry);
+    using Align = Table::Align;
+    Table table({Align::left, Align::left});
+    table.add({"Key", entry_text(curlcache_entry_key(entry))});
+    table.add({"Request", entry_text(curlcache_entry_method(entry)) + " " +
+                              entry_text(curlcache_entry_url(entry))});
+    table.add({"Effective URL", entry_text(curlcache_entry_effective_url(entry))});
+    table.add({"Status", std::to_string(curlcache_entry_status(entry))});
+    const char* type = curlcache_entry_content_type(entry);
+    table.add({"Content type", type != nullptr ? type : "-"});
+    table.add({"Created", format_local_time(created) + " (" + format_relative(created, now) +
+                              ")"});
+    table.add({"Expires", expires == 0 ? "never"
+                                       : format_local_time(expires) + " (" +
+                                             format_relative(expires, now) + ")"});
+    table.add({"Body", format_size(body.size()) + (is_text(body) ? "" : " (binary)")});
+    table.add({"Responses", std::to_string(curlcache_entry_response_count(entry))});
+    table.print(stdout);
+    for (std::size_t i = 0; i < curlcache_entry_response_count(entry); ++i) {
+        const char* data = nullptr;
+        std::size_t size = 0;
+        if (curlcache_entry_headers(entry, i, &data, &size) == CURLCACHE_OK) {
+            std::fputs("\n", stdout);
+            std::fwrite(data, 1, size, stdout);
+        }
+    }
+}
+
+} // namespace
+
+int cmd_list(Args args) {
+    static constexpr OptionSpec options[] = {{"--expired", false}, {"--url", true},
+                                             {"--json", false}};
+    auto parsed = parse_command(args, {"list", k_list_help, options, 0, 0});
+    if (!parsed) {
+        return parsed.error();
+    }
+    auto cache = open_or_report(*parsed);
+    if (!cache) {
+        return cache.error();
+    }
+    ListFilter filter;
+    filter.only_expired = parsed->has("--expired");
+    filter.url_glob = parsed->value("--url");
+    filter.now = std::time(nullptr);
+    if (auto code = curlcache_scan(cache->get(), collect, &filter); code != CURLCACHE_OK) {
+        return runtime_error(api_message(cache->get(), code, "cannot list the entries"));
+    }
+    std::sort(filter.found.begin(), filter.found.end(), [](const Meta& a, const Meta& b) {
+        return std::tie(a.url, a.method, a.key) < std::tie(b.url, b.method, b.key);
+    });
+    if (parsed->has("--json")) {
+        bool ok = false;
+        print_list_json(filter.found, filter.now, ok);
+        return ok ? k_exit_ok : runtime_error("cannot write to stdout");
+    }
+    print_list_human(filter.found, filter.now);
+    return k_exit_ok;
+}
+
+int cmd_show(Args args) {
+    static constexpr OptionSpec options[] = {{"--body", false}, {"--json", false}};
+    auto parsed = parse_command(args, {"show", k_show_help, options, 1, 1});
+    if (!parsed) {
+        return parsed.error();
+    }
+    if (parsed->has("--body") && parsed->has("--json")) {
+        return usage_error("--body and --json cannot be combined", "show");
+    }
+    auto cache = open_or_report(*parsed);
+    if (!cache) {
+        return cache.error();
+    }
+    const std::string& wanted = parsed->positional[0];
+    curlcache_entry* raw = nullptr;
+    curlcache_code code = curlcache_entry_get(cache->get(), wanted.c_str(), &raw);
+    EntryPtr entry(raw);
+    if (code == CURLCACHE_E_MISS) {
+        return runtime_error("no entry for '" + wanted + "'");
+    }
+    if (code != CURLCACHE_OK) {
+        return runtime_error(api_message(cache->get(), code, "cannot read '" + wanted + "'"));
+    }
+    const void* body_data = nullptr;
+    std::size_t body_size = 0;
+    if (curlcache_entry_body(entry.get(), &body_data, &body_size) != CURLCACHE_OK) {
+        body_size = 0;
+    }
+    std::string_view body(static_cast<const char*>(body_data), body_data ? body_size : 0);
+    bool ok = true;
+    if (parsed->has("--body")) {
+        std::fwrite(body.data(), 1, body.size(), stdout);
+        ok = std::fflush(stdout) == 0;
+    } else if (parsed->has("--json")) {
+        print_show_json(entry.get(), body, ok);
+    } else {
+        print_show_human(entry.get(), body);
+    }
+    return ok ? k_exit_ok : runtime_error("cannot write to stdout");
+}
+
+int cmd_delete(Args args) {
+    auto parsed = parse_command(args, {"delete", k_delete_help, {}, 1, 1});
+    if (!parsed) {
+        return parsed.error();
+    }
+    auto cache = open_or_report(*parsed);
+    if (!cache) {
+        return cache.error();
+    }
+    const std::string& what = parsed->positional[0];
+    uint64_t removed = 0;
+    if (auto code = curlcache_delete(cache->get(), what.c_str(), &removed); code != CURLCACHE_OK) {
+        return runtime_error(api_message(cache->get(), code, "cannot delete '" + what + "'"));
+    }
+    if (removed == 0) {
+        return runtime_error("no entry matches '" + what + "'");
+    }
+    std::printf("%s %s removed\n", format_count(removed).c_str(),
+                removed == 1 ? "entry" : "entries");
+    return k_exit_ok;
+}
+
+int cmd_clear(Args args) {
+    auto parsed = parse_command(args, {"clear", k_clear_help, {}, 0, 0});
+    if (!parsed) {
+        return parsed.error();
+    }
+    auto cache = open_or_report(*parsed);
+    if (!cache) {
+        return cache.error();
+    }
+    if (auto code = curlcache_clear(cache->get()); code != CURLCACHE_OK) {
+        return runtime_error(api_message(cache->get(), code, "cannot clear the cache"));
+    }
+    return k_exit_ok;
+}
+
+int cmd_purge(Args args) {
+    auto parsed = parse_command(args, {"purge", k_purge_help, {}, 0, 0});
+    if (!parsed) {
+        return parsed.error();
+    }
+    auto cache = open_or_report(*parsed);
+    if (!cache) {
+        return cache.error();
+    }
+    uint64_t removed = 0;
+    if (auto code = curlcache_purge(cache->get(), &removed); code != CURLCACHE_OK) {
+        return runtime_error(api_message(cache->get(), code, "cannot purge expired entries"));
+    }
+    std::printf("%s expired %s removed\n", format_count(removed).c_str(),
+                removed == 1 ? "entry" : "entries");
+    return k_exit_ok;
+}
+
+int cmd_vacuum(Args args) {
+    auto parsed = parse_command(args, {"vacuum", k_vacuum_help, {}, 0, 0});
+    if (!parsed) {
+        return parsed.error();
+    }
+    auto cache = open_or_report(*parsed);
+    if (!cache) {
+        return cache.error();
+    }
+    if (auto code = curlcache_vacuum(cache->get()); code != CURLCACHE_OK) {
+        return runtime_error(api_message(cache->get(), code, "cannot vacuum the cache"));
+    }
+    return k_exit_ok;
+}
+
+} // namespace curlcache::cli

@@ -1,0 +1,375 @@
+// curlcache export --to TARGET | --har FILE
+// curlcache import --from SOURCE | --har FILE
+//
+// TARGET and SOURCE name another cache, either by a config file path (read alone: the
+// CURLCACHE_* environment does not apply to it, so that it means the same cache whatever
+// the shell holds) or by a backend URL:
+//
+//   sqlite:///abs/path/cache.sqlite       backend=sqlite, name=/abs/path/cache.sqlite
+//   sqlite://relative.sqlite              a relative name, resolved as the backend does
+//   filesystem:///abs/path/dir            backend=filesystem, name=/abs/path/dir
+//   memory://                             a fresh in-memory cache (for tests)
+//   redis://host:port/db?name=ns          backend=redis, redis.url=redis://host:port/db,
+//                                         name=ns (the key namespace)
+//
+// Query parameters become settings: name, max_size, max_entry_size and expire_after as
+// they are; any other KEY=VALUE becomes BACKEND.KEY=VALUE ("sqlite:///c.sqlite?fast_save=1"),
+// a KEY that already contains a dot is passed as it is. Values are percent-decoded.
+#include "cli/args.h"
+#include "cli/format.h"
+#include "cli/har.h"
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <algorithm>
+#include <cctype>
+#include <fstream>
+#include <iostream>
+#include <optional>
+#include <sstream>
+#include <unistd.h>
+
+extern char** environ;
+
+namespace curlcache::cli {
+namespace {
+
+constexpr std::string_view k_export_help = R"HELP(usage: curlcache export --to CONFIG|BACKEND_URL
+       curlcache export --har FILE
+
+Copies every entry of the cache into another cache, or writes them all as an HTTP Archive
+(HAR 1.2; FILE "-" is stdout). BACKEND_URL is one of
+  sqlite:///path/cache.sqlite   filesystem:///path/dir   redis://host:port/0?name=NS
+with settings as query parameters (?max_size=1GiB, ?fast_save=true); anything else is a
+config file that describes the other cache on its own.
+)HELP";
+
+constexpr std::string_view k_import_help = R"HELP(usage: curlcache import --from CONFIG|BACKEND_URL
+       curlcache import --har FILE
+
+Copies every entry of another cache into this one (same keys are overwritten), or stores
+the responses of an HTTP Archive (FILE "-" is stdin). A HAR file is read and checked whole
+first: when it is malformed nothing is stored. Entries the cache's policy refuses (a status
+or method it does not cache, a body over max_entry_size) are skipped and counted.
+)HELP";
+
+std::string percent_decode(std::string_view text) {
+    std::string out;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        if (text[i] == '%' && i + 2 < text.size() && std::isxdigit(static_cast<unsigned char>(text[i + 1])) &&
+            std::isxdigit(static_cast<unsigned char>(text[i + 2]))) {
+            out += static_cast<char>(std::stoi(std::string(text.substr(i + 1, 2)), nullptr, 16));
+            i += 2;
+        } else {
+            out += text[i];
+        }
+    }
+    return out;
+}
+
+struct Location {
+    std::vector<std::string> settings;
+    bool is_config_file = false;
+};
+
+std::expected<Location, std::string> parse_location(const std::string& text) {
+    Location location;
+    auto scheme_end = text.find("://");
+    if (scheme_end == std::string::npos) {
+        location.is_config_file = true;
+        location.settings.push_back("config=" + text);
+        return location;
+    }
+    std::string backend = text.substr(0, scheme_end);
+    std::string rest = text.substr(scheme_end + 3);
+    std::string query;
+    if (auto question = rest.find('?'); question != std::string::npos) {
+        query = rest.substr(question + 1);
+        rest.resize(question);
+    }
+    if (backend != "sqlite" && backend != "filesystem" && backend != "memory" &&
+        backend != "redis") {
+        return std::unexpected("'" + text + "': unknown backend '" + backend +
+                               "' (sqlite, filesystem, memory, redis, or a config file path)");
+    }
+    location.settings.push_back("backend=" + backend);
+    if (backend == "redis") {
+        location.settings.push_back("redis.url=redis://" + rest);
+    } else if (!rest.empty()) {
+        location.settings.push_back("name=" + percent_decode(rest));
+    }
+    std::string_view params(query);
+    while (!params.empty()) {
+        auto amp = params.find('&');
+        std::string_view pair = params.substr(0, amp);
+        params = amp == std::string_view::npos ? std::string_view() : params.substr(amp + 1);
+        if (pair.empty()) {
+            continue;
+        }
+        auto eq = pair.find('=');
+        if (eq == std::string_view::npos || eq == 0) {
+            return std::unexpected("'" + text + "': expected KEY=VALUE, found '" +
+                                   std::string(pair) + "'");
+        }
+        std::string key = percent_decode(pair.substr(0, eq));
+        std::string value = percent_decode(pair.substr(eq + 1));
+        bool top_level = key == "name" || key == "max_size" || key == "max_entry_size" ||
+                         key == "expire_after" || key.find('.') != std::string::npos;
+        location.settings.push_back((top_level ? key : backend + "." + key) + "=" + value);
+    }
+    return location;
+}
+
+// Opens the other cache. A config file is read alone: CURLCACHE_* variables are set aside
+// while it opens (this process is single-threaded here) and put back afterwards.
+std::expected<CachePtr, std::string> open_location(const Location& location) {
+    if (!location.is_config_file) {
+        return open_cache(location.settings);
+    }
+    std::vector<std::string> saved;
+    for (char** env = environ; *env != nullptr; ++env) {
+        if (std::strncmp(*env, "CURLCACHE_", 10) == 0) {
+            saved.emplace_back(*env);
+        }
+    }
+    for (const auto& entry : saved) {
+        unsetenv(entry.substr(0, entry.find('=')).c_str());
+    }
+    auto cache = open_cache(location.settings);
+    for (const auto& entry : saved) {
+        auto eq = entry.find('=');
+        setenv(entry.substr(0, eq).c_str(), entry.c_str() + eq + 1, 1);
+    }
+    return cache;
+}
+
+// A progress bar on stderr when it is a terminal, redrawn at most ten times a second.
+class Progress {
+public:
+    explicit Progress(std::string_view verb) : m_verb(verb), m_tty(isatty(STDERR_FILENO) == 1) {}
+    ~Progress() {
+        if (m_drawn) {
+            std::fputs("\r\033[K", stderr);
+        }
+    }
+
+    static int callback(uint64_t done, uint64_t total, void* userp) {
+        static_cast<Progress*>(userp)->update(done, total);
+        return 0;
+    }
+
+private:
+    void update(uint64_t done, uint64_t total) {
+        if (!m_tty) {
+            return;
+        }
+        auto now = std::chrono::steady_clock::now();
+        if (m_drawn && done != total && now - m_last < std::chrono::milliseconds(100)) {
+            return;
+        }
+        m_last = now;
+        m_drawn = true;
+        if (total == 0) {
+            std::fprintf(stderr, "\rcurlcache: %s %s entries", m_verb.c_str(),
+                         format_count(done).c_str());
+            return;
+        }
+        constexpr int k_width = 30;
+        int filled = static_cast<int>(k_width * std::min(done, total) / total);
+        std::fprintf(stderr, "\rcurlcache: %s [%.*s%*s] %s / %s", m_verb.c_str(), filled,
+                     "##############################", k_width - filled, "",
+                     format_count(done).c_str(), format_count(total).c_str());
+    }
+
+    std::string m_verb;
+    bool m_tty;
+    bool m_drawn = false;
+    std::chrono::steady_clock::time_point m_last{};
+};
+
+int copy_between(curlcache_handle* from, curlcache_handle* to, const std::string& other, bool exporting) {
+    uint64_t copied = 0;
+    curlcache_code code;
+    {
+        Progress progress(exporting ? "exporting" : "importing");
+        code = curlcache_copy(from, to, Progress::callback, &progress, &copied);
+    }
+    if (code != CURLCACHE_OK) {
+        curlcache_handle* failed = *curlcache_errmsg(to) != '\0' ? to : from;
+        return runtime_error(api_message(failed, code, "copy failed after " +
+                                                            format_count(copied) + " entries"));
+    }
+    std::printf("%s %s %s %s\n", format_count(copied).c_str(), copied == 1 ? "entry" : "entries",
+                exporting ? "exported to" : "imported from", other.c_str());
+    return k_exit_ok;
+}
+
+int export_har(curlcache_handle* cache, const std::string& path) {
+    if (path == "-") {
+        auto written = write_har(cache, stdout);
+        if (!written) {
+            return runtime_error(written.error());
+        }
+        print_error(format_count(*written) + " entries exported");
+        return k_exit_ok;
+    }
+    // Written next to the target and renamed over it: the file is complete or absent.
+    std::string temp = path + ".tmp.XXXXXX";
+    int fd = mkstemp(temp.data());
+    if (fd < 0) {
+        return runtime_error(path + ": " + std::strerror(errno));
+    }
+    std::FILE* out = fdopen(fd, "w");
+    if (out == nullptr) {
+        ::close(fd);
+        ::unlink(temp.c_str());
+        return runtime_error(path + ": " + std::strerror(errno));
+    }
+    auto written = write_har(cache, out);
+    bool closed = std::fclose(out) == 0;
+    if (!written || !closed || std::rename(temp.c_str(), path.c_str()) != 0) {
+        int error = errno;
+        ::unlink(temp.c_str());
+        return runtime_error(written ? path + ": " + std::strerror(error) : written.error());
+    }
+    std::printf("%s %s exported to %s\n", format_count(*written).c_str(),
+                *written == 1 ? "entry" : "entries", path.c_str());
+    return k_exit_ok;
+}
+
+std::expected<std::string, std::string> read_file(const std::string& path) {
+    std::ostringstream text;
+    if (path == "-") {
+        text << std::cin.rdbuf();
+        return text.str();
+    }
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+        return std::unexpected(path + ": " + std::strerror(errno));
+    }
+    text << in.rdbuf();
+    if (in.bad()) {
+        return std::unexpected(path + ": read error");
+    }
+    return text.str();
+}
+
+int import_har(const ParsedArgs& parsed, const std::string& path) {
+    auto text = read_file(path);
+    if (!text) {
+        return runtime_error(text.error());
+    }
+    auto har = read_har(*text);
+    if (!har) {
+        return runtime_error(path + ": " + har.error());
+    }
+    auto cache = open_cache(open_settings(parsed.global));
+    if (!cache) {
+        return runtime_error(cache.error());
+    }
+    uint64_t stored = 0;
+    uint64_t refused = 0;
+    for (const auto& item : har->items) {
+        RequestPtr request(curlcache_request_new(item.method.c_str(), item.url.c_str()));
+        if (!request) {
+            return runtime_error("out of memory");
+        }
+        for (const auto& header : item.request_headers) {
+            curlcache_request_add_header(request.get(), header.c_str());
+        }
+        if (item.has_request_body) {
+            curlcache_request_set_body(request.get(), item.request_body.data(),
+                                       item.request_body.size());
+        }
+        curlcache_code code =
+            curlcache_store(cache->get(), request.get(), item.headers.data(), item.headers.size(),
+                            item.body.data(), item.body.size());
+        if (code == CURLCACHE_E_NOT_CACHEABLE || code == CURLCACHE_E_TOO_LARGE) {
+            ++refused;
+            continue;
+        }
+        if (code != CURLCACHE_OK) {
+            return runtime_error(api_message(cache->get(), code,
+                                             "cannot store " + item.url + " (" +
+                                                 format_count(stored) + " entries stored)"));
+        }
+        ++stored;
+    }
+    std::string line = format_count(stored) + (stored == 1 ? " entry" : " entries") +
+                       " imported from " + path;
+    if (refused + har->skipped > 0) {
+        line += " (" + format_count(refused + har->skipped) + " skipped: " +
+                format_count(refused) + " refused by the cache's policy, " +
+                format_count(har->skipped) + " without a saved response)";
+    }
+    std::printf("%s\n", line.c_str());
+    return k_exit_ok;
+}
+
+} // namespace
+
+int cmd_export(Args args) {
+    static constexpr OptionSpec options[] = {{"--to", true}, {"--har", true}};
+    auto parsed = parse_command(args, {"export", k_export_help, options, 0, 0});
+    if (!parsed) {
+        return parsed.error();
+    }
+    const std::string* to = parsed->value("--to");
+    const std::string* har = parsed->value("--har");
+    if ((to == nullptr) == (har == nullptr)) {
+        return usage_error("give exactly one of --to and --har", "export");
+    }
+    std::optional<Location> location;
+    if (to != nullptr) {
+        auto parsed_location = parse_location(*to);
+        if (!parsed_location) {
+            return usage_error(parsed_location.error(), "export");
+        }
+        location = std::move(*parsed_location);
+    }
+    auto cache = open_cache(open_settings(parsed->global));
+    if (!cache) {
+        return runtime_error(cache.error());
+    }
+    if (har != nullptr) {
+        return export_har(cache->get(), *har);
+    }
+    auto target = open_location(*location);
+    if (!target) {
+        return runtime_error(*to + ": " + target.error());
+    }
+    return copy_between(cache->get(), target->get(), *to, true);
+}
+
+int cmd_import(Args args) {
+    static constexpr OptionSpec options[] = {{"--from", true}, {"--har", true}};
+    auto parsed = parse_command(args, {"import", k_import_help, options, 0, 0});
+    if (!parsed) {
+        return parsed.error();
+    }
+    const std::string* from = parsed->value("--from");
+    const std::string* har = parsed->value("--har");
+    if ((from == nullptr) == (har == nullptr)) {
+        return usage_error("give exactly one of --from and --har", "import");
+    }
+    if (har != nullptr) {
+        return import_har(*parsed, *har);
+    }
+    auto location = parse_location(*from);
+    if (!location) {
+        return usage_error(location.error(), "import");
+    }
+    auto source = open_location(*location);
+    if (!source) {
+        return runtime_error(*from + ": " + source.error());
+    }
+    auto cache = open_cache(open_settings(parsed->global));
+    if (!cache) {
+        return runtime_error(cache.error());
+    }
+    return copy_between(source->get(), cache->get(), *from, false);
+}
+
+} // namespace curlcache::cli

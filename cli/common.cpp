@@ -1,0 +1,73 @@
+// Error reporting, global options and opening a cache: what every subcommand shares.
+#include "cli/cli.h"
+
+#include <cstdio>
+
+namespace curlcache::cli {
+
+void print_error(std::string_view message) {
+    std::string line = "curlcache: ";
+    line += message;
+    line += '\n';
+    std::fwrite(line.data(), 1, line.size(), stderr);
+}
+
+int runtime_error(std::string_view message) {
+    print_error(message);
+    return k_exit_runtime;
+}
+
+int usage_error(std::string_view message, std::string_view command) {
+    std::string line(message);
+    if (!command.empty()) {
+        line = std::string(command) + ": " + line + " (see 'curlcache " + std::string(command) +
+               " --help')";
+    } else {
+        line += " (see 'curlcache --help')";
+    }
+    print_error(line);
+    return k_exit_usage;
+}
+
+std::vector<std::string> open_settings(const Global& global) {
+    std::vector<std::string> settings;
+    if (global.config) {
+        settings.push_back("config=" + *global.config);
+    }
+    if (global.backend) {
+        settings.push_back("backend=" + *global.backend);
+    }
+    if (global.name) {
+        settings.push_back("name=" + *global.name);
+    }
+    return settings;
+}
+
+CStrings::CStrings(const std::vector<std::string>& strings) {
+    m_pointers.reserve(strings.size() + 1);
+    for (const auto& s : strings) {
+        m_pointers.push_back(s.c_str());
+    }
+    m_pointers.push_back(nullptr);
+}
+
+std::string api_message(const curlcache_handle* cache, curlcache_code code, std::string_view what) {
+    std::string message(what);
+    const char* detail = cache != nullptr ? curlcache_errmsg(cache) : nullptr;
+    message += ": ";
+    message += detail != nullptr && *detail != '\0' ? detail : curlcache_strerror(code);
+    return message;
+}
+
+std::expected<CachePtr, std::string> open_cache(const std::vector<std::string>& settings) {
+    CStrings c_settings(settings);
+    curlcache_handle* raw = nullptr;
+    curlcache_code code = curlcache_open(&raw, c_settings.get());
+    CachePtr cache(raw);
+    if (code != CURLCACHE_OK) {
+        return std::unexpected(api_message(cache.get(), code, "cannot open the cache"));
+    }
+    return cache;
+}
+
+} // namespace curlcache::cli
