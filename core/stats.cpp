@@ -279,7 +279,10 @@ std::string file_path(const config::Settings& settings, const backends::Storage&
     size_t slash = dir.rfind('/');
     ::mkdir(dir.substr(0, slash).c_str(), 0700);
     ::mkdir(dir.c_str(), 0700);
-    std::string space = settings.name.empty() ? std::string("default") : settings.name;
+    // The redis backend's default namespace is "curlcache"; others have no namespace.
+    std::string space = !settings.name.empty() ? settings.name
+                        : name == "redis"      ? std::string("curlcache")
+                                               : std::string("default");
     std::string file = name == "redis" ? sanitize(space) : sanitize(std::string(name) + "-" + space);
     return dir + "/" + file + ".stats";
 }

@@ -4,8 +4,9 @@
 //   sqlite      <database>.stats
 //   filesystem  <directory>/stats
 //   memory      none (nothing outlives the process)
-//   others      $XDG_CACHE_HOME/curlcache/<namespace>.stats (redis: the namespace is the
-//               cache name, "default" when empty)
+//   redis       $XDG_CACHE_HOME/curlcache/<namespace>.stats (the cache name, as the
+//               backend uses it: "curlcache" when empty)
+//   others      $XDG_CACHE_HOME/curlcache/<backend>-<name>.stats
 // Every update is a read-modify-write under flock(LOCK_EX), so concurrent processes add up.
 // After fork() the child starts from zero: the parent flushes what it had counted.
 #pragma once

@@ -1,0 +1,438 @@
+// Public C API: request descriptions, lookup, reading entries and storing responses.
+#include "core/capi_internal.h"
+
+#include "core/log.h"
+#include "core/policy.h"
+
+#include <curl/curl.h>
+
+#include <cctype>
+#include <cstring>
+
+namespace curlcache::core::capi {
+
+namespace {
+
+bool iequals(std::string_view a, std::string_view b) {
+    if (a.size() != b.size()) {
+        return false;
+    }
+    for (size_t i = 0; i < a.size(); ++i) {
+        if (std::tolower(static_cast<unsigned char>(a[i])) !=
+            std::tolower(static_cast<unsigned char>(b[i]))) {
+            return false;
+        }
+    }
+    return true;
+}
+
+std::string_view trim(std::string_view text) {
+    while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front()))) {
+        text.remove_prefix(1);
+    }
+    while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) {
+        text.remove_suffix(1);
+    }
+    return text;
+}
+
+// The lines of a header block, without their line endings.
+std::vector<std::string_view> lines_of(std::string_view block) {
+    std::vector<std::string_view> lines;
+    size_t at = 0;
+    while (at < block.size()) {
+        size_t end = block.find('\n', at);
+        size_t next = end == std::string_view::npos ? block.size() : end + 1;
+        std::string_view line = block.substr(at, next - at);
+        while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) {
+            line.remove_suffix(1);
+        }
+        lines.push_back(line);
+        at = next;
+    }
+    return lines;
+}
+
+} // namespace
+
+// Splits what a header callback received into one block per response: each block ends
+// with its blank line (kept, with its original line ending).
+std::vector<std::string> split_header_blocks(std::string_view headers) {
+    std::vector<std::string> blocks;
+    size_t start = 0, at = 0;
+    while (at < headers.size()) {
+        size_t end = headers.find('\n', at);
+        size_t next = end == std::string_view::npos ? headers.size() : end + 1;
+        std::string_view line = headers.substr(at, next - at);
+        at = next;
+        if (line == "\r\n" || line == "\n") {
+            blocks.emplace_back(headers.substr(start, at - start));
+            start = at;
+        }
+    }
+    if (start < headers.size()) {
+        blocks.emplace_back(headers.substr(start)); // a final block without its blank line
+    }
+    return blocks;
+}
+
+// The value of the first header `name` in a block, trimmed; nullopt when absent.
+std::optional<std::string> header_value(std::string_view block, std::string_view name) {
+    for (std::string_view line : lines_of(block)) {
+        size_t colon = line.find(':');
+        if (colon != std::string_view::npos && iequals(trim(line.substr(0, colon)), name)) {
+            return std::string(trim(line.substr(colon + 1)));
+        }
+    }
+    return std::nullopt;
+}
+
+// "HTTP/1.1 200 OK" / "HTTP/2 404" -> the status; 0 when the block has no status line.
+long status_of(std::string_view block) {
+    std::vector<std::string_view> lines = lines_of(block);
+    if (lines.empty() || !lines.front().starts_with("HTTP/")) {
+        return 0;
+    }
+    std::string_view line = lines.front();
+    size_t space = line.find(' ');
+    if (space == std::string_view::npos) {
+        return 0;
+    }
+    long status = 0;
+    for (size_t i = space + 1; i < line.size() && i < space + 4; ++i) {
+        if (!std::isdigit(static_cast<unsigned char>(line[i]))) {
+            return 0;
+        }
+        status = status * 10 + (line[i] - '0');
+    }
+    return status;
+}
+
+// A C entry for a decoded entry: the strings its accessors hand out.
+std::unique_ptr<curlcache_entry> make_c_entry(Entry entry, std::string key) {
+    auto out = std::make_unique<curlcache_entry>();
+    out->key = std::move(key);
+    const Info* effective = entry.info(CURLINFO_EFFECTIVE_URL);
+    out->effective_url = effective ? effective->text : entry.url;
+    if (const Info* type = entry.info(CURLINFO_CONTENT_TYPE)) {
+        out->content_type = type->text;
+        out->has_content_type = true;
+    } else if (!entry.header_blocks.empty()) {
+        if (auto value = header_value(entry.header_blocks.back(), "content-type")) {
+            out->content_type = *value;
+            out->has_content_type = true;
+        }
+    }
+    out->entry = std::move(entry);
+    return out;
+}
+
+// The key of `key_or_url`: 32 hex digits, else the GET key of the URL, else (when that is
+// not stored) the key of a stored entry whose URL is that URL, GET first.
+backends::Result<std::optional<Key>> resolve_key(Cache& cache, std::string_view key_or_url) {
+    if (auto key = Key::from_hex(key_or_url)) {
+        return key;
+    }
+    Request request;
+    request.url = std::string(key_or_url);
+    Key key = cache.key(request);
+    auto found = cache.storage().get(key.hex());
+    if (!found) {
+        return std::unexpected(found.error());
+    }
+    if (*found) {
+        return key;
+    }
+    std::string wanted = redact_url(key_or_url, cache.settings());
+    std::optional<Key> match;
+    auto scanned = cache.storage().scan([&](const backends::Metadata& meta) {
+        if (meta.url != wanted) {
+            return true;
+        }
+        match = Key::from_hex(meta.key);
+        return meta.method != "GET"; // a GET entry ends the search
+    });
+    if (!scanned) {
+        return std::unexpected(scanned.error());
+    }
+    return match;
+}
+
+} // namespace curlcache::core::capi
+
+using namespace curlcache;
+using core::capi::cache_of;
+using core::capi::fail;
+using core::capi::guarded;
+
+extern "C" {
+
+CURLCACHE_EXPORT curlcache_request* curlcache_request_new(const char* method, const char* url) {
+    if (!method || !url) {
+        return nullptr;
+    }
+    try {
+        auto request = std::make_unique<curlcache_request>();
+        request->request.method = method;
+        request->request.url = url;
+        return request.release();
+    } catch (...) {
+        return nullptr;
+    }
+}
+
+CURLCACHE_EXPORT void curlcache_request_free(curlcache_request* request) {
+    delete request;
+}
+
+CURLCACHE_EXPORT curlcache_code curlcache_request_add_header(curlcache_request* request,
+                                                             const char* line) {
+    if (!request || !line) {
+        return CURLCACHE_E_INVALID_ARGUMENT;
+    }
+    return guarded(nullptr, [&] {
+        request->request.headers.emplace_back(line);
+        return CURLCACHE_OK;
+    });
+}
+
+CURLCACHE_EXPORT curlcache_code curlcache_request_set_body(curlcache_request* request,
+                                                           const void* data, size_t size) {
+    if (!request || (!data && size > 0)) {
+        return CURLCACHE_E_INVALID_ARGUMENT;
+    }
+    return guarded(nullptr, [&] {
+        request->request.body.assign(static_cast<const char*>(data), size);
+        return CURLCACHE_OK;
+    });
+}
+
+CURLCACHE_EXPORT curlcache_code curlcache_request_set_option(curlcache_request* request,
+                                                             const char* name,
+                                                             const char* value) {
+    if (!request || !name || !value || !name[0]) {
+        return CURLCACHE_E_INVALID_ARGUMENT;
+    }
+    return guarded(nullptr, [&] {
+        core::Request& r = request->request;
+        if (std::strcmp(name, "credentials") == 0) {
+            r.credentials = value; // only its salted digest reaches the key
+            return CURLCACHE_OK;
+        }
+        for (auto& option : r.options) { // setting an option again replaces it
+            if (option.first == name) {
+                option.second = value;
+                return CURLCACHE_OK;
+            }
+        }
+        r.options.emplace_back(name, value);
+        return CURLCACHE_OK;
+    });
+}
+
+CURLCACHE_EXPORT curlcache_code curlcache_request_key(curlcache_handle* handle,
+                                                      const curlcache_request* request,
+                                                      char key_hex[33]) {
+    if (!handle || !request || !key_hex) {
+        return fail(handle, CURLCACHE_E_INVALID_ARGUMENT, "NULL argument");
+    }
+    return guarded(handle, [&] {
+        core::Cache* cache = cache_of(handle);
+        if (!cache) {
+            return CURLCACHE_E_INVALID_ARGUMENT;
+        }
+        std::string hex = cache->key(request->request).hex();
+        std::memcpy(key_hex, hex.c_str(), hex.size() + 1);
+        return CURLCACHE_OK;
+    });
+}
+
+CURLCACHE_EXPORT curlcache_code curlcache_lookup(curlcache_handle* handle,
+                                                 const curlcache_request* request,
+                                                 curlcache_entry** out) {
+    if (!handle || !request || !out) {
+        return fail(handle, CURLCACHE_E_INVALID_ARGUMENT, "NULL argument");
+    }
+    *out = nullptr;
+    return guarded(handle, [&] {
+        core::Cache* cache = cache_of(handle);
+        if (!cache) {
+            return CURLCACHE_E_INVALID_ARGUMENT;
+        }
+        const config::Settings& settings = cache->settings();
+        core::Stats& stats = cache->stats();
+        if (!cache->request_cacheable(request->request)) {
+            stats.passthrough.fetch_add(1, std::memory_order_relaxed);
+            return CURLCACHE_E_MISS;
+        }
+        if (!core::policy::may_serve(settings)) { // refresh: fetch and store again
+            stats.misses.fetch_add(1, std::memory_order_relaxed);
+            return CURLCACHE_E_MISS;
+        }
+        core::Key key = cache->key(request->request);
+        auto found = cache->find(key);
+        if (!found) {
+            return fail(handle, found.error());
+        }
+        std::optional<core::Entry>& entry = *found;
+        if (entry && (entry->fresh(core::capi::now_seconds()) || core::policy::serve_stale(settings))) {
+            stats.hits.fetch_add(1, std::memory_order_relaxed);
+            stats.bytes_served.fetch_add(entry->body.size(), std::memory_order_relaxed);
+            *out = core::capi::make_c_entry(std::move(*entry), key.hex()).release();
+            return CURLCACHE_OK;
+        }
+        stats.misses.fetch_add(1, std::memory_order_relaxed);
+        if (!core::policy::may_fetch(settings)) {
+            return fail(handle, CURLCACHE_E_OFFLINE,
+                        "offline mode: no cached entry for " + core::redact_url(request->request.url, settings));
+        }
+        return CURLCACHE_E_MISS;
+    });
+}
+
+CURLCACHE_EXPORT curlcache_code curlcache_entry_get(curlcache_handle* handle,
+                                                    const char* key_or_url,
+                                                    curlcache_entry** out) {
+    if (!handle || !key_or_url || !out) {
+        return fail(handle, CURLCACHE_E_INVALID_ARGUMENT, "NULL argument");
+    }
+    *out = nullptr;
+    return guarded(handle, [&] {
+        core::Cache* cache = cache_of(handle);
+        if (!cache) {
+            return CURLCACHE_E_INVALID_ARGUMENT;
+        }
+        auto key = core::capi::resolve_key(*cache, key_or_url);
+        if (!key) {
+            return fail(handle, key.error());
+        }
+        if (!*key) {
+            return CURLCACHE_E_MISS;
+        }
+        auto found = cache->find(**key);
+        if (!found) {
+            return fail(handle, found.error());
+        }
+        if (!*found) {
+            return CURLCACHE_E_MISS;
+        }
+        *out = core::capi::make_c_entry(std::move(**found), (*key)->hex()).release();
+        return CURLCACHE_OK;
+    });
+}
+
+CURLCACHE_EXPORT void curlcache_entry_free(curlcache_entry* entry) {
+    delete entry;
+}
+
+CURLCACHE_EXPORT const char* curlcache_entry_key(const curlcache_entry* entry) {
+    return entry ? entry->key.c_str() : nullptr;
+}
+
+CURLCACHE_EXPORT const char* curlcache_entry_method(const curlcache_entry* entry) {
+    return entry ? entry->entry.method.c_str() : nullptr;
+}
+
+CURLCACHE_EXPORT const char* curlcache_entry_url(const curlcache_entry* entry) {
+    return entry ? entry->entry.url.c_str() : nullptr;
+}
+
+CURLCACHE_EXPORT const char* curlcache_entry_effective_url(const curlcache_entry* entry) {
+    return entry ? entry->effective_url.c_str() : nullptr;
+}
+
+CURLCACHE_EXPORT const char* curlcache_entry_content_type(const curlcache_entry* entry) {
+    return entry && entry->has_content_type ? entry->content_type.c_str() : nullptr;
+}
+
+CURLCACHE_EXPORT long curlcache_entry_status(const curlcache_entry* entry) {
+    return entry ? entry->entry.status : 0;
+}
+
+CURLCACHE_EXPORT int64_t curlcache_entry_created(const curlcache_entry* entry) {
+    return entry ? entry->entry.created : 0;
+}
+
+CURLCACHE_EXPORT int64_t curlcache_entry_expires(const curlcache_entry* entry) {
+    return entry ? entry->entry.expires : 0;
+}
+
+CURLCACHE_EXPORT size_t curlcache_entry_response_count(const curlcache_entry* entry) {
+    return entry ? entry->entry.header_blocks.size() : 0;
+}
+
+CURLCACHE_EXPORT curlcache_code curlcache_entry_headers(const curlcache_entry* entry,
+                                                        size_t index, const char** data,
+                                                        size_t* size) {
+    if (!entry || !data || !size || index >= entry->entry.header_blocks.size()) {
+        return CURLCACHE_E_INVALID_ARGUMENT;
+    }
+    const std::string& block = entry->entry.header_blocks[index];
+    *data = block.data();
+    *size = block.size();
+    return CURLCACHE_OK;
+}
+
+CURLCACHE_EXPORT curlcache_code curlcache_entry_body(const curlcache_entry* entry,
+                                                     const void** data, size_t* size) {
+    if (!entry || !data || !size) {
+        return CURLCACHE_E_INVALID_ARGUMENT;
+    }
+    *data = entry->entry.body.data();
+    *size = entry->entry.body.size();
+    return CURLCACHE_OK;
+}
+
+CURLCACHE_EXPORT curlcache_code curlcache_store(curlcache_handle* handle,
+                                                const curlcache_request* request,
+                                                const char* headers, size_t headers_size,
+                                                const void* body, size_t body_size) {
+    if (!handle || !request || (!headers && headers_size > 0) || (!body && body_size > 0)) {
+        return fail(handle, CURLCACHE_E_INVALID_ARGUMENT, "NULL argument");
+    }
+    return guarded(handle, [&] {
+        core::Cache* cache = cache_of(handle);
+        if (!cache) {
+            return CURLCACHE_E_INVALID_ARGUMENT;
+        }
+        const config::Settings& settings = cache->settings();
+        // The caller fetched these bytes from the network, whether or not they are kept.
+        cache->stats().bytes_downloaded.fetch_add(body_size, std::memory_order_relaxed);
+
+        core::Entry entry;
+        entry.method = request->request.method;
+        for (char& c : entry.method) {
+            c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+        }
+        entry.url = core::redact_url(request->request.url, settings);
+        entry.header_blocks =
+            core::capi::split_header_blocks(std::string_view(headers ? headers : "", headers_size));
+        entry.body = std::string_view(static_cast<const char*>(body), body_size);
+        if (!entry.header_blocks.empty()) {
+            const std::string& last = entry.header_blocks.back();
+            entry.status = core::capi::status_of(last);
+            entry.etag = core::capi::header_value(last, "etag").value_or("");
+            entry.last_modified = core::capi::header_value(last, "last-modified").value_or("");
+            if (auto type = core::capi::header_value(last, "content-type")) {
+                entry.infos.push_back({CURLINFO_CONTENT_TYPE, core::Info::Type::text, 0, 0, *type});
+            }
+        }
+        entry.infos.push_back({CURLINFO_RESPONSE_CODE, core::Info::Type::integer, entry.status, 0, {}});
+        entry.infos.push_back({CURLINFO_EFFECTIVE_URL, core::Info::Type::text, 0, 0, entry.url});
+
+        core::policy::Verdict verdict = core::policy::store(settings, entry);
+        if (verdict != core::policy::Verdict::ok) {
+            curlcache_code code = verdict == core::policy::Verdict::too_large
+                                      ? CURLCACHE_E_TOO_LARGE
+                                      : CURLCACHE_E_NOT_CACHEABLE;
+            return fail(handle, code, std::string("not stored: ") + core::policy::describe(verdict));
+        }
+        auto stored = cache->store(cache->key(request->request), entry);
+        if (!stored) {
+            return fail(handle, stored.error());
+        }
+        return *stored ? CURLCACHE_OK : fail(handle, CURLCACHE_E_NOT_CACHEABLE, "not stored");
+    });
+}
+
+} // extern "C"

@@ -1,0 +1,281 @@
+// Public C API: listing, deleting, purging and copying entries; storage tiers.
+#include "core/capi_internal.h"
+
+#include "core/policy.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace curlcache::core::capi {
+
+namespace {
+
+// The metadata of every entry, collected first so that no backend cursor stays open
+// while the caller's callbacks or further storage calls run.
+backends::Result<std::vector<backends::Metadata>> collect(backends::Storage& storage) {
+    std::vector<backends::Metadata> metas;
+    auto scanned = storage.scan([&](const backends::Metadata& meta) {
+        metas.push_back(meta);
+        return true;
+    });
+    if (!scanned) {
+        return std::unexpected(scanned.error());
+    }
+    return metas;
+}
+
+bool is_glob(std::string_view text) {
+    return text.find_first_of("*?") != std::string_view::npos;
+}
+
+// Keys to delete for a URL or URL glob: stored entries whose (redacted) URL matches.
+backends::Result<std::vector<std::string>> matching_keys(Cache& cache, std::string_view text) {
+    std::string exact = redact_url(text, cache.settings());
+    bool glob = is_glob(text);
+    std::vector<std::string> keys;
+    auto scanned = cache.storage().scan([&](const backends::Metadata& meta) {
+        if (meta.url == exact || (glob && policy::glob_match(text, meta.url))) {
+            keys.push_back(meta.key);
+        }
+        return true;
+    });
+    if (!scanned) {
+        return std::unexpected(scanned.error());
+    }
+    if (!glob) {
+        // The GET key of the URL, even if the backend's scan has not caught up with it.
+        Request request;
+        request.url = std::string(text);
+        std::string key = cache.key(request).hex();
+        if (std::find(keys.begin(), keys.end(), key) == keys.end()) {
+            keys.push_back(key);
+        }
+    }
+    return keys;
+}
+
+} // namespace
+
+} // namespace curlcache::core::capi
+
+using namespace curlcache;
+using core::capi::cache_of;
+using core::capi::fail;
+using core::capi::guarded;
+
+extern "C" {
+
+CURLCACHE_EXPORT curlcache_code curlcache_scan(curlcache_handle* handle, curlcache_scan_callback cb,
+                                               void* userp) {
+    if (!handle || !cb) {
+        return fail(handle, CURLCACHE_E_INVALID_ARGUMENT, "NULL argument");
+    }
+    return guarded(handle, [&] {
+        core::Cache* cache = cache_of(handle);
+        if (!cache) {
+            return CURLCACHE_E_INVALID_ARGUMENT;
+        }
+        auto scanned = cache->storage().scan([&](const backends::Metadata& meta) {
+            curlcache_meta out{meta.key.c_str(), meta.method.c_str(), meta.url.c_str(),
+                               meta.status,      meta.created,        meta.expires,
+                               meta.size};
+            return cb(&out, userp) == 0;
+        });
+        return scanned ? CURLCACHE_OK : fail(handle, scanned.error());
+    });
+}
+
+CURLCACHE_EXPORT curlcache_code curlcache_delete(curlcache_handle* handle,
+                                                 const char* key_url_or_glob, uint64_t* removed) {
+    if (removed) {
+        *removed = 0;
+    }
+    if (!handle || !key_url_or_glob || !key_url_or_glob[0]) {
+        return fail(handle, CURLCACHE_E_INVALID_ARGUMENT, "NULL or empty key, URL or glob");
+    }
+    return guarded(handle, [&] {
+        core::Cache* cache = cache_of(handle);
+        if (!cache) {
+            return CURLCACHE_E_INVALID_ARGUMENT;
+        }
+        std::vector<std::string> keys;
+        if (auto key = core::Key::from_hex(key_url_or_glob)) {
+            keys.push_back(key->hex());
+        } else {
+            auto matched = core::capi::matching_keys(*cache, key_url_or_glob);
+            if (!matched) {
+                return fail(handle, matched.error());
+            }
+            keys = std::move(*matched);
+        }
+        uint64_t count = 0;
+        for (const std::string& key : keys) {
+            auto gone = cache->storage().remove(key);
+            if (!gone) {
+                if (removed) {
+                    *removed = count;
+                }
+                return fail(handle, gone.error());
+            }
+            count += *gone ? 1 : 0;
+        }
+        if (removed) {
+            *removed = count;
+        }
+        return CURLCACHE_OK;
+    });
+}
+
+CURLCACHE_EXPORT curlcache_code curlcache_clear(curlcache_handle* handle) {
+    return guarded(handle, [&] {
+        core::Cache* cache = cache_of(handle);
+        if (!cache) {
+            return CURLCACHE_E_INVALID_ARGUMENT;
+        }
+        auto cleared = cache->storage().clear();
+        return cleared ? CURLCACHE_OK : fail(handle, cleared.error());
+    });
+}
+
+CURLCACHE_EXPORT curlcache_code curlcache_purge(curlcache_handle* handle, uint64_t* removed) {
+    if (removed) {
+        *removed = 0;
+    }
+    return guarded(handle, [&] {
+        core::Cache* cache = cache_of(handle);
+        if (!cache) {
+            return CURLCACHE_E_INVALID_ARGUMENT;
+        }
+        auto purged = cache->storage().purge_expired(core::capi::now_seconds());
+        if (!purged) {
+            return fail(handle, purged.error());
+        }
+        if (removed) {
+            *removed = *purged;
+        }
+        return CURLCACHE_OK;
+    });
+}
+
+CURLCACHE_EXPORT curlcache_code curlcache_vacuum(curlcache_handle* handle) {
+    return guarded(handle, [&] {
+        core::Cache* cache = cache_of(handle);
+        if (!cache) {
+            return CURLCACHE_E_INVALID_ARGUMENT;
+        }
+        auto done = cache->storage().vacuum();
+        return done ? CURLCACHE_OK : fail(handle, done.error());
+    });
+}
+
+CURLCACHE_EXPORT curlcache_code curlcache_count(curlcache_handle* handle, uint64_t* entries,
+                                                uint64_t* bytes) {
+    return guarded(handle, [&] {
+        core::Cache* cache = cache_of(handle);
+        if (!cache) {
+            return CURLCACHE_E_INVALID_ARGUMENT;
+        }
+        auto usage = cache->storage().usage();
+        if (!usage) {
+            return fail(handle, usage.error());
+        }
+        if (entries) {
+            *entries = usage->entries;
+        }
+        if (bytes) {
+            *bytes = usage->bytes;
+        }
+        return CURLCACHE_OK;
+    });
+}
+
+// Copies stored values as they are (same format, same keys). Each value is verified
+// before it is copied, so a corrupt entry is skipped rather than spread. A failure is
+// reported on both handles.
+CURLCACHE_EXPORT curlcache_code curlcache_copy(curlcache_handle* from, curlcache_handle* to,
+                                               curlcache_progress_callback progress, void* userp,
+                                               uint64_t* copied) {
+    if (copied) {
+        *copied = 0;
+    }
+    if (!from || !to) {
+        fail(from, CURLCACHE_E_INVALID_ARGUMENT, "NULL handle");
+        return fail(to, CURLCACHE_E_INVALID_ARGUMENT, "NULL handle");
+    }
+    if (from == to) {
+        return fail(from, CURLCACHE_E_INVALID_ARGUMENT, "cannot copy a cache onto itself");
+    }
+    core::capi::clear_message(to);
+    return guarded(from, [&] {
+        core::Cache* source = cache_of(from);
+        core::Cache* target = cache_of(to);
+        if (!source || !target) {
+            return CURLCACHE_E_INVALID_ARGUMENT;
+        }
+        auto both = [&](const backends::Error& error) {
+            fail(to, error);
+            return fail(from, error);
+        };
+        auto metas = core::capi::collect(source->storage());
+        if (!metas) {
+            return both(metas.error());
+        }
+        uint64_t done = 0;
+        uint64_t total = metas->size();
+        for (const backends::Metadata& meta : *metas) {
+            auto value = source->storage().get(meta.key);
+            if (!value) {
+                return both(value.error());
+            }
+            if (!*value || !core::decode(**value)) {
+                continue; // gone since the scan, or corrupt: nothing worth copying
+            }
+            std::string_view bytes(***value);
+            auto put = target->storage().put(meta, backends::Pieces(&bytes, 1));
+            if (!put) {
+                return both(put.error());
+            }
+            ++done;
+            if (copied) {
+                *copied = done;
+            }
+            if (progress && progress(done, total, userp) != 0) {
+                break;
+            }
+        }
+        return CURLCACHE_OK;
+    });
+}
+
+CURLCACHE_EXPORT size_t curlcache_tier_count(curlcache_handle* handle) {
+    return handle && handle->cache ? handle->tiers.size() : 0;
+}
+
+CURLCACHE_EXPORT curlcache_code curlcache_tier_get(curlcache_handle* handle, size_t index,
+                                                   curlcache_tier* tier) {
+    if (!handle || !tier) {
+        return fail(handle, CURLCACHE_E_INVALID_ARGUMENT, "NULL argument");
+    }
+    return guarded(handle, [&] {
+        core::Cache* cache = cache_of(handle);
+        if (!cache) {
+            return CURLCACHE_E_INVALID_ARGUMENT;
+        }
+        if (index >= handle->tiers.size()) {
+            return fail(handle, CURLCACHE_E_INVALID_ARGUMENT, "no such tier");
+        }
+        // One tier until the tiered wrapper exposes its tiers: the storage itself.
+        auto usage = cache->storage().usage();
+        if (!usage) {
+            return fail(handle, usage.error());
+        }
+        tier->backend = handle->tiers[index].first.c_str();
+        tier->location = handle->tiers[index].second.c_str();
+        tier->entries = usage->entries;
+        tier->bytes = usage->bytes;
+        tier->max_bytes = usage->max_bytes;
+        return CURLCACHE_OK;
+    });
+}
+
+} // extern "C"

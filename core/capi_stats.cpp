@@ -1,0 +1,54 @@
+// Public C API: statistics (persisted counters plus this process's unflushed ones).
+#include "core/capi_internal.h"
+
+#include "core/stats.h"
+
+using namespace curlcache;
+using core::capi::cache_of;
+using core::capi::fail;
+using core::capi::guarded;
+
+extern "C" {
+
+CURLCACHE_EXPORT curlcache_code curlcache_stats_get(curlcache_handle* handle,
+                                                    curlcache_stats* out) {
+    if (!handle || !out) {
+        return fail(handle, CURLCACHE_E_INVALID_ARGUMENT, "NULL argument");
+    }
+    return guarded(handle, [&] {
+        core::Cache* cache = cache_of(handle);
+        if (!cache) {
+            return CURLCACHE_E_INVALID_ARGUMENT;
+        }
+        core::stats::Counters total = core::stats::snapshot(cache->stats());
+        if (!cache->stats_path().empty()) {
+            auto persisted = core::stats::read_file(cache->stats_path());
+            if (!persisted) {
+                return fail(handle, CURLCACHE_E_IO, persisted.error().message);
+            }
+            total += *persisted;
+        }
+        *out = curlcache_stats{total.hits,           total.misses,      total.stores,
+                               total.errors,         total.errors_timeout, total.corrupt,
+                               total.passthrough,    total.bytes_served, total.bytes_downloaded};
+        return CURLCACHE_OK;
+    });
+}
+
+CURLCACHE_EXPORT curlcache_code curlcache_stats_zero(curlcache_handle* handle) {
+    return guarded(handle, [&] {
+        core::Cache* cache = cache_of(handle);
+        if (!cache) {
+            return CURLCACHE_E_INVALID_ARGUMENT;
+        }
+        core::stats::take(cache->stats());
+        if (!cache->stats_path().empty()) {
+            if (auto zeroed = core::stats::zero_file(cache->stats_path()); !zeroed) {
+                return fail(handle, CURLCACHE_E_IO, zeroed.error().message);
+            }
+        }
+        return CURLCACHE_OK;
+    });
+}
+
+} // extern "C"
