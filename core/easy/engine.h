@@ -67,7 +67,9 @@ Begin begin_transfer(const CurlApi& api, CURL* handle);
 // Delivers the entry to the program's callbacks; returns the CURLcode the program sees.
 CURLcode replay(const CurlApi& api, CURL* handle);
 // After a real transfer that began as a miss: restores the program's callbacks, records the
-// transfer facts and stores the entry when the result and the policy allow.
-void end_transfer(const CurlApi& api, CURL* handle, CURLcode result);
+// transfer facts and stores the entry when the result and the policy allow. Returns the
+// CURLcode the program sees: `result`, except when a revalidation got a 304, which is
+// answered by replaying the refreshed entry (the program then sees the replay's result).
+CURLcode end_transfer(const CurlApi& api, CURL* handle, CURLcode result);
 
 } // namespace curlcache::core::easy

@@ -1,0 +1,222 @@
+// The engine's entry points: handle lifecycle, setopt recording, and the decision that
+// starts every transfer (pass through, hit, or miss).
+#include "core/easy/engine.h"
+
+#include "core/easy/cache_access.h"
+#include "core/easy/engine_internal.h"
+#include "core/log.h"
+
+#include <ctime>
+
+namespace curlcache::core::easy {
+
+namespace {
+
+// Options the engine itself sets on the real handle while a miss is in progress: a program
+// that sets them during the transfer (from a callback) gets them applied at its end.
+bool swapped_during_miss(CURLoption option) {
+    return option == CURLOPT_WRITEFUNCTION || option == CURLOPT_WRITEDATA ||
+           option == CURLOPT_HEADERFUNCTION || option == CURLOPT_HEADERDATA ||
+           option == CURLOPT_HTTPHEADER;
+}
+
+CURLcode forward_setopt(const CurlApi& api, CURL* handle, CURLoption option, OptionArg arg) {
+    int number = static_cast<int>(option);
+    if (number < CURLOPTTYPE_OBJECTPOINT) {
+        return api.easy_setopt(handle, option, arg.number);
+    }
+    if (number < CURLOPTTYPE_FUNCTIONPOINT) {
+        return api.easy_setopt(handle, option, arg.pointer);
+    }
+    if (number < CURLOPTTYPE_OFF_T) {
+        return api.easy_setopt(handle, option, arg.function);
+    }
+    if (number < CURLOPTTYPE_BLOB) {
+        return api.easy_setopt(handle, option, arg.offset);
+    }
+    return api.easy_setopt(handle, option, arg.pointer);
+}
+
+// A fresh state whose options are a copy of `from`'s (duphandle copies options, not the
+// transfer state). A copied POST body moves with its owner.
+std::unique_ptr<HandleState> copy_options(const HandleState& from) {
+    auto state = std::make_unique<HandleState>();
+    state->options = from.options;
+    if (state->options.copied_postfields) {
+        state->options.postfields = state->options.copied_postfields->data();
+    }
+    return state;
+}
+
+Begin pass_through(Cache* cache) {
+    if (cache != nullptr) {
+        cache->stats().passthrough.fetch_add(1, std::memory_order_relaxed);
+    }
+    return Begin::passthrough;
+}
+
+Begin decide(const CurlApi& api, CURL* handle, HandleState& state) {
+    Cache* cache = process_cache();
+    if (cache == nullptr) {
+        return Begin::passthrough;
+    }
+    const config::Settings& settings = cache->settings();
+    Plan plan = plan_transfer(state.options, settings);
+    if (plan.passthrough != nullptr) {
+        CURLCACHE_LOG(debug, "pass through (%s)", plan.passthrough);
+        return pass_through(cache);
+    }
+    if (!cache->request_cacheable(plan.request)) {
+        return pass_through(cache);
+    }
+    const bool offline = settings.mode == config::Mode::offline;
+    const bool partial_or_conditional = plan.range || plan.conditional();
+    Key key = cache->key(plan.request);
+
+    std::optional<Entry> found;
+    if (settings.mode != config::Mode::refresh || partial_or_conditional) {
+        auto result = cache->find(key);
+        if (!result) {
+            auto& stats = cache->stats();
+            stats.errors.fetch_add(1, std::memory_order_relaxed);
+            if (result.error().kind == backends::ErrorKind::timeout) {
+                stats.errors_timeout.fetch_add(1, std::memory_order_relaxed);
+            }
+            log::warn_once("lookup", "cache lookup failed, fetching from the network: %s",
+                           result.error().message.c_str());
+            if (offline) {
+                prepare_offline_miss(state, plan);
+                return Begin::hit;
+            }
+            return Begin::passthrough;
+        }
+        found = std::move(*result);
+    }
+    if (found && (offline || found->fresh(static_cast<int64_t>(std::time(nullptr))))) {
+        if (prepare_hit(state, plan, std::move(*found))) {
+            cache->stats().hits.fetch_add(1, std::memory_order_relaxed);
+            return Begin::hit;
+        }
+        found.reset();
+        if (!offline) {
+            return pass_through(cache); // a range the entry cannot answer
+        }
+    }
+    if (offline) {
+        prepare_offline_miss(state, plan);
+        return Begin::hit;
+    }
+    if (partial_or_conditional || settings.mode == config::Mode::readonly) {
+        // The program's own range or condition on a miss: the origin answers it; a partial
+        // or 304 response is nothing to store.
+        return pass_through(cache);
+    }
+    if (!start_tee(api, handle, state, key, plan, std::move(found), settings)) {
+        return pass_through(cache);
+    }
+    return Begin::miss;
+}
+
+} // namespace
+
+CURL* easy_init(const CurlApi& api) {
+    CURL* handle = api.easy_init();
+    if (handle != nullptr) {
+        try {
+            reset_state(handle, std::make_unique<HandleState>());
+        } catch (...) {
+        }
+    }
+    return handle;
+}
+
+CURLcode easy_setopt(const CurlApi& api, CURL* handle, CURLoption option, va_list args) {
+    OptionArg arg = read_option_arg(option, args);
+    HandleState* state = nullptr;
+    if (handle != nullptr) {
+        try {
+            state = &state_for(handle);
+        } catch (...) {
+        }
+    }
+    if (state != nullptr && state->tee && swapped_during_miss(option)) {
+        record_option(state->options, option, arg);
+        return CURLE_OK;
+    }
+    CURLcode rc = forward_setopt(api, handle, option, arg);
+    if (rc == CURLE_OK && state != nullptr) {
+        record_option(state->options, option, arg);
+    }
+    return rc;
+}
+
+Begin begin_transfer(const CurlApi& api, CURL* handle) {
+    if (handle == nullptr) {
+        return Begin::passthrough;
+    }
+    HandleState* state = nullptr;
+    try {
+        state = &state_for(handle);
+        if (state->tee) {
+            // A miss whose end was never reported (a driver that lost it): put the
+            // program's callbacks back before anything else.
+            end_transfer(api, handle, CURLE_ABORTED_BY_CALLBACK);
+        }
+        state->replay.reset(); // the previous transfer's headers and infos end here
+        state->last = HandleState::Last::live;
+        return decide(api, handle, *state);
+    } catch (const std::exception& error) {
+        log::warn_once("begin", "internal error, the transfer passes through: %s", error.what());
+    } catch (...) {
+    }
+    if (state != nullptr) {
+        state->replay.reset();
+        state->last = HandleState::Last::live;
+        if (state->tee) {
+            end_transfer(api, handle, CURLE_ABORTED_BY_CALLBACK); // restores the callbacks
+        }
+    }
+    return Begin::passthrough;
+}
+
+CURLcode easy_perform(const CurlApi& api, CURL* handle) {
+    switch (begin_transfer(api, handle)) {
+    case Begin::hit: return replay(api, handle);
+    case Begin::miss: return end_transfer(api, handle, api.easy_perform(handle));
+    case Begin::passthrough: break;
+    }
+    return api.easy_perform(handle);
+}
+
+void easy_cleanup(const CurlApi& api, CURL* handle) {
+    if (handle != nullptr) {
+        erase_state(handle);
+    }
+    api.easy_cleanup(handle);
+}
+
+void easy_reset(const CurlApi& api, CURL* handle) {
+    api.easy_reset(handle);
+    if (handle != nullptr) {
+        try {
+            reset_state(handle, std::make_unique<HandleState>());
+        } catch (...) {
+            erase_state(handle);
+        }
+    }
+}
+
+CURL* easy_duphandle(const CurlApi& api, CURL* handle) {
+    CURL* copy = api.easy_duphandle(handle);
+    if (copy != nullptr) {
+        try {
+            HandleState* from = find_state(handle);
+            reset_state(copy, from ? copy_options(*from) : std::make_unique<HandleState>());
+        } catch (...) {
+            erase_state(copy);
+        }
+    }
+    return copy;
+}
+
+} // namespace curlcache::core::easy

@@ -1,0 +1,36 @@
+// What the engine's files share (not for the shim: it uses core/easy/engine.h).
+#pragma once
+
+#include "config/settings.h"
+#include "core/easy/engine.h"
+#include "core/easy/handle_state.h"
+#include "core/easy/request_plan.h"
+#include "core/entry.h"
+#include "core/key.h"
+
+#include <optional>
+#include <vector>
+
+namespace curlcache::core::easy {
+
+// replay.cpp: makes `state` answer its transfer from `entry` (the emulated getinfo state is
+// complete when this returns, before any callback runs). False when the entry cannot answer
+// this request (a range it cannot cut): the transfer then passes through.
+bool prepare_hit(HandleState& state, const Plan& plan, Entry entry);
+
+// replay.cpp: offline mode and no entry: the transfer fails without touching the network.
+void prepare_offline_miss(HandleState& state, const Plan& plan);
+
+// tee.cpp: installs the tee callbacks on the real handle (and, with `stale`, the validators
+// of the stale entry). False when the handle refused them: the transfer passes through.
+bool start_tee(const CurlApi& api, CURL* handle, HandleState& state, const Key& key,
+               const Plan& plan, std::optional<Entry> stale, const config::Settings& settings);
+
+// tee.cpp: the transfer facts of the handle's last real transfer.
+std::vector<Info> record_infos(const CurlApi& api, CURL* handle);
+
+// Writes libcurl's error text to the program's ERRORBUFFER, if it set one.
+void set_error(const Options& options, const char* format, ...)
+    __attribute__((format(printf, 2, 3)));
+
+} // namespace curlcache::core::easy

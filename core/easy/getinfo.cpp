@@ -1,0 +1,232 @@
+// getinfo: the transfer facts recorded on a miss, and the answers for a handle whose last
+// transfer was replayed (recorded facts, adjusted to what was delivered this time).
+#include "core/easy/engine_internal.h"
+
+#include <cctype>
+#include <cstring>
+
+namespace curlcache::core::easy {
+
+namespace {
+
+// Everything a program may ask after an HTTP transfer that has a plain value. Pointer-typed
+// infos (PRIVATE, CERTINFO, TLS_*, COOKIELIST, sockets) are answered separately.
+constexpr CURLINFO k_recorded[] = {
+    CURLINFO_EFFECTIVE_URL, CURLINFO_CONTENT_TYPE, CURLINFO_REDIRECT_URL, CURLINFO_PRIMARY_IP,
+    CURLINFO_LOCAL_IP, CURLINFO_SCHEME, CURLINFO_REFERER,
+    CURLINFO_RESPONSE_CODE, CURLINFO_HEADER_SIZE, CURLINFO_REQUEST_SIZE,
+    CURLINFO_SSL_VERIFYRESULT, CURLINFO_PROXY_SSL_VERIFYRESULT, CURLINFO_REDIRECT_COUNT,
+    CURLINFO_HTTP_CONNECTCODE, CURLINFO_HTTPAUTH_AVAIL, CURLINFO_PROXYAUTH_AVAIL,
+    CURLINFO_PRIMARY_PORT, CURLINFO_LOCAL_PORT, CURLINFO_HTTP_VERSION, CURLINFO_PROTOCOL,
+    CURLINFO_PROXY_ERROR,
+    CURLINFO_SIZE_UPLOAD, CURLINFO_SIZE_DOWNLOAD, CURLINFO_SPEED_UPLOAD,
+    CURLINFO_CONTENT_LENGTH_DOWNLOAD, CURLINFO_CONTENT_LENGTH_UPLOAD,
+    CURLINFO_SIZE_UPLOAD_T, CURLINFO_SIZE_DOWNLOAD_T, CURLINFO_SPEED_UPLOAD_T,
+    CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, CURLINFO_CONTENT_LENGTH_UPLOAD_T, CURLINFO_RETRY_AFTER,
+};
+
+const Info* recorded(const Replay& r, CURLINFO id) { return r.entry.info(static_cast<uint32_t>(id)); }
+
+int64_t recorded_integer(const Replay& r, CURLINFO id, int64_t fallback) {
+    const Info* info = recorded(r, id);
+    return info != nullptr ? info->integer : fallback;
+}
+
+double recorded_real(const Replay& r, CURLINFO id, double fallback) {
+    const Info* info = recorded(r, id);
+    return info != nullptr ? info->real : fallback;
+}
+
+// Bytes of body this replay delivered, as libcurl counts them (the wire size on a full
+// answer: compressed when the recorded transfer decoded the body).
+int64_t downloaded(const Replay& r) {
+    if (!r.deliver_body) {
+        return 0;
+    }
+    if (r.kind == Replay::Kind::partial) {
+        return static_cast<int64_t>(r.body.size());
+    }
+    return recorded_integer(r, CURLINFO_SIZE_DOWNLOAD_T, static_cast<int64_t>(r.body.size()));
+}
+
+int64_t content_length(const Replay& r) {
+    if (r.kind == Replay::Kind::partial) {
+        return static_cast<int64_t>(r.body.size());
+    }
+    if (r.kind == Replay::Kind::not_modified) {
+        return -1;
+    }
+    return recorded_integer(r, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, -1);
+}
+
+struct Answer {
+    enum class Kind { forward, integer, real, text, pointer } kind = Kind::forward;
+    int64_t integer = 0;
+    double real = 0;
+    const char* text = nullptr;
+    void* pointer = nullptr;
+};
+
+Answer integer(int64_t v) { return {Answer::Kind::integer, v, 0, nullptr, nullptr}; }
+Answer real(double v) { return {Answer::Kind::real, 0, v, nullptr, nullptr}; }
+Answer text(const char* v) { return {Answer::Kind::text, 0, 0, v, nullptr}; }
+
+curl_certinfo g_no_certificates{0, nullptr};
+
+Answer answer(const Replay& r, CURLINFO id) {
+    const bool offline = r.kind == Replay::Kind::offline_miss;
+    const int64_t total_us = static_cast<int64_t>(r.total_time * 1e6);
+    switch (id) {
+    case CURLINFO_PRIVATE:
+    case CURLINFO_TLS_SESSION:
+    case CURLINFO_TLS_SSL_PTR:
+    case CURLINFO_COOKIELIST:
+    case CURLINFO_SSL_ENGINES: return {};
+    case CURLINFO_CERTINFO: return {Answer::Kind::pointer, 0, 0, nullptr, &g_no_certificates};
+    case CURLINFO_ACTIVESOCKET: return integer(CURL_SOCKET_BAD);
+    case CURLINFO_LASTSOCKET: return integer(-1);
+    case CURLINFO_RESPONSE_CODE: return integer(r.status);
+    case CURLINFO_HEADER_SIZE: return integer(r.header_size);
+    case CURLINFO_CONDITION_UNMET: return integer(r.condition_unmet ? 1 : 0);
+    case CURLINFO_FILETIME:
+    case CURLINFO_FILETIME_T: return integer(r.filetime);
+    case CURLINFO_NUM_CONNECTS:
+    case CURLINFO_OS_ERRNO: return integer(0);
+    case CURLINFO_SIZE_DOWNLOAD_T: return integer(downloaded(r));
+    case CURLINFO_SIZE_DOWNLOAD: return real(static_cast<double>(downloaded(r)));
+    case CURLINFO_CONTENT_LENGTH_DOWNLOAD_T: return integer(content_length(r));
+    case CURLINFO_CONTENT_LENGTH_DOWNLOAD: return real(static_cast<double>(content_length(r)));
+    case CURLINFO_TOTAL_TIME:
+    case CURLINFO_STARTTRANSFER_TIME: return real(r.total_time);
+    case CURLINFO_TOTAL_TIME_T:
+    case CURLINFO_STARTTRANSFER_TIME_T: return integer(total_us);
+    case CURLINFO_NAMELOOKUP_TIME:
+    case CURLINFO_CONNECT_TIME:
+    case CURLINFO_APPCONNECT_TIME:
+    case CURLINFO_PRETRANSFER_TIME:
+    case CURLINFO_REDIRECT_TIME: return real(0);
+    case CURLINFO_NAMELOOKUP_TIME_T:
+    case CURLINFO_CONNECT_TIME_T:
+    case CURLINFO_APPCONNECT_TIME_T:
+    case CURLINFO_PRETRANSFER_TIME_T:
+    case CURLINFO_REDIRECT_TIME_T: return integer(0);
+    case CURLINFO_SPEED_DOWNLOAD:
+        return real(r.total_time > 0 ? static_cast<double>(downloaded(r)) / r.total_time : 0);
+    case CURLINFO_SPEED_DOWNLOAD_T:
+        return integer(r.total_time > 0
+                           ? static_cast<int64_t>(static_cast<double>(downloaded(r)) / r.total_time)
+                           : 0);
+    case CURLINFO_EFFECTIVE_METHOD: return text(r.effective_method.c_str());
+    case CURLINFO_EFFECTIVE_URL:
+        if (offline) {
+            return text(r.effective_url.c_str());
+        }
+        break;
+    default: break;
+    }
+    if (offline) {
+        return integer(0); // typed below: 0, 0.0 or NULL
+    }
+    const Info* info = recorded(r, id);
+    if (info == nullptr) {
+        return integer(0);
+    }
+    switch (info->type) {
+    case Info::Type::text: return text(info->text.c_str());
+    case Info::Type::real: return real(info->real);
+    case Info::Type::integer: return integer(info->integer);
+    }
+    return integer(0);
+}
+
+CURLcode write_answer(const Answer& a, CURLINFO id, void* out) {
+    switch (static_cast<int>(id) & CURLINFO_TYPEMASK) {
+    case CURLINFO_STRING:
+        *static_cast<const char**>(out) = a.kind == Answer::Kind::text ? a.text : nullptr;
+        return CURLE_OK;
+    case CURLINFO_LONG:
+        *static_cast<long*>(out) = static_cast<long>(a.kind == Answer::Kind::real ? a.real : a.integer);
+        return CURLE_OK;
+    case CURLINFO_DOUBLE:
+        *static_cast<double*>(out) = a.kind == Answer::Kind::real ? a.real
+                                                                 : static_cast<double>(a.integer);
+        return CURLE_OK;
+    case CURLINFO_OFF_T:
+        *static_cast<curl_off_t*>(out) =
+            a.kind == Answer::Kind::real ? static_cast<curl_off_t>(a.real) : a.integer;
+        return CURLE_OK;
+    case CURLINFO_SOCKET:
+        *static_cast<curl_socket_t*>(out) = static_cast<curl_socket_t>(a.integer);
+        return CURLE_OK;
+    case CURLINFO_PTR: // also CURLINFO_SLIST
+        *static_cast<void**>(out) = a.pointer;
+        return CURLE_OK;
+    default: return CURLE_UNKNOWN_OPTION;
+    }
+}
+
+} // namespace
+
+std::vector<Info> record_infos(const CurlApi& api, CURL* handle) {
+    std::vector<Info> infos;
+    infos.reserve(std::size(k_recorded));
+    for (CURLINFO id : k_recorded) {
+        Info info;
+        info.id = static_cast<uint32_t>(id);
+        CURLcode rc = CURLE_UNKNOWN_OPTION;
+        switch (static_cast<int>(id) & CURLINFO_TYPEMASK) {
+        case CURLINFO_STRING: {
+            const char* value = nullptr;
+            rc = api.easy_getinfo(handle, id, &value);
+            if (rc != CURLE_OK || value == nullptr) {
+                continue;
+            }
+            info.type = Info::Type::text;
+            info.text = value;
+            break;
+        }
+        case CURLINFO_LONG: {
+            long value = 0;
+            rc = api.easy_getinfo(handle, id, &value);
+            info.integer = value;
+            break;
+        }
+        case CURLINFO_DOUBLE: {
+            double value = 0;
+            rc = api.easy_getinfo(handle, id, &value);
+            info.type = Info::Type::real;
+            info.real = value;
+            break;
+        }
+        case CURLINFO_OFF_T: {
+            curl_off_t value = 0;
+            rc = api.easy_getinfo(handle, id, &value);
+            info.integer = value;
+            break;
+        }
+        default: continue;
+        }
+        if (rc == CURLE_OK) {
+            infos.push_back(std::move(info));
+        }
+    }
+    return infos;
+}
+
+CURLcode easy_getinfo(const CurlApi& api, CURL* handle, CURLINFO info, va_list args) {
+    void* out = va_arg(args, void*);
+    if (HandleState* state = handle ? find_state(handle) : nullptr;
+        state != nullptr && state->last == HandleState::Last::replayed && state->replay &&
+        out != nullptr) {
+        try {
+            Answer a = answer(*state->replay, info);
+            if (a.kind != Answer::Kind::forward) {
+                return write_answer(a, info, out);
+            }
+        } catch (...) {
+        }
+    }
+    return api.easy_getinfo(handle, info, out);
+}
+
+} // namespace curlcache::core::easy

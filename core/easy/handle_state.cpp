@@ -1,0 +1,234 @@
+// The handle registry and option recording.
+#include "core/easy/handle_state.h"
+
+#include <array>
+#include <cstring>
+#include <mutex>
+#include <unordered_map>
+
+namespace curlcache::core::easy {
+
+namespace {
+
+// Sharded so that threads with their own handles rarely meet on one mutex; a lookup is a
+// hash, a lock and a find.
+constexpr size_t k_shards = 16;
+
+struct Shard {
+    std::mutex mutex;
+    std::unordered_map<CURL*, std::unique_ptr<HandleState>> states;
+};
+
+std::array<Shard, k_shards>& shards() {
+    static auto* all = new std::array<Shard, k_shards>(); // never destroyed: used at exit
+    return *all;
+}
+
+Shard& shard_of(CURL* handle) {
+    auto bits = reinterpret_cast<uintptr_t>(handle);
+    return shards()[(bits >> 4 ^ bits >> 12) % k_shards];
+}
+
+std::optional<std::string> copy_string(const void* text) {
+    if (text == nullptr) {
+        return std::nullopt;
+    }
+    return std::string(static_cast<const char*>(text));
+}
+
+} // namespace
+
+HandleState& state_for(CURL* handle) {
+    Shard& shard = shard_of(handle);
+    std::lock_guard lock(shard.mutex);
+    auto& slot = shard.states[handle];
+    if (!slot) {
+        slot = std::make_unique<HandleState>();
+    }
+    return *slot;
+}
+
+HandleState* find_state(CURL* handle) {
+    Shard& shard = shard_of(handle);
+    std::lock_guard lock(shard.mutex);
+    auto it = shard.states.find(handle);
+    return it == shard.states.end() ? nullptr : it->second.get();
+}
+
+void reset_state(CURL* handle, std::unique_ptr<HandleState> state) {
+    Shard& shard = shard_of(handle);
+    std::unique_ptr<HandleState> old;
+    {
+        std::lock_guard lock(shard.mutex);
+        old = std::exchange(shard.states[handle], std::move(state));
+    }
+    // `old` is destroyed outside the lock.
+}
+
+void erase_state(CURL* handle) {
+    Shard& shard = shard_of(handle);
+    std::unique_ptr<HandleState> old;
+    {
+        std::lock_guard lock(shard.mutex);
+        auto it = shard.states.find(handle);
+        if (it == shard.states.end()) {
+            return;
+        }
+        old = std::move(it->second);
+        shard.states.erase(it);
+    }
+}
+
+OptionArg read_option_arg(CURLoption option, va_list args) {
+    OptionArg arg{};
+    int number = static_cast<int>(option);
+    if (number < CURLOPTTYPE_OBJECTPOINT) {
+        arg.number = va_arg(args, long);
+    } else if (number < CURLOPTTYPE_FUNCTIONPOINT) {
+        arg.pointer = va_arg(args, void*);
+    } else if (number < CURLOPTTYPE_OFF_T) {
+        arg.function = va_arg(args, void (*)());
+    } else if (number < CURLOPTTYPE_BLOB) {
+        arg.offset = va_arg(args, curl_off_t);
+    } else {
+        arg.pointer = va_arg(args, void*); // struct curl_blob*
+    }
+    return arg;
+}
+
+void record_option(Options& o, CURLoption option, OptionArg arg) {
+    switch (option) {
+    case CURLOPT_URL: o.url = copy_string(arg.pointer); break;
+    case CURLOPT_CURLU: o.has_curlu = arg.pointer != nullptr; break;
+    case CURLOPT_CUSTOMREQUEST: o.custom_request = copy_string(arg.pointer); break;
+    case CURLOPT_NOBODY:
+        o.nobody = arg.number != 0;
+        if (o.nobody) {
+            o.method = MethodKind::head;
+        } else if (o.method == MethodKind::head) {
+            o.method = MethodKind::get;
+        }
+        break;
+    case CURLOPT_HTTPGET:
+        if (arg.number != 0) {
+            o.method = MethodKind::get;
+            o.upload = false;
+            o.nobody = false;
+        }
+        break;
+    case CURLOPT_POST:
+        if (arg.number != 0) {
+            o.method = MethodKind::post;
+            o.nobody = false;
+        } else {
+            o.method = MethodKind::get;
+        }
+        break;
+    case CURLOPT_UPLOAD:
+    case CURLOPT_PUT:
+        o.upload = arg.number != 0;
+        if (o.upload) {
+            o.method = MethodKind::put;
+            o.nobody = false;
+        } else {
+            o.method = MethodKind::get;
+        }
+        break;
+    case CURLOPT_POSTFIELDS:
+        o.copied_postfields.reset();
+        o.postfields = static_cast<const char*>(arg.pointer);
+        o.method = MethodKind::post;
+        break;
+    case CURLOPT_COPYPOSTFIELDS:
+        if (arg.pointer == nullptr) {
+            o.copied_postfields.reset();
+            o.postfields = nullptr;
+        } else {
+            const char* text = static_cast<const char*>(arg.pointer);
+            size_t size = o.postfieldsize < 0 ? std::strlen(text)
+                                              : static_cast<size_t>(o.postfieldsize);
+            o.copied_postfields.emplace(text, size);
+            o.postfields = o.copied_postfields->data();
+        }
+        o.method = MethodKind::post;
+        break;
+    case CURLOPT_POSTFIELDSIZE:
+    case CURLOPT_POSTFIELDSIZE_LARGE: {
+        curl_off_t size = option == CURLOPT_POSTFIELDSIZE ? arg.number : arg.offset;
+        // libcurl drops a copied body that is longer than a size set afterwards.
+        if (o.copied_postfields && size >= 0 &&
+            static_cast<size_t>(size) < o.copied_postfields->size()) {
+            o.copied_postfields.reset();
+            o.postfields = nullptr;
+        }
+        o.postfieldsize = size;
+        break;
+    }
+    case CURLOPT_HTTPPOST:
+        if (arg.pointer != nullptr) {
+            o.method = MethodKind::post_form;
+        }
+        break;
+    case CURLOPT_MIMEPOST:
+        if (arg.pointer != nullptr) {
+            o.method = MethodKind::post_mime;
+        }
+        break;
+    case CURLOPT_READFUNCTION: o.has_readfunction = arg.function != nullptr; break;
+    case CURLOPT_HTTPHEADER: o.httpheader = static_cast<const curl_slist*>(arg.pointer); break;
+    case CURLOPT_RESOLVE: o.resolve = static_cast<const curl_slist*>(arg.pointer); break;
+    case CURLOPT_CONNECT_TO: o.connect_to = static_cast<const curl_slist*>(arg.pointer); break;
+    case CURLOPT_FOLLOWLOCATION: o.followlocation = arg.number != 0; break;
+    case CURLOPT_MAXREDIRS: o.maxredirs = arg.number; break;
+    case CURLOPT_POSTREDIR: o.postredir = arg.number; break;
+    case CURLOPT_ACCEPT_ENCODING: o.accept_encoding = copy_string(arg.pointer); break;
+    case CURLOPT_HTTP_CONTENT_DECODING: o.content_decoding = arg.number != 0; break;
+    case CURLOPT_HTTP_TRANSFER_DECODING: o.transfer_decoding = arg.number != 0; break;
+    case CURLOPT_RANGE: o.range = copy_string(arg.pointer); break;
+    case CURLOPT_RESUME_FROM: o.resume_from = arg.number; break;
+    case CURLOPT_RESUME_FROM_LARGE: o.resume_from = arg.offset; break;
+    case CURLOPT_HTTP_VERSION: o.http_version = arg.number; break;
+    case CURLOPT_PORT: o.port = arg.number; break;
+    case CURLOPT_USERAGENT: o.user_agent = copy_string(arg.pointer); break;
+    case CURLOPT_REFERER: o.referer = copy_string(arg.pointer); break;
+    case CURLOPT_COOKIE: o.cookie = copy_string(arg.pointer); break;
+    case CURLOPT_REQUEST_TARGET: o.request_target = copy_string(arg.pointer); break;
+    case CURLOPT_UNIX_SOCKET_PATH:
+    case CURLOPT_ABSTRACT_UNIX_SOCKET: o.unix_socket_path = copy_string(arg.pointer); break;
+    case CURLOPT_USERPWD: o.userpwd = copy_string(arg.pointer); break;
+    case CURLOPT_USERNAME: o.username = copy_string(arg.pointer); break;
+    case CURLOPT_PASSWORD: o.password = copy_string(arg.pointer); break;
+    case CURLOPT_XOAUTH2_BEARER: o.bearer = copy_string(arg.pointer); break;
+    case CURLOPT_AWS_SIGV4: o.aws_sigv4 = copy_string(arg.pointer); break;
+    case CURLOPT_HTTPAUTH: o.httpauth = arg.number; break;
+    case CURLOPT_HEADER: o.header = arg.number != 0; break;
+    case CURLOPT_WRITEFUNCTION:
+        o.write_fn = reinterpret_cast<curl_write_callback>(arg.function);
+        break;
+    case CURLOPT_WRITEDATA: o.write_data = arg.pointer; break;
+    case CURLOPT_HEADERFUNCTION:
+        o.header_fn = reinterpret_cast<curl_write_callback>(arg.function);
+        break;
+    case CURLOPT_HEADERDATA: o.header_data = arg.pointer; break;
+    case CURLOPT_FAILONERROR: o.failonerror = arg.number != 0; break;
+    case CURLOPT_ERRORBUFFER: o.errorbuffer = static_cast<char*>(arg.pointer); break;
+    case CURLOPT_XFERINFOFUNCTION:
+        o.xferinfo_fn = reinterpret_cast<curl_xferinfo_callback>(arg.function);
+        break;
+    case CURLOPT_XFERINFODATA: o.xferinfo_data = arg.pointer; break; // == PROGRESSDATA
+    case CURLOPT_PROGRESSFUNCTION:
+        o.progress_fn = reinterpret_cast<curl_progress_callback>(arg.function);
+        break;
+    case CURLOPT_NOPROGRESS: o.noprogress = arg.number != 0; break;
+    case CURLOPT_FILETIME: o.filetime = arg.number != 0; break;
+    case CURLOPT_TIMECONDITION: o.timecondition = arg.number; break;
+    case CURLOPT_TIMEVALUE: o.timevalue = arg.number; break;
+    case CURLOPT_TIMEVALUE_LARGE: o.timevalue = arg.offset; break;
+    case CURLOPT_CONNECT_ONLY: o.connect_only = arg.number; break;
+    case CURLOPT_MAXFILESIZE: o.maxfilesize = arg.number; break;
+    case CURLOPT_MAXFILESIZE_LARGE: o.maxfilesize = arg.offset; break;
+    default: break;
+    }
+}
+
+} // namespace curlcache::core::easy

@@ -1,0 +1,160 @@
+// What the engine knows about one CURL handle: the options the program set (recorded as
+// libcurl records them), the state of the transfer in progress (tee buffers on a miss) and
+// what the last transfer was (live, or replayed from an entry) so that getinfo and
+// curl_easy_header can be answered. A handle is used by one thread at a time (libcurl's
+// rule), so a state needs no lock of its own; the registry that maps handles to states does.
+#pragma once
+
+#include "core/entry.h"
+#include "core/key.h"
+
+#include <curl/curl.h>
+
+#include <cstdarg>
+#include <cstdint>
+#include <cstdio>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace curlcache::core::easy {
+
+// libcurl's own notion of the request method, changed by NOBODY/POST/HTTPGET/UPLOAD/...
+enum class MethodKind : uint8_t { get, post, post_form, post_mime, put, head };
+
+// Options as libcurl holds them after the program's setopt calls. Strings are copied (as
+// libcurl copies them); pointers the program owns (HTTPHEADER, POSTFIELDS) are kept as
+// pointers and only read at perform time.
+struct Options {
+    std::optional<std::string> url;
+    std::optional<std::string> custom_request;
+    MethodKind method = MethodKind::get;
+    bool nobody = false;
+    bool upload = false;
+    const char* postfields = nullptr;        // POSTFIELDS (program-owned) or copied_postfields
+    std::optional<std::string> copied_postfields;
+    curl_off_t postfieldsize = -1;
+    const curl_slist* httpheader = nullptr;  // program-owned, read at perform time only
+    const curl_slist* resolve = nullptr;     // idem (RESOLVE), changes which server answers
+    const curl_slist* connect_to = nullptr;  // idem (CONNECT_TO)
+    bool followlocation = false;
+    long maxredirs = -1;
+    long postredir = 0;
+    std::optional<std::string> accept_encoding;
+    bool content_decoding = true;
+    bool transfer_decoding = true;
+    std::optional<std::string> range;
+    curl_off_t resume_from = 0;
+    long http_version = 0;
+    long port = 0;
+    std::optional<std::string> user_agent;
+    std::optional<std::string> referer;
+    std::optional<std::string> cookie;
+    std::optional<std::string> request_target;
+    std::optional<std::string> unix_socket_path;
+    std::optional<std::string> userpwd, username, password, bearer, aws_sigv4;
+    long httpauth = CURLAUTH_BASIC;
+    bool header = false;                     // CURLOPT_HEADER
+    curl_write_callback write_fn = nullptr;  // nullptr = libcurl's fwrite
+    void* write_data = stdout;
+    curl_write_callback header_fn = nullptr;
+    void* header_data = nullptr;
+    bool failonerror = false;
+    char* errorbuffer = nullptr;
+    curl_xferinfo_callback xferinfo_fn = nullptr;
+    void* xferinfo_data = nullptr;
+    curl_progress_callback progress_fn = nullptr; // XFERINFODATA == PROGRESSDATA
+    bool noprogress = true;
+    bool filetime = false;
+    long timecondition = CURL_TIMECOND_NONE;
+    curl_off_t timevalue = 0;
+    long connect_only = 0;
+    curl_off_t maxfilesize = 0;
+    bool has_readfunction = false;
+    bool has_curlu = false;                  // URL given as a CURLU handle: not modelled
+};
+
+// One header line as curl_easy_header() reports it.
+struct StoredHeader {
+    std::string name;
+    std::string value;
+    unsigned int origin = CURLH_HEADER;
+    int request = 0;
+};
+
+// What a replayed transfer delivers and what getinfo answers for it.
+struct Replay {
+    enum class Kind : uint8_t { full, not_modified, partial, offline_miss };
+    Kind kind = Kind::full;
+    Entry entry;                             // keeps blocks, body and info texts alive
+    // Header blocks to deliver: views of entry.header_blocks, the last one possibly of
+    // `synthesised` (a 304 or 206 made from the stored block).
+    std::vector<std::string_view> blocks;
+    std::string synthesised;
+    std::string_view body;                   // body bytes to deliver
+    long status = 0;
+    bool deliver_body = true;
+    bool fail_http = false;                  // FAILONERROR with status >= 400
+    bool condition_unmet = false;
+    int64_t header_size = 0;
+    double total_time = 0;                   // seconds, measured over the replay
+    std::string effective_method;
+    std::string effective_url;               // offline_miss: the request URL
+    int64_t filetime = -1;
+    // curl_easy_header() view, built on first use; the curl_header structs it hands out
+    // stay valid until the next transfer or cleanup, as libcurl's do.
+    std::optional<std::vector<StoredHeader>> header_store;
+    int last_request = 0;
+    curl_header header_out[2]{};
+};
+
+// The live transfer of a miss: the program's output is teed into these buffers.
+struct Tee {
+    Key key;
+    uint64_t max_entry_size = 0;
+    std::vector<std::string> blocks;
+    std::string body;
+    bool too_large = false;
+    bool header_to_body = false;             // CURLOPT_HEADER: header lines reach write_fn too
+    // Revalidation of a stale entry: the response is held back until its status is known; a
+    // 304 is then answered by replaying `stale`.
+    std::optional<Entry> stale;
+    bool revalidating = false;
+    bool got_304 = false;
+    // Our copy of HTTPHEADER plus the validators, set on the real handle while revalidating.
+    std::vector<std::string> added_lines;
+    std::vector<curl_slist> added_list;
+    std::string method;
+    std::string url;
+};
+
+struct HandleState {
+    Options options;
+    enum class Last : uint8_t { none, live, replayed };
+    Last last = Last::none;
+    std::unique_ptr<Replay> replay;          // when last == replayed (or a hit is pending)
+    std::unique_ptr<Tee> tee;                // while a miss is in progress
+};
+
+// The registry. state_for() creates a fresh state for a handle it has not seen (a handle
+// made before the engine was in the path, or by a path that bypassed easy_init).
+HandleState& state_for(CURL* handle);
+HandleState* find_state(CURL* handle);
+void reset_state(CURL* handle, std::unique_ptr<HandleState> state); // replace or insert
+void erase_state(CURL* handle);
+
+// The one argument of a curl_easy_setopt call, read from the va_list by the option's type.
+union OptionArg {
+    long number;
+    void* pointer;
+    void (*function)();
+    curl_off_t offset;
+};
+OptionArg read_option_arg(CURLoption option, va_list args);
+
+// Records the effect of one setopt on `options` (as libcurl would apply it).
+void record_option(Options& options, CURLoption option, OptionArg arg);
+
+} // namespace curlcache::core::easy

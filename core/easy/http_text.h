@@ -1,0 +1,47 @@
+// Small readers and writers of HTTP header text, as the engine needs them to synthesise a
+// 304 or a 206 and to answer curl_easy_header().
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace curlcache::core::easy {
+
+// Splits a header block into its lines, each with its "\r\n" (or "\n") kept.
+std::vector<std::string_view> split_lines(std::string_view block);
+
+// The status code of a status line ("HTTP/1.1 200 OK", "HTTP/2 404"), or nullopt.
+std::optional<long> status_code(std::string_view line);
+
+// The protocol of a status line: "HTTP/1.1", "HTTP/2".
+std::string_view status_protocol(std::string_view line);
+
+// The value of the first header `name` (case-insensitive) in a block, trimmed; nullopt when
+// absent.
+std::optional<std::string_view> header_value(std::string_view block, std::string_view name);
+
+// Name and trimmed value of a header line; false for the status line or a blank line.
+bool split_header(std::string_view line, std::string_view& name, std::string_view& value);
+
+bool iequals(std::string_view a, std::string_view b);
+std::string_view trim(std::string_view text);
+
+// An HTTP date (IMF-fixdate, RFC 850 or asctime form) as unix seconds.
+std::optional<int64_t> parse_http_date(std::string_view text);
+
+// If-None-Match semantics (weak comparison): does the header's list name `etag`?
+bool etag_matches(std::string_view if_none_match, std::string_view etag);
+
+// A single byte range of a body of `size` bytes: RANGE text ("0-99", "100-", "-50") or a
+// resume offset. nullopt when it is not one satisfiable range (the transfer then passes
+// through).
+struct ByteRange {
+    uint64_t first = 0;
+    uint64_t last = 0; // inclusive
+};
+std::optional<ByteRange> parse_range(std::string_view range, uint64_t size);
+
+} // namespace curlcache::core::easy

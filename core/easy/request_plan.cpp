@@ -1,0 +1,238 @@
+// Request building and the pass-through decision.
+#include "core/easy/request_plan.h"
+
+#include "core/easy/http_text.h"
+#include "core/key.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cstring>
+
+namespace curlcache::core::easy {
+
+std::string url_scheme(std::string_view url) {
+    size_t colon = url.find("://");
+    if (colon == std::string_view::npos) {
+        return {};
+    }
+    std::string scheme(url.substr(0, colon));
+    for (char& c : scheme) {
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    }
+    return scheme;
+}
+
+namespace {
+
+bool has_header(const curl_slist* list, std::string_view name) {
+    for (; list != nullptr; list = list->next) {
+        std::string_view line = list->data ? list->data : "";
+        if (line.size() > name.size() && iequals(line.substr(0, name.size()), name) &&
+            (line[name.size()] == ':' || line[name.size()] == ';')) {
+            return true;
+        }
+    }
+    return false;
+}
+
+void add_credential(std::string& credentials, std::string_view label, std::string_view value) {
+    credentials.append(label);
+    credentials.push_back('=');
+    credentials.append(value);
+    credentials.push_back('\n');
+}
+
+std::string join_list(const curl_slist* list) {
+    std::string joined;
+    for (; list != nullptr; list = list->next) {
+        joined.append(list->data ? list->data : "");
+        joined.push_back('\n');
+    }
+    return joined;
+}
+
+const char* method_name(const Options& o) {
+    if (o.nobody) {
+        return "HEAD";
+    }
+    switch (o.method) {
+    case MethodKind::post:
+    case MethodKind::post_form:
+    case MethodKind::post_mime: return "POST";
+    case MethodKind::put: return "PUT";
+    case MethodKind::head: return "HEAD";
+    case MethodKind::get: break;
+    }
+    return "GET";
+}
+
+// Sorts the header lines of HTTPHEADER into key headers, credentials and conditions.
+// Returns a pass-through reason for headers the cache cannot answer.
+const char* read_headers(const Options& o, Plan& plan) {
+    for (const curl_slist* item = o.httpheader; item != nullptr; item = item->next) {
+        std::string_view line = item->data ? item->data : "";
+        std::string_view name, value;
+        if (!split_header(line, name, value)) {
+            plan.request.headers.emplace_back(line); // "Name;" (empty) and odd lines
+            continue;
+        }
+        if (iequals(name, "If-None-Match")) {
+            plan.if_none_match = std::string(value);
+        } else if (iequals(name, "If-Modified-Since")) {
+            auto when = parse_http_date(value);
+            if (!when) {
+                return "unparsable If-Modified-Since";
+            }
+            plan.if_modified_since = *when;
+        } else if (iequals(name, "If-Match") || iequals(name, "If-Unmodified-Since") ||
+                   iequals(name, "If-Range") || iequals(name, "Range")) {
+            return "conditional or range header";
+        } else if (iequals(name, "Authorization") || iequals(name, "Cookie") ||
+                   iequals(name, "Proxy-Authorization")) {
+            add_credential(plan.request.credentials, name, value);
+        } else {
+            plan.request.headers.emplace_back(line);
+        }
+    }
+    return nullptr;
+}
+
+} // namespace
+
+Plan plan_transfer(const Options& o, const config::Settings& settings) {
+    Plan plan;
+    if (o.has_curlu) {
+        plan.passthrough = "URL set as CURLU";
+        return plan;
+    }
+    if (!o.url || o.url->empty()) {
+        plan.passthrough = "no URL";
+        return plan;
+    }
+    std::string scheme = url_scheme(*o.url);
+    if (scheme != "http" && scheme != "https") {
+        plan.passthrough = "not HTTP(S)";
+        return plan;
+    }
+    if (o.connect_only != 0) {
+        plan.passthrough = "CONNECT_ONLY";
+        return plan;
+    }
+    if (o.upload || o.method == MethodKind::put || o.method == MethodKind::post_form ||
+        o.method == MethodKind::post_mime) {
+        plan.passthrough = "upload";
+        return plan;
+    }
+    if (o.method == MethodKind::post && !o.nobody && o.postfields == nullptr) {
+        plan.passthrough = "POST body from a read callback";
+        return plan;
+    }
+    if (o.maxfilesize > 0) {
+        plan.passthrough = "MAXFILESIZE";
+        return plan;
+    }
+    if (o.timecondition == CURL_TIMECOND_IFMODSINCE) {
+        plan.if_modified_since = o.timevalue;
+        plan.timecondition = true;
+    } else if (o.timecondition != CURL_TIMECOND_NONE) {
+        plan.passthrough = "TIMECONDITION";
+        return plan;
+    }
+
+    Request& request = plan.request;
+    request.method = o.custom_request ? *o.custom_request : method_name(o);
+    const auto& allowed = settings.allowable_methods;
+    if (std::find(allowed.begin(), allowed.end(), request.method) == allowed.end()) {
+        plan.passthrough = "method not allowed";
+        return plan;
+    }
+    request.url = *o.url;
+    if (const char* reason = read_headers(o, plan)) {
+        plan.passthrough = reason;
+        return plan;
+    }
+    if (o.user_agent && !has_header(o.httpheader, "User-Agent")) {
+        request.headers.push_back("User-Agent: " + *o.user_agent);
+    }
+    if (o.referer && !has_header(o.httpheader, "Referer")) {
+        request.headers.push_back("Referer: " + *o.referer);
+    }
+    if (o.method == MethodKind::post && !o.nobody && o.postfields != nullptr) {
+        size_t size = o.postfieldsize < 0 ? std::strlen(o.postfields)
+                                          : static_cast<size_t>(o.postfieldsize);
+        request.body.assign(o.postfields, size);
+    }
+
+    auto& options = request.options;
+    if (o.nobody) {
+        options.emplace_back("nobody", "1");
+    }
+    if (o.followlocation) {
+        options.emplace_back("follow_location", "1");
+        options.emplace_back("max_redirs", std::to_string(o.maxredirs));
+        if (o.postredir != 0) {
+            options.emplace_back("post_redir", std::to_string(o.postredir));
+        }
+    }
+    if (o.accept_encoding) {
+        options.emplace_back("accept_encoding", *o.accept_encoding);
+    }
+    if (!o.content_decoding) {
+        options.emplace_back("content_decoding", "0");
+    }
+    if (!o.transfer_decoding) {
+        options.emplace_back("transfer_decoding", "0");
+    }
+    if (o.http_version != CURL_HTTP_VERSION_NONE) {
+        options.emplace_back("http_version", std::to_string(o.http_version));
+    }
+    if (o.port != 0) {
+        options.emplace_back("port", std::to_string(o.port));
+    }
+    if (o.request_target) {
+        options.emplace_back("request_target", *o.request_target);
+    }
+    if (o.unix_socket_path) {
+        options.emplace_back("unix_socket_path", *o.unix_socket_path);
+    }
+    if (o.resolve != nullptr) {
+        options.emplace_back("resolve", join_list(o.resolve));
+    }
+    if (o.connect_to != nullptr) {
+        options.emplace_back("connect_to", join_list(o.connect_to));
+    }
+
+    std::string& credentials = request.credentials;
+    if (std::string user = url_credentials(*o.url); !user.empty()) {
+        add_credential(credentials, "url", user);
+    }
+    if (o.userpwd) {
+        add_credential(credentials, "userpwd", *o.userpwd);
+    }
+    if (o.username || o.password) {
+        add_credential(credentials, "user", o.username.value_or("") + ":" + o.password.value_or(""));
+    }
+    if (o.bearer) {
+        add_credential(credentials, "bearer", *o.bearer);
+    }
+    if (o.aws_sigv4) {
+        add_credential(credentials, "aws_sigv4", *o.aws_sigv4);
+    }
+    if (o.cookie) {
+        add_credential(credentials, "cookie", *o.cookie);
+    }
+    if (!credentials.empty()) {
+        add_credential(credentials, "httpauth", std::to_string(o.httpauth));
+    }
+
+    if (o.range) {
+        plan.range = *o.range;
+    } else if (o.resume_from > 0) {
+        plan.range = std::to_string(o.resume_from) + "-";
+    } else if (o.resume_from < 0) {
+        plan.passthrough = "negative RESUME_FROM";
+    }
+    return plan;
+}
+
+} // namespace curlcache::core::easy

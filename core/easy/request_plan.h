@@ -1,0 +1,35 @@
+// Turns a handle's recorded options into what the cache needs: the core::Request (key
+// material), the program's own conditions and range, or the reason to pass through.
+#pragma once
+
+#include "config/settings.h"
+#include "core/easy/handle_state.h"
+#include "core/request.h"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace curlcache::core::easy {
+
+struct Plan {
+    // Non-null when the cache must not touch this transfer (a short reason, for debug logs).
+    const char* passthrough = nullptr;
+    Request request;
+    // The program's own conditional request (answered with a 304 on a hit when it holds).
+    std::optional<std::string> if_none_match;
+    std::optional<int64_t> if_modified_since;
+    bool timecondition = false; // the condition came from CURLOPT_TIMECONDITION
+    // The program's own range (RANGE, or RESUME_FROM as "N-"); answered with a 206 from the
+    // full cached body, never stored.
+    std::optional<std::string> range;
+    bool conditional() const { return if_none_match || if_modified_since; }
+};
+
+// Reads HTTPHEADER and POSTFIELDS now (they are the program's memory, valid during perform).
+Plan plan_transfer(const Options& options, const config::Settings& settings);
+
+// "HTTP"/"HTTPS"-scheme check, lower-cased scheme of a URL ("" when it has none).
+std::string url_scheme(std::string_view url);
+
+} // namespace curlcache::core::easy

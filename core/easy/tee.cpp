@@ -1,0 +1,230 @@
+// A miss: the real transfer runs with our write/header callbacks in front of the program's,
+// which still run live while a copy is kept; afterwards the transfer facts are read and the
+// entry is stored. A stale entry with validators is revalidated: a 304 is held back from the
+// program and answered by replaying the refreshed entry.
+#include "core/easy/cache_access.h"
+#include "core/easy/engine_internal.h"
+#include "core/easy/http_text.h"
+#include "core/log.h"
+
+#include <cstdio>
+
+namespace curlcache::core::easy {
+
+namespace {
+
+// The program's callback, or libcurl's default (fwrite to WRITEDATA, stdout by default).
+size_t call_program(curl_write_callback fn, void* data, char* ptr, size_t size, size_t count) {
+    if (fn != nullptr) {
+        return fn(ptr, size, count, data);
+    }
+    return std::fwrite(ptr, size, count, static_cast<FILE*>(data != nullptr ? data : stdout));
+}
+
+uint64_t copied_bytes(const Tee& tee) {
+    uint64_t total = tee.body.size();
+    for (const auto& block : tee.blocks) {
+        total += block.size();
+    }
+    return total;
+}
+
+void give_up_copy(Tee& tee) {
+    tee.too_large = true;
+    std::string().swap(tee.body);
+    std::vector<std::string>().swap(tee.blocks);
+}
+
+size_t tee_header(char* ptr, size_t size, size_t count, void* userdata) {
+    auto* state = static_cast<HandleState*>(userdata);
+    const Options& o = state->options;
+    const size_t length = size * count;
+    if (!state->tee) {
+        return o.header_fn ? o.header_fn(ptr, size, count, o.header_data) : length;
+    }
+    Tee& tee = *state->tee;
+    std::string_view line(ptr, length);
+    try {
+        bool status_line = line.substr(0, 5) == "HTTP/";
+        if (status_line && tee.revalidating) {
+            tee.got_304 = status_code(line) == 304;
+        }
+        if (tee.header_to_body && tee.body.size() >= length &&
+            std::string_view(tee.body).substr(tee.body.size() - length) == line) {
+            tee.body.resize(tee.body.size() - length); // the write callback had it first
+        }
+        if (!tee.too_large) {
+            if (status_line || tee.blocks.empty()) {
+                tee.blocks.emplace_back();
+            }
+            tee.blocks.back().append(line);
+            if (copied_bytes(tee) > tee.max_entry_size) {
+                give_up_copy(tee);
+            }
+        }
+    } catch (...) {
+        give_up_copy(tee);
+    }
+    if (tee.got_304) {
+        return length; // held back: the program gets the refreshed entry instead
+    }
+    if (o.header_fn != nullptr) {
+        return o.header_fn(ptr, size, count, o.header_data);
+    }
+    if (o.header_data != nullptr) {
+        return call_program(o.write_fn, o.header_data, ptr, size, count);
+    }
+    return length;
+}
+
+size_t tee_write(char* ptr, size_t size, size_t count, void* userdata) {
+    auto* state = static_cast<HandleState*>(userdata);
+    const Options& o = state->options;
+    const size_t length = size * count;
+    if (!state->tee) {
+        return call_program(o.write_fn, o.write_data, ptr, size, count);
+    }
+    Tee& tee = *state->tee;
+    size_t before = tee.body.size();
+    if (!tee.too_large) {
+        try {
+            tee.body.append(ptr, length);
+            if (copied_bytes(tee) > tee.max_entry_size) {
+                give_up_copy(tee);
+            }
+        } catch (...) {
+            give_up_copy(tee);
+        }
+    }
+    if (tee.got_304) {
+        return length;
+    }
+    size_t wrote = call_program(o.write_fn, o.write_data, ptr, size, count);
+    if (wrote == CURL_WRITEFUNC_PAUSE && !tee.too_large) {
+        tee.body.resize(before); // libcurl delivers these bytes again on unpause
+    }
+    return wrote;
+}
+
+// Our own curl_slist (libcurl only reads the list during the transfer): the program's
+// HTTPHEADER lines plus the validators of the stale entry.
+void build_revalidation_list(Tee& tee, const Options& o, const Entry& stale) {
+    for (const curl_slist* item = o.httpheader; item != nullptr; item = item->next) {
+        tee.added_lines.emplace_back(item->data ? item->data : "");
+    }
+    if (!stale.etag.empty()) {
+        tee.added_lines.push_back("If-None-Match: " + stale.etag);
+    }
+    if (!stale.last_modified.empty()) {
+        tee.added_lines.push_back("If-Modified-Since: " + stale.last_modified);
+    }
+    tee.added_list.resize(tee.added_lines.size());
+    for (size_t i = 0; i < tee.added_lines.size(); ++i) {
+        tee.added_list[i].data = tee.added_lines[i].data();
+        tee.added_list[i].next = i + 1 < tee.added_list.size() ? &tee.added_list[i + 1] : nullptr;
+    }
+}
+
+void restore_program_options(const CurlApi& api, CURL* handle, const HandleState& state,
+                             const Tee& tee) {
+    const Options& o = state.options;
+    api.easy_setopt(handle, CURLOPT_WRITEFUNCTION, o.write_fn);
+    api.easy_setopt(handle, CURLOPT_WRITEDATA, o.write_data);
+    api.easy_setopt(handle, CURLOPT_HEADERFUNCTION, o.header_fn);
+    api.easy_setopt(handle, CURLOPT_HEADERDATA, o.header_data);
+    if (tee.revalidating) {
+        api.easy_setopt(handle, CURLOPT_HTTPHEADER, o.httpheader);
+    }
+}
+
+} // namespace
+
+bool start_tee(const CurlApi& api, CURL* handle, HandleState& state, const Key& key,
+               const Plan& plan, std::optional<Entry> stale, const config::Settings& settings) {
+    const Options& o = state.options;
+    auto tee = std::make_unique<Tee>();
+    tee->key = key;
+    tee->max_entry_size = settings.max_entry_size;
+    tee->header_to_body = o.header;
+    tee->method = plan.request.method;
+    tee->url = redact_url(plan.request.url, settings);
+    // Revalidation is kept simple: one response (no redirect chain) and no CURLOPT_HEADER,
+    // so that nothing of a 304 can reach the program before its status line is seen.
+    if (stale && stale->header_blocks.size() == 1 && !o.header &&
+        (!stale->etag.empty() || !stale->last_modified.empty())) {
+        build_revalidation_list(*tee, o, *stale);
+        tee->revalidating = true;
+        tee->stale = std::move(stale);
+    }
+    state.tee = std::move(tee);
+    CURLcode rc = api.easy_setopt(handle, CURLOPT_WRITEFUNCTION, &tee_write);
+    rc = rc ? rc : api.easy_setopt(handle, CURLOPT_WRITEDATA, &state);
+    rc = rc ? rc : api.easy_setopt(handle, CURLOPT_HEADERFUNCTION, &tee_header);
+    rc = rc ? rc : api.easy_setopt(handle, CURLOPT_HEADERDATA, &state);
+    if (!rc && state.tee->revalidating) {
+        rc = api.easy_setopt(handle, CURLOPT_HTTPHEADER, state.tee->added_list.data());
+    }
+    if (rc != CURLE_OK) {
+        restore_program_options(api, handle, state, *state.tee);
+        state.tee.reset();
+        return false;
+    }
+    state.last = HandleState::Last::live;
+    return true;
+}
+
+CURLcode end_transfer(const CurlApi& api, CURL* handle, CURLcode result) {
+    HandleState* state = find_state(handle);
+    if (state == nullptr || !state->tee) {
+        return result;
+    }
+    std::unique_ptr<Tee> tee = std::move(state->tee);
+    try {
+        restore_program_options(api, handle, *state, *tee);
+        Cache* cache = process_cache();
+        if (result != CURLE_OK || cache == nullptr) {
+            return result;
+        }
+        long code = 0;
+        api.easy_getinfo(handle, CURLINFO_RESPONSE_CODE, &code);
+        if (tee->revalidating && tee->got_304 && code == 304) {
+            Entry refreshed = std::move(*tee->stale);
+            if (auto stored = cache->store(tee->key, refreshed); !stored) {
+                cache->stats().errors.fetch_add(1, std::memory_order_relaxed);
+                log::warn_once("store", "cannot store an entry: %s", stored.error().message.c_str());
+            }
+            cache->stats().hits.fetch_add(1, std::memory_order_relaxed);
+            Plan plan;
+            plan.request.method = tee->method;
+            if (!prepare_hit(*state, plan, std::move(refreshed))) {
+                return result;
+            }
+            return replay(api, handle);
+        }
+        cache->stats().misses.fetch_add(1, std::memory_order_relaxed);
+        if (tee->too_large || tee->blocks.empty() || cache->settings().mode == config::Mode::readonly) {
+            return result;
+        }
+        cache->stats().bytes_downloaded.fetch_add(tee->body.size(), std::memory_order_relaxed);
+        Entry entry;
+        entry.method = tee->method;
+        entry.url = tee->url;
+        entry.status = code;
+        std::string_view last = tee->blocks.back();
+        entry.etag = std::string(header_value(last, "ETag").value_or(""));
+        entry.last_modified = std::string(header_value(last, "Last-Modified").value_or(""));
+        entry.header_blocks = std::move(tee->blocks);
+        entry.body = tee->body;
+        entry.infos = record_infos(api, handle);
+        if (auto stored = cache->store(tee->key, entry); !stored) {
+            cache->stats().errors.fetch_add(1, std::memory_order_relaxed);
+            log::warn_once("store", "cannot store an entry: %s", stored.error().message.c_str());
+        }
+    } catch (const std::exception& error) {
+        log::warn_once("end-transfer", "cannot record a transfer: %s", error.what());
+    } catch (...) {
+    }
+    return result;
+}
+
+} // namespace curlcache::core::easy
