@@ -5,11 +5,14 @@
 #include "config/parse.h"
 #include "config/toml_reader.h"
 
+#include <cctype>
 #include <cerrno>
 #include <cstdlib>
-#include <cstring>
+#include <system_error>
 #include <sys/stat.h>
 #include <unistd.h>
+
+extern char** environ;
 
 namespace curlcache::config {
 
@@ -137,9 +140,45 @@ std::expected<void, LoadError> check_log_file(const Settings& settings) {
     }
     if (::access(target.c_str(), mode) != 0) {
         return std::unexpected(LoadError{prefix(origin, "log_file") + "cannot write " +
-                                         quote(path) + " (" + std::strerror(errno) + ")"});
+                                         quote(path) + " (" + std::generic_category().message(errno) + ")"});
     }
     return {};
+}
+
+// A misspelt CURLCACHE_* variable in the real environment is silently useless; warn when it
+// is close to a known one. Variables far from every key may belong to other tools and
+// are left alone.
+void warn_misspelt_variables(std::vector<std::string>& warnings) {
+    for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
+        const std::string_view text = *entry;
+        if (!text.starts_with("CURLCACHE_")) {
+            continue;
+        }
+        const std::string_view name = text.substr(0, text.find('='));
+        const std::string_view rest = name.substr(10);
+        const KeyDef* best = nullptr;
+        size_t best_distance = 3; // at most two edits away
+        for (const KeyDef& def : keys()) {
+            const std::string_view leaf = def.env.substr(10);
+            const std::string_view key_leaf = def.key.substr(def.key.rfind('.') + 1);
+            std::string leaf_upper(key_leaf);
+            for (char& c : leaf_upper) {
+                c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+            }
+            // CURLCACHE_FAST_SAVE is CURLCACHE_SQLITE_FAST_SAVE without its section.
+            const size_t distance =
+                std::min(edit_distance(rest, leaf),
+                         edit_distance(rest, leaf_upper) + (key_leaf != def.key));
+            if (distance < best_distance) {
+                best_distance = distance;
+                best = &def;
+            }
+        }
+        if (best != nullptr && best_distance > 0) {
+            warnings.push_back(std::string(name) + ": unknown variable (did you mean " +
+                               std::string(best->env) + "?)");
+        }
+    }
 }
 
 struct Argument {
@@ -230,6 +269,9 @@ std::expected<Loaded, LoadError> load(const std::vector<std::string>& arguments,
         settings.origins["config"] = file_origin;
     }
 
+    if (!getenv_fn) {
+        warn_misspelt_variables(loaded.warnings);
+    }
     for (const KeyDef& def : keys()) {
         if (def.type == KeyType::config_file) {
             continue;

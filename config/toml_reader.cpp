@@ -12,7 +12,7 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
+#include <system_error>
 #include <fstream>
 #include <sstream>
 #include <sys/stat.h>
@@ -92,7 +92,7 @@ std::expected<Value, ReadError> read_toml(const std::string& path) {
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0) {
         return std::unexpected(
-            ReadError{path + ": cannot read config file (" + std::strerror(errno) + ")", true});
+            ReadError{path + ": cannot read config file (" + std::generic_category().message(errno) + ")", true});
     }
     if (S_ISDIR(st.st_mode)) {
         return std::unexpected(ReadError{path + ": cannot read config file (Is a directory)", true});
@@ -100,7 +100,7 @@ std::expected<Value, ReadError> read_toml(const std::string& path) {
     std::ifstream file(path, std::ios::binary);
     if (!file) {
         return std::unexpected(
-            ReadError{path + ": cannot read config file (" + std::strerror(errno) + ")", true});
+            ReadError{path + ": cannot read config file (" + std::generic_category().message(errno) + ")", true});
     }
     std::stringstream text;
     text << file.rdbuf();

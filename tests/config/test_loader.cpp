@@ -415,6 +415,40 @@ void test_unknown_key_warns_with_file_line_and_suggestion(void** state) {
                 f.dir + "/d.toml:1: unknown key 'busy_timeout' (did you mean 'sqlite.busy_timeout'?)");
 }
 
+void test_misspelt_variable_in_the_environment_warns(void** state) {
+    Fixture& f = fixture(state);
+    setenv("CURLCACHE_EXPIRE_AFER", "1d", 1);
+    setenv("CURLCACHE_FAST_SAVE", "1", 1);
+    setenv("CURLCACHE_SOMETHING_ELSE_ENTIRELY", "1", 1); // not ours to judge
+    setenv("CURLCACHE_MODE", "readonly", 1);
+    f.set_real("XDG_CONFIG_HOME", (f.dir + "/xdg").c_str());
+    f.set_real("HOME", (f.dir + "/home").c_str());
+    auto loaded = load();
+    assert_true(loaded.has_value());
+    assert_true(loaded->settings.mode == Mode::readonly);
+    std::set<std::string> warnings(loaded->warnings.begin(), loaded->warnings.end());
+    const std::set<std::string> expected{
+        "CURLCACHE_EXPIRE_AFER: unknown variable (did you mean CURLCACHE_EXPIRE_AFTER?)",
+        "CURLCACHE_FAST_SAVE: unknown variable (did you mean CURLCACHE_SQLITE_FAST_SAVE?)"};
+    for (const std::string& warning : warnings) {
+        print_message("%s\n", warning.c_str());
+    }
+    assert_true(warnings == expected);
+}
+
+void test_lists_reject_empty_items(void** state) {
+    Fixture& f = fixture(state);
+    f.env["CURLCACHE_CONFIG"] = f.write("c.toml", "ignored_parameters = [\"token\", \" \"]\n");
+    expect_text(load_error(f), f.dir + "/c.toml:1: key 'ignored_parameters': empty string in the list");
+    f.env["CURLCACHE_CONFIG"] = f.write("d.toml", "match_headers = \"\"\nbackend = []\n");
+    expect_text(load_error(f), f.dir + "/d.toml:2: key 'backend': expected at least one backend "
+                                       "(sqlite, filesystem, memory, redis)");
+    f.env["CURLCACHE_IGNORED_PARAMETERS"] = "token, ,api_key,";
+    f.env.erase("CURLCACHE_CONFIG");
+    assert_true(load_ok(f).settings.ignored_parameters ==
+                (std::vector<std::string>{"token", "api_key"}));
+}
+
 // ---- file search ----------------------------------------------------------------------
 
 void test_curlcache_config_naming_a_missing_file_is_an_error(void** state) {
@@ -607,6 +641,8 @@ int main() {
         cmocka_unit_test_setup_teardown(test_config_argument_selects_the_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_describe_lists_every_key_with_value_and_origin, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_key_warns_with_file_line_and_suggestion, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_misspelt_variable_in_the_environment_warns, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lists_reject_empty_items, setup, teardown),
         cmocka_unit_test_setup_teardown(test_curlcache_config_naming_a_missing_file_is_an_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_user_config_is_found_under_xdg_config_home, setup, teardown),
         cmocka_unit_test_setup_teardown(test_current_directory_config_is_not_read, setup, teardown),
