@@ -43,6 +43,13 @@ def garbage(n):
     return bytes((i * 7 + 3) & 0xFF for i in range(n))
 
 
+def _holds(path, data):
+    if not os.path.isfile(path):
+        return False
+    with open(path, "rb") as f:
+        return f.read() == data
+
+
 def corrupt_blobs(db):
     """Flips the last byte of every BLOB value longer than 16 bytes in every table of an
     SQLite file; returns how many values were changed."""
@@ -73,13 +80,19 @@ def corrupt_blobs(db):
 #   origin: "each" = every shim run reaches the origin; "second-hit" = only the first
 #   prime: run once with the shim before breaking things (fills the cache)
 #   breaker(scratch): damages the cache after priming
+#   recovers: a damaged database may be set aside and replaced by a fresh one: the first
+#   shim run must warn once and reach the origin; the second is then either a hit without
+#   a warning or another warned pass-through. The damaged bytes must survive somewhere
+#   (set aside, never silently deleted: the path might be a user's file).
 FAULTS = []
 
 
-def fault(name, warnings=1, origin="each", prime=False, breaker=None, same_output=True):
+def fault(name, warnings=1, origin="each", prime=False, breaker=None, same_output=True,
+          recovers=False):
     def register(setup):
         FAULTS.append(dict(name=name, setup=setup, warnings=warnings, origin=origin,
-                           prime=prime, breaker=breaker, same_output=same_output))
+                           prime=prime, breaker=breaker, same_output=same_output,
+                           recovers=recovers))
         return setup
     return register
 
@@ -97,7 +110,7 @@ def _(scratch):
     return {"CURLCACHE_NAME": os.path.join(ro, "sub", "cache.sqlite")}
 
 
-@fault("garbage_database_file")
+@fault("garbage_database_file", origin="first-run", recovers=True)
 def _(scratch):
     db = os.path.join(scratch, "cache.sqlite")
     write(db, garbage(8192))
@@ -108,7 +121,8 @@ def _overwrite_db(scratch):
     write(os.path.join(scratch, "cache.sqlite"), garbage(8192))
 
 
-@fault("database_overwritten_after_use", prime=True, breaker=_overwrite_db)
+@fault("database_overwritten_after_use", origin="first-run", prime=True,
+       breaker=_overwrite_db, recovers=True)
 def _(scratch):
     return {"CURLCACHE_NAME": os.path.join(scratch, "cache.sqlite")}
 
@@ -197,6 +211,8 @@ def check(f, scratch, origin, shim, inject):
         elif r.code == 0:
             cache.append("%s: exit code 0, expected a curl error" % label)
         expected = f["warnings"]
+        if f["recovers"] and i == 2:
+            expected = 0 if requests[-1] == 0 else 1
         if expected is None:
             if len(warn) > 1:
                 problems.append("%s: %d curlcache warnings, expected at most one: %r"
@@ -207,6 +223,11 @@ def check(f, scratch, origin, shim, inject):
     if f["origin"] == "each" and 0 in requests:
         cache.append("a shim run was not sent to the origin (requests %r): the broken "
                      "cache answered" % requests)
+    if f["origin"] == "first-run" and requests[0] == 0:
+        cache.append("the first shim run over a damaged database did not reach the origin")
+    if f["recovers"] and not any(_holds(os.path.join(base, n), garbage(8192))
+                                 for n in os.listdir(base)):
+        cache.append("the damaged database file was deleted instead of set aside")
     if f["origin"] == "first" and (requests[0] == 0 or requests[1] != 0):
         cache.append("origin requests %r, expected a miss then a hit" % requests)
     if f["origin"] == "never" and any(requests):

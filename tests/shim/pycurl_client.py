@@ -8,7 +8,8 @@ checked for plausibility.
     pycurl_client.py [--cainfo FILE] [--multi] SPEC...
 
 SPEC is a URL, optionally prefixed by flags joined with '+' and a ':' ("follow+gzip:URL"):
-follow (FOLLOWLOCATION), gzip (ACCEPT_ENCODING "gzip"), head (NOBODY), fail (FAILONERROR).
+follow (FOLLOWLOCATION), gzip (ACCEPT_ENCODING "gzip"), head (NOBODY), fail (FAILONERROR),
+inm (HTTPHEADER "If-None-Match: \"text-v1\"", origin.py's ETag of /text: a 304).
 Serially, one handle is reused for every URL with every option set again before each
 transfer; with --multi every URL gets its own handle on one CurlMulti driven by
 perform + select.
@@ -53,6 +54,7 @@ class Transfer:
         self.headers = []
         self.body = hashlib.sha256()
         self.body_len = 0
+        self.write_calls = 0
         self.body_head = b""
         c = handle
         c.setopt(pycurl.URL, url)
@@ -66,6 +68,7 @@ class Transfer:
         c.setopt(pycurl.OPT_FILETIME, 1)
         c.setopt(pycurl.ENCODING, "gzip" if "gzip" in flags else None)
         c.setopt(pycurl.NOPROXY, "*")
+        c.setopt(pycurl.HTTPHEADER, ['If-None-Match: "text-v1"'] if "inm" in flags else [])
         if cainfo:
             c.setopt(pycurl.CAINFO, cainfo)
 
@@ -73,6 +76,7 @@ class Transfer:
         self.headers.append(line)
 
     def on_write(self, data):
+        self.write_calls += 1
         self.body.update(data)
         if len(self.body_head) < 48:
             self.body_head += data[:48 - len(self.body_head)]
@@ -82,8 +86,8 @@ class Transfer:
         c = self.handle
         out = ["== %s" % self.spec, "error: %s" % (error,)]
         out += ["header: %r" % h for h in self.headers]
-        out.append("body: %d bytes sha256 %s head %r"
-                   % (self.body_len, self.body.hexdigest(), self.body_head))
+        out.append("body: %d bytes in %d write calls, sha256 %s head %r"
+                   % (self.body_len, self.write_calls, self.body.hexdigest(), self.body_head))
         for name, info in INFOS:
             try:
                 value = c.getinfo(info)

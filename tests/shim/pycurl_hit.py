@@ -36,7 +36,8 @@ def scenarios(http, https):
     return [
         ("serial_reused_handle", [b + "/text", "follow:" + b + "/redirect/2",
                                   "gzip:" + b + "/gzip", "head:" + b + "/text",
-                                  b + "/bytes/200000", b + "/bytes/0"], http, 0),
+                                  b + "/bytes/200000", b + "/bytes/0", "inm:" + b + "/text"],
+         http, 0),
         ("serial_fail_on_404_not_cached", ["fail:" + b + "/status/404", b + "/text"],
          http, 1),
         ("https_cainfo", ["--cainfo", https.cacert, s + "/text",
