@@ -1,0 +1,524 @@
+// The storage conformance group (see conformance.h).
+#include "backends/registry.h"
+
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <thread>
+
+#include "tests/backends/conformance.h" // last: cmocka's macros
+
+extern char** environ;
+
+namespace curlcache::tests {
+
+namespace {
+
+using backends::Blob;
+using backends::Metadata;
+using backends::Storage;
+
+struct Fixture {
+    const ConformanceBackend* backend = nullptr;
+    std::string scratch;
+    config::Settings settings;
+    std::unique_ptr<Storage> storage;
+};
+
+std::unique_ptr<Storage> open_or_fail(const std::string& name, const config::Settings& settings) {
+    auto opened = backends::open(name, settings);
+    if (!opened) {
+        fail_msg("cannot open %s: %s", name.c_str(), opened.error().message.c_str());
+    }
+    return std::move(*opened);
+}
+
+int setup(void** state) {
+    auto* fixture = new Fixture;
+    fixture->backend = static_cast<const ConformanceBackend*>(*state);
+    fixture->scratch = make_scratch();
+    fixture->settings = fixture->backend->settings(fixture->scratch);
+    fixture->storage = open_or_fail(fixture->backend->backend, fixture->settings);
+    *state = fixture;
+    return 0;
+}
+
+int teardown(void** state) {
+    auto* fixture = static_cast<Fixture*>(*state);
+    fixture->storage.reset();
+    remove_scratch(fixture->scratch);
+    delete fixture;
+    return 0;
+}
+
+Fixture& fixture_of(void** state) { return *static_cast<Fixture*>(*state); }
+
+// Reopens the fixture's storage with a size limit (same cache location).
+Storage& reopen_with_max_size(Fixture& fixture, uint64_t max_size) {
+    fixture.storage.reset();
+    fixture.settings.max_size = max_size;
+    fixture.storage = open_or_fail(fixture.backend->backend, fixture.settings);
+    return *fixture.storage;
+}
+
+void put_or_fail(Storage& storage, const Metadata& meta, std::initializer_list<std::string_view> pieces) {
+    std::vector<std::string_view> parts(pieces);
+    auto done = storage.put(meta, parts);
+    if (!done) {
+        fail_msg("put %s: %s", meta.key.c_str(), done.error().message.c_str());
+    }
+}
+
+std::optional<std::string> get_or_fail(Storage& storage, std::string_view key) {
+    auto got = storage.get(key);
+    if (!got) {
+        fail_msg("get: %s", got.error().message.c_str());
+    }
+    if (!*got) {
+        return std::nullopt;
+    }
+    assert_non_null(got->value().get());
+    return *got->value();
+}
+
+backends::Usage usage_or_fail(Storage& storage) {
+    auto usage = storage.usage();
+    if (!usage) {
+        fail_msg("usage: %s", usage.error().message.c_str());
+    }
+    return *usage;
+}
+
+void test_put_then_get_returns_the_same_bytes(void** state) {
+    auto& storage = *fixture_of(state).storage;
+    put_or_fail(storage, test_meta(test_key(1)), {"hello, ", "world"});
+    auto value = get_or_fail(storage, test_key(1));
+    assert_true(value.has_value());
+    assert_string_equal(value->c_str(), "hello, world");
+}
+
+void test_put_overwrites_the_previous_value(void** state) {
+    auto& storage = *fixture_of(state).storage;
+    put_or_fail(storage, test_meta(test_key(2)), {"one"});
+    put_or_fail(storage, test_meta(test_key(2)), {"two, longer"});
+    auto value = get_or_fail(storage, test_key(2));
+    assert_true(value.has_value());
+    assert_string_equal(value->c_str(), "two, longer");
+    auto usage = usage_or_fail(storage);
+    assert_int_equal(usage.entries, 1);
+    assert_int_equal(usage.bytes, 11);
+}
+
+void test_remove_deletes_and_tells_whether_the_entry_existed(void** state) {
+    auto& storage = *fixture_of(state).storage;
+    put_or_fail(storage, test_meta(test_key(3)), {"gone soon"});
+    auto removed = storage.remove(test_key(3));
+    assert_true(removed.has_value());
+    assert_true(*removed);
+    assert_false(get_or_fail(storage, test_key(3)).has_value());
+    removed = storage.remove(test_key(3));
+    assert_true(removed.has_value());
+    assert_false(*removed);
+}
+
+void test_get_of_an_unknown_key_is_a_miss_not_an_error(void** state) {
+    auto& storage = *fixture_of(state).storage;
+    auto got = storage.get(test_key(4));
+    assert_true(got.has_value());
+    assert_false(got->has_value());
+}
+
+void test_scan_lists_every_entry_with_its_metadata_and_size(void** state) {
+    auto& storage = *fixture_of(state).storage;
+    std::map<std::string, Metadata> expected;
+    for (uint64_t i = 0; i < 300; ++i) { // more than one sqlite scan page
+        Metadata meta = test_meta(test_key(100 + i), i % 3 == 0 ? 2000000000 + i : 0);
+        meta.method = i % 2 ? "HEAD" : "GET";
+        meta.status = 200 + static_cast<long>(i % 7);
+        meta.created = 1700000000 + static_cast<int64_t>(i);
+        meta.size = i * 3;
+        std::string value(meta.size, 'v');
+        put_or_fail(storage, meta, {value});
+        expected[meta.key] = meta;
+    }
+    std::map<std::string, Metadata> seen;
+    auto scanned = storage.scan([&](const Metadata& meta) {
+        seen[meta.key] = meta;
+        return true;
+    });
+    assert_true(scanned.has_value());
+    assert_int_equal(seen.size(), expected.size());
+    for (const auto& [key, want] : expected) {
+        auto found = seen.find(key);
+        assert_true(found != seen.end());
+        const Metadata& got = found->second;
+        assert_string_equal(got.method.c_str(), want.method.c_str());
+        assert_string_equal(got.url.c_str(), want.url.c_str());
+        assert_int_equal(got.status, want.status);
+        assert_int_equal(got.created, want.created);
+        assert_int_equal(got.expires, want.expires);
+        assert_int_equal(got.size, want.size);
+    }
+    int visits = 0;
+    scanned = storage.scan([&](const Metadata&) { return ++visits < 2; });
+    assert_true(scanned.has_value());
+    assert_int_equal(visits, 2);
+}
+
+void test_clear_removes_every_entry(void** state) {
+    auto& storage = *fixture_of(state).storage;
+    for (uint64_t i = 0; i < 20; ++i) {
+        put_or_fail(storage, test_meta(test_key(i)), {"some bytes"});
+    }
+    assert_true(storage.clear().has_value());
+    auto usage = usage_or_fail(storage);
+    assert_int_equal(usage.entries, 0);
+    assert_int_equal(usage.bytes, 0);
+    for (uint64_t i = 0; i < 20; ++i) {
+        assert_false(get_or_fail(storage, test_key(i)).has_value());
+    }
+    put_or_fail(storage, test_meta(test_key(1)), {"after clear"});
+    assert_true(get_or_fail(storage, test_key(1)).has_value());
+}
+
+void test_binary_values_round_trip_unchanged(void** state) {
+    auto& storage = *fixture_of(state).storage;
+    std::string bytes;
+    for (int round = 0; round < 4; ++round) {
+        for (int c = 0; c < 256; ++c) {
+            bytes += static_cast<char>(c);
+        }
+        bytes.append(3, '\0');
+    }
+    std::string_view all(bytes);
+    put_or_fail(storage, test_meta(test_key(5)), {all.substr(0, 1), "", all.substr(1, 700), all.substr(701)});
+    auto value = get_or_fail(storage, test_key(5));
+    assert_true(value.has_value());
+    assert_int_equal(value->size(), bytes.size());
+    assert_memory_equal(value->data(), bytes.data(), bytes.size());
+
+    put_or_fail(storage, test_meta(test_key(6)), {});
+    value = get_or_fail(storage, test_key(6));
+    assert_true(value.has_value());
+    assert_int_equal(value->size(), 0);
+}
+
+void test_a_100_mib_value_round_trips(void** state) {
+    auto& storage = *fixture_of(state).storage;
+    std::string big = make_value(test_key(7), 7, 100u << 20);
+    std::string_view view(big);
+    put_or_fail(storage, test_meta(test_key(7)), {view.substr(0, 1000), view.substr(1000)});
+    auto got = storage.get(test_key(7));
+    assert_true(got.has_value());
+    assert_true(got->has_value());
+    const std::string& value = *got->value();
+    assert_int_equal(value.size(), big.size());
+    assert_true(value == big);
+    assert_true(value_is_intact(test_key(7), value));
+}
+
+void test_purge_expired_removes_only_entries_past_their_expiry(void** state) {
+    auto& storage = *fixture_of(state).storage;
+    put_or_fail(storage, test_meta(test_key(10), 0), {"never expires"});
+    put_or_fail(storage, test_meta(test_key(11), 500), {"expired"});
+    put_or_fail(storage, test_meta(test_key(12), 1000), {"expires now"});
+    put_or_fail(storage, test_meta(test_key(13), 1001), {"still fresh"});
+    auto purged = storage.purge_expired(1000);
+    assert_true(purged.has_value());
+    assert_int_equal(*purged, 2);
+    assert_true(get_or_fail(storage, test_key(10)).has_value());
+    assert_false(get_or_fail(storage, test_key(11)).has_value());
+    assert_false(get_or_fail(storage, test_key(12)).has_value());
+    assert_true(get_or_fail(storage, test_key(13)).has_value());
+}
+
+void test_max_size_evicts_least_recently_used_entries_first(void** state) {
+    auto& fixture = fixture_of(state);
+    auto& storage = reopen_with_max_size(fixture, 4096);
+    std::string kib(1024, 'k');
+    put_or_fail(storage, test_meta(test_key(20)), {kib}); // A
+    put_or_fail(storage, test_meta(test_key(21)), {kib}); // B
+    put_or_fail(storage, test_meta(test_key(22)), {kib}); // C
+    assert_true(get_or_fail(storage, test_key(20)).has_value()); // A is now newer than B, C
+    put_or_fail(storage, test_meta(test_key(23)), {kib});        // D: exactly full
+    put_or_fail(storage, test_meta(test_key(24)), {kib});        // E: over, B goes first
+
+    assert_true(get_or_fail(storage, test_key(20)).has_value());
+    assert_false(get_or_fail(storage, test_key(21)).has_value());
+    assert_true(get_or_fail(storage, test_key(23)).has_value());
+    assert_true(get_or_fail(storage, test_key(24)).has_value());
+    auto usage = usage_or_fail(storage);
+    assert_true(usage.bytes <= 4096);
+    assert_int_equal(usage.max_bytes, 4096);
+
+    // A value larger than the whole cache is not stored and evicts nothing.
+    std::string huge(8192, 'h');
+    put_or_fail(storage, test_meta(test_key(25)), {huge});
+    assert_false(get_or_fail(storage, test_key(25)).has_value());
+    assert_true(get_or_fail(storage, test_key(24)).has_value());
+}
+
+void test_usage_counts_entries_and_value_bytes(void** state) {
+    auto& storage = *fixture_of(state).storage;
+    auto usage = usage_or_fail(storage);
+    assert_int_equal(usage.entries, 0);
+    assert_int_equal(usage.bytes, 0);
+    put_or_fail(storage, test_meta(test_key(30)), {std::string(10, 'a')});
+    put_or_fail(storage, test_meta(test_key(31)), {std::string(20, 'b')});
+    put_or_fail(storage, test_meta(test_key(32)), {std::string(30, 'c'), "", std::string(5, 'd')});
+    usage = usage_or_fail(storage);
+    assert_int_equal(usage.entries, 3);
+    assert_int_equal(usage.bytes, 65);
+    assert_true(storage.remove(test_key(31)).has_value());
+    usage = usage_or_fail(storage);
+    assert_int_equal(usage.entries, 2);
+    assert_int_equal(usage.bytes, 45);
+}
+
+void test_eight_concurrent_writers_never_tear_a_value(void** state) {
+    auto& storage = *fixture_of(state).storage;
+    constexpr int k_threads = 8;
+    constexpr int k_ops = 300;
+    constexpr uint64_t k_pool = 32;
+    std::atomic<int> errors{0};
+    std::atomic<int> torn{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < k_threads; ++t) {
+        threads.emplace_back([&, t] {
+            for (int i = 0; i < k_ops; ++i) {
+                std::string key = test_key((static_cast<uint64_t>(i) * 7 + t) % k_pool);
+                if (i % 3 != 2) {
+                    // Mostly small values; every 50th crosses the sqlite streaming threshold.
+                    size_t size = i % 50 == 0 ? 300 * 1024 : static_cast<size_t>(i * 37 % 8000);
+                    std::string value = make_value(key, static_cast<uint64_t>(t * 100000 + i), size);
+                    std::string_view piece(value);
+                    if (!storage.put(test_meta(key), std::span(&piece, 1))) {
+                        ++errors;
+                    }
+                } else {
+                    auto got = storage.get(key);
+                    if (!got) {
+                        ++errors;
+                    } else if (*got && !value_is_intact(key, *got->value())) {
+                        ++torn;
+                    }
+                }
+            }
+        });
+    }
+    for (auto& thread : threads) {
+        thread.join();
+    }
+    assert_int_equal(errors.load(), 0);
+    assert_int_equal(torn.load(), 0);
+    for (uint64_t k = 0; k < k_pool; ++k) {
+        auto value = get_or_fail(storage, test_key(k));
+        assert_true(value.has_value());
+        assert_true(value_is_intact(test_key(k), *value));
+    }
+}
+
+uint64_t fnv1a(std::string_view bytes) {
+    uint64_t hash = 1469598103934665603ull;
+    for (unsigned char c : bytes) {
+        hash = (hash ^ c) * 1099511628211ull;
+    }
+    return hash;
+}
+
+} // namespace
+
+std::vector<CMUnitTest> conformance_tests(const ConformanceBackend& backend) {
+    struct Case {
+        const char* name;
+        CMUnitTestFunction function;
+    };
+    static const Case k_cases[] = {
+        {"test_put_then_get_returns_the_same_bytes", test_put_then_get_returns_the_same_bytes},
+        {"test_put_overwrites_the_previous_value", test_put_overwrites_the_previous_value},
+        {"test_remove_deletes_and_tells_whether_the_entry_existed",
+         test_remove_deletes_and_tells_whether_the_entry_existed},
+        {"test_get_of_an_unknown_key_is_a_miss_not_an_error",
+         test_get_of_an_unknown_key_is_a_miss_not_an_error},
+        {"test_scan_lists_every_entry_with_its_metadata_and_size",
+         test_scan_lists_every_entry_with_its_metadata_and_size},
+        {"test_clear_removes_every_entry", test_clear_removes_every_entry},
+        {"test_binary_values_round_trip_unchanged", test_binary_values_round_trip_unchanged},
+        {"test_a_100_mib_value_round_trips", test_a_100_mib_value_round_trips},
+        {"test_purge_expired_removes_only_entries_past_their_expiry",
+         test_purge_expired_removes_only_entries_past_their_expiry},
+        {"test_max_size_evicts_least_recently_used_entries_first",
+         test_max_size_evicts_least_recently_used_entries_first},
+        {"test_usage_counts_entries_and_value_bytes", test_usage_counts_entries_and_value_bytes},
+        {"test_eight_concurrent_writers_never_tear_a_value",
+         test_eight_concurrent_writers_never_tear_a_value},
+    };
+    static std::deque<std::string> names; // cmocka keeps the pointers
+    std::vector<CMUnitTest> tests;
+    for (const auto& c : k_cases) {
+        names.push_back(backend.backend + ": " + c.name);
+        tests.push_back(CMUnitTest{names.back().c_str(), c.function, setup, teardown,
+                                   const_cast<ConformanceBackend*>(&backend)});
+    }
+    return tests;
+}
+
+int run_conformance(const ConformanceBackend& backend) {
+    auto tests = conformance_tests(backend);
+    std::string group = backend.backend + " conformance";
+    return _cmocka_run_group_tests(group.c_str(), tests.data(), tests.size(), nullptr, nullptr);
+}
+
+void check_many_processes(const ConformanceBackend& backend, const std::string& scratch) {
+    constexpr int k_processes = 4;
+    constexpr int k_ops = 1000;
+    constexpr uint64_t k_pool = 64;
+    config::Settings settings = backend.settings(scratch);
+    auto unique_key = [](int child, int i) { return test_key(1000000 + child * 10000 + i); };
+
+    std::vector<pid_t> children;
+    for (int child = 0; child < k_processes; ++child) {
+        pid_t pid = ::fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            // Exit codes: 0 fine, 1 an operation failed, 2 a torn value, 3 cannot open.
+            auto opened = backends::open(backend.backend, settings);
+            if (!opened) {
+                std::fprintf(stderr, "child %d: %s\n", child, opened.error().message.c_str());
+                ::_exit(3);
+            }
+            Storage& storage = **opened;
+            int code = 0;
+            for (int i = 0; i < k_ops && code == 0; ++i) {
+                bool own = i % 10 == 0;
+                std::string key = own ? unique_key(child, i)
+                                      : test_key((static_cast<uint64_t>(i) * 13 + child * 16) % k_pool);
+                if (own || i % 2 == 0) {
+                    std::string value = make_value(key, static_cast<uint64_t>(child * k_ops + i),
+                                                   static_cast<size_t>((i * 131) % 20000));
+                    std::string_view piece(value);
+                    auto done = storage.put(test_meta(key), std::span(&piece, 1));
+                    if (!done) {
+                        std::fprintf(stderr, "child %d put: %s\n", child, done.error().message.c_str());
+                        code = 1;
+                    }
+                } else {
+                    auto got = storage.get(key);
+                    if (!got) {
+                        std::fprintf(stderr, "child %d get: %s\n", child, got.error().message.c_str());
+                        code = 1;
+                    } else if (*got && !value_is_intact(key, *got->value())) {
+                        code = 2;
+                    }
+                }
+            }
+            opened->reset();
+            ::_exit(code);
+        }
+        children.push_back(pid);
+    }
+    for (pid_t pid : children) {
+        int status = 0;
+        assert_int_equal(::waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+    }
+
+    auto storage = open_or_fail(backend.backend, settings);
+    std::vector<std::string> written;
+    for (int child = 0; child < k_processes; ++child) {
+        for (int i = 0; i < k_ops; ++i) {
+            if (i % 10 == 0) {
+                written.push_back(unique_key(child, i));
+            } else if (i % 2 == 0) {
+                written.push_back(test_key((static_cast<uint64_t>(i) * 13 + child * 16) % k_pool));
+            }
+        }
+    }
+    for (const auto& key : written) {
+        auto value = get_or_fail(*storage, key);
+        assert_true(value.has_value());
+        assert_true(value_is_intact(key, *value));
+    }
+}
+
+std::string make_scratch() {
+    const char* tmp = std::getenv("TMPDIR");
+    std::string pattern = std::string(tmp && *tmp ? tmp : "/tmp") + "/curlcache-backends-XXXXXX";
+    if (!::mkdtemp(pattern.data())) {
+        fail_msg("mkdtemp %s: %s", pattern.c_str(), std::strerror(errno));
+    }
+    remove_scratch(""); // clears the variables
+    return pattern;
+}
+
+void remove_scratch(const std::string& path) {
+    if (!path.empty()) {
+        std::error_code ignored;
+        std::filesystem::remove_all(path, ignored);
+    }
+    std::vector<std::string> names;
+    for (char** env = environ; env && *env; ++env) {
+        if (std::strncmp(*env, "CURLCACHE_", 10) == 0) {
+            const char* equals = std::strchr(*env, '=');
+            names.emplace_back(*env, equals ? static_cast<size_t>(equals - *env) : std::strlen(*env));
+        }
+    }
+    for (const auto& name : names) {
+        ::unsetenv(name.c_str());
+    }
+}
+
+std::string test_key(uint64_t n) {
+    char text[33];
+    std::snprintf(text, sizeof text, "%016llx%016llx",
+                  static_cast<unsigned long long>(fnv1a(std::to_string(n))),
+                  static_cast<unsigned long long>(n));
+    return text;
+}
+
+std::string make_value(std::string_view key, uint64_t seed, size_t size) {
+    std::string value(8, '\0');
+    value.append(key);
+    value.reserve(8 + key.size() + size);
+    uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
+    for (size_t i = 0; i < size; ++i) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        value.push_back(static_cast<char>(x >> 24));
+    }
+    uint64_t hash = fnv1a(std::string_view(value).substr(8));
+    std::memcpy(value.data(), &hash, sizeof hash);
+    return value;
+}
+
+bool value_is_intact(std::string_view key, std::string_view value) {
+    if (value.size() < 8 + key.size() || value.substr(8, key.size()) != key) {
+        return false;
+    }
+    uint64_t hash = 0;
+    std::memcpy(&hash, value.data(), sizeof hash);
+    return hash == fnv1a(value.substr(8));
+}
+
+Metadata test_meta(std::string_view key, int64_t expires) {
+    Metadata meta;
+    meta.key = std::string(key);
+    meta.method = "GET";
+    meta.url = "http://origin.test/item/" + meta.key;
+    meta.status = 200;
+    meta.created = 1700000000;
+    meta.expires = expires;
+    return meta;
+}
+
+} // namespace curlcache::tests

@@ -1,0 +1,187 @@
+// Filesystem backend: the conformance group, many processes on one folder, damaged entry
+// files, the sharded layout, leftover temp files and owner-only modes.
+#include "backends/filesystem_storage.h"
+#include "backends/registry.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "tests/backends/conformance.h" // last: cmocka's macros
+
+namespace {
+
+using namespace curlcache;
+using tests::make_scratch;
+using tests::remove_scratch;
+using tests::test_key;
+using tests::test_meta;
+
+const tests::ConformanceBackend k_filesystem{"filesystem", [](const std::string& scratch) {
+                                                 config::Settings settings;
+                                                 settings.name = scratch + "/cache";
+                                                 return settings;
+                                             }};
+
+struct Fixture {
+    std::string scratch;
+    config::Settings settings;
+    std::unique_ptr<backends::Storage> storage;
+};
+
+int setup(void** state) {
+    auto* fixture = new Fixture;
+    fixture->scratch = make_scratch();
+    fixture->settings = k_filesystem.settings(fixture->scratch);
+    auto opened = backends::open("filesystem", fixture->settings);
+    if (!opened) {
+        fail_msg("open: %s", opened.error().message.c_str());
+    }
+    fixture->storage = std::move(*opened);
+    *state = fixture;
+    return 0;
+}
+
+int teardown(void** state) {
+    auto* fixture = static_cast<Fixture*>(*state);
+    fixture->storage.reset();
+    remove_scratch(fixture->scratch);
+    delete fixture;
+    return 0;
+}
+
+Fixture& fixture_of(void** state) { return *static_cast<Fixture*>(*state); }
+
+void put_text(backends::Storage& storage, uint64_t n, std::string_view text) {
+    auto done = storage.put(test_meta(test_key(n)), std::span(&text, 1));
+    if (!done) {
+        fail_msg("put: %s", done.error().message.c_str());
+    }
+}
+
+std::string entry_path(const Fixture& fixture, uint64_t n) {
+    return backends::filesystem_entry_path(fixture.settings.name, test_key(n));
+}
+
+mode_t mode_of(const std::string& path) {
+    struct stat st{};
+    assert_int_equal(::stat(path.c_str(), &st), 0);
+    return st.st_mode & 07777;
+}
+
+// A damaged file must read as a miss (or an error), never crash or return wrong bytes.
+void assert_reads_as_miss_or_error(backends::Storage& storage, uint64_t n) {
+    auto got = storage.get(test_key(n));
+    assert_true(!got.has_value() || !got->has_value());
+}
+
+void test_four_processes_share_one_folder_without_errors_or_torn_values(void** state) {
+    tests::check_many_processes(k_filesystem, fixture_of(state).scratch);
+}
+
+void test_entries_live_in_folders_named_after_the_first_two_key_digits(void** state) {
+    auto& fixture = fixture_of(state);
+    put_text(*fixture.storage, 1, "sharded");
+    std::string key = test_key(1);
+    std::string expected = fixture.settings.name + "/" + key.substr(0, 2) + "/" + key;
+    assert_string_equal(entry_path(fixture, 1).c_str(), expected.c_str());
+    assert_true(std::filesystem::is_regular_file(expected));
+    assert_string_equal(backends::filesystem_entry_path("/c", "../etc/passwd").c_str(), "");
+    assert_string_equal(backends::filesystem_entry_path("/c", "A").c_str(), "");
+}
+
+void test_a_truncated_entry_file_reads_as_a_miss(void** state) {
+    auto& fixture = fixture_of(state);
+    put_text(*fixture.storage, 1, std::string(10000, 'x'));
+    put_text(*fixture.storage, 2, std::string(10000, 'y'));
+    put_text(*fixture.storage, 3, "fine");
+    std::filesystem::resize_file(entry_path(fixture, 1), 5000); // inside the value
+    std::filesystem::resize_file(entry_path(fixture, 2), 10);   // inside the header
+    assert_reads_as_miss_or_error(*fixture.storage, 1);
+    assert_reads_as_miss_or_error(*fixture.storage, 2);
+
+    // The damaged files are skipped by scan and replaced by the next put.
+    int visited = 0;
+    assert_true(fixture.storage->scan([&](const backends::Metadata&) { return ++visited > 0; }).has_value());
+    assert_int_equal(visited, 1);
+    put_text(*fixture.storage, 1, "whole again");
+    auto got = fixture.storage->get(test_key(1));
+    assert_true(got.has_value() && got->has_value());
+    assert_string_equal((*got)->get()->c_str(), "whole again");
+}
+
+void test_garbage_and_extended_entry_files_read_as_a_miss(void** state) {
+    auto& fixture = fixture_of(state);
+    put_text(*fixture.storage, 1, "will be overwritten with garbage");
+    put_text(*fixture.storage, 2, "will grow");
+    std::ofstream(entry_path(fixture, 1), std::ios::binary | std::ios::trunc) << std::string(300, '\x7f');
+    std::ofstream(entry_path(fixture, 2), std::ios::binary | std::ios::app) << "tail";
+    assert_reads_as_miss_or_error(*fixture.storage, 1);
+    assert_reads_as_miss_or_error(*fixture.storage, 2);
+}
+
+void test_an_entry_file_under_another_key_name_is_not_served(void** state) {
+    auto& fixture = fixture_of(state);
+    put_text(*fixture.storage, 1, "belongs to key 1");
+    std::string other = entry_path(fixture, 2);
+    std::filesystem::create_directories(std::filesystem::path(other).parent_path());
+    std::filesystem::copy_file(entry_path(fixture, 1), other);
+    assert_reads_as_miss_or_error(*fixture.storage, 2);
+}
+
+void test_leftover_temp_files_are_not_listed(void** state) {
+    auto& fixture = fixture_of(state);
+    put_text(*fixture.storage, 1, "real");
+    std::string folder = std::filesystem::path(entry_path(fixture, 1)).parent_path().string();
+    std::ofstream(folder + "/.tmp-1-1-" + test_key(1)) << "half written";
+    auto usage = fixture.storage->usage();
+    assert_true(usage.has_value());
+    assert_int_equal(usage->entries, 1);
+}
+
+void test_cache_files_and_folders_are_owner_only(void** state) {
+    auto& fixture = fixture_of(state);
+    config::Settings settings = fixture.settings;
+    settings.name = fixture.scratch + "/deep/er/cache";
+    auto opened = backends::open("filesystem", settings);
+    assert_true(opened.has_value());
+    std::string_view text = "private";
+    assert_true((*opened)->put(test_meta(test_key(1)), std::span(&text, 1)).has_value());
+    std::string path = backends::filesystem_entry_path(settings.name, test_key(1));
+    assert_int_equal(mode_of(fixture.scratch + "/deep"), 0700);
+    assert_int_equal(mode_of(settings.name), 0700);
+    assert_int_equal(mode_of(std::filesystem::path(path).parent_path().string()), 0700);
+    assert_int_equal(mode_of(path), 0600);
+}
+
+void test_default_folder_is_under_the_user_cache_home(void** state) {
+    auto& fixture = fixture_of(state);
+    std::string xdg = fixture.scratch + "/xdg";
+    ::setenv("XDG_CACHE_HOME", xdg.c_str(), 1);
+    std::string dir = backends::filesystem_cache_dir(config::Settings{});
+    ::unsetenv("XDG_CACHE_HOME");
+    assert_string_equal(dir.c_str(), (xdg + "/curlcache/http_cache").c_str());
+}
+
+} // namespace
+
+int main() {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_four_processes_share_one_folder_without_errors_or_torn_values,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_entries_live_in_folders_named_after_the_first_two_key_digits,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_truncated_entry_file_reads_as_a_miss, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_garbage_and_extended_entry_files_read_as_a_miss, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_an_entry_file_under_another_key_name_is_not_served, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_leftover_temp_files_are_not_listed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cache_files_and_folders_are_owner_only, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_default_folder_is_under_the_user_cache_home, setup, teardown),
+    };
+    int failed = tests::run_conformance(k_filesystem);
+    failed += cmocka_run_group_tests_name("filesystem storage", tests, nullptr, nullptr);
+    return failed;
+}

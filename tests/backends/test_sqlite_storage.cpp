@@ -1,0 +1,258 @@
+// SQLite backend: the conformance group, many processes on one file, recovery from a file
+// that is not (or no longer) a database, owner-only files, cache naming, shared in-memory
+// databases and busy-timeout reporting.
+#include "backends/registry.h"
+#include "backends/sqlite_storage.h"
+#include "core/log.h"
+
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <optional>
+
+#include "tests/backends/conformance.h" // last: cmocka's macros
+
+namespace {
+
+using namespace curlcache;
+using tests::make_scratch;
+using tests::remove_scratch;
+using tests::test_key;
+using tests::test_meta;
+
+const tests::ConformanceBackend k_sqlite{"sqlite", [](const std::string& scratch) {
+                                             config::Settings settings;
+                                             settings.name = scratch + "/cache.sqlite";
+                                             return settings;
+                                         }};
+
+int setup(void** state) {
+    *state = new std::string(make_scratch());
+    return 0;
+}
+
+int teardown(void** state) {
+    auto* scratch = static_cast<std::string*>(*state);
+    remove_scratch(*scratch);
+    delete scratch;
+    return 0;
+}
+
+const std::string& scratch_of(void** state) { return *static_cast<std::string*>(*state); }
+
+// Sets an environment variable for one test and restores it afterwards.
+class ScopedEnv {
+public:
+    ScopedEnv(const char* name, const std::string& value) : m_name(name) {
+        if (const char* old = std::getenv(name)) {
+            m_old = old;
+        }
+        ::setenv(name, value.c_str(), 1);
+    }
+    ~ScopedEnv() {
+        if (m_old) {
+            ::setenv(m_name, m_old->c_str(), 1);
+        } else {
+            ::unsetenv(m_name);
+        }
+    }
+
+private:
+    const char* m_name;
+    std::optional<std::string> m_old;
+};
+
+std::unique_ptr<backends::Storage> open_or_fail(const config::Settings& settings) {
+    auto opened = backends::open("sqlite", settings);
+    if (!opened) {
+        fail_msg("open: %s", opened.error().message.c_str());
+    }
+    return std::move(*opened);
+}
+
+void put_text(backends::Storage& storage, uint64_t n, std::string_view text) {
+    auto done = storage.put(test_meta(test_key(n)), std::span(&text, 1));
+    if (!done) {
+        fail_msg("put: %s", done.error().message.c_str());
+    }
+}
+
+bool has_entry(backends::Storage& storage, uint64_t n) {
+    auto got = storage.get(test_key(n));
+    if (!got) {
+        fail_msg("get: %s", got.error().message.c_str());
+    }
+    return got->has_value();
+}
+
+mode_t mode_of(const std::string& path) {
+    struct stat st{};
+    assert_int_equal(::stat(path.c_str(), &st), 0);
+    return st.st_mode & 07777;
+}
+
+int count_lines_containing(const std::string& path, std::string_view needle) {
+    std::ifstream in(path);
+    int count = 0;
+    for (std::string line; std::getline(in, line);) {
+        count += line.find(needle) != std::string::npos ? 1 : 0;
+    }
+    return count;
+}
+
+std::vector<std::string> names_starting_with(const std::string& dir, std::string_view prefix) {
+    std::vector<std::string> names;
+    for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+        std::string name = entry.path().filename().string();
+        if (name.starts_with(prefix)) {
+            names.push_back(name);
+        }
+    }
+    return names;
+}
+
+// Opens a cache whose file was damaged in `damage`, and checks that it was moved aside with
+// one warning and that the fresh database works.
+void check_recovers_from(const std::string& scratch, const std::function<void(const std::string&)>& damage) {
+    config::Settings settings = k_sqlite.settings(scratch);
+    {
+        auto storage = open_or_fail(settings);
+        put_text(*storage, 1, "before the damage");
+    }
+    damage(settings.name);
+    std::string log = scratch + "/log.txt";
+    core::log::configure(config::LogLevel::warning, log);
+    auto storage = open_or_fail(settings);
+    core::log::configure(config::LogLevel::warning, "");
+
+    assert_false(has_entry(*storage, 1));
+    put_text(*storage, 2, "after the recovery");
+    assert_true(has_entry(*storage, 2));
+    auto aside = names_starting_with(scratch, "cache.sqlite.corrupt-");
+    assert_int_equal(aside.size(), 1);
+    assert_int_equal(count_lines_containing(log, "corrupt"), 1);
+}
+
+void test_four_processes_share_one_database_without_errors_or_torn_values(void** state) {
+    tests::check_many_processes(k_sqlite, scratch_of(state));
+}
+
+void test_a_garbage_file_is_moved_aside_and_replaced_by_a_fresh_database(void** state) {
+    check_recovers_from(scratch_of(state), [](const std::string& path) {
+        std::string garbage;
+        for (int i = 0; i < 8192; ++i) {
+            garbage += static_cast<char>((i * 7919) >> 3);
+        }
+        std::ofstream(path, std::ios::binary | std::ios::trunc) << garbage;
+    });
+}
+
+void test_damaged_pages_behind_a_valid_header_are_detected_and_replaced(void** state) {
+    check_recovers_from(scratch_of(state), [](const std::string& path) {
+        std::fstream file(path, std::ios::binary | std::ios::in | std::ios::out);
+        file.seekp(100); // keep the 100-byte header, destroy the schema page behind it
+        file << std::string(4000, '\xEE');
+    });
+}
+
+void test_database_files_and_folders_are_owner_only(void** state) {
+    const std::string& scratch = scratch_of(state);
+    config::Settings settings;
+    settings.name = scratch + "/a/b/cache"; // no extension: ".sqlite" is added
+    auto storage = open_or_fail(settings);
+    put_text(*storage, 1, "private");
+    assert_int_equal(mode_of(scratch + "/a"), 0700);
+    assert_int_equal(mode_of(scratch + "/a/b"), 0700);
+    assert_int_equal(mode_of(scratch + "/a/b/cache.sqlite"), 0600);
+    assert_int_equal(mode_of(scratch + "/a/b/cache.sqlite-wal"), 0600);
+    assert_int_equal(mode_of(scratch + "/a/b/cache.sqlite-shm"), 0600);
+}
+
+void test_cache_names_resolve_like_requests_cache(void** state) {
+    const std::string& scratch = scratch_of(state);
+    ScopedEnv xdg("XDG_CACHE_HOME", scratch + "/xdg");
+    ScopedEnv tmp("TMPDIR", scratch + "/tmp");
+    config::Settings settings;
+    assert_string_equal(backends::sqlite_database_path(settings).c_str(),
+                        (scratch + "/xdg/curlcache/http_cache.sqlite").c_str());
+    settings.name = "mine";
+    assert_string_equal(backends::sqlite_database_path(settings).c_str(), "mine.sqlite");
+    settings.name = "mine.db";
+    assert_string_equal(backends::sqlite_database_path(settings).c_str(), "mine.db");
+    settings.sqlite_use_cache_dir = true;
+    assert_string_equal(backends::sqlite_database_path(settings).c_str(),
+                        (scratch + "/xdg/curlcache/mine.db").c_str());
+    settings.sqlite_use_cache_dir = false;
+    settings.sqlite_use_temp = true;
+    assert_string_equal(backends::sqlite_database_path(settings).c_str(),
+                        (scratch + "/tmp/mine.db").c_str());
+    settings.name = "/abs/olute";
+    assert_string_equal(backends::sqlite_database_path(settings).c_str(), "/abs/olute.sqlite");
+
+    // The default location is created on first open.
+    auto storage = open_or_fail(config::Settings{});
+    put_text(*storage, 1, "default");
+    assert_int_equal(mode_of(scratch + "/xdg/curlcache"), 0700);
+    assert_int_equal(mode_of(scratch + "/xdg/curlcache/http_cache.sqlite"), 0600);
+}
+
+void test_memory_databases_with_the_same_name_are_shared(void** /*state*/) {
+    config::Settings settings;
+    settings.sqlite_use_memory = true;
+    settings.name = "shared-" + std::to_string(::getpid());
+    auto first = open_or_fail(settings);
+    auto second = open_or_fail(settings);
+    put_text(*first, 1, "in memory");
+    assert_true(has_entry(*second, 1));
+    settings.name = "other-" + std::to_string(::getpid());
+    auto other = open_or_fail(settings);
+    assert_false(has_entry(*other, 1));
+}
+
+void test_a_writer_holding_the_lock_past_the_busy_timeout_is_a_timeout(void** state) {
+    config::Settings settings = k_sqlite.settings(scratch_of(state));
+    settings.sqlite_busy_timeout_ms = 50;
+    auto storage = open_or_fail(settings);
+    put_text(*storage, 1, "readable while locked");
+
+    sqlite3* raw = nullptr;
+    assert_int_equal(sqlite3_open(settings.name.c_str(), &raw), SQLITE_OK);
+    std::unique_ptr<sqlite3, decltype(&sqlite3_close)> other(raw, sqlite3_close);
+    assert_int_equal(sqlite3_exec(other.get(), "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+
+    std::string_view text = "blocked";
+    auto done = storage->put(test_meta(test_key(2)), std::span(&text, 1));
+    assert_false(done.has_value());
+    assert_int_equal(static_cast<int>(done.error().kind), static_cast<int>(backends::ErrorKind::timeout));
+    assert_true(has_entry(*storage, 1)); // WAL: readers are not blocked by the writer
+
+    assert_int_equal(sqlite3_exec(other.get(), "ROLLBACK", nullptr, nullptr, nullptr), SQLITE_OK);
+    put_text(*storage, 2, "after the lock");
+    assert_true(has_entry(*storage, 2));
+}
+
+} // namespace
+
+int main() {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_four_processes_share_one_database_without_errors_or_torn_values,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_garbage_file_is_moved_aside_and_replaced_by_a_fresh_database,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_damaged_pages_behind_a_valid_header_are_detected_and_replaced,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_database_files_and_folders_are_owner_only, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cache_names_resolve_like_requests_cache, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_memory_databases_with_the_same_name_are_shared, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_writer_holding_the_lock_past_the_busy_timeout_is_a_timeout,
+                                        setup, teardown),
+    };
+    int failed = tests::run_conformance(k_sqlite);
+    failed += cmocka_run_group_tests_name("sqlite storage", tests, nullptr, nullptr);
+    return failed;
+}
