@@ -3,7 +3,7 @@
 //   offset  size  field
 //   0       4     magic "CCHE"
 //   4       2     format version (k_entry_format_version)
-//   6       2     reserved, 0
+//   6       2     reserved, 0 (anything else is rejected: the prefix is not checksummed)
 //   8       4     head length: bytes of the head fields that follow the prefix
 //   12      8     body length
 //   20      8     XXH3-64 of everything after this field: head fields, then body
@@ -181,7 +181,7 @@ std::optional<Entry> decode(backends::Blob blob) {
     }
     std::string_view data(*blob);
     if (std::memcmp(data.data(), k_magic, sizeof k_magic) != 0 ||
-        get_le(data.data() + 4, 2) != k_entry_format_version) {
+        get_le(data.data() + 4, 2) != k_entry_format_version || get_le(data.data() + 6, 2) != 0) {
         return std::nullopt;
     }
     uint64_t head_size = get_le(data.data() + 8, 4);

@@ -131,11 +131,11 @@ Url parse(std::string_view text) {
         url.userinfo = std::string(authority.substr(0, at));
         authority.remove_prefix(at + 1);
     }
-    // Port: after the last ':' that is not inside an IPv6 literal's brackets.
-    size_t port_colon = authority.rfind(':');
+    // Port: after the first ':' that is not inside an IPv6 literal's brackets (so the host
+    // itself never holds a ':' and a second parse finds the same split).
     size_t bracket = authority.rfind(']');
-    if (port_colon != std::string_view::npos &&
-        (bracket == std::string_view::npos || port_colon > bracket)) {
+    size_t port_colon = authority.find(':', bracket == std::string_view::npos ? 0 : bracket);
+    if (port_colon != std::string_view::npos) {
         std::string_view port = authority.substr(port_colon + 1);
         authority = authority.substr(0, port_colon);
         bool digits = std::all_of(port.begin(), port.end(),

@@ -1,0 +1,312 @@
+// The cache key and URL normalisation (core/key.h).
+#include "core/key.h"
+
+#include <xxhash.h>
+
+#include <csetjmp>
+#include <cstdarg>
+#include <cstddef>
+#include <cstdint>
+#include <random>
+#include <string>
+
+extern "C" {
+#include <cmocka.h>
+}
+
+#include "tests/core/scratch.h"
+
+using curlcache::config::Settings;
+using namespace curlcache::core;
+
+namespace {
+
+Key key_of(const std::string& url, const Settings& settings = {}) {
+    Request request;
+    request.url = url;
+    return make_key(request, settings);
+}
+
+void assert_same_url(const char* a, const char* b, const Settings& settings = {}) {
+    std::string na = normalize_url(a, settings);
+    std::string nb = normalize_url(b, settings);
+    if (na != nb) {
+        print_error("%s -> %s\n%s -> %s\n", a, na.c_str(), b, nb.c_str());
+    }
+    assert_string_equal(na.c_str(), nb.c_str());
+    assert_true(key_of(a, settings) == key_of(b, settings));
+}
+
+void assert_different_url(const char* a, const char* b, const Settings& settings = {}) {
+    assert_string_not_equal(normalize_url(a, settings).c_str(), normalize_url(b, settings).c_str());
+    assert_false(key_of(a, settings) == key_of(b, settings));
+}
+
+void test_normalize_lowercases_scheme_and_host_only(void**) {
+    assert_string_equal(normalize_url("HTTP://Example.COM/Path/A", {}).c_str(),
+                        "http://example.com/Path/A");
+    assert_different_url("http://h/Path", "http://h/path");
+}
+
+void test_normalize_drops_default_ports_only(void**) {
+    assert_same_url("http://h:80/a", "http://h/a");
+    assert_same_url("https://h:443/a", "https://h/a");
+    assert_same_url("http://h:0080/a", "http://h/a");
+    assert_same_url("http://h:/a", "http://h/a");
+    assert_different_url("https://h:80/a", "https://h/a");
+    assert_different_url("http://h:8080/a", "http://h/a");
+    assert_string_equal(normalize_url("http://h:08080/a", {}).c_str(), "http://h:8080/a");
+    assert_same_url("http://[::1]:80/x", "http://[::1]/x");
+    assert_string_equal(normalize_url("http://[::1]:8080/x", {}).c_str(), "http://[::1]:8080/x");
+}
+
+void test_normalize_empty_path_is_slash(void**) {
+    assert_same_url("http://h", "http://h/");
+    assert_same_url("http://h?q=1", "http://h/?q=1");
+}
+
+void test_normalize_drops_fragment_and_userinfo(void**) {
+    assert_same_url("http://h/a#frag", "http://h/a");
+    assert_same_url("http://h/a?x=1#f?y=2", "http://h/a?x=1");
+    assert_string_equal(normalize_url("http://user:pw@h/a", {}).c_str(), "http://h/a");
+    assert_string_equal(url_credentials("http://user:p%40w@h/a").c_str(), "user:p%40w");
+    assert_string_equal(url_credentials("http://h/a@b").c_str(), "");
+}
+
+void test_normalize_resolves_dot_segments_and_escape_case(void**) {
+    assert_same_url("http://h/a/./b/../c", "http://h/a/c");
+    assert_same_url("http://h/../a", "http://h/a");
+    assert_same_url("http://h/a/b/..", "http://h/a/");
+    assert_same_url("http://h/a%2fb", "http://h/a%2Fb");
+    assert_different_url("http://h/a%2Fb", "http://h/a/b");
+}
+
+void test_normalize_guesses_http_without_scheme(void**) {
+    assert_same_url("example.com/a", "http://example.com/a");
+}
+
+void test_ignored_parameters_leave_url_and_key(void**) {
+    Settings settings;
+    settings.ignored_parameters = {"token", "session"};
+    assert_string_equal(normalize_url("http://h/a?x=1&token=abc&y=2", settings).c_str(),
+                        "http://h/a?x=1&y=2");
+    assert_string_equal(normalize_url("http://h/a?token=abc", settings).c_str(), "http://h/a");
+    assert_same_url("http://h/a?x=1&token=abc", "http://h/a?x=1&token=zzz", settings);
+    assert_same_url("http://h/a?session", "http://h/a", settings);
+    // A parameter that merely starts like an ignored one stays.
+    assert_different_url("http://h/a?tokens=1", "http://h/a", settings);
+}
+
+void test_query_order_kept_unless_sort_query(void**) {
+    assert_different_url("http://h/?a=1&b=2", "http://h/?b=2&a=1");
+    Settings sorted;
+    sorted.sort_query = true;
+    assert_same_url("http://h/?a=1&b=2", "http://h/?b=2&a=1", sorted);
+    // Repeated names keep their relative order: a=1&a=2 is not a=2&a=1.
+    assert_different_url("http://h/?a=1&a=2", "http://h/?a=2&a=1", sorted);
+}
+
+void test_redact_url_removes_secrets_but_shows_ignored_names(void**) {
+    Settings settings;
+    settings.ignored_parameters = {"api_key"};
+    std::string redacted = redact_url("https://alice:s3cret@H.example:443/p?api_key=XYZ&q=1#f", settings);
+    assert_string_equal(redacted.c_str(), "https://h.example/p?api_key=&q=1");
+    assert_null(strstr(redacted.c_str(), "s3cret"));
+    assert_null(strstr(redacted.c_str(), "XYZ"));
+    assert_string_equal(redact_url(redacted, settings).c_str(), redacted.c_str());
+}
+
+void test_method_is_case_insensitive_and_part_of_key(void**) {
+    Request a, b, c;
+    a.url = b.url = c.url = "http://h/";
+    a.method = "get";
+    b.method = "GET";
+    c.method = "HEAD";
+    assert_true(make_key(a, {}) == make_key(b, {}));
+    assert_false(make_key(b, {}) == make_key(c, {}));
+}
+
+void test_body_is_part_of_key_without_running_into_url(void**) {
+    Request a, b;
+    a.url = "http://h/ab";
+    b.url = "http://h/a";
+    b.body = "b";
+    assert_false(make_key(a, {}) == make_key(b, {}));
+    Request c = a;
+    c.body = "x";
+    assert_false(make_key(a, {}) == make_key(c, {}));
+}
+
+void test_only_matched_headers_count_case_insensitively_and_trimmed(void**) {
+    Settings settings;
+    settings.match_headers = {"Accept", "accept-language"};
+    Request base;
+    base.url = "http://h/";
+    Request other = base;
+    other.headers = {"User-Agent: x", "X-Trace: 1"};
+    assert_true(make_key(base, settings) == make_key(other, settings));
+
+    Request json = base;
+    json.headers = {"Accept: application/json"};
+    Request json2 = base;
+    json2.headers = {"accept:   application/json  "};
+    Request html = base;
+    html.headers = {"Accept: text/html"};
+    assert_false(make_key(base, settings) == make_key(json, settings));
+    assert_true(make_key(json, settings) == make_key(json2, settings));
+    assert_false(make_key(json, settings) == make_key(html, settings));
+
+    Request order1 = base, order2 = base;
+    order1.headers = {"Accept: a", "Accept-Language: en"};
+    order2.headers = {"ACCEPT-LANGUAGE: en", "User-Agent: z", "accept: a"};
+    assert_true(make_key(order1, settings) == make_key(order2, settings));
+
+    // Without match_headers no header takes part.
+    assert_true(make_key(base, {}) == make_key(json, {}));
+}
+
+void test_options_order_is_irrelevant_values_matter(void**) {
+    Request a, b, c;
+    a.url = b.url = c.url = "http://h/";
+    a.options = {{"follow_location", "1"}, {"accept_encoding", "gzip"}, {"range", "0-9"}};
+    b.options = {{"range", "0-9"}, {"follow_location", "1"}, {"accept_encoding", "gzip"}};
+    c.options = {{"range", "0-9"}, {"follow_location", "0"}, {"accept_encoding", "gzip"}};
+    assert_true(make_key(a, {}) == make_key(b, {}));
+    assert_false(make_key(a, {}) == make_key(c, {}));
+    Request none;
+    none.url = "http://h/";
+    assert_false(make_key(none, {}) == make_key(a, {}));
+}
+
+void test_credentials_change_key_salted_per_cache(void**) {
+    Request anonymous, alice, bob, in_url;
+    anonymous.url = alice.url = bob.url = "http://h/private";
+    alice.credentials = "alice:pw";
+    bob.credentials = "bob:pw";
+    in_url.url = "http://alice:pw@h/private";
+    Settings one, two;
+    one.name = "one";
+    two.name = "two";
+    assert_false(make_key(anonymous, one) == make_key(alice, one));
+    assert_false(make_key(alice, one) == make_key(bob, one));
+    assert_false(make_key(anonymous, one) == make_key(in_url, one));
+    // The salt includes the cache name: the same secret digests differently per cache,
+    // while requests without credentials keep the same key.
+    assert_true(make_key(anonymous, one) == make_key(anonymous, two));
+    assert_false(make_key(alice, one) == make_key(alice, two));
+    // An option named "credentials" only enters through the digest, not as an option.
+    Request as_option = anonymous;
+    as_option.options = {{"credentials", "alice:pw"}};
+    assert_false(make_key(anonymous, one) == make_key(as_option, one));
+}
+
+// Recomputes the key of GET http://h/ from the documented encoding, for a given format
+// version: the key must equal the one for k_key_format_version and no other.
+Key documented_key(uint64_t version) {
+    std::string bytes;
+    auto field = [&](char tag, std::string_view value) {
+        bytes += tag;
+        uint64_t size = value.size();
+        for (int i = 0; i < 8; ++i) {
+            bytes += static_cast<char>(size >> (8 * i));
+        }
+        bytes += value;
+    };
+    auto number = [&](char tag, uint64_t value) {
+        std::string le;
+        for (int i = 0; i < 8; ++i) {
+            le += static_cast<char>(value >> (8 * i));
+        }
+        field(tag, le);
+    };
+    number('v', version);
+    field('m', "GET");
+    field('u', "http://h/");
+    field('b', "");
+    number('H', 0);
+    number('O', 0);
+    field('c', "");
+    XXH128_hash_t hash = XXH3_128bits(bytes.data(), bytes.size());
+    return Key{hash.high64, hash.low64};
+}
+
+void test_key_format_version_is_hashed(void**) {
+    Key key = key_of("http://h/");
+    assert_true(key == documented_key(k_key_format_version));
+    assert_false(key == documented_key(k_key_format_version + 1));
+}
+
+void test_key_hex_round_trip_and_rejects_malformed(void**) {
+    Key key = key_of("http://h/x");
+    std::string hex = key.hex();
+    assert_int_equal(hex.size(), 32);
+    for (char c : hex) {
+        assert_true((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'));
+    }
+    auto back = Key::from_hex(hex);
+    assert_true(back.has_value());
+    assert_true(*back == key);
+    assert_false(Key::from_hex(hex.substr(1)).has_value());
+    assert_false(Key::from_hex(hex + "0").has_value());
+    assert_false(Key::from_hex("g" + hex.substr(1)).has_value());
+    assert_string_equal((Key{0x0123456789abcdefULL, 0xfedcba9876543210ULL}).hex().c_str(),
+                        "0123456789abcdeffedcba9876543210");
+}
+
+// Random URLs built from the characters that matter to the parser: normalisation never
+// fails, is idempotent, never keeps userinfo, and redaction never shows an ignored value.
+void test_normalize_fuzz_is_idempotent_and_drops_secrets(void**) {
+    std::mt19937 random(12345);
+    const std::string alphabet = "aZ09:/?#@&=.%[]-_~+ Pp*";
+    const char* prefixes[] = {"http://", "HTTPS://", "", "ftp://", "http://u:SECRET@"};
+    Settings settings;
+    settings.ignored_parameters = {"tok"};
+    settings.sort_query = true;
+    for (int round = 0; round < 20000; ++round) {
+        std::string url = prefixes[random() % 5];
+        size_t length = random() % 24;
+        for (size_t i = 0; i < length; ++i) {
+            url += alphabet[random() % alphabet.size()];
+        }
+        if (random() % 3 == 0) { // a real "tok" parameter, wherever the query starts
+            url += url.find('?') == std::string::npos ? "?tok=SECRET&b=1" : "&tok=SECRET&b=1";
+        }
+        std::string once = normalize_url(url, settings);
+        std::string twice = normalize_url(once, settings);
+        if (once != twice) {
+            print_error("not idempotent: %s -> %s -> %s\n", url.c_str(), once.c_str(), twice.c_str());
+        }
+        assert_string_equal(once.c_str(), twice.c_str());
+        std::string redacted = redact_url(url, settings);
+        if (redacted.find("SECRET") != std::string::npos) {
+            print_error("secret kept: %s -> %s\n", url.c_str(), redacted.c_str());
+        }
+        assert_true(redacted.find("SECRET") == std::string::npos);
+        assert_true(once.find("SECRET") == std::string::npos);
+    }
+}
+
+} // namespace
+
+int main() {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_normalize_lowercases_scheme_and_host_only),
+        cmocka_unit_test(test_normalize_drops_default_ports_only),
+        cmocka_unit_test(test_normalize_empty_path_is_slash),
+        cmocka_unit_test(test_normalize_drops_fragment_and_userinfo),
+        cmocka_unit_test(test_normalize_resolves_dot_segments_and_escape_case),
+        cmocka_unit_test(test_normalize_guesses_http_without_scheme),
+        cmocka_unit_test(test_ignored_parameters_leave_url_and_key),
+        cmocka_unit_test(test_query_order_kept_unless_sort_query),
+        cmocka_unit_test(test_redact_url_removes_secrets_but_shows_ignored_names),
+        cmocka_unit_test(test_method_is_case_insensitive_and_part_of_key),
+        cmocka_unit_test(test_body_is_part_of_key_without_running_into_url),
+        cmocka_unit_test(test_only_matched_headers_count_case_insensitively_and_trimmed),
+        cmocka_unit_test(test_options_order_is_irrelevant_values_matter),
+        cmocka_unit_test(test_credentials_change_key_salted_per_cache),
+        cmocka_unit_test(test_key_format_version_is_hashed),
+        cmocka_unit_test(test_key_hex_round_trip_and_rejects_malformed),
+        cmocka_unit_test(test_normalize_fuzz_is_idempotent_and_drops_secrets),
+    };
+    return cmocka_run_group_tests(tests, scratch_setup, scratch_teardown);
+}
