@@ -43,8 +43,10 @@ class Case:
     False = it must (not cacheable), None = either (a pass-through is allowed)."""
 
     def __init__(self, name, args, cached=True, files=None, prime=None, env=None,
-                 mtime=False, tls=False):
+                 mtime=False, tls=False, secrets=(), first_miss=False):
         self.name = name
+        self.secrets = secrets  # byte strings that must never appear in the cache files
+        self.first_miss = first_miss  # even after priming, the first shim run is a miss
         self.args = args
         self.cached = cached
         self.files = files or {}
@@ -126,6 +128,39 @@ def corpus():
         Case("https_with_cacert", ["--cacert", "{CA}", "{S}/text"], tls=True),
         Case("https_include_follow", ["--cacert", "{CA}", "-i", "-L", "{S}/redirect/1"],
              tls=True),
+        # More edge cases of the replay.
+        Case("empty_body_to_file", ["-o", "empty.bin", "{B}/bytes/0"]),
+        Case("headers_to_stdout", ["-D", "-", "-o", "body.txt", "{B}/redirect/1", "-L"]),
+        Case("head_after_cached_get", ["-I", "{B}/text"],
+             prime=[["-o", "/dev/null", "{B}/text"]]),
+        Case("byte_range_after_cached_full", ["-r", "100-199", "-o", "r.bin",
+                                              "-w", "%{http_code} %{size_download}\\n",
+                                              "{B}/bytes/5000"],
+             prime=[["-o", "/dev/null", "{B}/bytes/5000"]], cached=None),
+        Case("resume_after_cached_full", ["-C", "-", "-o", "part.bin",
+                                          "-w", "%{http_code} %{size_download}\\n",
+                                          "{B}/bytes/5000"],
+             files={"part.bin": partial}, prime=[["-o", "/dev/null", "{B}/bytes/5000"]],
+             cached=None),
+        Case("max_filesize_exceeded_after_cached", ["--max-filesize", "100", "-o", "m.bin",
+                                                    "{B}/bytes/1000"],
+             prime=[["-o", "/dev/null", "{B}/bytes/1000"]], cached=None),
+        Case("fail_show_error_cached_404", ["-f", "-S", "{B}/status/404"], env=ALLOW_404,
+             prime=[["-o", "/dev/null", "{B}/status/404"]]),
+        Case("fail_with_body_cached_404", ["--fail-with-body", "-w", "%{http_code}\\n",
+                                           "{B}/status/404"], env=ALLOW_404),
+        Case("mixed_hit_and_miss", ["{B}/text", "{B}/bytes/333", "{B}/gzip"],
+             prime=[["-o", "/dev/null", "{B}/bytes/333"]]),
+        Case("get_with_query", ["-G", "-d", "a=1", "-d", "b=two", "-w", "%{url_effective}\\n",
+                                "{B}/text"]),
+        Case("http_1_0", ["-0", "-i", "{B}/text"]),
+        # No secrets at rest: credentials are digested into the key, never stored.
+        Case("basic_auth_never_stored", ["-u", "alice:s3cret-pw", "-i", "{B}/text"],
+             secrets=(b"s3cret-pw", b"YWxpY2U6czNjcmV0LXB3")),
+        Case("url_credentials_never_stored", ["-i", "{BU}/text"],
+             secrets=(b"s3cret-url",)),
+        Case("other_user_is_a_different_entry", ["-u", "bob:other-pw", "{B}/text"],
+             prime=[["-u", "alice:s3cret-pw", "-o", "/dev/null", "{B}/text"]], first_miss=True),
         Case("post_is_not_cached", ["-d", "hello=world", "{B}/echo"], cached=False),
         Case("post_write_out_not_cached", ["-d", "x=1", "-w", WRITE_OUT, "{B}/echo"],
              cached=False),
@@ -135,6 +170,7 @@ def corpus():
 def expand(args, origin, tls_origin):
     out = []
     for a in args:
+        a = a.replace("{BU}", origin.base.replace("://", "://carol:s3cret-url@"))
         a = a.replace("{B}", origin.base)
         if tls_origin is not None:
             a = a.replace("{S}", tls_origin.base).replace("{CA}", tls_origin.cacert)
@@ -159,14 +195,25 @@ def run_case(case, workdir, origin, tls_origin, shim, inject):
     first_requests, second_requests = three.first_requests, three.second_requests
     cache_problems = []
     if case.cached is True:
-        if not case.prime and first_requests == 0:
-            cache_problems.append("first shim run made no request on a fresh cache")
+        if (not case.prime or case.first_miss) and first_requests == 0:
+            cache_problems.append("first shim run made no request on a fresh cache"
+                                  if not case.prime else "first shim run was answered from "
+                                  "an entry made for a different request")
         if second_requests != 0:
             cache_problems.append("second shim run made %d request(s) at the origin, "
                                   "expected a hit" % second_requests)
     elif case.cached is False and second_requests == 0:
         cache_problems.append("second shim run made no request, but this response must "
                               "not be cached")
+    for root, _, names in os.walk(home):
+        for n in names:
+            with open(os.path.join(root, n), "rb") as f:
+                data = f.read()
+            for secret in case.secrets:
+                if secret in data:
+                    cache_problems.append("secret %r stored in clear in %s"
+                                          % (secret, os.path.relpath(os.path.join(root, n),
+                                                                     home)))
     note = three.note()
     if shim is None:
         note += "; cache not enforced (harness-only): %s" % ("; ".join(cache_problems) or "-")

@@ -7,10 +7,14 @@
  *   client multi-fdset URL...   perform + curl_multi_timeout + curl_multi_fdset + select()
  *   client fork URL             a GET, then fork: the child GETs the URL again
  *   client threads N URL        N threads, one GET each (URL + "?t=<i>")
+ *   client mixed MODULE URL1 URL2  URL1 through this program's libcurl, then URL2 through
+ *                               MODULE's ext_fetch (a module linked with the other libcurl
+ *                               build, loaded RTLD_LOCAL): both builds in one process
  *
  * For each transfer it prints "<index> code=<CURLcode> status=<HTTP> body=<body>". */
 #include <curl/curl.h>
 
+#include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,9 +73,9 @@ enum drive { drive_wait, drive_poll, drive_fdset };
 
 static void multi_wait_step(CURLM *multi, enum drive how) {
     if (how == drive_wait) {
-        curl_multi_wait(multi, NULL, 0, 5000, NULL);
+        curl_multi_wait(multi, NULL, 0, 10000, NULL);
     } else if (how == drive_poll) {
-        curl_multi_poll(multi, NULL, 0, 5000, NULL);
+        curl_multi_poll(multi, NULL, 0, 10000, NULL);
     } else {
         long timeout_ms = -1;
         curl_multi_timeout(multi, &timeout_ms);
@@ -100,7 +104,9 @@ static int run_multi(int count, char **urls, enum drive how) {
         curl_multi_add_handle(multi, t[i].easy);
     }
     int running = 1, finished = 0;
+    /* The curl CLI's order (--parallel): wait first, then perform, then read messages. */
     while (finished < count) {
+        multi_wait_step(multi, how);
         if (curl_multi_perform(multi, &running) != CURLM_OK) {
             fprintf(stderr, "client: curl_multi_perform failed\n");
             return 1;
@@ -117,9 +123,6 @@ static int run_multi(int count, char **urls, enum drive how) {
             done->done = 1;
             curl_multi_remove_handle(multi, msg->easy_handle);
             ++finished;
-        }
-        if (finished < count) {
-            multi_wait_step(multi, how);
         }
     }
     for (int i = 0; i < count; ++i) {
@@ -174,6 +177,18 @@ static int run_threads(int n, const char *url) {
     return 0;
 }
 
+static int run_mixed(const char *module_name, char *url1, const char *url2) {
+    run_easy(1, &url1);
+    fflush(stdout);
+    void *module = dlopen(module_name, RTLD_NOW | RTLD_LOCAL);
+    if (module == NULL) {
+        printf("dlopen failed: %s\n", dlerror());
+        return 1;
+    }
+    int (*fetch)(const char *) = (int (*)(const char *))dlsym(module, "ext_fetch");
+    return fetch != NULL ? fetch(url2) : 1;
+}
+
 int main(int argc, char **argv) {
     if (argc < 3 || argc - 2 > MAX_TRANSFERS) {
         fprintf(stderr, "usage: client easy|multi-wait|multi-poll|multi-fdset|fork|threads ...\n");
@@ -192,6 +207,8 @@ int main(int argc, char **argv) {
         rc = run_multi(argc - 2, argv + 2, drive_fdset);
     } else if (strcmp(mode, "fork") == 0) {
         rc = run_fork(argv[2]);
+    } else if (strcmp(mode, "mixed") == 0 && argc == 5) {
+        rc = run_mixed(argv[2], argv[3], argv[4]);
     } else if (strcmp(mode, "threads") == 0 && argc == 4) {
         int n = atoi(argv[2]);
         rc = n > 0 && n <= MAX_TRANSFERS ? run_threads(n, argv[3]) : 2;

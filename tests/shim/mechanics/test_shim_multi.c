@@ -1,0 +1,99 @@
+/* The multi interface under the shim: a hit (kept out of libcurl and replayed) and a miss
+ * (a real transfer) in one multi handle, driven the ways programs drive it. Both must finish
+ * with the right results, the miss must be stored, and a multi of hits only must never
+ * block in wait/poll (the client waits up to 10 s per call). */
+#include "mech_common.h"
+
+#include <time.h>
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* "<index> code=0 status=200 body=<path> #" must appear in `out`. */
+static void assert_transfer(const char *out, int index, const char *path) {
+    char expected[256];
+    snprintf(expected, sizeof(expected), "%d code=0 status=200 body=%s #", index, path);
+    if (strstr(out, expected) == NULL) {
+        fail_msg("missing \"%s\" in:\n%s", expected, out);
+    }
+}
+
+static void check_hit_and_miss(void **state, const char *mode, const char *tag) {
+    static harness_result warm, mixed, hits;
+    char hit_path[128], miss_path[128];
+    snprintf(hit_path, sizeof(hit_path), "/multi-%s-hit", tag);
+    snprintf(miss_path, sizeof(miss_path), "/slow/multi-%s-miss", tag);
+    const char *hit_url = origin_url(hit_path);
+    const char *miss_url = origin_url(miss_path);
+
+    const long before = origin_count();
+    const char *warm_argv[] = {MECH_CLIENT, "easy", hit_url, NULL};
+    assert_int_equal(harness_run(*state, 1, warm_argv, NULL, &warm), 0);
+    assert_transfer(warm.out, 0, hit_path);
+    assert_int_equal(origin_count() - before, 1);
+
+    /* One hit and one miss in the same multi. */
+    const char *argv[] = {MECH_CLIENT, mode, hit_url, miss_url, NULL};
+    assert_int_equal(harness_run(*state, 1, argv, NULL, &mixed), 0);
+    assert_int_equal(mixed.exit_code, 0);
+    assert_memory_equal(mixed.out, warm.out, warm.size); /* the hit: the stored response */
+    assert_transfer(mixed.out, 1, miss_path);
+    assert_non_null(strstr(mixed.out, "running=0\n"));
+    assert_int_equal(origin_count() - before, 2);
+
+    /* The miss was stored when its DONE message was read: now both are hits, no waiting. */
+    const double start = now_seconds();
+    assert_int_equal(harness_run(*state, 1, argv, NULL, &hits), 0);
+    const double elapsed = now_seconds() - start;
+    assert_int_equal(hits.exit_code, 0);
+    assert_int_equal(hits.size, mixed.size);
+    assert_memory_equal(hits.out, mixed.out, mixed.size);
+    assert_int_equal(origin_count() - before, 2);
+    if (elapsed >= 5.0) {
+        fail_msg("a multi of hits took %.1f s: the wait blocked", elapsed);
+    }
+}
+
+static void test_multi_wait_loop_finishes_hit_and_miss(void **state) {
+    check_hit_and_miss(state, "multi-wait", "wait");
+}
+
+static void test_multi_poll_loop_finishes_hit_and_miss(void **state) {
+    check_hit_and_miss(state, "multi-poll", "poll");
+}
+
+static void test_multi_fdset_select_loop_finishes_hit_and_miss(void **state) {
+    check_hit_and_miss(state, "multi-fdset", "fdset");
+}
+
+static void test_multi_results_match_a_run_without_shim_shape(void **state) {
+    /* Without the shim the same program gives the same lines for fresh URLs (the shim
+     * changes nothing but where the bytes come from). */
+    static harness_result plain, shimmed;
+    const char *argv[] = {MECH_CLIENT, "multi-poll", origin_url("/shape-a"),
+                          origin_url("/slow/shape-b"), NULL};
+    assert_int_equal(harness_run(*state, 0, argv, NULL, &plain), 0);
+    assert_int_equal(harness_run(*state, 1, argv, NULL, &shimmed), 0);
+    assert_int_equal(plain.exit_code, shimmed.exit_code);
+    assert_transfer(plain.out, 0, "/shape-a");
+    assert_transfer(shimmed.out, 0, "/shape-a");
+    assert_transfer(shimmed.out, 1, "/slow/shape-b");
+    assert_non_null(strstr(shimmed.out, "running=0\n"));
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_multi_wait_loop_finishes_hit_and_miss, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_multi_poll_loop_finishes_hit_and_miss, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_multi_fdset_select_loop_finishes_hit_and_miss,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_multi_results_match_a_run_without_shim_shape,
+                                        setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
