@@ -105,9 +105,9 @@ std::expected<std::vector<long>, std::string> parse_codes(const Value& value) {
     };
     if (value.type == Value::Type::text) {
         for (const std::string& item : split_list(value.text)) {
-            const bool digits = item.size() <= 3 && std::all_of(item.begin(), item.end(), [](char c) {
-                                    return c >= '0' && c <= '9';
-                                });
+            const bool digits =
+                item.size() <= 3 &&
+                std::all_of(item.begin(), item.end(), [](char c) { return c >= '0' && c <= '9'; });
             if (auto ok = add(digits ? std::stol(item) : -1, quote(item)); !ok) {
                 return std::unexpected(ok.error());
             }
@@ -181,7 +181,8 @@ std::expected<std::vector<UrlRule>, std::string> parse_rules(const Value& value)
             if (eq == std::string::npos) {
                 return std::unexpected("bad rule " + quote(item) + " (use glob=duration, ...)");
             }
-            if (auto ok = push(make_rule(item.substr(0, eq), Value::from_text(item.substr(eq + 1))));
+            if (auto ok =
+                    push(make_rule(item.substr(0, eq), Value::from_text(item.substr(eq + 1))));
                 !ok) {
                 return std::unexpected(ok.error());
             }
@@ -308,7 +309,8 @@ std::expected<void, std::string> apply(const KeyDef& def, const Value& value, Se
         if (value.type == Value::Type::text) {
             const std::string_view text = trim(value.text);
             if (!text.empty() && text.size() < 19 &&
-                std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+                std::all_of(text.begin(), text.end(),
+                            [](char c) { return c >= '0' && c <= '9'; })) {
                 field<uint64_t>(settings, m) = std::stoull(std::string(text));
                 return {};
             }

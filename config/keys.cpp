@@ -108,7 +108,9 @@ const char* type_name(Value::Type type) {
     return "a value";
 }
 
-std::span<const KeyDef> keys() { return k_keys; }
+std::span<const KeyDef> keys() {
+    return k_keys;
+}
 
 const KeyDef* find_key(std::string_view key) {
     for (const KeyDef& def : k_keys) {

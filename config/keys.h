@@ -19,17 +19,17 @@ enum class KeyType {
     config_file, // CURLCACHE_CONFIG / argument "config": which file to read, not a file key
     boolean,
     string,
-    path,        // a string naming a file; "~/" is expanded
-    size,        // bytes: 512, "10MiB"
-    count,       // a plain non-negative integer
-    seconds,     // a duration: 3600, "1h", "never"
-    millis,      // a timeout: 250, "250ms", "1s"
+    path,    // a string naming a file; "~/" is expanded
+    size,    // bytes: 512, "10MiB"
+    count,   // a plain non-negative integer
+    seconds, // a duration: 3600, "1h", "never"
+    millis,  // a timeout: 250, "250ms", "1s"
     mode,
     log_level,
-    backends,    // one name or a list of tiers
-    strings,     // a list of strings
-    codes,       // a list of HTTP status codes
-    url_rules,   // urls_expire_after
+    backends,  // one name or a list of tiers
+    strings,   // a list of strings
+    codes,     // a list of HTTP status codes
+    url_rules, // urls_expire_after
 };
 
 using Member = std::variant<std::monostate, bool Settings::*, std::string Settings::*,
@@ -38,8 +38,9 @@ using Member = std::variant<std::monostate, bool Settings::*, std::string Settin
                             std::vector<long> Settings::*, std::vector<UrlRule> Settings::*>;
 
 struct KeyDef {
-    std::string_view key;  // "sqlite.fast_save"
-    std::string_view env;  // "CURLCACHE_SQLITE_FAST_SAVE": "CURLCACHE_" + key upper-cased, '.' -> '_'
+    std::string_view key; // "sqlite.fast_save"
+    std::string_view
+        env; // "CURLCACHE_SQLITE_FAST_SAVE": "CURLCACHE_" + key upper-cased, '.' -> '_'
     KeyType type;
     std::string_view help; // one line
     Member member;

@@ -8,8 +8,8 @@
 #include <cctype>
 #include <cerrno>
 #include <cstdlib>
-#include <system_error>
 #include <sys/stat.h>
+#include <system_error>
 #include <unistd.h>
 
 extern char** environ;
@@ -140,7 +140,8 @@ std::expected<void, LoadError> check_log_file(const Settings& settings) {
     }
     if (::access(target.c_str(), mode) != 0) {
         return std::unexpected(LoadError{prefix(origin, "log_file") + "cannot write " +
-                                         quote(path) + " (" + std::generic_category().message(errno) + ")"});
+                                         quote(path) + " (" +
+                                         std::generic_category().message(errno) + ")"});
     }
     return {};
 }
@@ -166,9 +167,8 @@ void warn_misspelt_variables(std::vector<std::string>& warnings) {
                 c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
             }
             // CURLCACHE_FAST_SAVE is CURLCACHE_SQLITE_FAST_SAVE without its section.
-            const size_t distance =
-                std::min(edit_distance(rest, leaf),
-                         edit_distance(rest, leaf_upper) + (key_leaf != def.key));
+            const size_t distance = std::min(
+                edit_distance(rest, leaf), edit_distance(rest, leaf_upper) + (key_leaf != def.key));
             if (distance < best_distance) {
                 best_distance = distance;
                 best = &def;
@@ -186,8 +186,8 @@ struct Argument {
     std::string value;
 };
 
-std::expected<std::vector<Argument>, LoadError> parse_arguments(
-    const std::vector<std::string>& arguments) {
+std::expected<std::vector<Argument>, LoadError>
+parse_arguments(const std::vector<std::string>& arguments) {
     std::vector<Argument> parsed;
     for (const std::string& argument : arguments) {
         const size_t eq = argument.find('=');

@@ -23,11 +23,11 @@ struct Unit {
 
 // Seconds-based units; longer spellings are accepted as they cost nothing.
 constexpr std::array k_second_units{
-    Unit{"s", 1},      Unit{"sec", 1},     Unit{"secs", 1},     Unit{"second", 1},
-    Unit{"seconds", 1}, Unit{"m", 60},      Unit{"min", 60},     Unit{"mins", 60},
-    Unit{"minute", 60}, Unit{"minutes", 60}, Unit{"h", 3600},     Unit{"hour", 3600},
-    Unit{"hours", 3600}, Unit{"d", 86400},   Unit{"day", 86400},  Unit{"days", 86400},
-    Unit{"w", 604800},  Unit{"week", 604800}, Unit{"weeks", 604800},
+    Unit{"s", 1},        Unit{"sec", 1},       Unit{"secs", 1},       Unit{"second", 1},
+    Unit{"seconds", 1},  Unit{"m", 60},        Unit{"min", 60},       Unit{"mins", 60},
+    Unit{"minute", 60},  Unit{"minutes", 60},  Unit{"h", 3600},       Unit{"hour", 3600},
+    Unit{"hours", 3600}, Unit{"d", 86400},     Unit{"day", 86400},    Unit{"days", 86400},
+    Unit{"w", 604800},   Unit{"week", 604800}, Unit{"weeks", 604800},
 };
 
 // Sizes: a bare prefix or "...B" is decimal (as disks and ccache count), "...iB" binary.
@@ -104,9 +104,9 @@ std::optional<int64_t> parse_terms(std::string_view text, bool allow_ms) {
 }
 
 bool all_digits(std::string_view text) {
-    return !text.empty() && text.size() <= 18 &&
-           std::all_of(text.begin(), text.end(),
-                       [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
+    return !text.empty() && text.size() <= 18 && std::all_of(text.begin(), text.end(), [](char c) {
+        return std::isdigit(static_cast<unsigned char>(c));
+    });
 }
 
 } // namespace
@@ -219,8 +219,8 @@ std::expected<bool, std::string> parse_bool(std::string_view text) {
 
 namespace {
 constexpr std::array k_modes{
-    std::pair{"normal", Mode::normal},     std::pair{"offline", Mode::offline},
-    std::pair{"refresh", Mode::refresh},   std::pair{"readonly", Mode::readonly},
+    std::pair{"normal", Mode::normal},   std::pair{"offline", Mode::offline},
+    std::pair{"refresh", Mode::refresh}, std::pair{"readonly", Mode::readonly},
     std::pair{"off", Mode::off},
 };
 constexpr std::array k_levels{
@@ -290,21 +290,23 @@ std::string render_seconds(int64_t seconds) {
 }
 
 std::string render_millis(int64_t millis) {
-    if (millis <= 0 || millis % 1000 != 0) {
-        return millis <= 0 ? std::to_string(millis) : "\"" + std::to_string(millis) + "ms\"";
+    if (millis <= 0) {
+        return std::to_string(millis);
     }
-    const std::string seconds = render_seconds(millis / 1000);
-    return seconds;
+    if (millis % 1000 != 0) {
+        return "\"" + std::to_string(millis) + "ms\"";
+    }
+    return render_seconds(millis / 1000);
 }
 
 std::string render_size(uint64_t bytes) {
     if (bytes == 0) {
         return "0";
     }
-    for (auto [suffix, factor] : {std::pair{"TiB", 1ull << 40}, std::pair{"GiB", 1ull << 30},
-                                  std::pair{"MiB", 1ull << 20}, std::pair{"KiB", 1ull << 10},
-                                  std::pair{"TB", 1000000000000ull}, std::pair{"GB", 1000000000ull},
-                                  std::pair{"MB", 1000000ull}, std::pair{"KB", 1000ull}}) {
+    for (auto [suffix, factor] :
+         {std::pair{"TiB", 1ull << 40}, std::pair{"GiB", 1ull << 30}, std::pair{"MiB", 1ull << 20},
+          std::pair{"KiB", 1ull << 10}, std::pair{"TB", 1000000000000ull},
+          std::pair{"GB", 1000000000ull}, std::pair{"MB", 1000000ull}, std::pair{"KB", 1000ull}}) {
         if (bytes % factor == 0) {
             return "\"" + std::to_string(bytes / factor) + suffix + "\"";
         }

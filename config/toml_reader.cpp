@@ -12,10 +12,10 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <system_error>
 #include <fstream>
 #include <sstream>
 #include <sys/stat.h>
+#include <system_error>
 #include <tuple>
 
 namespace curlcache::config {
@@ -91,16 +91,19 @@ std::string first_line(const std::string& what) {
 std::expected<Value, ReadError> read_toml(const std::string& path) {
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0) {
-        return std::unexpected(
-            ReadError{path + ": cannot read config file (" + std::generic_category().message(errno) + ")", true});
+        return std::unexpected(ReadError{path + ": cannot read config file (" +
+                                             std::generic_category().message(errno) + ")",
+                                         true});
     }
     if (S_ISDIR(st.st_mode)) {
-        return std::unexpected(ReadError{path + ": cannot read config file (Is a directory)", true});
+        return std::unexpected(
+            ReadError{path + ": cannot read config file (Is a directory)", true});
     }
     std::ifstream file(path, std::ios::binary);
     if (!file) {
-        return std::unexpected(
-            ReadError{path + ": cannot read config file (" + std::generic_category().message(errno) + ")", true});
+        return std::unexpected(ReadError{path + ": cannot read config file (" +
+                                             std::generic_category().message(errno) + ")",
+                                         true});
     }
     std::stringstream text;
     text << file.rdbuf();

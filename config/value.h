@@ -12,17 +12,17 @@ namespace curlcache::config {
 
 struct Value {
     enum class Type {
-        text,     // from the environment or an argument: any type, still to be parsed
-        string,   // a TOML string
+        text,   // from the environment or an argument: any type, still to be parsed
+        string, // a TOML string
         integer,
         floating,
         boolean,
         array,
         table,
-        other,    // dates and times: valid TOML, never a valid curlcache value
+        other, // dates and times: valid TOML, never a valid curlcache value
     };
     Type type = Type::text;
-    std::string text;   // text, string
+    std::string text; // text, string
     int64_t integer = 0;
     double floating = 0;
     bool boolean = false;

@@ -16,9 +16,9 @@
 #include <unistd.h>
 
 // cmocka last: its macros (fail, ...) would clash with the standard library's names.
+#include <csetjmp>
 #include <cstdarg>
 #include <cstddef>
-#include <csetjmp>
 #include <cstdint>
 extern "C" {
 #include <cmocka.h>
@@ -32,8 +32,8 @@ namespace fs = std::filesystem;
 namespace {
 
 struct Fixture {
-    std::string dir;                         // scratch directory, removed in teardown
-    std::map<std::string, std::string> env;  // the injected environment
+    std::string dir;                        // scratch directory, removed in teardown
+    std::map<std::string, std::string> env; // the injected environment
     std::string old_cwd;
     std::map<std::string, std::optional<std::string>> saved; // real variables a test changed
 
@@ -108,7 +108,9 @@ int teardown(void** state) {
     return 0;
 }
 
-Fixture& fixture(void** state) { return *static_cast<Fixture*>(*state); }
+Fixture& fixture(void** state) {
+    return *static_cast<Fixture*>(*state);
+}
 
 // load() with the fixture's environment; the test fails if it does not succeed.
 Loaded load_ok(Fixture& f, const std::vector<std::string>& arguments = {}) {
@@ -138,9 +140,9 @@ void expect_text(const std::string& actual, const std::string& expected) {
 
 void test_durations_parse_every_unit_and_never(void**) {
     const std::pair<const char*, int64_t> cases[] = {
-        {"90s", 90},     {"15m", 900},    {"2h", 7200},       {"7d", 604800},
-        {"1w", 604800},  {"3600", 3600},  {"never", -1},      {"NEVER", -1},
-        {"1h30m", 5400}, {" 2h ", 7200},  {"90 seconds", 90}, {"0", 0},
+        {"90s", 90},     {"15m", 900},   {"2h", 7200},       {"7d", 604800},
+        {"1w", 604800},  {"3600", 3600}, {"never", -1},      {"NEVER", -1},
+        {"1h30m", 5400}, {" 2h ", 7200}, {"90 seconds", 90}, {"0", 0},
     };
     for (const auto& [text, seconds] : cases) {
         auto parsed = parse_duration(text);
@@ -151,7 +153,8 @@ void test_durations_parse_every_unit_and_never(void**) {
 }
 
 void test_durations_reject_garbage_with_a_hint(void**) {
-    for (const char* text : {"5 parsecs", "", "h", "1.5h", "-5", "10ms", "5 5", "99999999999999999w"}) {
+    for (const char* text :
+         {"5 parsecs", "", "h", "1.5h", "-5", "10ms", "5 5", "99999999999999999w"}) {
         if (parse_duration(text)) {
             fail_msg("parse_duration(\"%s\") should fail", text);
         }
@@ -162,16 +165,9 @@ void test_durations_reject_garbage_with_a_hint(void**) {
 
 void test_sizes_parse_binary_and_decimal_units(void**) {
     const std::pair<const char*, uint64_t> cases[] = {
-        {"512", 512},
-        {"10KiB", 10240},
-        {"10MiB", 10ull << 20},
-        {"1GiB", 1ull << 30},
-        {"10MB", 10000000},
-        {"1G", 1000000000},
-        {"10kib", 10240},
-        {"1.5KiB", 1536},
-        {"2 MiB", 2ull << 20},
-        {"0", 0},
+        {"512", 512},          {"10KiB", 10240},   {"10MiB", 10ull << 20}, {"1GiB", 1ull << 30},
+        {"10MB", 10000000},    {"1G", 1000000000}, {"10kib", 10240},       {"1.5KiB", 1536},
+        {"2 MiB", 2ull << 20}, {"0", 0},
     };
     for (const auto& [text, bytes] : cases) {
         auto parsed = parse_size(text);
@@ -199,8 +195,9 @@ void test_timeouts_take_milliseconds_or_units(void** state) {
     assert_int_equal(loaded.settings.sqlite_busy_timeout_ms, 2000);
     assert_int_equal(loaded.settings.redis_connect_timeout_ms, 75);
     assert_int_equal(loaded.settings.redis_command_timeout_ms, 60000);
-    expect_text(load_error(f, {"lock_timeout=soon"}),
-                "argument 'lock_timeout': bad duration \"soon\" (use milliseconds or 250ms, 1s, 2m)");
+    expect_text(
+        load_error(f, {"lock_timeout=soon"}),
+        "argument 'lock_timeout': bad duration \"soon\" (use milliseconds or 250ms, 1s, 2m)");
 }
 
 void test_environment_booleans_accept_common_spellings(void** state) {
@@ -231,7 +228,8 @@ void test_empty_variable_counts_as_unset(void** state) {
 
 void test_bad_duration_in_file_names_file_line_and_key(void** state) {
     Fixture& f = fixture(state);
-    f.env["CURLCACHE_CONFIG"] = f.write("c.toml", "# cache\nmode = \"normal\"\n\nexpire_after = \"5 parsecs\"\n");
+    f.env["CURLCACHE_CONFIG"] =
+        f.write("c.toml", "# cache\nmode = \"normal\"\n\nexpire_after = \"5 parsecs\"\n");
     expect_text(load_error(f), f.dir + "/c.toml:4: key 'expire_after': bad duration \"5 parsecs\" "
                                        "(use seconds or 90s, 15m, 2h, 7d, never)");
 }
@@ -275,8 +273,9 @@ void test_unknown_backend_is_an_error_in_file_and_environment(void** state) {
                                        "(sqlite, filesystem, memory, redis)");
     f.env.erase("CURLCACHE_CONFIG");
     f.env["CURLCACHE_BACKEND"] = "memory,dynamo";
-    expect_text(load_error(f),
-                "CURLCACHE_BACKEND: unknown backend \"dynamo\" (sqlite, filesystem, memory, redis)");
+    expect_text(
+        load_error(f),
+        "CURLCACHE_BACKEND: unknown backend \"dynamo\" (sqlite, filesystem, memory, redis)");
     f.env["CURLCACHE_BACKEND"] = "memory,memory";
     expect_text(load_error(f), "CURLCACHE_BACKEND: backend \"memory\" is listed twice");
 }
@@ -321,16 +320,17 @@ void test_unwritable_log_file_is_an_error_naming_where(void** state) {
 void test_malformed_arguments_are_errors(void** state) {
     Fixture& f = fixture(state);
     expect_text(load_error(f, {"backend"}), "argument \"backend\": expected key=value");
-    expect_text(load_error(f, {"expire_afer=1d"}),
-                "argument \"expire_afer=1d\": unknown key 'expire_afer' (did you mean 'expire_after'?)");
+    expect_text(
+        load_error(f, {"expire_afer=1d"}),
+        "argument \"expire_afer=1d\": unknown key 'expire_afer' (did you mean 'expire_after'?)");
 }
 
 // ---- precedence and origins -----------------------------------------------------------
 
 void test_env_overrides_file_value(void** state) {
     Fixture& f = fixture(state);
-    f.env["CURLCACHE_CONFIG"] =
-        f.write("c.toml", "backend = \"memory\"\nmode = \"readonly\"\n[redis]\nurl = \"redis://h:1/2\"\n");
+    f.env["CURLCACHE_CONFIG"] = f.write(
+        "c.toml", "backend = \"memory\"\nmode = \"readonly\"\n[redis]\nurl = \"redis://h:1/2\"\n");
     f.env["CURLCACHE_MODE"] = "refresh";
     f.env["CURLCACHE_REDIS_URL"] = "redis://127.0.0.1:7000/0";
     auto loaded = load_ok(f);
@@ -374,7 +374,8 @@ void test_config_argument_selects_the_file(void** state) {
 
 void test_describe_lists_every_key_with_value_and_origin(void** state) {
     Fixture& f = fixture(state);
-    f.env["CURLCACHE_CONFIG"] = f.write("c.toml", "\nexpire_after = 86400\n[memory]\nmax_entries = 9\n");
+    f.env["CURLCACHE_CONFIG"] =
+        f.write("c.toml", "\nexpire_after = 86400\n[memory]\nmax_entries = 9\n");
     f.env["CURLCACHE_MAX_SIZE"] = "2GiB";
     auto loaded = load_ok(f, {"sort_query=yes"});
     std::map<std::string, Entry> by_key;
@@ -396,23 +397,82 @@ void test_describe_lists_every_key_with_value_and_origin(void** state) {
     expect_text(by_key.at("config").value, "\"" + f.dir + "/c.toml\"");
 }
 
+// `curlcache config` output is TOML: every rendered value, written back into a file, loads
+// to the same value.
+void test_rendered_values_load_back_unchanged(void** state) {
+    Fixture& f = fixture(state);
+    Settings s;
+    s.backend = {"memory", "redis"};
+    s.name = "quote\" and \\ back";
+    s.max_size = 3ull << 30;
+    s.max_entry_size = 1234567;
+    s.mode = Mode::readonly;
+    s.expire_after = 5400;
+    s.urls_expire_after = {{"*.a.com/*", true, 60}, {"*/api/*", false, -1}, {"b/*", true, -1}};
+    s.allowable_codes = {200, 203, 404};
+    s.ignored_parameters = {"token", "utm_source"};
+    s.log_level = LogLevel::debug;
+    s.lock_timeout_ms = 1500;
+    s.sqlite_fast_save = true;
+    s.memory_max_entries = 42;
+    s.redis_command_timeout_ms = 120000;
+    std::string top;
+    std::map<std::string, std::string> sections;
+    for (const Entry& e : describe(s)) {
+        if (e.key == "config") {
+            continue;
+        }
+        const size_t dot = e.key.find('.');
+        if (dot == std::string::npos) {
+            top += e.key + " = " + e.value + "\n";
+        } else {
+            sections[e.key.substr(0, dot)] += e.key.substr(dot + 1) + " = " + e.value + "\n";
+        }
+    }
+    for (const auto& [section, body] : sections) {
+        top += "[" + section + "]\n" + body;
+    }
+    auto loaded = load_file(f.write("round.toml", top));
+    if (!loaded) {
+        fail_msg("%s\n%s", loaded.error().message.c_str(), top.c_str());
+    }
+    assert_int_equal(loaded->warnings.size(), 0);
+    const auto before = describe(s);
+    const auto after = describe(loaded->settings);
+    for (size_t i = 0; i < before.size(); ++i) {
+        if (before[i].key != "config") {
+            expect_text(after[i].value, before[i].value);
+        }
+    }
+}
+
+void test_log_file_under_home_is_expanded(void** state) {
+    Fixture& f = fixture(state);
+    fs::create_directories(f.dir + "/home");
+    f.env["CURLCACHE_LOG_FILE"] = "~/curlcache.log";
+    expect_text(load_ok(f).settings.log_file, f.dir + "/home/curlcache.log");
+}
+
 // ---- unknown keys ---------------------------------------------------------------------
 
 void test_unknown_key_warns_with_file_line_and_suggestion(void** state) {
     Fixture& f = fixture(state);
     f.env["CURLCACHE_CONFIG"] = f.write(
-        "c.toml", "mode = \"normal\"\nexpire_afer = 5\n\n[sqlite]\nfast_sav = true\n[proxy]\nx = 1\n");
+        "c.toml",
+        "mode = \"normal\"\nexpire_afer = 5\n\n[sqlite]\nfast_sav = true\n[proxy]\nx = 1\n");
     auto loaded = load_ok(f);
     const std::string c = f.dir + "/c.toml";
     assert_int_equal(loaded.warnings.size(), 3);
-    expect_text(loaded.warnings[0], c + ":2: unknown key 'expire_afer' (did you mean 'expire_after'?)");
+    expect_text(loaded.warnings[0],
+                c + ":2: unknown key 'expire_afer' (did you mean 'expire_after'?)");
     expect_text(loaded.warnings[1],
                 c + ":5: unknown key 'sqlite.fast_sav' (did you mean 'sqlite.fast_save'?)");
     expect_text(loaded.warnings[2], c + ":6: unknown key 'proxy'");
     // A section key at the top level is suggested with its section.
     f.env["CURLCACHE_CONFIG"] = f.write("d.toml", "busy_timeout = 5\n");
     expect_text(load_ok(f).warnings.at(0),
-                f.dir + "/d.toml:1: unknown key 'busy_timeout' (did you mean 'sqlite.busy_timeout'?)");
+                f.dir +
+                    "/d.toml:1: unknown key 'busy_timeout' (did you mean 'sqlite.busy_timeout'?)");
 }
 
 void test_misspelt_variable_in_the_environment_warns(void** state) {
@@ -439,7 +499,8 @@ void test_misspelt_variable_in_the_environment_warns(void** state) {
 void test_lists_reject_empty_items(void** state) {
     Fixture& f = fixture(state);
     f.env["CURLCACHE_CONFIG"] = f.write("c.toml", "ignored_parameters = [\"token\", \" \"]\n");
-    expect_text(load_error(f), f.dir + "/c.toml:1: key 'ignored_parameters': empty string in the list");
+    expect_text(load_error(f),
+                f.dir + "/c.toml:1: key 'ignored_parameters': empty string in the list");
     f.env["CURLCACHE_CONFIG"] = f.write("d.toml", "match_headers = \"\"\nbackend = []\n");
     expect_text(load_error(f), f.dir + "/d.toml:2: key 'backend': expected at least one backend "
                                        "(sqlite, filesystem, memory, redis)");
@@ -520,16 +581,17 @@ void test_urls_expire_after_table_keeps_file_order(void** state) {
                                                          {"*/api/*", false, -1},
                                                          {"a.example.com/*", true, 60},
                                                          {"m/*", true, -1}});
-    f.env["CURLCACHE_CONFIG"] = f.write("d.toml", "urls_expire_after = { \"b/*\" = \"2d\", \"a/*\" = 5 }\n");
+    f.env["CURLCACHE_CONFIG"] =
+        f.write("d.toml", "urls_expire_after = { \"b/*\" = \"2d\", \"a/*\" = 5 }\n");
     expect_rules(load_ok(f).settings.urls_expire_after, {{"b/*", true, 172800}, {"a/*", true, 5}});
 }
 
 void test_urls_expire_after_array_and_environment_forms(void** state) {
     Fixture& f = fixture(state);
-    f.env["CURLCACHE_CONFIG"] = f.write(
-        "c.toml", "urls_expire_after = [\n"
-                  "  { pattern = \"*.example.com/static/*\", expire_after = \"1d\" },\n"
-                  "  { pattern = \"*\", expire_after = \"do-not-cache\" },\n]\n");
+    f.env["CURLCACHE_CONFIG"] =
+        f.write("c.toml", "urls_expire_after = [\n"
+                          "  { pattern = \"*.example.com/static/*\", expire_after = \"1d\" },\n"
+                          "  { pattern = \"*\", expire_after = \"do-not-cache\" },\n]\n");
     expect_rules(load_ok(f).settings.urls_expire_after,
                  {{"*.example.com/static/*", true, 86400}, {"*", false, -1}});
     f.env["CURLCACHE_URLS_EXPIRE_AFTER"] = "s.example.com/*=2h, */api/*=do-not-cache";
@@ -552,7 +614,8 @@ void test_every_key_has_an_environment_name_derived_from_it(void**) {
     for (const Entry& e : describe(Settings{})) {
         std::string derived = "CURLCACHE_";
         for (char c : e.key) {
-            derived += c == '.' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+            derived +=
+                c == '.' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
         }
         expect_text(e.env, derived);
         assert_true(seen.insert(e.env).second);
@@ -625,29 +688,44 @@ int main() {
         cmocka_unit_test(test_sizes_parse_binary_and_decimal_units),
         cmocka_unit_test(test_sizes_reject_garbage_with_a_hint),
         cmocka_unit_test_setup_teardown(test_timeouts_take_milliseconds_or_units, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_environment_booleans_accept_common_spellings, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_environment_booleans_accept_common_spellings, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_empty_variable_counts_as_unset, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_duration_in_file_names_file_line_and_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_duration_in_file_names_file_line_and_key, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_malformed_toml_names_file_and_line, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_duplicate_key_is_malformed_toml_at_second_line, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_duplicate_key_is_malformed_toml_at_second_line, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_wrong_type_names_key_and_types, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unknown_backend_is_an_error_in_file_and_environment, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_backend_is_an_error_in_file_and_environment,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_enum_values_list_the_choices, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_size_in_environment_names_variable, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unwritable_log_file_is_an_error_naming_where, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_size_in_environment_names_variable, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_unwritable_log_file_is_an_error_naming_where, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_malformed_arguments_are_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_env_overrides_file_value, setup, teardown),
         cmocka_unit_test_setup_teardown(test_arguments_override_env, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_argument_selects_the_file, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_describe_lists_every_key_with_value_and_origin, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unknown_key_warns_with_file_line_and_suggestion, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_misspelt_variable_in_the_environment_warns, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_describe_lists_every_key_with_value_and_origin, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_rendered_values_load_back_unchanged, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_log_file_under_home_is_expanded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_key_warns_with_file_line_and_suggestion, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_misspelt_variable_in_the_environment_warns, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_lists_reject_empty_items, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_curlcache_config_naming_a_missing_file_is_an_error, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_user_config_is_found_under_xdg_config_home, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_curlcache_config_naming_a_missing_file_is_an_error,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_user_config_is_found_under_xdg_config_home, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_current_directory_config_is_not_read, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_urls_expire_after_table_keeps_file_order, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_urls_expire_after_array_and_environment_forms, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_urls_expire_after_table_keeps_file_order, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_urls_expire_after_array_and_environment_forms, setup,
+                                        teardown),
         cmocka_unit_test(test_every_key_has_an_environment_name_derived_from_it),
         cmocka_unit_test_setup_teardown(test_every_variable_reaches_its_key, setup, teardown),
         cmocka_unit_test(test_example_file_loads_without_warnings_and_shows_defaults),
