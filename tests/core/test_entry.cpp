@@ -1,0 +1,229 @@
+// The entry format (core/entry.h) and corruption handling through Cache::find.
+#include "backends/registry.h"
+#include "core/cache.h"
+#include "core/entry.h"
+
+#include <csetjmp>
+#include <cstdarg>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+extern "C" {
+#include <cmocka.h>
+}
+
+#include "tests/core/scratch.h"
+
+using namespace curlcache;
+using namespace curlcache::core;
+
+namespace {
+
+Entry sample_entry(std::string_view body) {
+    Entry entry;
+    entry.method = "GET";
+    entry.url = "http://example.test/a?b=1";
+    entry.status = 200;
+    entry.header_blocks = {"HTTP/1.1 301 Moved\r\nLocation: /a?b=1\r\n\r\n",
+                           "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nETag: \"x\"\r\n\r\n"};
+    entry.body = body;
+    entry.infos = {{1, Info::Type::integer, -42, 0, {}},
+                   {2, Info::Type::real, 0, 0.125, {}},
+                   {3, Info::Type::text, 0, 0, "http://example.test/a?b=1"}};
+    entry.created = 1700000000;
+    entry.expires = 1700003600;
+    entry.etag = "\"x\"";
+    entry.last_modified = "Tue, 14 Nov 2023 22:13:20 GMT";
+    return entry;
+}
+
+backends::Blob to_blob(const Encoded& encoded) {
+    return std::make_shared<const std::string>(encoded.head + std::string(encoded.body));
+}
+
+void assert_same_entry(const Entry& a, const Entry& b) {
+    assert_string_equal(a.method.c_str(), b.method.c_str());
+    assert_string_equal(a.url.c_str(), b.url.c_str());
+    assert_int_equal(a.status, b.status);
+    assert_int_equal(a.header_blocks.size(), b.header_blocks.size());
+    for (size_t i = 0; i < a.header_blocks.size(); ++i) {
+        assert_true(a.header_blocks[i] == b.header_blocks[i]);
+    }
+    assert_int_equal(a.body.size(), b.body.size());
+    assert_memory_equal(a.body.data(), b.body.data(), a.body.size());
+    assert_int_equal(a.infos.size(), b.infos.size());
+    for (size_t i = 0; i < a.infos.size(); ++i) {
+        assert_int_equal(a.infos[i].id, b.infos[i].id);
+        assert_int_equal(static_cast<int>(a.infos[i].type), static_cast<int>(b.infos[i].type));
+        assert_int_equal(a.infos[i].integer, b.infos[i].integer);
+        assert_true(a.infos[i].real == b.infos[i].real);
+        assert_true(a.infos[i].text == b.infos[i].text);
+    }
+    assert_int_equal(a.created, b.created);
+    assert_int_equal(a.expires, b.expires);
+    assert_true(a.etag == b.etag);
+    assert_true(a.last_modified == b.last_modified);
+}
+
+void test_round_trip_keeps_every_field(void**) {
+    Entry entry = sample_entry("hello");
+    auto decoded = decode(to_blob(encode(entry)));
+    assert_true(decoded.has_value());
+    assert_same_entry(entry, *decoded);
+    assert_non_null(decoded->info(2));
+    assert_null(decoded->info(99));
+}
+
+void test_round_trip_binary_mebibyte_body_without_copy(void**) {
+    std::string body(1u << 20, '\0');
+    for (size_t i = 0; i < body.size(); ++i) {
+        body[i] = static_cast<char>((i * 131 + i / 7) & 0xff);
+    }
+    Entry entry = sample_entry(body);
+    Encoded encoded = encode(entry);
+    assert_ptr_equal(encoded.body.data(), body.data()); // encoding does not copy the body
+    backends::Blob blob = to_blob(encoded);
+    auto decoded = decode(blob);
+    assert_true(decoded.has_value());
+    assert_same_entry(entry, *decoded);
+    // The decoded body points into the stored value, which the entry keeps alive.
+    assert_true(decoded->body.data() >= blob->data() &&
+                decoded->body.data() + decoded->body.size() == blob->data() + blob->size());
+    assert_ptr_equal(decoded->storage.get(), blob.get());
+}
+
+void test_empty_entry_round_trips(void**) {
+    Entry entry;
+    auto decoded = decode(to_blob(encode(entry)));
+    assert_true(decoded.has_value());
+    assert_int_equal(decoded->body.size(), 0);
+    assert_int_equal(decoded->header_blocks.size(), 0);
+}
+
+void test_truncated_or_extended_value_is_rejected(void**) {
+    std::string blob = *to_blob(encode(sample_entry("some body bytes")));
+    for (size_t size = 0; size < blob.size(); ++size) {
+        assert_false(decode(std::make_shared<const std::string>(blob.substr(0, size))).has_value());
+    }
+    assert_false(decode(std::make_shared<const std::string>(blob + "x")).has_value());
+    assert_false(decode(nullptr).has_value());
+}
+
+void test_unknown_format_version_is_rejected(void**) {
+    std::string blob = *to_blob(encode(sample_entry("body")));
+    std::string newer = blob;
+    newer[4] = static_cast<char>(k_entry_format_version + 1);
+    assert_false(decode(std::make_shared<const std::string>(newer)).has_value());
+    std::string older = blob;
+    older[4] = 0;
+    older[5] = 0;
+    assert_false(decode(std::make_shared<const std::string>(older)).has_value());
+}
+
+// Stores `value` raw under the key, as a damaged disk or a foreign writer would.
+void put_raw(backends::Storage& storage, const Key& key, const std::string& value) {
+    backends::Metadata meta;
+    meta.key = key.hex();
+    meta.method = "GET";
+    meta.url = "http://example.test/a?b=1";
+    meta.status = 200;
+    std::string_view piece(value);
+    assert_true(storage.put(meta, backends::Pieces(&piece, 1)).has_value());
+}
+
+// Every single flipped byte of a stored entry makes Cache::find report a miss, count it
+// as corrupt and remove the entry; the intact entry is a hit.
+void flipped_bytes_are_misses_and_removed(const char* backend) {
+    config::Settings settings;
+    settings.backend = {backend};
+    settings.name = scratch_path(std::string(backend).append(".store").c_str());
+    settings.sqlite_fast_save = true;
+    auto cache = Cache::open(settings);
+    if (!cache) {
+        print_error("%s\n", cache.error().c_str());
+    }
+    assert_true(cache.has_value());
+    Cache& c = **cache;
+    Key key{0x1111, 0x2222};
+    std::string good = *to_blob(encode(sample_entry("the body")));
+
+    put_raw(c.storage(), key, good);
+    auto hit = c.find(key);
+    assert_true(hit.has_value() && hit->has_value());
+    assert_string_equal(std::string((*hit)->body).c_str(), "the body");
+
+    for (size_t i = 0; i < good.size(); ++i) {
+        std::string bad = good;
+        bad[i] = static_cast<char>(bad[i] ^ (1 << (i % 8)));
+        put_raw(c.storage(), key, bad);
+        auto found = c.find(key);
+        assert_true(found.has_value()); // not a backend error
+        if (found->has_value()) {
+            print_error("%s: flipping byte %zu went unnoticed\n", backend, i);
+        }
+        assert_false(found->has_value());
+        assert_int_equal(c.stats().corrupt.load(), i + 1);
+        auto after = c.storage().get(key.hex());
+        assert_true(after.has_value());
+        assert_false(after->has_value()); // removed
+    }
+    // Truncated in storage: also a miss, also removed.
+    put_raw(c.storage(), key, good.substr(0, good.size() - 1));
+    auto truncated = c.find(key);
+    assert_true(truncated.has_value() && !truncated->has_value());
+    assert_false(c.storage().get(key.hex())->has_value());
+}
+
+void test_flipped_byte_in_memory_backend_is_miss_and_removed(void**) {
+    flipped_bytes_are_misses_and_removed("memory");
+}
+
+void test_flipped_byte_in_sqlite_backend_is_miss_and_removed(void**) {
+    flipped_bytes_are_misses_and_removed("sqlite");
+}
+
+void test_store_then_find_through_cache(void**) {
+    config::Settings settings;
+    settings.backend = {"memory"};
+    settings.expire_after = 60;
+    auto cache = Cache::open(settings);
+    assert_true(cache.has_value());
+    Entry entry = sample_entry("stored body");
+    entry.url = "http://user:pw@example.test/a";
+    Key key{1, 2};
+    auto stored = (*cache)->store(key, entry);
+    assert_true(stored.has_value() && *stored);
+    assert_string_equal(entry.url.c_str(), "http://example.test/a"); // no credentials at rest
+    assert_true(entry.expires == entry.created + 60);
+    auto found = (*cache)->find(key);
+    assert_true(found.has_value() && found->has_value());
+    assert_string_equal(std::string((*found)->body).c_str(), "stored body");
+    assert_int_equal((*cache)->stats().stores.load(), 1);
+
+    Entry refused = sample_entry("x");
+    refused.status = 500;
+    auto declined = (*cache)->store(Key{3, 4}, refused);
+    assert_true(declined.has_value());
+    assert_false(*declined);
+    assert_false((*cache)->find(Key{3, 4})->has_value());
+}
+
+} // namespace
+
+int main() {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_round_trip_keeps_every_field),
+        cmocka_unit_test(test_round_trip_binary_mebibyte_body_without_copy),
+        cmocka_unit_test(test_empty_entry_round_trips),
+        cmocka_unit_test(test_truncated_or_extended_value_is_rejected),
+        cmocka_unit_test(test_unknown_format_version_is_rejected),
+        cmocka_unit_test_setup_teardown(test_flipped_byte_in_memory_backend_is_miss_and_removed,
+                                        scratch_setup, scratch_teardown),
+        cmocka_unit_test_setup_teardown(test_flipped_byte_in_sqlite_backend_is_miss_and_removed,
+                                        scratch_setup, scratch_teardown),
+        cmocka_unit_test_setup_teardown(test_store_then_find_through_cache, scratch_setup,
+                                        scratch_teardown),
+    };
+    return cmocka_run_group_tests(tests, nullptr, nullptr);
+}
