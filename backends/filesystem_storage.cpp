@@ -252,6 +252,11 @@ public:
         }
         bool written = write_all(*fd, std::move(iov));
         int saved_errno = errno;
+        // The kernel stamps mtime from a coarse clock (a few ms); LRU order needs better.
+        timespec now{};
+        ::clock_gettime(CLOCK_REALTIME, &now);
+        timespec times[2] = {now, now};
+        ::futimens(*fd, times);
         bool closed = ::close(*fd.release()) == 0; // close errors matter on NFS
         if (!written || !closed) {
             ::unlink(temp.c_str());
