@@ -76,14 +76,7 @@ Begin decide(const CurlApi& api, CURL* handle, HandleState& state) {
     std::optional<Entry> found;
     if (settings.mode != config::Mode::refresh || partial_or_conditional) {
         auto result = cache->find(key);
-        if (!result) {
-            auto& stats = cache->stats();
-            stats.errors.fetch_add(1, std::memory_order_relaxed);
-            if (result.error().kind == backends::ErrorKind::timeout) {
-                stats.errors_timeout.fetch_add(1, std::memory_order_relaxed);
-            }
-            log::warn_once("lookup", "cache lookup failed, fetching from the network: %s",
-                           result.error().message.c_str());
+        if (!result) { // counted and warned about by the cache: fail open
             if (offline) {
                 prepare_offline_miss(state, plan);
                 return Begin::hit;

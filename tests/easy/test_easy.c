@@ -1,0 +1,710 @@
+/* The engine through the direct-link convenience (<curlcache/curl.h>, no LD_PRELOAD),
+ * against a local origin that counts requests. Built once per backend: TEST_BACKEND is
+ * "memory" or "sqlite". */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <curl/curl.h>
+#include <curlcache/curl.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/easy/easy_support.h"
+
+#ifndef TEST_BACKEND
+#define TEST_BACKEND "memory"
+#endif
+
+/* ---- capture of what the program's callbacks receive ---- */
+
+typedef struct {
+    char *data;
+    size_t size;
+} Buffer;
+
+static void buffer_add(Buffer *b, const char *data, size_t size) {
+    b->data = realloc(b->data, b->size + size + 1);
+    memcpy(b->data + b->size, data, size);
+    b->size += size;
+    b->data[b->size] = '\0';
+}
+
+static void buffer_free(Buffer *b) {
+    free(b->data);
+    b->data = NULL;
+    b->size = 0;
+}
+
+typedef struct {
+    Buffer body;
+    Buffer headers;
+    CURL *handle;
+    long code_in_write;       /* RESPONSE_CODE asked inside the write callback */
+    int scheme_ok_in_header;  /* SCHEME asked inside the header callback was "HTTP" */
+    int header_calls;
+    int abort_write;          /* the write callback refuses data */
+} Capture;
+
+static size_t on_write(char *ptr, size_t size, size_t count, void *userdata) {
+    Capture *c = userdata;
+    if (c->abort_write) {
+        return 0;
+    }
+    if (c->handle) {
+        curl_easy_getinfo(c->handle, CURLINFO_RESPONSE_CODE, &c->code_in_write);
+    }
+    buffer_add(&c->body, ptr, size * count);
+    return size * count;
+}
+
+static size_t on_header(char *ptr, size_t size, size_t count, void *userdata) {
+    Capture *c = userdata;
+    if (c->handle) {
+        char *scheme = NULL;
+        curl_easy_getinfo(c->handle, CURLINFO_SCHEME, &scheme);
+        if (c->header_calls == 0) {
+            c->scheme_ok_in_header = 1;
+        }
+        if (!scheme || strcmp(scheme, "HTTP") != 0) {
+            c->scheme_ok_in_header = 0;
+        }
+    }
+    c->header_calls++;
+    buffer_add(&c->headers, ptr, size * count);
+    return size * count;
+}
+
+static void capture_free(Capture *c) {
+    buffer_free(&c->body);
+    buffer_free(&c->headers);
+}
+
+static void capture_on(CURL *h, Capture *c) {
+    c->handle = h;
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, c);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, c);
+}
+
+/* One GET on a fresh handle; the capture gets what the callbacks saw. */
+static CURLcode fetch(const char *url, Capture *c) {
+    CURL *h = curl_easy_init();
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    capture_on(h, c);
+    CURLcode rc = curl_easy_perform(h);
+    c->handle = NULL;
+    curl_easy_cleanup(h);
+    return rc;
+}
+
+static void assert_same_buffer(const Buffer *a, const Buffer *b) {
+    assert_int_equal(a->size, b->size);
+    if (a->size) {
+        assert_memory_equal(a->data, b->data, a->size);
+    }
+}
+
+/* ---- fixture ---- */
+
+static int group_setup(void **state) {
+    (void)state;
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    return origin_start() > 0 ? 0 : -1;
+}
+
+static int group_teardown(void **state) {
+    (void)state;
+    origin_stop();
+    curl_global_cleanup();
+    return 0;
+}
+
+static int setup(void **state) {
+    (void)state;
+    return scratch_begin(TEST_BACKEND);
+}
+
+static int teardown(void **state) {
+    (void)state;
+    scratch_end();
+    return 0;
+}
+
+/* ---- tests ---- */
+
+static void test_second_get_is_hit_with_identical_bytes(void **state) {
+    (void)state;
+    const char *url = origin_url(0, "/text/first");
+    Capture live = {0}, hit = {0};
+    long before = origin_count();
+    assert_int_equal(fetch(url, &live), CURLE_OK);
+    assert_int_equal(origin_count(), before + 1);
+    assert_int_equal(fetch(url, &hit), CURLE_OK);
+    assert_int_equal(origin_count(), before + 1);
+    assert_string_equal(hit.body.data, "hello first\n");
+    assert_same_buffer(&live.body, &hit.body);
+    assert_same_buffer(&live.headers, &hit.headers);
+    assert_int_equal(live.header_calls, hit.header_calls);
+    capture_free(&live);
+    capture_free(&hit);
+}
+
+static void test_getinfo_answers_from_entry_after_and_inside_callbacks(void **state) {
+    (void)state;
+    const char *url = origin_url(0, "/text/info");
+    for (int round = 0; round < 2; ++round) {
+        Capture c = {0};
+        CURL *h = curl_easy_init();
+        curl_easy_setopt(h, CURLOPT_URL, url);
+        curl_easy_setopt(h, CURLOPT_PRIVATE, (void *)&c);
+        capture_on(h, &c);
+        assert_int_equal(curl_easy_perform(h), CURLE_OK);
+        assert_int_equal(c.code_in_write, 200);
+        assert_true(c.scheme_ok_in_header);
+        long code = 0;
+        char *type = NULL, *effective = NULL;
+        void *priv = NULL;
+        curl_off_t size = 0;
+        long header_size = 0;
+        struct curl_certinfo *certs = NULL;
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+        curl_easy_getinfo(h, CURLINFO_CONTENT_TYPE, &type);
+        curl_easy_getinfo(h, CURLINFO_EFFECTIVE_URL, &effective);
+        curl_easy_getinfo(h, CURLINFO_PRIVATE, &priv);
+        curl_easy_getinfo(h, CURLINFO_SIZE_DOWNLOAD_T, &size);
+        curl_easy_getinfo(h, CURLINFO_HEADER_SIZE, &header_size);
+        assert_int_equal(curl_easy_getinfo(h, CURLINFO_CERTINFO, &certs), CURLE_OK);
+        assert_int_equal(code, 200);
+        assert_non_null(type);
+        assert_string_equal(type, "text/plain");
+        assert_string_equal(effective, url);
+        assert_ptr_equal(priv, &c);
+        assert_int_equal(size, (curl_off_t)strlen("hello info\n"));
+        assert_int_equal(header_size, (long)c.headers.size);
+        assert_non_null(certs);
+        assert_int_equal(certs->num_of_certs, 0);
+        curl_easy_cleanup(h);
+        capture_free(&c);
+    }
+}
+
+static void test_header_option_with_redirect_chain_replays_every_hop(void **state) {
+    (void)state;
+    const char *url = origin_url(0, "/redirect/1/chain");
+    Buffer out[2] = {{NULL, 0}, {NULL, 0}};
+    Capture headers[2];
+    memset(headers, 0, sizeof headers);
+    long redirects[2] = {0, 0};
+    long before = origin_count();
+    for (int round = 0; round < 2; ++round) {
+        CURL *h = curl_easy_init();
+        curl_easy_setopt(h, CURLOPT_URL, url);
+        curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
+        curl_easy_setopt(h, CURLOPT_HEADER, 1L);
+        capture_on(h, &headers[round]);
+        assert_int_equal(curl_easy_perform(h), CURLE_OK);
+        curl_easy_getinfo(h, CURLINFO_REDIRECT_COUNT, &redirects[round]);
+        curl_easy_cleanup(h);
+        out[round] = headers[round].body;
+        headers[round].body.data = NULL;
+    }
+    assert_int_equal(origin_count(), before + 3);
+    assert_int_equal(redirects[0], 2);
+    assert_int_equal(redirects[1], 2);
+    assert_same_buffer(&out[0], &out[1]);
+    assert_same_buffer(&headers[0].headers, &headers[1].headers);
+    /* The write callback got the three header blocks, then the body. */
+    assert_non_null(strstr(out[1].data, "302"));
+    assert_int_equal(out[1].size, headers[1].headers.size + strlen("hello chain\n"));
+    assert_string_equal(out[1].data + headers[1].headers.size, "hello chain\n");
+    for (int i = 0; i < 2; ++i) {
+        buffer_free(&out[i]);
+        capture_free(&headers[i]);
+    }
+}
+
+static void test_reused_handle_across_urls_hits_per_url(void **state) {
+    (void)state;
+    CURL *h = curl_easy_init();
+    const char *names[] = {"ra", "rb", "ra", "rb"};
+    long before = origin_count();
+    for (int i = 0; i < 4; ++i) {
+        Capture c = {0};
+        char expected[64];
+        snprintf(expected, sizeof expected, "hello %s\n", names[i]);
+        curl_easy_setopt(h, CURLOPT_URL, origin_url(0, "/text/%s", names[i]));
+        capture_on(h, &c);
+        assert_int_equal(curl_easy_perform(h), CURLE_OK);
+        assert_string_equal(c.body.data, expected);
+        char *effective = NULL;
+        curl_easy_getinfo(h, CURLINFO_EFFECTIVE_URL, &effective);
+        assert_string_equal(effective, origin_url(1, "/text/%s", names[i]));
+        capture_free(&c);
+    }
+    assert_int_equal(origin_count(), before + 2);
+    curl_easy_cleanup(h);
+}
+
+static void test_duphandle_copies_options_and_hits(void **state) {
+    (void)state;
+    Capture c = {0}, d = {0};
+    CURL *h = curl_easy_init();
+    curl_easy_setopt(h, CURLOPT_URL, origin_url(0, "/text/dup"));
+    capture_on(h, &c);
+    assert_int_equal(curl_easy_perform(h), CURLE_OK);
+    long before = origin_count();
+    CURL *copy = curl_easy_duphandle(h);
+    curl_easy_setopt(copy, CURLOPT_WRITEDATA, &d);
+    curl_easy_setopt(copy, CURLOPT_HEADERDATA, &d);
+    assert_int_equal(curl_easy_perform(copy), CURLE_OK);
+    assert_int_equal(origin_count(), before);
+    assert_same_buffer(&c.body, &d.body);
+    assert_same_buffer(&c.headers, &d.headers);
+    curl_easy_cleanup(copy);
+    curl_easy_cleanup(h);
+    capture_free(&c);
+    capture_free(&d);
+}
+
+static void test_reset_forgets_recorded_options(void **state) {
+    (void)state;
+    Capture c = {0}, d = {0};
+    CURL *h = curl_easy_init();
+    curl_easy_setopt(h, CURLOPT_URL, origin_url(0, "/text/reset"));
+    curl_easy_setopt(h, CURLOPT_HEADER, 1L);
+    capture_on(h, &c);
+    assert_int_equal(curl_easy_perform(h), CURLE_OK);
+    curl_easy_reset(h);
+    curl_easy_setopt(h, CURLOPT_URL, origin_url(0, "/text/reset"));
+    capture_on(h, &d);
+    long before = origin_count();
+    assert_int_equal(curl_easy_perform(h), CURLE_OK);
+    assert_int_equal(origin_count(), before); /* HEADER is not part of the key */
+    assert_string_equal(d.body.data, "hello reset\n"); /* no headers in the body any more */
+    assert_true(c.body.size > d.body.size);
+    curl_easy_cleanup(h);
+    capture_free(&c);
+    capture_free(&d);
+}
+
+static void test_write_callback_abort_is_write_error_live_and_on_hit(void **state) {
+    (void)state;
+    char error[CURL_ERROR_SIZE];
+    /* live: nothing stored, so the next request goes to the origin again */
+    Capture refuse = {0};
+    refuse.abort_write = 1;
+    long before = origin_count();
+    assert_int_equal(fetch(origin_url(0, "/text/abort-live"), &refuse), CURLE_WRITE_ERROR);
+    Capture ok = {0};
+    assert_int_equal(fetch(origin_url(0, "/text/abort-live"), &ok), CURLE_OK);
+    assert_int_equal(origin_count(), before + 2);
+    /* hit */
+    CURL *h = curl_easy_init();
+    curl_easy_setopt(h, CURLOPT_URL, origin_url(0, "/text/abort-live"));
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, error);
+    Capture refuse_hit = {0};
+    refuse_hit.abort_write = 1;
+    capture_on(h, &refuse_hit);
+    assert_int_equal(curl_easy_perform(h), CURLE_WRITE_ERROR);
+    assert_int_equal(origin_count(), before + 2);
+    assert_true(strlen(error) > 0);
+    curl_easy_cleanup(h);
+    capture_free(&refuse);
+    capture_free(&ok);
+    capture_free(&refuse_hit);
+}
+
+static void test_failonerror_404_returns_22_and_error_text(void **state) {
+    (void)state;
+    setenv("CURLCACHE_ALLOWABLE_CODES", "200,404", 1);
+    engine_reopen_cache();
+    const char *url = origin_url(0, "/status/404/missing");
+    Capture stored = {0};
+    assert_int_equal(fetch(url, &stored), CURLE_OK); /* recorded without FAILONERROR */
+    long before = origin_count();
+    for (int round = 0; round < 2; ++round) {
+        /* round 0: a hit; round 1: live (another URL), to compare the shapes */
+        char error[CURL_ERROR_SIZE] = "";
+        Capture c = {0};
+        CURL *h = curl_easy_init();
+        curl_easy_setopt(h, CURLOPT_URL, round == 0 ? url : origin_url(1, "/status/404/live"));
+        curl_easy_setopt(h, CURLOPT_FAILONERROR, 1L);
+        curl_easy_setopt(h, CURLOPT_ERRORBUFFER, error);
+        capture_on(h, &c);
+        assert_int_equal(curl_easy_perform(h), CURLE_HTTP_RETURNED_ERROR);
+        assert_string_equal(error, "The requested URL returned error: 404");
+        assert_int_equal(c.body.size, 0);
+        assert_true(c.headers.size > 0);
+        assert_memory_equal(c.headers.data, "HTTP/1.1 404", 12);
+        if (round == 0) {
+            assert_int_equal(origin_count(), before);
+            assert_true(c.headers.size <= stored.headers.size);
+            assert_memory_equal(c.headers.data, stored.headers.data, c.headers.size);
+        }
+        curl_easy_cleanup(h);
+        capture_free(&c);
+    }
+    capture_free(&stored);
+}
+
+static void test_nobody_delivers_headers_only_and_hits(void **state) {
+    (void)state;
+    const char *url = origin_url(0, "/text/head");
+    Capture c[2];
+    memset(c, 0, sizeof c);
+    long before = origin_count();
+    for (int round = 0; round < 2; ++round) {
+        CURL *h = curl_easy_init();
+        curl_easy_setopt(h, CURLOPT_URL, url);
+        curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+        capture_on(h, &c[round]);
+        assert_int_equal(curl_easy_perform(h), CURLE_OK);
+        curl_easy_cleanup(h);
+        assert_int_equal(c[round].body.size, 0);
+    }
+    assert_int_equal(origin_count(), before + 1);
+    assert_same_buffer(&c[0].headers, &c[1].headers);
+    capture_free(&c[0]);
+    capture_free(&c[1]);
+}
+
+static void test_if_none_match_and_timecondition_get_304_on_hit(void **state) {
+    (void)state;
+    const char *url = origin_url(0, "/text/cond");
+    Capture first = {0};
+    assert_int_equal(fetch(url, &first), CURLE_OK);
+    long before = origin_count();
+
+    Capture c = {0};
+    struct curl_slist *list = curl_slist_append(NULL, "If-None-Match: \"cond-v1\"");
+    CURL *h = curl_easy_init();
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, list);
+    capture_on(h, &c);
+    assert_int_equal(curl_easy_perform(h), CURLE_OK);
+    long code = 0, unmet = -1;
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+    curl_easy_getinfo(h, CURLINFO_CONDITION_UNMET, &unmet);
+    assert_int_equal(code, 304);
+    assert_int_equal(unmet, 0);
+    assert_int_equal(c.body.size, 0);
+    assert_memory_equal(c.headers.data, "HTTP/1.1 304", 12);
+    assert_non_null(strstr(c.headers.data, "ETag: \"cond-v1\""));
+    assert_null(strstr(c.headers.data, "Content-Length"));
+    curl_slist_free_all(list); /* freed while the handle still points at it */
+
+    /* TIMECONDITION: If-Modified-Since after Last-Modified -> 304, CONDITION_UNMET = 1 */
+    Capture t = {0};
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
+    curl_easy_setopt(h, CURLOPT_TIMECONDITION, (long)CURL_TIMECOND_IFMODSINCE);
+    curl_easy_setopt(h, CURLOPT_TIMEVALUE, 1700000000L);
+    capture_on(h, &t);
+    assert_int_equal(curl_easy_perform(h), CURLE_OK);
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+    curl_easy_getinfo(h, CURLINFO_CONDITION_UNMET, &unmet);
+    assert_int_equal(code, 304);
+    assert_int_equal(unmet, 1);
+    assert_int_equal(t.body.size, 0);
+
+    /* An older time: the full response, as the origin would send */
+    Capture full = {0};
+    curl_easy_setopt(h, CURLOPT_TIMEVALUE, 1000000000L);
+    capture_on(h, &full);
+    assert_int_equal(curl_easy_perform(h), CURLE_OK);
+    assert_string_equal(full.body.data, "hello cond\n");
+    assert_int_equal(origin_count(), before);
+    curl_easy_cleanup(h);
+    capture_free(&first);
+    capture_free(&c);
+    capture_free(&t);
+    capture_free(&full);
+}
+
+static void test_range_and_resume_get_206_from_cached_body(void **state) {
+    (void)state;
+    const char *url = origin_url(0, "/size/1000/range");
+    Capture first = {0};
+    assert_int_equal(fetch(url, &first), CURLE_OK);
+    assert_int_equal(first.body.size, 1000);
+    long before = origin_count();
+
+    Capture c = {0};
+    CURL *h = curl_easy_init();
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_RANGE, "10-19");
+    capture_on(h, &c);
+    assert_int_equal(curl_easy_perform(h), CURLE_OK);
+    long code = 0;
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+    assert_int_equal(code, 206);
+    assert_int_equal(c.body.size, 10);
+    assert_memory_equal(c.body.data, first.body.data + 10, 10);
+    assert_non_null(strstr(c.headers.data, "Content-Range: bytes 10-19/1000\r\n"));
+    assert_non_null(strstr(c.headers.data, "Content-Length: 10\r\n"));
+
+    Capture r = {0};
+    curl_easy_setopt(h, CURLOPT_RANGE, NULL);
+    curl_easy_setopt(h, CURLOPT_RESUME_FROM_LARGE, (curl_off_t)990);
+    capture_on(h, &r);
+    assert_int_equal(curl_easy_perform(h), CURLE_OK);
+    assert_int_equal(r.body.size, 10);
+    assert_memory_equal(r.body.data, first.body.data + 990, 10);
+    assert_int_equal(origin_count(), before);
+    curl_easy_cleanup(h);
+    capture_free(&first);
+    capture_free(&c);
+    capture_free(&r);
+}
+
+static void test_curl_easy_header_answers_from_entry(void **state) {
+    (void)state;
+    const char *url = origin_url(0, "/text/hdr");
+    size_t live_count = 0;
+    for (int round = 0; round < 2; ++round) {
+        Capture c = {0};
+        CURL *h = curl_easy_init();
+        curl_easy_setopt(h, CURLOPT_URL, url);
+        capture_on(h, &c);
+        assert_int_equal(curl_easy_perform(h), CURLE_OK);
+        struct curl_header *hdr = NULL;
+        assert_int_equal(curl_easy_header(h, "x-multi", 0, CURLH_HEADER, -1, &hdr), CURLHE_OK);
+        assert_string_equal(hdr->value, "a");
+        assert_int_equal(hdr->amount, 2);
+        assert_int_equal(curl_easy_header(h, "X-Multi", 1, CURLH_HEADER, -1, &hdr), CURLHE_OK);
+        assert_string_equal(hdr->value, "b");
+        assert_int_equal(hdr->index, 1);
+        assert_int_equal(curl_easy_header(h, "X-Multi", 2, CURLH_HEADER, -1, &hdr),
+                         CURLHE_BADINDEX);
+        assert_int_equal(curl_easy_header(h, "X-None", 0, CURLH_HEADER, -1, &hdr),
+                         CURLHE_MISSING);
+        assert_int_equal(curl_easy_header(h, "ETag", 0, CURLH_HEADER, 1, &hdr),
+                         CURLHE_NOREQUEST);
+        size_t count = 0;
+        struct curl_header *prev = NULL;
+        while ((prev = curl_easy_nextheader(h, CURLH_HEADER, -1, prev)) != NULL) {
+            ++count;
+        }
+        if (round == 0) {
+            live_count = count;
+        } else {
+            assert_int_equal(count, live_count);
+        }
+        curl_easy_cleanup(h);
+        capture_free(&c);
+    }
+    assert_true(live_count >= 7);
+}
+
+static int g_progress_calls;
+static curl_off_t g_progress_now;
+static int g_progress_abort;
+
+static int on_progress(void *p, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow) {
+    (void)p;
+    (void)dltotal;
+    (void)ultotal;
+    (void)ulnow;
+    g_progress_calls++;
+    g_progress_now = dlnow;
+    return g_progress_abort;
+}
+
+static void test_progress_callback_sees_totals_and_can_abort_a_hit(void **state) {
+    (void)state;
+    const char *url = origin_url(0, "/size/5000/progress");
+    Capture first = {0};
+    assert_int_equal(fetch(url, &first), CURLE_OK);
+    for (int abort_it = 0; abort_it < 2; ++abort_it) {
+        Capture c = {0};
+        g_progress_calls = 0;
+        g_progress_now = 0;
+        g_progress_abort = abort_it;
+        CURL *h = curl_easy_init();
+        curl_easy_setopt(h, CURLOPT_URL, url);
+        curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+        curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+        capture_on(h, &c);
+        CURLcode rc = curl_easy_perform(h);
+        assert_true(g_progress_calls >= 1);
+        if (abort_it) {
+            assert_int_equal(rc, CURLE_ABORTED_BY_CALLBACK);
+        } else {
+            assert_int_equal(rc, CURLE_OK);
+            assert_int_equal(g_progress_now, 5000);
+        }
+        curl_easy_cleanup(h);
+        capture_free(&c);
+    }
+    capture_free(&first);
+}
+
+static void test_default_fwrite_goes_to_writedata_on_hit(void **state) {
+    (void)state;
+    const char *url = origin_url(0, "/size/40000/fwrite");
+    char *contents[2] = {NULL, NULL};
+    size_t sizes[2] = {0, 0};
+    for (int round = 0; round < 2; ++round) {
+        FILE *file = open_memstream(&contents[round], &sizes[round]);
+        CURL *h = curl_easy_init();
+        curl_easy_setopt(h, CURLOPT_URL, url);
+        curl_easy_setopt(h, CURLOPT_WRITEDATA, file);
+        assert_int_equal(curl_easy_perform(h), CURLE_OK);
+        curl_easy_cleanup(h);
+        fclose(file);
+    }
+    assert_int_equal(sizes[0], 40000);
+    assert_int_equal(sizes[1], 40000);
+    assert_memory_equal(contents[0], contents[1], 40000);
+    free(contents[0]);
+    free(contents[1]);
+}
+
+static void test_post_passes_through_by_default(void **state) {
+    (void)state;
+    long before = origin_count();
+    for (int round = 0; round < 2; ++round) {
+        Capture c = {0};
+        CURL *h = curl_easy_init();
+        curl_easy_setopt(h, CURLOPT_URL, origin_url(0, "/echo/post"));
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, "a=1");
+        capture_on(h, &c);
+        assert_int_equal(curl_easy_perform(h), CURLE_OK);
+        assert_string_equal(c.body.data, "POST - a=1");
+        curl_easy_cleanup(h);
+        capture_free(&c);
+    }
+    assert_int_equal(origin_count(), before + 2);
+}
+
+static void test_offline_miss_fails_without_network(void **state) {
+    (void)state;
+    setenv("CURLCACHE_MODE", "offline", 1);
+    engine_reopen_cache();
+    char error[CURL_ERROR_SIZE] = "";
+    long before = origin_count();
+    Capture c = {0};
+    CURL *h = curl_easy_init();
+    const char *url = origin_url(0, "/text/offline");
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, error);
+    capture_on(h, &c);
+    assert_int_equal(curl_easy_perform(h), CURLE_COULDNT_CONNECT);
+    assert_int_equal(origin_count(), before);
+    char expected[600];
+    snprintf(expected, sizeof expected, "curlcache: offline and not cached: %s", url);
+    assert_string_equal(error, expected);
+    assert_int_equal(c.body.size + c.headers.size, 0);
+    curl_easy_cleanup(h);
+    capture_free(&c);
+}
+
+static void test_request_header_changes_nothing_unless_matched(void **state) {
+    (void)state;
+    /* The program's own header list is read at perform time; it can be freed afterwards. */
+    long before = origin_count();
+    for (int round = 0; round < 2; ++round) {
+        Capture c = {0};
+        struct curl_slist *list = curl_slist_append(NULL, round ? "X-Var: two" : "X-Var: one");
+        CURL *h = curl_easy_init();
+        curl_easy_setopt(h, CURLOPT_URL, origin_url(0, "/echo/hdr"));
+        curl_easy_setopt(h, CURLOPT_HTTPHEADER, list);
+        capture_on(h, &c);
+        assert_int_equal(curl_easy_perform(h), CURLE_OK);
+        curl_slist_free_all(list);
+        curl_easy_cleanup(h);
+        assert_string_equal(c.body.data, "GET one "); /* X-Var is not in match_headers */
+        capture_free(&c);
+    }
+    assert_int_equal(origin_count(), before + 1);
+}
+
+typedef struct {
+    int index;
+    int failures;
+} ThreadJob;
+
+static void *thread_main(void *arg) {
+    ThreadJob *job = arg;
+    CURL *h = curl_easy_init();
+    for (int round = 0; round < 3; ++round) {
+        for (int which = 0; which < 2; ++which) {
+            Capture c = {0};
+            char path[64], expected[64];
+            if (which == 0) {
+                snprintf(path, sizeof path, "/text/thread%d", job->index);
+                snprintf(expected, sizeof expected, "hello thread%d\n", job->index);
+            } else {
+                snprintf(path, sizeof path, "/text/shared");
+                snprintf(expected, sizeof expected, "hello shared\n");
+            }
+            char url[128];
+            snprintf(url, sizeof url, "http://127.0.0.1:%d%s", origin_port(), path);
+            curl_easy_setopt(h, CURLOPT_URL, url);
+            capture_on(h, &c);
+            if (curl_easy_perform(h) != CURLE_OK || !c.body.data ||
+                strcmp(c.body.data, expected) != 0) {
+                job->failures++;
+            }
+            capture_free(&c);
+        }
+    }
+    curl_easy_cleanup(h);
+    return NULL;
+}
+
+static void test_eight_threads_with_their_own_handles(void **state) {
+    (void)state;
+    pthread_t threads[8];
+    ThreadJob jobs[8];
+    long before = origin_count();
+    for (int i = 0; i < 8; ++i) {
+        jobs[i].index = i;
+        jobs[i].failures = 0;
+        assert_int_equal(pthread_create(&threads[i], NULL, thread_main, &jobs[i]), 0);
+    }
+    for (int i = 0; i < 8; ++i) {
+        pthread_join(threads[i], NULL);
+        assert_int_equal(jobs[i].failures, 0);
+    }
+    long after = origin_count();
+    /* 8 own URLs once each, the shared one at least once and at most once per thread */
+    assert_true(after - before >= 9);
+    assert_true(after - before <= 16);
+    /* everything is cached now */
+    ThreadJob again = {.index = 0, .failures = 0};
+    thread_main(&again);
+    assert_int_equal(again.failures, 0);
+    assert_int_equal(origin_count(), after);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_second_get_is_hit_with_identical_bytes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_getinfo_answers_from_entry_after_and_inside_callbacks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_header_option_with_redirect_chain_replays_every_hop, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reused_handle_across_urls_hits_per_url, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_duphandle_copies_options_and_hits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reset_forgets_recorded_options, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_callback_abort_is_write_error_live_and_on_hit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failonerror_404_returns_22_and_error_text, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_nobody_delivers_headers_only_and_hits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_if_none_match_and_timecondition_get_304_on_hit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_range_and_resume_get_206_from_cached_body, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_curl_easy_header_answers_from_entry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_progress_callback_sees_totals_and_can_abort_a_hit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_default_fwrite_goes_to_writedata_on_hit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_post_passes_through_by_default, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_offline_miss_fails_without_network, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_request_header_changes_nothing_unless_matched, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_eight_threads_with_their_own_handles, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("easy_" TEST_BACKEND, tests, group_setup, group_teardown);
+}
