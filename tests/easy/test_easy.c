@@ -49,6 +49,7 @@ typedef struct {
     int scheme_ok_in_header;  /* SCHEME asked inside the header callback was "HTTP" */
     int header_calls;
     int abort_write;          /* the write callback refuses data */
+    size_t max_write;         /* the largest single write callback call */
 } Capture;
 
 static size_t on_write(char *ptr, size_t size, size_t count, void *userdata) {
@@ -60,6 +61,9 @@ static size_t on_write(char *ptr, size_t size, size_t count, void *userdata) {
         curl_easy_getinfo(c->handle, CURLINFO_RESPONSE_CODE, &c->code_in_write);
     }
     buffer_add(&c->body, ptr, size * count);
+    if (size * count > c->max_write) {
+        c->max_write = size * count;
+    }
     return size * count;
 }
 
@@ -343,10 +347,11 @@ static void test_failonerror_404_returns_22_and_error_text(void **state) {
         assert_int_equal(c.body.size, 0);
         assert_true(c.headers.size > 0);
         assert_memory_equal(c.headers.data, "HTTP/1.1 404", 12);
+        assert_memory_equal(c.headers.data + c.headers.size - 4, "\r\n\r\n", 4);
         if (round == 0) {
             assert_int_equal(origin_count(), before);
-            assert_true(c.headers.size <= stored.headers.size);
-            assert_memory_equal(c.headers.data, stored.headers.data, c.headers.size);
+            /* as libcurl does live: every header line, the blank line too, then the error */
+            assert_same_buffer(&c.headers, &stored.headers);
         }
         curl_easy_cleanup(h);
         capture_free(&c);
@@ -685,6 +690,75 @@ static void test_eight_threads_with_their_own_handles(void **state) {
     assert_int_equal(origin_count(), after);
 }
 
+static void test_stale_entry_is_revalidated_and_304_replays_it(void **state) {
+    (void)state;
+    setenv("CURLCACHE_EXPIRE_AFTER", "0", 1); /* every entry is stale at once */
+    engine_reopen_cache();
+    const char *url = origin_url(0, "/text/reval");
+    Capture first = {0};
+    long before = origin_count();
+    assert_int_equal(fetch(url, &first), CURLE_OK);
+    for (int round = 0; round < 2; ++round) {
+        Capture c = {0};
+        CURL *h = curl_easy_init();
+        curl_easy_setopt(h, CURLOPT_URL, url);
+        capture_on(h, &c);
+        assert_int_equal(curl_easy_perform(h), CURLE_OK);
+        long code = 0;
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+        assert_int_equal(code, 200); /* the origin said 304: the program sees the entry */
+        assert_same_buffer(&first.body, &c.body);
+        assert_same_buffer(&first.headers, &c.headers);
+        curl_easy_cleanup(h);
+        capture_free(&c);
+    }
+    assert_int_equal(origin_count(), before + 3); /* one fetch, two revalidations */
+    capture_free(&first);
+}
+
+static int g_pauses;
+
+static size_t on_write_pausing(char *ptr, size_t size, size_t count, void *userdata) {
+    if (g_pauses++ == 0) {
+        return CURL_WRITEFUNC_PAUSE; /* the same bytes come again */
+    }
+    return on_write(ptr, size, count, userdata);
+}
+
+static void test_write_pause_on_hit_redelivers_the_same_bytes(void **state) {
+    (void)state;
+    const char *url = origin_url(0, "/size/50000/pause");
+    Capture first = {0}, c = {0};
+    assert_int_equal(fetch(url, &first), CURLE_OK);
+    long before = origin_count();
+    g_pauses = 0;
+    CURL *h = curl_easy_init();
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    capture_on(h, &c);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write_pausing);
+    assert_int_equal(curl_easy_perform(h), CURLE_OK);
+    assert_int_equal(origin_count(), before);
+    assert_true(g_pauses > 1);
+    assert_same_buffer(&first.body, &c.body);
+    curl_easy_cleanup(h);
+    capture_free(&first);
+    capture_free(&c);
+}
+
+static void test_large_body_arrives_in_chunks_of_at_most_16k(void **state) {
+    (void)state;
+    const char *url = origin_url(0, "/size/100000/chunks");
+    Capture first = {0}, c = {0};
+    assert_int_equal(fetch(url, &first), CURLE_OK);
+    assert_int_equal(fetch(url, &c), CURLE_OK);
+    assert_same_buffer(&first.body, &c.body);
+    assert_int_equal(c.body.size, 100000);
+    assert_true(c.max_write > 0);
+    assert_true(c.max_write <= CURL_MAX_WRITE_SIZE);
+    capture_free(&first);
+    capture_free(&c);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_second_get_is_hit_with_identical_bytes, setup, teardown),
@@ -705,6 +779,9 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_offline_miss_fails_without_network, setup, teardown),
         cmocka_unit_test_setup_teardown(test_request_header_changes_nothing_unless_matched, setup, teardown),
         cmocka_unit_test_setup_teardown(test_eight_threads_with_their_own_handles, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stale_entry_is_revalidated_and_304_replays_it, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_pause_on_hit_redelivers_the_same_bytes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_large_body_arrives_in_chunks_of_at_most_16k, setup, teardown),
     };
     return cmocka_run_group_tests_name("easy_" TEST_BACKEND, tests, group_setup, group_teardown);
 }
