@@ -97,9 +97,19 @@ static void test_shim_does_not_depend_on_libcurl(void **state) {
     const char *argv[] = {"/usr/bin/readelf", "-d", CURLCACHE_SHIM_PATH, NULL};
     assert_int_equal(harness_run(*state, 0, argv, NULL, &result), 0);
     assert_int_equal(result.exit_code, 0);
-    assert_non_null(strstr(result.out, "(NEEDED)"));
     /* Loading either libcurl is the program's business: the shim finds it at run time. */
-    assert_null(strstr(result.out, "libcurl"));
+    int needed = 0;
+    char *save = NULL;
+    for (char *line = strtok_r(result.out, "\n", &save); line != NULL;
+         line = strtok_r(NULL, "\n", &save)) {
+        if (strstr(line, "(NEEDED)") != NULL) {
+            ++needed;
+            if (strstr(line, "[libcurl") != NULL) {
+                fail_msg("the shim needs a libcurl: %s", line);
+            }
+        }
+    }
+    assert_true(needed > 0);
 }
 
 int main(void) {
