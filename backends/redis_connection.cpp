@@ -5,6 +5,8 @@
 #include <cerrno>
 #include <charconv>
 #include <csignal>
+#include <cstdint>
+#include <cstdlib>
 #include <ctime>
 #include <pthread.h>
 #include <unistd.h>
@@ -71,7 +73,78 @@ std::string first_line(const char* text, size_t size) {
     return std::string(view.substr(0, view.find_first_of("\r\n")));
 }
 
+// A GET of a large value would otherwise be copied twice: hiredis copies it from its read
+// buffer into the reply, and the backend copied the reply into the std::string a Blob
+// holds. Our reader builds a top-level bulk string directly as a std::string (its pointer
+// kept in the otherwise unused `integer` field), which get() then moves into the Blob.
+redisReplyObjectFunctions* g_default_functions = nullptr;
+
+void* create_owned_string(const redisReadTask* task, char* text, size_t size) {
+    if (task->parent != nullptr || task->type != REDIS_REPLY_STRING) {
+        return g_default_functions->createString(task, text, size);
+    }
+    auto* reply = static_cast<redisReply*>(std::calloc(1, sizeof(redisReply)));
+    if (reply == nullptr) {
+        return nullptr;
+    }
+    std::string* owner = nullptr;
+    try {
+        owner = new std::string(text, size);
+    } catch (...) {
+        std::free(reply);
+        return nullptr; // hiredis reports out of memory
+    }
+    reply->type = REDIS_REPLY_STRING;
+    reply->str = owner->data();
+    reply->len = size;
+    reply->integer = static_cast<long long>(reinterpret_cast<intptr_t>(owner));
+    return reply;
+}
+
+void free_object(void* reply) { free_redis_reply(static_cast<redisReply*>(reply)); }
+
+void use_owned_strings(redisContext& context) {
+    static redisReplyObjectFunctions functions = [&] {
+        g_default_functions = context.reader->fn;
+        redisReplyObjectFunctions ours = *context.reader->fn;
+        ours.createString = create_owned_string;
+        ours.freeObject = free_object;
+        return ours;
+    }();
+    context.reader->fn = &functions;
+}
+
+std::string* owned_string(const redisReply& reply) {
+    if (reply.type != REDIS_REPLY_STRING || reply.integer == 0) {
+        return nullptr;
+    }
+    return reinterpret_cast<std::string*>(static_cast<intptr_t>(reply.integer));
+}
+
 } // namespace
+
+void free_redis_reply(redisReply* reply) {
+    if (reply == nullptr) {
+        return;
+    }
+    if (std::string* owner = owned_string(*reply)) {
+        delete owner;
+        std::free(reply);
+        return;
+    }
+    freeReplyObject(reply);
+}
+
+std::string take_reply_string(redisReply& reply) {
+    if (std::string* owner = owned_string(reply)) {
+        std::string out = std::move(*owner);
+        owner->clear();
+        reply.str = owner->data();
+        reply.len = 0;
+        return out;
+    }
+    return std::string(reply.str, reply.len);
+}
 
 std::string RedisEndpoint::display() const {
     if (!socket_path.empty()) {
@@ -169,6 +242,9 @@ RedisConnection::connect(const RedisEndpoint& endpoint, int64_t connect_timeout_
         return fail(where + ": out of memory");
     }
     std::unique_ptr<redisContext, RedisContextFree> context(raw);
+    if (context->err == 0) {
+        use_owned_strings(*context);
+    }
     if (context->err != 0) {
         int saved = errno;
         std::string reason = context->errstr;

@@ -22,10 +22,17 @@ namespace curlcache::backends {
 struct RedisContextFree {
     void operator()(redisContext* context) const { redisFree(context); }
 };
+// Replies of our connections may hold their top-level string in a std::string (see
+// redis_connection.cpp): free them with this, never with freeReplyObject.
+void free_redis_reply(redisReply* reply);
 struct RedisReplyFree {
-    void operator()(redisReply* reply) const { freeReplyObject(reply); }
+    void operator()(redisReply* reply) const { free_redis_reply(reply); }
 };
 using RedisReplyPtr = std::unique_ptr<redisReply, RedisReplyFree>;
+
+// The bytes of a string reply as a std::string, moved out without copying when the reader
+// built it as one (a top-level bulk string, i.e. a GET's value).
+std::string take_reply_string(redisReply& reply);
 
 class RedisConnection {
 public:

@@ -124,7 +124,7 @@ public:
                     return fail(conn.where() + ": unexpected reply to GET");
                 }
                 return std::optional<Blob>{
-                    std::make_shared<const std::string>((*reply)->str, (*reply)->len)};
+                    std::make_shared<const std::string>(take_reply_string(**reply))};
             });
     }
 
