@@ -11,7 +11,10 @@ stdout and serves until it is killed. Routes (NAME is any token, used to make UR
   /redirect/N/NAME          302 to /redirect/N-1/NAME ... /redirect/0/NAME -> /text/NAME
   /status/CODE/NAME         that status with a short text body
   /echo/NAME                200, body = the request's method, X-Var header and body
+  /gzip/NAME                200, gzip-encoded "hello NAME" x 50 (Content-Encoding: gzip)
+  /auth/NAME                200, body = the Authorization header it got
 """
+import gzip
 import email.utils
 import http.server
 import sys
@@ -94,6 +97,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             body = "%s %s %s" % (self.command, self.headers.get("X-Var", "-"),
                                  request_body.decode("latin-1"))
             self.send(200, body.encode())
+        elif kind == "gzip" and len(parts) == 2:
+            body = gzip.compress(("hello %s\n" % parts[1]).encode() * 50, mtime=0)
+            self.send(200, body, [("Content-Encoding", "gzip")])
+        elif kind == "auth" and len(parts) == 2:
+            self.send(200, self.headers.get("Authorization", "-").encode())
         else:
             self.send(404, b"no such route\n")
 
