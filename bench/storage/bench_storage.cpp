@@ -1,0 +1,223 @@
+// bench_storage: get and put latency (median, p90, p99) of every curlcache storage backend
+// for 1 KiB, 100 KiB and 1 MiB values, and of python3-requests-cache's SQLite backend
+// measured in the same run (requests_cache_bench.py), printed as one table.
+//
+//   bench_storage [--python /usr/bin/python3 --script requests_cache_bench.py] [--quick]
+//
+// Each backend gets a fresh cache in a scratch folder under $TMPDIR. Puts write distinct
+// keys; gets then read random stored keys (all hits). Times are per call, in µs.
+#include "backends/registry.h"
+#include "backends/storage.h"
+
+#include <stdlib.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace {
+
+using namespace curlcache;
+
+struct Stats {
+    double median = 0, p90 = 0, p99 = 0;
+};
+
+struct Row {
+    std::string backend;
+    size_t size = 0;
+    Stats get, put;
+};
+
+Stats summarise(std::vector<double> samples) {
+    std::sort(samples.begin(), samples.end());
+    auto at = [&](double q) {
+        return samples[std::min(samples.size() - 1, static_cast<size_t>(q * samples.size()))];
+    };
+    return Stats{at(0.5), at(0.9), at(0.99)};
+}
+
+struct Size {
+    size_t bytes;
+    int puts;
+    const char* label;
+};
+
+std::string key_of(int i) {
+    char key[33];
+    std::snprintf(key, sizeof key, "%08x%024x", static_cast<unsigned>(i * 2654435761u), i);
+    return key;
+}
+
+std::optional<Row> measure(const std::string& label, const std::string& backend, config::Settings settings,
+                           const Size& size) {
+    auto opened = backends::open(backend, settings);
+    if (!opened) {
+        std::fprintf(stderr, "bench_storage: %s: %s\n", label.c_str(), opened.error().message.c_str());
+        return std::nullopt;
+    }
+    auto& storage = **opened;
+    std::string value(size.bytes, '\0');
+    std::mt19937_64 rng(42);
+    for (auto& c : value) {
+        c = static_cast<char>(rng());
+    }
+    std::string_view piece(value);
+    using Clock = std::chrono::steady_clock;
+    auto micros = [](Clock::duration d) { return std::chrono::duration<double, std::micro>(d).count(); };
+
+    std::vector<double> puts, gets;
+    for (int i = 0; i < size.puts; ++i) {
+        backends::Metadata meta{key_of(i), "GET", "http://origin.test/" + std::to_string(i), 200, 1700000000, 0, 0};
+        auto start = Clock::now();
+        auto done = storage.put(meta, std::span(&piece, 1));
+        puts.push_back(micros(Clock::now() - start));
+        if (!done) {
+            std::fprintf(stderr, "bench_storage: %s put: %s\n", label.c_str(), done.error().message.c_str());
+            return std::nullopt;
+        }
+    }
+    std::uniform_int_distribution<int> pick(0, size.puts - 1);
+    for (int i = 0; i < size.puts * 3; ++i) {
+        std::string key = key_of(pick(rng));
+        auto start = Clock::now();
+        auto got = storage.get(key);
+        gets.push_back(micros(Clock::now() - start));
+        if (!got || !*got || (*got->value()).size() != size.bytes) {
+            std::fprintf(stderr, "bench_storage: %s get failed or missed\n", label.c_str());
+            return std::nullopt;
+        }
+    }
+    return Row{label, size.bytes, summarise(gets), summarise(puts)};
+}
+
+// Runs the Python side and parses its "name size op median p90 p99" lines.
+std::vector<Row> run_python(const std::string& python, const std::string& script, const std::vector<Size>& sizes) {
+    std::string list, counts;
+    for (const auto& size : sizes) {
+        list += (list.empty() ? "" : ",") + std::to_string(size.bytes);
+        // requests-cache commits with a full fsync per put (~15 ms here): fewer samples.
+        counts += (counts.empty() ? "" : ",") + std::to_string(std::max(10, size.puts / 10));
+    }
+    std::string command = "'" + python + "' '" + script + "' " + list + " " + counts;
+    std::map<std::pair<std::string, size_t>, Row> rows;
+    std::vector<std::pair<std::string, size_t>> order;
+    FILE* pipe = ::popen(command.c_str(), "r");
+    if (!pipe) {
+        std::fprintf(stderr, "bench_storage: cannot run %s\n", command.c_str());
+        return {};
+    }
+    char line[512];
+    while (std::fgets(line, sizeof line, pipe)) {
+        char name[128], op[8];
+        size_t bytes = 0;
+        Stats stats;
+        if (std::sscanf(line, "%127[^\t]\t%zu\t%7s\t%lf\t%lf\t%lf", name, &bytes, op, &stats.median, &stats.p90,
+                        &stats.p99) != 6) {
+            continue;
+        }
+        auto id = std::pair{std::string(name), bytes};
+        if (!rows.count(id)) {
+            order.push_back(id);
+            rows[id] = Row{name, bytes, {}, {}};
+        }
+        (std::strcmp(op, "get") == 0 ? rows[id].get : rows[id].put) = stats;
+    }
+    if (::pclose(pipe) != 0) {
+        std::fprintf(stderr, "bench_storage: %s failed\n", command.c_str());
+    }
+    std::vector<Row> result;
+    for (const auto& id : order) {
+        result.push_back(rows[id]);
+    }
+    return result;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    std::string python, script;
+    bool quick = false;
+    for (int i = 1; i < argc; ++i) {
+        std::string arg = argv[i];
+        if (arg == "--python" && i + 1 < argc) {
+            python = argv[++i];
+        } else if (arg == "--script" && i + 1 < argc) {
+            script = argv[++i];
+        } else if (arg == "--quick") {
+            quick = true;
+        } else {
+            std::fprintf(stderr, "usage: bench_storage [--python PATH --script PATH] [--quick]\n");
+            return 2;
+        }
+    }
+    int scale = quick ? 4 : 1;
+    std::vector<Size> sizes = {{1024, 4000 / scale, "1 KiB"}, {100 * 1024, 600 / scale, "100 KiB"},
+                               {1024 * 1024, 100 / scale, "1 MiB"}};
+
+    const char* tmp = std::getenv("TMPDIR");
+    std::string scratch = std::string(tmp && *tmp ? tmp : "/tmp") + "/curlcache-bench-XXXXXX";
+    if (!::mkdtemp(scratch.data())) {
+        std::perror("bench_storage: mkdtemp");
+        return 1;
+    }
+
+    std::vector<Row> rows;
+    for (const auto& size : sizes) {
+        std::string tag = std::to_string(size.bytes);
+        config::Settings sqlite;
+        sqlite.name = scratch + "/sqlite-" + tag + ".sqlite";
+        config::Settings fast = sqlite;
+        fast.name = scratch + "/fast-" + tag + ".sqlite";
+        fast.sqlite_fast_save = true;
+        config::Settings files;
+        files.name = scratch + "/files-" + tag;
+        for (auto& [label, backend, settings] :
+             std::vector<std::tuple<std::string, std::string, config::Settings>>{
+                 {"curlcache sqlite", "sqlite", sqlite},
+                 {"curlcache sqlite fast_save", "sqlite", fast},
+                 {"curlcache filesystem", "filesystem", files},
+                 {"curlcache memory", "memory", config::Settings{}}}) {
+            if (auto row = measure(label, backend, settings, size)) {
+                rows.push_back(*row);
+            }
+        }
+    }
+    std::error_code ignored;
+    std::filesystem::remove_all(scratch, ignored);
+    if (!python.empty() && !script.empty()) {
+        auto theirs = run_python(python, script, sizes);
+        rows.insert(rows.end(), theirs.begin(), theirs.end());
+    }
+
+    std::printf("Storage latency per call, µs (median / p90 / p99); puts write new keys, gets are hits.\n");
+    std::printf("%-30s %8s | %9s %9s %9s | %9s %9s %9s | %s\n", "backend", "value", "get med", "p90", "p99",
+                "put med", "p90", "p99", "get/put vs curlcache sqlite");
+    for (const auto& size : sizes) {
+        const Row* ours = nullptr;
+        for (const auto& row : rows) {
+            if (row.size == size.bytes && row.backend == "curlcache sqlite") {
+                ours = &row;
+            }
+        }
+        for (const auto& row : rows) {
+            if (row.size != size.bytes) {
+                continue;
+            }
+            char ratio[64] = "";
+            if (ours && &row != ours && ours->get.median > 0 && ours->put.median > 0) {
+                std::snprintf(ratio, sizeof ratio, "%.2fx / %.2fx", row.get.median / ours->get.median,
+                              row.put.median / ours->put.median);
+            }
+            std::printf("%-30s %8s | %9.2f %9.2f %9.2f | %9.2f %9.2f %9.2f | %s\n", row.backend.c_str(), size.label,
+                        row.get.median, row.get.p90, row.get.p99, row.put.median, row.put.p90, row.put.p99, ratio);
+        }
+    }
+    return 0;
+}
