@@ -70,22 +70,18 @@ std::expected<Report, std::string> gather(curlcache_handle* cache) {
     return report;
 }
 
-std::string size_against_limit(uint64_t bytes, uint64_t max_bytes) {
+std::string limit_text(uint64_t bytes, uint64_t max_bytes) {
     if (max_bytes == 0) {
-        return format_size(bytes) + " (no limit)";
+        return "(no limit)";
     }
-    return format_size(bytes) + " of " + format_size(max_bytes) + " (" +
-           format_percent(bytes, max_bytes) + ")";
+    return "of " + format_size(max_bytes) + " (" + format_percent(bytes, max_bytes) + ")";
 }
 
 void print_human(const Report& report) {
     const auto& s = report.stats;
     uint64_t lookups = s.hits + s.misses;
     using Align = Table::Align;
-    Table table({Align::left, Align::right, Align::right});
-    if (report.tiers.size() == 1) {
-        table.add({"Cache", report.tiers[0].backend + " " + report.tiers[0].location});
-    }
+    Table table({Align::left, Align::right, Align::left});
     table.add({"Hits", format_count(s.hits), format_percent(s.hits, lookups)});
     table.add({"Misses", format_count(s.misses), format_percent(s.misses, lookups)});
     table.add({"Stores", format_count(s.stores)});
@@ -94,20 +90,24 @@ void print_human(const Report& report) {
     table.add({"Downloaded", format_size(s.bytes_downloaded)});
     table.add({"Entries", format_count(report.entries)});
     uint64_t max_bytes = report.tiers.empty() ? 0 : report.tiers[0].max_bytes;
-    table.add({"Size", size_against_limit(report.bytes, max_bytes)});
+    table.add({"Size", format_size(report.bytes), limit_text(report.bytes, max_bytes)});
     table.add({"Errors", format_count(s.errors)});
     table.add({"  failures", format_count(s.errors - s.errors_timeout)});
     table.add({"  timeouts", format_count(s.errors_timeout)});
     table.add({"Corrupt entries", format_count(s.corrupt)});
+    if (report.tiers.size() == 1) {
+        std::printf("%-*s  %s %s\n", static_cast<int>(table.width(0)), "Cache",
+                    report.tiers[0].backend.c_str(), report.tiers[0].location.c_str());
+    }
     table.print(stdout);
     if (report.tiers.size() > 1) {
         std::printf("\n");
-        Table tiers({Align::left, Align::left, Align::right, Align::left});
+        Table tiers({Align::left, Align::left, Align::right, Align::right, Align::left});
         for (std::size_t i = 0; i < report.tiers.size(); ++i) {
             const auto& tier = report.tiers[i];
             tiers.add({"Tier " + std::to_string(i + 1), tier.backend + " " + tier.location,
-                       format_count(tier.entries) + " entries",
-                       size_against_limit(tier.bytes, tier.max_bytes)});
+                       format_count(tier.entries) + " entries", format_size(tier.bytes),
+                       limit_text(tier.bytes, tier.max_bytes)});
         }
         tiers.print(stdout);
     }

@@ -84,6 +84,16 @@ std::string format_relative(int64_t when, int64_t now) {
     return future ? "in " + text : text + " ago";
 }
 
+std::size_t Table::width(std::size_t index) const {
+    std::size_t widest = 0;
+    for (const auto& row : m_rows) {
+        if (index < row.size()) {
+            widest = std::max(widest, row[index].size());
+        }
+    }
+    return widest;
+}
+
 void Table::print(std::FILE* out) const {
     std::vector<std::size_t> widths;
     for (const auto& row : m_rows) {

@@ -36,6 +36,8 @@ public:
     void add(std::vector<std::string> row) { m_rows.push_back(std::move(row)); }
     void print(std::FILE* out) const;
     bool empty() const { return m_rows.empty(); }
+    // The width of column `index` over the rows added so far.
+    std::size_t width(std::size_t index) const;
 
 private:
     std::vector<Align> m_aligns;

@@ -49,6 +49,7 @@ private:
     };
     void before_value();
     void close(std::string_view bracket);
+    void write_string(std::string_view text);
     void newline_indent(std::size_t depth);
     void put(std::string_view text) { std::fwrite(text.data(), 1, text.size(), m_out); }
 

@@ -55,13 +55,17 @@ void JsonWriter::end_array() { close("]"); }
 
 void JsonWriter::key(std::string_view name) {
     before_value();
-    string(name);
+    write_string(name);
     put(": ");
     m_after_key = true;
 }
 
 void JsonWriter::string(std::string_view text) {
     before_value();
+    write_string(text);
+}
+
+void JsonWriter::write_string(std::string_view text) {
     std::string out;
     out.reserve(text.size() + 2);
     out += '"';
