@@ -62,7 +62,7 @@ static int scratch_teardown(void **state) {
 }
 
 /* "<scratch>/<name>" in a static buffer (one at a time). */
-static const char *scratch_path(const char *name) {
+__attribute__((unused)) static const char *scratch_path(const char *name) {
     static char path[PATH_MAX + 256];
     snprintf(path, sizeof path, "%s/%s", g_scratch, name);
     return path;
