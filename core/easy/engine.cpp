@@ -3,6 +3,7 @@
 #include "core/easy/engine.h"
 
 #include "core/easy/cache_access.h"
+#include "core/coalesce.h"
 #include "core/easy/engine_internal.h"
 #include "core/log.h"
 
@@ -104,8 +105,22 @@ Begin decide(const CurlApi& api, CURL* handle, HandleState& state) {
         // or 304 response is nothing to store.
         return pass_through(cache);
     }
-    if (!start_tee(api, handle, state, key, plan, std::move(found), settings)) {
+    MissLock lock;
+    if (settings.mode == config::Mode::normal) {
+        // Another process (or thread) may be downloading this very entry: wait for it
+        // rather than download it twice (bounded by lock_timeout; see core/coalesce.h).
+        Coalesced coalesced = coalesce_miss(*cache, key);
+        if (coalesced.entry && prepare_hit(state, plan, std::move(*coalesced.entry))) {
+            cache->stats().hits.fetch_add(1, std::memory_order_relaxed);
+            return Begin::hit;
+        }
+        lock = std::move(coalesced.lock);
+    }
+    if (!start_tee(api, handle, state, key, plan, std::move(found), settings, std::move(lock))) {
         return pass_through(cache);
+    }
+    if (!state.tee->revalidating) { // a revalidation counts once its answer is known
+        cache->stats().misses.fetch_add(1, std::memory_order_relaxed);
     }
     return Begin::miss;
 }

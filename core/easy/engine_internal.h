@@ -24,7 +24,8 @@ void prepare_offline_miss(HandleState& state, const Plan& plan);
 // tee.cpp: installs the tee callbacks on the real handle (and, with `stale`, the validators
 // of the stale entry). False when the handle refused them: the transfer passes through.
 bool start_tee(const CurlApi& api, CURL* handle, HandleState& state, const Key& key,
-               const Plan& plan, std::optional<Entry> stale, const config::Settings& settings);
+               const Plan& plan, std::optional<Entry> stale, const config::Settings& settings,
+               MissLock lock);
 
 // tee.cpp: the transfer facts of the handle's last real transfer.
 std::vector<Info> record_infos(const CurlApi& api, CURL* handle);

@@ -5,6 +5,9 @@
 #include <cctype>
 #include <cstring>
 
+// Deprecated infos (SIZE_DOWNLOAD, ...) are still asked by programs: they are emulated too.
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+
 namespace curlcache::core::easy {
 
 namespace {
@@ -30,11 +33,6 @@ const Info* recorded(const Replay& r, CURLINFO id) { return r.entry.info(static_
 int64_t recorded_integer(const Replay& r, CURLINFO id, int64_t fallback) {
     const Info* info = recorded(r, id);
     return info != nullptr ? info->integer : fallback;
-}
-
-double recorded_real(const Replay& r, CURLINFO id, double fallback) {
-    const Info* info = recorded(r, id);
-    return info != nullptr ? info->real : fallback;
 }
 
 // Bytes of body this replay delivered, as libcurl counts them (the wire size on a full

@@ -6,6 +6,9 @@
 #include <mutex>
 #include <unordered_map>
 
+// Deprecated options (PUT, HTTPPOST, PROGRESSFUNCTION) are still set by programs.
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+
 namespace curlcache::core::easy {
 
 namespace {

@@ -5,6 +5,7 @@
 // rule), so a state needs no lock of its own; the registry that maps handles to states does.
 #pragma once
 
+#include "core/coalesce.h"
 #include "core/entry.h"
 #include "core/key.h"
 
@@ -128,6 +129,9 @@ struct Tee {
     std::vector<curl_slist> added_list;
     std::string method;
     std::string url;
+    // Request coalescing: held while this process downloads the entry others wait for;
+    // released once it is stored (or the transfer failed).
+    MissLock lock;
 };
 
 struct HandleState {

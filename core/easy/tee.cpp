@@ -140,9 +140,11 @@ void restore_program_options(const CurlApi& api, CURL* handle, const HandleState
 } // namespace
 
 bool start_tee(const CurlApi& api, CURL* handle, HandleState& state, const Key& key,
-               const Plan& plan, std::optional<Entry> stale, const config::Settings& settings) {
+               const Plan& plan, std::optional<Entry> stale, const config::Settings& settings,
+               MissLock lock) {
     const Options& o = state.options;
     auto tee = std::make_unique<Tee>();
+    tee->lock = std::move(lock);
     tee->key = key;
     tee->max_entry_size = settings.max_entry_size;
     tee->header_to_body = o.header;
@@ -187,7 +189,11 @@ CURLcode end_transfer(const CurlApi& api, CURL* handle, CURLcode result) {
         }
         long code = 0;
         api.easy_getinfo(handle, CURLINFO_RESPONSE_CODE, &code);
-        if (tee->revalidating && tee->got_304 && code == 304) {
+        const bool not_modified = tee->revalidating && tee->got_304 && code == 304;
+        if (tee->revalidating && !not_modified) {
+            cache->stats().misses.fetch_add(1, std::memory_order_relaxed);
+        }
+        if (not_modified) {
             Entry refreshed = std::move(*tee->stale);
             (void)cache->store(tee->key, refreshed); // a failure is counted by the cache
             cache->stats().hits.fetch_add(1, std::memory_order_relaxed);
@@ -198,7 +204,6 @@ CURLcode end_transfer(const CurlApi& api, CURL* handle, CURLcode result) {
             }
             return replay(api, handle);
         }
-        cache->stats().misses.fetch_add(1, std::memory_order_relaxed);
         if (tee->too_large || tee->blocks.empty() || cache->settings().mode == config::Mode::readonly) {
             return result;
         }
