@@ -175,7 +175,7 @@ std::expected<uint64_t, std::string> parse_size(std::string_view text) {
     }
     const std::string number(value.substr(0, i));
     const std::string unit = to_lower(trim(value.substr(i)));
-    if (number.empty() || std::count(number.begin(), number.end(), '.') > 1 ||
+    if (number.empty() || number.size() > 24 || std::count(number.begin(), number.end(), '.') > 1 ||
         number.front() == '.' || number.back() == '.') {
         return std::unexpected(bad_size(text));
     }

@@ -178,7 +178,9 @@ void test_sizes_parse_binary_and_decimal_units(void**) {
 }
 
 void test_sizes_reject_garbage_with_a_hint(void**) {
-    for (const char* text : {"10 potatoes", "", "-1", "1.2.3", "KiB", ".5G", "99999999999TiB"}) {
+    const std::string huge = std::string(6000, '9') + ".5";
+    for (const char* text :
+         {"10 potatoes", "", "-1", "1.2.3", "KiB", ".5G", "99999999999TiB", huge.c_str()}) {
         if (parse_size(text)) {
             fail_msg("parse_size(\"%s\") should fail", text);
         }
