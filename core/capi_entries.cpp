@@ -1,7 +1,7 @@
 // Public C API: request descriptions, lookup, reading entries and storing responses.
 #include "core/capi_internal.h"
 
-#include "core/log.h"
+#include "core/easy/http_text.h"
 #include "core/policy.h"
 
 #include <curl/curl.h>
@@ -12,48 +12,6 @@
 namespace curlcache::core::capi {
 
 namespace {
-
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) {
-        return false;
-    }
-    for (size_t i = 0; i < a.size(); ++i) {
-        if (std::tolower(static_cast<unsigned char>(a[i])) !=
-            std::tolower(static_cast<unsigned char>(b[i]))) {
-            return false;
-        }
-    }
-    return true;
-}
-
-std::string_view trim(std::string_view text) {
-    while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front()))) {
-        text.remove_prefix(1);
-    }
-    while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) {
-        text.remove_suffix(1);
-    }
-    return text;
-}
-
-// The lines of a header block, without their line endings.
-std::vector<std::string_view> lines_of(std::string_view block) {
-    std::vector<std::string_view> lines;
-    size_t at = 0;
-    while (at < block.size()) {
-        size_t end = block.find('\n', at);
-        size_t next = end == std::string_view::npos ? block.size() : end + 1;
-        std::string_view line = block.substr(at, next - at);
-        while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) {
-            line.remove_suffix(1);
-        }
-        lines.push_back(line);
-        at = next;
-    }
-    return lines;
-}
-
-} // namespace
 
 // Splits what a header callback received into one block per response: each block ends
 // with its blank line (kept, with its original line ending).
@@ -76,36 +34,15 @@ std::vector<std::string> split_header_blocks(std::string_view headers) {
     return blocks;
 }
 
-// The value of the first header `name` in a block, trimmed; nullopt when absent.
-std::optional<std::string> header_value(std::string_view block, std::string_view name) {
-    for (std::string_view line : lines_of(block)) {
-        size_t colon = line.find(':');
-        if (colon != std::string_view::npos && iequals(trim(line.substr(0, colon)), name)) {
-            return std::string(trim(line.substr(colon + 1)));
-        }
-    }
-    return std::nullopt;
+// The status of a block's status line ("HTTP/1.1 200 OK", "HTTP/2 404"), or 0.
+long status_of(std::string_view block) {
+    std::vector<std::string_view> lines = easy::split_lines(block);
+    return lines.empty() ? 0 : easy::status_code(lines.front()).value_or(0);
 }
 
-// "HTTP/1.1 200 OK" / "HTTP/2 404" -> the status; 0 when the block has no status line.
-long status_of(std::string_view block) {
-    std::vector<std::string_view> lines = lines_of(block);
-    if (lines.empty() || !lines.front().starts_with("HTTP/")) {
-        return 0;
-    }
-    std::string_view line = lines.front();
-    size_t space = line.find(' ');
-    if (space == std::string_view::npos) {
-        return 0;
-    }
-    long status = 0;
-    for (size_t i = space + 1; i < line.size() && i < space + 4; ++i) {
-        if (!std::isdigit(static_cast<unsigned char>(line[i]))) {
-            return 0;
-        }
-        status = status * 10 + (line[i] - '0');
-    }
-    return status;
+// The value of the first header `name` in a block, or "".
+std::string header_text(std::string_view block, std::string_view name) {
+    return std::string(easy::header_value(block, name).value_or(std::string_view{}));
 }
 
 // A C entry for a decoded entry: the strings its accessors hand out.
@@ -118,8 +55,8 @@ std::unique_ptr<curlcache_entry> make_c_entry(Entry entry, std::string key) {
         out->content_type = type->text;
         out->has_content_type = true;
     } else if (!entry.header_blocks.empty()) {
-        if (auto value = header_value(entry.header_blocks.back(), "content-type")) {
-            out->content_type = *value;
+        if (auto value = easy::header_value(entry.header_blocks.back(), "content-type")) {
+            out->content_type = std::string(*value);
             out->has_content_type = true;
         }
     }
@@ -157,6 +94,8 @@ backends::Result<std::optional<Key>> resolve_key(Cache& cache, std::string_view 
     }
     return match;
 }
+
+} // namespace
 
 } // namespace curlcache::core::capi
 
@@ -411,10 +350,11 @@ CURLCACHE_EXPORT curlcache_code curlcache_store(curlcache_handle* handle,
         if (!entry.header_blocks.empty()) {
             const std::string& last = entry.header_blocks.back();
             entry.status = core::capi::status_of(last);
-            entry.etag = core::capi::header_value(last, "etag").value_or("");
-            entry.last_modified = core::capi::header_value(last, "last-modified").value_or("");
-            if (auto type = core::capi::header_value(last, "content-type")) {
-                entry.infos.push_back({CURLINFO_CONTENT_TYPE, core::Info::Type::text, 0, 0, *type});
+            entry.etag = core::capi::header_text(last, "etag");
+            entry.last_modified = core::capi::header_text(last, "last-modified");
+            if (auto type = core::easy::header_value(last, "content-type")) {
+                entry.infos.push_back(
+                    {CURLINFO_CONTENT_TYPE, core::Info::Type::text, 0, 0, std::string(*type)});
             }
         }
         entry.infos.push_back({CURLINFO_RESPONSE_CODE, core::Info::Type::integer, entry.status, 0, {}});

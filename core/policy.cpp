@@ -1,19 +1,13 @@
 // Policy decisions; see policy.h for why freshness comes from the config.
 #include "core/policy.h"
 
+#include "core/easy/http_text.h"
+
 #include <algorithm>
-#include <cctype>
 
 namespace curlcache::core::policy {
 
 namespace {
-
-bool iequals(std::string_view a, std::string_view b) {
-    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-               return std::tolower(static_cast<unsigned char>(x)) ==
-                      std::tolower(static_cast<unsigned char>(y));
-           });
-}
 
 bool disabled(const config::Settings& settings) {
     return settings.disable || settings.mode == config::Mode::off;
@@ -104,33 +98,15 @@ bool url_rule_matches(std::string_view pattern, std::string_view url) {
 }
 
 bool has_no_store(std::string_view block) {
-    size_t at = 0;
-    while (at < block.size()) {
-        size_t end = block.find('\n', at);
-        if (end == std::string_view::npos) {
-            end = block.size();
-        }
-        std::string_view line = block.substr(at, end - at);
-        at = end + 1;
-        size_t colon = line.find(':');
-        if (colon == std::string_view::npos || !iequals(line.substr(0, colon), "cache-control")) {
+    for (std::string_view line : easy::split_lines(block)) {
+        std::string_view name, value;
+        if (!easy::split_header(line, name, value) || !easy::iequals(name, "cache-control")) {
             continue;
         }
-        std::string_view value = line.substr(colon + 1);
         size_t from = 0;
         while (from <= value.size()) {
-            size_t comma = value.find(',', from);
-            if (comma == std::string_view::npos) {
-                comma = value.size();
-            }
-            std::string_view directive = value.substr(from, comma - from);
-            while (!directive.empty() && std::isspace(static_cast<unsigned char>(directive.front()))) {
-                directive.remove_prefix(1);
-            }
-            while (!directive.empty() && std::isspace(static_cast<unsigned char>(directive.back()))) {
-                directive.remove_suffix(1);
-            }
-            if (iequals(directive, "no-store")) {
+            size_t comma = std::min(value.find(',', from), value.size());
+            if (easy::iequals(easy::trim(value.substr(from, comma - from)), "no-store")) {
                 return true;
             }
             from = comma + 1;
@@ -144,7 +120,7 @@ Verdict request(const config::Settings& settings, std::string_view method, std::
         return Verdict::disabled;
     }
     bool allowed = std::any_of(settings.allowable_methods.begin(), settings.allowable_methods.end(),
-                               [&](const std::string& m) { return iequals(m, method); });
+                               [&](const std::string& m) { return easy::iequals(m, method); });
     if (!allowed) {
         return Verdict::method;
     }
