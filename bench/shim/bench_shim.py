@@ -200,14 +200,14 @@ def median_wall(argvs_envs, rounds):
     return [statistics.median(t) for t in times]
 
 
-def hyperfine(commands, env_cmds, d):
+def hyperfine(commands, env_cmds, d, env):
     """hyperfine medians (ms) for shell commands; None when hyperfine is not installed."""
     if shutil.which("hyperfine") is None:
         return None
     out = os.path.join(d, "hyperfine.json")
     subprocess.run(["hyperfine", "-N", "--warmup", "5", "--min-runs", "30",
                     "--export-json", out] + [e + c for e, c in zip(env_cmds, commands)],
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, env=env)
     with open(out) as f:
         return [r["median"] * 1000 for r in json.load(f)["results"]]
 
@@ -393,7 +393,7 @@ def process_level(args, d, nginx, results):
     try:
         meds = hyperfine([" ".join(v[1]) for v in variants],
                          ["env %s " % " ".join("%s=%s" % kv for kv in v[2].items())
-                          if v[2] else "" for v in variants], d)
+                          if v[2] else "" for v in variants], d, clean_env(d))
     except subprocess.CalledProcessError:
         meds = None
     if meds is None:

@@ -5,7 +5,7 @@ multi_wait, multi_poll, multi_fdset + select, and multi_socket_action; and with 
 callbacks programs use to stop a transfer (write, header and progress callbacks returning
 an abort value) or CURLOPT_HEADER. Each runs without the shim, then twice with it; stdout
 and exit code must be byte-identical and the second shim run a hit. A multi loop that
-blocks when only hits remain shows in the output (multi_client prints loops over 900 ms).
+blocks when only hits remain shows in the output (multi_client reports loops over 2 s).
 
     multi_styles.py --client PATH --shim PATH [--only NAME,...] [--keep] [--harness-only]
                     [--self-check]

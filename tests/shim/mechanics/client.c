@@ -5,6 +5,8 @@
  *   client multi-wait URL...    all URLs in one multi: perform + curl_multi_wait loop
  *   client multi-poll URL...    the same with curl_multi_poll
  *   client multi-fdset URL...   perform + curl_multi_timeout + curl_multi_fdset + select()
+ *   client multi-socket URL...  event-driven: curl_multi_socket_action with socket and
+ *                               timer callbacks around poll() (waits up to 10 s)
  *   client fork URL             a GET, then fork: the child GETs the URL again
  *   client threads N URL        N threads, one GET each (URL + "?t=<i>")
  *   client mixed MODULE URL1 URL2  URL1 through this program's libcurl, then URL2 through
@@ -15,6 +17,7 @@
 #include <curl/curl.h>
 
 #include <dlfcn.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -134,6 +137,96 @@ static int run_multi(int count, char **urls, enum drive how) {
     return 0;
 }
 
+struct events {
+    struct pollfd fds[MAX_TRANSFERS * 2];
+    nfds_t count;
+    long timeout_ms; /* from the timer callback; -1 = none */
+};
+
+static int on_socket(CURL *easy, curl_socket_t socket, int what, void *userp, void *socketp) {
+    (void)easy;
+    (void)socketp;
+    struct events *ev = userp;
+    nfds_t i = 0;
+    while (i < ev->count && ev->fds[i].fd != socket) {
+        ++i;
+    }
+    if (what == CURL_POLL_REMOVE) {
+        if (i < ev->count) {
+            ev->fds[i] = ev->fds[--ev->count];
+        }
+        return 0;
+    }
+    if (i == ev->count) {
+        if (ev->count == MAX_TRANSFERS * 2) {
+            return -1;
+        }
+        ++ev->count;
+    }
+    ev->fds[i].fd = socket;
+    ev->fds[i].events = (short)(((what & CURL_POLL_IN) ? POLLIN : 0) |
+                                ((what & CURL_POLL_OUT) ? POLLOUT : 0));
+    return 0;
+}
+
+static int on_timer(CURLM *multi, long timeout_ms, void *userp) {
+    (void)multi;
+    ((struct events *)userp)->timeout_ms = timeout_ms;
+    return 0;
+}
+
+static int run_multi_socket(int count, char **urls) {
+    static struct transfer t[MAX_TRANSFERS];
+    static struct events ev;
+    ev.timeout_ms = -1;
+    CURLM *multi = curl_multi_init();
+    curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+    curl_multi_setopt(multi, CURLMOPT_SOCKETDATA, &ev);
+    curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, on_timer);
+    curl_multi_setopt(multi, CURLMOPT_TIMERDATA, &ev);
+    for (int i = 0; i < count; ++i) {
+        setup(&t[i], urls[i]);
+        curl_multi_add_handle(multi, t[i].easy);
+    }
+    int running = 0, finished = 0;
+    while (finished < count) {
+        int ready = poll(ev.fds, ev.count, ev.timeout_ms < 0 ? 10000 : (int)ev.timeout_ms);
+        if (ready == 0) {
+            ev.timeout_ms = -1;
+            curl_multi_socket_action(multi, CURL_SOCKET_TIMEOUT, 0, &running);
+        } else if (ready > 0) {
+            struct pollfd fired[MAX_TRANSFERS * 2];
+            nfds_t n = ev.count;
+            memcpy(fired, ev.fds, sizeof(fired[0]) * n);
+            for (nfds_t i = 0; i < n; ++i) {
+                if (fired[i].revents == 0) {
+                    continue;
+                }
+                int mask = ((fired[i].revents & POLLIN) ? CURL_CSELECT_IN : 0) |
+                           ((fired[i].revents & POLLOUT) ? CURL_CSELECT_OUT : 0) |
+                           ((fired[i].revents & (POLLERR | POLLHUP)) ? CURL_CSELECT_ERR : 0);
+                curl_multi_socket_action(multi, fired[i].fd, mask, &running);
+            }
+        }
+        CURLMsg *msg;
+        int queued;
+        while ((msg = curl_multi_info_read(multi, &queued)) != NULL) {
+            struct transfer *done = NULL;
+            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&done);
+            done->code = msg->data.result;
+            curl_multi_remove_handle(multi, msg->easy_handle);
+            ++finished;
+        }
+    }
+    for (int i = 0; i < count; ++i) {
+        report(i, &t[i]);
+        curl_easy_cleanup(t[i].easy);
+    }
+    curl_multi_cleanup(multi);
+    printf("running=%d\n", running);
+    return 0;
+}
+
 static int run_fork(char *url) {
     run_easy(1, &url);
     fflush(stdout);
@@ -205,6 +298,8 @@ int main(int argc, char **argv) {
         rc = run_multi(argc - 2, argv + 2, drive_poll);
     } else if (strcmp(mode, "multi-fdset") == 0) {
         rc = run_multi(argc - 2, argv + 2, drive_fdset);
+    } else if (strcmp(mode, "multi-socket") == 0) {
+        rc = run_multi_socket(argc - 2, argv + 2);
     } else if (strcmp(mode, "fork") == 0) {
         rc = run_fork(argv[2]);
     } else if (strcmp(mode, "mixed") == 0 && argc == 5) {

@@ -69,6 +69,10 @@ static void test_multi_fdset_select_loop_finishes_hit_and_miss(void **state) {
     check_hit_and_miss(state, "multi-fdset", "fdset");
 }
 
+static void test_multi_socket_action_loop_finishes_hit_and_miss(void **state) {
+    check_hit_and_miss(state, "multi-socket", "socket");
+}
+
 static void test_multi_results_match_a_run_without_shim_shape(void **state) {
     /* Without the shim the same program gives the same lines for fresh URLs (the shim
      * changes nothing but where the bytes come from). */
@@ -91,6 +95,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_multi_poll_loop_finishes_hit_and_miss, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_multi_fdset_select_loop_finishes_hit_and_miss,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_multi_socket_action_loop_finishes_hit_and_miss,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_multi_results_match_a_run_without_shim_shape,
                                         setup, teardown),
