@@ -1,0 +1,128 @@
+// Logging (core/log.h): prefix, levels, once-only warnings, owner-only append-mode file.
+#include "core/log.h"
+
+#include <sys/stat.h>
+
+#include <csetjmp>
+#include <cstdarg>
+#include <cstddef>
+#include <cstdint>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+extern "C" {
+#include <cmocka.h>
+}
+
+#include "tests/core/scratch.h"
+
+using namespace curlcache;
+namespace log = curlcache::core::log;
+
+namespace {
+
+std::string slurp(const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream text;
+    text << in.rdbuf();
+    return text.str();
+}
+
+size_t count(const std::string& text, const std::string& what) {
+    size_t n = 0;
+    for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) {
+        ++n;
+    }
+    return n;
+}
+
+int teardown(void** state) {
+    log::configure(config::LogLevel::warning, ""); // back to stderr, file closed
+    return scratch_teardown(state);
+}
+
+void test_file_is_owner_only_appended_and_prefixed(void**) {
+    std::string path = scratch_path("log.txt");
+    std::ofstream(path) << "earlier line\n";
+    chmod(path.c_str(), 0600);
+    log::configure(config::LogLevel::info, path);
+    CURLCACHE_LOG(info, "hello %d", 42);
+    CURLCACHE_LOG(warning, "careful");
+    CURLCACHE_LOG(debug, "not shown");
+    std::string text = slurp(path);
+    assert_string_equal(text.c_str(),
+                        "earlier line\ncurlcache: hello 42\ncurlcache: warning: careful\n");
+
+    std::string fresh = scratch_path("new.log");
+    log::configure(config::LogLevel::error, fresh);
+    CURLCACHE_LOG(error, "%s", std::string(2000, 'x').c_str()); // longer than the fast buffer
+    CURLCACHE_LOG(warning, "filtered");
+    struct stat st;
+    assert_int_equal(stat(fresh.c_str(), &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    text = slurp(fresh);
+    assert_int_equal(text.size(), strlen("curlcache: error: ") + 2000 + 1);
+    assert_int_equal(count(text, "filtered"), 0);
+}
+
+void test_warn_once_warns_once_per_key(void**) {
+    std::string path = scratch_path("once.log");
+    log::configure(config::LogLevel::warning, path);
+    for (int i = 0; i < 3; ++i) {
+        log::warn_once("test-key-a", "backend down %d", i);
+        log::warn_once("test-key-b", "other problem");
+    }
+    std::string text = slurp(path);
+    assert_int_equal(count(text, "backend down"), 1);
+    assert_int_equal(count(text, "backend down 0"), 1);
+    assert_int_equal(count(text, "other problem"), 1);
+}
+
+void test_threads_write_whole_lines(void**) {
+    std::string path = scratch_path("threads.log");
+    log::configure(config::LogLevel::info, path);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) {
+        threads.emplace_back([t] {
+            for (int i = 0; i < 200; ++i) {
+                CURLCACHE_LOG(info, "thread %d line %d %s", t, i, "padding padding padding");
+            }
+        });
+    }
+    for (std::thread& thread : threads) {
+        thread.join();
+    }
+    std::ifstream in(path);
+    std::string line;
+    size_t lines = 0;
+    while (std::getline(in, line)) {
+        assert_true(line.starts_with("curlcache: thread "));
+        assert_true(line.ends_with(" padding padding padding"));
+        ++lines;
+    }
+    assert_int_equal(lines, 800);
+}
+
+void test_unwritable_log_file_falls_back_to_stderr(void**) {
+    log::configure(config::LogLevel::info, scratch_path("no/such/dir/x.log"));
+    CURLCACHE_LOG(info, "still logged somewhere"); // must not crash; goes to stderr
+    struct stat st;
+    assert_int_not_equal(stat(scratch_path("no/such/dir/x.log"), &st), 0);
+}
+
+} // namespace
+
+int main() {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_file_is_owner_only_appended_and_prefixed,
+                                        scratch_setup, teardown),
+        cmocka_unit_test_setup_teardown(test_warn_once_warns_once_per_key, scratch_setup, teardown),
+        cmocka_unit_test_setup_teardown(test_threads_write_whole_lines, scratch_setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unwritable_log_file_falls_back_to_stderr,
+                                        scratch_setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, nullptr, nullptr);
+}
