@@ -94,7 +94,8 @@ CURLCACHE_EXPORT curlcache_code curlcache_open(curlcache_handle **cache, const c
 CURLCACHE_EXPORT void curlcache_close(curlcache_handle *cache);
 
 /* The last detailed message for this handle (empty when the last call succeeded). The
- * string belongs to the handle and is valid until its next call from the same thread. */
+ * string belongs to the handle and is valid until its next call from the same thread.
+ * Messages are kept per thread: a call on another thread neither replaces nor clears it. */
 CURLCACHE_EXPORT const char *curlcache_errmsg(const curlcache_handle *cache);
 
 /* ------------------------------------------------------------------------------------ */
@@ -193,7 +194,10 @@ CURLCACHE_EXPORT curlcache_code curlcache_scan(curlcache_handle *cache, curlcach
                                                void *userp);
 
 /* Deletes by key (32 hex digits), by exact URL, or by URL glob ('*' and '?'); *removed
- * (may be NULL) gets how many entries went. */
+ * (may be NULL) gets how many entries went. An exact URL is normalised as keys are (case
+ * of scheme and host, default port, credentials) and removes the entries stored for it
+ * with any method or option. A glob is matched, case-sensitively, against the stored URLs
+ * as curlcache_scan() reports them ("http://example.com/api/*"); '*' also matches '/'. */
 CURLCACHE_EXPORT curlcache_code curlcache_delete(curlcache_handle *cache, const char *key_url_or_glob,
                                                  uint64_t *removed);
 CURLCACHE_EXPORT curlcache_code curlcache_clear(curlcache_handle *cache);
