@@ -230,6 +230,40 @@ std::expected<std::vector<UrlRule>, std::string> parse_rules(const Value& value)
     return rules;
 }
 
+// Only the scheme is checked here (the backend parses the rest when it connects), and only
+// the scheme is echoed: the URL may carry a password.
+std::expected<void, std::string> check_redis_url(std::string_view url) {
+    for (std::string_view scheme : {"redis://", "unix://"}) {
+        if (url.starts_with(scheme)) {
+            return {};
+        }
+    }
+    const size_t colon = url.find(':');
+    const std::string shown =
+        colon == std::string_view::npos ? "" : std::string(url.substr(0, colon));
+    return std::unexpected("bad Redis URL" +
+                           (shown.empty() ? std::string() : " scheme " + quote(shown)) +
+                           " (use redis://[:password@]host[:port][/db] or unix:///path/to/socket)");
+}
+
+// "redis://user:secret@host/0" -> "redis://user:***@host/0", for `curlcache config`.
+std::string mask_password(const std::string& url) {
+    const size_t start = url.find("://");
+    if (start == std::string::npos) {
+        return url;
+    }
+    const size_t at = url.find('@', start + 3);
+    const size_t slash = url.find('/', start + 3);
+    if (at == std::string::npos || (slash != std::string::npos && slash < at)) {
+        return url;
+    }
+    const size_t colon = url.find(':', start + 3);
+    if (colon == std::string::npos || colon > at) {
+        return url; // a user name alone is no secret
+    }
+    return url.substr(0, colon + 1) + "***" + url.substr(at);
+}
+
 template <typename T> T& field(Settings& settings, const Member& member) {
     return settings.*std::get<T Settings::*>(member);
 }
@@ -278,9 +312,15 @@ std::expected<void, std::string> apply(const KeyDef& def, const Value& value, Se
         }
         return wrong_type("a boolean (true or false)", value);
     case KeyType::string:
-    case KeyType::path: {
+    case KeyType::path:
+    case KeyType::redis_url: {
         if (!is_text(value)) {
             return wrong_type("a string", value);
+        }
+        if (def.type == KeyType::redis_url) {
+            if (auto ok = check_redis_url(value.text); !ok) {
+                return ok;
+            }
         }
         std::string text = value.text;
         if (def.type == KeyType::path && text.starts_with("~/") && !home.empty()) {
@@ -365,6 +405,8 @@ std::string render(const KeyDef& def, const Settings& settings) {
     case KeyType::string:
     case KeyType::path:
         return quote(field<std::string>(settings, m));
+    case KeyType::redis_url:
+        return quote(mask_password(field<std::string>(settings, m)));
     case KeyType::size:
         return render_size(field<uint64_t>(settings, m));
     case KeyType::count:

@@ -72,7 +72,7 @@ const std::array k_keys{
            "how long to wait for another process's write lock", &S::sqlite_busy_timeout_ms},
     KeyDef{"memory.max_entries", "CURLCACHE_MEMORY_MAX_ENTRIES", KeyType::count,
            "most entries kept; 0 = bounded by max_size only", &S::memory_max_entries},
-    KeyDef{"redis.url", "CURLCACHE_REDIS_URL", KeyType::string,
+    KeyDef{"redis.url", "CURLCACHE_REDIS_URL", KeyType::redis_url,
            "redis://[:password@]host[:port][/db] or unix:///path/to/socket", &S::redis_url},
     KeyDef{"redis.connect_timeout", "CURLCACHE_REDIS_CONNECT_TIMEOUT", KeyType::millis,
            "give up connecting after this long (the transfer goes to the network)",

@@ -19,11 +19,12 @@ enum class KeyType {
     config_file, // CURLCACHE_CONFIG / argument "config": which file to read, not a file key
     boolean,
     string,
-    path,    // a string naming a file; "~/" is expanded
-    size,    // bytes: 512, "10MiB"
-    count,   // a plain non-negative integer
-    seconds, // a duration: 3600, "1h", "never"
-    millis,  // a timeout: 250, "250ms", "1s"
+    path,      // a string naming a file; "~/" is expanded
+    redis_url, // redis://... or unix://...; a password is masked when rendered
+    size,      // bytes: 512, "10MiB"
+    count,     // a plain non-negative integer
+    seconds,   // a duration: 3600, "1h", "never"
+    millis,    // a timeout: 250, "250ms", "1s"
     mode,
     log_level,
     backends,  // one name or a list of tiers

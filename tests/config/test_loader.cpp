@@ -448,6 +448,24 @@ void test_rendered_values_load_back_unchanged(void** state) {
     }
 }
 
+void test_redis_url_scheme_is_checked_and_password_never_shown(void** state) {
+    Fixture& f = fixture(state);
+    f.env["CURLCACHE_REDIS_URL"] = "http://:hunter2@cache:6379";
+    const std::string error = load_error(f);
+    expect_text(error, "CURLCACHE_REDIS_URL: bad Redis URL scheme \"http\" (use "
+                       "redis://[:password@]host[:port][/db] or unix:///path/to/socket)");
+    f.env["CURLCACHE_REDIS_URL"] = "redis://:hunter2@cache:6379/1";
+    auto loaded = load_ok(f);
+    expect_text(loaded.settings.redis_url, "redis://:hunter2@cache:6379/1");
+    for (const Entry& e : describe(loaded.settings)) {
+        if (e.key == "redis.url") {
+            expect_text(e.value, "\"redis://:***@cache:6379/1\"");
+        }
+    }
+    f.env["CURLCACHE_REDIS_URL"] = "unix:///run/redis.sock";
+    expect_text(load_ok(f).settings.redis_url, "unix:///run/redis.sock");
+}
+
 void test_log_file_under_home_is_expanded(void** state) {
     Fixture& f = fixture(state);
     fs::create_directories(f.dir + "/home");
@@ -713,6 +731,8 @@ int main() {
         cmocka_unit_test_setup_teardown(test_describe_lists_every_key_with_value_and_origin, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_rendered_values_load_back_unchanged, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_redis_url_scheme_is_checked_and_password_never_shown,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_file_under_home_is_expanded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_key_warns_with_file_line_and_suggestion, setup,
                                         teardown),
