@@ -46,9 +46,12 @@ using StmtPtr = std::unique_ptr<sqlite3_stmt, StmtFinalize>;
 using BlobPtr = std::unique_ptr<sqlite3_blob, BlobClose>;
 
 constexpr int k_schema_version = 1;
-// Values up to this size are bound (and read) in one piece; larger ones are streamed
-// through incremental blob I/O so that no second whole copy is ever built.
+// Values up to k_inline_limit are bound in one piece; larger ones are streamed in through
+// incremental blob I/O so that no second whole copy is ever built. Reads above
+// k_read_inline_limit go straight into the returned string the same way (a column read
+// would first assemble the value in SQLite's own buffer).
 constexpr uint64_t k_inline_limit = 256 * 1024;
+constexpr uint64_t k_read_inline_limit = 16 * 1024;
 constexpr size_t k_blob_chunk = 64u << 20; // sqlite3_blob_{read,write} take an int length
 constexpr size_t k_touch_batch = 1024;     // pending access times before a hit flushes them
 constexpr int k_scan_page = 256;
@@ -317,7 +320,7 @@ private:
         }
         Reset reset(*stmt);
         bind_text(*stmt, 1, key);
-        sqlite3_bind_int64(*stmt, 2, static_cast<int64_t>(k_inline_limit));
+        sqlite3_bind_int64(*stmt, 2, static_cast<int64_t>(k_read_inline_limit));
         int rc = sqlite3_step(*stmt);
         if (rc == SQLITE_DONE) {
             return std::optional<Blob>{};
@@ -327,7 +330,7 @@ private:
         }
         auto size = static_cast<uint64_t>(sqlite3_column_int64(*stmt, 1));
         std::shared_ptr<std::string> value;
-        if (size <= k_inline_limit) {
+        if (size <= k_read_inline_limit) {
             const auto* bytes = static_cast<const char*>(sqlite3_column_blob(*stmt, 2));
             value = std::make_shared<std::string>(
                 bytes ? bytes : "", static_cast<size_t>(sqlite3_column_bytes(*stmt, 2)));
@@ -719,6 +722,11 @@ private:
         auto done = exec_locked("PRAGMA user_version"); // first read: NOTADB shows here
         if (done && !m_memory) {
             done = exec_locked("PRAGMA journal_mode = WAL");
+        }
+        if (done && !m_memory) {
+            // Large values are read straight from the mapped file instead of one pread per
+            // page; pages still in the WAL are read as usual.
+            done = exec_locked("PRAGMA mmap_size = 268435456");
         }
         if (done) {
             done = exec_locked(m_fast_save ? "PRAGMA synchronous = OFF" : "PRAGMA synchronous = NORMAL");
