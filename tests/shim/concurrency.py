@@ -9,12 +9,11 @@
   distinct_urls_writers    8 processes, 8 different URLs, one cache file: identical outputs,
                            no warning, and all 8 are hits afterwards (no lost or torn write).
 
-    concurrency.py --shim PATH [--keep] [--harness-only]
+    concurrency.py --shim PATH [--only NAME,...] [--keep] [--harness-only] [--self-check]
 
 Exit status 0 pass, 1 fail, 77 shim not built.
 """
 
-import argparse
 import os
 import subprocess
 import sys
@@ -41,7 +40,7 @@ def spawn_all(argvs, base, label, env, shim):
     return results
 
 
-def scenario(name, urls, extra_env, max_requests, origin, scratch, shim):
+def scenario(name, urls, extra_env, max_requests, origin, scratch, shim, inject=False):
     base = os.path.join(scratch, name)
     env = harness.clean_env(os.path.join(base, "home"), extra_env)
     argvs = [["curl", "-s", "-i", "-o", "body", "-w", "%{http_code} %{size_download}\\n", u]
@@ -49,6 +48,9 @@ def scenario(name, urls, extra_env, max_requests, origin, scratch, shim):
     plain = [harness.run(a, harness.prepare_cwd(os.path.join(base, "without%d" % i)), env)
              for i, a in enumerate(argvs)]
     problems = []
+    if inject:
+        argvs = [a[:-1] + [a[-1].replace("/slow/400", "/bytes/127")
+                           .replace("/bytes/5", "/bytes/6")] for a in argvs]
     c0 = origin.count()
     together = spawn_all(argvs, base, "shim", env, shim)
     c1 = origin.count()
@@ -63,20 +65,13 @@ def scenario(name, urls, extra_env, max_requests, origin, scratch, shim):
                      % (c1 - c0, max_requests))
     if c2 != c1:
         cache.append("the later runs made %d origin request(s), expected all hits" % (c2 - c1))
-    note = "origin requests: concurrent %d, later %d" % (c1 - c0, c2 - c1)
-    if shim is None:
-        return problems, note + "; harness-only: " + ("; ".join(cache) or "-")
-    return problems + cache, note
+    return problems, cache, "origin requests: concurrent %d, later %d" % (c1 - c0, c2 - c1)
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--shim")
-    parser.add_argument("--keep", action="store_true")
-    parser.add_argument("--harness-only", action="store_true")
-    args = parser.parse_args()
-    shim = harness.shim_or_skip(args.shim, args.harness_only)
-    failed = 0
+    args = harness.arguments(__doc__).parse_args()
+    shim = harness.shim_or_skip(args.shim, args.harness_only or args.self_check)
+    report = harness.Report(shim, args.self_check)
     with harness.Scratch(keep=args.keep) as scratch:
         with harness.Origin(scratch) as origin:
             b = origin.base
@@ -87,20 +82,12 @@ def main():
                 ("distinct_urls_writers", [b + "/bytes/%d" % (50000 + i) for i in range(8)],
                  {}, 8),
             ]
-            for name, urls, extra, max_requests in cases:
-                problems, note = scenario(name, urls, extra, max_requests, origin, scratch,
-                                          shim)
-                if problems:
-                    failed += 1
-                    print("FAIL %s" % name)
-                    for p in problems:
-                        print("    " + p)
-                    print("    (%s; outputs in %s)" % (note, os.path.join(scratch, name)))
-                else:
-                    print("PASS %s (%s)" % (name, note))
-                sys.stdout.flush()
-    print("%d of 3 scenarios passed" % (3 - failed))
-    return 1 if failed else 0
+            for name, urls, extra, max_requests in harness.only(cases, args.only):
+                problems, cache, note = scenario(name, urls, extra, max_requests, origin,
+                                                 scratch, shim, args.self_check)
+                report.case(name, "%d x curl -s -i -o body URL" % len(urls), problems, cache,
+                            note, os.path.join(scratch, name))
+    return report.finish("scenarios")
 
 
 if __name__ == "__main__":

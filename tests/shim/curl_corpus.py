@@ -17,7 +17,6 @@ validate the harness itself; cache assertions are then reported but not enforced
 and the check passes only if every such case is reported as a mismatch.
 """
 
-import argparse
 import os
 import shutil
 import sys
@@ -179,7 +178,7 @@ def expand(args, origin, tls_origin):
 
 
 def run_case(case, workdir, origin, tls_origin, shim, inject):
-    """Runs one case; returns a list of problems (empty = pass) and a note."""
+    """Runs one case: (output problems, cache problems, note, its directory)."""
     server = tls_origin if case.tls else origin
     base = os.path.join(workdir, case.name)
     home = os.path.join(base, "home")
@@ -214,38 +213,19 @@ def run_case(case, workdir, origin, tls_origin, shim, inject):
                     cache_problems.append("secret %r stored in clear in %s"
                                           % (secret, os.path.relpath(os.path.join(root, n),
                                                                      home)))
-    note = three.note()
-    if shim is None:
-        note += "; cache not enforced (harness-only): %s" % ("; ".join(cache_problems) or "-")
-    else:
-        problems += cache_problems
-    return problems, note
+    return problems, cache_problems, three.note(), base
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--shim", help="path of libcurlcache-preload.so")
-    parser.add_argument("--only", help="comma-separated case names")
-    parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    parser = harness.arguments(__doc__)
     parser.add_argument("--list", action="store_true", help="list the cases and exit")
-    parser.add_argument("--harness-only", action="store_true",
-                        help="without a built shim, run the 'with shim' side bare")
-    parser.add_argument("--self-check", action="store_true",
-                        help="feed the shim side a different URL: every case must fail")
     args = parser.parse_args()
-
     cases = corpus()
     if args.list:
         for c in cases:
             print(c.name)
         return 0
-    if args.only:
-        wanted = set(args.only.split(","))
-        unknown = wanted - {c.name for c in cases}
-        if unknown:
-            print("unknown case(s): %s" % ", ".join(sorted(unknown)))
-            return 2
-        cases = [c for c in cases if c.name in wanted]
+    cases = harness.only(cases, args.only, lambda c: c.name)
     if args.self_check:
         cases = [c for c in cases if c.name in ("get_to_stdout", "write_out_variables",
                                                  "https_with_cacert")]
@@ -253,36 +233,18 @@ def main():
         print("FAIL: no curl program on PATH")
         return 1
     shim = harness.shim_or_skip(args.shim, args.harness_only or args.self_check)
-
-    failed = 0
+    report = harness.Report(shim, args.self_check)
     with harness.Scratch(keep=args.keep) as scratch:
         with harness.Origin(scratch) as origin, \
                 harness.Origin(scratch, tls=True) as tls_origin:
             for case in cases:
-                problems, note = run_case(case, scratch, origin, tls_origin, shim,
-                                          args.self_check)
-                if args.self_check:
-                    # The injected difference must be seen.
-                    if problems or (shim is None and "second shim run made" in note):
-                        print("PASS %s (difference detected: %s)"
-                              % (case.name, (problems or [note])[0].splitlines()[0]))
-                    else:
-                        failed += 1
-                        print("FAIL %s: an injected difference went unnoticed" % case.name)
-                    continue
-                if problems:
-                    failed += 1
-                    print("FAIL %s: curl -s %s" % (case.name, " ".join(case.args)))
-                    for p in problems:
-                        print("    " + p)
-                    print("    (%s; outputs in %s)" % (note, os.path.join(scratch, case.name)))
-                else:
-                    print("PASS %s (%s)" % (case.name, note))
-                sys.stdout.flush()
-        if failed and not args.keep and not args.self_check:
+                problems, cache, note, where = run_case(case, scratch, origin, tls_origin,
+                                                        shim, args.self_check)
+                report.case(case.name, "curl -s " + " ".join(case.args), problems, cache,
+                            note, where)
+        if report.failed and not args.keep and not args.self_check:
             print("(rerun with --keep --only NAME to keep the outputs)")
-    print("%d of %d cases passed" % (len(cases) - failed, len(cases)))
-    return 1 if failed else 0
+    return report.finish()
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ entry is a miss. Offline mode fails a miss without touching the network.
 Exit status 0 pass, 1 fail, 77 shim not built.
 """
 
-import argparse
 import os
 import socket
 import sqlite3
@@ -217,8 +216,8 @@ def check(f, scratch, origin, shim, inject):
             if len(warn) > 1:
                 problems.append("%s: %d curlcache warnings, expected at most one: %r"
                                 % (label, len(warn), warn))
-        elif len(warn) != expected and shim is not None:
-            problems.append("%s: %d curlcache warning(s), expected %d; stderr %r"
+        elif len(warn) != expected:
+            cache.append("%s: %d curlcache warning(s), expected %d; stderr %r"
                             % (label, len(warn), expected, r.stderr[:300]))
     if f["origin"] == "each" and 0 in requests:
         cache.append("a shim run was not sent to the origin (requests %r): the broken "
@@ -232,56 +231,30 @@ def check(f, scratch, origin, shim, inject):
         cache.append("origin requests %r, expected a miss then a hit" % requests)
     if f["origin"] == "never" and any(requests):
         cache.append("offline mode reached the origin (requests %r)" % requests)
-    if shim is not None:
-        problems += cache
-    note = "origin requests per shim run %r" % requests
-    if shim is None:
-        note += "; harness-only: %s" % ("; ".join(cache) or "-")
-    return problems, note, base
+    return problems, cache, "origin requests per shim run %r" % requests, base
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--shim")
-    parser.add_argument("--only")
-    parser.add_argument("--keep", action="store_true")
-    parser.add_argument("--harness-only", action="store_true")
-    parser.add_argument("--self-check", action="store_true")
-    args = parser.parse_args()
-    faults = FAULTS
-    if args.only:
-        wanted = set(args.only.split(","))
-        faults = [f for f in FAULTS if f["name"] in wanted]
+    args = harness.arguments(__doc__).parse_args()
+    faults = harness.only(FAULTS, args.only, lambda f: f["name"])
     if args.self_check:
-        faults = [f for f in FAULTS if f["same_output"]]
+        faults = [f for f in faults if f["same_output"]]
     shim = harness.shim_or_skip(args.shim, args.harness_only or args.self_check)
     if shim is None:
         # Damaging a cache that was never written cannot work without the shim.
         faults = [f for f in faults if not f["prime"]]
-    failed = 0
+    report = harness.Report(shim, args.self_check)
     with harness.Scratch(keep=args.keep) as scratch:
         with harness.Origin(scratch) as origin:
             for f in faults:
                 try:
-                    problems, note, base = check(f, scratch, origin, shim, args.self_check)
+                    problems, cache, note, base = check(f, scratch, origin, shim,
+                                                        args.self_check)
                 except (RuntimeError, sqlite3.DatabaseError) as e:
-                    problems, note, base = ["setup: %s" % e], "", scratch
-                if args.self_check:
-                    ok = bool(problems)
-                    failed += 0 if ok else 1
-                    print("%s %s (injected difference %s)" % (
-                        "PASS" if ok else "FAIL", f["name"], "detected" if ok else "missed"))
-                elif problems:
-                    failed += 1
-                    print("FAIL %s" % f["name"])
-                    for p in problems:
-                        print("    " + p)
-                    print("    (%s; outputs in %s)" % (note, base))
-                else:
-                    print("PASS %s (%s)" % (f["name"], note))
-                sys.stdout.flush()
-    print("%d of %d fault cases passed" % (len(faults) - failed, len(faults)))
-    return 1 if failed else 0
+                    problems, cache, note, base = ["setup: %s" % e], [], "", scratch
+                report.case(f["name"], "curl -s -i -o body.txt URL/text", problems, cache,
+                            note, base)
+    return report.finish("fault cases")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ never sleeping), runs one real program without the shim and then with it, in scr
 directories with a clean environment, and compares what the program produced byte for byte.
 """
 
+import argparse
 import os
 import shutil
 import ssl
@@ -280,3 +281,65 @@ class Three:
     def note(self):
         return "origin requests: first shim run %d, second %d" % (self.first_requests,
                                                                   self.second_requests)
+
+
+def arguments(doc):
+    """The options every driver takes; a driver may add its own."""
+    parser = argparse.ArgumentParser(description=doc.strip().split("\n")[0])
+    parser.add_argument("--shim", help="path of libcurlcache-preload.so")
+    parser.add_argument("--only", help="comma-separated case names")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    parser.add_argument("--harness-only", action="store_true",
+                        help="without a built shim, run the 'with shim' side bare")
+    parser.add_argument("--self-check", action="store_true",
+                        help="give the shim side a different URL: every case must fail")
+    return parser
+
+
+def only(cases, names, name_of=lambda c: c[0]):
+    """The cases named in `names` (comma-separated), all when None; exits on a typo."""
+    if not names:
+        return cases
+    wanted = set(names.split(","))
+    unknown = wanted - {name_of(c) for c in cases}
+    if unknown:
+        print("unknown case(s): %s" % ", ".join(sorted(unknown)))
+        sys.exit(2)
+    return [c for c in cases if name_of(c) in wanted]
+
+
+class Report:
+    """Prints one PASS/FAIL line per case (problems indented below) and the summary.
+    Cache problems (hit or miss at the origin) count only when a shim is preloaded; in
+    --self-check mode a case passes only when a difference was found."""
+
+    def __init__(self, shim, self_check=False):
+        self.shim = shim
+        self.self_check = self_check
+        self.total = 0
+        self.failed = 0
+
+    def case(self, name, title, problems, cache, note, where):
+        self.total += 1
+        if self.shim is not None:
+            problems = problems + cache
+        elif cache or not self.self_check:
+            note += "; harness-only: " + ("; ".join(cache) or "-")
+        if self.self_check:
+            found = bool(problems)
+            self.failed += 0 if found else 1
+            print("%s %s (injected difference %s)" % ("PASS" if found else "FAIL", name,
+                                                       "detected" if found else "missed"))
+        elif problems:
+            self.failed += 1
+            print("FAIL %s: %s" % (name, title))
+            for p in problems:
+                print("    " + p)
+            print("    (%s; outputs in %s)" % (note, where))
+        else:
+            print("PASS %s (%s)" % (name, note))
+        sys.stdout.flush()
+
+    def finish(self, what="cases"):
+        print("%d of %d %s passed" % (self.total - self.failed, self.total, what))
+        return 1 if self.failed else 0

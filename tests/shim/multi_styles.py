@@ -13,7 +13,6 @@ blocks when only hits remain shows in the output (multi_client reports loops ove
 Exit status 0 pass, 1 fail, 77 shim not built.
 """
 
-import argparse
 import os
 import sys
 
@@ -46,25 +45,18 @@ def cases():
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--client", required=True)
-    parser.add_argument("--shim")
-    parser.add_argument("--only")
-    parser.add_argument("--keep", action="store_true")
-    parser.add_argument("--harness-only", action="store_true")
-    parser.add_argument("--self-check", action="store_true")
+    parser = harness.arguments(__doc__)
+    parser.add_argument("--client", required=True, help="the multi_client program")
     args = parser.parse_args()
     args.client = os.path.abspath(args.client)
     if not os.path.isfile(args.client):
         print("FAIL: no multi_client at %s" % args.client)
         return 1
     shim = harness.shim_or_skip(args.shim, args.harness_only or args.self_check)
-    selected = cases()
-    if args.only:
-        selected = [c for c in selected if c[0] in args.only.split(",")]
+    selected = harness.only(cases(), args.only)
     if args.self_check:
         selected = selected[:5]
-    failed = 0
+    report = harness.Report(shim, args.self_check)
     with harness.Scratch(keep=args.keep) as scratch:
         with harness.Origin(scratch) as origin:
             for name, style, paths, primed, hit in selected:
@@ -79,33 +71,15 @@ def main():
                                                         for u in urls]
                 three = harness.Three(base, argv, env, shim, origin, prime=prime,
                                       shim_argv=shim_argv)
-                problems = three.differences()
                 cache = []
                 if not primed and three.first_requests == 0:
                     cache.append("first shim run made no request on a fresh cache")
                 if hit and three.second_requests != 0:
                     cache.append("second shim run made %d request(s), expected a hit"
                                  % three.second_requests)
-                if shim is not None:
-                    problems += cache
-                if args.self_check:
-                    ok = bool(problems)
-                    failed += 0 if ok else 1
-                    print("%s %s (injected difference %s)" % (
-                        "PASS" if ok else "FAIL", name, "detected" if ok else "missed"))
-                elif problems:
-                    failed += 1
-                    print("FAIL %s: multi_client %s %s" % (name, style, " ".join(paths)))
-                    for p in problems:
-                        print("    " + p)
-                    print("    (%s; outputs in %s)" % (three.note(), base))
-                else:
-                    print("PASS %s (%s%s)" % (name, three.note(),
-                                              "; harness-only: " + ("; ".join(cache) or "-")
-                                              if shim is None else ""))
-                sys.stdout.flush()
-    print("%d of %d cases passed" % (len(selected) - failed, len(selected)))
-    return 1 if failed else 0
+                report.case(name, "multi_client %s %s" % (style, " ".join(paths)),
+                            three.differences(), cache, three.note(), base)
+    return report.finish()
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ its second clone must reach the origin less often than the first, not never.
 Exit status 0 pass, 1 fail, 77 shim not built.
 """
 
-import argparse
 import os
 import shutil
 import subprocess
@@ -56,14 +55,9 @@ def make_repo(root):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--shim")
-    parser.add_argument("--keep", action="store_true")
-    parser.add_argument("--harness-only", action="store_true")
-    parser.add_argument("--self-check", action="store_true")
-    args = parser.parse_args()
+    args = harness.arguments(__doc__).parse_args()
     shim = harness.shim_or_skip(args.shim, args.harness_only or args.self_check)
-    failed = total = 0
+    report = harness.Report(shim, args.self_check)
     with harness.Scratch(keep=args.keep) as scratch:
         files = os.path.join(scratch, "files")
         os.makedirs(files)
@@ -86,8 +80,7 @@ def main():
                               ["sh", "-c", "git clone -q %s/files/repo.git c && "
                                "git -C c log --format='%%H %%s' && git -C c ls-files -s && "
                                "rm -rf c" % origin.base], "fewer"))
-            for name, argv, expect in cases:
-                total += 1
+            for name, argv, expect in harness.only(cases, args.only):
                 base = os.path.join(scratch, name)
                 env = harness.clean_env(os.path.join(base, "home"),
                                         {"GIT_CONFIG_NOSYSTEM": "1", "GIT_TERMINAL_PROMPT": "0"})
@@ -97,7 +90,6 @@ def main():
                                                                       "log --stat --format")
                                  for a in argv]
                 three = harness.Three(base, argv, env, shim, origin, shim_argv=shim_argv)
-                problems = three.differences()
                 cache = []
                 if three.first_requests == 0:
                     cache.append("the first shim run made no request on a fresh cache")
@@ -107,26 +99,9 @@ def main():
                 if expect == "fewer" and three.second_requests >= three.first_requests:
                     cache.append("second shim run made %d request(s), not fewer than the "
                                  "first (%d)" % (three.second_requests, three.first_requests))
-                if shim is not None:
-                    problems += cache
-                if args.self_check:
-                    ok = bool(problems)
-                    failed += 0 if ok else 1
-                    print("%s %s (injected difference %s)" % (
-                        "PASS" if ok else "FAIL", name, "detected" if ok else "missed"))
-                elif problems:
-                    failed += 1
-                    print("FAIL %s: %s" % (name, " ".join(argv)))
-                    for p in problems:
-                        print("    " + p)
-                    print("    (%s; outputs in %s)" % (three.note(), base))
-                else:
-                    print("PASS %s (%s%s)" % (name, three.note(),
-                                              "; harness-only: " + ("; ".join(cache) or "-")
-                                              if shim is None else ""))
-                sys.stdout.flush()
-    print("%d of %d programs passed" % (total - failed, total))
-    return 1 if failed else 0
+                report.case(name, " ".join(argv), three.differences(), cache, three.note(),
+                            base)
+    return report.finish("programs")
 
 
 if __name__ == "__main__":

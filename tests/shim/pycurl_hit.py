@@ -10,7 +10,6 @@ Exit status 0 pass, 1 fail, 77 shim not built. Needs a python3 with pycurl (Debi
 /usr/bin/python3 with python3-pycurl).
 """
 
-import argparse
 import os
 import subprocess
 import sys
@@ -48,25 +47,17 @@ def scenarios(http, https):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--shim")
-    parser.add_argument("--keep", action="store_true")
-    parser.add_argument("--harness-only", action="store_true")
-    parser.add_argument("--self-check", action="store_true",
-                        help="the shim runs ask for a different URL: must be detected")
-    args = parser.parse_args()
+    args = harness.arguments(__doc__).parse_args()
     python = python_with_pycurl()
     if python is None:
         print("FAIL: no python3 with pycurl (install python3-pycurl)")
         return 1
     shim = harness.shim_or_skip(args.shim, args.harness_only or args.self_check)
-
-    failed = 0
-    total = 0
+    report = harness.Report(shim, args.self_check)
     with harness.Scratch(keep=args.keep) as scratch:
         with harness.Origin(scratch) as http, harness.Origin(scratch, tls=True) as https:
-            for name, client_args, server, expected in scenarios(http, https):
-                total += 1
+            for name, client_args, server, expected in harness.only(scenarios(http, https),
+                                                                    args.only):
                 base = os.path.join(scratch, name)
                 env = harness.clean_env(os.path.join(base, "home"))
                 argv = [python, CLIENT] + client_args
@@ -74,34 +65,15 @@ def main():
                 if args.self_check:
                     shim_argv = [a.replace("/text", "/bytes/127") for a in argv]
                 three = harness.Three(base, argv, env, shim, server, shim_argv=shim_argv)
-                problems = three.differences()
                 cache = []
                 if three.first_requests == 0:
                     cache.append("first shim run made no request on a fresh cache")
                 if three.second_requests != expected:
                     cache.append("second shim run made %d request(s), expected %d"
                                  % (three.second_requests, expected))
-                if shim is not None:
-                    problems += cache
-                if args.self_check:
-                    ok = bool(problems)
-                    print("%s %s (injected difference %s)" % (
-                        "PASS" if ok else "FAIL", name, "detected" if ok else "missed"))
-                    failed += 0 if ok else 1
-                    continue
-                if problems:
-                    failed += 1
-                    print("FAIL %s: %s" % (name, " ".join(client_args)))
-                    for p in problems:
-                        print("    " + p)
-                    print("    (%s; outputs in %s)" % (three.note(), base))
-                else:
-                    print("PASS %s (%s%s)" % (name, three.note(),
-                                              "; harness-only: " + ("; ".join(cache) or "-")
-                                              if shim is None else ""))
-                sys.stdout.flush()
-    print("%d of %d scenarios passed" % (total - failed, total))
-    return 1 if failed else 0
+                report.case(name, " ".join(client_args), three.differences(), cache,
+                            three.note(), base)
+    return report.finish("scenarios")
 
 
 if __name__ == "__main__":
