@@ -430,15 +430,15 @@ def main():
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
-    port = server.server_address[1]
-    if args.port_file:
-        tmp = "%s.tmp.%d" % (args.port_file, os.getpid())
-        with open(tmp, "w") as f:
-            f.write("%d\n" % port)
-        os.replace(tmp, args.port_file)
-    sys.stdout.write("%d\n" % port)
-    sys.stdout.flush()
     try:
+        port = server.server_address[1]
+        if args.port_file:
+            tmp = "%s.tmp.%d" % (args.port_file, os.getpid())
+            with open(tmp, "w") as f:
+                f.write("%d\n" % port)
+            os.replace(tmp, args.port_file)
+        sys.stdout.write("%d\n" % port)
+        sys.stdout.flush()
         server.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:
         pass
