@@ -7,7 +7,9 @@
 #include <cstdarg>
 #include <cstddef>
 #include <cstdint>
+#include <random>
 #include <string>
+#include <xxhash.h>
 
 extern "C" {
 #include <cmocka.h>
@@ -121,6 +123,57 @@ void test_unknown_format_version_is_rejected(void**) {
     assert_false(decode(std::make_shared<const std::string>(older)).has_value());
 }
 
+// A blob with a valid prefix and checksum around arbitrary head bytes: what the head
+// parser sees if a writer with a bug (or a hostile one) produced a well-checksummed value.
+std::string checksummed(const std::string& head_fields, const std::string& body) {
+    std::string blob = "CCHE";
+    blob += static_cast<char>(k_entry_format_version & 0xff);
+    blob += static_cast<char>(k_entry_format_version >> 8);
+    blob += std::string(2, '\0');
+    for (int i = 0; i < 4; ++i) {
+        blob += static_cast<char>(head_fields.size() >> (8 * i));
+    }
+    for (int i = 0; i < 8; ++i) {
+        blob += static_cast<char>(static_cast<uint64_t>(body.size()) >> (8 * i));
+    }
+    std::string rest = head_fields + body;
+    uint64_t sum = XXH3_64bits(rest.data(), rest.size());
+    for (int i = 0; i < 8; ++i) {
+        blob += static_cast<char>(sum >> (8 * i));
+    }
+    return blob + rest;
+}
+
+void test_checksummed_garbage_heads_never_crash(void**) {
+    std::string good = *to_blob(encode(sample_entry("body")));
+    // The helper reproduces the real layout: a well-formed head decodes.
+    size_t head_size = static_cast<unsigned char>(good[8]) | (static_cast<unsigned char>(good[9]) << 8);
+    assert_true(decode(std::make_shared<const std::string>(
+                           checksummed(good.substr(28, head_size), "body")))
+                    .has_value());
+    std::mt19937 random(777);
+    std::string real_head = good.substr(28, head_size);
+    int decoded = 0;
+    for (int round = 0; round < 20000; ++round) {
+        std::string head;
+        if (round % 2 == 0) {
+            head.resize(random() % 96);
+            for (char& c : head) {
+                c = static_cast<char>(random() % 4 == 0 ? 0xff : random() & 0xff);
+            }
+        } else { // the real head with a few bytes changed, truncated or extended
+            head = real_head;
+            for (int k = 0; k < 3; ++k) {
+                head[random() % head.size()] = static_cast<char>(random());
+            }
+            head.resize(random() % (head.size() + 8));
+        }
+        auto entry = decode(std::make_shared<const std::string>(checksummed(head, "b")));
+        decoded += entry.has_value() ? 1 : 0;
+    }
+    assert_true(decoded < 20000); // most garbage is refused; none of it crashed
+}
+
 // Stores `value` raw under the key, as a damaged disk or a foreign writer would.
 void put_raw(backends::Storage& storage, const Key& key, const std::string& value) {
     backends::Metadata meta;
@@ -218,6 +271,7 @@ int main() {
         cmocka_unit_test(test_empty_entry_round_trips),
         cmocka_unit_test(test_truncated_or_extended_value_is_rejected),
         cmocka_unit_test(test_unknown_format_version_is_rejected),
+        cmocka_unit_test(test_checksummed_garbage_heads_never_crash),
         cmocka_unit_test_setup_teardown(test_flipped_byte_in_memory_backend_is_miss_and_removed,
                                         scratch_setup, scratch_teardown),
         cmocka_unit_test_setup_teardown(test_flipped_byte_in_sqlite_backend_is_miss_and_removed,

@@ -197,7 +197,7 @@ CURLCACHE_EXPORT curlcache_code curlcache_scan(curlcache_handle *cache, curlcach
  * (may be NULL) gets how many entries went. An exact URL is normalised as keys are (case
  * of scheme and host, default port, credentials) and removes the entries stored for it
  * with any method or option. A glob is matched, case-sensitively, against the stored URLs
- * as curlcache_scan() reports them ("http://example.com/api/*"); '*' also matches '/'. */
+ * as curlcache_scan() reports them ("http://example.com/api*"); '*' also matches '/'. */
 CURLCACHE_EXPORT curlcache_code curlcache_delete(curlcache_handle *cache, const char *key_url_or_glob,
                                                  uint64_t *removed);
 CURLCACHE_EXPORT curlcache_code curlcache_clear(curlcache_handle *cache);
