@@ -362,6 +362,22 @@ void test_arguments_override_env(void** state) {
     expect_text(s.origins.at("mode").where, "argument");
     assert_true(s.backend == (std::vector<std::string>{"memory", "sqlite"}));
     assert_true(s.origins.at("backend").kind == Origin::Kind::environment);
+    expect_text(load_error(f, {"mode=fast"}),
+                "argument 'mode': unknown mode \"fast\" (normal, offline, refresh, readonly, off)");
+}
+
+void test_sections_may_be_dotted_keys_or_inline_tables(void** state) {
+    Fixture& f = fixture(state);
+    f.env["CURLCACHE_CONFIG"] =
+        f.write("c.toml", "mode = \"normal\"\nsqlite.fast_save = true\n"
+                          "memory = { max_entries = 7 }\n[redis]\nconnect_timeout = \"2s\"\n");
+    auto loaded = load_ok(f);
+    assert_int_equal(loaded.warnings.size(), 0);
+    assert_true(loaded.settings.sqlite_fast_save);
+    assert_int_equal(loaded.settings.memory_max_entries, 7);
+    assert_int_equal(loaded.settings.redis_connect_timeout_ms, 2000);
+    expect_text(loaded.settings.origins.at("sqlite.fast_save").where, f.dir + "/c.toml:2");
+    expect_text(loaded.settings.origins.at("redis.connect_timeout").where, f.dir + "/c.toml:5");
 }
 
 void test_config_argument_selects_the_file(void** state) {
@@ -728,6 +744,8 @@ int main() {
         cmocka_unit_test_setup_teardown(test_env_overrides_file_value, setup, teardown),
         cmocka_unit_test_setup_teardown(test_arguments_override_env, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_argument_selects_the_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sections_may_be_dotted_keys_or_inline_tables, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_describe_lists_every_key_with_value_and_origin, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_rendered_values_load_back_unchanged, setup, teardown),
