@@ -4,44 +4,17 @@
 
 #include <cerrno>
 #include <charconv>
-#include <csignal>
 #include <cstdint>
 #include <cstdlib>
 #include <ctime>
+#include <atomic>
+#include <cstring>
 #include <pthread.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 namespace curlcache::backends {
 namespace {
-
-// hiredis writes with write(2): a server that went away would raise SIGPIPE and kill the
-// host program. Block SIGPIPE in this thread around I/O and swallow one that we caused.
-class SigpipeGuard {
-public:
-    explicit SigpipeGuard(const bool& broken) : m_broken(broken) {
-        sigemptyset(&m_pipe);
-        sigaddset(&m_pipe, SIGPIPE);
-        pthread_sigmask(SIG_BLOCK, &m_pipe, &m_old);
-    }
-    ~SigpipeGuard() {
-        if (m_broken) {
-            sigset_t pending;
-            sigemptyset(&pending);
-            if (sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE)) {
-                timespec zero{};
-                sigtimedwait(&m_pipe, nullptr, &zero);
-            }
-        }
-        pthread_sigmask(SIG_SETMASK, &m_old, nullptr);
-    }
-    SigpipeGuard(const SigpipeGuard&) = delete;
-    SigpipeGuard& operator=(const SigpipeGuard&) = delete;
-
-private:
-    const bool& m_broken;
-    sigset_t m_pipe;
-    sigset_t m_old;
-};
 
 timeval to_timeval(int64_t ms) {
     return timeval{static_cast<time_t>(ms / 1000), static_cast<suseconds_t>((ms % 1000) * 1000)};
@@ -121,7 +94,18 @@ std::string* owned_string(const redisReply& reply) {
     return reinterpret_cast<std::string*>(static_cast<intptr_t>(reply.integer));
 }
 
+std::atomic<uint64_t> g_forks{0};
+
+void count_fork() { g_forks.fetch_add(1, std::memory_order_relaxed); }
+
 } // namespace
+
+// getpid() is a system call on every use; a fork counter bumped in the child is not.
+uint64_t fork_generation() {
+    static const bool registered = pthread_atfork(nullptr, nullptr, count_fork) == 0;
+    (void)registered;
+    return g_forks.load(std::memory_order_relaxed);
+}
 
 void free_redis_reply(redisReply* reply) {
     if (reply == nullptr) {
@@ -304,25 +288,56 @@ void RedisConnection::append_raw(std::string_view bytes) {
     }
 }
 
+// hiredis sends with write(2): a server that went away would raise SIGPIPE and kill the
+// host program. We send the output buffer ourselves with MSG_NOSIGNAL (no signal-mask
+// syscalls per command); redisGetReply then finds it empty and only reads.
 Result<void> RedisConnection::flush() {
     if (m_broken) {
         return fail(m_where + ": out of memory");
     }
-    SigpipeGuard guard(m_broken);
-    int done = 0;
-    while (done == 0) {
-        if (redisBufferWrite(m_context.get(), &done) != REDIS_OK) {
-            return io_error();
+    sds out = m_context->obuf;
+    size_t size = sdslen(out);
+    size_t sent = 0;
+    while (sent < size) {
+        ssize_t n = ::send(m_context->fd, out + sent, size - sent, MSG_NOSIGNAL);
+        if (n > 0) {
+            sent += static_cast<size_t>(n);
+        } else if (n < 0 && errno == EINTR) {
+            continue;
+        } else {
+            return send_error(n < 0 ? errno : EPIPE);
         }
     }
+    if (size > (64u << 10)) {
+        sdsfree(out); // do not keep a large value's buffer on an idle connection
+        m_context->obuf = sdsempty();
+        if (m_context->obuf == nullptr) {
+            m_broken = true;
+            return fail(m_where + ": out of memory");
+        }
+    } else {
+        sdsclear(out);
+    }
     return {};
+}
+
+std::unexpected<Error> RedisConnection::send_error(int error) {
+    m_broken = true;
+    m_timed_out = error == EAGAIN || error == EWOULDBLOCK;
+    m_lost = error == EPIPE || error == ECONNRESET;
+    if (m_timed_out) {
+        return backends::timed_out(m_where + ": no answer within the command timeout");
+    }
+    return fail(m_where + ": " + (m_lost ? std::string("connection lost") : std::strerror(error)));
 }
 
 Result<RedisReplyPtr> RedisConnection::read_reply() {
     if (m_broken) {
         return fail(m_where + ": out of memory");
     }
-    SigpipeGuard guard(m_broken);
+    if (auto flushed = flush(); !flushed) {
+        return std::unexpected(flushed.error());
+    }
     void* reply = nullptr;
     if (redisGetReply(m_context.get(), &reply) != REDIS_OK || reply == nullptr) {
         return io_error();
@@ -388,7 +403,7 @@ struct RedisPool::State {
     int64_t connect_timeout_ms = 0;
     int64_t command_timeout_ms = 0;
     std::mutex mutex;
-    pid_t pid = getpid();
+    uint64_t generation = fork_generation();
     std::vector<std::unique_ptr<RedisConnection>> idle;
     std::chrono::steady_clock::time_point retry_at{};
     Error last_error;
@@ -409,9 +424,9 @@ Result<std::unique_ptr<RedisConnection>> RedisPool::checkout(bool& reused) {
     State& state = *m_state;
     {
         std::lock_guard guard(state.mutex);
-        if (state.pid != getpid()) {
+        if (state.generation != fork_generation()) {
             state.idle.clear(); // closes the child's copies of the parent's sockets
-            state.pid = getpid();
+            state.generation = fork_generation();
         }
         if (!state.idle.empty()) {
             auto connection = std::move(state.idle.back());
@@ -448,7 +463,7 @@ void RedisPool::checkin(std::unique_ptr<RedisConnection> connection) {
         }
         return;
     }
-    if (state.pid == getpid() && state.idle.size() < 16) {
+    if (state.generation == fork_generation() && state.idle.size() < 16) {
         state.idle.push_back(std::move(connection));
     }
 }

@@ -5,6 +5,10 @@
 #include "backends/redis_storage.h"
 #include "backends/storage.h"
 
+// hiredis 0.14's sds.h (included by hiredis.h) declares its functions without extern "C".
+extern "C" {
+#include <hiredis/sds.h>
+}
 #include <hiredis/hiredis.h>
 
 #include <chrono>
@@ -29,6 +33,10 @@ struct RedisReplyFree {
     void operator()(redisReply* reply) const { free_redis_reply(reply); }
 };
 using RedisReplyPtr = std::unique_ptr<redisReply, RedisReplyFree>;
+
+// Increases in a child after fork(): connections and locks of an older generation belong
+// to the parent.
+uint64_t fork_generation();
 
 // The bytes of a string reply as a std::string, moved out without copying when the reader
 // built it as one (a top-level bulk string, i.e. a GET's value).
@@ -68,6 +76,7 @@ private:
     RedisConnection(std::unique_ptr<redisContext, RedisContextFree> context, std::string where)
         : m_context(std::move(context)), m_where(std::move(where)) {}
     std::unexpected<Error> io_error();
+    std::unexpected<Error> send_error(int error);
 
     std::unique_ptr<redisContext, RedisContextFree> m_context;
     std::string m_where;

@@ -12,6 +12,9 @@
 #include <hiredis/hiredis.h>
 
 #include <algorithm>
+#include <atomic>
+#include <mutex>
+#include <thread>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -208,6 +211,40 @@ int main(int argc, char** argv) {
         std::printf("\n8 processes, 1 KiB gets for %.1f s: backend %.0f gets/s, bare hiredis "
                     "%.0f GETs/s (%.2fx)\n",
                     seconds, backend, bare, bare / backend);
+
+        // Threads sharing one backend object: its connection pool against the same calls
+        // serialised by one mutex (what a single mutex-guarded connection would allow).
+        auto threaded = [&](bool serialise) {
+            auto storage = open_backend(server);
+            std::mutex one_at_a_time;
+            std::atomic<long> total{0};
+            auto until = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                            std::chrono::duration<double>(seconds));
+            std::vector<std::thread> threads;
+            for (int t = 0; t < 8; ++t) {
+                threads.emplace_back([&] {
+                    long done = 0;
+                    for (int i = 0; Clock::now() < until; ++i) {
+                        std::unique_lock guard(one_at_a_time, std::defer_lock);
+                        if (serialise) {
+                            guard.lock();
+                        }
+                        auto got = storage->get("tp" + std::to_string(i % 100));
+                        done += got && *got ? 1 : 0;
+                    }
+                    total += done;
+                });
+            }
+            for (auto& thread : threads) {
+                thread.join();
+            }
+            return static_cast<double>(total.load()) / seconds;
+        };
+        double pooled = threaded(false);
+        double serialised = threaded(true);
+        std::printf("8 threads on one backend, 1 KiB gets for %.1f s: connection pool %.0f gets/s, "
+                    "one connection at a time %.0f gets/s (%.2fx)\n",
+                    seconds, pooled, serialised, pooled / serialised);
     }
     tests::remove_tree(scratch);
     return 0;
