@@ -26,7 +26,7 @@ bool is_text(const Value& value) {
     return value.type == Value::Type::text || value.type == Value::Type::string;
 }
 
-// A list from a variable or argument: items separated by commas (or `extra` characters).
+// A list from a variable or argument: items separated by any of `separators`, trimmed.
 std::vector<std::string> split_list(std::string_view text, std::string_view separators = ",") {
     std::vector<std::string> items;
     size_t start = 0;
