@@ -12,6 +12,8 @@ namespace curlcache::backends {
 
 namespace {
 
+constexpr size_t k_replace_first = 1u << 20;
+
 struct Node {
     Metadata meta;
     Blob value;
@@ -39,6 +41,11 @@ public:
         size_t total = 0;
         for (auto piece : value) {
             total += piece.size();
+        }
+        if (total >= k_replace_first) {
+            // Drop the old value first so that a large overwrite never holds both.
+            std::lock_guard lock(m_mutex);
+            erase_locked(meta.key);
         }
         // Built outside the lock: the one copy this backend keeps.
         auto blob = std::make_shared<std::string>();

@@ -219,19 +219,7 @@ public:
     Result<bool> remove(std::string_view key) override {
         std::lock_guard lock(m_mutex);
         m_touches.erase(std::string(key));
-        return with_recovery_locked([&]() -> Result<bool> {
-            auto stmt = prepared_locked(sql_remove);
-            if (!stmt) {
-                return std::unexpected(stmt.error());
-            }
-            Reset reset(*stmt);
-            bind_text(*stmt, 1, key);
-            int rc = sqlite3_step(*stmt);
-            if (rc != SQLITE_DONE) {
-                return std::unexpected(error_locked(rc, "remove"));
-            }
-            return sqlite3_changes(m_db.get()) > 0;
-        });
+        return with_recovery_locked([&] { return remove_locked(key); });
     }
 
     // Reads one page of metadata under the lock, then visits it without the lock, so that
@@ -356,6 +344,20 @@ private:
         return std::optional<Blob>{std::move(value)};
     }
 
+    Result<bool> remove_locked(std::string_view key) {
+        auto stmt = prepared_locked(sql_remove);
+        if (!stmt) {
+            return std::unexpected(stmt.error());
+        }
+        Reset reset(*stmt);
+        bind_text(*stmt, 1, key);
+        int rc = sqlite3_step(*stmt);
+        if (rc != SQLITE_DONE) {
+            return std::unexpected(error_locked(rc, "remove"));
+        }
+        return sqlite3_changes(m_db.get()) > 0;
+    }
+
     Result<std::shared_ptr<std::string>> read_blob_locked(int64_t rowid) {
         sqlite3_blob* raw = nullptr;
         int rc = sqlite3_blob_open(m_db.get(), "main", "entries", "value", rowid, 0, &raw);
@@ -386,6 +388,14 @@ private:
             if (!stmt) {
                 return std::unexpected(stmt.error());
             }
+            bool stream = total > k_inline_limit;
+            if (stream) {
+                // An upsert over an existing row would expand the zeroblob in memory.
+                auto removed = remove_locked(meta.key);
+                if (!removed) {
+                    return std::unexpected(removed.error());
+                }
+            }
             int64_t rowid = 0;
             {
                 Reset reset(*stmt);
@@ -397,7 +407,6 @@ private:
                 sqlite3_bind_int64(*stmt, 6, meta.expires);
                 sqlite3_bind_int64(*stmt, 7, static_cast<int64_t>(total));
                 sqlite3_bind_int64(*stmt, 8, next_stamp());
-                bool stream = total > k_inline_limit;
                 if (stream) {
                     sqlite3_bind_zeroblob64(*stmt, 9, total);
                 } else if (value.size() == 1) {
