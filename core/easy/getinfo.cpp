@@ -1,6 +1,7 @@
 // getinfo: the transfer facts recorded on a miss, and the answers for a handle whose last
 // transfer was replayed (recorded facts, adjusted to what was delivered this time).
 #include "core/easy/engine_internal.h"
+#include "core/easy/http_text.h"
 
 #include <cctype>
 #include <cstring>
@@ -52,7 +53,7 @@ int64_t content_length(const Replay& r) {
         return static_cast<int64_t>(r.body.size());
     }
     if (r.kind == Replay::Kind::not_modified) {
-        return -1;
+        return 0; // libcurl: a 304 has no body, its size is 0
     }
     return recorded_integer(r, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, -1);
 }
@@ -116,7 +117,7 @@ Answer answer(const Replay& r, CURLINFO id) {
                            : 0);
     case CURLINFO_EFFECTIVE_METHOD: return text(r.effective_method.c_str());
     case CURLINFO_EFFECTIVE_URL:
-        if (offline) {
+        if (!r.effective_url.empty()) { // offline, or credentials put back
             return text(r.effective_url.c_str());
         }
         break;
@@ -181,6 +182,20 @@ std::vector<Info> record_infos(const CurlApi& api, CURL* handle) {
             }
             info.type = Info::Type::text;
             info.text = value;
+            if (id == CURLINFO_EFFECTIVE_URL || id == CURLINFO_REDIRECT_URL ||
+                id == CURLINFO_REFERER) {
+                // No secrets at rest: the URL's credentials are left out; a hit puts the
+                // program's own (same credentials: they are part of the key) back in.
+                if (!url_userinfo(info.text).empty()) {
+                    info.text = without_userinfo(info.text);
+                    if (id == CURLINFO_EFFECTIVE_URL) {
+                        Info marker;
+                        marker.id = k_info_effective_url_had_userinfo;
+                        marker.integer = 1;
+                        infos.push_back(marker);
+                    }
+                }
+            }
             break;
         }
         case CURLINFO_LONG: {

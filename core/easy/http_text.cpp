@@ -2,6 +2,7 @@
 #include "core/easy/http_text.h"
 
 #include <charconv>
+#include <utility>
 #include <cstring>
 #include <ctime>
 
@@ -123,6 +124,51 @@ bool etag_matches(std::string_view if_none_match, std::string_view etag) {
         start = comma + 1;
     }
     return false;
+}
+
+namespace {
+
+// [begin, end) of the userinfo of a URL (before the last '@' of the authority), or npos.
+std::pair<size_t, size_t> userinfo_span(std::string_view url) {
+    size_t scheme = url.find("://");
+    if (scheme == std::string_view::npos) {
+        return {std::string_view::npos, 0};
+    }
+    size_t begin = scheme + 3;
+    size_t end = url.find_first_of("/?#", begin);
+    std::string_view authority = url.substr(begin, end == std::string_view::npos ? end : end - begin);
+    size_t at = authority.rfind('@');
+    if (at == std::string_view::npos) {
+        return {std::string_view::npos, 0};
+    }
+    return {begin, begin + at};
+}
+
+} // namespace
+
+std::string_view url_userinfo(std::string_view url) {
+    auto [begin, end] = userinfo_span(url);
+    return begin == std::string_view::npos ? std::string_view() : url.substr(begin, end - begin);
+}
+
+std::string without_userinfo(std::string_view url) {
+    auto [begin, end] = userinfo_span(url);
+    if (begin == std::string_view::npos) {
+        return std::string(url);
+    }
+    std::string out(url.substr(0, begin));
+    out.append(url.substr(end + 1));
+    return out;
+}
+
+std::string with_userinfo(std::string_view url, std::string_view userinfo) {
+    size_t scheme = url.find("://");
+    if (userinfo.empty() || scheme == std::string_view::npos) {
+        return std::string(url);
+    }
+    std::string out(url.substr(0, scheme + 3));
+    out.append(userinfo).append("@").append(url.substr(scheme + 3));
+    return out;
 }
 
 namespace {

@@ -35,6 +35,12 @@ std::optional<int64_t> parse_http_date(std::string_view text);
 // If-None-Match semantics (weak comparison): does the header's list name `etag`?
 bool etag_matches(std::string_view if_none_match, std::string_view etag);
 
+// The raw userinfo ("user:pass") of a URL, "" when it has none; the URL without it; the URL
+// with `userinfo` put back (after "scheme://").
+std::string_view url_userinfo(std::string_view url);
+std::string without_userinfo(std::string_view url);
+std::string with_userinfo(std::string_view url, std::string_view userinfo);
+
 // A single byte range of a body of `size` bytes: RANGE text ("0-99", "100-", "-50") or a
 // resume offset. nullopt when it is not one satisfiable range (the transfer then passes
 // through).

@@ -116,6 +116,11 @@ bool prepare_hit(HandleState& state, const Plan& plan, Entry entry) {
     r->body = e.body;
     r->status = e.status;
     r->effective_method = plan.request.method;
+    if (e.info(k_info_effective_url_had_userinfo) != nullptr) {
+        if (const Info* url = e.info(CURLINFO_EFFECTIVE_URL)) {
+            r->effective_url = with_userinfo(url->text, url_userinfo(plan.request.url));
+        }
+    }
     std::string_view last = e.header_blocks.back();
 
     if (plan.range) {
@@ -138,7 +143,7 @@ bool prepare_hit(HandleState& state, const Plan& plan, Entry entry) {
         r->blocks.back() = r->synthesised;
         r->body = {};
         r->deliver_body = false;
-        r->condition_unmet = plan.timecondition;
+        r->condition_unmet = true; // libcurl 7.88 reports it for every 304 (measured)
     }
     if (o.nobody) {
         r->deliver_body = false;

@@ -90,6 +90,16 @@ const char* read_headers(const Options& o, Plan& plan) {
         } else if (iequals(name, "Authorization") || iequals(name, "Cookie") ||
                    iequals(name, "Proxy-Authorization")) {
             add_credential(plan.request.credentials, name, value);
+        } else if (iequals(name, "Accept") || iequals(name, "Accept-Encoding") ||
+                   iequals(name, "Accept-Language")) {
+            // Content negotiation changes the bytes the program receives (a raw gzip body,
+            // JSON instead of HTML) whatever match_headers says: always part of the key.
+            std::string option = "header:";
+            for (char c : name) {
+                option.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+            }
+            plan.request.options.emplace_back(std::move(option), std::string(value));
+            plan.request.headers.emplace_back(line);
         } else {
             plan.request.headers.emplace_back(line);
         }

