@@ -63,7 +63,9 @@ void drain_real(const engine::CurlApi& api, CURLM* multi) {
 }
 
 // Marks the multi busy (libcurl refuses recursive calls from callbacks; so does the shim)
-// and hands out the hits to replay now.
+// and hands out the hit to replay now. One hit per round: each finished transfer is then
+// seen by the program (info_read, its own output) before the next one writes, as when real
+// transfers finish one after another.
 std::vector<CURL*> start_round(CURLM* multi, bool& recursive) {
     MultiRegistry& registry = MultiRegistry::instance();
     auto lock = registry.lock();
@@ -77,8 +79,11 @@ std::vector<CURL*> start_round(CURLM* multi, bool& recursive) {
         return {};
     }
     state->busy = true;
-    std::vector<CURL*> hits(state->pending.begin(), state->pending.end());
-    state->pending.clear();
+    if (state->pending.empty()) {
+        return {};
+    }
+    std::vector<CURL*> hits{state->pending.front()};
+    state->pending.pop_front();
     return hits;
 }
 
@@ -103,12 +108,29 @@ void replay_hits(const engine::CurlApi& api, CURLM* multi, const std::vector<CUR
     }
 }
 
-void end_round(CURLM* multi) {
+// Ends a round; running_handles counts the real transfers libcurl reported plus the hits
+// still waiting (a replayed hit is done, so no longer counted). Returns the program's timer
+// callback when hits still wait, to be asked for an immediate timeout.
+struct RoundEnd {
+    curl_multi_timer_callback timer = nullptr;
+    void* timer_data = nullptr;
+};
+
+RoundEnd end_round(CURLM* multi, int* running) {
     MultiRegistry& registry = MultiRegistry::instance();
     auto lock = registry.lock();
+    RoundEnd end;
     if (MultiState* state = registry.find(multi)) {
         state->busy = false;
+        if (running != nullptr) {
+            *running += static_cast<int>(state->pending.size());
+        }
+        if (!state->pending.empty()) {
+            end.timer = state->timer;
+            end.timer_data = state->timer_data;
+        }
     }
+    return end;
 }
 
 bool known(CURLM* multi) {
@@ -230,10 +252,9 @@ CURLMcode multi_remove_handle(const void* caller, CURLM* multi, CURL* easy) {
     return code;
 }
 
-// curl_multi_perform and curl_multi_socket_action: replay the hits waiting, then let
-// libcurl run the real transfers. running_handles counts only the real ones: a replayed hit
-// is already done.
-template <Library L, typename Run> CURLMcode run_round(CURLM* multi, Run&& run) {
+// curl_multi_perform and curl_multi_socket_action: replay the next hit waiting, then let
+// libcurl run the real transfers.
+template <Library L, typename Run> CURLMcode run_round(CURLM* multi, int* running, Run&& run) {
     const engine::CurlApi& api = engine_api(L);
     bool recursive = false;
     const std::vector<CURL*> hits = start_round(multi, recursive);
@@ -242,7 +263,10 @@ template <Library L, typename Run> CURLMcode run_round(CURLM* multi, Run&& run) 
     }
     replay_hits(api, multi, hits);
     const CURLMcode code = run();
-    end_round(multi);
+    const RoundEnd end = end_round(multi, code == CURLM_OK ? running : nullptr);
+    if (end.timer != nullptr) {
+        end.timer(multi, 0, end.timer_data); // more hits: the program comes back at once
+    }
     return code;
 }
 
@@ -255,7 +279,7 @@ template <Library L> CURLMcode multi_perform(const void* caller, CURLM* multi, i
     if (pass_through(L, caller) || !known(multi)) {
         return api.multi_perform(multi, running);
     }
-    return run_round<L>(multi, [&] { return api.multi_perform(multi, running); });
+    return run_round<L>(multi, running, [&] { return api.multi_perform(multi, running); });
 }
 
 template <Library L>
@@ -269,8 +293,9 @@ CURLMcode multi_socket_action(const void* caller, CURLM* multi, curl_socket_t so
     if (pass_through(L, caller) || !known(multi)) {
         return api.multi_socket_action(multi, socket, mask, running);
     }
-    return run_round<L>(multi,
-                        [&] { return api.multi_socket_action(multi, socket, mask, running); });
+    return run_round<L>(multi, running, [&] {
+        return api.multi_socket_action(multi, socket, mask, running);
+    });
 }
 
 template <Library L> CURLMsg* multi_info_read(const void* caller, CURLM* multi, int* queued) {
