@@ -171,6 +171,7 @@ public:
 
     ~SqliteStorage() override {
         std::lock_guard lock(m_mutex);
+        abandon_if_forked_locked();
         if (m_db && !m_touches.empty() && run_locked(sql_begin)) {
             if (flush_touches_locked() && run_locked(sql_commit)) {
                 return;
@@ -190,16 +191,8 @@ public:
 
     Result<std::optional<Blob>> get(std::string_view key) override {
         std::lock_guard lock(m_mutex);
-        auto value = get_locked(key);
-        if (!value && is_corrupt(m_last_rc)) {
-            // A corrupt database reads as a miss once it has been replaced.
-            auto recovered = recover_locked();
-            if (!recovered) {
-                return std::unexpected(recovered.error());
-            }
-            return std::optional<Blob>{};
-        }
-        return value;
+        // A corrupt database is replaced, and then this reads as a miss.
+        return with_recovery_locked([&] { return get_locked(key); });
     }
 
     Result<void> put(const Metadata& meta, Pieces value) override {
@@ -600,11 +593,9 @@ private:
     // Runs op; when it failed because the database is corrupt, moves the file aside, starts
     // a fresh database and runs op once more.
     template <class Op> auto with_recovery_locked(Op&& op) -> decltype(op()) {
-        if (!m_db) {
-            auto opened = open_or_recover_locked();
-            if (!opened) {
-                return std::unexpected(opened.error());
-            }
+        auto opened = ensure_open_locked();
+        if (!opened) {
+            return std::unexpected(opened.error());
         }
         auto result = op();
         if (!result && is_corrupt(m_last_rc)) {
@@ -660,6 +651,25 @@ private:
             return Error{ErrorKind::timeout, std::move(message)};
         }
         return Error{ErrorKind::failure, std::move(message)};
+    }
+
+    // Opens the connection when there is none, or when this process is a fork of the one
+    // that opened it: a SQLite connection must not be used across fork, so the child
+    // abandons its copy (never closes it, which could drop the parent's locks) and opens
+    // its own.
+    Result<void> ensure_open_locked() {
+        abandon_if_forked_locked();
+        return m_db ? Result<void>{} : open_or_recover_locked();
+    }
+
+    void abandon_if_forked_locked() {
+        if (m_db && m_pid != ::getpid()) {
+            for (auto& stmt : m_stmts) {
+                (void)stmt.release();
+            }
+            (void)m_db.release();
+            m_touches.clear();
+        }
     }
 
     Result<void> open_or_recover_locked() {
@@ -726,6 +736,7 @@ private:
             close_locked();
             return std::unexpected(error);
         }
+        m_pid = ::getpid();
         sqlite3_extended_result_codes(m_db.get(), 1);
         sqlite3_busy_timeout(m_db.get(), static_cast<int>(m_busy_timeout_ms));
         auto done = exec_locked("PRAGMA user_version"); // first read: NOTADB shows here
@@ -783,6 +794,7 @@ private:
     DbPtr m_db; // declared before m_stmts: statements are finalized first
     std::array<StmtPtr, sql_count> m_stmts;
     int m_last_rc = SQLITE_OK;
+    pid_t m_pid = 0; // the process that opened m_db
     ino_t m_inode = 0;
     int64_t m_last_stamp = 0;
     std::unordered_map<std::string, int64_t> m_touches; // key -> access stamp not yet written

@@ -7,6 +7,7 @@
 
 #include <sqlite3.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -236,6 +237,28 @@ void test_a_writer_holding_the_lock_past_the_busy_timeout_is_a_timeout(void** st
     assert_true(has_entry(*storage, 2));
 }
 
+void test_a_forked_child_can_keep_using_the_parents_storage(void** state) {
+    auto storage = open_or_fail(k_sqlite.settings(scratch_of(state)));
+    put_text(*storage, 1, "from the parent");
+    pid_t pid = ::fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        std::string_view text = "from the child";
+        bool ok = storage->put(test_meta(test_key(2)), std::span(&text, 1)).has_value();
+        auto got = storage->get(test_key(1));
+        ok = ok && got.has_value() && got->has_value();
+        storage.reset();
+        ::_exit(ok ? 0 : 1);
+    }
+    int status = 0;
+    assert_int_equal(::waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_true(has_entry(*storage, 2));
+    put_text(*storage, 3, "parent still fine");
+    assert_true(has_entry(*storage, 3));
+}
+
 } // namespace
 
 int main() {
@@ -251,6 +274,7 @@ int main() {
         cmocka_unit_test_setup_teardown(test_memory_databases_with_the_same_name_are_shared, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_writer_holding_the_lock_past_the_busy_timeout_is_a_timeout,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_forked_child_can_keep_using_the_parents_storage, setup, teardown),
     };
     int failed = tests::run_conformance(k_sqlite);
     failed += cmocka_run_group_tests_name("sqlite storage", tests, nullptr, nullptr);
