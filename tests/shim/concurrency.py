@@ -4,6 +4,7 @@
   same_url_coalesced       4 processes ask for one slow URL on a fresh cache: every output is
                            byte-identical to a run without the shim, the origin sees one
                            request (request coalescing is on by default), a later run is a hit.
+  same_url_coalesced_filesystem  the same on the filesystem backend.
   same_url_no_coalescing   the same with CURLCACHE_COALESCE=0: identical outputs, at most 4
                            requests, a later run is a hit.
   distinct_urls_writers    8 processes, 8 different URLs, one cache file: identical outputs,
@@ -33,10 +34,11 @@ def spawn_all(argvs, base, label, env, shim):
         procs.append((cwd, subprocess.Popen(argv, cwd=cwd, env=e, stdin=subprocess.DEVNULL,
                                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)))
     results = []
-    for cwd, p in procs:
+    for i, (cwd, p) in enumerate(procs):
         out, err = p.communicate(timeout=harness.RUN_TIMEOUT)
         results.append(harness.Result(cwd, subprocess.CompletedProcess(p.args, p.returncode,
                                                                        out, err)))
+        harness.save_outputs(base, "%s%d" % (label, i), results[-1])
     return results
 
 
@@ -77,6 +79,8 @@ def main():
             b = origin.base
             cases = [
                 ("same_url_coalesced", [b + "/slow/400"] * 4, {}, 1),
+                ("same_url_coalesced_filesystem", [b + "/slow/400?fs"] * 4,
+                 {"CURLCACHE_BACKEND": "filesystem"}, 1),
                 ("same_url_no_coalescing", [b + "/slow/400?x"] * 4,
                  {"CURLCACHE_COALESCE": "0"}, 4),
                 ("distinct_urls_writers", [b + "/bytes/%d" % (50000 + i) for i in range(8)],
