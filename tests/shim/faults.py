@@ -14,6 +14,7 @@ Exit status 0 pass, 1 fail, 77 shim not built.
 import os
 import socket
 import sqlite3
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -96,17 +97,38 @@ def fault(name, warnings=1, origin="each", prime=False, breaker=None, same_outpu
     return register
 
 
+IMMUTABLE = []  # directories made immutable (chattr +i) that teardown must release
+
+
 @fault("unwritable_cache_path")
 def _(scratch):
-    # As root a chmod 0555 directory is still writable; a path below a regular file is
-    # not writable by anyone (ENOTDIR), so that is what root gets.
-    if os.geteuid() == 0:
-        write(os.path.join(scratch, "not-a-dir"), b"a regular file\n")
-        return {"CURLCACHE_NAME": os.path.join(scratch, "not-a-dir", "cache.sqlite")}
+    # CURLCACHE_NAME in a read-only directory. Root writes through chmod 0555, so as root
+    # the directory is made immutable (chattr +i, which binds root too) where the file
+    # system allows it, and otherwise the cache goes below a regular file (ENOTDIR).
     ro = os.path.join(scratch, "read-only")
     os.makedirs(ro)
     os.chmod(ro, 0o555)
-    return {"CURLCACHE_NAME": os.path.join(ro, "sub", "cache.sqlite")}
+    if os.geteuid() == 0:
+        if subprocess.run(["chattr", "+i", ro], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL).returncode == 0:
+            IMMUTABLE.append(ro)
+        else:
+            write(os.path.join(scratch, "not-a-dir"), b"a regular file\n")
+            return {"CURLCACHE_NAME": os.path.join(scratch, "not-a-dir", "cache.sqlite")}
+    return {"CURLCACHE_NAME": os.path.join(ro, "cache.sqlite")}
+
+
+@fault("cache_path_below_a_regular_file")
+def _(scratch):
+    write(os.path.join(scratch, "not-a-dir"), b"a regular file\n")
+    return {"CURLCACHE_NAME": os.path.join(scratch, "not-a-dir", "cache.sqlite")}
+
+
+def release_immutable():
+    for path in IMMUTABLE:
+        subprocess.run(["chattr", "-i", path], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+    IMMUTABLE.clear()
 
 
 @fault("garbage_database_file", origin="first-run", recovers=True)
@@ -244,8 +266,8 @@ def main():
         # Damaging a cache that was never written cannot work without the shim.
         faults = [f for f in faults if not f["prime"]]
     report = harness.Report(shim, args.self_check)
-    with harness.Scratch(keep=args.keep) as scratch:
-        with harness.Origin(scratch) as origin:
+    with harness.Scratch(keep=args.keep) as scratch, harness.Origin(scratch) as origin:
+        try:
             for f in faults:
                 try:
                     problems, cache, note, base = check(f, scratch, origin, shim,
@@ -254,6 +276,8 @@ def main():
                     problems, cache, note, base = ["setup: %s" % e], [], "", scratch
                 report.case(f["name"], "curl -s -i -o body.txt URL/text", problems, cache,
                             note, base)
+        finally:
+            release_immutable()
     return report.finish("fault cases")
 
 
