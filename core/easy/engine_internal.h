@@ -34,6 +34,11 @@ bool start_tee(const CurlApi& api, CURL* handle, HandleState& state, const Key& 
 // tee.cpp: the transfer facts of the handle's last real transfer.
 std::vector<Info> record_infos(const CurlApi& api, CURL* handle);
 
+// getinfo.cpp: the body size libcurl would report for this replay (the wire size: compressed
+// when the recorded transfer decoded it) and its Content-Length (-1 unknown).
+int64_t replay_download_size(const Replay& replay);
+int64_t replay_content_length(const Replay& replay);
+
 // Writes libcurl's error text to the program's ERRORBUFFER, if it set one.
 void set_error(const Options& options, const char* format, ...)
     __attribute__((format(printf, 2, 3)));

@@ -38,7 +38,9 @@ int64_t recorded_integer(const Replay& r, CURLINFO id, int64_t fallback) {
 
 // Bytes of body this replay delivered, as libcurl counts them (the wire size on a full
 // answer: compressed when the recorded transfer decoded the body).
-int64_t downloaded(const Replay& r) {
+} // namespace
+
+int64_t replay_download_size(const Replay& r) {
     if (!r.deliver_body) {
         return 0;
     }
@@ -48,7 +50,7 @@ int64_t downloaded(const Replay& r) {
     return recorded_integer(r, CURLINFO_SIZE_DOWNLOAD_T, static_cast<int64_t>(r.body.size()));
 }
 
-int64_t content_length(const Replay& r) {
+int64_t replay_content_length(const Replay& r) {
     if (r.kind == Replay::Kind::partial) {
         return static_cast<int64_t>(r.body.size());
     }
@@ -57,6 +59,11 @@ int64_t content_length(const Replay& r) {
     }
     return recorded_integer(r, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, -1);
 }
+
+namespace {
+
+int64_t downloaded(const Replay& r) { return replay_download_size(r); }
+int64_t content_length(const Replay& r) { return replay_content_length(r); }
 
 struct Answer {
     enum class Kind { forward, integer, real, text, pointer } kind = Kind::forward;
@@ -70,10 +77,89 @@ Answer integer(int64_t v) { return {Answer::Kind::integer, v, 0, nullptr, nullpt
 Answer real(double v) { return {Answer::Kind::real, 0, v, nullptr, nullptr}; }
 Answer text(const char* v) { return {Answer::Kind::text, 0, 0, v, nullptr}; }
 
+// The URL of hop `block` of a redirect chain: the request URL, then each Location resolved
+// against the URL before it.
+std::string hop_url(const Replay& r, size_t block) {
+    std::string url = r.request_url;
+    for (size_t i = 0; i < block && i < r.blocks.size(); ++i) {
+        auto location = header_value(r.blocks[i], "Location");
+        if (!location || location->empty()) {
+            continue;
+        }
+        std::string_view loc = *location;
+        if (loc.find("://") != std::string_view::npos) {
+            url = std::string(loc);
+            continue;
+        }
+        size_t scheme = url.find("://");
+        size_t path = url.find('/', scheme == std::string::npos ? 0 : scheme + 3);
+        std::string origin = url.substr(0, path);
+        if (loc.front() == '/') {
+            url = origin + std::string(loc);
+        } else {
+            size_t query = url.find_first_of("?#");
+            std::string base = url.substr(0, query);
+            size_t slash = base.rfind('/');
+            url = (path == std::string::npos || slash < path ? origin + "/"
+                                                            : base.substr(0, slash + 1)) +
+                  std::string(loc);
+        }
+    }
+    return url;
+}
+
+// What libcurl reports after a header callback refused a line of hop `aborted_block`: the
+// status of that hop, and nothing of what came after.
+Answer answer_aborted(Replay& r, CURLINFO id, bool& answered) {
+    answered = true;
+    switch (id) {
+    case CURLINFO_RESPONSE_CODE: {
+        auto lines = split_lines(r.blocks[r.aborted_block]);
+        return integer(lines.empty() ? 0 : status_code(lines.front()).value_or(0));
+    }
+    case CURLINFO_REDIRECT_COUNT: {
+        int64_t hops = 0;
+        for (size_t i = 0; i < r.aborted_block; ++i) {
+            hops += status_code(r.blocks[i]).value_or(0) / 100 != 1;
+        }
+        return integer(hops);
+    }
+    case CURLINFO_HEADER_SIZE: return integer(r.header_done);
+    case CURLINFO_SIZE_DOWNLOAD_T:
+    case CURLINFO_SPEED_DOWNLOAD_T: return integer(0);
+    case CURLINFO_SIZE_DOWNLOAD:
+    case CURLINFO_SPEED_DOWNLOAD: return real(0);
+    case CURLINFO_CONTENT_LENGTH_DOWNLOAD_T:
+    case CURLINFO_FILETIME:
+    case CURLINFO_FILETIME_T: return integer(-1);
+    case CURLINFO_CONTENT_LENGTH_DOWNLOAD: return real(-1);
+    case CURLINFO_CONTENT_TYPE:
+    case CURLINFO_REDIRECT_URL: return text(nullptr);
+    case CURLINFO_EFFECTIVE_URL:
+        if (r.aborted_block == 0 && r.effective_url.empty()) {
+            if (const Info* url = r.entry.info(CURLINFO_EFFECTIVE_URL); url && r.blocks.size() == 1) {
+                return text(url->text.c_str());
+            }
+        }
+        r.hop_url = hop_url(r, r.aborted_block);
+        return text(r.hop_url.c_str());
+    default: break;
+    }
+    answered = false;
+    return {};
+}
+
 curl_certinfo g_no_certificates{0, nullptr};
 
-Answer answer(const Replay& r, CURLINFO id) {
+Answer answer(Replay& r, CURLINFO id) {
     const bool offline = r.kind == Replay::Kind::offline_miss;
+    if (r.aborted_in_headers && r.aborted_block < r.blocks.size()) {
+        bool answered = false;
+        Answer a = answer_aborted(r, id, answered);
+        if (answered) {
+            return a;
+        }
+    }
     const int64_t total_us = static_cast<int64_t>(r.total_time * 1e6);
     switch (id) {
     case CURLINFO_PRIVATE:
@@ -116,6 +202,11 @@ Answer answer(const Replay& r, CURLINFO id) {
                            ? static_cast<int64_t>(static_cast<double>(downloaded(r)) / r.total_time)
                            : 0);
     case CURLINFO_EFFECTIVE_METHOD: return text(r.effective_method.c_str());
+    case CURLINFO_CONTENT_TYPE:
+        if (r.kind == Replay::Kind::not_modified) {
+            return text(nullptr); // a 304 carries no Content-Type (measured)
+        }
+        break;
     case CURLINFO_EFFECTIVE_URL:
         if (!r.effective_url.empty()) { // offline, or credentials put back
             return text(r.effective_url.c_str());

@@ -101,6 +101,12 @@ struct Replay {
     bool condition_unmet = false;
     int64_t header_size = 0;
     double total_time = 0;                   // seconds, measured over the replay
+    // A callback refused a header line: libcurl's counters then stop where it stopped.
+    bool aborted_in_headers = false;
+    size_t aborted_block = 0;
+    int64_t header_done = 0;                 // header bytes accepted before the abort
+    std::string request_url;                 // for the URL of the hop that was aborted
+    std::string hop_url;                     // built on demand
     std::string effective_method;
     std::string effective_url;               // offline_miss: the request URL
     int64_t filetime = -1;

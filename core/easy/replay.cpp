@@ -116,6 +116,7 @@ bool prepare_hit(HandleState& state, const Plan& plan, Entry entry) {
     r->body = e.body;
     r->status = e.status;
     r->effective_method = plan.request.method;
+    r->request_url = plan.request.url;
     if (e.info(k_info_effective_url_had_userinfo) != nullptr) {
         if (const Info* url = e.info(CURLINFO_EFFECTIVE_URL)) {
             r->effective_url = with_userinfo(url->text, url_userinfo(plan.request.url));
@@ -155,7 +156,7 @@ bool prepare_hit(HandleState& state, const Plan& plan, Entry entry) {
     for (std::string_view block : r->blocks) {
         r->header_size += static_cast<int64_t>(block.size());
     }
-    if (o.filetime) {
+    if (o.filetime && r->kind != Replay::Kind::not_modified) { // -1 on a 304 (measured)
         if (auto modified = header_value(r->blocks.back(), "Last-Modified")) {
             r->filetime = parse_http_date(*modified).value_or(-1);
         }
@@ -220,7 +221,10 @@ bool deliver(const Options& o, curl_write_callback fn, void* data, std::string_v
 }
 
 CURLcode deliver_all(const Options& o, Replay& r) {
-    const curl_off_t total = static_cast<curl_off_t>(r.deliver_body ? r.body.size() : 0);
+    // Progress counts wire bytes, as libcurl does (compressed when the body was decoded).
+    const curl_off_t wire = r.deliver_body ? replay_download_size(r) : 0;
+    const int64_t length = replay_content_length(r);
+    const curl_off_t total = r.deliver_body ? (length >= 0 ? length : wire) : 0;
     if (!progress(o, 0, 0)) {
         set_error(o, "Callback aborted");
         return CURLE_ABORTED_BY_CALLBACK;
@@ -229,16 +233,21 @@ CURLcode deliver_all(const Options& o, Replay& r) {
     // the header callback, or to the write callback with HEADERDATA when only that is set.
     const bool to_header = o.header_fn != nullptr || o.header_data != nullptr;
     curl_write_callback header_fn = o.header_fn != nullptr ? o.header_fn : o.write_fn;
-    for (std::string_view block : r.blocks) {
-        for (std::string_view line : split_lines(block)) {
+    for (size_t i = 0; i < r.blocks.size(); ++i) {
+        for (std::string_view line : split_lines(r.blocks[i])) {
+            const char* failure = nullptr;
             if (o.header && !deliver(o, o.write_fn, o.write_data, line, total, 0)) {
-                set_error(o, "Failure writing output to destination");
+                failure = "Failure writing output to destination";
+            } else if (to_header && !deliver(o, header_fn, o.header_data, line, total, 0)) {
+                failure = "Failed writing header";
+            }
+            if (failure != nullptr) {
+                r.aborted_in_headers = true;
+                r.aborted_block = i;
+                set_error(o, "%s", failure);
                 return CURLE_WRITE_ERROR;
             }
-            if (to_header && !deliver(o, header_fn, o.header_data, line, total, 0)) {
-                set_error(o, "Failed writing header");
-                return CURLE_WRITE_ERROR;
-            }
+            r.header_done += static_cast<int64_t>(line.size());
         }
     }
     if (r.fail_http) {
@@ -258,7 +267,7 @@ CURLcode deliver_all(const Options& o, Replay& r) {
             done += static_cast<curl_off_t>(chunk.size());
         }
     }
-    if (!progress(o, total, done)) {
+    if (!progress(o, total, r.deliver_body ? wire : 0)) {
         set_error(o, "Callback aborted");
         return CURLE_ABORTED_BY_CALLBACK;
     }
