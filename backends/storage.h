@@ -105,22 +105,12 @@ public:
     virtual Result<bool> try_lock(std::string_view key, int64_t ttl_ms);
     virtual Result<void> unlock(std::string_view key);
 
-    // The metadata of one entry (size filled in) without reading its value, or an empty
-    // optional on a miss. The tiered wrapper needs it to fill upper tiers on a hit. The
-    // default scans every entry: backends should override it with one indexed read.
-    virtual Result<std::optional<Metadata>> get_metadata(std::string_view key) {
-        std::optional<Metadata> found;
-        auto scanned = scan([&](const Metadata& meta) {
-            if (meta.key == key) {
-                found = meta;
-                return false;
-            }
-            return true;
-        });
-        if (!scanned) {
-            return std::unexpected(scanned.error());
-        }
-        return found;
+    // The metadata of one entry (size filled in) without reading its value, when the
+    // backend can read it cheaply (one indexed lookup); an empty optional on a miss. The
+    // tiered wrapper uses it to fill upper tiers on a hit with the same URL and expiry.
+    // The default answers empty (unknown) rather than scanning every entry: override it.
+    virtual Result<std::optional<Metadata>> get_metadata(std::string_view /*key*/) {
+        return std::optional<Metadata>{};
     }
 };
 

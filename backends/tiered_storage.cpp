@@ -3,6 +3,7 @@
 #include "backends/tiered_storage.h"
 
 #include <algorithm>
+#include <ctime>
 
 namespace curlcache::backends {
 
@@ -50,12 +51,20 @@ void TieredStorage::fill_above(size_t found_at, std::string_view key, const Blob
         count_error(*m_tiers[found_at], meta.error());
         return;
     }
-    if (!*meta) {
-        return; // removed in between
+    Metadata fill;
+    if (*meta) {
+        fill = std::move(**meta);
+    } else {
+        // The tier cannot tell its metadata cheaply: the copy gets the key and size only.
+        // Freshness is unaffected (the core reads it from the entry itself); the upper
+        // tier merely lists it without URL and never expires it by itself.
+        fill.key = key;
+        fill.created = static_cast<int64_t>(std::time(nullptr));
     }
+    fill.size = value->size();
     std::string_view pieces[] = {*value};
     for (size_t i = 0; i < found_at; ++i) {
-        auto stored = m_tiers[i]->storage->put(**meta, pieces);
+        auto stored = m_tiers[i]->storage->put(fill, pieces);
         if (stored) {
             m_tiers[i]->fills.fetch_add(1, std::memory_order_relaxed);
         } else {

@@ -44,9 +44,13 @@ public:
         }
         return std::optional<Blob>{std::make_shared<const std::string>(found->second.second)};
     }
+    bool knows_metadata = true; // false: behaves like a backend without get_metadata
     Result<std::optional<Metadata>> get_metadata(std::string_view key) override {
         if (broken) {
             return down();
+        }
+        if (!knows_metadata) {
+            return Storage::get_metadata(key);
         }
         auto found = entries.find(key);
         if (found == entries.end()) {
@@ -182,6 +186,20 @@ void test_hit_in_lowest_tier_fills_upper_tiers_with_its_metadata(void**) {
     assert_int_equal(stats[2].fills, 0);
 }
 
+void test_fill_from_tier_without_metadata_copies_key_and_size(void**) {
+    Tiers t = make_tiers();
+    t.bottom->knows_metadata = false;
+    std::string_view pieces[] = {"12345"};
+    assert_true(t.bottom->put(meta_for("k", 1900000000), pieces).has_value());
+    auto got = t.storage->get("k");
+    assert_true(got && *got && ***got == "12345");
+    assert_int_equal(t.top->entries.count("k"), 1);
+    assert_int_equal(t.top->entries["k"].first.size, 5);
+    assert_int_equal(t.top->entries["k"].first.expires, 0);
+    assert_true(t.top->entries["k"].first.created > 0);
+    assert_int_equal(t.storage->tier_stats()[2].errors, 0);
+}
+
 void test_put_writes_every_tier_and_miss_is_empty(void**) {
     Tiers t = make_tiers();
     std::string_view pieces[] = {"he", "llo"};
@@ -299,6 +317,7 @@ void test_memory_over_redis_fills_memory_from_redis(void**) {
 int main() {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hit_in_lowest_tier_fills_upper_tiers_with_its_metadata),
+        cmocka_unit_test(test_fill_from_tier_without_metadata_copies_key_and_size),
         cmocka_unit_test(test_put_writes_every_tier_and_miss_is_empty),
         cmocka_unit_test(test_failing_tier_is_skipped_and_counted),
         cmocka_unit_test(test_every_tier_failing_is_an_error_not_a_miss),
