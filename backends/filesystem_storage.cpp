@@ -39,6 +39,9 @@ constexpr char k_magic[8] = {'C', 'C', 'F', 'S', 'E', 'N', 'T', '1'};
 constexpr uint32_t k_format_version = 1;
 constexpr uint32_t k_max_text = 1u << 20; // method/URL/key lengths above this are corrupt
 constexpr uint64_t k_rescan_puts = 256;
+constexpr size_t k_get_head = 64 * 1024; // a get reads files up to this size in one call
+constexpr size_t k_scan_head = 512;      // a scan usually finds the texts within this
+constexpr size_t k_touch_batch = 1024;   // pending hit times before a get writes them
 constexpr time_t k_stale_temp_seconds = 3600;
 
 // Native byte order: a cache folder is not shared between machines of different kinds.
@@ -110,37 +113,46 @@ bool write_all(int fd, std::vector<iovec> iov) {
     return true;
 }
 
-// One entry file's header and texts, checked against the file's size.
+// One entry file's header and texts, checked against the file's size. `head` holds the
+// file's first bytes, read in one call: for a small entry, the value too.
 struct Parsed {
     Metadata meta;
     uint64_t value_offset = 0;
+    std::string head;
 };
 
-std::optional<Parsed> parse_entry(int fd, uint64_t file_size) {
+std::optional<Parsed> parse_entry(int fd, uint64_t file_size, size_t head_size) {
+    Parsed parsed;
+    parsed.head.resize(static_cast<size_t>(std::min<uint64_t>(file_size, std::max(head_size, sizeof(Header)))));
     Header header{};
-    if (file_size < sizeof(Header) || !read_exact(fd, reinterpret_cast<char*>(&header), sizeof header, 0) ||
-        std::memcmp(header.magic, k_magic, sizeof k_magic) != 0 ||
-        header.version != k_format_version || header.key_size > k_max_text ||
-        header.method_size > k_max_text || header.url_size > k_max_text) {
+    if (file_size < sizeof(Header) || !read_exact(fd, parsed.head.data(), parsed.head.size(), 0)) {
+        return std::nullopt;
+    }
+    std::memcpy(&header, parsed.head.data(), sizeof header);
+    if (std::memcmp(header.magic, k_magic, sizeof k_magic) != 0 || header.version != k_format_version ||
+        header.key_size > k_max_text || header.method_size > k_max_text || header.url_size > k_max_text) {
         return std::nullopt;
     }
     uint64_t texts = uint64_t{header.key_size} + header.method_size + header.url_size;
     if (file_size != sizeof(Header) + texts + header.value_size) {
         return std::nullopt; // truncated, or extended by something that is not us
     }
-    std::string buffer(texts, '\0');
-    if (!read_exact(fd, buffer.data(), buffer.size(), sizeof(Header))) {
-        return std::nullopt;
+    parsed.value_offset = sizeof(Header) + texts;
+    if (parsed.head.size() < parsed.value_offset) {
+        size_t have = parsed.head.size();
+        parsed.head.resize(parsed.value_offset);
+        if (!read_exact(fd, parsed.head.data() + have, parsed.head.size() - have, have)) {
+            return std::nullopt;
+        }
     }
-    Parsed parsed;
-    parsed.meta.key = buffer.substr(0, header.key_size);
-    parsed.meta.method = buffer.substr(header.key_size, header.method_size);
-    parsed.meta.url = buffer.substr(header.key_size + header.method_size);
+    std::string_view texts_view = std::string_view(parsed.head).substr(sizeof(Header));
+    parsed.meta.key = texts_view.substr(0, header.key_size);
+    parsed.meta.method = texts_view.substr(header.key_size, header.method_size);
+    parsed.meta.url = texts_view.substr(header.key_size + header.method_size, header.url_size);
     parsed.meta.status = static_cast<long>(header.status);
     parsed.meta.created = header.created;
     parsed.meta.expires = header.expires;
     parsed.meta.size = header.value_size;
-    parsed.value_offset = sizeof(Header) + texts;
     return parsed;
 }
 
@@ -178,12 +190,16 @@ public:
         if (::fstat(*fd, &st) != 0) {
             return fail("filesystem: cannot stat " + path + ": " + std::strerror(errno));
         }
-        auto parsed = parse_entry(*fd, static_cast<uint64_t>(st.st_size));
-        auto value = std::make_shared<std::string>();
+        auto parsed = parse_entry(*fd, static_cast<uint64_t>(st.st_size), k_get_head);
+        std::shared_ptr<std::string> value;
         if (parsed && parsed->meta.key == key) {
-            value->resize(parsed->meta.size);
-            if (!read_exact(*fd, value->data(), value->size(), parsed->value_offset)) {
-                parsed.reset();
+            if (parsed->head.size() == static_cast<uint64_t>(st.st_size)) {
+                value = std::make_shared<std::string>(parsed->head, parsed->value_offset);
+            } else {
+                value = std::make_shared<std::string>(parsed->meta.size, '\0');
+                if (!read_exact(*fd, value->data(), value->size(), parsed->value_offset)) {
+                    parsed.reset();
+                }
             }
         }
         if (!parsed || parsed->meta.key != key) {
@@ -193,8 +209,15 @@ public:
         }
         timespec now{};
         ::clock_gettime(CLOCK_REALTIME, &now);
-        std::lock_guard lock(m_touch_mutex);
-        m_touches[std::move(path)] = now;
+        bool flush = false;
+        {
+            std::lock_guard lock(m_touch_mutex);
+            m_touches[std::move(path)] = now;
+            flush = m_touches.size() >= k_touch_batch;
+        }
+        if (flush) {
+            flush_touches();
+        }
         return std::optional<Blob>{std::move(value)};
     }
 
@@ -270,6 +293,7 @@ public:
             return fail("filesystem: cannot rename into " + path + ": " + std::strerror(saved_errno));
         }
         if (m_max_bytes == 0) {
+            flush_touches();
             return {};
         }
         m_estimate.fetch_add(static_cast<int64_t>(total) - static_cast<int64_t>(replaced));
@@ -372,7 +396,7 @@ private:
                     }
                     continue;
                 }
-                auto parsed = parse_entry(*fd, static_cast<uint64_t>(st.st_size));
+                auto parsed = parse_entry(*fd, static_cast<uint64_t>(st.st_size), k_scan_head);
                 if (!parsed || parsed->meta.key != file->d_name) {
                     continue;
                 }
