@@ -13,6 +13,7 @@
 #include "shim/resolve.h"
 
 #include <cstdarg>
+#include <type_traits>
 #include <vector>
 
 namespace curlcache::shim {
@@ -440,10 +441,36 @@ CURLMcode multi_setopt(const void* caller, CURLM* multi, CURLMoption option, va_
     return r.multi_setopt(multi, option, va_arg(args, curl_off_t));
 }
 
+// Runs a wrapper; should the shim's bookkeeping throw (out of memory), the call goes to
+// libcurl as it is. Exceptions never leave a wrapper.
+template <Library L, auto Member, typename Fn, typename... Args>
+auto shielded(Fn&& fn, Args... args) noexcept -> decltype(fn()) {
+    using Result = decltype(fn());
+    try {
+        return fn();
+    } catch (...) {
+    }
+    try {
+        if (auto real_fn = engine_api(L).*Member) {
+            return real_fn(args...);
+        }
+    } catch (...) {
+    }
+    if constexpr (std::is_pointer_v<Result>) {
+        return nullptr;
+    } else {
+        return CURLM_INTERNAL_ERROR;
+    }
+}
+
 } // namespace
 
 void multi_forget_easy(Library library, CURL* easy) noexcept {
-    MultiRegistry& registry = MultiRegistry::instance();
+    MultiRegistry* existing = MultiRegistry::existing();
+    if (existing == nullptr) {
+        return; // the program never added a handle to a multi
+    }
+    MultiRegistry& registry = *existing;
     bool abandoned = false;
     {
         auto lock = registry.lock();
@@ -466,73 +493,85 @@ void multi_forget_easy(Library library, CURL* easy) noexcept {
 
 } // namespace curlcache::shim
 
-// The exported entry points, one set per libcurl build. Exceptions never leave them.
-#define CURLCACHE_SHIM_TRY(fallback, ...)                                                     \
-    try {                                                                                    \
-        return __VA_ARGS__;                                                                  \
-    } catch (...) {                                                                          \
-        return fallback;                                                                     \
-    }
-
+// The exported entry points, one set per libcurl build. Each takes its own return address
+// (libcurl calling itself is recognised by it).
+#define CURLCACHE_SHIM_API(member) &curlcache::core::easy::CurlApi::member
 #define CURLCACHE_SHIM_MULTI(tag, L)                                                          \
     CURLCACHE_SHIM_EXPORT(tag, curl_multi_add_handle)                                        \
     CURLMcode curlcache_shim_##tag##_multi_add_handle(CURLM* multi, CURL* easy) noexcept {   \
-        CURLCACHE_SHIM_TRY(CURLM_INTERNAL_ERROR, curlcache::shim::multi_add_handle<L>(       \
-                                                     __builtin_return_address(0), multi, easy)) \
+        const void* caller = __builtin_return_address(0);                                    \
+        return curlcache::shim::shielded<L, CURLCACHE_SHIM_API(multi_add_handle)>(           \
+            [&] { return curlcache::shim::multi_add_handle<L>(caller, multi, easy); }, multi, \
+            easy);                                                                           \
     }                                                                                        \
     CURLCACHE_SHIM_EXPORT(tag, curl_multi_remove_handle)                                     \
     CURLMcode curlcache_shim_##tag##_multi_remove_handle(CURLM* multi, CURL* easy) noexcept { \
-        CURLCACHE_SHIM_TRY(CURLM_INTERNAL_ERROR, curlcache::shim::multi_remove_handle<L>(    \
-                                                     __builtin_return_address(0), multi, easy)) \
+        const void* caller = __builtin_return_address(0);                                    \
+        return curlcache::shim::shielded<L, CURLCACHE_SHIM_API(multi_remove_handle)>(        \
+            [&] { return curlcache::shim::multi_remove_handle<L>(caller, multi, easy); },    \
+            multi, easy);                                                                    \
     }                                                                                        \
     CURLCACHE_SHIM_EXPORT(tag, curl_multi_perform)                                           \
     CURLMcode curlcache_shim_##tag##_multi_perform(CURLM* multi, int* running) noexcept {    \
-        CURLCACHE_SHIM_TRY(CURLM_INTERNAL_ERROR,                                             \
-                           curlcache::shim::multi_perform<L>(__builtin_return_address(0),    \
-                                                             multi, running))                \
+        const void* caller = __builtin_return_address(0);                                    \
+        return curlcache::shim::shielded<L, CURLCACHE_SHIM_API(multi_perform)>(              \
+            [&] { return curlcache::shim::multi_perform<L>(caller, multi, running); }, multi, \
+            running);                                                                        \
     }                                                                                        \
     CURLCACHE_SHIM_EXPORT(tag, curl_multi_socket_action)                                     \
     CURLMcode curlcache_shim_##tag##_multi_socket_action(CURLM* multi, curl_socket_t socket, \
                                                          int mask, int* running) noexcept {  \
-        CURLCACHE_SHIM_TRY(CURLM_INTERNAL_ERROR,                                             \
-                           curlcache::shim::multi_socket_action<L>(                          \
-                               __builtin_return_address(0), multi, socket, mask, running))   \
+        const void* caller = __builtin_return_address(0);                                    \
+        return curlcache::shim::shielded<L, CURLCACHE_SHIM_API(multi_socket_action)>(        \
+            [&] {                                                                            \
+                return curlcache::shim::multi_socket_action<L>(caller, multi, socket, mask,  \
+                                                               running);                     \
+            },                                                                               \
+            multi, socket, mask, running);                                                   \
     }                                                                                        \
     CURLCACHE_SHIM_EXPORT(tag, curl_multi_info_read)                                         \
     CURLMsg* curlcache_shim_##tag##_multi_info_read(CURLM* multi, int* queued) noexcept {    \
-        CURLCACHE_SHIM_TRY(nullptr, curlcache::shim::multi_info_read<L>(                     \
-                                        __builtin_return_address(0), multi, queued))         \
+        const void* caller = __builtin_return_address(0);                                    \
+        return curlcache::shim::shielded<L, CURLCACHE_SHIM_API(multi_info_read)>(            \
+            [&] { return curlcache::shim::multi_info_read<L>(caller, multi, queued); },      \
+            multi, queued);                                                                  \
     }                                                                                        \
     CURLCACHE_SHIM_EXPORT(tag, curl_multi_wait)                                              \
     CURLMcode curlcache_shim_##tag##_multi_wait(CURLM* multi, curl_waitfd* extra,            \
                                                 unsigned int count, int timeout_ms,          \
                                                 int* ready) noexcept {                       \
-        CURLCACHE_SHIM_TRY(CURLM_INTERNAL_ERROR,                                             \
-                           curlcache::shim::multi_wait_or_poll<                              \
-                               L, &curlcache::core::easy::CurlApi::multi_wait>(              \
-                               __builtin_return_address(0), "curl_multi_wait", multi, extra, \
-                               count, timeout_ms, ready))                                    \
+        const void* caller = __builtin_return_address(0);                                    \
+        return curlcache::shim::shielded<L, CURLCACHE_SHIM_API(multi_wait)>(                 \
+            [&] {                                                                            \
+                return curlcache::shim::multi_wait_or_poll<L, CURLCACHE_SHIM_API(multi_wait)>( \
+                    caller, "curl_multi_wait", multi, extra, count, timeout_ms, ready);      \
+            },                                                                               \
+            multi, extra, count, timeout_ms, ready);                                         \
     }                                                                                        \
     CURLCACHE_SHIM_EXPORT(tag, curl_multi_poll)                                              \
     CURLMcode curlcache_shim_##tag##_multi_poll(CURLM* multi, curl_waitfd* extra,            \
                                                 unsigned int count, int timeout_ms,          \
                                                 int* ready) noexcept {                       \
-        CURLCACHE_SHIM_TRY(CURLM_INTERNAL_ERROR,                                             \
-                           curlcache::shim::multi_wait_or_poll<                              \
-                               L, &curlcache::core::easy::CurlApi::multi_poll>(              \
-                               __builtin_return_address(0), "curl_multi_poll", multi, extra, \
-                               count, timeout_ms, ready))                                    \
+        const void* caller = __builtin_return_address(0);                                    \
+        return curlcache::shim::shielded<L, CURLCACHE_SHIM_API(multi_poll)>(                 \
+            [&] {                                                                            \
+                return curlcache::shim::multi_wait_or_poll<L, CURLCACHE_SHIM_API(multi_poll)>( \
+                    caller, "curl_multi_poll", multi, extra, count, timeout_ms, ready);      \
+            },                                                                               \
+            multi, extra, count, timeout_ms, ready);                                         \
     }                                                                                        \
     CURLCACHE_SHIM_EXPORT(tag, curl_multi_timeout)                                           \
     CURLMcode curlcache_shim_##tag##_multi_timeout(CURLM* multi, long* timeout_ms) noexcept { \
-        CURLCACHE_SHIM_TRY(CURLM_INTERNAL_ERROR, curlcache::shim::multi_timeout<L>(          \
-                                                     __builtin_return_address(0), multi,     \
-                                                     timeout_ms))                            \
+        const void* caller = __builtin_return_address(0);                                    \
+        return curlcache::shim::shielded<L, CURLCACHE_SHIM_API(multi_timeout)>(              \
+            [&] { return curlcache::shim::multi_timeout<L>(caller, multi, timeout_ms); },    \
+            multi, timeout_ms);                                                              \
     }                                                                                        \
     CURLCACHE_SHIM_EXPORT(tag, curl_multi_cleanup)                                           \
     CURLMcode curlcache_shim_##tag##_multi_cleanup(CURLM* multi) noexcept {                  \
-        CURLCACHE_SHIM_TRY(CURLM_INTERNAL_ERROR, curlcache::shim::multi_cleanup<L>(          \
-                                                     __builtin_return_address(0), multi))    \
+        const void* caller = __builtin_return_address(0);                                    \
+        return curlcache::shim::shielded<L, CURLCACHE_SHIM_API(multi_cleanup)>(              \
+            [&] { return curlcache::shim::multi_cleanup<L>(caller, multi); }, multi);        \
     }                                                                                        \
     CURLCACHE_SHIM_EXPORT(tag, curl_multi_setopt)                                            \
     CURLMcode curlcache_shim_##tag##_multi_setopt(CURLM* multi, CURLMoption option,          \

@@ -3,11 +3,13 @@
 #include <pthread.h>
 
 #include <algorithm>
+#include <atomic>
 
 namespace curlcache::shim {
 namespace {
 
 MultiRegistry* g_registry = nullptr;
+std::atomic<MultiRegistry*> g_published{nullptr};
 pthread_once_t g_registry_once = PTHREAD_ONCE_INIT;
 
 // fork() while another thread holds the lock would leave the child's copy locked forever:
@@ -21,9 +23,12 @@ MultiRegistry& MultiRegistry::instance() {
     pthread_once(&g_registry_once, [] {
         g_registry = new MultiRegistry(); // never destroyed: wrappers may run during exit
         pthread_atfork(fork_prepare, fork_release, fork_release);
+        g_published.store(g_registry, std::memory_order_release);
     });
     return *g_registry;
 }
+
+MultiRegistry* MultiRegistry::existing() { return g_published.load(std::memory_order_acquire); }
 
 void MultiRegistry::fork_lock() { m_mutex.lock(); }
 void MultiRegistry::fork_unlock() { m_mutex.unlock(); }

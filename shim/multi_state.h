@@ -45,6 +45,8 @@ struct MultiState {
 class MultiRegistry {
 public:
     static MultiRegistry& instance();
+    // The registry if a multi handle was ever seen, else null (nothing to look up).
+    static MultiRegistry* existing();
 
     std::unique_lock<std::mutex> lock();
 
