@@ -12,6 +12,7 @@
 #include <stdlib.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -19,6 +20,7 @@
 #include <map>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -95,6 +97,68 @@ std::optional<Row> measure(const std::string& label, const std::string& backend,
         }
     }
     return Row{label, size.bytes, summarise(gets), summarise(puts)};
+}
+
+// Hits per second for 1 KiB sqlite gets from `threads` threads, sharing one storage (one
+// mutex-protected connection, what curlcache does) or with a storage (connection) each.
+double threaded_gets_per_second(const std::string& path, int threads, bool shared) {
+    config::Settings settings;
+    settings.name = path;
+    std::vector<std::unique_ptr<backends::Storage>> storages;
+    for (int t = 0; t < (shared ? 1 : threads); ++t) {
+        auto opened = backends::open("sqlite", settings);
+        if (!opened) {
+            return 0;
+        }
+        storages.push_back(std::move(*opened));
+    }
+    std::atomic<uint64_t> total{0};
+    std::atomic<bool> stop{false};
+    std::vector<std::thread> workers;
+    for (int t = 0; t < threads; ++t) {
+        backends::Storage& storage = *storages[shared ? 0 : t];
+        workers.emplace_back([&storage, &total, &stop, t] {
+            std::mt19937 rng(static_cast<unsigned>(t));
+            uint64_t done = 0;
+            while (!stop.load(std::memory_order_relaxed)) {
+                auto got = storage.get(key_of(static_cast<int>(rng() % 1000)));
+                done += got && *got ? 1 : 0;
+            }
+            total += done;
+        });
+    }
+    auto start = std::chrono::steady_clock::now();
+    std::this_thread::sleep_for(std::chrono::milliseconds(500)); // a fixed measuring window
+    stop = true;
+    for (auto& worker : workers) {
+        worker.join();
+    }
+    double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return static_cast<double>(total.load()) / seconds;
+}
+
+void print_connection_comparison(const std::string& scratch) {
+    config::Settings settings;
+    settings.name = scratch + "/threads.sqlite";
+    {
+        auto opened = backends::open("sqlite", settings);
+        if (!opened) {
+            return;
+        }
+        std::string value(1024, 'v');
+        std::string_view piece(value);
+        for (int i = 0; i < 1000; ++i) {
+            backends::Metadata meta{key_of(i), "GET", "http://origin.test/", 200, 1700000000, 0, 0};
+            (void)(*opened)->put(meta, std::span(&piece, 1));
+        }
+    }
+    std::printf("\nsqlite 1 KiB hits per second from several threads (connection strategy):\n");
+    for (int threads : {1, 2, 4}) {
+        double shared = threaded_gets_per_second(settings.name, threads, true);
+        double own = threaded_gets_per_second(settings.name, threads, false);
+        std::printf("  %d thread(s): one shared connection %9.0f/s | one connection per thread %9.0f/s\n", threads,
+                    shared, own);
+    }
 }
 
 // Runs the Python side and parses its "name size op median p90 p99" lines.
@@ -189,8 +253,6 @@ int main(int argc, char** argv) {
             }
         }
     }
-    std::error_code ignored;
-    std::filesystem::remove_all(scratch, ignored);
     if (!python.empty() && !script.empty()) {
         auto theirs = run_python(python, script, sizes);
         rows.insert(rows.end(), theirs.begin(), theirs.end());
@@ -219,5 +281,10 @@ int main(int argc, char** argv) {
                         row.get.median, row.get.p90, row.get.p99, row.put.median, row.put.p90, row.put.p99, ratio);
         }
     }
+    if (!quick) {
+        print_connection_comparison(scratch);
+    }
+    std::error_code ignored;
+    std::filesystem::remove_all(scratch, ignored);
     return 0;
 }
