@@ -43,8 +43,8 @@ double micros_since(Clock::time_point start) {
     return std::chrono::duration<double, std::micro>(Clock::now() - start).count();
 }
 
-std::unique_ptr<backends::Storage> open_backend(const tests::RedisServer& server) {
-    auto opened = backends::open_redis(tests::redis_settings(server, "bench"));
+std::unique_ptr<backends::Storage> open_backend(const tests::redis::RedisServer& server) {
+    auto opened = backends::open_redis(tests::redis::redis_settings(server, "bench"));
     if (!opened) {
         std::fprintf(stderr, "bench_redis: %s\n", opened.error().message.c_str());
         std::exit(1);
@@ -52,7 +52,7 @@ std::unique_ptr<backends::Storage> open_backend(const tests::RedisServer& server
     return std::move(*opened);
 }
 
-redisContext* bare_connect(const tests::RedisServer& server) {
+redisContext* bare_connect(const tests::redis::RedisServer& server) {
     redisContext* context = redisConnect("127.0.0.1", server.port());
     if (context == nullptr || context->err != 0) {
         std::fprintf(stderr, "bench_redis: cannot connect\n");
@@ -79,7 +79,7 @@ backends::Metadata meta_for(const std::string& key) {
     return meta;
 }
 
-void latency(const tests::RedisServer& server, size_t size, int iterations) {
+void latency(const tests::redis::RedisServer& server, size_t size, int iterations) {
     auto storage = open_backend(server);
     redisContext* bare = bare_connect(server);
     std::string key = "size" + std::to_string(size);
@@ -161,9 +161,9 @@ double throughput(int count, double seconds, const std::function<long(Clock::tim
 
 int main(int argc, char** argv) {
     double seconds = argc > 1 ? std::atof(argv[1]) : 2.0;
-    std::string scratch = tests::make_scratch();
+    std::string scratch = tests::redis::make_scratch();
     {
-        tests::RedisServer server(scratch);
+        tests::redis::RedisServer server(scratch);
         std::printf("Redis backend get vs bare hiredis GET (microseconds), redis-server on "
                     "127.0.0.1, one connection each\n");
         std::printf("%-8s %9s %9s %9s | %9s %9s %9s | %7s | %9s %9s\n", "value", "get p50",
@@ -246,6 +246,6 @@ int main(int argc, char** argv) {
                     "one connection at a time %.0f gets/s (%.2fx)\n",
                     seconds, pooled, serialised, pooled / serialised);
     }
-    tests::remove_tree(scratch);
+    tests::redis::remove_tree(scratch);
     return 0;
 }

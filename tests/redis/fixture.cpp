@@ -18,7 +18,7 @@
 
 extern char** environ;
 
-namespace curlcache::tests {
+namespace curlcache::tests::redis {
 
 std::string make_scratch() {
     std::vector<std::string> names;
@@ -199,4 +199,4 @@ config::Settings redis_settings(const RedisServer& server, const std::string& ns
     return settings;
 }
 
-} // namespace curlcache::tests
+} // namespace curlcache::tests::redis

@@ -10,7 +10,7 @@
 #include <sys/types.h>
 #include <vector>
 
-namespace curlcache::tests {
+namespace curlcache::tests::redis {
 
 // mkdtemp under $TMPDIR (or /tmp) and unsetenv of every CURLCACHE_* variable.
 std::string make_scratch();
@@ -61,4 +61,4 @@ private:
 // Settings for the Redis backend against `server` with cache name `ns`.
 config::Settings redis_settings(const RedisServer& server, const std::string& ns);
 
-} // namespace curlcache::tests
+} // namespace curlcache::tests::redis

@@ -39,7 +39,7 @@ constexpr int k_processes = 8;
 constexpr int k_origin_delay_ms = 300;
 
 std::string g_scratch;
-tests::RedisServer* g_redis = nullptr;
+tests::redis::RedisServer* g_redis = nullptr;
 pid_t g_origin = -1;
 int g_origin_port = 0;
 
@@ -109,10 +109,10 @@ void start_origin() {
 }
 
 int group_setup(void**) {
-    g_scratch = tests::make_scratch();
+    g_scratch = tests::redis::make_scratch();
     curl_global_init(CURL_GLOBAL_DEFAULT);
     start_origin();
-    g_redis = new tests::RedisServer(g_scratch);
+    g_redis = new tests::redis::RedisServer(g_scratch);
     return 0;
 }
 
@@ -121,7 +121,7 @@ int group_teardown(void**) {
     kill(g_origin, SIGTERM);
     waitpid(g_origin, nullptr, 0);
     curl_global_cleanup();
-    tests::remove_tree(g_scratch);
+    tests::redis::remove_tree(g_scratch);
     return 0;
 }
 
@@ -129,7 +129,7 @@ using OpenStorage = std::function<std::unique_ptr<Storage>()>;
 
 OpenStorage redis_opener(const std::string& ns) {
     return [ns] {
-        auto opened = open_redis(tests::redis_settings(*g_redis, ns));
+        auto opened = open_redis(tests::redis::redis_settings(*g_redis, ns));
         return opened ? std::move(*opened) : nullptr;
     };
 }
@@ -311,7 +311,7 @@ void test_killed_lock_holder_redis_lock_expires_and_others_finish(void**) {
 // The engine's entry point: coalesce_miss waits for an entry stored through the Cache and
 // returns it decoded.
 void test_coalesce_miss_serves_the_entry_another_holder_stores(void**) {
-    config::Settings settings = tests::redis_settings(*g_redis, "co-cache");
+    config::Settings settings = tests::redis::redis_settings(*g_redis, "co-cache");
     settings.lock_timeout_ms = 5000;
     auto storage = open_redis(settings);
     assert_true(storage.has_value());

@@ -26,12 +26,12 @@ namespace {
 std::string g_scratch;
 
 int setup(void**) {
-    g_scratch = tests::make_scratch();
+    g_scratch = tests::redis::make_scratch();
     return 0;
 }
 
 int teardown(void**) {
-    tests::remove_tree(g_scratch);
+    tests::redis::remove_tree(g_scratch);
     return 0;
 }
 

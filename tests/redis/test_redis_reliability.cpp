@@ -19,19 +19,19 @@ extern "C" {
 
 using namespace curlcache;
 using namespace curlcache::backends;
-using curlcache::tests::RedisServer;
+using curlcache::tests::redis::RedisServer;
 
 namespace {
 
 std::string g_scratch;
 
 int setup(void**) {
-    g_scratch = tests::make_scratch();
+    g_scratch = tests::redis::make_scratch();
     return 0;
 }
 
 int teardown(void**) {
-    tests::remove_tree(g_scratch);
+    tests::redis::remove_tree(g_scratch);
     return 0;
 }
 
@@ -61,11 +61,11 @@ bool works(Storage& storage) {
 
 void test_killed_redis_fails_fast_then_works_after_restart(void**) {
     RedisServer server(g_scratch);
-    auto storage = must_open(tests::redis_settings(server, "kill"));
+    auto storage = must_open(tests::redis::redis_settings(server, "kill"));
     assert_true(works(*storage));
     server.kill9();
 
-    int64_t start = tests::now_ms();
+    int64_t start = tests::redis::now_ms();
     // A large put on the stale connection writes into a closed socket: it fails, and does
     // not kill us with SIGPIPE.
     std::string big(8u << 20, 'x');
@@ -79,33 +79,33 @@ void test_killed_redis_fails_fast_then_works_after_restart(void**) {
     for (int i = 0; i < 100; ++i) {
         assert_false(storage->get("probe").has_value());
     }
-    assert_true(tests::now_ms() - start < 2000); // generous: the machine may be busy
+    assert_true(tests::redis::now_ms() - start < 2000); // generous: the machine may be busy
 
     server.start();
-    assert_true(tests::await([&] { return works(*storage); }, 5000));
+    assert_true(tests::redis::await([&] { return works(*storage); }, 5000));
 }
 
 void test_paused_redis_times_out_within_the_command_timeout(void**) {
     RedisServer server(g_scratch);
-    auto storage = must_open(tests::redis_settings(server, "pause")); // 500 ms command timeout
+    auto storage = must_open(tests::redis::redis_settings(server, "pause")); // 500 ms command timeout
     assert_true(works(*storage));
     server.pause();
-    int64_t start = tests::now_ms();
+    int64_t start = tests::redis::now_ms();
     auto got = storage->get("probe");
-    int64_t first = tests::now_ms() - start;
+    int64_t first = tests::redis::now_ms() - start;
     assert_false(got.has_value());
     assert_int_equal(static_cast<int>(got.error().kind), static_cast<int>(ErrorKind::timeout));
     assert_true(first >= 400 && first < 3000);
     // The next operations do not wait again: the backoff answers at once.
-    start = tests::now_ms();
+    start = tests::redis::now_ms();
     for (int i = 0; i < 20; ++i) {
         auto again = storage->get("probe");
         assert_false(again.has_value());
         assert_int_equal(static_cast<int>(again.error().kind), static_cast<int>(ErrorKind::timeout));
     }
-    assert_true(tests::now_ms() - start < 2000); // 20 x 500 ms without the backoff
+    assert_true(tests::redis::now_ms() - start < 2000); // 20 x 500 ms without the backoff
     server.resume();
-    assert_true(tests::await([&] { return works(*storage); }, 5000));
+    assert_true(tests::redis::await([&] { return works(*storage); }, 5000));
 }
 
 void test_server_that_never_answers_fails_open_with_a_timeout(void**) {
@@ -123,9 +123,9 @@ void test_server_that_never_answers_fails_open_with_a_timeout(void**) {
     config::Settings settings;
     settings.redis_url = "redis://127.0.0.1:" + std::to_string(ntohs(address.sin_port));
     settings.redis_command_timeout_ms = 300;
-    int64_t start = tests::now_ms();
+    int64_t start = tests::redis::now_ms();
     auto opened = open_redis(settings);
-    int64_t elapsed = tests::now_ms() - start;
+    int64_t elapsed = tests::redis::now_ms() - start;
     close(fd);
     assert_false(opened.has_value());
     assert_int_equal(static_cast<int>(opened.error().kind), static_cast<int>(ErrorKind::timeout));
@@ -134,17 +134,17 @@ void test_server_that_never_answers_fails_open_with_a_timeout(void**) {
 
 void test_refused_connection_is_reported_at_open(void**) {
     config::Settings settings;
-    settings.redis_url = "redis://127.0.0.1:" + std::to_string(tests::free_port()) + "/0";
-    int64_t start = tests::now_ms();
+    settings.redis_url = "redis://127.0.0.1:" + std::to_string(tests::redis::free_port()) + "/0";
+    int64_t start = tests::redis::now_ms();
     auto opened = open_redis(settings);
     assert_false(opened.has_value());
-    assert_true(tests::now_ms() - start < 2000);
+    assert_true(tests::redis::now_ms() - start < 2000);
     assert_true(opened.error().message.find("cannot connect") != std::string::npos);
 }
 
 void test_wrong_password_says_authentication_failed_without_the_password(void**) {
     RedisServer server(g_scratch, {"--requirepass", "s3cret"});
-    config::Settings settings = tests::redis_settings(server, "auth");
+    config::Settings settings = tests::redis::redis_settings(server, "auth");
     settings.redis_url = "redis://:wrongpw@127.0.0.1:" + std::to_string(server.port()) + "/0";
     auto opened = open_redis(settings);
     assert_false(opened.has_value());
@@ -164,7 +164,7 @@ void test_wrong_password_says_authentication_failed_without_the_password(void**)
 
 void test_database_number_and_unix_socket_are_honoured(void**) {
     RedisServer server(g_scratch);
-    config::Settings settings = tests::redis_settings(server, "db");
+    config::Settings settings = tests::redis::redis_settings(server, "db");
     settings.redis_url = server.url(3);
     auto storage = must_open(settings);
     assert_true(works(*storage));

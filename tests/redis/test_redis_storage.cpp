@@ -21,7 +21,7 @@ extern "C" {
 
 using namespace curlcache;
 using namespace curlcache::backends;
-using curlcache::tests::RedisServer;
+using curlcache::tests::redis::RedisServer;
 
 namespace {
 
@@ -35,7 +35,7 @@ struct Fixture {
 };
 
 std::unique_ptr<Storage> open_ns(const std::string& ns) {
-    auto opened = open_redis(tests::redis_settings(*g_server, ns));
+    auto opened = open_redis(tests::redis::redis_settings(*g_server, ns));
     if (!opened) {
         fail_msg("open_redis: %s", opened.error().message.c_str());
     }
@@ -43,14 +43,14 @@ std::unique_ptr<Storage> open_ns(const std::string& ns) {
 }
 
 int group_setup(void**) {
-    g_scratch = tests::make_scratch();
+    g_scratch = tests::redis::make_scratch();
     g_server = new RedisServer(g_scratch);
     return 0;
 }
 
 int group_teardown(void**) {
     delete g_server;
-    tests::remove_tree(g_scratch);
+    tests::redis::remove_tree(g_scratch);
     return 0;
 }
 
@@ -193,7 +193,7 @@ void test_expiry_becomes_a_redis_ttl(void** state) {
     std::string ttl = g_server->command({"TTL", ns + ":m:later"});
     assert_true(ttl.starts_with("(integer) 3"));
     // The one-second entry disappears by itself (awaited, bounded).
-    assert_true(tests::await([&] { return !get_text(storage, "soon").has_value(); }, 3000));
+    assert_true(tests::redis::await([&] { return !get_text(storage, "soon").has_value(); }, 3000));
     assert_true(get_text(storage, "later").has_value());
     assert_true(get_text(storage, "never").has_value());
     // Overwriting without expiry removes the TTL.
@@ -289,7 +289,7 @@ void test_lock_is_exclusive_until_unlocked_or_expired(void** state) {
     assert_true(storage.unlock("L").has_value());
     assert_true(*other->try_lock("L", 100));
     // A lock left behind expires and is taken over.
-    assert_true(tests::await([&] { return *storage.try_lock("L", 10000); }, 3000));
+    assert_true(tests::redis::await([&] { return *storage.try_lock("L", 10000); }, 3000));
     assert_true(storage.unlock("L").has_value());
 }
 

@@ -268,10 +268,10 @@ void test_locks_use_the_lowest_tier(void**) {
 }
 
 void test_memory_over_redis_fills_memory_from_redis(void**) {
-    std::string scratch = tests::make_scratch();
+    std::string scratch = tests::redis::make_scratch();
     {
-        tests::RedisServer server(scratch);
-        config::Settings settings = tests::redis_settings(server, "tiers");
+        tests::redis::RedisServer server(scratch);
+        config::Settings settings = tests::redis::redis_settings(server, "tiers");
         settings.backend = {"memory", "redis"};
         auto open_one = [](std::string_view name, const config::Settings& s) {
             return name == "redis" ? open_redis(s) : backends::open(name, s);
@@ -304,12 +304,12 @@ void test_memory_over_redis_fills_memory_from_redis(void**) {
         auto single = open_tiered(settings, open_one);
         assert_true(single && as_tiered(**single) == nullptr);
         settings.backend = {"memory", "redis"};
-        settings.redis_url = "redis://127.0.0.1:" + std::to_string(tests::free_port());
+        settings.redis_url = "redis://127.0.0.1:" + std::to_string(tests::redis::free_port());
         auto down = open_tiered(settings, open_one);
         assert_false(down.has_value());
         assert_true(down.error().message.starts_with("tier 2 (redis): "));
     }
-    tests::remove_tree(scratch);
+    tests::redis::remove_tree(scratch);
 }
 
 } // namespace
