@@ -284,8 +284,12 @@ int import_har(const ParsedArgs& parsed, const std::string& path) {
                                        item.request_body.size());
         }
         curlcache_code code =
-            curlcache_store(cache->get(), request.get(), item.headers.data(), item.headers.size(),
-                            item.body.data(), item.body.size());
+            item.key.empty()
+                ? curlcache_store(cache->get(), request.get(), item.headers.data(),
+                                  item.headers.size(), item.body.data(), item.body.size())
+                : curlcache_store_with_key(cache->get(), item.key.c_str(), request.get(),
+                                           item.headers.data(), item.headers.size(),
+                                           item.body.data(), item.body.size());
         if (code == CURLCACHE_E_NOT_CACHEABLE || code == CURLCACHE_E_TOO_LARGE) {
             ++refused;
             continue;

@@ -6,7 +6,10 @@
 // replays byte for byte. Bodies are "text" when they are UTF-8 without NUL bytes, base64
 // ("encoding": "base64") otherwise.
 //
-// Import reads a HAR from curlcache or from a browser: the whole file is parsed and checked
+// Import restores an entry under its recorded key when the HAR has one (an export does not
+// carry the transfer options that went into the key, see curlcache_store_with_key) and
+// under the key of its method, URL and headers otherwise. It reads HAR from curlcache or
+// from a browser: the whole file is parsed and checked
 // first, and nothing is stored unless all of it is well formed.
 #pragma once
 
@@ -32,6 +35,7 @@ struct HarItem {
     std::vector<std::string> request_headers; // "Name: value"
     bool has_request_body = false;
     std::string request_body;
+    std::string key;     // the key recorded by a curlcache export, or "" to compute it
     std::string headers; // the raw header block(s), "HTTP/1.1 200 OK\r\n...\r\n"
     std::string body;
 };

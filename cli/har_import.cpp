@@ -167,13 +167,24 @@ bool read_entry(Checker& check, const JsonValue& entry, std::size_t index, HarIt
     const JsonValue* size = check.get(*content, content_path, "size", Type::number, false);
     const JsonValue* raw_headers = nullptr;
     const JsonValue* raw_headers_base64 = nullptr;
+    const JsonValue* key = nullptr;
     if (custom != nullptr) {
+        key = check.get(*custom, path + "._curlcache", "key", Type::string, false);
         raw_headers = check.get(*custom, path + "._curlcache", "headers", Type::string, false);
         raw_headers_base64 =
             check.get(*custom, path + "._curlcache", "headers_base64", Type::string, false);
     }
     if (check.failed()) {
         return false;
+    }
+    if (key != nullptr) {
+        bool hex = key->text.size() == 32 &&
+                   key->text.find_first_not_of("0123456789abcdef") == std::string::npos;
+        if (!hex) {
+            check.fail(path + "._curlcache.key: not a key (32 lower-case hex digits)");
+            return false;
+        }
+        out.key = key->text;
     }
     if (encoding != nullptr && encoding->text != "base64") {
         check.fail(content_path + ".encoding: unsupported encoding \"" + encoding->text +

@@ -43,14 +43,19 @@ class Run(clitest.CliTestCase):
 
     def test_har_export_imported_into_an_empty_cache_answers_byte_identically(self):
         url = self.origin.url("/bytes/5000")
-        first = self.run_curl(url, "-i")
+        headers = [os.path.join(self.dir, name) for name in ("first.h", "again.h")]
+        first = self.run_curl(url, "-D", headers[0])
         self.assertEqual(first.returncode, 0, first.stderr)
         har = os.path.join(self.dir, "c.har")
         self.ok(*self.cache_args(), "export", "--har", har)
         self.ok(*self.cache_args(label="fresh"), "import", "--har", har)
-        again = self.run_curl(url, "-i", mode="offline", label="fresh")
+        again = self.run_curl(url, "-D", headers[1], mode="offline", label="fresh")
         self.assertEqual(again.returncode, 0, again.stderr)
         self.assertEqual(again.stdout, first.stdout)
+        with open(headers[0], "rb") as a, open(headers[1], "rb") as b:
+            recorded = a.read()
+            self.assertTrue(recorded.startswith(b"HTTP/1.1 200 OK\r\n"), recorded)
+            self.assertEqual(b.read(), recorded)
         self.assertEqual(self.origin.count(), 1)
 
 

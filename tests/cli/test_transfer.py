@@ -66,9 +66,10 @@ class Export(TransferBase):
 
     def test_export_to_an_unopenable_target_is_a_runtime_error(self):
         self.fill_sample(backend="sqlite")
-        out = self.on("export", "--to", "sqlite:///nonexistent-dir/sub/c.sqlite",
-                      backend="sqlite")
-        self.assert_runtime_error(out, "nonexistent-dir")
+        blocker = os.path.join(self.dir, "a-file")
+        open(blocker, "w").close()  # a directory cannot be made under a file, even by root
+        out = self.on("export", "--to", "sqlite://%s/sub/c.sqlite" % blocker, backend="sqlite")
+        self.assert_runtime_error(out, "a-file")
 
     def test_bad_backend_url_is_a_usage_error(self):
         self.assert_usage_error(self.cc("export", "--to", "ftp://x/y"))

@@ -290,6 +290,20 @@ CURLCACHE_EXPORT size_t curlcache_tier_count(curlcache_handle *cache);
 CURLCACHE_EXPORT curlcache_code curlcache_tier_get(curlcache_handle *cache, size_t index,
                                                    curlcache_tier *tier);
 
+/* Like curlcache_store() (same policy checks, same result codes), but stores the response
+ * under `key_hex` (32 lower-case hex digits, as curlcache_entry_key() gives) instead of the
+ * key computed from the request. For restoring an exported entry (`curlcache import --har`):
+ * an export keeps the entry's method, URL and key, not every transfer option that went
+ * into the key (the HTTP version a program asked for, redirects followed, ...), so only the
+ * recorded key makes the restored entry answer the same program again. Counts a store, not
+ * a download. CURLCACHE_E_INVALID_ARGUMENT when key_hex is not a key. */
+CURLCACHE_EXPORT curlcache_code curlcache_store_with_key(curlcache_handle *cache,
+                                                         const char *key_hex,
+                                                         const curlcache_request *request,
+                                                         const char *headers,
+                                                         size_t headers_size, const void *body,
+                                                         size_t body_size);
+
 /* ------------------------------------------------------------------------------------ */
 /* libcurl convenience: cached transfers for a program that links libcurlcache.         */
 /*
