@@ -1,5 +1,8 @@
 #!/usr/bin/env python3
-"""curlcache run: the real curl with the preload shim against scripts/origin.py."""
+"""curlcache run: the real curl with the preload shim against scripts/origin.py.
+
+Everything that needs the shim is here (an instrumented shim cannot be preloaded into an
+uninstrumented program, so this module is labelled no-asan in sanitizer builds)."""
 
 import json
 import os
@@ -40,6 +43,24 @@ class Run(clitest.CliTestCase):
         out = self.cc(*args)
         self.assertTrue(out.stderr.endswith(b"curlcache: 3 hits, 0 misses (100%)\n"), out.stderr)
         self.assertEqual(self.origin.count(), 1)
+
+    def test_stats_count_exactly_one_miss_then_two_hits_through_curl(self):
+        origin = self.origin
+        url = origin.url("/bytes/3000")
+        for _ in range(3):
+            out = self.run_curl(url)
+            self.assertEqual(out.returncode, 0, out.stderr)
+            self.assertEqual(len(out.stdout), 3000)
+        stats = json.loads(self.ok(*self.cache_args(), "stats", "--json").stdout)
+        self.assertEqual(stats["misses"], 1)
+        self.assertEqual(stats["hits"], 2)
+        self.assertEqual(stats["stores"], 1)
+        self.assertAlmostEqual(stats["hit_rate"], 2 / 3)
+        self.assertEqual(stats["bytes_downloaded"], 3000)
+        self.assertEqual(stats["bytes_served"], 6000)
+        self.assertEqual(stats["entries"], 1)
+        self.assertGreaterEqual(stats["size"], 3000)
+        self.assertEqual(origin.count(), 1)
 
     def test_har_export_imported_into_an_empty_cache_answers_byte_identically(self):
         url = self.origin.url("/bytes/5000")
