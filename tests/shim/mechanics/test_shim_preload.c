@@ -39,6 +39,20 @@ static void test_second_get_is_answered_from_cache(void **state) {
     assert_int_equal(origin_count() - before, 1);
 }
 
+static void test_bind_now_program_is_cached_under_shim(void **state) {
+    /* LD_BIND_NOW resolves every symbol at start: the shim must leave none undefined. */
+    static harness_result first, second;
+    const char *argv[] = {MECH_CLIENT, "easy", origin_url("/bind-now"), NULL};
+    const char *env[] = {"LD_BIND_NOW=1", NULL};
+    const long before = origin_count();
+    assert_int_equal(harness_run(*state, 1, argv, env, &first), 0);
+    assert_int_equal(harness_run(*state, 1, argv, env, &second), 0);
+    assert_int_equal(first.exit_code, 0);
+    assert_non_null(strstr(first.out, "0 code=0 status=200 body=/bind-now #"));
+    assert_runs_equal(&first, &second);
+    assert_int_equal(origin_count() - before, 1);
+}
+
 static void test_disable_variable_passes_every_call_through(void **state) {
     static harness_result first, second;
     const char *argv[] = {MECH_CLIENT, "easy", origin_url("/disabled"), NULL};
@@ -163,6 +177,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_program_without_curl_runs_unchanged_under_shim,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_second_get_is_answered_from_cache, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_bind_now_program_is_cached_under_shim, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_disable_variable_passes_every_call_through, setup,
                                         teardown),
