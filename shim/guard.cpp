@@ -1,11 +1,11 @@
 #include "shim/guard.h"
 
+#include "config/parse.h"
 #include "shim/resolve.h"
 
 #include <pthread.h>
 
 #include <cstdlib>
-#include <cstring>
 
 namespace curlcache::shim {
 namespace {
@@ -16,9 +16,18 @@ __thread int t_depth = 0;
 pthread_once_t g_disabled_once = PTHREAD_ONCE_INIT;
 bool g_disabled = false;
 
+// The same reading of the variable as the config loader's (1/true/yes/on). A malformed
+// value is left to the engine, which reports it and fails open.
 void read_disabled() {
     const char* value = std::getenv("CURLCACHE_DISABLE");
-    g_disabled = value != nullptr && value[0] != '\0' && std::strcmp(value, "0") != 0;
+    if (value == nullptr) {
+        return;
+    }
+    try {
+        const auto parsed = config::parse_bool(value);
+        g_disabled = parsed.has_value() && *parsed;
+    } catch (...) {
+    }
 }
 
 } // namespace

@@ -26,7 +26,7 @@ public:
 // for a pure pass-through. Then the wrapper must call the real function and nothing else.
 bool pass_through(Library library, const void* caller) noexcept;
 
-// CURLCACHE_DISABLE set to anything but "" or "0"; read once, lazily.
+// CURLCACHE_DISABLE set to 1/true/yes/on (as the config loader reads it); read once, lazily.
 bool disabled() noexcept;
 
 } // namespace curlcache::shim
