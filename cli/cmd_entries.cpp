@@ -312,8 +312,7 @@ int cmd_delete(Args args) {
     if (removed == 0) {
         return runtime_error("no entry matches '" + what + "'");
     }
-    std::printf("%s %s removed\n", format_count(removed).c_str(),
-                removed == 1 ? "entry" : "entries");
+    std::printf("%s removed\n", count_of(removed, "entry", "entries").c_str());
     return k_exit_ok;
 }
 
@@ -345,8 +344,7 @@ int cmd_purge(Args args) {
     if (auto code = curlcache_purge(cache->get(), &removed); code != CURLCACHE_OK) {
         return runtime_error(api_message(cache->get(), code, "cannot purge expired entries"));
     }
-    std::printf("%s expired %s removed\n", format_count(removed).c_str(),
-                removed == 1 ? "entry" : "entries");
+    std::printf("%s removed\n", count_of(removed, "expired entry", "expired entries").c_str());
     return k_exit_ok;
 }
 

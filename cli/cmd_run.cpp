@@ -7,6 +7,7 @@
 // "curlcache: 3 hits, 1 miss (75%)" on stderr from the statistics before and after.
 // As env(1) and nice(1) do, it exits 127 when CMD is not found and 126 when it cannot run.
 #include "cli/args.h"
+#include "cli/format.h"
 
 #include <cerrno>
 #include <csignal>
@@ -108,8 +109,7 @@ void print_summary(const Counts& before, const Counts& after) {
     // Another process may have zeroed the counters meanwhile: never print a wrapped number.
     uint64_t hits = after.hits >= before.hits ? after.hits - before.hits : after.hits;
     uint64_t misses = after.misses >= before.misses ? after.misses - before.misses : after.misses;
-    std::string line = std::to_string(hits) + (hits == 1 ? " hit, " : " hits, ") +
-                       std::to_string(misses) + (misses == 1 ? " miss" : " misses");
+    std::string line = count_of(hits, "hit", "hits") + ", " + count_of(misses, "miss", "misses");
     if (hits + misses > 0) {
         line += " (" + std::to_string((hits * 100 + (hits + misses) / 2) / (hits + misses)) +
                 "%)";

@@ -201,7 +201,7 @@ int copy_between(curlcache_handle* from, curlcache_handle* to, const std::string
         return runtime_error(api_message(failed, code, "copy failed after " +
                                                             format_count(copied) + " entries"));
     }
-    std::printf("%s %s %s %s\n", format_count(copied).c_str(), copied == 1 ? "entry" : "entries",
+    std::printf("%s %s %s\n", count_of(copied, "entry", "entries").c_str(),
                 exporting ? "exported to" : "imported from", other.c_str());
     return k_exit_ok;
 }
@@ -212,7 +212,7 @@ int export_har(curlcache_handle* cache, const std::string& path) {
         if (!written) {
             return runtime_error(written.error());
         }
-        print_error(format_count(*written) + " entries exported");
+        print_error(count_of(*written, "entry", "entries") + " exported");
         return k_exit_ok;
     }
     // Written next to the target and renamed over it: the file is complete or absent.
@@ -234,8 +234,8 @@ int export_har(curlcache_handle* cache, const std::string& path) {
         ::unlink(temp.c_str());
         return runtime_error(written ? path + ": " + std::strerror(error) : written.error());
     }
-    std::printf("%s %s exported to %s\n", format_count(*written).c_str(),
-                *written == 1 ? "entry" : "entries", path.c_str());
+    std::printf("%s exported to %s\n", count_of(*written, "entry", "entries").c_str(),
+                path.c_str());
     return k_exit_ok;
 }
 
@@ -301,8 +301,7 @@ int import_har(const ParsedArgs& parsed, const std::string& path) {
         }
         ++stored;
     }
-    std::string line = format_count(stored) + (stored == 1 ? " entry" : " entries") +
-                       " imported from " + path;
+    std::string line = count_of(stored, "entry", "entries") + " imported from " + path;
     if (refused + har->skipped > 0) {
         line += " (" + format_count(refused + har->skipped) + " skipped: " +
                 format_count(refused) + " refused by the cache's policy, " +

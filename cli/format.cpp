@@ -46,6 +46,10 @@ std::string format_count(uint64_t value) {
     return out;
 }
 
+std::string count_of(uint64_t count, std::string_view one, std::string_view many) {
+    return format_count(count) + " " + std::string(count == 1 ? one : many);
+}
+
 std::string format_local_time(int64_t unix_seconds) {
     std::time_t t = static_cast<std::time_t>(unix_seconds);
     std::tm tm{};

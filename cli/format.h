@@ -19,6 +19,9 @@ std::string format_percent(uint64_t part, uint64_t whole);
 // 1234567 -> "1,234,567": large counts stay readable.
 std::string format_count(uint64_t value);
 
+// "1 entry", "2 entries", "1,024 entries".
+std::string count_of(uint64_t count, std::string_view one, std::string_view many);
+
 // Local time "2026-11-21 19:40:05".
 std::string format_local_time(int64_t unix_seconds);
 

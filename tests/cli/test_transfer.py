@@ -3,6 +3,8 @@
 
 import json
 import os
+import pty
+import subprocess
 
 import clitest
 
@@ -38,12 +40,39 @@ class Export(TransferBase):
         fs_url = "filesystem://" + self.cache_path("filesystem", "copy")
         out = self.ok(*self.cache_args("sqlite"), "export", "--to", fs_url)
         self.assertEqual(out.stdout.decode(), "3 entries exported to %s\n" % fs_url)
+        self.assertEqual(out.stderr, b"", "no progress bar when stderr is not a terminal")
         sqlite_url = "sqlite://" + self.cache_path("sqlite", "back")
         self.ok(*self.cache_args("filesystem", "copy"), "export", "--to", sqlite_url)
         for backend, label in (("filesystem", "copy"), ("sqlite", "back")):
             self.assertEqual(comparable(self.list_json(backend, label)), comparable(original))
             self.assertEqual(self.bodies(keys, backend, label),
                              self.bodies(keys, "sqlite", "c"))
+
+    def test_progress_bar_is_drawn_on_a_terminal_and_erased_at_the_end(self):
+        self.fill_sample(backend="sqlite")
+        master, slave = pty.openpty()
+        try:
+            out = subprocess.run([clitest.PATHS.curlcache, *self.cache_args("sqlite"), "export",
+                                  "--to", "filesystem://" + self.cache_path("filesystem")],
+                                 stdout=subprocess.PIPE, stderr=slave, env=self.env,
+                                 timeout=60, check=False)
+        finally:
+            os.close(slave)
+        drawn = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: the terminal's other side is closed and drained
+                break
+            if not chunk:
+                break
+            drawn += chunk
+        os.close(master)
+        self.assertEqual(out.returncode, 0)
+        self.assertIn(b"curlcache: exporting [", drawn)
+        self.assertIn(b"] 3 / 3", drawn)
+        self.assertTrue(drawn.endswith(b"\r\x1b[K"), drawn)
+        self.assertEqual(out.stdout.decode().split(" exported")[0], "3 entries")
 
     def test_import_from_a_backend_url_copies_into_this_cache(self):
         keys = self.fill_sample(backend="filesystem", label="src")
