@@ -1,18 +1,19 @@
 // The libcurl builds the shim tells apart, and the wrappers' common helpers.
 //
-// Debian ships two libcurl builds that a process may load side by side: libcurl.so.4
-// (OpenSSL, symbols versioned CURL_OPENSSL_4; the curl CLI) and libcurl-gnutls.so.4
-// (GnuTLS, CURL_GNUTLS_3; pycurl, git). The shim exports every wrapper once per build with
-// that build's symbol version, so the dynamic loader binds each caller to the wrapper that
-// knows its library: no per-handle bookkeeping is needed to pick the right real function.
+// Debian ships libcurl builds that a process may load side by side: libcurl.so.4 (OpenSSL,
+// symbols versioned CURL_OPENSSL_4; the curl CLI), libcurl-gnutls.so.4 (GnuTLS,
+// CURL_GNUTLS_3; pycurl, git) and libcurl-nss.so.4 (NSS, CURL_NSS_3). The shim exports every
+// wrapper once per build with that build's symbol version, so the dynamic loader binds each
+// caller to the wrapper that knows its library: no per-handle bookkeeping is needed to pick
+// the right real function.
 #pragma once
 
 #include <cstddef>
 
 namespace curlcache::shim {
 
-enum class Library : int { openssl = 0, gnutls = 1 };
-inline constexpr std::size_t k_library_count = 2;
+enum class Library : int { openssl = 0, gnutls = 1, nss = 2 };
+inline constexpr std::size_t k_library_count = 3;
 
 struct LibraryInfo {
     const char* version; // the GNU symbol version of its public functions
@@ -22,6 +23,7 @@ struct LibraryInfo {
 inline constexpr LibraryInfo k_libraries[k_library_count] = {
     {"CURL_OPENSSL_4", "libcurl.so.4"},
     {"CURL_GNUTLS_3", "libcurl-gnutls.so.4"},
+    {"CURL_NSS_3", "libcurl-nss.so.4"},
 };
 
 constexpr const LibraryInfo& info(Library library) {
@@ -35,6 +37,7 @@ constexpr const LibraryInfo& info(Library library) {
 // a program linked with -lcurlcache-preload, or against an unversioned libcurl.
 #define CURLCACHE_SHIM_SYMVER_openssl(name) #name "@@CURL_OPENSSL_4"
 #define CURLCACHE_SHIM_SYMVER_gnutls(name) #name "@CURL_GNUTLS_3"
+#define CURLCACHE_SHIM_SYMVER_nss(name) #name "@CURL_NSS_3"
 #define CURLCACHE_SHIM_EXPORT(tag, name)                                                      \
     extern "C" __attribute__((visibility("default"), used,                                   \
                               symver(CURLCACHE_SHIM_SYMVER_##tag(name))))
@@ -42,4 +45,5 @@ constexpr const LibraryInfo& info(Library library) {
 // Runs the body of a macro once per library: X(tag, Library::value).
 #define CURLCACHE_SHIM_FOR_EACH_LIBRARY(X)                                                    \
     X(openssl, ::curlcache::shim::Library::openssl)                                          \
-    X(gnutls, ::curlcache::shim::Library::gnutls)
+    X(gnutls, ::curlcache::shim::Library::gnutls)                                            \
+    X(nss, ::curlcache::shim::Library::nss)

@@ -17,7 +17,8 @@ namespace {
 using core::easy::CurlApi;
 
 Real g_real[k_library_count];
-pthread_once_t g_real_once[k_library_count] = {PTHREAD_ONCE_INIT, PTHREAD_ONCE_INIT};
+pthread_once_t g_real_once[k_library_count] = {PTHREAD_ONCE_INIT, PTHREAD_ONCE_INIT,
+                                               PTHREAD_ONCE_INIT};
 
 // The load address of this shared object, to refuse our own wrappers as "real".
 const void* own_base() {
@@ -142,8 +143,10 @@ void resolve_library(Library library) {
     }
 }
 
-void resolve_openssl() { resolve_library(Library::openssl); }
-void resolve_gnutls() { resolve_library(Library::gnutls); }
+// pthread_once wants a plain function per library.
+template <int I> void resolve_at() { resolve_library(static_cast<Library>(I)); }
+constexpr void (*k_resolvers[k_library_count])() = {&resolve_at<0>, &resolve_at<1>,
+                                                     &resolve_at<2>};
 
 // ---- the guarded table for the engine -------------------------------------------------
 
@@ -228,10 +231,13 @@ template <Library L> CurlApi make_engine_api() {
 }
 
 CurlApi g_engine_api[k_library_count];
-pthread_once_t g_engine_once[k_library_count] = {PTHREAD_ONCE_INIT, PTHREAD_ONCE_INIT};
+pthread_once_t g_engine_once[k_library_count] = {PTHREAD_ONCE_INIT, PTHREAD_ONCE_INIT,
+                                                 PTHREAD_ONCE_INIT};
 
-void make_openssl() { g_engine_api[0] = make_engine_api<Library::openssl>(); }
-void make_gnutls() { g_engine_api[1] = make_engine_api<Library::gnutls>(); }
+template <int I> void make_at() {
+    g_engine_api[I] = make_engine_api<static_cast<Library>(I)>();
+}
+constexpr void (*k_makers[k_library_count])() = {&make_at<0>, &make_at<1>, &make_at<2>};
 
 // ---- dlopen -----------------------------------------------------------------------------
 
@@ -242,13 +248,13 @@ std::atomic<DlopenFn> g_real_dlopen{nullptr};
 
 const Real& real(Library library) noexcept {
     const int i = static_cast<int>(library);
-    pthread_once(&g_real_once[i], i == 0 ? resolve_openssl : resolve_gnutls);
+    pthread_once(&g_real_once[i], k_resolvers[i]);
     return g_real[i];
 }
 
 const CurlApi& engine_api(Library library) noexcept {
     const int i = static_cast<int>(library);
-    pthread_once(&g_engine_once[i], i == 0 ? make_openssl : make_gnutls);
+    pthread_once(&g_engine_once[i], k_makers[i]);
     return g_engine_api[i];
 }
 

@@ -1,5 +1,6 @@
 /* The shim's dynamic symbol table: exactly the libcurl functions it interposes, once per
- * libcurl build with that build's version, plus dlopen; no dependency on libcurl. */
+ * libcurl build (OpenSSL, GnuTLS, NSS) with that build's version, plus dlopen; no
+ * dependency on libcurl. */
 #include "harness.h"
 
 #include <setjmp.h>
@@ -45,7 +46,8 @@ static void test_shim_exports_only_interposed_functions_and_dlopen(void **state)
     assert_int_equal(harness_run(*state, 0, argv, NULL, &result), 0);
     assert_int_equal(result.exit_code, 0);
 
-    int seen_openssl[INTERPOSED_COUNT] = {0}, seen_gnutls[INTERPOSED_COUNT] = {0};
+    int seen_openssl[INTERPOSED_COUNT] = {0}, seen_gnutls[INTERPOSED_COUNT] = {0},
+        seen_nss[INTERPOSED_COUNT] = {0};
     int dlopen_new = 0, dlopen_old = 0, functions = 0;
     char *save = NULL;
     for (char *line = strtok_r(result.out, "\n", &save); line != NULL;
@@ -53,9 +55,10 @@ static void test_shim_exports_only_interposed_functions_and_dlopen(void **state)
         char address[32], type[4], symbol[256];
         assert_int_equal(sscanf(line, "%31s %3s %255s", address, type, symbol), 3);
         if (strcmp(type, "A") == 0) {
-            /* version definitions: only the four nodes of preload.map */
+            /* version definitions: only the nodes of preload.map */
             assert_true(strcmp(symbol, "CURL_OPENSSL_4") == 0 ||
                         strcmp(symbol, "CURL_GNUTLS_3") == 0 ||
+                        strcmp(symbol, "CURL_NSS_3") == 0 ||
                         strcmp(symbol, "GLIBC_2.2.5") == 0 || strcmp(symbol, "GLIBC_2.34") == 0);
             continue;
         }
@@ -77,6 +80,9 @@ static void test_shim_exports_only_interposed_functions_and_dlopen(void **state)
             } else if (listed(symbol, k_interposed[i], "@CURL_GNUTLS_3")) {
                 ++seen_gnutls[i];
                 known = 1;
+            } else if (listed(symbol, k_interposed[i], "@CURL_NSS_3")) {
+                ++seen_nss[i];
+                known = 1;
             }
         }
         if (!known) {
@@ -86,10 +92,11 @@ static void test_shim_exports_only_interposed_functions_and_dlopen(void **state)
     for (size_t i = 0; i < INTERPOSED_COUNT; ++i) {
         assert_int_equal(seen_openssl[i], 1);
         assert_int_equal(seen_gnutls[i], 1);
+        assert_int_equal(seen_nss[i], 1);
     }
     assert_int_equal(dlopen_new, 1);
     assert_int_equal(dlopen_old, 1);
-    assert_int_equal(functions, 2 * (int)INTERPOSED_COUNT + 2);
+    assert_int_equal(functions, 3 * (int)INTERPOSED_COUNT + 2);
 }
 
 static void test_shim_does_not_depend_on_libcurl(void **state) {

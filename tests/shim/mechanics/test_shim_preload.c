@@ -127,21 +127,36 @@ static void test_program_linked_with_shim_is_cached_without_preload(void **state
     assert_int_equal(origin_count() - before, 1);
 }
 
-static void test_both_libcurl_builds_in_one_process_are_cached(void **state) {
-    if (MECH_EXT_GNUTLS[0] == '\0') {
-        skip();
-    }
+static void check_two_builds(void **state, const char *module, const char *tag) {
     static harness_result first, second;
-    const char *argv[] = {MECH_CLIENT, "mixed", MECH_EXT_GNUTLS, origin_url("/mixed-openssl"),
-                          origin_url("/mixed-gnutls"), NULL};
+    char path1[64], path2[64], expect2[80];
+    snprintf(path1, sizeof(path1), "/mixed-openssl-%s", tag);
+    snprintf(path2, sizeof(path2), "/mixed-%s", tag);
+    snprintf(expect2, sizeof(expect2), "%s #", path2);
+    const char *argv[] = {MECH_CLIENT, "mixed", module, origin_url(path1), origin_url(path2),
+                          NULL};
     const long before = origin_count();
     assert_int_equal(harness_run(*state, 1, argv, NULL, &first), 0);
     assert_int_equal(harness_run(*state, 1, argv, NULL, &second), 0);
     assert_int_equal(first.exit_code, 0);
-    assert_non_null(strstr(first.out, "body=/mixed-openssl #"));
-    assert_non_null(strstr(first.out, "/mixed-gnutls #"));
+    assert_non_null(strstr(first.out, "body=/mixed-openssl-"));
+    assert_non_null(strstr(first.out, expect2));
     assert_runs_equal(&first, &second);
     assert_int_equal(origin_count() - before, 2);
+}
+
+static void test_openssl_and_gnutls_builds_in_one_process_are_cached(void **state) {
+    if (MECH_EXT_GNUTLS[0] == '\0') {
+        skip();
+    }
+    check_two_builds(state, MECH_EXT_GNUTLS, "gnutls");
+}
+
+static void test_openssl_and_nss_builds_in_one_process_are_cached(void **state) {
+    if (MECH_EXT_NSS[0] == '\0') {
+        skip();
+    }
+    check_two_builds(state, MECH_EXT_NSS, "nss");
 }
 
 static const char k_pycurl_script[] =
@@ -190,7 +205,9 @@ int main(void) {
                                         teardown),
         cmocka_unit_test_setup_teardown(test_program_linked_with_shim_is_cached_without_preload,
                                         setup, teardown),
-        cmocka_unit_test_setup_teardown(test_both_libcurl_builds_in_one_process_are_cached,
+        cmocka_unit_test_setup_teardown(
+            test_openssl_and_gnutls_builds_in_one_process_are_cached, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_openssl_and_nss_builds_in_one_process_are_cached,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_pycurl_through_libcurl_gnutls_second_get_is_a_hit,
                                         setup, teardown),
