@@ -55,20 +55,6 @@ first: when it is malformed nothing is stored. Entries the cache's policy refuse
 or method it does not cache, a body over max_entry_size) are skipped and counted.
 )HELP";
 
-std::string percent_decode(std::string_view text) {
-    std::string out;
-    for (std::size_t i = 0; i < text.size(); ++i) {
-        if (text[i] == '%' && i + 2 < text.size() && std::isxdigit(static_cast<unsigned char>(text[i + 1])) &&
-            std::isxdigit(static_cast<unsigned char>(text[i + 2]))) {
-            out += static_cast<char>(std::stoi(std::string(text.substr(i + 1, 2)), nullptr, 16));
-            i += 2;
-        } else {
-            out += text[i];
-        }
-    }
-    return out;
-}
-
 struct Location {
     std::vector<std::string> settings;
     bool is_config_file = false;
@@ -98,7 +84,7 @@ std::expected<Location, std::string> parse_location(const std::string& text) {
     if (backend == "redis") {
         location.settings.push_back("redis.url=redis://" + rest);
     } else if (!rest.empty()) {
-        location.settings.push_back("name=" + percent_decode(rest));
+        location.settings.push_back("name=" + percent_decode(rest, false));
     }
     std::string_view params(query);
     while (!params.empty()) {
@@ -113,8 +99,8 @@ std::expected<Location, std::string> parse_location(const std::string& text) {
             return std::unexpected("'" + text + "': expected KEY=VALUE, found '" +
                                    std::string(pair) + "'");
         }
-        std::string key = percent_decode(pair.substr(0, eq));
-        std::string value = percent_decode(pair.substr(eq + 1));
+        std::string key = percent_decode(pair.substr(0, eq), false);
+        std::string value = percent_decode(pair.substr(eq + 1), false);
         bool top_level = key == "name" || key == "max_size" || key == "max_entry_size" ||
                          key == "expire_after" || key.find('.') != std::string::npos;
         location.settings.push_back((top_level ? key : backend + "." + key) + "=" + value);

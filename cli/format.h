@@ -59,6 +59,10 @@ std::size_t utf8_char_length(std::string_view data, std::size_t i);
 // True when `data` is well-formed UTF-8 without NUL bytes: a HAR body that can be text.
 bool is_text(std::string_view data);
 
+// Decodes %XX escapes (malformed ones stay as they are); '+' becomes a space when
+// `plus_is_space` (query strings in application/x-www-form-urlencoded style).
+std::string percent_decode(std::string_view text, bool plus_is_space);
+
 // '*' matches any run of characters (including '/'), '?' any one; nothing else is special.
 // The same globs curlcache_delete() takes.
 bool glob_match(std::string_view pattern, std::string_view text);

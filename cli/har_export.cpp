@@ -91,35 +91,6 @@ Block parse_block(std::string_view block) {
     return out;
 }
 
-int hex_value(char c) {
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
-std::string percent_decode(std::string_view text) {
-    std::string out;
-    for (std::size_t i = 0; i < text.size(); ++i) {
-        if (text[i] == '+') {
-            out += ' ';
-        } else if (text[i] == '%' && i + 2 < text.size() && hex_value(text[i + 1]) >= 0 &&
-                   hex_value(text[i + 2]) >= 0) {
-            out += static_cast<char>(hex_value(text[i + 1]) * 16 + hex_value(text[i + 2]));
-            i += 2;
-        } else {
-            out += text[i];
-        }
-    }
-    return out;
-}
-
 void write_query_string(JsonWriter& json, std::string_view url) {
     json.begin_array();
     auto question = url.find('?');
@@ -136,9 +107,9 @@ void write_query_string(JsonWriter& json, std::string_view url) {
             auto eq = pair.find('=');
             json.begin_object();
             json.key("name");
-            json.string(percent_decode(pair.substr(0, eq)));
+            json.string(percent_decode(pair.substr(0, eq), true));
             json.key("value");
-            json.string(eq == std::string_view::npos ? "" : percent_decode(pair.substr(eq + 1)));
+            json.string(eq == std::string_view::npos ? "" : percent_decode(pair.substr(eq + 1), true));
             json.end_object();
         }
     }

@@ -212,6 +212,24 @@ class Har(TransferBase):
             self.assertIn(path.encode(), out.stderr)
             self.assertEqual(self.list_json(), before, "a malformed HAR changed the cache")
 
+    def test_har_strings_decode_every_json_escape(self):
+        text = ('{"log": {"entries": [{"request": {"method": "GET", "url": "http://s.test/e"},'
+                ' "response": {"status": 2e2, "content": {"text":'
+                ' "\\u00e9\\ud83d\\ude00\\n\\t\\"\\\\\\/\\b\\f\\r\\u0000"}}}]}}')
+        path = os.path.join(self.dir, "escapes.har")
+        with open(path, "w") as f:
+            f.write(text)
+        self.ok(*self.cache_args(), "import", "--har", path)
+        body = self.ok(*self.cache_args(), "show", "http://s.test/e", "--body").stdout
+        self.assertEqual(body, "\u00e9\U0001F600\n\t\"\\/\b\f\r\x00".encode())
+        for bad, message in (('"\\ud83d"', "high surrogate"), ('"\\ude00"', "lone low"),
+                             ('"\\x"', "invalid escape"), ('"a\tb"', "control character"),
+                             ("01", "column 23: expected ',' or ']'"), ("1.", "digits must follow"),
+                             ("tru", "invalid literal"), ("[" * 300, "nested too deeply")):
+            with open(path, "w") as f:
+                f.write('{"log": {"entries": [%s]}}' % bad)
+            self.assert_runtime_error(self.on("import", "--har", path), message)
+
     def test_har_to_stdout_and_from_stdin(self):
         keys = self.fill_sample()
         out = self.ok(*self.cache_args(), "export", "--har", "-")
