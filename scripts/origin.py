@@ -41,7 +41,7 @@ Endpoints (GET and HEAD unless said otherwise; every body is deterministic):
   /slow/MS          like /text, but the body follows the headers after MS milliseconds.
   /files/PATH       the file DIR/PATH of --root, with ETag and Last-Modified from its size
                     and mtime, Cache-Control; 404 for anything else (and outside DIR).
-  POST /echo        the request body back, with the request's Content-Type. Never cached
+  POST /echo        the request body back, with the request's Content-Type (PUT too). Never cached
                     by the origin's headers (Cache-Control: no-store).
   /__count          the number of counted requests so far, as text ("3\\n").
   /__reset          sets the count to zero and clears the log (GET or POST).
@@ -271,9 +271,9 @@ class Handler(BaseHTTPRequestHandler):
                                   ("Cache-Control", CACHE_CONTROL)],
                             b"attachment body\n" + TEXT_BODY, validators=True)
         if path == "/echo":
-            if self.command != "POST":
-                return Resource(405, [("Allow", "POST"), ("Content-Type", "text/plain")],
-                                b"POST only\n")
+            if self.command not in ("POST", "PUT"):
+                return Resource(405, [("Allow", "POST, PUT"), ("Content-Type", "text/plain")],
+                                b"POST or PUT only\n")
             ctype = self.headers.get("Content-Type", "application/octet-stream")
             return Resource(200, [("Content-Type", ctype), ("Cache-Control", "no-store")],
                             request_body)

@@ -178,6 +178,15 @@ def corpus():
         # What the origin's Cache-Control asks for; whether the shim obeys it is policy.
         Case("origin_no_store", ["-i", "{B}/text?cc=no-store"], cached=None),
         Case("origin_max_age_0_revalidates", ["-i", "{B}/text?cc=max-age=0"], cached=None),
+        # Parallel transfers finish in any order: each goes to its own file.
+        Case("parallel_many_mixed", ["--no-progress-meter", "--parallel", "--parallel-max", "4"]
+             + [a for i in range(10) for a in ("-o", "p%d.bin" % i,
+                                               "{B}/bytes/%d" % (1000 + 7 * i))],
+             prime=[["-o", "/dev/null", "{B}/bytes/1007", "-o", "/dev/null", "{B}/bytes/1028"]]),
+        Case("upload_put_passes_through", ["-T", "up.txt", "{B}/echo"],
+             files={"up.txt": b"uploaded body\n"}, cached=False),
+        Case("post_binary_from_file", ["--data-binary", "@post.bin", "{B}/echo"],
+             files={"post.bin": bytes(range(256))}, cached=False),
         Case("post_is_not_cached", ["-d", "hello=world", "{B}/echo"], cached=False),
         Case("post_write_out_not_cached", ["-d", "x=1", "-w", WRITE_OUT, "{B}/echo"],
              cached=False),

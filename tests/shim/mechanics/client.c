@@ -29,7 +29,7 @@
 #define MAX_TRANSFERS 16
 
 struct transfer {
-    CURL *easy;
+    CURL* easy;
     char body[4096];
     size_t size;
     CURLcode code;
@@ -37,8 +37,8 @@ struct transfer {
     int done;
 };
 
-static size_t on_data(char *data, size_t size, size_t count, void *userp) {
-    struct transfer *t = userp;
+static size_t on_data(char* data, size_t size, size_t count, void* userp) {
+    struct transfer* t = userp;
     size_t n = size * count;
     size_t room = sizeof(t->body) - 1 - t->size;
     memcpy(t->body + t->size, data, n < room ? n : room);
@@ -47,7 +47,7 @@ static size_t on_data(char *data, size_t size, size_t count, void *userp) {
     return n;
 }
 
-static void setup(struct transfer *t, const char *url) {
+static void setup(struct transfer* t, const char* url) {
     memset(t, 0, sizeof(*t));
     t->easy = curl_easy_init();
     curl_easy_setopt(t->easy, CURLOPT_URL, url);
@@ -56,12 +56,12 @@ static void setup(struct transfer *t, const char *url) {
     curl_easy_setopt(t->easy, CURLOPT_PRIVATE, t);
 }
 
-static void report(int index, struct transfer *t) {
+static void report(int index, struct transfer* t) {
     curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &t->status);
     printf("%d code=%d status=%ld body=%s\n", index, (int)t->code, t->status, t->body);
 }
 
-static int run_easy(int count, char **urls) {
+static int run_easy(int count, char** urls) {
     for (int i = 0; i < count; ++i) {
         struct transfer t;
         setup(&t, urls[i]);
@@ -74,7 +74,7 @@ static int run_easy(int count, char **urls) {
 
 enum drive { drive_wait, drive_poll, drive_fdset };
 
-static void multi_wait_step(CURLM *multi, enum drive how) {
+static void multi_wait_step(CURLM* multi, enum drive how) {
     if (how == drive_wait) {
         curl_multi_wait(multi, NULL, 0, 10000, NULL);
     } else if (how == drive_poll) {
@@ -99,9 +99,9 @@ static void multi_wait_step(CURLM *multi, enum drive how) {
     }
 }
 
-static int run_multi(int count, char **urls, enum drive how) {
+static int run_multi(int count, char** urls, enum drive how) {
     static struct transfer t[MAX_TRANSFERS];
-    CURLM *multi = curl_multi_init();
+    CURLM* multi = curl_multi_init();
     for (int i = 0; i < count; ++i) {
         setup(&t[i], urls[i]);
         curl_multi_add_handle(multi, t[i].easy);
@@ -114,14 +114,14 @@ static int run_multi(int count, char **urls, enum drive how) {
             fprintf(stderr, "client: curl_multi_perform failed\n");
             return 1;
         }
-        CURLMsg *msg;
+        CURLMsg* msg;
         int queued;
         while ((msg = curl_multi_info_read(multi, &queued)) != NULL) {
             if (msg->msg != CURLMSG_DONE) {
                 continue;
             }
-            struct transfer *done = NULL;
-            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&done);
+            struct transfer* done = NULL;
+            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char**)&done);
             done->code = msg->data.result;
             done->done = 1;
             curl_multi_remove_handle(multi, msg->easy_handle);
@@ -143,10 +143,10 @@ struct events {
     long timeout_ms; /* from the timer callback; -1 = none */
 };
 
-static int on_socket(CURL *easy, curl_socket_t socket, int what, void *userp, void *socketp) {
+static int on_socket(CURL* easy, curl_socket_t socket, int what, void* userp, void* socketp) {
     (void)easy;
     (void)socketp;
-    struct events *ev = userp;
+    struct events* ev = userp;
     nfds_t i = 0;
     while (i < ev->count && ev->fds[i].fd != socket) {
         ++i;
@@ -164,22 +164,22 @@ static int on_socket(CURL *easy, curl_socket_t socket, int what, void *userp, vo
         ++ev->count;
     }
     ev->fds[i].fd = socket;
-    ev->fds[i].events = (short)(((what & CURL_POLL_IN) ? POLLIN : 0) |
-                                ((what & CURL_POLL_OUT) ? POLLOUT : 0));
+    ev->fds[i].events =
+        (short)(((what & CURL_POLL_IN) ? POLLIN : 0) | ((what & CURL_POLL_OUT) ? POLLOUT : 0));
     return 0;
 }
 
-static int on_timer(CURLM *multi, long timeout_ms, void *userp) {
+static int on_timer(CURLM* multi, long timeout_ms, void* userp) {
     (void)multi;
-    ((struct events *)userp)->timeout_ms = timeout_ms;
+    ((struct events*)userp)->timeout_ms = timeout_ms;
     return 0;
 }
 
-static int run_multi_socket(int count, char **urls) {
+static int run_multi_socket(int count, char** urls) {
     static struct transfer t[MAX_TRANSFERS];
     static struct events ev;
     ev.timeout_ms = -1;
-    CURLM *multi = curl_multi_init();
+    CURLM* multi = curl_multi_init();
     curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, on_socket);
     curl_multi_setopt(multi, CURLMOPT_SOCKETDATA, &ev);
     curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, on_timer);
@@ -208,11 +208,11 @@ static int run_multi_socket(int count, char **urls) {
                 curl_multi_socket_action(multi, fired[i].fd, mask, &running);
             }
         }
-        CURLMsg *msg;
+        CURLMsg* msg;
         int queued;
         while ((msg = curl_multi_info_read(multi, &queued)) != NULL) {
-            struct transfer *done = NULL;
-            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&done);
+            struct transfer* done = NULL;
+            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char**)&done);
             done->code = msg->data.result;
             curl_multi_remove_handle(multi, msg->easy_handle);
             ++finished;
@@ -227,7 +227,7 @@ static int run_multi_socket(int count, char **urls) {
     return 0;
 }
 
-static int run_fork(char *url) {
+static int run_fork(char* url) {
     run_easy(1, &url);
     fflush(stdout);
     pid_t child = fork();
@@ -246,8 +246,8 @@ struct thread_arg {
     struct transfer t;
 };
 
-static void *thread_main(void *p) {
-    struct thread_arg *arg = p;
+static void* thread_main(void* p) {
+    struct thread_arg* arg = p;
     setup(&arg->t, arg->url);
     arg->t.code = curl_easy_perform(arg->t.easy);
     curl_easy_getinfo(arg->t.easy, CURLINFO_RESPONSE_CODE, &arg->t.status);
@@ -255,7 +255,7 @@ static void *thread_main(void *p) {
     return NULL;
 }
 
-static int run_threads(int n, const char *url) {
+static int run_threads(int n, const char* url) {
     static struct thread_arg args[MAX_TRANSFERS];
     pthread_t threads[MAX_TRANSFERS];
     for (int i = 0; i < n; ++i) {
@@ -270,25 +270,25 @@ static int run_threads(int n, const char *url) {
     return 0;
 }
 
-static int run_mixed(const char *module_name, char *url1, const char *url2) {
+static int run_mixed(const char* module_name, char* url1, const char* url2) {
     run_easy(1, &url1);
     fflush(stdout);
-    void *module = dlopen(module_name, RTLD_NOW | RTLD_LOCAL);
+    void* module = dlopen(module_name, RTLD_NOW | RTLD_LOCAL);
     if (module == NULL) {
         printf("dlopen failed: %s\n", dlerror());
         return 1;
     }
-    int (*fetch)(const char *) = (int (*)(const char *))dlsym(module, "ext_fetch");
+    int (*fetch)(const char*) = (int (*)(const char*))dlsym(module, "ext_fetch");
     return fetch != NULL ? fetch(url2) : 1;
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char** argv) {
     if (argc < 3 || argc - 2 > MAX_TRANSFERS) {
         fprintf(stderr, "usage: client easy|multi-wait|multi-poll|multi-fdset|fork|threads ...\n");
         return 2;
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    const char *mode = argv[1];
+    const char* mode = argv[1];
     int rc = 2;
     if (strcmp(mode, "easy") == 0) {
         rc = run_easy(argc - 2, argv + 2);

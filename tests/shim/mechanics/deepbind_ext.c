@@ -4,8 +4,8 @@
 
 #include <stdio.h>
 
-__attribute__((visibility("default"))) int ext_fetch(const char *url) {
-    CURL *easy = curl_easy_init();
+__attribute__((visibility("default"))) int ext_fetch(const char* url) {
+    CURL* easy = curl_easy_init();
     if (easy == NULL) {
         return 1;
     }

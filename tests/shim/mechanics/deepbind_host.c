@@ -4,12 +4,12 @@
 #include <dlfcn.h>
 #include <stdio.h>
 
-int main(int argc, char **argv) {
+int main(int argc, char** argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: deepbind_host MODULE [URL]\n");
         return 2;
     }
-    void *module = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+    void* module = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
     if (module == NULL) {
         printf("dlopen failed: %s\n", dlerror());
         return 1;
@@ -19,7 +19,7 @@ int main(int argc, char **argv) {
     if (argc < 3) {
         return 0;
     }
-    int (*fetch)(const char *) = (int (*)(const char *))dlsym(module, "ext_fetch");
+    int (*fetch)(const char*) = (int (*)(const char*))dlsym(module, "ext_fetch");
     if (fetch == NULL) {
         printf("no ext_fetch: %s\n", dlerror());
         return 1;

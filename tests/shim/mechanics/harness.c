@@ -1,8 +1,8 @@
 #include "harness.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -12,14 +12,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-extern char **environ;
+extern char** environ;
 
 static void clear_environment(void) {
     for (;;) {
         char name[256] = "";
-        for (char **e = environ; *e != NULL; ++e) {
+        for (char** e = environ; *e != NULL; ++e) {
             if (strncmp(*e, "CURLCACHE_", 10) == 0 || strncmp(*e, "LD_PRELOAD=", 11) == 0) {
-                const char *eq = strchr(*e, '=');
+                const char* eq = strchr(*e, '=');
                 size_t n = eq ? (size_t)(eq - *e) : strlen(*e);
                 if (n < sizeof(name)) {
                     memcpy(name, *e, n);
@@ -35,9 +35,9 @@ static void clear_environment(void) {
     }
 }
 
-int harness_scratch_make(harness_scratch *scratch) {
+int harness_scratch_make(harness_scratch* scratch) {
     clear_environment();
-    const char *tmp = getenv("TMPDIR");
+    const char* tmp = getenv("TMPDIR");
     snprintf(scratch->dir, sizeof(scratch->dir), "%s/curlcache-shim-XXXXXX",
              tmp && tmp[0] ? tmp : "/tmp");
     if (mkdtemp(scratch->dir) == NULL) {
@@ -47,13 +47,13 @@ int harness_scratch_make(harness_scratch *scratch) {
     return 0;
 }
 
-void harness_scratch_remove(harness_scratch *scratch) {
+void harness_scratch_remove(harness_scratch* scratch) {
     if (scratch->dir[0] == '\0') {
         return;
     }
     pid_t pid = fork();
     if (pid == 0) {
-        execlp("rm", "rm", "-rf", scratch->dir, (char *)NULL);
+        execlp("rm", "rm", "-rf", scratch->dir, (char*)NULL);
         _exit(127);
     }
     if (pid > 0) {
@@ -63,8 +63,8 @@ void harness_scratch_remove(harness_scratch *scratch) {
     scratch->dir[0] = '\0';
 }
 
-int harness_run(const harness_scratch *scratch, int preload, const char *const argv[],
-                const char *const env[], harness_result *result) {
+int harness_run(const harness_scratch* scratch, int preload, const char* const argv[],
+                const char* const env[], harness_result* result) {
     memset(result, 0, sizeof(*result));
     int out[2];
     if (pipe(out) != 0) {
@@ -88,9 +88,9 @@ int harness_run(const harness_scratch *scratch, int preload, const char *const a
             setenv("LD_PRELOAD", CURLCACHE_SHIM_PATH, 1);
         }
         for (size_t i = 0; env != NULL && env[i] != NULL; ++i) {
-            putenv((char *)env[i]);
+            putenv((char*)env[i]);
         }
-        execv(argv[0], (char *const *)argv);
+        execv(argv[0], (char* const*)argv);
         _exit(127);
     }
     close(out[1]);
@@ -118,7 +118,7 @@ int harness_run(const harness_scratch *scratch, int preload, const char *const a
     return 0;
 }
 
-int harness_origin_start(int *port, int *pid) {
+int harness_origin_start(int* port, int* pid) {
     int out[2];
     if (pipe(out) != 0) {
         return -1;
@@ -132,7 +132,7 @@ int harness_origin_start(int *port, int *pid) {
         close(out[0]);
         close(out[1]);
         execl(CURLCACHE_PYTHON3, CURLCACHE_PYTHON3, CURLCACHE_MECHANICS_DIR "/origin_counter.py",
-              (char *)NULL);
+              (char*)NULL);
         _exit(127);
     }
     close(out[1]);
@@ -178,7 +178,7 @@ long harness_origin_count(int port) {
     address.sin_port = htons((uint16_t)port);
     address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     long count = -1;
-    if (connect(fd, (struct sockaddr *)&address, sizeof(address)) == 0) {
+    if (connect(fd, (struct sockaddr*)&address, sizeof(address)) == 0) {
         const char request[] = "GET /count HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
         if (write(fd, request, sizeof(request) - 1) == (ssize_t)(sizeof(request) - 1)) {
             char reply[2048];
@@ -189,7 +189,7 @@ long harness_origin_count(int port) {
                 used += (size_t)n;
             }
             reply[used] = '\0';
-            const char *body = strstr(reply, "\r\n\r\n");
+            const char* body = strstr(reply, "\r\n\r\n");
             if (body != NULL) {
                 count = strtol(body + 4, NULL, 10);
             }

@@ -17,33 +17,33 @@
 static int g_origin_port;
 static int g_origin_pid;
 
-static int group_setup(void **state) {
+static int group_setup(void** state) {
     (void)state;
     return harness_origin_start(&g_origin_port, &g_origin_pid);
 }
 
-static int group_teardown(void **state) {
+static int group_teardown(void** state) {
     (void)state;
     harness_origin_stop(g_origin_pid);
     return 0;
 }
 
-static int setup(void **state) {
+static int setup(void** state) {
     static harness_scratch scratch;
     *state = &scratch;
     return harness_scratch_make(&scratch);
 }
 
-static int teardown(void **state) {
+static int teardown(void** state) {
     harness_scratch_remove(*state);
     return 0;
 }
 
 /* "http://127.0.0.1:<port><path>" in a static buffer (one of four, rotating). */
-static const char *origin_url(const char *path) {
+static const char* origin_url(const char* path) {
     static char urls[4][256];
     static int next;
-    char *url = urls[next++ % 4];
+    char* url = urls[next++ % 4];
     snprintf(url, sizeof(urls[0]), "http://127.0.0.1:%d%s", g_origin_port, path);
     return url;
 }

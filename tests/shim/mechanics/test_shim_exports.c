@@ -12,53 +12,52 @@
 
 #include <cmocka.h>
 
-static const char *const k_interposed[] = {
-    "curl_easy_init",        "curl_easy_setopt",         "curl_easy_perform",
-    "curl_easy_getinfo",     "curl_easy_cleanup",        "curl_easy_reset",
-    "curl_easy_duphandle",   "curl_easy_header",         "curl_easy_nextheader",
-    "curl_multi_setopt",     "curl_multi_add_handle",    "curl_multi_remove_handle",
-    "curl_multi_perform",    "curl_multi_info_read",     "curl_multi_wait",
-    "curl_multi_poll",       "curl_multi_timeout",       "curl_multi_socket_action",
+static const char* const k_interposed[] = {
+    "curl_easy_init",      "curl_easy_setopt",      "curl_easy_perform",
+    "curl_easy_getinfo",   "curl_easy_cleanup",     "curl_easy_reset",
+    "curl_easy_duphandle", "curl_easy_header",      "curl_easy_nextheader",
+    "curl_multi_setopt",   "curl_multi_add_handle", "curl_multi_remove_handle",
+    "curl_multi_perform",  "curl_multi_info_read",  "curl_multi_wait",
+    "curl_multi_poll",     "curl_multi_timeout",    "curl_multi_socket_action",
     "curl_multi_cleanup",
 };
 #define INTERPOSED_COUNT (sizeof(k_interposed) / sizeof(k_interposed[0]))
 
-static int setup(void **state) {
+static int setup(void** state) {
     static harness_scratch scratch;
     *state = &scratch;
     return harness_scratch_make(&scratch);
 }
 
-static int teardown(void **state) {
+static int teardown(void** state) {
     harness_scratch_remove(*state);
     return 0;
 }
 
-static int listed(const char *symbol, const char *name, const char *version_sep) {
+static int listed(const char* symbol, const char* name, const char* version_sep) {
     char expected[128];
     snprintf(expected, sizeof(expected), "%s%s", name, version_sep);
     return strcmp(symbol, expected) == 0;
 }
 
-static void test_shim_exports_only_interposed_functions_and_dlopen(void **state) {
+static void test_shim_exports_only_interposed_functions_and_dlopen(void** state) {
     static harness_result result;
-    const char *argv[] = {"/usr/bin/nm", "-D", "--defined-only", CURLCACHE_SHIM_PATH, NULL};
+    const char* argv[] = {"/usr/bin/nm", "-D", "--defined-only", CURLCACHE_SHIM_PATH, NULL};
     assert_int_equal(harness_run(*state, 0, argv, NULL, &result), 0);
     assert_int_equal(result.exit_code, 0);
 
     int seen_openssl[INTERPOSED_COUNT] = {0}, seen_gnutls[INTERPOSED_COUNT] = {0},
         seen_nss[INTERPOSED_COUNT] = {0};
     int dlopen_new = 0, dlopen_old = 0, functions = 0;
-    char *save = NULL;
-    for (char *line = strtok_r(result.out, "\n", &save); line != NULL;
+    char* save = NULL;
+    for (char* line = strtok_r(result.out, "\n", &save); line != NULL;
          line = strtok_r(NULL, "\n", &save)) {
         char address[32], type[4], symbol[256];
         assert_int_equal(sscanf(line, "%31s %3s %255s", address, type, symbol), 3);
         if (strcmp(type, "A") == 0) {
             /* version definitions: only the nodes of preload.map */
             assert_true(strcmp(symbol, "CURL_OPENSSL_4") == 0 ||
-                        strcmp(symbol, "CURL_GNUTLS_3") == 0 ||
-                        strcmp(symbol, "CURL_NSS_3") == 0 ||
+                        strcmp(symbol, "CURL_GNUTLS_3") == 0 || strcmp(symbol, "CURL_NSS_3") == 0 ||
                         strcmp(symbol, "GLIBC_2.2.5") == 0 || strcmp(symbol, "GLIBC_2.34") == 0);
             continue;
         }
@@ -99,15 +98,15 @@ static void test_shim_exports_only_interposed_functions_and_dlopen(void **state)
     assert_int_equal(functions, 3 * (int)INTERPOSED_COUNT + 2);
 }
 
-static void test_shim_does_not_depend_on_libcurl(void **state) {
+static void test_shim_does_not_depend_on_libcurl(void** state) {
     static harness_result result;
-    const char *argv[] = {"/usr/bin/readelf", "-d", CURLCACHE_SHIM_PATH, NULL};
+    const char* argv[] = {"/usr/bin/readelf", "-d", CURLCACHE_SHIM_PATH, NULL};
     assert_int_equal(harness_run(*state, 0, argv, NULL, &result), 0);
     assert_int_equal(result.exit_code, 0);
     /* Loading either libcurl is the program's business: the shim finds it at run time. */
     int needed = 0;
-    char *save = NULL;
-    for (char *line = strtok_r(result.out, "\n", &save); line != NULL;
+    char* save = NULL;
+    for (char* line = strtok_r(result.out, "\n", &save); line != NULL;
          line = strtok_r(NULL, "\n", &save)) {
         if (strstr(line, "(NEEDED)") != NULL) {
             ++needed;

@@ -13,7 +13,7 @@ static double now_seconds(void) {
 }
 
 /* "<index> code=0 status=200 body=<path> #" must appear in `out`. */
-static void assert_transfer(const char *out, int index, const char *path) {
+static void assert_transfer(const char* out, int index, const char* path) {
     char expected[256];
     snprintf(expected, sizeof(expected), "%d code=0 status=200 body=%s #", index, path);
     if (strstr(out, expected) == NULL) {
@@ -21,22 +21,22 @@ static void assert_transfer(const char *out, int index, const char *path) {
     }
 }
 
-static void check_hit_and_miss(void **state, const char *mode, const char *tag) {
+static void check_hit_and_miss(void** state, const char* mode, const char* tag) {
     static harness_result warm, mixed, hits;
     char hit_path[128], miss_path[128];
     snprintf(hit_path, sizeof(hit_path), "/multi-%s-hit", tag);
     snprintf(miss_path, sizeof(miss_path), "/slow/multi-%s-miss", tag);
-    const char *hit_url = origin_url(hit_path);
-    const char *miss_url = origin_url(miss_path);
+    const char* hit_url = origin_url(hit_path);
+    const char* miss_url = origin_url(miss_path);
 
     const long before = origin_count();
-    const char *warm_argv[] = {MECH_CLIENT, "easy", hit_url, NULL};
+    const char* warm_argv[] = {MECH_CLIENT, "easy", hit_url, NULL};
     assert_int_equal(harness_run(*state, 1, warm_argv, NULL, &warm), 0);
     assert_transfer(warm.out, 0, hit_path);
     assert_int_equal(origin_count() - before, 1);
 
     /* One hit and one miss in the same multi. */
-    const char *argv[] = {MECH_CLIENT, mode, hit_url, miss_url, NULL};
+    const char* argv[] = {MECH_CLIENT, mode, hit_url, miss_url, NULL};
     assert_int_equal(harness_run(*state, 1, argv, NULL, &mixed), 0);
     assert_int_equal(mixed.exit_code, 0);
     assert_memory_equal(mixed.out, warm.out, warm.size); /* the hit: the stored response */
@@ -57,27 +57,27 @@ static void check_hit_and_miss(void **state, const char *mode, const char *tag) 
     }
 }
 
-static void test_multi_wait_loop_finishes_hit_and_miss(void **state) {
+static void test_multi_wait_loop_finishes_hit_and_miss(void** state) {
     check_hit_and_miss(state, "multi-wait", "wait");
 }
 
-static void test_multi_poll_loop_finishes_hit_and_miss(void **state) {
+static void test_multi_poll_loop_finishes_hit_and_miss(void** state) {
     check_hit_and_miss(state, "multi-poll", "poll");
 }
 
-static void test_multi_fdset_select_loop_finishes_hit_and_miss(void **state) {
+static void test_multi_fdset_select_loop_finishes_hit_and_miss(void** state) {
     check_hit_and_miss(state, "multi-fdset", "fdset");
 }
 
-static void test_multi_socket_action_loop_finishes_hit_and_miss(void **state) {
+static void test_multi_socket_action_loop_finishes_hit_and_miss(void** state) {
     check_hit_and_miss(state, "multi-socket", "socket");
 }
 
-static void test_multi_results_match_a_run_without_shim_shape(void **state) {
+static void test_multi_results_match_a_run_without_shim_shape(void** state) {
     /* Without the shim the same program gives the same lines for fresh URLs (the shim
      * changes nothing but where the bytes come from). */
     static harness_result plain, shimmed;
-    const char *argv[] = {MECH_CLIENT, "multi-poll", origin_url("/shape-a"),
+    const char* argv[] = {MECH_CLIENT, "multi-poll", origin_url("/shape-a"),
                           origin_url("/slow/shape-b"), NULL};
     assert_int_equal(harness_run(*state, 0, argv, NULL, &plain), 0);
     assert_int_equal(harness_run(*state, 1, argv, NULL, &shimmed), 0);
@@ -94,12 +94,12 @@ int main(void) {
                                         teardown),
         cmocka_unit_test_setup_teardown(test_multi_poll_loop_finishes_hit_and_miss, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_multi_fdset_select_loop_finishes_hit_and_miss,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_multi_socket_action_loop_finishes_hit_and_miss,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_multi_results_match_a_run_without_shim_shape,
-                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_multi_fdset_select_loop_finishes_hit_and_miss, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_multi_socket_action_loop_finishes_hit_and_miss, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_multi_results_match_a_run_without_shim_shape, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

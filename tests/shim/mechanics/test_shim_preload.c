@@ -6,31 +6,31 @@
 
 #include <unistd.h>
 
-static void assert_runs_equal(const harness_result *a, const harness_result *b) {
+static void assert_runs_equal(const harness_result* a, const harness_result* b) {
     assert_int_equal(a->exit_code, b->exit_code);
     assert_int_equal(a->size, b->size);
     assert_memory_equal(a->out, b->out, a->size);
 }
 
-static void test_program_without_curl_runs_unchanged_under_shim(void **state) {
+static void test_program_without_curl_runs_unchanged_under_shim(void** state) {
     static harness_result plain, shimmed;
-    const char *argv[] = {MECH_NOCURL, "one", "two words", NULL};
+    const char* argv[] = {MECH_NOCURL, "one", "two words", NULL};
     assert_int_equal(harness_run(*state, 0, argv, NULL, &plain), 0);
     assert_int_equal(harness_run(*state, 1, argv, NULL, &shimmed), 0);
     assert_int_equal(plain.exit_code, 3);
     assert_non_null(strstr(plain.out, "dlopen(NULL): ok"));
     assert_runs_equal(&plain, &shimmed);
 
-    const char *shell[] = {"/bin/sh", "-c", "printf 'out\\n'; exit 5", NULL};
+    const char* shell[] = {"/bin/sh", "-c", "printf 'out\\n'; exit 5", NULL};
     assert_int_equal(harness_run(*state, 0, shell, NULL, &plain), 0);
     assert_int_equal(harness_run(*state, 1, shell, NULL, &shimmed), 0);
     assert_int_equal(plain.exit_code, 5);
     assert_runs_equal(&plain, &shimmed);
 }
 
-static void test_second_get_is_answered_from_cache(void **state) {
+static void test_second_get_is_answered_from_cache(void** state) {
     static harness_result first, second;
-    const char *argv[] = {MECH_CLIENT, "easy", origin_url("/easy-twice"), NULL};
+    const char* argv[] = {MECH_CLIENT, "easy", origin_url("/easy-twice"), NULL};
     const long before = origin_count();
     assert_int_equal(harness_run(*state, 1, argv, NULL, &first), 0);
     assert_int_equal(harness_run(*state, 1, argv, NULL, &second), 0);
@@ -39,11 +39,11 @@ static void test_second_get_is_answered_from_cache(void **state) {
     assert_int_equal(origin_count() - before, 1);
 }
 
-static void test_bind_now_program_is_cached_under_shim(void **state) {
+static void test_bind_now_program_is_cached_under_shim(void** state) {
     /* LD_BIND_NOW resolves every symbol at start: the shim must leave none undefined. */
     static harness_result first, second;
-    const char *argv[] = {MECH_CLIENT, "easy", origin_url("/bind-now"), NULL};
-    const char *env[] = {"LD_BIND_NOW=1", NULL};
+    const char* argv[] = {MECH_CLIENT, "easy", origin_url("/bind-now"), NULL};
+    const char* env[] = {"LD_BIND_NOW=1", NULL};
     const long before = origin_count();
     assert_int_equal(harness_run(*state, 1, argv, env, &first), 0);
     assert_int_equal(harness_run(*state, 1, argv, env, &second), 0);
@@ -53,25 +53,25 @@ static void test_bind_now_program_is_cached_under_shim(void **state) {
     assert_int_equal(origin_count() - before, 1);
 }
 
-static void test_disable_variable_passes_every_call_through(void **state) {
+static void test_disable_variable_passes_every_call_through(void** state) {
     static harness_result first, second;
-    const char *argv[] = {MECH_CLIENT, "easy", origin_url("/disabled"), NULL};
-    const char *env[] = {"CURLCACHE_DISABLE=1", NULL};
+    const char* argv[] = {MECH_CLIENT, "easy", origin_url("/disabled"), NULL};
+    const char* env[] = {"CURLCACHE_DISABLE=1", NULL};
     const long before = origin_count();
     assert_int_equal(harness_run(*state, 1, argv, env, &first), 0);
     assert_int_equal(harness_run(*state, 1, argv, env, &second), 0);
     assert_non_null(strstr(first.out, "0 code=0 status=200 body=/disabled #"));
     assert_int_equal(origin_count() - before, 2);
     /* The engine was never reached: no cache was even opened. */
-    const harness_scratch *scratch = *state;
+    const harness_scratch* scratch = *state;
     assert_int_not_equal(access(scratch->cache, F_OK), 0);
 }
 
-static void test_deepbind_module_is_still_cached(void **state) {
+static void test_deepbind_module_is_still_cached(void** state) {
     static harness_result first, second;
     /* A bare module name: found through the host's RUNPATH only if the shim's dlopen keeps
      * the host as the caller. */
-    const char *argv[] = {MECH_DEEPBIND_HOST, MECH_EXT_NAME, origin_url("/deepbind"), NULL};
+    const char* argv[] = {MECH_DEEPBIND_HOST, MECH_EXT_NAME, origin_url("/deepbind"), NULL};
     const long before = origin_count();
     assert_int_equal(harness_run(*state, 1, argv, NULL, &first), 0);
     assert_int_equal(harness_run(*state, 1, argv, NULL, &second), 0);
@@ -81,23 +81,23 @@ static void test_deepbind_module_is_still_cached(void **state) {
     assert_int_equal(origin_count() - before, 1);
 }
 
-static void test_dlopen_under_shim_keeps_the_callers_runpath(void **state) {
+static void test_dlopen_under_shim_keeps_the_callers_runpath(void** state) {
     static harness_result plain, shimmed;
-    const char *argv[] = {MECH_DEEPBIND_HOST, MECH_EXT_NAME, NULL};
+    const char* argv[] = {MECH_DEEPBIND_HOST, MECH_EXT_NAME, NULL};
     assert_int_equal(harness_run(*state, 0, argv, NULL, &plain), 0);
     assert_int_equal(harness_run(*state, 1, argv, NULL, &shimmed), 0);
     assert_int_equal(plain.exit_code, 0);
     assert_runs_equal(&plain, &shimmed);
 }
 
-static void test_child_after_fork_gets_a_hit(void **state) {
+static void test_child_after_fork_gets_a_hit(void** state) {
     static harness_result run;
-    const char *argv[] = {MECH_CLIENT, "fork", origin_url("/fork"), NULL};
+    const char* argv[] = {MECH_CLIENT, "fork", origin_url("/fork"), NULL};
     const long before = origin_count();
     assert_int_equal(harness_run(*state, 1, argv, NULL, &run), 0);
     assert_int_equal(run.exit_code, 0);
     /* parent's line, then the child's: the same response */
-    char *newline = strchr(run.out, '\n');
+    char* newline = strchr(run.out, '\n');
     assert_non_null(newline);
     const size_t line = (size_t)(newline - run.out) + 1;
     assert_int_equal(run.size, 2 * line);
@@ -105,9 +105,9 @@ static void test_child_after_fork_gets_a_hit(void **state) {
     assert_int_equal(origin_count() - before, 1);
 }
 
-static void test_threads_each_get_their_own_response_cached(void **state) {
+static void test_threads_each_get_their_own_response_cached(void** state) {
     static harness_result first, second;
-    const char *argv[] = {MECH_CLIENT, "threads", "4", origin_url("/threads"), NULL};
+    const char* argv[] = {MECH_CLIENT, "threads", "4", origin_url("/threads"), NULL};
     const long before = origin_count();
     assert_int_equal(harness_run(*state, 1, argv, NULL, &first), 0);
     assert_int_equal(harness_run(*state, 1, argv, NULL, &second), 0);
@@ -116,9 +116,9 @@ static void test_threads_each_get_their_own_response_cached(void **state) {
     assert_int_equal(origin_count() - before, 4);
 }
 
-static void test_program_linked_with_shim_is_cached_without_preload(void **state) {
+static void test_program_linked_with_shim_is_cached_without_preload(void** state) {
     static harness_result first, second;
-    const char *argv[] = {MECH_CLIENT_LINKED, "easy", origin_url("/linked"), NULL};
+    const char* argv[] = {MECH_CLIENT_LINKED, "easy", origin_url("/linked"), NULL};
     const long before = origin_count();
     assert_int_equal(harness_run(*state, 0, argv, NULL, &first), 0);
     assert_int_equal(harness_run(*state, 0, argv, NULL, &second), 0);
@@ -127,14 +127,13 @@ static void test_program_linked_with_shim_is_cached_without_preload(void **state
     assert_int_equal(origin_count() - before, 1);
 }
 
-static void check_two_builds(void **state, const char *module, const char *tag) {
+static void check_two_builds(void** state, const char* module, const char* tag) {
     static harness_result first, second;
     char path1[64], path2[64], expect2[80];
     snprintf(path1, sizeof(path1), "/mixed-openssl-%s", tag);
     snprintf(path2, sizeof(path2), "/mixed-%s", tag);
     snprintf(expect2, sizeof(expect2), "%s #", path2);
-    const char *argv[] = {MECH_CLIENT, "mixed", module, origin_url(path1), origin_url(path2),
-                          NULL};
+    const char* argv[] = {MECH_CLIENT, "mixed", module, origin_url(path1), origin_url(path2), NULL};
     const long before = origin_count();
     assert_int_equal(harness_run(*state, 1, argv, NULL, &first), 0);
     assert_int_equal(harness_run(*state, 1, argv, NULL, &second), 0);
@@ -145,14 +144,14 @@ static void check_two_builds(void **state, const char *module, const char *tag) 
     assert_int_equal(origin_count() - before, 2);
 }
 
-static void test_openssl_and_gnutls_builds_in_one_process_are_cached(void **state) {
+static void test_openssl_and_gnutls_builds_in_one_process_are_cached(void** state) {
     if (MECH_EXT_GNUTLS[0] == '\0') {
         skip();
     }
     check_two_builds(state, MECH_EXT_GNUTLS, "gnutls");
 }
 
-static void test_openssl_and_nss_builds_in_one_process_are_cached(void **state) {
+static void test_openssl_and_nss_builds_in_one_process_are_cached(void** state) {
     if (MECH_EXT_NSS[0] == '\0') {
         skip();
     }
@@ -169,14 +168,14 @@ static const char k_pycurl_script[] =
     "print(c.getinfo(c.RESPONSE_CODE), body.getvalue().decode())\n"
     "c.close()\n";
 
-static void test_pycurl_through_libcurl_gnutls_second_get_is_a_hit(void **state) {
+static void test_pycurl_through_libcurl_gnutls_second_get_is_a_hit(void** state) {
     static harness_result probe, first, second;
-    const char *check[] = {CURLCACHE_SYSTEM_PYTHON3, "-c", "import pycurl", NULL};
-    if (CURLCACHE_SYSTEM_PYTHON3[0] == '\0' ||
-        harness_run(*state, 0, check, NULL, &probe) != 0 || probe.exit_code != 0) {
+    const char* check[] = {CURLCACHE_SYSTEM_PYTHON3, "-c", "import pycurl", NULL};
+    if (CURLCACHE_SYSTEM_PYTHON3[0] == '\0' || harness_run(*state, 0, check, NULL, &probe) != 0 ||
+        probe.exit_code != 0) {
         skip(); /* python3-pycurl is not installed */
     }
-    const char *argv[] = {CURLCACHE_SYSTEM_PYTHON3, "-c", k_pycurl_script, origin_url("/pycurl"),
+    const char* argv[] = {CURLCACHE_SYSTEM_PYTHON3, "-c", k_pycurl_script, origin_url("/pycurl"),
                           NULL};
     const long before = origin_count();
     assert_int_equal(harness_run(*state, 1, argv, NULL, &first), 0);
@@ -189,10 +188,9 @@ static void test_pycurl_through_libcurl_gnutls_second_get_is_a_hit(void **state)
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_program_without_curl_runs_unchanged_under_shim,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_second_get_is_answered_from_cache, setup,
+        cmocka_unit_test_setup_teardown(test_program_without_curl_runs_unchanged_under_shim, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_second_get_is_answered_from_cache, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bind_now_program_is_cached_under_shim, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_disable_variable_passes_every_call_through, setup,
@@ -205,8 +203,8 @@ int main(void) {
                                         teardown),
         cmocka_unit_test_setup_teardown(test_program_linked_with_shim_is_cached_without_preload,
                                         setup, teardown),
-        cmocka_unit_test_setup_teardown(
-            test_openssl_and_gnutls_builds_in_one_process_are_cached, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_openssl_and_gnutls_builds_in_one_process_are_cached,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_openssl_and_nss_builds_in_one_process_are_cached,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_pycurl_through_libcurl_gnutls_second_get_is_a_hit,
