@@ -3,6 +3,7 @@
 #include "core/cache.h"
 
 #include "backends/registry.h"
+#include "backends/tiered_storage.h"
 #include "core/log.h"
 #include "core/policy.h"
 #include "core/stats.h"
@@ -23,13 +24,12 @@ std::expected<std::unique_ptr<Cache>, std::string> Cache::open(config::Settings 
     if (settings.backend.empty()) {
         return std::unexpected(std::string("no backend configured"));
     }
-    // A tiered cache (several backend names) is built by its own wrapper; until it is
-    // there, the first tier serves alone.
-    if (settings.backend.size() > 1) {
-        CURLCACHE_LOG(info, "using only the first tier (%s) of %zu", settings.backend.front().c_str(),
-                      settings.backend.size());
-    }
-    auto storage = backends::open(settings.backend.front(), settings);
+    // Several backend names make a tiered cache (backends/tiered_storage.h); one name opens
+    // that backend alone. Each tier is opened through the registry.
+    auto storage = backends::open_tiered(
+        settings, [](std::string_view name, const config::Settings& tier_settings) {
+            return backends::open(name, tier_settings);
+        });
     if (!storage) {
         return std::unexpected(storage.error().message);
     }

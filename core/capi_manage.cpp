@@ -1,6 +1,7 @@
 // Public C API: listing, deleting, purging and copying entries; storage tiers.
 #include "core/capi_internal.h"
 
+#include "backends/tiered_storage.h"
 #include "core/policy.h"
 
 #include <algorithm>
@@ -264,8 +265,9 @@ CURLCACHE_EXPORT curlcache_code curlcache_tier_get(curlcache_handle* handle, siz
         if (index >= handle->tiers.size()) {
             return fail(handle, CURLCACHE_E_INVALID_ARGUMENT, "no such tier");
         }
-        // One tier until the tiered wrapper exposes its tiers: the storage itself.
-        auto usage = cache->storage().usage();
+        backends::TieredStorage* tiered = backends::as_tiered(cache->storage());
+        backends::Storage& storage = tiered ? tiered->tier(index) : cache->storage();
+        auto usage = storage.usage();
         if (!usage) {
             return fail(handle, usage.error());
         }

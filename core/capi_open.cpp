@@ -2,6 +2,7 @@
 #include "core/capi_internal.h"
 
 #include "backends/registry.h"
+#include "backends/tiered_storage.h"
 #include "config/loader.h"
 #include "core/log.h"
 
@@ -153,7 +154,14 @@ CURLCACHE_EXPORT curlcache_code curlcache_open(curlcache_handle** out,
         }
         handle->cache = std::move(*cache);
         backends::Storage& storage = handle->cache->storage();
-        handle->tiers.emplace_back(std::string(storage.name()), storage.location());
+        if (backends::TieredStorage* tiered = backends::as_tiered(storage)) {
+            for (size_t i = 0; i < tiered->tier_count(); ++i) {
+                backends::Storage& tier = tiered->tier(i);
+                handle->tiers.emplace_back(std::string(tier.name()), tier.location());
+            }
+        } else {
+            handle->tiers.emplace_back(std::string(storage.name()), storage.location());
+        }
         return CURLCACHE_OK;
     });
 }
@@ -170,9 +178,13 @@ CURLCACHE_EXPORT const char* curlcache_errmsg(const curlcache_handle* handle) {
     if (!handle) {
         return "";
     }
-    std::lock_guard lock(handle->mutex);
-    auto found = handle->messages.find(std::this_thread::get_id());
-    return found == handle->messages.end() ? "" : found->second.c_str();
+    try {
+        std::lock_guard lock(handle->mutex);
+        auto found = handle->messages.find(std::this_thread::get_id());
+        return found == handle->messages.end() ? "" : found->second.c_str();
+    } catch (...) {
+        return "";
+    }
 }
 
 } // extern "C"

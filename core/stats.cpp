@@ -3,6 +3,7 @@
 // which it is empty), and readable by a human or a shell script.
 #include "core/stats.h"
 
+#include "backends/tiered_storage.h"
 #include "core/log.h"
 
 #include <fcntl.h>
@@ -256,6 +257,11 @@ void add(Stats& stats, const Counters& counters) {
 }
 
 std::string file_path(const config::Settings& settings, const backends::Storage& storage) {
+    // A tiered cache keeps its statistics beside its last tier, the one every write
+    // reaches and the most widely shared (a SQLite file, a Redis namespace).
+    if (auto* tiered = backends::as_tiered(const_cast<backends::Storage&>(storage))) {
+        return file_path(settings, tiered->tier(tiered->tier_count() - 1));
+    }
     std::string_view name = storage.name();
     std::string location = storage.location();
     if (name == "memory") {

@@ -7,6 +7,7 @@
 //   redis       $XDG_CACHE_HOME/curlcache/<namespace>.stats (the cache name, as the
 //               backend uses it: "curlcache" when empty)
 //   others      $XDG_CACHE_HOME/curlcache/<backend>-<name>.stats
+//   tiered      the file of its last tier
 // Every update is a read-modify-write under flock(LOCK_EX), so concurrent processes add up.
 // After fork() the child starts from zero: the parent flushes what it had counted.
 #pragma once

@@ -424,6 +424,32 @@ static void test_stats_persist_across_opens_and_zero(void **state) {
     curlcache_close(cache);
 }
 
+static void test_several_backends_make_tiers_with_stats_beside_the_last(void **state) {
+    (void)state;
+    curlcache *cache = open_cache("memory,sqlite", "tiers.sqlite", NULL, NULL);
+    assert_int_equal(curlcache_tier_count(cache), 2);
+    curlcache_tier tier;
+    assert_int_equal(curlcache_tier_get(cache, 0, &tier), CURLCACHE_OK);
+    assert_string_equal(tier.backend, "memory");
+    assert_int_equal(curlcache_tier_get(cache, 1, &tier), CURLCACHE_OK);
+    assert_string_equal(tier.backend, "sqlite");
+    assert_int_equal(store(cache, "GET", "http://h/t", k_headers, "tiered"), CURLCACHE_OK);
+    assert_int_equal(curlcache_tier_get(cache, 1, &tier), CURLCACHE_OK);
+    assert_int_equal(tier.entries, 1);
+    curlcache_entry *entry = NULL;
+    assert_int_equal(lookup(cache, "http://h/t", &entry), CURLCACHE_OK);
+    curlcache_entry_free(entry);
+    curlcache_close(cache);
+    struct stat st;
+    assert_int_equal(stat(scratch_path("tiers.sqlite.stats"), &st), 0);
+
+    /* The lower tier kept the entry for the next process. */
+    cache = open_cache("sqlite", "tiers.sqlite", NULL, NULL);
+    assert_int_equal(lookup(cache, "http://h/t", &entry), CURLCACHE_OK);
+    curlcache_entry_free(entry);
+    curlcache_close(cache);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, scratch_setup, scratch_teardown)
 
 int main(void) {
@@ -442,6 +468,7 @@ int main(void) {
         T(test_purge_removes_only_expired_entries),
         T(test_copy_between_two_caches_keeps_entries),
         T(test_stats_persist_across_opens_and_zero),
+        T(test_several_backends_make_tiers_with_stats_beside_the_last),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
