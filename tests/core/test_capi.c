@@ -1,6 +1,7 @@
 /* The public C API (curlcache/curlcache.h), used exactly as a C program would. */
 #include <curlcache/curlcache.h>
 
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -450,6 +451,42 @@ static void test_several_backends_make_tiers_with_stats_beside_the_last(void **s
     curlcache_close(cache);
 }
 
+struct thread_case {
+    curlcache *cache;
+    pthread_barrier_t errored, succeeded;
+    char seen[128];
+};
+
+static void *erring_thread(void *userp) {
+    struct thread_case *t = userp;
+    curlcache_tier tier;
+    curlcache_tier_get(t->cache, 5, &tier); /* fails: "no such tier" */
+    pthread_barrier_wait(&t->errored);
+    pthread_barrier_wait(&t->succeeded);
+    snprintf(t->seen, sizeof t->seen, "%s", curlcache_errmsg(t->cache));
+    return NULL;
+}
+
+static void test_errmsg_is_kept_per_thread(void **state) {
+    (void)state;
+    struct thread_case t;
+    t.cache = open_cache("memory", "unused", NULL, NULL);
+    pthread_barrier_init(&t.errored, NULL, 2);
+    pthread_barrier_init(&t.succeeded, NULL, 2);
+    pthread_t thread;
+    assert_int_equal(pthread_create(&thread, NULL, erring_thread, &t), 0);
+    pthread_barrier_wait(&t.errored);
+    assert_string_equal(curlcache_errmsg(t.cache), ""); /* the other thread's failure */
+    uint64_t entries = 0;
+    assert_int_equal(curlcache_count(t.cache, &entries, NULL), CURLCACHE_OK);
+    pthread_barrier_wait(&t.succeeded);
+    assert_int_equal(pthread_join(thread, NULL), 0);
+    assert_string_equal(t.seen, "no such tier"); /* not cleared by this thread's success */
+    pthread_barrier_destroy(&t.errored);
+    pthread_barrier_destroy(&t.succeeded);
+    curlcache_close(t.cache);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, scratch_setup, scratch_teardown)
 
 int main(void) {
@@ -459,6 +496,7 @@ int main(void) {
         T(test_open_with_arguments_uses_backend_and_name),
         T(test_open_reports_config_error_with_message),
         T(test_null_arguments_are_rejected),
+        T(test_errmsg_is_kept_per_thread),
         T(test_store_then_lookup_is_a_hit_with_every_field),
         T(test_redirect_chain_is_split_into_responses),
         T(test_policy_refusals_have_their_codes),
