@@ -78,8 +78,8 @@ curlcache_shim_dlopen_old:
 
 #else
 
-extern "C" __attribute__((visibility("default"), used, symver("dlopen@@GLIBC_2.34")))
-void* curlcache_shim_dlopen(const char* file, int mode) noexcept {
+extern "C" __attribute__((visibility("default"), used, symver("dlopen@@GLIBC_2.34"))) void*
+curlcache_shim_dlopen(const char* file, int mode) noexcept {
     return curlcache::shim::real_dlopen(file, mode & ~RTLD_DEEPBIND);
 }
 

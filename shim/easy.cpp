@@ -52,8 +52,7 @@ template <Library L> CURL* easy_init(const void* caller) noexcept {
 }
 
 template <Library L>
-CURLcode easy_setopt(const void* caller, CURL* handle, CURLoption option,
-                     va_list args) noexcept {
+CURLcode easy_setopt(const void* caller, CURL* handle, CURLoption option, va_list args) noexcept {
     const Real& r = real(L);
     if (r.api.easy_setopt == nullptr) {
         warn_missing(L, "curl_easy_setopt");
@@ -170,8 +169,7 @@ CURLHcode easy_header(const void* caller, CURL* handle, const char* name, size_t
     const Real& r = real(L);
     if (!pass_through(L, caller)) {
         try {
-            return engine::easy_header(engine_api(L), handle, name, index, origin, request,
-                                       hout);
+            return engine::easy_header(engine_api(L), handle, name, index, origin, request, hout);
         } catch (...) {
         }
     }
@@ -204,59 +202,57 @@ curl_header* easy_nextheader(const void* caller, CURL* handle, unsigned int orig
 
 // The exported entry points, one set per libcurl build. Each takes its own return address
 // (libcurl calling itself is recognised by it) and forwards to the templates above.
-#define CURLCACHE_SHIM_EASY(tag, L)                                                           \
-    CURLCACHE_SHIM_EXPORT(tag, curl_easy_init)                                               \
-    CURL* curlcache_shim_##tag##_easy_init() noexcept {                                      \
-        return curlcache::shim::easy_init<L>(__builtin_return_address(0));                   \
-    }                                                                                        \
-    CURLCACHE_SHIM_EXPORT(tag, curl_easy_setopt)                                             \
-    CURLcode curlcache_shim_##tag##_easy_setopt(CURL* handle, CURLoption option,             \
-                                                ...) noexcept {                              \
-        va_list args;                                                                        \
-        va_start(args, option);                                                              \
-        const CURLcode code = curlcache::shim::easy_setopt<L>(__builtin_return_address(0),   \
-                                                              handle, option, args);         \
-        va_end(args);                                                                        \
-        return code;                                                                         \
-    }                                                                                        \
-    CURLCACHE_SHIM_EXPORT(tag, curl_easy_perform)                                            \
-    CURLcode curlcache_shim_##tag##_easy_perform(CURL* handle) noexcept {                    \
-        return curlcache::shim::easy_perform<L>(__builtin_return_address(0), handle);        \
-    }                                                                                        \
-    CURLCACHE_SHIM_EXPORT(tag, curl_easy_getinfo)                                            \
-    CURLcode curlcache_shim_##tag##_easy_getinfo(CURL* handle, CURLINFO what, ...) noexcept { \
-        va_list args;                                                                        \
-        va_start(args, what);                                                                \
-        const CURLcode code = curlcache::shim::easy_getinfo<L>(__builtin_return_address(0),  \
-                                                               handle, what, args);          \
-        va_end(args);                                                                        \
-        return code;                                                                         \
-    }                                                                                        \
-    CURLCACHE_SHIM_EXPORT(tag, curl_easy_cleanup)                                            \
-    void curlcache_shim_##tag##_easy_cleanup(CURL* handle) noexcept {                        \
-        curlcache::shim::easy_cleanup<L>(__builtin_return_address(0), handle);               \
-    }                                                                                        \
-    CURLCACHE_SHIM_EXPORT(tag, curl_easy_reset)                                              \
-    void curlcache_shim_##tag##_easy_reset(CURL* handle) noexcept {                          \
-        curlcache::shim::easy_reset<L>(__builtin_return_address(0), handle);                 \
-    }                                                                                        \
-    CURLCACHE_SHIM_EXPORT(tag, curl_easy_duphandle)                                          \
-    CURL* curlcache_shim_##tag##_easy_duphandle(CURL* handle) noexcept {                     \
-        return curlcache::shim::easy_duphandle<L>(__builtin_return_address(0), handle);      \
-    }                                                                                        \
-    CURLCACHE_SHIM_EXPORT(tag, curl_easy_header)                                             \
-    CURLHcode curlcache_shim_##tag##_easy_header(CURL* handle, const char* name,             \
-                                                 size_t index, unsigned int origin,          \
-                                                 int request, curl_header** hout) noexcept { \
-        return curlcache::shim::easy_header<L>(__builtin_return_address(0), handle, name,    \
-                                               index, origin, request, hout);                \
-    }                                                                                        \
-    CURLCACHE_SHIM_EXPORT(tag, curl_easy_nextheader)                                         \
-    curl_header* curlcache_shim_##tag##_easy_nextheader(CURL* handle, unsigned int origin,   \
-                                                        int request,                         \
-                                                        curl_header* prev) noexcept {        \
-        return curlcache::shim::easy_nextheader<L>(__builtin_return_address(0), handle,      \
-                                                   origin, request, prev);                   \
+#define CURLCACHE_SHIM_EASY(tag, L)                                                                \
+    CURLCACHE_SHIM_EXPORT(tag, curl_easy_init)                                                     \
+    CURL* curlcache_shim_##tag##_easy_init() noexcept {                                            \
+        return curlcache::shim::easy_init<L>(__builtin_return_address(0));                         \
+    }                                                                                              \
+    CURLCACHE_SHIM_EXPORT(tag, curl_easy_setopt)                                                   \
+    CURLcode curlcache_shim_##tag##_easy_setopt(CURL* handle, CURLoption option, ...) noexcept {   \
+        va_list args;                                                                              \
+        va_start(args, option);                                                                    \
+        const CURLcode code =                                                                      \
+            curlcache::shim::easy_setopt<L>(__builtin_return_address(0), handle, option, args);    \
+        va_end(args);                                                                              \
+        return code;                                                                               \
+    }                                                                                              \
+    CURLCACHE_SHIM_EXPORT(tag, curl_easy_perform)                                                  \
+    CURLcode curlcache_shim_##tag##_easy_perform(CURL* handle) noexcept {                          \
+        return curlcache::shim::easy_perform<L>(__builtin_return_address(0), handle);              \
+    }                                                                                              \
+    CURLCACHE_SHIM_EXPORT(tag, curl_easy_getinfo)                                                  \
+    CURLcode curlcache_shim_##tag##_easy_getinfo(CURL* handle, CURLINFO what, ...) noexcept {      \
+        va_list args;                                                                              \
+        va_start(args, what);                                                                      \
+        const CURLcode code =                                                                      \
+            curlcache::shim::easy_getinfo<L>(__builtin_return_address(0), handle, what, args);     \
+        va_end(args);                                                                              \
+        return code;                                                                               \
+    }                                                                                              \
+    CURLCACHE_SHIM_EXPORT(tag, curl_easy_cleanup)                                                  \
+    void curlcache_shim_##tag##_easy_cleanup(CURL* handle) noexcept {                              \
+        curlcache::shim::easy_cleanup<L>(__builtin_return_address(0), handle);                     \
+    }                                                                                              \
+    CURLCACHE_SHIM_EXPORT(tag, curl_easy_reset)                                                    \
+    void curlcache_shim_##tag##_easy_reset(CURL* handle) noexcept {                                \
+        curlcache::shim::easy_reset<L>(__builtin_return_address(0), handle);                       \
+    }                                                                                              \
+    CURLCACHE_SHIM_EXPORT(tag, curl_easy_duphandle)                                                \
+    CURL* curlcache_shim_##tag##_easy_duphandle(CURL* handle) noexcept {                           \
+        return curlcache::shim::easy_duphandle<L>(__builtin_return_address(0), handle);            \
+    }                                                                                              \
+    CURLCACHE_SHIM_EXPORT(tag, curl_easy_header)                                                   \
+    CURLHcode curlcache_shim_##tag##_easy_header(CURL* handle, const char* name, size_t index,     \
+                                                 unsigned int origin, int request,                 \
+                                                 curl_header** hout) noexcept {                    \
+        return curlcache::shim::easy_header<L>(__builtin_return_address(0), handle, name, index,   \
+                                               origin, request, hout);                             \
+    }                                                                                              \
+    CURLCACHE_SHIM_EXPORT(tag, curl_easy_nextheader)                                               \
+    curl_header* curlcache_shim_##tag##_easy_nextheader(CURL* handle, unsigned int origin,         \
+                                                        int request, curl_header* prev) noexcept { \
+        return curlcache::shim::easy_nextheader<L>(__builtin_return_address(0), handle, origin,    \
+                                                   request, prev);                                 \
     }
 
 CURLCACHE_SHIM_FOR_EACH_LIBRARY(CURLCACHE_SHIM_EASY)

@@ -32,8 +32,12 @@ void read_disabled() {
 
 } // namespace
 
-Inside::Inside() noexcept { ++t_depth; }
-Inside::~Inside() { --t_depth; }
+Inside::Inside() noexcept {
+    ++t_depth;
+}
+Inside::~Inside() {
+    --t_depth;
+}
 
 bool disabled() noexcept {
     pthread_once(&g_disabled_once, read_disabled);

@@ -14,7 +14,7 @@ namespace curlcache::shim {
 
 // Raised while the shim runs a real libcurl function.
 class Inside {
-public:
+  public:
     Inside() noexcept;
     ~Inside();
     Inside(const Inside&) = delete;

@@ -38,12 +38,12 @@ constexpr const LibraryInfo& info(Library library) {
 #define CURLCACHE_SHIM_SYMVER_openssl(name) #name "@@CURL_OPENSSL_4"
 #define CURLCACHE_SHIM_SYMVER_gnutls(name) #name "@CURL_GNUTLS_3"
 #define CURLCACHE_SHIM_SYMVER_nss(name) #name "@CURL_NSS_3"
-#define CURLCACHE_SHIM_EXPORT(tag, name)                                                      \
-    extern "C" __attribute__((visibility("default"), used,                                   \
-                              symver(CURLCACHE_SHIM_SYMVER_##tag(name))))
+#define CURLCACHE_SHIM_EXPORT(tag, name)                                                           \
+    extern "C"                                                                                     \
+        __attribute__((visibility("default"), used, symver(CURLCACHE_SHIM_SYMVER_##tag(name))))
 
 // Runs the body of a macro once per library: X(tag, Library::value).
-#define CURLCACHE_SHIM_FOR_EACH_LIBRARY(X)                                                    \
-    X(openssl, ::curlcache::shim::Library::openssl)                                          \
-    X(gnutls, ::curlcache::shim::Library::gnutls)                                            \
+#define CURLCACHE_SHIM_FOR_EACH_LIBRARY(X)                                                         \
+    X(openssl, ::curlcache::shim::Library::openssl)                                                \
+    X(gnutls, ::curlcache::shim::Library::gnutls)                                                  \
     X(nss, ::curlcache::shim::Library::nss)

@@ -26,7 +26,6 @@ namespace engine = core::easy;
 // callbacks and store nothing.
 constexpr CURLcode k_abandoned = CURLE_ABORTED_BY_CALLBACK;
 
-
 template <Library L> CURLMcode multi_add_handle(const void* caller, CURLM* multi, CURL* easy) {
     const engine::CurlApi& api = engine_api(L);
     if (api.multi_add_handle == nullptr) {
@@ -84,8 +83,7 @@ template <Library L> CURLMcode multi_add_handle(const void* caller, CURLM* multi
     return CURLM_OK;
 }
 
-template <Library L>
-CURLMcode multi_remove_handle(const void* caller, CURLM* multi, CURL* easy) {
+template <Library L> CURLMcode multi_remove_handle(const void* caller, CURLM* multi, CURL* easy) {
     const engine::CurlApi& api = engine_api(L);
     if (api.multi_remove_handle == nullptr) {
         warn_missing(L, "curl_multi_remove_handle");
@@ -179,9 +177,8 @@ CURLMcode multi_socket_action(const void* caller, CURLM* multi, curl_socket_t so
     if (pass_through(L, caller) || !known(multi)) {
         return api.multi_socket_action(multi, socket, mask, running);
     }
-    return run_round<L>(multi, running, [&] {
-        return api.multi_socket_action(multi, socket, mask, running);
-    });
+    return run_round<L>(multi, running,
+                        [&] { return api.multi_socket_action(multi, socket, mask, running); });
 }
 
 template <Library L> CURLMsg* multi_info_read(const void* caller, CURLM* multi, int* queued) {
@@ -216,11 +213,9 @@ template <Library L> CURLMsg* multi_info_read(const void* caller, CURLM* multi, 
     return msg;
 }
 
-
 template <Library L, auto Member>
-CURLMcode multi_wait_or_poll(const void* caller, const char* name, CURLM* multi,
-                             curl_waitfd* extra, unsigned int extra_count, int timeout_ms,
-                             int* ready) {
+CURLMcode multi_wait_or_poll(const void* caller, const char* name, CURLM* multi, curl_waitfd* extra,
+                             unsigned int extra_count, int timeout_ms, int* ready) {
     const engine::CurlApi& api = engine_api(L);
     auto* fn = api.*Member;
     if (fn == nullptr) {
@@ -309,8 +304,7 @@ CURLMcode multi_setopt(const void* caller, CURLM* multi, CURLMoption option, va_
         if (ours && code == CURLM_OK && option == CURLMOPT_TIMERFUNCTION) {
             MultiRegistry& registry = MultiRegistry::instance();
             auto lock = registry.lock();
-            registry.find_or_add(multi).timer =
-                reinterpret_cast<curl_multi_timer_callback>(value);
+            registry.find_or_add(multi).timer = reinterpret_cast<curl_multi_timer_callback>(value);
         }
         return code;
     }
@@ -356,8 +350,8 @@ void multi_forget_easy(Library library, CURL* easy) noexcept {
         }
         if (MultiState* state = registry.find(multi)) {
             const auto found = state->members.find(easy);
-            abandoned = found != state->members.end() &&
-                        found->second.kind == MemberKind::miss && !found->second.finished;
+            abandoned = found != state->members.end() && found->second.kind == MemberKind::miss &&
+                        !found->second.finished;
             erase_member(*state, easy);
         }
         registry.clear_owner(easy);
@@ -372,96 +366,96 @@ void multi_forget_easy(Library library, CURL* easy) noexcept {
 // The exported entry points, one set per libcurl build. Each takes its own return address
 // (libcurl calling itself is recognised by it).
 #define CURLCACHE_SHIM_API(member) &curlcache::core::easy::CurlApi::member
-#define CURLCACHE_SHIM_MULTI(tag, L)                                                          \
-    CURLCACHE_SHIM_EXPORT(tag, curl_multi_add_handle)                                        \
-    CURLMcode curlcache_shim_##tag##_multi_add_handle(CURLM* multi, CURL* easy) noexcept {   \
-        const void* caller = __builtin_return_address(0);                                    \
-        return curlcache::shim::shielded<L, CURLCACHE_SHIM_API(multi_add_handle)>(           \
-            [&] { return curlcache::shim::multi_add_handle<L>(caller, multi, easy); }, multi, \
-            easy);                                                                           \
-    }                                                                                        \
-    CURLCACHE_SHIM_EXPORT(tag, curl_multi_remove_handle)                                     \
-    CURLMcode curlcache_shim_##tag##_multi_remove_handle(CURLM* multi, CURL* easy) noexcept { \
-        const void* caller = __builtin_return_address(0);                                    \
-        return curlcache::shim::shielded<L, CURLCACHE_SHIM_API(multi_remove_handle)>(        \
-            [&] { return curlcache::shim::multi_remove_handle<L>(caller, multi, easy); },    \
-            multi, easy);                                                                    \
-    }                                                                                        \
-    CURLCACHE_SHIM_EXPORT(tag, curl_multi_perform)                                           \
-    CURLMcode curlcache_shim_##tag##_multi_perform(CURLM* multi, int* running) noexcept {    \
-        const void* caller = __builtin_return_address(0);                                    \
-        return curlcache::shim::shielded<L, CURLCACHE_SHIM_API(multi_perform)>(              \
-            [&] { return curlcache::shim::multi_perform<L>(caller, multi, running); }, multi, \
-            running);                                                                        \
-    }                                                                                        \
-    CURLCACHE_SHIM_EXPORT(tag, curl_multi_socket_action)                                     \
-    CURLMcode curlcache_shim_##tag##_multi_socket_action(CURLM* multi, curl_socket_t socket, \
-                                                         int mask, int* running) noexcept {  \
-        const void* caller = __builtin_return_address(0);                                    \
-        return curlcache::shim::shielded<L, CURLCACHE_SHIM_API(multi_socket_action)>(        \
-            [&] {                                                                            \
-                return curlcache::shim::multi_socket_action<L>(caller, multi, socket, mask,  \
-                                                               running);                     \
-            },                                                                               \
-            multi, socket, mask, running);                                                   \
-    }                                                                                        \
-    CURLCACHE_SHIM_EXPORT(tag, curl_multi_info_read)                                         \
-    CURLMsg* curlcache_shim_##tag##_multi_info_read(CURLM* multi, int* queued) noexcept {    \
-        const void* caller = __builtin_return_address(0);                                    \
-        return curlcache::shim::shielded<L, CURLCACHE_SHIM_API(multi_info_read)>(            \
-            [&] { return curlcache::shim::multi_info_read<L>(caller, multi, queued); },      \
-            multi, queued);                                                                  \
-    }                                                                                        \
-    CURLCACHE_SHIM_EXPORT(tag, curl_multi_wait)                                              \
-    CURLMcode curlcache_shim_##tag##_multi_wait(CURLM* multi, curl_waitfd* extra,            \
-                                                unsigned int count, int timeout_ms,          \
-                                                int* ready) noexcept {                       \
-        const void* caller = __builtin_return_address(0);                                    \
-        return curlcache::shim::shielded<L, CURLCACHE_SHIM_API(multi_wait)>(                 \
-            [&] {                                                                            \
-                return curlcache::shim::multi_wait_or_poll<L, CURLCACHE_SHIM_API(multi_wait)>( \
-                    caller, "curl_multi_wait", multi, extra, count, timeout_ms, ready);      \
-            },                                                                               \
-            multi, extra, count, timeout_ms, ready);                                         \
-    }                                                                                        \
-    CURLCACHE_SHIM_EXPORT(tag, curl_multi_poll)                                              \
-    CURLMcode curlcache_shim_##tag##_multi_poll(CURLM* multi, curl_waitfd* extra,            \
-                                                unsigned int count, int timeout_ms,          \
-                                                int* ready) noexcept {                       \
-        const void* caller = __builtin_return_address(0);                                    \
-        return curlcache::shim::shielded<L, CURLCACHE_SHIM_API(multi_poll)>(                 \
-            [&] {                                                                            \
-                return curlcache::shim::multi_wait_or_poll<L, CURLCACHE_SHIM_API(multi_poll)>( \
-                    caller, "curl_multi_poll", multi, extra, count, timeout_ms, ready);      \
-            },                                                                               \
-            multi, extra, count, timeout_ms, ready);                                         \
-    }                                                                                        \
-    CURLCACHE_SHIM_EXPORT(tag, curl_multi_timeout)                                           \
-    CURLMcode curlcache_shim_##tag##_multi_timeout(CURLM* multi, long* timeout_ms) noexcept { \
-        const void* caller = __builtin_return_address(0);                                    \
-        return curlcache::shim::shielded<L, CURLCACHE_SHIM_API(multi_timeout)>(              \
-            [&] { return curlcache::shim::multi_timeout<L>(caller, multi, timeout_ms); },    \
-            multi, timeout_ms);                                                              \
-    }                                                                                        \
-    CURLCACHE_SHIM_EXPORT(tag, curl_multi_cleanup)                                           \
-    CURLMcode curlcache_shim_##tag##_multi_cleanup(CURLM* multi) noexcept {                  \
-        const void* caller = __builtin_return_address(0);                                    \
-        return curlcache::shim::shielded<L, CURLCACHE_SHIM_API(multi_cleanup)>(              \
-            [&] { return curlcache::shim::multi_cleanup<L>(caller, multi); }, multi);        \
-    }                                                                                        \
-    CURLCACHE_SHIM_EXPORT(tag, curl_multi_setopt)                                            \
-    CURLMcode curlcache_shim_##tag##_multi_setopt(CURLM* multi, CURLMoption option,          \
-                                                  ...) noexcept {                            \
-        va_list args;                                                                        \
-        va_start(args, option);                                                              \
-        CURLMcode code = CURLM_INTERNAL_ERROR;                                               \
-        try {                                                                                \
-            code = curlcache::shim::multi_setopt<L>(__builtin_return_address(0), multi,      \
-                                                    option, args);                           \
-        } catch (...) {                                                                      \
-        }                                                                                    \
-        va_end(args);                                                                        \
-        return code;                                                                         \
+#define CURLCACHE_SHIM_MULTI(tag, L)                                                               \
+    CURLCACHE_SHIM_EXPORT(tag, curl_multi_add_handle)                                              \
+    CURLMcode curlcache_shim_##tag##_multi_add_handle(CURLM* multi, CURL* easy) noexcept {         \
+        const void* caller = __builtin_return_address(0);                                          \
+        return curlcache::shim::shielded<L, CURLCACHE_SHIM_API(multi_add_handle)>(                 \
+            [&] { return curlcache::shim::multi_add_handle<L>(caller, multi, easy); }, multi,      \
+            easy);                                                                                 \
+    }                                                                                              \
+    CURLCACHE_SHIM_EXPORT(tag, curl_multi_remove_handle)                                           \
+    CURLMcode curlcache_shim_##tag##_multi_remove_handle(CURLM* multi, CURL* easy) noexcept {      \
+        const void* caller = __builtin_return_address(0);                                          \
+        return curlcache::shim::shielded<L, CURLCACHE_SHIM_API(multi_remove_handle)>(              \
+            [&] { return curlcache::shim::multi_remove_handle<L>(caller, multi, easy); }, multi,   \
+            easy);                                                                                 \
+    }                                                                                              \
+    CURLCACHE_SHIM_EXPORT(tag, curl_multi_perform)                                                 \
+    CURLMcode curlcache_shim_##tag##_multi_perform(CURLM* multi, int* running) noexcept {          \
+        const void* caller = __builtin_return_address(0);                                          \
+        return curlcache::shim::shielded<L, CURLCACHE_SHIM_API(multi_perform)>(                    \
+            [&] { return curlcache::shim::multi_perform<L>(caller, multi, running); }, multi,      \
+            running);                                                                              \
+    }                                                                                              \
+    CURLCACHE_SHIM_EXPORT(tag, curl_multi_socket_action)                                           \
+    CURLMcode curlcache_shim_##tag##_multi_socket_action(CURLM* multi, curl_socket_t socket,       \
+                                                         int mask, int* running) noexcept {        \
+        const void* caller = __builtin_return_address(0);                                          \
+        return curlcache::shim::shielded<L, CURLCACHE_SHIM_API(multi_socket_action)>(              \
+            [&] {                                                                                  \
+                return curlcache::shim::multi_socket_action<L>(caller, multi, socket, mask,        \
+                                                               running);                           \
+            },                                                                                     \
+            multi, socket, mask, running);                                                         \
+    }                                                                                              \
+    CURLCACHE_SHIM_EXPORT(tag, curl_multi_info_read)                                               \
+    CURLMsg* curlcache_shim_##tag##_multi_info_read(CURLM* multi, int* queued) noexcept {          \
+        const void* caller = __builtin_return_address(0);                                          \
+        return curlcache::shim::shielded<L, CURLCACHE_SHIM_API(multi_info_read)>(                  \
+            [&] { return curlcache::shim::multi_info_read<L>(caller, multi, queued); }, multi,     \
+            queued);                                                                               \
+    }                                                                                              \
+    CURLCACHE_SHIM_EXPORT(tag, curl_multi_wait)                                                    \
+    CURLMcode curlcache_shim_##tag##_multi_wait(CURLM* multi, curl_waitfd* extra,                  \
+                                                unsigned int count, int timeout_ms,                \
+                                                int* ready) noexcept {                             \
+        const void* caller = __builtin_return_address(0);                                          \
+        return curlcache::shim::shielded<L, CURLCACHE_SHIM_API(multi_wait)>(                       \
+            [&] {                                                                                  \
+                return curlcache::shim::multi_wait_or_poll<L, CURLCACHE_SHIM_API(multi_wait)>(     \
+                    caller, "curl_multi_wait", multi, extra, count, timeout_ms, ready);            \
+            },                                                                                     \
+            multi, extra, count, timeout_ms, ready);                                               \
+    }                                                                                              \
+    CURLCACHE_SHIM_EXPORT(tag, curl_multi_poll)                                                    \
+    CURLMcode curlcache_shim_##tag##_multi_poll(CURLM* multi, curl_waitfd* extra,                  \
+                                                unsigned int count, int timeout_ms,                \
+                                                int* ready) noexcept {                             \
+        const void* caller = __builtin_return_address(0);                                          \
+        return curlcache::shim::shielded<L, CURLCACHE_SHIM_API(multi_poll)>(                       \
+            [&] {                                                                                  \
+                return curlcache::shim::multi_wait_or_poll<L, CURLCACHE_SHIM_API(multi_poll)>(     \
+                    caller, "curl_multi_poll", multi, extra, count, timeout_ms, ready);            \
+            },                                                                                     \
+            multi, extra, count, timeout_ms, ready);                                               \
+    }                                                                                              \
+    CURLCACHE_SHIM_EXPORT(tag, curl_multi_timeout)                                                 \
+    CURLMcode curlcache_shim_##tag##_multi_timeout(CURLM* multi, long* timeout_ms) noexcept {      \
+        const void* caller = __builtin_return_address(0);                                          \
+        return curlcache::shim::shielded<L, CURLCACHE_SHIM_API(multi_timeout)>(                    \
+            [&] { return curlcache::shim::multi_timeout<L>(caller, multi, timeout_ms); }, multi,   \
+            timeout_ms);                                                                           \
+    }                                                                                              \
+    CURLCACHE_SHIM_EXPORT(tag, curl_multi_cleanup)                                                 \
+    CURLMcode curlcache_shim_##tag##_multi_cleanup(CURLM* multi) noexcept {                        \
+        const void* caller = __builtin_return_address(0);                                          \
+        return curlcache::shim::shielded<L, CURLCACHE_SHIM_API(multi_cleanup)>(                    \
+            [&] { return curlcache::shim::multi_cleanup<L>(caller, multi); }, multi);              \
+    }                                                                                              \
+    CURLCACHE_SHIM_EXPORT(tag, curl_multi_setopt)                                                  \
+    CURLMcode curlcache_shim_##tag##_multi_setopt(CURLM* multi, CURLMoption option,                \
+                                                  ...) noexcept {                                  \
+        va_list args;                                                                              \
+        va_start(args, option);                                                                    \
+        CURLMcode code = CURLM_INTERNAL_ERROR;                                                     \
+        try {                                                                                      \
+            code = curlcache::shim::multi_setopt<L>(__builtin_return_address(0), multi, option,    \
+                                                    args);                                         \
+        } catch (...) {                                                                            \
+        }                                                                                          \
+        va_end(args);                                                                              \
+        return code;                                                                               \
     }
 
 CURLCACHE_SHIM_FOR_EACH_LIBRARY(CURLCACHE_SHIM_MULTI)

@@ -14,8 +14,12 @@ pthread_once_t g_registry_once = PTHREAD_ONCE_INIT;
 
 // fork() while another thread holds the lock would leave the child's copy locked forever:
 // the forking thread takes it across the fork and both sides release it.
-void fork_prepare() { g_registry->fork_lock(); }
-void fork_release() { g_registry->fork_unlock(); }
+void fork_prepare() {
+    g_registry->fork_lock();
+}
+void fork_release() {
+    g_registry->fork_unlock();
+}
 
 } // namespace
 
@@ -28,12 +32,20 @@ MultiRegistry& MultiRegistry::instance() {
     return *g_registry;
 }
 
-MultiRegistry* MultiRegistry::existing() { return g_published.load(std::memory_order_acquire); }
+MultiRegistry* MultiRegistry::existing() {
+    return g_published.load(std::memory_order_acquire);
+}
 
-void MultiRegistry::fork_lock() { m_mutex.lock(); }
-void MultiRegistry::fork_unlock() { m_mutex.unlock(); }
+void MultiRegistry::fork_lock() {
+    m_mutex.lock();
+}
+void MultiRegistry::fork_unlock() {
+    m_mutex.unlock();
+}
 
-std::unique_lock<std::mutex> MultiRegistry::lock() { return std::unique_lock<std::mutex>(m_mutex); }
+std::unique_lock<std::mutex> MultiRegistry::lock() {
+    return std::unique_lock<std::mutex>(m_mutex);
+}
 
 MultiState* MultiRegistry::find(CURLM* multi) {
     const auto found = m_multis.find(multi);
@@ -66,8 +78,12 @@ CURLM* MultiRegistry::owner(CURL* easy) const {
     return found == m_owners.end() ? nullptr : found->second;
 }
 
-void MultiRegistry::set_owner(CURL* easy, CURLM* multi) { m_owners[easy] = multi; }
-void MultiRegistry::clear_owner(CURL* easy) { m_owners.erase(easy); }
+void MultiRegistry::set_owner(CURL* easy, CURLM* multi) {
+    m_owners[easy] = multi;
+}
+void MultiRegistry::clear_owner(CURL* easy) {
+    m_owners.erase(easy);
+}
 
 void erase_member(MultiState& state, CURL* easy) {
     const auto drop = [easy](std::deque<CURL*>& queue) {

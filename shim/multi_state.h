@@ -43,7 +43,7 @@ struct MultiState {
 // libcurl requires), the lock protects the maps shared between threads. Never held while
 // libcurl, the engine or a program callback runs. Survives fork (pthread_atfork).
 class MultiRegistry {
-public:
+  public:
     static MultiRegistry& instance();
     // The registry if a multi handle was ever seen, else null (nothing to look up).
     static MultiRegistry* existing();
@@ -61,7 +61,7 @@ public:
     void fork_lock();
     void fork_unlock();
 
-private:
+  private:
     MultiRegistry() = default;
     std::mutex m_mutex;
     std::unordered_map<CURLM*, std::unique_ptr<MultiState>> m_multis;

@@ -98,8 +98,8 @@ int find_code_range(dl_phdr_info* object, size_t, void* data) {
     return 0;
 }
 
-template <typename Fn> void resolve(Fn& slot, const Source& source, const char* name,
-                                    const char* version) {
+template <typename Fn>
+void resolve(Fn& slot, const Source& source, const char* name, const char* version) {
     slot = reinterpret_cast<Fn>(lookup(source, name, version));
 }
 
@@ -144,9 +144,10 @@ void resolve_library(Library library) {
 }
 
 // pthread_once wants a plain function per library.
-template <int I> void resolve_at() { resolve_library(static_cast<Library>(I)); }
-constexpr void (*k_resolvers[k_library_count])() = {&resolve_at<0>, &resolve_at<1>,
-                                                     &resolve_at<2>};
+template <int I> void resolve_at() {
+    resolve_library(static_cast<Library>(I));
+}
+constexpr void (*k_resolvers[k_library_count])() = {&resolve_at<0>, &resolve_at<1>, &resolve_at<2>};
 
 // ---- the guarded table for the engine -------------------------------------------------
 
@@ -162,8 +163,8 @@ struct Guarded<L, Member, R (*)(Args...)> {
 
 // Forwards the one variadic argument of curl_easy_setopt with the type its option number
 // says (libcurl reads it the same way).
-CURLcode forward_setopt(CURLcode (*setopt)(CURL*, CURLoption, ...), CURL* handle,
-                        CURLoption option, va_list args) {
+CURLcode forward_setopt(CURLcode (*setopt)(CURL*, CURLoption, ...), CURL* handle, CURLoption option,
+                        va_list args) {
     if (option < CURLOPTTYPE_OBJECTPOINT) {
         return setopt(handle, option, va_arg(args, long));
     }
@@ -202,9 +203,9 @@ template <Library L> CurlApi make_engine_api() {
     const CurlApi& r = real(L).api;
     CurlApi a;
     a.library = r.library;
-#define CURLCACHE_SHIM_GUARD(member)                                                          \
-    a.member = r.member == nullptr                                                           \
-                   ? nullptr                                                                 \
+#define CURLCACHE_SHIM_GUARD(member)                                                               \
+    a.member = r.member == nullptr                                                                 \
+                   ? nullptr                                                                       \
                    : &Guarded<L, &CurlApi::member, decltype(CurlApi::member)>::call
     CURLCACHE_SHIM_GUARD(easy_init);
     CURLCACHE_SHIM_GUARD(easy_perform);
