@@ -246,6 +246,8 @@ def run_case(case, workdir, origin, tls_origin, shim, inject):
 def main():
     parser = harness.arguments(__doc__)
     parser.add_argument("--list", action="store_true", help="list the cases and exit")
+    parser.add_argument("--part", help="K/N: only every N-th case from the K-th (1-based), "
+                        "to split the corpus over several ctest tests")
     args = parser.parse_args()
     cases = corpus()
     if args.list:
@@ -253,6 +255,9 @@ def main():
             print(c.name)
         return 0
     cases = harness.only(cases, args.only, lambda c: c.name)
+    if args.part:
+        k, n = (int(x) for x in args.part.split("/"))
+        cases = cases[k - 1::n]
     if args.self_check:
         cases = [c for c in cases if c.name in ("get_to_stdout", "write_out_variables",
                                                  "https_with_cacert")]

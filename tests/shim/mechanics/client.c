@@ -7,6 +7,9 @@
  *   client multi-fdset URL...   perform + curl_multi_timeout + curl_multi_fdset + select()
  *   client multi-socket URL...  event-driven: curl_multi_socket_action with socket and
  *                               timer callbacks around poll() (waits up to 10 s)
+ *   client multi-abandon HIT1 HIT2 SLOW  all three in a multi, one perform, then: cleanup
+ *                               of HIT2's handle while still added, removal of SLOW while
+ *                               running, curl_multi_cleanup; prints what finished
  *   client fork URL             a GET, then fork: the child GETs the URL again
  *   client threads N URL        N threads, one GET each (URL + "?t=<i>")
  *   client mixed MODULE URL1 URL2  URL1 through this program's libcurl, then URL2 through
@@ -300,6 +303,8 @@ int main(int argc, char** argv) {
         rc = run_multi(argc - 2, argv + 2, drive_fdset);
     } else if (strcmp(mode, "multi-socket") == 0) {
         rc = run_multi_socket(argc - 2, argv + 2);
+    } else if (strcmp(mode, "multi-abandon") == 0 && argc == 5) {
+        rc = run_multi_abandon(argv + 2);
     } else if (strcmp(mode, "fork") == 0) {
         rc = run_fork(argv[2]);
     } else if (strcmp(mode, "mixed") == 0 && argc == 5) {
