@@ -8,6 +8,7 @@ directories with a clean environment, and compares what the program produced byt
 import argparse
 import os
 import shutil
+import socket
 import ssl
 import subprocess
 import sys
@@ -82,6 +83,15 @@ class Origin:
 
     def reset(self):
         self._control("/__reset")
+
+
+def free_port():
+    """A loopback port that was free a moment ago (for servers that cannot bind port 0)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
 
 
 def make_certificate(scratch):

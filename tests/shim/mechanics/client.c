@@ -230,6 +230,32 @@ static int run_multi_socket(int count, char** urls) {
     return 0;
 }
 
+static int run_multi_abandon(char** urls) {
+    static struct transfer t[3];
+    CURLM* multi = curl_multi_init();
+    for (int i = 0; i < 3; ++i) {
+        setup(&t[i], urls[i]);
+        curl_multi_add_handle(multi, t[i].easy);
+    }
+    int running = 0;
+    curl_multi_perform(multi, &running);
+    CURLMsg* msg;
+    int queued;
+    while ((msg = curl_multi_info_read(multi, &queued)) != NULL) {
+        struct transfer* done = NULL;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char**)&done);
+        done->done = 1;
+        done->code = msg->data.result;
+    }
+    curl_easy_cleanup(t[1].easy); /* still in the multi */
+    curl_multi_remove_handle(multi, t[2].easy);
+    curl_multi_cleanup(multi);
+    printf("finished: %d %d %d body0=%s\n", t[0].done, t[1].done, t[2].done, t[0].body);
+    curl_easy_cleanup(t[0].easy);
+    curl_easy_cleanup(t[2].easy);
+    return 0;
+}
+
 static int run_fork(char* url) {
     run_easy(1, &url);
     fflush(stdout);

@@ -73,16 +73,16 @@ static void test_multi_socket_action_loop_finishes_hit_and_miss(void** state) {
     check_hit_and_miss(state, "multi-socket", "socket");
 }
 
-static void test_handles_dropped_mid_transfer_are_forgotten_and_not_stored(void **state) {
+static void test_handles_dropped_mid_transfer_are_forgotten_and_not_stored(void** state) {
     static harness_result warm, run, after;
-    const char *hit1 = origin_url("/abandon-hit1");
-    const char *hit2 = origin_url("/abandon-hit2");
-    const char *slow = origin_url("/slow/abandon-miss");
-    const char *warm_argv[] = {MECH_CLIENT, "easy", hit1, hit2, NULL};
+    const char* hit1 = origin_url("/abandon-hit1");
+    const char* hit2 = origin_url("/abandon-hit2");
+    const char* slow = origin_url("/slow/abandon-miss");
+    const char* warm_argv[] = {MECH_CLIENT, "easy", hit1, hit2, NULL};
     assert_int_equal(harness_run(*state, 1, warm_argv, NULL, &warm), 0);
     const long before = origin_count();
 
-    const char *argv[] = {MECH_CLIENT, "multi-abandon", hit1, hit2, slow, NULL};
+    const char* argv[] = {MECH_CLIENT, "multi-abandon", hit1, hit2, slow, NULL};
     assert_int_equal(harness_run(*state, 1, argv, NULL, &run), 0);
     assert_int_equal(run.exit_code, 0);
     /* one round replays one hit; the other hit and the running miss are dropped */
@@ -91,7 +91,7 @@ static void test_handles_dropped_mid_transfer_are_forgotten_and_not_stored(void 
     /* The abandoned miss was not stored: fetching it again reaches the origin. */
     const long middle = origin_count();
     assert_true(middle - before <= 1);
-    const char *again[] = {MECH_CLIENT, "easy", slow, NULL};
+    const char* again[] = {MECH_CLIENT, "easy", slow, NULL};
     assert_int_equal(harness_run(*state, 1, again, NULL, &after), 0);
     assert_transfer(after.out, 0, "/slow/abandon-miss");
     assert_int_equal(origin_count() - middle, 1);
