@@ -66,7 +66,9 @@ struct FdClose {
     }
 };
 using FdPtr = std::unique_ptr<int, FdClose>;
-FdPtr own_fd(int fd) { return fd >= 0 ? FdPtr(new int(fd)) : FdPtr(); }
+FdPtr own_fd(int fd) {
+    return fd >= 0 ? FdPtr(new int(fd)) : FdPtr();
+}
 
 struct DirClose {
     void operator()(DIR* dir) const noexcept { ::closedir(dir); }
@@ -123,14 +125,16 @@ struct Parsed {
 
 std::optional<Parsed> parse_entry(int fd, uint64_t file_size, size_t head_size) {
     Parsed parsed;
-    parsed.head.resize(static_cast<size_t>(std::min<uint64_t>(file_size, std::max(head_size, sizeof(Header)))));
+    parsed.head.resize(
+        static_cast<size_t>(std::min<uint64_t>(file_size, std::max(head_size, sizeof(Header)))));
     Header header{};
     if (file_size < sizeof(Header) || !read_exact(fd, parsed.head.data(), parsed.head.size(), 0)) {
         return std::nullopt;
     }
     std::memcpy(&header, parsed.head.data(), sizeof header);
-    if (std::memcmp(header.magic, k_magic, sizeof k_magic) != 0 || header.version != k_format_version ||
-        header.key_size > k_max_text || header.method_size > k_max_text || header.url_size > k_max_text) {
+    if (std::memcmp(header.magic, k_magic, sizeof k_magic) != 0 ||
+        header.version != k_format_version || header.key_size > k_max_text ||
+        header.method_size > k_max_text || header.url_size > k_max_text) {
         return std::nullopt;
     }
     uint64_t texts = uint64_t{header.key_size} + header.method_size + header.url_size;
@@ -156,7 +160,9 @@ std::optional<Parsed> parse_entry(int fd, uint64_t file_size, size_t head_size) 
     return parsed;
 }
 
-bool is_temp_name(const char* name) { return name[0] == '.'; }
+bool is_temp_name(const char* name) {
+    return name[0] == '.';
+}
 
 struct Found {
     std::string path;
@@ -165,7 +171,7 @@ struct Found {
 };
 
 class FilesystemStorage final : public Storage {
-public:
+  public:
     FilesystemStorage(std::string dir, uint64_t max_bytes)
         : m_dir(std::move(dir)), m_max_bytes(max_bytes) {}
 
@@ -186,7 +192,7 @@ public:
             }
             return fail("filesystem: cannot open " + path + ": " + std::strerror(errno));
         }
-        struct stat st{};
+        struct stat st {};
         if (::fstat(*fd, &st) != 0) {
             return fail("filesystem: cannot stat " + path + ": " + std::strerror(errno));
         }
@@ -253,7 +259,8 @@ public:
         std::memcpy(header.magic, k_magic, sizeof k_magic);
         header.version = k_format_version;
         header.key_size = static_cast<uint32_t>(meta.key.size());
-        header.method_size = static_cast<uint32_t>(std::min<size_t>(meta.method.size(), k_max_text));
+        header.method_size =
+            static_cast<uint32_t>(std::min<size_t>(meta.method.size(), k_max_text));
         header.url_size = static_cast<uint32_t>(std::min<size_t>(meta.url.size(), k_max_text));
         header.status = meta.status;
         header.created = meta.created;
@@ -290,7 +297,8 @@ public:
         if (::rename(temp.c_str(), path.c_str()) != 0) {
             saved_errno = errno;
             ::unlink(temp.c_str());
-            return fail("filesystem: cannot rename into " + path + ": " + std::strerror(saved_errno));
+            return fail("filesystem: cannot rename into " + path + ": " +
+                        std::strerror(saved_errno));
         }
         if (m_max_bytes == 0) {
             flush_touches();
@@ -350,10 +358,10 @@ public:
         return usage;
     }
 
-private:
+  private:
     // Value bytes of the entry file at `path`, estimated from its size (0 when absent).
     static uint64_t value_bytes_of(const std::string& path, size_t key_size) {
-        struct stat st{};
+        struct stat st {};
         if (::stat(path.c_str(), &st) != 0) {
             return 0;
         }
@@ -386,7 +394,7 @@ private:
                 }
                 std::string path = folder + "/" + file->d_name;
                 auto fd = own_fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
-                struct stat st{};
+                struct stat st {};
                 if (!fd || ::fstat(*fd, &st) != 0 || !S_ISREG(st.st_mode)) {
                     continue;
                 }
@@ -499,7 +507,7 @@ Result<void> make_private_dirs(const std::string& dir) {
             return fail("cannot create folder " + prefix + ": " + std::strerror(errno));
         }
     }
-    struct stat st{};
+    struct stat st {};
     if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
         return fail("cannot create folder " + dir + ": not a folder");
     }
@@ -511,8 +519,7 @@ std::string filesystem_cache_dir(const config::Settings& settings) {
 }
 
 std::string filesystem_entry_path(std::string_view dir, std::string_view key) {
-    if (key.size() < 2 || key.size() > 200 ||
-        !std::all_of(key.begin(), key.end(), [](char c) {
+    if (key.size() < 2 || key.size() > 200 || !std::all_of(key.begin(), key.end(), [](char c) {
             return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z');
         })) {
         return {};

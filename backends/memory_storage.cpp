@@ -20,7 +20,7 @@ struct Node {
 };
 
 class MemoryStorage final : public Storage {
-public:
+  public:
     MemoryStorage(uint64_t max_bytes, uint64_t max_entries)
         : m_max_bytes(max_bytes), m_max_entries(max_entries) {}
 
@@ -109,7 +109,7 @@ public:
         return Usage{m_index.size(), m_bytes, m_max_bytes};
     }
 
-private:
+  private:
     bool erase_locked(std::string_view key) {
         auto found = m_index.find(key);
         if (found == m_index.end()) {

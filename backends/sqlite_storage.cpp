@@ -139,13 +139,13 @@ bool is_corrupt(int rc) {
 }
 
 ino_t inode_of(const std::string& path) {
-    struct stat st{};
+    struct stat st {};
     return ::stat(path.c_str(), &st) == 0 ? st.st_ino : 0;
 }
 
 // A cached statement in use: reset and unbound when it goes out of scope.
 class Statement {
-public:
+  public:
     explicit Statement(sqlite3_stmt* stmt) : m_stmt(stmt) {}
     Statement(Statement&& other) noexcept : m_stmt(std::exchange(other.m_stmt, nullptr)) {}
     Statement& operator=(Statement&&) = delete;
@@ -177,7 +177,7 @@ public:
     }
     sqlite3_stmt* get() const { return m_stmt; }
 
-private:
+  private:
     sqlite3_stmt* m_stmt;
 };
 
@@ -217,7 +217,7 @@ struct Shared {
 // One SQLite connection with its cached statements. Not thread-safe: the storage hands it
 // to one thread at a time.
 class Connection {
-public:
+  public:
     explicit Connection(Shared& shared) : m_shared(shared) {}
     ~Connection() { abandon_if_forked(); }
 
@@ -266,8 +266,8 @@ public:
         std::shared_ptr<std::string> value;
         if (static_cast<uint64_t>(stmt->integer(1)) <= k_read_inline_limit) {
             const auto* bytes = static_cast<const char*>(sqlite3_column_blob(stmt->get(), 2));
-            value = std::make_shared<std::string>(bytes ? bytes : "",
-                                                  static_cast<size_t>(sqlite3_column_bytes(stmt->get(), 2)));
+            value = std::make_shared<std::string>(
+                bytes ? bytes : "", static_cast<size_t>(sqlite3_column_bytes(stmt->get(), 2)));
         } else {
             // The statement stays open, so the blob is read from the same snapshot.
             auto read = read_blob(stmt->integer(0));
@@ -297,12 +297,14 @@ public:
             if (!stmt) {
                 return std::unexpected(stmt.error());
             }
-            stmt->bind({meta.key, meta.method, meta.url, static_cast<int64_t>(meta.status), meta.created,
-                        meta.expires, static_cast<int64_t>(total), m_shared.next_stamp()});
+            stmt->bind({meta.key, meta.method, meta.url, static_cast<int64_t>(meta.status),
+                        meta.created, meta.expires, static_cast<int64_t>(total),
+                        m_shared.next_stamp()});
             if (stream) {
                 sqlite3_bind_zeroblob64(stmt->get(), 9, total);
             } else if (value.size() == 1) {
-                sqlite3_bind_blob64(stmt->get(), 9, value[0].data() ? value[0].data() : "", total, SQLITE_STATIC);
+                sqlite3_bind_blob64(stmt->get(), 9, value[0].data() ? value[0].data() : "", total,
+                                    SQLITE_STATIC);
             } else {
                 m_joined.clear();
                 for (auto piece : value) {
@@ -351,8 +353,9 @@ public:
         stmt->bind({after, int64_t{k_scan_page}});
         int rc;
         while ((rc = stmt->step()) == SQLITE_ROW) {
-            page.push_back(Metadata{stmt->text(0), stmt->text(1), stmt->text(2), static_cast<long>(stmt->integer(3)),
-                                    stmt->integer(4), stmt->integer(5), static_cast<uint64_t>(stmt->integer(6))});
+            page.push_back(Metadata{stmt->text(0), stmt->text(1), stmt->text(2),
+                                    static_cast<long>(stmt->integer(3)), stmt->integer(4),
+                                    stmt->integer(5), static_cast<uint64_t>(stmt->integer(6))});
         }
         if (rc != SQLITE_DONE) {
             page.clear();
@@ -413,7 +416,7 @@ public:
         return {};
     }
 
-private:
+  private:
     Result<std::shared_ptr<std::string>> read_blob(int64_t rowid) {
         sqlite3_blob* raw = nullptr;
         int rc = sqlite3_blob_open(m_db.get(), "main", "entries", "value", rowid, 0, &raw);
@@ -421,7 +424,8 @@ private:
         if (rc != SQLITE_OK) {
             return std::unexpected(error(rc, "open value"));
         }
-        auto value = std::make_shared<std::string>(static_cast<size_t>(sqlite3_blob_bytes(blob.get())), '\0');
+        auto value = std::make_shared<std::string>(
+            static_cast<size_t>(sqlite3_blob_bytes(blob.get())), '\0');
         for (size_t done = 0; done < value->size();) {
             int chunk = static_cast<int>(std::min(k_blob_chunk, value->size() - done));
             rc = sqlite3_blob_read(blob.get(), value->data() + done, chunk, static_cast<int>(done));
@@ -444,7 +448,8 @@ private:
         for (auto piece : value) {
             for (size_t done = 0; done < piece.size();) {
                 int chunk = static_cast<int>(std::min(k_blob_chunk, piece.size() - done));
-                rc = sqlite3_blob_write(blob.get(), piece.data() + done, chunk, static_cast<int>(offset));
+                rc = sqlite3_blob_write(blob.get(), piece.data() + done, chunk,
+                                        static_cast<int>(offset));
                 if (rc != SQLITE_OK) {
                     return std::unexpected(error(rc, "write value"));
                 }
@@ -502,7 +507,8 @@ private:
     Result<Statement> statement(Sql id) {
         if (!m_stmts[id]) {
             sqlite3_stmt* raw = nullptr;
-            int rc = sqlite3_prepare_v3(m_db.get(), k_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &raw, nullptr);
+            int rc = sqlite3_prepare_v3(m_db.get(), k_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &raw,
+                                        nullptr);
             m_stmts[id].reset(raw);
             if (rc != SQLITE_OK) {
                 return std::unexpected(error(rc, "prepare"));
@@ -550,13 +556,16 @@ private:
             // Only the file found corrupt is moved: another process may have replaced it.
             std::string aside = path + ".corrupt-" + std::to_string(std::time(nullptr));
             if (::rename(path.c_str(), aside.c_str()) != 0) {
-                return fail("sqlite " + path + ": cannot move the corrupt database aside: " + std::strerror(errno));
+                return fail("sqlite " + path +
+                            ": cannot move the corrupt database aside: " + std::strerror(errno));
             }
             (void)::rename((path + "-wal").c_str(), (aside + "-wal").c_str());
             (void)::unlink((path + "-shm").c_str());
             m_shared.generation.fetch_add(1);
-            CURLCACHE_LOG(warning, "sqlite cache %s is not a valid database (corrupt); moved it to %s and "
-                                   "started a fresh one", path.c_str(), aside.c_str());
+            CURLCACHE_LOG(warning,
+                          "sqlite cache %s is not a valid database (corrupt); moved it to %s and "
+                          "started a fresh one",
+                          path.c_str(), aside.c_str());
         }
         m_last_rc = SQLITE_OK;
         return open();
@@ -614,7 +623,8 @@ private:
             done = exec("PRAGMA mmap_size = 268435456");
         }
         if (done) {
-            done = exec(m_shared.fast_save ? "PRAGMA synchronous = OFF" : "PRAGMA synchronous = NORMAL");
+            done = exec(m_shared.fast_save ? "PRAGMA synchronous = OFF"
+                                           : "PRAGMA synchronous = NORMAL");
         }
         if (done && schema_version() != k_schema_version) {
             done = exec(k_schema);
@@ -650,12 +660,13 @@ private:
 };
 
 class SqliteStorage final : public Storage {
-public:
+  public:
     SqliteStorage(std::string path, const config::Settings& settings) {
         m_shared.path = std::move(path);
         m_shared.memory = settings.sqlite_use_memory;
         m_shared.fast_save = settings.sqlite_fast_save;
-        m_shared.busy_timeout_ms = std::clamp<int64_t>(settings.sqlite_busy_timeout_ms, 0, INT32_MAX);
+        m_shared.busy_timeout_ms =
+            std::clamp<int64_t>(settings.sqlite_busy_timeout_ms, 0, INT32_MAX);
         m_shared.max_bytes = settings.max_size;
         // A shared-cache in-memory database locks whole tables between connections and
         // ignores the busy timeout: one connection is the only safe choice there.
@@ -671,7 +682,9 @@ public:
         if (pending && !m_pool.empty()) {
             Connection& connection = *m_pool.front();
             std::lock_guard lock(connection.mutex);
-            (void)connection.run([&] { return connection.in_transaction([&] { return connection.flush_touches(); }); });
+            (void)connection.run([&] {
+                return connection.in_transaction([&] { return connection.flush_touches(); });
+            });
         }
     }
 
@@ -784,7 +797,8 @@ public:
                 purged = removed ? *removed : 0;
                 return removed ? Result<void>{} : std::unexpected(removed.error());
             });
-            return done ? Result<uint64_t>{static_cast<uint64_t>(purged)} : std::unexpected(done.error());
+            return done ? Result<uint64_t>{static_cast<uint64_t>(purged)}
+                        : std::unexpected(done.error());
         });
     }
 
@@ -803,7 +817,7 @@ public:
         });
     }
 
-private:
+  private:
     template <class Op> auto with_connection(Op&& op) -> decltype(op(std::declval<Connection&>())) {
         std::unique_lock<std::mutex> lock;
         Connection& connection = acquire(lock);

@@ -58,11 +58,12 @@ std::string key_of(int i) {
     return key;
 }
 
-std::optional<Row> measure(const std::string& label, const std::string& backend, config::Settings settings,
-                           const Size& size) {
+std::optional<Row> measure(const std::string& label, const std::string& backend,
+                           config::Settings settings, const Size& size) {
     auto opened = backends::open(backend, settings);
     if (!opened) {
-        std::fprintf(stderr, "bench_storage: %s: %s\n", label.c_str(), opened.error().message.c_str());
+        std::fprintf(stderr, "bench_storage: %s: %s\n", label.c_str(),
+                     opened.error().message.c_str());
         return std::nullopt;
     }
     auto& storage = **opened;
@@ -73,16 +74,20 @@ std::optional<Row> measure(const std::string& label, const std::string& backend,
     }
     std::string_view piece(value);
     using Clock = std::chrono::steady_clock;
-    auto micros = [](Clock::duration d) { return std::chrono::duration<double, std::micro>(d).count(); };
+    auto micros = [](Clock::duration d) {
+        return std::chrono::duration<double, std::micro>(d).count();
+    };
 
     std::vector<double> puts, gets;
     for (int i = 0; i < size.puts; ++i) {
-        backends::Metadata meta{key_of(i), "GET", "http://origin.test/" + std::to_string(i), 200, 1700000000, 0, 0};
+        backends::Metadata meta{
+            key_of(i), "GET", "http://origin.test/" + std::to_string(i), 200, 1700000000, 0, 0};
         auto start = Clock::now();
         auto done = storage.put(meta, std::span(&piece, 1));
         puts.push_back(micros(Clock::now() - start));
         if (!done) {
-            std::fprintf(stderr, "bench_storage: %s put: %s\n", label.c_str(), done.error().message.c_str());
+            std::fprintf(stderr, "bench_storage: %s put: %s\n", label.c_str(),
+                         done.error().message.c_str());
             return std::nullopt;
         }
     }
@@ -142,7 +147,8 @@ double threaded_gets_per_second(const std::string& path, int threads, int strate
     for (auto& worker : workers) {
         worker.join();
     }
-    double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     return static_cast<double>(total.load()) / seconds;
 }
 
@@ -173,7 +179,8 @@ void print_connection_comparison(const std::string& scratch) {
 }
 
 // Runs the Python side and parses its "name size op median p90 p99" lines.
-std::vector<Row> run_python(const std::string& python, const std::string& script, const std::vector<Size>& sizes) {
+std::vector<Row> run_python(const std::string& python, const std::string& script,
+                            const std::vector<Size>& sizes) {
     std::string list, counts;
     for (const auto& size : sizes) {
         list += (list.empty() ? "" : ",") + std::to_string(size.bytes);
@@ -193,8 +200,8 @@ std::vector<Row> run_python(const std::string& python, const std::string& script
         char name[128], op[8];
         size_t bytes = 0;
         Stats stats;
-        if (std::sscanf(line, "%127[^\t]\t%zu\t%7s\t%lf\t%lf\t%lf", name, &bytes, op, &stats.median, &stats.p90,
-                        &stats.p99) != 6) {
+        if (std::sscanf(line, "%127[^\t]\t%zu\t%7s\t%lf\t%lf\t%lf", name, &bytes, op, &stats.median,
+                        &stats.p90, &stats.p99) != 6) {
             continue;
         }
         auto id = std::pair{std::string(name), bytes};
@@ -233,7 +240,8 @@ int main(int argc, char** argv) {
         }
     }
     int scale = quick ? 4 : 1;
-    std::vector<Size> sizes = {{1024, 4000 / scale, "1 KiB"}, {100 * 1024, 600 / scale, "100 KiB"},
+    std::vector<Size> sizes = {{1024, 4000 / scale, "1 KiB"},
+                               {100 * 1024, 600 / scale, "100 KiB"},
                                {1024 * 1024, 100 / scale, "1 MiB"}};
 
     const char* tmp = std::getenv("TMPDIR");
@@ -269,9 +277,10 @@ int main(int argc, char** argv) {
         rows.insert(rows.end(), theirs.begin(), theirs.end());
     }
 
-    std::printf("Storage latency per call, µs (median / p90 / p99); puts write new keys, gets are hits.\n");
-    std::printf("%-30s %8s | %9s %9s %9s | %9s %9s %9s | %s\n", "backend", "value", "get med", "p90", "p99",
-                "put med", "p90", "p99", "get/put vs curlcache sqlite");
+    std::printf(
+        "Storage latency per call, µs (median / p90 / p99); puts write new keys, gets are hits.\n");
+    std::printf("%-30s %8s | %9s %9s %9s | %9s %9s %9s | %s\n", "backend", "value", "get med",
+                "p90", "p99", "put med", "p90", "p99", "get/put vs curlcache sqlite");
     for (const auto& size : sizes) {
         const Row* ours = nullptr;
         for (const auto& row : rows) {
@@ -285,11 +294,12 @@ int main(int argc, char** argv) {
             }
             char ratio[64] = "";
             if (ours && &row != ours && ours->get.median > 0 && ours->put.median > 0) {
-                std::snprintf(ratio, sizeof ratio, "%.2fx / %.2fx", row.get.median / ours->get.median,
-                              row.put.median / ours->put.median);
+                std::snprintf(ratio, sizeof ratio, "%.2fx / %.2fx",
+                              row.get.median / ours->get.median, row.put.median / ours->put.median);
             }
-            std::printf("%-30s %8s | %9.2f %9.2f %9.2f | %9.2f %9.2f %9.2f | %s\n", row.backend.c_str(), size.label,
-                        row.get.median, row.get.p90, row.get.p99, row.put.median, row.put.p90, row.put.p99, ratio);
+            std::printf("%-30s %8s | %9.2f %9.2f %9.2f | %9.2f %9.2f %9.2f | %s\n",
+                        row.backend.c_str(), size.label, row.get.median, row.get.p90, row.get.p99,
+                        row.put.median, row.put.p90, row.put.p99, ratio);
         }
     }
     if (!quick) {

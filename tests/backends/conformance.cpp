@@ -59,7 +59,9 @@ int teardown(void** state) {
     return 0;
 }
 
-Fixture& fixture_of(void** state) { return *static_cast<Fixture*>(*state); }
+Fixture& fixture_of(void** state) {
+    return *static_cast<Fixture*>(*state);
+}
 
 // Reopens the fixture's storage with a size limit (same cache location).
 Storage& reopen_with_max_size(Fixture& fixture, uint64_t max_size) {
@@ -69,7 +71,8 @@ Storage& reopen_with_max_size(Fixture& fixture, uint64_t max_size) {
     return *fixture.storage;
 }
 
-void put_or_fail(Storage& storage, const Metadata& meta, std::initializer_list<std::string_view> pieces) {
+void put_or_fail(Storage& storage, const Metadata& meta,
+                 std::initializer_list<std::string_view> pieces) {
     std::vector<std::string_view> parts(pieces);
     auto done = storage.put(meta, parts);
     if (!done) {
@@ -199,7 +202,8 @@ void test_binary_values_round_trip_unchanged(void** state) {
         bytes.append(3, '\0');
     }
     std::string_view all(bytes);
-    put_or_fail(storage, test_meta(test_key(5)), {all.substr(0, 1), "", all.substr(1, 700), all.substr(701)});
+    put_or_fail(storage, test_meta(test_key(5)),
+                {all.substr(0, 1), "", all.substr(1, 700), all.substr(701)});
     auto value = get_or_fail(storage, test_key(5));
     assert_true(value.has_value());
     assert_int_equal(value->size(), bytes.size());
@@ -244,9 +248,9 @@ void test_max_size_evicts_least_recently_used_entries_first(void** state) {
     auto& fixture = fixture_of(state);
     auto& storage = reopen_with_max_size(fixture, 4096);
     std::string kib(1024, 'k');
-    put_or_fail(storage, test_meta(test_key(20)), {kib}); // A
-    put_or_fail(storage, test_meta(test_key(21)), {kib}); // B
-    put_or_fail(storage, test_meta(test_key(22)), {kib}); // C
+    put_or_fail(storage, test_meta(test_key(20)), {kib});        // A
+    put_or_fail(storage, test_meta(test_key(21)), {kib});        // B
+    put_or_fail(storage, test_meta(test_key(22)), {kib});        // C
     assert_true(get_or_fail(storage, test_key(20)).has_value()); // A is now newer than B, C
     put_or_fail(storage, test_meta(test_key(23)), {kib});        // D: exactly full
     put_or_fail(storage, test_meta(test_key(24)), {kib});        // E: over, B goes first
@@ -298,7 +302,8 @@ void test_eight_concurrent_writers_never_tear_a_value(void** state) {
                 if (i % 3 != 2) {
                     // Mostly small values; every 50th crosses the sqlite streaming threshold.
                     size_t size = i % 50 == 0 ? 300 * 1024 : static_cast<size_t>(i * 37 % 8000);
-                    std::string value = make_value(key, static_cast<uint64_t>(t * 100000 + i), size);
+                    std::string value =
+                        make_value(key, static_cast<uint64_t>(t * 100000 + i), size);
                     std::string_view piece(value);
                     if (!storage.put(test_meta(key), std::span(&piece, 1))) {
                         ++errors;
@@ -399,21 +404,24 @@ void check_many_processes(const ConformanceBackend& backend, const std::string& 
             int code = 0;
             for (int i = 0; i < k_ops && code == 0; ++i) {
                 bool own = i % 10 == 0;
-                std::string key = own ? unique_key(child, i)
-                                      : test_key((static_cast<uint64_t>(i) * 13 + child * 16) % k_pool);
+                std::string key =
+                    own ? unique_key(child, i)
+                        : test_key((static_cast<uint64_t>(i) * 13 + child * 16) % k_pool);
                 if (own || i % 2 == 0) {
                     std::string value = make_value(key, static_cast<uint64_t>(child * k_ops + i),
                                                    static_cast<size_t>((i * 131) % 20000));
                     std::string_view piece(value);
                     auto done = storage.put(test_meta(key), std::span(&piece, 1));
                     if (!done) {
-                        std::fprintf(stderr, "child %d put: %s\n", child, done.error().message.c_str());
+                        std::fprintf(stderr, "child %d put: %s\n", child,
+                                     done.error().message.c_str());
                         code = 1;
                     }
                 } else {
                     auto got = storage.get(key);
                     if (!got) {
-                        std::fprintf(stderr, "child %d get: %s\n", child, got.error().message.c_str());
+                        std::fprintf(stderr, "child %d get: %s\n", child,
+                                     got.error().message.c_str());
                         code = 1;
                     } else if (*got && !value_is_intact(key, *got->value())) {
                         code = 2;
@@ -469,7 +477,8 @@ void remove_scratch(const std::string& path) {
     for (char** env = environ; env && *env; ++env) {
         if (std::strncmp(*env, "CURLCACHE_", 10) == 0) {
             const char* equals = std::strchr(*env, '=');
-            names.emplace_back(*env, equals ? static_cast<size_t>(equals - *env) : std::strlen(*env));
+            names.emplace_back(*env,
+                               equals ? static_cast<size_t>(equals - *env) : std::strlen(*env));
         }
     }
     for (const auto& name : names) {

@@ -52,7 +52,9 @@ int teardown(void** state) {
     return 0;
 }
 
-Fixture& fixture_of(void** state) { return *static_cast<Fixture*>(*state); }
+Fixture& fixture_of(void** state) {
+    return *static_cast<Fixture*>(*state);
+}
 
 void put_text(backends::Storage& storage, uint64_t n, std::string_view text) {
     auto done = storage.put(test_meta(test_key(n)), std::span(&text, 1));
@@ -66,7 +68,7 @@ std::string entry_path(const Fixture& fixture, uint64_t n) {
 }
 
 mode_t mode_of(const std::string& path) {
-    struct stat st{};
+    struct stat st {};
     assert_int_equal(::stat(path.c_str(), &st), 0);
     return st.st_mode & 07777;
 }
@@ -104,7 +106,8 @@ void test_a_truncated_entry_file_reads_as_a_miss(void** state) {
 
     // The damaged files are skipped by scan and replaced by the next put.
     int visited = 0;
-    assert_true(fixture.storage->scan([&](const backends::Metadata&) { return ++visited > 0; }).has_value());
+    assert_true(fixture.storage->scan([&](const backends::Metadata&) { return ++visited > 0; })
+                    .has_value());
     assert_int_equal(visited, 1);
     put_text(*fixture.storage, 1, "whole again");
     auto got = fixture.storage->get(test_key(1));
@@ -116,7 +119,8 @@ void test_garbage_and_extended_entry_files_read_as_a_miss(void** state) {
     auto& fixture = fixture_of(state);
     put_text(*fixture.storage, 1, "will be overwritten with garbage");
     put_text(*fixture.storage, 2, "will grow");
-    std::ofstream(entry_path(fixture, 1), std::ios::binary | std::ios::trunc) << std::string(300, '\x7f');
+    std::ofstream(entry_path(fixture, 1), std::ios::binary | std::ios::trunc)
+        << std::string(300, '\x7f');
     std::ofstream(entry_path(fixture, 2), std::ios::binary | std::ios::app) << "tail";
     assert_reads_as_miss_or_error(*fixture.storage, 1);
     assert_reads_as_miss_or_error(*fixture.storage, 2);
@@ -169,17 +173,21 @@ void test_default_folder_is_under_the_user_cache_home(void** state) {
 
 int main() {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_four_processes_share_one_folder_without_errors_or_torn_values,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_entries_live_in_folders_named_after_the_first_two_key_digits,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_a_truncated_entry_file_reads_as_a_miss, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_garbage_and_extended_entry_files_read_as_a_miss, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_an_entry_file_under_another_key_name_is_not_served, setup,
+        cmocka_unit_test_setup_teardown(
+            test_four_processes_share_one_folder_without_errors_or_torn_values, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_entries_live_in_folders_named_after_the_first_two_key_digits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_truncated_entry_file_reads_as_a_miss, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_garbage_and_extended_entry_files_read_as_a_miss, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_an_entry_file_under_another_key_name_is_not_served,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_leftover_temp_files_are_not_listed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cache_files_and_folders_are_owner_only, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_default_folder_is_under_the_user_cache_home, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cache_files_and_folders_are_owner_only, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_default_folder_is_under_the_user_cache_home, setup,
+                                        teardown),
     };
     int failed = tests::run_conformance(k_filesystem);
     failed += cmocka_run_group_tests_name("filesystem storage", tests, nullptr, nullptr);

@@ -10,7 +10,8 @@ using namespace curlcache;
 using tests::test_key;
 using tests::test_meta;
 
-const tests::ConformanceBackend k_memory{"memory", [](const std::string&) { return config::Settings{}; }};
+const tests::ConformanceBackend k_memory{"memory",
+                                         [](const std::string&) { return config::Settings{}; }};
 
 std::unique_ptr<backends::Storage> open_memory(uint64_t max_entries) {
     config::Settings settings;

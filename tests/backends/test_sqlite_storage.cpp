@@ -44,11 +44,13 @@ int teardown(void** state) {
     return 0;
 }
 
-const std::string& scratch_of(void** state) { return *static_cast<std::string*>(*state); }
+const std::string& scratch_of(void** state) {
+    return *static_cast<std::string*>(*state);
+}
 
 // Sets an environment variable for one test and restores it afterwards.
 class ScopedEnv {
-public:
+  public:
     ScopedEnv(const char* name, const std::string& value) : m_name(name) {
         if (const char* old = std::getenv(name)) {
             m_old = old;
@@ -63,7 +65,7 @@ public:
         }
     }
 
-private:
+  private:
     const char* m_name;
     std::optional<std::string> m_old;
 };
@@ -92,7 +94,7 @@ bool has_entry(backends::Storage& storage, uint64_t n) {
 }
 
 mode_t mode_of(const std::string& path) {
-    struct stat st{};
+    struct stat st {};
     assert_int_equal(::stat(path.c_str(), &st), 0);
     return st.st_mode & 07777;
 }
@@ -119,7 +121,8 @@ std::vector<std::string> names_starting_with(const std::string& dir, std::string
 
 // Opens a cache whose file was damaged in `damage`, and checks that it was moved aside with
 // one warning and that the fresh database works.
-void check_recovers_from(const std::string& scratch, const std::function<void(const std::string&)>& damage) {
+void check_recovers_from(const std::string& scratch,
+                         const std::function<void(const std::string&)>& damage) {
     config::Settings settings = k_sqlite.settings(scratch);
     {
         auto storage = open_or_fail(settings);
@@ -224,12 +227,14 @@ void test_a_writer_holding_the_lock_past_the_busy_timeout_is_a_timeout(void** st
     sqlite3* raw = nullptr;
     assert_int_equal(sqlite3_open(settings.name.c_str(), &raw), SQLITE_OK);
     std::unique_ptr<sqlite3, decltype(&sqlite3_close)> other(raw, sqlite3_close);
-    assert_int_equal(sqlite3_exec(other.get(), "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(other.get(), "BEGIN IMMEDIATE", nullptr, nullptr, nullptr),
+                     SQLITE_OK);
 
     std::string_view text = "blocked";
     auto done = storage->put(test_meta(test_key(2)), std::span(&text, 1));
     assert_false(done.has_value());
-    assert_int_equal(static_cast<int>(done.error().kind), static_cast<int>(backends::ErrorKind::timeout));
+    assert_int_equal(static_cast<int>(done.error().kind),
+                     static_cast<int>(backends::ErrorKind::timeout));
     assert_true(has_entry(*storage, 1)); // WAL: readers are not blocked by the writer
 
     assert_int_equal(sqlite3_exec(other.get(), "ROLLBACK", nullptr, nullptr, nullptr), SQLITE_OK);
@@ -263,18 +268,22 @@ void test_a_forked_child_can_keep_using_the_parents_storage(void** state) {
 
 int main() {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_four_processes_share_one_database_without_errors_or_torn_values,
+        cmocka_unit_test_setup_teardown(
+            test_four_processes_share_one_database_without_errors_or_torn_values, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_garbage_file_is_moved_aside_and_replaced_by_a_fresh_database, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_damaged_pages_behind_a_valid_header_are_detected_and_replaced, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_database_files_and_folders_are_owner_only, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_cache_names_resolve_like_requests_cache, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_memory_databases_with_the_same_name_are_shared, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_writer_holding_the_lock_past_the_busy_timeout_is_a_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_forked_child_can_keep_using_the_parents_storage,
                                         setup, teardown),
-        cmocka_unit_test_setup_teardown(test_a_garbage_file_is_moved_aside_and_replaced_by_a_fresh_database,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_damaged_pages_behind_a_valid_header_are_detected_and_replaced,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_database_files_and_folders_are_owner_only, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cache_names_resolve_like_requests_cache, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_memory_databases_with_the_same_name_are_shared, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_a_writer_holding_the_lock_past_the_busy_timeout_is_a_timeout,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_a_forked_child_can_keep_using_the_parents_storage, setup, teardown),
     };
     int failed = tests::run_conformance(k_sqlite);
     failed += cmocka_run_group_tests_name("sqlite storage", tests, nullptr, nullptr);
