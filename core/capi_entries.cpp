@@ -6,6 +6,7 @@
 
 #include <curl/curl.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cstring>
 
@@ -80,19 +81,16 @@ backends::Result<std::optional<Key>> resolve_key(Cache& cache, std::string_view 
     if (*found) {
         return key;
     }
-    std::string wanted = redact_url(key_or_url, cache.settings());
-    std::optional<Key> match;
-    auto scanned = cache.storage().scan([&](const backends::Metadata& meta) {
-        if (meta.url != wanted) {
-            return true;
-        }
-        match = Key::from_hex(meta.key);
-        return meta.method != "GET"; // a GET entry ends the search
-    });
-    if (!scanned) {
-        return std::unexpected(scanned.error());
+    auto stored = entries_for_url(cache, key_or_url, false);
+    if (!stored) {
+        return std::unexpected(stored.error());
     }
-    return match;
+    auto get = std::find_if(stored->begin(), stored->end(),
+                            [](const backends::Metadata& meta) { return meta.method == "GET"; });
+    if (get == stored->end()) {
+        get = stored->begin();
+    }
+    return get == stored->end() ? std::nullopt : Key::from_hex(get->key);
 }
 
 } // namespace
@@ -100,9 +98,9 @@ backends::Result<std::optional<Key>> resolve_key(Cache& cache, std::string_view 
 } // namespace curlcache::core::capi
 
 using namespace curlcache;
-using core::capi::cache_of;
 using core::capi::fail;
 using core::capi::guarded;
+using core::capi::with_cache;
 
 extern "C" {
 
@@ -175,12 +173,8 @@ CURLCACHE_EXPORT curlcache_code curlcache_request_key(curlcache_handle* handle,
     if (!handle || !request || !key_hex) {
         return fail(handle, CURLCACHE_E_INVALID_ARGUMENT, "NULL argument");
     }
-    return guarded(handle, [&] {
-        core::Cache* cache = cache_of(handle);
-        if (!cache) {
-            return CURLCACHE_E_INVALID_ARGUMENT;
-        }
-        std::string hex = cache->key(request->request).hex();
+    return with_cache(handle, [&](core::Cache& cache) {
+        std::string hex = cache.key(request->request).hex();
         std::memcpy(key_hex, hex.c_str(), hex.size() + 1);
         return CURLCACHE_OK;
     });
@@ -193,14 +187,10 @@ CURLCACHE_EXPORT curlcache_code curlcache_lookup(curlcache_handle* handle,
         return fail(handle, CURLCACHE_E_INVALID_ARGUMENT, "NULL argument");
     }
     *out = nullptr;
-    return guarded(handle, [&] {
-        core::Cache* cache = cache_of(handle);
-        if (!cache) {
-            return CURLCACHE_E_INVALID_ARGUMENT;
-        }
-        const config::Settings& settings = cache->settings();
-        core::Stats& stats = cache->stats();
-        if (!cache->request_cacheable(request->request)) {
+    return with_cache(handle, [&](core::Cache& cache) {
+        const config::Settings& settings = cache.settings();
+        core::Stats& stats = cache.stats();
+        if (!cache.request_cacheable(request->request)) {
             stats.passthrough.fetch_add(1, std::memory_order_relaxed);
             return CURLCACHE_E_MISS;
         }
@@ -208,8 +198,8 @@ CURLCACHE_EXPORT curlcache_code curlcache_lookup(curlcache_handle* handle,
             stats.misses.fetch_add(1, std::memory_order_relaxed);
             return CURLCACHE_E_MISS;
         }
-        core::Key key = cache->key(request->request);
-        auto found = cache->find(key);
+        core::Key key = cache.key(request->request);
+        auto found = cache.find(key);
         if (!found) {
             return fail(handle, found.error());
         }
@@ -236,19 +226,15 @@ CURLCACHE_EXPORT curlcache_code curlcache_entry_get(curlcache_handle* handle,
         return fail(handle, CURLCACHE_E_INVALID_ARGUMENT, "NULL argument");
     }
     *out = nullptr;
-    return guarded(handle, [&] {
-        core::Cache* cache = cache_of(handle);
-        if (!cache) {
-            return CURLCACHE_E_INVALID_ARGUMENT;
-        }
-        auto key = core::capi::resolve_key(*cache, key_or_url);
+    return with_cache(handle, [&](core::Cache& cache) {
+        auto key = core::capi::resolve_key(cache, key_or_url);
         if (!key) {
             return fail(handle, key.error());
         }
         if (!*key) {
             return CURLCACHE_E_MISS;
         }
-        auto found = cache->find(**key);
+        auto found = cache.find(**key);
         if (!found) {
             return fail(handle, found.error());
         }
@@ -329,14 +315,10 @@ CURLCACHE_EXPORT curlcache_code curlcache_store(curlcache_handle* handle,
     if (!handle || !request || (!headers && headers_size > 0) || (!body && body_size > 0)) {
         return fail(handle, CURLCACHE_E_INVALID_ARGUMENT, "NULL argument");
     }
-    return guarded(handle, [&] {
-        core::Cache* cache = cache_of(handle);
-        if (!cache) {
-            return CURLCACHE_E_INVALID_ARGUMENT;
-        }
-        const config::Settings& settings = cache->settings();
+    return with_cache(handle, [&](core::Cache& cache) {
+        const config::Settings& settings = cache.settings();
         // The caller fetched these bytes from the network, whether or not they are kept.
-        cache->stats().bytes_downloaded.fetch_add(body_size, std::memory_order_relaxed);
+        cache.stats().bytes_downloaded.fetch_add(body_size, std::memory_order_relaxed);
 
         core::Entry entry;
         entry.method = request->request.method;
@@ -367,7 +349,7 @@ CURLCACHE_EXPORT curlcache_code curlcache_store(curlcache_handle* handle,
                                       : CURLCACHE_E_NOT_CACHEABLE;
             return fail(handle, code, std::string("not stored: ") + core::policy::describe(verdict));
         }
-        auto stored = cache->store(cache->key(request->request), entry);
+        auto stored = cache.store(cache.key(request->request), entry);
         if (!stored) {
             return fail(handle, stored.error());
         }

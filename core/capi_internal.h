@@ -73,7 +73,21 @@ template <class Body> curlcache_code guarded(curlcache_handle* handle, Body&& bo
 // its open failed.
 Cache* cache_of(curlcache_handle* handle) noexcept;
 
+// guarded() for a function on an open cache: `body` gets the Cache; a null handle, or
+// one whose open failed, is CURLCACHE_E_INVALID_ARGUMENT.
+template <class Body> curlcache_code with_cache(curlcache_handle* handle, Body&& body) noexcept {
+    return guarded(handle, [&] {
+        Cache* cache = cache_of(handle);
+        return cache ? body(*cache) : CURLCACHE_E_INVALID_ARGUMENT;
+    });
+}
+
 int64_t now_seconds() noexcept;
+
+// Stored entries whose URL is `text` (normalised and redacted as stored URLs are) or, when
+// `glob`, matches `text` as a glob (core/policy.h glob_match). Scans the whole cache.
+backends::Result<std::vector<backends::Metadata>> entries_for_url(Cache& cache,
+                                                                  std::string_view text, bool glob);
 
 // curlcache_open()'s NULL-terminated "key=value" array (or NULL): the special key
 // "config" names the file to read; the rest go to config::load as arguments.

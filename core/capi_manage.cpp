@@ -29,22 +29,19 @@ bool is_glob(std::string_view text) {
     return text.find_first_of("*?") != std::string_view::npos;
 }
 
-// Keys to delete for a URL or URL glob: stored entries whose (redacted) URL matches.
+// Keys to delete for a URL or URL glob: stored entries whose URL matches, and for a URL
+// its GET key (even if the backend's scan has not caught up with it).
 backends::Result<std::vector<std::string>> matching_keys(Cache& cache, std::string_view text) {
-    std::string exact = redact_url(text, cache.settings());
     bool glob = is_glob(text);
+    auto metas = entries_for_url(cache, text, glob);
+    if (!metas) {
+        return std::unexpected(metas.error());
+    }
     std::vector<std::string> keys;
-    auto scanned = cache.storage().scan([&](const backends::Metadata& meta) {
-        if (meta.url == exact || (glob && policy::glob_match(text, meta.url))) {
-            keys.push_back(meta.key);
-        }
-        return true;
-    });
-    if (!scanned) {
-        return std::unexpected(scanned.error());
+    for (const backends::Metadata& meta : *metas) {
+        keys.push_back(meta.key);
     }
     if (!glob) {
-        // The GET key of the URL, even if the backend's scan has not caught up with it.
         Request request;
         request.url = std::string(text);
         std::string key = cache.key(request).hex();
@@ -57,12 +54,29 @@ backends::Result<std::vector<std::string>> matching_keys(Cache& cache, std::stri
 
 } // namespace
 
+backends::Result<std::vector<backends::Metadata>> entries_for_url(Cache& cache,
+                                                                  std::string_view text, bool glob) {
+    std::string exact = redact_url(text, cache.settings());
+    std::vector<backends::Metadata> found;
+    auto scanned = cache.storage().scan([&](const backends::Metadata& meta) {
+        if (meta.url == exact || (glob && policy::glob_match(text, meta.url))) {
+            found.push_back(meta);
+        }
+        return true;
+    });
+    if (!scanned) {
+        return std::unexpected(scanned.error());
+    }
+    return found;
+}
+
 } // namespace curlcache::core::capi
 
 using namespace curlcache;
 using core::capi::cache_of;
 using core::capi::fail;
 using core::capi::guarded;
+using core::capi::with_cache;
 
 extern "C" {
 
@@ -71,12 +85,8 @@ CURLCACHE_EXPORT curlcache_code curlcache_scan(curlcache_handle* handle, curlcac
     if (!handle || !cb) {
         return fail(handle, CURLCACHE_E_INVALID_ARGUMENT, "NULL argument");
     }
-    return guarded(handle, [&] {
-        core::Cache* cache = cache_of(handle);
-        if (!cache) {
-            return CURLCACHE_E_INVALID_ARGUMENT;
-        }
-        auto scanned = cache->storage().scan([&](const backends::Metadata& meta) {
+    return with_cache(handle, [&](core::Cache& cache) {
+        auto scanned = cache.storage().scan([&](const backends::Metadata& meta) {
             curlcache_meta out{meta.key.c_str(), meta.method.c_str(), meta.url.c_str(),
                                meta.status,      meta.created,        meta.expires,
                                meta.size};
@@ -94,16 +104,12 @@ CURLCACHE_EXPORT curlcache_code curlcache_delete(curlcache_handle* handle,
     if (!handle || !key_url_or_glob || !key_url_or_glob[0]) {
         return fail(handle, CURLCACHE_E_INVALID_ARGUMENT, "NULL or empty key, URL or glob");
     }
-    return guarded(handle, [&] {
-        core::Cache* cache = cache_of(handle);
-        if (!cache) {
-            return CURLCACHE_E_INVALID_ARGUMENT;
-        }
+    return with_cache(handle, [&](core::Cache& cache) {
         std::vector<std::string> keys;
         if (auto key = core::Key::from_hex(key_url_or_glob)) {
             keys.push_back(key->hex());
         } else {
-            auto matched = core::capi::matching_keys(*cache, key_url_or_glob);
+            auto matched = core::capi::matching_keys(cache, key_url_or_glob);
             if (!matched) {
                 return fail(handle, matched.error());
             }
@@ -111,7 +117,7 @@ CURLCACHE_EXPORT curlcache_code curlcache_delete(curlcache_handle* handle,
         }
         uint64_t count = 0;
         for (const std::string& key : keys) {
-            auto gone = cache->storage().remove(key);
+            auto gone = cache.storage().remove(key);
             if (!gone) {
                 if (removed) {
                     *removed = count;
@@ -128,12 +134,8 @@ CURLCACHE_EXPORT curlcache_code curlcache_delete(curlcache_handle* handle,
 }
 
 CURLCACHE_EXPORT curlcache_code curlcache_clear(curlcache_handle* handle) {
-    return guarded(handle, [&] {
-        core::Cache* cache = cache_of(handle);
-        if (!cache) {
-            return CURLCACHE_E_INVALID_ARGUMENT;
-        }
-        auto cleared = cache->storage().clear();
+    return with_cache(handle, [&](core::Cache& cache) {
+        auto cleared = cache.storage().clear();
         return cleared ? CURLCACHE_OK : fail(handle, cleared.error());
     });
 }
@@ -142,12 +144,8 @@ CURLCACHE_EXPORT curlcache_code curlcache_purge(curlcache_handle* handle, uint64
     if (removed) {
         *removed = 0;
     }
-    return guarded(handle, [&] {
-        core::Cache* cache = cache_of(handle);
-        if (!cache) {
-            return CURLCACHE_E_INVALID_ARGUMENT;
-        }
-        auto purged = cache->storage().purge_expired(core::capi::now_seconds());
+    return with_cache(handle, [&](core::Cache& cache) {
+        auto purged = cache.storage().purge_expired(core::capi::now_seconds());
         if (!purged) {
             return fail(handle, purged.error());
         }
@@ -159,24 +157,16 @@ CURLCACHE_EXPORT curlcache_code curlcache_purge(curlcache_handle* handle, uint64
 }
 
 CURLCACHE_EXPORT curlcache_code curlcache_vacuum(curlcache_handle* handle) {
-    return guarded(handle, [&] {
-        core::Cache* cache = cache_of(handle);
-        if (!cache) {
-            return CURLCACHE_E_INVALID_ARGUMENT;
-        }
-        auto done = cache->storage().vacuum();
+    return with_cache(handle, [&](core::Cache& cache) {
+        auto done = cache.storage().vacuum();
         return done ? CURLCACHE_OK : fail(handle, done.error());
     });
 }
 
 CURLCACHE_EXPORT curlcache_code curlcache_count(curlcache_handle* handle, uint64_t* entries,
                                                 uint64_t* bytes) {
-    return guarded(handle, [&] {
-        core::Cache* cache = cache_of(handle);
-        if (!cache) {
-            return CURLCACHE_E_INVALID_ARGUMENT;
-        }
-        auto usage = cache->storage().usage();
+    return with_cache(handle, [&](core::Cache& cache) {
+        auto usage = cache.storage().usage();
         if (!usage) {
             return fail(handle, usage.error());
         }
@@ -257,16 +247,12 @@ CURLCACHE_EXPORT curlcache_code curlcache_tier_get(curlcache_handle* handle, siz
     if (!handle || !tier) {
         return fail(handle, CURLCACHE_E_INVALID_ARGUMENT, "NULL argument");
     }
-    return guarded(handle, [&] {
-        core::Cache* cache = cache_of(handle);
-        if (!cache) {
-            return CURLCACHE_E_INVALID_ARGUMENT;
-        }
+    return with_cache(handle, [&](core::Cache& cache) {
         if (index >= handle->tiers.size()) {
             return fail(handle, CURLCACHE_E_INVALID_ARGUMENT, "no such tier");
         }
-        backends::TieredStorage* tiered = backends::as_tiered(cache->storage());
-        backends::Storage& storage = tiered ? tiered->tier(index) : cache->storage();
+        backends::TieredStorage* tiered = backends::as_tiered(cache.storage());
+        backends::Storage& storage = tiered ? tiered->tier(index) : cache.storage();
         auto usage = storage.usage();
         if (!usage) {
             return fail(handle, usage.error());

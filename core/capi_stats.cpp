@@ -4,9 +4,9 @@
 #include "core/stats.h"
 
 using namespace curlcache;
-using core::capi::cache_of;
 using core::capi::fail;
 using core::capi::guarded;
+using core::capi::with_cache;
 
 extern "C" {
 
@@ -15,14 +15,10 @@ CURLCACHE_EXPORT curlcache_code curlcache_stats_get(curlcache_handle* handle,
     if (!handle || !out) {
         return fail(handle, CURLCACHE_E_INVALID_ARGUMENT, "NULL argument");
     }
-    return guarded(handle, [&] {
-        core::Cache* cache = cache_of(handle);
-        if (!cache) {
-            return CURLCACHE_E_INVALID_ARGUMENT;
-        }
-        core::stats::Counters total = core::stats::snapshot(cache->stats());
-        if (!cache->stats_path().empty()) {
-            auto persisted = core::stats::read_file(cache->stats_path());
+    return with_cache(handle, [&](core::Cache& cache) {
+        core::stats::Counters total = core::stats::snapshot(cache.stats());
+        if (!cache.stats_path().empty()) {
+            auto persisted = core::stats::read_file(cache.stats_path());
             if (!persisted) {
                 return fail(handle, CURLCACHE_E_IO, persisted.error().message);
             }
@@ -36,14 +32,10 @@ CURLCACHE_EXPORT curlcache_code curlcache_stats_get(curlcache_handle* handle,
 }
 
 CURLCACHE_EXPORT curlcache_code curlcache_stats_zero(curlcache_handle* handle) {
-    return guarded(handle, [&] {
-        core::Cache* cache = cache_of(handle);
-        if (!cache) {
-            return CURLCACHE_E_INVALID_ARGUMENT;
-        }
-        core::stats::take(cache->stats());
-        if (!cache->stats_path().empty()) {
-            if (auto zeroed = core::stats::zero_file(cache->stats_path()); !zeroed) {
+    return with_cache(handle, [&](core::Cache& cache) {
+        core::stats::take(cache.stats());
+        if (!cache.stats_path().empty()) {
+            if (auto zeroed = core::stats::zero_file(cache.stats_path()); !zeroed) {
                 return fail(handle, CURLCACHE_E_IO, zeroed.error().message);
             }
         }
