@@ -38,7 +38,11 @@ void drain_real(const core::easy::CurlApi& api, CURLM* multi) {
         if (state == nullptr) {
             return;
         }
-        Member& member = state->members[msg.easy_handle];
+        const auto [found, added] = state->members.try_emplace(msg.easy_handle);
+        if (added) {
+            ++state->real_count; // a handle libcurl added itself (an HTTP/2 server push)
+        }
+        Member& member = found->second;
         member.finished = true;
         member.msg = msg;
         state->done.push_back(msg.easy_handle);
