@@ -51,7 +51,7 @@ def scenario(name, urls, extra_env, max_requests, origin, scratch, shim, inject=
              for i, a in enumerate(argvs)]
     problems = []
     if inject:
-        argvs = [a[:-1] + [a[-1].replace("/slow/400", "/bytes/127")
+        argvs = [a[:-1] + [a[-1].replace("/slow/1000", "/bytes/127")
                            .replace("/bytes/5", "/bytes/6")] for a in argvs]
     c0 = origin.count()
     together = spawn_all(argvs, base, "shim", env, shim)
@@ -78,10 +78,10 @@ def main():
         with harness.Origin(scratch) as origin:
             b = origin.base
             cases = [
-                ("same_url_coalesced", [b + "/slow/400"] * 4, {}, 1),
-                ("same_url_coalesced_filesystem", [b + "/slow/400?fs"] * 4,
+                ("same_url_coalesced", [b + "/slow/1000"] * 4, {}, 1),
+                ("same_url_coalesced_filesystem", [b + "/slow/1000?fs"] * 4,
                  {"CURLCACHE_BACKEND": "filesystem"}, 1),
-                ("same_url_no_coalescing", [b + "/slow/400?x"] * 4,
+                ("same_url_no_coalescing", [b + "/slow/1000?x"] * 4,
                  {"CURLCACHE_COALESCE": "0"}, 4),
                 ("distinct_urls_writers", [b + "/bytes/%d" % (50000 + i) for i in range(8)],
                  {}, 8),
