@@ -1,0 +1,472 @@
+// The sqlite backend's connection (see sqlite_connection.h): opening with the pragmas and
+// schema, recovery from a corrupt file, and the statements behind each Storage operation.
+#include "backends/sqlite_connection.h"
+
+#include "backends/filesystem_storage.h"
+#include "core/log.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+
+namespace curlcache::backends::sqlite {
+
+namespace {
+
+constexpr int k_schema_version = 1;
+
+constexpr const char* k_schema = R"sql(
+BEGIN IMMEDIATE;
+CREATE TABLE IF NOT EXISTS entries (
+    key TEXT PRIMARY KEY NOT NULL,
+    method TEXT NOT NULL,
+    url TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    created INTEGER NOT NULL,
+    expires INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    accessed INTEGER NOT NULL,
+    value BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS entries_accessed ON entries(accessed);
+CREATE INDEX IF NOT EXISTS entries_expires ON entries(expires) WHERE expires > 0;
+CREATE TABLE IF NOT EXISTS totals (
+    id INTEGER PRIMARY KEY CHECK (id = 0),
+    entries INTEGER NOT NULL,
+    bytes INTEGER NOT NULL);
+INSERT OR IGNORE INTO totals VALUES (0, 0, 0);
+CREATE TRIGGER IF NOT EXISTS entries_insert AFTER INSERT ON entries BEGIN
+    UPDATE totals SET entries = entries + 1, bytes = bytes + NEW.size WHERE id = 0;
+END;
+CREATE TRIGGER IF NOT EXISTS entries_delete AFTER DELETE ON entries BEGIN
+    UPDATE totals SET entries = entries - 1, bytes = bytes - OLD.size WHERE id = 0;
+END;
+CREATE TRIGGER IF NOT EXISTS entries_resize AFTER UPDATE OF size ON entries BEGIN
+    UPDATE totals SET bytes = bytes - OLD.size + NEW.size WHERE id = 0;
+END;
+PRAGMA user_version = 1;
+COMMIT;
+)sql";
+
+constexpr std::array<const char*, sql_count> k_sql = {
+    "SELECT rowid, size, CASE WHEN size <= ?2 THEN value END FROM entries WHERE key = ?1",
+    "UPDATE entries SET accessed = ?2 WHERE key = ?1 AND accessed < ?2",
+    "INSERT INTO entries (key, method, url, status, created, expires, size, accessed, value) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (key) DO UPDATE SET "
+    "method = excluded.method, url = excluded.url, status = excluded.status, "
+    "created = excluded.created, expires = excluded.expires, size = excluded.size, "
+    "accessed = excluded.accessed, value = excluded.value RETURNING rowid",
+    "DELETE FROM entries WHERE key = ?1",
+    "SELECT key, method, url, status, created, expires, size FROM entries WHERE key > ?1 "
+    "ORDER BY key LIMIT ?2",
+    "SELECT entries, bytes FROM totals WHERE id = 0",
+    "SELECT rowid, size FROM entries ORDER BY accessed LIMIT 64",
+    "DELETE FROM entries WHERE rowid = ?1",
+    "DELETE FROM entries WHERE expires > 0 AND expires <= ?1",
+    "DELETE FROM entries",
+    "BEGIN IMMEDIATE",
+    "COMMIT",
+    "ROLLBACK",
+};
+
+ino_t inode_of(const std::string& path) {
+    struct stat st {};
+    return ::stat(path.c_str(), &st) == 0 ? st.st_ino : 0;
+}
+
+} // namespace
+
+Result<void> Connection::open_or_recover() {
+    m_last_rc = SQLITE_OK;
+    auto opened = open();
+    if (!opened && is_corrupt(m_last_rc) && !m_shared.memory) {
+        return recover();
+    }
+    return opened;
+}
+
+Result<std::optional<Blob>> Connection::get(std::string_view key) {
+    auto stmt = statement(sql_get);
+    if (!stmt) {
+        return std::unexpected(stmt.error());
+    }
+    stmt->bind({key, static_cast<int64_t>(k_read_inline_limit)});
+    int rc = stmt->step();
+    if (rc == SQLITE_DONE) {
+        return std::optional<Blob>{};
+    }
+    if (rc != SQLITE_ROW) {
+        return std::unexpected(error(rc, "get"));
+    }
+    std::shared_ptr<std::string> value;
+    if (static_cast<uint64_t>(stmt->integer(1)) <= k_read_inline_limit) {
+        const auto* bytes = static_cast<const char*>(sqlite3_column_blob(stmt->get(), 2));
+        value = std::make_shared<std::string>(
+            bytes ? bytes : "", static_cast<size_t>(sqlite3_column_bytes(stmt->get(), 2)));
+    } else {
+        // The statement stays open, so the blob is read from the same snapshot.
+        auto read = read_blob(stmt->integer(0));
+        if (!read) {
+            return std::unexpected(read.error());
+        }
+        value = std::move(*read);
+    }
+    return std::optional<Blob>{std::move(value)};
+}
+
+Result<void> Connection::put(const Metadata& meta, Pieces value, uint64_t total) {
+    return in_transaction([&]() -> Result<void> {
+        auto flushed = flush_touches();
+        if (!flushed) {
+            return flushed;
+        }
+        bool stream = total > k_inline_limit;
+        if (stream) {
+            // An upsert over an existing row would expand the zeroblob in memory.
+            auto removed = execute(sql_remove, {meta.key});
+            if (!removed) {
+                return std::unexpected(removed.error());
+            }
+        }
+        auto stmt = statement(sql_upsert);
+        if (!stmt) {
+            return std::unexpected(stmt.error());
+        }
+        stmt->bind({meta.key, meta.method, meta.url, static_cast<int64_t>(meta.status),
+                    meta.created, meta.expires, static_cast<int64_t>(total),
+                    m_shared.next_stamp()});
+        if (stream) {
+            sqlite3_bind_zeroblob64(stmt->get(), 9, total);
+        } else if (value.size() == 1) {
+            sqlite3_bind_blob64(stmt->get(), 9, value[0].data() ? value[0].data() : "", total,
+                                SQLITE_STATIC);
+        } else {
+            m_joined.clear();
+            for (auto piece : value) {
+                m_joined.append(piece);
+            }
+            sqlite3_bind_blob64(stmt->get(), 9, m_joined.data(), total, SQLITE_STATIC);
+        }
+        int rc = stmt->step();
+        if (rc != SQLITE_ROW) {
+            return std::unexpected(error(rc, "put"));
+        }
+        int64_t rowid = stmt->integer(0);
+        while ((rc = stmt->step()) == SQLITE_ROW) {
+        }
+        if (rc != SQLITE_DONE) {
+            return std::unexpected(error(rc, "put"));
+        }
+        if (stream) {
+            auto written = write_blob(rowid, value);
+            if (!written) {
+                return written;
+            }
+        }
+        return m_shared.max_bytes != 0 ? evict() : Result<void>{};
+    });
+}
+
+Result<int64_t> Connection::execute(Sql id, std::initializer_list<Statement::Arg> args) {
+    auto stmt = statement(id);
+    if (!stmt) {
+        return std::unexpected(stmt.error());
+    }
+    stmt->bind(args);
+    int rc = stmt->step();
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        return std::unexpected(error(rc, k_sql[id]));
+    }
+    return sqlite3_changes64(m_db.get());
+}
+
+Result<void> Connection::scan_page(const std::string& after, std::vector<Metadata>& page) {
+    auto stmt = statement(sql_scan_page);
+    if (!stmt) {
+        return std::unexpected(stmt.error());
+    }
+    stmt->bind({after, int64_t{k_scan_page}});
+    int rc;
+    while ((rc = stmt->step()) == SQLITE_ROW) {
+        page.push_back(Metadata{stmt->text(0), stmt->text(1), stmt->text(2),
+                                static_cast<long>(stmt->integer(3)), stmt->integer(4),
+                                stmt->integer(5), static_cast<uint64_t>(stmt->integer(6))});
+    }
+    if (rc != SQLITE_DONE) {
+        page.clear();
+        return std::unexpected(error(rc, "scan"));
+    }
+    return {};
+}
+
+Result<std::pair<uint64_t, uint64_t>> Connection::totals() {
+    auto stmt = statement(sql_totals);
+    if (!stmt) {
+        return std::unexpected(stmt.error());
+    }
+    int rc = stmt->step();
+    if (rc != SQLITE_ROW) {
+        return std::unexpected(error(rc, "read totals"));
+    }
+    return std::pair{static_cast<uint64_t>(std::max<int64_t>(0, stmt->integer(0))),
+                     static_cast<uint64_t>(std::max<int64_t>(0, stmt->integer(1)))};
+}
+
+// Writes the access times of hits since the last write (inside the caller's transaction).
+Result<void> Connection::flush_touches() {
+    auto touches = m_shared.take_touches();
+    for (const auto& [key, stamp] : touches) {
+        auto done = execute(sql_touch, {key, stamp});
+        if (!done) {
+            return std::unexpected(done.error());
+        }
+    }
+    return {};
+}
+
+Result<void> Connection::exec(const char* sql) {
+    int rc = sqlite3_exec(m_db.get(), sql, nullptr, nullptr, nullptr);
+    if (rc != SQLITE_OK) {
+        return std::unexpected(error(rc, sql));
+    }
+    return {};
+}
+
+Result<std::shared_ptr<std::string>> Connection::read_blob(int64_t rowid) {
+    sqlite3_blob* raw = nullptr;
+    int rc = sqlite3_blob_open(m_db.get(), "main", "entries", "value", rowid, 0, &raw);
+    BlobPtr blob(raw);
+    if (rc != SQLITE_OK) {
+        return std::unexpected(error(rc, "open value"));
+    }
+    auto value =
+        std::make_shared<std::string>(static_cast<size_t>(sqlite3_blob_bytes(blob.get())), '\0');
+    for (size_t done = 0; done < value->size();) {
+        int chunk = static_cast<int>(std::min(k_blob_chunk, value->size() - done));
+        rc = sqlite3_blob_read(blob.get(), value->data() + done, chunk, static_cast<int>(done));
+        if (rc != SQLITE_OK) {
+            return std::unexpected(error(rc, "read value"));
+        }
+        done += static_cast<size_t>(chunk);
+    }
+    return value;
+}
+
+Result<void> Connection::write_blob(int64_t rowid, Pieces value) {
+    sqlite3_blob* raw = nullptr;
+    int rc = sqlite3_blob_open(m_db.get(), "main", "entries", "value", rowid, 1, &raw);
+    BlobPtr blob(raw);
+    if (rc != SQLITE_OK) {
+        return std::unexpected(error(rc, "open value for writing"));
+    }
+    size_t offset = 0;
+    for (auto piece : value) {
+        for (size_t done = 0; done < piece.size();) {
+            int chunk = static_cast<int>(std::min(k_blob_chunk, piece.size() - done));
+            rc = sqlite3_blob_write(blob.get(), piece.data() + done, chunk,
+                                    static_cast<int>(offset));
+            if (rc != SQLITE_OK) {
+                return std::unexpected(error(rc, "write value"));
+            }
+            done += static_cast<size_t>(chunk);
+            offset += static_cast<size_t>(chunk);
+        }
+    }
+    rc = sqlite3_blob_close(blob.release());
+    if (rc != SQLITE_OK) {
+        return std::unexpected(error(rc, "write value"));
+    }
+    return {};
+}
+
+// Deletes least-recently-used entries until the byte total is within max_size. The
+// entry just written carries the newest access time, so it goes last.
+Result<void> Connection::evict() {
+    for (;;) {
+        auto totals = this->totals();
+        if (!totals) {
+            return std::unexpected(totals.error());
+        }
+        if (totals->second <= m_shared.max_bytes) {
+            return {};
+        }
+        uint64_t excess = totals->second - m_shared.max_bytes;
+        std::vector<int64_t> victims;
+        {
+            auto stmt = statement(sql_lru_page);
+            if (!stmt) {
+                return std::unexpected(stmt.error());
+            }
+            uint64_t freed = 0;
+            int rc = SQLITE_ROW;
+            while (freed < excess && (rc = stmt->step()) == SQLITE_ROW) {
+                victims.push_back(stmt->integer(0));
+                freed += static_cast<uint64_t>(stmt->integer(1));
+            }
+            if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+                return std::unexpected(error(rc, "find entries to evict"));
+            }
+        }
+        if (victims.empty()) {
+            return {}; // the totals row disagrees with the table; nothing left to evict
+        }
+        for (int64_t rowid : victims) {
+            auto removed = execute(sql_remove_rowid, {rowid});
+            if (!removed) {
+                return std::unexpected(removed.error());
+            }
+        }
+    }
+}
+
+Result<Statement> Connection::statement(Sql id) {
+    if (!m_stmts[id]) {
+        sqlite3_stmt* raw = nullptr;
+        int rc =
+            sqlite3_prepare_v3(m_db.get(), k_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &raw, nullptr);
+        m_stmts[id].reset(raw);
+        if (rc != SQLITE_OK) {
+            return std::unexpected(error(rc, "prepare"));
+        }
+    }
+    return Statement(m_stmts[id].get());
+}
+
+Error Connection::error(int rc, std::string_view what) {
+    m_last_rc = rc;
+    std::string message = "sqlite " + m_shared.path + ": " + std::string(what) + ": " +
+                          (m_db ? sqlite3_errmsg(m_db.get()) : sqlite3_errstr(rc));
+    if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED) {
+        message += " (busy timeout " + std::to_string(m_shared.busy_timeout_ms) + " ms)";
+        return Error{ErrorKind::timeout, std::move(message)};
+    }
+    return Error{ErrorKind::failure, std::move(message)};
+}
+
+// Opens the connection when there is none, when this process is a fork of the one that
+// opened it, or when another connection has replaced a corrupt file since.
+Result<void> Connection::ensure_open() {
+    abandon_if_forked();
+    if (m_db && m_generation != m_shared.generation.load()) {
+        close();
+    }
+    return m_db ? Result<void>{} : open_or_recover();
+}
+
+// A SQLite connection must not be used across fork: the child abandons its copy (never
+// closes it, which could drop the parent's locks) and opens its own.
+void Connection::abandon_if_forked() {
+    if (m_db && m_pid != ::getpid()) {
+        for (auto& stmt : m_stmts) {
+            (void)stmt.release();
+        }
+        (void)m_db.release();
+    }
+}
+
+Result<void> Connection::recover() {
+    close();
+    const std::string& path = m_shared.path;
+    if (!m_shared.memory && m_inode != 0 && inode_of(path) == m_inode) {
+        // Only the file found corrupt is moved: another process may have replaced it.
+        std::string aside = path + ".corrupt-" + std::to_string(std::time(nullptr));
+        if (::rename(path.c_str(), aside.c_str()) != 0) {
+            return fail("sqlite " + path +
+                        ": cannot move the corrupt database aside: " + std::strerror(errno));
+        }
+        (void)::rename((path + "-wal").c_str(), (aside + "-wal").c_str());
+        (void)::unlink((path + "-shm").c_str());
+        m_shared.generation.fetch_add(1);
+        CURLCACHE_LOG(warning,
+                      "sqlite cache %s is not a valid database (corrupt); moved it to %s and "
+                      "started a fresh one",
+                      path.c_str(), aside.c_str());
+    }
+    m_last_rc = SQLITE_OK;
+    return open();
+}
+
+void Connection::close() {
+    for (auto& stmt : m_stmts) {
+        stmt.reset(); // statements before their connection
+    }
+    m_db.reset();
+}
+
+Result<void> Connection::open() {
+    close();
+    const std::string& path = m_shared.path;
+    m_generation = m_shared.generation.load();
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    if (m_shared.memory) {
+        flags |= SQLITE_OPEN_URI;
+    } else {
+        auto parent = std::filesystem::path(path).parent_path();
+        if (!parent.empty()) {
+            auto made = make_private_dirs(parent.string());
+            if (!made) {
+                return made;
+            }
+        }
+        // Created here with 0600 so that SQLite, which gives -wal and -shm the
+        // database's mode, never makes anything readable by others.
+        int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0) {
+            return fail("sqlite " + path + ": cannot create: " + std::strerror(errno));
+        }
+        ::close(fd);
+        m_inode = inode_of(path);
+    }
+    sqlite3* raw = nullptr;
+    int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
+    m_db.reset(raw);
+    if (rc != SQLITE_OK) {
+        auto failure = error(rc, "open");
+        close();
+        return std::unexpected(failure);
+    }
+    m_pid = ::getpid();
+    sqlite3_extended_result_codes(m_db.get(), 1);
+    sqlite3_busy_timeout(m_db.get(), static_cast<int>(m_shared.busy_timeout_ms));
+    auto done = exec("PRAGMA user_version"); // the first read: NOTADB shows here
+    if (done && !m_shared.memory) {
+        done = exec("PRAGMA journal_mode = WAL");
+    }
+    if (done && !m_shared.memory) {
+        // Large values are read straight from the mapped file instead of one pread per
+        // page; pages still in the WAL are read as usual.
+        done = exec("PRAGMA mmap_size = 268435456");
+    }
+    if (done) {
+        done =
+            exec(m_shared.fast_save ? "PRAGMA synchronous = OFF" : "PRAGMA synchronous = NORMAL");
+    }
+    if (done && schema_version() != k_schema_version) {
+        done = exec(k_schema);
+        if (!done) {
+            (void)exec("ROLLBACK");
+        }
+    }
+    if (!done) {
+        int last = m_last_rc;
+        close();
+        m_last_rc = last;
+    }
+    return done;
+}
+
+int Connection::schema_version() {
+    sqlite3_stmt* raw = nullptr;
+    if (sqlite3_prepare_v2(m_db.get(), "PRAGMA user_version", -1, &raw, nullptr) != SQLITE_OK) {
+        return -1;
+    }
+    StmtPtr stmt(raw);
+    return sqlite3_step(stmt.get()) == SQLITE_ROW ? sqlite3_column_int(stmt.get(), 0) : -1;
+}
+
+} // namespace curlcache::backends::sqlite

@@ -1,0 +1,246 @@
+// The sqlite backend's connection: one SQLite connection with its cached statements, and
+// the state that the connections of one storage share. Internal to the sqlite backend
+// (sqlite_storage.cpp pools these); core never sees it.
+#pragma once
+
+#include "backends/storage.h"
+
+#include <sqlite3.h>
+#include <sys/types.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace curlcache::backends::sqlite {
+
+struct DbClose {
+    void operator()(sqlite3* db) const noexcept { sqlite3_close_v2(db); }
+};
+struct StmtFinalize {
+    void operator()(sqlite3_stmt* stmt) const noexcept { sqlite3_finalize(stmt); }
+};
+struct BlobClose {
+    void operator()(sqlite3_blob* blob) const noexcept { sqlite3_blob_close(blob); }
+};
+using DbPtr = std::unique_ptr<sqlite3, DbClose>;
+using StmtPtr = std::unique_ptr<sqlite3_stmt, StmtFinalize>;
+using BlobPtr = std::unique_ptr<sqlite3_blob, BlobClose>;
+
+// Values up to k_inline_limit are bound in one piece; larger ones are streamed in through
+// incremental blob I/O so that no second whole copy is ever built. Reads above
+// k_read_inline_limit go straight into the returned string the same way (a column read
+// would first assemble the value in SQLite's own buffer).
+constexpr uint64_t k_inline_limit = 256 * 1024;
+constexpr uint64_t k_read_inline_limit = 16 * 1024;
+constexpr size_t k_blob_chunk = 64u << 20; // sqlite3_blob_{read,write} take an int length
+constexpr size_t k_touch_batch = 1024;     // pending access times before a hit writes them
+constexpr int k_scan_page = 256;
+
+enum Sql : size_t {
+    sql_get,
+    sql_touch,
+    sql_upsert,
+    sql_remove,
+    sql_scan_page,
+    sql_totals,
+    sql_lru_page,
+    sql_remove_rowid,
+    sql_purge,
+    sql_clear,
+    sql_begin,
+    sql_commit,
+    sql_rollback,
+    sql_count,
+};
+
+inline bool is_corrupt(int rc) {
+    return (rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB;
+}
+
+// A cached statement in use: reset and unbound when it goes out of scope.
+class Statement {
+  public:
+    explicit Statement(sqlite3_stmt* stmt) : m_stmt(stmt) {}
+    Statement(Statement&& other) noexcept : m_stmt(std::exchange(other.m_stmt, nullptr)) {}
+    Statement& operator=(Statement&&) = delete;
+    ~Statement() {
+        if (m_stmt) {
+            sqlite3_reset(m_stmt);
+            sqlite3_clear_bindings(m_stmt);
+        }
+    }
+
+    using Arg = std::variant<int64_t, std::string_view>;
+    void bind(std::initializer_list<Arg> args) {
+        int index = 1;
+        for (const auto& arg : args) {
+            if (const auto* text = std::get_if<std::string_view>(&arg)) {
+                sqlite3_bind_text64(m_stmt, index++, text->data() ? text->data() : "", text->size(),
+                                    SQLITE_STATIC, SQLITE_UTF8);
+            } else {
+                sqlite3_bind_int64(m_stmt, index++, std::get<int64_t>(arg));
+            }
+        }
+    }
+    int step() { return sqlite3_step(m_stmt); }
+    int64_t integer(int column) const { return sqlite3_column_int64(m_stmt, column); }
+    std::string text(int column) const {
+        const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(m_stmt, column));
+        return text ? std::string(text, static_cast<size_t>(sqlite3_column_bytes(m_stmt, column)))
+                    : std::string();
+    }
+    sqlite3_stmt* get() const { return m_stmt; }
+
+  private:
+    sqlite3_stmt* m_stmt;
+};
+
+// What the connections of one storage share.
+struct Shared {
+    std::string path;
+    bool memory = false;
+    bool fast_save = false;
+    int64_t busy_timeout_ms = 5000;
+    uint64_t max_bytes = 0;
+    std::atomic<uint64_t> generation{0}; // bumped when a corrupt file was replaced
+    std::mutex write_mutex;              // one writer per process at a time
+
+    std::mutex touch_mutex;
+    std::unordered_map<std::string, int64_t> touches; // key -> access stamp not yet written
+    int64_t last_stamp = 0;
+
+    // Access stamps in microseconds, strictly increasing within this process so that LRU
+    // order is exact for one process and approximate (by the clock) across processes.
+    int64_t next_stamp_locked() {
+        auto now = std::chrono::duration_cast<std::chrono::microseconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+        last_stamp = std::max<int64_t>(now, last_stamp + 1);
+        return last_stamp;
+    }
+    int64_t next_stamp() {
+        std::lock_guard lock(touch_mutex);
+        return next_stamp_locked();
+    }
+    std::unordered_map<std::string, int64_t> take_touches() {
+        std::lock_guard lock(touch_mutex);
+        return std::exchange(touches, {});
+    }
+};
+
+// One SQLite connection with its cached statements. Not thread-safe: the storage hands it
+// to one thread at a time (holding `mutex`).
+class Connection {
+  public:
+    explicit Connection(Shared& shared) : m_shared(shared) {}
+    ~Connection() { abandon_if_forked(); }
+
+    std::mutex mutex; // held by the thread using this connection
+
+    // Runs op; when it failed because the database is corrupt, moves the file aside, starts
+    // a fresh database and runs op once more.
+    template <class Op> auto run(Op&& op) -> decltype(op()) {
+        auto opened = ensure_open();
+        if (!opened) {
+            return std::unexpected(opened.error());
+        }
+        auto result = op();
+        if (!result && is_corrupt(m_last_rc)) {
+            auto recovered = recover();
+            if (!recovered) {
+                return std::unexpected(recovered.error());
+            }
+            result = op();
+        }
+        return result;
+    }
+
+    Result<void> open_or_recover();
+
+    Result<std::optional<Blob>> get(std::string_view key);
+
+    Result<void> put(const Metadata& meta, Pieces value, uint64_t total);
+
+    Result<int64_t> execute(Sql id, std::initializer_list<Statement::Arg> args = {});
+
+    Result<void> scan_page(const std::string& after, std::vector<Metadata>& page);
+
+    Result<std::pair<uint64_t, uint64_t>> totals();
+
+    // Writes the access times of hits since the last write (inside the caller's transaction).
+    Result<void> flush_touches();
+
+    // Runs body inside BEGIN IMMEDIATE ... COMMIT, rolling back when it fails. Writers of
+    // this process take turns here rather than in SQLite's sleeping busy handler.
+    template <class Body> Result<void> in_transaction(Body&& body) {
+        std::lock_guard writer(m_shared.write_mutex);
+        auto begun = execute(sql_begin);
+        if (!begun) {
+            return std::unexpected(begun.error());
+        }
+        Result<void> done = body();
+        if (done) {
+            auto committed = execute(sql_commit);
+            done = committed ? Result<void>{} : std::unexpected(committed.error());
+        }
+        if (!done) {
+            (void)execute(sql_rollback);
+        }
+        return done;
+    }
+
+    Result<void> exec(const char* sql);
+
+  private:
+    Result<std::shared_ptr<std::string>> read_blob(int64_t rowid);
+
+    Result<void> write_blob(int64_t rowid, Pieces value);
+
+    // Deletes least-recently-used entries until the byte total is within max_size. The
+    // entry just written carries the newest access time, so it goes last.
+    Result<void> evict();
+
+    Result<Statement> statement(Sql id);
+
+    Error error(int rc, std::string_view what);
+
+    // Opens the connection when there is none, when this process is a fork of the one that
+    // opened it, or when another connection has replaced a corrupt file since.
+    Result<void> ensure_open();
+
+    // A SQLite connection must not be used across fork: the child abandons its copy (never
+    // closes it, which could drop the parent's locks) and opens its own.
+    void abandon_if_forked();
+
+    Result<void> recover();
+
+    void close();
+
+    Result<void> open();
+
+    int schema_version();
+
+    Shared& m_shared;
+    DbPtr m_db; // declared before m_stmts: statements are finalized first
+    std::array<StmtPtr, sql_count> m_stmts;
+    int m_last_rc = SQLITE_OK;
+    ino_t m_inode = 0;
+    pid_t m_pid = 0;           // the process that opened m_db
+    uint64_t m_generation = 0; // Shared::generation when m_db was opened
+    std::string m_joined;      // reused buffer for small multi-piece values
+};
+
+} // namespace curlcache::backends::sqlite
