@@ -2,16 +2,23 @@
 // (get/put, overwrite, remove, miss, scan, clear, binary and 100 MiB values, expiry,
 // max_size eviction, usage, 8 concurrent writers), plus helpers shared by the backend tests.
 //
-// Running it against a backend takes a registry name and a Settings factory:
+// Running it against a backend takes a registry name and a Settings factory. For Redis,
+// with the fixture of tests/redis (a server the test started on a free loopback port):
 //
-//     static const curlcache::tests::ConformanceBackend k_redis{
-//         "redis", [](const std::string& scratch) {
-//             curlcache::config::Settings settings;
-//             settings.redis_url = "redis://127.0.0.1:" + port + "/0"; // a server the test started
-//             settings.name = "conformance-" + basename(scratch);      // a fresh namespace
-//             return settings;
-//         }};
-//     int failed = curlcache::tests::run_conformance(k_redis);
+//     #include "tests/redis/fixture.h"
+//     #include "tests/backends/conformance.h" // last
+//
+//     static tests::redis::RedisServer* g_server; // started in main() before the run
+//     static const tests::ConformanceBackend k_redis{"redis", [](const std::string& scratch) {
+//         // a fresh namespace per test: the scratch folder's unique name
+//         return tests::redis::redis_settings(*g_server,
+//         std::filesystem::path(scratch).filename());
+//     }};
+//     int failed = tests::run_conformance(k_redis);
+//
+// and add conformance.cpp to that test's sources in CMake:
+//     curlcache_add_test(test_redis_conformance test_redis_conformance.cpp
+//                        ${CMAKE_SOURCE_DIR}/tests/backends/conformance.cpp ...)
 //
 // Each test gets a new scratch folder (mkdtemp, removed afterwards) with CURLCACHE_*
 // variables cleared, asks the factory for settings and opens the backend through
