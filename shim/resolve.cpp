@@ -136,6 +136,13 @@ void resolve_library(Library library) {
     resolve(r.multi_setopt, source, "curl_multi_setopt", v);
 
     if (a.easy_init != nullptr) {
+        // Pin the library: the pointers above must stay valid even if the program dlcloses
+        // whatever brought libcurl in (the reference is never dropped).
+        Dl_info where{};
+        if (dladdr(reinterpret_cast<void*>(a.easy_init), &where) != 0 &&
+            where.dli_fname != nullptr) {
+            real_dlopen(where.dli_fname, RTLD_NOLOAD | RTLD_LAZY);
+        }
         CodeRange range{reinterpret_cast<std::uintptr_t>(a.easy_init)};
         dl_iterate_phdr(find_code_range, &range);
         r.code_begin = range.begin;
