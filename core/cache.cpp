@@ -83,8 +83,8 @@ void count_error(Stats& stats, const backends::Error& error, const char* what,
         stats.errors_timeout.fetch_add(1, std::memory_order_relaxed);
     }
     std::string once_key = std::string("backend-") + what;
-    log::warn_once(once_key.c_str(), "%.*s backend: %s failed: %s", static_cast<int>(backend.size()),
-                   backend.data(), what, error.message.c_str());
+    log::warn_once(once_key.c_str(), "%.*s backend: %s failed: %s",
+                   static_cast<int>(backend.size()), backend.data(), what, error.message.c_str());
 }
 
 } // namespace
@@ -102,7 +102,8 @@ backends::Result<std::optional<Entry>> Cache::find(const Key& key) {
     std::optional<Entry> entry = decode(std::move(**got));
     if (!entry) {
         m_stats.corrupt.fetch_add(1, std::memory_order_relaxed);
-        log::warn_once("corrupt-entry", "removing corrupt cache entry %s (checksum, length or "
+        log::warn_once("corrupt-entry",
+                       "removing corrupt cache entry %s (checksum, length or "
                        "format version did not match); further ones are counted silently",
                        hex.c_str());
         if (auto removed = m_storage->remove(hex); !removed) {

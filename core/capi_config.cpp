@@ -86,12 +86,10 @@ CURLCACHE_EXPORT curlcache_code curlcache_config_describe(const char* const* arg
         }
         core::capi::report_warnings(loaded->warnings, warn, userp);
         for (const config::Entry& entry : config::describe(loaded->settings)) {
-            curlcache_setting out{entry.key.c_str(),
-                                  entry.env.c_str(),
-                                  entry.value.c_str(),
-                                  core::capi::origin_name(entry.origin.kind),
-                                  entry.origin.where.c_str(),
-                                  entry.help.c_str()};
+            curlcache_setting out{
+                entry.key.c_str(),          entry.env.c_str(),
+                entry.value.c_str(),        core::capi::origin_name(entry.origin.kind),
+                entry.origin.where.c_str(), entry.help.c_str()};
             if (cb(&out, userp) != 0) {
                 break;
             }
@@ -101,9 +99,8 @@ CURLCACHE_EXPORT curlcache_code curlcache_config_describe(const char* const* arg
 }
 
 CURLCACHE_EXPORT curlcache_code curlcache_config_check(const char* path,
-                                                       curlcache_message_callback warn,
-                                                       void* userp, char* error,
-                                                       size_t error_size) {
+                                                       curlcache_message_callback warn, void* userp,
+                                                       char* error, size_t error_size) {
     if (!path) {
         return CURLCACHE_E_INVALID_ARGUMENT;
     }

@@ -145,8 +145,7 @@ CURLCACHE_EXPORT curlcache_code curlcache_request_set_body(curlcache_request* re
 }
 
 CURLCACHE_EXPORT curlcache_code curlcache_request_set_option(curlcache_request* request,
-                                                             const char* name,
-                                                             const char* value) {
+                                                             const char* name, const char* value) {
     if (!request || !name || !value || !name[0]) {
         return CURLCACHE_E_INVALID_ARGUMENT;
     }
@@ -204,7 +203,8 @@ CURLCACHE_EXPORT curlcache_code curlcache_lookup(curlcache_handle* handle,
             return fail(handle, found.error());
         }
         std::optional<core::Entry>& entry = *found;
-        if (entry && (entry->fresh(core::capi::now_seconds()) || core::policy::serve_stale(settings))) {
+        if (entry &&
+            (entry->fresh(core::capi::now_seconds()) || core::policy::serve_stale(settings))) {
             stats.hits.fetch_add(1, std::memory_order_relaxed);
             stats.bytes_served.fetch_add(entry->body.size(), std::memory_order_relaxed);
             *out = core::capi::make_c_entry(std::move(*entry), key.hex()).release();
@@ -213,15 +213,15 @@ CURLCACHE_EXPORT curlcache_code curlcache_lookup(curlcache_handle* handle,
         stats.misses.fetch_add(1, std::memory_order_relaxed);
         if (!core::policy::may_fetch(settings)) {
             return fail(handle, CURLCACHE_E_OFFLINE,
-                        "offline mode: no cached entry for " + core::redact_url(request->request.url, settings));
+                        "offline mode: no cached entry for " +
+                            core::redact_url(request->request.url, settings));
         }
         return CURLCACHE_E_MISS;
     });
 }
 
 CURLCACHE_EXPORT curlcache_code curlcache_entry_get(curlcache_handle* handle,
-                                                    const char* key_or_url,
-                                                    curlcache_entry** out) {
+                                                    const char* key_or_url, curlcache_entry** out) {
     if (!handle || !key_or_url || !out) {
         return fail(handle, CURLCACHE_E_INVALID_ARGUMENT, "NULL argument");
     }
@@ -286,9 +286,8 @@ CURLCACHE_EXPORT size_t curlcache_entry_response_count(const curlcache_entry* en
     return entry ? entry->entry.header_blocks.size() : 0;
 }
 
-CURLCACHE_EXPORT curlcache_code curlcache_entry_headers(const curlcache_entry* entry,
-                                                        size_t index, const char** data,
-                                                        size_t* size) {
+CURLCACHE_EXPORT curlcache_code curlcache_entry_headers(const curlcache_entry* entry, size_t index,
+                                                        const char** data, size_t* size) {
     if (!entry || !data || !size || index >= entry->entry.header_blocks.size()) {
         return CURLCACHE_E_INVALID_ARGUMENT;
     }
@@ -339,7 +338,8 @@ CURLCACHE_EXPORT curlcache_code curlcache_store(curlcache_handle* handle,
                     {CURLINFO_CONTENT_TYPE, core::Info::Type::text, 0, 0, std::string(*type)});
             }
         }
-        entry.infos.push_back({CURLINFO_RESPONSE_CODE, core::Info::Type::integer, entry.status, 0, {}});
+        entry.infos.push_back(
+            {CURLINFO_RESPONSE_CODE, core::Info::Type::integer, entry.status, 0, {}});
         entry.infos.push_back({CURLINFO_EFFECTIVE_URL, core::Info::Type::text, 0, 0, entry.url});
 
         core::policy::Verdict verdict = core::policy::store(settings, entry);
@@ -347,7 +347,8 @@ CURLCACHE_EXPORT curlcache_code curlcache_store(curlcache_handle* handle,
             curlcache_code code = verdict == core::policy::Verdict::too_large
                                       ? CURLCACHE_E_TOO_LARGE
                                       : CURLCACHE_E_NOT_CACHEABLE;
-            return fail(handle, code, std::string("not stored: ") + core::policy::describe(verdict));
+            return fail(handle, code,
+                        std::string("not stored: ") + core::policy::describe(verdict));
         }
         auto stored = cache.store(cache.key(request->request), entry);
         if (!stored) {

@@ -49,7 +49,8 @@ namespace curlcache::core::capi {
 void clear_message(curlcache_handle* handle) noexcept;
 
 // Records `message` for this thread on `handle` (may be null) and returns `code`.
-curlcache_code fail(curlcache_handle* handle, curlcache_code code, const std::string& message) noexcept;
+curlcache_code fail(curlcache_handle* handle, curlcache_code code,
+                    const std::string& message) noexcept;
 
 // The code and message for a backend error.
 curlcache_code fail(curlcache_handle* handle, const backends::Error& error) noexcept;

@@ -54,8 +54,8 @@ backends::Result<std::vector<std::string>> matching_keys(Cache& cache, std::stri
 
 } // namespace
 
-backends::Result<std::vector<backends::Metadata>> entries_for_url(Cache& cache,
-                                                                  std::string_view text, bool glob) {
+backends::Result<std::vector<backends::Metadata>>
+entries_for_url(Cache& cache, std::string_view text, bool glob) {
     std::string exact = redact_url(text, cache.settings());
     std::vector<backends::Metadata> found;
     auto scanned = cache.storage().scan([&](const backends::Metadata& meta) {
@@ -87,9 +87,8 @@ CURLCACHE_EXPORT curlcache_code curlcache_scan(curlcache_handle* handle, curlcac
     }
     return with_cache(handle, [&](core::Cache& cache) {
         auto scanned = cache.storage().scan([&](const backends::Metadata& meta) {
-            curlcache_meta out{meta.key.c_str(), meta.method.c_str(), meta.url.c_str(),
-                               meta.status,      meta.created,        meta.expires,
-                               meta.size};
+            curlcache_meta out{meta.key.c_str(), meta.method.c_str(), meta.url.c_str(), meta.status,
+                               meta.created,     meta.expires,        meta.size};
             return cb(&out, userp) == 0;
         });
         return scanned ? CURLCACHE_OK : fail(handle, scanned.error());

@@ -24,9 +24,9 @@ CURLCACHE_EXPORT curlcache_code curlcache_stats_get(curlcache_handle* handle,
             }
             total += *persisted;
         }
-        *out = curlcache_stats{total.hits,           total.misses,      total.stores,
-                               total.errors,         total.errors_timeout, total.corrupt,
-                               total.passthrough,    total.bytes_served, total.bytes_downloaded};
+        *out = curlcache_stats{total.hits,        total.misses,         total.stores,
+                               total.errors,      total.errors_timeout, total.corrupt,
+                               total.passthrough, total.bytes_served,   total.bytes_downloaded};
         return CURLCACHE_OK;
     });
 }

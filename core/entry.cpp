@@ -68,7 +68,7 @@ uint64_t get_le(const char* p, int bytes) {
 
 // Bounds-checked reader over the head fields; any overrun sets failed().
 class Reader {
-public:
+  public:
     explicit Reader(std::string_view data) : m_data(data) {}
 
     uint64_t number(int bytes) {
@@ -95,7 +95,7 @@ public:
     bool failed() const { return m_failed; }
     bool at_end() const { return m_data.empty(); }
 
-private:
+  private:
     std::string_view m_data;
     bool m_failed = false;
 };

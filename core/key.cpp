@@ -22,11 +22,11 @@ namespace {
 constexpr std::string_view k_credentials_salt = "curlcache credentials digest v1";
 
 struct Url {
-    std::string scheme;   // lower-case, without "://"
-    std::string userinfo; // "user:pass" or ""
-    std::string host;     // lower-case (IPv6 keeps its brackets)
-    std::string port;     // digits without leading zeros, or "" (default port)
-    std::string path;     // "/" at least
+    std::string scheme;               // lower-case, without "://"
+    std::string userinfo;             // "user:pass" or ""
+    std::string host;                 // lower-case (IPv6 keeps its brackets)
+    std::string port;                 // digits without leading zeros, or "" (default port)
+    std::string path;                 // "/" at least
     std::optional<std::string> query; // without '?'
 };
 
@@ -125,8 +125,8 @@ Url parse(std::string_view text) {
     }
     size_t authority_end = text.find_first_of("/?");
     std::string_view authority = text.substr(0, authority_end);
-    text = authority_end == std::string_view::npos ? std::string_view{}
-                                                   : text.substr(authority_end);
+    text =
+        authority_end == std::string_view::npos ? std::string_view{} : text.substr(authority_end);
     if (size_t at = authority.rfind('@'); at != std::string_view::npos) {
         url.userinfo = std::string(authority.substr(0, at));
         authority.remove_prefix(at + 1);
@@ -138,8 +138,8 @@ Url parse(std::string_view text) {
     if (port_colon != std::string_view::npos) {
         std::string_view port = authority.substr(port_colon + 1);
         authority = authority.substr(0, port_colon);
-        bool digits = std::all_of(port.begin(), port.end(),
-                                  [](char c) { return c >= '0' && c <= '9'; });
+        bool digits =
+            std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; });
         if (digits) {
             while (port.size() > 1 && port.front() == '0') {
                 port.remove_prefix(1);
@@ -249,7 +249,7 @@ StatePtr new_state() {
 // The canonical encoding: every field is a one-byte tag, its length as 8 little-endian
 // bytes, then its bytes. Nothing can run into the next field.
 class Encoder {
-public:
+  public:
     Encoder() : m_state(new_state()) {}
 
     void field(char tag, std::string_view bytes) {
@@ -273,7 +273,7 @@ public:
 
     XXH128_hash_t digest() const { return XXH3_128bits_digest(m_state.get()); }
 
-private:
+  private:
     StatePtr m_state;
 };
 

@@ -27,8 +27,8 @@ constexpr const char* k_prefix = "curlcache: ";
 
 struct Sink {
     std::mutex mutex;
-    int fd = STDERR_FILENO;      // owned when != STDERR_FILENO
-    std::string path;            // "" = stderr
+    int fd = STDERR_FILENO;       // owned when != STDERR_FILENO
+    std::string path;             // "" = stderr
     std::set<std::string> warned; // once_keys already seen
 };
 

@@ -88,12 +88,11 @@ bool url_rule_matches(std::string_view pattern, std::string_view url) {
     }
     size_t colon = authority.rfind(':');
     size_t bracket = authority.rfind(']');
-    if (colon == std::string_view::npos ||
-        (bracket != std::string_view::npos && bracket > colon)) {
+    if (colon == std::string_view::npos || (bracket != std::string_view::npos && bracket > colon)) {
         return false;
     }
-    std::string host_only = std::string(authority.substr(0, colon)) +
-                            std::string(path.empty() ? "/" : path);
+    std::string host_only =
+        std::string(authority.substr(0, colon)) + std::string(path.empty() ? "/" : path);
     return glob_match(pattern, host_only);
 }
 
@@ -149,8 +148,8 @@ Verdict store(const config::Settings& settings, const Entry& entry) {
     if (settings.mode == config::Mode::readonly) {
         return Verdict::mode;
     }
-    if (std::find(settings.allowable_codes.begin(), settings.allowable_codes.end(),
-                  entry.status) == settings.allowable_codes.end()) {
+    if (std::find(settings.allowable_codes.begin(), settings.allowable_codes.end(), entry.status) ==
+        settings.allowable_codes.end()) {
         return Verdict::status;
     }
     if (entry.body.size() > settings.max_entry_size) {

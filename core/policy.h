@@ -19,13 +19,13 @@ namespace curlcache::core::policy {
 
 enum class Verdict {
     ok,
-    disabled,   // mode off or disable=true: the cache does not touch anything
-    mode,       // the mode forbids it (readonly never stores; refresh never serves)
-    method,     // not in allowable_methods
-    status,     // not in allowable_codes
-    too_large,  // the body exceeds max_entry_size
-    no_store,   // the response says Cache-Control: no-store
-    url_rule,   // a urls_expire_after rule says do-not-cache
+    disabled,  // mode off or disable=true: the cache does not touch anything
+    mode,      // the mode forbids it (readonly never stores; refresh never serves)
+    method,    // not in allowable_methods
+    status,    // not in allowable_codes
+    too_large, // the body exceeds max_entry_size
+    no_store,  // the response says Cache-Control: no-store
+    url_rule,  // a urls_expire_after rule says do-not-cache
 };
 
 // A short phrase for messages ("method not allowed").

@@ -42,13 +42,13 @@ constexpr std::array<Field, 9> k_fields{{
 
 using AtomicField = std::atomic<uint64_t> Stats::*;
 constexpr std::array<AtomicField, 9> k_atomics{
-    &Stats::hits,        &Stats::misses,       &Stats::stores,
+    &Stats::hits,        &Stats::misses,         &Stats::stores,
     &Stats::errors,      &Stats::errors_timeout, &Stats::corrupt,
-    &Stats::passthrough, &Stats::bytes_served, &Stats::bytes_downloaded,
+    &Stats::passthrough, &Stats::bytes_served,   &Stats::bytes_downloaded,
 };
 
 class Fd {
-public:
+  public:
     explicit Fd(int fd) : m_fd(fd) {}
     ~Fd() {
         if (m_fd >= 0) {
@@ -59,7 +59,7 @@ public:
     Fd& operator=(const Fd&) = delete;
     int get() const { return m_fd; }
 
-private:
+  private:
     int m_fd;
 };
 
@@ -170,7 +170,8 @@ void flush_all_at_exit() {
             continue;
         }
         if (auto done = add_to_file(path, delta); !done) {
-            log::warn_once("stats-flush", "cannot save statistics: %s", done.error().message.c_str());
+            log::warn_once("stats-flush", "cannot save statistics: %s",
+                           done.error().message.c_str());
         }
     }
 }
@@ -289,7 +290,8 @@ std::string file_path(const config::Settings& settings, const backends::Storage&
     std::string space = !settings.name.empty() ? settings.name
                         : name == "redis"      ? std::string("curlcache")
                                                : std::string("default");
-    std::string file = name == "redis" ? sanitize(space) : sanitize(std::string(name) + "-" + space);
+    std::string file =
+        name == "redis" ? sanitize(space) : sanitize(std::string(name) + "-" + space);
     return dir + "/" + file + ".stats";
 }
 

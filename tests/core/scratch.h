@@ -11,16 +11,16 @@
 #include <string.h>
 #include <unistd.h>
 
-extern char **environ;
+extern char** environ;
 
 static char g_scratch[PATH_MAX];
 
 static void scratch_clear_curlcache_env(void) {
     for (;;) {
         char name[256] = "";
-        for (char **env = environ; env && *env; ++env) {
+        for (char** env = environ; env && *env; ++env) {
             if (strncmp(*env, "CURLCACHE_", 10) == 0) {
-                const char *eq = strchr(*env, '=');
+                const char* eq = strchr(*env, '=');
                 size_t len = eq ? (size_t)(eq - *env) : strlen(*env);
                 if (len < sizeof name) {
                     memcpy(name, *env, len);
@@ -36,9 +36,9 @@ static void scratch_clear_curlcache_env(void) {
     }
 }
 
-static int scratch_setup(void **state) {
+static int scratch_setup(void** state) {
     (void)state;
-    const char *tmp = getenv("TMPDIR");
+    const char* tmp = getenv("TMPDIR");
     snprintf(g_scratch, sizeof g_scratch, "%s/curlcache-core-XXXXXX", tmp && *tmp ? tmp : "/tmp");
     if (!mkdtemp(g_scratch)) {
         return -1;
@@ -53,7 +53,7 @@ static int scratch_setup(void **state) {
     return 0;
 }
 
-static int scratch_teardown(void **state) {
+static int scratch_teardown(void** state) {
     (void)state;
     scratch_clear_curlcache_env();
     char command[PATH_MAX + 32];
@@ -62,7 +62,7 @@ static int scratch_teardown(void **state) {
 }
 
 /* "<scratch>/<name>" in a static buffer (one at a time). */
-__attribute__((unused)) static const char *scratch_path(const char *name) {
+__attribute__((unused)) static const char* scratch_path(const char* name) {
     static char path[PATH_MAX + 256];
     snprintf(path, sizeof path, "%s/%s", g_scratch, name);
     return path;

@@ -12,16 +12,17 @@
 
 #include "tests/core/scratch.h"
 
-static const char k_headers[] = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nETag: \"v1\"\r\n\r\n";
+static const char k_headers[] =
+    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nETag: \"v1\"\r\n\r\n";
 
 /* Opens a cache on <scratch>/<file> with the given extra settings (NULL-terminated). */
-static curlcache *open_cache(const char *backend, const char *file, const char *extra1,
-                             const char *extra2) {
+static curlcache* open_cache(const char* backend, const char* file, const char* extra1,
+                             const char* extra2) {
     char backend_arg[64], name_arg[PATH_MAX + 300];
     snprintf(backend_arg, sizeof backend_arg, "backend=%s", backend);
     snprintf(name_arg, sizeof name_arg, "name=%s", scratch_path(file));
-    const char *args[] = {backend_arg, name_arg, extra1, extra2, NULL};
-    curlcache *cache = NULL;
+    const char* args[] = {backend_arg, name_arg, extra1, extra2, NULL};
+    curlcache* cache = NULL;
     curlcache_code code = curlcache_open(&cache, args);
     if (code != CURLCACHE_OK) {
         print_error("curlcache_open: %s: %s\n", curlcache_strerror(code), curlcache_errmsg(cache));
@@ -30,43 +31,44 @@ static curlcache *open_cache(const char *backend, const char *file, const char *
     return cache;
 }
 
-static curlcache_code store(curlcache *cache, const char *method, const char *url,
-                            const char *headers, const char *body) {
-    curlcache_request *request = curlcache_request_new(method, url);
+static curlcache_code store(curlcache* cache, const char* method, const char* url,
+                            const char* headers, const char* body) {
+    curlcache_request* request = curlcache_request_new(method, url);
     assert_non_null(request);
-    curlcache_code code = curlcache_store(cache, request, headers, strlen(headers), body, strlen(body));
+    curlcache_code code =
+        curlcache_store(cache, request, headers, strlen(headers), body, strlen(body));
     curlcache_request_free(request);
     return code;
 }
 
-static curlcache_code lookup(curlcache *cache, const char *url, curlcache_entry **entry) {
-    curlcache_request *request = curlcache_request_new("GET", url);
+static curlcache_code lookup(curlcache* cache, const char* url, curlcache_entry** entry) {
+    curlcache_request* request = curlcache_request_new("GET", url);
     assert_non_null(request);
     curlcache_code code = curlcache_lookup(cache, request, entry);
     curlcache_request_free(request);
     return code;
 }
 
-static void key_of(curlcache *cache, const char *url, char key[33]) {
-    curlcache_request *request = curlcache_request_new("GET", url);
+static void key_of(curlcache* cache, const char* url, char key[33]) {
+    curlcache_request* request = curlcache_request_new("GET", url);
     assert_int_equal(curlcache_request_key(cache, request, key), CURLCACHE_OK);
     curlcache_request_free(request);
 }
 
-static uint64_t entry_count(curlcache *cache) {
+static uint64_t entry_count(curlcache* cache) {
     uint64_t entries = 99, bytes = 0;
     assert_int_equal(curlcache_count(cache, &entries, &bytes), CURLCACHE_OK);
     return entries;
 }
 
-static void test_strerror_walks_every_code_distinct_and_non_empty(void **state) {
+static void test_strerror_walks_every_code_distinct_and_non_empty(void** state) {
     (void)state;
-    const char *unknown = curlcache_strerror((curlcache_code)-1);
+    const char* unknown = curlcache_strerror((curlcache_code)-1);
     assert_string_equal(unknown, "unknown curlcache_code");
     assert_string_equal(curlcache_strerror(CURLCACHE_E_LAST), unknown);
     assert_string_equal(curlcache_strerror((curlcache_code)(CURLCACHE_E_LAST + 7)), unknown);
     for (int code = 0; code < CURLCACHE_E_LAST; ++code) {
-        const char *message = curlcache_strerror((curlcache_code)code);
+        const char* message = curlcache_strerror((curlcache_code)code);
         assert_non_null(message);
         assert_true(message[0] != '\0');
         assert_string_not_equal(message, unknown);
@@ -76,7 +78,7 @@ static void test_strerror_walks_every_code_distinct_and_non_empty(void **state) 
     }
 }
 
-static void test_version_and_backends_are_reported(void **state) {
+static void test_version_and_backends_are_reported(void** state) {
     (void)state;
     char expected[32];
     snprintf(expected, sizeof expected, "%d.%d.%d", CURLCACHE_VERSION_MAJOR,
@@ -86,9 +88,9 @@ static void test_version_and_backends_are_reported(void **state) {
     assert_non_null(strstr(curlcache_backends(), "memory"));
 }
 
-static void test_open_with_arguments_uses_backend_and_name(void **state) {
+static void test_open_with_arguments_uses_backend_and_name(void** state) {
     (void)state;
-    curlcache *cache = open_cache("sqlite", "named.sqlite", NULL, NULL);
+    curlcache* cache = open_cache("sqlite", "named.sqlite", NULL, NULL);
     struct stat st;
     assert_int_equal(stat(scratch_path("named.sqlite"), &st), 0);
     assert_int_equal(curlcache_tier_count(cache), 1);
@@ -101,10 +103,10 @@ static void test_open_with_arguments_uses_backend_and_name(void **state) {
     curlcache_close(cache);
 }
 
-static void test_open_reports_config_error_with_message(void **state) {
+static void test_open_reports_config_error_with_message(void** state) {
     (void)state;
-    const char *args[] = {"backend=memory", "mode=fast", NULL};
-    curlcache *cache = NULL;
+    const char* args[] = {"backend=memory", "mode=fast", NULL};
+    curlcache* cache = NULL;
     assert_int_equal(curlcache_open(&cache, args), CURLCACHE_E_CONFIG);
     assert_non_null(cache);
     assert_true(strlen(curlcache_errmsg(cache)) > 0);
@@ -114,12 +116,12 @@ static void test_open_reports_config_error_with_message(void **state) {
     curlcache_close(cache);
 }
 
-static void test_null_arguments_are_rejected(void **state) {
+static void test_null_arguments_are_rejected(void** state) {
     (void)state;
     assert_int_equal(curlcache_open(NULL, NULL), CURLCACHE_E_INVALID_ARGUMENT);
     assert_null(curlcache_request_new(NULL, "http://h/"));
     assert_null(curlcache_request_new("GET", NULL));
-    curlcache_entry *entry = NULL;
+    curlcache_entry* entry = NULL;
     assert_int_equal(curlcache_lookup(NULL, NULL, &entry), CURLCACHE_E_INVALID_ARGUMENT);
     assert_int_equal(curlcache_delete(NULL, "x", NULL), CURLCACHE_E_INVALID_ARGUMENT);
     assert_int_equal(curlcache_clear(NULL), CURLCACHE_E_INVALID_ARGUMENT);
@@ -133,13 +135,14 @@ static void test_null_arguments_are_rejected(void **state) {
     curlcache_request_free(NULL);
 }
 
-static void test_store_then_lookup_is_a_hit_with_every_field(void **state) {
+static void test_store_then_lookup_is_a_hit_with_every_field(void** state) {
     (void)state;
-    curlcache *cache = open_cache("sqlite", "c.sqlite", NULL, NULL);
-    curlcache_entry *entry = NULL;
+    curlcache* cache = open_cache("sqlite", "c.sqlite", NULL, NULL);
+    curlcache_entry* entry = NULL;
     assert_int_equal(lookup(cache, "http://example.test/a", &entry), CURLCACHE_E_MISS);
     assert_null(entry);
-    assert_int_equal(store(cache, "GET", "http://example.test/a", k_headers, "hello"), CURLCACHE_OK);
+    assert_int_equal(store(cache, "GET", "http://example.test/a", k_headers, "hello"),
+                     CURLCACHE_OK);
     assert_int_equal(lookup(cache, "HTTP://EXAMPLE.test:80/a#frag", &entry), CURLCACHE_OK);
     assert_non_null(entry);
     assert_int_equal(curlcache_entry_status(entry), 200);
@@ -151,13 +154,14 @@ static void test_store_then_lookup_is_a_hit_with_every_field(void **state) {
     assert_int_equal(curlcache_entry_expires(entry), 0);
     assert_true(curlcache_entry_created(entry) > 0);
     assert_int_equal(curlcache_entry_response_count(entry), 1);
-    const char *headers = NULL;
+    const char* headers = NULL;
     size_t size = 0;
     assert_int_equal(curlcache_entry_headers(entry, 0, &headers, &size), CURLCACHE_OK);
     assert_int_equal(size, strlen(k_headers));
     assert_memory_equal(headers, k_headers, size);
-    assert_int_equal(curlcache_entry_headers(entry, 1, &headers, &size), CURLCACHE_E_INVALID_ARGUMENT);
-    const void *body = NULL;
+    assert_int_equal(curlcache_entry_headers(entry, 1, &headers, &size),
+                     CURLCACHE_E_INVALID_ARGUMENT);
+    const void* body = NULL;
     assert_int_equal(curlcache_entry_body(entry, &body, &size), CURLCACHE_OK);
     assert_int_equal(size, 5);
     assert_memory_equal(body, "hello", 5);
@@ -173,18 +177,18 @@ static void test_store_then_lookup_is_a_hit_with_every_field(void **state) {
     curlcache_close(cache);
 }
 
-static void test_redirect_chain_is_split_into_responses(void **state) {
+static void test_redirect_chain_is_split_into_responses(void** state) {
     (void)state;
-    curlcache *cache = open_cache("memory", "unused", NULL, NULL);
-    const char *chain = "HTTP/1.1 302 Found\r\nLocation: /b\r\n\r\n"
+    curlcache* cache = open_cache("memory", "unused", NULL, NULL);
+    const char* chain = "HTTP/1.1 302 Found\r\nLocation: /b\r\n\r\n"
                         "HTTP/2 200\r\ncontent-type: application/json\r\n\r\n";
     assert_int_equal(store(cache, "GET", "http://h/a", chain, "{}"), CURLCACHE_OK);
-    curlcache_entry *entry = NULL;
+    curlcache_entry* entry = NULL;
     assert_int_equal(lookup(cache, "http://h/a", &entry), CURLCACHE_OK);
     assert_int_equal(curlcache_entry_response_count(entry), 2);
     assert_int_equal(curlcache_entry_status(entry), 200);
     assert_string_equal(curlcache_entry_content_type(entry), "application/json");
-    const char *block = NULL;
+    const char* block = NULL;
     size_t size = 0;
     assert_int_equal(curlcache_entry_headers(entry, 0, &block, &size), CURLCACHE_OK);
     assert_int_equal(size, strlen("HTTP/1.1 302 Found\r\nLocation: /b\r\n\r\n"));
@@ -192,14 +196,16 @@ static void test_redirect_chain_is_split_into_responses(void **state) {
     curlcache_close(cache);
 }
 
-static void test_policy_refusals_have_their_codes(void **state) {
+static void test_policy_refusals_have_their_codes(void** state) {
     (void)state;
-    curlcache *cache = open_cache("memory", "unused", "max_entry_size=4", NULL);
-    assert_int_equal(store(cache, "GET", "http://h/big", k_headers, "12345"), CURLCACHE_E_TOO_LARGE);
+    curlcache* cache = open_cache("memory", "unused", "max_entry_size=4", NULL);
+    assert_int_equal(store(cache, "GET", "http://h/big", k_headers, "12345"),
+                     CURLCACHE_E_TOO_LARGE);
     assert_int_equal(store(cache, "GET", "http://h/fail", "HTTP/1.1 500 Oops\r\n\r\n", "x"),
                      CURLCACHE_E_NOT_CACHEABLE);
     assert_true(strlen(curlcache_errmsg(cache)) > 0);
-    assert_int_equal(store(cache, "POST", "http://h/post", k_headers, "x"), CURLCACHE_E_NOT_CACHEABLE);
+    assert_int_equal(store(cache, "POST", "http://h/post", k_headers, "x"),
+                     CURLCACHE_E_NOT_CACHEABLE);
     assert_int_equal(store(cache, "GET", "http://h/ok", k_headers, "1234"), CURLCACHE_OK);
     assert_string_equal(curlcache_errmsg(cache), ""); /* success clears the message */
     assert_int_equal(entry_count(cache), 1);
@@ -210,11 +216,11 @@ static void test_policy_refusals_have_their_codes(void **state) {
     curlcache_close(cache);
 }
 
-static void test_stale_entry_is_a_miss_unless_offline(void **state) {
+static void test_stale_entry_is_a_miss_unless_offline(void** state) {
     (void)state;
-    curlcache *cache = open_cache("sqlite", "stale.sqlite", "expire_after=0", NULL);
+    curlcache* cache = open_cache("sqlite", "stale.sqlite", "expire_after=0", NULL);
     assert_int_equal(store(cache, "GET", "http://h/s", k_headers, "old"), CURLCACHE_OK);
-    curlcache_entry *entry = NULL;
+    curlcache_entry* entry = NULL;
     assert_int_equal(lookup(cache, "http://h/s", &entry), CURLCACHE_E_MISS);
     assert_null(entry);
     /* Still there for the management API. */
@@ -234,25 +240,28 @@ static void test_stale_entry_is_a_miss_unless_offline(void **state) {
     curlcache_close(cache);
 }
 
-static void test_options_and_credentials_change_key_never_stored(void **state) {
+static void test_options_and_credentials_change_key_never_stored(void** state) {
     (void)state;
-    curlcache *cache = open_cache("memory", "unused", NULL, NULL);
+    curlcache* cache = open_cache("memory", "unused", NULL, NULL);
     char plain[33], follow[33], secret[33];
     key_of(cache, "http://h/x", plain);
-    curlcache_request *request = curlcache_request_new("GET", "http://h/x");
+    curlcache_request* request = curlcache_request_new("GET", "http://h/x");
     assert_int_equal(curlcache_request_set_option(request, "follow_location", "1"), CURLCACHE_OK);
     assert_int_equal(curlcache_request_key(cache, request, follow), CURLCACHE_OK);
-    assert_int_equal(curlcache_request_set_option(request, "credentials", "alice:s3cret"), CURLCACHE_OK);
+    assert_int_equal(curlcache_request_set_option(request, "credentials", "alice:s3cret"),
+                     CURLCACHE_OK);
     assert_int_equal(curlcache_request_key(cache, request, secret), CURLCACHE_OK);
     assert_string_not_equal(plain, follow);
     assert_string_not_equal(follow, secret);
-    assert_int_equal(curlcache_store(cache, request, k_headers, strlen(k_headers), "b", 1), CURLCACHE_OK);
+    assert_int_equal(curlcache_store(cache, request, k_headers, strlen(k_headers), "b", 1),
+                     CURLCACHE_OK);
     curlcache_request_free(request);
 
     request = curlcache_request_new("GET", "http://bob:hunter2@h/y");
-    assert_int_equal(curlcache_store(cache, request, k_headers, strlen(k_headers), "b", 1), CURLCACHE_OK);
+    assert_int_equal(curlcache_store(cache, request, k_headers, strlen(k_headers), "b", 1),
+                     CURLCACHE_OK);
     curlcache_request_free(request);
-    curlcache_entry *entry = NULL;
+    curlcache_entry* entry = NULL;
     assert_int_equal(curlcache_entry_get(cache, secret, &entry), CURLCACHE_OK);
     assert_string_equal(curlcache_entry_url(entry), "http://h/x");
     curlcache_entry_free(entry);
@@ -268,8 +277,8 @@ struct scan_state {
     int found_b;
 };
 
-static int on_meta(const curlcache_meta *meta, void *userp) {
-    struct scan_state *s = userp;
+static int on_meta(const curlcache_meta* meta, void* userp) {
+    struct scan_state* s = userp;
     ++s->seen;
     if (strcmp(meta->url, "http://h/b") == 0) {
         s->found_b = 1;
@@ -281,10 +290,10 @@ static int on_meta(const curlcache_meta *meta, void *userp) {
     return s->stop_after && s->seen >= s->stop_after;
 }
 
-static void test_scan_delete_by_key_url_glob_and_clear(void **state) {
+static void test_scan_delete_by_key_url_glob_and_clear(void** state) {
     (void)state;
-    curlcache *cache = open_cache("sqlite", "m.sqlite", NULL, NULL);
-    const char *urls[] = {"http://h/a", "http://h/b", "http://h/dir/1", "http://h/dir/2",
+    curlcache* cache = open_cache("sqlite", "m.sqlite", NULL, NULL);
+    const char* urls[] = {"http://h/a", "http://h/b", "http://h/dir/1", "http://h/dir/2",
                           "http://h/other?x=1"};
     for (size_t i = 0; i < 5; ++i) {
         assert_int_equal(store(cache, "GET", urls[i], k_headers, "x"), CURLCACHE_OK);
@@ -320,17 +329,17 @@ static void test_scan_delete_by_key_url_glob_and_clear(void **state) {
     curlcache_close(cache);
 }
 
-static void test_purge_removes_only_expired_entries(void **state) {
+static void test_purge_removes_only_expired_entries(void** state) {
     (void)state;
-    curlcache *keeps = open_cache("sqlite", "p.sqlite", NULL, NULL);
-    curlcache *expires = open_cache("sqlite", "p.sqlite", "expire_after=0", NULL);
+    curlcache* keeps = open_cache("sqlite", "p.sqlite", NULL, NULL);
+    curlcache* expires = open_cache("sqlite", "p.sqlite", "expire_after=0", NULL);
     assert_int_equal(store(keeps, "GET", "http://h/keep", k_headers, "x"), CURLCACHE_OK);
     assert_int_equal(store(expires, "GET", "http://h/gone", k_headers, "x"), CURLCACHE_OK);
     assert_int_equal(entry_count(keeps), 2);
     uint64_t removed = 0;
     assert_int_equal(curlcache_purge(keeps, &removed), CURLCACHE_OK);
     assert_int_equal(removed, 1);
-    curlcache_entry *entry = NULL;
+    curlcache_entry* entry = NULL;
     assert_int_equal(curlcache_entry_get(keeps, "http://h/keep", &entry), CURLCACHE_OK);
     curlcache_entry_free(entry);
     assert_int_equal(curlcache_entry_get(keeps, "http://h/gone", &entry), CURLCACHE_E_MISS);
@@ -342,18 +351,18 @@ struct progress_state {
     uint64_t calls, last_done, last_total;
 };
 
-static int on_progress(uint64_t done, uint64_t total, void *userp) {
-    struct progress_state *p = userp;
+static int on_progress(uint64_t done, uint64_t total, void* userp) {
+    struct progress_state* p = userp;
     ++p->calls;
     p->last_done = done;
     p->last_total = total;
     return 0;
 }
 
-static void test_copy_between_two_caches_keeps_entries(void **state) {
+static void test_copy_between_two_caches_keeps_entries(void** state) {
     (void)state;
-    curlcache *from = open_cache("sqlite", "from.sqlite", NULL, NULL);
-    curlcache *to = open_cache("filesystem", "to-dir", NULL, NULL);
+    curlcache* from = open_cache("sqlite", "from.sqlite", NULL, NULL);
+    curlcache* to = open_cache("filesystem", "to-dir", NULL, NULL);
     char body[64];
     for (int i = 0; i < 3; ++i) {
         char url[64];
@@ -369,9 +378,9 @@ static void test_copy_between_two_caches_keeps_entries(void **state) {
     assert_int_equal(p.last_done, 3);
     assert_int_equal(p.last_total, 3);
     assert_int_equal(entry_count(to), 3);
-    curlcache_entry *entry = NULL;
+    curlcache_entry* entry = NULL;
     assert_int_equal(lookup(to, "http://h/copy/2", &entry), CURLCACHE_OK);
-    const void *data = NULL;
+    const void* data = NULL;
     size_t size = 0;
     assert_int_equal(curlcache_entry_body(entry, &data, &size), CURLCACHE_OK);
     assert_int_equal(size, strlen("body 2"));
@@ -382,10 +391,10 @@ static void test_copy_between_two_caches_keeps_entries(void **state) {
     curlcache_close(from);
 }
 
-static void test_stats_persist_across_opens_and_zero(void **state) {
+static void test_stats_persist_across_opens_and_zero(void** state) {
     (void)state;
-    curlcache *cache = open_cache("sqlite", "s.sqlite", NULL, NULL);
-    curlcache_entry *entry = NULL;
+    curlcache* cache = open_cache("sqlite", "s.sqlite", NULL, NULL);
+    curlcache_entry* entry = NULL;
     assert_int_equal(lookup(cache, "http://h/st", &entry), CURLCACHE_E_MISS);
     assert_int_equal(store(cache, "GET", "http://h/st", k_headers, "12345"), CURLCACHE_OK);
     assert_int_equal(lookup(cache, "http://h/st", &entry), CURLCACHE_OK);
@@ -425,9 +434,9 @@ static void test_stats_persist_across_opens_and_zero(void **state) {
     curlcache_close(cache);
 }
 
-static void test_several_backends_make_tiers_with_stats_beside_the_last(void **state) {
+static void test_several_backends_make_tiers_with_stats_beside_the_last(void** state) {
     (void)state;
-    curlcache *cache = open_cache("memory,sqlite", "tiers.sqlite", NULL, NULL);
+    curlcache* cache = open_cache("memory,sqlite", "tiers.sqlite", NULL, NULL);
     assert_int_equal(curlcache_tier_count(cache), 2);
     curlcache_tier tier;
     assert_int_equal(curlcache_tier_get(cache, 0, &tier), CURLCACHE_OK);
@@ -437,7 +446,7 @@ static void test_several_backends_make_tiers_with_stats_beside_the_last(void **s
     assert_int_equal(store(cache, "GET", "http://h/t", k_headers, "tiered"), CURLCACHE_OK);
     assert_int_equal(curlcache_tier_get(cache, 1, &tier), CURLCACHE_OK);
     assert_int_equal(tier.entries, 1);
-    curlcache_entry *entry = NULL;
+    curlcache_entry* entry = NULL;
     assert_int_equal(lookup(cache, "http://h/t", &entry), CURLCACHE_OK);
     curlcache_entry_free(entry);
     curlcache_close(cache);
@@ -452,13 +461,13 @@ static void test_several_backends_make_tiers_with_stats_beside_the_last(void **s
 }
 
 struct thread_case {
-    curlcache *cache;
+    curlcache* cache;
     pthread_barrier_t errored, succeeded;
     char seen[128];
 };
 
-static void *erring_thread(void *userp) {
-    struct thread_case *t = userp;
+static void* erring_thread(void* userp) {
+    struct thread_case* t = userp;
     curlcache_tier tier;
     curlcache_tier_get(t->cache, 5, &tier); /* fails: "no such tier" */
     pthread_barrier_wait(&t->errored);
@@ -467,7 +476,7 @@ static void *erring_thread(void *userp) {
     return NULL;
 }
 
-static void test_errmsg_is_kept_per_thread(void **state) {
+static void test_errmsg_is_kept_per_thread(void** state) {
     (void)state;
     struct thread_case t;
     t.cache = open_cache("memory", "unused", NULL, NULL);

@@ -147,10 +147,11 @@ std::string checksummed(const std::string& head_fields, const std::string& body)
 void test_checksummed_garbage_heads_never_crash(void**) {
     std::string good = *to_blob(encode(sample_entry("body")));
     // The helper reproduces the real layout: a well-formed head decodes.
-    size_t head_size = static_cast<unsigned char>(good[8]) | (static_cast<unsigned char>(good[9]) << 8);
-    assert_true(decode(std::make_shared<const std::string>(
-                           checksummed(good.substr(28, head_size), "body")))
-                    .has_value());
+    size_t head_size =
+        static_cast<unsigned char>(good[8]) | (static_cast<unsigned char>(good[9]) << 8);
+    assert_true(
+        decode(std::make_shared<const std::string>(checksummed(good.substr(28, head_size), "body")))
+            .has_value());
     std::mt19937 random(777);
     std::string real_head = good.substr(28, head_size);
     int decoded = 0;

@@ -9,26 +9,26 @@
 
 #include "tests/core/scratch.h"
 
-typedef int (*symbol_check)(const char *name);
+typedef int (*symbol_check)(const char* name);
 
-static int is_linker_symbol(const char *name) {
+static int is_linker_symbol(const char* name) {
     return strcmp(name, "_init") == 0 || strcmp(name, "_fini") == 0;
 }
 
-static int curlcache_prefixed(const char *name) {
+static int curlcache_prefixed(const char* name) {
     return strncmp(name, "curlcache_", 10) == 0;
 }
 
-static int shim_allowed(const char *name) {
+static int shim_allowed(const char* name) {
     return strncmp(name, "curl_", 5) == 0 || strcmp(name, "dlopen") == 0;
 }
 
 /* Runs nm on `library`; fails the test for each defined dynamic symbol `allowed` rejects.
  * Returns how many symbols were checked. */
-static int check_exports(const char *library, symbol_check allowed) {
+static int check_exports(const char* library, symbol_check allowed) {
     char command[PATH_MAX + 64];
     snprintf(command, sizeof command, "nm -D --defined-only '%s'", library);
-    FILE *nm = popen(command, "r");
+    FILE* nm = popen(command, "r");
     assert_non_null(nm);
     char line[1024];
     int checked = 0, bad = 0;
@@ -38,7 +38,7 @@ static int check_exports(const char *library, symbol_check allowed) {
             continue;
         }
         /* Type 'A' entries are version nodes (CURL_OPENSSL_4, ...), not symbols. */
-        char *at = strchr(name, '@'); /* "curl_easy_init@@CURL_OPENSSL_4": the version */
+        char* at = strchr(name, '@'); /* "curl_easy_init@@CURL_OPENSSL_4": the version */
         if (at) {
             *at = '\0';
         }
@@ -56,17 +56,17 @@ static int check_exports(const char *library, symbol_check allowed) {
     return checked;
 }
 
-static void test_libcurlcache_exports_only_curlcache_symbols(void **state) {
+static void test_libcurlcache_exports_only_curlcache_symbols(void** state) {
     (void)state;
-    const char *library = CURLCACHE_BINARY_DIR "/lib/libcurlcache.so";
+    const char* library = CURLCACHE_BINARY_DIR "/lib/libcurlcache.so";
     assert_int_equal(access(library, R_OK), 0);
     int checked = check_exports(library, curlcache_prefixed);
     assert_true(checked >= 40); /* the public API is there at all */
 }
 
-static void test_preload_shim_exports_only_curl_functions_and_dlopen(void **state) {
+static void test_preload_shim_exports_only_curl_functions_and_dlopen(void** state) {
     (void)state;
-    const char *library = CURLCACHE_BINARY_DIR "/lib/libcurlcache-preload.so";
+    const char* library = CURLCACHE_BINARY_DIR "/lib/libcurlcache-preload.so";
     if (access(library, R_OK) != 0) {
         skip(); /* the shim is not built in this tree */
     }
@@ -74,7 +74,7 @@ static void test_preload_shim_exports_only_curl_functions_and_dlopen(void **stat
     assert_true(checked > 0);
 }
 
-static void test_checker_catches_a_foreign_symbol(void **state) {
+static void test_checker_catches_a_foreign_symbol(void** state) {
     (void)state;
     /* The rule itself must be able to fail: libc exports plenty without our prefix. */
     assert_false(curlcache_prefixed("malloc"));

@@ -109,7 +109,8 @@ void test_query_order_kept_unless_sort_query(void**) {
 void test_redact_url_removes_secrets_but_shows_ignored_names(void**) {
     Settings settings;
     settings.ignored_parameters = {"api_key"};
-    std::string redacted = redact_url("https://alice:s3cret@H.example:443/p?api_key=XYZ&q=1#f", settings);
+    std::string redacted =
+        redact_url("https://alice:s3cret@H.example:443/p?api_key=XYZ&q=1#f", settings);
     assert_string_equal(redacted.c_str(), "https://h.example/p?api_key=&q=1");
     assert_null(strstr(redacted.c_str(), "s3cret"));
     assert_null(strstr(redacted.c_str(), "XYZ"));
@@ -274,7 +275,8 @@ void test_normalize_fuzz_is_idempotent_and_drops_secrets(void**) {
         std::string once = normalize_url(url, settings);
         std::string twice = normalize_url(once, settings);
         if (once != twice) {
-            print_error("not idempotent: %s -> %s -> %s\n", url.c_str(), once.c_str(), twice.c_str());
+            print_error("not idempotent: %s -> %s -> %s\n", url.c_str(), once.c_str(),
+                        twice.c_str());
         }
         assert_string_equal(once.c_str(), twice.c_str());
         std::string redacted = redact_url(url, settings);

@@ -104,8 +104,9 @@ void test_cache_control_no_store_is_honoured_on_last_response(void**) {
     config::Settings settings;
     assert_int_equal(policy::store(settings, response(200, "Cache-Control: no-store\r\n")),
                      Verdict::no_store);
-    assert_int_equal(policy::store(settings, response(200, "cache-control: private, NO-STORE \r\n")),
-                     Verdict::no_store);
+    assert_int_equal(
+        policy::store(settings, response(200, "cache-control: private, NO-STORE \r\n")),
+        Verdict::no_store);
     assert_int_equal(policy::store(settings, response(200, "Cache-Control: no-cache\r\n")),
                      Verdict::ok);
     assert_int_equal(policy::store(settings, response(200, "X-Note: no-store\r\n")), Verdict::ok);
@@ -128,13 +129,15 @@ void test_url_rules_first_match_wins_and_do_not_cache(void**) {
         {"localhost:8080/*", true, 5},
     };
     int64_t now = 1000;
-    assert_int_equal(policy::expires_at(settings, "https://www.example.test/static/a.css", now), 4600);
+    assert_int_equal(policy::expires_at(settings, "https://www.example.test/static/a.css", now),
+                     4600);
     assert_int_equal(policy::expires_at(settings, "https://www.example.test/other", now), 1060);
     assert_int_equal(policy::expires_at(settings, "https://elsewhere.test/x", now), 1100);
     assert_int_equal(policy::expires_at(settings, "http://localhost:8080/x", now), 1005);
     assert_int_equal(policy::request(settings, "GET", "https://a.example.test/private/k?x=1"),
                      Verdict::url_rule);
-    assert_int_equal(policy::request(settings, "GET", "https://a.example.test/public"), Verdict::ok);
+    assert_int_equal(policy::request(settings, "GET", "https://a.example.test/public"),
+                     Verdict::ok);
     Entry entry = response(200, "");
     entry.url = "https://a.example.test/private/k";
     assert_int_equal(policy::store(settings, entry), Verdict::url_rule);

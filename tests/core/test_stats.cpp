@@ -28,7 +28,7 @@ namespace {
 
 // A storage that only has a name and a location, for the path rules.
 class NamedStorage : public backends::Storage {
-public:
+  public:
     NamedStorage(std::string name, std::string location)
         : m_name(std::move(name)), m_location(std::move(location)) {}
     std::string_view name() const override { return m_name; }
@@ -44,7 +44,7 @@ public:
     backends::Result<void> clear() override { return {}; }
     backends::Result<backends::Usage> usage() override { return backends::Usage{}; }
 
-private:
+  private:
     std::string m_name, m_location;
 };
 
@@ -54,17 +54,20 @@ void test_stats_file_sits_next_to_each_backend(void**) {
     assert_string_equal(stats::file_path(settings, NamedStorage("sqlite", "/d/c.sqlite")).c_str(),
                         "/d/c.sqlite.stats");
     assert_string_equal(
-        stats::file_path(settings, NamedStorage("sqlite", "file:x?mode=memory&cache=shared")).c_str(),
+        stats::file_path(settings, NamedStorage("sqlite", "file:x?mode=memory&cache=shared"))
+            .c_str(),
         "");
     assert_string_equal(stats::file_path(settings, NamedStorage("filesystem", "/d/dir")).c_str(),
                         "/d/dir/stats");
     std::string expected = std::string(scratch_path("cache")) + "/curlcache/curlcache.stats";
-    assert_string_equal(stats::file_path(settings, NamedStorage("redis", "redis://h:1/0 x")).c_str(),
-                        expected.c_str());
+    assert_string_equal(
+        stats::file_path(settings, NamedStorage("redis", "redis://h:1/0 x")).c_str(),
+        expected.c_str());
     settings.name = "team/ns";
     expected = std::string(scratch_path("cache")) + "/curlcache/team_ns.stats";
-    assert_string_equal(stats::file_path(settings, NamedStorage("redis", "redis://h:1/0 x")).c_str(),
-                        expected.c_str());
+    assert_string_equal(
+        stats::file_path(settings, NamedStorage("redis", "redis://h:1/0 x")).c_str(),
+        expected.c_str());
     struct stat st;
     assert_int_equal(stat((std::string(scratch_path("cache")) + "/curlcache").c_str(), &st), 0);
     assert_int_equal(st.st_mode & 0777, 0700);
@@ -166,8 +169,9 @@ int main() {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_stats_file_sits_next_to_each_backend, scratch_setup,
                                         scratch_teardown),
-        cmocka_unit_test_setup_teardown(test_missing_file_reads_as_zero_and_damaged_lines_are_skipped,
-                                        scratch_setup, scratch_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_missing_file_reads_as_zero_and_damaged_lines_are_skipped, scratch_setup,
+            scratch_teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_processes_add_up_exactly, scratch_setup,
                                         scratch_teardown),
         cmocka_unit_test_setup_teardown(test_forked_child_does_not_count_parent_twice,
