@@ -1,0 +1,175 @@
+// Request coalescing end to end: 8 `curl` commands started together under the preload
+// shim miss the same slow URL (scripts/origin.py /slow/MS); the origin must see it once
+// and every curl must print the same body. Once with a Redis cache (Redis locks) and once
+// with a SQLite cache (flock'ed lock files next to it). Skipped when the shim is not built.
+#include "tests/redis/fixture.h"
+
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <vector>
+
+// cmocka last: its macros (fail, ...) clash with names in the standard headers.
+#include <cstdarg>
+#include <cstddef>
+#include <cstdint>
+#include <csetjmp>
+extern "C" {
+#include <cmocka.h>
+}
+
+using namespace curlcache;
+
+namespace {
+
+constexpr int k_processes = 8;
+
+std::string g_scratch;
+std::string g_shim;
+tests::redis::RedisServer* g_redis = nullptr;
+pid_t g_origin = -1;
+int g_port = 0;
+
+std::string read_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::ostringstream text;
+    text << in.rdbuf();
+    return text.str();
+}
+
+// Runs argv with `env` added to a clean environment; returns the exit status (-1: signal).
+pid_t spawn(const std::vector<std::string>& argv, const std::vector<std::string>& env,
+            const std::string& out) {
+    pid_t child = fork();
+    if (child == 0) {
+        clearenv();
+        for (const auto& entry : env) {
+            putenv(const_cast<char*>(entry.c_str()));
+        }
+        std::FILE* file = std::freopen(out.c_str(), "w", stdout);
+        (void)file;
+        std::vector<char*> args;
+        for (const auto& arg : argv) {
+            args.push_back(const_cast<char*>(arg.c_str()));
+        }
+        args.push_back(nullptr);
+        execvp(args[0], args.data());
+        _exit(127);
+    }
+    return child;
+}
+
+int origin_count(const std::string& path) {
+    std::string out = g_scratch + "/log.txt";
+    pid_t child = spawn({"curl", "-s", "http://127.0.0.1:" + std::to_string(g_port) + "/__log"},
+                        {"PATH=/usr/bin:/bin"}, out);
+    waitpid(child, nullptr, 0);
+    std::istringstream lines(read_file(out));
+    std::string line;
+    int count = 0;
+    while (std::getline(lines, line)) {
+        count += line == "GET " + path ? 1 : 0;
+    }
+    return count;
+}
+
+int group_setup(void**) {
+    g_scratch = tests::redis::make_scratch();
+    g_shim = std::string(CURLCACHE_BINARY_DIR) + "/lib/libcurlcache-preload.so";
+    int out[2];
+    if (pipe(out) != 0) {
+        return -1;
+    }
+    g_origin = fork();
+    if (g_origin == 0) {
+        dup2(out[1], 1);
+        close(out[0]);
+        close(out[1]);
+        std::string script = std::string(CURLCACHE_SOURCE_DIR) + "/scripts/origin.py";
+        execlp("python3", "python3", script.c_str(), static_cast<char*>(nullptr));
+        _exit(127);
+    }
+    close(out[1]);
+    std::FILE* ready = fdopen(out[0], "r");
+    if (ready == nullptr || std::fscanf(ready, "%d", &g_port) != 1) { // awaits readiness
+        return -1;
+    }
+    std::fclose(ready);
+    g_redis = new tests::redis::RedisServer(g_scratch);
+    return 0;
+}
+
+int group_teardown(void**) {
+    delete g_redis;
+    kill(g_origin, SIGTERM);
+    waitpid(g_origin, nullptr, 0);
+    tests::redis::remove_tree(g_scratch);
+    return 0;
+}
+
+void eight_curls_fetch_once(const std::vector<std::string>& cache_env, const std::string& tag) {
+    struct stat info {};
+    if (stat(g_shim.c_str(), &info) != 0) {
+        skip();
+    }
+    std::string home = g_scratch + "/home-" + tag;
+    mkdir(home.c_str(), 0700);
+    std::vector<std::string> env{"PATH=/usr/bin:/bin", "LD_PRELOAD=" + g_shim, "HOME=" + home,
+                                 "XDG_CACHE_HOME=" + home + "/cache",
+                                 "XDG_CONFIG_HOME=" + home + "/config",
+                                 "CURLCACHE_LOG_FILE=" + home + "/curlcache.log",
+                                 "CURLCACHE_LOCK_TIMEOUT=20s"};
+    env.insert(env.end(), cache_env.begin(), cache_env.end());
+    std::string path = "/slow/400?k=" + tag;
+    std::string url = "http://127.0.0.1:" + std::to_string(g_port) + path;
+    std::vector<pid_t> children;
+    for (int i = 0; i < k_processes; ++i) {
+        children.push_back(spawn({"curl", "-s", "-f", url}, env,
+                                 home + "/out" + std::to_string(i)));
+    }
+    int ok = 0;
+    for (pid_t child : children) {
+        int status = 0;
+        waitpid(child, &status, 0);
+        ok += WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 1 : 0;
+    }
+    assert_int_equal(ok, k_processes);
+    std::string first = read_file(home + "/out0");
+    assert_true(first.starts_with("curlcache test origin"));
+    for (int i = 1; i < k_processes; ++i) {
+        assert_true(read_file(home + "/out" + std::to_string(i)) == first);
+    }
+    int count = origin_count(path);
+    if (count != 1) {
+        std::fprintf(stderr, "origin saw %s %d times; curlcache log:\n%s\n", path.c_str(), count,
+                     read_file(home + "/curlcache.log").c_str());
+    }
+    assert_int_equal(count, 1);
+}
+
+void test_eight_curls_under_the_shim_share_one_download_through_redis(void**) {
+    eight_curls_fetch_once({"CURLCACHE_BACKEND=redis", "CURLCACHE_REDIS_URL=" + g_redis->url(),
+                            "CURLCACHE_NAME=e2e"},
+                           "redis");
+}
+
+void test_eight_curls_under_the_shim_share_one_download_through_sqlite(void**) {
+    eight_curls_fetch_once({"CURLCACHE_BACKEND=sqlite",
+                            "CURLCACHE_NAME=" + g_scratch + "/e2e.sqlite"},
+                           "sqlite");
+}
+
+} // namespace
+
+int main() {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_eight_curls_under_the_shim_share_one_download_through_redis),
+        cmocka_unit_test(test_eight_curls_under_the_shim_share_one_download_through_sqlite),
+    };
+    return cmocka_run_group_tests_name("coalesce_shim", tests, group_setup, group_teardown);
+}
