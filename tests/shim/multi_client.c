@@ -6,13 +6,16 @@
  *   multi_client STYLE[,VARIANT...] URL...
  *
  * STYLE:   easy   (curl_easy_perform, one reused handle)
+ *          dup    (curl_easy_duphandle of a template handle per URL, options set again)
  *          wait   (multi_perform + multi_wait)
  *          poll   (multi_perform + multi_poll)
  *          fdset  (multi_perform + multi_timeout + multi_fdset + select)
  *          socket (multi_socket_action with SOCKETFUNCTION/TIMERFUNCTION and poll)
  * VARIANT: header-in-body (CURLOPT_HEADER=1), abort-write (write callback returns 0),
  *          abort-header (header callback returns 0), abort-progress (XFERINFOFUNCTION
- *          returns 1), nofollow (no FOLLOWLOCATION), gzip (ACCEPT_ENCODING "gzip").
+ *          returns 1), nofollow (no FOLLOWLOCATION), gzip (ACCEPT_ENCODING "gzip"),
+ *          headers (a new CURLOPT_HTTPHEADER list per transfer, freed right after it while
+ *          the handle still points at it, as some programs do).
  *
  * Every transfer prints its CURLcode, header lines, body size and FNV-1a digest, the
  * getinfo values a program reads (no timings), and whether XFERINFOFUNCTION saw the final
@@ -36,7 +39,7 @@ enum { k_max_transfers = 16, k_max_headers = 8192, k_max_sockets = 64 };
 enum { k_wait_ms = 3000, k_slow_ms = 2000 };
 
 struct Options {
-    int header_in_body, abort_write, abort_header, abort_progress, nofollow, gzip;
+    int header_in_body, abort_write, abort_header, abort_progress, nofollow, gzip, headers;
 };
 
 struct Transfer {
@@ -344,18 +347,36 @@ int main(int argc, char **argv)
             options.abort_progress |= strcmp(v, "abort-progress") == 0;
             options.nofollow |= strcmp(v, "nofollow") == 0;
             options.gzip |= strcmp(v, "gzip") == 0;
+            options.headers |= strcmp(v, "headers") == 0;
         }
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);
     static struct Transfer ts[k_max_transfers];
     int n = argc - 2;
-    if (strcmp(style, "easy") == 0) {
+    if (strcmp(style, "easy") == 0 || strcmp(style, "dup") == 0) {
         CURL *easy = curl_easy_init();
+        if (strcmp(style, "dup") == 0) {
+            /* A template that is never performed itself. */
+            curl_easy_setopt(easy, CURLOPT_USERAGENT, "multi_client-template");
+        }
         for (int i = 0; i < n; ++i) {
-            setup(&ts[i], easy, argv[2 + i], &options);
-            ts[i].result = curl_easy_perform(easy);
+            CURL *h = strcmp(style, "dup") == 0 ? curl_easy_duphandle(easy) : easy;
+            struct curl_slist *list = NULL;
+            setup(&ts[i], h, argv[2 + i], &options);
+            if (options.headers) {
+                char line[64];
+                snprintf(line, sizeof line, "X-Transfer: %d", i);
+                list = curl_slist_append(list, line);
+                list = curl_slist_append(list, "Accept: */*");
+                curl_easy_setopt(h, CURLOPT_HTTPHEADER, list);
+            }
+            ts[i].result = curl_easy_perform(h);
             ts[i].done = 1;
+            curl_slist_free_all(list); /* the handle still points at it until re-set */
             report(&ts[i]);
+            if (h != easy) {
+                curl_easy_cleanup(h);
+            }
         }
         curl_easy_cleanup(easy);
     } else {

@@ -28,6 +28,9 @@ def cases():
            for s in ("easy", "wait", "poll", "fdset", "socket")]
     out += [
         ("easy_header_in_body", "easy,header-in-body", URLS, False, True),
+        ("dup_template_handles", "dup", URLS, False, True),
+        ("easy_header_lists_freed_after_use", "easy,headers", URLS, False, True),
+        ("dup_header_lists_freed_after_use", "dup,headers,gzip", URLS, False, True),
         ("wait_header_in_body", "wait,header-in-body", URLS, False, True),
         ("easy_gzip", "easy,gzip", ["/gzip", "/text"], False, True),
         ("socket_gzip_header_in_body", "socket,gzip,header-in-body", ["/gzip"], False, True),

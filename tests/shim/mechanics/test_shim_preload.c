@@ -81,6 +81,19 @@ static void test_deepbind_module_is_still_cached(void** state) {
     assert_int_equal(origin_count() - before, 1);
 }
 
+static void test_deepbind_is_cleared_unless_disabled(void** state) {
+    static harness_result plain, shimmed, disabled;
+    const char* argv[] = {MECH_DEEPBIND_HOST, MECH_EXT_NAME, "--where", NULL};
+    const char* env[] = {"CURLCACHE_DISABLE=1", NULL};
+    assert_int_equal(harness_run(*state, 0, argv, NULL, &plain), 0);
+    assert_int_equal(harness_run(*state, 1, argv, NULL, &shimmed), 0);
+    assert_int_equal(harness_run(*state, 1, argv, env, &disabled), 0);
+    assert_non_null(strstr(plain.out, "curl_easy_init from libcurl.so.4\n"));
+    assert_non_null(strstr(shimmed.out, "curl_easy_init from libcurlcache-preload.so\n"));
+    /* pure pass-through: the program's RTLD_DEEPBIND is honoured */
+    assert_non_null(strstr(disabled.out, "curl_easy_init from libcurl.so.4\n"));
+}
+
 static void test_dlopen_under_shim_keeps_the_callers_runpath(void** state) {
     static harness_result plain, shimmed;
     const char* argv[] = {MECH_DEEPBIND_HOST, MECH_EXT_NAME, NULL};
@@ -196,6 +209,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_disable_variable_passes_every_call_through, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_deepbind_module_is_still_cached, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deepbind_is_cleared_unless_disabled, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_dlopen_under_shim_keeps_the_callers_runpath, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_child_after_fork_gets_a_hit, setup, teardown),
