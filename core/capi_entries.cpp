@@ -189,8 +189,16 @@ CURLCACHE_EXPORT curlcache_code curlcache_lookup(curlcache_handle* handle,
     return with_cache(handle, [&](core::Cache& cache) {
         const config::Settings& settings = cache.settings();
         core::Stats& stats = cache.stats();
-        if (!cache.request_cacheable(request->request)) {
+        core::policy::Verdict verdict =
+            core::policy::request(settings, request->request.method, request->request.url);
+        if (verdict != core::policy::Verdict::ok) {
             stats.passthrough.fetch_add(1, std::memory_order_relaxed);
+            if (verdict != core::policy::Verdict::disabled && !core::policy::may_fetch(settings)) {
+                // Offline never uses the network, even for what the cache cannot answer.
+                return fail(handle, CURLCACHE_E_OFFLINE,
+                            std::string("offline mode: not cacheable (") +
+                                core::policy::describe(verdict) + ")");
+            }
             return CURLCACHE_E_MISS;
         }
         if (!core::policy::may_serve(settings)) { // refresh: fetch and store again

@@ -233,6 +233,9 @@ static void test_stale_entry_is_a_miss_unless_offline(void** state) {
     curlcache_entry_free(entry);
     assert_int_equal(lookup(cache, "http://h/never-stored", &entry), CURLCACHE_E_OFFLINE);
     assert_non_null(strstr(curlcache_errmsg(cache), "http://h/never-stored"));
+    curlcache_request *post = curlcache_request_new("POST", "http://h/s");
+    assert_int_equal(curlcache_lookup(cache, post, &entry), CURLCACHE_E_OFFLINE);
+    curlcache_request_free(post);
     curlcache_close(cache);
 
     cache = open_cache("sqlite", "stale.sqlite", "mode=refresh", NULL);

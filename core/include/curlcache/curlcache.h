@@ -134,7 +134,10 @@ typedef struct curlcache_entry curlcache_entry;
 
 /* Looks the request up. CURLCACHE_OK and a new *entry on a fresh hit; CURLCACHE_E_MISS
  * when there is no entry or it is stale; a backend error otherwise (a corrupt entry is
- * removed and reported as CURLCACHE_E_MISS). Counts a hit or a miss in the statistics. */
+ * removed and reported as CURLCACHE_E_MISS). Counts a hit or a miss in the statistics.
+ * A request the policy excludes (method, do-not-cache rule, mode off) is CURLCACHE_E_MISS
+ * and counted as passthrough. In offline mode stale entries are served, and a miss or an
+ * excluded request is CURLCACHE_E_OFFLINE; in refresh mode every lookup is a miss. */
 CURLCACHE_EXPORT curlcache_code curlcache_lookup(curlcache_handle *cache,
                                                  const curlcache_request *request,
                                                  curlcache_entry **entry);
