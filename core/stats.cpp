@@ -137,6 +137,15 @@ backends::Result<void> write_fd(int fd, const std::string& path, const Counters&
 // Opens the file for update and takes the exclusive lock (released when fd closes).
 backends::Result<int> open_locked(const std::string& path) {
     int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0 && errno == ENOENT) {
+        // A cache folder not created yet (a filesystem cache that has only missed so far):
+        // make it, owner-only like every folder the cache creates, and try once more.
+        size_t slash = path.rfind('/');
+        if (slash != std::string::npos && slash > 0) {
+            ::mkdir(path.substr(0, slash).c_str(), 0700);
+            fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        }
+    }
     if (fd < 0) {
         return backends::fail(errno_message("cannot open", path));
     }

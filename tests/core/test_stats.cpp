@@ -163,6 +163,26 @@ void test_flush_keeps_counts_when_the_file_cannot_be_written(void**) {
     assert_int_equal(stats::read_file((*cache)->stats_path())->misses, 3);
 }
 
+void test_filesystem_stats_recreate_a_removed_cache_folder(void**) {
+    config::Settings settings;
+    settings.backend = {"filesystem"};
+    settings.name = scratch_path("fs-cache");
+    auto cache = Cache::open(settings);
+    assert_true(cache.has_value());
+    std::string path = (*cache)->stats_path();
+    assert_string_equal(path.c_str(), (settings.name + "/stats").c_str());
+    (*cache)->stats().misses += 2;
+    // The folder goes away under a running program (`rm -rf` of the cache): the counts
+    // are still saved, into a recreated owner-only folder.
+    std::string command = "rm -rf '" + settings.name + "'";
+    assert_int_equal(system(command.c_str()), 0);
+    cache->reset();
+    struct stat st;
+    assert_int_equal(stat(settings.name.c_str(), &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0700);
+    assert_int_equal(stats::read_file(path)->misses, 2);
+}
+
 } // namespace
 
 int main() {
@@ -177,6 +197,8 @@ int main() {
         cmocka_unit_test_setup_teardown(test_forked_child_does_not_count_parent_twice,
                                         scratch_setup, scratch_teardown),
         cmocka_unit_test_setup_teardown(test_flush_keeps_counts_when_the_file_cannot_be_written,
+                                        scratch_setup, scratch_teardown),
+        cmocka_unit_test_setup_teardown(test_filesystem_stats_recreate_a_removed_cache_folder,
                                         scratch_setup, scratch_teardown),
     };
     return cmocka_run_group_tests(tests, nullptr, nullptr);
