@@ -1,4 +1,5 @@
-// dlopen: clears RTLD_DEEPBIND, then runs libc's dlopen.
+// dlopen: clears RTLD_DEEPBIND, then runs libc's dlopen. Under CURLCACHE_DISABLE the flag is
+// left alone (pure pass-through).
 //
 // A language runtime that loads its curl extension with RTLD_DEEPBIND makes the extension
 // bind to its own libcurl first, so no call would reach the shim. Without the flag the
@@ -12,20 +13,23 @@
 //
 // Exported as dlopen@@GLIBC_2.34 (what programs built on glibc >= 2.34 and unversioned
 // references bind) and dlopen@GLIBC_2.2.5 (older binaries, through libdl.so.2).
+#include "shim/guard.h"
 #include "shim/resolve.h"
 
 #include <dlfcn.h>
 
-static_assert(RTLD_DEEPBIND == 0x8, "the assembly below clears bit 0x8");
-
-// The real dlopen once resolved; read by the assembly without a lock (one aligned word).
+// The real dlopen once resolved, and the mask applied to the mode; read by the assembly
+// without a lock (aligned words; the mask is stored before the target is published).
 extern "C" {
 __attribute__((visibility("hidden"))) void* curlcache_shim_dlopen_target;
+__attribute__((visibility("hidden"))) int curlcache_shim_dlopen_mask = -1;
 }
 
 // Slow path of the first call: resolves and remembers the real dlopen, or returns null.
 extern "C" __attribute__((visibility("hidden"), used)) void* curlcache_shim_dlopen_resolve() {
     void* fn = curlcache::shim::real_dlopen_function();
+    const int mask = curlcache::shim::disabled() ? -1 : ~RTLD_DEEPBIND;
+    __atomic_store_n(&curlcache_shim_dlopen_mask, mask, __ATOMIC_RELAXED);
     __atomic_store_n(&curlcache_shim_dlopen_target, fn, __ATOMIC_RELEASE);
     return fn;
 }
@@ -46,10 +50,10 @@ __asm__(R"(
 curlcache_shim_dlopen:
 curlcache_shim_dlopen_old:
     .cfi_startproc
-    andl $-9, %esi
     movq curlcache_shim_dlopen_target(%rip), %rax
     testq %rax, %rax
     jz 1f
+    andl curlcache_shim_dlopen_mask(%rip), %esi
     jmp *%rax
 1:
     pushq %rdi
@@ -67,6 +71,7 @@ curlcache_shim_dlopen_old:
     .cfi_adjust_cfa_offset -8
     testq %rax, %rax
     jz 2f
+    andl curlcache_shim_dlopen_mask(%rip), %esi
     jmp *%rax
 2:
     xorl %eax, %eax
@@ -80,7 +85,8 @@ curlcache_shim_dlopen_old:
 
 extern "C" __attribute__((visibility("default"), used, symver("dlopen@@GLIBC_2.34"))) void*
 curlcache_shim_dlopen(const char* file, int mode) noexcept {
-    return curlcache::shim::real_dlopen(file, mode & ~RTLD_DEEPBIND);
+    const int mask = curlcache::shim::disabled() ? -1 : ~RTLD_DEEPBIND;
+    return curlcache::shim::real_dlopen(file, mode & mask);
 }
 
 #endif
