@@ -42,10 +42,11 @@ class Case:
     False = it must (not cacheable), None = either (a pass-through is allowed)."""
 
     def __init__(self, name, args, cached=True, files=None, prime=None, env=None,
-                 mtime=False, tls=False, secrets=(), first_miss=False):
+                 mtime=False, tls=False, secrets=(), first_miss=False, stderr=True):
         self.name = name
         self.secrets = secrets  # byte strings that must never appear in the cache files
         self.first_miss = first_miss  # even after priming, the first shim run is a miss
+        self.stderr = stderr  # False: stderr may differ (a debug log goes there)
         self.args = args
         self.cached = cached
         self.files = files or {}
@@ -160,6 +161,12 @@ def corpus():
              secrets=(b"s3cret-url",)),
         Case("other_user_is_a_different_entry", ["-u", "bob:other-pw", "{B}/text"],
              prime=[["-u", "alice:s3cret-pw", "-o", "/dev/null", "{B}/text"]], first_miss=True),
+        # Logging never reaches stdout, and a log file never holds credentials.
+        Case("debug_log_stays_off_stdout", ["-i", "-L", "{B}/redirect/1"],
+             env={"CURLCACHE_LOG_LEVEL": "debug"}, stderr=False),
+        Case("debug_log_file_masks_credentials", ["-u", "alice:s3cret-pw", "-i", "{BU}/text"],
+             env={"CURLCACHE_LOG_LEVEL": "debug", "CURLCACHE_LOG_FILE": "{HOME}/shim.log"},
+             secrets=(b"s3cret-pw", b"YWxpY2U6czNjcmV0LXB3", b"s3cret-url")),
         # Settings that change what is stored, from the environment.
         Case("over_max_entry_size_passes_through", ["-o", "big.bin", "{B}/bytes/5000"],
              env={"CURLCACHE_MAX_ENTRY_SIZE": "1000"}, cached=False),
@@ -209,7 +216,7 @@ def run_case(case, workdir, origin, tls_origin, shim, inject):
     server = tls_origin if case.tls else origin
     base = os.path.join(workdir, case.name)
     home = os.path.join(base, "home")
-    env = harness.clean_env(home, case.env)
+    env = harness.clean_env(home, {k: v.replace("{HOME}", home) for k, v in case.env.items()})
     argv = ["curl", "-s"] + expand(case.args, origin, tls_origin)
     shim_argv = argv
     if inject:
@@ -217,7 +224,7 @@ def run_case(case, workdir, origin, tls_origin, shim, inject):
 
     prime = [["curl", "-s"] + expand(p, origin, tls_origin) for p in case.prime]
     three = harness.Three(base, argv, env, shim, server, case.files, prime, shim_argv)
-    problems = three.differences(with_mtime=case.mtime)
+    problems = three.differences(with_mtime=case.mtime, ignore_stderr=not case.stderr)
     first_requests, second_requests = three.first_requests, three.second_requests
     cache_problems = []
     if case.cached is True:
@@ -231,7 +238,14 @@ def run_case(case, workdir, origin, tls_origin, shim, inject):
     elif case.cached is False and second_requests == 0:
         cache_problems.append("second shim run made no request, but this response must "
                               "not be cached")
-    for root, _, names in os.walk(home):
+    for root, dirs, names in os.walk(home):
+        for n in dirs + names:
+            path = os.path.join(root, n)
+            # What the shim creates below XDG_CACHE_HOME (the harness made that folder).
+            if (path.startswith(os.path.join(home, "cache", "")) or n.endswith(".log")) \
+                    and os.stat(path).st_mode & 0o077:
+                cache_problems.append("%s is not owner-only (mode %o)" % (
+                    os.path.relpath(path, home), os.stat(path).st_mode & 0o777))
         for n in names:
             with open(os.path.join(root, n), "rb") as f:
                 data = f.read()
