@@ -45,7 +45,8 @@ Endpoints (GET and HEAD unless said otherwise; every body is deterministic):
                     by the origin's headers (Cache-Control: no-store).
   /__count          the number of counted requests so far, as text ("3\\n").
   /__reset          sets the count to zero and clears the log (GET or POST).
-  /__log            one line per counted request: "METHOD PATH".
+  /__log            one line per counted request: "METHOD PATH", then "if-none-match",
+                    "if-modified-since" and "range" when the request carried those headers.
 
 Every resource with a validator honours If-None-Match and If-Modified-Since (304) and
 single byte ranges (206 with Content-Range, 416 when unsatisfiable). Query parameters are
@@ -209,7 +210,10 @@ class Handler(BaseHTTPRequestHandler):
             lines = "".join(line + "\n" for line in counter.snapshot()[1])
             return self._send(Resource(200, [("Content-Type", "text/plain")],
                                        lines.encode()), send_body)
-        counter.add("%s %s" % (self.command, self.path))
+        marks = [m for m, h in (("if-none-match", "If-None-Match"),
+                                ("if-modified-since", "If-Modified-Since"), ("range", "Range"))
+                 if self.headers.get(h) is not None]
+        counter.add(" ".join(["%s %s" % (self.command, self.path)] + marks))
 
         res = self._route(path, query, request_body)
         if "cc" in query:

@@ -42,11 +42,13 @@ class Case:
     False = it must (not cacheable), None = either (a pass-through is allowed)."""
 
     def __init__(self, name, args, cached=True, files=None, prime=None, env=None,
-                 mtime=False, tls=False, secrets=(), first_miss=False, stderr=True):
+                 mtime=False, tls=False, secrets=(), first_miss=False, stderr=True,
+                 revalidates=False):
         self.name = name
         self.secrets = secrets  # byte strings that must never appear in the cache files
         self.first_miss = first_miss  # even after priming, the first shim run is a miss
         self.stderr = stderr  # False: stderr may differ (a debug log goes there)
+        self.revalidates = revalidates  # the second shim run's requests are conditional
         self.args = args
         self.cached = cached
         self.files = files or {}
@@ -183,6 +185,13 @@ def corpus():
         Case("memory_backend_within_one_process", ["{B}/text", "{B}/text", "{B}/bytes/99"],
              env={"CURLCACHE_BACKEND": "memory"}, cached=False),
         # What the origin's Cache-Control asks for; whether the shim obeys it is policy.
+        # A stale entry is revalidated (If-None-Match / If-Modified-Since) and the 304
+        # replays the refreshed entry exactly as a 200.
+        Case("stale_entry_revalidates", ["-i", "-w", WRITE_OUT, "{B}/text"],
+             env={"CURLCACHE_EXPIRE_AFTER": "0"}, cached=False, revalidates=True),
+        Case("stale_entry_revalidates_to_file", ["-R", "-o", "t.txt", "-D", "h.txt",
+                                                 "{B}/bytes/3000"],
+             env={"CURLCACHE_EXPIRE_AFTER": "0"}, cached=False, revalidates=True, mtime=True),
         Case("origin_no_store", ["-i", "{B}/text?cc=no-store"], cached=None),
         Case("origin_max_age_0_revalidates", ["-i", "{B}/text?cc=max-age=0"], cached=None),
         # Parallel transfers finish in any order: each goes to its own file.
@@ -238,6 +247,13 @@ def run_case(case, workdir, origin, tls_origin, shim, inject):
     elif case.cached is False and second_requests == 0:
         cache_problems.append("second shim run made no request, but this response must "
                               "not be cached")
+    if case.revalidates:
+        last = server.log().splitlines()[-second_requests:] if second_requests else []
+        plain_ones = [r for r in last if "if-none-match" not in r
+                      and "if-modified-since" not in r]
+        if not last or plain_ones:
+            cache_problems.append("the stale entry was not revalidated: second shim run sent "
+                                  "%r" % (last,))
     for root, dirs, names in os.walk(home):
         for n in dirs + names:
             path = os.path.join(root, n)
