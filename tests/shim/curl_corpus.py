@@ -4,10 +4,12 @@ shim, then twice with it on a fresh cache. Asserts that exit code, stdout, stder
 it free of the progress meter) and every file the run leaves in its working directory are
 byte-identical to the run without the shim, and that the second shim run is answered from
 the cache (the origin's request count does not move) or, for requests the cache must not
-keep (POST, a 404 by default), that it reached the origin.
+keep (POST, a 404 by default), that it reached the origin. Also, for every case: whatever
+the shim creates below XDG_CACHE_HOME is owner-only; for some, named credentials never
+appear in any file, or a stale entry's refresh was a conditional request.
 
-    curl_corpus.py --shim PATH [--only NAME,...] [--keep] [--list] [--harness-only]
-                   [--self-check]
+    curl_corpus.py --shim PATH [--only NAME,...] [--part K/N] [--keep] [--list]
+                   [--harness-only] [--self-check]
 
 Exit status: 0 all passed, 1 a mismatch (every one is printed: which invocation, which run,
 the first differing byte and both outputs), 77 the shim is not built (ctest: skipped).
