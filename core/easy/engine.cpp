@@ -63,14 +63,20 @@ Begin decide(const CurlApi& api, CURL* handle, HandleState& state) {
     }
     const config::Settings& settings = cache->settings();
     Plan plan = plan_transfer(state.options, settings);
-    if (plan.passthrough != nullptr) {
-        CURLCACHE_LOG(debug, "pass through (%s)", plan.passthrough);
-        return pass_through(cache);
-    }
-    if (!cache->request_cacheable(plan.request)) {
-        return pass_through(cache);
-    }
     const bool offline = settings.mode == config::Mode::offline;
+    if (plan.passthrough != nullptr || !cache->request_cacheable(plan.request)) {
+        std::string_view url = state.options.url ? *state.options.url : std::string_view();
+        std::string scheme = url_scheme(url);
+        if (offline && (scheme == "http" || scheme == "https")) {
+            // Offline never touches the network, even for what the cache cannot answer.
+            plan.request.url = std::string(url);
+            prepare_offline_miss(state, plan);
+            return Begin::hit;
+        }
+        CURLCACHE_LOG(debug, "pass through (%s)",
+                      plan.passthrough ? plan.passthrough : "excluded by policy");
+        return pass_through(cache);
+    }
     const bool partial_or_conditional = plan.range || plan.conditional();
     Key key = cache->key(plan.request);
 

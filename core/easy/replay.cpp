@@ -39,11 +39,12 @@ bool kept_in_304(std::string_view name) {
     return false;
 }
 
+// libcurl writes an HTTP/2 or /3 status line as "HTTP/2 304 \r\n" (no reason phrase).
 std::string make_304(std::string_view block) {
     auto lines = split_lines(block);
     std::string out;
     out.append(status_protocol(lines.empty() ? "" : lines.front()));
-    out.append(out == "HTTP/2" || out == "HTTP/3" ? " 304\r\n" : " 304 Not Modified\r\n");
+    out.append(out == "HTTP/2" || out == "HTTP/3" ? " 304 \r\n" : " 304 Not Modified\r\n");
     for (size_t i = 1; i < lines.size(); ++i) {
         std::string_view name, value;
         if (split_header(lines[i], name, value) && kept_in_304(name)) {
@@ -58,7 +59,7 @@ std::string make_206(std::string_view block, ByteRange range, uint64_t size) {
     auto lines = split_lines(block);
     std::string out;
     out.append(status_protocol(lines.empty() ? "" : lines.front()));
-    out.append(out == "HTTP/2" || out == "HTTP/3" ? " 206\r\n" : " 206 Partial Content\r\n");
+    out.append(out == "HTTP/2" || out == "HTTP/3" ? " 206 \r\n" : " 206 Partial Content\r\n");
     char content[160];
     std::snprintf(content, sizeof content,
                   "Content-Range: bytes %llu-%llu/%llu\r\nContent-Length: %llu\r\n",

@@ -471,6 +471,10 @@ static void test_offline_miss_fails_without_network(void **state) {
     snprintf(expected, sizeof expected, "curlcache: offline and not cached: %s", url);
     assert_string_equal(error, expected);
     assert_int_equal(c.body.size + c.headers.size, 0);
+    /* what the cache cannot answer (a POST) does not reach the network either */
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, "x=1");
+    assert_int_equal(curl_easy_perform(h), CURLE_COULDNT_CONNECT);
+    assert_int_equal(origin_count(), before);
     curl_easy_cleanup(h);
     capture_free(&c);
 }
@@ -623,6 +627,38 @@ static void test_large_body_arrives_in_chunks_of_at_most_16k(void **state) {
     capture_free(&c);
 }
 
+static void test_headerdata_alone_sends_headers_to_the_write_callback(void **state) {
+    (void)state;
+    const char *url = origin_url(0, "/redirect/0/hdrdata");
+    Capture body[2], heads[2];
+    memset(body, 0, sizeof body);
+    memset(heads, 0, sizeof heads);
+    long before = origin_count();
+    for (int round = 0; round < 2; ++round) {
+        CURL *h = curl_easy_init();
+        curl_easy_setopt(h, CURLOPT_URL, url);
+        curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
+        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
+        curl_easy_setopt(h, CURLOPT_WRITEDATA, &body[round]);
+        curl_easy_setopt(h, CURLOPT_HEADERDATA, &heads[round]); /* no HEADERFUNCTION */
+        assert_int_equal(curl_easy_perform(h), CURLE_OK);
+        struct curl_header *location = NULL;
+        assert_int_equal(curl_easy_header(h, "Location", 0, CURLH_HEADER, 0, &location),
+                         CURLHE_OK);
+        assert_string_equal(location->value, "/text/hdrdata");
+        curl_easy_cleanup(h);
+    }
+    assert_int_equal(origin_count(), before + 2);
+    assert_string_equal(body[1].body.data, "hello hdrdata\n");
+    assert_true(heads[1].body.size > 0); /* on_write appends to .body */
+    assert_same_buffer(&heads[0].body, &heads[1].body);
+    assert_same_buffer(&body[0].body, &body[1].body);
+    for (int i = 0; i < 2; ++i) {
+        capture_free(&body[i]);
+        capture_free(&heads[i]);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_second_get_is_hit_with_identical_bytes, setup, teardown),
@@ -646,6 +682,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_stale_entry_is_revalidated_and_304_replays_it, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_pause_on_hit_redelivers_the_same_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_large_body_arrives_in_chunks_of_at_most_16k, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_headerdata_alone_sends_headers_to_the_write_callback, setup, teardown),
     };
     return cmocka_run_group_tests_name("easy_" TEST_BACKEND, tests, group_setup, group_teardown);
 }
