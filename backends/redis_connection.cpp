@@ -267,15 +267,18 @@ RedisConnection::connect(const RedisEndpoint& endpoint, int64_t connect_timeout_
 }
 
 void RedisConnection::append(std::initializer_list<std::string_view> args) {
-    const char* argv[16];
-    size_t lengths[16];
+    constexpr size_t k_most = 16; // our commands have at most 6 arguments
+    if (args.size() > k_most) {
+        m_broken = true;
+        return;
+    }
+    const char* argv[k_most];
+    size_t lengths[k_most];
     int count = 0;
     for (auto arg : args) {
         argv[count] = arg.data();
         lengths[count] = arg.size();
-        if (++count == 16) {
-            break;
-        }
+        ++count;
     }
     if (redisAppendCommandArgv(m_context.get(), count, argv, lengths) != REDIS_OK) {
         m_broken = true;

@@ -161,8 +161,9 @@ public:
         std::string meta_text = encode_meta(meta, total);
         std::string expire_at = std::to_string(meta.expires * 1000);
         return m_pool.run<void>([&](RedisConnection& conn) -> Result<void> {
-            size_t replies = 0;
-            conn.append({"MULTI"}), ++replies;
+            // Replies to read back: +OK (MULTI), QUEUED per command, then EXEC's array.
+            size_t replies = 2;
+            conn.append({"MULTI"});
             std::string head = "*3\r\n$3\r\nSET\r\n$" + std::to_string(ekey.size()) + "\r\n" +
                                ekey + "\r\n$" + std::to_string(total) + "\r\n";
             conn.append_raw(head);
@@ -174,19 +175,24 @@ public:
                     }
                 }
             }
-            conn.append_raw("\r\n"), ++replies;
-            conn.append({"SET", mkey, meta_text}), ++replies;
+            conn.append_raw("\r\n");
+            conn.append({"SET", mkey, meta_text});
+            replies += 2;
             if (meta.expires > 0) {
-                conn.append({"PEXPIREAT", ekey, expire_at}), ++replies;
-                conn.append({"PEXPIREAT", mkey, expire_at}), ++replies;
+                conn.append({"PEXPIREAT", ekey, expire_at});
+                conn.append({"PEXPIREAT", mkey, expire_at});
+                replies += 2;
             }
-            conn.append({"EXEC"}), ++replies;
+            conn.append({"EXEC"});
             for (size_t i = 0; i < replies; ++i) {
                 auto reply = conn.read_reply();
                 if (!reply) {
                     return std::unexpected(reply.error());
                 }
                 if (i + 1 == replies && (*reply)->type != REDIS_REPLY_ARRAY) {
+                    if ((*reply)->type == REDIS_REPLY_ERROR) {
+                        return conn.reply_error(**reply); // EXECABORT: a queued command failed
+                    }
                     return fail(conn.where() + ": transaction aborted");
                 }
             }
