@@ -182,6 +182,33 @@ static void test_non_http_scheme_passes_through(void **state) {
     capture_free(&c);
 }
 
+static void fetch_twice_from_origin(const char *path) {
+    long before = origin_count();
+    for (int round = 0; round < 2; ++round) {
+        Capture c = {0};
+        assert_int_equal(fetch(origin_url(0, "%s", path), &c), CURLE_OK);
+        assert_non_null(c.body.data);
+        assert_memory_equal(c.body.data, "hello ", 6);
+        capture_free(&c);
+    }
+    assert_int_equal(origin_count(), before + 2);
+}
+
+static void test_unopenable_cache_fails_open(void **state) {
+    (void)state;
+    setenv("CURLCACHE_BACKEND", "sqlite", 1);
+    setenv("CURLCACHE_NAME", "/proc/curlcache-nowhere/cache.sqlite", 1);
+    engine_reopen_cache();
+    fetch_twice_from_origin("/text/unopenable");
+}
+
+static void test_malformed_config_fails_open(void **state) {
+    (void)state;
+    setenv("CURLCACHE_MODE", "sideways", 1);
+    engine_reopen_cache();
+    fetch_twice_from_origin("/text/badconfig");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_accept_encoding_hit_replays_decoded_body_and_wire_size, setup, teardown),
@@ -192,6 +219,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_disable_passes_everything_through, setup, teardown),
         cmocka_unit_test_setup_teardown(test_forked_child_reopens_the_cache, setup, teardown),
         cmocka_unit_test_setup_teardown(test_non_http_scheme_passes_through, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unopenable_cache_fails_open, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_malformed_config_fails_open, setup, teardown),
     };
     return cmocka_run_group_tests_name("easy_modes_" TEST_BACKEND, tests, group_setup, group_teardown);
 }
