@@ -175,7 +175,26 @@ private:
     std::chrono::steady_clock::time_point m_last{};
 };
 
-int copy_between(curlcache_handle* from, curlcache_handle* to, const std::string& other, bool exporting) {
+// True when both handles open the same storage (a copy onto itself would be pointless, and
+// would scan a cache while overwriting it).
+bool same_storage(curlcache_handle* a, curlcache_handle* b) {
+    curlcache_tier first{}, second{};
+    if (curlcache_tier_count(a) == 0 || curlcache_tier_count(b) == 0 ||
+        curlcache_tier_get(a, 0, &first) != CURLCACHE_OK ||
+        curlcache_tier_get(b, 0, &second) != CURLCACHE_OK || !first.backend || !second.backend ||
+        !first.location || !second.location) {
+        return false;
+    }
+    std::string_view backend = first.backend;
+    return backend != "memory" && backend == second.backend &&
+           std::string_view(first.location) == second.location;
+}
+
+int copy_between(curlcache_handle* from, curlcache_handle* to, const std::string& other,
+                 bool exporting) {
+    if (same_storage(from, to)) {
+        return runtime_error("'" + other + "' is this cache itself");
+    }
     uint64_t copied = 0;
     curlcache_code code;
     {

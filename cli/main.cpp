@@ -31,7 +31,7 @@ Inspect and manage a cache:
   config [--check FILE]        every effective setting and where it comes from
 
   --version                    curlcache, libcurl and the compiled-in backends
-  COMMAND --help               help on one command
+  COMMAND --help, help COMMAND help on one command
 
 Exit status: 0 ok, 1 runtime error, 2 usage error ('run' exits with CMD's status).
 )HELP";
@@ -84,6 +84,17 @@ int dispatch(int argc, char** argv) {
         return k_exit_usage;
     }
     std::string_view word = argv[i];
+    if (word == "help" && i + 1 < argc) {
+        // `curlcache help list` is `curlcache list --help`.
+        for (const auto& command : k_commands) {
+            if (command.name == argv[i + 1]) {
+                char help_flag[] = "--help";
+                char* args[] = {help_flag};
+                return command.function(Args(args, 1));
+            }
+        }
+        return usage_error("unknown command '" + std::string(argv[i + 1]) + "'", "");
+    }
     if (word == "-h" || word == "--help" || word == "help") {
         std::fwrite(k_usage.data(), 1, k_usage.size(), stdout);
         return k_exit_ok;

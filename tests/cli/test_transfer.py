@@ -100,6 +100,13 @@ class Export(TransferBase):
         out = self.on("export", "--to", "sqlite://%s/sub/c.sqlite" % blocker, backend="sqlite")
         self.assert_runtime_error(out, "a-file")
 
+    def test_export_onto_the_cache_itself_fails_and_changes_nothing(self):
+        self.fill_sample(backend="sqlite")
+        before = self.list_json("sqlite")
+        out = self.on("export", "--to", "sqlite://" + self.cache_path("sqlite"), backend="sqlite")
+        self.assert_runtime_error(out, "is this cache itself")
+        self.assertEqual(self.list_json("sqlite"), before)
+
     def test_bad_backend_url_is_a_usage_error(self):
         self.assert_usage_error(self.cc("export", "--to", "ftp://x/y"))
         self.assert_usage_error(self.cc("import", "--from", "sqlite:///x?novalue"))

@@ -20,6 +20,10 @@ class Usage(clitest.CliTestCase):
             self.assertIn(b"--config FILE", out.stdout)
             self.assertEqual(out.stderr, b"")
 
+    def test_help_command_is_the_commands_help(self):
+        self.assertEqual(self.ok("help", "list").stdout, self.ok("list", "--help").stdout)
+        self.assert_usage_error(self.cc("help", "nosuch"))
+
     def test_version_names_libcurl_and_compiled_in_backends(self):
         out = self.ok("--version")
         text = out.stdout.decode()
