@@ -155,6 +155,7 @@ CURLcode easy_setopt(const CurlApi& api, CURL* handle, CURLoption option, va_lis
     }
     if (state != nullptr && state->tee && swapped_during_miss(option)) {
         record_option(state->options, option, arg);
+        state->tee->httpheader_set |= option == CURLOPT_HTTPHEADER;
         return CURLE_OK;
     }
     CURLcode rc = forward_setopt(api, handle, option, arg);

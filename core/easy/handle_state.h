@@ -73,6 +73,7 @@ struct Options {
     curl_off_t timevalue = 0;
     long connect_only = 0;
     curl_off_t maxfilesize = 0;
+    long buffersize = CURL_MAX_WRITE_SIZE;   // write callback calls are never larger
     bool has_readfunction = false;
     bool has_curlu = false;                  // URL given as a CURLU handle: not modelled
 };
@@ -130,6 +131,7 @@ struct Tee {
     std::optional<Entry> stale;
     bool revalidating = false;
     bool got_304 = false;
+    bool httpheader_set = false;             // the program set HTTPHEADER during the miss
     // Our copy of HTTPHEADER plus the validators, set on the real handle while revalidating.
     std::vector<std::string> added_lines;
     std::vector<curl_slist> added_list;

@@ -258,8 +258,10 @@ CURLcode deliver_all(const Options& o, Replay& r) {
     curl_off_t done = 0;
     if (r.deliver_body) {
         std::string_view rest = r.body;
+        const size_t chunk_size = static_cast<size_t>(
+            o.buffersize < CURL_MAX_WRITE_SIZE ? o.buffersize : CURL_MAX_WRITE_SIZE);
         while (!rest.empty()) {
-            std::string_view chunk = rest.substr(0, CURL_MAX_WRITE_SIZE);
+            std::string_view chunk = rest.substr(0, chunk_size);
             if (!deliver(o, o.write_fn, o.write_data, chunk, total, done)) {
                 set_error(o, "Failure writing output to destination");
                 return CURLE_WRITE_ERROR;

@@ -132,7 +132,7 @@ void restore_program_options(const CurlApi& api, CURL* handle, const HandleState
     api.easy_setopt(handle, CURLOPT_WRITEDATA, o.write_data);
     api.easy_setopt(handle, CURLOPT_HEADERFUNCTION, o.header_fn);
     api.easy_setopt(handle, CURLOPT_HEADERDATA, o.header_data);
-    if (tee.revalidating) {
+    if (tee.revalidating || tee.httpheader_set) {
         api.easy_setopt(handle, CURLOPT_HTTPHEADER, o.httpheader);
     }
 }

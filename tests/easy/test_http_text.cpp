@@ -1,0 +1,158 @@
+// The engine's HTTP text helpers and option recording, without a network.
+#include "core/easy/handle_state.h"
+#include "core/easy/http_text.h"
+#include "core/easy/request_plan.h"
+
+#include <cstring>
+#include <string>
+
+#include <csetjmp>
+#include <cstdarg>
+#include <cstddef>
+#include <cstdint>
+extern "C" {
+#include <cmocka.h>
+}
+
+using namespace curlcache::core::easy;
+
+namespace {
+
+void test_status_code_reads_http1_and_http2_lines(void**) {
+    assert_int_equal(status_code("HTTP/1.1 200 OK\r\n").value_or(0), 200);
+    assert_int_equal(status_code("HTTP/2 304 \r\n").value_or(0), 304);
+    assert_false(status_code("Content-Type: x\r\n").has_value());
+    assert_false(status_code("HTTP/1.1 20 OK\r\n").has_value());
+    assert_true(status_protocol("HTTP/2 200 \r\n") == "HTTP/2");
+}
+
+void test_header_value_is_case_insensitive_and_trimmed(void**) {
+    std::string block = "HTTP/1.1 200 OK\r\nETag:  \"x\" \r\ncontent-type: a/b\r\n\r\n";
+    assert_true(header_value(block, "etag").value_or("") == "\"x\"");
+    assert_true(header_value(block, "Content-Type").value_or("") == "a/b");
+    assert_false(header_value(block, "Missing").has_value());
+}
+
+void test_http_dates_in_all_three_forms(void**) {
+    const int64_t expected = 784111777; // Sun, 06 Nov 1994 08:49:37 GMT
+    assert_int_equal(parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT").value_or(0), expected);
+    assert_int_equal(parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT").value_or(0), expected);
+    assert_int_equal(parse_http_date("Sun Nov  6 08:49:37 1994").value_or(0), expected);
+    assert_false(parse_http_date("yesterday").has_value());
+}
+
+void test_etag_matching_is_weak_and_takes_lists(void**) {
+    assert_true(etag_matches("\"a\"", "\"a\""));
+    assert_true(etag_matches("W/\"a\"", "\"a\""));
+    assert_true(etag_matches("\"b\", \"a\"", "W/\"a\""));
+    assert_true(etag_matches("*", "\"a\""));
+    assert_false(etag_matches("\"b\"", "\"a\""));
+    assert_false(etag_matches("\"a\"", ""));
+}
+
+void test_ranges_are_single_and_satisfiable(void**) {
+    auto r = parse_range("10-19", 100);
+    assert_true(r && r->first == 10 && r->last == 19);
+    r = parse_range("90-", 100);
+    assert_true(r && r->first == 90 && r->last == 99);
+    r = parse_range("-5", 100);
+    assert_true(r && r->first == 95 && r->last == 99);
+    r = parse_range("50-500", 100);
+    assert_true(r && r->last == 99);
+    assert_false(parse_range("100-", 100).has_value()); // past the end: the origin says 416
+    assert_false(parse_range("0-1,5-6", 100).has_value());
+    assert_false(parse_range("9-3", 100).has_value());
+    assert_false(parse_range("x-", 100).has_value());
+}
+
+void test_userinfo_is_removed_and_put_back(void**) {
+    const char* url = "http://user:pw@host:8080/p?q=a@b";
+    assert_true(url_userinfo(url) == "user:pw");
+    assert_true(without_userinfo(url) == "http://host:8080/p?q=a@b");
+    assert_true(with_userinfo("http://host/p", "u:p") == "http://u:p@host/p");
+    assert_true(url_userinfo("http://host/p@x").empty());
+}
+
+OptionArg number(long v) {
+    OptionArg a{};
+    a.number = v;
+    return a;
+}
+
+OptionArg pointer(const void* p) {
+    OptionArg a{};
+    a.pointer = const_cast<void*>(p);
+    return a;
+}
+
+void test_method_follows_libcurl_option_rules(void**) {
+    Options o;
+    record_option(o, CURLOPT_NOBODY, number(1));
+    assert_true(o.method == MethodKind::head);
+    record_option(o, CURLOPT_NOBODY, number(0));
+    assert_true(o.method == MethodKind::get);
+    record_option(o, CURLOPT_POSTFIELDS, pointer("a=1"));
+    assert_true(o.method == MethodKind::post);
+    record_option(o, CURLOPT_HTTPGET, number(1));
+    assert_true(o.method == MethodKind::get);
+    record_option(o, CURLOPT_POSTFIELDSIZE, number(2));
+    record_option(o, CURLOPT_COPYPOSTFIELDS, pointer("xyz"));
+    assert_true(o.copied_postfields && *o.copied_postfields == "xy");
+}
+
+void test_plan_passes_through_what_it_cannot_answer(void**) {
+    curlcache::config::Settings settings;
+    Options o;
+    assert_non_null(plan_transfer(o, settings).passthrough); // no URL
+    o.url = "ftp://host/file";
+    assert_non_null(plan_transfer(o, settings).passthrough);
+    o.url = "http://host/";
+    assert_null(plan_transfer(o, settings).passthrough);
+    record_option(o, CURLOPT_UPLOAD, number(1));
+    assert_non_null(plan_transfer(o, settings).passthrough);
+    record_option(o, CURLOPT_UPLOAD, number(0));
+    record_option(o, CURLOPT_POSTFIELDS, pointer("a=1"));
+    assert_non_null(plan_transfer(o, settings).passthrough); // POST is not an allowed method
+    settings.allowable_methods.push_back("POST");
+    Plan plan = plan_transfer(o, settings);
+    assert_null(plan.passthrough);
+    assert_string_equal(plan.request.body.c_str(), "a=1");
+}
+
+void test_plan_keeps_conditions_and_credentials_out_of_headers(void**) {
+    curlcache::config::Settings settings;
+    Options o;
+    o.url = "http://user:pw@host/";
+    curl_slist inm{const_cast<char*>("If-None-Match: \"v1\""), nullptr};
+    curl_slist auth{const_cast<char*>("Authorization: Bearer t"), &inm};
+    curl_slist accept{const_cast<char*>("Accept: application/json"), &auth};
+    o.httpheader = &accept;
+    Plan plan = plan_transfer(o, settings);
+    assert_null(plan.passthrough);
+    assert_true(plan.if_none_match.value_or("") == "\"v1\"");
+    assert_int_equal(plan.request.headers.size(), 1); // Accept only
+    assert_non_null(strstr(plan.request.credentials.c_str(), "Bearer t"));
+    assert_non_null(strstr(plan.request.credentials.c_str(), "user:pw"));
+    bool accept_in_key = false;
+    for (const auto& [name, value] : plan.request.options) {
+        accept_in_key |= name == "header:accept" && value == "application/json";
+    }
+    assert_true(accept_in_key);
+}
+
+} // namespace
+
+int main() {
+    const CMUnitTest tests[] = {
+        cmocka_unit_test(test_status_code_reads_http1_and_http2_lines),
+        cmocka_unit_test(test_header_value_is_case_insensitive_and_trimmed),
+        cmocka_unit_test(test_http_dates_in_all_three_forms),
+        cmocka_unit_test(test_etag_matching_is_weak_and_takes_lists),
+        cmocka_unit_test(test_ranges_are_single_and_satisfiable),
+        cmocka_unit_test(test_userinfo_is_removed_and_put_back),
+        cmocka_unit_test(test_method_follows_libcurl_option_rules),
+        cmocka_unit_test(test_plan_passes_through_what_it_cannot_answer),
+        cmocka_unit_test(test_plan_keeps_conditions_and_credentials_out_of_headers),
+    };
+    return cmocka_run_group_tests_name("easy_http_text", tests, nullptr, nullptr);
+}
