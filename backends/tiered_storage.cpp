@@ -118,40 +118,37 @@ Result<std::optional<Metadata>> TieredStorage::get_metadata(std::string_view key
     return std::optional<Metadata>{};
 }
 
-Result<void> TieredStorage::put(const Metadata& meta, Pieces value) {
-    std::optional<Error> last_error;
-    size_t stored = 0;
+template <class Op> TieredStorage::Outcome TieredStorage::each_tier(Op&& op) {
+    Outcome outcome;
     for (auto& tier : m_tiers) {
-        auto put = tier->storage->put(meta, value);
-        if (put) {
-            ++stored;
+        auto result = op(*tier->storage);
+        if (result) {
+            ++outcome.done;
         } else {
-            count_error(*tier, put.error());
-            last_error = put.error();
+            count_error(*tier, result.error());
+            outcome.last_error = result.error();
         }
     }
-    if (stored == 0) {
-        return std::unexpected(*last_error);
+    return outcome;
+}
+
+Result<void> TieredStorage::put(const Metadata& meta, Pieces value) {
+    Outcome outcome = each_tier([&](Storage& tier) { return tier.put(meta, value); });
+    if (outcome.done == 0) {
+        return std::unexpected(*outcome.last_error);
     }
     return {};
 }
 
 Result<bool> TieredStorage::remove(std::string_view key) {
-    std::optional<Error> last_error;
     bool existed = false;
-    size_t done = 0;
-    for (auto& tier : m_tiers) {
-        auto removed = tier->storage->remove(key);
-        if (removed) {
-            existed = existed || *removed;
-            ++done;
-        } else {
-            count_error(*tier, removed.error());
-            last_error = removed.error();
-        }
-    }
-    if (done == 0) {
-        return std::unexpected(*last_error);
+    Outcome outcome = each_tier([&](Storage& tier) {
+        auto removed = tier.remove(key);
+        existed = existed || (removed && *removed);
+        return removed;
+    });
+    if (outcome.done == 0) {
+        return std::unexpected(*outcome.last_error);
     }
     return existed;
 }
@@ -177,16 +174,9 @@ Result<void> TieredStorage::scan(const std::function<bool(const Metadata&)>& vis
 }
 
 Result<void> TieredStorage::clear() {
-    std::optional<Error> last_error;
-    for (auto& tier : m_tiers) {
-        auto cleared = tier->storage->clear();
-        if (!cleared) {
-            count_error(*tier, cleared.error());
-            last_error = cleared.error();
-        }
-    }
-    if (last_error) {
-        return std::unexpected(*last_error); // some tier still holds entries: say so
+    Outcome outcome = each_tier([](Storage& tier) { return tier.clear(); });
+    if (outcome.last_error) {
+        return std::unexpected(*outcome.last_error); // some tier still holds entries: say so
     }
     return {};
 }
@@ -205,36 +195,22 @@ Result<Usage> TieredStorage::usage() {
 }
 
 Result<uint64_t> TieredStorage::purge_expired(int64_t now) {
-    std::optional<Error> last_error;
     uint64_t most = 0;
-    size_t done = 0;
-    for (auto& tier : m_tiers) {
-        auto purged = tier->storage->purge_expired(now);
-        if (purged) {
-            most = std::max(most, *purged);
-            ++done;
-        } else {
-            count_error(*tier, purged.error());
-            last_error = purged.error();
-        }
-    }
-    if (done == 0) {
-        return std::unexpected(*last_error);
+    Outcome outcome = each_tier([&](Storage& tier) {
+        auto purged = tier.purge_expired(now);
+        most = std::max(most, purged.value_or(0));
+        return purged;
+    });
+    if (outcome.done == 0) {
+        return std::unexpected(*outcome.last_error);
     }
     return most; // the same entries expire in every tier: count them once
 }
 
 Result<void> TieredStorage::vacuum() {
-    std::optional<Error> last_error;
-    for (auto& tier : m_tiers) {
-        auto vacuumed = tier->storage->vacuum();
-        if (!vacuumed) {
-            count_error(*tier, vacuumed.error());
-            last_error = vacuumed.error();
-        }
-    }
-    if (last_error) {
-        return std::unexpected(*last_error);
+    Outcome outcome = each_tier([](Storage& tier) { return tier.vacuum(); });
+    if (outcome.last_error) {
+        return std::unexpected(*outcome.last_error);
     }
     return {};
 }

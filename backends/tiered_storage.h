@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -60,6 +61,12 @@ private:
         std::unique_ptr<Storage> storage;
         std::atomic<uint64_t> hits{0}, misses{0}, fills{0}, errors{0}, timeouts{0};
     };
+    // What an operation on every tier came to: how many tiers did it, the last error.
+    struct Outcome {
+        size_t done = 0;
+        std::optional<Error> last_error;
+    };
+    template <class Op> Outcome each_tier(Op&& op);
     void count_error(Tier& tier, const Error& error);
     void fill_above(size_t found_at, std::string_view key, const Blob& value);
 

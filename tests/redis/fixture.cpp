@@ -189,6 +189,39 @@ std::string RedisServer::command(const std::vector<std::string>& args) const {
     return text;
 }
 
+Origin::Origin() {
+    int out[2];
+    if (pipe(out) != 0) {
+        std::perror("pipe");
+        std::abort();
+    }
+    m_pid = fork();
+    if (m_pid == 0) {
+        dup2(out[1], 1);
+        close(out[0]);
+        close(out[1]);
+        std::string script = std::string(CURLCACHE_SOURCE_DIR) + "/scripts/origin.py";
+        execlp("python3", "python3", script.c_str(), static_cast<char*>(nullptr));
+        _exit(127);
+    }
+    close(out[1]);
+    std::FILE* ready = fdopen(out[0], "r");
+    if (ready == nullptr || std::fscanf(ready, "%d", &m_port) != 1) { // awaits readiness
+        std::fprintf(stderr, "scripts/origin.py did not start\n");
+        std::abort();
+    }
+    std::fclose(ready);
+}
+
+Origin::~Origin() {
+    ::kill(m_pid, SIGTERM);
+    waitpid(m_pid, nullptr, 0);
+}
+
+std::string Origin::url(const std::string& path) const {
+    return "http://127.0.0.1:" + std::to_string(m_port) + path;
+}
+
 config::Settings redis_settings(const RedisServer& server, const std::string& ns) {
     config::Settings settings;
     settings.backend = {"redis"};

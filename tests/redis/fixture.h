@@ -58,6 +58,22 @@ private:
     pid_t m_pid = -1;
 };
 
+// scripts/origin.py (the project's test origin) on a free loopback port; the constructor
+// returns once it accepts connections (it prints its port then), the destructor stops it.
+class Origin {
+public:
+    Origin();
+    ~Origin();
+    Origin(const Origin&) = delete;
+    Origin& operator=(const Origin&) = delete;
+    int port() const { return m_port; }
+    std::string url(const std::string& path) const; // "http://127.0.0.1:PORT" + path
+
+private:
+    pid_t m_pid = -1;
+    int m_port = 0;
+};
+
 // Settings for the Redis backend against `server` with cache name `ns`.
 config::Settings redis_settings(const RedisServer& server, const std::string& ns);
 

@@ -40,8 +40,7 @@ constexpr int k_origin_delay_ms = 300;
 
 std::string g_scratch;
 tests::redis::RedisServer* g_redis = nullptr;
-pid_t g_origin = -1;
-int g_origin_port = 0;
+tests::redis::Origin* g_origin = nullptr;
 
 size_t append_body(char* data, size_t size, size_t count, void* userp) {
     static_cast<std::string*>(userp)->append(data, size * count);
@@ -65,13 +64,12 @@ std::optional<std::string> http_get(const std::string& url) {
 }
 
 std::string origin_url(const std::string& key) {
-    return "http://127.0.0.1:" + std::to_string(g_origin_port) + "/slow/" +
-           std::to_string(k_origin_delay_ms) + "?k=" + key;
+    return g_origin->url("/slow/" + std::to_string(k_origin_delay_ms) + "?k=" + key);
 }
 
 // How many times the origin was asked for `key` since the last reset.
 int origin_count(const std::string& key) {
-    auto log = http_get("http://127.0.0.1:" + std::to_string(g_origin_port) + "/__log");
+    auto log = http_get(g_origin->url("/__log"));
     if (!log) {
         fail_msg("origin log unreadable");
     }
@@ -85,41 +83,17 @@ int origin_count(const std::string& key) {
     return count;
 }
 
-void start_origin() {
-    int out[2];
-    if (pipe(out) != 0) {
-        std::abort();
-    }
-    g_origin = fork();
-    if (g_origin == 0) {
-        dup2(out[1], 1);
-        close(out[0]);
-        close(out[1]);
-        std::string script = std::string(CURLCACHE_SOURCE_DIR) + "/scripts/origin.py";
-        execlp("python3", "python3", script.c_str(), static_cast<char*>(nullptr));
-        _exit(127);
-    }
-    close(out[1]);
-    FILE* ready = fdopen(out[0], "r");
-    if (ready == nullptr || std::fscanf(ready, "%d", &g_origin_port) != 1) { // awaits readiness
-        std::fprintf(stderr, "origin.py did not start\n");
-        std::abort();
-    }
-    std::fclose(ready);
-}
-
 int group_setup(void**) {
     g_scratch = tests::redis::make_scratch();
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    start_origin();
+    g_origin = new tests::redis::Origin;
     g_redis = new tests::redis::RedisServer(g_scratch);
     return 0;
 }
 
 int group_teardown(void**) {
     delete g_redis;
-    kill(g_origin, SIGTERM);
-    waitpid(g_origin, nullptr, 0);
+    delete g_origin;
     curl_global_cleanup();
     tests::redis::remove_tree(g_scratch);
     return 0;
@@ -212,7 +186,7 @@ int run_together(int count, const std::function<bool(int)>& work) {
 }
 
 void reset_origin() {
-    assert_true(http_get("http://127.0.0.1:" + std::to_string(g_origin_port) + "/__reset").has_value());
+    assert_true(http_get(g_origin->url("/__reset")).has_value());
 }
 
 void eight_processes_download_each_key_once(const OpenStorage& open, const std::string& tag) {

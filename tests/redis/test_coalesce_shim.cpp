@@ -32,8 +32,7 @@ constexpr int k_processes = 8;
 std::string g_scratch;
 std::string g_shim;
 tests::redis::RedisServer* g_redis = nullptr;
-pid_t g_origin = -1;
-int g_port = 0;
+tests::redis::Origin* g_origin = nullptr;
 
 std::string read_file(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
@@ -66,7 +65,7 @@ pid_t spawn(const std::vector<std::string>& argv, const std::vector<std::string>
 
 int origin_count(const std::string& path) {
     std::string out = g_scratch + "/log.txt";
-    pid_t child = spawn({"curl", "-s", "http://127.0.0.1:" + std::to_string(g_port) + "/__log"},
+    pid_t child = spawn({"curl", "-s", g_origin->url("/__log")},
                         {"PATH=/usr/bin:/bin"}, out);
     waitpid(child, nullptr, 0);
     std::istringstream lines(read_file(out));
@@ -81,33 +80,14 @@ int origin_count(const std::string& path) {
 int group_setup(void**) {
     g_scratch = tests::redis::make_scratch();
     g_shim = std::string(CURLCACHE_BINARY_DIR) + "/lib/libcurlcache-preload.so";
-    int out[2];
-    if (pipe(out) != 0) {
-        return -1;
-    }
-    g_origin = fork();
-    if (g_origin == 0) {
-        dup2(out[1], 1);
-        close(out[0]);
-        close(out[1]);
-        std::string script = std::string(CURLCACHE_SOURCE_DIR) + "/scripts/origin.py";
-        execlp("python3", "python3", script.c_str(), static_cast<char*>(nullptr));
-        _exit(127);
-    }
-    close(out[1]);
-    std::FILE* ready = fdopen(out[0], "r");
-    if (ready == nullptr || std::fscanf(ready, "%d", &g_port) != 1) { // awaits readiness
-        return -1;
-    }
-    std::fclose(ready);
+    g_origin = new tests::redis::Origin;
     g_redis = new tests::redis::RedisServer(g_scratch);
     return 0;
 }
 
 int group_teardown(void**) {
     delete g_redis;
-    kill(g_origin, SIGTERM);
-    waitpid(g_origin, nullptr, 0);
+    delete g_origin;
     tests::redis::remove_tree(g_scratch);
     return 0;
 }
@@ -126,7 +106,7 @@ void eight_curls_fetch_once(const std::vector<std::string>& cache_env, const std
                                  "CURLCACHE_LOCK_TIMEOUT=20s"};
     env.insert(env.end(), cache_env.begin(), cache_env.end());
     std::string path = "/slow/400?k=" + tag;
-    std::string url = "http://127.0.0.1:" + std::to_string(g_port) + path;
+    std::string url = g_origin->url(path);
     std::vector<pid_t> children;
     for (int i = 0; i < k_processes; ++i) {
         children.push_back(spawn({"curl", "-s", "-f", url}, env,
