@@ -26,12 +26,7 @@ using backends::Blob;
 using backends::Metadata;
 using backends::Storage;
 
-struct Fixture {
-    const ConformanceBackend* backend = nullptr;
-    std::string scratch;
-    config::Settings settings;
-    std::unique_ptr<Storage> storage;
-};
+using Fixture = StorageFixture;
 
 std::unique_ptr<Storage> open_or_fail(const std::string& name, const config::Settings& settings) {
     auto opened = backends::open(name, settings);
@@ -41,26 +36,8 @@ std::unique_ptr<Storage> open_or_fail(const std::string& name, const config::Set
     return std::move(*opened);
 }
 
-int setup(void** state) {
-    auto* fixture = new Fixture;
-    fixture->backend = static_cast<const ConformanceBackend*>(*state);
-    fixture->scratch = make_scratch();
-    fixture->settings = fixture->backend->settings(fixture->scratch);
-    fixture->storage = open_or_fail(fixture->backend->backend, fixture->settings);
-    *state = fixture;
-    return 0;
-}
-
-int teardown(void** state) {
-    auto* fixture = static_cast<Fixture*>(*state);
-    fixture->storage.reset();
-    remove_scratch(fixture->scratch);
-    delete fixture;
-    return 0;
-}
-
 Fixture& fixture_of(void** state) {
-    return *static_cast<Fixture*>(*state);
+    return storage_fixture(state);
 }
 
 // Reopens the fixture's storage with a size limit (same cache location).
@@ -370,7 +347,8 @@ std::vector<CMUnitTest> conformance_tests(const ConformanceBackend& backend) {
     std::vector<CMUnitTest> tests;
     for (const auto& c : k_cases) {
         names.push_back(backend.backend + ": " + c.name);
-        tests.push_back(CMUnitTest{names.back().c_str(), c.function, setup, teardown,
+        tests.push_back(CMUnitTest{names.back().c_str(), c.function, storage_fixture_setup,
+                                   storage_fixture_teardown,
                                    const_cast<ConformanceBackend*>(&backend)});
     }
     return tests;
@@ -456,6 +434,28 @@ void check_many_processes(const ConformanceBackend& backend, const std::string& 
         assert_true(value.has_value());
         assert_true(value_is_intact(key, *value));
     }
+}
+
+int storage_fixture_setup(void** state) {
+    auto* fixture = new StorageFixture;
+    fixture->backend = static_cast<const ConformanceBackend*>(*state);
+    fixture->scratch = make_scratch();
+    fixture->settings = fixture->backend->settings(fixture->scratch);
+    fixture->storage = open_or_fail(fixture->backend->backend, fixture->settings);
+    *state = fixture;
+    return 0;
+}
+
+int storage_fixture_teardown(void** state) {
+    auto* fixture = static_cast<StorageFixture*>(*state);
+    fixture->storage.reset();
+    remove_scratch(fixture->scratch);
+    delete fixture;
+    return 0;
+}
+
+StorageFixture& storage_fixture(void** state) {
+    return *static_cast<StorageFixture*>(*state);
 }
 
 std::string make_scratch() {

@@ -30,6 +30,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -60,6 +61,19 @@ int run_conformance(const ConformanceBackend& backend);
 // 4 forked processes x 1,000 mixed puts and gets on one cache: no error, no torn value,
 // and every entry written is readable afterwards. Fails the calling cmocka test otherwise.
 void check_many_processes(const ConformanceBackend& backend, const std::string& scratch);
+
+// The fixture of every conformance test, for a backend's own tests too: give the
+// ConformanceBackend as initial state (cmocka_unit_test_prestate_setup_teardown). Setup makes
+// a scratch folder, clears CURLCACHE_* and opens the backend; teardown undoes all three.
+struct StorageFixture {
+    const ConformanceBackend* backend = nullptr;
+    std::string scratch;
+    config::Settings settings;
+    std::unique_ptr<backends::Storage> storage;
+};
+int storage_fixture_setup(void** state);
+int storage_fixture_teardown(void** state);
+StorageFixture& storage_fixture(void** state);
 
 // A new scratch folder (mkdtemp under $TMPDIR or /tmp); clears CURLCACHE_* variables.
 std::string make_scratch();

@@ -14,8 +14,6 @@
 namespace {
 
 using namespace curlcache;
-using tests::make_scratch;
-using tests::remove_scratch;
 using tests::test_key;
 using tests::test_meta;
 
@@ -25,35 +23,10 @@ const tests::ConformanceBackend k_filesystem{"filesystem", [](const std::string&
                                                  return settings;
                                              }};
 
-struct Fixture {
-    std::string scratch;
-    config::Settings settings;
-    std::unique_ptr<backends::Storage> storage;
-};
-
-int setup(void** state) {
-    auto* fixture = new Fixture;
-    fixture->scratch = make_scratch();
-    fixture->settings = k_filesystem.settings(fixture->scratch);
-    auto opened = backends::open("filesystem", fixture->settings);
-    if (!opened) {
-        fail_msg("open: %s", opened.error().message.c_str());
-    }
-    fixture->storage = std::move(*opened);
-    *state = fixture;
-    return 0;
-}
-
-int teardown(void** state) {
-    auto* fixture = static_cast<Fixture*>(*state);
-    fixture->storage.reset();
-    remove_scratch(fixture->scratch);
-    delete fixture;
-    return 0;
-}
+using Fixture = tests::StorageFixture;
 
 Fixture& fixture_of(void** state) {
-    return *static_cast<Fixture*>(*state);
+    return tests::storage_fixture(state);
 }
 
 void put_text(backends::Storage& storage, uint64_t n, std::string_view text) {
@@ -172,24 +145,35 @@ void test_default_folder_is_under_the_user_cache_home(void** state) {
 } // namespace
 
 int main() {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(
-            test_four_processes_share_one_folder_without_errors_or_torn_values, setup, teardown),
-        cmocka_unit_test_setup_teardown(
-            test_entries_live_in_folders_named_after_the_first_two_key_digits, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_a_truncated_entry_file_reads_as_a_miss, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_garbage_and_extended_entry_files_read_as_a_miss, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_an_entry_file_under_another_key_name_is_not_served,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_leftover_temp_files_are_not_listed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cache_files_and_folders_are_owner_only, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_default_folder_is_under_the_user_cache_home, setup,
-                                        teardown),
+    const struct CMUnitTest cases[] = {
+        cmocka_unit_test_prestate_setup_teardown(
+            test_four_processes_share_one_folder_without_errors_or_torn_values,
+            tests::storage_fixture_setup, tests::storage_fixture_teardown,
+            const_cast<tests::ConformanceBackend*>(&k_filesystem)),
+        cmocka_unit_test_prestate_setup_teardown(
+            test_entries_live_in_folders_named_after_the_first_two_key_digits,
+            tests::storage_fixture_setup, tests::storage_fixture_teardown,
+            const_cast<tests::ConformanceBackend*>(&k_filesystem)),
+        cmocka_unit_test_prestate_setup_teardown(
+            test_a_truncated_entry_file_reads_as_a_miss, tests::storage_fixture_setup,
+            tests::storage_fixture_teardown, const_cast<tests::ConformanceBackend*>(&k_filesystem)),
+        cmocka_unit_test_prestate_setup_teardown(
+            test_garbage_and_extended_entry_files_read_as_a_miss, tests::storage_fixture_setup,
+            tests::storage_fixture_teardown, const_cast<tests::ConformanceBackend*>(&k_filesystem)),
+        cmocka_unit_test_prestate_setup_teardown(
+            test_an_entry_file_under_another_key_name_is_not_served, tests::storage_fixture_setup,
+            tests::storage_fixture_teardown, const_cast<tests::ConformanceBackend*>(&k_filesystem)),
+        cmocka_unit_test_prestate_setup_teardown(
+            test_leftover_temp_files_are_not_listed, tests::storage_fixture_setup,
+            tests::storage_fixture_teardown, const_cast<tests::ConformanceBackend*>(&k_filesystem)),
+        cmocka_unit_test_prestate_setup_teardown(
+            test_cache_files_and_folders_are_owner_only, tests::storage_fixture_setup,
+            tests::storage_fixture_teardown, const_cast<tests::ConformanceBackend*>(&k_filesystem)),
+        cmocka_unit_test_prestate_setup_teardown(
+            test_default_folder_is_under_the_user_cache_home, tests::storage_fixture_setup,
+            tests::storage_fixture_teardown, const_cast<tests::ConformanceBackend*>(&k_filesystem)),
     };
     int failed = tests::run_conformance(k_filesystem);
-    failed += cmocka_run_group_tests_name("filesystem storage", tests, nullptr, nullptr);
+    failed += cmocka_run_group_tests_name("filesystem storage", cases, nullptr, nullptr);
     return failed;
 }
