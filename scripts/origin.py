@@ -41,6 +41,7 @@ Endpoints (GET and HEAD unless said otherwise; every body is deterministic):
   /slow/MS          like /text, but the body follows the headers after MS milliseconds.
   /files/PATH       the file DIR/PATH of --root, with ETag and Last-Modified from its size
                     and mtime, Cache-Control; 404 for anything else (and outside DIR).
+  /cookie           two Set-Cookie headers (a session cookie and one with a fixed Expires).
   POST /echo        the request body back, with the request's Content-Type (PUT too). Never cached
                     by the origin's headers (Cache-Control: no-store).
   /__count          the number of counted requests so far, as text ("3\\n").
@@ -274,6 +275,12 @@ class Handler(BaseHTTPRequestHandler):
                                   ("Last-Modified", LAST_MODIFIED),
                                   ("Cache-Control", CACHE_CONTROL)],
                             b"attachment body\n" + TEXT_BODY, validators=True)
+        if path == "/cookie":
+            return Resource(200, [("Content-Type", "text/plain"),
+                                  ("Set-Cookie", "session=abc123; Path=/"),
+                                  ("Set-Cookie",
+                                   "theme=dark; Path=/; Expires=Wed, 01 Jan 2031 00:00:00 GMT"),
+                                  ("Cache-Control", CACHE_CONTROL)], b"cookies set\n")
         if path == "/echo":
             if self.command not in ("POST", "PUT"):
                 return Resource(405, [("Allow", "POST, PUT"), ("Content-Type", "text/plain")],

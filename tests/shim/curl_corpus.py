@@ -165,6 +165,15 @@ def corpus():
              secrets=(b"s3cret-url",)),
         Case("other_user_is_a_different_entry", ["-u", "bob:other-pw", "{B}/text"],
              prime=[["-u", "alice:s3cret-pw", "-o", "/dev/null", "{B}/text"]], first_miss=True),
+        # libcurl's own cookie engine reads Set-Cookie: a hit must feed it too (or pass).
+        Case("cookie_jar_from_set_cookie", ["-c", "jar.txt", "-o", "body.txt", "{B}/cookie"],
+             cached=None),
+        Case("cookie_jar_from_cached_set_cookie", ["-c", "jar.txt", "-i", "{B}/cookie"],
+             prime=[["-o", "/dev/null", "{B}/cookie"]], cached=None),
+        # A host name mapped by --resolve: nothing leaves the machine.
+        Case("resolve_named_host", ["--resolve", "origin.test:{PORT}:127.0.0.1", "-i",
+                                    "-w", "%{url_effective}\\n",
+                                    "http://origin.test:{PORT}/text"]),
         # Logging never reaches stdout, and a log file never holds credentials.
         Case("debug_log_stays_off_stdout", ["-i", "-L", "{B}/redirect/1"],
              env={"CURLCACHE_LOG_LEVEL": "debug"}, stderr=False),
@@ -215,7 +224,7 @@ def expand(args, origin, tls_origin):
     out = []
     for a in args:
         a = a.replace("{BU}", origin.base.replace("://", "://carol:s3cret-url@"))
-        a = a.replace("{B}", origin.base)
+        a = a.replace("{B}", origin.base).replace("{PORT}", str(origin.port))
         if tls_origin is not None:
             a = a.replace("{S}", tls_origin.base).replace("{CA}", tls_origin.cacert)
         out.append(a)
