@@ -9,7 +9,8 @@ checked for plausibility.
 
 SPEC is a URL, optionally prefixed by flags joined with '+' and a ':' ("follow+gzip:URL"):
 follow (FOLLOWLOCATION), gzip (ACCEPT_ENCODING "gzip"), head (NOBODY), fail (FAILONERROR),
-inm (HTTPHEADER "If-None-Match: \"text-v1\"", origin.py's ETag of /text: a 304).
+inm (HTTPHEADER "If-None-Match: \"text-v1\"", origin.py's ETag of /text: a 304),
+cookies (the cookie engine on: COOKIEFILE "", INFO_COOKIELIST printed).
 Serially, one handle is reused for every URL with every option set again before each
 transfer; with --multi every URL gets its own handle on one CurlMulti driven by
 perform + select.
@@ -71,6 +72,9 @@ class Transfer:
         c.setopt(pycurl.HTTPHEADER, ['If-None-Match: "text-v1"'] if "inm" in flags else [])
         if cainfo:
             c.setopt(pycurl.CAINFO, cainfo)
+        self.cookies = "cookies" in flags
+        if self.cookies:
+            c.setopt(pycurl.COOKIEFILE, "")
 
     def on_header(self, line):
         self.headers.append(line)
@@ -94,6 +98,8 @@ class Transfer:
             except pycurl.error as e:
                 value = "error %s" % (e.args[0],)
             out.append("%s: %r" % (name, value))
+        if self.cookies:
+            out.append("INFO_COOKIELIST: %r" % (c.getinfo(pycurl.INFO_COOKIELIST),))
         problems = []
         times = [c.getinfo(getattr(pycurl, t)) for t in TIMINGS]
         if any(t < 0 for t in times):
