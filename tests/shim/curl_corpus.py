@@ -89,6 +89,17 @@ def corpus():
         Case("write_out_redirect_chain", ["-L", "-w", WRITE_OUT, "{B}/redirect/2"]),
         Case("write_out_compressed", ["--compressed", "-w", WRITE_OUT, "{B}/gzip"]),
         Case("write_out_head", ["-I", "-w", WRITE_OUT, "{B}/text"]),
+        Case("write_out_more_variables",
+             ["-L", "-e", "http://ref.test/", "-o", "f.txt", "-w",
+              "%{method} %{scheme} %{response_code} %{http_connect} %{filename_effective} "
+              "%{exitcode} [%{errormsg}] %{remote_ip} %{remote_port} %{local_ip} "
+              "%{ssl_verify_result} %{num_headers} [%{redirect_url}] %{referer} "
+              "%{size_request} %{size_upload} %{http_version} %{urlnum}\\n",
+              "{B}/redirect/1"]),
+        Case("write_out_https_variables",
+             ["--cacert", "{CA}", "-o", "f.txt", "-w",
+              "%{scheme} %{ssl_verify_result} %{http_version} %{remote_ip} %{num_headers}\\n",
+              "{S}/text"], tls=True),
         Case("fail_on_404_not_cached", ["-f", "-w", "%{http_code}\\n", "{B}/status/404"],
              cached=False),
         # With -f libcurl stops before a 4xx body, so the shim may pass it through even when
