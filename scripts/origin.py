@@ -33,6 +33,7 @@ Endpoints (GET and HEAD unless said otherwise; every body is deterministic):
   /bytes/N          N bytes of a fixed pseudo-random pattern, application/octet-stream,
                     ETag "bytes-N", Last-Modified, Cache-Control.
   /text             a short UTF-8 text with Content-Type, ETag, Last-Modified, Cache-Control.
+  /chunked/N        the /bytes/N body sent with Transfer-Encoding: chunked (1000-byte chunks).
   /redirect/N       302 to /redirect/N-1 ... /redirect/1 302s to /text (N hops in all).
   /gzip             the /text body gzip-encoded (Content-Encoding: gzip) when the request's
                     Accept-Encoding allows gzip, plain otherwise; Vary: Accept-Encoding.
@@ -122,11 +123,12 @@ class Counter:
 class Resource:
     """What a route answers: status, headers (in order) and body."""
 
-    def __init__(self, status, headers=None, body=b"", validators=False):
+    def __init__(self, status, headers=None, body=b"", validators=False, chunk=0):
         self.status = status
         self.headers = list(headers or [])
         self.body = body
         self.validators = validators  # honour conditionals and ranges
+        self.chunk = chunk  # > 0: Transfer-Encoding: chunked, in pieces of this size
 
     def header(self, name):
         for k, v in self.headers:
@@ -239,6 +241,15 @@ class Handler(BaseHTTPRequestHandler):
                                   ("Last-Modified", LAST_MODIFIED),
                                   ("Cache-Control", CACHE_CONTROL)],
                             pattern_bytes(n), validators=True)
+        if path.startswith("/chunked/"):
+            n = _int_or(path[len("/chunked/"):], -1)
+            if n < 0 or n > MAX_BYTES:
+                return _status_resource(400)
+            return Resource(200, [("Content-Type", "application/octet-stream"),
+                                  ("ETag", '"chunked-%d"' % n),
+                                  ("Last-Modified", LAST_MODIFIED),
+                                  ("Cache-Control", CACHE_CONTROL)],
+                            pattern_bytes(n), chunk=1000)
         if path.startswith("/redirect/"):
             n = _int_or(path[len("/redirect/"):], -1)
             if n < 1:
@@ -319,13 +330,23 @@ class Handler(BaseHTTPRequestHandler):
         for k, v in res.headers:
             self.send_header(k, v)
         bodyless = res.status in (204, 304) or res.status < 200
-        if not bodyless:
+        chunked = res.chunk > 0 and not bodyless
+        if chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+        elif not bodyless:
             self.send_header("Content-Length", str(len(res.body)))
         self.end_headers()
         if delay_ms > 0:
             self.wfile.flush()
             time.sleep(delay_ms / 1000.0)
-        if send_body and not bodyless and res.body:
+        if not send_body or bodyless:
+            return
+        if chunked:
+            for i in range(0, len(res.body), res.chunk):
+                piece = res.body[i:i + res.chunk]
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            self.wfile.write(b"0\r\n\r\n")
+        elif res.body:
             self.wfile.write(res.body)
 
 

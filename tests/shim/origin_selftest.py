@@ -82,6 +82,10 @@ def http_checks(o):
           and gzip.decompress(zipped) == plain)
     check("/gzip bytes are deterministic",
           request(o, "GET", "/gzip", {"Accept-Encoding": "gzip"})[2] == zipped)
+    s, h, b = request(o, "GET", "/chunked/2500")
+    check("/chunked/N is chunked and holds the /bytes/N body",
+          s == 200 and header(h, "Transfer-Encoding") == "chunked"
+          and b == request(o, "GET", "/bytes/2500")[2])
     s, h, b = request(o, "GET", "/status/418")
     check("/status/CODE answers CODE", s == 418)
     s, h, b = request(o, "GET", "/disposition")
