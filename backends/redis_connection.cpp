@@ -142,6 +142,10 @@ std::string RedisEndpoint::display() const {
 Result<RedisEndpoint> parse_redis_url(std::string_view url) {
     RedisEndpoint endpoint;
     bool unix_socket = url.starts_with("unix://");
+    if (url.starts_with("rediss://")) {
+        return fail("redis.url: rediss:// (TLS) is not supported by this build's hiredis 0.14; "
+                    "use redis:// through a local TLS tunnel (stunnel) or a Unix socket");
+    }
     if (!url.starts_with("redis://") && !unix_socket) {
         return fail("redis.url: expected redis://[:password@]host[:port][/db] or "
                     "unix:///path/to/socket (got a different scheme)");

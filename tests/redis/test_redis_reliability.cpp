@@ -188,6 +188,8 @@ void test_redis_urls_parse_or_fail_clearly(void**) {
     auto d = parse_redis_url("unix:///run/redis.sock?db=4");
     assert_true(d && d->socket_path == "/run/redis.sock" && d->db == 4);
     assert_false(parse_redis_url("http://x").has_value());
+    auto tls = parse_redis_url("rediss://host:6380");
+    assert_true(!tls && tls.error().message.find("TLS") != std::string::npos);
     assert_false(parse_redis_url("redis://host:99999").has_value());
     assert_false(parse_redis_url("redis://host/zero").has_value());
     assert_false(parse_redis_url("redis://").has_value());
