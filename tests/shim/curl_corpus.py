@@ -184,6 +184,8 @@ def corpus():
              cached=None),
         Case("cookie_jar_from_cached_set_cookie", ["-c", "jar.txt", "-i", "{B}/cookie"],
              prime=[["-o", "/dev/null", "{B}/cookie"]], cached=None),
+        # Other schemes pass straight through to libcurl.
+        Case("file_scheme_beside_http", ["file:///etc/os-release", "{B}/text"], cached=None),
         # A host name mapped by --resolve: nothing leaves the machine.
         Case("resolve_named_host", ["--resolve", "origin.test:{PORT}:127.0.0.1", "-i",
                                     "-w", "%{url_effective}\\n",
