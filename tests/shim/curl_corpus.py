@@ -190,6 +190,8 @@ def corpus():
         Case("resolve_named_host", ["--resolve", "origin.test:{PORT}:127.0.0.1", "-i",
                                     "-w", "%{url_effective}\\n",
                                     "http://origin.test:{PORT}/text"]),
+        # The verbose stream may differ (no connection on a hit); everything else may not.
+        Case("verbose_stream_not_compared", ["-v", "-i", "-L", "{B}/redirect/1"], stderr=False),
         # Logging never reaches stdout, and a log file never holds credentials.
         Case("debug_log_stays_off_stdout", ["-i", "-L", "{B}/redirect/1"],
              env={"CURLCACHE_LOG_LEVEL": "debug"}, stderr=False),
