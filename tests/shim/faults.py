@@ -12,7 +12,6 @@ Exit status 0 pass, 1 fail, 77 shim not built.
 """
 
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -21,15 +20,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 
 PREFIX = b"curlcache: "
-
-
-def closed_port():
-    """A loopback port where nothing listens (bound, then released)."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def write(path, data):
@@ -182,7 +172,7 @@ def _(scratch):
 @fault("redis_unreachable")
 def _(scratch):
     return {"CURLCACHE_BACKEND": "redis",
-            "CURLCACHE_REDIS_URL": "redis://127.0.0.1:%d/0" % closed_port()}
+            "CURLCACHE_REDIS_URL": "redis://127.0.0.1:%d/0" % harness.free_port()}
 
 
 @fault("disable_variable_passes_through", warnings=0)
