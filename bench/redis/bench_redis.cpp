@@ -83,6 +83,7 @@ void latency(const tests::redis::RedisServer& server, size_t size, int iteration
     auto storage = open_backend(server);
     redisContext* bare = bare_connect(server);
     std::string key = "size" + std::to_string(size);
+    std::string bare_key = "bench:e:" + key;
     std::string value(size, 'v');
     std::string_view pieces[] = {value};
     std::vector<double> put_samples, get_samples, bare_samples;
@@ -94,25 +95,21 @@ void latency(const tests::redis::RedisServer& server, size_t size, int iteration
         }
         put_samples.push_back(micros_since(start));
     }
-    // Alternate blocks of backend and bare reads so both see the same machine state.
-    for (int block = 0; block < 10; ++block) {
-        for (int i = 0; i < iterations / 10; ++i) {
-            auto start = Clock::now();
-            auto got = storage->get(key);
-            if (!got || !*got || (**got)->size() != size) {
-                std::fprintf(stderr, "bench_redis: get failed\n");
-                std::exit(1);
-            }
-            get_samples.push_back(micros_since(start));
+    // Alternate backend and bare reads one by one so both see the same machine state.
+    for (int i = 0; i < iterations; ++i) {
+        auto start = Clock::now();
+        auto got = storage->get(key);
+        if (!got || !*got || (**got)->size() != size) {
+            std::fprintf(stderr, "bench_redis: get failed\n");
+            std::exit(1);
         }
-        for (int i = 0; i < iterations / 10; ++i) {
-            auto start = Clock::now();
-            if (!bare_get(bare, "bench:e:" + key, size)) {
-                std::fprintf(stderr, "bench_redis: bare GET failed\n");
-                std::exit(1);
-            }
-            bare_samples.push_back(micros_since(start));
+        get_samples.push_back(micros_since(start));
+        start = Clock::now();
+        if (!bare_get(bare, bare_key, size)) {
+            std::fprintf(stderr, "bench_redis: bare GET failed\n");
+            std::exit(1);
         }
+        bare_samples.push_back(micros_since(start));
     }
     redisFree(bare);
     Percentiles get = percentiles(get_samples), raw = percentiles(bare_samples),
