@@ -7,7 +7,10 @@
 #include <algorithm>
 #include <chrono>
 #include <ctime>
+#include <map>
+#include <mutex>
 #include <thread>
+#include <unistd.h>
 
 namespace curlcache::core {
 namespace {
@@ -15,7 +18,56 @@ namespace {
 constexpr std::chrono::milliseconds k_first_pause{2};
 constexpr std::chrono::milliseconds k_longest_pause{100};
 
+// The locks this process holds, and which thread took each. A thread that already holds
+// the lock for a key (a multi handle whose download it drives, and a second handle for the
+// same URL in that same multi) must not wait for itself: it could never finish that
+// download while it waits, so it stalls for lock_timeout. It downloads alone instead.
+using Held = std::map<std::pair<const backends::Storage*, std::string>, std::thread::id>;
+
+struct Holders {
+    std::mutex mutex;
+    pid_t pid = 0;
+    Held held;
+
+    // Locks and returns the map, emptied when this process is a fork of its filler.
+    Held& for_this_process(std::unique_lock<std::mutex>& guard) {
+        guard = std::unique_lock(mutex);
+        if (pid != getpid()) {
+            held.clear();
+            pid = getpid();
+        }
+        return held;
+    }
+};
+
+Holders& holders() {
+    static Holders* instance = new Holders; // never destroyed: used until process exit
+    return *instance;
+}
+
+bool held_by_this_thread(const backends::Storage& storage, std::string_view key) {
+    std::unique_lock<std::mutex> guard;
+    auto& held = holders().for_this_process(guard);
+    auto found = held.find(std::pair(&storage, std::string(key)));
+    return found != held.end() && found->second == std::this_thread::get_id();
+}
+
+void note_holder(const backends::Storage& storage, std::string_view key, bool holding) {
+    std::unique_lock<std::mutex> guard;
+    auto& held = holders().for_this_process(guard);
+    if (holding) {
+        held[std::pair(&storage, std::string(key))] = std::this_thread::get_id();
+    } else {
+        held.erase(std::pair(&storage, std::string(key)));
+    }
+}
+
 } // namespace
+
+MissLock::MissLock(backends::Storage& storage, std::string key)
+    : m_storage(&storage), m_key(std::move(key)) {
+    note_holder(storage, m_key, true);
+}
 
 MissLock& MissLock::operator=(MissLock&& other) noexcept {
     if (this != &other) {
@@ -28,6 +80,7 @@ MissLock& MissLock::operator=(MissLock&& other) noexcept {
 
 void MissLock::release() {
     if (m_storage != nullptr) {
+        note_holder(*m_storage, m_key, false);
         (void)m_storage->unlock(m_key); // a lock we cannot release expires by itself
         m_storage = nullptr;
     }
@@ -37,7 +90,7 @@ MissRole coalesce(backends::Storage& storage, std::string_view key,
                   const CoalesceOptions& options, const std::function<bool()>& arrived,
                   MissLock& lock) {
     lock.release();
-    if (!options.enabled) {
+    if (!options.enabled || held_by_this_thread(storage, key)) {
         return MissRole::alone;
     }
     int64_t ttl_ms = std::max<int64_t>(options.lock_timeout_ms, 1);

@@ -34,8 +34,8 @@ class Cache;
 class MissLock {
 public:
     MissLock() = default;
-    MissLock(backends::Storage& storage, std::string key)
-        : m_storage(&storage), m_key(std::move(key)) {}
+    // Records that the calling thread holds the (already taken) lock for `key`.
+    MissLock(backends::Storage& storage, std::string key);
     MissLock(MissLock&& other) noexcept
         : m_storage(std::exchange(other.m_storage, nullptr)), m_key(std::move(other.m_key)) {}
     MissLock& operator=(MissLock&& other) noexcept;

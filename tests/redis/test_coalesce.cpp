@@ -19,6 +19,7 @@ extern "C" {
 
 #include <curl/curl.h>
 
+#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <sstream>
@@ -328,6 +329,35 @@ void test_coalesce_miss_serves_the_entry_another_holder_stores(void**) {
     assert_true(*(*other)->try_lock(lead_key.hex(), 1000));
 }
 
+// A thread that holds the lock (a multi handle it drives) and misses the same key again
+// (a second handle for the same URL) must not wait for itself; another thread does wait.
+void test_lock_holder_thread_does_not_wait_for_itself(void**) {
+    auto storage = redis_opener("co-self")();
+    assert_non_null(storage.get());
+    CoalesceOptions options{true, 5000};
+    MissLock first;
+    assert_int_equal(static_cast<int>(core::coalesce(*storage, "self", options, [] { return false; }, first)),
+                     static_cast<int>(MissRole::lead));
+    int64_t start = tests::redis::now_ms();
+    MissLock second;
+    assert_int_equal(static_cast<int>(core::coalesce(*storage, "self", options, [] { return false; }, second)),
+                     static_cast<int>(MissRole::alone));
+    assert_true(tests::redis::now_ms() - start < 1000);
+    assert_false(second.held());
+
+    std::atomic<bool> stored{false};
+    MissRole other_role = MissRole::alone;
+    std::thread other([&] {
+        MissLock lock;
+        other_role = core::coalesce(*storage, "self", options, [&] { return stored.load(); }, lock);
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(50)); // the download
+    stored = true;
+    first.release();
+    other.join();
+    assert_int_equal(static_cast<int>(other_role), static_cast<int>(MissRole::served));
+}
+
 } // namespace
 
 int main() {
@@ -338,6 +368,7 @@ int main() {
         cmocka_unit_test(test_killed_lock_holder_file_lock_is_taken_over_at_once),
         cmocka_unit_test(test_killed_lock_holder_redis_lock_expires_and_others_finish),
         cmocka_unit_test(test_coalesce_miss_serves_the_entry_another_holder_stores),
+        cmocka_unit_test(test_lock_holder_thread_does_not_wait_for_itself),
     };
     return cmocka_run_group_tests_name("coalesce", tests, group_setup, group_teardown);
 }
