@@ -1,12 +1,15 @@
 // The cache key and URL normalisation (core/key.h).
 #include "core/key.h"
 
+#include <curl/curl.h>
 #include <xxhash.h>
 
 #include <csetjmp>
 #include <cstdarg>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <optional>
 #include <random>
 #include <string>
 
@@ -288,6 +291,111 @@ void test_normalize_fuzz_is_idempotent_and_drops_secrets(void**) {
     }
 }
 
+// What libcurl's own URL parser (curl_url) makes of a URL, in comparable form: scheme and
+// host lower-case, no default port, escapes upper-case, an empty query the same as none.
+// The tests may link libcurl; the engine may not, hence its own parser.
+struct CurlParts {
+    std::string scheme, host, port, path, query;
+    std::string full; // curl's own reassembly of the whole URL (not compared)
+    bool operator==(const CurlParts& o) const {
+        return scheme == o.scheme && host == o.host && port == o.port && path == o.path &&
+               query == o.query;
+    }
+};
+
+std::string upper_escapes(std::string text) {
+    for (size_t i = 0; i + 2 < text.size(); ++i) {
+        if (text[i] == '%' && isxdigit(static_cast<unsigned char>(text[i + 1])) &&
+            isxdigit(static_cast<unsigned char>(text[i + 2]))) {
+            text[i + 1] = static_cast<char>(toupper(static_cast<unsigned char>(text[i + 1])));
+            text[i + 2] = static_cast<char>(toupper(static_cast<unsigned char>(text[i + 2])));
+        }
+    }
+    return text;
+}
+
+std::string lowered(std::string text) {
+    for (char& c : text) {
+        c = static_cast<char>(tolower(static_cast<unsigned char>(c)));
+    }
+    return text;
+}
+
+std::optional<CurlParts> curl_parts(const std::string& url) {
+    std::unique_ptr<CURLU, decltype(&curl_url_cleanup)> handle(curl_url(), &curl_url_cleanup);
+    if (!handle || curl_url_set(handle.get(), CURLUPART_URL, url.c_str(), 0) != CURLUE_OK) {
+        return std::nullopt;
+    }
+    auto part = [&](CURLUPart which, unsigned flags) -> std::string {
+        char* text = nullptr;
+        if (curl_url_get(handle.get(), which, &text, flags) != CURLUE_OK || !text) {
+            return {};
+        }
+        std::string out(text);
+        curl_free(text);
+        return out;
+    };
+    CurlParts parts;
+    parts.full = part(CURLUPART_URL, 0);
+    parts.scheme = lowered(part(CURLUPART_SCHEME, 0));
+    parts.host = lowered(part(CURLUPART_HOST, 0));
+    parts.port = part(CURLUPART_PORT, CURLU_NO_DEFAULT_PORT);
+    parts.path = upper_escapes(part(CURLUPART_PATH, 0));
+    parts.query = upper_escapes(part(CURLUPART_QUERY, 0));
+    return parts;
+}
+
+// Random URLs assembled from the pieces that matter: normalize_url() must keep exactly
+// what libcurl would request (scheme, host, port, path after dot segments, query).
+void test_normalize_agrees_with_libcurl_parser(void**) {
+    std::mt19937 random(4242);
+    auto pick = [&](std::initializer_list<const char*> items) {
+        return std::string(items.begin()[random() % items.size()]);
+    };
+    int compared = 0;
+    for (int round = 0; round < 5000; ++round) {
+        std::string url = pick({"http://", "HTTP://", "https://", "HttpS://"});
+        url += pick({"", "", "user@", "u:p@", "u%40x:p@"});
+        url +=
+            pick({"example.com", "Example.COM", "127.0.0.1", "[::1]", "[2001:DB8::1]", "h-1.test"});
+        url += pick({"", "", ":80", ":443", ":8080", ":0080", ":"});
+        int segments = static_cast<int>(random() % 5);
+        for (int i = 0; i < segments; ++i) {
+            url += "/" + pick({"a", "B", ".", "..", "%2f", "%7e", "x%20y", "", "c.d"});
+        }
+        url += pick({"", "", "?", "?a=1", "?b=2&a=1", "?x=%2f&y", "?q=a/../b"});
+        url += pick({"", "", "#frag", "#a?b"});
+        std::optional<CurlParts> original = curl_parts(url);
+        if (!original) {
+            continue;
+        }
+        std::string normalized = normalize_url(url, {});
+        std::optional<CurlParts> ours = curl_parts(normalized);
+        if (!ours || !(*ours == *original)) {
+            print_error("%s -> %s\n", url.c_str(), normalized.c_str());
+            if (ours) {
+                print_error("curl: %s|%s|%s|%s|%s  ours: %s|%s|%s|%s|%s\n",
+                            original->scheme.c_str(), original->host.c_str(),
+                            original->port.c_str(), original->path.c_str(), original->query.c_str(),
+                            ours->scheme.c_str(), ours->host.c_str(), ours->port.c_str(),
+                            ours->path.c_str(), ours->query.c_str());
+            }
+        }
+        assert_true(ours.has_value());
+        assert_true(*ours == *original);
+        // And the URL as curl itself rebuilds it normalises to the same text: equivalent
+        // spellings of one request share one key.
+        std::string from_curl = normalize_url(original->full, {});
+        if (from_curl != normalized) {
+            print_error("%s -> %s, but curl's %s -> %s\n", url.c_str(), normalized.c_str(),
+                        original->full.c_str(), from_curl.c_str());
+        }
+        assert_string_equal(from_curl.c_str(), normalized.c_str());
+        ++compared;
+    }
+    assert_true(compared > 4000);
+}
+
 } // namespace
 
 int main() {
@@ -309,6 +417,7 @@ int main() {
         cmocka_unit_test(test_key_format_version_is_hashed),
         cmocka_unit_test(test_key_hex_round_trip_and_rejects_malformed),
         cmocka_unit_test(test_normalize_fuzz_is_idempotent_and_drops_secrets),
+        cmocka_unit_test(test_normalize_agrees_with_libcurl_parser),
     };
     return cmocka_run_group_tests(tests, scratch_setup, scratch_teardown);
 }
