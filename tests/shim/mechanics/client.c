@@ -10,6 +10,8 @@
  *   client multi-abandon HIT1 HIT2 SLOW  all three in a multi, one perform, then: cleanup
  *                               of HIT2's handle while still added, removal of SLOW while
  *                               running, curl_multi_cleanup; prints what finished
+ *   client multi-queue URL...   perform (+ wait) until nothing runs, then read every message:
+ *                               prints each message's msgs_in_queue and result
  *   client fork URL             a GET, then fork: the child GETs the URL again
  *   client threads N URL        N threads, one GET each (URL + "?t=<i>")
  *   client mixed MODULE URL1 URL2  URL1 through this program's libcurl, then URL2 through
@@ -256,6 +258,39 @@ static int run_multi_abandon(char** urls) {
     return 0;
 }
 
+static int run_multi_queue(int count, char** urls) {
+    static struct transfer t[MAX_TRANSFERS];
+    CURLM* multi = curl_multi_init();
+    for (int i = 0; i < count; ++i) {
+        setup(&t[i], urls[i]);
+        curl_multi_add_handle(multi, t[i].easy);
+    }
+    int running = 0;
+    for (;;) {
+        if (curl_multi_perform(multi, &running) != CURLM_OK) {
+            return 1;
+        }
+        if (running == 0) {
+            break;
+        }
+        curl_multi_wait(multi, NULL, 0, 10000, NULL);
+    }
+    CURLMsg* msg;
+    int queued = -1, read = 0;
+    while ((msg = curl_multi_info_read(multi, &queued)) != NULL) {
+        printf("message %d: done=%d result=%d queued=%d\n", read++, msg->msg == CURLMSG_DONE,
+               (int)msg->data.result, queued);
+    }
+    printf("after: queued=%d\n", queued);
+    for (int i = 0; i < count; ++i) {
+        curl_multi_remove_handle(multi, t[i].easy);
+        report(i, &t[i]);
+        curl_easy_cleanup(t[i].easy);
+    }
+    curl_multi_cleanup(multi);
+    return 0;
+}
+
 static int run_fork(char* url) {
     run_easy(1, &url);
     fflush(stdout);
@@ -331,6 +366,8 @@ int main(int argc, char** argv) {
         rc = run_multi_socket(argc - 2, argv + 2);
     } else if (strcmp(mode, "multi-abandon") == 0 && argc == 5) {
         rc = run_multi_abandon(argv + 2);
+    } else if (strcmp(mode, "multi-queue") == 0) {
+        rc = run_multi_queue(argc - 2, argv + 2);
     } else if (strcmp(mode, "fork") == 0) {
         rc = run_fork(argv[2]);
     } else if (strcmp(mode, "mixed") == 0 && argc == 5) {

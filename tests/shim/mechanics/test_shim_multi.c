@@ -97,6 +97,32 @@ static void test_handles_dropped_mid_transfer_are_forgotten_and_not_stored(void*
     assert_int_equal(origin_count() - middle, 1);
 }
 
+static void test_messages_of_hits_and_misses_count_down_msgs_in_queue(void** state) {
+    static harness_result warm, plain, shimmed;
+    const char* a = origin_url("/queue-a");
+    const char* b = origin_url("/queue-b");
+    const char* c = origin_url("/slow/queue-c");
+    const char* warm_argv[] = {MECH_CLIENT, "easy", a, b, NULL};
+    assert_int_equal(harness_run(*state, 1, warm_argv, NULL, &warm), 0);
+
+    /* Two hits and a miss; every message read after all finished. The message lines must be
+     * those of a run without the shim (three messages, msgs_in_queue 2, 1, 0). */
+    const char* argv[] = {MECH_CLIENT, "multi-queue", a, b, c, NULL};
+    assert_int_equal(harness_run(*state, 0, argv, NULL, &plain), 0);
+    assert_int_equal(harness_run(*state, 1, argv, NULL, &shimmed), 0);
+    const char* expected = "message 0: done=1 result=0 queued=2\n"
+                           "message 1: done=1 result=0 queued=1\n"
+                           "message 2: done=1 result=0 queued=0\n"
+                           "after: queued=0\n";
+    assert_int_equal(strncmp(plain.out, expected, strlen(expected)), 0);
+    if (strncmp(shimmed.out, expected, strlen(expected)) != 0) {
+        fail_msg("with the shim:\n%s", shimmed.out);
+    }
+    assert_transfer(shimmed.out, 0, "/queue-a");
+    assert_transfer(shimmed.out, 1, "/queue-b");
+    assert_transfer(shimmed.out, 2, "/slow/queue-c");
+}
+
 static void test_multi_results_match_a_run_without_shim_shape(void** state) {
     /* Without the shim the same program gives the same lines for fresh URLs (the shim
      * changes nothing but where the bytes come from). */
@@ -124,6 +150,8 @@ int main(void) {
                                         teardown),
         cmocka_unit_test_setup_teardown(
             test_handles_dropped_mid_transfer_are_forgotten_and_not_stored, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_messages_of_hits_and_misses_count_down_msgs_in_queue,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_multi_results_match_a_run_without_shim_shape, setup,
                                         teardown),
     };
