@@ -32,8 +32,8 @@ struct ParsedArgs {
 };
 
 struct CommandSpec {
-    std::string_view name;  // "list"
-    std::string_view help;  // the whole --help text
+    std::string_view name; // "list"
+    std::string_view help; // the whole --help text
     std::span<const OptionSpec> options;
     std::size_t min_positional = 0;
     std::size_t max_positional = 0;

@@ -58,11 +58,11 @@ std::string api_message(const curlcache_handle* cache, curlcache_code code, std:
 
 // A NULL-terminated argv-style view of strings, for the C API's `settings` arguments.
 class CStrings {
-public:
+  public:
     explicit CStrings(const std::vector<std::string>& strings);
     const char* const* get() const { return m_pointers.data(); }
 
-private:
+  private:
     std::vector<const char*> m_pointers;
 };
 

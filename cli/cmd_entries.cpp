@@ -17,7 +17,8 @@
 namespace curlcache::cli {
 namespace {
 
-constexpr std::string_view k_list_help = R"HELP(usage: curlcache list [--expired] [--url GLOB] [--json]
+constexpr std::string_view k_list_help =
+    R"HELP(usage: curlcache list [--expired] [--url GLOB] [--json]
 
 Lists the cached entries, sorted by URL: key, status, stored size, expiry, method and URL.
 
@@ -64,7 +65,9 @@ struct Meta {
     uint64_t size = 0;
 };
 
-bool expired(const Meta& meta, int64_t now) { return meta.expires != 0 && meta.expires <= now; }
+bool expired(const Meta& meta, int64_t now) {
+    return meta.expires != 0 && meta.expires <= now;
+}
 
 struct ListFilter {
     bool only_expired = false;
@@ -75,8 +78,12 @@ struct ListFilter {
 
 int collect(const curlcache_meta* meta, void* userp) {
     auto& filter = *static_cast<ListFilter*>(userp);
-    Meta copy{meta->key ? meta->key : "", meta->method ? meta->method : "",
-              meta->url ? meta->url : "", meta->status, meta->created, meta->expires,
+    Meta copy{meta->key ? meta->key : "",
+              meta->method ? meta->method : "",
+              meta->url ? meta->url : "",
+              meta->status,
+              meta->created,
+              meta->expires,
               meta->size};
     if (filter.only_expired && !expired(copy, filter.now)) {
         return 0;
@@ -127,10 +134,9 @@ void print_list_human(const std::vector<Meta>& metas, int64_t now) {
     Table table({Align::left, Align::right, Align::right, Align::left, Align::left});
     table.add({"KEY", "STATUS", "SIZE", "EXPIRES", "REQUEST"});
     for (const auto& meta : metas) {
-        std::string expires = meta.expires == 0 ? "never"
-                              : expired(meta, now)
-                                  ? "expired " + format_relative(meta.expires, now)
-                                  : format_relative(meta.expires, now);
+        std::string expires = meta.expires == 0    ? "never"
+                              : expired(meta, now) ? "expired " + format_relative(meta.expires, now)
+                                                   : format_relative(meta.expires, now);
         table.add({meta.key, std::to_string(meta.status), format_size(meta.size), expires,
                    meta.method + " " + meta.url});
     }
@@ -146,7 +152,9 @@ std::expected<CachePtr, int> open_or_report(const ParsedArgs& parsed) {
     return std::move(*cache);
 }
 
-std::string entry_text(const char* text) { return text != nullptr ? text : ""; }
+std::string entry_text(const char* text) {
+    return text != nullptr ? text : "";
+}
 
 void print_show_json(curlcache_entry* entry, std::string_view body, bool& ok) {
     JsonWriter json(stdout);
@@ -204,8 +212,7 @@ void print_show_human(curlcache_entry* entry, std::string_view body) {
     table.add({"Status", std::to_string(curlcache_entry_status(entry))});
     const char* type = curlcache_entry_content_type(entry);
     table.add({"Content type", type != nullptr ? type : "-"});
-    table.add({"Created", format_local_time(created) + " (" + format_relative(created, now) +
-                              ")"});
+    table.add({"Created", format_local_time(created) + " (" + format_relative(created, now) + ")"});
     table.add({"Expires", expires == 0 ? "never"
                                        : format_local_time(expires) + " (" +
                                              format_relative(expires, now) + ")"});
@@ -225,8 +232,8 @@ void print_show_human(curlcache_entry* entry, std::string_view body) {
 } // namespace
 
 int cmd_list(Args args) {
-    static constexpr OptionSpec options[] = {{"--expired", false}, {"--url", true},
-                                             {"--json", false}};
+    static constexpr OptionSpec options[] = {
+        {"--expired", false}, {"--url", true}, {"--json", false}};
     auto parsed = parse_command(args, {"list", k_list_help, options, 0, 0});
     if (!parsed) {
         return parsed.error();

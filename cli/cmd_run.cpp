@@ -26,7 +26,8 @@
 namespace curlcache::cli {
 namespace {
 
-constexpr std::string_view k_help = R"HELP(usage: curlcache run [--offline|--refresh|--readonly] [--stats] [--] CMD [ARGS...]
+constexpr std::string_view k_help =
+    R"HELP(usage: curlcache run [--offline|--refresh|--readonly] [--stats] [--] CMD [ARGS...]
 
 Runs CMD with its libcurl transfers cached: the preload shim goes into LD_PRELOAD and the
 options below into CURLCACHE_* variables, for CMD and every program it starts.
@@ -44,7 +45,9 @@ constexpr OptionSpec k_options[] = {
 
 constexpr std::string_view k_shim_name = "libcurlcache-preload.so";
 
-int exec_failure_status(int error) { return error == ENOENT ? 127 : 126; }
+int exec_failure_status(int error) {
+    return error == ENOENT ? 127 : 126;
+}
 
 // The shim next to this command (<bindir>/../lib, as in the build tree and an install), or
 // in the library directory the command was installed with.
@@ -111,8 +114,7 @@ void print_summary(const Counts& before, const Counts& after) {
     uint64_t misses = after.misses >= before.misses ? after.misses - before.misses : after.misses;
     std::string line = count_of(hits, "hit", "hits") + ", " + count_of(misses, "miss", "misses");
     if (hits + misses > 0) {
-        line += " (" + std::to_string((hits * 100 + (hits + misses) / 2) / (hits + misses)) +
-                "%)";
+        line += " (" + std::to_string((hits * 100 + (hits + misses) / 2) / (hits + misses)) + "%)";
     }
     print_error(line);
 }
@@ -120,7 +122,8 @@ void print_summary(const Counts& before, const Counts& after) {
 // Waits for the child with SIGINT and SIGQUIT ignored here (they reach the child through
 // the terminal's process group), as system(3) does. Returns the wait status.
 int wait_for(pid_t child) {
-    struct sigaction ignore{}, old_int{}, old_quit{};
+    struct sigaction ignore {
+    }, old_int{}, old_quit{};
     ignore.sa_handler = SIG_IGN;
     sigemptyset(&ignore.sa_mask);
     sigaction(SIGINT, &ignore, &old_int);
@@ -159,8 +162,7 @@ int cmd_run(Args args) {
     for (const char* option : {"--offline", "--refresh", "--readonly"}) {
         if (parsed->has(option)) {
             if (mode != nullptr) {
-                return usage_error("--offline, --refresh and --readonly exclude each other",
-                                   "run");
+                return usage_error("--offline, --refresh and --readonly exclude each other", "run");
             }
             mode = option + 2;
         }

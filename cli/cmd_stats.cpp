@@ -53,8 +53,7 @@ std::expected<Report, std::string> gather(curlcache_handle* cache) {
     if (auto code = curlcache_stats_get(cache, &report.stats); code != CURLCACHE_OK) {
         return std::unexpected(api_message(cache, code, "cannot read the statistics"));
     }
-    if (auto code = curlcache_count(cache, &report.entries, &report.bytes);
-        code != CURLCACHE_OK) {
+    if (auto code = curlcache_count(cache, &report.entries, &report.bytes); code != CURLCACHE_OK) {
         return std::unexpected(api_message(cache, code, "cannot count the entries"));
     }
     std::size_t count = curlcache_tier_count(cache);

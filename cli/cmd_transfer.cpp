@@ -19,12 +19,12 @@
 #include "cli/format.h"
 #include "cli/har.h"
 
+#include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <algorithm>
-#include <cctype>
 #include <fstream>
 #include <iostream>
 #include <optional>
@@ -133,7 +133,7 @@ std::expected<CachePtr, std::string> open_location(const Location& location) {
 
 // A progress bar on stderr when it is a terminal, redrawn at most ten times a second.
 class Progress {
-public:
+  public:
     explicit Progress(std::string_view verb) : m_verb(verb), m_tty(isatty(STDERR_FILENO) == 1) {}
     ~Progress() {
         if (m_drawn) {
@@ -146,7 +146,7 @@ public:
         return 0;
     }
 
-private:
+  private:
     void update(uint64_t done, uint64_t total) {
         if (!m_tty) {
             return;
@@ -203,8 +203,8 @@ int copy_between(curlcache_handle* from, curlcache_handle* to, const std::string
     }
     if (code != CURLCACHE_OK) {
         curlcache_handle* failed = *curlcache_errmsg(to) != '\0' ? to : from;
-        return runtime_error(api_message(failed, code, "copy failed after " +
-                                                            format_count(copied) + " entries"));
+        return runtime_error(
+            api_message(failed, code, "copy failed after " + format_count(copied) + " entries"));
     }
     std::printf("%s %s %s\n", count_of(copied, "entry", "entries").c_str(),
                 exporting ? "exported to" : "imported from", other.c_str());
@@ -308,9 +308,9 @@ int import_har(const ParsedArgs& parsed, const std::string& path) {
     }
     std::string line = count_of(stored, "entry", "entries") + " imported from " + path;
     if (refused + har->skipped > 0) {
-        line += " (" + format_count(refused + har->skipped) + " skipped: " +
-                format_count(refused) + " refused by the cache's policy, " +
-                format_count(har->skipped) + " without a saved response)";
+        line += " (" + format_count(refused + har->skipped) + " skipped: " + format_count(refused) +
+                " refused by the cache's policy, " + format_count(har->skipped) +
+                " without a saved response)";
     }
     std::printf("%s\n", line.c_str());
     return k_exit_ok;

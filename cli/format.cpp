@@ -8,8 +8,7 @@
 namespace curlcache::cli {
 
 std::string format_size(uint64_t bytes) {
-    static constexpr std::array<const char*, 6> k_units{"KiB", "MiB", "GiB", "TiB", "PiB",
-                                                         "EiB"};
+    static constexpr std::array<const char*, 6> k_units{"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
     if (bytes < 1024) {
         return std::to_string(bytes) + " B";
     }

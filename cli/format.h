@@ -33,7 +33,7 @@ std::string format_relative(int64_t when, int64_t now);
 
 // Columns padded to their widest cell, two spaces apart; the last column is not padded.
 class Table {
-public:
+  public:
     enum class Align { left, right };
     explicit Table(std::vector<Align> aligns) : m_aligns(std::move(aligns)) {}
     void add(std::vector<std::string> row) { m_rows.push_back(std::move(row)); }
@@ -42,7 +42,7 @@ public:
     // The width of column `index` over the rows added so far.
     std::size_t width(std::size_t index) const;
 
-private:
+  private:
     std::vector<Align> m_aligns;
     std::vector<std::vector<std::string>> m_rows;
 };

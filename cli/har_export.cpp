@@ -109,7 +109,8 @@ void write_query_string(JsonWriter& json, std::string_view url) {
             json.key("name");
             json.string(percent_decode(pair.substr(0, eq), true));
             json.key("value");
-            json.string(eq == std::string_view::npos ? "" : percent_decode(pair.substr(eq + 1), true));
+            json.string(eq == std::string_view::npos ? ""
+                                                     : percent_decode(pair.substr(eq + 1), true));
             json.end_object();
         }
     }

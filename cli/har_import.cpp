@@ -15,7 +15,7 @@ namespace {
 using Type = JsonValue::Type;
 
 class Checker {
-public:
+  public:
     // The member `key` of `object` when it has `type`; nullptr when it is absent and not
     // required. Otherwise records the error and returns nullptr.
     const JsonValue* get(const JsonValue& object, const std::string& path, std::string_view key,
@@ -28,9 +28,8 @@ public:
             return nullptr;
         }
         if (value->type != type) {
-            fail(path + "." + std::string(key) + ": expected " +
-                 std::string(json_type_name(type)) + ", found " +
-                 std::string(json_type_name(value->type)));
+            fail(path + "." + std::string(key) + ": expected " + std::string(json_type_name(type)) +
+                 ", found " + std::string(json_type_name(value->type)));
             return nullptr;
         }
         return value;
@@ -44,7 +43,7 @@ public:
     bool failed() const { return !m_error.empty(); }
     const std::string& error() const { return m_error; }
 
-private:
+  private:
     std::string m_error;
 };
 
@@ -106,8 +105,7 @@ std::string status_line_version(std::string_view version) {
 bool read_entry(Checker& check, const JsonValue& entry, std::size_t index, HarItem& out) {
     std::string path = "log.entries[" + std::to_string(index) + "]";
     if (entry.type != Type::object) {
-        check.fail(path + ": expected an object, found " +
-                   std::string(json_type_name(entry.type)));
+        check.fail(path + ": expected an object, found " + std::string(json_type_name(entry.type)));
         return false;
     }
     const JsonValue* request = check.get(entry, path, "request", Type::object, true);
@@ -162,8 +160,7 @@ bool read_entry(Checker& check, const JsonValue& entry, std::size_t index, HarIt
 
     std::string content_path = response_path + ".content";
     const JsonValue* text = check.get(*content, content_path, "text", Type::string, false);
-    const JsonValue* encoding =
-        check.get(*content, content_path, "encoding", Type::string, false);
+    const JsonValue* encoding = check.get(*content, content_path, "encoding", Type::string, false);
     const JsonValue* size = check.get(*content, content_path, "size", Type::number, false);
     const JsonValue* raw_headers = nullptr;
     const JsonValue* raw_headers_base64 = nullptr;
@@ -200,8 +197,7 @@ bool read_entry(Checker& check, const JsonValue& entry, std::size_t index, HarIt
             out.body = text->text;
         }
     }
-    if (raw_headers_base64 != nullptr &&
-        !base64_decode(raw_headers_base64->text, out.headers)) {
+    if (raw_headers_base64 != nullptr && !base64_decode(raw_headers_base64->text, out.headers)) {
         check.fail(path + "._curlcache.headers_base64: invalid base64");
         return false;
     }

@@ -23,7 +23,7 @@ namespace curlcache::cli {
 // hold large bodies: nothing is built in memory). Strings are escaped as RFC 8259 asks;
 // bytes that are not UTF-8 become U+FFFD, so the output is always valid JSON.
 class JsonWriter {
-public:
+  public:
     explicit JsonWriter(std::FILE* out) : m_out(out) {}
 
     void begin_object();
@@ -42,7 +42,7 @@ public:
     // Ends the document with a newline. True when every write succeeded.
     bool finish();
 
-private:
+  private:
     struct Level {
         bool array;
         bool empty;

@@ -17,12 +17,18 @@ const JsonValue* JsonValue::find(std::string_view key) const {
 
 std::string_view json_type_name(JsonValue::Type type) {
     switch (type) {
-    case JsonValue::Type::null: return "null";
-    case JsonValue::Type::boolean: return "a boolean";
-    case JsonValue::Type::number: return "a number";
-    case JsonValue::Type::string: return "a string";
-    case JsonValue::Type::array: return "an array";
-    case JsonValue::Type::object: return "an object";
+    case JsonValue::Type::null:
+        return "null";
+    case JsonValue::Type::boolean:
+        return "a boolean";
+    case JsonValue::Type::number:
+        return "a number";
+    case JsonValue::Type::string:
+        return "a string";
+    case JsonValue::Type::array:
+        return "an array";
+    case JsonValue::Type::object:
+        return "an object";
     }
     return "a value";
 }
@@ -33,7 +39,7 @@ namespace {
 constexpr std::size_t k_max_depth = 200;
 
 class Parser {
-public:
+  public:
     explicit Parser(std::string_view text) : m_text(text) {}
 
     std::expected<JsonValue, JsonError> parse_document() {
@@ -52,7 +58,7 @@ public:
         return value;
     }
 
-private:
+  private:
     bool fail(std::string message) {
         JsonError error;
         error.message = std::move(message);
@@ -92,12 +98,23 @@ private:
             return fail("unexpected end of input");
         }
         switch (m_text[m_pos]) {
-        case '{': return parse_object(out, depth + 1);
-        case '[': return parse_array(out, depth + 1);
-        case '"': out.type = JsonValue::Type::string; return parse_string(out.text);
-        case 't': out.type = JsonValue::Type::boolean; out.boolean = true; return literal("true");
-        case 'f': out.type = JsonValue::Type::boolean; return literal("false");
-        case 'n': out.type = JsonValue::Type::null; return literal("null");
+        case '{':
+            return parse_object(out, depth + 1);
+        case '[':
+            return parse_array(out, depth + 1);
+        case '"':
+            out.type = JsonValue::Type::string;
+            return parse_string(out.text);
+        case 't':
+            out.type = JsonValue::Type::boolean;
+            out.boolean = true;
+            return literal("true");
+        case 'f':
+            out.type = JsonValue::Type::boolean;
+            return literal("false");
+        case 'n':
+            out.type = JsonValue::Type::null;
+            return literal("null");
         default:
             if (m_text[m_pos] == '-' || (m_text[m_pos] >= '0' && m_text[m_pos] <= '9')) {
                 return parse_number(out);
@@ -230,16 +247,35 @@ private:
         }
         char c = m_text[m_pos++];
         switch (c) {
-        case '"': out += '"'; return true;
-        case '\\': out += '\\'; return true;
-        case '/': out += '/'; return true;
-        case 'b': out += '\b'; return true;
-        case 'f': out += '\f'; return true;
-        case 'n': out += '\n'; return true;
-        case 'r': out += '\r'; return true;
-        case 't': out += '\t'; return true;
-        case 'u': break;
-        default: --m_pos; return fail("invalid escape '\\" + std::string(1, c) + "'");
+        case '"':
+            out += '"';
+            return true;
+        case '\\':
+            out += '\\';
+            return true;
+        case '/':
+            out += '/';
+            return true;
+        case 'b':
+            out += '\b';
+            return true;
+        case 'f':
+            out += '\f';
+            return true;
+        case 'n':
+            out += '\n';
+            return true;
+        case 'r':
+            out += '\r';
+            return true;
+        case 't':
+            out += '\t';
+            return true;
+        case 'u':
+            break;
+        default:
+            --m_pos;
+            return fail("invalid escape '\\" + std::string(1, c) + "'");
         }
         uint32_t code = 0;
         if (!parse_hex4(code)) {
@@ -341,8 +377,8 @@ private:
         }
         out.type = JsonValue::Type::number;
         out.text = std::string(m_text.substr(start, m_pos - start));
-        auto [end, ec] = std::from_chars(out.text.data(), out.text.data() + out.text.size(),
-                                         out.number);
+        auto [end, ec] =
+            std::from_chars(out.text.data(), out.text.data() + out.text.size(), out.number);
         if (ec != std::errc{} || end != out.text.data() + out.text.size()) {
             m_pos = start;
             return fail("number out of range");

@@ -43,7 +43,9 @@ void JsonWriter::close(std::string_view bracket) {
     put(bracket);
 }
 
-void JsonWriter::end_object() { close("}"); }
+void JsonWriter::end_object() {
+    close("}");
+}
 
 void JsonWriter::begin_array() {
     before_value();
@@ -51,7 +53,9 @@ void JsonWriter::begin_array() {
     m_stack.push_back({true, true});
 }
 
-void JsonWriter::end_array() { close("]"); }
+void JsonWriter::end_array() {
+    close("]");
+}
 
 void JsonWriter::key(std::string_view name) {
     before_value();
@@ -83,13 +87,27 @@ void JsonWriter::write_string(std::string_view text) {
             continue;
         }
         switch (c) {
-        case '"': out += "\\\""; break;
-        case '\\': out += "\\\\"; break;
-        case '\b': out += "\\b"; break;
-        case '\f': out += "\\f"; break;
-        case '\n': out += "\\n"; break;
-        case '\r': out += "\\r"; break;
-        case '\t': out += "\\t"; break;
+        case '"':
+            out += "\\\"";
+            break;
+        case '\\':
+            out += "\\\\";
+            break;
+        case '\b':
+            out += "\\b";
+            break;
+        case '\f':
+            out += "\\f";
+            break;
+        case '\n':
+            out += "\\n";
+            break;
+        case '\r':
+            out += "\\r";
+            break;
+        case '\t':
+            out += "\\t";
+            break;
         default:
             if (c < 0x20) {
                 char escape[8];

@@ -13,7 +13,8 @@
 namespace curlcache::cli {
 namespace {
 
-constexpr std::string_view k_usage = R"HELP(usage: curlcache [--config FILE] [--backend NAME] [--name NAME] COMMAND [ARGS]
+constexpr std::string_view k_usage =
+    R"HELP(usage: curlcache [--config FILE] [--backend NAME] [--name NAME] COMMAND [ARGS]
 
 Run a program with its libcurl transfers cached:
   run [--offline|--refresh|--readonly] [--stats] -- CMD ARGS...
@@ -42,10 +43,9 @@ struct Command {
 };
 
 constexpr Command k_commands[] = {
-    {"run", cmd_run},       {"stats", cmd_stats},   {"list", cmd_list},
-    {"show", cmd_show},     {"delete", cmd_delete}, {"clear", cmd_clear},
-    {"purge", cmd_purge},   {"vacuum", cmd_vacuum}, {"export", cmd_export},
-    {"import", cmd_import}, {"config", cmd_config},
+    {"run", cmd_run},       {"stats", cmd_stats},   {"list", cmd_list},     {"show", cmd_show},
+    {"delete", cmd_delete}, {"clear", cmd_clear},   {"purge", cmd_purge},   {"vacuum", cmd_vacuum},
+    {"export", cmd_export}, {"import", cmd_import}, {"config", cmd_config},
 };
 
 int print_version() {
@@ -57,8 +57,8 @@ int print_version() {
 
 bool is_global_option(std::string_view word) {
     for (std::string_view name : {"--config", "--backend", "--name"}) {
-        if (word == name || (word.starts_with(name) && word.size() > name.size() &&
-                             word[name.size()] == '=')) {
+        if (word == name ||
+            (word.starts_with(name) && word.size() > name.size() && word[name.size()] == '=')) {
             return true;
         }
     }

@@ -14,9 +14,8 @@ extern "C" {
 CURLCACHE_EXPORT curlcache_code curlcache_store_with_key(curlcache_handle* handle,
                                                          const char* key_hex,
                                                          const curlcache_request* request,
-                                                         const char* headers,
-                                                         size_t headers_size, const void* body,
-                                                         size_t body_size) {
+                                                         const char* headers, size_t headers_size,
+                                                         const void* body, size_t body_size) {
     if (!handle || !key_hex || !request) {
         return core::capi::fail(handle, CURLCACHE_E_INVALID_ARGUMENT, "NULL argument");
     }

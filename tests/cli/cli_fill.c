@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int read_body(const char *arg, char **data, size_t *size) {
+static int read_body(const char* arg, char** data, size_t* size) {
     if (arg[0] != '@') {
         *size = strlen(arg);
         *data = malloc(*size + 1);
@@ -24,7 +24,7 @@ static int read_body(const char *arg, char **data, size_t *size) {
         memcpy(*data, arg, *size + 1);
         return 0;
     }
-    FILE *file = fopen(arg + 1, "rb");
+    FILE* file = fopen(arg + 1, "rb");
     if (file == NULL) {
         perror(arg + 1);
         return -1;
@@ -39,7 +39,7 @@ static int read_body(const char *arg, char **data, size_t *size) {
             break;
         }
         capacity *= 2;
-        char *bigger = realloc(*data, capacity);
+        char* bigger = realloc(*data, capacity);
         if (bigger == NULL) {
             free(*data);
             *data = NULL;
@@ -50,7 +50,7 @@ static int read_body(const char *arg, char **data, size_t *size) {
     return *data == NULL ? -1 : 0;
 }
 
-static int is_method(const char *word) {
+static int is_method(const char* word) {
     if (*word == '\0') {
         return 0;
     }
@@ -62,8 +62,8 @@ static int is_method(const char *word) {
     return 1;
 }
 
-int main(int argc, char **argv) {
-    const char *settings[64];
+int main(int argc, char** argv) {
+    const char* settings[64];
     int n = 0;
     int i = 1;
     for (; i < argc && strcmp(argv[i], "--") != 0 && n < 63; ++i) {
@@ -75,7 +75,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     ++i;
-    curlcache *cache = NULL;
+    curlcache* cache = NULL;
     curlcache_code code = curlcache_open(&cache, settings);
     if (code != CURLCACHE_OK) {
         fprintf(stderr, "cli_fill: open: %s\n", cache ? curlcache_errmsg(cache) : "");
@@ -84,7 +84,7 @@ int main(int argc, char **argv) {
     }
     int status = 0;
     while (i < argc) {
-        const char *method = "GET";
+        const char* method = "GET";
         if (is_method(argv[i])) {
             method = argv[i++];
         }
@@ -93,9 +93,9 @@ int main(int argc, char **argv) {
             status = 2;
             break;
         }
-        const char *url = argv[i];
+        const char* url = argv[i];
         long http_status = strtol(argv[i + 1], NULL, 10);
-        char *body = NULL;
+        char* body = NULL;
         size_t body_size = 0;
         if (read_body(argv[i + 2], &body, &body_size) != 0) {
             status = 1;
@@ -107,11 +107,11 @@ int main(int argc, char **argv) {
                                     "HTTP/1.1 %ld Test\r\nContent-Type: text/plain\r\n"
                                     "Content-Length: %zu\r\n\r\n",
                                     http_status, body_size);
-        curlcache_request *request = curlcache_request_new(method, url);
+        curlcache_request* request = curlcache_request_new(method, url);
         char key[33] = "";
-        code = request ? curlcache_store(cache, request, headers, (size_t)headers_size, body,
-                                         body_size)
-                       : CURLCACHE_E_OUT_OF_MEMORY;
+        code = request
+                   ? curlcache_store(cache, request, headers, (size_t)headers_size, body, body_size)
+                   : CURLCACHE_E_OUT_OF_MEMORY;
         if (code == CURLCACHE_OK) {
             code = curlcache_request_key(cache, request, key);
         }
