@@ -14,25 +14,9 @@ namespace {
 
 namespace engine = core::easy;
 
-// The one variadic argument of curl_easy_setopt, read with the type its option number
-// says, and forwarded to the real function.
 CURLcode real_setopt(const Real& r, CURL* handle, CURLoption option, va_list args) {
     Inside inside;
-    auto* setopt = r.api.easy_setopt;
-    if (option < CURLOPTTYPE_OBJECTPOINT) {
-        return setopt(handle, option, va_arg(args, long));
-    }
-    if (option < CURLOPTTYPE_FUNCTIONPOINT) {
-        return setopt(handle, option, va_arg(args, void*));
-    }
-    if (option < CURLOPTTYPE_OFF_T) {
-        using AnyFunction = void (*)();
-        return setopt(handle, option, va_arg(args, AnyFunction));
-    }
-    if (option < CURLOPTTYPE_BLOB) {
-        return setopt(handle, option, va_arg(args, curl_off_t));
-    }
-    return setopt(handle, option, va_arg(args, void*));
+    return forward_setopt(r.api.easy_setopt, handle, option, args);
 }
 
 template <Library L> CURL* easy_init(const void* caller) noexcept {

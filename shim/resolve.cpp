@@ -168,26 +168,6 @@ struct Guarded<L, Member, R (*)(Args...)> {
     }
 };
 
-// Forwards the one variadic argument of curl_easy_setopt with the type its option number
-// says (libcurl reads it the same way).
-CURLcode forward_setopt(CURLcode (*setopt)(CURL*, CURLoption, ...), CURL* handle, CURLoption option,
-                        va_list args) {
-    if (option < CURLOPTTYPE_OBJECTPOINT) {
-        return setopt(handle, option, va_arg(args, long));
-    }
-    if (option < CURLOPTTYPE_FUNCTIONPOINT) {
-        return setopt(handle, option, va_arg(args, void*));
-    }
-    if (option < CURLOPTTYPE_OFF_T) {
-        using AnyFunction = void (*)();
-        return setopt(handle, option, va_arg(args, AnyFunction));
-    }
-    if (option < CURLOPTTYPE_BLOB) {
-        return setopt(handle, option, va_arg(args, curl_off_t));
-    }
-    return setopt(handle, option, va_arg(args, void*));
-}
-
 template <Library L> CURLcode guarded_setopt(CURL* handle, CURLoption option, ...) {
     va_list args;
     va_start(args, option);
@@ -253,6 +233,26 @@ using DlopenFn = void* (*)(const char*, int);
 std::atomic<DlopenFn> g_real_dlopen{nullptr};
 
 } // namespace
+
+// Forwards the one variadic argument of curl_easy_setopt with the type its option number
+// says (libcurl reads it the same way).
+CURLcode forward_setopt(CURLcode (*setopt)(CURL*, CURLoption, ...), CURL* handle, CURLoption option,
+                        va_list args) {
+    if (option < CURLOPTTYPE_OBJECTPOINT) {
+        return setopt(handle, option, va_arg(args, long));
+    }
+    if (option < CURLOPTTYPE_FUNCTIONPOINT) {
+        return setopt(handle, option, va_arg(args, void*));
+    }
+    if (option < CURLOPTTYPE_OFF_T) {
+        using AnyFunction = void (*)();
+        return setopt(handle, option, va_arg(args, AnyFunction));
+    }
+    if (option < CURLOPTTYPE_BLOB) {
+        return setopt(handle, option, va_arg(args, curl_off_t));
+    }
+    return setopt(handle, option, va_arg(args, void*));
+}
 
 const Real& real(Library library) noexcept {
     const int i = static_cast<int>(library);

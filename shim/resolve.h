@@ -4,6 +4,7 @@
 #include "core/easy/engine.h"
 #include "shim/library.h"
 
+#include <cstdarg>
 #include <cstdint>
 
 namespace curlcache::shim {
@@ -28,6 +29,11 @@ const Real& real(Library library) noexcept;
 // The table handed to the engine: every entry raises the Inside guard around the real
 // call. Entries are null where the real function is.
 const core::easy::CurlApi& engine_api(Library library) noexcept;
+
+// Calls a curl_easy_setopt-like function with the one variadic argument in `args`, read
+// with the type its option number says (as libcurl reads it).
+CURLcode forward_setopt(CURLcode (*setopt)(CURL*, CURLoption, ...), CURL* handle, CURLoption option,
+                        va_list args);
 
 // The real dlopen (libc's), resolved once; null if it cannot be found.
 void* real_dlopen_function() noexcept;

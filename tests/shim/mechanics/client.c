@@ -104,6 +104,35 @@ static void multi_wait_step(CURLM* multi, enum drive how) {
     }
 }
 
+/* Reads every waiting DONE message: records the result, removes the handle. */
+static int read_done(CURLM* multi) {
+    int finished = 0;
+    CURLMsg* msg;
+    int queued;
+    while ((msg = curl_multi_info_read(multi, &queued)) != NULL) {
+        if (msg->msg != CURLMSG_DONE) {
+            continue;
+        }
+        struct transfer* done = NULL;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char**)&done);
+        done->code = msg->data.result;
+        done->done = 1;
+        curl_multi_remove_handle(multi, msg->easy_handle);
+        ++finished;
+    }
+    return finished;
+}
+
+static int finish_multi(CURLM* multi, struct transfer* t, int count, int running) {
+    for (int i = 0; i < count; ++i) {
+        report(i, &t[i]);
+        curl_easy_cleanup(t[i].easy);
+    }
+    curl_multi_cleanup(multi);
+    printf("running=%d\n", running);
+    return 0;
+}
+
 static int run_multi(int count, char** urls, enum drive how) {
     static struct transfer t[MAX_TRANSFERS];
     CURLM* multi = curl_multi_init();
@@ -119,27 +148,9 @@ static int run_multi(int count, char** urls, enum drive how) {
             fprintf(stderr, "client: curl_multi_perform failed\n");
             return 1;
         }
-        CURLMsg* msg;
-        int queued;
-        while ((msg = curl_multi_info_read(multi, &queued)) != NULL) {
-            if (msg->msg != CURLMSG_DONE) {
-                continue;
-            }
-            struct transfer* done = NULL;
-            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char**)&done);
-            done->code = msg->data.result;
-            done->done = 1;
-            curl_multi_remove_handle(multi, msg->easy_handle);
-            ++finished;
-        }
+        finished += read_done(multi);
     }
-    for (int i = 0; i < count; ++i) {
-        report(i, &t[i]);
-        curl_easy_cleanup(t[i].easy);
-    }
-    curl_multi_cleanup(multi);
-    printf("running=%d\n", running);
-    return 0;
+    return finish_multi(multi, t, count, running);
 }
 
 struct events {
@@ -213,23 +224,9 @@ static int run_multi_socket(int count, char** urls) {
                 curl_multi_socket_action(multi, fired[i].fd, mask, &running);
             }
         }
-        CURLMsg* msg;
-        int queued;
-        while ((msg = curl_multi_info_read(multi, &queued)) != NULL) {
-            struct transfer* done = NULL;
-            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char**)&done);
-            done->code = msg->data.result;
-            curl_multi_remove_handle(multi, msg->easy_handle);
-            ++finished;
-        }
+        finished += read_done(multi);
     }
-    for (int i = 0; i < count; ++i) {
-        report(i, &t[i]);
-        curl_easy_cleanup(t[i].easy);
-    }
-    curl_multi_cleanup(multi);
-    printf("running=%d\n", running);
-    return 0;
+    return finish_multi(multi, t, count, running);
 }
 
 static int run_multi_abandon(char** urls) {
