@@ -29,6 +29,7 @@
 #include <ctime>
 #include <mutex>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace curlcache::backends {
@@ -59,16 +60,24 @@ struct Header {
 };
 static_assert(sizeof(Header) == 64);
 
-struct FdClose {
-    void operator()(int* fd) const noexcept {
-        ::close(*fd);
-        delete fd;
+// An owned file descriptor (closed on scope exit).
+class Fd {
+  public:
+    explicit Fd(int fd) : m_fd(fd) {}
+    ~Fd() {
+        if (m_fd >= 0) {
+            ::close(m_fd);
+        }
     }
+    Fd(const Fd&) = delete;
+    Fd& operator=(const Fd&) = delete;
+    explicit operator bool() const { return m_fd >= 0; }
+    int operator*() const { return m_fd; }
+    int release() { return std::exchange(m_fd, -1); }
+
+  private:
+    int m_fd;
 };
-using FdPtr = std::unique_ptr<int, FdClose>;
-FdPtr own_fd(int fd) {
-    return fd >= 0 ? FdPtr(new int(fd)) : FdPtr();
-}
 
 struct DirClose {
     void operator()(DIR* dir) const noexcept { ::closedir(dir); }
@@ -185,7 +194,7 @@ class FilesystemStorage final : public Storage {
         if (path.empty()) {
             return fail("filesystem: invalid key \"" + std::string(key) + "\"");
         }
-        auto fd = own_fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+        Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
         if (!fd) {
             if (errno == ENOENT || errno == ENOTDIR) {
                 return std::optional<Blob>{};
@@ -251,7 +260,7 @@ class FilesystemStorage final : public Storage {
             }
             raw = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
         }
-        auto fd = own_fd(raw);
+        Fd fd(raw);
         if (!fd) {
             return fail("filesystem: cannot create " + temp + ": " + std::strerror(errno));
         }
@@ -287,11 +296,13 @@ class FilesystemStorage final : public Storage {
         ::clock_gettime(CLOCK_REALTIME, &now);
         timespec times[2] = {now, now};
         ::futimens(*fd, times);
-        bool closed = ::close(*fd.release()) == 0; // close errors matter on NFS
+        bool closed = ::close(fd.release()) == 0; // close errors matter on NFS
+        if (written && !closed) {
+            saved_errno = errno;
+        }
         if (!written || !closed) {
             ::unlink(temp.c_str());
-            return fail("filesystem: cannot write " + temp + ": " +
-                        std::strerror(written ? errno : saved_errno));
+            return fail("filesystem: cannot write " + temp + ": " + std::strerror(saved_errno));
         }
         uint64_t replaced = m_max_bytes != 0 ? value_bytes_of(path, meta.key.size()) : 0;
         if (::rename(temp.c_str(), path.c_str()) != 0) {
@@ -393,7 +404,7 @@ class FilesystemStorage final : public Storage {
                     continue;
                 }
                 std::string path = folder + "/" + file->d_name;
-                auto fd = own_fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+                Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
                 struct stat st {};
                 if (!fd || ::fstat(*fd, &st) != 0 || !S_ISREG(st.st_mode)) {
                     continue;
