@@ -233,26 +233,63 @@ Result<void> TieredStorage::unlock(std::string_view key) {
     return unlocked;
 }
 
+namespace {
+
+// A tier that could not be opened (a Redis server down when the process started): every
+// operation fails with the reason, so the tiered cache skips it and counts the errors,
+// and the other tiers keep working.
+class UnavailableTier final : public Storage {
+public:
+    UnavailableTier(std::string name, Error error)
+        : m_name(std::move(name)), m_error(std::move(error)) {}
+    std::string_view name() const override { return m_name; }
+    std::string location() const override { return "(unavailable: " + m_error.message + ")"; }
+    Result<std::optional<Blob>> get(std::string_view) override { return down(); }
+    Result<std::optional<Metadata>> get_metadata(std::string_view) override { return down(); }
+    Result<void> put(const Metadata&, Pieces) override { return down(); }
+    Result<bool> remove(std::string_view) override { return down(); }
+    Result<void> scan(const std::function<bool(const Metadata&)>&) override { return down(); }
+    Result<void> clear() override { return down(); }
+    Result<Usage> usage() override { return down(); }
+    Result<uint64_t> purge_expired(int64_t) override { return down(); }
+    Result<void> vacuum() override { return down(); }
+    Result<bool> try_lock(std::string_view, int64_t) override { return down(); }
+    Result<void> unlock(std::string_view) override { return down(); }
+
+private:
+    std::unexpected<Error> down() const { return std::unexpected(m_error); }
+    std::string m_name;
+    Error m_error;
+};
+
+} // namespace
+
 Result<std::unique_ptr<Storage>> open_tiered(const config::Settings& settings,
                                              const OpenOne& open_one) {
     if (settings.backend.empty()) {
         return fail("no backend named (backend = [] )");
     }
+    if (settings.backend.size() == 1) {
+        return open_one(settings.backend.front(), settings);
+    }
     std::vector<std::unique_ptr<Storage>> tiers;
+    std::optional<Error> last_error;
     for (const auto& name : settings.backend) {
         auto opened = open_one(name, settings);
-        if (!opened) {
-            if (settings.backend.size() == 1) {
-                return opened;
-            }
-            return std::unexpected(Error{opened.error().kind,
-                                         "tier " + std::to_string(tiers.size() + 1) + " (" +
-                                             name + "): " + opened.error().message});
+        if (opened) {
+            tiers.push_back(std::move(*opened));
+            continue;
         }
-        tiers.push_back(std::move(*opened));
+        last_error = Error{opened.error().kind, "tier " + std::to_string(tiers.size() + 1) +
+                                                    " (" + name + "): " + opened.error().message};
+        tiers.push_back(std::make_unique<UnavailableTier>(name, *last_error));
     }
-    if (tiers.size() == 1) {
-        return std::move(tiers.front());
+    bool any_open = false;
+    for (const auto& tier : tiers) {
+        any_open = any_open || dynamic_cast<UnavailableTier*>(tier.get()) == nullptr;
+    }
+    if (!any_open) {
+        return std::unexpected(*last_error);
     }
     return std::make_unique<TieredStorage>(std::move(tiers));
 }

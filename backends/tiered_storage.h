@@ -77,8 +77,10 @@ using OpenOne = std::function<Result<std::unique_ptr<Storage>>(std::string_view 
                                                                const config::Settings&)>;
 
 // Opens every name of settings.backend with `open_one` (the registry's single-backend
-// opener) and wraps them; a tier that cannot be opened fails the whole open with a message
-// naming it. One name returns that backend itself, unwrapped.
+// opener) and wraps them. A tier that cannot be opened stays in place as a tier whose
+// every operation fails with that reason ("tier 2 (redis): ..."; skipped and counted), so
+// a Redis down at start-up leaves the local tiers working; the open fails only when no
+// tier opens. One name returns that backend itself, unwrapped.
 Result<std::unique_ptr<Storage>> open_tiered(const config::Settings& settings,
                                              const OpenOne& open_one);
 

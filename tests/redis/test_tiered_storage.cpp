@@ -305,9 +305,20 @@ void test_memory_over_redis_fills_memory_from_redis(void**) {
         assert_true(single && as_tiered(**single) == nullptr);
         settings.backend = {"memory", "redis"};
         settings.redis_url = "redis://127.0.0.1:" + std::to_string(tests::redis::free_port());
+        // A tier that cannot be opened is skipped and counted; the others work.
         auto down = open_tiered(settings, open_one);
-        assert_false(down.has_value());
-        assert_true(down.error().message.starts_with("tier 2 (redis): "));
+        assert_true(down.has_value());
+        TieredStorage* partial = as_tiered(**down);
+        assert_true(partial->tier(1).location().starts_with("(unavailable: tier 2 (redis): "));
+        assert_true(partial->put(meta_for("p"), pieces).has_value());
+        got = partial->get("p");
+        assert_true(got && *got && ***got == "shared body");
+        assert_true(partial->tier_stats()[1].errors >= 1);
+        // With no tier at all, the open fails and names the last one.
+        settings.backend = {"redis", "redis"};
+        auto none = open_tiered(settings, open_one);
+        assert_false(none.has_value());
+        assert_true(none.error().message.starts_with("tier 2 (redis): "));
     }
     tests::redis::remove_tree(scratch);
 }
