@@ -88,7 +88,8 @@ int collect(const curlcache_meta* meta, void* userp) {
     if (filter.only_expired && !expired(copy, filter.now)) {
         return 0;
     }
-    if (filter.url_glob != nullptr && !glob_match(*filter.url_glob, copy.url)) {
+    if (filter.url_glob != nullptr &&
+        curlcache_glob_match(filter.url_glob->c_str(), copy.url.c_str()) == 0) {
         return 0;
     }
     filter.found.push_back(std::move(copy));

@@ -1,4 +1,4 @@
-// Human-readable output helpers, base64 and the glob matcher of the curlcache command.
+// Human-readable output helpers, base64 and percent-decoding for the curlcache command.
 #include "cli/format.h"
 
 #include <algorithm>
@@ -283,29 +283,6 @@ std::string percent_decode(std::string_view text, bool plus_is_space) {
         }
     }
     return out;
-}
-
-bool glob_match(std::string_view pattern, std::string_view text) {
-    std::size_t p = 0, t = 0;
-    std::size_t star = std::string_view::npos, star_text = 0;
-    while (t < text.size()) {
-        if (p < pattern.size() && (pattern[p] == '?' || pattern[p] == text[t])) {
-            ++p;
-            ++t;
-        } else if (p < pattern.size() && pattern[p] == '*') {
-            star = p++;
-            star_text = t;
-        } else if (star != std::string_view::npos) {
-            p = star + 1;
-            t = ++star_text;
-        } else {
-            return false;
-        }
-    }
-    while (p < pattern.size() && pattern[p] == '*') {
-        ++p;
-    }
-    return p == pattern.size();
 }
 
 } // namespace curlcache::cli

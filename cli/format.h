@@ -63,8 +63,4 @@ bool is_text(std::string_view data);
 // `plus_is_space` (query strings in application/x-www-form-urlencoded style).
 std::string percent_decode(std::string_view text, bool plus_is_space);
 
-// '*' matches any run of characters (including '/'), '?' any one; nothing else is special.
-// The same globs curlcache_delete() takes.
-bool glob_match(std::string_view pattern, std::string_view text);
-
 } // namespace curlcache::cli

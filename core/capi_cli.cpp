@@ -1,8 +1,10 @@
 // Public C API the curlcache command needs beyond the rest: storing a response under a
-// recorded key (HAR import). Owned by the command's room; built into libcurlcache.
+// recorded key (HAR import) and the URL glob of curlcache_delete (list --url). Owned by
+// the command's room; built into libcurlcache.
 #include "core/capi_internal.h"
 
 #include "backends/registry.h"
+#include "core/policy.h"
 
 #include <array>
 #include <optional>
@@ -10,6 +12,13 @@
 using namespace curlcache;
 
 extern "C" {
+
+CURLCACHE_EXPORT int curlcache_glob_match(const char* pattern, const char* text) {
+    if (!pattern || !text) {
+        return 0;
+    }
+    return core::policy::glob_match(pattern, text) ? 1 : 0;
+}
 
 CURLCACHE_EXPORT curlcache_code curlcache_store_with_key(curlcache_handle* handle,
                                                          const char* key_hex,

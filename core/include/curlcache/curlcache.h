@@ -293,6 +293,11 @@ CURLCACHE_EXPORT size_t curlcache_tier_count(curlcache_handle *cache);
 CURLCACHE_EXPORT curlcache_code curlcache_tier_get(curlcache_handle *cache, size_t index,
                                                    curlcache_tier *tier);
 
+/* 1 when `text` matches `pattern` as curlcache_delete() matches URL globs ('*' any run of
+ * characters, '?' one, nothing else special), 0 otherwise (and for NULL). Lets a program
+ * select entries exactly as a delete would (`curlcache list --url GLOB`). Thread-safe. */
+CURLCACHE_EXPORT int curlcache_glob_match(const char *pattern, const char *text);
+
 /* Like curlcache_store() (same policy checks, same result codes), but stores the response
  * under `key_hex` (32 lower-case hex digits, as curlcache_entry_key() gives) instead of the
  * key computed from the request. For restoring an exported entry (`curlcache import --har`):
