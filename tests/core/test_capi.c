@@ -116,6 +116,41 @@ static void test_open_reports_config_error_with_message(void** state) {
     curlcache_close(cache);
 }
 
+static void test_open_reads_config_file_then_environment_then_arguments(void** state) {
+    (void)state;
+    FILE* file = fopen(scratch_path("config.toml"), "w");
+    assert_non_null(file);
+    fputs("backend = \"memory\"\nexpire_after = \"1h\"\nmode = \"readonly\"\n", file);
+    fclose(file);
+    char config_arg[PATH_MAX + 300];
+    snprintf(config_arg, sizeof config_arg, "config=%s", scratch_path("config.toml"));
+
+    /* The file alone: readonly, so nothing is stored. */
+    const char* file_only[] = {config_arg, NULL};
+    curlcache* cache = NULL;
+    assert_int_equal(curlcache_open(&cache, file_only), CURLCACHE_OK);
+    assert_int_equal(store(cache, "GET", "http://h/c", k_headers, "x"), CURLCACHE_E_NOT_CACHEABLE);
+    curlcache_close(cache);
+
+    /* The environment overrides the file... */
+    setenv("CURLCACHE_MODE", "normal", 1);
+    cache = NULL;
+    assert_int_equal(curlcache_open(&cache, file_only), CURLCACHE_OK);
+    assert_int_equal(store(cache, "GET", "http://h/c", k_headers, "x"), CURLCACHE_OK);
+    curlcache_entry* entry = NULL;
+    assert_int_equal(curlcache_entry_get(cache, "http://h/c", &entry), CURLCACHE_OK);
+    assert_int_equal(curlcache_entry_expires(entry) - curlcache_entry_created(entry), 3600);
+    curlcache_entry_free(entry);
+    curlcache_close(cache);
+
+    /* ...and the arguments override both. */
+    const char* with_argument[] = {config_arg, "mode=readonly", NULL};
+    cache = NULL;
+    assert_int_equal(curlcache_open(&cache, with_argument), CURLCACHE_OK);
+    assert_int_equal(store(cache, "GET", "http://h/c", k_headers, "x"), CURLCACHE_E_NOT_CACHEABLE);
+    curlcache_close(cache);
+}
+
 static void test_null_arguments_are_rejected(void** state) {
     (void)state;
     assert_int_equal(curlcache_open(NULL, NULL), CURLCACHE_E_INVALID_ARGUMENT);
@@ -233,7 +268,7 @@ static void test_stale_entry_is_a_miss_unless_offline(void** state) {
     curlcache_entry_free(entry);
     assert_int_equal(lookup(cache, "http://h/never-stored", &entry), CURLCACHE_E_OFFLINE);
     assert_non_null(strstr(curlcache_errmsg(cache), "http://h/never-stored"));
-    curlcache_request *post = curlcache_request_new("POST", "http://h/s");
+    curlcache_request* post = curlcache_request_new("POST", "http://h/s");
     assert_int_equal(curlcache_lookup(cache, post, &entry), CURLCACHE_E_OFFLINE);
     curlcache_request_free(post);
     curlcache_close(cache);
@@ -507,6 +542,7 @@ int main(void) {
         T(test_version_and_backends_are_reported),
         T(test_open_with_arguments_uses_backend_and_name),
         T(test_open_reports_config_error_with_message),
+        T(test_open_reads_config_file_then_environment_then_arguments),
         T(test_null_arguments_are_rejected),
         T(test_errmsg_is_kept_per_thread),
         T(test_store_then_lookup_is_a_hit_with_every_field),
