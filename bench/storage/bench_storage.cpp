@@ -185,7 +185,7 @@ std::vector<Row> run_python(const std::string& python, const std::string& script
     for (const auto& size : sizes) {
         list += (list.empty() ? "" : ",") + std::to_string(size.bytes);
         // requests-cache commits with a full fsync per put (~15 ms here): fewer samples.
-        counts += (counts.empty() ? "" : ",") + std::to_string(std::max(10, size.puts / 10));
+        counts += (counts.empty() ? "" : ",") + std::to_string(std::max(10, size.puts / 20));
     }
     std::string command = "'" + python + "' '" + script + "' " + list + " " + counts;
     std::map<std::pair<std::string, size_t>, Row> rows;
