@@ -31,6 +31,8 @@ def spawn_all(argvs, base, label, env, shim):
         e = dict(env)
         if shim:
             e["LD_PRELOAD"] = shim
+            if "libasan" in shim:
+                e.setdefault("ASAN_OPTIONS", "detect_leaks=0")
         procs.append((cwd, subprocess.Popen(argv, cwd=cwd, env=e, stdin=subprocess.DEVNULL,
                                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)))
     results = []

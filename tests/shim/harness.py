@@ -136,6 +136,9 @@ def run(argv, cwd, env, shim=None):
     env = dict(env)
     if shim:
         env["LD_PRELOAD"] = shim
+        if "libasan" in shim:
+            # Leak reports at exit of curl or python are not the shim's business here.
+            env.setdefault("ASAN_OPTIONS", "detect_leaks=0")
     proc = subprocess.run(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           timeout=RUN_TIMEOUT)
@@ -237,12 +240,24 @@ class Scratch:
             shutil.rmtree(self.path, ignore_errors=True)
 
 
+def preload_value(shim):
+    """What LD_PRELOAD must hold for `shim`: the shim alone, or, for a sanitizer build
+    (-DCURLCACHE_SANITIZE=ON), the ASan runtime first, as ASan requires of programs that
+    were not built with it."""
+    ldd = subprocess.run(["ldd", shim], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                         text=True).stdout
+    for line in ldd.splitlines():
+        if "libasan" in line and "=>" in line:
+            return "%s %s" % (line.split("=>")[1].split("(")[0].strip(), shim)
+    return shim
+
+
 def shim_or_skip(path, harness_only):
     """The shim to preload: `path` if it exists. Without it, exit SKIP, unless
     `harness_only`, in which case None (the "with shim" runs then preload nothing, and the
     cache assertions are reported, not enforced)."""
     if path and os.path.isfile(path):
-        return os.path.abspath(path)
+        return preload_value(os.path.abspath(path))
     if harness_only:
         sys.stderr.write("harness-only: no shim at %r, the 'with shim' runs preload nothing\n"
                          % path)
