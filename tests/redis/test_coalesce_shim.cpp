@@ -144,12 +144,53 @@ void test_eight_curls_under_the_shim_share_one_download_through_sqlite(void**) {
                            "sqlite");
 }
 
+// A tiered cache (sqlite over redis) under the shim: an entry only Redis has is served
+// from it and copied into SQLite, which then answers alone while Redis does not respond.
+void test_tiered_cache_under_the_shim_fills_sqlite_from_redis(void**) {
+    struct stat info {};
+    if (stat(g_shim.c_str(), &info) != 0) {
+        skip();
+    }
+    std::string home = g_scratch + "/home-tiered";
+    mkdir(home.c_str(), 0700);
+    std::vector<std::string> env{"PATH=/usr/bin:/bin", "LD_PRELOAD=" + g_shim, "HOME=" + home,
+                                 "XDG_CACHE_HOME=" + home + "/cache",
+                                 "XDG_CONFIG_HOME=" + home + "/config",
+                                 "CURLCACHE_LOG_FILE=" + home + "/curlcache.log",
+                                 "CURLCACHE_BACKEND=sqlite,redis",
+                                 "CURLCACHE_REDIS_URL=" + g_redis->url()};
+    std::string path = "/text?k=tiered";
+    auto run_curl = [&](const std::string& out) {
+        pid_t child = spawn({"curl", "-s", "-f", g_origin->url(path)}, env, home + "/" + out);
+        int status = 0;
+        waitpid(child, &status, 0);
+        return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    };
+    assert_true(run_curl("first"));
+    assert_int_equal(origin_count(path), 1);
+    // Forget the SQLite tier: only Redis has the entry now.
+    tests::redis::remove_tree(home + "/cache");
+    assert_true(run_curl("second"));
+    assert_int_equal(origin_count(path), 1);
+    // Redis stops answering: SQLite, filled by the second run, answers alone.
+    g_redis->pause();
+    bool third = run_curl("third");
+    g_redis->resume();
+    assert_true(third);
+    assert_int_equal(origin_count(path), 1);
+    std::string first = read_file(home + "/first");
+    assert_true(first.starts_with("curlcache test origin"));
+    assert_true(read_file(home + "/second") == first);
+    assert_true(read_file(home + "/third") == first);
+}
+
 } // namespace
 
 int main() {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_eight_curls_under_the_shim_share_one_download_through_redis),
         cmocka_unit_test(test_eight_curls_under_the_shim_share_one_download_through_sqlite),
+        cmocka_unit_test(test_tiered_cache_under_the_shim_fills_sqlite_from_redis),
     };
     return cmocka_run_group_tests_name("coalesce_shim", tests, group_setup, group_teardown);
 }
