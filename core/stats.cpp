@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <mutex>
 #include <utility>
 #include <vector>
@@ -214,6 +215,17 @@ std::string sanitize(std::string_view name) {
     return out;
 }
 
+// Resolved once, when the cache opens: a program that changes directory later still
+// adds to the file next to its cache.
+std::string absolute(const std::string& path) {
+    if (path.empty() || path[0] == '/') {
+        return path;
+    }
+    std::error_code error;
+    std::filesystem::path full = std::filesystem::absolute(path, error);
+    return error ? path : full.string();
+}
+
 std::string user_cache_dir() {
     const char* xdg = std::getenv("XDG_CACHE_HOME");
     if (xdg && xdg[0] == '/') {
@@ -282,10 +294,10 @@ std::string file_path(const config::Settings& settings, const backends::Storage&
             location.starts_with("file:")) {
             return {};
         }
-        return location + ".stats";
+        return absolute(location) + ".stats";
     }
     if (name == "filesystem") {
-        return location.empty() ? std::string() : location + "/stats";
+        return location.empty() ? std::string() : absolute(location) + "/stats";
     }
     std::string dir = user_cache_dir();
     if (dir.empty()) {

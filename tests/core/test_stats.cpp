@@ -59,6 +59,14 @@ void test_stats_file_sits_next_to_each_backend(void**) {
         "");
     assert_string_equal(stats::file_path(settings, NamedStorage("filesystem", "/d/dir")).c_str(),
                         "/d/dir/stats");
+    // A relative cache name is resolved against the directory at open time.
+    char previous[PATH_MAX];
+    assert_non_null(getcwd(previous, sizeof previous));
+    assert_int_equal(chdir(g_scratch), 0);
+    std::string relative = std::string(g_scratch) + "/rel.sqlite.stats";
+    assert_string_equal(stats::file_path(settings, NamedStorage("sqlite", "rel.sqlite")).c_str(),
+                        relative.c_str());
+    assert_int_equal(chdir(previous), 0);
     std::string expected = std::string(scratch_path("cache")) + "/curlcache/curlcache.stats";
     assert_string_equal(
         stats::file_path(settings, NamedStorage("redis", "redis://h:1/0 x")).c_str(),
