@@ -37,6 +37,9 @@ def scenarios(http, https):
                                   "gzip:" + b + "/gzip", "head:" + b + "/text",
                                   b + "/bytes/200000", b + "/bytes/0", "inm:" + b + "/text"],
          http, 0),
+        ("four_threads_share_the_cache", ["--threads", "4"]
+         + [b + "/bytes/%d" % (20000 + i) for i in range(12)]
+         + ["follow:" + b + "/redirect/2", "gzip:" + b + "/gzip"], http, 0),
         ("cookie_engine_sees_cached_set_cookie", ["cookies:" + b + "/cookie"], http, 0),
         ("serial_fail_on_404_not_cached", ["fail:" + b + "/status/404", b + "/text"],
          http, 1),
