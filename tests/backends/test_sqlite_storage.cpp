@@ -264,6 +264,34 @@ void test_a_forked_child_can_keep_using_the_parents_storage(void** state) {
     assert_true(has_entry(*storage, 3));
 }
 
+uint64_t bytes_on_disk(const std::string& database) {
+    uint64_t total = 0;
+    for (const char* suffix : {"", "-wal"}) {
+        std::error_code missing;
+        auto size = std::filesystem::file_size(database + suffix, missing);
+        total += missing ? 0 : size;
+    }
+    return total;
+}
+
+void test_vacuum_gives_back_the_space_of_removed_entries(void** state) {
+    config::Settings settings = k_sqlite.settings(scratch_of(state));
+    auto storage = open_or_fail(settings);
+    std::string value(20000, 'v');
+    for (uint64_t i = 0; i < 100; ++i) {
+        put_text(*storage, i, value);
+    }
+    for (uint64_t i = 0; i < 95; ++i) {
+        assert_true(storage->remove(test_key(i)).has_value());
+    }
+    uint64_t before = bytes_on_disk(settings.name);
+    assert_true(storage->vacuum().has_value());
+    uint64_t after = bytes_on_disk(settings.name);
+    assert_true(after * 4 < before);
+    assert_true(has_entry(*storage, 99));
+    assert_false(has_entry(*storage, 0));
+}
+
 } // namespace
 
 int main() {
@@ -282,6 +310,8 @@ int main() {
                                         teardown),
         cmocka_unit_test_setup_teardown(
             test_a_writer_holding_the_lock_past_the_busy_timeout_is_a_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_vacuum_gives_back_the_space_of_removed_entries, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_a_forked_child_can_keep_using_the_parents_storage,
                                         setup, teardown),
     };
