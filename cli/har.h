@@ -4,7 +4,9 @@
 // "_curlcache" object (custom fields start with '_', as the spec allows) with the entry's key,
 // times, and its raw header block(s) exactly as recorded, so that an export imported again
 // replays byte for byte. Bodies are "text" when they are UTF-8 without NUL bytes, base64
-// ("encoding": "base64") otherwise.
+// ("encoding": "base64") otherwise. An entry that followed redirects is one HAR entry (the
+// requested URL with the final response, as the program saw it); the header block of every
+// hop is in "_curlcache".
 //
 // Import restores an entry under its recorded key when the HAR has one (an export does not
 // carry the transfer options that went into the key, see curlcache_store_with_key) and
