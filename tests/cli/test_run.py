@@ -90,6 +90,11 @@ class RunProcess(clitest.CliTestCase):
         out = self.on("run", "--stats", "--", "sh", "-c", "kill -TERM $$")
         self.assertEqual(out.returncode, -15)
 
+    def test_stats_of_an_unopenable_cache_warns_and_still_runs_the_command(self):
+        out = self.cc("--backend", "nosuchbackend", "run", "--stats", "--", "sh", "-c", "exit 5")
+        self.assertEqual(out.returncode, 5)
+        self.assertIn(b"curlcache: --stats: cannot open the cache", out.stderr)
+
     def test_missing_command_exits_127_with_one_line(self):
         out = self.on("run", "--", "no-such-command-xyz")
         self.assertEqual(out.returncode, 127)
