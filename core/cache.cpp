@@ -106,6 +106,13 @@ backends::Result<std::optional<Entry>> Cache::find(const Key& key) {
                        "removing corrupt cache entry %s (checksum, length or "
                        "format version did not match); further ones are counted silently",
                        hex.c_str());
+        // A writer may have replaced the value since it was read: look once more, so that
+        // a good entry stored meanwhile is served rather than removed.
+        if (auto again = m_storage->get(hex); again && *again) {
+            if (std::optional<Entry> replaced = decode(std::move(**again))) {
+                return replaced;
+            }
+        }
         if (auto removed = m_storage->remove(hex); !removed) {
             count_error(m_stats, removed.error(), "remove", m_storage->name());
         }

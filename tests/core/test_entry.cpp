@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <random>
 #include <string>
+#include <vector>
 #include <xxhash.h>
 
 extern "C" {
@@ -229,6 +230,55 @@ void flipped_bytes_are_misses_and_removed(const char* backend) {
     assert_false(c.storage().get(key.hex())->has_value());
 }
 
+// A storage whose value changes between two reads, as when another process stores a good
+// entry just after this one read a damaged value.
+class ChangingStorage : public backends::Storage {
+  public:
+    std::vector<backends::Blob> reads; // returned one after another, the last one repeated
+    int removes = 0;
+    std::string_view name() const override { return "changing"; }
+    std::string location() const override { return ""; }
+    backends::Result<std::optional<backends::Blob>> get(std::string_view) override {
+        backends::Blob next = reads.front();
+        if (reads.size() > 1) {
+            reads.erase(reads.begin());
+        }
+        return std::optional<backends::Blob>(next);
+    }
+    backends::Result<void> put(const backends::Metadata&, backends::Pieces) override { return {}; }
+    backends::Result<bool> remove(std::string_view) override {
+        ++removes;
+        return true;
+    }
+    backends::Result<void> scan(const std::function<bool(const backends::Metadata&)>&) override {
+        return {};
+    }
+    backends::Result<void> clear() override { return {}; }
+    backends::Result<backends::Usage> usage() override { return backends::Usage{}; }
+};
+
+void test_entry_replaced_after_a_corrupt_read_is_served_not_removed(void**) {
+    auto storage = std::make_unique<ChangingStorage>();
+    ChangingStorage* raw = storage.get();
+    std::string good = *to_blob(encode(sample_entry("new body")));
+    std::string bad = good;
+    bad[bad.size() - 1] ^= 1;
+    raw->reads = {std::make_shared<const std::string>(bad),
+                  std::make_shared<const std::string>(good)};
+    auto cache = Cache::with_storage(config::Settings{}, std::move(storage));
+    auto found = cache->find(Key{5, 6});
+    assert_true(found.has_value() && found->has_value());
+    assert_string_equal(std::string((*found)->body).c_str(), "new body");
+    assert_int_equal(raw->removes, 0);
+    assert_int_equal(cache->stats().corrupt.load(), 1); // the damaged read is still counted
+
+    // Still damaged on the second look: removed.
+    raw->reads = {std::make_shared<const std::string>(bad)};
+    found = cache->find(Key{5, 6});
+    assert_true(found.has_value() && !found->has_value());
+    assert_int_equal(raw->removes, 1);
+}
+
 void test_flipped_byte_in_memory_backend_is_miss_and_removed(void**) {
     flipped_bytes_are_misses_and_removed("memory");
 }
@@ -277,6 +327,7 @@ int main() {
                                         scratch_setup, scratch_teardown),
         cmocka_unit_test_setup_teardown(test_flipped_byte_in_sqlite_backend_is_miss_and_removed,
                                         scratch_setup, scratch_teardown),
+        cmocka_unit_test(test_entry_replaced_after_a_corrupt_read_is_served_not_removed),
         cmocka_unit_test_setup_teardown(test_store_then_find_through_cache, scratch_setup,
                                         scratch_teardown),
     };
