@@ -45,12 +45,13 @@ class Case:
 
     def __init__(self, name, args, cached=True, files=None, prime=None, env=None,
                  mtime=False, tls=False, secrets=(), first_miss=False, stderr=True,
-                 revalidates=False):
+                 revalidates=False, stdout_check=None):
         self.name = name
         self.secrets = secrets  # byte strings that must never appear in the cache files
         self.first_miss = first_miss  # even after priming, the first shim run is a miss
         self.stderr = stderr  # False: stderr may differ (a debug log goes there)
         self.revalidates = revalidates  # the second shim run's requests are conditional
+        self.stdout_check = stdout_check  # instead of comparing stdout byte for byte
         self.args = args
         self.cached = cached
         self.files = files or {}
@@ -58,6 +59,28 @@ class Case:
         self.env = env or {}
         self.mtime = mtime
         self.tls = tls
+
+
+TIMINGS = ("%{time_namelookup} %{time_connect} %{time_appconnect} %{time_pretransfer} "
+           "%{time_starttransfer} %{time_total} %{time_redirect} %{speed_download}\\n")
+
+
+def plausible_timings(stdout):
+    """Timings vary from run to run, so they are checked, not compared: non-negative, under
+    10 s, and in libcurl's order (namelookup <= connect <= pretransfer <= starttransfer <=
+    total; appconnect is 0 without TLS)."""
+    try:
+        lookup, connect, app, pre, start, total, redirect, speed = (
+            float(x) for x in stdout.split())
+    except ValueError:
+        return ["not eight numbers: %r" % stdout]
+    problems = []
+    values = [lookup, connect, app, pre, start, total, redirect, speed]
+    if any(v < 0 for v in values) or total > 10:
+        problems.append("implausible timings %r" % (values,))
+    if not lookup <= connect <= pre <= start <= total:
+        problems.append("timings out of order %r" % (values,))
+    return problems
 
 
 def corpus():
@@ -190,6 +213,11 @@ def corpus():
         Case("resolve_named_host", ["--resolve", "origin.test:{PORT}:127.0.0.1", "-i",
                                     "-w", "%{url_effective}\\n",
                                     "http://origin.test:{PORT}/text"]),
+        # Timings: plausible on a hit, not compared.
+        Case("timings_plausible", ["-o", "t.txt", "-w", TIMINGS, "{B}/text"],
+             stdout_check=plausible_timings),
+        Case("timings_plausible_redirects", ["-L", "-o", "t.txt", "-w", TIMINGS,
+                                             "{B}/redirect/2"], stdout_check=plausible_timings),
         # The verbose stream may differ (no connection on a hit); everything else may not.
         Case("verbose_stream_not_compared", ["-v", "-i", "-L", "{B}/redirect/1"], stderr=False),
         # Logging never reaches stdout, and a log file never holds credentials.
@@ -262,7 +290,8 @@ def run_case(case, workdir, origin, tls_origin, shim, inject):
 
     prime = [["curl", "-s"] + expand(p, origin, tls_origin) for p in case.prime]
     three = harness.Three(base, argv, env, shim, server, case.files, prime, shim_argv)
-    problems = three.differences(with_mtime=case.mtime, ignore_stderr=not case.stderr)
+    problems = three.differences(with_mtime=case.mtime, ignore_stderr=not case.stderr,
+                                 stdout_check=case.stdout_check)
     first_requests, second_requests = three.first_requests, three.second_requests
     cache_problems = []
     if case.cached is True:
