@@ -1,9 +1,10 @@
 // curlcache export --to TARGET | --har FILE
 // curlcache import --from SOURCE | --har FILE
 //
-// TARGET and SOURCE name another cache, either by a config file path (read alone: the
-// CURLCACHE_* environment does not apply to it, so that it means the same cache whatever
-// the shell holds) or by a backend URL:
+// TARGET and SOURCE name another cache, by a config file path or by a backend URL. Either
+// describes that cache alone, so that it means the same cache whatever the shell holds: the
+// CURLCACHE_* environment does not apply to it, and a backend URL reads no config file (the
+// built-in defaults and what the URL says). Backend URLs:
 //
 //   sqlite:///abs/path/cache.sqlite       backend=sqlite, name=/abs/path/cache.sqlite
 //   sqlite://relative.sqlite              a relative name, resolved as the backend does
@@ -43,7 +44,8 @@ Copies every entry of the cache into another cache, or writes them all as an HTT
 (HAR 1.2; FILE "-" is stdout). BACKEND_URL is one of
   sqlite:///path/cache.sqlite   filesystem:///path/dir   redis://host:port/0?name=NS
 with settings as query parameters (?max_size=1GiB, ?fast_save=true); anything else is a
-config file that describes the other cache on its own.
+config file. Either describes the other cache on its own: the CURLCACHE_* variables do
+not apply to it, and a backend URL reads no config file.
 )HELP";
 
 constexpr std::string_view k_import_help = R"HELP(usage: curlcache import --from CONFIG|BACKEND_URL
@@ -55,17 +57,14 @@ first: when it is malformed nothing is stored. Entries the cache's policy refuse
 or method it does not cache, a body over max_entry_size) are skipped and counted.
 )HELP";
 
-struct Location {
-    std::vector<std::string> settings;
-    bool is_config_file = false;
-};
+// The curlcache_open() settings for a TARGET or SOURCE (see the top of this file).
+using Location = std::vector<std::string>;
 
 std::expected<Location, std::string> parse_location(const std::string& text) {
     Location location;
     auto scheme_end = text.find("://");
     if (scheme_end == std::string::npos) {
-        location.is_config_file = true;
-        location.settings.push_back("config=" + text);
+        location.push_back("config=" + text);
         return location;
     }
     std::string backend = text.substr(0, scheme_end);
@@ -80,11 +79,12 @@ std::expected<Location, std::string> parse_location(const std::string& text) {
         return std::unexpected("'" + text + "': unknown backend '" + backend +
                                "' (sqlite, filesystem, memory, redis, or a config file path)");
     }
-    location.settings.push_back("backend=" + backend);
+    location.push_back("config=/dev/null"); // no config file: the URL says it all
+    location.push_back("backend=" + backend);
     if (backend == "redis") {
-        location.settings.push_back("redis.url=redis://" + rest);
+        location.push_back("redis.url=redis://" + rest);
     } else if (!rest.empty()) {
-        location.settings.push_back("name=" + percent_decode(rest, false));
+        location.push_back("name=" + percent_decode(rest, false));
     }
     std::string_view params(query);
     while (!params.empty()) {
@@ -103,17 +103,14 @@ std::expected<Location, std::string> parse_location(const std::string& text) {
         std::string value = percent_decode(pair.substr(eq + 1), false);
         bool top_level = key == "name" || key == "max_size" || key == "max_entry_size" ||
                          key == "expire_after" || key.find('.') != std::string::npos;
-        location.settings.push_back((top_level ? key : backend + "." + key) + "=" + value);
+        location.push_back((top_level ? key : backend + "." + key) + "=" + value);
     }
     return location;
 }
 
-// Opens the other cache. A config file is read alone: CURLCACHE_* variables are set aside
+// Opens the other cache without the CURLCACHE_* environment: the variables are set aside
 // while it opens (this process is single-threaded here) and put back afterwards.
 std::expected<CachePtr, std::string> open_location(const Location& location) {
-    if (!location.is_config_file) {
-        return open_cache(location.settings);
-    }
     std::vector<std::string> saved;
     for (char** env = environ; *env != nullptr; ++env) {
         if (std::strncmp(*env, "CURLCACHE_", 10) == 0) {
@@ -123,7 +120,7 @@ std::expected<CachePtr, std::string> open_location(const Location& location) {
     for (const auto& entry : saved) {
         unsetenv(entry.substr(0, entry.find('=')).c_str());
     }
-    auto cache = open_cache(location.settings);
+    auto cache = open_cache(location);
     for (const auto& entry : saved) {
         auto eq = entry.find('=');
         setenv(entry.substr(0, eq).c_str(), entry.c_str() + eq + 1, 1);

@@ -93,6 +93,14 @@ class Export(TransferBase):
         self.ok(*self.cache_args("sqlite"), "export", "--to", config, env=env)
         self.assertEqual(len(self.list_json("filesystem", "viaconfig")), 3)
 
+    def test_a_backend_url_is_not_changed_by_the_environment(self):
+        self.fill_sample(backend="filesystem")
+        # Would put an SQLite target in memory (and leave its file empty) if it applied.
+        env = dict(self.env, CURLCACHE_SQLITE_USE_MEMORY="true")
+        target = "sqlite://" + self.cache_path("sqlite", "target")
+        self.ok(*self.cache_args("filesystem"), "export", "--to", target, env=env)
+        self.assertEqual(len(self.list_json("sqlite", "target")), 3)
+
     def test_export_to_an_unopenable_target_is_a_runtime_error(self):
         self.fill_sample(backend="sqlite")
         blocker = os.path.join(self.dir, "a-file")
