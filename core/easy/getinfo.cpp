@@ -166,7 +166,9 @@ Answer answer(Replay& r, CURLINFO id) {
     case CURLINFO_TLS_SESSION:
     case CURLINFO_TLS_SSL_PTR:
     case CURLINFO_COOKIELIST:
-    case CURLINFO_SSL_ENGINES: return {};
+    case CURLINFO_SSL_ENGINES:
+    case CURLINFO_CAINFO: // build defaults, not transfer facts
+    case CURLINFO_CAPATH: return {};
     case CURLINFO_CERTINFO: return {Answer::Kind::pointer, 0, 0, nullptr, &g_no_certificates};
     case CURLINFO_ACTIVESOCKET: return integer(CURL_SOCKET_BAD);
     case CURLINFO_LASTSOCKET: return integer(-1);

@@ -5,6 +5,8 @@
 #include "core/easy/engine_internal.h"
 #include "core/easy/http_text.h"
 
+#include <string>
+
 namespace curlcache::core::easy {
 
 namespace {
@@ -29,6 +31,11 @@ const std::vector<StoredHeader>& header_store(Replay& r) {
         }
         long status = status_code(lines.front()).value_or(0);
         unsigned int origin = status / 100 == 1 ? CURLH_1XX : CURLH_HEADER;
+        std::string_view protocol = status_protocol(lines.front());
+        if (protocol == "HTTP/2" || protocol == "HTTP/3") {
+            // libcurl keeps HTTP/2 and /3's status as the pseudo header ":status"
+            store.push_back({":status", std::to_string(status), CURLH_PSEUDO, request});
+        }
         for (size_t i = 1; i < lines.size(); ++i) {
             std::string_view line = lines[i];
             if (!line.empty() && (line.front() == ' ' || line.front() == '\t') && !store.empty()) {

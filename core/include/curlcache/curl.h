@@ -24,8 +24,13 @@
  * curlcache_easy_cleanup(). Options set directly through libcurl's own curl_easy_setopt
  * bypass the cache's bookkeeping and must not be mixed in.
  *
- * The multi interface is not covered here: a handle added to a multi handle runs
- * uncached (the preload shim covers it).
+ * The multi interface is not covered here (the preload shim covers it): a handle driven
+ * by curl_multi_* runs uncached, and must not be one whose last transfer went through
+ * curlcache_easy_perform, or getinfo would still answer for that earlier transfer.
+ *
+ * On a replayed transfer a write callback that returns CURL_WRITEFUNC_PAUSE is treated as
+ * a pause that ends at once: the same bytes are delivered again (after a progress callback
+ * call, where programs usually unpause), as libcurl does after an unpause.
  */
 #ifndef CURLCACHE_CURL_H
 #define CURLCACHE_CURL_H
