@@ -20,35 +20,30 @@
 #include <time.h>
 #include <unistd.h>
 
-static size_t on_write(char *data, size_t size, size_t nmemb, void *user)
-{
+static size_t on_write(char* data, size_t size, size_t nmemb, void* user) {
     (void)data;
-    *(size_t *)user += size * nmemb;
+    *(size_t*)user += size * nmemb;
     return size * nmemb;
 }
 
-static double now_us(void)
-{
+static double now_us(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
 }
 
-static int compare_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
+static int compare_double(const void* a, const void* b) {
+    double x = *(const double*)a, y = *(const double*)b;
     return (x > y) - (x < y);
 }
 
-static double percentile(const double *sorted, int n, double p)
-{
+static double percentile(const double* sorted, int n, double p) {
     int i = (int)(p * (n - 1) + 0.5);
     return sorted[i];
 }
 
 /* One transfer; returns 0 when it succeeded with status 200 and the expected size. */
-static int transfer(CURL *curl, const char *pattern, int index, long long expected)
-{
+static int transfer(CURL* curl, const char* pattern, int index, long long expected) {
     char url[2048];
     size_t received = 0;
     long status = 0;
@@ -61,26 +56,32 @@ static int transfer(CURL *curl, const char *pattern, int index, long long expect
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, &received);
     CURLcode rc = curl_easy_perform(curl);
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-    if (rc != CURLE_OK || status != 200 ||
-        (expected >= 0 && (long long)received != expected)) {
-        fprintf(stderr, "curl_loop: %s: %s, status %ld, %zu bytes\n", url,
-                curl_easy_strerror(rc), status, received);
+    if (rc != CURLE_OK || status != 200 || (expected >= 0 && (long long)received != expected)) {
+        fprintf(stderr, "curl_loop: %s: %s, status %ld, %zu bytes\n", url, curl_easy_strerror(rc),
+                status, received);
         return -1;
     }
     return 0;
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char** argv) {
     int count = 1000, warmup = 2, opt;
     long long expected = -1;
-    const char *proxy = NULL;
+    const char* proxy = NULL;
     while ((opt = getopt(argc, argv, "n:w:x:e:")) != -1) {
         switch (opt) {
-        case 'n': count = atoi(optarg); break;
-        case 'w': warmup = atoi(optarg); break;
-        case 'x': proxy = optarg; break;
-        case 'e': expected = atoll(optarg); break;
+        case 'n':
+            count = atoi(optarg);
+            break;
+        case 'w':
+            warmup = atoi(optarg);
+            break;
+        case 'x':
+            proxy = optarg;
+            break;
+        case 'e':
+            expected = atoll(optarg);
+            break;
         default:
             fprintf(stderr, "usage: curl_loop [-n N] [-w W] [-x PROXY] [-e BYTES] URL\n");
             return 2;
@@ -90,12 +91,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: curl_loop [-n N] [-w W] [-x PROXY] [-e BYTES] URL\n");
         return 2;
     }
-    const char *url = argv[optind];
-    double *samples = malloc(sizeof(double) * (size_t)count);
+    const char* url = argv[optind];
+    double* samples = malloc(sizeof(double) * (size_t)count);
     if (!samples || curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         return 1;
     }
-    CURL *curl = curl_easy_init();
+    CURL* curl = curl_easy_init();
     if (!curl) {
         return 1;
     }

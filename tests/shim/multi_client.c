@@ -43,8 +43,8 @@ struct Options {
 };
 
 struct Transfer {
-    CURL *easy;
-    const char *url;
+    CURL* easy;
+    const char* url;
     char headers[k_max_headers];
     size_t headers_len;
     size_t body_len;
@@ -54,12 +54,11 @@ struct Transfer {
     int progress_calls;
     CURLcode result;
     int done;
-    const struct Options *options;
+    const struct Options* options;
 };
 
-static size_t on_write(char *data, size_t size, size_t n, void *user)
-{
-    struct Transfer *t = user;
+static size_t on_write(char* data, size_t size, size_t n, void* user) {
+    struct Transfer* t = user;
     size_t len = size * n;
     t->write_calls++;
     if (t->options->abort_write) {
@@ -72,9 +71,8 @@ static size_t on_write(char *data, size_t size, size_t n, void *user)
     return len;
 }
 
-static size_t on_header(char *data, size_t size, size_t n, void *user)
-{
-    struct Transfer *t = user;
+static size_t on_header(char* data, size_t size, size_t n, void* user) {
+    struct Transfer* t = user;
     size_t len = size * n;
     if (t->options->abort_header) {
         return 0;
@@ -86,10 +84,9 @@ static size_t on_header(char *data, size_t size, size_t n, void *user)
     return len;
 }
 
-static int on_progress(void *user, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
-                       curl_off_t ulnow)
-{
-    struct Transfer *t = user;
+static int on_progress(void* user, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow) {
+    struct Transfer* t = user;
     (void)ultotal;
     (void)ulnow;
     t->progress_calls++;
@@ -99,8 +96,7 @@ static int on_progress(void *user, curl_off_t dltotal, curl_off_t dlnow, curl_of
     return t->options->abort_progress && dltotal > 0 ? 1 : 0;
 }
 
-static void setup(struct Transfer *t, CURL *easy, const char *url, const struct Options *o)
-{
+static void setup(struct Transfer* t, CURL* easy, const char* url, const struct Options* o) {
     memset(t, 0, sizeof *t);
     t->easy = easy;
     t->url = url;
@@ -122,18 +118,16 @@ static void setup(struct Transfer *t, CURL *easy, const char *url, const struct 
     curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, o->gzip ? "gzip" : NULL);
 }
 
-static void print_string(const char *name, const char *value)
-{
+static void print_string(const char* name, const char* value) {
     printf("%s: %s\n", name, value ? value : "(null)");
 }
 
-static void report(struct Transfer *t)
-{
-    CURL *e = t->easy;
+static void report(struct Transfer* t) {
+    CURL* e = t->easy;
     long code = -1, redirects = -1, header_size = -1, unmet = -1, version = -1;
     curl_off_t size = -1, length = -1, filetime = -1;
     char *ctype = NULL, *effective = NULL, *redirect_url = NULL, *scheme = NULL;
-    void *priv = NULL;
+    void* priv = NULL;
     printf("== %s\nresult: %d (%s)\n", t->url, (int)t->result, curl_easy_strerror(t->result));
     fwrite(t->headers, 1, t->headers_len, stdout);
     /* How much of the body arrived before an abort depends on timing: not compared. */
@@ -160,8 +154,8 @@ static void report(struct Transfer *t)
            "HTTP_VERSION: %ld\nSIZE_DOWNLOAD_T: %" CURL_FORMAT_CURL_OFF_T "\n"
            "CONTENT_LENGTH_DOWNLOAD_T: %" CURL_FORMAT_CURL_OFF_T "\n"
            "FILETIME_T: %" CURL_FORMAT_CURL_OFF_T "\n",
-           code, redirects, header_size, unmet, version, partial ? (curl_off_t)-2 : size,
-           length, filetime);
+           code, redirects, header_size, unmet, version, partial ? (curl_off_t)-2 : size, length,
+           filetime);
     print_string("CONTENT_TYPE", ctype);
     print_string("EFFECTIVE_URL", effective);
     print_string("REDIRECT_URL", redirect_url);
@@ -174,8 +168,7 @@ static void report(struct Transfer *t)
            t->progress_calls > 0 && !partial ? t->progress_now : -1);
 }
 
-static double now_ms(void)
-{
+static double now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
@@ -189,9 +182,8 @@ struct SocketState {
     long timeout_ms; /* -1: none */
 };
 
-static int on_socket(CURL *easy, curl_socket_t s, int what, void *user, void *socketp)
-{
-    struct SocketState *st = user;
+static int on_socket(CURL* easy, curl_socket_t s, int what, void* user, void* socketp) {
+    struct SocketState* st = user;
     (void)easy;
     (void)socketp;
     for (int i = 0; i < st->count; ++i) {
@@ -214,20 +206,18 @@ static int on_socket(CURL *easy, curl_socket_t s, int what, void *user, void *so
     return 0;
 }
 
-static int on_timer(CURLM *multi, long timeout_ms, void *user)
-{
+static int on_timer(CURLM* multi, long timeout_ms, void* user) {
     (void)multi;
-    ((struct SocketState *)user)->timeout_ms = timeout_ms;
+    ((struct SocketState*)user)->timeout_ms = timeout_ms;
     return 0;
 }
 
-static void drain(CURLM *multi)
-{
-    CURLMsg *msg;
+static void drain(CURLM* multi) {
+    CURLMsg* msg;
     int left;
     while ((msg = curl_multi_info_read(multi, &left))) {
         if (msg->msg == CURLMSG_DONE) {
-            struct Transfer *t = NULL;
+            struct Transfer* t = NULL;
             curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &t);
             if (t) {
                 t->result = msg->data.result;
@@ -237,9 +227,8 @@ static void drain(CURLM *multi)
     }
 }
 
-static void run_multi(const char *style, struct Transfer *ts, int n)
-{
-    CURLM *multi = curl_multi_init();
+static void run_multi(const char* style, struct Transfer* ts, int n) {
+    CURLM* multi = curl_multi_init();
     struct SocketState st = {.count = 0, .timeout_ms = -1};
     int running = 0;
     for (int i = 0; i < n; ++i) {
@@ -270,8 +259,7 @@ static void run_multi(const char *style, struct Transfer *ts, int n)
                     if (pfds[i].revents) {
                         int mask = ((pfds[i].revents & POLLIN) ? CURL_CSELECT_IN : 0) |
                                    ((pfds[i].revents & POLLOUT) ? CURL_CSELECT_OUT : 0) |
-                                   ((pfds[i].revents & (POLLERR | POLLHUP)) ? CURL_CSELECT_ERR
-                                                                            : 0);
+                                   ((pfds[i].revents & (POLLERR | POLLHUP)) ? CURL_CSELECT_ERR : 0);
                         curl_multi_socket_action(multi, pfds[i].fd, mask, &running);
                     }
                 }
@@ -328,8 +316,7 @@ static void run_multi(const char *style, struct Transfer *ts, int n)
     }
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char** argv) {
     if (argc < 3 || argc - 2 > k_max_transfers) {
         fprintf(stderr, "usage: multi_client STYLE[,VARIANT...] URL...\n");
         return 2;
@@ -337,10 +324,10 @@ int main(int argc, char **argv)
     static struct Options options;
     char style[64];
     snprintf(style, sizeof style, "%s", argv[1]);
-    char *variants = strchr(style, ',');
+    char* variants = strchr(style, ',');
     if (variants) {
         *variants++ = '\0';
-        for (char *v = strtok(variants, ","); v; v = strtok(NULL, ",")) {
+        for (char* v = strtok(variants, ","); v; v = strtok(NULL, ",")) {
             options.header_in_body |= strcmp(v, "header-in-body") == 0;
             options.abort_write |= strcmp(v, "abort-write") == 0;
             options.abort_header |= strcmp(v, "abort-header") == 0;
@@ -354,14 +341,14 @@ int main(int argc, char **argv)
     static struct Transfer ts[k_max_transfers];
     int n = argc - 2;
     if (strcmp(style, "easy") == 0 || strcmp(style, "dup") == 0) {
-        CURL *easy = curl_easy_init();
+        CURL* easy = curl_easy_init();
         if (strcmp(style, "dup") == 0) {
             /* A template that is never performed itself. */
             curl_easy_setopt(easy, CURLOPT_USERAGENT, "multi_client-template");
         }
         for (int i = 0; i < n; ++i) {
-            CURL *h = strcmp(style, "dup") == 0 ? curl_easy_duphandle(easy) : easy;
-            struct curl_slist *list = NULL;
+            CURL* h = strcmp(style, "dup") == 0 ? curl_easy_duphandle(easy) : easy;
+            struct curl_slist* list = NULL;
             setup(&ts[i], h, argv[2 + i], &options);
             if (options.headers) {
                 char line[64];
