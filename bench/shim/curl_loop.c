@@ -12,6 +12,8 @@
  * Output, one line: n=.. median_us=.. p10_us=.. p90_us=.. mean_us=.. bytes_per_transfer=..
  * Exit status 1 on any failed transfer, non-200 status or unexpected size.
  */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime, getopt */
+
 #include <curl/curl.h>
 
 #include <stdio.h>

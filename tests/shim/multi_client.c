@@ -22,6 +22,8 @@
  * size. A multi loop that takes longer than 2 s prints so: when only cache hits remain,
  * the shim must never block in wait/poll/select.
  */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime, getopt */
+
 #include <curl/curl.h>
 
 #include <errno.h>
