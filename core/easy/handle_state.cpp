@@ -228,6 +228,9 @@ void record_option(Options& o, CURLoption option, OptionArg arg) {
     case CURLOPT_TIMEVALUE: o.timevalue = arg.number; break;
     case CURLOPT_TIMEVALUE_LARGE: o.timevalue = arg.offset; break;
     case CURLOPT_CONNECT_ONLY: o.connect_only = arg.number; break;
+    case CURLOPT_COOKIEFILE:
+    case CURLOPT_COOKIEJAR:
+    case CURLOPT_COOKIELIST: o.cookie_engine |= arg.pointer != nullptr; break;
     case CURLOPT_BUFFERSIZE:
         // libcurl clamps it to [1024, 10 MiB] and never calls the write callback with more
         // than CURL_MAX_WRITE_SIZE at once.

@@ -74,6 +74,7 @@ struct Options {
     long connect_only = 0;
     curl_off_t maxfilesize = 0;
     long buffersize = CURL_MAX_WRITE_SIZE;   // write callback calls are never larger
+    bool cookie_engine = false;              // COOKIEFILE/COOKIEJAR/COOKIELIST set
     bool has_readfunction = false;
     bool has_curlu = false;                  // URL given as a CURLU handle: not modelled
 };

@@ -113,6 +113,15 @@ bool prepare_hit(HandleState& state, const Plan& plan, Entry entry) {
     if (e.header_blocks.empty()) {
         return false;
     }
+    if (o.cookie_engine) {
+        // libcurl's cookie engine would take in the Set-Cookie headers (and write them to
+        // the jar): a replay cannot feed it faithfully, so such a response is fetched.
+        for (const auto& block : e.header_blocks) {
+            if (header_value(block, "Set-Cookie")) {
+                return false;
+            }
+        }
+    }
     r->blocks.assign(e.header_blocks.begin(), e.header_blocks.end());
     r->body = e.body;
     r->status = e.status;

@@ -13,6 +13,7 @@ stdout and serves until it is killed. Routes (NAME is any token, used to make UR
   /echo/NAME                200, body = the request's method, X-Var header and body
   /gzip/NAME                200, gzip-encoded "hello NAME" x 50 (Content-Encoding: gzip)
   /auth/NAME                200, body = the Authorization header it got
+  /cookie/NAME              200 with Set-Cookie: NAME=1; Path=/
 """
 import gzip
 import email.utils
@@ -100,6 +101,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         elif kind == "gzip" and len(parts) == 2:
             body = gzip.compress(("hello %s\n" % parts[1]).encode() * 50, mtime=0)
             self.send(200, body, [("Content-Encoding", "gzip")])
+        elif kind == "cookie" and len(parts) == 2:
+            self.send(200, b"hello cookie\n", [("Set-Cookie", "%s=1; Path=/" % parts[1])])
         elif kind == "auth" and len(parts) == 2:
             self.send(200, self.headers.get("Authorization", "-").encode())
         else:

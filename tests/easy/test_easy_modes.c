@@ -182,6 +182,39 @@ static void test_non_http_scheme_passes_through(void **state) {
     capture_free(&c);
 }
 
+static void test_set_cookie_with_cookie_engine_is_fetched_not_replayed(void **state) {
+    (void)state;
+    const char *url = origin_url(0, "/cookie/flavour");
+    char jar[700];
+    snprintf(jar, sizeof jar, "%s/jar.txt", scratch_dir());
+    long before = origin_count();
+    for (int round = 0; round < 2; ++round) { /* no cookie engine: a plain hit */
+        Capture c = {0};
+        assert_int_equal(fetch(url, &c), CURLE_OK);
+        capture_free(&c);
+    }
+    assert_int_equal(origin_count(), before + 1);
+    for (int round = 0; round < 2; ++round) { /* libcurl must see the Set-Cookie itself */
+        remove(jar);
+        Capture c = {0};
+        CURL *h = curl_easy_init();
+        curl_easy_setopt(h, CURLOPT_URL, url);
+        curl_easy_setopt(h, CURLOPT_COOKIEJAR, jar);
+        capture_on(h, &c);
+        assert_int_equal(curl_easy_perform(h), CURLE_OK);
+        curl_easy_cleanup(h); /* writes the jar */
+        capture_free(&c);
+        FILE *file = fopen(jar, "r");
+        assert_non_null(file);
+        char text[2048] = "";
+        size_t got = fread(text, 1, sizeof text - 1, file);
+        text[got] = '\0';
+        fclose(file);
+        assert_non_null(strstr(text, "\tflavour\t1"));
+    }
+    assert_int_equal(origin_count(), before + 3);
+}
+
 static void fetch_twice_from_origin(const char *path) {
     long before = origin_count();
     for (int round = 0; round < 2; ++round) {
@@ -219,6 +252,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_disable_passes_everything_through, setup, teardown),
         cmocka_unit_test_setup_teardown(test_forked_child_reopens_the_cache, setup, teardown),
         cmocka_unit_test_setup_teardown(test_non_http_scheme_passes_through, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_set_cookie_with_cookie_engine_is_fetched_not_replayed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unopenable_cache_fails_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_config_fails_open, setup, teardown),
     };
