@@ -15,7 +15,9 @@
  *          abort-header (header callback returns 0), abort-progress (XFERINFOFUNCTION
  *          returns 1), nofollow (no FOLLOWLOCATION), gzip (ACCEPT_ENCODING "gzip"),
  *          headers (a new CURLOPT_HTTPHEADER list per transfer, freed right after it while
- *          the handle still points at it, as some programs do).
+ *          the handle still points at it, as some programs do), pause (the write
+ *          callback returns CURL_WRITEFUNC_PAUSE once per transfer; the multi loop, or the
+ *          progress callback under curl_easy_perform, resumes it with CURLPAUSE_CONT).
  *
  * Every transfer prints its CURLcode, header lines, body size and FNV-1a digest, the
  * getinfo values a program reads (no timings), and whether XFERINFOFUNCTION saw the final
@@ -42,6 +44,7 @@ enum { k_wait_ms = 3000, k_slow_ms = 2000 };
 
 struct Options {
     int header_in_body, abort_write, abort_header, abort_progress, nofollow, gzip, headers;
+    int pause, unpause_in_progress;
 };
 
 struct Transfer {
@@ -54,6 +57,7 @@ struct Transfer {
     int write_calls;
     curl_off_t progress_now, progress_total;
     int progress_calls;
+    int paused_once, paused_now;
     CURLcode result;
     int done;
     const struct Options* options;
@@ -65,6 +69,12 @@ static size_t on_write(char* data, size_t size, size_t n, void* user) {
     t->write_calls++;
     if (t->options->abort_write) {
         return 0;
+    }
+    if (t->options->pause && !t->paused_once) {
+        /* Pause once; libcurl delivers the same data again after CURLPAUSE_CONT. */
+        t->paused_once = 1;
+        t->paused_now = 1;
+        return CURL_WRITEFUNC_PAUSE;
     }
     for (size_t i = 0; i < len; ++i) {
         t->digest = (t->digest ^ (unsigned char)data[i]) * 1099511628211ull;
@@ -94,6 +104,11 @@ static int on_progress(void* user, curl_off_t dltotal, curl_off_t dlnow, curl_of
     t->progress_calls++;
     t->progress_now = dlnow;
     t->progress_total = dltotal;
+    if (t->paused_now && t->options->unpause_in_progress) {
+        /* curl_easy_perform cannot return to the program: it unpauses from here. */
+        t->paused_now = 0;
+        curl_easy_pause(t->easy, CURLPAUSE_CONT);
+    }
     /* Abort once the response is known (its size announced), not before the request. */
     return t->options->abort_progress && dltotal > 0 ? 1 : 0;
 }
@@ -214,6 +229,16 @@ static int on_timer(CURLM* multi, long timeout_ms, void* user) {
     return 0;
 }
 
+/* The program's side of CURL_WRITEFUNC_PAUSE in a multi loop: resume what paused. */
+static void unpause(struct Transfer* ts, int n) {
+    for (int i = 0; i < n; ++i) {
+        if (ts[i].paused_now) {
+            ts[i].paused_now = 0;
+            curl_easy_pause(ts[i].easy, CURLPAUSE_CONT);
+        }
+    }
+}
+
 static void drain(CURLM* multi) {
     CURLMsg* msg;
     int left;
@@ -244,6 +269,7 @@ static void run_multi(const char* style, struct Transfer* ts, int n) {
         curl_multi_setopt(multi, CURLMOPT_TIMERDATA, &st);
         curl_multi_socket_action(multi, CURL_SOCKET_TIMEOUT, 0, &running);
         drain(multi);
+        unpause(ts, n);
         while (running) {
             struct pollfd pfds[k_max_sockets];
             for (int i = 0; i < st.count; ++i) {
@@ -267,11 +293,13 @@ static void run_multi(const char* style, struct Transfer* ts, int n) {
                 }
             }
             drain(multi);
+            unpause(ts, n);
         }
     } else {
         do {
             curl_multi_perform(multi, &running);
             drain(multi);
+            unpause(ts, n);
             if (!running) {
                 break;
             }
@@ -337,11 +365,13 @@ int main(int argc, char** argv) {
             options.nofollow |= strcmp(v, "nofollow") == 0;
             options.gzip |= strcmp(v, "gzip") == 0;
             options.headers |= strcmp(v, "headers") == 0;
+            options.pause |= strcmp(v, "pause") == 0;
         }
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);
     static struct Transfer ts[k_max_transfers];
     int n = argc - 2;
+    options.unpause_in_progress = strcmp(style, "easy") == 0 || strcmp(style, "dup") == 0;
     if (strcmp(style, "easy") == 0 || strcmp(style, "dup") == 0) {
         CURL* easy = curl_easy_init();
         if (strcmp(style, "dup") == 0) {

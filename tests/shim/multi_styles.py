@@ -41,6 +41,10 @@ def cases():
          True, True),
         ("socket_progress_abort_on_hit", "socket,abort-progress", ["/text", "/bytes/100000"],
          True, True),
+        ("easy_write_pause_on_hit", "easy,pause", URLS, True, True),
+        ("wait_write_pause_on_hit", "wait,pause", URLS, True, True),
+        ("socket_write_pause_on_hit", "socket,pause", URLS, True, True),
+        ("fdset_write_pause", "fdset,pause", URLS, False, True),
         ("easy_redirect_not_followed", "easy,nofollow", ["/redirect/1", "/text"], False,
          None),
     ]
