@@ -84,6 +84,13 @@ std::optional<Metadata> decode_meta(std::string_view key, std::string_view text)
     return meta;
 }
 
+// LRU scores: microseconds, so that accesses a moment apart keep their order.
+int64_t now_us() {
+    return std::chrono::duration_cast<std::chrono::microseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
 std::string random_token() {
     thread_local std::mt19937_64 engine{std::random_device{}() ^
                                         (static_cast<uint64_t>(getpid()) << 32)};
@@ -111,9 +118,27 @@ public:
             return std::optional<Blob>{};
         }
         std::string ekey = item(key, 'e');
+        std::string now = std::to_string(now_us());
         return m_pool.run<std::optional<Blob>>(
             [&](RedisConnection& conn) -> Result<std::optional<Blob>> {
-                auto reply = conn.command({"GET", ekey});
+                if (m_max_size > 0) {
+                    // Same round trip: note the access for LRU eviction (XX: only if listed).
+                    conn.append({"GET", ekey});
+                    conn.append({"ZADD", lru_key(), "XX", now, key});
+                    auto value = conn.read_reply();
+                    if (!value) {
+                        return std::unexpected(value.error());
+                    }
+                    if (auto touched = conn.read_reply(); !touched) {
+                        return std::unexpected(touched.error());
+                    }
+                    return blob_of(conn, std::move(value));
+                }
+                return blob_of(conn, conn.command({"GET", ekey}));
+            });
+    }
+
+    static Result<std::optional<Blob>> blob_of(RedisConnection& conn, Result<RedisReplyPtr> reply) {
                 if (!reply) {
                     return std::unexpected(reply.error());
                 }
@@ -123,9 +148,11 @@ public:
                 if ((*reply)->type != REDIS_REPLY_STRING) {
                     return fail(conn.where() + ": unexpected reply to GET");
                 }
+                if ((*reply)->type == REDIS_REPLY_ERROR) {
+                    return conn.reply_error(**reply);
+                }
                 return std::optional<Blob>{
                     std::make_shared<const std::string>(take_reply_string(**reply))};
-            });
     }
 
     Result<std::optional<Metadata>> get_metadata(std::string_view key) override {
@@ -160,6 +187,11 @@ public:
         std::string mkey = item(meta.key, 'm');
         std::string meta_text = encode_meta(meta, total);
         std::string expire_at = std::to_string(meta.expires * 1000);
+        if (m_max_size > 0 && total > m_max_size) {
+            return {}; // larger than the whole cache: not stored, nothing evicted for it
+        }
+        std::string now = std::to_string(now_us());
+        std::string size = std::to_string(total);
         return m_pool.run<void>([&](RedisConnection& conn) -> Result<void> {
             // Replies to read back: +OK (MULTI), QUEUED per command, then EXEC's array.
             size_t replies = 2;
@@ -183,7 +215,13 @@ public:
                 conn.append({"PEXPIREAT", mkey, expire_at});
                 replies += 2;
             }
+            if (m_max_size > 0) {
+                conn.append({"ZADD", lru_key(), now, meta.key});
+                conn.append({"INCRBY", bytes_key(), size});
+                replies += 2;
+            }
             conn.append({"EXEC"});
+            bool over = false;
             for (size_t i = 0; i < replies; ++i) {
                 auto reply = conn.read_reply();
                 if (!reply) {
@@ -195,9 +233,78 @@ public:
                     }
                     return fail(conn.where() + ": transaction aborted");
                 }
+                if (i + 1 == replies && m_max_size > 0) {
+                    redisReply* last = (*reply)->elements > 0
+                                           ? (*reply)->element[(*reply)->elements - 1]
+                                           : nullptr;
+                    over = last != nullptr && last->type == REDIS_REPLY_INTEGER &&
+                           static_cast<uint64_t>(last->integer) > m_max_size;
+                }
             }
-            return {};
+            return over ? evict(conn) : Result<void>{};
         });
+    }
+
+    // max_size for a Redis cache: every put adds its size to <ns>:bytes (an upper bound:
+    // overwrites and expiries are not subtracted). When that passes max_size, the exact
+    // total is taken from the metadata, and entries are removed least recently used first
+    // (<ns>:lru, scored by the time of the last put or get) down to 90% of max_size; the counter is then
+    // set to the exact remaining total.
+    Result<void> evict(RedisConnection& conn) {
+        std::unordered_map<std::string, uint64_t> sizes;
+        uint64_t total = 0;
+        bool go_on = true;
+        auto scanned = scan_keys(conn, glob_escape(m_ns) + ":m:*",
+                                 [&](std::vector<std::string>& keys) -> Result<bool> {
+                                     return visit_batch(conn, keys,
+                                                        [&](const Metadata& meta) {
+                                                            sizes[meta.key] = meta.size;
+                                                            total += meta.size;
+                                                            return true;
+                                                        },
+                                                        go_on);
+                                 });
+        if (!scanned) {
+            return scanned;
+        }
+        uint64_t target = total > m_max_size ? m_max_size - m_max_size / 10 : total;
+        while (total > target) {
+            auto oldest = conn.command({"ZRANGE", lru_key(), "0", "99"});
+            if (!oldest) {
+                return std::unexpected(oldest.error());
+            }
+            if ((*oldest)->type != REDIS_REPLY_ARRAY || (*oldest)->elements == 0) {
+                break; // only entries stored before max_size was set remain
+            }
+            std::vector<std::string> del{"DEL"};
+            std::vector<std::string> zrem{"ZREM", lru_key()};
+            for (size_t i = 0; i < (*oldest)->elements && total > target; ++i) {
+                redisReply* member = (*oldest)->element[i];
+                std::string key(member->str, member->len);
+                if (auto found = sizes.find(key); found != sizes.end()) {
+                    total -= found->second;
+                    sizes.erase(found);
+                }
+                if (valid_key(key)) {
+                    del.push_back(item(key, 'e'));
+                    del.push_back(item(key, 'm'));
+                }
+                zrem.push_back(std::move(key));
+            }
+            if (del.size() > 1) {
+                if (auto deleted = conn.command(del); !deleted) {
+                    return std::unexpected(deleted.error());
+                }
+            }
+            if (auto removed = conn.command(zrem); !removed) {
+                return std::unexpected(removed.error());
+            }
+        }
+        auto counted = conn.command({"SET", bytes_key(), std::to_string(total)});
+        if (!counted) {
+            return std::unexpected(counted.error());
+        }
+        return {};
     }
 
     Result<bool> remove(std::string_view key) override {
@@ -210,6 +317,11 @@ public:
             auto reply = conn.command({"DEL", ekey, mkey});
             if (!reply) {
                 return std::unexpected(reply.error());
+            }
+            if (m_max_size > 0) {
+                if (auto unlisted = conn.command({"ZREM", lru_key(), key}); !unlisted) {
+                    return std::unexpected(unlisted.error());
+                }
             }
             return (*reply)->type == REDIS_REPLY_INTEGER && (*reply)->integer > 0;
         });
@@ -231,7 +343,8 @@ public:
                              [&](std::vector<std::string>& keys) -> Result<bool> {
                                  std::vector<std::string> args{"DEL"};
                                  for (auto& key : keys) {
-                                     if (own_item(key, 'e') || own_item(key, 'm')) {
+                                     if (own_item(key, 'e') || own_item(key, 'm') ||
+                                         key == lru_key() || key == bytes_key()) {
                                          args.push_back(std::move(key));
                                      }
                                  }
@@ -314,6 +427,8 @@ private:
         return out;
     }
     std::string lock_item(std::string_view key) const { return m_ns + ":lock:" + std::string(key); }
+    std::string lru_key() const { return m_ns + ":lru"; }
+    std::string bytes_key() const { return m_ns + ":bytes"; }
 
     // True for "<ns>:<kind>:<key>" with a valid key (another namespace such as "<ns>:m"
     // never matches: its keys have one more colon).

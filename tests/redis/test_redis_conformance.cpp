@@ -1,11 +1,9 @@
 // The backends room's storage conformance group (tests/backends/conformance.*) against the
 // Redis backend opened through the registry, on a private redis-server; plus its
-// many-processes check. Two cases of the group do not apply to Redis and are left out:
-//  - purge_expired with a made-up clock (expires = 500 s after 1970): the Redis backend
-//    turns expiry into a real Redis TTL, so such entries are gone at once (see
-//    test_redis_storage's TTL case for the Redis behaviour);
-//  - max_size LRU eviction: a shared Redis is bounded by its own maxmemory policy
-//    (allkeys-lru), not by each client; the backend reports max_size in usage() only.
+// many-processes check. One case of the group does not apply to Redis and is left out:
+// purge_expired with a made-up clock (expires = 500 s after 1970): the Redis backend turns
+// expiry into a real Redis TTL, so such entries are gone at once (test_redis_storage's TTL
+// case covers the Redis behaviour).
 #include "tests/redis/fixture.h"
 
 #include "tests/backends/conformance.h" // after every other header (cmocka macros)
@@ -35,8 +33,7 @@ void test_many_processes_share_one_redis_cache(void**) {
 }
 
 bool applies_to_redis(const char* name) {
-    return std::strstr(name, "test_purge_expired_removes_only_entries_past_their_expiry") == nullptr &&
-           std::strstr(name, "test_max_size_evicts_least_recently_used_entries_first") == nullptr;
+    return std::strstr(name, "test_purge_expired_removes_only_entries_past_their_expiry") == nullptr;
 }
 
 } // namespace

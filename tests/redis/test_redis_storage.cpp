@@ -316,6 +316,35 @@ void test_forked_child_uses_its_own_connection(void** state) {
     assert_true(get_text(storage, "c49") == "child");
 }
 
+void test_max_size_keeps_recently_used_entries_and_clear_resets_it(void** state) {
+    auto ns = static_cast<Fixture*>(*state)->ns + "-bounded";
+    config::Settings settings = tests::redis::redis_settings(*g_server, ns);
+    settings.max_size = 64 * 1024;
+    auto opened = open_redis(settings);
+    assert_true(opened.has_value());
+    Storage& storage = **opened;
+    std::string kib(1024, 'k');
+    put_text(storage, "hot", kib);
+    for (int i = 0; i < 300; ++i) {
+        put_text(storage, "cold" + std::to_string(i), kib);
+        assert_true(get_text(storage, "hot").has_value()); // used all along: never evicted
+    }
+    auto usage = storage.usage();
+    assert_true(usage.has_value());
+    assert_true(usage->bytes <= settings.max_size);
+    assert_true(usage->entries >= 50); // evicted down to 90%, not emptied
+    assert_int_equal(usage->max_bytes, settings.max_size);
+    assert_false(get_text(storage, "cold0").has_value());
+    assert_true(get_text(storage, "cold299").has_value());
+    std::string huge(128 * 1024, 'h');
+    put_text(storage, "huge", huge); // larger than the cache: not stored, nothing evicted
+    assert_false(get_text(storage, "huge").has_value());
+    assert_true(get_text(storage, "cold299").has_value());
+    assert_true(storage.clear().has_value());
+    assert_string_equal(g_server->command({"EXISTS", ns + ":lru", ns + ":bytes"}).c_str(),
+                        "(integer) 0");
+}
+
 void test_keys_with_colons_are_refused(void** state) {
     Storage& storage = storage_of(state);
     std::string_view pieces[] = {"v"};
@@ -341,6 +370,7 @@ int main() {
         cmocka_unit_test_setup_teardown(test_purge_expired_leaves_fresh_entries, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lock_is_exclusive_until_unlocked_or_expired, setup, teardown),
         cmocka_unit_test_setup_teardown(test_forked_child_uses_its_own_connection, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_max_size_keeps_recently_used_entries_and_clear_resets_it, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys_with_colons_are_refused, setup, teardown),
     };
     return cmocka_run_group_tests_name("redis_storage", tests, group_setup, group_teardown);
