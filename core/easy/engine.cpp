@@ -99,7 +99,7 @@ Begin decide(const CurlApi& api, CURL* handle, HandleState& state) {
         }
         found.reset();
         if (!offline) {
-            return pass_through(cache); // a range it cannot cut, cookies it cannot feed
+            return pass_through(cache); // a range the entry cannot answer
         }
     }
     if (offline) {

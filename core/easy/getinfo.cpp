@@ -1,6 +1,7 @@
 // getinfo: the transfer facts recorded on a miss, and the answers for a handle whose last
 // transfer was replayed (recorded facts, adjusted to what was delivered this time).
 #include "core/easy/engine_internal.h"
+#include "core/easy/cookies.h"
 #include "core/easy/http_text.h"
 
 #include <cctype>
@@ -82,27 +83,8 @@ Answer text(const char* v) { return {Answer::Kind::text, 0, 0, v, nullptr}; }
 std::string hop_url(const Replay& r, size_t block) {
     std::string url = r.request_url;
     for (size_t i = 0; i < block && i < r.blocks.size(); ++i) {
-        auto location = header_value(r.blocks[i], "Location");
-        if (!location || location->empty()) {
-            continue;
-        }
-        std::string_view loc = *location;
-        if (loc.find("://") != std::string_view::npos) {
-            url = std::string(loc);
-            continue;
-        }
-        size_t scheme = url.find("://");
-        size_t path = url.find('/', scheme == std::string::npos ? 0 : scheme + 3);
-        std::string origin = url.substr(0, path);
-        if (loc.front() == '/') {
-            url = origin + std::string(loc);
-        } else {
-            size_t query = url.find_first_of("?#");
-            std::string base = url.substr(0, query);
-            size_t slash = base.rfind('/');
-            url = (path == std::string::npos || slash < path ? origin + "/"
-                                                            : base.substr(0, slash + 1)) +
-                  std::string(loc);
+        if (auto location = header_value(r.blocks[i], "Location"); location && !location->empty()) {
+            url = resolve_location(url, *location);
         }
     }
     return url;

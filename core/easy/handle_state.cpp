@@ -231,6 +231,7 @@ void record_option(Options& o, CURLoption option, OptionArg arg) {
     case CURLOPT_COOKIEFILE:
     case CURLOPT_COOKIEJAR:
     case CURLOPT_COOKIELIST: o.cookie_engine |= arg.pointer != nullptr; break;
+    case CURLOPT_SHARE: o.share = arg.pointer != nullptr; break;
     case CURLOPT_BUFFERSIZE:
         // libcurl clamps it to [1024, 10 MiB] and never calls the write callback with more
         // than CURL_MAX_WRITE_SIZE at once.

@@ -3,6 +3,7 @@
 // the 304 or 206 the origin would send to the program's own conditional or range request,
 // progress callbacks).
 #include "core/easy/cache_access.h"
+#include "core/easy/cookies.h"
 #include "core/easy/engine_internal.h"
 #include "core/easy/http_text.h"
 #include "core/log.h"
@@ -112,15 +113,6 @@ bool prepare_hit(HandleState& state, const Plan& plan, Entry entry) {
     const Entry& e = r->entry;
     if (e.header_blocks.empty()) {
         return false;
-    }
-    if (o.cookie_engine) {
-        // libcurl's cookie engine would take in the Set-Cookie headers (and write them to
-        // the jar): a replay cannot feed it faithfully, so such a response is fetched.
-        for (const auto& block : e.header_blocks) {
-            if (header_value(block, "Set-Cookie")) {
-                return false;
-            }
-        }
     }
     r->blocks.assign(e.header_blocks.begin(), e.header_blocks.end());
     r->body = e.body;
@@ -305,6 +297,7 @@ CURLcode replay(const CurlApi& api, CURL* handle) {
     auto start = std::chrono::steady_clock::now();
     CURLcode result = CURLE_OK;
     try {
+        feed_cookies(api, handle, o, r); // as libcurl does while it parses the headers
         result = deliver_all(o, r);
     } catch (...) {
         // A C++ program's callback threw through us: report a write error, as libcurl

@@ -1,4 +1,5 @@
 // The engine's HTTP text helpers and option recording, without a network.
+#include "core/easy/cookies.h"
 #include "core/easy/handle_state.h"
 #include "core/easy/http_text.h"
 #include "core/easy/request_plan.h"
@@ -140,6 +141,21 @@ void test_plan_keeps_conditions_and_credentials_out_of_headers(void**) {
     assert_true(accept_in_key);
 }
 
+void test_cookie_lines_follow_libcurl_rules(void**) {
+    auto line = cookie_file_line("a=1", "http://Example.com:8080/x/y?q", 1000);
+    assert_true(line.value_or("") == "example.com\tFALSE\t/x/\tFALSE\t0\ta\t1");
+    line = cookie_file_line("b=2; Domain=.example.com; Path=/p; Max-Age=60; Secure; HttpOnly",
+                            "https://www.example.com/", 1000);
+    assert_true(line.value_or("") == "#HttpOnly_.example.com\tTRUE\t/p\tTRUE\t1060\tb\t2");
+    line = cookie_file_line("c=3; Expires=Wed, 01 Jan 2031 00:00:00 GMT", "http://h/", 0);
+    assert_true(line.value_or("") == "h\tFALSE\t/\tFALSE\t1924992000\tc\t3");
+    assert_false(cookie_file_line("d=4; Domain=other.com", "http://example.com/", 0).has_value());
+    assert_false(cookie_file_line("noequals", "http://example.com/", 0).has_value());
+    assert_true(resolve_location("http://h/a/b?q", "c") == "http://h/a/c");
+    assert_true(resolve_location("http://h/a/b", "/c") == "http://h/c");
+    assert_true(resolve_location("http://h", "c") == "http://h/c");
+}
+
 } // namespace
 
 int main() {
@@ -153,6 +169,7 @@ int main() {
         cmocka_unit_test(test_method_follows_libcurl_option_rules),
         cmocka_unit_test(test_plan_passes_through_what_it_cannot_answer),
         cmocka_unit_test(test_plan_keeps_conditions_and_credentials_out_of_headers),
+        cmocka_unit_test(test_cookie_lines_follow_libcurl_rules),
     };
     return cmocka_run_group_tests_name("easy_http_text", tests, nullptr, nullptr);
 }
