@@ -101,8 +101,9 @@ std::optional<std::string> cookie_file_line(std::string_view set_cookie, std::st
         std::string_view attribute = trim(rest.substr(0, semicolon));
         size_t equals = attribute.find('=');
         std::string key = lower(trim(attribute.substr(0, equals)));
-        std::string_view arg =
-            equals == std::string_view::npos ? std::string_view() : trim(attribute.substr(equals + 1));
+        std::string_view arg = equals == std::string_view::npos
+                                   ? std::string_view()
+                                   : trim(attribute.substr(equals + 1));
         if (key == "domain" && !arg.empty()) {
             std::string wanted = lower(arg.front() == '.' ? arg.substr(1) : arg);
             bool matches = host == wanted ||

@@ -2,8 +2,8 @@
 // starts every transfer (pass through, hit, or miss).
 #include "core/easy/engine.h"
 
-#include "core/easy/cache_access.h"
 #include "core/coalesce.h"
+#include "core/easy/cache_access.h"
 #include "core/easy/engine_internal.h"
 #include "core/log.h"
 
@@ -196,9 +196,12 @@ Begin begin_transfer(const CurlApi& api, CURL* handle) {
 
 CURLcode easy_perform(const CurlApi& api, CURL* handle) {
     switch (begin_transfer(api, handle)) {
-    case Begin::hit: return replay(api, handle);
-    case Begin::miss: return end_transfer(api, handle, api.easy_perform(handle));
-    case Begin::passthrough: break;
+    case Begin::hit:
+        return replay(api, handle);
+    case Begin::miss:
+        return end_transfer(api, handle, api.easy_perform(handle));
+    case Begin::passthrough:
+        break;
     }
     return api.easy_perform(handle);
 }

@@ -27,8 +27,7 @@ struct CurlApi {
     CURL* (*easy_duphandle)(CURL*) = nullptr;
     CURLHcode (*easy_header)(CURL*, const char*, size_t, unsigned int, int,
                              struct curl_header**) = nullptr;
-    struct curl_header* (*easy_nextheader)(CURL*, unsigned int, int,
-                                           struct curl_header*) = nullptr;
+    struct curl_header* (*easy_nextheader)(CURL*, unsigned int, int, struct curl_header*) = nullptr;
     const char* (*easy_strerror)(CURLcode) = nullptr;
     CURLMcode (*multi_add_handle)(CURLM*, CURL*) = nullptr;
     CURLMcode (*multi_remove_handle)(CURLM*, CURL*) = nullptr;

@@ -1,7 +1,7 @@
 // getinfo: the transfer facts recorded on a miss, and the answers for a handle whose last
 // transfer was replayed (recorded facts, adjusted to what was delivered this time).
-#include "core/easy/engine_internal.h"
 #include "core/easy/cookies.h"
+#include "core/easy/engine_internal.h"
 #include "core/easy/http_text.h"
 
 #include <cctype>
@@ -17,20 +17,43 @@ namespace {
 // Everything a program may ask after an HTTP transfer that has a plain value. Pointer-typed
 // infos (PRIVATE, CERTINFO, TLS_*, COOKIELIST, sockets) are answered separately.
 constexpr CURLINFO k_recorded[] = {
-    CURLINFO_EFFECTIVE_URL, CURLINFO_CONTENT_TYPE, CURLINFO_REDIRECT_URL, CURLINFO_PRIMARY_IP,
-    CURLINFO_LOCAL_IP, CURLINFO_SCHEME, CURLINFO_REFERER,
-    CURLINFO_RESPONSE_CODE, CURLINFO_HEADER_SIZE, CURLINFO_REQUEST_SIZE,
-    CURLINFO_SSL_VERIFYRESULT, CURLINFO_PROXY_SSL_VERIFYRESULT, CURLINFO_REDIRECT_COUNT,
-    CURLINFO_HTTP_CONNECTCODE, CURLINFO_HTTPAUTH_AVAIL, CURLINFO_PROXYAUTH_AVAIL,
-    CURLINFO_PRIMARY_PORT, CURLINFO_LOCAL_PORT, CURLINFO_HTTP_VERSION, CURLINFO_PROTOCOL,
+    CURLINFO_EFFECTIVE_URL,
+    CURLINFO_CONTENT_TYPE,
+    CURLINFO_REDIRECT_URL,
+    CURLINFO_PRIMARY_IP,
+    CURLINFO_LOCAL_IP,
+    CURLINFO_SCHEME,
+    CURLINFO_REFERER,
+    CURLINFO_RESPONSE_CODE,
+    CURLINFO_HEADER_SIZE,
+    CURLINFO_REQUEST_SIZE,
+    CURLINFO_SSL_VERIFYRESULT,
+    CURLINFO_PROXY_SSL_VERIFYRESULT,
+    CURLINFO_REDIRECT_COUNT,
+    CURLINFO_HTTP_CONNECTCODE,
+    CURLINFO_HTTPAUTH_AVAIL,
+    CURLINFO_PROXYAUTH_AVAIL,
+    CURLINFO_PRIMARY_PORT,
+    CURLINFO_LOCAL_PORT,
+    CURLINFO_HTTP_VERSION,
+    CURLINFO_PROTOCOL,
     CURLINFO_PROXY_ERROR,
-    CURLINFO_SIZE_UPLOAD, CURLINFO_SIZE_DOWNLOAD, CURLINFO_SPEED_UPLOAD,
-    CURLINFO_CONTENT_LENGTH_DOWNLOAD, CURLINFO_CONTENT_LENGTH_UPLOAD,
-    CURLINFO_SIZE_UPLOAD_T, CURLINFO_SIZE_DOWNLOAD_T, CURLINFO_SPEED_UPLOAD_T,
-    CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, CURLINFO_CONTENT_LENGTH_UPLOAD_T, CURLINFO_RETRY_AFTER,
+    CURLINFO_SIZE_UPLOAD,
+    CURLINFO_SIZE_DOWNLOAD,
+    CURLINFO_SPEED_UPLOAD,
+    CURLINFO_CONTENT_LENGTH_DOWNLOAD,
+    CURLINFO_CONTENT_LENGTH_UPLOAD,
+    CURLINFO_SIZE_UPLOAD_T,
+    CURLINFO_SIZE_DOWNLOAD_T,
+    CURLINFO_SPEED_UPLOAD_T,
+    CURLINFO_CONTENT_LENGTH_DOWNLOAD_T,
+    CURLINFO_CONTENT_LENGTH_UPLOAD_T,
+    CURLINFO_RETRY_AFTER,
 };
 
-const Info* recorded(const Replay& r, CURLINFO id) { return r.entry.info(static_cast<uint32_t>(id)); }
+const Info* recorded(const Replay& r, CURLINFO id) {
+    return r.entry.info(static_cast<uint32_t>(id));
+}
 
 int64_t recorded_integer(const Replay& r, CURLINFO id, int64_t fallback) {
     const Info* info = recorded(r, id);
@@ -63,8 +86,12 @@ int64_t replay_content_length(const Replay& r) {
 
 namespace {
 
-int64_t downloaded(const Replay& r) { return replay_download_size(r); }
-int64_t content_length(const Replay& r) { return replay_content_length(r); }
+int64_t downloaded(const Replay& r) {
+    return replay_download_size(r);
+}
+int64_t content_length(const Replay& r) {
+    return replay_content_length(r);
+}
 
 struct Answer {
     enum class Kind { forward, integer, real, text, pointer } kind = Kind::forward;
@@ -74,9 +101,15 @@ struct Answer {
     void* pointer = nullptr;
 };
 
-Answer integer(int64_t v) { return {Answer::Kind::integer, v, 0, nullptr, nullptr}; }
-Answer real(double v) { return {Answer::Kind::real, 0, v, nullptr, nullptr}; }
-Answer text(const char* v) { return {Answer::Kind::text, 0, 0, v, nullptr}; }
+Answer integer(int64_t v) {
+    return {Answer::Kind::integer, v, 0, nullptr, nullptr};
+}
+Answer real(double v) {
+    return {Answer::Kind::real, 0, v, nullptr, nullptr};
+}
+Answer text(const char* v) {
+    return {Answer::Kind::text, 0, 0, v, nullptr};
+}
 
 // The URL of hop `block` of a redirect chain: the request URL, then each Location resolved
 // against the URL before it.
@@ -106,26 +139,34 @@ Answer answer_aborted(Replay& r, CURLINFO id, bool& answered) {
         }
         return integer(hops);
     }
-    case CURLINFO_HEADER_SIZE: return integer(r.header_done);
+    case CURLINFO_HEADER_SIZE:
+        return integer(r.header_done);
     case CURLINFO_SIZE_DOWNLOAD_T:
-    case CURLINFO_SPEED_DOWNLOAD_T: return integer(0);
+    case CURLINFO_SPEED_DOWNLOAD_T:
+        return integer(0);
     case CURLINFO_SIZE_DOWNLOAD:
-    case CURLINFO_SPEED_DOWNLOAD: return real(0);
+    case CURLINFO_SPEED_DOWNLOAD:
+        return real(0);
     case CURLINFO_CONTENT_LENGTH_DOWNLOAD_T:
     case CURLINFO_FILETIME:
-    case CURLINFO_FILETIME_T: return integer(-1);
-    case CURLINFO_CONTENT_LENGTH_DOWNLOAD: return real(-1);
+    case CURLINFO_FILETIME_T:
+        return integer(-1);
+    case CURLINFO_CONTENT_LENGTH_DOWNLOAD:
+        return real(-1);
     case CURLINFO_CONTENT_TYPE:
-    case CURLINFO_REDIRECT_URL: return text(nullptr);
+    case CURLINFO_REDIRECT_URL:
+        return text(nullptr);
     case CURLINFO_EFFECTIVE_URL:
         if (r.aborted_block == 0 && r.effective_url.empty()) {
-            if (const Info* url = r.entry.info(CURLINFO_EFFECTIVE_URL); url && r.blocks.size() == 1) {
+            if (const Info* url = r.entry.info(CURLINFO_EFFECTIVE_URL);
+                url && r.blocks.size() == 1) {
                 return text(url->text.c_str());
             }
         }
         r.hop_url = hop_url(r, r.aborted_block);
         return text(r.hop_url.c_str());
-    default: break;
+    default:
+        break;
     }
     answered = false;
     return {};
@@ -150,42 +191,60 @@ Answer answer(Replay& r, CURLINFO id) {
     case CURLINFO_COOKIELIST:
     case CURLINFO_SSL_ENGINES:
     case CURLINFO_CAINFO: // build defaults, not transfer facts
-    case CURLINFO_CAPATH: return {};
-    case CURLINFO_CERTINFO: return {Answer::Kind::pointer, 0, 0, nullptr, &g_no_certificates};
-    case CURLINFO_ACTIVESOCKET: return integer(CURL_SOCKET_BAD);
-    case CURLINFO_LASTSOCKET: return integer(-1);
-    case CURLINFO_RESPONSE_CODE: return integer(r.status);
-    case CURLINFO_HEADER_SIZE: return integer(r.header_size);
-    case CURLINFO_CONDITION_UNMET: return integer(r.condition_unmet ? 1 : 0);
+    case CURLINFO_CAPATH:
+        return {};
+    case CURLINFO_CERTINFO:
+        return {Answer::Kind::pointer, 0, 0, nullptr, &g_no_certificates};
+    case CURLINFO_ACTIVESOCKET:
+        return integer(CURL_SOCKET_BAD);
+    case CURLINFO_LASTSOCKET:
+        return integer(-1);
+    case CURLINFO_RESPONSE_CODE:
+        return integer(r.status);
+    case CURLINFO_HEADER_SIZE:
+        return integer(r.header_size);
+    case CURLINFO_CONDITION_UNMET:
+        return integer(r.condition_unmet ? 1 : 0);
     case CURLINFO_FILETIME:
-    case CURLINFO_FILETIME_T: return integer(r.filetime);
+    case CURLINFO_FILETIME_T:
+        return integer(r.filetime);
     case CURLINFO_NUM_CONNECTS:
-    case CURLINFO_OS_ERRNO: return integer(0);
-    case CURLINFO_SIZE_DOWNLOAD_T: return integer(downloaded(r));
-    case CURLINFO_SIZE_DOWNLOAD: return real(static_cast<double>(downloaded(r)));
-    case CURLINFO_CONTENT_LENGTH_DOWNLOAD_T: return integer(content_length(r));
-    case CURLINFO_CONTENT_LENGTH_DOWNLOAD: return real(static_cast<double>(content_length(r)));
+    case CURLINFO_OS_ERRNO:
+        return integer(0);
+    case CURLINFO_SIZE_DOWNLOAD_T:
+        return integer(downloaded(r));
+    case CURLINFO_SIZE_DOWNLOAD:
+        return real(static_cast<double>(downloaded(r)));
+    case CURLINFO_CONTENT_LENGTH_DOWNLOAD_T:
+        return integer(content_length(r));
+    case CURLINFO_CONTENT_LENGTH_DOWNLOAD:
+        return real(static_cast<double>(content_length(r)));
     case CURLINFO_TOTAL_TIME:
-    case CURLINFO_STARTTRANSFER_TIME: return real(r.total_time);
+    case CURLINFO_STARTTRANSFER_TIME:
+        return real(r.total_time);
     case CURLINFO_TOTAL_TIME_T:
-    case CURLINFO_STARTTRANSFER_TIME_T: return integer(total_us);
+    case CURLINFO_STARTTRANSFER_TIME_T:
+        return integer(total_us);
     case CURLINFO_NAMELOOKUP_TIME:
     case CURLINFO_CONNECT_TIME:
     case CURLINFO_APPCONNECT_TIME:
     case CURLINFO_PRETRANSFER_TIME:
-    case CURLINFO_REDIRECT_TIME: return real(0);
+    case CURLINFO_REDIRECT_TIME:
+        return real(0);
     case CURLINFO_NAMELOOKUP_TIME_T:
     case CURLINFO_CONNECT_TIME_T:
     case CURLINFO_APPCONNECT_TIME_T:
     case CURLINFO_PRETRANSFER_TIME_T:
-    case CURLINFO_REDIRECT_TIME_T: return integer(0);
+    case CURLINFO_REDIRECT_TIME_T:
+        return integer(0);
     case CURLINFO_SPEED_DOWNLOAD:
         return real(r.total_time > 0 ? static_cast<double>(downloaded(r)) / r.total_time : 0);
     case CURLINFO_SPEED_DOWNLOAD_T:
         return integer(r.total_time > 0
                            ? static_cast<int64_t>(static_cast<double>(downloaded(r)) / r.total_time)
                            : 0);
-    case CURLINFO_EFFECTIVE_METHOD: return text(r.effective_method.c_str());
+    case CURLINFO_EFFECTIVE_METHOD:
+        return text(r.effective_method.c_str());
     case CURLINFO_CONTENT_TYPE:
         if (r.kind == Replay::Kind::not_modified) {
             return text(nullptr); // a 304 carries no Content-Type (measured)
@@ -196,7 +255,8 @@ Answer answer(Replay& r, CURLINFO id) {
             return text(r.effective_url.c_str());
         }
         break;
-    default: break;
+    default:
+        break;
     }
     if (offline) {
         return integer(0); // typed below: 0, 0.0 or NULL
@@ -206,9 +266,12 @@ Answer answer(Replay& r, CURLINFO id) {
         return integer(0);
     }
     switch (info->type) {
-    case Info::Type::text: return text(info->text.c_str());
-    case Info::Type::real: return real(info->real);
-    case Info::Type::integer: return integer(info->integer);
+    case Info::Type::text:
+        return text(info->text.c_str());
+    case Info::Type::real:
+        return real(info->real);
+    case Info::Type::integer:
+        return integer(info->integer);
     }
     return integer(0);
 }
@@ -219,11 +282,12 @@ CURLcode write_answer(const Answer& a, CURLINFO id, void* out) {
         *static_cast<const char**>(out) = a.kind == Answer::Kind::text ? a.text : nullptr;
         return CURLE_OK;
     case CURLINFO_LONG:
-        *static_cast<long*>(out) = static_cast<long>(a.kind == Answer::Kind::real ? a.real : a.integer);
+        *static_cast<long*>(out) =
+            static_cast<long>(a.kind == Answer::Kind::real ? a.real : a.integer);
         return CURLE_OK;
     case CURLINFO_DOUBLE:
-        *static_cast<double*>(out) = a.kind == Answer::Kind::real ? a.real
-                                                                 : static_cast<double>(a.integer);
+        *static_cast<double*>(out) =
+            a.kind == Answer::Kind::real ? a.real : static_cast<double>(a.integer);
         return CURLE_OK;
     case CURLINFO_OFF_T:
         *static_cast<curl_off_t*>(out) =
@@ -235,7 +299,8 @@ CURLcode write_answer(const Answer& a, CURLINFO id, void* out) {
     case CURLINFO_PTR: // also CURLINFO_SLIST
         *static_cast<void**>(out) = a.pointer;
         return CURLE_OK;
-    default: return CURLE_UNKNOWN_OPTION;
+    default:
+        return CURLE_UNKNOWN_OPTION;
     }
 }
 
@@ -292,7 +357,8 @@ std::vector<Info> record_infos(const CurlApi& api, CURL* handle) {
             info.integer = value;
             break;
         }
-        default: continue;
+        default:
+            continue;
         }
         if (rc == CURLE_OK) {
             infos.push_back(std::move(info));

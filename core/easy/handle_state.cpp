@@ -101,9 +101,15 @@ OptionArg read_option_arg(CURLoption option, va_list args) {
 
 void record_option(Options& o, CURLoption option, OptionArg arg) {
     switch (option) {
-    case CURLOPT_URL: o.url = copy_string(arg.pointer); break;
-    case CURLOPT_CURLU: o.has_curlu = arg.pointer != nullptr; break;
-    case CURLOPT_CUSTOMREQUEST: o.custom_request = copy_string(arg.pointer); break;
+    case CURLOPT_URL:
+        o.url = copy_string(arg.pointer);
+        break;
+    case CURLOPT_CURLU:
+        o.has_curlu = arg.pointer != nullptr;
+        break;
+    case CURLOPT_CUSTOMREQUEST:
+        o.custom_request = copy_string(arg.pointer);
+        break;
     case CURLOPT_NOBODY:
         o.nobody = arg.number != 0;
         if (o.nobody) {
@@ -148,8 +154,8 @@ void record_option(Options& o, CURLoption option, OptionArg arg) {
             o.postfields = nullptr;
         } else {
             const char* text = static_cast<const char*>(arg.pointer);
-            size_t size = o.postfieldsize < 0 ? std::strlen(text)
-                                              : static_cast<size_t>(o.postfieldsize);
+            size_t size =
+                o.postfieldsize < 0 ? std::strlen(text) : static_cast<size_t>(o.postfieldsize);
             o.copied_postfields.emplace(text, size);
             o.postfields = o.copied_postfields->data();
         }
@@ -177,69 +183,154 @@ void record_option(Options& o, CURLoption option, OptionArg arg) {
             o.method = MethodKind::post_mime;
         }
         break;
-    case CURLOPT_READFUNCTION: o.has_readfunction = arg.function != nullptr; break;
-    case CURLOPT_HTTPHEADER: o.httpheader = static_cast<const curl_slist*>(arg.pointer); break;
-    case CURLOPT_RESOLVE: o.resolve = static_cast<const curl_slist*>(arg.pointer); break;
-    case CURLOPT_CONNECT_TO: o.connect_to = static_cast<const curl_slist*>(arg.pointer); break;
-    case CURLOPT_FOLLOWLOCATION: o.followlocation = arg.number != 0; break;
-    case CURLOPT_MAXREDIRS: o.maxredirs = arg.number; break;
-    case CURLOPT_POSTREDIR: o.postredir = arg.number; break;
-    case CURLOPT_ACCEPT_ENCODING: o.accept_encoding = copy_string(arg.pointer); break;
-    case CURLOPT_HTTP_CONTENT_DECODING: o.content_decoding = arg.number != 0; break;
-    case CURLOPT_HTTP_TRANSFER_DECODING: o.transfer_decoding = arg.number != 0; break;
-    case CURLOPT_RANGE: o.range = copy_string(arg.pointer); break;
-    case CURLOPT_RESUME_FROM: o.resume_from = arg.number; break;
-    case CURLOPT_RESUME_FROM_LARGE: o.resume_from = arg.offset; break;
-    case CURLOPT_HTTP_VERSION: o.http_version = arg.number; break;
-    case CURLOPT_PORT: o.port = arg.number; break;
-    case CURLOPT_USERAGENT: o.user_agent = copy_string(arg.pointer); break;
-    case CURLOPT_REFERER: o.referer = copy_string(arg.pointer); break;
-    case CURLOPT_COOKIE: o.cookie = copy_string(arg.pointer); break;
-    case CURLOPT_REQUEST_TARGET: o.request_target = copy_string(arg.pointer); break;
+    case CURLOPT_READFUNCTION:
+        o.has_readfunction = arg.function != nullptr;
+        break;
+    case CURLOPT_HTTPHEADER:
+        o.httpheader = static_cast<const curl_slist*>(arg.pointer);
+        break;
+    case CURLOPT_RESOLVE:
+        o.resolve = static_cast<const curl_slist*>(arg.pointer);
+        break;
+    case CURLOPT_CONNECT_TO:
+        o.connect_to = static_cast<const curl_slist*>(arg.pointer);
+        break;
+    case CURLOPT_FOLLOWLOCATION:
+        o.followlocation = arg.number != 0;
+        break;
+    case CURLOPT_MAXREDIRS:
+        o.maxredirs = arg.number;
+        break;
+    case CURLOPT_POSTREDIR:
+        o.postredir = arg.number;
+        break;
+    case CURLOPT_ACCEPT_ENCODING:
+        o.accept_encoding = copy_string(arg.pointer);
+        break;
+    case CURLOPT_HTTP_CONTENT_DECODING:
+        o.content_decoding = arg.number != 0;
+        break;
+    case CURLOPT_HTTP_TRANSFER_DECODING:
+        o.transfer_decoding = arg.number != 0;
+        break;
+    case CURLOPT_RANGE:
+        o.range = copy_string(arg.pointer);
+        break;
+    case CURLOPT_RESUME_FROM:
+        o.resume_from = arg.number;
+        break;
+    case CURLOPT_RESUME_FROM_LARGE:
+        o.resume_from = arg.offset;
+        break;
+    case CURLOPT_HTTP_VERSION:
+        o.http_version = arg.number;
+        break;
+    case CURLOPT_PORT:
+        o.port = arg.number;
+        break;
+    case CURLOPT_USERAGENT:
+        o.user_agent = copy_string(arg.pointer);
+        break;
+    case CURLOPT_REFERER:
+        o.referer = copy_string(arg.pointer);
+        break;
+    case CURLOPT_COOKIE:
+        o.cookie = copy_string(arg.pointer);
+        break;
+    case CURLOPT_REQUEST_TARGET:
+        o.request_target = copy_string(arg.pointer);
+        break;
     case CURLOPT_UNIX_SOCKET_PATH:
-    case CURLOPT_ABSTRACT_UNIX_SOCKET: o.unix_socket_path = copy_string(arg.pointer); break;
-    case CURLOPT_USERPWD: o.userpwd = copy_string(arg.pointer); break;
-    case CURLOPT_USERNAME: o.username = copy_string(arg.pointer); break;
-    case CURLOPT_PASSWORD: o.password = copy_string(arg.pointer); break;
-    case CURLOPT_XOAUTH2_BEARER: o.bearer = copy_string(arg.pointer); break;
-    case CURLOPT_AWS_SIGV4: o.aws_sigv4 = copy_string(arg.pointer); break;
-    case CURLOPT_HTTPAUTH: o.httpauth = arg.number; break;
-    case CURLOPT_HEADER: o.header = arg.number != 0; break;
+    case CURLOPT_ABSTRACT_UNIX_SOCKET:
+        o.unix_socket_path = copy_string(arg.pointer);
+        break;
+    case CURLOPT_USERPWD:
+        o.userpwd = copy_string(arg.pointer);
+        break;
+    case CURLOPT_USERNAME:
+        o.username = copy_string(arg.pointer);
+        break;
+    case CURLOPT_PASSWORD:
+        o.password = copy_string(arg.pointer);
+        break;
+    case CURLOPT_XOAUTH2_BEARER:
+        o.bearer = copy_string(arg.pointer);
+        break;
+    case CURLOPT_AWS_SIGV4:
+        o.aws_sigv4 = copy_string(arg.pointer);
+        break;
+    case CURLOPT_HTTPAUTH:
+        o.httpauth = arg.number;
+        break;
+    case CURLOPT_HEADER:
+        o.header = arg.number != 0;
+        break;
     case CURLOPT_WRITEFUNCTION:
         o.write_fn = reinterpret_cast<curl_write_callback>(arg.function);
         break;
-    case CURLOPT_WRITEDATA: o.write_data = arg.pointer; break;
+    case CURLOPT_WRITEDATA:
+        o.write_data = arg.pointer;
+        break;
     case CURLOPT_HEADERFUNCTION:
         o.header_fn = reinterpret_cast<curl_write_callback>(arg.function);
         break;
-    case CURLOPT_HEADERDATA: o.header_data = arg.pointer; break;
-    case CURLOPT_FAILONERROR: o.failonerror = arg.number != 0; break;
-    case CURLOPT_ERRORBUFFER: o.errorbuffer = static_cast<char*>(arg.pointer); break;
+    case CURLOPT_HEADERDATA:
+        o.header_data = arg.pointer;
+        break;
+    case CURLOPT_FAILONERROR:
+        o.failonerror = arg.number != 0;
+        break;
+    case CURLOPT_ERRORBUFFER:
+        o.errorbuffer = static_cast<char*>(arg.pointer);
+        break;
     case CURLOPT_XFERINFOFUNCTION:
         o.xferinfo_fn = reinterpret_cast<curl_xferinfo_callback>(arg.function);
         break;
-    case CURLOPT_XFERINFODATA: o.xferinfo_data = arg.pointer; break; // == PROGRESSDATA
+    case CURLOPT_XFERINFODATA:
+        o.xferinfo_data = arg.pointer;
+        break; // == PROGRESSDATA
     case CURLOPT_PROGRESSFUNCTION:
         o.progress_fn = reinterpret_cast<curl_progress_callback>(arg.function);
         break;
-    case CURLOPT_NOPROGRESS: o.noprogress = arg.number != 0; break;
-    case CURLOPT_FILETIME: o.filetime = arg.number != 0; break;
-    case CURLOPT_TIMECONDITION: o.timecondition = arg.number; break;
-    case CURLOPT_TIMEVALUE: o.timevalue = arg.number; break;
-    case CURLOPT_TIMEVALUE_LARGE: o.timevalue = arg.offset; break;
-    case CURLOPT_CONNECT_ONLY: o.connect_only = arg.number; break;
+    case CURLOPT_NOPROGRESS:
+        o.noprogress = arg.number != 0;
+        break;
+    case CURLOPT_FILETIME:
+        o.filetime = arg.number != 0;
+        break;
+    case CURLOPT_TIMECONDITION:
+        o.timecondition = arg.number;
+        break;
+    case CURLOPT_TIMEVALUE:
+        o.timevalue = arg.number;
+        break;
+    case CURLOPT_TIMEVALUE_LARGE:
+        o.timevalue = arg.offset;
+        break;
+    case CURLOPT_CONNECT_ONLY:
+        o.connect_only = arg.number;
+        break;
     case CURLOPT_COOKIEFILE:
     case CURLOPT_COOKIEJAR:
-    case CURLOPT_COOKIELIST: o.cookie_engine |= arg.pointer != nullptr; break;
-    case CURLOPT_SHARE: o.share = arg.pointer != nullptr; break;
+    case CURLOPT_COOKIELIST:
+        o.cookie_engine |= arg.pointer != nullptr;
+        break;
+    case CURLOPT_SHARE:
+        o.share = arg.pointer != nullptr;
+        break;
     case CURLOPT_BUFFERSIZE:
         // libcurl clamps it to [1024, 10 MiB] and never calls the write callback with more
         // than CURL_MAX_WRITE_SIZE at once.
         o.buffersize = arg.number < 1024 ? 1024 : arg.number;
         break;
-    case CURLOPT_MAXFILESIZE: o.maxfilesize = arg.number; break;
-    case CURLOPT_MAXFILESIZE_LARGE: o.maxfilesize = arg.offset; break;
-    default: break;
+    case CURLOPT_MAXFILESIZE:
+        o.maxfilesize = arg.number;
+        break;
+    case CURLOPT_MAXFILESIZE_LARGE:
+        o.maxfilesize = arg.offset;
+        break;
+    default:
+        break;
     }
 }
 

@@ -34,12 +34,12 @@ struct Options {
     MethodKind method = MethodKind::get;
     bool nobody = false;
     bool upload = false;
-    const char* postfields = nullptr;        // POSTFIELDS (program-owned) or copied_postfields
+    const char* postfields = nullptr; // POSTFIELDS (program-owned) or copied_postfields
     std::optional<std::string> copied_postfields;
     curl_off_t postfieldsize = -1;
-    const curl_slist* httpheader = nullptr;  // program-owned, read at perform time only
-    const curl_slist* resolve = nullptr;     // idem (RESOLVE), changes which server answers
-    const curl_slist* connect_to = nullptr;  // idem (CONNECT_TO)
+    const curl_slist* httpheader = nullptr; // program-owned, read at perform time only
+    const curl_slist* resolve = nullptr;    // idem (RESOLVE), changes which server answers
+    const curl_slist* connect_to = nullptr; // idem (CONNECT_TO)
     bool followlocation = false;
     long maxredirs = -1;
     long postredir = 0;
@@ -57,8 +57,8 @@ struct Options {
     std::optional<std::string> unix_socket_path;
     std::optional<std::string> userpwd, username, password, bearer, aws_sigv4;
     long httpauth = CURLAUTH_BASIC;
-    bool header = false;                     // CURLOPT_HEADER
-    curl_write_callback write_fn = nullptr;  // nullptr = libcurl's fwrite
+    bool header = false;                    // CURLOPT_HEADER
+    curl_write_callback write_fn = nullptr; // nullptr = libcurl's fwrite
     void* write_data = stdout;
     curl_write_callback header_fn = nullptr;
     void* header_data = nullptr;
@@ -73,11 +73,11 @@ struct Options {
     curl_off_t timevalue = 0;
     long connect_only = 0;
     curl_off_t maxfilesize = 0;
-    long buffersize = CURL_MAX_WRITE_SIZE;   // write callback calls are never larger
-    bool cookie_engine = false;              // COOKIEFILE/COOKIEJAR/COOKIELIST set
-    bool share = false;                      // a SHARE handle (may carry the cookies)
+    long buffersize = CURL_MAX_WRITE_SIZE; // write callback calls are never larger
+    bool cookie_engine = false;            // COOKIEFILE/COOKIEJAR/COOKIELIST set
+    bool share = false;                    // a SHARE handle (may carry the cookies)
     bool has_readfunction = false;
-    bool has_curlu = false;                  // URL given as a CURLU handle: not modelled
+    bool has_curlu = false; // URL given as a CURLU handle: not modelled
 };
 
 // One header line as curl_easy_header() reports it.
@@ -92,26 +92,26 @@ struct StoredHeader {
 struct Replay {
     enum class Kind : uint8_t { full, not_modified, partial, offline_miss };
     Kind kind = Kind::full;
-    Entry entry;                             // keeps blocks, body and info texts alive
+    Entry entry; // keeps blocks, body and info texts alive
     // Header blocks to deliver: views of entry.header_blocks, the last one possibly of
     // `synthesised` (a 304 or 206 made from the stored block).
     std::vector<std::string_view> blocks;
     std::string synthesised;
-    std::string_view body;                   // body bytes to deliver
+    std::string_view body; // body bytes to deliver
     long status = 0;
     bool deliver_body = true;
-    bool fail_http = false;                  // FAILONERROR with status >= 400
+    bool fail_http = false; // FAILONERROR with status >= 400
     bool condition_unmet = false;
     int64_t header_size = 0;
-    double total_time = 0;                   // seconds, measured over the replay
+    double total_time = 0; // seconds, measured over the replay
     // A callback refused a header line: libcurl's counters then stop where it stopped.
     bool aborted_in_headers = false;
     size_t aborted_block = 0;
-    int64_t header_done = 0;                 // header bytes accepted before the abort
-    std::string request_url;                 // for the URL of the hop that was aborted
-    std::string hop_url;                     // built on demand
+    int64_t header_done = 0; // header bytes accepted before the abort
+    std::string request_url; // for the URL of the hop that was aborted
+    std::string hop_url;     // built on demand
     std::string effective_method;
-    std::string effective_url;               // offline_miss: the request URL
+    std::string effective_url; // offline_miss: the request URL
     int64_t filetime = -1;
     // curl_easy_header() view, built on first use; the curl_header structs it hands out
     // stay valid until the next transfer or cleanup, as libcurl's do.
@@ -127,13 +127,13 @@ struct Tee {
     std::vector<std::string> blocks;
     std::string body;
     bool too_large = false;
-    bool header_to_body = false;             // CURLOPT_HEADER: header lines reach write_fn too
+    bool header_to_body = false; // CURLOPT_HEADER: header lines reach write_fn too
     // Revalidation of a stale entry: the response is held back until its status is known; a
     // 304 is then answered by replaying `stale`.
     std::optional<Entry> stale;
     bool revalidating = false;
     bool got_304 = false;
-    bool httpheader_set = false;             // the program set HTTPHEADER during the miss
+    bool httpheader_set = false; // the program set HTTPHEADER during the miss
     // Our copy of HTTPHEADER plus the validators, set on the real handle while revalidating.
     std::vector<std::string> added_lines;
     std::vector<curl_slist> added_list;
@@ -148,8 +148,8 @@ struct HandleState {
     Options options;
     enum class Last : uint8_t { none, live, replayed };
     Last last = Last::none;
-    std::unique_ptr<Replay> replay;          // when last == replayed (or a hit is pending)
-    std::unique_ptr<Tee> tee;                // while a miss is in progress
+    std::unique_ptr<Replay> replay; // when last == replayed (or a hit is pending)
+    std::unique_ptr<Tee> tee;       // while a miss is in progress
 };
 
 // The registry. state_for() creates a fresh state for a handle it has not seen (a handle

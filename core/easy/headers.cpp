@@ -135,12 +135,14 @@ struct curl_header* easy_nextheader(const CurlApi& api, CURL* handle, unsigned i
         size_t at = 0;
         if (prev != nullptr) {
             auto* anchor = static_cast<const StoredHeader*>(prev->anchor);
-            if (anchor == nullptr || anchor < store.data() || anchor >= store.data() + store.size()) {
+            if (anchor == nullptr || anchor < store.data() ||
+                anchor >= store.data() + store.size()) {
                 return nullptr;
             }
             at = static_cast<size_t>(anchor - store.data()) + 1;
         }
-        while (at < store.size() && !((store[at].origin & origin) && store[at].request == request)) {
+        while (at < store.size() &&
+               !((store[at].origin & origin) && store[at].request == request)) {
             ++at;
         }
         if (at >= store.size()) {

@@ -2,9 +2,9 @@
 #include "core/easy/http_text.h"
 
 #include <charconv>
-#include <utility>
 #include <cstring>
 #include <ctime>
+#include <utility>
 
 namespace curlcache::core::easy {
 
@@ -79,8 +79,8 @@ std::optional<std::string_view> header_value(std::string_view block, std::string
 
 std::optional<int64_t> parse_http_date(std::string_view text) {
     std::string copy(trim(text));
-    static const char* const k_formats[] = {"%a, %d %b %Y %H:%M:%S GMT", "%A, %d-%b-%y %H:%M:%S GMT",
-                                            "%a %b %e %H:%M:%S %Y"};
+    static const char* const k_formats[] = {"%a, %d %b %Y %H:%M:%S GMT",
+                                            "%A, %d-%b-%y %H:%M:%S GMT", "%a %b %e %H:%M:%S %Y"};
     for (const char* format : k_formats) {
         struct tm tm {};
         const char* end = strptime(copy.c_str(), format, &tm);
@@ -136,7 +136,8 @@ std::pair<size_t, size_t> userinfo_span(std::string_view url) {
     }
     size_t begin = scheme + 3;
     size_t end = url.find_first_of("/?#", begin);
-    std::string_view authority = url.substr(begin, end == std::string_view::npos ? end : end - begin);
+    std::string_view authority =
+        url.substr(begin, end == std::string_view::npos ? end : end - begin);
     size_t at = authority.rfind('@');
     if (at == std::string_view::npos) {
         return {std::string_view::npos, 0};

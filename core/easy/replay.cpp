@@ -29,9 +29,9 @@ namespace {
 
 // Headers a 304 carries over from the stored 200 (RFC 9110 15.4.5 and what servers send).
 bool kept_in_304(std::string_view name) {
-    static constexpr std::string_view k_kept[] = {"Date", "Server", "ETag", "Last-Modified",
-                                                  "Cache-Control", "Expires", "Vary",
-                                                  "Content-Location", "Age"};
+    static constexpr std::string_view k_kept[] = {"Date",          "Server",           "ETag",
+                                                  "Last-Modified", "Cache-Control",    "Expires",
+                                                  "Vary",          "Content-Location", "Age"};
     for (std::string_view kept : k_kept) {
         if (iequals(name, kept)) {
             return true;
@@ -62,12 +62,11 @@ std::string make_206(std::string_view block, ByteRange range, uint64_t size) {
     out.append(status_protocol(lines.empty() ? "" : lines.front()));
     out.append(out == "HTTP/2" || out == "HTTP/3" ? " 206 \r\n" : " 206 Partial Content\r\n");
     char content[160];
-    std::snprintf(content, sizeof content,
-                  "Content-Range: bytes %llu-%llu/%llu\r\nContent-Length: %llu\r\n",
-                  static_cast<unsigned long long>(range.first),
-                  static_cast<unsigned long long>(range.last),
-                  static_cast<unsigned long long>(size),
-                  static_cast<unsigned long long>(range.last - range.first + 1));
+    std::snprintf(
+        content, sizeof content, "Content-Range: bytes %llu-%llu/%llu\r\nContent-Length: %llu\r\n",
+        static_cast<unsigned long long>(range.first), static_cast<unsigned long long>(range.last),
+        static_cast<unsigned long long>(size),
+        static_cast<unsigned long long>(range.last - range.first + 1));
     bool placed = false;
     for (size_t i = 1; i < lines.size(); ++i) {
         std::string_view name, value;
@@ -75,8 +74,8 @@ std::string make_206(std::string_view block, ByteRange range, uint64_t size) {
         if (header && iequals(name, "Content-Length")) {
             out.append(content);
             placed = true;
-        } else if (header && (iequals(name, "Transfer-Encoding") ||
-                              iequals(name, "Content-Range"))) {
+        } else if (header &&
+                   (iequals(name, "Transfer-Encoding") || iequals(name, "Content-Range"))) {
             continue;
         } else if (!header && trim(lines[i]).empty()) {
             if (!placed) {
@@ -191,8 +190,8 @@ bool progress(const Options& o, curl_off_t total, curl_off_t now) {
     if (o.xferinfo_fn != nullptr) {
         rc = o.xferinfo_fn(o.xferinfo_data, total, now, 0, 0);
     } else if (o.progress_fn != nullptr) {
-        rc = o.progress_fn(o.xferinfo_data, static_cast<double>(total),
-                           static_cast<double>(now), 0, 0);
+        rc = o.progress_fn(o.xferinfo_data, static_cast<double>(total), static_cast<double>(now), 0,
+                           0);
     } else {
         return true;
     }

@@ -58,10 +58,14 @@ const char* method_name(const Options& o) {
     switch (o.method) {
     case MethodKind::post:
     case MethodKind::post_form:
-    case MethodKind::post_mime: return "POST";
-    case MethodKind::put: return "PUT";
-    case MethodKind::head: return "HEAD";
-    case MethodKind::get: break;
+    case MethodKind::post_mime:
+        return "POST";
+    case MethodKind::put:
+        return "PUT";
+    case MethodKind::head:
+        return "HEAD";
+    case MethodKind::get:
+        break;
     }
     return "GET";
 }
@@ -168,8 +172,8 @@ Plan plan_transfer(const Options& o, const config::Settings& settings) {
         request.headers.push_back("Referer: " + *o.referer);
     }
     if (o.method == MethodKind::post && !o.nobody && o.postfields != nullptr) {
-        size_t size = o.postfieldsize < 0 ? std::strlen(o.postfields)
-                                          : static_cast<size_t>(o.postfieldsize);
+        size_t size =
+            o.postfieldsize < 0 ? std::strlen(o.postfields) : static_cast<size_t>(o.postfieldsize);
         request.body.assign(o.postfields, size);
     }
 
@@ -220,7 +224,8 @@ Plan plan_transfer(const Options& o, const config::Settings& settings) {
         add_credential(credentials, "userpwd", *o.userpwd);
     }
     if (o.username || o.password) {
-        add_credential(credentials, "user", o.username.value_or("") + ":" + o.password.value_or(""));
+        add_credential(credentials, "user",
+                       o.username.value_or("") + ":" + o.password.value_or(""));
     }
     if (o.bearer) {
         add_credential(credentials, "bearer", *o.bearer);

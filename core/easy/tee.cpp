@@ -204,7 +204,8 @@ CURLcode end_transfer(const CurlApi& api, CURL* handle, CURLcode result) {
             }
             return replay(api, handle);
         }
-        if (tee->too_large || tee->blocks.empty() || cache->settings().mode == config::Mode::readonly) {
+        if (tee->too_large || tee->blocks.empty() ||
+            cache->settings().mode == config::Mode::readonly) {
             return result;
         }
         cache->stats().bytes_downloaded.fetch_add(tee->body.size(), std::memory_order_relaxed);

@@ -13,7 +13,9 @@ namespace easy = curlcache::core::easy;
 
 extern "C" {
 
-CURL* curlcache_easy_init(void) { return easy::easy_init(linked_curl()); }
+CURL* curlcache_easy_init(void) {
+    return easy::easy_init(linked_curl());
+}
 
 CURLcode curlcache_easy_setopt(CURL* handle, CURLoption option, ...) {
     va_list args;
@@ -23,7 +25,9 @@ CURLcode curlcache_easy_setopt(CURL* handle, CURLoption option, ...) {
     return rc;
 }
 
-CURLcode curlcache_easy_perform(CURL* handle) { return easy::easy_perform(linked_curl(), handle); }
+CURLcode curlcache_easy_perform(CURL* handle) {
+    return easy::easy_perform(linked_curl(), handle);
+}
 
 CURLcode curlcache_easy_getinfo(CURL* handle, CURLINFO info, ...) {
     va_list args;
@@ -33,9 +37,13 @@ CURLcode curlcache_easy_getinfo(CURL* handle, CURLINFO info, ...) {
     return rc;
 }
 
-void curlcache_easy_cleanup(CURL* handle) { easy::easy_cleanup(linked_curl(), handle); }
+void curlcache_easy_cleanup(CURL* handle) {
+    easy::easy_cleanup(linked_curl(), handle);
+}
 
-void curlcache_easy_reset(CURL* handle) { easy::easy_reset(linked_curl(), handle); }
+void curlcache_easy_reset(CURL* handle) {
+    easy::easy_reset(linked_curl(), handle);
+}
 
 CURL* curlcache_easy_duphandle(CURL* handle) {
     return easy::easy_duphandle(linked_curl(), handle);

@@ -3,11 +3,14 @@
 #ifndef CURLCACHE_TESTS_EASY_CAPTURE_H
 #define CURLCACHE_TESTS_EASY_CAPTURE_H
 
+/* cmocka needs these first */
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdint.h>
+/* clang-format off */
 #include <cmocka.h>
+/* clang-format on */
 
 #include <curl/curl.h>
 #include <curlcache/curl.h>
@@ -23,18 +26,18 @@
 #endif
 
 typedef struct {
-    char *data;
+    char* data;
     size_t size;
 } Buffer;
 
-static inline void buffer_add(Buffer *b, const char *data, size_t size) {
+static inline void buffer_add(Buffer* b, const char* data, size_t size) {
     b->data = realloc(b->data, b->size + size + 1);
     memcpy(b->data + b->size, data, size);
     b->size += size;
     b->data[b->size] = '\0';
 }
 
-static inline void buffer_free(Buffer *b) {
+static inline void buffer_free(Buffer* b) {
     free(b->data);
     b->data = NULL;
     b->size = 0;
@@ -43,16 +46,16 @@ static inline void buffer_free(Buffer *b) {
 typedef struct {
     Buffer body;
     Buffer headers;
-    CURL *handle;
-    long code_in_write;       /* RESPONSE_CODE asked inside the write callback */
-    int scheme_ok_in_header;  /* SCHEME asked inside the header callback was "HTTP" */
+    CURL* handle;
+    long code_in_write;      /* RESPONSE_CODE asked inside the write callback */
+    int scheme_ok_in_header; /* SCHEME asked inside the header callback was "HTTP" */
     int header_calls;
-    int abort_write;          /* the write callback refuses data */
-    size_t max_write;         /* the largest single write callback call */
+    int abort_write;  /* the write callback refuses data */
+    size_t max_write; /* the largest single write callback call */
 } Capture;
 
-static inline size_t on_write(char *ptr, size_t size, size_t count, void *userdata) {
-    Capture *c = userdata;
+static inline size_t on_write(char* ptr, size_t size, size_t count, void* userdata) {
+    Capture* c = userdata;
     if (c->abort_write) {
         return 0;
     }
@@ -66,10 +69,10 @@ static inline size_t on_write(char *ptr, size_t size, size_t count, void *userda
     return size * count;
 }
 
-static inline size_t on_header(char *ptr, size_t size, size_t count, void *userdata) {
-    Capture *c = userdata;
+static inline size_t on_header(char* ptr, size_t size, size_t count, void* userdata) {
+    Capture* c = userdata;
     if (c->handle) {
-        char *scheme = NULL;
+        char* scheme = NULL;
         curl_easy_getinfo(c->handle, CURLINFO_SCHEME, &scheme);
         if (c->header_calls == 0) {
             c->scheme_ok_in_header = 1;
@@ -83,12 +86,12 @@ static inline size_t on_header(char *ptr, size_t size, size_t count, void *userd
     return size * count;
 }
 
-static inline void capture_free(Capture *c) {
+static inline void capture_free(Capture* c) {
     buffer_free(&c->body);
     buffer_free(&c->headers);
 }
 
-static inline void capture_on(CURL *h, Capture *c) {
+static inline void capture_on(CURL* h, Capture* c) {
     c->handle = h;
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, c);
@@ -97,8 +100,8 @@ static inline void capture_on(CURL *h, Capture *c) {
 }
 
 /* One GET on a fresh handle; the capture gets what the callbacks saw. */
-static inline CURLcode fetch(const char *url, Capture *c) {
-    CURL *h = curl_easy_init();
+static inline CURLcode fetch(const char* url, Capture* c) {
+    CURL* h = curl_easy_init();
     curl_easy_setopt(h, CURLOPT_URL, url);
     capture_on(h, c);
     CURLcode rc = curl_easy_perform(h);
@@ -107,7 +110,7 @@ static inline CURLcode fetch(const char *url, Capture *c) {
     return rc;
 }
 
-static inline void assert_same_buffer(const Buffer *a, const Buffer *b) {
+static inline void assert_same_buffer(const Buffer* a, const Buffer* b) {
     assert_int_equal(a->size, b->size);
     if (a->size) {
         assert_memory_equal(a->data, b->data, a->size);
@@ -116,25 +119,25 @@ static inline void assert_same_buffer(const Buffer *a, const Buffer *b) {
 
 /* ---- fixture ---- */
 
-static inline int group_setup(void **state) {
+static inline int group_setup(void** state) {
     (void)state;
     curl_global_init(CURL_GLOBAL_DEFAULT);
     return origin_start() > 0 ? 0 : -1;
 }
 
-static inline int group_teardown(void **state) {
+static inline int group_teardown(void** state) {
     (void)state;
     origin_stop();
     curl_global_cleanup();
     return 0;
 }
 
-static inline int setup(void **state) {
+static inline int setup(void** state) {
     (void)state;
     return scratch_begin(TEST_BACKEND);
 }
 
-static inline int teardown(void **state) {
+static inline int teardown(void** state) {
     (void)state;
     scratch_end();
     return 0;

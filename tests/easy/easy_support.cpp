@@ -108,7 +108,9 @@ extern "C" long origin_count(void) {
     return rc == CURLE_OK ? std::atol(body.c_str()) : -1;
 }
 
-extern "C" int origin_port(void) { return g_origin_port; }
+extern "C" int origin_port(void) {
+    return g_origin_port;
+}
 
 extern "C" const char* origin_url(int slot, const char* path_format, ...) {
     static char urls[4][512];
@@ -151,6 +153,10 @@ extern "C" void scratch_end(void) {
     g_scratch.clear();
 }
 
-extern "C" const char* scratch_dir(void) { return g_scratch.c_str(); }
+extern "C" const char* scratch_dir(void) {
+    return g_scratch.c_str();
+}
 
-extern "C" void engine_reopen_cache(void) { curlcache::core::easy::close_process_cache(); }
+extern "C" void engine_reopen_cache(void) {
+    curlcache::core::easy::close_process_cache();
+}

@@ -19,14 +19,14 @@ void origin_stop(void);
 long origin_count(void);
 int origin_port(void);
 /* "http://127.0.0.1:PORT" + path, in a static buffer per call slot (0..3). */
-const char *origin_url(int slot, const char *path_format, ...);
+const char* origin_url(int slot, const char* path_format, ...);
 
 /* Makes a scratch directory, clears CURLCACHE_*, points XDG folders and HOME into it and
  * sets CURLCACHE_BACKEND (and CURLCACHE_NAME for sqlite). Returns 0 on success. */
-int scratch_begin(const char *backend);
+int scratch_begin(const char* backend);
 /* Closes the process-wide cache, removes the scratch directory and the variables. */
 void scratch_end(void);
-const char *scratch_dir(void);
+const char* scratch_dir(void);
 
 /* Closes the engine's process-wide cache so the next transfer reopens it (after setenv). */
 void engine_reopen_cache(void);

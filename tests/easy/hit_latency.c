@@ -11,14 +11,14 @@
 
 #include "tests/easy/easy_support.h"
 
-static size_t sink(char *ptr, size_t size, size_t count, void *userdata) {
+static size_t sink(char* ptr, size_t size, size_t count, void* userdata) {
     (void)ptr;
-    *(size_t *)userdata += size * count;
+    *(size_t*)userdata += size * count;
     return size * count;
 }
 
-static int compare(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
+static int compare(const void* a, const void* b) {
+    double x = *(const double*)a, y = *(const double*)b;
     return x < y ? -1 : x > y;
 }
 
@@ -28,12 +28,12 @@ static double now_us(void) {
     return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
 }
 
-static int measure(const char *backend, size_t body, int iterations) {
+static int measure(const char* backend, size_t body, int iterations) {
     if (scratch_begin(backend) != 0) {
         return 1;
     }
-    const char *url = origin_url(0, "/size/%zu/latency-%s", body, backend);
-    CURL *h = curl_easy_init();
+    const char* url = origin_url(0, "/size/%zu/latency-%s", body, backend);
+    CURL* h = curl_easy_init();
     size_t received = 0;
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, sink);
@@ -43,7 +43,7 @@ static int measure(const char *backend, size_t body, int iterations) {
         return 1;
     }
     long before = origin_count();
-    double *samples = calloc((size_t)iterations, sizeof *samples);
+    double* samples = calloc((size_t)iterations, sizeof *samples);
     for (int i = 0; i < iterations; ++i) {
         double start = now_us();
         CURLcode rc = curl_easy_perform(h);
@@ -64,7 +64,7 @@ static int measure(const char *backend, size_t body, int iterations) {
     return all_hits ? 0 : 1;
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char** argv) {
     int iterations = argc > 1 ? atoi(argv[1]) : 2000;
     curl_global_init(CURL_GLOBAL_DEFAULT);
     if (origin_start() <= 0) {
@@ -72,11 +72,12 @@ int main(int argc, char **argv) {
         return 1;
     }
     int failed = 0;
-    const char *backends[] = {"memory", "sqlite"};
+    const char* backends[] = {"memory", "sqlite"};
     size_t sizes[] = {1024, 1024 * 1024};
     for (int b = 0; b < 2; ++b) {
         for (int s = 0; s < 2; ++s) {
-            failed |= measure(backends[b], sizes[s], sizes[s] > 100000 ? iterations / 10 : iterations);
+            failed |=
+                measure(backends[b], sizes[s], sizes[s] > 100000 ? iterations / 10 : iterations);
         }
     }
     origin_stop();

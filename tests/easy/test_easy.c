@@ -7,9 +7,9 @@
 
 /* ---- tests ---- */
 
-static void test_second_get_is_hit_with_identical_bytes(void **state) {
+static void test_second_get_is_hit_with_identical_bytes(void** state) {
     (void)state;
-    const char *url = origin_url(0, "/text/first");
+    const char* url = origin_url(0, "/text/first");
     Capture live = {0}, hit = {0};
     long before = origin_count();
     assert_int_equal(fetch(url, &live), CURLE_OK);
@@ -24,24 +24,24 @@ static void test_second_get_is_hit_with_identical_bytes(void **state) {
     capture_free(&hit);
 }
 
-static void test_getinfo_answers_from_entry_after_and_inside_callbacks(void **state) {
+static void test_getinfo_answers_from_entry_after_and_inside_callbacks(void** state) {
     (void)state;
-    const char *url = origin_url(0, "/text/info");
+    const char* url = origin_url(0, "/text/info");
     for (int round = 0; round < 2; ++round) {
         Capture c = {0};
-        CURL *h = curl_easy_init();
+        CURL* h = curl_easy_init();
         curl_easy_setopt(h, CURLOPT_URL, url);
-        curl_easy_setopt(h, CURLOPT_PRIVATE, (void *)&c);
+        curl_easy_setopt(h, CURLOPT_PRIVATE, (void*)&c);
         capture_on(h, &c);
         assert_int_equal(curl_easy_perform(h), CURLE_OK);
         assert_int_equal(c.code_in_write, 200);
         assert_true(c.scheme_ok_in_header);
         long code = 0;
         char *type = NULL, *effective = NULL;
-        void *priv = NULL;
+        void* priv = NULL;
         curl_off_t size = 0;
         long header_size = 0;
-        struct curl_certinfo *certs = NULL;
+        struct curl_certinfo* certs = NULL;
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
         curl_easy_getinfo(h, CURLINFO_CONTENT_TYPE, &type);
         curl_easy_getinfo(h, CURLINFO_EFFECTIVE_URL, &effective);
@@ -63,16 +63,16 @@ static void test_getinfo_answers_from_entry_after_and_inside_callbacks(void **st
     }
 }
 
-static void test_header_option_with_redirect_chain_replays_every_hop(void **state) {
+static void test_header_option_with_redirect_chain_replays_every_hop(void** state) {
     (void)state;
-    const char *url = origin_url(0, "/redirect/1/chain");
+    const char* url = origin_url(0, "/redirect/1/chain");
     Buffer out[2] = {{NULL, 0}, {NULL, 0}};
     Capture headers[2];
     memset(headers, 0, sizeof headers);
     long redirects[2] = {0, 0};
     long before = origin_count();
     for (int round = 0; round < 2; ++round) {
-        CURL *h = curl_easy_init();
+        CURL* h = curl_easy_init();
         curl_easy_setopt(h, CURLOPT_URL, url);
         curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
         curl_easy_setopt(h, CURLOPT_HEADER, 1L);
@@ -98,10 +98,10 @@ static void test_header_option_with_redirect_chain_replays_every_hop(void **stat
     }
 }
 
-static void test_reused_handle_across_urls_hits_per_url(void **state) {
+static void test_reused_handle_across_urls_hits_per_url(void** state) {
     (void)state;
-    CURL *h = curl_easy_init();
-    const char *names[] = {"ra", "rb", "ra", "rb"};
+    CURL* h = curl_easy_init();
+    const char* names[] = {"ra", "rb", "ra", "rb"};
     long before = origin_count();
     for (int i = 0; i < 4; ++i) {
         Capture c = {0};
@@ -111,7 +111,7 @@ static void test_reused_handle_across_urls_hits_per_url(void **state) {
         capture_on(h, &c);
         assert_int_equal(curl_easy_perform(h), CURLE_OK);
         assert_string_equal(c.body.data, expected);
-        char *effective = NULL;
+        char* effective = NULL;
         curl_easy_getinfo(h, CURLINFO_EFFECTIVE_URL, &effective);
         assert_string_equal(effective, origin_url(1, "/text/%s", names[i]));
         capture_free(&c);
@@ -120,15 +120,15 @@ static void test_reused_handle_across_urls_hits_per_url(void **state) {
     curl_easy_cleanup(h);
 }
 
-static void test_duphandle_copies_options_and_hits(void **state) {
+static void test_duphandle_copies_options_and_hits(void** state) {
     (void)state;
     Capture c = {0}, d = {0};
-    CURL *h = curl_easy_init();
+    CURL* h = curl_easy_init();
     curl_easy_setopt(h, CURLOPT_URL, origin_url(0, "/text/dup"));
     capture_on(h, &c);
     assert_int_equal(curl_easy_perform(h), CURLE_OK);
     long before = origin_count();
-    CURL *copy = curl_easy_duphandle(h);
+    CURL* copy = curl_easy_duphandle(h);
     curl_easy_setopt(copy, CURLOPT_WRITEDATA, &d);
     curl_easy_setopt(copy, CURLOPT_HEADERDATA, &d);
     assert_int_equal(curl_easy_perform(copy), CURLE_OK);
@@ -141,10 +141,10 @@ static void test_duphandle_copies_options_and_hits(void **state) {
     capture_free(&d);
 }
 
-static void test_reset_forgets_recorded_options(void **state) {
+static void test_reset_forgets_recorded_options(void** state) {
     (void)state;
     Capture c = {0}, d = {0};
-    CURL *h = curl_easy_init();
+    CURL* h = curl_easy_init();
     curl_easy_setopt(h, CURLOPT_URL, origin_url(0, "/text/reset"));
     curl_easy_setopt(h, CURLOPT_HEADER, 1L);
     capture_on(h, &c);
@@ -154,7 +154,7 @@ static void test_reset_forgets_recorded_options(void **state) {
     capture_on(h, &d);
     long before = origin_count();
     assert_int_equal(curl_easy_perform(h), CURLE_OK);
-    assert_int_equal(origin_count(), before); /* HEADER is not part of the key */
+    assert_int_equal(origin_count(), before);          /* HEADER is not part of the key */
     assert_string_equal(d.body.data, "hello reset\n"); /* no headers in the body any more */
     assert_true(c.body.size > d.body.size);
     curl_easy_cleanup(h);
@@ -162,7 +162,7 @@ static void test_reset_forgets_recorded_options(void **state) {
     capture_free(&d);
 }
 
-static void test_write_callback_abort_is_write_error_live_and_on_hit(void **state) {
+static void test_write_callback_abort_is_write_error_live_and_on_hit(void** state) {
     (void)state;
     char error[CURL_ERROR_SIZE];
     /* live: nothing stored, so the next request goes to the origin again */
@@ -174,7 +174,7 @@ static void test_write_callback_abort_is_write_error_live_and_on_hit(void **stat
     assert_int_equal(fetch(origin_url(0, "/text/abort-live"), &ok), CURLE_OK);
     assert_int_equal(origin_count(), before + 2);
     /* hit */
-    CURL *h = curl_easy_init();
+    CURL* h = curl_easy_init();
     curl_easy_setopt(h, CURLOPT_URL, origin_url(0, "/text/abort-live"));
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, error);
     Capture refuse_hit = {0};
@@ -189,11 +189,11 @@ static void test_write_callback_abort_is_write_error_live_and_on_hit(void **stat
     capture_free(&refuse_hit);
 }
 
-static void test_failonerror_404_returns_22_and_error_text(void **state) {
+static void test_failonerror_404_returns_22_and_error_text(void** state) {
     (void)state;
     setenv("CURLCACHE_ALLOWABLE_CODES", "200,404", 1);
     engine_reopen_cache();
-    const char *url = origin_url(0, "/status/404/missing");
+    const char* url = origin_url(0, "/status/404/missing");
     Capture stored = {0};
     assert_int_equal(fetch(url, &stored), CURLE_OK); /* recorded without FAILONERROR */
     long before = origin_count();
@@ -201,7 +201,7 @@ static void test_failonerror_404_returns_22_and_error_text(void **state) {
         /* round 0: a hit; round 1: live (another URL), to compare the shapes */
         char error[CURL_ERROR_SIZE] = "";
         Capture c = {0};
-        CURL *h = curl_easy_init();
+        CURL* h = curl_easy_init();
         curl_easy_setopt(h, CURLOPT_URL, round == 0 ? url : origin_url(1, "/status/404/live"));
         curl_easy_setopt(h, CURLOPT_FAILONERROR, 1L);
         curl_easy_setopt(h, CURLOPT_ERRORBUFFER, error);
@@ -223,14 +223,14 @@ static void test_failonerror_404_returns_22_and_error_text(void **state) {
     capture_free(&stored);
 }
 
-static void test_nobody_delivers_headers_only_and_hits(void **state) {
+static void test_nobody_delivers_headers_only_and_hits(void** state) {
     (void)state;
-    const char *url = origin_url(0, "/text/head");
+    const char* url = origin_url(0, "/text/head");
     Capture c[2];
     memset(c, 0, sizeof c);
     long before = origin_count();
     for (int round = 0; round < 2; ++round) {
-        CURL *h = curl_easy_init();
+        CURL* h = curl_easy_init();
         curl_easy_setopt(h, CURLOPT_URL, url);
         curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
         capture_on(h, &c[round]);
@@ -244,16 +244,16 @@ static void test_nobody_delivers_headers_only_and_hits(void **state) {
     capture_free(&c[1]);
 }
 
-static void test_if_none_match_and_timecondition_get_304_on_hit(void **state) {
+static void test_if_none_match_and_timecondition_get_304_on_hit(void** state) {
     (void)state;
-    const char *url = origin_url(0, "/text/cond");
+    const char* url = origin_url(0, "/text/cond");
     Capture first = {0};
     assert_int_equal(fetch(url, &first), CURLE_OK);
     long before = origin_count();
 
     Capture c = {0};
-    struct curl_slist *list = curl_slist_append(NULL, "If-None-Match: \"cond-v1\"");
-    CURL *h = curl_easy_init();
+    struct curl_slist* list = curl_slist_append(NULL, "If-None-Match: \"cond-v1\"");
+    CURL* h = curl_easy_init();
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, list);
     capture_on(h, &c);
@@ -296,16 +296,16 @@ static void test_if_none_match_and_timecondition_get_304_on_hit(void **state) {
     capture_free(&full);
 }
 
-static void test_range_and_resume_get_206_from_cached_body(void **state) {
+static void test_range_and_resume_get_206_from_cached_body(void** state) {
     (void)state;
-    const char *url = origin_url(0, "/size/1000/range");
+    const char* url = origin_url(0, "/size/1000/range");
     Capture first = {0};
     assert_int_equal(fetch(url, &first), CURLE_OK);
     assert_int_equal(first.body.size, 1000);
     long before = origin_count();
 
     Capture c = {0};
-    CURL *h = curl_easy_init();
+    CURL* h = curl_easy_init();
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_RANGE, "10-19");
     capture_on(h, &c);
@@ -332,17 +332,17 @@ static void test_range_and_resume_get_206_from_cached_body(void **state) {
     capture_free(&r);
 }
 
-static void test_curl_easy_header_answers_from_entry(void **state) {
+static void test_curl_easy_header_answers_from_entry(void** state) {
     (void)state;
-    const char *url = origin_url(0, "/text/hdr");
+    const char* url = origin_url(0, "/text/hdr");
     size_t live_count = 0;
     for (int round = 0; round < 2; ++round) {
         Capture c = {0};
-        CURL *h = curl_easy_init();
+        CURL* h = curl_easy_init();
         curl_easy_setopt(h, CURLOPT_URL, url);
         capture_on(h, &c);
         assert_int_equal(curl_easy_perform(h), CURLE_OK);
-        struct curl_header *hdr = NULL;
+        struct curl_header* hdr = NULL;
         assert_int_equal(curl_easy_header(h, "x-multi", 0, CURLH_HEADER, -1, &hdr), CURLHE_OK);
         assert_string_equal(hdr->value, "a");
         assert_int_equal(hdr->amount, 2);
@@ -351,12 +351,10 @@ static void test_curl_easy_header_answers_from_entry(void **state) {
         assert_int_equal(hdr->index, 1);
         assert_int_equal(curl_easy_header(h, "X-Multi", 2, CURLH_HEADER, -1, &hdr),
                          CURLHE_BADINDEX);
-        assert_int_equal(curl_easy_header(h, "X-None", 0, CURLH_HEADER, -1, &hdr),
-                         CURLHE_MISSING);
-        assert_int_equal(curl_easy_header(h, "ETag", 0, CURLH_HEADER, 1, &hdr),
-                         CURLHE_NOREQUEST);
+        assert_int_equal(curl_easy_header(h, "X-None", 0, CURLH_HEADER, -1, &hdr), CURLHE_MISSING);
+        assert_int_equal(curl_easy_header(h, "ETag", 0, CURLH_HEADER, 1, &hdr), CURLHE_NOREQUEST);
         size_t count = 0;
-        struct curl_header *prev = NULL;
+        struct curl_header* prev = NULL;
         while ((prev = curl_easy_nextheader(h, CURLH_HEADER, -1, prev)) != NULL) {
             ++count;
         }
@@ -375,7 +373,7 @@ static int g_progress_calls;
 static curl_off_t g_progress_now;
 static int g_progress_abort;
 
-static int on_progress(void *p, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+static int on_progress(void* p, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
                        curl_off_t ulnow) {
     (void)p;
     (void)dltotal;
@@ -386,9 +384,9 @@ static int on_progress(void *p, curl_off_t dltotal, curl_off_t dlnow, curl_off_t
     return g_progress_abort;
 }
 
-static void test_progress_callback_sees_totals_and_can_abort_a_hit(void **state) {
+static void test_progress_callback_sees_totals_and_can_abort_a_hit(void** state) {
     (void)state;
-    const char *url = origin_url(0, "/size/5000/progress");
+    const char* url = origin_url(0, "/size/5000/progress");
     Capture first = {0};
     assert_int_equal(fetch(url, &first), CURLE_OK);
     for (int abort_it = 0; abort_it < 2; ++abort_it) {
@@ -396,7 +394,7 @@ static void test_progress_callback_sees_totals_and_can_abort_a_hit(void **state)
         g_progress_calls = 0;
         g_progress_now = 0;
         g_progress_abort = abort_it;
-        CURL *h = curl_easy_init();
+        CURL* h = curl_easy_init();
         curl_easy_setopt(h, CURLOPT_URL, url);
         curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
         curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
@@ -415,14 +413,14 @@ static void test_progress_callback_sees_totals_and_can_abort_a_hit(void **state)
     capture_free(&first);
 }
 
-static void test_default_fwrite_goes_to_writedata_on_hit(void **state) {
+static void test_default_fwrite_goes_to_writedata_on_hit(void** state) {
     (void)state;
-    const char *url = origin_url(0, "/size/40000/fwrite");
-    char *contents[2] = {NULL, NULL};
+    const char* url = origin_url(0, "/size/40000/fwrite");
+    char* contents[2] = {NULL, NULL};
     size_t sizes[2] = {0, 0};
     for (int round = 0; round < 2; ++round) {
-        FILE *file = open_memstream(&contents[round], &sizes[round]);
-        CURL *h = curl_easy_init();
+        FILE* file = open_memstream(&contents[round], &sizes[round]);
+        CURL* h = curl_easy_init();
         curl_easy_setopt(h, CURLOPT_URL, url);
         curl_easy_setopt(h, CURLOPT_WRITEDATA, file);
         assert_int_equal(curl_easy_perform(h), CURLE_OK);
@@ -436,12 +434,12 @@ static void test_default_fwrite_goes_to_writedata_on_hit(void **state) {
     free(contents[1]);
 }
 
-static void test_post_passes_through_by_default(void **state) {
+static void test_post_passes_through_by_default(void** state) {
     (void)state;
     long before = origin_count();
     for (int round = 0; round < 2; ++round) {
         Capture c = {0};
-        CURL *h = curl_easy_init();
+        CURL* h = curl_easy_init();
         curl_easy_setopt(h, CURLOPT_URL, origin_url(0, "/echo/post"));
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, "a=1");
         capture_on(h, &c);
@@ -453,15 +451,15 @@ static void test_post_passes_through_by_default(void **state) {
     assert_int_equal(origin_count(), before + 2);
 }
 
-static void test_offline_miss_fails_without_network(void **state) {
+static void test_offline_miss_fails_without_network(void** state) {
     (void)state;
     setenv("CURLCACHE_MODE", "offline", 1);
     engine_reopen_cache();
     char error[CURL_ERROR_SIZE] = "";
     long before = origin_count();
     Capture c = {0};
-    CURL *h = curl_easy_init();
-    const char *url = origin_url(0, "/text/offline");
+    CURL* h = curl_easy_init();
+    const char* url = origin_url(0, "/text/offline");
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, error);
     capture_on(h, &c);
@@ -479,14 +477,14 @@ static void test_offline_miss_fails_without_network(void **state) {
     capture_free(&c);
 }
 
-static void test_request_header_changes_nothing_unless_matched(void **state) {
+static void test_request_header_changes_nothing_unless_matched(void** state) {
     (void)state;
     /* The program's own header list is read at perform time; it can be freed afterwards. */
     long before = origin_count();
     for (int round = 0; round < 2; ++round) {
         Capture c = {0};
-        struct curl_slist *list = curl_slist_append(NULL, round ? "X-Var: two" : "X-Var: one");
-        CURL *h = curl_easy_init();
+        struct curl_slist* list = curl_slist_append(NULL, round ? "X-Var: two" : "X-Var: one");
+        CURL* h = curl_easy_init();
         curl_easy_setopt(h, CURLOPT_URL, origin_url(0, "/echo/hdr"));
         curl_easy_setopt(h, CURLOPT_HTTPHEADER, list);
         capture_on(h, &c);
@@ -504,9 +502,9 @@ typedef struct {
     int failures;
 } ThreadJob;
 
-static void *thread_main(void *arg) {
-    ThreadJob *job = arg;
-    CURL *h = curl_easy_init();
+static void* thread_main(void* arg) {
+    ThreadJob* job = arg;
+    CURL* h = curl_easy_init();
     for (int round = 0; round < 3; ++round) {
         for (int which = 0; which < 2; ++which) {
             Capture c = {0};
@@ -533,7 +531,7 @@ static void *thread_main(void *arg) {
     return NULL;
 }
 
-static void test_eight_threads_with_their_own_handles(void **state) {
+static void test_eight_threads_with_their_own_handles(void** state) {
     (void)state;
     pthread_t threads[8];
     ThreadJob jobs[8];
@@ -558,17 +556,17 @@ static void test_eight_threads_with_their_own_handles(void **state) {
     assert_int_equal(origin_count(), after);
 }
 
-static void test_stale_entry_is_revalidated_and_304_replays_it(void **state) {
+static void test_stale_entry_is_revalidated_and_304_replays_it(void** state) {
     (void)state;
     setenv("CURLCACHE_EXPIRE_AFTER", "0", 1); /* every entry is stale at once */
     engine_reopen_cache();
-    const char *url = origin_url(0, "/text/reval");
+    const char* url = origin_url(0, "/text/reval");
     Capture first = {0};
     long before = origin_count();
     assert_int_equal(fetch(url, &first), CURLE_OK);
     for (int round = 0; round < 2; ++round) {
         Capture c = {0};
-        CURL *h = curl_easy_init();
+        CURL* h = curl_easy_init();
         curl_easy_setopt(h, CURLOPT_URL, url);
         capture_on(h, &c);
         assert_int_equal(curl_easy_perform(h), CURLE_OK);
@@ -586,21 +584,21 @@ static void test_stale_entry_is_revalidated_and_304_replays_it(void **state) {
 
 static int g_pauses;
 
-static size_t on_write_pausing(char *ptr, size_t size, size_t count, void *userdata) {
+static size_t on_write_pausing(char* ptr, size_t size, size_t count, void* userdata) {
     if (g_pauses++ == 0) {
         return CURL_WRITEFUNC_PAUSE; /* the same bytes come again */
     }
     return on_write(ptr, size, count, userdata);
 }
 
-static void test_write_pause_on_hit_redelivers_the_same_bytes(void **state) {
+static void test_write_pause_on_hit_redelivers_the_same_bytes(void** state) {
     (void)state;
-    const char *url = origin_url(0, "/size/50000/pause");
+    const char* url = origin_url(0, "/size/50000/pause");
     Capture first = {0}, c = {0};
     assert_int_equal(fetch(url, &first), CURLE_OK);
     long before = origin_count();
     g_pauses = 0;
-    CURL *h = curl_easy_init();
+    CURL* h = curl_easy_init();
     curl_easy_setopt(h, CURLOPT_URL, url);
     capture_on(h, &c);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write_pausing);
@@ -613,9 +611,9 @@ static void test_write_pause_on_hit_redelivers_the_same_bytes(void **state) {
     capture_free(&c);
 }
 
-static void test_large_body_arrives_in_chunks_of_at_most_16k(void **state) {
+static void test_large_body_arrives_in_chunks_of_at_most_16k(void** state) {
     (void)state;
-    const char *url = origin_url(0, "/size/100000/chunks");
+    const char* url = origin_url(0, "/size/100000/chunks");
     Capture first = {0}, c = {0};
     assert_int_equal(fetch(url, &first), CURLE_OK);
     assert_int_equal(fetch(url, &c), CURLE_OK);
@@ -627,24 +625,23 @@ static void test_large_body_arrives_in_chunks_of_at_most_16k(void **state) {
     capture_free(&c);
 }
 
-static void test_headerdata_alone_sends_headers_to_the_write_callback(void **state) {
+static void test_headerdata_alone_sends_headers_to_the_write_callback(void** state) {
     (void)state;
-    const char *url = origin_url(0, "/redirect/0/hdrdata");
+    const char* url = origin_url(0, "/redirect/0/hdrdata");
     Capture body[2], heads[2];
     memset(body, 0, sizeof body);
     memset(heads, 0, sizeof heads);
     long before = origin_count();
     for (int round = 0; round < 2; ++round) {
-        CURL *h = curl_easy_init();
+        CURL* h = curl_easy_init();
         curl_easy_setopt(h, CURLOPT_URL, url);
         curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
         curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
         curl_easy_setopt(h, CURLOPT_WRITEDATA, &body[round]);
         curl_easy_setopt(h, CURLOPT_HEADERDATA, &heads[round]); /* no HEADERFUNCTION */
         assert_int_equal(curl_easy_perform(h), CURLE_OK);
-        struct curl_header *location = NULL;
-        assert_int_equal(curl_easy_header(h, "Location", 0, CURLH_HEADER, 0, &location),
-                         CURLHE_OK);
+        struct curl_header* location = NULL;
+        assert_int_equal(curl_easy_header(h, "Location", 0, CURLH_HEADER, 0, &location), CURLHE_OK);
         assert_string_equal(location->value, "/text/hdrdata");
         curl_easy_cleanup(h);
     }
@@ -661,28 +658,44 @@ static void test_headerdata_alone_sends_headers_to_the_write_callback(void **sta
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_second_get_is_hit_with_identical_bytes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_getinfo_answers_from_entry_after_and_inside_callbacks, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_header_option_with_redirect_chain_replays_every_hop, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_reused_handle_across_urls_hits_per_url, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_second_get_is_hit_with_identical_bytes, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_getinfo_answers_from_entry_after_and_inside_callbacks,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_header_option_with_redirect_chain_replays_every_hop,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reused_handle_across_urls_hits_per_url, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_duphandle_copies_options_and_hits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reset_forgets_recorded_options, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_write_callback_abort_is_write_error_live_and_on_hit, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_failonerror_404_returns_22_and_error_text, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_nobody_delivers_headers_only_and_hits, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_if_none_match_and_timecondition_get_304_on_hit, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_range_and_resume_get_206_from_cached_body, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_callback_abort_is_write_error_live_and_on_hit,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failonerror_404_returns_22_and_error_text, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_nobody_delivers_headers_only_and_hits, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_if_none_match_and_timecondition_get_304_on_hit, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_range_and_resume_get_206_from_cached_body, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_curl_easy_header_answers_from_entry, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_progress_callback_sees_totals_and_can_abort_a_hit, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_default_fwrite_goes_to_writedata_on_hit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_progress_callback_sees_totals_and_can_abort_a_hit,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_default_fwrite_goes_to_writedata_on_hit, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_post_passes_through_by_default, setup, teardown),
         cmocka_unit_test_setup_teardown(test_offline_miss_fails_without_network, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_request_header_changes_nothing_unless_matched, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_request_header_changes_nothing_unless_matched, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_eight_threads_with_their_own_handles, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stale_entry_is_revalidated_and_304_replays_it, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_write_pause_on_hit_redelivers_the_same_bytes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_large_body_arrives_in_chunks_of_at_most_16k, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_headerdata_alone_sends_headers_to_the_write_callback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stale_entry_is_revalidated_and_304_replays_it, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_write_pause_on_hit_redelivers_the_same_bytes, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_large_body_arrives_in_chunks_of_at_most_16k, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_headerdata_alone_sends_headers_to_the_write_callback,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests_name("easy_" TEST_BACKEND, tests, group_setup, group_teardown);
 }

@@ -5,15 +5,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static void test_accept_encoding_hit_replays_decoded_body_and_wire_size(void **state) {
+static void test_accept_encoding_hit_replays_decoded_body_and_wire_size(void** state) {
     (void)state;
-    const char *url = origin_url(0, "/gzip/enc");
+    const char* url = origin_url(0, "/gzip/enc");
     Capture c[2];
     memset(c, 0, sizeof c);
     curl_off_t wire[2] = {0, 0};
     long before = origin_count();
     for (int round = 0; round < 2; ++round) {
-        CURL *h = curl_easy_init();
+        CURL* h = curl_easy_init();
         curl_easy_setopt(h, CURLOPT_URL, url);
         curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
         capture_on(h, &c[round]);
@@ -38,8 +38,8 @@ static void test_accept_encoding_hit_replays_decoded_body_and_wire_size(void **s
     capture_free(&c[1]);
 }
 
-static CURLcode fetch_as(const char *url, const char *userpwd, Capture *c) {
-    CURL *h = curl_easy_init();
+static CURLcode fetch_as(const char* url, const char* userpwd, Capture* c) {
+    CURL* h = curl_easy_init();
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_USERPWD, userpwd);
     capture_on(h, c);
@@ -49,9 +49,9 @@ static CURLcode fetch_as(const char *url, const char *userpwd, Capture *c) {
     return rc;
 }
 
-static void test_credentials_separate_entries_per_user(void **state) {
+static void test_credentials_separate_entries_per_user(void** state) {
     (void)state;
-    const char *url = origin_url(0, "/auth/who");
+    const char* url = origin_url(0, "/auth/who");
     Capture a = {0}, b = {0}, a2 = {0};
     long before = origin_count();
     assert_int_equal(fetch_as(url, "alice:one", &a), CURLE_OK);
@@ -65,11 +65,11 @@ static void test_credentials_separate_entries_per_user(void **state) {
     capture_free(&a2);
 }
 
-static void test_body_over_max_entry_size_passes_uncached(void **state) {
+static void test_body_over_max_entry_size_passes_uncached(void** state) {
     (void)state;
     setenv("CURLCACHE_MAX_ENTRY_SIZE", "2000", 1);
     engine_reopen_cache();
-    const char *url = origin_url(0, "/size/5000/big");
+    const char* url = origin_url(0, "/size/5000/big");
     long before = origin_count();
     for (int round = 0; round < 2; ++round) {
         Capture c = {0};
@@ -80,7 +80,7 @@ static void test_body_over_max_entry_size_passes_uncached(void **state) {
     assert_int_equal(origin_count(), before + 2);
 }
 
-static void test_readonly_mode_never_stores(void **state) {
+static void test_readonly_mode_never_stores(void** state) {
     (void)state;
     setenv("CURLCACHE_MODE", "readonly", 1);
     engine_reopen_cache();
@@ -94,7 +94,7 @@ static void test_readonly_mode_never_stores(void **state) {
     assert_int_equal(origin_count(), before + 2);
 }
 
-static void test_refresh_mode_always_fetches_and_then_serves_normally(void **state) {
+static void test_refresh_mode_always_fetches_and_then_serves_normally(void** state) {
     (void)state;
     setenv("CURLCACHE_MODE", "refresh", 1);
     engine_reopen_cache();
@@ -115,7 +115,7 @@ static void test_refresh_mode_always_fetches_and_then_serves_normally(void **sta
     }
 }
 
-static void test_disable_passes_everything_through(void **state) {
+static void test_disable_passes_everything_through(void** state) {
     (void)state;
     setenv("CURLCACHE_DISABLE", "1", 1);
     engine_reopen_cache();
@@ -128,9 +128,9 @@ static void test_disable_passes_everything_through(void **state) {
     assert_int_equal(origin_count(), before + 2);
 }
 
-static void test_forked_child_reopens_the_cache(void **state) {
+static void test_forked_child_reopens_the_cache(void** state) {
     (void)state;
-    const char *url = origin_url(0, "/text/forked");
+    const char* url = origin_url(0, "/text/forked");
     Capture parent = {0};
     assert_int_equal(fetch(url, &parent), CURLE_OK);
     long before = origin_count();
@@ -138,8 +138,8 @@ static void test_forked_child_reopens_the_cache(void **state) {
     assert_true(pid >= 0);
     if (pid == 0) {
         Capture c = {0};
-        int ok = fetch(url, &c) == CURLE_OK && c.body.data &&
-                 strcmp(c.body.data, "hello forked\n") == 0;
+        int ok =
+            fetch(url, &c) == CURLE_OK && c.body.data && strcmp(c.body.data, "hello forked\n") == 0;
         /* in a file-backed cache the child finds the parent's entry */
         if (strcmp(TEST_BACKEND, "sqlite") == 0 && origin_count() != before) {
             ok = 0;
@@ -167,11 +167,11 @@ static void test_forked_child_reopens_the_cache(void **state) {
     capture_free(&again);
 }
 
-static void test_non_http_scheme_passes_through(void **state) {
+static void test_non_http_scheme_passes_through(void** state) {
     (void)state;
     char path[600];
     snprintf(path, sizeof path, "%s/file.txt", scratch_dir());
-    FILE *file = fopen(path, "w");
+    FILE* file = fopen(path, "w");
     fputs("local\n", file);
     fclose(file);
     char url[700];
@@ -182,9 +182,9 @@ static void test_non_http_scheme_passes_through(void **state) {
     capture_free(&c);
 }
 
-static void test_cookie_engine_gets_the_set_cookie_of_a_hit(void **state) {
+static void test_cookie_engine_gets_the_set_cookie_of_a_hit(void** state) {
     (void)state;
-    const char *url = origin_url(0, "/cookie/flavour");
+    const char* url = origin_url(0, "/cookie/flavour");
     char jar[700];
     snprintf(jar, sizeof jar, "%s/jar.txt", scratch_dir());
     char jars[2][2048];
@@ -192,14 +192,14 @@ static void test_cookie_engine_gets_the_set_cookie_of_a_hit(void **state) {
     for (int round = 0; round < 2; ++round) { /* live, then a hit: the same jar */
         remove(jar);
         Capture c = {0};
-        CURL *h = curl_easy_init();
+        CURL* h = curl_easy_init();
         curl_easy_setopt(h, CURLOPT_URL, url);
         curl_easy_setopt(h, CURLOPT_COOKIEJAR, jar);
         capture_on(h, &c);
         assert_int_equal(curl_easy_perform(h), CURLE_OK);
         curl_easy_cleanup(h); /* writes the jar */
         capture_free(&c);
-        FILE *file = fopen(jar, "r");
+        FILE* file = fopen(jar, "r");
         assert_non_null(file);
         size_t got = fread(jars[round], 1, sizeof jars[round] - 1, file);
         jars[round][got] = '\0';
@@ -210,7 +210,7 @@ static void test_cookie_engine_gets_the_set_cookie_of_a_hit(void **state) {
     assert_string_equal(jars[0], jars[1]);
 }
 
-static void fetch_twice_from_origin(const char *path) {
+static void fetch_twice_from_origin(const char* path) {
     long before = origin_count();
     for (int round = 0; round < 2; ++round) {
         Capture c = {0};
@@ -222,7 +222,7 @@ static void fetch_twice_from_origin(const char *path) {
     assert_int_equal(origin_count(), before + 2);
 }
 
-static void test_unopenable_cache_fails_open(void **state) {
+static void test_unopenable_cache_fails_open(void** state) {
     (void)state;
     setenv("CURLCACHE_BACKEND", "sqlite", 1);
     setenv("CURLCACHE_NAME", "/proc/curlcache-nowhere/cache.sqlite", 1);
@@ -230,7 +230,7 @@ static void test_unopenable_cache_fails_open(void **state) {
     fetch_twice_from_origin("/text/unopenable");
 }
 
-static void test_malformed_config_fails_open(void **state) {
+static void test_malformed_config_fails_open(void** state) {
     (void)state;
     setenv("CURLCACHE_MODE", "sideways", 1);
     engine_reopen_cache();
@@ -239,17 +239,23 @@ static void test_malformed_config_fails_open(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_accept_encoding_hit_replays_decoded_body_and_wire_size, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_credentials_separate_entries_per_user, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_body_over_max_entry_size_passes_uncached, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_accept_encoding_hit_replays_decoded_body_and_wire_size,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_credentials_separate_entries_per_user, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_body_over_max_entry_size_passes_uncached, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_readonly_mode_never_stores, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_refresh_mode_always_fetches_and_then_serves_normally, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refresh_mode_always_fetches_and_then_serves_normally,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_disable_passes_everything_through, setup, teardown),
         cmocka_unit_test_setup_teardown(test_forked_child_reopens_the_cache, setup, teardown),
         cmocka_unit_test_setup_teardown(test_non_http_scheme_passes_through, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cookie_engine_gets_the_set_cookie_of_a_hit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cookie_engine_gets_the_set_cookie_of_a_hit, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_unopenable_cache_fails_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_config_fails_open, setup, teardown),
     };
-    return cmocka_run_group_tests_name("easy_modes_" TEST_BACKEND, tests, group_setup, group_teardown);
+    return cmocka_run_group_tests_name("easy_modes_" TEST_BACKEND, tests, group_setup,
+                                       group_teardown);
 }
