@@ -229,6 +229,13 @@ Result<void> Connection::flush_touches() {
     return {};
 }
 
+Result<void> Connection::flush_touches_without_waiting() {
+    sqlite3_busy_timeout(m_db.get(), 0);
+    auto done = in_transaction([&] { return flush_touches(); });
+    sqlite3_busy_timeout(m_db.get(), static_cast<int>(m_shared.busy_timeout_ms));
+    return done;
+}
+
 Result<void> Connection::exec(const char* sql) {
     int rc = sqlite3_exec(m_db.get(), sql, nullptr, nullptr, nullptr);
     if (rc != SQLITE_OK) {

@@ -183,6 +183,10 @@ class Connection {
     // Writes the access times of hits since the last write (inside the caller's transaction).
     Result<void> flush_touches();
 
+    // The same in a transaction of its own, for a hit: gives up (dropping the times) rather
+    // than wait when another process holds the write lock.
+    Result<void> flush_touches_without_waiting();
+
     // Runs body inside BEGIN IMMEDIATE ... COMMIT, rolling back when it fails. Writers of
     // this process take turns here rather than in SQLite's sleeping busy handler.
     template <class Body> Result<void> in_transaction(Body&& body) {

@@ -85,7 +85,7 @@ class SqliteStorage final : public Storage {
             }
             if (pending >= sqlite::k_touch_batch) {
                 // Rare: many distinct hits and no put. Losing them is harmless (LRU is a hint).
-                (void)connection.in_transaction([&] { return connection.flush_touches(); });
+                (void)connection.flush_touches_without_waiting();
             }
         }
         return value;

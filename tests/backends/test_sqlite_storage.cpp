@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -292,6 +293,49 @@ void test_vacuum_gives_back_the_space_of_removed_entries(void** state) {
     assert_false(has_entry(*storage, 0));
 }
 
+int64_t query_integer(sqlite3* db, const char* sql) {
+    sqlite3_stmt* raw = nullptr;
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &raw, nullptr), SQLITE_OK);
+    std::unique_ptr<sqlite3_stmt, decltype(&sqlite3_finalize)> stmt(raw, sqlite3_finalize);
+    assert_int_equal(sqlite3_step(stmt.get()), SQLITE_ROW);
+    return sqlite3_column_int64(stmt.get(), 0);
+}
+
+void test_many_hits_record_access_times_without_waiting_for_a_writer(void** state) {
+    config::Settings settings = k_sqlite.settings(scratch_of(state));
+    auto storage = open_or_fail(settings);
+    constexpr uint64_t k_entries = 1100; // more than one batch of access times
+    for (uint64_t i = 0; i < k_entries; ++i) {
+        put_text(*storage, i, "x");
+    }
+    sqlite3* raw = nullptr;
+    assert_int_equal(sqlite3_open(settings.name.c_str(), &raw), SQLITE_OK);
+    std::unique_ptr<sqlite3, decltype(&sqlite3_close)> other(raw, sqlite3_close);
+    int64_t written = query_integer(other.get(), "SELECT max(accessed) FROM entries");
+
+    // Another process holds the write lock: hits neither wait for it nor fail.
+    assert_int_equal(sqlite3_exec(other.get(), "BEGIN IMMEDIATE", nullptr, nullptr, nullptr),
+                     SQLITE_OK);
+    auto start = std::chrono::steady_clock::now();
+    uint64_t hits = 0;
+    for (uint64_t i = 0; i < k_entries; ++i) {
+        auto got = storage->get(test_key(i));
+        hits += got && *got ? 1 : 0;
+    }
+    auto waited = std::chrono::steady_clock::now() - start;
+    // Released before asserting: a failed assertion must not leave the lock to later tests.
+    assert_int_equal(sqlite3_exec(other.get(), "ROLLBACK", nullptr, nullptr, nullptr), SQLITE_OK);
+    assert_int_equal(hits, k_entries);
+    assert_true(waited < std::chrono::milliseconds(settings.sqlite_busy_timeout_ms / 2));
+
+    // Without a writer, a full batch of hits is written without any put.
+    for (uint64_t i = 0; i < k_entries; ++i) {
+        assert_true(has_entry(*storage, i));
+    }
+    std::string newer = "SELECT count(*) FROM entries WHERE accessed > " + std::to_string(written);
+    assert_true(query_integer(other.get(), newer.c_str()) >= 1024);
+}
+
 } // namespace
 
 int main() {
@@ -310,6 +354,8 @@ int main() {
                                         teardown),
         cmocka_unit_test_setup_teardown(
             test_a_writer_holding_the_lock_past_the_busy_timeout_is_a_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_many_hits_record_access_times_without_waiting_for_a_writer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_vacuum_gives_back_the_space_of_removed_entries, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_forked_child_can_keep_using_the_parents_storage,
