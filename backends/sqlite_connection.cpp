@@ -233,6 +233,9 @@ Result<void> Connection::flush_touches_without_waiting() {
     sqlite3_busy_timeout(m_db.get(), 0);
     auto done = in_transaction([&] { return flush_touches(); });
     sqlite3_busy_timeout(m_db.get(), static_cast<int>(m_shared.busy_timeout_ms));
+    if (!done) {
+        (void)m_shared.take_touches(); // or every following hit would try again
+    }
     return done;
 }
 
