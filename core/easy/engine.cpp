@@ -103,6 +103,7 @@ Begin decide(const CurlApi& api, CURL* handle, HandleState& state) {
         }
     }
     if (offline) {
+        cache->stats().misses.fetch_add(1, std::memory_order_relaxed);
         prepare_offline_miss(state, plan);
         return Begin::hit;
     }
