@@ -16,6 +16,8 @@ namespace curlcache::core::easy {
 // A private Info id (no CURLINFO has it): the recorded EFFECTIVE_URL had userinfo, which
 // was left out of the entry.
 inline constexpr uint32_t k_info_effective_url_had_userinfo = 0x0ff00001;
+// Another (text): the trailer lines libcurl delivered after the body, "\r\n" kept.
+inline constexpr uint32_t k_info_trailers = 0x0ff00002;
 
 // replay.cpp: makes `state` answer its transfer from `entry` (the emulated getinfo state is
 // complete when this returns, before any callback runs). False when the entry cannot answer

@@ -97,7 +97,8 @@ struct Replay {
     // `synthesised` (a 304 or 206 made from the stored block).
     std::vector<std::string_view> blocks;
     std::string synthesised;
-    std::string_view body; // body bytes to deliver
+    std::string_view body;     // body bytes to deliver
+    std::string_view trailers; // trailer lines, to the header callback after the body
     long status = 0;
     bool deliver_body = true;
     bool fail_http = false; // FAILONERROR with status >= 400
@@ -126,6 +127,8 @@ struct Tee {
     uint64_t max_entry_size = 0;
     std::vector<std::string> blocks;
     std::string body;
+    std::string trailers; // header lines after the body (chunked trailers)
+    bool in_body = false;
     bool too_large = false;
     bool header_to_body = false; // CURLOPT_HEADER: header lines reach write_fn too
     // Revalidation of a stale entry: the response is held back until its status is known; a

@@ -55,6 +55,15 @@ const std::vector<StoredHeader>& header_store(Replay& r) {
         }
     }
     r.last_request = request > 0 ? request - 1 : 0;
+    if (r.deliver_body) {
+        for (std::string_view line : split_lines(r.trailers)) {
+            std::string_view name, value;
+            if (split_header(line, name, value)) {
+                store.push_back(
+                    {std::string(name), std::string(value), CURLH_TRAILER, r.last_request});
+            }
+        }
+    }
     r.header_store = std::move(store);
     return *r.header_store;
 }

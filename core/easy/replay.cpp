@@ -115,6 +115,9 @@ bool prepare_hit(HandleState& state, const Plan& plan, Entry entry) {
     }
     r->blocks.assign(e.header_blocks.begin(), e.header_blocks.end());
     r->body = e.body;
+    if (const Info* trailers = e.info(k_info_trailers)) {
+        r->trailers = trailers->text;
+    }
     r->status = e.status;
     r->effective_method = plan.request.method;
     r->request_url = plan.request.url;
@@ -138,12 +141,14 @@ bool prepare_hit(HandleState& state, const Plan& plan, Entry entry) {
         r->synthesised = make_206(last, *range, e.body.size());
         r->blocks.back() = r->synthesised;
         r->body = e.body.substr(range->first, range->last - range->first + 1);
+        r->trailers = {};
     } else if (plan.conditional() && condition_holds(plan, e)) {
         r->kind = Replay::Kind::not_modified;
         r->status = 304;
         r->synthesised = make_304(last);
         r->blocks.back() = r->synthesised;
         r->body = {};
+        r->trailers = {};
         r->deliver_body = false;
         r->condition_unmet = true; // libcurl 7.88 reports it for every 304 (measured)
     }
@@ -268,6 +273,12 @@ CURLcode deliver_all(const Options& o, Replay& r) {
             }
             rest.remove_prefix(chunk.size());
             done += static_cast<curl_off_t>(chunk.size());
+        }
+        for (std::string_view line : split_lines(r.trailers)) { // header callback only
+            if (to_header && !deliver(o, header_fn, o.header_data, line, total, done)) {
+                set_error(o, "Failed writing header");
+                return CURLE_WRITE_ERROR;
+            }
         }
     }
     if (!progress(o, total, r.deliver_body ? wire : 0)) {

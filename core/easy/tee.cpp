@@ -35,6 +35,21 @@ void give_up_copy(Tee& tee) {
     std::vector<std::string>().swap(tee.blocks);
 }
 
+// libcurl's header delivery: the header callback, or the write callback with HEADERDATA.
+size_t forward_header(const Options& o, char* ptr, size_t size, size_t count) {
+    if (o.header_fn != nullptr) {
+        return o.header_fn(ptr, size, count, o.header_data);
+    }
+    if (o.header_data != nullptr) {
+        return call_program(o.write_fn, o.header_data, ptr, size, count);
+    }
+    return size * count;
+}
+
+bool block_complete(const std::string& block) {
+    return block.ends_with("\r\n\r\n") || block.ends_with("\n\n") || block == "\r\n";
+}
+
 size_t tee_header(char* ptr, size_t size, size_t count, void* userdata) {
     auto* state = static_cast<HandleState*>(userdata);
     const Options& o = state->options;
@@ -48,6 +63,14 @@ size_t tee_header(char* ptr, size_t size, size_t count, void* userdata) {
         bool status_line = line.substr(0, 5) == "HTTP/";
         if (status_line && tee.revalidating) {
             tee.got_304 = status_code(line) == 304;
+        }
+        if (status_line) {
+            tee.in_body = false;
+        } else if (tee.in_body) { // a trailer: libcurl sends it after the body
+            if (!tee.too_large) {
+                tee.trailers.append(line);
+            }
+            return forward_header(o, ptr, size, count);
         }
         if (tee.header_to_body && tee.body.size() >= length &&
             std::string_view(tee.body).substr(tee.body.size() - length) == line) {
@@ -68,13 +91,7 @@ size_t tee_header(char* ptr, size_t size, size_t count, void* userdata) {
     if (tee.got_304) {
         return length; // held back: the program gets the refreshed entry instead
     }
-    if (o.header_fn != nullptr) {
-        return o.header_fn(ptr, size, count, o.header_data);
-    }
-    if (o.header_data != nullptr) {
-        return call_program(o.write_fn, o.header_data, ptr, size, count);
-    }
-    return length;
+    return forward_header(o, ptr, size, count);
 }
 
 size_t tee_write(char* ptr, size_t size, size_t count, void* userdata) {
@@ -85,6 +102,9 @@ size_t tee_write(char* ptr, size_t size, size_t count, void* userdata) {
         return call_program(o.write_fn, o.write_data, ptr, size, count);
     }
     Tee& tee = *state->tee;
+    if (!tee.blocks.empty() && block_complete(tee.blocks.back())) {
+        tee.in_body = true; // (a status line of a next hop clears it again)
+    }
     size_t before = tee.body.size();
     if (!tee.too_large) {
         try {
@@ -219,6 +239,13 @@ CURLcode end_transfer(const CurlApi& api, CURL* handle, CURLcode result) {
         entry.header_blocks = std::move(tee->blocks);
         entry.body = tee->body;
         entry.infos = record_infos(api, handle);
+        if (!tee->trailers.empty()) {
+            Info trailers;
+            trailers.id = k_info_trailers;
+            trailers.type = Info::Type::text;
+            trailers.text = std::move(tee->trailers);
+            entry.infos.push_back(std::move(trailers));
+        }
         (void)cache->store(tee->key, entry); // a failure is counted and warned about there
     } catch (const std::exception& error) {
         log::warn_once("end-transfer", "cannot record a transfer: %s", error.what());

@@ -14,6 +14,7 @@ stdout and serves until it is killed. Routes (NAME is any token, used to make UR
   /gzip/NAME                200, gzip-encoded "hello NAME" x 50 (Content-Encoding: gzip)
   /auth/NAME                200, body = the Authorization header it got
   /cookie/NAME              200 with Set-Cookie: NAME=1; Path=/
+  /trailer/NAME             200, chunked "hello NAME\n" with a trailer X-Checksum: NAME
 """
 import gzip
 import email.utils
@@ -101,6 +102,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
         elif kind == "gzip" and len(parts) == 2:
             body = gzip.compress(("hello %s\n" % parts[1]).encode() * 50, mtime=0)
             self.send(200, body, [("Content-Encoding", "gzip")])
+        elif kind == "trailer" and len(parts) == 2:
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.send_header("Trailer", "X-Checksum")
+            self.end_headers()
+            body = ("hello %s\n" % parts[1]).encode()
+            self.wfile.write(b"%x\r\n%s\r\n0\r\nX-Checksum: %s\r\n\r\n"
+                             % (len(body), body, parts[1].encode()))
         elif kind == "cookie" and len(parts) == 2:
             self.send(200, b"hello cookie\n", [("Set-Cookie", "%s=1; Path=/" % parts[1])])
         elif kind == "auth" and len(parts) == 2:
@@ -111,8 +120,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
     do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = handle_any
 
 
+class Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        pass  # a client that aborts (a refusing write callback) resets its connection
+
+
 def main():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = Server(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     print(server.server_address[1], flush=True)
     server.serve_forever()

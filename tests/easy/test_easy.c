@@ -656,6 +656,33 @@ static void test_headerdata_alone_sends_headers_to_the_write_callback(void** sta
     }
 }
 
+static void test_chunked_trailers_come_after_the_body_on_a_hit(void** state) {
+    (void)state;
+    const char* url = origin_url(0, "/trailer/tr");
+    Capture c[2];
+    memset(c, 0, sizeof c);
+    long before = origin_count();
+    for (int round = 0; round < 2; ++round) {
+        CURL* h = curl_easy_init();
+        curl_easy_setopt(h, CURLOPT_URL, url);
+        capture_on(h, &c[round]);
+        assert_int_equal(curl_easy_perform(h), CURLE_OK);
+        struct curl_header* trailer = NULL;
+        assert_int_equal(curl_easy_header(h, "X-Checksum", 0, CURLH_TRAILER, -1, &trailer),
+                         CURLHE_OK);
+        assert_string_equal(trailer->value, "tr");
+        assert_int_equal(curl_easy_header(h, "X-Checksum", 0, CURLH_HEADER, -1, &trailer),
+                         CURLHE_MISSING);
+        curl_easy_cleanup(h);
+    }
+    assert_int_equal(origin_count(), before + 1);
+    assert_string_equal(c[1].body.data, "hello tr\n");
+    assert_same_buffer(&c[0].headers, &c[1].headers);
+    assert_non_null(strstr(c[1].headers.data, "X-Checksum: tr\r\n"));
+    capture_free(&c[0]);
+    capture_free(&c[1]);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_second_get_is_hit_with_identical_bytes, setup,
@@ -693,6 +720,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_write_pause_on_hit_redelivers_the_same_bytes, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_large_body_arrives_in_chunks_of_at_most_16k, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_chunked_trailers_come_after_the_body_on_a_hit, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_headerdata_alone_sends_headers_to_the_write_callback,
                                         setup, teardown),
