@@ -139,9 +139,15 @@ def run(argv, cwd, env, shim=None):
         if "libasan" in shim:
             # Leak reports at exit of curl or python are not the shim's business here.
             env.setdefault("ASAN_OPTIONS", "detect_leaks=0")
-    proc = subprocess.run(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          timeout=RUN_TIMEOUT)
+    try:
+        proc = subprocess.run(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              timeout=RUN_TIMEOUT)
+    except subprocess.TimeoutExpired as e:
+        # A hung program is a finding like any other difference, not a crash of the test.
+        proc = subprocess.CompletedProcess(argv, -1, e.stdout or b"",
+                                           (e.stderr or b"") + b"\n[killed after %d s]\n"
+                                           % RUN_TIMEOUT)
     return Result(cwd, proc)
 
 
