@@ -210,6 +210,40 @@ static void test_cookie_engine_gets_the_set_cookie_of_a_hit(void** state) {
     assert_string_equal(jars[0], jars[1]);
 }
 
+static void test_statistics_count_hits_misses_and_pass_throughs(void** state) {
+    (void)state;
+    if (strcmp(TEST_BACKEND, "sqlite") != 0) {
+        skip(); /* the memory backend keeps no statistics file */
+    }
+    const char* url = origin_url(0, "/text/stats");
+    for (int round = 0; round < 3; ++round) {
+        Capture c = {0};
+        assert_int_equal(fetch(url, &c), CURLE_OK);
+        capture_free(&c);
+    }
+    Capture post = {0};
+    CURL* h = curl_easy_init();
+    curl_easy_setopt(h, CURLOPT_URL, origin_url(0, "/echo/stats"));
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, "x");
+    capture_on(h, &post);
+    assert_int_equal(curl_easy_perform(h), CURLE_OK);
+    curl_easy_cleanup(h);
+    capture_free(&post);
+    engine_reopen_cache(); /* closing the process-wide cache saves its counters */
+
+    curlcache_handle* cache = NULL;
+    assert_int_equal(curlcache_open(&cache, NULL), CURLCACHE_OK);
+    curlcache_stats stats;
+    memset(&stats, 0, sizeof stats);
+    assert_int_equal(curlcache_stats_get(cache, &stats), CURLCACHE_OK);
+    assert_int_equal(stats.misses, 1);
+    assert_int_equal(stats.hits, 2);
+    assert_int_equal(stats.stores, 1);
+    assert_int_equal(stats.passthrough, 1);
+    assert_int_equal(stats.bytes_served, 2 * strlen("hello stats\n"));
+    curlcache_close(cache);
+}
+
 static void fetch_twice_from_origin(const char* path) {
     long before = origin_count();
     for (int round = 0; round < 2; ++round) {
@@ -252,6 +286,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_forked_child_reopens_the_cache, setup, teardown),
         cmocka_unit_test_setup_teardown(test_non_http_scheme_passes_through, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cookie_engine_gets_the_set_cookie_of_a_hit, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_statistics_count_hits_misses_and_pass_throughs, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_unopenable_cache_fails_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_config_fails_open, setup, teardown),
