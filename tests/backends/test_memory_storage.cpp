@@ -2,6 +2,9 @@
 // stored value instead of copying it.
 #include "backends/registry.h"
 
+#include <algorithm>
+#include <string>
+
 #include "tests/backends/conformance.h" // last: cmocka's macros
 
 namespace {
@@ -70,6 +73,22 @@ void test_a_value_stays_valid_after_it_is_evicted(void** /*state*/) {
     assert_string_equal(held->c_str(), "kept alive by the caller");
 }
 
+void test_registry_lists_backends_default_first_and_rejects_unknown_names(void** /*state*/) {
+    auto names = backends::compiled_in();
+    assert_true(names.size() >= 3);
+    assert_string_equal(names[0].c_str(), "sqlite"); // the default comes first
+    auto opened = backends::open("carrier-pigeon", config::Settings{});
+    assert_false(opened.has_value());
+    assert_int_equal(static_cast<int>(opened.error().kind),
+                     static_cast<int>(backends::ErrorKind::failure));
+    const std::string& message = opened.error().message;
+    assert_true(message.find("carrier-pigeon") != std::string::npos);
+    for (const char* name : {"sqlite", "filesystem", "memory"}) {
+        assert_true(std::find(names.begin(), names.end(), name) != names.end());
+        assert_true(message.find(name) != std::string::npos); // the message lists them
+    }
+}
+
 } // namespace
 
 int main() {
@@ -77,6 +96,7 @@ int main() {
         cmocka_unit_test(test_hits_share_the_stored_value_without_copying),
         cmocka_unit_test(test_max_entries_evicts_the_least_recently_used),
         cmocka_unit_test(test_a_value_stays_valid_after_it_is_evicted),
+        cmocka_unit_test(test_registry_lists_backends_default_first_and_rejects_unknown_names),
     };
     int failed = tests::run_conformance(k_memory);
     failed += cmocka_run_group_tests_name("memory storage", tests, nullptr, nullptr);
