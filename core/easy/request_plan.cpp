@@ -95,9 +95,10 @@ const char* read_headers(const Options& o, Plan& plan) {
                    iequals(name, "Proxy-Authorization")) {
             add_credential(plan.request.credentials, name, value);
         } else if (iequals(name, "Accept") || iequals(name, "Accept-Encoding") ||
-                   iequals(name, "Accept-Language")) {
+                   iequals(name, "Accept-Language") || iequals(name, "Host")) {
             // Content negotiation changes the bytes the program receives (a raw gzip body,
-            // JSON instead of HTML) whatever match_headers says: always part of the key.
+            // JSON instead of HTML), and Host picks another site on the same address:
+            // always part of the key, whatever match_headers says.
             std::string option = "header:";
             for (char c : name) {
                 option.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));

@@ -127,18 +127,21 @@ void test_plan_keeps_conditions_and_credentials_out_of_headers(void**) {
     curl_slist inm{const_cast<char*>("If-None-Match: \"v1\""), nullptr};
     curl_slist auth{const_cast<char*>("Authorization: Bearer t"), &inm};
     curl_slist accept{const_cast<char*>("Accept: application/json"), &auth};
-    o.httpheader = &accept;
+    curl_slist host{const_cast<char*>("Host: other.example"), &accept};
+    o.httpheader = &host;
     Plan plan = plan_transfer(o, settings);
     assert_null(plan.passthrough);
     assert_true(plan.if_none_match.value_or("") == "\"v1\"");
-    assert_int_equal(plan.request.headers.size(), 1); // Accept only
+    assert_int_equal(plan.request.headers.size(), 2); // Host and Accept
     assert_non_null(strstr(plan.request.credentials.c_str(), "Bearer t"));
     assert_non_null(strstr(plan.request.credentials.c_str(), "user:pw"));
-    bool accept_in_key = false;
+    bool accept_in_key = false, host_in_key = false;
     for (const auto& [name, value] : plan.request.options) {
         accept_in_key |= name == "header:accept" && value == "application/json";
+        host_in_key |= name == "header:host" && value == "other.example";
     }
     assert_true(accept_in_key);
+    assert_true(host_in_key);
 }
 
 void test_cookie_lines_follow_libcurl_rules(void**) {
