@@ -30,6 +30,9 @@ using tests::test_meta;
 const tests::ConformanceBackend k_sqlite{"sqlite", [](const std::string& scratch) {
                                              config::Settings settings;
                                              settings.name = scratch + "/cache.sqlite";
+                                             // A slow fsync on a loaded machine must not
+                                             // turn into a failed test.
+                                             settings.sqlite_busy_timeout_ms = 30000;
                                              return settings;
                                          }};
 
