@@ -37,7 +37,12 @@ def spawn_all(argvs, base, label, env, shim):
                                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)))
     results = []
     for i, (cwd, p) in enumerate(procs):
-        out, err = p.communicate(timeout=harness.RUN_TIMEOUT)
+        try:
+            out, err = p.communicate(timeout=harness.RUN_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            out, err = p.communicate()
+            err += b"\n[killed after %d s]\n" % harness.RUN_TIMEOUT
         results.append(harness.Result(cwd, subprocess.CompletedProcess(p.args, p.returncode,
                                                                        out, err)))
         harness.save_outputs(base, "%s%d" % (label, i), results[-1])
