@@ -14,6 +14,7 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
+#include <thread>
 
 namespace curlcache::backends::sqlite {
 
@@ -408,7 +409,23 @@ void Connection::close() {
     m_db.reset();
 }
 
+// Processes that open a new database at the same moment race to switch it to WAL, and
+// SQLite answers some of them SQLITE_BUSY at once, without the busy handler (to avoid a
+// deadlock): such an open is retried, with short growing pauses, within the busy timeout.
 Result<void> Connection::open() {
+    auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::milliseconds(m_shared.busy_timeout_ms);
+    for (int pause_ms = 1;; pause_ms = std::min(pause_ms * 2, 50)) {
+        auto opened = open_once();
+        if (opened || (m_last_rc & 0xff) != SQLITE_BUSY ||
+            std::chrono::steady_clock::now() >= deadline) {
+            return opened;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms));
+    }
+}
+
+Result<void> Connection::open_once() {
     close();
     const std::string& path = m_shared.path;
     m_generation = m_shared.generation.load();

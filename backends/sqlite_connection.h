@@ -234,6 +234,7 @@ class Connection {
     void close();
 
     Result<void> open();
+    Result<void> open_once();
 
     int schema_version();
 

@@ -168,6 +168,40 @@ void test_damaged_pages_behind_a_valid_header_are_detected_and_replaced(void** s
     });
 }
 
+void test_garbage_written_under_an_open_cache_never_crashes_and_is_replaced(void** state) {
+    config::Settings settings = k_sqlite.settings(scratch_of(state));
+    std::string log = scratch_of(state) + "/log.txt";
+    core::log::configure(config::LogLevel::warning, log);
+    auto storage = open_or_fail(settings);
+    for (uint64_t i = 0; i < 50; ++i) {
+        put_text(*storage, i, std::string(3000, 'a'));
+    }
+    { // checkpoint so that the entries live in the main file, then overwrite it in place
+        auto vacuumed = storage->vacuum();
+        assert_true(vacuumed.has_value());
+        auto size = std::filesystem::file_size(settings.name);
+        std::fstream file(settings.name, std::ios::binary | std::ios::in | std::ios::out);
+        file << std::string(size, '\x5a');
+    }
+    // Each read is the right value, a miss or an error: never a crash, never wrong bytes.
+    for (uint64_t i = 0; i < 50; ++i) {
+        auto got = storage->get(test_key(i));
+        if (got && *got) {
+            assert_string_equal((*got)->get()->c_str(), std::string(3000, 'a').c_str());
+        }
+    }
+    // Writing works again at the latest on the second try (after the file was replaced).
+    bool stored = false;
+    for (int attempt = 0; attempt < 2 && !stored; ++attempt) {
+        std::string_view text = "fresh";
+        stored = storage->put(test_meta(test_key(100)), std::span(&text, 1)).has_value() &&
+                 has_entry(*storage, 100);
+    }
+    core::log::configure(config::LogLevel::warning, "");
+    assert_true(stored);
+    assert_true(count_lines_containing(log, "corrupt") <= 1);
+}
+
 void test_database_files_and_folders_are_owner_only(void** state) {
     const std::string& scratch = scratch_of(state);
     config::Settings settings;
@@ -349,6 +383,9 @@ int main() {
             test_a_garbage_file_is_moved_aside_and_replaced_by_a_fresh_database, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_damaged_pages_behind_a_valid_header_are_detected_and_replaced, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_garbage_written_under_an_open_cache_never_crashes_and_is_replaced, setup,
+            teardown),
         cmocka_unit_test_setup_teardown(test_database_files_and_folders_are_owner_only, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_cache_names_resolve_like_requests_cache, setup,
