@@ -236,6 +236,27 @@ class FilesystemStorage final : public Storage {
         return std::optional<Blob>{std::move(value)};
     }
 
+    // Reads the header only; not a use for LRU.
+    Result<std::optional<Metadata>> get_metadata(std::string_view key) override {
+        std::string path = filesystem_entry_path(m_dir, key);
+        if (path.empty()) {
+            return fail("filesystem: invalid key \"" + std::string(key) + "\"");
+        }
+        Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+        struct stat st {};
+        if (!fd || ::fstat(*fd, &st) != 0) {
+            if (errno == ENOENT || errno == ENOTDIR) {
+                return std::optional<Metadata>{};
+            }
+            return fail("filesystem: cannot open " + path + ": " + std::strerror(errno));
+        }
+        auto parsed = parse_entry(*fd, static_cast<uint64_t>(st.st_size), k_scan_head);
+        if (!parsed || parsed->meta.key != key) {
+            return std::optional<Metadata>{}; // damaged: get() reports it
+        }
+        return std::optional<Metadata>{std::move(parsed->meta)};
+    }
+
     Result<void> put(const Metadata& meta, Pieces value) override {
         std::string path = filesystem_entry_path(m_dir, meta.key);
         if (path.empty()) {

@@ -37,6 +37,16 @@ class MemoryStorage final : public Storage {
         return std::optional<Blob>{found->second->value};
     }
 
+    // Not a use: the entry keeps its place in the LRU order.
+    Result<std::optional<Metadata>> get_metadata(std::string_view key) override {
+        std::lock_guard lock(m_mutex);
+        auto found = m_index.find(key);
+        if (found == m_index.end()) {
+            return std::optional<Metadata>{};
+        }
+        return std::optional<Metadata>{found->second->meta};
+    }
+
     Result<void> put(const Metadata& meta, Pieces value) override {
         size_t total = 0;
         for (auto piece : value) {

@@ -56,6 +56,7 @@ COMMIT;
 
 constexpr std::array<const char*, sql_count> k_sql = {
     "SELECT rowid, size, CASE WHEN size <= ?2 THEN value END FROM entries WHERE key = ?1",
+    "SELECT key, method, url, status, created, expires, size FROM entries WHERE key = ?1",
     "UPDATE entries SET accessed = ?2 WHERE key = ?1 AND accessed < ?2",
     "INSERT INTO entries (key, method, url, status, created, expires, size, accessed, value) "
     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (key) DO UPDATE SET "
@@ -78,6 +79,17 @@ constexpr std::array<const char*, sql_count> k_sql = {
 ino_t inode_of(const std::string& path) {
     struct stat st {};
     return ::stat(path.c_str(), &st) == 0 ? st.st_ino : 0;
+}
+
+// A row of "SELECT key, method, url, status, created, expires, size".
+Metadata metadata_of(const Statement& row) {
+    return Metadata{row.text(0),
+                    row.text(1),
+                    row.text(2),
+                    static_cast<long>(row.integer(3)),
+                    row.integer(4),
+                    row.integer(5),
+                    static_cast<uint64_t>(row.integer(6))};
 }
 
 } // namespace
@@ -118,6 +130,22 @@ Result<std::optional<Blob>> Connection::get(std::string_view key) {
         value = std::move(*read);
     }
     return std::optional<Blob>{std::move(value)};
+}
+
+Result<std::optional<Metadata>> Connection::get_metadata(std::string_view key) {
+    auto stmt = statement(sql_metadata);
+    if (!stmt) {
+        return std::unexpected(stmt.error());
+    }
+    stmt->bind({key});
+    int rc = stmt->step();
+    if (rc == SQLITE_DONE) {
+        return std::optional<Metadata>{};
+    }
+    if (rc != SQLITE_ROW) {
+        return std::unexpected(error(rc, "get metadata"));
+    }
+    return std::optional<Metadata>{metadata_of(*stmt)};
 }
 
 Result<void> Connection::put(const Metadata& meta, Pieces value, uint64_t total) {
@@ -194,9 +222,7 @@ Result<void> Connection::scan_page(const std::string& after, std::vector<Metadat
     stmt->bind({after, int64_t{k_scan_page}});
     int rc;
     while ((rc = stmt->step()) == SQLITE_ROW) {
-        page.push_back(Metadata{stmt->text(0), stmt->text(1), stmt->text(2),
-                                static_cast<long>(stmt->integer(3)), stmt->integer(4),
-                                stmt->integer(5), static_cast<uint64_t>(stmt->integer(6))});
+        page.push_back(metadata_of(*stmt));
     }
     if (rc != SQLITE_DONE) {
         page.clear();

@@ -51,6 +51,7 @@ constexpr int k_scan_page = 256;
 
 enum Sql : size_t {
     sql_get,
+    sql_metadata,
     sql_touch,
     sql_upsert,
     sql_remove,
@@ -171,6 +172,8 @@ class Connection {
     Result<void> open_or_recover();
 
     Result<std::optional<Blob>> get(std::string_view key);
+
+    Result<std::optional<Metadata>> get_metadata(std::string_view key);
 
     Result<void> put(const Metadata& meta, Pieces value, uint64_t total);
 

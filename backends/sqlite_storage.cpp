@@ -91,6 +91,10 @@ class SqliteStorage final : public Storage {
         return value;
     }
 
+    Result<std::optional<Metadata>> get_metadata(std::string_view key) override {
+        return with_connection([&](Connection& c) { return c.get_metadata(key); });
+    }
+
     Result<void> put(const Metadata& meta, Pieces value) override {
         uint64_t total = 0;
         for (auto piece : value) {

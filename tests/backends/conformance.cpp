@@ -153,6 +153,29 @@ void test_scan_lists_every_entry_with_its_metadata_and_size(void** state) {
     assert_int_equal(visits, 2);
 }
 
+void test_get_metadata_describes_an_entry_without_its_value(void** state) {
+    auto& storage = *fixture_of(state).storage;
+    Metadata meta = test_meta(test_key(40), 2000000000);
+    meta.method = "HEAD";
+    meta.status = 203;
+    meta.created = 1700000123;
+    put_or_fail(storage, meta, {"12345", "678"});
+    auto got = storage.get_metadata(meta.key);
+    assert_true(got.has_value());
+    assert_true(got->has_value());
+    const Metadata& found = **got;
+    assert_string_equal(found.key.c_str(), meta.key.c_str());
+    assert_string_equal(found.method.c_str(), "HEAD");
+    assert_string_equal(found.url.c_str(), meta.url.c_str());
+    assert_int_equal(found.status, 203);
+    assert_int_equal(found.created, 1700000123);
+    assert_int_equal(found.expires, 2000000000);
+    assert_int_equal(found.size, 8);
+    auto missing = storage.get_metadata(test_key(41));
+    assert_true(missing.has_value());
+    assert_false(missing->has_value());
+}
+
 void test_clear_removes_every_entry(void** state) {
     auto& storage = *fixture_of(state).storage;
     for (uint64_t i = 0; i < 20; ++i) {
@@ -332,6 +355,8 @@ std::vector<CMUnitTest> conformance_tests(const ConformanceBackend& backend) {
          test_get_of_an_unknown_key_is_a_miss_not_an_error},
         {"test_scan_lists_every_entry_with_its_metadata_and_size",
          test_scan_lists_every_entry_with_its_metadata_and_size},
+        {"test_get_metadata_describes_an_entry_without_its_value",
+         test_get_metadata_describes_an_entry_without_its_value},
         {"test_clear_removes_every_entry", test_clear_removes_every_entry},
         {"test_binary_values_round_trip_unchanged", test_binary_values_round_trip_unchanged},
         {"test_a_100_mib_value_round_trips", test_a_100_mib_value_round_trips},

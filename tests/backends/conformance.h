@@ -1,5 +1,5 @@
 // The storage conformance group: one set of cmocka tests that every backend must pass
-// (get/put, overwrite, remove, miss, scan, clear, binary and 100 MiB values, expiry,
+// (get/put, overwrite, remove, miss, scan, get_metadata, clear, binary and 100 MiB values, expiry,
 // max_size eviction, usage, 8 concurrent writers), plus helpers shared by the backend tests.
 //
 // Running it against a backend takes a registry name and a Settings factory. For Redis,
