@@ -7,6 +7,7 @@
 #include "core/easy/http_text.h"
 #include "core/log.h"
 
+#include <charconv>
 #include <cstdio>
 
 namespace curlcache::core::easy {
@@ -33,6 +34,24 @@ void give_up_copy(Tee& tee) {
     tee.too_large = true;
     std::string().swap(tee.body);
     std::vector<std::string>().swap(tee.blocks);
+}
+
+// Sizes the body copy from the response's Content-Length before the first byte, so a large
+// body is copied once instead of through a doubling string (a hint only: decoded bodies
+// may be larger, and a size past max_entry_size is not copied at all).
+void reserve_for_body(Tee& tee) {
+    if (tee.blocks.empty()) {
+        return;
+    }
+    auto value = header_value(tee.blocks.back(), "Content-Length");
+    uint64_t length = 0;
+    if (!value || std::from_chars(value->data(), value->data() + value->size(), length).ec !=
+                      std::errc()) {
+        return;
+    }
+    if (length > 0 && length <= tee.max_entry_size) {
+        tee.body.reserve(length);
+    }
 }
 
 // libcurl's header delivery: the header callback, or the write callback with HEADERDATA.
@@ -108,6 +127,9 @@ size_t tee_write(char* ptr, size_t size, size_t count, void* userdata) {
     size_t before = tee.body.size();
     if (!tee.too_large) {
         try {
+            if (tee.body.empty()) {
+                reserve_for_body(tee);
+            }
             tee.body.append(ptr, length);
             if (copied_bytes(tee) > tee.max_entry_size) {
                 give_up_copy(tee);
