@@ -174,6 +174,46 @@ Answer answer_aborted(Replay& r, CURLINFO id, bool& answered) {
 
 curl_certinfo g_no_certificates{0, nullptr};
 
+// What an entry stored without a recorded transfer (curlcache_store, a HAR import) can
+// still tell: the facts that follow from its URL and header blocks. The curl command, for
+// one, prints `-i` headers only once CURLINFO_PROTOCOL says HTTP(S).
+Answer derived(Replay& r, CURLINFO id) {
+    const bool https = r.request_url.starts_with("https:") || r.request_url.starts_with("HTTPS:");
+    switch (id) {
+    case CURLINFO_SCHEME:
+        return text(https ? "HTTPS" : "HTTP");
+    case CURLINFO_PROTOCOL:
+        return integer(https ? CURLPROTO_HTTPS : CURLPROTO_HTTP);
+    case CURLINFO_EFFECTIVE_URL:
+        r.hop_url = hop_url(r, r.blocks.empty() ? 0 : r.blocks.size() - 1);
+        return text(r.hop_url.c_str());
+    case CURLINFO_CONTENT_TYPE:
+        if (!r.blocks.empty()) {
+            if (auto type = header_value(r.blocks.back(), "Content-Type")) {
+                r.derived_text.assign(*type);
+                return text(r.derived_text.c_str());
+            }
+        }
+        return text(nullptr);
+    case CURLINFO_REDIRECT_COUNT: {
+        int64_t hops = 0;
+        for (size_t i = 0; i + 1 < r.blocks.size(); ++i) {
+            hops += status_code(r.blocks[i]).value_or(0) / 100 == 3;
+        }
+        return integer(hops);
+    }
+    case CURLINFO_HTTP_VERSION: {
+        auto version = r.blocks.empty() ? std::string_view() : status_protocol(r.blocks.back());
+        return integer(version == "HTTP/2"     ? CURL_HTTP_VERSION_2_0
+                       : version == "HTTP/3"   ? CURL_HTTP_VERSION_3
+                       : version == "HTTP/1.0" ? CURL_HTTP_VERSION_1_0
+                                               : CURL_HTTP_VERSION_1_1);
+    }
+    default:
+        return integer(0); // typed by the caller: 0, 0.0 or NULL
+    }
+}
+
 Answer answer(Replay& r, CURLINFO id) {
     const bool offline = r.kind == Replay::Kind::offline_miss;
     if (r.aborted_in_headers && r.aborted_block < r.blocks.size()) {
@@ -263,7 +303,7 @@ Answer answer(Replay& r, CURLINFO id) {
     }
     const Info* info = recorded(r, id);
     if (info == nullptr) {
-        return integer(0);
+        return derived(r, id);
     }
     switch (info->type) {
     case Info::Type::text:

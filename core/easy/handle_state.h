@@ -111,6 +111,7 @@ struct Replay {
     int64_t header_done = 0; // header bytes accepted before the abort
     std::string request_url; // for the URL of the hop that was aborted
     std::string hop_url;     // built on demand
+    std::string derived_text; // an info derived from the header blocks (see getinfo.cpp)
     std::string effective_method;
     std::string effective_url; // offline_miss: the request URL
     int64_t filetime = -1;

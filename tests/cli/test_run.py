@@ -65,13 +65,16 @@ class Run(clitest.CliTestCase):
     def test_har_export_imported_into_an_empty_cache_answers_byte_identically(self):
         url = self.origin.url("/bytes/5000")
         headers = [os.path.join(self.dir, name) for name in ("first.h", "again.h")]
-        first = self.run_curl(url, "-D", headers[0])
+        # -i as well: the curl command prints headers only when CURLINFO_PROTOCOL says HTTP,
+        # which an imported entry (no recorded transfer facts) must still answer.
+        first = self.run_curl(url, "-i", "-D", headers[0])
         self.assertEqual(first.returncode, 0, first.stderr)
         har = os.path.join(self.dir, "c.har")
         self.ok(*self.cache_args(), "export", "--har", har)
         self.ok(*self.cache_args(label="fresh"), "import", "--har", har)
-        again = self.run_curl(url, "-D", headers[1], mode="offline", label="fresh")
+        again = self.run_curl(url, "-i", "-D", headers[1], mode="offline", label="fresh")
         self.assertEqual(again.returncode, 0, again.stderr)
+        self.assertTrue(first.stdout.startswith(b"HTTP/1.1 200 OK\r\n"), first.stdout[:80])
         self.assertEqual(again.stdout, first.stdout)
         with open(headers[0], "rb") as a, open(headers[1], "rb") as b:
             recorded = a.read()
