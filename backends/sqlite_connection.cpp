@@ -266,6 +266,12 @@ Result<void> Connection::flush_touches_without_waiting() {
     return done;
 }
 
+void Connection::checkpoint_on_close(bool enabled) {
+    if (m_db) {
+        sqlite3_db_config(m_db.get(), SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, enabled ? 0 : 1, nullptr);
+    }
+}
+
 Result<void> Connection::exec(const char* sql) {
     int rc = sqlite3_exec(m_db.get(), sql, nullptr, nullptr, nullptr);
     if (rc != SQLITE_OK) {
@@ -489,6 +495,14 @@ Result<void> Connection::open_once() {
     auto done = exec("PRAGMA user_version"); // the first read: NOTADB shows here
     if (done && !m_shared.memory) {
         done = exec("PRAGMA journal_mode = WAL");
+        // The last connection to close checkpoints the WAL (fsync of WAL and database) and
+        // deletes it. A process that only had hits - one curl hit - must not pay for that
+        // durable I/O, so checkpoint-on-close is off until the process writes (the storage
+        // turns it back on at close then); journal_size_limit trims a WAL after a large entry.
+        checkpoint_on_close(false);
+        if (done) {
+            done = exec("PRAGMA journal_size_limit = 16777216");
+        }
     }
     // Deliberately no mmap_size: memory-mapping made 1 MiB hits ~5x faster (bench_storage),
     // but a file truncated behind our back or an I/O error (NFS home folders) then raises

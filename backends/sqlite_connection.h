@@ -117,6 +117,9 @@ struct Shared {
     int64_t busy_timeout_ms = 5000;
     uint64_t max_bytes = 0;
     std::atomic<uint64_t> generation{0}; // bumped when a corrupt file was replaced
+    // This process stored or removed something: its last connection then checkpoints the
+    // WAL into the database when it closes (see Connection::open_once).
+    std::atomic<bool> wrote{false};
     std::mutex write_mutex;              // one writer per process at a time
 
     std::mutex touch_mutex;
@@ -202,6 +205,9 @@ class Connection {
         if (done) {
             auto committed = execute(sql_commit);
             done = committed ? Result<void>{} : std::unexpected(committed.error());
+            if (done) {
+                m_shared.wrote.store(true, std::memory_order_relaxed);
+            }
         }
         if (!done) {
             (void)execute(sql_rollback);
@@ -210,6 +216,8 @@ class Connection {
     }
 
     Result<void> exec(const char* sql);
+    // Whether closing this connection, if it is the database's last, checkpoints the WAL.
+    void checkpoint_on_close(bool enabled);
 
   private:
     Result<std::shared_ptr<std::string>> read_blob(int64_t rowid);

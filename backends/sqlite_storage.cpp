@@ -47,17 +47,25 @@ class SqliteStorage final : public Storage {
     }
 
     ~SqliteStorage() override {
+        if (m_shared.wrote.load()) {
+            for (auto& connection : m_pool) {
+                std::lock_guard lock(connection->mutex);
+                connection->checkpoint_on_close(true);
+            }
+        }
         bool pending = false;
         {
             std::lock_guard touch(m_shared.touch_mutex);
             pending = !m_shared.touches.empty();
         }
         if (pending && !m_pool.empty()) {
+            // Access times are an LRU hint: a process that only had hits writes them without
+            // an fsync and without waiting for another process's write lock, so its exit
+            // costs no durable I/O (measured: 3 fdatasync calls per hit process before).
             Connection& connection = *m_pool.front();
             std::lock_guard lock(connection.mutex);
-            (void)connection.run([&] {
-                return connection.in_transaction([&] { return connection.flush_touches(); });
-            });
+            (void)connection.exec("PRAGMA synchronous = OFF");
+            (void)connection.flush_touches_without_waiting();
         }
     }
 

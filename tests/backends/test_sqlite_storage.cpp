@@ -141,7 +141,9 @@ void check_recovers_from(const std::string& scratch,
     assert_false(has_entry(*storage, 1));
     put_text(*storage, 2, "after the recovery");
     assert_true(has_entry(*storage, 2));
+    // Exactly one database moved aside (its WAL, when there is one, goes along with it).
     auto aside = names_starting_with(scratch, "cache.sqlite.corrupt-");
+    std::erase_if(aside, [](const std::string& name) { return name.ends_with("-wal"); });
     assert_int_equal(aside.size(), 1);
     assert_int_equal(count_lines_containing(log, "corrupt"), 1);
 }
