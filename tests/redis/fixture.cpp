@@ -12,6 +12,7 @@
 #include <ftw.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
@@ -112,8 +113,15 @@ void RedisServer::start() {
                                   "700", "--loglevel", "warning", "--logfile",
                                   m_dir + "/redis-" + std::to_string(m_port) + ".log"};
     args.insert(args.end(), m_extra.begin(), m_extra.end());
+    const pid_t parent = getpid();
     m_pid = fork();
     if (m_pid == 0) {
+        // The server ends with the test process however that ends (an abort, a cmocka
+        // failure that longjmps past the destructor, a ctest timeout): no orphans.
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() != parent) {
+            _exit(127);
+        }
         std::vector<char*> argv;
         for (auto& arg : args) {
             argv.push_back(arg.data());
