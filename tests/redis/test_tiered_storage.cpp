@@ -273,8 +273,11 @@ void test_memory_over_redis_fills_memory_from_redis(void**) {
         tests::redis::RedisServer server(scratch);
         config::Settings settings = tests::redis::redis_settings(server, "tiers");
         settings.backend = {"memory", "redis"};
+        // As the registry does: each tier opens with its own name only.
         auto open_one = [](std::string_view name, const config::Settings& s) {
-            return name == "redis" ? open_redis(s) : backends::open(name, s);
+            config::Settings one = s;
+            one.backend = {std::string(name)};
+            return name == "redis" ? open_redis(one) : backends::open(name, one);
         };
         auto first = open_tiered(settings, open_one);
         assert_true(first.has_value());
