@@ -205,6 +205,7 @@ Origin::Origin() {
     }
     m_pid = fork();
     if (m_pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM); // as for redis-server: no orphan origin
         dup2(out[1], 1);
         close(out[0]);
         close(out[1]);
