@@ -2,8 +2,12 @@
 // its CMake option when it needs an optional library) plus its factory's header.
 #include "backends/registry.h"
 
+#include "backends/file_lock.h"
 #include "backends/filesystem_storage.h"
 #include "backends/memory_storage.h"
+#ifdef CURLCACHE_WITH_REDIS
+#include "backends/redis_storage.h"
+#endif
 #include "backends/sqlite_storage.h"
 
 #include <iterator>
@@ -24,6 +28,9 @@ constexpr Backend k_backends[] = {
     {"sqlite", open_sqlite},
     {"filesystem", open_filesystem},
     {"memory", open_memory},
+#ifdef CURLCACHE_WITH_REDIS
+    {"redis", open_redis},
+#endif
 };
 
 } // namespace
@@ -31,7 +38,13 @@ constexpr Backend k_backends[] = {
 Result<std::unique_ptr<Storage>> open(std::string_view name, const config::Settings& settings) {
     for (const auto& backend : k_backends) {
         if (backend.name == name) {
-            return backend.factory(settings);
+            auto storage = backend.factory(settings);
+            if (!storage) {
+                return storage;
+            }
+            // Backends in files get cross-process coalescing locks (flock, <cache>.locks/).
+            std::string lock_dir = lock_dir_for(**storage);
+            return with_file_locks(std::move(*storage), std::move(lock_dir));
         }
     }
     std::string known;
