@@ -1,5 +1,6 @@
-// How the registry (backends/registry.cpp) wires this room's pieces: "redis" is a backend,
-// several names open a tiered cache, and file backends get cross-process coalescing locks.
+// How this room's pieces are wired in: "redis" is a registry backend, several names open a
+// tiered cache (core::Cache::open -> backends::open_tiered over the registry), and file
+// backends get cross-process coalescing locks from the registry.
 #include "backends/registry.h"
 #include "backends/tiered_storage.h"
 #include "tests/redis/fixture.h"
@@ -47,7 +48,9 @@ void test_several_backend_names_open_a_tiered_cache(void**) {
     tests::redis::RedisServer server(g_scratch);
     config::Settings settings = tests::redis::redis_settings(server, "wiring");
     settings.backend = {"memory", "redis"};
-    auto opened = open(settings.backend.front(), settings);
+    auto opened = open_tiered(settings, [](std::string_view name, const config::Settings& all) {
+        return open(name, all);
+    });
     assert_true(opened.has_value());
     TieredStorage* tiered = as_tiered(**opened);
     assert_non_null(tiered);
@@ -57,7 +60,9 @@ void test_several_backend_names_open_a_tiered_cache(void**) {
 
     // Redis down at open: the memory tier still serves, the Redis tier counts errors.
     server.stop();
-    auto down = open(settings.backend.front(), settings);
+    auto down = open_tiered(settings, [](std::string_view name, const config::Settings& all) {
+        return open(name, all);
+    });
     assert_true(down.has_value());
     TieredStorage* partial = as_tiered(**down);
     assert_non_null(partial);
