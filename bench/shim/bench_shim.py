@@ -6,8 +6,8 @@
 
 1. In-process hits: curl_loop (sequential GETs on one libcurl handle) for bodies of 1 KiB,
    100 KiB and 1 MiB, against the origin directly, through nginx proxy_cache, varnish and
-   squid serving hits, and under LD_PRELOAD=the shim with the SQLite and the memory
-   backends. The origin is nginx serving static files from a scratch folder. Every server
+   squid serving hits, and under LD_PRELOAD=the shim with the SQLite, memory and Redis
+   (a private redis-server on loopback) backends. The origin is nginx serving static files from a scratch folder. Every server
    is started here on a free loopback port with a generated minimal config and stopped by
    PID. The origin's access log tells how many requests reached it during each loop (a
    cache serving hits adds none).
@@ -243,13 +243,22 @@ def make_files(d):
         os.utime(path, (OLD, OLD))
 
 
+def start_redis(d, port):
+    """A private redis-server for the "shim redis" column: no persistence, loopback only."""
+    return Server("redis", ["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                            "--save", "", "--appendonly", "no", "--dir", d], port, d)
+
+
 def in_process(args, d, servers, results):
-    nginx, varnish, squid = servers
+    nginx, varnish, squid, redis = servers
     base = "http://127.0.0.1:%d/" % nginx.port
     shim_envs = {
         "shim sqlite": clean_env(d, {"LD_PRELOAD": args.shim, "CURLCACHE_BACKEND": "sqlite",
                                      "CURLCACHE_NAME": os.path.join(d, "bench.sqlite")}),
         "shim memory": clean_env(d, {"LD_PRELOAD": args.shim, "CURLCACHE_BACKEND": "memory"}),
+        "shim redis": clean_env(d, {"LD_PRELOAD": args.shim, "CURLCACHE_BACKEND": "redis",
+                                    "CURLCACHE_REDIS_URL": "redis://127.0.0.1:%d/0" % redis.port,
+                                    "CURLCACHE_NAME": "bench"}),
     }
     plain = clean_env(d)
     columns = [("origin", base, None, plain, nginx.ok),
@@ -258,7 +267,8 @@ def in_process(args, d, servers, results):
                ("varnish", "http://127.0.0.1:%d/" % varnish.port, None, plain, varnish.ok),
                ("squid", base, "http://127.0.0.1:%d" % squid.port, plain, squid.ok),
                ("shim sqlite", base, None, shim_envs["shim sqlite"], nginx.ok),
-               ("shim memory", base, None, shim_envs["shim memory"], nginx.ok)]
+               ("shim memory", base, None, shim_envs["shim memory"], nginx.ok),
+               ("shim redis", base, None, shim_envs["shim redis"], nginx.ok and redis.ok)]
     counts = {"1 KiB": 2000, "100 KiB": 500, "1 MiB": 150}
     if args.quick:
         counts = {k: max(20, v // 10) for k, v in counts.items()}
@@ -457,13 +467,14 @@ def main():
             return 1
         varnish = start_varnish(d, origin_port, free_port())
         squid = start_squid(d, free_port())
-        servers += [varnish, squid]
-        for s in (varnish, squid):
+        redis = start_redis(d, free_port())
+        servers += [varnish, squid, redis]
+        for s in (varnish, squid, redis):
             if not s.ok:
                 print("note: %s did not start (%s); its column is empty" % (s.name, s.why()))
         print("curlcache shim benchmark (%s, %d cores)\n" % (os.uname().release,
                                                             os.cpu_count()))
-        in_process(args, d, (nginx, varnish, squid), results)
+        in_process(args, d, (nginx, varnish, squid, redis), results)
         miss_overhead(args, d, nginx, results)
         process_level(args, d, nginx, results)
     finally:
