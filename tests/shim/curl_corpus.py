@@ -135,7 +135,7 @@ def corpus():
         Case("fail_on_cached_404", ["-f", "-i", "-w", "%{http_code}\\n", "{B}/status/404"],
              env=ALLOW_404, prime=[["-o", "/dev/null", "{B}/status/404"]]),
         Case("404_without_fail_cached", ["-w", WRITE_OUT, "{B}/status/404"], env=ALLOW_404),
-        Case("remote_time", ["-R", "-o", "dated.txt", "{B}/text"], mtime=True),
+        Case("remote_time", ["-R", "-o", "dated.txt", "{B}/text"], mtime=("dated.txt",)),
         Case("etag_compare_matching", ["--etag-compare", "etag.txt", "-o", "e.txt",
                                        "-w", "%{http_code} %{size_download}\\n", "{B}/text"],
              files={"etag.txt": b'"text-v1"\n'}, prime=[["-o", "/dev/null", "{B}/text"]]),
@@ -248,7 +248,7 @@ def corpus():
              env={"CURLCACHE_EXPIRE_AFTER": "0"}, cached=False, revalidates=True),
         Case("stale_entry_revalidates_to_file", ["-R", "-o", "t.txt", "-D", "h.txt",
                                                  "{B}/bytes/3000"],
-             env={"CURLCACHE_EXPIRE_AFTER": "0"}, cached=False, revalidates=True, mtime=True),
+             env={"CURLCACHE_EXPIRE_AFTER": "0"}, cached=False, revalidates=True, mtime=("t.txt",)),
         Case("origin_no_store", ["-i", "{B}/text?cc=no-store"], cached=None),
         Case("origin_max_age_0_revalidates", ["-i", "{B}/text?cc=max-age=0"], cached=None),
         # Parallel transfers finish in any order: each goes to its own file.

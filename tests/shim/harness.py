@@ -152,15 +152,19 @@ def run(argv, cwd, env, shim=None):
 
 
 def tree(directory, with_mtime=False):
-    """{relative path: (bytes, mtime or None)} of every regular file under `directory`."""
+    """{relative path: (bytes, mtime or None)} of every regular file under `directory`.
+    `with_mtime`: True for every file's mtime, or the relative paths whose mtime the server
+    decides (curl -R): other files get the time they were written, which two runs cannot
+    share once a second boundary falls between them."""
     out = {}
     for root, _, files in os.walk(directory):
         for name in files:
             path = os.path.join(root, name)
+            rel = os.path.relpath(path, directory)
             with open(path, "rb") as f:
                 data = f.read()
-            mtime = int(os.stat(path).st_mtime) if with_mtime else None
-            out[os.path.relpath(path, directory)] = (data, mtime)
+            wanted = with_mtime is True or (not isinstance(with_mtime, bool) and rel in with_mtime)
+            out[rel] = (data, int(os.stat(path).st_mtime) if wanted else None)
     return out
 
 
