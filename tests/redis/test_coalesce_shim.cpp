@@ -63,19 +63,24 @@ pid_t spawn(const std::vector<std::string>& argv, const std::vector<std::string>
     return child;
 }
 
-int origin_count(const std::string& path) {
+// How many times the origin served each of `paths` (its request log, one "GET path" a line).
+std::vector<int> origin_counts(const std::vector<std::string>& paths) {
     std::string out = g_scratch + "/log.txt";
     pid_t child = spawn({"curl", "-s", g_origin->url("/__log")},
                         {"PATH=/usr/bin:/bin"}, out);
     waitpid(child, nullptr, 0);
+    std::vector<int> counts(paths.size(), 0);
     std::istringstream lines(read_file(out));
     std::string line;
-    int count = 0;
     while (std::getline(lines, line)) {
-        count += line == "GET " + path ? 1 : 0;
+        for (size_t i = 0; i < paths.size(); ++i) {
+            counts[i] += line == "GET " + paths[i] ? 1 : 0;
+        }
     }
-    return count;
+    return counts;
 }
+
+int origin_count(const std::string& path) { return origin_counts({path})[0]; }
 
 int group_setup(void**) {
     g_scratch = tests::redis::make_scratch();
@@ -92,44 +97,114 @@ int group_teardown(void**) {
     return 0;
 }
 
-void eight_curls_fetch_once(const std::vector<std::string>& cache_env, const std::string& tag) {
-    struct stat info {};
-    if (stat(g_shim.c_str(), &info) != 0) {
-        skip();
-    }
-    std::string home = g_scratch + "/home-" + tag;
+std::vector<std::string> shim_env(const std::vector<std::string>& cache_env,
+                                  const std::string& home) {
     mkdir(home.c_str(), 0700);
     std::vector<std::string> env{"PATH=/usr/bin:/bin", "LD_PRELOAD=" + g_shim, "HOME=" + home,
                                  "XDG_CACHE_HOME=" + home + "/cache",
                                  "XDG_CONFIG_HOME=" + home + "/config",
-                                 "CURLCACHE_LOG_FILE=" + home + "/curlcache.log",
-                                 "CURLCACHE_LOCK_TIMEOUT=20s"};
+                                 "CURLCACHE_LOG_FILE=" + home + "/curlcache.log"};
     env.insert(env.end(), cache_env.begin(), cache_env.end());
-    std::string path = "/slow/400?k=" + tag;
-    std::string url = g_origin->url(path);
-    std::vector<pid_t> children;
-    for (int i = 0; i < k_processes; ++i) {
-        children.push_back(spawn({"curl", "-s", "-f", url}, env,
-                                 home + "/out" + std::to_string(i)));
-    }
+    return env;
+}
+
+int wait_ok(const std::vector<pid_t>& children) {
     int ok = 0;
     for (pid_t child : children) {
         int status = 0;
         waitpid(child, &status, 0);
         ok += WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 1 : 0;
     }
-    assert_int_equal(ok, k_processes);
+    return ok;
+}
+
+// 8 curl commands started together, each fetching the same 20 slow URLs in one command:
+// the origin must serve each URL exactly once (20 requests in all), and all 8 outputs must
+// be identical.
+void eight_curls_fetch_once(const std::vector<std::string>& cache_env, const std::string& tag) {
+    struct stat info {};
+    if (stat(g_shim.c_str(), &info) != 0) {
+        skip();
+    }
+    constexpr int k_urls = 20;
+    std::string home = g_scratch + "/home-" + tag;
+    auto env = shim_env(cache_env, home);
+    env.push_back("CURLCACHE_LOCK_TIMEOUT=20s");
+    std::vector<std::string> paths;
+    std::vector<std::string> argv{"curl", "-s", "-f"};
+    for (int i = 0; i < k_urls; ++i) {
+        paths.push_back("/slow/100?k=" + tag + "-" + std::to_string(i));
+        argv.push_back(g_origin->url(paths.back()));
+    }
+    std::vector<pid_t> children;
+    for (int i = 0; i < k_processes; ++i) {
+        children.push_back(spawn(argv, env, home + "/out" + std::to_string(i)));
+    }
+    assert_int_equal(wait_ok(children), k_processes);
     std::string first = read_file(home + "/out0");
     assert_true(first.starts_with("curlcache test origin"));
     for (int i = 1; i < k_processes; ++i) {
         assert_true(read_file(home + "/out" + std::to_string(i)) == first);
     }
-    int count = origin_count(path);
-    if (count != 1) {
-        std::fprintf(stderr, "origin saw %s %d times; curlcache log:\n%s\n", path.c_str(), count,
-                     read_file(home + "/curlcache.log").c_str());
+    auto counts = origin_counts(paths);
+    int total = 0;
+    for (size_t i = 0; i < paths.size(); ++i) {
+        total += counts[i];
+        if (counts[i] != 1) {
+            std::fprintf(stderr, "origin saw %s %d times; curlcache log:\n%s\n",
+                         paths[i].c_str(), counts[i],
+                         read_file(home + "/curlcache.log").c_str());
+        }
     }
-    assert_int_equal(count, 1);
+    assert_int_equal(total, k_urls);
+}
+
+// The curl that holds the download lock is killed mid-download: the 7 curls waiting for it
+// still finish, with the body the origin sends (a waiter takes the download over: at once
+// for a flock'ed lock file, once the lock's time runs out for Redis).
+void killed_lock_holder(const std::vector<std::string>& cache_env, const std::string& tag) {
+    struct stat info {};
+    if (stat(g_shim.c_str(), &info) != 0) {
+        skip();
+    }
+    std::string home = g_scratch + "/crash-" + tag;
+    auto env = shim_env(cache_env, home);
+    env.push_back("CURLCACHE_LOCK_TIMEOUT=3s");
+    std::string path = "/slow/1500?k=crash-" + tag;
+    std::string url = g_origin->url(path);
+    std::string plain = home + "/plain";
+    waitpid(spawn({"curl", "-s", "-f", g_origin->url("/slow/0?k=crash-" + tag)},
+                  {"PATH=/usr/bin:/bin"}, plain),
+            nullptr, 0);
+    pid_t holder = spawn({"curl", "-s", "-f", url}, env, home + "/holder");
+    // The holder has taken the lock once its request reaches the origin (bounded poll).
+    for (int i = 0; i < 500 && origin_count(path) == 0; ++i) {
+        usleep(10000);
+    }
+    assert_int_equal(origin_count(path), 1);
+    std::vector<pid_t> waiters;
+    for (int i = 0; i < k_processes - 1; ++i) {
+        waiters.push_back(spawn({"curl", "-s", "-f", url}, env, home + "/out" + std::to_string(i)));
+    }
+    kill(holder, SIGKILL);
+    waitpid(holder, nullptr, 0);
+    assert_int_equal(wait_ok(waiters), k_processes - 1);
+    std::string expected = read_file(plain); // /slow/MS serves the same body for any MS
+    assert_true(expected.starts_with("curlcache test origin"));
+    for (int i = 0; i < k_processes - 1; ++i) {
+        assert_true(read_file(home + "/out" + std::to_string(i)) == expected);
+    }
+}
+
+void test_killed_lock_holder_curl_leaves_the_others_correct_with_sqlite(void**) {
+    killed_lock_holder({"CURLCACHE_BACKEND=sqlite", "CURLCACHE_NAME=" + g_scratch + "/crash.sqlite"},
+                       "sqlite");
+}
+
+void test_killed_lock_holder_curl_leaves_the_others_correct_with_redis(void**) {
+    killed_lock_holder({"CURLCACHE_BACKEND=redis", "CURLCACHE_REDIS_URL=" + g_redis->url(),
+                        "CURLCACHE_NAME=crash"},
+                       "redis");
 }
 
 void test_eight_curls_under_the_shim_share_one_download_through_redis(void**) {
@@ -190,6 +265,8 @@ int main() {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_eight_curls_under_the_shim_share_one_download_through_redis),
         cmocka_unit_test(test_eight_curls_under_the_shim_share_one_download_through_sqlite),
+        cmocka_unit_test(test_killed_lock_holder_curl_leaves_the_others_correct_with_sqlite),
+        cmocka_unit_test(test_killed_lock_holder_curl_leaves_the_others_correct_with_redis),
         cmocka_unit_test(test_tiered_cache_under_the_shim_fills_sqlite_from_redis),
     };
     return cmocka_run_group_tests_name("coalesce_shim", tests, group_setup, group_teardown);
