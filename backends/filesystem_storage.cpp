@@ -205,7 +205,10 @@ class FilesystemStorage final : public Storage {
         if (::fstat(*fd, &st) != 0) {
             return fail("filesystem: cannot stat " + path + ": " + std::strerror(errno));
         }
-        auto parsed = parse_entry(*fd, static_cast<uint64_t>(st.st_size), k_get_head);
+        // A small file is read whole in one call; a larger one only up to its texts, since
+        // its value is read on its own below.
+        const uint64_t file_size = static_cast<uint64_t>(st.st_size);
+        auto parsed = parse_entry(*fd, file_size, file_size <= k_get_head ? k_get_head : k_scan_head);
         std::shared_ptr<std::string> value;
         if (parsed && parsed->meta.key == key) {
             if (parsed->head.size() == static_cast<uint64_t>(st.st_size)) {
@@ -219,7 +222,14 @@ class FilesystemStorage final : public Storage {
         }
         if (!parsed || parsed->meta.key != key) {
             core::log::warn_once("filesystem-corrupt-entry",
-                                 "filesystem cache: ignoring damaged entry file %s", path.c_str());
+                                 "filesystem cache: removing damaged entry file %s", path.c_str());
+            // A corrupt entry is a miss and is removed - unless a writer has meanwhile
+            // renamed a new file into place, which must survive.
+            struct stat now_there {};
+            if (::stat(path.c_str(), &now_there) == 0 && now_there.st_ino == st.st_ino &&
+                now_there.st_dev == st.st_dev) {
+                ::unlink(path.c_str());
+            }
             return std::optional<Blob>{};
         }
         timespec now{};

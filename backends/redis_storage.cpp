@@ -72,11 +72,11 @@ public:
                 if ((*reply)->type == REDIS_REPLY_NIL) {
                     return std::optional<Blob>{};
                 }
+                if ((*reply)->type == REDIS_REPLY_ERROR) {
+                    return conn.reply_error(**reply); // WRONGTYPE, NOAUTH, LOADING, ...
+                }
                 if ((*reply)->type != REDIS_REPLY_STRING) {
                     return fail(conn.where() + ": unexpected reply to GET");
-                }
-                if ((*reply)->type == REDIS_REPLY_ERROR) {
-                    return conn.reply_error(**reply);
                 }
                 return std::optional<Blob>{
                     std::make_shared<const std::string>(take_reply_string(**reply))};
@@ -115,7 +115,11 @@ public:
         std::string meta_text = encode_meta(meta, total);
         std::string expire_at = std::to_string(meta.expires * 1000);
         if (m_max_size > 0 && total > m_max_size) {
-            return {}; // larger than the whole cache: not stored, nothing evicted for it
+            // Larger than the whole cache: not stored, nothing evicted for it, and the
+            // older value under this key goes (as in sqlite and filesystem), so it is never
+            // served in place of the response that replaced it.
+            auto removed = remove(meta.key);
+            return removed ? Result<void>{} : std::unexpected(removed.error());
         }
         std::string now = std::to_string(now_us());
         std::string size = std::to_string(total);

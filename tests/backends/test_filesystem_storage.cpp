@@ -76,8 +76,11 @@ void test_a_truncated_entry_file_reads_as_a_miss(void** state) {
     std::filesystem::resize_file(entry_path(fixture, 2), 10);   // inside the header
     assert_reads_as_miss_or_error(*fixture.storage, 1);
     assert_reads_as_miss_or_error(*fixture.storage, 2);
+    // A corrupt entry is a miss and is removed (DESIGN.md): the files are gone.
+    assert_false(std::filesystem::exists(entry_path(fixture, 1)));
+    assert_false(std::filesystem::exists(entry_path(fixture, 2)));
 
-    // The damaged files are skipped by scan and replaced by the next put.
+    // Scans skip them, and the next put writes a whole entry again.
     int visited = 0;
     assert_true(fixture.storage->scan([&](const backends::Metadata&) { return ++visited > 0; })
                     .has_value());
