@@ -9,7 +9,7 @@
 //   sqlite:///abs/path/cache.sqlite       backend=sqlite, name=/abs/path/cache.sqlite
 //   sqlite://relative.sqlite              a relative name, resolved as the backend does
 //   filesystem:///abs/path/dir            backend=filesystem, name=/abs/path/dir
-//   memory://                             a fresh in-memory cache (for tests)
+//   (memory:// is refused: a memory cache lives inside one process)
 //   redis://host:port/db?name=ns          backend=redis, redis.url=redis://host:port/db,
 //                                         name=ns (the key namespace)
 //
@@ -74,10 +74,16 @@ std::expected<Location, std::string> parse_location(const std::string& text) {
         query = rest.substr(question + 1);
         rest.resize(question);
     }
-    if (backend != "sqlite" && backend != "filesystem" && backend != "memory" &&
-        backend != "redis") {
+    if (backend == "memory") {
+        // It would be created and gone within this command: copying to or from it would
+        // report success and keep nothing.
+        return std::unexpected("'" + text +
+                               "': a memory cache lives inside one process and cannot be "
+                               "copied to or from (use sqlite:// or filesystem://)");
+    }
+    if (backend != "sqlite" && backend != "filesystem" && backend != "redis") {
         return std::unexpected("'" + text + "': unknown backend '" + backend +
-                               "' (sqlite, filesystem, memory, redis, or a config file path)");
+                               "' (sqlite, filesystem, redis, or a config file path)");
     }
     location.push_back("config=/dev/null"); // no config file: the URL says it all
     location.push_back("backend=" + backend);

@@ -117,6 +117,11 @@ class Export(TransferBase):
 
     def test_bad_backend_url_is_a_usage_error(self):
         self.assert_usage_error(self.cc("export", "--to", "ftp://x/y"))
+        # A memory cache would vanish with the command: refused, not a silent success.
+        out = self.cc("export", "--to", "memory://")
+        self.assert_usage_error(out)
+        self.assertIn(b"memory cache lives inside one process", out.stderr)
+        self.assert_usage_error(self.cc("import", "--from", "memory://"))
         self.assert_usage_error(self.cc("import", "--from", "sqlite:///x?novalue"))
 
 
