@@ -130,10 +130,12 @@ void RedisServer::start() {
         execvp(argv[0], argv.data());
         _exit(127);
     }
+    // Ours, not another test's server that took the port meanwhile: INFO names the pid.
+    const std::string our_pid = "process_id:" + std::to_string(m_pid) + "\r\n";
     bool up = await(
         [&] {
-            std::string reply = command({"PING"});
-            return reply == "PONG";
+            return command({"PING"}) == "PONG" &&
+                   command({"INFO", "server"}).find(our_pid) != std::string::npos;
         },
         10000);
     if (!up) {

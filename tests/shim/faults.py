@@ -173,7 +173,7 @@ def _(scratch):
 @fault("redis_unreachable", not_about=b"unknown backend")
 def _(scratch):
     return {"CURLCACHE_BACKEND": "redis",
-            "CURLCACHE_REDIS_URL": "redis://127.0.0.1:%d/0" % harness.free_port()}
+            "CURLCACHE_REDIS_URL": "redis://127.0.0.1:%d/0" % harness.refusing_port()}
 
 
 @fault("disable_variable_passes_through", warnings=0)

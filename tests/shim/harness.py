@@ -94,6 +94,19 @@ def free_port():
     return port
 
 
+_REFUSING = []  # sockets held for the life of the test process (see refusing_port)
+
+
+def refusing_port():
+    """A loopback port where nothing will ever answer during this test: bound by this
+    process but not listening, so connections are refused and no other test's server can
+    take it (a port that was merely free a moment ago could be)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    _REFUSING.append(s)
+    return s.getsockname()[1]
+
+
 def make_certificate(scratch):
     """A self-signed certificate for 127.0.0.1 in `scratch`: (cert path, key path)."""
     cert = os.path.join(scratch, "cert.pem")
