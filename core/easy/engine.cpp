@@ -154,14 +154,24 @@ CURLcode easy_setopt(const CurlApi& api, CURL* handle, CURLoption option, va_lis
         } catch (...) {
         }
     }
-    if (state != nullptr && state->tee && swapped_during_miss(option)) {
-        record_option(state->options, option, arg);
+    // Recording may allocate; an exception must not cross the C boundary, and a value
+    // that was not recorded must not feed a key: the handle then passes through.
+    auto record = [&]() noexcept {
+        try {
+            record_option(state->options, option, arg);
+            return true;
+        } catch (...) {
+            state->options.unknown = true;
+            return false;
+        }
+    };
+    if (state != nullptr && state->tee && swapped_during_miss(option) && record()) {
         state->tee->httpheader_set |= option == CURLOPT_HTTPHEADER;
         return CURLE_OK;
     }
     CURLcode rc = forward_setopt(api, handle, option, arg);
     if (rc == CURLE_OK && state != nullptr) {
-        record_option(state->options, option, arg);
+        (void)record();
     }
     return rc;
 }

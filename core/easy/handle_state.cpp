@@ -4,6 +4,7 @@
 #include <array>
 #include <cstring>
 #include <mutex>
+#include <pthread.h>
 #include <unordered_map>
 
 // Deprecated options (PUT, HTTPPOST, PROGRESSFUNCTION) are still set by programs.
@@ -22,8 +23,28 @@ struct Shard {
     std::unordered_map<CURL*, std::unique_ptr<HandleState>> states;
 };
 
+std::array<Shard, k_shards>* g_shards = nullptr;
+
+// fork() while another thread holds a shard lock would leave it locked forever in the
+// child. Every registry function holds one shard lock at a time and calls nothing while
+// holding it, so taking them all, in order, around fork cannot deadlock.
+void lock_all_shards() {
+    for (auto& shard : *g_shards) {
+        shard.mutex.lock();
+    }
+}
+void unlock_all_shards() {
+    for (auto& shard : *g_shards) {
+        shard.mutex.unlock();
+    }
+}
+
 std::array<Shard, k_shards>& shards() {
-    static auto* all = new std::array<Shard, k_shards>(); // never destroyed: used at exit
+    static auto* all = [] {
+        g_shards = new std::array<Shard, k_shards>(); // never destroyed: used at exit
+        pthread_atfork(lock_all_shards, unlock_all_shards, unlock_all_shards);
+        return g_shards;
+    }();
     return *all;
 }
 

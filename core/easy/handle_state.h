@@ -29,6 +29,9 @@ enum class MethodKind : uint8_t { get, post, post_form, post_mime, put, head };
 // libcurl copies them); pointers the program owns (HTTPHEADER, POSTFIELDS) are kept as
 // pointers and only read at perform time.
 struct Options {
+    // An option could not be recorded (out of memory): what libcurl holds is no longer
+    // known, so every transfer of this handle passes through until reset.
+    bool unknown = false;
     std::optional<std::string> url;
     std::optional<std::string> custom_request;
     MethodKind method = MethodKind::get;

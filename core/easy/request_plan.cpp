@@ -116,6 +116,10 @@ const char* read_headers(const Options& o, Plan& plan) {
 
 Plan plan_transfer(const Options& o, const config::Settings& settings) {
     Plan plan;
+    if (o.unknown) {
+        plan.passthrough = "an option could not be recorded";
+        return plan;
+    }
     if (o.has_curlu) {
         plan.passthrough = "URL set as CURLU";
         return plan;

@@ -241,12 +241,15 @@ CURLcode end_transfer(const CurlApi& api, CURL* handle, CURLcode result) {
             cache->stats().hits.fetch_add(1, std::memory_order_relaxed);
             Plan plan;
             plan.request.method = tee->method;
+            // The program's own URL (tee->url is redacted): the replay derives the effective
+            // URL with its userinfo, cookie hosts and hop URLs from it.
+            plan.request.url = state->options.url.value_or("");
             if (!prepare_hit(*state, plan, std::move(refreshed))) {
                 return result;
             }
             return replay(api, handle);
         }
-        if (tee->too_large || tee->blocks.empty() ||
+        if (tee->too_large || tee->blocks.empty() || state->options.unknown ||
             cache->settings().mode == config::Mode::readonly) {
             return result;
         }

@@ -582,6 +582,38 @@ static void test_stale_entry_is_revalidated_and_304_replays_it(void** state) {
     capture_free(&first);
 }
 
+/* A revalidated replay answers getinfo for the program's own URL, credentials included,
+ * exactly as the real transfer did (they are never stored: the replay puts them back). */
+static char* effective_url_of(const char* url, char* out, size_t size) {
+    CURL* h = curl_easy_init();
+    Capture c = {0};
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    capture_on(h, &c);
+    assert_int_equal(curl_easy_perform(h), CURLE_OK);
+    char* effective = NULL;
+    assert_int_equal(curl_easy_getinfo(h, CURLINFO_EFFECTIVE_URL, &effective), CURLE_OK);
+    assert_non_null(effective);
+    snprintf(out, size, "%s", effective);
+    curl_easy_cleanup(h);
+    capture_free(&c);
+    return out;
+}
+
+static void test_revalidated_replay_reports_the_programs_url(void** state) {
+    (void)state;
+    setenv("CURLCACHE_EXPIRE_AFTER", "0", 1); /* every entry is stale at once */
+    engine_reopen_cache();
+    const char* plain = origin_url(0, "/text/reval-cred");
+    char url[512];
+    snprintf(url, sizeof url, "http://carol:s3cret@%s", plain + strlen("http://"));
+    char live[512], replayed[512];
+    long before = origin_count();
+    effective_url_of(url, live, sizeof live);     /* miss: real libcurl's answer */
+    effective_url_of(url, replayed, sizeof replayed); /* stale: revalidated, 304 replayed */
+    assert_int_equal(origin_count(), before + 2);
+    assert_string_equal(replayed, live);
+}
+
 static int g_pauses;
 
 static size_t on_write_pausing(char* ptr, size_t size, size_t count, void* userdata) {
@@ -716,6 +748,8 @@ int main(void) {
                                         teardown),
         cmocka_unit_test_setup_teardown(test_eight_threads_with_their_own_handles, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stale_entry_is_revalidated_and_304_replays_it, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_revalidated_replay_reports_the_programs_url, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_write_pause_on_hit_redelivers_the_same_bytes, setup,
                                         teardown),
