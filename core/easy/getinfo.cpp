@@ -60,10 +60,10 @@ int64_t recorded_integer(const Replay& r, CURLINFO id, int64_t fallback) {
     return info != nullptr ? info->integer : fallback;
 }
 
-// Bytes of body this replay delivered, as libcurl counts them (the wire size on a full
-// answer: compressed when the recorded transfer decoded the body).
 } // namespace
 
+// Bytes of body this replay delivered, as libcurl counts them (the wire size on a full
+// answer: compressed when the recorded transfer decoded the body).
 int64_t replay_download_size(const Replay& r) {
     if (!r.deliver_body) {
         return 0;
@@ -86,12 +86,6 @@ int64_t replay_content_length(const Replay& r) {
 
 namespace {
 
-int64_t downloaded(const Replay& r) {
-    return replay_download_size(r);
-}
-int64_t content_length(const Replay& r) {
-    return replay_content_length(r);
-}
 
 struct Answer {
     enum class Kind { forward, integer, real, text, pointer } kind = Kind::forward;
@@ -135,7 +129,7 @@ Answer answer_aborted(Replay& r, CURLINFO id, bool& answered) {
     case CURLINFO_REDIRECT_COUNT: {
         int64_t hops = 0;
         for (size_t i = 0; i < r.aborted_block; ++i) {
-            hops += status_code(r.blocks[i]).value_or(0) / 100 != 1;
+            hops += status_code(r.blocks[i]).value_or(0) / 100 == 3; // not 1xx, 401 hops
         }
         return integer(hops);
     }
@@ -252,13 +246,13 @@ Answer answer(Replay& r, CURLINFO id) {
     case CURLINFO_OS_ERRNO:
         return integer(0);
     case CURLINFO_SIZE_DOWNLOAD_T:
-        return integer(downloaded(r));
+        return integer(replay_download_size(r));
     case CURLINFO_SIZE_DOWNLOAD:
-        return real(static_cast<double>(downloaded(r)));
+        return real(static_cast<double>(replay_download_size(r)));
     case CURLINFO_CONTENT_LENGTH_DOWNLOAD_T:
-        return integer(content_length(r));
+        return integer(replay_content_length(r));
     case CURLINFO_CONTENT_LENGTH_DOWNLOAD:
-        return real(static_cast<double>(content_length(r)));
+        return real(static_cast<double>(replay_content_length(r)));
     case CURLINFO_TOTAL_TIME:
     case CURLINFO_STARTTRANSFER_TIME:
         return real(r.total_time);
@@ -278,10 +272,10 @@ Answer answer(Replay& r, CURLINFO id) {
     case CURLINFO_REDIRECT_TIME_T:
         return integer(0);
     case CURLINFO_SPEED_DOWNLOAD:
-        return real(r.total_time > 0 ? static_cast<double>(downloaded(r)) / r.total_time : 0);
+        return real(r.total_time > 0 ? static_cast<double>(replay_download_size(r)) / r.total_time : 0);
     case CURLINFO_SPEED_DOWNLOAD_T:
         return integer(r.total_time > 0
-                           ? static_cast<int64_t>(static_cast<double>(downloaded(r)) / r.total_time)
+                           ? static_cast<int64_t>(static_cast<double>(replay_download_size(r)) / r.total_time)
                            : 0);
     case CURLINFO_EFFECTIVE_METHOD:
         return text(r.effective_method.c_str());

@@ -74,7 +74,7 @@ size_t tee_header(char* ptr, size_t size, size_t count, void* userdata) {
     const Options& o = state->options;
     const size_t length = size * count;
     if (!state->tee) {
-        return o.header_fn ? o.header_fn(ptr, size, count, o.header_data) : length;
+        return forward_header(o, ptr, size, count);
     }
     Tee& tee = *state->tee;
     std::string_view line(ptr, length);
