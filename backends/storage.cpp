@@ -1,7 +1,10 @@
 // The defaults of the optional Storage operations (see storage.h).
 #include "backends/storage.h"
 
+#include <memory>
+#include <new>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace curlcache::backends {
@@ -28,6 +31,44 @@ Result<uint64_t> Storage::purge_expired(int64_t now) {
         removed += *gone ? 1 : 0;
     }
     return removed;
+}
+
+namespace {
+
+// The default stream: the tail in memory, one put() at commit.
+class BufferedPutStream final : public PutStream {
+  public:
+    BufferedPutStream(Storage& storage, uint64_t size_hint) : m_storage(storage) {
+        if (size_hint > 0 && size_hint <= k_max_reserve) {
+            m_tail.reserve(size_hint);
+        }
+    }
+
+    Result<void> append(std::string_view bytes) override {
+        try {
+            m_tail.append(bytes);
+        } catch (const std::bad_alloc&) {
+            return fail("out of memory while keeping a response body");
+        }
+        return {};
+    }
+
+    Result<void> commit(const Metadata& meta, std::string_view head) override {
+        const std::string_view pieces[] = {head, m_tail};
+        return m_storage.put(meta, pieces);
+    }
+
+  private:
+    // A hint is a promise from the network: never reserve more than this up front.
+    static constexpr uint64_t k_max_reserve = uint64_t{1} << 30;
+    Storage& m_storage;
+    std::string m_tail;
+};
+
+} // namespace
+
+Result<std::unique_ptr<PutStream>> Storage::begin_put(uint64_t size_hint) {
+    return std::make_unique<BufferedPutStream>(*this, size_hint);
 }
 
 Result<bool> Storage::try_lock(std::string_view /*key*/, int64_t /*ttl_ms*/) {

@@ -56,6 +56,18 @@ struct Metadata {
 // so that a large body is never concatenated into a second in-memory copy.
 using Pieces = std::span<const std::string_view>;
 
+// A value written while it is produced, for a response body that streams in during the
+// transfer: the tail arrives piece by piece through append(); the head, known only at the
+// end, comes with commit(). The stored value is head + tail, with put()'s guarantees (the
+// old value or the new one, never a torn one). Destroying a stream that was not committed
+// discards what it wrote. One thread uses a stream at a time.
+class PutStream {
+public:
+    virtual ~PutStream() = default;
+    virtual Result<void> append(std::string_view bytes) = 0;
+    virtual Result<void> commit(const Metadata& meta, std::string_view head) = 0;
+};
+
 struct Usage {
     uint64_t entries = 0;
     uint64_t bytes = 0;     // bytes of stored values (what max_size limits)
@@ -81,6 +93,11 @@ public:
     // within max_size.
     virtual Result<void> put(const Metadata& meta, Pieces value) = 0;
 
+    // Starts a value whose tail streams in; size_hint is the expected tail size (0 when
+    // unknown). The default keeps the tail in memory and calls put() at commit; a backend
+    // that can write while the tail arrives overrides it.
+    virtual Result<std::unique_ptr<PutStream>> begin_put(uint64_t size_hint);
+
     // Removes one entry; true when it existed.
     virtual Result<bool> remove(std::string_view key) = 0;
 
@@ -95,6 +112,11 @@ public:
 
     // Removes entries whose expires is in (0, now]; returns how many. The default scans.
     virtual Result<uint64_t> purge_expired(int64_t now);
+
+    // Writes what this process deferred (access times for LRU, a WAL checkpoint) without
+    // closing anything. Called at process exit, where the storage object is deliberately
+    // never destroyed because other threads may still be using it. The default does nothing.
+    virtual void flush() {}
 
     // Reclaims space after deletions (SQLite VACUUM). The default does nothing.
     virtual Result<void> vacuum() { return {}; }

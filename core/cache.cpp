@@ -9,6 +9,7 @@
 #include "core/stats.h"
 
 #include <ctime>
+#include <new>
 
 namespace curlcache::core {
 
@@ -121,17 +122,9 @@ backends::Result<std::optional<Entry>> Cache::find(const Key& key) {
     return entry;
 }
 
-backends::Result<bool> Cache::store(const Key& key, Entry& entry) {
-    entry.url = redact_url(entry.url, m_settings); // no credentials at rest, whatever came in
-    policy::Verdict verdict = policy::store(m_settings, entry);
-    if (verdict != policy::Verdict::ok) {
-        CURLCACHE_LOG(debug, "not storing %s %s: %s", entry.method.c_str(), entry.url.c_str(),
-                      policy::describe(verdict));
-        return false;
-    }
-    entry.created = now_seconds();
-    entry.expires = policy::expires_at(m_settings, entry.url, entry.created);
-    Encoded encoded = encode(entry);
+namespace {
+
+backends::Metadata metadata_of(const Key& key, const Entry& entry, uint64_t size) {
     backends::Metadata meta;
     meta.key = key.hex();
     meta.method = entry.method;
@@ -139,11 +132,88 @@ backends::Result<bool> Cache::store(const Key& key, Entry& entry) {
     meta.status = entry.status;
     meta.created = entry.created;
     meta.expires = entry.expires;
-    meta.size = encoded.head.size() + encoded.body.size();
+    meta.size = size;
+    return meta;
+}
+
+} // namespace
+
+// Policy, then created/expires; true when the entry may be stored.
+bool Cache::admit(Entry& entry, uint64_t body_size) {
+    entry.url = redact_url(entry.url, m_settings); // no credentials at rest, whatever came in
+    policy::Verdict verdict = policy::store(m_settings, entry, body_size);
+    if (verdict != policy::Verdict::ok) {
+        CURLCACHE_LOG(debug, "not storing %s %s: %s", entry.method.c_str(), entry.url.c_str(),
+                      policy::describe(verdict));
+        return false;
+    }
+    entry.created = now_seconds();
+    entry.expires = policy::expires_at(m_settings, entry.url, entry.created);
+    return true;
+}
+
+backends::Result<bool> Cache::store(const Key& key, Entry& entry) {
+    if (!admit(entry, entry.body.size())) {
+        return false;
+    }
+    Encoded encoded = encode(entry);
     auto pieces = encoded.pieces();
+    auto meta = metadata_of(key, entry, encoded.head.size() + encoded.body.size());
     if (auto put = m_storage->put(meta, pieces); !put) {
         count_error(m_stats, put.error(), "put", m_storage->name());
         return std::unexpected(put.error());
+    }
+    m_stats.stores.fetch_add(1, std::memory_order_relaxed);
+    return true;
+}
+
+BodySink::BodySink(Cache& cache, std::unique_ptr<backends::PutStream> stream)
+    : m_cache(cache), m_stream(std::move(stream)) {}
+
+BodySink::~BodySink() = default;
+
+bool BodySink::append(std::string_view bytes) {
+    if (m_failed) {
+        return false;
+    }
+    m_digest.update(bytes);
+    m_size += bytes.size();
+    if (auto added = m_stream->append(bytes); !added) {
+        m_failed = true;
+        m_stream.reset(); // discards what was written
+        count_error(m_cache.m_stats, added.error(), "put", m_cache.m_storage->name());
+        return false;
+    }
+    return true;
+}
+
+std::unique_ptr<BodySink> Cache::begin_body(uint64_t size_hint) {
+    auto stream = m_storage->begin_put(size_hint);
+    if (!stream) {
+        count_error(m_stats, stream.error(), "put", m_storage->name());
+        return nullptr;
+    }
+    try {
+        return std::unique_ptr<BodySink>(new BodySink(*this, std::move(*stream)));
+    } catch (const std::bad_alloc&) {
+        return nullptr;
+    }
+}
+
+backends::Result<bool> Cache::store(const Key& key, Entry& entry, BodySink& body) {
+    if (body.m_failed || !body.m_stream) {
+        return false;
+    }
+    if (!admit(entry, body.m_size)) {
+        return false;
+    }
+    std::string head = encode_head(entry, body.m_size, body.m_digest.digest());
+    auto meta = metadata_of(key, entry, head.size() + body.m_size);
+    auto committed = body.m_stream->commit(meta, head);
+    body.m_stream.reset();
+    if (!committed) {
+        count_error(m_stats, committed.error(), "put", m_storage->name());
+        return std::unexpected(committed.error());
     }
     m_stats.stores.fetch_add(1, std::memory_order_relaxed);
     return true;

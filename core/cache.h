@@ -23,6 +23,33 @@ struct Stats {
         corrupt{0}, passthrough{0}, bytes_served{0}, bytes_downloaded{0};
 };
 
+class Cache;
+
+// A miss's body on its way into the storage while the transfer runs: hashed and handed to
+// the backend piece by piece, so that storing it at the end needs no second pass over it
+// and no second copy in memory (see Cache::begin_body and Cache::store).
+class BodySink {
+public:
+    ~BodySink();
+    BodySink(const BodySink&) = delete;
+    BodySink& operator=(const BodySink&) = delete;
+
+    // Adds the next bytes of the body. false once the backend has failed (counted and
+    // warned about once): the sink then drops everything and store() declines it.
+    bool append(std::string_view bytes);
+    uint64_t size() const { return m_size; }
+    bool failed() const { return m_failed; }
+
+private:
+    friend class Cache;
+    BodySink(Cache& cache, std::unique_ptr<backends::PutStream> stream);
+    Cache& m_cache;
+    std::unique_ptr<backends::PutStream> m_stream;
+    BodyDigest m_digest;
+    uint64_t m_size = 0;
+    bool m_failed = false;
+};
+
 class Cache {
 public:
     // Opens the storage the settings name. Fails with a one-line message.
@@ -49,6 +76,13 @@ public:
     // fills in created/expires. Returns false when policy declined.
     backends::Result<bool> store(const Key& key, Entry& entry);
 
+    // A sink for a body that streams in (size_hint: Content-Length, 0 when unknown), then
+    // store() with it: the same policy and result, with the body taken from the sink
+    // (entry.body is ignored). A sink that is dropped, failed or declined stores nothing.
+    // nullptr when the backend cannot start one (counted and warned about once).
+    std::unique_ptr<BodySink> begin_body(uint64_t size_hint);
+    backends::Result<bool> store(const Key& key, Entry& entry, BodySink& body);
+
     backends::Result<bool> remove(const Key& key);
 
     Stats& stats() { return m_stats; }
@@ -61,7 +95,9 @@ public:
     void flush_stats();
 
 private:
+    friend class BodySink;
     explicit Cache(config::Settings settings, std::unique_ptr<backends::Storage> storage);
+    bool admit(Entry& entry, uint64_t body_size);
     config::Settings m_settings;
     std::unique_ptr<backends::Storage> m_storage;
     Stats m_stats;

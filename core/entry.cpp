@@ -6,11 +6,12 @@
 //   6       2     reserved, 0 (anything else is rejected: the prefix is not checksummed)
 //   8       4     head length: bytes of the head fields that follow the prefix
 //   12      8     body length
-//   20      8     XXH3-64 of everything after this field: head fields, then body
+//   20      8     checksum: XXH3-64 of the head fields seeded with the XXH3-64 of the body
+//                 (format 1: XXH3-64 of the head fields followed by the body)
 //   28      ...   head fields, then the body
 //
-// Head fields: strings are a u32 length and bytes; numbers are u64/i64. The checksum is
-// computed by streaming over the two pieces, never over a concatenated copy.
+// Head fields: strings are a u32 length and bytes; numbers are u64/i64. Hashing the body on
+// its own lets a body be hashed while it streams into storage, before the head is known.
 #include "core/entry.h"
 
 #include <xxhash.h>
@@ -100,16 +101,8 @@ class Reader {
     bool m_failed = false;
 };
 
-uint64_t checksum(std::string_view head_fields, std::string_view body) {
-    std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> state(XXH3_createState(),
-                                                                   &XXH3_freeState);
-    if (!state) {
-        throw std::bad_alloc();
-    }
-    XXH3_64bits_reset(state.get());
-    XXH3_64bits_update(state.get(), head_fields.data(), head_fields.size());
-    XXH3_64bits_update(state.get(), body.data(), body.size());
-    return XXH3_64bits_digest(state.get());
+uint64_t checksum(std::string_view head_fields, uint64_t body_digest) {
+    return XXH3_64bits_withSeed(head_fields.data(), head_fields.size(), body_digest);
 }
 
 } // namespace
@@ -123,14 +116,13 @@ const Info* Entry::info(uint32_t id) const {
     return nullptr;
 }
 
-Encoded encode(const Entry& entry) {
-    Encoded out;
-    std::string& head = out.head;
+std::string encode_head(const Entry& entry, uint64_t body_size, uint64_t body_digest) {
+    std::string head;
     head.append(k_magic, sizeof k_magic);
     put_u16(head, k_entry_format_version);
     put_u16(head, 0);
     put_u32(head, 0); // head length, set below
-    put_u64(head, entry.body.size());
+    put_u64(head, body_size);
     put_u64(head, 0); // checksum, set below
 
     put_string(head, entry.method);
@@ -170,18 +162,47 @@ Encoded encode(const Entry& entry) {
         head[8 + i] = static_cast<char>(static_cast<uint32_t>(head_fields) >> (8 * i));
     }
     set_u64(head, k_checksum_offset,
-            checksum(std::string_view(head).substr(k_prefix_size), entry.body));
+            checksum(std::string_view(head).substr(k_prefix_size), body_digest));
+    return head;
+}
+
+Encoded encode(const Entry& entry) {
+    Encoded out;
+    out.head = encode_head(entry, entry.body.size(),
+                           XXH3_64bits(entry.body.data(), entry.body.size()));
     out.body = entry.body;
     return out;
 }
+
+BodyDigest::BodyDigest() : m_state(XXH3_createState()) {
+    if (m_state == nullptr) {
+        throw std::bad_alloc();
+    }
+    XXH3_64bits_reset(static_cast<XXH3_state_t*>(m_state));
+}
+
+BodyDigest::~BodyDigest() {
+    XXH3_freeState(static_cast<XXH3_state_t*>(m_state));
+}
+
+void BodyDigest::update(std::string_view bytes) {
+    XXH3_64bits_update(static_cast<XXH3_state_t*>(m_state), bytes.data(), bytes.size());
+}
+
+uint64_t BodyDigest::digest() const {
+    return XXH3_64bits_digest(static_cast<const XXH3_state_t*>(m_state));
+}
+
+
 
 std::optional<Entry> decode(backends::Blob blob) {
     if (!blob || blob->size() < k_prefix_size) {
         return std::nullopt;
     }
     std::string_view data(*blob);
+    const uint64_t version = get_le(data.data() + 4, 2);
     if (std::memcmp(data.data(), k_magic, sizeof k_magic) != 0 ||
-        get_le(data.data() + 4, 2) != k_entry_format_version || get_le(data.data() + 6, 2) != 0) {
+        (version != 1 && version != k_entry_format_version) || get_le(data.data() + 6, 2) != 0) {
         return std::nullopt;
     }
     uint64_t head_size = get_le(data.data() + 8, 4);
@@ -192,10 +213,12 @@ std::optional<Entry> decode(backends::Blob blob) {
     }
     std::string_view head = data.substr(k_prefix_size, head_size);
     std::string_view body = data.substr(k_prefix_size + head_size);
-    // Head and body lie back to back here: one-shot XXH3 over both equals the streamed
-    // digest encode() wrote, without allocating a hash state on every hit.
-    if (XXH3_64bits(data.data() + k_prefix_size, head_size + body_size) !=
-        get_le(data.data() + k_checksum_offset, 8)) {
+    // Format 1 hashed head and body back to back, as they lie here: one-shot XXH3 over
+    // both, without allocating a hash state on every hit.
+    const uint64_t expected =
+        version == 1 ? XXH3_64bits(data.data() + k_prefix_size, head_size + body_size)
+                     : checksum(head, XXH3_64bits(body.data(), body.size()));
+    if (expected != get_le(data.data() + k_checksum_offset, 8)) {
         return std::nullopt;
     }
 

@@ -12,7 +12,9 @@
 
 namespace curlcache::core {
 
-inline constexpr uint16_t k_entry_format_version = 1;
+// 2: the checksum hashes the body on its own first, so a body can be hashed while it streams
+// in and the head added at the end. Format 1 (head, then body) is still read.
+inline constexpr uint16_t k_entry_format_version = 2;
 
 // A transfer fact the program may ask curl_easy_getinfo for, recorded on the miss so a hit
 // can answer it. `id` is the CURLINFO value; the type follows CURLINFO's type bits.
@@ -57,6 +59,24 @@ struct Encoded {
 };
 
 Encoded encode(const Entry& entry);
+
+// The XXH3-64 of a body hashed piece by piece as it arrives (see Cache::begin_body).
+class BodyDigest {
+public:
+    BodyDigest(); // throws std::bad_alloc
+    ~BodyDigest();
+    BodyDigest(const BodyDigest&) = delete;
+    BodyDigest& operator=(const BodyDigest&) = delete;
+    void update(std::string_view bytes);
+    uint64_t digest() const;
+
+private:
+    void* m_state; // XXH3_state_t, kept out of this header
+};
+
+// The head of an entry whose body (not entry.body: that is ignored) has `body_size` bytes
+// and the XXH3-64 `body_digest`; the stored value is this head followed by that body.
+std::string encode_head(const Entry& entry, uint64_t body_size, uint64_t body_digest);
 
 // Parses and verifies a stored value. nullopt when it is truncated, has a bad checksum or
 // an unknown format version: the caller treats that as a miss and removes it. The body is

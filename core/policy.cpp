@@ -142,6 +142,10 @@ bool may_fetch(const config::Settings& settings) {
 }
 
 Verdict store(const config::Settings& settings, const Entry& entry) {
+    return store(settings, entry, entry.body.size());
+}
+
+Verdict store(const config::Settings& settings, const Entry& entry, uint64_t body_size) {
     if (Verdict v = request(settings, entry.method, entry.url); v != Verdict::ok) {
         return v;
     }
@@ -152,7 +156,7 @@ Verdict store(const config::Settings& settings, const Entry& entry) {
         settings.allowable_codes.end()) {
         return Verdict::status;
     }
-    if (entry.body.size() > settings.max_entry_size) {
+    if (body_size > settings.max_entry_size) {
         return Verdict::too_large;
     }
     if (!entry.header_blocks.empty() && has_no_store(entry.header_blocks.back())) {

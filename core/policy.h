@@ -45,8 +45,10 @@ bool serve_stale(const config::Settings& settings);
 bool may_fetch(const config::Settings& settings);
 
 // May this response be stored? Checks the request verdict, the mode (readonly), the
-// status, the body size and Cache-Control: no-store in the last header block.
+// status, the body size and Cache-Control: no-store in the last header block. The body
+// size is entry.body's, or body_size for a body that went into a BodySink.
 Verdict store(const config::Settings& settings, const Entry& entry);
+Verdict store(const config::Settings& settings, const Entry& entry, uint64_t body_size);
 
 // Unix time at which an entry stored `now` for `url` expires; 0 = never.
 int64_t expires_at(const config::Settings& settings, std::string_view url, int64_t now);

@@ -126,10 +126,11 @@ void test_unknown_format_version_is_rejected(void**) {
 
 // A blob with a valid prefix and checksum around arbitrary head bytes: what the head
 // parser sees if a writer with a bug (or a hostile one) produced a well-checksummed value.
-std::string checksummed(const std::string& head_fields, const std::string& body) {
+std::string checksummed(const std::string& head_fields, const std::string& body,
+                        uint16_t version = k_entry_format_version) {
     std::string blob = "CCHE";
-    blob += static_cast<char>(k_entry_format_version & 0xff);
-    blob += static_cast<char>(k_entry_format_version >> 8);
+    blob += static_cast<char>(version & 0xff);
+    blob += static_cast<char>(version >> 8);
     blob += std::string(2, '\0');
     for (int i = 0; i < 4; ++i) {
         blob += static_cast<char>(head_fields.size() >> (8 * i));
@@ -138,11 +139,50 @@ std::string checksummed(const std::string& head_fields, const std::string& body)
         blob += static_cast<char>(static_cast<uint64_t>(body.size()) >> (8 * i));
     }
     std::string rest = head_fields + body;
-    uint64_t sum = XXH3_64bits(rest.data(), rest.size());
+    // Format 2 seeds the head's hash with the body's; format 1 hashed both back to back.
+    uint64_t sum = version == 1 ? XXH3_64bits(rest.data(), rest.size())
+                                : XXH3_64bits_withSeed(head_fields.data(), head_fields.size(),
+                                                       XXH3_64bits(body.data(), body.size()));
     for (int i = 0; i < 8; ++i) {
         blob += static_cast<char>(sum >> (8 * i));
     }
     return blob + rest;
+}
+
+// Entries written before format 2 (head and body hashed back to back) are still served.
+void test_format_1_entries_still_decode(void**) {
+    std::string good = *to_blob(encode(sample_entry("format one body")));
+    size_t head_size =
+        static_cast<unsigned char>(good[8]) | (static_cast<unsigned char>(good[9]) << 8);
+    std::string old = checksummed(good.substr(28, head_size), "format one body", 1);
+    auto entry = decode(std::make_shared<const std::string>(old));
+    assert_true(entry.has_value());
+    assert_true(entry->body == "format one body");
+    // ...and a format 1 blob with a format 2 checksum (or the reverse) is rejected.
+    std::string mixed = checksummed(good.substr(28, head_size), "format one body", 2);
+    mixed[4] = 1;
+    assert_false(decode(std::make_shared<const std::string>(mixed)).has_value());
+}
+
+// A body hashed piece by piece while it streams in gives the head encode() writes.
+void test_streamed_body_digest_matches_encode(void**) {
+    std::string body(300000, '\0');
+    for (size_t i = 0; i < body.size(); ++i) {
+        body[i] = static_cast<char>((i * 7919) >> 3);
+    }
+    Entry entry = sample_entry(body);
+    Encoded whole = encode(entry);
+    BodyDigest digest;
+    for (size_t at = 0; at < body.size(); at += 16384) {
+        digest.update(std::string_view(body).substr(at, 16384));
+    }
+    Entry without_body = entry;
+    without_body.body = {};
+    std::string head = encode_head(without_body, body.size(), digest.digest());
+    assert_true(head == whole.head);
+    auto decoded = decode(std::make_shared<const std::string>(head + body));
+    assert_true(decoded.has_value());
+    assert_true(decoded->body == body);
 }
 
 void test_checksummed_garbage_heads_never_crash(void**) {
@@ -313,6 +353,49 @@ void test_store_then_find_through_cache(void**) {
     assert_false((*cache)->find(Key{3, 4})->has_value());
 }
 
+// A body streamed through a BodySink is stored like one given whole, on every backend kind
+// the sink meets (memory keeps the default buffered stream); policy still decides.
+void test_streamed_store_through_cache(void**) {
+    for (const char* backend : {"memory", "sqlite"}) {
+        config::Settings settings;
+        settings.backend = {backend};
+        settings.name = scratch_path("streamed.sqlite");
+        auto cache = Cache::open(settings);
+        assert_true(cache.has_value());
+        std::string body(2u << 20, 'b');
+        body[12345] = 'x';
+        auto sink = (*cache)->begin_body(body.size());
+        assert_non_null(sink.get());
+        for (size_t at = 0; at < body.size(); at += 100000) {
+            assert_true(sink->append(std::string_view(body).substr(at, 100000)));
+        }
+        assert_true(sink->size() == body.size());
+        Entry entry = sample_entry("");
+        entry.url = "http://user:pw@example.test/streamed";
+        auto stored = (*cache)->store(Key{5, 6}, entry, *sink);
+        assert_true(stored.has_value() && *stored);
+        assert_string_equal(entry.url.c_str(), "http://example.test/streamed");
+        auto found = (*cache)->find(Key{5, 6});
+        assert_true(found.has_value() && found->has_value());
+        assert_true((*found)->body == body);
+
+        // Declined by policy (status), and a sink dropped before store: nothing stored.
+        auto declined_sink = (*cache)->begin_body(0);
+        assert_true(declined_sink->append("nope"));
+        Entry refused = sample_entry("");
+        refused.status = 500;
+        auto declined = (*cache)->store(Key{7, 8}, refused, *declined_sink);
+        assert_true(declined.has_value() && !*declined);
+        assert_false((*cache)->find(Key{7, 8})->has_value());
+        {
+            auto dropped = (*cache)->begin_body(0);
+            assert_true(dropped->append("partial"));
+        }
+        assert_false((*cache)->find(Key{9, 10})->has_value());
+        assert_int_equal((*cache)->stats().stores.load(), 1);
+    }
+}
+
 } // namespace
 
 int main() {
@@ -322,6 +405,8 @@ int main() {
         cmocka_unit_test(test_empty_entry_round_trips),
         cmocka_unit_test(test_truncated_or_extended_value_is_rejected),
         cmocka_unit_test(test_unknown_format_version_is_rejected),
+        cmocka_unit_test(test_format_1_entries_still_decode),
+        cmocka_unit_test(test_streamed_body_digest_matches_encode),
         cmocka_unit_test(test_checksummed_garbage_heads_never_crash),
         cmocka_unit_test_setup_teardown(test_flipped_byte_in_memory_backend_is_miss_and_removed,
                                         scratch_setup, scratch_teardown),
@@ -329,6 +414,8 @@ int main() {
                                         scratch_setup, scratch_teardown),
         cmocka_unit_test(test_entry_replaced_after_a_corrupt_read_is_served_not_removed),
         cmocka_unit_test_setup_teardown(test_store_then_find_through_cache, scratch_setup,
+                                        scratch_teardown),
+        cmocka_unit_test_setup_teardown(test_streamed_store_through_cache, scratch_setup,
                                         scratch_teardown),
     };
     return cmocka_run_group_tests(tests, nullptr, nullptr);
