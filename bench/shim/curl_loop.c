@@ -4,28 +4,82 @@
  * under LD_PRELOAD=libcurlcache-preload.so (hits answered by the shim). It is a plain
  * libcurl program: it knows nothing about curlcache.
  *
- *   curl_loop [-n COUNT] [-w WARMUP] [-x PROXY] [-e BYTES] URL
+ *   curl_loop [-n COUNT] [-w WARMUP] [-x PROXY] [-e BYTES] [-k heap|fresh] URL
  *
  *   -n  timed transfers (default 1000)       -w  untimed transfers first (default 2)
  *   -x  CURLOPT_PROXY                         -e  expected body size: anything else fails
+ *   -k  keep one copy of each body, the least any cache that keeps the body must do (the
+ *       benchmark's floor): a buffer of the expected size (-e; a cache would size it from
+ *       Content-Length) is allocated before each transfer, the body copied into it as it
+ *       arrives and the buffer released after the transfer, all inside the timed window.
+ *       "heap": malloc/free (glibc may hand back pages it already holds); "fresh": an
+ *       anonymous mmap/munmap, so every page is new (page faults and zeroing included).
  * URL may contain one "%d", replaced by the transfer's index (distinct URLs: all misses).
  * Output, one line: n=.. median_us=.. p10_us=.. p90_us=.. mean_us=.. bytes_per_transfer=..
+ * minflt_per_transfer=.. (minor page faults of the whole process during the timed loop).
  * Exit status 1 on any failed transfer, non-200 status or unexpected size.
  */
-#define _POSIX_C_SOURCE 200809L /* clock_gettime, getopt */
+#define _DEFAULT_SOURCE /* clock_gettime, getopt, MAP_ANONYMOUS */
 
 #include <curl/curl.h>
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
+enum keep_mode { KEEP_NONE, KEEP_HEAP, KEEP_FRESH };
+
+/* One transfer's body: its size so far and, with -k, the copy being kept. */
+struct body {
+    size_t received;
+    char* copy;
+    size_t capacity;
+};
+
 static size_t on_write(char* data, size_t size, size_t nmemb, void* user) {
-    (void)data;
-    *(size_t*)user += size * nmemb;
-    return size * nmemb;
+    struct body* body = user;
+    size_t n = size * nmemb;
+    if (body->copy && body->received <= body->capacity && n <= body->capacity - body->received) {
+        memcpy(body->copy + body->received, data, n);
+    }
+    body->received += n;
+    return n;
+}
+
+static int keep_begin(struct body* body, enum keep_mode mode, long long expected) {
+    if (mode == KEEP_NONE || expected <= 0) {
+        return 0;
+    }
+    body->capacity = (size_t)expected;
+    if (mode == KEEP_HEAP) {
+        body->copy = malloc(body->capacity);
+    } else {
+        void* p =
+            mmap(NULL, body->capacity, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        body->copy = p == MAP_FAILED ? NULL : p;
+    }
+    return body->copy ? 0 : -1;
+}
+
+static void keep_end(struct body* body, enum keep_mode mode) {
+    if (!body->copy) {
+        return;
+    }
+    if (mode == KEEP_HEAP) {
+        free(body->copy);
+    } else {
+        munmap(body->copy, body->capacity);
+    }
+    body->copy = NULL;
+}
+
+static long minor_faults(void) {
+    struct rusage usage;
+    return getrusage(RUSAGE_SELF, &usage) == 0 ? usage.ru_minflt : 0;
 }
 
 static double now_us(void) {
@@ -45,9 +99,10 @@ static double percentile(const double* sorted, int n, double p) {
 }
 
 /* One transfer; returns 0 when it succeeded with status 200 and the expected size. */
-static int transfer(CURL* curl, const char* pattern, int index, long long expected) {
+static int transfer(CURL* curl, const char* pattern, int index, long long expected,
+                    enum keep_mode keep) {
     char url[2048];
-    size_t received = 0;
+    struct body body = {0, NULL, 0};
     long status = 0;
     if (strstr(pattern, "%d")) {
         snprintf(url, sizeof url, pattern, index);
@@ -55,12 +110,18 @@ static int transfer(CURL* curl, const char* pattern, int index, long long expect
         snprintf(url, sizeof url, "%s", pattern);
     }
     curl_easy_setopt(curl, CURLOPT_URL, url);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &received);
+    if (keep_begin(&body, keep, expected) != 0) {
+        fprintf(stderr, "curl_loop: no memory for a copy of %lld bytes\n", expected);
+        return -1;
+    }
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
     CURLcode rc = curl_easy_perform(curl);
+    keep_end(&body, keep);
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-    if (rc != CURLE_OK || status != 200 || (expected >= 0 && (long long)received != expected)) {
+    if (rc != CURLE_OK || status != 200 ||
+        (expected >= 0 && (long long)body.received != expected)) {
         fprintf(stderr, "curl_loop: %s: %s, status %ld, %zu bytes\n", url, curl_easy_strerror(rc),
-                status, received);
+                status, body.received);
         return -1;
     }
     return 0;
@@ -70,7 +131,10 @@ int main(int argc, char** argv) {
     int count = 1000, warmup = 2, opt;
     long long expected = -1;
     const char* proxy = NULL;
-    while ((opt = getopt(argc, argv, "n:w:x:e:")) != -1) {
+    enum keep_mode keep = KEEP_NONE;
+    const char* usage =
+        "usage: curl_loop [-n N] [-w W] [-x PROXY] [-e BYTES] [-k heap|fresh] URL\n";
+    while ((opt = getopt(argc, argv, "n:w:x:e:k:")) != -1) {
         switch (opt) {
         case 'n':
             count = atoi(optarg);
@@ -84,13 +148,22 @@ int main(int argc, char** argv) {
         case 'e':
             expected = atoll(optarg);
             break;
+        case 'k':
+            keep = strcmp(optarg, "heap") == 0    ? KEEP_HEAP
+                   : strcmp(optarg, "fresh") == 0 ? KEEP_FRESH
+                                                  : KEEP_NONE;
+            if (keep == KEEP_NONE) {
+                fputs(usage, stderr);
+                return 2;
+            }
+            break;
         default:
-            fprintf(stderr, "usage: curl_loop [-n N] [-w W] [-x PROXY] [-e BYTES] URL\n");
+            fputs(usage, stderr);
             return 2;
         }
     }
-    if (optind != argc - 1 || count < 1 || warmup < 0) {
-        fprintf(stderr, "usage: curl_loop [-n N] [-w W] [-x PROXY] [-e BYTES] URL\n");
+    if (optind != argc - 1 || count < 1 || warmup < 0 || (keep != KEEP_NONE && expected <= 0)) {
+        fputs(usage, stderr);
         return 2;
     }
     const char* url = argv[optind];
@@ -108,15 +181,17 @@ int main(int argc, char** argv) {
 
     int failed = 0;
     for (int i = 0; i < warmup && !failed; ++i) {
-        failed = transfer(curl, url, -1 - i, expected) != 0;
+        failed = transfer(curl, url, -1 - i, expected, keep) != 0;
     }
     double total = 0;
+    long faults = minor_faults();
     for (int i = 0; i < count && !failed; ++i) {
         double t0 = now_us();
-        failed = transfer(curl, url, i, expected) != 0;
+        failed = transfer(curl, url, i, expected, keep) != 0;
         samples[i] = now_us() - t0;
         total += samples[i];
     }
+    faults = minor_faults() - faults;
     curl_easy_cleanup(curl);
     curl_global_cleanup();
     if (failed) {
@@ -124,9 +199,10 @@ int main(int argc, char** argv) {
         return 1;
     }
     qsort(samples, (size_t)count, sizeof(double), compare_double);
-    printf("n=%d median_us=%.2f p10_us=%.2f p90_us=%.2f mean_us=%.2f bytes_per_transfer=%lld\n",
+    printf("n=%d median_us=%.2f p10_us=%.2f p90_us=%.2f mean_us=%.2f bytes_per_transfer=%lld "
+           "minflt_per_transfer=%.1f\n",
            count, percentile(samples, count, 0.5), percentile(samples, count, 0.1),
-           percentile(samples, count, 0.9), total / count, expected);
+           percentile(samples, count, 0.9), total / count, expected, (double)faults / count);
     free(samples);
     return 0;
 }
