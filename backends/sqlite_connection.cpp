@@ -15,15 +15,18 @@
 #include <ctime>
 #include <filesystem>
 #include <thread>
+#include <unordered_set>
 
 namespace curlcache::backends::sqlite {
 
 namespace {
 
-constexpr int k_schema_version = 1;
+// 1: entries with inline values. 2: `body` names the file holding the rest of a large
+// value (migrated by adding the column; rows of version 1 keep a NULL body).
+constexpr int k_schema_version = 2;
 
+// Run inside migrate()'s transaction; every statement may run again on an existing schema.
 constexpr const char* k_schema = R"sql(
-BEGIN IMMEDIATE;
 CREATE TABLE IF NOT EXISTS entries (
     key TEXT PRIMARY KEY NOT NULL,
     method TEXT NOT NULL,
@@ -33,7 +36,8 @@ CREATE TABLE IF NOT EXISTS entries (
     expires INTEGER NOT NULL,
     size INTEGER NOT NULL,
     accessed INTEGER NOT NULL,
-    value BLOB NOT NULL);
+    value BLOB NOT NULL,
+    body TEXT);
 CREATE INDEX IF NOT EXISTS entries_accessed ON entries(accessed);
 CREATE INDEX IF NOT EXISTS entries_expires ON entries(expires) WHERE expires > 0;
 CREATE TABLE IF NOT EXISTS totals (
@@ -50,19 +54,33 @@ END;
 CREATE TRIGGER IF NOT EXISTS entries_resize AFTER UPDATE OF size ON entries BEGIN
     UPDATE totals SET bytes = bytes - OLD.size + NEW.size WHERE id = 0;
 END;
-PRAGMA user_version = 1;
-COMMIT;
 )sql";
 
+// Per connection: every statement that deletes a row or replaces its body file reports the
+// file (curlcache_body_gone), and the transaction unlinks it once committed. Triggers
+// catch every path (remove, eviction, purge, clear, upsert) without a SELECT before each.
+constexpr const char* k_body_triggers = R"sql(
+CREATE TEMP TRIGGER IF NOT EXISTS entries_body_deleted AFTER DELETE ON main.entries
+WHEN OLD.body IS NOT NULL BEGIN SELECT curlcache_body_gone(OLD.body); END;
+CREATE TEMP TRIGGER IF NOT EXISTS entries_body_replaced AFTER UPDATE OF body ON main.entries
+WHEN OLD.body IS NOT NULL AND OLD.body IS NOT NEW.body
+BEGIN SELECT curlcache_body_gone(OLD.body); END;
+)sql";
+
+// Temp files older than this belong to a writer that died (a download may take minutes).
+constexpr std::time_t k_stale_temp_seconds = 3600;
+
 constexpr std::array<const char*, sql_count> k_sql = {
-    "SELECT rowid, size, CASE WHEN size <= ?2 THEN value END FROM entries WHERE key = ?1",
+    "SELECT rowid, size, CASE WHEN size <= ?2 OR body IS NOT NULL THEN value END, body "
+    "FROM entries WHERE key = ?1",
     "SELECT key, method, url, status, created, expires, size FROM entries WHERE key = ?1",
     "UPDATE entries SET accessed = ?2 WHERE key = ?1 AND accessed < ?2",
-    "INSERT INTO entries (key, method, url, status, created, expires, size, accessed, value) "
-    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (key) DO UPDATE SET "
+    "INSERT INTO entries (key, method, url, status, created, expires, size, accessed, value, "
+    "body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (key) DO UPDATE SET "
     "method = excluded.method, url = excluded.url, status = excluded.status, "
     "created = excluded.created, expires = excluded.expires, size = excluded.size, "
-    "accessed = excluded.accessed, value = excluded.value RETURNING rowid",
+    "accessed = excluded.accessed, value = excluded.value, body = excluded.body "
+    "RETURNING rowid",
     "DELETE FROM entries WHERE key = ?1",
     "SELECT key, method, url, status, created, expires, size FROM entries WHERE key > ?1 "
     "ORDER BY key LIMIT ?2",
@@ -71,6 +89,8 @@ constexpr std::array<const char*, sql_count> k_sql = {
     "DELETE FROM entries WHERE rowid = ?1",
     "DELETE FROM entries WHERE expires > 0 AND expires <= ?1",
     "DELETE FROM entries",
+    "DELETE FROM entries WHERE key = ?1 AND body = ?2",
+    "SELECT body FROM entries WHERE body IS NOT NULL",
     "BEGIN IMMEDIATE",
     "COMMIT",
     "ROLLBACK",
@@ -115,6 +135,15 @@ Result<std::optional<Blob>> Connection::get(std::string_view key) {
     }
     if (rc != SQLITE_ROW) {
         return std::unexpected(error(rc, "get"));
+    }
+    if (sqlite3_column_type(stmt->get(), 3) != SQLITE_NULL) {
+        const auto* bytes = static_cast<const char*>(sqlite3_column_blob(stmt->get(), 2));
+        std::string head(bytes ? bytes : "",
+                         static_cast<size_t>(sqlite3_column_bytes(stmt->get(), 2)));
+        std::string name = stmt->text(3);
+        auto total = static_cast<uint64_t>(stmt->integer(1));
+        { auto done = std::move(*stmt); } // reset: no read transaction while reading the file
+        return read_file_value(key, head, name, total);
     }
     std::shared_ptr<std::string> value;
     if (static_cast<uint64_t>(stmt->integer(1)) <= k_read_inline_limit) {
@@ -199,6 +228,165 @@ Result<void> Connection::put(const Metadata& meta, Pieces value, uint64_t total)
         }
         return m_shared.max_bytes != 0 ? evict() : Result<void>{};
     });
+}
+
+Result<void> Connection::put_file(const Metadata& meta, std::string_view head, uint64_t total,
+                                  BodyFile& file) {
+    auto done = in_transaction([&]() -> Result<void> {
+        auto flushed = flush_touches();
+        if (!flushed) {
+            return flushed;
+        }
+        auto name = file.place(meta.key);
+        if (!name) {
+            return std::unexpected(name.error());
+        }
+        auto stmt = statement(sql_upsert);
+        if (!stmt) {
+            return std::unexpected(stmt.error());
+        }
+        stmt->bind({meta.key, meta.method, meta.url, static_cast<int64_t>(meta.status),
+                    meta.created, meta.expires, static_cast<int64_t>(total),
+                    m_shared.next_stamp()});
+        sqlite3_bind_blob64(stmt->get(), 9, head.data() ? head.data() : "", head.size(),
+                            SQLITE_STATIC);
+        sqlite3_bind_text64(stmt->get(), 10, name->data(), name->size(), SQLITE_STATIC,
+                            SQLITE_UTF8);
+        int rc;
+        while ((rc = stmt->step()) == SQLITE_ROW) {
+        }
+        if (rc != SQLITE_DONE) {
+            return std::unexpected(error(rc, "put"));
+        }
+        return m_shared.max_bytes != 0 ? evict() : Result<void>{};
+    });
+    if (done) {
+        file.keep();
+    }
+    return done;
+}
+
+Result<uint64_t> Connection::sweep_orphans() {
+    uint64_t swept = 0;
+    if (m_shared.bodies.empty()) {
+        return swept;
+    }
+    auto done = in_transaction([&]() -> Result<void> {
+        std::unordered_set<std::string> named;
+        auto stmt = statement(sql_body_names);
+        if (!stmt) {
+            return std::unexpected(stmt.error());
+        }
+        int rc;
+        while ((rc = stmt->step()) == SQLITE_ROW) {
+            named.insert(stmt->text(0));
+        }
+        if (rc != SQLITE_DONE) {
+            return std::unexpected(error(rc, "list body files"));
+        }
+        swept = sweep_bodies(m_shared.bodies, named, std::time(nullptr) - k_stale_temp_seconds);
+        return {};
+    });
+    return done ? Result<uint64_t>{swept} : std::unexpected(done.error());
+}
+
+Result<std::optional<Blob>> Connection::read_file_value(std::string_view key,
+                                                        std::string_view head,
+                                                        const std::string& name, uint64_t total) {
+    if (m_shared.bodies.empty()) {
+        return fail("sqlite " + m_shared.path + ": an in-memory entry names a body file");
+    }
+    auto value = std::make_shared<std::string>();
+    BodyRead read = BodyRead::ok;
+    std::string problem;
+    // One allocation of the whole value and read(2) straight into it, without zero-filling.
+    value->resize_and_overwrite(total, [&](char* into, size_t length) {
+        size_t first = std::min(head.size(), length);
+        std::memcpy(into, head.data(), first);
+        uint64_t got = 0;
+        read = read_body(m_shared.bodies, name, into + first, length - first, got, problem);
+        return first + static_cast<size_t>(got);
+    });
+    if (read == BodyRead::failed) {
+        return fail(problem);
+    }
+    if (read == BodyRead::missing) {
+        // Its row was replaced or removed after we read it (a miss), or the file was lost:
+        // then the row goes too, unless it names another file by now.
+        (void)in_transaction([&]() -> Result<void> {
+            auto removed = execute(sql_remove_if_body, {key, name});
+            return removed ? Result<void>{} : std::unexpected(removed.error());
+        });
+        return std::optional<Blob>{};
+    }
+    return std::optional<Blob>{std::move(value)};
+}
+
+void Connection::body_gone(sqlite3_context* context, int argc, sqlite3_value** argv) {
+    auto* self = static_cast<Connection*>(sqlite3_user_data(context));
+    if (argc == 1 && sqlite3_value_type(argv[0]) == SQLITE_TEXT) {
+        const auto* text = reinterpret_cast<const char*>(sqlite3_value_text(argv[0]));
+        try {
+            self->m_gone.emplace_back(text, static_cast<size_t>(sqlite3_value_bytes(argv[0])));
+        } catch (const std::bad_alloc&) {
+            sqlite3_result_error_nomem(context);
+            return;
+        }
+    }
+    sqlite3_result_null(context);
+}
+
+void Connection::finish_gone(bool committed) {
+    if (committed) {
+        for (const auto& name : m_gone) {
+            unlink_body(m_shared.bodies, name);
+        }
+    }
+    m_gone.clear();
+}
+
+Result<void> Connection::install_body_triggers() {
+    int rc = sqlite3_create_function_v2(m_db.get(), "curlcache_body_gone", 1, SQLITE_UTF8, this,
+                                        &Connection::body_gone, nullptr, nullptr, nullptr);
+    if (rc != SQLITE_OK) {
+        return std::unexpected(error(rc, "register curlcache_body_gone"));
+    }
+    // The temp schema (the triggers) stays in memory: no temp file, nothing to sync.
+    auto done = exec("PRAGMA temp_store = MEMORY");
+    return done ? exec(k_body_triggers) : done;
+}
+
+// Creates the schema or brings an older one up to date, in one write transaction so that
+// processes opening the file at the same moment take turns. Whether the body column
+// exists is checked, not inferred from user_version (an older build may have reset it).
+Result<void> Connection::migrate() {
+    auto done = exec("BEGIN IMMEDIATE");
+    if (!done) {
+        return done;
+    }
+    done = exec(k_schema);
+    if (done) {
+        sqlite3_stmt* raw = nullptr;
+        bool has_body =
+            sqlite3_prepare_v2(m_db.get(), "SELECT body FROM entries LIMIT 0", -1, &raw,
+                               nullptr) == SQLITE_OK;
+        StmtPtr probe(raw);
+        if (!has_body) {
+            done = exec("ALTER TABLE entries ADD COLUMN body TEXT");
+        }
+    }
+    if (done) {
+        done = exec(("PRAGMA user_version = " + std::to_string(k_schema_version)).c_str());
+    }
+    if (done) {
+        done = exec("COMMIT");
+    }
+    if (!done) {
+        int last = m_last_rc;
+        (void)exec("ROLLBACK");
+        m_last_rc = last;
+    }
+    return done;
 }
 
 Result<int64_t> Connection::execute(Sql id, std::initializer_list<Statement::Arg> args) {
@@ -424,6 +612,8 @@ Result<void> Connection::recover() {
         }
         (void)::rename((path + "-wal").c_str(), (aside + "-wal").c_str());
         (void)::unlink((path + "-shm").c_str());
+        // The body files belong to the rows of the file moved aside: they go along with it.
+        (void)::rename(m_shared.bodies.c_str(), bodies_dir_for(aside).c_str());
         m_shared.generation.fetch_add(1);
         CURLCACHE_LOG(warning,
                       "sqlite cache %s is not a valid database (corrupt); moved it to %s and "
@@ -513,10 +703,10 @@ Result<void> Connection::open_once() {
             exec(m_shared.fast_save ? "PRAGMA synchronous = OFF" : "PRAGMA synchronous = NORMAL");
     }
     if (done && schema_version() != k_schema_version) {
-        done = exec(k_schema);
-        if (!done) {
-            (void)exec("ROLLBACK");
-        }
+        done = migrate();
+    }
+    if (done) {
+        done = install_body_triggers();
     }
     if (!done) {
         int last = m_last_rc;

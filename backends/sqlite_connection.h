@@ -3,6 +3,7 @@
 // (sqlite_storage.cpp pools these); core never sees it.
 #pragma once
 
+#include "backends/sqlite_bodies.h"
 #include "backends/storage.h"
 
 #include <sqlite3.h>
@@ -39,8 +40,9 @@ using DbPtr = std::unique_ptr<sqlite3, DbClose>;
 using StmtPtr = std::unique_ptr<sqlite3_stmt, StmtFinalize>;
 using BlobPtr = std::unique_ptr<sqlite3_blob, BlobClose>;
 
-// Values up to k_inline_limit are bound in one piece; larger ones are streamed in through
-// incremental blob I/O so that no second whole copy is ever built. Reads above
+// Values above Shared::file_threshold live in body files (sqlite_bodies.h), except in an
+// in-memory database. There, values up to k_inline_limit are bound in one piece; larger
+// ones are streamed in through incremental blob I/O so that no second whole copy is built. Reads above
 // k_read_inline_limit go straight into the returned string the same way (a column read
 // would first assemble the value in SQLite's own buffer).
 constexpr uint64_t k_inline_limit = 256 * 1024;
@@ -61,6 +63,8 @@ enum Sql : size_t {
     sql_remove_rowid,
     sql_purge,
     sql_clear,
+    sql_remove_if_body,
+    sql_body_names,
     sql_begin,
     sql_commit,
     sql_rollback,
@@ -116,6 +120,8 @@ struct Shared {
     bool fast_save = false;
     int64_t busy_timeout_ms = 5000;
     uint64_t max_bytes = 0;
+    std::string bodies;          // the bodies folder; "" for an in-memory database
+    uint64_t file_threshold = 0; // values (stream tails) above this go to body files
     std::atomic<uint64_t> generation{0}; // bumped when a corrupt file was replaced
     // This process stored or removed something: its last connection then checkpoints the
     // WAL into the database when it closes (see Connection::open_once).
@@ -180,6 +186,15 @@ class Connection {
 
     Result<void> put(const Metadata& meta, Pieces value, uint64_t total);
 
+    // Stores a value whose first part `head` goes in the row and whose rest is `file`: the
+    // file is renamed into place inside the transaction (so that a sweep, which holds the
+    // write lock, never sees it unnamed) and kept once the row is committed.
+    Result<void> put_file(const Metadata& meta, std::string_view head, uint64_t total,
+                          BodyFile& file);
+
+    // Removes body files no row names and stale temp files, under the write lock.
+    Result<uint64_t> sweep_orphans();
+
     Result<int64_t> execute(Sql id, std::initializer_list<Statement::Arg> args = {});
 
     Result<void> scan_page(const std::string& after, std::vector<Metadata>& page);
@@ -195,8 +210,10 @@ class Connection {
 
     // Runs body inside BEGIN IMMEDIATE ... COMMIT, rolling back when it fails. Writers of
     // this process take turns here rather than in SQLite's sleeping busy handler.
+    // Body files of rows deleted or replaced in the transaction are unlinked after COMMIT.
     template <class Body> Result<void> in_transaction(Body&& body) {
         std::lock_guard writer(m_shared.write_mutex);
+        m_gone.clear();
         auto begun = execute(sql_begin);
         if (!begun) {
             return std::unexpected(begun.error());
@@ -212,6 +229,7 @@ class Connection {
         if (!done) {
             (void)execute(sql_rollback);
         }
+        finish_gone(done.has_value());
         return done;
     }
 
@@ -221,6 +239,18 @@ class Connection {
 
   private:
     Result<std::shared_ptr<std::string>> read_blob(int64_t rowid);
+
+    // The rest of a value from its body file, after `head`; an empty optional when the file
+    // is gone (its row is then removed, unless it was replaced meanwhile).
+    Result<std::optional<Blob>> read_file_value(std::string_view key, std::string_view head,
+                                                const std::string& name, uint64_t total);
+
+    // Called by the temp triggers (SQL function curlcache_body_gone) for every body file
+    // whose row a statement deleted or replaced.
+    static void body_gone(sqlite3_context* context, int argc, sqlite3_value** argv);
+    void finish_gone(bool committed);
+    Result<void> install_body_triggers();
+    Result<void> migrate();
 
     Result<void> write_blob(int64_t rowid, Pieces value);
 
@@ -257,6 +287,7 @@ class Connection {
     pid_t m_pid = 0;           // the process that opened m_db
     uint64_t m_generation = 0; // Shared::generation when m_db was opened
     std::string m_joined;      // reused buffer for small multi-piece values
+    std::vector<std::string> m_gone; // body files of rows the open transaction removed
 };
 
 } // namespace curlcache::backends::sqlite

@@ -11,15 +11,22 @@
 // kept by triggers, so that the max_size check is one row read instead of a SUM(). Access
 // times for LRU are kept in memory and written by the next put (which holds the write lock
 // anyway), so a hit never writes.
+//
+// Large values: a row keeps the value's first part (the entry head) and names a body file
+// holding the rest (sqlite_bodies.h); `size` stays the whole value's size. A streamed body
+// (begin_put) is written to its file while it arrives, holding no SQLite lock; only the
+// commit takes the write lock, for one short transaction.
 #include "backends/sqlite_storage.h"
 
 #include "backends/filesystem_storage.h"
+#include "backends/sqlite_bodies.h"
 #include "backends/sqlite_connection.h"
 
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <mutex>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -27,16 +34,23 @@ namespace curlcache::backends {
 
 namespace {
 
+using sqlite::BodyFile;
 using sqlite::Connection;
 using sqlite::Shared;
 
 constexpr size_t k_max_connections = 4;
 
+// put() of a large value keeps its first piece (the entry head) in the row when it is at
+// most this long; a longer first piece goes to the body file with the rest.
+constexpr size_t k_max_inline_head = 64 * 1024;
+
 class SqliteStorage final : public Storage {
   public:
-    SqliteStorage(std::string path, const config::Settings& settings) {
+    SqliteStorage(std::string path, const config::Settings& settings, uint64_t file_threshold) {
         m_shared.path = std::move(path);
         m_shared.memory = settings.sqlite_use_memory;
+        m_shared.bodies = m_shared.memory ? "" : sqlite::bodies_dir_for(m_shared.path);
+        m_shared.file_threshold = file_threshold;
         m_shared.fast_save = settings.sqlite_fast_save;
         m_shared.busy_timeout_ms =
             std::clamp<int64_t>(settings.sqlite_busy_timeout_ms, 0, INT32_MAX);
@@ -108,12 +122,47 @@ class SqliteStorage final : public Storage {
         for (auto piece : value) {
             total += piece.size();
         }
-        if (m_shared.max_bytes != 0 && total > m_shared.max_bytes) {
-            // Larger than the whole cache: storing it would evict everything, itself last.
-            auto removed = remove(meta.key);
-            return removed ? Result<void>{} : std::unexpected(removed.error());
+        if (too_large(total)) {
+            return remove_instead(meta.key);
+        }
+        if (uses_files(total)) {
+            size_t first = value.size() > 1 && value[0].size() <= k_max_inline_head ? 1 : 0;
+            auto file = BodyFile::create(m_shared.bodies);
+            if (!file) {
+                return std::unexpected(file.error());
+            }
+            for (size_t i = first; i < value.size(); ++i) {
+                if (auto wrote = file->write(value[i]); !wrote) {
+                    return wrote;
+                }
+            }
+            return commit_file(meta, first ? value[0] : std::string_view(), total, *file);
         }
         return with_connection([&](Connection& c) { return c.put(meta, value, total); });
+    }
+
+    Result<std::unique_ptr<PutStream>> begin_put(uint64_t size_hint) override;
+
+    // Whether a value (or a stream's tail) of `size` bytes goes to a body file.
+    bool uses_files(uint64_t size) const {
+        return !m_shared.bodies.empty() && size > m_shared.file_threshold;
+    }
+    uint64_t file_threshold() const { return m_shared.file_threshold; }
+    const std::string& bodies_dir() const { return m_shared.bodies; }
+
+    // Larger than the whole cache: storing it would evict everything, itself last.
+    bool too_large(uint64_t total) const {
+        return m_shared.max_bytes != 0 && total > m_shared.max_bytes;
+    }
+    Result<void> remove_instead(std::string_view key) {
+        auto removed = remove(key);
+        return removed ? Result<void>{} : std::unexpected(removed.error());
+    }
+
+    Result<void> commit_file(const Metadata& meta, std::string_view head, uint64_t total,
+                             BodyFile& file) {
+        return with_connection(
+            [&](Connection& c) { return c.put_file(meta, head, total, file); });
     }
 
     Result<bool> remove(std::string_view key) override {
@@ -154,13 +203,20 @@ class SqliteStorage final : public Storage {
         }
     }
 
+    // Also sweeps body files that no row names (a writer that died between placing its
+    // file and committing) and stale temp files.
     Result<void> clear() override {
         (void)m_shared.take_touches();
-        return with_connection([&](Connection& c) {
-            return c.in_transaction([&]() -> Result<void> {
+        return with_connection([&](Connection& c) -> Result<void> {
+            auto done = c.in_transaction([&]() -> Result<void> {
                 auto cleared = c.execute(sqlite::sql_clear);
                 return cleared ? Result<void>{} : std::unexpected(cleared.error());
             });
+            if (!done) {
+                return done;
+            }
+            auto swept = c.sweep_orphans();
+            return swept ? Result<void>{} : std::unexpected(swept.error());
         });
     }
 
@@ -193,6 +249,9 @@ class SqliteStorage final : public Storage {
             if (!flushed) {
                 return flushed;
             }
+            if (auto swept = c.sweep_orphans(); !swept) {
+                return std::unexpected(swept.error());
+            }
             std::lock_guard writer(m_shared.write_mutex);
             auto done = c.exec("VACUUM");
             if (done && !m_shared.memory) {
@@ -202,7 +261,56 @@ class SqliteStorage final : public Storage {
         });
     }
 
+    // What the destructor does at exit (a WAL checkpoint if this process wrote, pending
+    // access times written without waiting), with every connection left open. Never waits
+    // for a connection another thread is using: exit must not hang on a busy cache.
+    void flush() override {
+        bool wrote = m_shared.wrote.exchange(false);
+        bool pending = false;
+        {
+            std::lock_guard touch(m_shared.touch_mutex);
+            pending = !m_shared.touches.empty();
+        }
+        if (!wrote && !pending) {
+            return;
+        }
+        std::unique_lock<std::mutex> lock;
+        Connection* connection = try_acquire(lock);
+        if (!connection) {
+            m_shared.wrote.store(wrote);
+            return;
+        }
+        (void)connection->run([&]() -> Result<void> {
+            if (pending) {
+                // As in the destructor: access times are an LRU hint, written without sync.
+                (void)connection->exec("PRAGMA synchronous = OFF");
+                (void)connection->flush_touches_without_waiting();
+                (void)connection->exec(m_shared.fast_save ? "PRAGMA synchronous = OFF"
+                                                          : "PRAGMA synchronous = NORMAL");
+                m_shared.wrote.store(wrote); // touches alone are no reason to checkpoint
+            }
+            if (wrote && !m_shared.memory) {
+                // PASSIVE never waits for readers, writers or the busy handler.
+                (void)connection->exec("PRAGMA wal_checkpoint(PASSIVE)");
+            }
+            return {};
+        });
+    }
+
   private:
+    // A pooled connection no other thread is using, or nullptr (never opens or waits).
+    Connection* try_acquire(std::unique_lock<std::mutex>& lock) {
+        std::lock_guard pool(m_pool_mutex);
+        for (auto& connection : m_pool) {
+            std::unique_lock attempt(connection->mutex, std::try_to_lock);
+            if (attempt.owns_lock()) {
+                lock = std::move(attempt);
+                return connection.get();
+            }
+        }
+        return nullptr;
+    }
+
     template <class Op> auto with_connection(Op&& op) -> decltype(op(std::declval<Connection&>())) {
         std::unique_lock<std::mutex> lock;
         Connection& connection = acquire(lock);
@@ -240,6 +348,86 @@ class SqliteStorage final : public Storage {
     size_t m_next = 0;
 };
 
+// A streamed value: the tail is buffered in memory while it is small and goes to a temp
+// body file once it passes the file threshold (at once when the size hint says it will).
+// Holds no connection and no lock while bytes arrive.
+class SqlitePutStream final : public PutStream {
+  public:
+    explicit SqlitePutStream(SqliteStorage& storage) : m_storage(storage) {}
+
+    Result<void> start(uint64_t size_hint) {
+        if (m_storage.uses_files(size_hint)) {
+            return to_file();
+        }
+        try {
+            m_tail.reserve(std::min<uint64_t>(size_hint, m_storage.file_threshold() + 1));
+        } catch (const std::bad_alloc&) {
+            return fail("out of memory while keeping a response body");
+        }
+        return {};
+    }
+
+    Result<void> append(std::string_view bytes) override {
+        if (m_file) {
+            return m_file->write(bytes);
+        }
+        try {
+            m_tail.append(bytes);
+        } catch (const std::bad_alloc&) {
+            return fail("out of memory while keeping a response body");
+        }
+        if (m_storage.uses_files(m_tail.size())) {
+            return to_file();
+        }
+        return {};
+    }
+
+    Result<void> commit(const Metadata& meta, std::string_view head) override {
+        uint64_t total = head.size() + (m_file ? m_file->size() : m_tail.size());
+        if (m_storage.too_large(total)) {
+            m_file.reset();
+            return m_storage.remove_instead(meta.key);
+        }
+        if (m_file) {
+            auto done = m_storage.commit_file(meta, head, total, *m_file);
+            m_file.reset(); // unlinks the file unless the committed row now owns it
+            return done;
+        }
+        const std::string_view pieces[] = {head, m_tail};
+        return m_storage.put(meta, pieces);
+    }
+
+  private:
+    Result<void> to_file() {
+        auto file = BodyFile::create(m_storage.bodies_dir());
+        if (!file) {
+            return std::unexpected(file.error());
+        }
+        m_file.emplace(std::move(*file));
+        auto wrote = m_file->write(m_tail);
+        std::string().swap(m_tail);
+        return wrote;
+    }
+
+    SqliteStorage& m_storage;
+    std::string m_tail;
+    std::optional<BodyFile> m_file;
+};
+
+Result<std::unique_ptr<PutStream>> SqliteStorage::begin_put(uint64_t size_hint) {
+    std::unique_ptr<SqlitePutStream> stream;
+    try {
+        stream = std::make_unique<SqlitePutStream>(*this);
+    } catch (const std::bad_alloc&) {
+        return fail("out of memory while starting a response body");
+    }
+    auto started = stream->start(size_hint);
+    if (!started) {
+        return std::unexpected(started.error());
+    }
+    return std::unique_ptr<PutStream>(std::move(stream));
+}
+
 std::string uri_escape(std::string_view text) {
     static constexpr char k_hex[] = "0123456789ABCDEF";
     std::string out;
@@ -256,6 +444,10 @@ std::string uri_escape(std::string_view text) {
 }
 
 } // namespace
+
+std::string sqlite_bodies_path(const std::string& database_path) {
+    return sqlite::bodies_dir_for(database_path);
+}
 
 std::string sqlite_database_path(const config::Settings& settings) {
     std::string name = settings.name.empty() ? "http_cache" : settings.name;
@@ -278,7 +470,13 @@ std::string sqlite_database_path(const config::Settings& settings) {
 }
 
 Result<std::unique_ptr<Storage>> open_sqlite(const config::Settings& settings) {
-    auto storage = std::make_unique<SqliteStorage>(sqlite_database_path(settings), settings);
+    return open_sqlite(settings, k_sqlite_body_file_threshold);
+}
+
+Result<std::unique_ptr<Storage>> open_sqlite(const config::Settings& settings,
+                                             uint64_t body_file_threshold) {
+    auto storage = std::make_unique<SqliteStorage>(sqlite_database_path(settings), settings,
+                                                   body_file_threshold);
     auto opened = storage->initialize();
     if (!opened) {
         return std::unexpected(opened.error());

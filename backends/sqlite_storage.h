@@ -5,12 +5,24 @@
 #include "backends/storage.h"
 #include "config/settings.h"
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
 namespace curlcache::backends {
 
 Result<std::unique_ptr<Storage>> open_sqlite(const config::Settings& settings);
+
+// Values (and streamed bodies) larger than this live in a body file beside the database,
+// "<database>.bodies/" (not with sqlite_use_memory). Chosen with bench_storage: see there.
+inline constexpr uint64_t k_sqlite_body_file_threshold = 128 * 1024;
+
+// The same with another threshold, for benchmarks and tests (UINT64_MAX: never files).
+Result<std::unique_ptr<Storage>> open_sqlite(const config::Settings& settings,
+                                             uint64_t body_file_threshold);
+
+// Where the body files of the database at `database_path` live.
+std::string sqlite_bodies_path(const std::string& database_path);
 
 // Where open_sqlite puts the database for these settings: a file path, or a
 // "file:...?mode=memory&cache=shared" URI with sqlite_use_memory. For messages and tests.

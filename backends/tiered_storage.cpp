@@ -215,6 +215,12 @@ Result<void> TieredStorage::vacuum() {
     return {};
 }
 
+void TieredStorage::flush() {
+    for (auto& tier : m_tiers) {
+        tier->storage->flush();
+    }
+}
+
 Result<bool> TieredStorage::try_lock(std::string_view key, int64_t ttl_ms) {
     Tier& lowest = *m_tiers.back();
     auto locked = lowest.storage->try_lock(key, ttl_ms);

@@ -52,6 +52,7 @@ public:
     Result<Usage> usage() override;
     Result<uint64_t> purge_expired(int64_t now) override;
     Result<void> vacuum() override;
+    void flush() override;
     // Locks live in the lowest tier, the one shared most widely (Redis, a SQLite file).
     Result<bool> try_lock(std::string_view key, int64_t ttl_ms) override;
     Result<void> unlock(std::string_view key) override;

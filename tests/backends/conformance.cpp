@@ -331,6 +331,134 @@ void test_eight_concurrent_writers_never_tear_a_value(void** state) {
     }
 }
 
+// Streams `tail` in through begin_put(hint) in appends of `chunk` bytes, then commits with
+// `head`; the stored value must be head + tail.
+std::unique_ptr<backends::PutStream> begin_or_fail(Storage& storage, uint64_t hint) {
+    auto stream = storage.begin_put(hint);
+    if (!stream) {
+        fail_msg("begin_put: %s", stream.error().message.c_str());
+    }
+    assert_non_null(stream->get());
+    return std::move(*stream);
+}
+
+void append_or_fail(backends::PutStream& stream, std::string_view bytes, size_t chunk) {
+    for (size_t at = 0; at < bytes.size(); at += chunk) {
+        auto added = stream.append(bytes.substr(at, chunk));
+        if (!added) {
+            fail_msg("append: %s", added.error().message.c_str());
+        }
+    }
+}
+
+void stream_or_fail(Storage& storage, const Metadata& meta, std::string_view head,
+                    std::string_view tail, uint64_t hint, size_t chunk) {
+    auto stream = begin_or_fail(storage, hint);
+    append_or_fail(*stream, tail, chunk);
+    auto committed = stream->commit(meta, head);
+    if (!committed) {
+        fail_msg("commit %s: %s", meta.key.c_str(), committed.error().message.c_str());
+    }
+}
+
+void check_streamed(Storage& storage, uint64_t n, size_t tail_size, bool with_hint,
+                    size_t chunk) {
+    std::string key = test_key(n);
+    std::string value = make_value(key, n, tail_size);
+    // The head is the value's first 100 bytes (its hash and key), the tail the rest.
+    std::string_view view(value);
+    std::string_view head = view.substr(0, 100), tail = view.substr(100);
+    stream_or_fail(storage, test_meta(key), head, tail, with_hint ? tail.size() : 0, chunk);
+    auto got = get_or_fail(storage, key);
+    assert_true(got.has_value());
+    assert_int_equal(got->size(), value.size());
+    assert_true(*got == value);
+    auto usage = usage_or_fail(storage);
+    assert_int_equal(usage.bytes, value.size());
+}
+
+void test_a_small_streamed_value_reads_back_whole(void** state) {
+    check_streamed(*fixture_of(state).storage, 50, 1000, true, 1000);
+}
+
+void test_a_large_streamed_value_with_a_size_hint_reads_back_whole(void** state) {
+    check_streamed(*fixture_of(state).storage, 51, 3u << 20, true, 16384);
+}
+
+void test_a_large_streamed_value_without_a_size_hint_reads_back_whole(void** state) {
+    check_streamed(*fixture_of(state).storage, 52, 3u << 20, false, 16384);
+}
+
+void test_a_value_streamed_in_many_small_appends_reads_back_whole(void** state) {
+    check_streamed(*fixture_of(state).storage, 53, 700 * 1024 + 17, false, 997);
+}
+
+void test_a_stream_destroyed_before_commit_stores_nothing(void** state) {
+    auto& storage = *fixture_of(state).storage;
+    for (uint64_t hint : {uint64_t{0}, uint64_t{4} << 20}) {
+        auto stream = begin_or_fail(storage, hint);
+        append_or_fail(*stream, std::string(4u << 20, 'x'), 65536);
+        stream.reset();
+    }
+    assert_false(get_or_fail(storage, test_key(54)).has_value());
+    auto usage = usage_or_fail(storage);
+    assert_int_equal(usage.entries, 0);
+    assert_int_equal(usage.bytes, 0);
+}
+
+void test_two_streams_of_one_key_leave_one_whole_value_in_either_order(void** state) {
+    auto& storage = *fixture_of(state).storage;
+    for (int order = 0; order < 2; ++order) {
+        std::string key = test_key(55 + static_cast<uint64_t>(order));
+        std::string first = make_value(key, 1, 2u << 20);
+        std::string second = make_value(key, 2, 300 * 1024);
+        auto a = begin_or_fail(storage, first.size() - 100);
+        auto b = begin_or_fail(storage, 0);
+        // Interleaved appends, as two downloads of one URL would do.
+        for (size_t at = 100; at < first.size() || at < second.size(); at += 50000) {
+            if (at < first.size()) {
+                append_or_fail(*a, std::string_view(first).substr(at, 50000), 50000);
+            }
+            if (at < second.size()) {
+                append_or_fail(*b, std::string_view(second).substr(at, 50000), 50000);
+            }
+        }
+        auto& early = order == 0 ? a : b;
+        auto& late = order == 0 ? b : a;
+        const std::string& late_value = order == 0 ? second : first;
+        const std::string& early_value = order == 0 ? first : second;
+        assert_true(early->commit(test_meta(key), std::string_view(early_value).substr(0, 100))
+                        .has_value());
+        assert_true(late->commit(test_meta(key), std::string_view(late_value).substr(0, 100))
+                        .has_value());
+        auto got = get_or_fail(storage, key);
+        assert_true(got.has_value());
+        assert_true(*got == late_value);
+    }
+    auto usage = usage_or_fail(storage);
+    assert_int_equal(usage.entries, 2);
+}
+
+void test_get_after_replacing_a_streamed_value_reads_the_new_one(void** state) {
+    auto& storage = *fixture_of(state).storage;
+    std::string key = test_key(57);
+    std::string large = make_value(key, 3, 2u << 20);
+    stream_or_fail(storage, test_meta(key), std::string_view(large).substr(0, 100),
+                   std::string_view(large).substr(100), large.size(), 65536);
+    assert_true(*get_or_fail(storage, key) == large);
+    std::string small = make_value(key, 4, 500);
+    stream_or_fail(storage, test_meta(key), std::string_view(small).substr(0, 100),
+                   std::string_view(small).substr(100), 0, 4096);
+    assert_true(*get_or_fail(storage, key) == small);
+    std::string again = make_value(key, 5, 1u << 20);
+    put_or_fail(storage, test_meta(key), {std::string_view(again).substr(0, 100),
+                                          std::string_view(again).substr(100)});
+    assert_true(*get_or_fail(storage, key) == again);
+    auto usage = usage_or_fail(storage);
+    assert_int_equal(usage.entries, 1);
+    assert_int_equal(usage.bytes, again.size());
+}
+
 uint64_t fnv1a(std::string_view bytes) {
     uint64_t hash = 1469598103934665603ull;
     for (unsigned char c : bytes) {
@@ -367,6 +495,20 @@ std::vector<CMUnitTest> conformance_tests(const ConformanceBackend& backend) {
         {"test_usage_counts_entries_and_value_bytes", test_usage_counts_entries_and_value_bytes},
         {"test_eight_concurrent_writers_never_tear_a_value",
          test_eight_concurrent_writers_never_tear_a_value},
+        {"test_a_small_streamed_value_reads_back_whole",
+         test_a_small_streamed_value_reads_back_whole},
+        {"test_a_large_streamed_value_with_a_size_hint_reads_back_whole",
+         test_a_large_streamed_value_with_a_size_hint_reads_back_whole},
+        {"test_a_large_streamed_value_without_a_size_hint_reads_back_whole",
+         test_a_large_streamed_value_without_a_size_hint_reads_back_whole},
+        {"test_a_value_streamed_in_many_small_appends_reads_back_whole",
+         test_a_value_streamed_in_many_small_appends_reads_back_whole},
+        {"test_a_stream_destroyed_before_commit_stores_nothing",
+         test_a_stream_destroyed_before_commit_stores_nothing},
+        {"test_two_streams_of_one_key_leave_one_whole_value_in_either_order",
+         test_two_streams_of_one_key_leave_one_whole_value_in_either_order},
+        {"test_get_after_replacing_a_streamed_value_reads_the_new_one",
+         test_get_after_replacing_a_streamed_value_reads_the_new_one},
     };
     static std::deque<std::string> names; // cmocka keeps the pointers
     std::vector<CMUnitTest> tests;

@@ -1,0 +1,232 @@
+// The sqlite backend's body files (see sqlite_bodies.h).
+#include "backends/sqlite_bodies.h"
+
+#include "backends/filesystem_storage.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <memory>
+#include <utility>
+
+namespace curlcache::backends::sqlite {
+
+namespace {
+
+constexpr std::string_view k_temp_prefix = "tmp-";
+
+// 16 hex digits that no other writer (thread, process, machine sharing the folder) picks.
+std::string random_suffix() {
+    uint64_t bits = 0;
+    if (::getrandom(&bits, sizeof bits, GRND_NONBLOCK) != static_cast<ssize_t>(sizeof bits)) {
+        static std::atomic<uint64_t> counter{0};
+        bits = (static_cast<uint64_t>(::getpid()) << 40) ^
+               (static_cast<uint64_t>(std::time(nullptr)) << 16) ^ counter.fetch_add(1);
+    }
+    static constexpr char k_hex[] = "0123456789abcdef";
+    std::string out(16, '0');
+    for (int i = 15; i >= 0; --i, bits >>= 4) {
+        out[static_cast<size_t>(i)] = k_hex[bits & 15];
+    }
+    return out;
+}
+
+std::string describe(const std::string& path, const char* what) {
+    return "sqlite body file " + path + ": " + what + ": " + std::strerror(errno);
+}
+
+struct DirClose {
+    void operator()(DIR* dir) const noexcept { ::closedir(dir); }
+};
+using DirPtr = std::unique_ptr<DIR, DirClose>;
+
+} // namespace
+
+std::string bodies_dir_for(const std::string& database) {
+    return database + ".bodies";
+}
+
+Result<BodyFile> BodyFile::create(const std::string& dir) {
+    for (int attempt = 0;; ++attempt) {
+        std::string path = dir + '/' + std::string(k_temp_prefix) + random_suffix();
+        int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd >= 0) {
+            return BodyFile(dir, std::move(path), fd);
+        }
+        if (errno == ENOENT && attempt == 0) {
+            if (auto made = make_private_dirs(dir); !made) {
+                return std::unexpected(made.error());
+            }
+            continue;
+        }
+        if (errno != EEXIST || attempt > 3) {
+            return fail(describe(path, "cannot create"));
+        }
+    }
+}
+
+BodyFile::BodyFile(BodyFile&& other) noexcept
+    : m_dir(std::move(other.m_dir)), m_path(std::exchange(other.m_path, {})),
+      m_name(std::move(other.m_name)), m_fd(std::exchange(other.m_fd, -1)),
+      m_size(other.m_size) {}
+
+BodyFile::~BodyFile() {
+    if (m_fd >= 0) {
+        ::close(m_fd);
+    }
+    if (!m_path.empty()) {
+        ::unlink(m_path.c_str());
+    }
+}
+
+Result<void> BodyFile::write(std::string_view bytes) {
+    if (m_fd < 0) {
+        return fail("sqlite body file " + m_path + ": written after it was placed");
+    }
+    while (!bytes.empty()) {
+        ssize_t wrote = ::write(m_fd, bytes.data(), bytes.size());
+        if (wrote < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return fail(describe(m_path, "cannot write"));
+        }
+        bytes.remove_prefix(static_cast<size_t>(wrote));
+        m_size += static_cast<uint64_t>(wrote);
+    }
+    return {};
+}
+
+Result<std::string> BodyFile::place(std::string_view key) {
+    if (!m_name.empty()) {
+        return m_name;
+    }
+    if (m_fd >= 0) {
+        int closed = ::close(m_fd);
+        m_fd = -1;
+        if (closed != 0 && errno != EINTR) {
+            return fail(describe(m_path, "cannot write")); // NFS reports late errors here
+        }
+    }
+    std::string shard(key.substr(0, 2));
+    if (shard.size() < 2) {
+        shard = "00";
+    }
+    std::string name = shard + '/' + std::string(key) + '.' + random_suffix();
+    std::string target = m_dir + '/' + name;
+    if (::rename(m_path.c_str(), target.c_str()) != 0) {
+        if (errno != ENOENT || ::mkdir((m_dir + '/' + shard).c_str(), 0700) != 0 ||
+            ::rename(m_path.c_str(), target.c_str()) != 0) {
+            return fail(describe(target, "cannot move into place"));
+        }
+    }
+    m_path = std::move(target);
+    m_name = name;
+    return name;
+}
+
+BodyRead read_body(const std::string& dir, std::string_view name, char* into, uint64_t length,
+                   uint64_t& got, std::string& error) {
+    got = 0;
+    std::string path = dir + '/' + std::string(name);
+    if (!valid_body_name(name)) {
+        error = "sqlite body file " + path + ": not a body file name";
+        return BodyRead::failed;
+    }
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT) {
+            return BodyRead::missing;
+        }
+        error = describe(path, "cannot open");
+        return BodyRead::failed;
+    }
+    while (got < length) {
+        ssize_t n = ::read(fd, into + got, length - got);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            error = describe(path, "cannot read");
+            ::close(fd);
+            return BodyRead::failed;
+        }
+        if (n == 0) {
+            break; // short: the entry's checksum will tell
+        }
+        got += static_cast<uint64_t>(n);
+    }
+    ::close(fd);
+    return BodyRead::ok;
+}
+
+bool valid_body_name(std::string_view name) {
+    return !name.empty() && name.front() != '/' && name.find("..") == std::string_view::npos &&
+           name.find('\0') == std::string_view::npos;
+}
+
+void unlink_body(const std::string& dir, std::string_view name) {
+    if (valid_body_name(name)) {
+        ::unlink((dir + '/' + std::string(name)).c_str());
+    }
+}
+
+uint64_t sweep_bodies(const std::string& dir, const std::unordered_set<std::string>& named,
+                      std::time_t stale_before) {
+    uint64_t removed = 0;
+    DirPtr top(::opendir(dir.c_str()));
+    if (!top) {
+        return 0;
+    }
+    int top_fd = ::dirfd(top.get());
+    while (const dirent* entry = ::readdir(top.get())) {
+        std::string_view name = entry->d_name;
+        if (name == "." || name == "..") {
+            continue;
+        }
+        struct stat st {};
+        if (::fstatat(top_fd, entry->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+            continue;
+        }
+        if (S_ISREG(st.st_mode)) {
+            // A temp file: a stream still writing it, or one that died. Only old ones go.
+            if (name.starts_with(k_temp_prefix) && st.st_mtime < stale_before &&
+                ::unlinkat(top_fd, entry->d_name, 0) == 0) {
+                ++removed;
+            }
+            continue;
+        }
+        if (!S_ISDIR(st.st_mode)) {
+            continue;
+        }
+        int shard_fd = ::openat(top_fd, entry->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (shard_fd < 0) {
+            continue;
+        }
+        DirPtr shard(::fdopendir(shard_fd));
+        if (!shard) {
+            ::close(shard_fd);
+            continue;
+        }
+        std::string prefix = std::string(name) + '/';
+        while (const dirent* file = ::readdir(shard.get())) {
+            std::string_view file_name = file->d_name;
+            if (file_name == "." || file_name == "..") {
+                continue;
+            }
+            if (!named.contains(prefix + std::string(file_name)) &&
+                ::unlinkat(shard_fd, file->d_name, 0) == 0) {
+                ++removed;
+            }
+        }
+    }
+    return removed;
+}
+
+} // namespace curlcache::backends::sqlite
