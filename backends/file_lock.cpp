@@ -125,6 +125,9 @@ public:
         return m_inner->get_metadata(key);
     }
     Result<void> put(const Metadata& meta, Pieces value) override { return m_inner->put(meta, value); }
+    Result<std::unique_ptr<PutStream>> begin_put(uint64_t size_hint) override {
+        return m_inner->begin_put(size_hint);
+    }
     Result<bool> remove(std::string_view key) override { return m_inner->remove(key); }
     Result<void> scan(const std::function<bool(const Metadata&)>& visit) override {
         return m_inner->scan(visit);
@@ -133,6 +136,7 @@ public:
     Result<Usage> usage() override { return m_inner->usage(); }
     Result<uint64_t> purge_expired(int64_t now) override { return m_inner->purge_expired(now); }
     Result<void> vacuum() override { return m_inner->vacuum(); }
+    void flush() override { m_inner->flush(); }
     // A flock has no expiry: it lasts until unlock or until its holder dies.
     Result<bool> try_lock(std::string_view key, int64_t /*ttl_ms*/) override {
         return m_locks.try_lock(key);
