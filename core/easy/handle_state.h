@@ -5,6 +5,7 @@
 // rule), so a state needs no lock of its own; the registry that maps handles to states does.
 #pragma once
 
+#include "core/cache.h"
 #include "core/coalesce.h"
 #include "core/entry.h"
 #include "core/key.h"
@@ -125,15 +126,23 @@ struct Replay {
     curl_header header_out[2]{};
 };
 
-// The live transfer of a miss: the program's output is teed into these buffers.
+// The live transfer of a miss: the header blocks are copied as they arrive and the body
+// goes into the storage (a BodySink) once the program has accepted each piece of it.
 struct Tee {
     Key key;
     uint64_t max_entry_size = 0;
     std::vector<std::string> blocks;
-    std::string body;
-    std::string trailers; // header lines after the body (chunked trailers)
+    uint64_t header_bytes = 0;      // the size of `blocks`
+    Cache* cache = nullptr;         // the process cache the sink writes to
+    std::unique_ptr<BodySink> sink; // from the first body byte (at the end for an empty body)
+    // CURLOPT_HEADER: bytes the write callback accepted that may be a header line (libcurl
+    // hands each header line to the write callback just before the header callback); they
+    // are dropped when the header callback gets the same bytes, else they were body.
+    std::string held;
+    bool body_seen = false; // body bytes of the final response were kept
+    std::string trailers;   // header lines after the body (chunked trailers)
     bool in_body = false;
-    bool too_large = false;
+    bool dropped = false;        // the copy was given up: nothing of this transfer is stored
     bool header_to_body = false; // CURLOPT_HEADER: header lines reach write_fn too
     // Revalidation of a stale entry: the response is held back until its status is known; a
     // 304 is then answered by replaying `stale`.

@@ -1,11 +1,15 @@
 // A miss: the real transfer runs with our write/header callbacks in front of the program's,
-// which still run live while a copy is kept; afterwards the transfer facts are read and the
-// entry is stored. A stale entry with validators is revalidated: a 304 is held back from the
-// program and answered by replaying the refreshed entry.
+// which still run live. The header blocks are copied; the body goes piece by piece into the
+// storage (a BodySink) once the program has accepted each piece, so nothing is ever taken
+// back out of it and a large body is neither held in memory nor written twice. Afterwards
+// the transfer facts are read and the entry is committed. A stale entry with validators is
+// revalidated: a 304 is held back from the program and answered by replaying the
+// refreshed entry.
 #include "core/easy/cache_access.h"
 #include "core/easy/engine_internal.h"
 #include "core/easy/http_text.h"
 #include "core/log.h"
+#include "core/policy.h"
 
 #include <charconv>
 #include <cstdio>
@@ -13,6 +17,9 @@
 namespace curlcache::core::easy {
 
 namespace {
+
+// libcurl keeps a header line under 100 KiB; held bytes past this are not a header line.
+constexpr size_t k_max_held = 1 << 20;
 
 // The program's callback, or libcurl's default (fwrite to WRITEDATA, stdout by default).
 size_t call_program(curl_write_callback fn, void* data, char* ptr, size_t size, size_t count) {
@@ -22,35 +29,143 @@ size_t call_program(curl_write_callback fn, void* data, char* ptr, size_t size, 
     return std::fwrite(ptr, size, count, static_cast<FILE*>(data != nullptr ? data : stdout));
 }
 
-uint64_t copied_bytes(const Tee& tee) {
-    uint64_t total = tee.body.size();
-    for (const auto& block : tee.blocks) {
-        total += block.size();
-    }
-    return total;
-}
-
+// Nothing of this transfer will be stored (too large, the backend failed, out of memory,
+// or a delivery order the tee does not understand); the transfer itself goes on untouched.
+// Dropping the sink discards what it wrote.
 void give_up_copy(Tee& tee) {
-    tee.too_large = true;
-    std::string().swap(tee.body);
+    tee.dropped = true;
+    tee.sink.reset();
+    std::string().swap(tee.held);
     std::vector<std::string>().swap(tee.blocks);
+    tee.header_bytes = 0;
 }
 
-// Sizes the body copy from the response's Content-Length before the first byte, so a large
-// body is copied once instead of through a doubling string (a hint only: decoded bodies
-// may be larger, and a size past max_entry_size is not copied at all).
-void reserve_for_body(Tee& tee) {
-    if (tee.blocks.empty()) {
-        return;
-    }
-    auto value = header_value(tee.blocks.back(), "Content-Length");
+uint64_t body_size(const Tee& tee) {
+    return tee.sink ? tee.sink->size() : 0;
+}
+
+bool block_complete(const std::string& block) {
+    return block.ends_with("\r\n\r\n") || block.ends_with("\n\n") || block == "\r\n";
+}
+
+std::optional<uint64_t> content_length(std::string_view block) {
+    auto value = header_value(block, "Content-Length");
     uint64_t length = 0;
-    if (!value || std::from_chars(value->data(), value->data() + value->size(), length).ec !=
-                      std::errc()) {
+    if (!value ||
+        std::from_chars(value->data(), value->data() + value->size(), length).ec != std::errc()) {
+        return std::nullopt;
+    }
+    return length;
+}
+
+// Would the policy decline this response whatever its body (method, status, no-store)?
+// Then its body is not written to the storage at all.
+bool declined_before_body(const Tee& tee, const config::Settings& settings) {
+    Entry probe;
+    probe.method = tee.method;
+    probe.url = tee.url;
+    probe.status = status_code(tee.blocks.back()).value_or(0);
+    probe.header_blocks.push_back(tee.blocks.back());
+    return policy::store(settings, probe, 0) != policy::Verdict::ok;
+}
+
+// The sink for the final response's body, at its first byte. Its size hint is the
+// Content-Length; when that is exactly what the write callback will receive (no coding
+// for libcurl to undo) and already past max_entry_size, nothing is written at all.
+bool start_sink(Tee& tee) {
+    if (tee.cache == nullptr || tee.blocks.empty() ||
+        declined_before_body(tee, tee.cache->settings())) {
+        give_up_copy(tee);
+        return false;
+    }
+    const std::string& block = tee.blocks.back();
+    std::optional<uint64_t> length = content_length(block);
+    const bool exact = length && !header_value(block, "Content-Encoding") &&
+                       !header_value(block, "Transfer-Encoding");
+    if (exact && tee.header_bytes + *length > tee.max_entry_size) {
+        give_up_copy(tee);
+        return false;
+    }
+    tee.sink = tee.cache->begin_body(length && *length <= tee.max_entry_size ? *length : 0);
+    if (!tee.sink) {
+        give_up_copy(tee); // counted and warned about by the cache
+        return false;
+    }
+    return true;
+}
+
+// Body bytes the program accepted: into the sink.
+void keep_body(Tee& tee, std::string_view bytes) {
+    if (tee.dropped || (!tee.sink && !start_sink(tee))) {
         return;
     }
-    if (length > 0 && length <= tee.max_entry_size) {
-        tee.body.reserve(length);
+    tee.body_seen = true;
+    if (tee.header_bytes + tee.sink->size() + bytes.size() > tee.max_entry_size ||
+        !tee.sink->append(bytes)) {
+        give_up_copy(tee);
+    }
+}
+
+// Held bytes that no header callback claimed were body.
+void release_held(Tee& tee) {
+    if (!tee.held.empty()) {
+        keep_body(tee, tee.held);
+        tee.held.clear();
+    }
+}
+
+// CURLOPT_HEADER: what the write callback accepted may be a header line of the current
+// block, the status line of a next response (after 1xx, a followed redirect, an auth
+// round), or body. Header lines are held until their header callback; the first bytes
+// after a complete block are held too, until the next callback tells which they were.
+// Once body bytes were seen, no header line reaches the write callback again (trailers
+// go to the header callback only).
+void keep_written_with_headers(Tee& tee, std::string_view bytes) {
+    if (tee.body_seen) {
+        keep_body(tee, bytes);
+        return;
+    }
+    if (tee.blocks.empty() || !block_complete(tee.blocks.back())) {
+        tee.held.append(bytes); // a header line (a long one may come in several pieces)
+        if (tee.held.size() > k_max_held) {
+            give_up_copy(tee);
+        }
+        return;
+    }
+    if (!tee.held.empty()) { // the previous bytes got no header callback: body
+        release_held(tee);
+        keep_body(tee, bytes);
+        return;
+    }
+    tee.held.assign(bytes);
+}
+
+// The header callback got `line`: held bytes equal to it were that line; other held
+// bytes after a complete block were body (a trailer follows them).
+void settle_held(Tee& tee, std::string_view line) {
+    if (tee.held == line) {
+        tee.held.clear();
+    } else if (!tee.blocks.empty() && block_complete(tee.blocks.back())) {
+        release_held(tee);
+    } else {
+        give_up_copy(tee); // not libcurl's order as we know it: store nothing
+    }
+}
+
+// A header line the program accepted: into the current block (a status line starts a
+// new one), or a trailer after the body.
+void record_header(Tee& tee, std::string_view line, bool status_line, bool trailer) {
+    if (trailer) {
+        tee.trailers.append(line);
+        return;
+    }
+    if (status_line || tee.blocks.empty()) {
+        tee.blocks.emplace_back();
+    }
+    tee.blocks.back().append(line);
+    tee.header_bytes += line.size();
+    if (tee.header_bytes + body_size(tee) > tee.max_entry_size) {
+        give_up_copy(tee);
     }
 }
 
@@ -65,10 +180,6 @@ size_t forward_header(const Options& o, char* ptr, size_t size, size_t count) {
     return size * count;
 }
 
-bool block_complete(const std::string& block) {
-    return block.ends_with("\r\n\r\n") || block.ends_with("\n\n") || block == "\r\n";
-}
-
 size_t tee_header(char* ptr, size_t size, size_t count, void* userdata) {
     auto* state = static_cast<HandleState*>(userdata);
     const Options& o = state->options;
@@ -78,39 +189,36 @@ size_t tee_header(char* ptr, size_t size, size_t count, void* userdata) {
     }
     Tee& tee = *state->tee;
     std::string_view line(ptr, length);
+    const bool status_line = line.substr(0, 5) == "HTTP/";
+    bool trailer = false;
     try {
-        bool status_line = line.substr(0, 5) == "HTTP/";
-        if (status_line && tee.revalidating) {
-            tee.got_304 = status_code(line) == 304;
+        if (!tee.held.empty()) {
+            settle_held(tee, line);
         }
         if (status_line) {
+            if (tee.revalidating) {
+                tee.got_304 = status_code(line) == 304;
+            }
+            if (tee.body_seen) {
+                give_up_copy(tee); // a next response after body bytes: they cannot be taken back
+            }
             tee.in_body = false;
         } else if (tee.in_body) { // a trailer: libcurl sends it after the body
-            if (!tee.too_large) {
-                tee.trailers.append(line);
-            }
-            return forward_header(o, ptr, size, count);
-        }
-        if (tee.header_to_body && tee.body.size() >= length &&
-            std::string_view(tee.body).substr(tee.body.size() - length) == line) {
-            tee.body.resize(tee.body.size() - length); // the write callback had it first
-        }
-        if (!tee.too_large) {
-            if (status_line || tee.blocks.empty()) {
-                tee.blocks.emplace_back();
-            }
-            tee.blocks.back().append(line);
-            if (copied_bytes(tee) > tee.max_entry_size) {
-                give_up_copy(tee);
-            }
+            trailer = true;
         }
     } catch (...) {
         give_up_copy(tee);
     }
-    if (tee.got_304) {
-        return length; // held back: the program gets the refreshed entry instead
+    // A 304 is held back: the program gets the refreshed entry instead.
+    const size_t wrote = tee.got_304 ? length : forward_header(o, ptr, size, count);
+    if (wrote == length && !tee.dropped) { // a paused line comes again
+        try {
+            record_header(tee, line, status_line, trailer);
+        } catch (...) {
+            give_up_copy(tee);
+        }
     }
-    return forward_header(o, ptr, size, count);
+    return wrote;
 }
 
 size_t tee_write(char* ptr, size_t size, size_t count, void* userdata) {
@@ -124,26 +232,24 @@ size_t tee_write(char* ptr, size_t size, size_t count, void* userdata) {
     if (!tee.blocks.empty() && block_complete(tee.blocks.back())) {
         tee.in_body = true; // (a status line of a next hop clears it again)
     }
-    size_t before = tee.body.size();
-    if (!tee.too_large) {
-        try {
-            if (tee.body.empty()) {
-                reserve_for_body(tee);
-            }
-            tee.body.append(ptr, length);
-            if (copied_bytes(tee) > tee.max_entry_size) {
-                give_up_copy(tee);
-            }
-        } catch (...) {
-            give_up_copy(tee);
-        }
-    }
     if (tee.got_304) {
         return length;
     }
-    size_t wrote = call_program(o.write_fn, o.write_data, ptr, size, count);
-    if (wrote == CURL_WRITEFUNC_PAUSE && !tee.too_large) {
-        tee.body.resize(before); // libcurl delivers these bytes again on unpause
+    const size_t wrote = call_program(o.write_fn, o.write_data, ptr, size, count);
+    // Only what the program accepted is kept: a paused chunk (CURL_WRITEFUNC_PAUSE) comes
+    // again on unpause, and a short write fails the transfer.
+    if (wrote != length || length == 0 || tee.dropped) {
+        return wrote;
+    }
+    try {
+        std::string_view bytes(ptr, length);
+        if (tee.header_to_body) {
+            keep_written_with_headers(tee, bytes);
+        } else {
+            keep_body(tee, bytes);
+        }
+    } catch (...) {
+        give_up_copy(tee);
     }
     return wrote;
 }
@@ -165,6 +271,21 @@ void build_revalidation_list(Tee& tee, const Options& o, const Entry& stale) {
         tee.added_list[i].data = tee.added_lines[i].data();
         tee.added_list[i].next = i + 1 < tee.added_list.size() ? &tee.added_list[i + 1] : nullptr;
     }
+}
+
+// The transfer succeeded: held bytes were the body's last (or only) piece, and an empty
+// body gets its (empty) sink now. False when nothing is to be stored.
+bool finish_body(Tee& tee) {
+    if (!tee.held.empty()) {
+        if (!block_complete(tee.blocks.back())) {
+            return false; // header bytes no header callback claimed
+        }
+        release_held(tee);
+    }
+    if (!tee.sink && !tee.dropped) {
+        tee.sink = tee.cache->begin_body(0);
+    }
+    return tee.sink && !tee.dropped;
 }
 
 void restore_program_options(const CurlApi& api, CURL* handle, const HandleState& state,
@@ -189,6 +310,7 @@ bool start_tee(const CurlApi& api, CURL* handle, HandleState& state, const Key& 
     tee->lock = std::move(lock);
     tee->key = key;
     tee->max_entry_size = settings.max_entry_size;
+    tee->cache = process_cache();
     tee->header_to_body = o.header;
     tee->method = plan.request.method;
     tee->url = redact_url(plan.request.url, settings);
@@ -249,11 +371,13 @@ CURLcode end_transfer(const CurlApi& api, CURL* handle, CURLcode result) {
             }
             return replay(api, handle);
         }
-        if (tee->too_large || tee->blocks.empty() || state->options.unknown ||
-            cache->settings().mode == config::Mode::readonly) {
+        // (A cache reopened since the sink began, as in a forked child, is not the sink's.)
+        if (tee->dropped || tee->blocks.empty() || state->options.unknown ||
+            cache->settings().mode == config::Mode::readonly || cache != tee->cache ||
+            !finish_body(*tee)) {
             return result;
         }
-        cache->stats().bytes_downloaded.fetch_add(tee->body.size(), std::memory_order_relaxed);
+        cache->stats().bytes_downloaded.fetch_add(tee->sink->size(), std::memory_order_relaxed);
         Entry entry;
         entry.method = tee->method;
         entry.url = tee->url;
@@ -262,7 +386,6 @@ CURLcode end_transfer(const CurlApi& api, CURL* handle, CURLcode result) {
         entry.etag = std::string(header_value(last, "ETag").value_or(""));
         entry.last_modified = std::string(header_value(last, "Last-Modified").value_or(""));
         entry.header_blocks = std::move(tee->blocks);
-        entry.body = tee->body;
         entry.infos = record_infos(api, handle);
         if (!tee->trailers.empty()) {
             Info trailers;
@@ -271,7 +394,7 @@ CURLcode end_transfer(const CurlApi& api, CURL* handle, CURLcode result) {
             trailers.text = std::move(tee->trailers);
             entry.infos.push_back(std::move(trailers));
         }
-        (void)cache->store(tee->key, entry); // a failure is counted and warned about there
+        (void)cache->store(tee->key, entry, *tee->sink); // a failure is counted there
     } catch (const std::exception& error) {
         log::warn_once("end-transfer", "cannot record a transfer: %s", error.what());
     } catch (...) {

@@ -15,6 +15,8 @@ stdout and serves until it is killed. Routes (NAME is any token, used to make UR
   /auth/NAME                200, body = the Authorization header it got
   /cookie/NAME              200 with Set-Cookie: NAME=1; Path=/
   /trailer/NAME             200, chunked "hello NAME\n" with a trailer X-Checksum: NAME
+  /chunked/N/NAME           200, the /size/N body sent chunked (no Content-Length), 4 KiB
+                            per chunk
 """
 import gzip
 import email.utils
@@ -110,6 +112,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
             body = ("hello %s\n" % parts[1]).encode()
             self.wfile.write(b"%x\r\n%s\r\n0\r\nX-Checksum: %s\r\n\r\n"
                              % (len(body), body, parts[1].encode()))
+        elif kind == "chunked" and len(parts) == 3:
+            n = int(parts[1])
+            body = bytes(ord("a") + i % 26 for i in range(n))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            if self.command != "HEAD":
+                for at in range(0, n, 4096):
+                    piece = body[at:at + 4096]
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                self.wfile.write(b"0\r\n\r\n")
         elif kind == "cookie" and len(parts) == 2:
             self.send(200, b"hello cookie\n", [("Set-Cookie", "%s=1; Path=/" % parts[1])])
         elif kind == "auth" and len(parts) == 2:
