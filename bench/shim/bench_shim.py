@@ -2,7 +2,7 @@
 """The shim's benchmark: one run, everything side by side, medians and ratios.
 
     bench_shim.py --loop BUILD/bin/curl_loop --shim BUILD/lib/libcurlcache-preload.so
-                  [--quick] [--json FILE]
+                  [--quick] [--json FILE] [--parts hits,miss,process]
 
 1. In-process hits: curl_loop (sequential GETs on one libcurl handle) for bodies of 1 KiB,
    100 KiB and 1 MiB, against the origin directly, through nginx proxy_cache, varnish and
@@ -269,6 +269,8 @@ def main():
     parser.add_argument("--shim", required=True, help="libcurlcache-preload.so")
     parser.add_argument("--quick", action="store_true", help="fewer iterations")
     parser.add_argument("--json", help="also write the figures here")
+    parser.add_argument("--parts", default="hits,miss,process",
+                        help="which parts to run (default: hits,miss,process)")
     args = parser.parse_args()
     args.shim = os.path.abspath(args.shim)
     if not os.path.isfile(args.shim):
@@ -297,9 +299,13 @@ def main():
                 print("note: %s did not start (%s); its column is empty" % (s.name, s.why()))
         print("curlcache shim benchmark (%s, %d cores)\n" % (os.uname().release,
                                                             os.cpu_count()))
-        in_process(args, d, (nginx, varnish, squid, redis), results)
-        miss_overhead(args, d, nginx, results)
-        process_level(args, d, nginx, results)
+        parts = args.parts.split(",")
+        if "hits" in parts:
+            in_process(args, d, (nginx, varnish, squid, redis), results)
+        if "miss" in parts:
+            miss_overhead(args, d, nginx, results)
+        if "process" in parts:
+            process_level(args, d, nginx, results)
     finally:
         for s in servers:
             s.stop()
