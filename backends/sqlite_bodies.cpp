@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <cstring>
 #include <memory>
+#include <new>
 #include <utility>
 
 namespace curlcache::backends::sqlite {
@@ -73,7 +74,8 @@ Result<BodyFile> BodyFile::create(const std::string& dir) {
 
 BodyFile::BodyFile(BodyFile&& other) noexcept
     : m_dir(std::move(other.m_dir)), m_path(std::exchange(other.m_path, {})),
-      m_name(std::move(other.m_name)), m_fd(std::exchange(other.m_fd, -1)),
+      m_batch(std::move(other.m_batch)), m_name(std::move(other.m_name)),
+      m_fd(std::exchange(other.m_fd, -1)),
       m_size(other.m_size) {}
 
 BodyFile::~BodyFile() {
@@ -89,6 +91,35 @@ Result<void> BodyFile::write(std::string_view bytes) {
     if (m_fd < 0) {
         return fail("sqlite body file " + m_path + ": written after it was placed");
     }
+    m_size += bytes.size();
+    if (m_batch.size() + bytes.size() <= k_write_batch) {
+        if (m_batch.capacity() < k_write_batch) {
+            try {
+                m_batch.reserve(k_write_batch);
+            } catch (const std::bad_alloc&) {
+                return write_out(bytes);
+            }
+        }
+        m_batch.append(bytes);
+        return m_batch.size() == k_write_batch ? flush_batch() : Result<void>{};
+    }
+    if (auto flushed = flush_batch(); !flushed) {
+        return flushed;
+    }
+    if (bytes.size() >= k_write_batch) {
+        return write_out(bytes);
+    }
+    m_batch.append(bytes);
+    return {};
+}
+
+Result<void> BodyFile::flush_batch() {
+    auto done = write_out(m_batch);
+    m_batch.clear();
+    return done;
+}
+
+Result<void> BodyFile::write_out(std::string_view bytes) {
     while (!bytes.empty()) {
         ssize_t wrote = ::write(m_fd, bytes.data(), bytes.size());
         if (wrote < 0) {
@@ -98,7 +129,6 @@ Result<void> BodyFile::write(std::string_view bytes) {
             return fail(describe(m_path, "cannot write"));
         }
         bytes.remove_prefix(static_cast<size_t>(wrote));
-        m_size += static_cast<uint64_t>(wrote);
     }
     return {};
 }
@@ -108,6 +138,11 @@ Result<std::string> BodyFile::place(std::string_view key) {
         return m_name;
     }
     if (m_fd >= 0) {
+        auto flushed = flush_batch();
+        std::string().swap(m_batch);
+        if (!flushed) {
+            return std::unexpected(flushed.error());
+        }
         int closed = ::close(m_fd);
         m_fd = -1;
         if (closed != 0 && errno != EINTR) {

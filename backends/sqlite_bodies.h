@@ -32,6 +32,9 @@ class BodyFile {
     BodyFile& operator=(BodyFile&&) = delete;
     ~BodyFile();
 
+    // Appends bytes. Small appends (a transfer delivers 16 KiB at a time) are gathered
+    // into writes of k_write_batch: on ext4 each write(2) also updates the file's times,
+    // and 10 MiB in 16 KiB writes took 2-3x as long as in 256 KiB ones (measured here).
     Result<void> write(std::string_view bytes);
     uint64_t size() const { return m_size; }
 
@@ -45,11 +48,16 @@ class BodyFile {
   private:
     BodyFile(std::string dir, std::string path, int fd) noexcept
         : m_dir(std::move(dir)), m_path(std::move(path)), m_fd(fd) {}
+    static constexpr size_t k_write_batch = 256 * 1024;
+    Result<void> write_out(std::string_view bytes);
+    Result<void> flush_batch();
+
     std::string m_dir;
     std::string m_path; // where the file is now; "" once kept
+    std::string m_batch; // appended bytes not yet written
     std::string m_name; // relative name once placed
     int m_fd = -1;
-    uint64_t m_size = 0;
+    uint64_t m_size = 0; // bytes appended, written or not
 };
 
 enum class BodyRead { ok, missing, failed };

@@ -3,10 +3,12 @@
 // measured in the same run (requests_cache_bench.py), printed as one table.
 //
 //   bench_storage [--python /usr/bin/python3 --script requests_cache_bench.py] [--quick]
+//   bench_storage --body-files     only the sqlite inline-vs-body-file comparison
 //
 // Each backend gets a fresh cache in a scratch folder under $TMPDIR. Puts write distinct
 // keys; gets then read random stored keys (all hits). Times are per call, in µs.
 #include "backends/registry.h"
+#include "backends/sqlite_storage.h"
 #include "backends/storage.h"
 
 #include <stdlib.h>
@@ -178,6 +180,94 @@ void print_connection_comparison(const std::string& scratch) {
     }
 }
 
+// SQLite values inline (in the database, through the WAL) against body files beside it,
+// for put(), a streamed put (begin_put + 16 KiB appends, as the engine does during a
+// transfer) and get(): the figures behind k_sqlite_body_file_threshold. Mean as well as
+// median, because the WAL's checkpoints land on a few puts only but cost every one of them.
+void print_body_file_comparison(const std::string& scratch) {
+    struct Case {
+        size_t bytes;
+        int count;
+        const char* label;
+    };
+    const Case cases[] = {{16 * 1024, 300, "16 KiB"},   {64 * 1024, 200, "64 KiB"},
+                          {100 * 1024, 200, "100 KiB"}, {128 * 1024, 200, "128 KiB"},
+                          {256 * 1024, 100, "256 KiB"},
+                          {1024 * 1024, 40, "1 MiB"},   {10 * 1024 * 1024, 10, "10 MiB"}};
+    using Clock = std::chrono::steady_clock;
+    auto micros = [](Clock::duration d) {
+        return std::chrono::duration<double, std::micro>(d).count();
+    };
+    std::printf("\nsqlite: value inline in the database vs in a body file, µs per call "
+                "(median / mean)\n");
+    std::printf("%-8s %-7s | %9s %9s | %9s %9s | %9s %9s\n", "value", "where", "put med", "mean",
+                "stream", "mean", "get med", "mean");
+    for (const auto& c : cases) {
+        std::string value(c.bytes, '\0');
+        std::mt19937_64 rng(7);
+        for (auto& ch : value) {
+            ch = static_cast<char>(rng());
+        }
+        std::string_view view(value);
+        for (bool files : {false, true}) {
+            config::Settings settings;
+            settings.name = scratch + "/bodies-" + std::to_string(c.bytes) +
+                            (files ? "-file" : "-inline") + ".sqlite";
+            auto opened = backends::open_sqlite(settings, files ? 0 : UINT64_MAX);
+            if (!opened) {
+                std::fprintf(stderr, "bench_storage: %s\n", opened.error().message.c_str());
+                return;
+            }
+            auto& storage = **opened;
+            std::vector<double> puts, streams, gets;
+            for (int i = 0; i < 2 * c.count; ++i) {
+                bool streamed = i % 2 == 1;
+                backends::Metadata meta{key_of(i), "GET", "http://origin.test/", 200, 1700000000,
+                                        0, 0};
+                const std::string_view pieces[] = {view.substr(0, 300), view.substr(300)};
+                auto start = Clock::now();
+                bool ok = false;
+                if (streamed) {
+                    auto stream = storage.begin_put(c.bytes - 300);
+                    ok = stream.has_value();
+                    for (size_t at = 300; ok && at < c.bytes; at += 16384) {
+                        ok = (*stream)->append(view.substr(at, 16384)).has_value();
+                    }
+                    ok = ok && (*stream)->commit(meta, pieces[0]).has_value();
+                } else {
+                    ok = storage.put(meta, pieces).has_value();
+                }
+                (streamed ? streams : puts).push_back(micros(Clock::now() - start));
+                if (!ok) {
+                    std::fprintf(stderr, "bench_storage: body-file put failed\n");
+                    return;
+                }
+            }
+            std::uniform_int_distribution<int> pick(0, 2 * c.count - 1);
+            for (int i = 0; i < 2 * c.count; ++i) {
+                auto start = Clock::now();
+                auto got = storage.get(key_of(pick(rng)));
+                gets.push_back(micros(Clock::now() - start));
+                if (!got || !*got || (*got->value()).size() != c.bytes) {
+                    std::fprintf(stderr, "bench_storage: body-file get failed\n");
+                    return;
+                }
+            }
+            auto mean = [](const std::vector<double>& v) {
+                double sum = 0;
+                for (double x : v) {
+                    sum += x;
+                }
+                return sum / static_cast<double>(v.size());
+            };
+            std::printf("%-8s %-7s | %9.1f %9.1f | %9.1f %9.1f | %9.1f %9.1f\n", c.label,
+                        files ? "file" : "inline", summarise(puts).median, mean(puts),
+                        summarise(streams).median, mean(streams), summarise(gets).median,
+                        mean(gets));
+        }
+    }
+}
+
 // Runs the Python side and parses its "name size op median p90 p99" lines.
 std::vector<Row> run_python(const std::string& python, const std::string& script,
                             const std::vector<Size>& sizes) {
@@ -226,6 +316,7 @@ std::vector<Row> run_python(const std::string& python, const std::string& script
 int main(int argc, char** argv) {
     std::string python, script;
     bool quick = false;
+    bool body_files_only = false;
     for (int i = 1; i < argc; ++i) {
         std::string arg = argv[i];
         if (arg == "--python" && i + 1 < argc) {
@@ -234,8 +325,11 @@ int main(int argc, char** argv) {
             script = argv[++i];
         } else if (arg == "--quick") {
             quick = true;
+        } else if (arg == "--body-files") {
+            body_files_only = true;
         } else {
-            std::fprintf(stderr, "usage: bench_storage [--python PATH --script PATH] [--quick]\n");
+            std::fprintf(stderr, "usage: bench_storage [--python PATH --script PATH] [--quick] "
+                                 "[--body-files]\n");
             return 2;
         }
     }
@@ -249,6 +343,12 @@ int main(int argc, char** argv) {
     if (!::mkdtemp(scratch.data())) {
         std::perror("bench_storage: mkdtemp");
         return 1;
+    }
+    if (body_files_only) {
+        print_body_file_comparison(scratch);
+        std::error_code ignored;
+        std::filesystem::remove_all(scratch, ignored);
+        return 0;
     }
 
     std::vector<Row> rows;
@@ -304,6 +404,7 @@ int main(int argc, char** argv) {
     }
     if (!quick) {
         print_connection_comparison(scratch);
+        print_body_file_comparison(scratch);
     }
     std::error_code ignored;
     std::filesystem::remove_all(scratch, ignored);
