@@ -156,8 +156,10 @@ Result<std::string> BodyFile::place(std::string_view key) {
     std::string name = shard + '/' + std::string(key) + '.' + random_suffix();
     std::string target = m_dir + '/' + name;
     if (::rename(m_path.c_str(), target.c_str()) != 0) {
-        if (errno != ENOENT || ::mkdir((m_dir + '/' + shard).c_str(), 0700) != 0 ||
-            ::rename(m_path.c_str(), target.c_str()) != 0) {
+        // The shard folder is made on first use (another writer may make it at once).
+        bool made = errno == ENOENT &&
+                    (::mkdir((m_dir + '/' + shard).c_str(), 0700) == 0 || errno == EEXIST);
+        if (!made || ::rename(m_path.c_str(), target.c_str()) != 0) {
             return fail(describe(target, "cannot move into place"));
         }
     }

@@ -140,6 +140,79 @@ Result<void> TieredStorage::put(const Metadata& meta, Pieces value) {
     return {};
 }
 
+class TieredPutStream final : public PutStream {
+  public:
+    struct Part {
+        TieredStorage::Tier* tier;
+        std::unique_ptr<PutStream> stream;
+    };
+    TieredPutStream(TieredStorage& storage, std::vector<Part> parts)
+        : m_storage(storage), m_parts(std::move(parts)) {}
+
+    Result<void> append(std::string_view bytes) override {
+        std::optional<Error> last_error;
+        for (auto& part : m_parts) {
+            if (!part.stream) {
+                continue;
+            }
+            if (auto added = part.stream->append(bytes); !added) {
+                m_storage.count_error(*part.tier, added.error());
+                last_error = added.error();
+                part.stream.reset(); // discards what this tier wrote
+            }
+        }
+        return live() ? Result<void>{} : std::unexpected(*last_error);
+    }
+
+    Result<void> commit(const Metadata& meta, std::string_view head) override {
+        std::optional<Error> last_error;
+        size_t done = 0;
+        for (auto& part : m_parts) {
+            if (!part.stream) {
+                continue;
+            }
+            if (auto committed = part.stream->commit(meta, head); committed) {
+                ++done;
+            } else {
+                m_storage.count_error(*part.tier, committed.error());
+                last_error = committed.error();
+            }
+            part.stream.reset();
+        }
+        if (done == 0) {
+            return std::unexpected(last_error ? *last_error : Error{ErrorKind::failure,
+                                                                    "no tier kept the value"});
+        }
+        return {};
+    }
+
+  private:
+    bool live() const {
+        return std::any_of(m_parts.begin(), m_parts.end(),
+                           [](const Part& part) { return part.stream != nullptr; });
+    }
+    TieredStorage& m_storage;
+    std::vector<Part> m_parts;
+};
+
+Result<std::unique_ptr<PutStream>> TieredStorage::begin_put(uint64_t size_hint) {
+    std::vector<TieredPutStream::Part> parts;
+    std::optional<Error> last_error;
+    for (auto& tier : m_tiers) {
+        auto stream = tier->storage->begin_put(size_hint);
+        if (stream) {
+            parts.push_back({tier.get(), std::move(*stream)});
+        } else {
+            count_error(*tier, stream.error());
+            last_error = stream.error();
+        }
+    }
+    if (parts.empty()) {
+        return std::unexpected(*last_error);
+    }
+    return std::unique_ptr<PutStream>(std::make_unique<TieredPutStream>(*this, std::move(parts)));
+}
+
 Result<bool> TieredStorage::remove(std::string_view key) {
     bool existed = false;
     Outcome outcome = each_tier([&](Storage& tier) {

@@ -44,6 +44,9 @@ public:
     Result<std::optional<Blob>> get(std::string_view key) override;
     Result<std::optional<Metadata>> get_metadata(std::string_view key) override;
     Result<void> put(const Metadata& meta, Pieces value) override;
+    // A stream per tier, each fed every appended piece (a SQLite tier writes its body file
+    // while the transfer runs); a tier whose stream fails is dropped and counted.
+    Result<std::unique_ptr<PutStream>> begin_put(uint64_t size_hint) override;
     Result<bool> remove(std::string_view key) override;
     // scan and usage describe the lowest tier that answers (it holds the most entries:
     // every write reaches it, upper tiers hold copies).
@@ -58,6 +61,7 @@ public:
     Result<void> unlock(std::string_view key) override;
 
 private:
+    friend class TieredPutStream;
     struct Tier {
         std::unique_ptr<Storage> storage;
         std::atomic<uint64_t> hits{0}, misses{0}, fills{0}, errors{0}, timeouts{0};

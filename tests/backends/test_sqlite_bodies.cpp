@@ -3,6 +3,7 @@
 // damaged or missing file is a miss; owner-only modes; many processes; an old schema.
 #include "backends/registry.h"
 #include "backends/sqlite_storage.h"
+#include "backends/tiered_storage.h"
 #include "core/cache.h"
 
 #include <sqlite3.h>
@@ -493,6 +494,40 @@ void test_flush_writes_access_times_and_leaves_the_storage_usable(void** state) 
     assert_int_equal(entries_of(*storage), 3);
 }
 
+void test_a_tiered_stream_reaches_every_tier_and_sqlite_writes_its_file(void** state) {
+    auto settings = settings_in(scratch_of(state));
+    settings.backend = {"memory", "sqlite"};
+    auto opened = backends::open_tiered(settings, [](std::string_view name,
+                                                     const config::Settings& tier_settings) {
+        return backends::open(name, tier_settings);
+    });
+    assert_true(opened.has_value());
+    auto* tiered = backends::as_tiered(**opened);
+    assert_non_null(tiered);
+    std::string value = make_value(test_key(1), 1, 1u << 20);
+    std::string_view view(value);
+    auto stream = (*opened)->begin_put(value.size() - 100);
+    assert_true(stream.has_value());
+    for (size_t at = 100; at < value.size(); at += 16384) {
+        assert_true((*stream)->append(view.substr(at, 16384)).has_value());
+    }
+    // The sqlite tier writes while the bytes arrive: its temp file already holds them.
+    uint64_t temp_bytes = 0;
+    for (const auto& entry : fs::directory_iterator(bodies_of(settings))) {
+        temp_bytes += entry.is_regular_file() ? entry.file_size() : 0;
+    }
+    assert_true(temp_bytes >= value.size() - 100 - 256 * 1024);
+    assert_true((*stream)->commit(test_meta(test_key(1)), view.substr(0, 100)).has_value());
+    for (size_t tier = 0; tier < 2; ++tier) {
+        auto got = tiered->tier(tier).get(test_key(1));
+        assert_true(got.has_value() && got->has_value());
+        assert_true(*got->value() == value);
+    }
+    assert_int_equal(body_files(bodies_of(settings)).size(), 1);
+    (*opened)->flush();
+    assert_true(get_value(**opened, 1) == value);
+}
+
 } // namespace
 
 int main() {
@@ -521,6 +556,8 @@ int main() {
                                         teardown),
         cmocka_unit_test_setup_teardown(
             test_flush_writes_access_times_and_leaves_the_storage_usable, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_tiered_stream_reaches_every_tier_and_sqlite_writes_its_file, setup, teardown),
     };
     return cmocka_run_group_tests_name("sqlite body files", tests, nullptr, nullptr);
 }
