@@ -1,5 +1,7 @@
 // The curl_easy_* wrappers: pass through for libcurl's own calls (and CURLCACHE_DISABLE),
 // otherwise hand the call to the engine with the guarded table of the caller's library.
+// init/setopt/reset/cleanup/duphandle reach the engine from a program's callback too (see
+// pass_through_handle_call); perform/getinfo/header made there pass through.
 // Exceptions never leave a wrapper: should the engine throw, the call passes through.
 #include "core/easy/engine.h"
 #include "shim/guard.h"
@@ -25,7 +27,7 @@ template <Library L> CURL* easy_init(const void* caller) noexcept {
         warn_missing(L, "curl_easy_init");
         return nullptr;
     }
-    if (!pass_through(L, caller)) {
+    if (!pass_through_handle_call(L, caller)) {
         try {
             return engine::easy_init(engine_api(L));
         } catch (...) {
@@ -42,7 +44,7 @@ CURLcode easy_setopt(const void* caller, CURL* handle, CURLoption option, va_lis
         warn_missing(L, "curl_easy_setopt");
         return CURLE_FAILED_INIT;
     }
-    if (!pass_through(L, caller)) {
+    if (!pass_through_handle_call(L, caller)) {
         va_list copy;
         va_copy(copy, args);
         try {
@@ -101,7 +103,7 @@ template <Library L> void easy_cleanup(const void* caller, CURL* handle) noexcep
         warn_missing(L, "curl_easy_cleanup");
         return;
     }
-    if (!pass_through(L, caller)) {
+    if (!pass_through_handle_call(L, caller)) {
         try {
             // libcurl takes a handle out of its multi on cleanup; so does the shim.
             multi_forget_easy(L, handle);
@@ -120,7 +122,7 @@ template <Library L> void easy_reset(const void* caller, CURL* handle) noexcept 
         warn_missing(L, "curl_easy_reset");
         return;
     }
-    if (!pass_through(L, caller)) {
+    if (!pass_through_handle_call(L, caller)) {
         try {
             engine::easy_reset(engine_api(L), handle);
             return;
@@ -137,7 +139,7 @@ template <Library L> CURL* easy_duphandle(const void* caller, CURL* handle) noex
         warn_missing(L, "curl_easy_duphandle");
         return nullptr;
     }
-    if (!pass_through(L, caller)) {
+    if (!pass_through_handle_call(L, caller)) {
         try {
             return engine::easy_duphandle(engine_api(L), handle);
         } catch (...) {

@@ -6,6 +6,8 @@
 // engine. Two checks catch them: a thread-local depth that is raised around every real
 // call the shim makes, and the caller's return address lying inside libcurl's code (for
 // inner calls made by a libcurl function the shim does not wrap, e.g. curl_multi_init).
+// The depth also covers the program's own callbacks, which libcurl runs inside those real
+// calls; the calls that set up handles tell them apart by the caller alone.
 #pragma once
 
 #include "shim/library.h"
@@ -25,6 +27,15 @@ class Inside {
 // shim is already inside a real libcurl call on this thread, or when CURLCACHE_DISABLE asks
 // for a pure pass-through. Then the wrapper must call the real function and nothing else.
 bool pass_through(Library library, const void* caller) noexcept;
+
+// The same for the calls that change what the engine records about a handle
+// (curl_easy_init, _setopt, _reset, _cleanup and _duphandle), where the depth does not
+// decide: a program's callback runs inside the shim's real curl_easy_perform or
+// curl_multi_perform, and what it does there to a handle (another one, or its own) must be
+// recorded, or that handle's options go stale. Only libcurl's own calls (the caller in
+// libcurl's code, or in the shim's: a tail call from a libcurl function the shim called)
+// and CURLCACHE_DISABLE pass through.
+bool pass_through_handle_call(Library library, const void* caller) noexcept;
 
 // CURLCACHE_DISABLE set to 1/true/yes/on (as the config loader reads it); read once, lazily.
 bool disabled() noexcept;

@@ -74,14 +74,13 @@ Source find_source(Library library) {
     return Source{nullptr, false};
 }
 
-struct CodeRange {
+struct CodeSearch {
     std::uintptr_t address;
-    std::uintptr_t begin = 0;
-    std::uintptr_t end = 0;
+    CodeRange found;
 };
 
 int find_code_range(dl_phdr_info* object, size_t, void* data) {
-    auto* range = static_cast<CodeRange*>(data);
+    auto* search = static_cast<CodeSearch*>(data);
     for (ElfW(Half) i = 0; i < object->dlpi_phnum; ++i) {
         const ElfW(Phdr)& segment = object->dlpi_phdr[i];
         if (segment.p_type != PT_LOAD || (segment.p_flags & PF_X) == 0) {
@@ -89,9 +88,8 @@ int find_code_range(dl_phdr_info* object, size_t, void* data) {
         }
         const std::uintptr_t begin = object->dlpi_addr + segment.p_vaddr;
         const std::uintptr_t end = begin + segment.p_memsz;
-        if (range->address >= begin && range->address < end) {
-            range->begin = begin;
-            range->end = end;
+        if (search->address >= begin && search->address < end) {
+            search->found = CodeRange{begin, end};
             return 1;
         }
     }
@@ -143,10 +141,7 @@ void resolve_library(Library library) {
             where.dli_fname != nullptr) {
             real_dlopen(where.dli_fname, RTLD_NOLOAD | RTLD_LAZY);
         }
-        CodeRange range{reinterpret_cast<std::uintptr_t>(a.easy_init)};
-        dl_iterate_phdr(find_code_range, &range);
-        r.code_begin = range.begin;
-        r.code_end = range.end;
+        r.code = code_range_of(reinterpret_cast<const void*>(a.easy_init));
     }
 }
 
@@ -252,6 +247,12 @@ CURLcode forward_setopt(CURLcode (*setopt)(CURL*, CURLoption, ...), CURL* handle
         return setopt(handle, option, va_arg(args, curl_off_t));
     }
     return setopt(handle, option, va_arg(args, void*));
+}
+
+CodeRange code_range_of(const void* address) noexcept {
+    CodeSearch search{reinterpret_cast<std::uintptr_t>(address), {}};
+    dl_iterate_phdr(find_code_range, &search);
+    return search.found;
 }
 
 const Real& real(Library library) noexcept {

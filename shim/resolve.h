@@ -9,14 +9,26 @@
 
 namespace curlcache::shim {
 
+// One executable segment of a loaded object.
+struct CodeRange {
+    std::uintptr_t begin = 0;
+    std::uintptr_t end = 0;
+    bool contains(const void* address) const noexcept {
+        const auto at = reinterpret_cast<std::uintptr_t>(address);
+        return at >= begin && at < end;
+    }
+};
+
+// The executable segment that holds `address` (empty when none does).
+CodeRange code_range_of(const void* address) noexcept;
+
 struct Real {
     // The library's own functions (never a wrapper of ours). A pointer stays null when the
     // library is not loaded or lacks the function.
     core::easy::CurlApi api;
     CURLMcode (*multi_setopt)(CURLM*, CURLMoption, ...) = nullptr;
     // Where the library's code lies, to recognise libcurl calling itself.
-    std::uintptr_t code_begin = 0;
-    std::uintptr_t code_end = 0;
+    CodeRange code;
 };
 
 // The real functions of `library`, resolved on first use (thread-safe; pthread_once):

@@ -1,0 +1,96 @@
+/* Calls a program makes from inside a callback, while the shim is itself inside a real
+ * libcurl call (curl_easy_perform or curl_multi_perform): options set on another handle,
+ * reset, cleanup and duphandle must reach the engine like any other call, or that handle's
+ * recorded options go stale and a later transfer is keyed (and answered) for the wrong
+ * request. Each test runs the program twice under the shim: the first run must fetch what
+ * libcurl really asked for, the second must replay exactly that from the cache. */
+#include "mech_common.h"
+
+static void assert_runs_equal(const harness_result* a, const harness_result* b) {
+    assert_int_equal(a->exit_code, b->exit_code);
+    assert_int_equal(a->size, b->size);
+    assert_memory_equal(a->out, b->out, a->size);
+}
+
+/* Runs `edge nested ACTION DRIVER /<tag>-a /<tag>-old /<tag>-new` twice under the shim and
+ * checks that B fetched `/<tag>-<b_path>` the first time and that the second run was
+ * answered entirely from the cache. */
+static void check_nested(void** state, const char* action, const char* driver, const char* tag,
+                         const char* b_path) {
+    static harness_result first, second;
+    char a[64], old_path[64], new_path[64], expect_a[96], expect_b[128];
+    snprintf(a, sizeof(a), "/%s-a", tag);
+    snprintf(old_path, sizeof(old_path), "/%s-old", tag);
+    snprintf(new_path, sizeof(new_path), "/%s-new", tag);
+    snprintf(expect_a, sizeof(expect_a), "A code=0 body=%s #", a);
+    snprintf(expect_b, sizeof(expect_b), "B code=0 status=200 body=/%s-%s #", tag, b_path);
+    const char* argv[] = {MECH_EDGE,         "nested",          action,
+                          driver,            origin_url(a),     origin_url(old_path),
+                          origin_url(new_path), NULL};
+    const long before = origin_count();
+    assert_int_equal(harness_run(*state, 1, argv, NULL, &first), 0);
+    assert_int_equal(first.exit_code, 0);
+    assert_non_null(strstr(first.out, expect_a));
+    assert_non_null(strstr(first.out, expect_b));
+    assert_int_equal(origin_count() - before, 2);
+
+    assert_int_equal(harness_run(*state, 1, argv, NULL, &second), 0);
+    assert_runs_equal(&first, &second);
+    assert_int_equal(origin_count() - before, 2);
+}
+
+/* The URL B had before the callback changed it still gets its own response. */
+static void check_old_url_is_its_own(void** state, const char* tag) {
+    static harness_result run;
+    char path[64], expect[96];
+    snprintf(path, sizeof(path), "/%s-old", tag);
+    snprintf(expect, sizeof(expect), "0 code=0 status=200 body=%s #", path);
+    const char* argv[] = {MECH_CLIENT, "easy", origin_url(path), NULL};
+    assert_int_equal(harness_run(*state, 1, argv, NULL, &run), 0);
+    assert_non_null(strstr(run.out, expect));
+}
+
+static void test_url_set_on_another_handle_in_a_write_callback_is_recorded(void** state) {
+    check_nested(state, "setopt", "easy", "nested-setopt", "new");
+    check_old_url_is_its_own(state, "nested-setopt");
+}
+
+static void test_url_set_in_a_callback_under_multi_perform_is_recorded(void** state) {
+    check_nested(state, "setopt", "multi", "nested-multi", "new");
+    check_old_url_is_its_own(state, "nested-multi");
+}
+
+static void test_reset_of_another_handle_in_a_callback_drops_its_options(void** state) {
+    check_nested(state, "reset", "easy", "nested-reset", "new");
+}
+
+static void test_cleanup_and_new_handle_in_a_callback_start_fresh(void** state) {
+    check_nested(state, "cleanup", "easy", "nested-cleanup", "new");
+}
+
+static void test_duphandle_in_a_callback_copies_the_recorded_options(void** state) {
+    check_nested(state, "duphandle", "easy", "nested-dup", "old");
+}
+
+static void test_duphandle_in_a_callback_under_multi_copies_the_recorded_options(void** state) {
+    check_nested(state, "duphandle", "multi", "nested-multi-dup", "old");
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(
+            test_url_set_on_another_handle_in_a_write_callback_is_recorded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_url_set_in_a_callback_under_multi_perform_is_recorded,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_reset_of_another_handle_in_a_callback_drops_its_options, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cleanup_and_new_handle_in_a_callback_start_fresh,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_duphandle_in_a_callback_copies_the_recorded_options,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_duphandle_in_a_callback_under_multi_copies_the_recorded_options, setup,
+            teardown),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
