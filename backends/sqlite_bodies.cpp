@@ -75,8 +75,7 @@ Result<BodyFile> BodyFile::create(const std::string& dir) {
 BodyFile::BodyFile(BodyFile&& other) noexcept
     : m_dir(std::move(other.m_dir)), m_path(std::exchange(other.m_path, {})),
       m_batch(std::move(other.m_batch)), m_name(std::move(other.m_name)),
-      m_fd(std::exchange(other.m_fd, -1)),
-      m_size(other.m_size) {}
+      m_fd(std::exchange(other.m_fd, -1)), m_size(other.m_size) {}
 
 BodyFile::~BodyFile() {
     if (m_fd >= 0) {

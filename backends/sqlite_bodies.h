@@ -53,9 +53,9 @@ class BodyFile {
     Result<void> flush_batch();
 
     std::string m_dir;
-    std::string m_path; // where the file is now; "" once kept
+    std::string m_path;  // where the file is now; "" once kept
     std::string m_batch; // appended bytes not yet written
-    std::string m_name; // relative name once placed
+    std::string m_name;  // relative name once placed
     int m_fd = -1;
     uint64_t m_size = 0; // bytes appended, written or not
 };

@@ -161,8 +161,7 @@ class SqliteStorage final : public Storage {
 
     Result<void> commit_file(const Metadata& meta, std::string_view head, uint64_t total,
                              BodyFile& file) {
-        return with_connection(
-            [&](Connection& c) { return c.put_file(meta, head, total, file); });
+        return with_connection([&](Connection& c) { return c.put_file(meta, head, total, file); });
     }
 
     Result<bool> remove(std::string_view key) override {
@@ -360,7 +359,11 @@ class SqlitePutStream final : public PutStream {
             return to_file();
         }
         try {
-            m_tail.reserve(std::min<uint64_t>(size_hint, m_storage.file_threshold() + 1));
+            // Up to the threshold (then a file takes over), or the whole hint in memory
+            // (never more than k_max_reserve: a hint is a promise from the network).
+            uint64_t cap =
+                m_storage.bodies_dir().empty() ? k_max_reserve : m_storage.file_threshold();
+            m_tail.reserve(std::min(size_hint, cap));
         } catch (const std::bad_alloc&) {
             return fail("out of memory while keeping a response body");
         }
@@ -409,6 +412,7 @@ class SqlitePutStream final : public PutStream {
         return wrote;
     }
 
+    static constexpr uint64_t k_max_reserve = uint64_t{1} << 30;
     SqliteStorage& m_storage;
     std::string m_tail;
     std::optional<BodyFile> m_file;

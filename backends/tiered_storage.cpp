@@ -180,8 +180,8 @@ class TieredPutStream final : public PutStream {
             part.stream.reset();
         }
         if (done == 0) {
-            return std::unexpected(last_error ? *last_error : Error{ErrorKind::failure,
-                                                                    "no tier kept the value"});
+            return std::unexpected(
+                last_error ? *last_error : Error{ErrorKind::failure, "no tier kept the value"});
         }
         return {};
     }

@@ -190,10 +190,10 @@ void print_body_file_comparison(const std::string& scratch) {
         int count;
         const char* label;
     };
-    const Case cases[] = {{16 * 1024, 300, "16 KiB"},   {64 * 1024, 200, "64 KiB"},
-                          {100 * 1024, 200, "100 KiB"}, {128 * 1024, 200, "128 KiB"},
-                          {256 * 1024, 100, "256 KiB"},
-                          {1024 * 1024, 40, "1 MiB"},   {10 * 1024 * 1024, 10, "10 MiB"}};
+    const Case cases[] = {{16 * 1024, 300, "16 KiB"},      {64 * 1024, 200, "64 KiB"},
+                          {100 * 1024, 200, "100 KiB"},    {128 * 1024, 200, "128 KiB"},
+                          {256 * 1024, 100, "256 KiB"},    {1024 * 1024, 40, "1 MiB"},
+                          {10 * 1024 * 1024, 10, "10 MiB"}};
     using Clock = std::chrono::steady_clock;
     auto micros = [](Clock::duration d) {
         return std::chrono::duration<double, std::micro>(d).count();
@@ -223,7 +223,7 @@ void print_body_file_comparison(const std::string& scratch) {
             for (int i = 0; i < 2 * c.count; ++i) {
                 bool streamed = i % 2 == 1;
                 backends::Metadata meta{key_of(i), "GET", "http://origin.test/", 200, 1700000000,
-                                        0, 0};
+                                        0,         0};
                 const std::string_view pieces[] = {view.substr(0, 300), view.substr(300)};
                 auto start = Clock::now();
                 bool ok = false;

@@ -69,8 +69,7 @@ std::unique_ptr<backends::Storage> open_or_fail(const config::Settings& settings
 std::vector<std::string> body_files(const std::string& bodies) {
     std::vector<std::string> files;
     std::error_code missing;
-    for (fs::recursive_directory_iterator it(bodies, missing), end; !missing && it != end;
-         ++it) {
+    for (fs::recursive_directory_iterator it(bodies, missing), end; !missing && it != end; ++it) {
         if (it->is_regular_file() && it.depth() == 1) {
             files.push_back(fs::relative(it->path(), bodies).string());
         }
@@ -137,7 +136,8 @@ void test_a_large_value_lives_in_a_body_file_and_a_small_one_inline(void** state
     for (size_t at = 100; at < streamed.size(); at += 8192) {
         assert_true((*stream)->append(std::string_view(streamed).substr(at, 8192)).has_value());
     }
-    assert_true((*stream)->commit(test_meta(test_key(3)), std::string_view(streamed).substr(0, 100))
+    assert_true((*stream)
+                    ->commit(test_meta(test_key(3)), std::string_view(streamed).substr(0, 100))
                     .has_value());
     assert_int_equal(body_files(bodies_of(settings)).size(), 2);
     assert_true(get_value(*storage, 3) == streamed);
@@ -425,8 +425,7 @@ void test_a_database_of_the_previous_schema_still_reads_and_gains_body_files(voi
         sqlite3* raw = nullptr;
         assert_int_equal(sqlite3_open(settings.name.c_str(), &raw), SQLITE_OK);
         std::unique_ptr<sqlite3, decltype(&sqlite3_close)> db(raw, sqlite3_close);
-        assert_int_equal(sqlite3_exec(db.get(), k_schema_v1, nullptr, nullptr, nullptr),
-                         SQLITE_OK);
+        assert_int_equal(sqlite3_exec(db.get(), k_schema_v1, nullptr, nullptr, nullptr), SQLITE_OK);
         sqlite3_stmt* stmt = nullptr;
         assert_int_equal(sqlite3_prepare_v2(db.get(),
                                             "INSERT INTO entries VALUES (?1, 'GET', "
@@ -497,10 +496,10 @@ void test_flush_writes_access_times_and_leaves_the_storage_usable(void** state) 
 void test_a_tiered_stream_reaches_every_tier_and_sqlite_writes_its_file(void** state) {
     auto settings = settings_in(scratch_of(state));
     settings.backend = {"memory", "sqlite"};
-    auto opened = backends::open_tiered(settings, [](std::string_view name,
-                                                     const config::Settings& tier_settings) {
-        return backends::open(name, tier_settings);
-    });
+    auto opened = backends::open_tiered(
+        settings, [](std::string_view name, const config::Settings& tier_settings) {
+            return backends::open(name, tier_settings);
+        });
     assert_true(opened.has_value());
     auto* tiered = backends::as_tiered(**opened);
     assert_non_null(tiered);
@@ -537,12 +536,12 @@ int main() {
         cmocka_unit_test_setup_teardown(test_body_files_and_folders_are_owner_only, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_an_aborted_stream_leaves_no_file, setup, teardown),
-        cmocka_unit_test_setup_teardown(
-            test_body_files_go_with_remove_purge_clear_and_replacement, setup, teardown),
-        cmocka_unit_test_setup_teardown(
-            test_eviction_deletes_the_body_files_of_evicted_entries, setup, teardown),
-        cmocka_unit_test_setup_teardown(
-            test_vacuum_and_clear_sweep_orphans_and_stale_temp_files, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_body_files_go_with_remove_purge_clear_and_replacement,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_eviction_deletes_the_body_files_of_evicted_entries,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_vacuum_and_clear_sweep_orphans_and_stale_temp_files,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_deleted_body_file_is_a_miss_and_the_entry_goes,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
