@@ -155,7 +155,13 @@ std::optional<std::string> cookie_file_line(std::string_view set_cookie, std::st
 }
 
 void feed_cookies(const CurlApi& api, CURL* handle, const Options& options, const Replay& replay) {
-    if (!options.cookie_engine && !options.share) {
+    // libcurl (7.88) takes Set-Cookie only when the handle's own cookie engine is on, which
+    // COOKIEFILE, COOKIEJAR and COOKIELIST do. A SHARE with CURL_LOCK_DATA_COOKIE lends its
+    // jar but does not turn the engine on: a handle with only the share drops the cookies
+    // of a real response, so a replayed one must drop them too. Feeding them here would add
+    // them to the shared jar, or, without a cookie share, start a private engine that sends
+    // them on the handle's next requests.
+    if (!options.cookie_engine) {
         return;
     }
     const int64_t now = static_cast<int64_t>(std::time(nullptr));

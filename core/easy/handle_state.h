@@ -79,7 +79,7 @@ struct Options {
     curl_off_t maxfilesize = 0;
     long buffersize = CURL_MAX_WRITE_SIZE; // write callback calls are never larger
     bool cookie_engine = false;            // COOKIEFILE/COOKIEJAR/COOKIELIST set
-    bool share = false;                    // a SHARE handle (may carry the cookies)
+    bool share = false; // a SHARE handle (its cookie jar is used only with the engine on)
     bool has_readfunction = false;
     bool has_curlu = false; // URL given as a CURLU handle: not modelled
 };

@@ -14,11 +14,12 @@
  *   edge exit-mid-transfer URL
  *       A second thread GETs URL (a slow response); main calls exit(0) once the transfer is
  *       under way. A handler registered first (so run last) waits for the transfer to end.
- *   edge share-cookies SHARE_COOKIES URL_SET URL_ECHO
+ *   edge share-cookies SHARE_COOKIES A_COOKIEFILE URL_SET URL_ECHO
  *       One share handle (with CURL_LOCK_DATA_COOKIE when SHARE_COOKIES is 1). Handle A, on
- *       the share without any cookie option, GETs URL_SET (which sets a cookie), then
- *       URL_ECHO; handle B, on the share with CURLOPT_COOKIEFILE "", GETs URL_ECHO.
- *       Prints both echo bodies (the Cookie header the origin received). */
+ *       the share (with CURLOPT_COOKIEFILE "" when A_COOKIEFILE is 1, else no cookie
+ *       option), GETs URL_SET (which sets a cookie), then URL_ECHO; handle B, on the share
+ *       with CURLOPT_COOKIEFILE "", GETs URL_ECHO. Prints both echo bodies (the Cookie
+ *       header the origin received). */
 #include <curl/curl.h>
 
 #include <pthread.h>
@@ -219,15 +220,18 @@ static int run_share_cookies(char** argv) {
     struct transfer out;
     CURL* a = curl_easy_init();
     curl_easy_setopt(a, CURLOPT_SHARE, share);
-    const CURLcode set_code = get(a, argv[1], &out);
+    if (strcmp(argv[1], "1") == 0) {
+        curl_easy_setopt(a, CURLOPT_COOKIEFILE, "");
+    }
+    const CURLcode set_code = get(a, argv[2], &out);
     printf("A set code=%d\n", (int)set_code);
-    const CURLcode a_code = get(a, argv[2], &out);
+    const CURLcode a_code = get(a, argv[3], &out);
     printf("A echo code=%d body=%s\n", (int)a_code, out.body);
 
     CURL* b = curl_easy_init();
     curl_easy_setopt(b, CURLOPT_SHARE, share);
     curl_easy_setopt(b, CURLOPT_COOKIEFILE, "");
-    const CURLcode b_code = get(b, argv[2], &out);
+    const CURLcode b_code = get(b, argv[3], &out);
     printf("B echo code=%d body=%s\n", (int)b_code, out.body);
 
     curl_easy_cleanup(a);
@@ -243,7 +247,7 @@ int main(int argc, char** argv) {
         rc = run_nested(argv + 2);
     } else if (argc == 3 && strcmp(argv[1], "exit-mid-transfer") == 0) {
         rc = run_exit_mid_transfer(argv[2]);
-    } else if (argc == 5 && strcmp(argv[1], "share-cookies") == 0) {
+    } else if (argc == 6 && strcmp(argv[1], "share-cookies") == 0) {
         rc = run_share_cookies(argv + 2);
     } else {
         fprintf(stderr, "usage: edge nested|exit-mid-transfer|share-cookies ...\n");
