@@ -493,6 +493,34 @@ void test_flush_writes_access_times_and_leaves_the_storage_usable(void** state) 
     assert_int_equal(entries_of(*storage), 3);
 }
 
+void test_a_corrupt_database_takes_its_body_files_aside_with_it(void** state) {
+    auto settings = settings_in(scratch_of(state));
+    {
+        auto storage = open_or_fail(settings);
+        put_value(*storage, 1, 1u << 20);
+    }
+    {
+        std::ofstream garbage(settings.name, std::ios::binary | std::ios::trunc);
+        garbage << std::string(8192, '\x5a');
+    }
+    ::unlink((settings.name + "-wal").c_str());
+    auto storage = open_or_fail(settings);
+    assert_false(get_value(*storage, 1).has_value());
+    std::vector<std::string> aside;
+    for (const auto& entry : fs::directory_iterator(scratch_of(state))) {
+        std::string name = entry.path().filename().string();
+        if (name.starts_with("cache.sqlite.corrupt-") && name.ends_with(".bodies")) {
+            aside.push_back(entry.path().string());
+        }
+    }
+    assert_int_equal(aside.size(), 1);
+    assert_int_equal(body_files(aside[0]).size(), 1);
+    assert_true(body_files(bodies_of(settings)).empty());
+    std::string fresh = put_value(*storage, 2, 1u << 20);
+    assert_true(get_value(*storage, 2) == fresh);
+    assert_int_equal(body_files(bodies_of(settings)).size(), 1);
+}
+
 void test_a_tiered_stream_reaches_every_tier_and_sqlite_writes_its_file(void** state) {
     auto settings = settings_in(scratch_of(state));
     settings.backend = {"memory", "sqlite"};
@@ -555,6 +583,8 @@ int main() {
                                         teardown),
         cmocka_unit_test_setup_teardown(
             test_flush_writes_access_times_and_leaves_the_storage_usable, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_corrupt_database_takes_its_body_files_aside_with_it, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_a_tiered_stream_reaches_every_tier_and_sqlite_writes_its_file, setup, teardown),
     };
