@@ -117,8 +117,9 @@ def variants(d, shim, work):
 def measure(args, d, url, size, rounds, per, vs):
     """Rounds of alternating processes, each downloading distinct URLs (all misses): per[0]
     for the pair the target compares (without shim, shim sqlite), per[1] for the others.
-    Returns {label: {us, faults, extra, ratios, stored}} and {label: error}: us = median of
-    the processes' median transfer times, faults = minor page faults per transfer, ratios =
+    Returns {label: {us, faults, cpu_us, extra, ratios, stored}} and {label: error}: us =
+    median of the processes' median transfer times, faults and cpu_us = the processes' minor
+    page faults and CPU time (user + system, all threads) per transfer, ratios =
     per round, this variant's time / without shim's (which cancels the machine's load
     drifting between rounds), extra = their median - 1, stored (persistent shim backends
     only) = one more request for a URL of the last round is answered without the origin."""
@@ -135,7 +136,8 @@ def measure(args, d, url, size, rounds, per, vs):
             if fields is None:
                 errors[tag] = e
             else:
-                samples[tag].append((fields["median_us"], fields["minflt_per_transfer"]))
+                samples[tag].append((fields["median_us"], fields["minflt_per_transfer"],
+                                     fields["cpu_us_per_transfer"]))
     got = {}
     base = samples["without shim"] if "without shim" not in errors else None
     for i, (tag, env, _) in enumerate(vs):
@@ -150,6 +152,7 @@ def measure(args, d, url, size, rounds, per, vs):
             stored = fields is not None and origin_requests(d) == before
         got[tag] = dict(us=statistics.median(s[0] for s in samples[tag]),
                         faults=statistics.median(s[1] for s in samples[tag]),
+                        cpu_us=statistics.median(s[2] for s in samples[tag]),
                         ratios=ratios, stored=stored,
                         extra=statistics.median(ratios) - 1 if ratios else None)
     return got, errors
@@ -174,18 +177,18 @@ def print_table(label, curl_ms, ideal, big, big_err, small=None, small_err=None)
     else:
         print("   origin: %s (plain curl: 10 MiB in %s = %.2f Gbit/s; ideal %s)"
               % (label, fmt(curl_ms, "ms"), BIG[2] * 8 / curl_ms / 1e6, fmt(ideal, "ms")))
-    head = "   %-34s %10s %9s %12s" % ("", "10 MiB", "extra", "faults/xfer")
+    head = "   %-34s %10s %9s %10s %8s" % ("", "10 MiB", "extra", "CPU/xfer", "faults")
     print(head + ("  %10s %8s" % ("1 KiB", "extra") if small is not None else ""))
     for tag in ORDER:
         if tag not in big and tag not in big_err:
             continue
         if tag in big:
             v = big[tag]
-            line = "   %-34s %10s %9s %12.0f" % (tag, fmt(v["us"] / 1000, "ms"),
-                                                 pct(v["extra"]) if tag != "without shim"
-                                                 else "", v["faults"])
+            line = "   %-34s %10s %9s %10s %8.0f" % (
+                tag, fmt(v["us"] / 1000, "ms"), pct(v["extra"]) if tag != "without shim" else "",
+                fmt(v["cpu_us"] / 1000, "ms"), v["faults"])
         else:
-            v, line = {}, "   %-34s %10s %9s %12s" % (tag, "failed", "", "")
+            v, line = {}, "   %-34s %10s %9s %10s %8s" % (tag, "failed", "", "", "")
         if small is not None:
             if tag in small:
                 line += "  %10s %8s" % (fmt(small[tag]["us"]), "" if tag == "without shim"
@@ -212,18 +215,20 @@ def verdict(title, got):
 def miss_overhead(args, d, nginx, results):
     base = "http://127.0.0.1:%d/" % nginx.port
     origins = check_origins(base)
-    rounds = {LOOPBACK: 3 if args.quick else 7, HEADLINE: 3 if args.quick else 9}
-    per = (3, 2) if args.quick else (4, 2)
+    # (rounds, transfers per process for the target's pair, for the other variants): a
+    # diagnostic variant's single transfer includes the shim's start-up (under 1 ms).
+    plan = {LOOPBACK: (7, 3, 3), HEADLINE: (9, 3, 1)}
+    other = (5, 3, 1)
     small_rounds, small_per = (2, 50) if args.quick else (3, 200)
-    print("2. Miss overhead: downloads of distinct URLs (each a miss the shim stores),")
-    print("   rounds of alternating processes (10 MiB: %d transfers per process for without"
-          % per[0])
-    print("   shim and shim sqlite, %d for the others; 1 KiB: %d x %d); time = median of the"
-          % (per[1], small_rounds, small_per))
-    print("   processes' medians; extra = median over rounds of the time / without shim's in")
-    print("   the same round ('shim disabled' shows the noise); faults/xfer = minor page")
-    print("   faults per transfer; floor = a plain libcurl program keeping one copy of the")
-    print("   body (the least any cache pays)")
+    print("2. Miss overhead: downloads of distinct URLs (each a miss the shim stores), in")
+    print("   rounds of alternating processes; 10 MiB: 3 transfers per process (at a limited")
+    print("   link 1 for the variants other than without shim and shim sqlite); 1 KiB: %d x %d."
+          % (small_rounds, small_per))
+    print("   time = median of the processes' medians; extra = median over rounds of the time")
+    print("   / without shim's in the same round ('shim disabled' shows the noise);")
+    print("   CPU/xfer, faults = the process's CPU time (user + system) and minor page faults")
+    print("   per transfer; floor = a plain libcurl program keeping one copy of the body (the")
+    print("   least any cache that keeps it pays)")
     results["miss"] = {}
     headline = worst = None
     for label, url, curl_ms, ideal, why in origins:
@@ -235,7 +240,8 @@ def miss_overhead(args, d, nginx, results):
             continue
         work = os.path.join(d, "miss-" + label.replace(" ", "").replace("/", ""))
         os.makedirs(work, exist_ok=True)
-        n = rounds.get(label, 3 if args.quick else 5)
+        n, *per = plan.get(label, other)
+        n = 3 if args.quick else n
         big, big_err = measure(args, d, url, BIG[2], n, per, variants(d, args.shim, work))
         small = small_err = None
         if label == LOOPBACK:
@@ -246,6 +252,7 @@ def miss_overhead(args, d, nginx, results):
         print_table(label, curl_ms, ideal, big, big_err, small, small_err)
         entry.update(rounds=n, median_ms={t: v["us"] / 1000 for t, v in big.items()},
                      minflt_per_transfer={t: v["faults"] for t, v in big.items()},
+                     cpu_ms_per_transfer={t: v["cpu_us"] / 1000 for t, v in big.items()},
                      extra_percent={t: v["extra"] * 100 for t, v in big.items()
                                     if v["extra"] is not None},
                      stored={t: v["stored"] for t, v in big.items() if v["stored"] is not None})
@@ -277,50 +284,54 @@ def process_misses(args, d, url, results):
     """Whole curl processes downloading 10 MiB, each a new URL (a miss), shim or not."""
     work = os.path.join(d, "miss-process")
     os.makedirs(work, exist_ok=True)
-    shim = {"LD_PRELOAD": args.shim, "CURLCACHE_BACKEND": "sqlite",
-            "CURLCACHE_NAME": os.path.join(work, "p.sqlite")}
-    rounds = 5 if args.quick else 21
+    shim = {"LD_PRELOAD": args.shim, "CURLCACHE_BACKEND": "sqlite"}
+    rows = [("curl, without shim", {}),
+            ("curl, shim sqlite (miss + store)",
+             dict(shim, CURLCACHE_NAME=os.path.join(work, "p.sqlite"))),
+            ("curl, shim sqlite fast_save", dict(shim, CURLCACHE_SQLITE_FAST_SAVE="1",
+                                                 CURLCACHE_NAME=os.path.join(work, "f.sqlite")))]
+    rounds = 5 if args.quick else 15
     curl = ["curl", "-s", "--noproxy", "*", "-o", "/dev/null"]
-    meds, tool = None, "hyperfine, a shell gives each run its URL"
+    meds, tool, note = None, "hyperfine, a shell gives each run its URL", ""
     try:  # hyperfine runs one command over and over: a shell makes each URL new
         uniq = '"%s?h%%d-${EPOCHREALTIME/./}"' % url
-        meds = hyperfine([" ".join(curl) + " " + uniq % i for i in range(2)],
-                         ["", "env %s " % " ".join("%s=%s" % kv for kv in shim.items())], d,
-                         clean_env(d), options=("--shell", "bash", "--warmup", "2",
-                                                "--min-runs", str(rounds)))
+        meds = hyperfine([" ".join(curl) + " " + uniq % i for i in range(len(rows))],
+                         ["env %s " % " ".join("%s=%s" % kv for kv in extra.items())
+                          if extra else "" for _, extra in rows], d, clean_env(d),
+                         options=("--shell", "bash", "--warmup", "2", "--min-runs", str(rounds)))
     except (subprocess.CalledProcessError, OSError, KeyError, ValueError):
         meds = None
-    before = origin_requests(d)
     if meds is None:
         tool = "alternating runs, median of %d" % rounds
-        times = [[], []]
-        envs = [clean_env(d), clean_env(d, shim)]
+        times = [[] for _ in rows]
+        envs = [clean_env(d, extra) for _, extra in rows]
+        before = origin_requests(d)
         for r in range(rounds):
-            for i in range(2):
+            for i in range(len(rows)):
                 t0 = time.perf_counter()
                 subprocess.run(curl + ["%s?p%d-%d" % (url, i, r)], env=envs[i],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 times[i].append((time.perf_counter() - t0) * 1000)
         meds = [statistics.median(t) for t in times]
-        over = statistics.median(b / a for a, b in zip(*times)) - 1  # paired by round
+        # extra paired by round, as in-process
+        overs = [None] + [statistics.median(b / a for a, b in zip(times[0], t)) - 1
+                          for t in times[1:]]
         reached = origin_requests(d) - before
-        check = clean_env(d, shim)
         before = origin_requests(d)
-        subprocess.run(curl + ["%s?p1-0" % url], env=check, stderr=subprocess.DEVNULL)
-        stored = origin_requests(d) == before
+        subprocess.run(curl + ["%s?p1-0" % url], env=envs[1], stderr=subprocess.DEVNULL)
         note = "each run reached the origin (%d of %d); stored: %s" % (
-            reached, 2 * rounds, "yes (a later run was a hit)" if stored else "NO")
+            reached, len(rows) * rounds,
+            "yes (a later run was a hit)" if origin_requests(d) == before else "NO")
     else:
-        note = ""
-        over = meds[1] / meds[0] - 1
+        overs = [None] + [m / meds[0] - 1 for m in meds[1:]]
     shutil.rmtree(work, ignore_errors=True)
-    results["process_miss_ms"] = {"curl, without shim": meds[0], "curl, shim sqlite miss": meds[1]}
-    results["process_miss_extra_percent"] = over * 100
+    results["process_miss_ms"] = {label: m for (label, _), m in zip(rows, meds)}
+    results["process_miss_extra_percent"] = {label: o * 100 for (label, _), o in
+                                             zip(rows, overs) if o is not None}
     print("   Process level at the %s origin: curl -s -o /dev/null URL?unique (10 MiB; %s)"
           % (HEADLINE, tool))
-    print("   %-36s %10s" % ("curl, without shim", fmt(meds[0], "ms")))
-    print("   %-36s %10s  %+.1f %%" % ("curl, shim sqlite (miss + store)", fmt(meds[1], "ms"),
-                                       over * 100))
+    for (label, _), m, o in zip(rows, meds, overs):
+        print("   %-36s %10s  %s" % (label, fmt(m, "ms"), pct(o)))
     if note:
         print("   (%s)" % note)
     print()
