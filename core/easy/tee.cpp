@@ -108,9 +108,10 @@ void keep_body(Tee& tee, std::string_view bytes) {
 
 // Held bytes that no header callback claimed were body.
 void release_held(Tee& tee) {
-    if (!tee.held.empty()) {
-        keep_body(tee, tee.held);
-        tee.held.clear();
+    std::string held;
+    held.swap(tee.held);
+    if (!held.empty()) {
+        keep_body(tee, held);
     }
 }
 
