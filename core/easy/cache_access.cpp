@@ -22,6 +22,14 @@ std::atomic<int> g_state{k_untried};
 std::atomic<Cache*> g_cache{nullptr};
 pthread_once_t g_atfork_once = PTHREAD_ONCE_INIT;
 
+struct MutexLock {
+    explicit MutexLock(pthread_mutex_t& m) : m_mutex(m) { pthread_mutex_lock(&m_mutex); }
+    ~MutexLock() { pthread_mutex_unlock(&m_mutex); }
+    MutexLock(const MutexLock&) = delete;
+    MutexLock& operator=(const MutexLock&) = delete;
+    pthread_mutex_t& m_mutex;
+};
+
 // In a forked child the parent's connection (SQLite file handle, Redis socket) must not be
 // used, nor closed (closing may talk to the server or release locks the parent relies on):
 // it is left alone, deliberately leaked, and the cache reopens lazily in the child. The
@@ -34,26 +42,35 @@ void on_fork_child() {
     }
 }
 
-// At exit the cache is closed (its statistics flushed); transfers after that pass through.
+// At exit the cache is let go of but never destroyed: exit() does not stop the other
+// threads, and one may be inside a transfer that uses the cache (reading a hit, streaming a
+// miss into the storage) while the exit handlers and static destructors run. So it is
+// deliberately leaked: its statistics are saved and the storage writes what it deferred
+// (Storage::flush: access times, a WAL checkpoint), without closing anything. Transfers
+// that begin after this pass through.
 void close_at_exit() {
-    pthread_mutex_lock(&g_mutex);
-    std::unique_ptr<Cache> owned(g_cache.exchange(nullptr));
-    g_state.store(k_passthrough, std::memory_order_release);
-    pthread_mutex_unlock(&g_mutex);
+    Cache* cache = nullptr;
+    {
+        MutexLock lock(g_mutex);
+        cache = g_cache.load(std::memory_order_relaxed);
+        g_state.store(k_passthrough, std::memory_order_release);
+    }
+    if (cache == nullptr) {
+        return;
+    }
+    try {
+        cache->flush_stats();
+        cache->storage().flush();
+    } catch (const std::exception& error) {
+        log::warn_once("exit-flush", "cannot save the cache's state at exit: %s", error.what());
+    } catch (...) {
+    }
 }
 
 void register_handlers() {
     pthread_atfork(nullptr, nullptr, on_fork_child);
     std::atexit(close_at_exit);
 }
-
-struct MutexLock {
-    explicit MutexLock(pthread_mutex_t& m) : m_mutex(m) { pthread_mutex_lock(&m_mutex); }
-    ~MutexLock() { pthread_mutex_unlock(&m_mutex); }
-    MutexLock(const MutexLock&) = delete;
-    MutexLock& operator=(const MutexLock&) = delete;
-    pthread_mutex_t& m_mutex;
-};
 
 // Called with g_mutex held.
 void open_locked() {

@@ -1,7 +1,8 @@
 // The process-wide cache behind the engine: opened lazily from the standard configuration
 // on the first transfer that needs it, reopened in a forked child (which must not reuse
 // the parent's SQLite connection or Redis socket), and given up for good, with one warning,
-// when the configuration or the storage fails.
+// when the configuration or the storage fails. At process exit it is flushed and left
+// alive (other threads may still be transferring), and later transfers pass through.
 #pragma once
 
 #include "core/cache.h"

@@ -167,13 +167,13 @@ static void* worker_main(void* url) {
     curl_easy_setopt(easy, CURLOPT_XFERINFOFUNCTION, on_progress);
     const CURLcode code = curl_easy_perform(easy);
     curl_easy_cleanup(easy);
+    /* Printed before the exit handler may go on: after "exiting" in the output. */
+    printf("worker code=%d body=%s\n", (int)code, g_worker_out.body);
+    fflush(stdout);
     pthread_mutex_lock(&g_mutex);
     g_finished = 1;
     pthread_cond_broadcast(&g_changed);
     pthread_mutex_unlock(&g_mutex);
-    /* Printed by the exit handler's thread order: after "exiting". */
-    printf("worker code=%d body=%s\n", (int)code, g_worker_out.body);
-    fflush(stdout);
     return NULL;
 }
 
