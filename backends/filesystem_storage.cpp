@@ -5,6 +5,12 @@
 // may lose its newest entries in a power cut but never shows a torn one). A file whose
 // size does not match its header is a miss.
 //
+// Format 2, written by a streamed put (begin_put): the value's tail comes first, right after
+// the header, because it is written while the transfer runs, before the texts and the head
+// are known; they follow it, and the header (rewritten last) gives the head's size:
+//   1: header, key, method, URL, value            2: header, tail, key, method, URL, head
+// so a 10 MiB body is written once, where it arrives, instead of buffered and copied.
+//
 // LRU uses the file's mtime. A hit does not touch the file: it is remembered in memory and
 // the next put sets the mtimes of everything hit since. Eviction scans the folder only when
 // a running estimate of the byte total passes max_size (or every k_rescan_puts puts, to
@@ -28,6 +34,7 @@
 #include <cstring>
 #include <ctime>
 #include <mutex>
+#include <new>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -38,6 +45,7 @@ namespace {
 
 constexpr char k_magic[8] = {'C', 'C', 'F', 'S', 'E', 'N', 'T', '1'};
 constexpr uint32_t k_format_version = 1;
+constexpr uint32_t k_format_tail_first = 2;
 constexpr uint32_t k_max_text = 1u << 20; // method/URL/key lengths above this are corrupt
 constexpr uint64_t k_rescan_puts = 256;
 constexpr size_t k_get_head = 64 * 1024; // a get reads files up to this size in one call
@@ -56,7 +64,7 @@ struct Header {
     int64_t created;
     int64_t expires;
     uint64_t value_size;
-    uint64_t reserved;
+    uint64_t reserved; // format 2: bytes of the value's head (stored after the texts)
 };
 static_assert(sizeof(Header) == 64);
 
@@ -125,11 +133,14 @@ bool write_all(int fd, std::vector<iovec> iov) {
 }
 
 // One entry file's header and texts, checked against the file's size. `head` holds the
-// file's first bytes, read in one call: for a small entry, the value too.
+// file's first bytes, read in one call: for a small entry of format 1, the value too.
 struct Parsed {
     Metadata meta;
-    uint64_t value_offset = 0;
+    uint64_t value_offset = 0; // format 1: the value; format 2: its tail
     std::string head;
+    bool tail_first = false;  // format 2
+    uint64_t head_offset = 0; // format 2: where the value's head is
+    uint64_t head_size = 0;
 };
 
 std::optional<Parsed> parse_entry(int fd, uint64_t file_size, size_t head_size) {
@@ -141,17 +152,33 @@ std::optional<Parsed> parse_entry(int fd, uint64_t file_size, size_t head_size) 
         return std::nullopt;
     }
     std::memcpy(&header, parsed.head.data(), sizeof header);
+    bool tail_first = header.version == k_format_tail_first;
     if (std::memcmp(header.magic, k_magic, sizeof k_magic) != 0 ||
-        header.version != k_format_version || header.key_size > k_max_text ||
-        header.method_size > k_max_text || header.url_size > k_max_text) {
+        (header.version != k_format_version && !tail_first) || header.key_size > k_max_text ||
+        header.method_size > k_max_text || header.url_size > k_max_text ||
+        (tail_first && header.reserved > header.value_size)) {
         return std::nullopt;
     }
     uint64_t texts = uint64_t{header.key_size} + header.method_size + header.url_size;
     if (file_size != sizeof(Header) + texts + header.value_size) {
         return std::nullopt; // truncated, or extended by something that is not us
     }
-    parsed.value_offset = sizeof(Header) + texts;
-    if (parsed.head.size() < parsed.value_offset) {
+    if (tail_first) {
+        // The texts follow the tail: read them on their own, into `head` after the header.
+        uint64_t tail = header.value_size - header.reserved;
+        parsed.tail_first = true;
+        parsed.value_offset = sizeof(Header);
+        parsed.head_offset = sizeof(Header) + tail + texts;
+        parsed.head_size = header.reserved;
+        parsed.head.resize(sizeof(Header) + texts);
+        if (!read_exact(fd, parsed.head.data() + sizeof(Header), texts, sizeof(Header) + tail)) {
+            return std::nullopt;
+        }
+    }
+    if (!tail_first) {
+        parsed.value_offset = sizeof(Header) + texts;
+    }
+    if (!tail_first && parsed.head.size() < parsed.value_offset) {
         size_t have = parsed.head.size();
         parsed.head.resize(parsed.value_offset);
         if (!read_exact(fd, parsed.head.data() + have, parsed.head.size() - have, have)) {
@@ -211,7 +238,15 @@ class FilesystemStorage final : public Storage {
         auto parsed = parse_entry(*fd, file_size, file_size <= k_get_head ? k_get_head : k_scan_head);
         std::shared_ptr<std::string> value;
         if (parsed && parsed->meta.key == key) {
-            if (parsed->head.size() == static_cast<uint64_t>(st.st_size)) {
+            if (parsed->tail_first) {
+                value = std::make_shared<std::string>(parsed->meta.size, '\0');
+                uint64_t head = parsed->head_size;
+                if (!read_exact(*fd, value->data(), head, parsed->head_offset) ||
+                    !read_exact(*fd, value->data() + head, value->size() - head,
+                                parsed->value_offset)) {
+                    parsed.reset();
+                }
+            } else if (parsed->head.size() == static_cast<uint64_t>(st.st_size)) {
                 value = std::make_shared<std::string>(parsed->head, parsed->value_offset);
             } else {
                 value = std::make_shared<std::string>(parsed->meta.size, '\0');
@@ -281,20 +316,12 @@ class FilesystemStorage final : public Storage {
             return removed ? Result<void>{} : std::unexpected(removed.error());
         }
         std::string folder = path.substr(0, path.size() - meta.key.size() - 1);
-        std::string temp = folder + "/.tmp-" + std::to_string(::getpid()) + "-" +
-                           std::to_string(m_temp_counter.fetch_add(1)) + "-" + meta.key;
-        int raw = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        if (raw < 0 && errno == ENOENT) {
-            auto made = make_private_dirs(folder);
-            if (!made) {
-                return made;
-            }
-            raw = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        std::string temp;
+        auto raw = open_temp(folder, meta.key, temp);
+        if (!raw) {
+            return std::unexpected(raw.error());
         }
-        Fd fd(raw);
-        if (!fd) {
-            return fail("filesystem: cannot create " + temp + ": " + std::strerror(errno));
-        }
+        Fd fd(*raw);
         Header header{};
         std::memcpy(header.magic, k_magic, sizeof k_magic);
         header.version = k_format_version;
@@ -335,8 +362,42 @@ class FilesystemStorage final : public Storage {
             ::unlink(temp.c_str());
             return fail("filesystem: cannot write " + temp + ": " + std::strerror(saved_errno));
         }
-        uint64_t replaced = m_max_bytes != 0 ? value_bytes_of(path, meta.key.size()) : 0;
-        if (::rename(temp.c_str(), path.c_str()) != 0) {
+        return install(temp, path, meta.key.size(), total);
+    }
+
+    Result<std::unique_ptr<PutStream>> begin_put(uint64_t size_hint) override;
+
+    // Creates a temp file in `folder` (and the folder when missing), named after `tag`;
+    // returns its descriptor and sets `temp` to its path.
+    Result<int> open_temp(const std::string& folder, std::string_view tag, std::string& temp) {
+        temp = folder + "/.tmp-" + std::to_string(::getpid()) + "-" +
+               std::to_string(m_temp_counter.fetch_add(1)) + "-" + std::string(tag);
+        int raw = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (raw < 0 && errno == ENOENT) {
+            auto made = make_private_dirs(folder);
+            if (!made) {
+                return std::unexpected(made.error());
+            }
+            raw = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        }
+        if (raw < 0) {
+            return fail("filesystem: cannot create " + temp + ": " + std::strerror(errno));
+        }
+        return raw;
+    }
+
+    // Renames a complete temp file over the entry's file, then keeps max_size.
+    Result<void> install(const std::string& temp, const std::string& path, size_t key_size,
+                         uint64_t total) {
+        int saved_errno = 0;
+        uint64_t replaced = m_max_bytes != 0 ? value_bytes_of(path, key_size) : 0;
+        bool renamed = ::rename(temp.c_str(), path.c_str()) == 0;
+        if (!renamed && errno == ENOENT) {
+            // A stream's temp file lives in another shard: this one may not exist yet.
+            auto made = make_private_dirs(path.substr(0, path.size() - key_size - 1));
+            renamed = made && ::rename(temp.c_str(), path.c_str()) == 0;
+        }
+        if (!renamed) {
             saved_errno = errno;
             ::unlink(temp.c_str());
             return fail("filesystem: cannot rename into " + path + ": " +
@@ -349,6 +410,9 @@ class FilesystemStorage final : public Storage {
         m_estimate.fetch_add(static_cast<int64_t>(total) - static_cast<int64_t>(replaced));
         return evict_if_needed();
     }
+
+    bool too_large(uint64_t total) const { return m_max_bytes != 0 && total > m_max_bytes; }
+    const std::string& dir() const { return m_dir; }
 
     Result<bool> remove(std::string_view key) override {
         std::string path = filesystem_entry_path(m_dir, key);
@@ -522,6 +586,148 @@ class FilesystemStorage final : public Storage {
     std::mutex m_touch_mutex;
     std::unordered_map<std::string, timespec> m_touches; // entry path -> last hit
 };
+
+// A streamed value: the tail is gathered in memory up to k_batch (a small body then goes
+// through put() as format 1 and never creates a file it would not keep) and past that
+// written, in writes of k_batch, straight into a format-2 temp file after a header-sized
+// gap; commit appends the texts and the head, writes the header and renames the file into
+// place. Writes of 16 KiB (what a transfer delivers) cost 2-3x as much as 256 KiB ones on
+// ext4, which updates the file's times on every write.
+class FilesystemPutStream final : public PutStream {
+  public:
+    explicit FilesystemPutStream(FilesystemStorage& storage) : m_storage(storage) {}
+    ~FilesystemPutStream() override {
+        if (m_fd >= 0) {
+            ::close(m_fd);
+        }
+        if (!m_temp.empty()) {
+            ::unlink(m_temp.c_str());
+        }
+    }
+
+    Result<void> append(std::string_view bytes) override {
+        m_tail_size += bytes.size();
+        try {
+            if (m_batch.size() + bytes.size() <= k_batch) {
+                m_batch.reserve(k_batch);
+                m_batch.append(bytes);
+                return {};
+            }
+            if (auto flushed = flush(); !flushed) {
+                return flushed;
+            }
+            if (bytes.size() >= k_batch) {
+                return write_out(bytes);
+            }
+            m_batch.append(bytes);
+        } catch (const std::bad_alloc&) {
+            return fail("filesystem: out of memory while keeping a response body");
+        }
+        return {};
+    }
+
+    Result<void> commit(const Metadata& meta, std::string_view head) override {
+        uint64_t total = head.size() + m_tail_size;
+        if (m_storage.too_large(total)) {
+            auto removed = m_storage.remove(meta.key);
+            return removed ? Result<void>{} : std::unexpected(removed.error());
+        }
+        if (m_fd < 0) {
+            const std::string_view pieces[] = {head, m_batch};
+            return m_storage.put(meta, pieces);
+        }
+        std::string path = filesystem_entry_path(m_storage.dir(), meta.key);
+        if (path.empty()) {
+            return fail("filesystem: invalid key \"" + meta.key + "\"");
+        }
+        if (auto flushed = flush(); !flushed) {
+            return flushed;
+        }
+        Header header{};
+        std::memcpy(header.magic, k_magic, sizeof k_magic);
+        header.version = k_format_tail_first;
+        header.key_size = static_cast<uint32_t>(meta.key.size());
+        header.method_size =
+            static_cast<uint32_t>(std::min<size_t>(meta.method.size(), k_max_text));
+        header.url_size = static_cast<uint32_t>(std::min<size_t>(meta.url.size(), k_max_text));
+        header.status = meta.status;
+        header.created = meta.created;
+        header.expires = meta.expires;
+        header.value_size = total;
+        header.reserved = head.size();
+        std::vector<iovec> iov;
+        for (auto [data, size] : {std::pair<const void*, size_t>{meta.key.data(), header.key_size},
+                                  {meta.method.data(), header.method_size},
+                                  {meta.url.data(), header.url_size},
+                                  {head.data(), head.size()}}) {
+            if (size > 0) {
+                iov.push_back(iovec{const_cast<void*>(data), size});
+            }
+        }
+        bool written = write_all(m_fd, std::move(iov)) &&
+                       ::pwrite(m_fd, &header, sizeof header, 0) == sizeof header;
+        int saved_errno = errno;
+        timespec now{};
+        ::clock_gettime(CLOCK_REALTIME, &now); // exact LRU order, as put() does
+        timespec times[2] = {now, now};
+        ::futimens(m_fd, times);
+        bool closed = ::close(std::exchange(m_fd, -1)) == 0;
+        if (written && !closed) {
+            saved_errno = errno;
+        }
+        if (!written || !closed) {
+            return fail("filesystem: cannot write " + m_temp + ": " + std::strerror(saved_errno));
+        }
+        std::string temp = std::exchange(m_temp, {}); // install() removes it on failure
+        return m_storage.install(temp, path, meta.key.size(), total);
+    }
+
+  private:
+    static constexpr size_t k_batch = 256 * 1024;
+
+    Result<void> flush() {
+        if (m_batch.empty()) {
+            return {};
+        }
+        auto done = write_out(m_batch);
+        m_batch.clear();
+        return done;
+    }
+
+    Result<void> write_out(std::string_view bytes) {
+        if (m_fd < 0) {
+            // In the "00" shard: its stale temp files are swept like any other's.
+            auto raw = m_storage.open_temp(m_storage.dir() + "/00", "stream", m_temp);
+            if (!raw) {
+                m_temp.clear();
+                return std::unexpected(raw.error());
+            }
+            m_fd = *raw;
+            if (::lseek(m_fd, sizeof(Header), SEEK_SET) < 0) {
+                return fail("filesystem: cannot seek in " + m_temp + ": " + std::strerror(errno));
+            }
+        }
+        iovec one{const_cast<char*>(bytes.data()), bytes.size()};
+        if (!write_all(m_fd, {one})) {
+            return fail("filesystem: cannot write " + m_temp + ": " + std::strerror(errno));
+        }
+        return {};
+    }
+
+    FilesystemStorage& m_storage;
+    std::string m_batch;
+    std::string m_temp; // the temp file while this stream owns it
+    int m_fd = -1;
+    uint64_t m_tail_size = 0;
+};
+
+Result<std::unique_ptr<PutStream>> FilesystemStorage::begin_put(uint64_t /*size_hint*/) {
+    try {
+        return std::unique_ptr<PutStream>(std::make_unique<FilesystemPutStream>(*this));
+    } catch (const std::bad_alloc&) {
+        return fail("filesystem: out of memory while starting a response body");
+    }
+}
 
 } // namespace
 

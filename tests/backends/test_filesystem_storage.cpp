@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -145,6 +146,96 @@ void test_default_folder_is_under_the_user_cache_home(void** state) {
     assert_string_equal(dir.c_str(), (xdg + "/curlcache/http_cache").c_str());
 }
 
+// Streams a value of `size` bytes (its first 100 bytes are the head) and returns it.
+std::string stream_value(backends::Storage& storage, uint64_t n, size_t size, uint64_t hint) {
+    std::string value = tests::make_value(test_key(n), n, size);
+    std::string_view view(value);
+    auto stream = storage.begin_put(hint);
+    assert_true(stream.has_value());
+    for (size_t at = 100; at < value.size(); at += 16384) {
+        assert_true((*stream)->append(view.substr(at, 16384)).has_value());
+    }
+    auto meta = test_meta(test_key(n), 2000000000);
+    meta.status = 203;
+    assert_true((*stream)->commit(meta, view.substr(0, 100)).has_value());
+    return value;
+}
+
+uint32_t format_of(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    char header[12] = {};
+    in.read(header, sizeof header);
+    uint32_t version = 0;
+    std::memcpy(&version, header + 8, sizeof version);
+    return version;
+}
+
+bool has_temp_files(const std::string& dir) {
+    for (const auto& entry : std::filesystem::recursive_directory_iterator(dir)) {
+        if (entry.path().filename().string().starts_with(".tmp-")) {
+            return true;
+        }
+    }
+    return false;
+}
+
+void test_a_large_stream_is_written_tail_first_and_reads_back_with_its_metadata(void** state) {
+    auto& fixture = fixture_of(state);
+    auto& storage = *fixture.storage;
+    std::string large = stream_value(storage, 1, 3u << 20, 3u << 20);
+    std::string small = stream_value(storage, 2, 5000, 0);
+    assert_int_equal(format_of(entry_path(fixture, 1)), 2);
+    assert_int_equal(format_of(entry_path(fixture, 2)), 1);
+    auto got = storage.get(test_key(1));
+    assert_true(got.has_value() && got->has_value());
+    assert_true(*got->value() == large);
+    auto meta = storage.get_metadata(test_key(1));
+    assert_true(meta.has_value() && meta->has_value());
+    assert_int_equal((*meta)->status, 203);
+    assert_int_equal((*meta)->expires, 2000000000);
+    assert_int_equal((*meta)->size, large.size());
+    assert_string_equal((*meta)->url.c_str(), test_meta(test_key(1)).url.c_str());
+    int listed = 0;
+    assert_true(storage
+                    .scan([&](const backends::Metadata& m) {
+                        listed += m.key == test_key(1) && m.size == large.size() ? 1 : 0;
+                        return true;
+                    })
+                    .has_value());
+    assert_int_equal(listed, 1);
+    auto usage = storage.usage();
+    assert_int_equal(usage->bytes, large.size() + small.size());
+    assert_false(has_temp_files(fixture.settings.name));
+}
+
+void test_an_aborted_stream_leaves_no_temp_file(void** state) {
+    auto& fixture = fixture_of(state);
+    {
+        auto stream = fixture.storage->begin_put(0);
+        assert_true(stream.has_value());
+        assert_true((*stream)->append(std::string(2u << 20, 'a')).has_value());
+        assert_true(has_temp_files(fixture.settings.name)); // written while it arrives
+    }
+    assert_false(has_temp_files(fixture.settings.name));
+    assert_int_equal(fixture.storage->usage()->entries, 0);
+}
+
+void test_a_damaged_tail_first_file_reads_as_a_miss(void** state) {
+    auto& fixture = fixture_of(state);
+    stream_value(*fixture.storage, 1, 1u << 20, 0);
+    stream_value(*fixture.storage, 2, 1u << 20, 0);
+    std::filesystem::resize_file(entry_path(fixture, 1), 600000); // inside the tail
+    { // a head size larger than the value
+        std::fstream file(entry_path(fixture, 2), std::ios::binary | std::ios::in | std::ios::out);
+        file.seekp(56);
+        uint64_t huge = uint64_t{1} << 40;
+        file.write(reinterpret_cast<const char*>(&huge), sizeof huge);
+    }
+    assert_reads_as_miss_or_error(*fixture.storage, 1);
+    assert_reads_as_miss_or_error(*fixture.storage, 2);
+    assert_false(std::filesystem::exists(entry_path(fixture, 1)));
+}
+
 } // namespace
 
 int main() {
@@ -174,6 +265,16 @@ int main() {
             tests::storage_fixture_teardown, const_cast<tests::ConformanceBackend*>(&k_filesystem)),
         cmocka_unit_test_prestate_setup_teardown(
             test_default_folder_is_under_the_user_cache_home, tests::storage_fixture_setup,
+            tests::storage_fixture_teardown, const_cast<tests::ConformanceBackend*>(&k_filesystem)),
+        cmocka_unit_test_prestate_setup_teardown(
+            test_a_large_stream_is_written_tail_first_and_reads_back_with_its_metadata,
+            tests::storage_fixture_setup, tests::storage_fixture_teardown,
+            const_cast<tests::ConformanceBackend*>(&k_filesystem)),
+        cmocka_unit_test_prestate_setup_teardown(
+            test_an_aborted_stream_leaves_no_temp_file, tests::storage_fixture_setup,
+            tests::storage_fixture_teardown, const_cast<tests::ConformanceBackend*>(&k_filesystem)),
+        cmocka_unit_test_prestate_setup_teardown(
+            test_a_damaged_tail_first_file_reads_as_a_miss, tests::storage_fixture_setup,
             tests::storage_fixture_teardown, const_cast<tests::ConformanceBackend*>(&k_filesystem)),
     };
     int failed = tests::run_conformance(k_filesystem);
