@@ -34,9 +34,10 @@ import sys
 import tempfile
 import time
 
+sys.dont_write_bytecode = True  # the benchmark leaves nothing in the source tree
 from bench_common import BIG, SIZES, Server, await_port, clean_env, fmt, free_port, \
-    hyperfine, median_wall, origin_requests, run_loop
-from bench_miss import miss_overhead, nginx_locations
+    hyperfine, median_wall, origin_requests, run_loop  # noqa: E402
+from bench_miss import miss_overhead, nginx_locations  # noqa: E402
 
 OLD = 1577836800  # files dated 2020: no heuristic freshness surprises in the proxies
 
@@ -272,6 +273,9 @@ def main():
     parser.add_argument("--parts", default="hits,miss,process",
                         help="which parts to run (default: hits,miss,process)")
     args = parser.parse_args()
+    unknown = set(args.parts.split(",")) - {"hits", "miss", "process"}
+    if unknown:
+        parser.error("unknown part(s): %s" % ", ".join(sorted(unknown)))
     args.shim = os.path.abspath(args.shim)
     if not os.path.isfile(args.shim):
         print("bench-shim: %s is missing (build curlcache-preload)" % args.shim)
