@@ -351,9 +351,9 @@ Result<void> Connection::install_body_triggers() {
     if (rc != SQLITE_OK) {
         return std::unexpected(error(rc, "register curlcache_body_gone"));
     }
-    // The temp schema (the triggers) stays in memory: no temp file, nothing to sync.
-    auto done = exec("PRAGMA temp_store = MEMORY");
-    return done ? exec(k_body_triggers) : done;
+    // Not temp_store = MEMORY: VACUUM builds its copy of the database in the temp store.
+    // The temp schema is a few pages that stay in the page cache (no temp file is opened).
+    return exec(k_body_triggers);
 }
 
 // Creates the schema or brings an older one up to date, in one write transaction so that
