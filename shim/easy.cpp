@@ -66,6 +66,7 @@ template <Library L> CURLcode easy_perform(const void* caller, CURL* handle) noe
     }
     if (!pass_through(L, caller)) {
         try {
+            CurrentTransfer current(handle);
             return engine::easy_perform(engine_api(L), handle);
         } catch (...) {
         }
@@ -103,7 +104,7 @@ template <Library L> void easy_cleanup(const void* caller, CURL* handle) noexcep
         warn_missing(L, "curl_easy_cleanup");
         return;
     }
-    if (!pass_through_handle_call(L, caller)) {
+    if (!pass_through_handle_call(L, caller) && !in_use_by_engine(handle)) {
         try {
             // libcurl takes a handle out of its multi on cleanup; so does the shim.
             multi_forget_easy(L, handle);
@@ -122,7 +123,7 @@ template <Library L> void easy_reset(const void* caller, CURL* handle) noexcept 
         warn_missing(L, "curl_easy_reset");
         return;
     }
-    if (!pass_through_handle_call(L, caller)) {
+    if (!pass_through_handle_call(L, caller) && !in_use_by_engine(handle)) {
         try {
             engine::easy_reset(engine_api(L), handle);
             return;

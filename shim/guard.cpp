@@ -1,6 +1,7 @@
 #include "shim/guard.h"
 
 #include "config/parse.h"
+#include "core/easy/handle_state.h"
 #include "shim/resolve.h"
 
 #include <pthread.h>
@@ -10,8 +11,9 @@
 namespace curlcache::shim {
 namespace {
 
-// A plain __thread int: no TLS wrapper function, no constructor, safe at any time.
+// Plain __thread values: no TLS wrapper function, no constructor, safe at any time.
 __thread int t_depth = 0;
+__thread CURL* t_current = nullptr;
 
 pthread_once_t g_disabled_once = PTHREAD_ONCE_INIT;
 bool g_disabled = false;
@@ -44,6 +46,20 @@ Inside::Inside() noexcept {
 }
 Inside::~Inside() {
     --t_depth;
+}
+
+CurrentTransfer::CurrentTransfer(CURL* handle) noexcept : m_previous(t_current) {
+    t_current = handle;
+}
+CurrentTransfer::~CurrentTransfer() {
+    t_current = m_previous;
+}
+
+bool in_use_by_engine(CURL* handle) noexcept {
+    if (handle == nullptr) {
+        return false;
+    }
+    return handle == t_current || (t_depth > 0 && core::easy::transfer_running(handle));
 }
 
 bool disabled() noexcept {

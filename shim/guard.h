@@ -12,6 +12,8 @@
 
 #include "shim/library.h"
 
+#include <curl/curl.h>
+
 namespace curlcache::shim {
 
 // Raised while the shim runs a real libcurl function.
@@ -36,6 +38,26 @@ bool pass_through(Library library, const void* caller) noexcept;
 // libcurl's code, or in the shim's: a tail call from a libcurl function the shim called)
 // and CURLCACHE_DISABLE pass through.
 bool pass_through_handle_call(Library library, const void* caller) noexcept;
+
+// Marks, for this thread, the handle whose transfer the engine is running (a hit being
+// replayed, or a miss), while the object lives; nests.
+class CurrentTransfer {
+  public:
+    explicit CurrentTransfer(CURL* handle) noexcept;
+    ~CurrentTransfer();
+    CurrentTransfer(const CurrentTransfer&) = delete;
+    CurrentTransfer& operator=(const CurrentTransfer&) = delete;
+
+  private:
+    CURL* m_previous;
+};
+
+// A program's callback that resets or cleans up a handle whose transfer is on its way
+// through the engine (its own, whose state the engine's callbacks and replay are using)
+// must not make the engine free that state: the call then goes to libcurl alone. True for
+// the handle of a CurrentTransfer of this thread, and, inside a real libcurl call, for a
+// handle whose miss is running (a multi drives it).
+bool in_use_by_engine(CURL* handle) noexcept;
 
 // CURLCACHE_DISABLE set to 1/true/yes/on (as the config loader reads it); read once, lazily.
 bool disabled() noexcept;

@@ -3,6 +3,7 @@
 // curl_multi_perform/socket_action that replay hits.
 #include "shim/multi_rounds.h"
 
+#include "shim/guard.h"
 #include "shim/multi_state.h"
 
 namespace curlcache::shim {
@@ -77,7 +78,11 @@ std::vector<CURL*> start_round(CURLM* multi, bool& recursive) {
 void replay_hits(const core::easy::CurlApi& api, CURLM* multi, const std::vector<CURL*>& hits) {
     MultiRegistry& registry = MultiRegistry::instance();
     for (CURL* easy : hits) {
-        const CURLcode result = core::easy::replay(api, easy);
+        CURLcode result;
+        {
+            CurrentTransfer current(easy);
+            result = core::easy::replay(api, easy);
+        }
         auto lock = registry.lock();
         MultiState* state = registry.find(multi);
         if (state == nullptr) {

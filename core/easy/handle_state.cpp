@@ -103,6 +103,15 @@ void erase_state(CURL* handle) {
     }
 }
 
+bool transfer_running(CURL* handle) noexcept {
+    try {
+        const HandleState* state = find_state(handle);
+        return state != nullptr && state->tee != nullptr;
+    } catch (...) {
+        return false; // the registry could not even be made: no state exists
+    }
+}
+
 OptionArg read_option_arg(CURLoption option, va_list args) {
     OptionArg arg{};
     int number = static_cast<int>(option);

@@ -174,6 +174,9 @@ HandleState& state_for(CURL* handle);
 HandleState* find_state(CURL* handle);
 void reset_state(CURL* handle, std::unique_ptr<HandleState> state); // replace or insert
 void erase_state(CURL* handle);
+// True while a miss runs on the handle: its callbacks are teed through its state, which
+// must then not be replaced or erased from under them.
+bool transfer_running(CURL* handle) noexcept;
 
 // The one argument of a curl_easy_setopt call, read from the va_list by the option's type.
 union OptionArg {

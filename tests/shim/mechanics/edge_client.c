@@ -3,13 +3,16 @@
  *
  *   edge nested ACTION DRIVER URL_A URL_B URL_NEW
  *       Handle A fetches URL_A (DRIVER: easy = curl_easy_perform, multi = a multi handle);
- *       handle B is set up for URL_B (with CURLOPT_RANGE "0-3", except for setopt: a stale
- *       range would make B pass through). On A's first write callback:
+ *       handle B is set up for URL_B (with CURLOPT_RANGE "0-3", except for setopt, reset-self
+ *       and none: a stale range would make B pass through). On A's first write callback:
  *         setopt     sets B's URL to URL_NEW
  *         reset      curl_easy_reset(B), then B's URL (URL_NEW) and output again
  *         cleanup    curl_easy_cleanup(B), then a new B for URL_NEW
  *         duphandle  B2 = curl_easy_duphandle(B) without the range, its own output; B2 is
  *                    performed instead of B (so it fetches URL_B)
+ *         reset-self curl_easy_reset(A), inside A's own transfer (libcurl lets it finish);
+ *                    B (no range) fetches URL_B
+ *         none       nothing (B has no range either)
  *       Then B performs. Prints "A code=.. body=.." and "B code=.. status=.. body=..".
  *   edge exit-mid-transfer URL
  *       A second thread GETs URL (a slow response); main calls exit(0) once the transfer is
@@ -52,6 +55,7 @@ static void set_output(CURL* easy, struct transfer* t) {
 struct nested {
     const char* action;
     const char* url_new;
+    CURL* a;
     CURL* b;
     struct transfer a_out, b_out;
     int done;
@@ -74,6 +78,8 @@ static size_t on_a_data(char* data, size_t size, size_t count, void* userp) {
             n->b = curl_easy_init();
             curl_easy_setopt(n->b, CURLOPT_URL, n->url_new);
             set_output(n->b, &n->b_out);
+        } else if (strcmp(n->action, "reset-self") == 0) {
+            curl_easy_reset(n->a);
         } else if (strcmp(n->action, "duphandle") == 0) {
             CURL* copy = curl_easy_duphandle(n->b);
             curl_easy_cleanup(n->b);
@@ -119,12 +125,14 @@ static int run_nested(char** argv) {
     n->url_new = argv[4];
     n->b = curl_easy_init();
     curl_easy_setopt(n->b, CURLOPT_URL, argv[3]);
-    if (strcmp(n->action, "setopt") != 0) {
+    if (strcmp(n->action, "setopt") != 0 && strcmp(n->action, "reset-self") != 0 &&
+        strcmp(n->action, "none") != 0) {
         curl_easy_setopt(n->b, CURLOPT_RANGE, "0-3");
     }
     set_output(n->b, &n->b_out);
 
     CURL* a = curl_easy_init();
+    n->a = a;
     curl_easy_setopt(a, CURLOPT_URL, argv[2]);
     curl_easy_setopt(a, CURLOPT_WRITEFUNCTION, on_a_data);
     curl_easy_setopt(a, CURLOPT_WRITEDATA, n);

@@ -76,6 +76,46 @@ static void test_duphandle_in_a_callback_under_multi_copies_the_recorded_options
     check_nested(state, "duphandle", "multi", "nested-multi-dup", "old");
 }
 
+/* A's write callback resets A itself, which libcurl lets the transfer survive. The engine
+ * must not free the state its own callbacks (a miss) or its replay (a hit) still use: a
+ * first run does it during a miss (what that transfer stores, if anything, is the
+ * engine's choice), a run without the reset makes sure A is stored, and a third run does
+ * it during the replay of A, from the cache alone. */
+static void check_reset_self(void** state, const char* driver, const char* tag) {
+    static harness_result miss, plain, hit;
+    char a[64], old_path[64], new_path[64], expect_a[96], expect_b[128];
+    snprintf(a, sizeof(a), "/%s-a", tag);
+    snprintf(old_path, sizeof(old_path), "/%s-old", tag);
+    snprintf(new_path, sizeof(new_path), "/%s-new", tag);
+    snprintf(expect_a, sizeof(expect_a), "A code=0 body=%s #", a);
+    snprintf(expect_b, sizeof(expect_b), "B code=0 status=200 body=%s #", old_path);
+    const char* argv[] = {MECH_EDGE,         "nested",          "reset-self",
+                          driver,            origin_url(a),     origin_url(old_path),
+                          origin_url(new_path), NULL};
+    assert_int_equal(harness_run(*state, 1, argv, NULL, &miss), 0);
+    assert_int_equal(miss.exit_code, 0);
+    assert_non_null(strstr(miss.out, expect_a));
+    assert_non_null(strstr(miss.out, expect_b));
+
+    argv[2] = "none";
+    assert_int_equal(harness_run(*state, 1, argv, NULL, &plain), 0);
+    assert_int_equal(plain.exit_code, 0);
+
+    argv[2] = "reset-self";
+    const long before = origin_count();
+    assert_int_equal(harness_run(*state, 1, argv, NULL, &hit), 0);
+    assert_runs_equal(&plain, &hit);
+    assert_int_equal(origin_count() - before, 0);
+}
+
+static void test_reset_of_its_own_handle_during_a_miss_or_a_hit_is_survived(void** state) {
+    check_reset_self(state, "easy", "nested-self");
+}
+
+static void test_reset_of_its_own_handle_under_multi_is_survived(void** state) {
+    check_reset_self(state, "multi", "nested-self-multi");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(
@@ -91,6 +131,10 @@ int main(void) {
         cmocka_unit_test_setup_teardown(
             test_duphandle_in_a_callback_under_multi_copies_the_recorded_options, setup,
             teardown),
+        cmocka_unit_test_setup_teardown(
+            test_reset_of_its_own_handle_during_a_miss_or_a_hit_is_survived, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reset_of_its_own_handle_under_multi_is_survived,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
