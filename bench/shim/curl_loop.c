@@ -8,8 +8,8 @@
  *
  *   -n  timed transfers (default 1000)       -w  untimed transfers first (default 2)
  *   -x  CURLOPT_PROXY                         -e  expected body size: anything else fails
- *   -k  keep one copy of each body, the least any cache that keeps the body must do (the
- *       benchmark's floor): a buffer of the expected size (-e; a cache would size it from
+ *   -k  keep one copy of each body in memory, the least a cache holding bodies in memory
+ *       does (the benchmark's floor): a buffer of the expected size (-e; a cache would size it from
  *       Content-Length) is allocated before each transfer, the body copied into it as it
  *       arrives and the buffer released after the transfer, all inside the timed window.
  *       "heap": malloc/free (glibc may hand back pages it already holds); "fresh": an
