@@ -14,9 +14,11 @@ The floor is curl_loop -k: a plain libcurl program that copies each body into a 
 allocated for it and released after the transfer: the least that any cache holding the body
 in its own memory pays on that origin (the memory backend's bound). A store that streams the
 body into a file writes it into the kernel's page cache instead, which needs no fresh
-zero-filled pages, and can pay less. Variants alternate process by process, each round starting with the next
-variant; a time is the median over rounds of each process's median transfer time, an extra
-the median over rounds of the ratio to the time without the shim in the same round.
+zero-filled pages, and can pay less.
+
+Variants alternate process by process, each round starting with the next variant; a time is
+the median over rounds of each process's median transfer time, an extra the median over
+rounds of the ratio to the time without the shim in the same round.
 
 How nginx's limiter paces (ngx_http_write_filter_module, nginx 1.22): a write sends at most
 sendfile_max_chunk bytes (whatever the socket takes of them), then the connection sleeps
