@@ -9,8 +9,8 @@
    squid serving hits, and under LD_PRELOAD=the shim with the SQLite, memory and Redis
    (a private redis-server on loopback) backends. The origin is nginx serving static files
    from a scratch folder. Every server is started here on a free loopback port with a
-   generated minimal config and stopped by PID. The origin's access log tells how many requests reached it during each loop (a
-   cache serving hits adds none).
+   generated minimal config and stopped by PID. The origin's access log tells how many
+   requests reached it during each loop (a cache serving hits adds none).
 2. Miss overhead (bench_miss.py): 10 MiB downloads of distinct URLs (every one a miss that
    the shim stores), shim and no shim in alternating processes, from the origin unthrottled
    on loopback (the no-network worst case; 1 KiB too) and rate-limited by nginx to link
