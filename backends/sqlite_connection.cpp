@@ -454,6 +454,16 @@ Result<void> Connection::flush_touches_without_waiting() {
     return done;
 }
 
+void Connection::checkpoint_without_waiting() {
+    if (!m_db || m_shared.memory) {
+        return;
+    }
+    sqlite3_busy_timeout(m_db.get(), 0);
+    (void)sqlite3_wal_checkpoint_v2(m_db.get(), nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr,
+                                    nullptr);
+    sqlite3_busy_timeout(m_db.get(), static_cast<int>(m_shared.busy_timeout_ms));
+}
+
 void Connection::checkpoint_on_close(bool enabled) {
     if (m_db) {
         sqlite3_db_config(m_db.get(), SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, enabled ? 0 : 1, nullptr);

@@ -233,6 +233,10 @@ class Connection {
         return done;
     }
 
+    // Copies the WAL into the database and truncates it, as closing the last connection
+    // would, without waiting: when another connection is busy it does what it can.
+    void checkpoint_without_waiting();
+
     Result<void> exec(const char* sql);
     // Whether closing this connection, if it is the database's last, checkpoints the WAL.
     void checkpoint_on_close(bool enabled);

@@ -288,9 +288,10 @@ class SqliteStorage final : public Storage {
                                                           : "PRAGMA synchronous = NORMAL");
                 m_shared.wrote.store(wrote); // touches alone are no reason to checkpoint
             }
-            if (wrote && !m_shared.memory) {
-                // PASSIVE never waits for readers, writers or the busy handler.
-                (void)connection->exec("PRAGMA wal_checkpoint(PASSIVE)");
+            if (wrote) {
+                // Leaves an empty WAL, as the last connection's close would have deleted it:
+                // the next process then reads the database file alone.
+                connection->checkpoint_without_waiting();
             }
             return {};
         });

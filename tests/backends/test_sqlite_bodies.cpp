@@ -486,11 +486,15 @@ void test_flush_writes_access_times_and_leaves_the_storage_usable(void** state) 
     storage->flush();
     assert_true(query_integer(settings.name, "SELECT accessed FROM entries") > before);
     std::string large = put_value(*storage, 2, 1u << 20);
+    put_value(*storage, 4, 5000);
+    assert_true(fs::file_size(settings.name + "-wal") > 0);
     storage->flush();
+    // Checkpointed and truncated: the next process reads the database file alone.
+    assert_int_equal(fs::file_size(settings.name + "-wal"), 0);
     storage->flush();
     assert_true(get_value(*storage, 2) == large);
     put_value(*storage, 3, 1000);
-    assert_int_equal(entries_of(*storage), 3);
+    assert_int_equal(entries_of(*storage), 4);
 }
 
 void test_a_corrupt_database_takes_its_body_files_aside_with_it(void** state) {
