@@ -48,6 +48,13 @@ static const char* origin_url(const char* path) {
     return url;
 }
 
+/* Two runs of a program printed the same bytes and ended the same way. */
+static inline void assert_runs_equal(const harness_result* a, const harness_result* b) {
+    assert_int_equal(a->exit_code, b->exit_code);
+    assert_int_equal(a->size, b->size);
+    assert_memory_equal(a->out, b->out, a->size);
+}
+
 static long origin_count(void) {
     long count = harness_origin_count(g_origin_port);
     assert_true(count >= 0);

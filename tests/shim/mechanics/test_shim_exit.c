@@ -54,8 +54,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_exit_during_another_threads_miss_is_clean, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(
-            test_exit_during_another_threads_miss_then_hits_in_the_next_process, setup,
-            teardown),
+            test_exit_during_another_threads_miss_then_hits_in_the_next_process, setup, teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -6,12 +6,6 @@
  * libcurl really asked for, the second must replay exactly that from the cache. */
 #include "mech_common.h"
 
-static void assert_runs_equal(const harness_result* a, const harness_result* b) {
-    assert_int_equal(a->exit_code, b->exit_code);
-    assert_int_equal(a->size, b->size);
-    assert_memory_equal(a->out, b->out, a->size);
-}
-
 /* Runs `edge nested ACTION DRIVER /<tag>-a /<tag>-old /<tag>-new` twice under the shim and
  * checks that B fetched `/<tag>-<b_path>` the first time and that the second run was
  * answered entirely from the cache. */
@@ -24,9 +18,14 @@ static void check_nested(void** state, const char* action, const char* driver, c
     snprintf(new_path, sizeof(new_path), "/%s-new", tag);
     snprintf(expect_a, sizeof(expect_a), "A code=0 body=%s #", a);
     snprintf(expect_b, sizeof(expect_b), "B code=0 status=200 body=/%s-%s #", tag, b_path);
-    const char* argv[] = {MECH_EDGE,         "nested",          action,
-                          driver,            origin_url(a),     origin_url(old_path),
-                          origin_url(new_path), NULL};
+    const char* argv[] = {MECH_EDGE,
+                          "nested",
+                          action,
+                          driver,
+                          origin_url(a),
+                          origin_url(old_path),
+                          origin_url(new_path),
+                          NULL};
     const long before = origin_count();
     assert_int_equal(harness_run(*state, 1, argv, NULL, &first), 0);
     assert_int_equal(first.exit_code, 0);
@@ -89,9 +88,14 @@ static void check_reset_self(void** state, const char* driver, const char* tag) 
     snprintf(new_path, sizeof(new_path), "/%s-new", tag);
     snprintf(expect_a, sizeof(expect_a), "A code=0 body=%s #", a);
     snprintf(expect_b, sizeof(expect_b), "B code=0 status=200 body=%s #", old_path);
-    const char* argv[] = {MECH_EDGE,         "nested",          "reset-self",
-                          driver,            origin_url(a),     origin_url(old_path),
-                          origin_url(new_path), NULL};
+    const char* argv[] = {MECH_EDGE,
+                          "nested",
+                          "reset-self",
+                          driver,
+                          origin_url(a),
+                          origin_url(old_path),
+                          origin_url(new_path),
+                          NULL};
     assert_int_equal(harness_run(*state, 1, argv, NULL, &miss), 0);
     assert_int_equal(miss.exit_code, 0);
     assert_non_null(strstr(miss.out, expect_a));
@@ -129,12 +133,11 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_duphandle_in_a_callback_copies_the_recorded_options,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
-            test_duphandle_in_a_callback_under_multi_copies_the_recorded_options, setup,
-            teardown),
+            test_duphandle_in_a_callback_under_multi_copies_the_recorded_options, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_reset_of_its_own_handle_during_a_miss_or_a_hit_is_survived, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_reset_of_its_own_handle_under_multi_is_survived,
-                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reset_of_its_own_handle_under_multi_is_survived, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

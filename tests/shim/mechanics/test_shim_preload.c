@@ -6,12 +6,6 @@
 
 #include <unistd.h>
 
-static void assert_runs_equal(const harness_result* a, const harness_result* b) {
-    assert_int_equal(a->exit_code, b->exit_code);
-    assert_int_equal(a->size, b->size);
-    assert_memory_equal(a->out, b->out, a->size);
-}
-
 static void test_program_without_curl_runs_unchanged_under_shim(void** state) {
     static harness_result plain, shimmed;
     const char* argv[] = {MECH_NOCURL, "one", "two words", NULL};

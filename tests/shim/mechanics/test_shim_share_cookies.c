@@ -7,12 +7,6 @@
  * (a hit): every echo of the Cookie header the origin received must be the same. */
 #include "mech_common.h"
 
-static void assert_runs_equal(const harness_result* a, const harness_result* b) {
-    assert_int_equal(a->exit_code, b->exit_code);
-    assert_int_equal(a->size, b->size);
-    assert_memory_equal(a->out, b->out, a->size);
-}
-
 /* Runs `edge share-cookies SHARE A_FILE /set-cookie/<tag> /echo-cookie/<tag>` without the
  * shim and twice with it; checks that all three print `expected` and that the second run
  * under the shim answered /set-cookie from the cache. */
@@ -22,7 +16,7 @@ static void check_share(void** state, const char* share_cookies, const char* a_c
     char set[96], echo[96];
     snprintf(set, sizeof(set), "/set-cookie/%s", tag);
     snprintf(echo, sizeof(echo), "/echo-cookie/%s", tag);
-    const char* argv[] = {MECH_EDGE,       "share-cookies", share_cookies, a_cookiefile,
+    const char* argv[] = {MECH_EDGE,       "share-cookies",  share_cookies, a_cookiefile,
                           origin_url(set), origin_url(echo), NULL};
     assert_int_equal(harness_run(*state, 0, argv, NULL, &plain), 0);
     assert_int_equal(plain.exit_code, 0);
