@@ -302,7 +302,7 @@ def process_misses(args, d, url, results):
              dict(shim, CURLCACHE_NAME=os.path.join(work, "p.sqlite"))),
             ("curl, shim sqlite fast_save", dict(shim, CURLCACHE_SQLITE_FAST_SAVE="1",
                                                  CURLCACHE_NAME=os.path.join(work, "f.sqlite")))]
-    rounds = 5 if args.quick else 15
+    rounds = 5 if args.quick else 11
     curl = ["curl", "-s", "--noproxy", "*", "-o", "/dev/null"]
     meds, tool, note = None, "hyperfine, a shell gives each run its URL", ""
     try:  # hyperfine runs one command over and over: a shell makes each URL new
