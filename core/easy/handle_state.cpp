@@ -1,6 +1,8 @@
 // The handle registry and option recording.
 #include "core/easy/handle_state.h"
 
+#include "core/easy/http_text.h"
+
 #include <array>
 #include <cstring>
 #include <mutex>
@@ -58,6 +60,17 @@ std::optional<std::string> copy_string(const void* text) {
         return std::nullopt;
     }
     return std::string(static_cast<const char*>(text));
+}
+
+// CURLOPT_COOKIELIST's commands (libcurl compares them ignoring case).
+bool is_cookielist_command(const void* text) {
+    const std::string_view value(static_cast<const char*>(text));
+    for (std::string_view command : {"ALL", "SESS", "FLUSH", "RELOAD"}) {
+        if (iequals(value, command)) {
+            return true;
+        }
+    }
+    return false;
 }
 
 } // namespace
@@ -342,8 +355,11 @@ void record_option(Options& o, CURLoption option, OptionArg arg) {
         break;
     case CURLOPT_COOKIEFILE:
     case CURLOPT_COOKIEJAR:
-    case CURLOPT_COOKIELIST:
         o.cookie_engine |= arg.pointer != nullptr;
+        break;
+    case CURLOPT_COOKIELIST:
+        // A cookie line starts the engine; the commands only act on a jar already there.
+        o.cookie_engine |= arg.pointer != nullptr && !is_cookielist_command(arg.pointer);
         break;
     case CURLOPT_SHARE:
         o.share = arg.pointer != nullptr;

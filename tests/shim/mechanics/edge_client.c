@@ -17,12 +17,12 @@
  *   edge exit-mid-transfer URL
  *       A second thread GETs URL (a slow response); main calls exit(0) once the transfer is
  *       under way. A handler registered first (so run last) waits for the transfer to end.
- *   edge share-cookies SHARE_COOKIES A_COOKIEFILE URL_SET URL_ECHO
+ *   edge share-cookies SHARE_COOKIES A_COOKIES URL_SET URL_ECHO
  *       One share handle (with CURL_LOCK_DATA_COOKIE when SHARE_COOKIES is 1). Handle A, on
- *       the share (with CURLOPT_COOKIEFILE "" when A_COOKIEFILE is 1, else no cookie
- *       option), GETs URL_SET (which sets a cookie), then URL_ECHO; handle B, on the share
- *       with CURLOPT_COOKIEFILE "", GETs URL_ECHO. Prints both echo bodies (the Cookie
- *       header the origin received). */
+ *       the share (A_COOKIES: 1 = CURLOPT_COOKIEFILE "", ALL = CURLOPT_COOKIELIST "ALL",
+ *       0 = no cookie option), GETs URL_SET (which sets a cookie), then URL_ECHO; handle B,
+ *       on the share with CURLOPT_COOKIEFILE "", GETs URL_ECHO. Prints both echo bodies
+ *       (the Cookie header the origin received). */
 #include <curl/curl.h>
 
 #include <pthread.h>
@@ -230,6 +230,8 @@ static int run_share_cookies(char** argv) {
     curl_easy_setopt(a, CURLOPT_SHARE, share);
     if (strcmp(argv[1], "1") == 0) {
         curl_easy_setopt(a, CURLOPT_COOKIEFILE, "");
+    } else if (strcmp(argv[1], "ALL") == 0) {
+        curl_easy_setopt(a, CURLOPT_COOKIELIST, "ALL");
     }
     const CURLcode set_code = get(a, argv[2], &out);
     printf("A set code=%d\n", (int)set_code);

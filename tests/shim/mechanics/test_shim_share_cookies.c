@@ -50,6 +50,14 @@ static void test_cookie_share_with_cookiefile_passes_the_cookie_on_a_hit(void** 
                 "B echo code=0 body=cookie=flavour=oat\n");
 }
 
+static void test_cookielist_command_alone_keeps_no_cookie_on_a_hit(void** state) {
+    /* CURLOPT_COOKIELIST "ALL" clears a jar; it does not start the cookie engine. */
+    check_share(state, "1", "ALL", "share-list-all",
+                "A set code=0\n"
+                "A echo code=0 body=cookie=-\n"
+                "B echo code=0 body=cookie=-\n");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(
@@ -58,6 +66,8 @@ int main(void) {
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_cookie_share_with_cookiefile_passes_the_cookie_on_a_hit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cookielist_command_alone_keeps_no_cookie_on_a_hit,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
