@@ -196,6 +196,22 @@ std::optional<Parsed> parse_entry(int fd, uint64_t file_size, size_t head_size) 
     return parsed;
 }
 
+// The header of an entry file for `meta` and a value of `total` bytes.
+Header header_of(const Metadata& meta, uint64_t total, uint32_t version, uint64_t head_size) {
+    Header header{};
+    std::memcpy(header.magic, k_magic, sizeof k_magic);
+    header.version = version;
+    header.key_size = static_cast<uint32_t>(meta.key.size());
+    header.method_size = static_cast<uint32_t>(std::min<size_t>(meta.method.size(), k_max_text));
+    header.url_size = static_cast<uint32_t>(std::min<size_t>(meta.url.size(), k_max_text));
+    header.status = meta.status;
+    header.created = meta.created;
+    header.expires = meta.expires;
+    header.value_size = total;
+    header.reserved = head_size;
+    return header;
+}
+
 bool is_temp_name(const char* name) {
     return name[0] == '.';
 }
@@ -322,17 +338,7 @@ class FilesystemStorage final : public Storage {
             return std::unexpected(raw.error());
         }
         Fd fd(*raw);
-        Header header{};
-        std::memcpy(header.magic, k_magic, sizeof k_magic);
-        header.version = k_format_version;
-        header.key_size = static_cast<uint32_t>(meta.key.size());
-        header.method_size =
-            static_cast<uint32_t>(std::min<size_t>(meta.method.size(), k_max_text));
-        header.url_size = static_cast<uint32_t>(std::min<size_t>(meta.url.size(), k_max_text));
-        header.status = meta.status;
-        header.created = meta.created;
-        header.expires = meta.expires;
-        header.value_size = total;
+        Header header = header_of(meta, total, k_format_version, 0);
         std::vector<iovec> iov;
         iov.reserve(4 + value.size());
         auto add = [&](const void* data, size_t size) {
@@ -643,18 +649,7 @@ class FilesystemPutStream final : public PutStream {
         if (auto flushed = flush(); !flushed) {
             return flushed;
         }
-        Header header{};
-        std::memcpy(header.magic, k_magic, sizeof k_magic);
-        header.version = k_format_tail_first;
-        header.key_size = static_cast<uint32_t>(meta.key.size());
-        header.method_size =
-            static_cast<uint32_t>(std::min<size_t>(meta.method.size(), k_max_text));
-        header.url_size = static_cast<uint32_t>(std::min<size_t>(meta.url.size(), k_max_text));
-        header.status = meta.status;
-        header.created = meta.created;
-        header.expires = meta.expires;
-        header.value_size = total;
-        header.reserved = head.size();
+        Header header = header_of(meta, total, k_format_tail_first, head.size());
         std::vector<iovec> iov;
         for (auto [data, size] : {std::pair<const void*, size_t>{meta.key.data(), header.key_size},
                                   {meta.method.data(), header.method_size},

@@ -191,13 +191,10 @@ Result<void> Connection::put(const Metadata& meta, Pieces value, uint64_t total)
                 return std::unexpected(removed.error());
             }
         }
-        auto stmt = statement(sql_upsert);
+        auto stmt = upsert(meta, total);
         if (!stmt) {
             return std::unexpected(stmt.error());
         }
-        stmt->bind({meta.key, meta.method, meta.url, static_cast<int64_t>(meta.status),
-                    meta.created, meta.expires, static_cast<int64_t>(total),
-                    m_shared.next_stamp()});
         if (stream) {
             sqlite3_bind_zeroblob64(stmt->get(), 9, total);
         } else if (value.size() == 1) {
@@ -241,13 +238,10 @@ Result<void> Connection::put_file(const Metadata& meta, std::string_view head, u
         if (!name) {
             return std::unexpected(name.error());
         }
-        auto stmt = statement(sql_upsert);
+        auto stmt = upsert(meta, total);
         if (!stmt) {
             return std::unexpected(stmt.error());
         }
-        stmt->bind({meta.key, meta.method, meta.url, static_cast<int64_t>(meta.status),
-                    meta.created, meta.expires, static_cast<int64_t>(total),
-                    m_shared.next_stamp()});
         sqlite3_bind_blob64(stmt->get(), 9, head.data() ? head.data() : "", head.size(),
                             SQLITE_STATIC);
         sqlite3_bind_text64(stmt->get(), 10, name->data(), name->size(), SQLITE_STATIC,
@@ -264,6 +258,17 @@ Result<void> Connection::put_file(const Metadata& meta, std::string_view head, u
         file.keep();
     }
     return done;
+}
+
+// The upsert statement with the metadata bound; the caller binds value (9) and body (10).
+Result<Statement> Connection::upsert(const Metadata& meta, uint64_t total) {
+    auto stmt = statement(sql_upsert);
+    if (stmt) {
+        stmt->bind({meta.key, meta.method, meta.url, static_cast<int64_t>(meta.status),
+                    meta.created, meta.expires, static_cast<int64_t>(total),
+                    m_shared.next_stamp()});
+    }
+    return stmt;
 }
 
 Result<uint64_t> Connection::sweep_orphans() {

@@ -263,6 +263,7 @@ class Connection {
     Result<void> evict();
 
     Result<Statement> statement(Sql id);
+    Result<Statement> upsert(const Metadata& meta, uint64_t total);
 
     Error error(int rc, std::string_view what);
 
