@@ -4,6 +4,7 @@
 // pass_through_handle_call); perform/getinfo/header made there pass through.
 // Exceptions never leave a wrapper: should the engine throw, the call passes through.
 #include "core/easy/engine.h"
+#include "core/easy/handle_state.h"
 #include "shim/guard.h"
 #include "shim/library.h"
 #include "shim/multi.h"
@@ -123,8 +124,17 @@ template <Library L> void easy_reset(const void* caller, CURL* handle) noexcept 
         warn_missing(L, "curl_easy_reset");
         return;
     }
-    if (!pass_through_handle_call(L, caller) && !in_use_by_engine(handle)) {
+    if (!pass_through_handle_call(L, caller)) {
         try {
+            if (in_use_by_engine(handle)) {
+                // Its own callback: the state stays under the engine's frames.
+                {
+                    Inside inside;
+                    r.api.easy_reset(handle);
+                }
+                engine::reset_options_during_transfer(handle);
+                return;
+            }
             engine::easy_reset(engine_api(L), handle);
             return;
         } catch (...) {

@@ -54,9 +54,10 @@ class CurrentTransfer {
 
 // A program's callback that resets or cleans up a handle whose transfer is on its way
 // through the engine (its own, whose state the engine's callbacks and replay are using)
-// must not make the engine free that state: the call then goes to libcurl alone. True for
-// the handle of a CurrentTransfer of this thread, and, inside a real libcurl call, for a
-// handle whose miss is running (a multi drives it).
+// must not make the engine free that state: a cleanup then goes to libcurl alone, a reset
+// also resets the recorded options in place. True for the handle of a CurrentTransfer of
+// this thread, and, inside a real libcurl call, for a handle whose miss is running (a
+// multi drives it).
 bool in_use_by_engine(CURL* handle) noexcept;
 
 // CURLCACHE_DISABLE set to 1/true/yes/on (as the config loader reads it); read once, lazily.

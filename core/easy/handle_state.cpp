@@ -125,6 +125,17 @@ bool transfer_running(CURL* handle) noexcept {
     }
 }
 
+void reset_options_during_transfer(CURL* handle) {
+    HandleState* state = find_state(handle);
+    if (state == nullptr) {
+        return;
+    }
+    state->options = Options();
+    if (state->tee) {
+        state->tee->dropped = true; // nothing of this transfer is stored
+    }
+}
+
 OptionArg read_option_arg(CURLoption option, va_list args) {
     OptionArg arg{};
     int number = static_cast<int>(option);

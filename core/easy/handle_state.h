@@ -177,6 +177,12 @@ void erase_state(CURL* handle);
 // True while a miss runs on the handle: its callbacks are teed through its state, which
 // must then not be replaced or erased from under them.
 bool transfer_running(CURL* handle) noexcept;
+// curl_easy_reset of a handle whose transfer the engine is running, from the program's own
+// callback (libcurl lets that transfer go on with the default options): the recorded
+// options go back to the defaults at once, as libcurl's do, while the state the engine's
+// frames are using stays; a miss's copy is given up, since libcurl no longer hands the
+// rest of the response to the engine.
+void reset_options_during_transfer(CURL* handle);
 
 // The one argument of a curl_easy_setopt call, read from the va_list by the option's type.
 union OptionArg {

@@ -11,7 +11,8 @@
  *         duphandle  B2 = curl_easy_duphandle(B) without the range, its own output; B2 is
  *                    performed instead of B (so it fetches URL_B)
  *         reset-self curl_easy_reset(A), inside A's own transfer (libcurl lets it finish);
- *                    B (no range) fetches URL_B
+ *                    then A performs again with no URL ("A again code=3"); B (no range)
+ *                    fetches URL_B
  *         none       nothing (B has no range either)
  *       Then B performs. Prints "A code=.. body=.." and "B code=.. status=.. body=..".
  *   edge exit-mid-transfer URL
@@ -138,6 +139,13 @@ static int run_nested(char** argv) {
     curl_easy_setopt(a, CURLOPT_WRITEDATA, n);
     const CURLcode a_code = perform_with(argv[1], a);
     printf("A code=%d body=%s\n", (int)a_code, n->a_out.body);
+    if (strcmp(n->action, "reset-self") == 0) {
+        struct transfer again;
+        memset(&again, 0, sizeof(again));
+        set_output(a, &again);
+        const CURLcode again_code = curl_easy_perform(a); /* the reset dropped the URL */
+        printf("A again code=%d body=%s\n", (int)again_code, again.body);
+    }
     curl_easy_cleanup(a);
 
     const CURLcode b_code = curl_easy_perform(n->b);
