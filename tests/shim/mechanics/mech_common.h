@@ -48,6 +48,22 @@ static const char* origin_url(const char* path) {
     return url;
 }
 
+/* The extra environment of a run under the shim: NULL, or, for a sanitizer build's shim
+ * (CURLCACHE_SANITIZE), the ASan runtime preloaded ahead of it, as uninstrumented programs
+ * need, and no leak report (the shim keeps its cache to the end on purpose). */
+static inline const char* const* shim_env(void) {
+    static char preload[1024];
+    static const char* env[3];
+    if (MECH_ASAN_RUNTIME[0] == '\0') {
+        return NULL;
+    }
+    snprintf(preload, sizeof(preload), "LD_PRELOAD=%s %s", MECH_ASAN_RUNTIME, CURLCACHE_SHIM_PATH);
+    env[0] = preload;
+    env[1] = "ASAN_OPTIONS=detect_leaks=0";
+    env[2] = NULL;
+    return env;
+}
+
 /* Two runs of a program printed the same bytes and ended the same way. */
 static inline void assert_runs_equal(const harness_result* a, const harness_result* b) {
     assert_int_equal(a->exit_code, b->exit_code);

@@ -5,27 +5,11 @@
  * runs on after the shim's handlers, whatever the timing. */
 #include "mech_common.h"
 
-/* A sanitizer build's shim needs the ASan runtime preloaded ahead of it (the programs are
- * not instrumented); leaks are not the point here (the cache is kept on purpose). */
-static const char* const* asan_env(void) {
-    static char preload[1024];
-    static const char* env[3];
-    if (MECH_ASAN_RUNTIME[0] == '\0') {
-        return NULL;
-    }
-    snprintf(preload, sizeof(preload), "LD_PRELOAD=%s %s", MECH_ASAN_RUNTIME, CURLCACHE_SHIM_PATH);
-    env[0] = preload;
-    env[1] = "ASAN_OPTIONS=detect_leaks=0";
-    env[2] = NULL;
-    return env;
-}
-#define MECH_ASAN_ENV asan_env()
-
 static void test_exit_during_another_threads_miss_is_clean(void** state) {
     static harness_result run;
     const char* argv[] = {MECH_EDGE, "exit-mid-transfer", origin_url("/slow/exit-miss"), NULL};
     const long before = origin_count();
-    assert_int_equal(harness_run(*state, 1, argv, MECH_ASAN_ENV, &run), 0);
+    assert_int_equal(harness_run(*state, 1, argv, shim_env(), &run), 0);
     assert_int_equal(run.exit_code, 0);
     assert_non_null(strstr(run.out, "exiting\nworker code=0 body=/slow/exit-miss #"));
     assert_int_equal(origin_count() - before, 1);
@@ -38,13 +22,13 @@ static void test_exit_during_another_threads_miss_then_hits_in_the_next_process(
     static harness_result first, second, third;
     const char* argv[] = {MECH_EDGE, "exit-mid-transfer", origin_url("/slow/exit-next"), NULL};
     const char* plain[] = {MECH_CLIENT, "easy", origin_url("/slow/exit-next"), NULL};
-    assert_int_equal(harness_run(*state, 1, argv, MECH_ASAN_ENV, &first), 0);
+    assert_int_equal(harness_run(*state, 1, argv, shim_env(), &first), 0);
     assert_int_equal(first.exit_code, 0);
-    assert_int_equal(harness_run(*state, 1, plain, MECH_ASAN_ENV, &second), 0);
+    assert_int_equal(harness_run(*state, 1, plain, shim_env(), &second), 0);
     assert_int_equal(second.exit_code, 0);
     assert_non_null(strstr(second.out, "0 code=0 status=200 body=/slow/exit-next #"));
     const long before = origin_count();
-    assert_int_equal(harness_run(*state, 1, plain, MECH_ASAN_ENV, &third), 0);
+    assert_int_equal(harness_run(*state, 1, plain, shim_env(), &third), 0);
     assert_string_equal(second.out, third.out);
     assert_int_equal(origin_count() - before, 0);
 }

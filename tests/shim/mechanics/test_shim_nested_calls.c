@@ -27,13 +27,13 @@ static void check_nested(void** state, const char* action, const char* driver, c
                           origin_url(new_path),
                           NULL};
     const long before = origin_count();
-    assert_int_equal(harness_run(*state, 1, argv, NULL, &first), 0);
+    assert_int_equal(harness_run(*state, 1, argv, shim_env(), &first), 0);
     assert_int_equal(first.exit_code, 0);
     assert_non_null(strstr(first.out, expect_a));
     assert_non_null(strstr(first.out, expect_b));
     assert_int_equal(origin_count() - before, 2);
 
-    assert_int_equal(harness_run(*state, 1, argv, NULL, &second), 0);
+    assert_int_equal(harness_run(*state, 1, argv, shim_env(), &second), 0);
     assert_runs_equal(&first, &second);
     assert_int_equal(origin_count() - before, 2);
 }
@@ -45,7 +45,7 @@ static void check_old_url_is_its_own(void** state, const char* tag) {
     snprintf(path, sizeof(path), "/%s-old", tag);
     snprintf(expect, sizeof(expect), "0 code=0 status=200 body=%s #", path);
     const char* argv[] = {MECH_CLIENT, "easy", origin_url(path), NULL};
-    assert_int_equal(harness_run(*state, 1, argv, NULL, &run), 0);
+    assert_int_equal(harness_run(*state, 1, argv, shim_env(), &run), 0);
     assert_non_null(strstr(run.out, expect));
 }
 
@@ -96,7 +96,7 @@ static void check_reset_self(void** state, const char* driver, const char* tag) 
                           origin_url(old_path),
                           origin_url(new_path),
                           NULL};
-    assert_int_equal(harness_run(*state, 1, argv, NULL, &miss), 0);
+    assert_int_equal(harness_run(*state, 1, argv, shim_env(), &miss), 0);
     assert_int_equal(miss.exit_code, 0);
     assert_non_null(strstr(miss.out, expect_a));
     assert_non_null(strstr(miss.out, expect_b));
@@ -104,12 +104,12 @@ static void check_reset_self(void** state, const char* driver, const char* tag) 
     assert_non_null(strstr(miss.out, "A again code=3 body=\n"));
 
     argv[2] = "none";
-    assert_int_equal(harness_run(*state, 1, argv, NULL, &plain), 0);
+    assert_int_equal(harness_run(*state, 1, argv, shim_env(), &plain), 0);
     assert_int_equal(plain.exit_code, 0);
 
     argv[2] = "reset-self";
     const long before = origin_count();
-    assert_int_equal(harness_run(*state, 1, argv, NULL, &hit), 0);
+    assert_int_equal(harness_run(*state, 1, argv, shim_env(), &hit), 0);
     /* the same A and B as the run without the reset (both from the cache), and no URL */
     const char* b_line = strstr(plain.out, "B code=");
     assert_non_null(b_line);

@@ -21,10 +21,10 @@ static void check_share(void** state, const char* share_cookies, const char* a_c
     assert_int_equal(harness_run(*state, 0, argv, NULL, &plain), 0);
     assert_int_equal(plain.exit_code, 0);
     assert_string_equal(plain.out, expected);
-    assert_int_equal(harness_run(*state, 1, argv, NULL, &miss), 0);
+    assert_int_equal(harness_run(*state, 1, argv, shim_env(), &miss), 0);
     assert_runs_equal(&plain, &miss);
     const long before = origin_count();
-    assert_int_equal(harness_run(*state, 1, argv, NULL, &hit), 0);
+    assert_int_equal(harness_run(*state, 1, argv, shim_env(), &hit), 0);
     assert_runs_equal(&plain, &hit);
     assert_int_equal(origin_count() - before, 2); /* the two echoes only: /set-cookie hit */
 }
