@@ -130,7 +130,10 @@ void reset_options_during_transfer(CURL* handle) {
     if (state == nullptr) {
         return;
     }
+    // libcurl's reset keeps the cookie engine running (it is not an option of the handle).
+    const bool cookie_engine = state->options.cookie_engine;
     state->options = Options();
+    state->options.cookie_engine = cookie_engine;
     if (state->tee) {
         state->tee->dropped = true; // nothing of this transfer is stored
     }
