@@ -21,7 +21,8 @@ std::optional<std::string> cookie_file_line(std::string_view set_cookie, std::st
                                             int64_t now);
 
 // Feeds the Set-Cookie headers of every replayed hop to the handle's cookie engine, when
-// the program turned it on (COOKIEFILE, COOKIEJAR, COOKIELIST or a SHARE).
+// the program turned it on (COOKIEFILE, COOKIEJAR or a COOKIELIST cookie line; a SHARE
+// lends a jar but does not turn the engine on, and curl_easy_reset turns it off).
 void feed_cookies(const CurlApi& api, CURL* handle, const Options& options, const Replay& replay);
 
 // The URL a Location header leads to from `base`.

@@ -21,7 +21,8 @@
  *   edge share-cookies SHARE_COOKIES A_COOKIES URL_SET URL_ECHO
  *       One share handle (with CURL_LOCK_DATA_COOKIE when SHARE_COOKIES is 1). Handle A, on
  *       the share (A_COOKIES: 1 = CURLOPT_COOKIEFILE "", ALL = CURLOPT_COOKIELIST "ALL",
- *       0 = no cookie option), GETs URL_SET (which sets a cookie), then URL_ECHO; handle B,
+ *       reset = COOKIEFILE "" then curl_easy_reset (which drops the share too), 0 = no
+ *       cookie option), GETs URL_SET (which sets a cookie), then URL_ECHO; handle B,
  *       on the share with CURLOPT_COOKIEFILE "", GETs URL_ECHO. Prints both echo bodies
  *       (the Cookie header the origin received). */
 #include <curl/curl.h>
@@ -240,6 +241,10 @@ static int run_share_cookies(char** argv) {
         curl_easy_setopt(a, CURLOPT_COOKIEFILE, "");
     } else if (strcmp(argv[1], "ALL") == 0) {
         curl_easy_setopt(a, CURLOPT_COOKIELIST, "ALL");
+    } else if (strcmp(argv[1], "reset") == 0) {
+        /* libcurl 7.88's reset also turns the handle's cookie engine off (measured). */
+        curl_easy_setopt(a, CURLOPT_COOKIEFILE, "");
+        curl_easy_reset(a);
     }
     const CURLcode set_code = get(a, argv[2], &out);
     printf("A set code=%d\n", (int)set_code);

@@ -58,6 +58,15 @@ static void test_cookielist_command_alone_keeps_no_cookie_on_a_hit(void** state)
                 "B echo code=0 body=cookie=-\n");
 }
 
+static void test_reset_turns_the_cookie_engine_off_on_a_hit_too(void** state) {
+    /* Measured on libcurl 7.88.1: after COOKIEFILE "" and curl_easy_reset, a response's
+     * Set-Cookie is not taken. A hit after a reset must not feed the cookie either. */
+    check_share(state, "0", "reset", "reset-drops-engine",
+                "A set code=0\n"
+                "A echo code=0 body=cookie=-\n"
+                "B echo code=0 body=cookie=-\n");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(
@@ -68,6 +77,8 @@ int main(void) {
             test_cookie_share_with_cookiefile_passes_the_cookie_on_a_hit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cookielist_command_alone_keeps_no_cookie_on_a_hit,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reset_turns_the_cookie_engine_off_on_a_hit_too, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
