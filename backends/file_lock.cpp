@@ -1,10 +1,10 @@
-// flock-based locks; see file_lock.h.
+// Byte-range locks in one lock file; see file_lock.h.
 #include "backends/file_lock.h"
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <fcntl.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -18,30 +18,69 @@ bool valid_lock_key(std::string_view key) {
 
 std::string errno_text(const std::string& what) { return what + ": " + std::strerror(errno); }
 
+
+// Where a key's lock lies in the lock file: a 62-bit hash (two keys sharing a byte only
+// make their downloads take turns). The keys are already hashes (Key::hex()) here, so
+// FNV-1a is enough and needs no library.
+off_t lock_offset(std::string_view key) {
+    uint64_t hash = 14695981039346656037ull;
+    for (unsigned char c : key) {
+        hash = (hash ^ c) * 1099511628211ull;
+    }
+    return static_cast<off_t>(hash >> 2);
+}
+
+// One open-file-description lock on byte `offset` of the lock file: F_OFD_SETLK conflicts
+// with every other open of the file (other processes, other FileLocks of this process)
+// and is released when this description is closed, by unlock or by the holder's death.
+int set_lock(int fd, off_t offset, short type) {
+    struct flock range {};
+    range.l_type = type;
+    range.l_whence = SEEK_SET;
+    range.l_start = offset;
+    range.l_len = 1;
+    return ::fcntl(fd, F_OFD_SETLK, &range);
+}
+
 } // namespace
 
 FileLocks::~FileLocks() {
     std::lock_guard guard(m_mutex);
     forget_after_fork();
-    for (auto& [key, fd] : m_held) {
-        ::unlink((m_dir + '/' + key + ".lock").c_str());
-        ::close(fd);
+    if (m_fd >= 0) {
+        ::close(m_fd); // releases every lock this object holds
     }
 }
 
-// A child inherits the parent's locked descriptors. Closing its copies leaves the parent's
-// locks in place (a flock belongs to the shared open file), and the child never releases
-// locks it did not take.
+// A child inherits the parent's descriptor, and with it the parent's open file
+// description and its locks: the child must neither use nor release them. Closing its
+// copy releases nothing while the parent keeps its own; the child opens the file anew.
 void FileLocks::forget_after_fork() {
     if (m_pid != getpid()) {
         if (m_pid != 0) {
-            for (auto& [key, fd] : m_held) {
-                ::close(fd);
+            if (m_fd >= 0) {
+                ::close(m_fd);
+                m_fd = -1;
             }
             m_held.clear();
         }
         m_pid = getpid();
     }
+}
+
+Result<void> FileLocks::open_lock_file() {
+    if (m_fd >= 0) {
+        return {};
+    }
+    if (::mkdir(m_dir.c_str(), 0700) != 0 && errno != EEXIST) {
+        return fail(errno_text("lock: cannot create " + m_dir));
+    }
+    std::string path = m_dir + "/keys.lock";
+    m_fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (m_fd < 0) {
+        return fail(errno_text("lock: cannot open " + path));
+    }
+    return {};
 }
 
 Result<bool> FileLocks::try_lock(std::string_view key) {
@@ -53,37 +92,18 @@ Result<bool> FileLocks::try_lock(std::string_view key) {
     if (m_held.contains(std::string(key))) {
         return false; // another caller in this process holds it
     }
-    if (::mkdir(m_dir.c_str(), 0700) != 0 && errno != EEXIST) {
-        return fail(errno_text("lock: cannot create " + m_dir));
+    if (auto opened = open_lock_file(); !opened) {
+        return std::unexpected(opened.error());
     }
-    std::string path = m_dir + '/' + std::string(key) + ".lock";
-    // The holder removes the file when it unlocks; someone who opened the old file just
-    // before may then lock a file that is gone. Check that the locked file is still the
-    // one at `path`, and try again if not.
-    for (int attempt = 0; attempt < 8; ++attempt) {
-        int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-        if (fd < 0) {
-            return fail(errno_text("lock: cannot open " + path));
+    const off_t offset = lock_offset(key);
+    if (set_lock(m_fd, offset, F_WRLCK) != 0) {
+        if (errno == EAGAIN || errno == EACCES || errno == EINTR) {
+            return false;
         }
-        if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-            int saved = errno;
-            ::close(fd);
-            if (saved == EWOULDBLOCK || saved == EINTR) {
-                return false;
-            }
-            errno = saved;
-            return fail(errno_text("lock: flock " + path));
-        }
-        struct stat held {};
-        struct stat named {};
-        if (::fstat(fd, &held) == 0 && ::stat(path.c_str(), &named) == 0 &&
-            held.st_dev == named.st_dev && held.st_ino == named.st_ino) {
-            m_held.emplace(std::string(key), fd);
-            return true;
-        }
-        ::close(fd);
+        return fail(errno_text("lock: fcntl " + m_dir + "/keys.lock"));
     }
-    return false;
+    m_held.emplace(std::string(key), offset);
+    return true;
 }
 
 Result<void> FileLocks::unlock(std::string_view key) {
@@ -93,9 +113,7 @@ Result<void> FileLocks::unlock(std::string_view key) {
     if (found == m_held.end()) {
         return {};
     }
-    // Unlink before unlocking: a waiter that locks the old file afterwards sees it is gone.
-    ::unlink((m_dir + '/' + found->first + ".lock").c_str());
-    ::close(found->second);
+    (void)set_lock(m_fd, found->second, F_UNLCK);
     m_held.erase(found);
     return {};
 }
@@ -137,7 +155,7 @@ public:
     Result<uint64_t> purge_expired(int64_t now) override { return m_inner->purge_expired(now); }
     Result<void> vacuum() override { return m_inner->vacuum(); }
     void flush() override { m_inner->flush(); }
-    // A flock has no expiry: it lasts until unlock or until its holder dies.
+    // A lock has no expiry: it lasts until unlock or until its holder dies.
     Result<bool> try_lock(std::string_view key, int64_t /*ttl_ms*/) override {
         return m_locks.try_lock(key);
     }

@@ -42,7 +42,7 @@ Result<std::unique_ptr<Storage>> open(std::string_view name, const config::Setti
             if (!storage) {
                 return storage;
             }
-            // Backends in files get cross-process coalescing locks (flock, <cache>.locks/).
+            // Backends in files get cross-process coalescing locks (<cache>.locks/keys.lock).
             std::string lock_dir = lock_dir_for(**storage);
             return with_file_locks(std::move(*storage), std::move(lock_dir));
         }

@@ -1,6 +1,6 @@
 // Request coalescing across processes: 8 forked processes miss the same keys together
 // against a slow local origin (scripts/origin.py, /slow/MS); the origin must see each key
-// once, with Redis locks and with flock'ed lock files. A lock holder killed mid-way does
+// once, with Redis locks and with file locks (one byte-range-locked file). A lock holder killed mid-way does
 // not stop the others. coalesce=false lets every process download (the control case).
 #include "backends/file_lock.h"
 #include "backends/redis_storage.h"

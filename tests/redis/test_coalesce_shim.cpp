@@ -1,7 +1,7 @@
 // Request coalescing end to end: 8 `curl` commands started together under the preload
 // shim miss the same slow URL (scripts/origin.py /slow/MS); the origin must see it once
 // and every curl must print the same body. Once with a Redis cache (Redis locks) and once
-// with a SQLite cache (flock'ed lock files next to it). Skipped when the shim is not built.
+// with a SQLite cache (a byte-range-locked file next to it). Skipped when the shim is not built.
 #include "tests/redis/fixture.h"
 
 #include <csignal>
@@ -161,7 +161,7 @@ void eight_curls_fetch_once(const std::vector<std::string>& cache_env, const std
 
 // The curl that holds the download lock is killed mid-download: the 7 curls waiting for it
 // still finish, with the body the origin sends (a waiter takes the download over: at once
-// for a flock'ed lock file, once the lock's time runs out for Redis).
+// for a file lock, once the lock's time runs out for Redis).
 void killed_lock_holder(const std::vector<std::string>& cache_env, const std::string& tag) {
     struct stat info {};
     if (stat(g_shim.c_str(), &info) != 0) {
