@@ -190,6 +190,8 @@ Begin begin_transfer(const CurlApi& api, CURL* handle) {
         }
         state->replay.reset(); // the previous transfer's headers and infos end here
         state->last = HandleState::Last::live;
+        // libcurl loads COOKIEFILE (starting the engine) as the transfer begins.
+        state->options.cookie_started |= state->options.cookie_engine;
         return decide(api, handle, *state);
     } catch (const std::exception& error) {
         log::warn_once("begin", "internal error, the transfer passes through: %s", error.what());
@@ -228,7 +230,11 @@ void easy_reset(const CurlApi& api, CURL* handle) {
     api.easy_reset(handle);
     if (handle != nullptr) {
         try {
-            reset_state(handle, std::make_unique<HandleState>());
+            auto fresh = std::make_unique<HandleState>();
+            if (const HandleState* before = find_state(handle)) {
+                fresh->options = after_reset(before->options);
+            }
+            reset_state(handle, std::move(fresh));
         } catch (...) {
             erase_state(handle);
         }

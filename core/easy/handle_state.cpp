@@ -125,14 +125,19 @@ bool transfer_running(CURL* handle) noexcept {
     }
 }
 
+Options after_reset(const Options& before) {
+    Options fresh;
+    fresh.cookie_engine = fresh.cookie_started = before.cookie_started;
+    return fresh;
+}
+
 void reset_options_during_transfer(CURL* handle) {
     HandleState* state = find_state(handle);
     if (state == nullptr) {
         return;
     }
-    // As a plain reset: libcurl 7.88's reset also turns the handle's cookie engine off
-    // (test_shim_share_cookies measures it against a run without the shim).
-    state->options = Options();
+    // As a plain reset (see after_reset).
+    state->options = after_reset(state->options);
     if (state->tee) {
         state->tee->dropped = true; // nothing of this transfer is stored
     }
@@ -367,12 +372,17 @@ void record_option(Options& o, CURLoption option, OptionArg arg) {
         o.connect_only = arg.number;
         break;
     case CURLOPT_COOKIEFILE:
+        o.cookie_engine |= arg.pointer != nullptr;
+        break;
     case CURLOPT_COOKIEJAR:
         o.cookie_engine |= arg.pointer != nullptr;
+        o.cookie_started |= arg.pointer != nullptr;
         break;
     case CURLOPT_COOKIELIST:
         // A cookie line starts the engine; the commands only act on a jar already there.
-        o.cookie_engine |= arg.pointer != nullptr && !is_cookielist_command(arg.pointer);
+        if (arg.pointer != nullptr && !is_cookielist_command(arg.pointer)) {
+            o.cookie_engine = o.cookie_started = true;
+        }
         break;
     case CURLOPT_SHARE:
         o.share = arg.pointer != nullptr;

@@ -79,6 +79,10 @@ struct Options {
     curl_off_t maxfilesize = 0;
     long buffersize = CURL_MAX_WRITE_SIZE; // write callback calls are never larger
     bool cookie_engine = false;            // COOKIEFILE/COOKIEJAR/COOKIELIST set
+    // libcurl's cookie engine exists now: COOKIEJAR and a COOKIELIST cookie line start it at
+    // once, COOKIEFILE at the next transfer. curl_easy_reset keeps a started engine (and
+    // drops a COOKIEFILE not yet loaded): measured on libcurl 7.88.1.
+    bool cookie_started = false;
     bool share = false; // a SHARE handle (its cookie jar is used only with the engine on)
     bool has_readfunction = false;
     bool has_curlu = false; // URL given as a CURLU handle: not modelled
@@ -167,6 +171,10 @@ struct HandleState {
     std::unique_ptr<Replay> replay; // when last == replayed (or a hit is pending)
     std::unique_ptr<Tee> tee;       // while a miss is in progress
 };
+
+// The options of a handle after curl_easy_reset: all defaults, but a cookie engine that
+// had started keeps running (test_shim_share_cookies compares it with libcurl 7.88.1).
+Options after_reset(const Options& before);
 
 // The registry. state_for() creates a fresh state for a handle it has not seen (a handle
 // made before the engine was in the path, or by a path that bypassed easy_init).

@@ -58,10 +58,20 @@ static void test_cookielist_command_alone_keeps_no_cookie_on_a_hit(void** state)
                 "B echo code=0 body=cookie=-\n");
 }
 
-static void test_reset_turns_the_cookie_engine_off_on_a_hit_too(void** state) {
-    /* Measured on libcurl 7.88.1: after COOKIEFILE "" and curl_easy_reset, a response's
-     * Set-Cookie is not taken. A hit after a reset must not feed the cookie either. */
-    check_share(state, "0", "reset", "reset-drops-engine",
+static void test_reset_keeps_a_started_cookie_engine_on_a_hit(void** state) {
+    /* Measured on libcurl 7.88.1: COOKIEJAR starts the engine at once and curl_easy_reset
+     * keeps it, so the response's Set-Cookie is taken; a hit must feed it too. No cookie
+     * lock: B has its own jar. */
+    check_share(state, "0", "reset", "reset-keeps-engine",
+                "A set code=0\n"
+                "A echo code=0 body=cookie=flavour=oat\n"
+                "B echo code=0 body=cookie=-\n");
+}
+
+static void test_reset_drops_a_cookiefile_not_yet_loaded_on_a_hit(void** state) {
+    /* COOKIEFILE starts the engine only when a transfer begins: after a reset before that,
+     * Set-Cookie is not taken, and a hit must not feed it. */
+    check_share(state, "0", "reset-file", "reset-drops-file",
                 "A set code=0\n"
                 "A echo code=0 body=cookie=-\n"
                 "B echo code=0 body=cookie=-\n");
@@ -77,8 +87,10 @@ int main(void) {
             test_cookie_share_with_cookiefile_passes_the_cookie_on_a_hit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cookielist_command_alone_keeps_no_cookie_on_a_hit,
                                         setup, teardown),
-        cmocka_unit_test_setup_teardown(test_reset_turns_the_cookie_engine_off_on_a_hit_too, setup,
+        cmocka_unit_test_setup_teardown(test_reset_keeps_a_started_cookie_engine_on_a_hit, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_reset_drops_a_cookiefile_not_yet_loaded_on_a_hit,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
