@@ -241,6 +241,7 @@ std::optional<Entry> decode(backends::Blob blob) {
     if (blocks > k_max_items) {
         return std::nullopt;
     }
+    entry.header_blocks.reserve(blocks);
     for (uint64_t i = 0; i < blocks && !in.failed(); ++i) {
         entry.header_blocks.push_back(in.text());
     }
@@ -248,6 +249,7 @@ std::optional<Entry> decode(backends::Blob blob) {
     if (infos > k_max_items) {
         return std::nullopt;
     }
+    entry.infos.reserve(infos);
     for (uint64_t i = 0; i < infos && !in.failed(); ++i) {
         Info item;
         item.id = static_cast<uint32_t>(in.number(4));
