@@ -9,7 +9,6 @@
 #include <ctime>
 #include <atomic>
 #include <cstring>
-#include <pthread.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -73,18 +72,7 @@ std::string* owned_string(const redisReply& reply) {
     return reinterpret_cast<std::string*>(static_cast<intptr_t>(reply.integer));
 }
 
-std::atomic<uint64_t> g_forks{0};
-
-void count_fork() { g_forks.fetch_add(1, std::memory_order_relaxed); }
-
 } // namespace
-
-// getpid() is a system call on every use; a fork counter bumped in the child is not.
-uint64_t fork_generation() {
-    static const bool registered = pthread_atfork(nullptr, nullptr, count_fork) == 0;
-    (void)registered;
-    return g_forks.load(std::memory_order_relaxed);
-}
 
 void free_redis_reply(redisReply* reply) {
     if (reply == nullptr) {

@@ -34,10 +34,6 @@ struct RedisReplyFree {
 };
 using RedisReplyPtr = std::unique_ptr<redisReply, RedisReplyFree>;
 
-// Increases in a child after fork(): connections and locks of an older generation belong
-// to the parent.
-uint64_t fork_generation();
-
 // The bytes of a string reply as a std::string, moved out without copying when the reader
 // built it as one (a top-level bulk string, i.e. a GET's value).
 std::string take_reply_string(redisReply& reply);

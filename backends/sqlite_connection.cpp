@@ -607,7 +607,7 @@ Result<void> Connection::ensure_open() {
 // A SQLite connection must not be used across fork: the child abandons its copy (never
 // closes it, which could drop the parent's locks) and opens its own.
 void Connection::abandon_if_forked() {
-    if (m_db && m_pid != ::getpid()) {
+    if (m_db && m_fork_generation != fork_generation()) {
         for (auto& stmt : m_stmts) {
             (void)stmt.release();
         }
@@ -694,7 +694,7 @@ Result<void> Connection::open_once() {
         close();
         return std::unexpected(failure);
     }
-    m_pid = ::getpid();
+    m_fork_generation = fork_generation();
     sqlite3_extended_result_codes(m_db.get(), 1);
     sqlite3_busy_timeout(m_db.get(), static_cast<int>(m_shared.busy_timeout_ms));
     auto done = exec("PRAGMA user_version"); // the first read: NOTADB shows here

@@ -289,7 +289,7 @@ class Connection {
     std::array<StmtPtr, sql_count> m_stmts;
     int m_last_rc = SQLITE_OK;
     ino_t m_inode = 0;
-    pid_t m_pid = 0;           // the process that opened m_db
+    uint64_t m_fork_generation = 0; // fork_generation() when m_db was opened
     uint64_t m_generation = 0; // Shared::generation when m_db was opened
     std::string m_joined;      // reused buffer for small multi-piece values
     std::vector<std::string> m_gone; // body files of rows the open transaction removed

@@ -1,6 +1,10 @@
 // The defaults of the optional Storage operations (see storage.h).
 #include "backends/storage.h"
 
+#include <pthread.h>
+
+#include <atomic>
+
 #include <memory>
 #include <new>
 #include <string>
@@ -69,6 +73,22 @@ class BufferedPutStream final : public PutStream {
 
 Result<std::unique_ptr<PutStream>> Storage::begin_put(uint64_t size_hint) {
     return std::make_unique<BufferedPutStream>(*this, size_hint);
+}
+
+namespace {
+
+std::atomic<uint64_t> g_forks{0};
+
+void count_fork() {
+    g_forks.fetch_add(1, std::memory_order_relaxed);
+}
+
+} // namespace
+
+uint64_t fork_generation() {
+    static const bool registered = pthread_atfork(nullptr, nullptr, count_fork) == 0;
+    (void)registered;
+    return g_forks.load(std::memory_order_relaxed);
 }
 
 Result<bool> Storage::try_lock(std::string_view /*key*/, int64_t /*ttl_ms*/) {

@@ -136,4 +136,8 @@ public:
     }
 };
 
+// Increases in a child after fork(): connections and locks of an older generation belong
+// to the parent. (getpid() is a system call on every use; this is one atomic load.)
+uint64_t fork_generation();
+
 } // namespace curlcache::backends
