@@ -22,6 +22,7 @@
 #include <xxh_x86dispatch.h>
 #endif
 
+#include <bit>
 #include <cstring>
 #include <memory>
 #include <new>
@@ -67,6 +68,10 @@ void set_u64(std::string& out, size_t at, uint64_t v) {
 
 uint64_t get_le(const char* p, int bytes) {
     uint64_t v = 0;
+    if constexpr (std::endian::native == std::endian::little) {
+        std::memcpy(&v, p, static_cast<size_t>(bytes)); // bytes <= 8
+        return v;
+    }
     for (int i = bytes - 1; i >= 0; --i) {
         v = (v << 8) | static_cast<unsigned char>(p[i]);
     }

@@ -243,20 +243,28 @@ std::string_view trim(std::string_view text) {
 
 using StatePtr = std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)>;
 
-StatePtr new_state() {
-    StatePtr state(XXH3_createState(), &XXH3_freeState);
+// A hash state reset for a new key. Each thread keeps one (a key is computed on every
+// request: allocating a state each time was measurable on a hit); `nested` gives a fresh
+// one for a key computed while this thread's state is in use (the credentials digest).
+XXH3_state_t* reset_state(bool nested) {
+    thread_local StatePtr outer(nullptr, &XXH3_freeState);
+    thread_local StatePtr inner(nullptr, &XXH3_freeState);
+    StatePtr& state = nested ? inner : outer;
     if (!state) {
-        throw std::bad_alloc();
+        state.reset(XXH3_createState());
+        if (!state) {
+            throw std::bad_alloc();
+        }
     }
     XXH3_128bits_reset(state.get());
-    return state;
+    return state.get();
 }
 
 // The canonical encoding: every field is a one-byte tag, its length as 8 little-endian
 // bytes, then its bytes. Nothing can run into the next field.
 class Encoder {
   public:
-    Encoder() : m_state(new_state()) {}
+    explicit Encoder(bool nested = false) : m_state(reset_state(nested)) {}
 
     void field(char tag, std::string_view bytes) {
         unsigned char head[9];
@@ -265,8 +273,8 @@ class Encoder {
         for (int i = 0; i < 8; ++i) {
             head[1 + i] = static_cast<unsigned char>(size >> (8 * i));
         }
-        XXH3_128bits_update(m_state.get(), head, sizeof head);
-        XXH3_128bits_update(m_state.get(), bytes.data(), bytes.size());
+        XXH3_128bits_update(m_state, head, sizeof head);
+        XXH3_128bits_update(m_state, bytes.data(), bytes.size());
     }
 
     void number(char tag, uint64_t value) {
@@ -277,20 +285,20 @@ class Encoder {
         field(tag, std::string_view(bytes, sizeof bytes));
     }
 
-    XXH128_hash_t digest() const { return XXH3_128bits_digest(m_state.get()); }
+    XXH128_hash_t digest() const { return XXH3_128bits_digest(m_state); }
 
   private:
-    StatePtr m_state;
+    XXH3_state_t* m_state;
 };
 
-std::string credentials_digest(const Request& request, const config::Settings& settings) {
-    std::string from_url = url_credentials(request.url);
+std::string credentials_digest(const Request& request, const config::Settings& settings,
+                               std::string_view from_url) {
     bool in_options = std::any_of(request.options.begin(), request.options.end(),
                                   [](const auto& option) { return option.first == "credentials"; });
     if (request.credentials.empty() && from_url.empty() && !in_options) {
         return {};
     }
-    Encoder encoder;
+    Encoder encoder(true);
     encoder.field('s', k_credentials_salt);
     encoder.field('b', settings.backend.empty() ? std::string_view{} : settings.backend.front());
     encoder.field('n', settings.name);
@@ -369,7 +377,8 @@ Key make_key(const Request& request, const config::Settings& settings) {
         c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
     }
     encoder.field('m', method);
-    encoder.field('u', normalize_url(request.url, settings));
+    const Url url = parse(request.url); // once: the normalised URL and its userinfo
+    encoder.field('u', build(url, settings, false));
     encoder.field('b', request.body);
 
     // Matched request headers: names compared case-insensitively, sorted, values trimmed.
@@ -410,7 +419,7 @@ Key make_key(const Request& request, const config::Settings& settings) {
         encoder.field('=', value);
     }
 
-    encoder.field('c', credentials_digest(request, settings));
+    encoder.field('c', credentials_digest(request, settings, url.userinfo));
     XXH128_hash_t hash = encoder.digest();
     return Key{hash.high64, hash.low64};
 }
