@@ -112,8 +112,14 @@ uint16_t default_port(std::string_view scheme) {
     return 0;
 }
 
-Url parse(std::string_view text) {
-    Url url;
+// A URL cut into its scheme (empty when it has none), authority and the rest (path and
+// query), without the fragment.
+struct Split {
+    std::string_view scheme, authority, rest;
+};
+
+Split split(std::string_view text) {
+    Split parts;
     if (size_t hash = text.find('#'); hash != std::string_view::npos) {
         text = text.substr(0, hash);
     }
@@ -124,15 +130,22 @@ Url parse(std::string_view text) {
         has_scheme = is_scheme_char(text[i], i == 0);
     }
     if (has_scheme) {
-        url.scheme = lower(text.substr(0, colon));
+        parts.scheme = text.substr(0, colon);
         text.remove_prefix(colon + 3);
-    } else {
-        url.scheme = "http";
     }
     size_t authority_end = text.find_first_of("/?");
-    std::string_view authority = text.substr(0, authority_end);
-    text =
+    parts.authority = text.substr(0, authority_end);
+    parts.rest =
         authority_end == std::string_view::npos ? std::string_view{} : text.substr(authority_end);
+    return parts;
+}
+
+Url parse(std::string_view whole) {
+    Url url;
+    Split parts = split(whole);
+    url.scheme = parts.scheme.empty() ? std::string("http") : lower(parts.scheme);
+    std::string_view authority = parts.authority;
+    std::string_view text = parts.rest;
     if (size_t at = authority.rfind('@'); at != std::string_view::npos) {
         url.userinfo = std::string(authority.substr(0, at));
         authority.remove_prefix(at + 1);
@@ -366,7 +379,10 @@ std::string redact_url(std::string_view url, const config::Settings& settings) {
 }
 
 std::string url_credentials(std::string_view url) {
-    return parse(url).userinfo;
+    // The userinfo as parse() finds it, without normalising the rest (once per request).
+    std::string_view authority = split(url).authority;
+    size_t at = authority.rfind('@');
+    return at == std::string_view::npos ? std::string() : std::string(authority.substr(0, at));
 }
 
 Key make_key(const Request& request, const config::Settings& settings) {

@@ -74,6 +74,12 @@ void test_normalize_drops_fragment_and_userinfo(void**) {
     assert_string_equal(normalize_url("http://user:pw@h/a", {}).c_str(), "http://h/a");
     assert_string_equal(url_credentials("http://user:p%40w@h/a").c_str(), "user:p%40w");
     assert_string_equal(url_credentials("http://h/a@b").c_str(), "");
+    // The userinfo ends at the authority's last '@'; a path, query or fragment holds none.
+    assert_string_equal(url_credentials("user@h/a").c_str(), "user");
+    assert_string_equal(url_credentials("HTTPS://a@b@h:8/").c_str(), "a@b");
+    assert_string_equal(url_credentials("http://h?x@y").c_str(), "");
+    assert_string_equal(url_credentials("http://h#u@x").c_str(), "");
+    assert_string_equal(url_credentials("http://u:@h").c_str(), "u:");
 }
 
 void test_normalize_resolves_dot_segments_and_escape_case(void**) {
