@@ -26,6 +26,7 @@
 #include <cstring>
 #include <memory>
 #include <new>
+#include <type_traits>
 
 namespace curlcache::core {
 
@@ -66,16 +67,37 @@ void set_u64(std::string& out, size_t at, uint64_t v) {
     }
 }
 
-uint64_t get_le(const char* p, int bytes) {
-    uint64_t v = 0;
+// A little-endian integer of 1, 2, 4 or 8 bytes. Each width is a fixed-size copy (one
+// load on a little-endian machine): a copy of variable length was a call into libc for
+// each of the ~90 numbers a hit decodes.
+template <int Bytes> uint64_t load_le(const char* p) {
     if constexpr (std::endian::native == std::endian::little) {
-        std::memcpy(&v, p, static_cast<size_t>(bytes)); // bytes <= 8
+        std::conditional_t<Bytes == 1, uint8_t,
+                           std::conditional_t<Bytes == 2, uint16_t,
+                                              std::conditional_t<Bytes == 4, uint32_t, uint64_t>>>
+            v;
+        static_assert(sizeof v == Bytes);
+        std::memcpy(&v, p, Bytes);
         return v;
     }
-    for (int i = bytes - 1; i >= 0; --i) {
+    uint64_t v = 0;
+    for (int i = Bytes - 1; i >= 0; --i) {
         v = (v << 8) | static_cast<unsigned char>(p[i]);
     }
     return v;
+}
+
+uint64_t get_le(const char* p, int bytes) {
+    switch (bytes) {
+    case 1:
+        return load_le<1>(p);
+    case 2:
+        return load_le<2>(p);
+    case 4:
+        return load_le<4>(p);
+    default:
+        return load_le<8>(p);
+    }
 }
 
 // Bounds-checked reader over the head fields; any overrun sets failed().
