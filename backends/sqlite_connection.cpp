@@ -317,10 +317,13 @@ Result<std::optional<Blob>> Connection::read_file_value(std::string_view key,
     }
     if (read == BodyRead::missing) {
         // Its row was replaced or removed after we read it (a miss), or the file was lost:
-        // then the row goes too, unless it names another file by now.
-        (void)in_transaction([&]() -> Result<void> {
-            auto removed = execute(sql_remove_if_body, {key, name});
-            return removed ? Result<void>{} : std::unexpected(removed.error());
+        // then the row goes too, unless it names another file by now. Never waited for:
+        // this is a lookup, and another process's write lock may be held for seconds.
+        (void)without_waiting([&] {
+            return in_transaction([&]() -> Result<void> {
+                auto removed = execute(sql_remove_if_body, {key, name});
+                return removed ? Result<void>{} : std::unexpected(removed.error());
+            });
         });
         return std::optional<Blob>{};
     }
@@ -450,9 +453,7 @@ Result<void> Connection::flush_touches() {
 }
 
 Result<void> Connection::flush_touches_without_waiting() {
-    sqlite3_busy_timeout(m_db.get(), 0);
-    auto done = in_transaction([&] { return flush_touches(); });
-    sqlite3_busy_timeout(m_db.get(), static_cast<int>(m_shared.busy_timeout_ms));
+    auto done = without_waiting([&] { return in_transaction([&] { return flush_touches(); }); });
     if (!done) {
         (void)m_shared.take_touches(); // or every following hit would try again
     }
@@ -463,10 +464,10 @@ void Connection::checkpoint_without_waiting() {
     if (!m_db || m_shared.memory) {
         return;
     }
-    sqlite3_busy_timeout(m_db.get(), 0);
-    (void)sqlite3_wal_checkpoint_v2(m_db.get(), nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr,
-                                    nullptr);
-    sqlite3_busy_timeout(m_db.get(), static_cast<int>(m_shared.busy_timeout_ms));
+    (void)without_waiting([&] {
+        return sqlite3_wal_checkpoint_v2(m_db.get(), nullptr, SQLITE_CHECKPOINT_TRUNCATE,
+                                         nullptr, nullptr);
+    });
 }
 
 void Connection::checkpoint_on_close(bool enabled) {

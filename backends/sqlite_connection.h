@@ -238,6 +238,15 @@ class Connection {
     void checkpoint_without_waiting();
 
     Result<void> exec(const char* sql);
+
+    // Runs op with SQLite's busy handler off: a lock another process holds makes it fail
+    // at once instead of sleeping up to busy_timeout (for work a hit or exit may skip).
+    template <class Op> auto without_waiting(Op&& op) -> decltype(op()) {
+        sqlite3_busy_timeout(m_db.get(), 0);
+        auto result = op();
+        sqlite3_busy_timeout(m_db.get(), static_cast<int>(m_shared.busy_timeout_ms));
+        return result;
+    }
     // Whether closing this connection, if it is the database's last, checkpoints the WAL.
     void checkpoint_on_close(bool enabled);
 

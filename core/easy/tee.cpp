@@ -278,7 +278,7 @@ void build_revalidation_list(Tee& tee, const Options& o, const Entry& stale) {
 // body gets its (empty) sink now. False when nothing is to be stored.
 bool finish_body(Tee& tee) {
     if (!tee.held.empty()) {
-        if (!block_complete(tee.blocks.back())) {
+        if (tee.blocks.empty() || !block_complete(tee.blocks.back())) {
             return false; // header bytes no header callback claimed
         }
         release_held(tee);
