@@ -67,8 +67,10 @@ TIMINGS = ("%{time_namelookup} %{time_connect} %{time_appconnect} %{time_pretran
 
 def plausible_timings(stdout):
     """Timings vary from run to run, so they are checked, not compared: non-negative, under
-    10 s, and in libcurl's order (namelookup <= connect <= pretransfer <= starttransfer <=
-    total; appconnect is 0 without TLS)."""
+    10 s, and in libcurl's order (connect <= pretransfer <= starttransfer <= total, and
+    namelookup <= pretransfer; appconnect is 0 without TLS). namelookup may exceed connect:
+    libcurl 7.88 itself printed 0.000331 against 0.000324 after -L reused the connection
+    (a fresh-clone CI run, on the miss, which is libcurl's own transfer)."""
     try:
         lookup, connect, app, pre, start, total, redirect, speed = (
             float(x) for x in stdout.split())
@@ -78,7 +80,7 @@ def plausible_timings(stdout):
     values = [lookup, connect, app, pre, start, total, redirect, speed]
     if any(v < 0 for v in values) or total > 10:
         problems.append("implausible timings %r" % (values,))
-    if not lookup <= connect <= pre <= start <= total:
+    if not (connect <= pre <= start <= total and lookup <= pre):
         problems.append("timings out of order %r" % (values,))
     return problems
 
