@@ -9,7 +9,7 @@ packages=(
   build-essential cmake pkg-config
   libcurl4-openssl-dev libsqlite3-dev libhiredis-dev libxxhash-dev libtoml11-dev libcmocka-dev
   # tests: real programs, servers and tools the integration tests drive
-  curl libcurl3-gnutls python3 python3-pycurl openssl redis-server sqlite3 strace
+  curl libcurl3-gnutls python3 python3-pycurl openssl redis-server sqlite3 strace faketime
   # benchmarks: the caches we compare against
   python3-requests-cache nginx-light varnish squid
 )
