@@ -1,0 +1,628 @@
+#!/usr/bin/env python3
+"""HTTP caching semantics (RFC 9111) through the shim, as the curl CLI meets them.
+
+The real `curl` runs with libcurlcache-preload.so against tests/shim/scripted_origin.py,
+which each case scripts per path (status, headers, Date, body, 304s) and whose request log
+proves what reached the origin: a hit made no request, a revalidation sent exactly one
+conditional request with the right If-None-Match / If-Modified-Since, an invalidated entry
+was fetched again. Time passes without sleeping: a response is made stale by a Date in the
+past, or curl runs under libfaketime (FAKETIME=+1h, monotonic clock untouched).
+
+This file: freshness (max-age, Expires, Age, heuristic, expire_after), revalidation (304
+updates, 200 replaces, no-cache), request directives, only-if-cached, the Age header
+setting, hermetic mode, 1xx, the info log lines. http_semantics_storage.py: no-store, Vary,
+invalidation, shared/private caches, stale-if-error.
+
+    http_semantics.py --shim PATH [--only NAME,...] [--keep] [--list] [--self-check]
+
+--self-check runs every case with CURLCACHE_DISABLE=1 and passes only if each case then
+reports a failure (its cache assertions can fail). Exit status 0 pass, 1 fail, 77 shim not
+built.
+"""
+
+import glob
+import os
+import re
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from scripted_origin import ScriptedOrigin, http_date  # noqa: E402
+
+ANY = object()  # a request property a check does not care about
+DAY = 86400
+
+
+def faketime_library():
+    """libfaketime.so.1 (Debian package faketime), or None."""
+    found = sorted(glob.glob("/usr/lib/*/faketime/libfaketime.so.1")
+                   + glob.glob("/usr/lib/faketime/libfaketime.so.1"))
+    return found[0] if found else None
+
+
+def split_response(out):
+    """curl -i output -> ([header block text, ...], body bytes)."""
+    blocks = []
+    rest = out
+    while rest.startswith(b"HTTP/"):
+        head, _, rest = rest.partition(b"\r\n\r\n")
+        blocks.append(head.decode("latin-1"))
+    return blocks, rest
+
+
+def header_values(block, name):
+    """Every value of header `name` in one header block, in order."""
+    out = []
+    for line in block.split("\r\n")[1:]:
+        k, _, v = line.partition(":")
+        if k.strip().lower() == name.lower():
+            out.append(v.strip())
+    return out
+
+
+def status_of(block):
+    parts = block.split(" ", 2)
+    return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None
+
+
+def describe_request(r):
+    marks = ["%s: %s" % (k, v) for k, v in r["headers"]
+             if k.lower() in ("if-none-match", "if-modified-since", "cache-control", "pragma")]
+    return "%s %s%s -> %d" % (r["method"], r["target"],
+                              " (%s)" % "; ".join(marks) if marks else "", r["status"])
+
+
+def request_header(r, name):
+    for k, v in r["headers"]:
+        if k.lower() == name.lower():
+            return v
+    return None
+
+
+class Run:
+    def __init__(self, label, result, requests):
+        self.label = label
+        self.code = result.code
+        self.out = result.stdout
+        self.err = result.stderr
+        self.requests = requests
+
+    def requests_text(self):
+        return "; ".join(describe_request(r) for r in self.requests) or "none"
+
+
+class Case:
+    """One case's context: its own cache (HOME), paths under /<name>/ on the shared origin,
+    curl runs that record which requests reached the origin, and the checks."""
+
+    def __init__(self, name, scratch, origin, shim, self_check):
+        self.name = name
+        self.base = os.path.join(scratch, name)
+        os.makedirs(self.base)
+        self.origin = origin
+        self.shim = shim
+        self.env = {"CURLCACHE_LOG_LEVEL": "info"}
+        if self_check:
+            self.env["CURLCACHE_DISABLE"] = "1"
+        self.now = int(time.time())
+        self.runs = 0
+        self.cache = []  # differences from the specified caching behaviour
+        self.extra_origins = []
+
+    # -- the origin ----------------------------------------------------------------
+    def path(self, p):
+        return "/%s%s" % (self.name, p)
+
+    def url(self, p, origin=None):
+        return (origin or self.origin).base + self.path(p)
+
+    def script(self, p, origin=None, **spec):
+        (origin or self.origin).script(self.path(p), **spec)
+
+    def date(self, offset=0):
+        """The HTTP-date `offset` seconds from this case's start."""
+        return http_date(self.now + offset)
+
+    def another_origin(self):
+        """A second origin for this case (one this case may stop); stopped at the end."""
+        o = ScriptedOrigin().__enter__()
+        self.extra_origins.append(o)
+        return o
+
+    def close(self):
+        for o in self.extra_origins:
+            o.stop()
+
+    # -- runs ----------------------------------------------------------------------
+    def curl(self, *args, env=None, faketime=None, origin=None):
+        """Runs `curl -s ARGS` with the shim on this case's cache; `faketime` ("+1h")
+        runs it under libfaketime. The run's `requests` are those the origin received."""
+        origin = origin or self.origin
+        self.runs += 1
+        label = "run %d `curl %s`" % (self.runs, " ".join(
+            a.replace(origin.base, "") for a in args))
+        extra = dict(self.env, **(env or {}))
+        preload = self.shim
+        if faketime:
+            lib = faketime_library()
+            if lib is None:
+                raise RuntimeError("libfaketime.so.1 not found (bash scripts/install-deps.sh)")
+            # Faketime before the shim; a sanitizer build's ASan runtime stays first.
+            parts = (self.shim or "").split()
+            preload = " ".join(parts[:-1] + [lib] + parts[-1:])
+            extra.update(FAKETIME=faketime, FAKETIME_DONT_FAKE_MONOTONIC="1")
+            label += " at FAKETIME=%s" % faketime
+        home = os.path.join(self.base, "home")
+        cwd = os.path.join(self.base, "run%d" % self.runs)
+        os.makedirs(cwd)
+        running = origin.proc is not None  # a stopped origin refuses every connection
+        before = len(origin.log()) if running else 0
+        result = harness.run(["curl", "-s"] + list(args), cwd,
+                             harness.clean_env(home, extra), preload)
+        harness.save_outputs(self.base, "run%d" % self.runs, result)
+        return Run(label, result, origin.log()[before:] if running else [])
+
+    # -- checks --------------------------------------------------------------------
+    def expect(self, ok, run, message):
+        if not ok:
+            self.cache.append("%s: %s" % (run.label if run else "case", message))
+        return ok
+
+    def no_request(self, run):
+        """A hit: nothing reached the origin."""
+        return self.expect(not run.requests, run, "expected no request to the origin, it "
+                           "received: %s" % run.requests_text())
+
+    def one_request(self, run, method="GET", inm=ANY, ims=ANY, status=ANY):
+        """Exactly one request reached the origin, with these properties: `inm`/`ims` the
+        If-None-Match/If-Modified-Since value it must carry, None for none, ANY either."""
+        if not self.expect(len(run.requests) == 1, run, "expected exactly one request to "
+                           "the origin, it received: %s" % run.requests_text()):
+            return False
+        r = run.requests[0]
+        problems = []
+        if r["method"] != method:
+            problems.append("method %s, expected %s" % (r["method"], method))
+        for name, want in (("If-None-Match", inm), ("If-Modified-Since", ims)):
+            got = request_header(r, name)
+            if want is not ANY and got != want:
+                problems.append("%s %s, expected %s" % (
+                    name, "absent" if got is None else repr(got),
+                    "none" if want is None else repr(want)))
+        if status is not ANY and r["status"] != status:
+            problems.append("the origin answered %d, expected %d" % (r["status"], status))
+        return self.expect(not problems, run, "the request %s: %s" % (
+            describe_request(r), ", ".join(problems)))
+
+    def conditional(self, run, inm=ANY, ims=ANY, status=304):
+        """A revalidation: one conditional GET (If-None-Match `inm` and/or
+        If-Modified-Since `ims`; at least one of them)."""
+        if not self.one_request(run, inm=inm, ims=ims, status=status):
+            return False
+        r = run.requests[0]
+        return self.expect(request_header(r, "If-None-Match") is not None
+                           or request_header(r, "If-Modified-Since") is not None, run,
+                           "the request was not conditional: %s" % describe_request(r))
+
+    def sees(self, run, status=200, body=None, headers=None, code=0):
+        """What curl -i printed: exit code, final status, body, and for each (name,
+        values) in `headers` exactly those values of that header (None: [] )."""
+        blocks, got_body = split_response(run.out)
+        problems = []
+        if run.code != code:
+            problems.append("exit code %d, expected %d" % (run.code, code))
+        if not blocks:
+            problems.append("no response headers in the output %r" % run.out[:200])
+        else:
+            final = blocks[-1]
+            if status_of(final) != status:
+                problems.append("final status line %r, expected %d"
+                                % (final.split("\r\n")[0], status))
+            for name, values in (headers or {}).items():
+                got = header_values(final, name)
+                if got != list(values or []):
+                    problems.append("%s %r, expected %r" % (name, got, list(values or [])))
+        if body is not None and got_body != body:
+            problems.append("body %r, expected %r" % (got_body[:200], body))
+        return self.expect(not problems, run, "; ".join(problems))
+
+    def same_output(self, run, earlier, what="the stored response unchanged"):
+        d = harness.describe_difference("stdout", earlier.out, run.out)
+        return self.expect(d is None and run.code == earlier.code, run,
+                           "expected %s as %s printed it: %s" % (
+                               what, earlier.label, d or "exit code %d vs %d" % (
+                                   run.code, earlier.code)))
+
+
+CASES = []
+
+
+def case(fn):
+    CASES.append((fn.__name__, fn))
+    return fn
+
+
+def body(text):
+    return text.encode()
+
+
+# -------------------------------------------------------------------------------------
+# Freshness from the origin's headers
+
+@case
+def fresh_hit_makes_no_request(c):
+    c.script("/r", headers=[["Content-Type", "text/plain"], ["Cache-Control", "max-age=3600"],
+                            ["ETag", '"f1"']], body="fresh body\n")
+    r1 = c.curl("-i", c.url("/r"))
+    c.one_request(r1, inm=None, ims=None, status=200)
+    c.sees(r1, body=b"fresh body\n")
+    r2 = c.curl("-i", c.url("/r"))
+    c.no_request(r2)
+    c.same_output(r2, r1)
+
+
+@case
+def explicit_freshness_expires_and_age(c):
+    """Expires - Date is the lifetime (max-age wins over it; an invalid Expires is already
+    expired); an Age the origin sent counts against max-age."""
+    cases = [("/expires-future", [["Expires", c.date(3600)]], True),
+             ("/expires-past", [["Expires", c.date(-60)]], False),
+             ("/expires-invalid", [["Expires", "0"]], False),
+             ("/max-age-beats-expires", [["Cache-Control", "max-age=3600"],
+                                         ["Expires", c.date(-60)]], True),
+             ("/age-beyond-max-age", [["Cache-Control", "max-age=3600"], ["Age", "7200"]],
+              False)]
+    for p, headers, fresh in cases:
+        etag = '"%s"' % p[1:]
+        c.script(p, date=c.date(), headers=headers + [["ETag", etag]], body=p + "\n",
+                 conditional=True,
+                 not_modified={"headers": [["ETag", etag]], "date": c.date()})
+        c.curl("-i", c.url(p))
+        r = c.curl("-i", c.url(p))
+        if fresh:
+            c.no_request(r)
+        else:
+            c.conditional(r, inm=etag)
+        c.sees(r, body=body(p + "\n"))
+
+
+@case
+def heuristic_freshness_from_last_modified(c):
+    """No explicit lifetime: 10 % of Date - Last-Modified (capped) when Last-Modified is
+    30 days old, so a hit; none when Last-Modified equals Date, so revalidated with
+    If-Modified-Since."""
+    old = c.date(-30 * DAY)
+    c.script("/old", date=c.date(), headers=[["Content-Type", "text/plain"],
+                                             ["Last-Modified", old]],
+             body="old\n", conditional=True)
+    c.curl("-i", c.url("/old"))
+    r = c.curl("-i", c.url("/old"))
+    c.no_request(r)
+    c.sees(r, body=b"old\n")
+    now = c.date()
+    c.script("/new", date=now, headers=[["Content-Type", "text/plain"], ["Last-Modified", now]],
+             body="new\n", conditional=True)
+    c.curl("-i", c.url("/new"))
+    r = c.curl("-i", c.url("/new"))
+    c.conditional(r, inm=None, ims=now)
+    c.sees(r, body=b"new\n", headers={"Last-Modified": [now]})
+
+
+@case
+def expire_after_applies_only_without_explicit_freshness(c):
+    """CURLCACHE_EXPIRE_AFTER in default mode replaces the heuristic, never max-age."""
+    env = {"CURLCACHE_EXPIRE_AFTER": "86400"}
+    now = c.date()
+    c.script("/implicit", date=now, headers=[["Last-Modified", now], ["ETag", '"i"']],
+             body="implicit\n", conditional=True)
+    c.script("/explicit", date=now, headers=[["Cache-Control", "max-age=0"], ["ETag", '"e"']],
+             body="explicit\n", conditional=True)
+    for p, fresh in (("/implicit", True), ("/explicit", False)):
+        c.curl("-i", c.url(p), env=env)
+        r = c.curl("-i", c.url(p), env=env)
+        if fresh:
+            c.no_request(r)
+        else:
+            c.conditional(r, inm='"e"')
+        c.sees(r, body=body(p[1:] + "\n"))
+
+
+# -------------------------------------------------------------------------------------
+# Revalidation
+
+def _versioned(c, p, date, cache_control, etag=None, last_modified=None):
+    headers = [["Content-Type", "text/plain"], ["Cache-Control", cache_control],
+               ["X-Version", "1"]]
+    if etag:
+        headers.append(["ETag", etag])
+    if last_modified:
+        headers.append(["Last-Modified", last_modified])
+    c.script(p, date=date, headers=headers, body="version one\n", conditional=True,
+             not_modified={"headers": [h for h in headers if h[0] in ("ETag", "Last-Modified")]
+                           + [["Cache-Control", "max-age=3600"], ["X-Version", "2"]],
+                           "date": c.date()})
+
+
+@case
+def stale_entry_revalidated_with_if_none_match(c):
+    """Stored already stale (Date 2 h ago, max-age=60): the next run sends one
+    If-None-Match; the 304's headers (X-Version: 2, max-age=3600) update the stored
+    response, which the program sees and which is then fresh."""
+    _versioned(c, "/r", c.date(-7200), "max-age=60", etag='"v1"')
+    r1 = c.curl("-i", c.url("/r"))
+    c.one_request(r1, inm=None, ims=None, status=200)
+    r2 = c.curl("-i", c.url("/r"))
+    c.conditional(r2, inm='"v1"')
+    c.sees(r2, body=b"version one\n", headers={"X-Version": ["2"],
+                                                 "Cache-Control": ["max-age=3600"]})
+    r3 = c.curl("-i", c.url("/r"))
+    c.no_request(r3)
+    c.sees(r3, body=b"version one\n", headers={"X-Version": ["2"]})
+
+
+@case
+def stale_entry_revalidated_with_if_modified_since(c):
+    lm = c.date(-30 * DAY)
+    _versioned(c, "/r", c.date(-7200), "max-age=60", last_modified=lm)
+    c.curl("-i", c.url("/r"))
+    r2 = c.curl("-i", c.url("/r"))
+    c.conditional(r2, inm=None, ims=lm)
+    c.sees(r2, body=b"version one\n", headers={"X-Version": ["2"]})
+    c.no_request(c.curl("-i", c.url("/r")))
+
+
+@case
+def stale_entry_replaced_by_a_200(c):
+    c.script("/r", date=c.date(-7200), headers=[["Cache-Control", "max-age=60"],
+                                                ["ETag", '"v1"']],
+             body="version one\n", conditional=True)
+    c.curl("-i", c.url("/r"))
+    c.script("/r", date=c.date(), headers=[["Cache-Control", "max-age=3600"],
+                                           ["ETag", '"v2"']],
+             body="version two\n", conditional=True)
+    r2 = c.curl("-i", c.url("/r"))
+    c.one_request(r2, inm='"v1"', status=200)
+    c.sees(r2, body=b"version two\n", headers={"ETag": ['"v2"']})
+    r3 = c.curl("-i", c.url("/r"))
+    c.no_request(r3)
+    c.same_output(r3, r2, "the replacing response")
+
+
+@case
+def changed_resource_seen_once_no_longer_fresh(c):
+    """max-age=600; the origin changes at once. Now: the old response (a hit). An hour
+    later (libfaketime): one conditional request, the new response; then that one."""
+    c.script("/r", date=c.date(), headers=[["Cache-Control", "max-age=600"],
+                                           ["ETag", '"v1"']],
+             body="version one\n", conditional=True)
+    c.curl("-i", c.url("/r"))
+    c.script("/r", date=c.date(3600), headers=[["Cache-Control", "max-age=600"],
+                                               ["ETag", '"v2"']],
+             body="version two\n", conditional=True)
+    r2 = c.curl("-i", c.url("/r"))
+    c.no_request(r2)
+    c.sees(r2, body=b"version one\n")
+    r3 = c.curl("-i", c.url("/r"), faketime="+1h")
+    c.one_request(r3, inm='"v1"', status=200)
+    c.sees(r3, body=b"version two\n")
+    r4 = c.curl("-i", c.url("/r"), faketime="+1h")
+    c.no_request(r4)
+    c.sees(r4, body=b"version two\n")
+
+
+@case
+def no_cache_response_revalidated_on_every_use(c):
+    for p, cc in (("/no-cache", "no-cache"), ("/max-age-0", "max-age=0")):
+        etag = '"%s"' % p[1:]
+        c.script(p, date=c.date(), headers=[["Cache-Control", cc], ["ETag", etag]],
+                 body=p + "\n", conditional=True)
+        c.curl("-i", c.url(p))
+        for _ in range(2):
+            r = c.curl("-i", c.url(p))
+            c.conditional(r, inm=etag)
+            c.sees(r, body=body(p + "\n"), headers={"Cache-Control": [cc]})
+
+
+# -------------------------------------------------------------------------------------
+# Request directives
+
+@case
+def request_no_cache_and_max_age_0_revalidate(c):
+    c.script("/r", date=c.date(), headers=[["Cache-Control", "max-age=3600"],
+                                           ["ETag", '"q1"']],
+             body="stored\n", conditional=True)
+    c.curl("-i", c.url("/r"))
+    c.no_request(c.curl("-i", c.url("/r")))
+    for h in ("Cache-Control: no-cache", "Cache-Control: max-age=0", "Pragma: no-cache"):
+        r = c.curl("-i", "-H", h, c.url("/r"))
+        c.conditional(r, inm='"q1"')
+        c.sees(r, body=b"stored\n")
+    c.no_request(c.curl("-i", c.url("/r")))
+
+
+@case
+def request_max_stale_min_fresh_max_age(c):
+    c.script("/stale", date=c.date(-7200), headers=[["Cache-Control", "max-age=60"],
+                                                    ["ETag", '"s"']],
+             body="stale\n", conditional=True)
+    c.curl("-i", c.url("/stale"))
+    for h in ("Cache-Control: max-stale=86400", "Cache-Control: max-stale"):
+        r = c.curl("-i", "-H", h, c.url("/stale"))
+        c.no_request(r)
+        c.sees(r, body=b"stale\n")
+    c.conditional(c.curl("-i", "-H", "Cache-Control: max-stale=60", c.url("/stale")),
+                  inm='"s"')
+
+    c.script("/aged", date=c.date(-600), headers=[["Cache-Control", "max-age=3600"],
+                                                  ["ETag", '"a"']],
+             body="aged\n", conditional=True)
+    c.curl("-i", c.url("/aged"))
+    c.no_request(c.curl("-i", "-H", "Cache-Control: min-fresh=60", c.url("/aged")))
+    c.no_request(c.curl("-i", "-H", "Cache-Control: max-age=86400", c.url("/aged")))
+    c.conditional(c.curl("-i", "-H", "Cache-Control: min-fresh=7200", c.url("/aged")),
+                  inm='"a"')
+    c.script("/aged2", date=c.date(-600), headers=[["Cache-Control", "max-age=3600"],
+                                                   ["ETag", '"b"']],
+             body="aged\n", conditional=True)
+    c.curl("-i", c.url("/aged2"))
+    c.conditional(c.curl("-i", "-H", "Cache-Control: max-age=300", c.url("/aged2")),
+                  inm='"b"')
+
+
+@case
+def only_if_cached_miss_is_504(c):
+    c.script("/stored", headers=[["Cache-Control", "max-age=3600"]], body="stored\n")
+    c.curl("-o", "/dev/null", c.url("/stored"))
+    oic = ("-H", "Cache-Control: only-if-cached")
+    r = c.curl("-o", "/dev/null", "-w", "%{http_code}", *oic, c.url("/stored"))
+    c.no_request(r)
+    c.expect(r.out == b"200" and r.code == 0, r, "printed %r exit %d, expected 200 exit 0"
+             % (r.out, r.code))
+    c.script("/never", headers=[["Cache-Control", "max-age=3600"]], body="never\n")
+    r = c.curl("-o", "/dev/null", "-w", "%{http_code}", *oic, c.url("/never"))
+    c.no_request(r)
+    c.expect(r.out == b"504" and r.code == 0, r, "printed %r exit %d, expected 504 exit 0"
+             % (r.out, r.code))
+    r = c.curl("-f", "-o", "/dev/null", "-w", "%{http_code}", *oic, c.url("/never"))
+    c.no_request(r)
+    c.expect(r.out == b"504" and r.code == 22, r, "printed %r exit %d, expected 504 exit 22"
+             % (r.out, r.code))
+    r = c.curl("-i", *oic, c.url("/never"))
+    c.sees(r, status=504)
+
+
+# -------------------------------------------------------------------------------------
+# Settings and details
+
+@case
+def hermetic_mode_serves_regardless_of_origin_freshness(c):
+    env = {"CURLCACHE_HERMETIC": "1"}
+    for p, date, cc in (("/no-cache", c.date(), "no-cache"), ("/max-age-0", c.date(), "max-age=0"),
+                        ("/long-stale", c.date(-7200), "max-age=60")):
+        c.script(p, date=date, headers=[["Cache-Control", cc], ["ETag", '"h"']],
+                 body=p + "\n", conditional=True)
+        r1 = c.curl("-i", c.url(p), env=env)
+        for _ in range(2):
+            r = c.curl("-i", c.url(p), env=env)
+            c.no_request(r)
+            c.same_output(r, r1)
+    c.script("/no-store", headers=[["Cache-Control", "no-store"]], body="no-store\n")
+    for _ in range(2):
+        c.one_request(c.curl("-i", c.url("/no-store"), env=env))
+
+
+@case
+def age_header_setting(c):
+    """Off (default): a hit replays the stored bytes unchanged. CURLCACHE_AGE_HEADER=1: one
+    generated Age line, at least the age the response had (Date 100 s ago, or the origin's
+    Age: 500), far below its max-age."""
+    c.script("/r", date=c.date(-100), headers=[["Cache-Control", "max-age=86400"]],
+             body="aged\n")
+    c.script("/with-age", date=c.date(), headers=[["Cache-Control", "max-age=86400"],
+                                                  ["Age", "500"]], body="aged\n")
+    for p, least in (("/r", 100), ("/with-age", 500)):
+        r1 = c.curl("-i", c.url(p))
+        r2 = c.curl("-i", c.url(p))
+        c.no_request(r2)
+        c.same_output(r2, r1)
+        r3 = c.curl("-i", c.url(p), env={"CURLCACHE_AGE_HEADER": "1"})
+        c.no_request(r3)
+        blocks, rest = split_response(r3.out)
+        ages = header_values(blocks[-1], "Age") if blocks else []
+        c.expect(len(ages) == 1 and ages[0].isdigit() and least <= int(ages[0]) < 20000, r3,
+                 "Age lines %r, expected one with a value from %d to 20000" % (ages, least))
+        first, _ = split_response(r1.out)
+        c.expect(first and blocks and [ln for ln in blocks[-1].split("\r\n")
+                                       if not ln.lower().startswith("age:")]
+                 == [ln for ln in first[-1].split("\r\n") if not ln.lower().startswith("age:")]
+                 and rest == split_response(r1.out)[1], r3,
+                 "other lines or body differ from the stored response")
+
+
+@case
+def interim_1xx_never_replayed_as_final(c):
+    c.script("/r", interim=[[103, [["Link", "</style.css>; rel=preload"]]]],
+             headers=[["Cache-Control", "max-age=3600"]], body="after early hints\n")
+    r1 = c.curl("-i", c.url("/r"))
+    c.sees(r1, body=b"after early hints\n")
+    r2 = c.curl("-i", c.url("/r"))
+    c.no_request(r2)
+    c.sees(r2, body=b"after early hints\n")
+    r3 = c.curl("-o", "out.txt", "-w", "%{http_code}", c.url("/r"))
+    c.no_request(r3)
+    c.expect(r3.out == b"200", r3, "printed %r, expected 200" % r3.out)
+
+
+WORDS = {"MISS": r"\bMISS\b", "HIT": r"\bHIT fresh\b", "REVALIDATED": r"\bREVALIDATED 304\b",
+         "STALE": r"\bSTALE served \(stale-if-error\)", "PASS": r"\bPASS\b"}
+
+
+@case
+def info_log_line_per_transfer(c):
+    c.script("/fresh", headers=[["Cache-Control", "max-age=3600"]], body="fresh\n")
+    _versioned(c, "/stale", c.date(-7200), "max-age=60", etag='"v1"')
+    c.script("/sie", date=c.date(-7200), headers=[["Cache-Control",
+                                                   "max-age=60, stale-if-error=86400"]],
+             body="kept\n")
+    c.script("/post", method="POST", headers=[["Content-Type", "text/plain"]], body="posted\n")
+    runs = [("MISS", ("/fresh",)), ("HIT", ("/fresh",)), ("MISS", ("/stale",)),
+            ("REVALIDATED", ("/stale",)), ("MISS", ("/sie",)), ("STALE", ("/sie",)),
+            ("PASS", ("-d", "x", "/post"))]
+    for i, (word, args) in enumerate(runs):
+        if word == "STALE":
+            c.script("/sie", status=503, headers=[["Content-Type", "text/plain"]],
+                     body="down\n")
+        argv = [c.url(a) if a.startswith("/") else a for a in args]
+        r = c.curl("-o", "out.txt", *argv)
+        lines = [ln for ln in r.err.decode("utf-8", "replace").splitlines()
+                 if any(re.search(w, ln) for w in WORDS.values())]
+        c.expect(len(lines) == 1 and re.search(WORDS[word], lines[0]), r,
+                 "expected one log line with %r on stderr, got %r" % (
+                     WORDS[word].replace("\\b", ""), lines))
+        c.expect(b"curlcache" not in r.out, r, "stdout mentions curlcache: %r" % r.out)
+
+
+# -------------------------------------------------------------------------------------
+
+def all_cases():
+    import http_semantics_storage  # the second half of the cases
+    return CASES + http_semantics_storage.CASES
+
+
+def main():
+    parser = harness.arguments(__doc__)
+    parser.add_argument("--list", action="store_true", help="list the cases")
+    args = parser.parse_args()
+    cases = all_cases()
+    if args.list:
+        for name, fn in cases:
+            print(name)
+        return 0
+    cases = harness.only(cases, args.only)
+    shim = harness.shim_or_skip(args.shim, args.harness_only)
+    report = harness.Report(shim, args.self_check)
+    with harness.Scratch(keep=args.keep, prefix="curlcache-semantics-") as scratch, \
+            ScriptedOrigin() as origin:
+        for name, fn in cases:
+            c = Case(name, scratch, origin, shim, args.self_check)
+            problems = []
+            try:
+                fn(c)
+            except (RuntimeError, OSError) as e:
+                problems.append("setup: %s" % e)
+            finally:
+                c.close()
+            if problems and args.self_check:
+                # A case that could not run proves nothing about its checks.
+                report.total += 1
+                report.failed += 1
+                print("FAIL %s (%s)" % (name, problems[0]))
+                continue
+            report.case(name, (fn.__doc__ or name).strip().split("\n")[0], problems, c.cache,
+                        "%d curl runs" % c.runs, c.base)
+    return report.finish()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,256 @@
+"""The cases of http_semantics.py about what is stored and served to whom: no-store, Vary,
+invalidation by unsafe methods, shared and private caches, stale-if-error. Run them
+through http_semantics.py (this file is not a driver of its own)."""
+
+CASES = []
+
+
+def case(fn):
+    CASES.append((fn.__name__, fn))
+    return fn
+
+
+def _stored(c, p, cache_control="max-age=3600", text=None, origin=None, **spec):
+    """Scripts a response at `p` and fetches it once (a miss that stores it)."""
+    c.script(p, origin=origin, headers=[["Content-Type", "text/plain"],
+                                        ["Cache-Control", cache_control]] +
+             spec.pop("headers", []), body=text or p + "\n", **spec)
+    return c.curl("-i", c.url(p, origin), origin=origin, env=spec.get("env"))
+
+
+def _control_hit(c, p="/control", env=None):
+    """A positive control: a max-age=3600 response on this cache is a hit, so that 'not
+    stored' findings of the same case cannot come from a cache that stores nothing."""
+    c.script(p, headers=[["Cache-Control", "max-age=3600"]], body="control\n")
+    c.curl("-i", c.url(p), env=env)
+    c.no_request(c.curl("-i", c.url(p), env=env))
+
+
+@case
+def no_store_response_never_stored(c):
+    c.script("/r", headers=[["Cache-Control", "no-store"], ["ETag", '"ns"']],
+             body="no-store\n", conditional=True)
+    for _ in range(2):
+        r = c.curl("-i", c.url("/r"))
+        c.one_request(r, inm=None, ims=None, status=200)
+        c.sees(r, body=b"no-store\n")
+    _control_hit(c)
+
+
+@case
+def vary_selects_the_variant_of_the_request(c):
+    """Vary: X-Variant: a and b are stored apart and each served to its own requests; no
+    header is a third variant; header names compare case-insensitively."""
+    c.script("/r", headers=[["Cache-Control", "max-age=3600"], ["Vary", "X-Variant"]],
+             body="variant\n", echo=["X-Variant"])
+    runs = [("X-Variant: a", "a", True), ("X-Variant: b", "b", True),
+            ("X-Variant: a", "a", False), ("X-Variant: b", "b", False),
+            (None, "(absent)", True), (None, "(absent)", False),
+            ("x-variant: a", "a", False)]
+    for header, value, fetched in runs:
+        r = c.curl("-i", *(("-H", header) if header else ()), c.url("/r"))
+        if fetched:
+            c.one_request(r, status=200)
+            if r.requests:
+                got = [v for k, v in r.requests[0]["headers"] if k.lower() == "x-variant"]
+                c.expect(got == ([] if header is None else [value]), r,
+                         "the origin saw X-Variant %r" % got)
+        else:
+            c.no_request(r)
+        c.sees(r, body=("variant\nx-variant: %s\n" % value).encode(),
+               headers={"Vary": ["X-Variant"]})
+
+
+@case
+def vary_star_never_served(c):
+    c.script("/r", headers=[["Cache-Control", "max-age=3600"], ["Vary", "*"]],
+             body="vary star\n")
+    for _ in range(2):
+        r = c.curl("-i", c.url("/r"))
+        c.one_request(r, status=200)
+        c.sees(r, body=b"vary star\n")
+    _control_hit(c)
+
+
+def _invalidation(c, unsafe_args, status=200, headers=(), target="/item", unsafe_path=None,
+                  invalidated=True):
+    """GET `target` stored (proved by a hit); then curl with `unsafe_args` against
+    `unsafe_path` (default `target`) with the same options otherwise (-i), answered with
+    `status` and `headers`; the origin's GET answer changes to v2. When `invalidated`, the
+    next GET of `target` reaches the origin and shows v2, and the one after is a hit
+    again; otherwise it stays a hit on v1."""
+    unsafe_path = unsafe_path or target
+    c.script(target, method="GET", headers=[["Cache-Control", "max-age=3600"],
+                                            ["ETag", '"v1"']], body="v1\n", conditional=True)
+    c.curl("-i", c.url(target))
+    c.no_request(c.curl("-i", c.url(target)))
+    method = unsafe_args[unsafe_args.index("-X") + 1] if "-X" in unsafe_args else "POST"
+    c.script(unsafe_path, method=method, status=status, headers=list(headers),
+             body="%s answered\n" % method)
+    r = c.curl("-i", *unsafe_args, c.url(unsafe_path))
+    c.one_request(r, method=method, status=status)
+    c.script(target, method="GET", headers=[["Cache-Control", "max-age=3600"],
+                                            ["ETag", '"v2"']], body="v2\n", conditional=True)
+    r = c.curl("-i", c.url(target))
+    if invalidated:
+        # Removed or marked invalid: either way the origin is asked (RFC 9111 4.4).
+        c.one_request(r, status=200)
+        c.sees(r, body=b"v2\n")
+        c.no_request(c.curl("-i", c.url(target)))
+    else:
+        c.no_request(r)
+        c.sees(r, body=b"v1\n")
+
+
+@case
+def put_invalidates_the_stored_get(c):
+    _invalidation(c, ["-X", "PUT", "-d", "new"], status=204)
+
+
+@case
+def post_invalidates_the_stored_get(c):
+    _invalidation(c, ["-d", "new"], status=200)
+
+
+@case
+def delete_and_patch_invalidate_the_stored_get(c):
+    _invalidation(c, ["-X", "DELETE"], status=200, target="/deleted")
+    _invalidation(c, ["-X", "PATCH", "-d", "x"], status=200, target="/patched")
+
+
+@case
+def post_invalidates_location_and_content_location(c):
+    """A POST's same-origin Location (absolute URL) and Content-Location (absolute path)
+    lose their stored GET responses."""
+    _invalidation(c, ["-d", "new"], status=201, unsafe_path="/collection",
+                  headers=[["Location", c.url("/created")]], target="/created")
+    _invalidation(c, ["-d", "again"], status=200, unsafe_path="/collection",
+                  headers=[["Content-Location", c.path("/described")]], target="/described")
+
+
+@case
+def error_answer_to_post_does_not_invalidate(c):
+    _invalidation(c, ["-d", "new"], status=500, invalidated=False)
+    c.no_request(c.curl("-i", c.url("/item")))
+
+
+def _stale_kept(c, p, cache_control, origin=None, env=None):
+    """A response stored already stale (Date 2 h ago)."""
+    c.script(p, origin=origin, date=c.date(-7200),
+             headers=[["Content-Type", "text/plain"], ["Cache-Control", cache_control],
+                      ["ETag", '"old"']], body="kept %s\n" % p[1:])
+    r = c.curl("-i", c.url(p, origin), origin=origin, env=env)
+    c.one_request(r, status=200)
+
+
+def _down(c, p, origin=None):
+    c.script(p, origin=origin, status=503, headers=[["Content-Type", "text/plain"]],
+             body="down\n")
+
+
+def _served_stale(c, p, origin=None, env=None, refused=False):
+    r = c.curl("-f", "-i", c.url(p, origin), origin=origin, env=env)
+    if not refused:
+        c.one_request(r, status=503)
+    c.sees(r, body=("kept %s\n" % p[1:]).encode())
+
+
+def _error_passed(c, p, code, origin=None, env=None, refused=False):
+    r = c.curl("-f", "-i", c.url(p, origin), origin=origin, env=env)
+    if not refused:
+        c.one_request(r, status=503)
+    c.expect(r.code == code, r, "exit code %d, expected %d (the error, not a stale entry)"
+             % (r.code, code))
+
+
+@case
+def stale_if_error_on_5xx(c):
+    """A response with stale-if-error=86400 stored stale: the origin's 503 is replaced by
+    the stale response (exit 0 under -f); without the directive the 503 reaches curl."""
+    _stale_kept(c, "/sie", "max-age=60, stale-if-error=86400")
+    _stale_kept(c, "/plain", "max-age=60")
+    _down(c, "/sie")
+    _down(c, "/plain")
+    _served_stale(c, "/sie")
+    _error_passed(c, "/plain", 22)
+
+
+@case
+def stale_if_error_when_connection_refused(c):
+    o = c.another_origin()
+    _stale_kept(c, "/sie", "max-age=60, stale-if-error=86400", origin=o)
+    _stale_kept(c, "/plain", "max-age=60", origin=o)
+    o.stop_and_refuse()
+    _served_stale(c, "/sie", origin=o, refused=True)
+    _error_passed(c, "/plain", 7, origin=o, refused=True)
+
+
+@case
+def stale_if_error_setting(c):
+    """CURLCACHE_STALE_IF_ERROR=86400 serves stale entries without the directive on 503 and
+    on a refused connection, but never one that said must-revalidate."""
+    env = {"CURLCACHE_STALE_IF_ERROR": "86400"}
+    _stale_kept(c, "/plain", "max-age=60", env=env)
+    _stale_kept(c, "/must", "max-age=60, must-revalidate", env=env)
+    _down(c, "/plain")
+    _down(c, "/must")
+    _served_stale(c, "/plain", env=env)
+    _error_passed(c, "/must", 22, env=env)
+    o = c.another_origin()
+    _stale_kept(c, "/refused", "max-age=60", origin=o, env=env)
+    o.stop_and_refuse()
+    _served_stale(c, "/refused", origin=o, env=env, refused=True)
+
+
+# Shared and private caches ------------------------------------------------------------
+
+SHARED = {"CURLCACHE_CACHE_TYPE": "shared"}
+PRIVATE = {"CURLCACHE_CACHE_TYPE": "private"}
+
+
+def _second_use(c, p, cache_control, env, hit, date_offset=0, args=()):
+    """Stores `p` (fetched with `args`) under `env`; the second fetch must be a hit, or a
+    request to the origin (conditional when the response was stored)."""
+    c.script(p, date=c.date(date_offset), headers=[["Cache-Control", cache_control],
+                                                   ["ETag", '"x"']],
+             body=p + "\n", conditional=True)
+    c.curl("-i", *args, c.url(p), env=env)
+    r = c.curl("-i", *args, c.url(p), env=env)
+    if hit is True:
+        c.no_request(r)
+    elif hit == "revalidated":
+        c.conditional(r, inm='"x"')
+    else:
+        c.one_request(r, inm=None, status=200)
+    c.sees(r, body=(p + "\n").encode())
+
+
+@case
+def shared_cache_prefers_s_maxage(c):
+    """Date 10 min ago: max-age=60, s-maxage=3600 is stale for a private cache, fresh for a
+    shared one; max-age=3600, s-maxage=60 the other way round."""
+    both = "max-age=60, s-maxage=3600"
+    _second_use(c, "/long-private", both, PRIVATE, "revalidated", -600)
+    _second_use(c, "/long-shared", both, SHARED, True, -600)
+    both = "max-age=3600, s-maxage=60"
+    _second_use(c, "/short-private", both, PRIVATE, True, -600)
+    _second_use(c, "/short-shared", both, SHARED, "revalidated", -600)
+
+
+@case
+def shared_cache_never_stores_private(c):
+    _second_use(c, "/private", "private, max-age=3600", PRIVATE, True)
+    _second_use(c, "/shared", "private, max-age=3600", SHARED, False)
+
+
+@case
+def shared_cache_and_authorization(c):
+    """A request with Authorization: a shared cache stores the response only with public,
+    s-maxage or must-revalidate; a private cache stores it."""
+    auth = ("-H", "Authorization: Bearer t0ken")
+    _second_use(c, "/plain-shared", "max-age=3600", SHARED, False, args=auth)
+    _second_use(c, "/public", "public, max-age=3600", SHARED, True, args=auth)
+    _second_use(c, "/s-maxage", "s-maxage=3600", SHARED, True, args=auth)
+    _second_use(c, "/must-revalidate", "must-revalidate, max-age=3600", SHARED, True,
+                args=auth)
+    _second_use(c, "/plain-private", "max-age=3600", PRIVATE, True, args=auth)
