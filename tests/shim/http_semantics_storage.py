@@ -1,6 +1,7 @@
 """The cases of http_semantics.py about what is stored and served to whom: no-store, Vary,
-invalidation by unsafe methods, shared and private caches, stale-if-error. Run them
-through http_semantics.py (this file is not a driver of its own)."""
+invalidation by unsafe methods, shared and private caches, stale-if-error, only-if-cached,
+hermetic mode. Run them through http_semantics.py (this file is not a driver of its
+own)."""
 
 CASES = []
 
@@ -8,14 +9,6 @@ CASES = []
 def case(fn):
     CASES.append((fn.__name__, fn))
     return fn
-
-
-def _stored(c, p, cache_control="max-age=3600", text=None, origin=None, **spec):
-    """Scripts a response at `p` and fetches it once (a miss that stores it)."""
-    c.script(p, origin=origin, headers=[["Content-Type", "text/plain"],
-                                        ["Cache-Control", cache_control]] +
-             spec.pop("headers", []), body=text or p + "\n", **spec)
-    return c.curl("-i", c.url(p, origin), origin=origin, env=spec.get("env"))
 
 
 def _control_hit(c, p="/control", env=None):
@@ -254,3 +247,44 @@ def shared_cache_and_authorization(c):
     _second_use(c, "/must-revalidate", "must-revalidate, max-age=3600", SHARED, True,
                 args=auth)
     _second_use(c, "/plain-private", "max-age=3600", PRIVATE, True, args=auth)
+
+
+# Serving without the origin ----------------------------------------------------------
+
+@case
+def only_if_cached_miss_is_504(c):
+    c.script("/stored", headers=[["Cache-Control", "max-age=3600"]], body="stored\n")
+    c.curl("-o", "/dev/null", c.url("/stored"))
+    oic = ("-H", "Cache-Control: only-if-cached")
+    r = c.curl("-o", "/dev/null", "-w", "%{http_code}", *oic, c.url("/stored"))
+    c.no_request(r)
+    c.expect(r.out == b"200" and r.code == 0, r, "printed %r exit %d, expected 200 exit 0"
+             % (r.out, r.code))
+    c.script("/never", headers=[["Cache-Control", "max-age=3600"]], body="never\n")
+    r = c.curl("-o", "/dev/null", "-w", "%{http_code}", *oic, c.url("/never"))
+    c.no_request(r)
+    c.expect(r.out == b"504" and r.code == 0, r, "printed %r exit %d, expected 504 exit 0"
+             % (r.out, r.code))
+    r = c.curl("-f", "-o", "/dev/null", "-w", "%{http_code}", *oic, c.url("/never"))
+    c.no_request(r)
+    c.expect(r.out == b"504" and r.code == 22, r, "printed %r exit %d, expected 504 exit 22"
+             % (r.out, r.code))
+    r = c.curl("-i", *oic, c.url("/never"))
+    c.sees(r, status=504)
+
+
+@case
+def hermetic_mode_serves_regardless_of_origin_freshness(c):
+    env = {"CURLCACHE_HERMETIC": "1"}
+    for p, date, cc in (("/no-cache", c.date(), "no-cache"), ("/max-age-0", c.date(), "max-age=0"),
+                        ("/long-stale", c.date(-7200), "max-age=60")):
+        c.script(p, date=date, headers=[["Cache-Control", cc], ["ETag", '"h"']],
+                 body=p + "\n", conditional=True)
+        r1 = c.curl("-i", c.url(p), env=env)
+        for _ in range(2):
+            r = c.curl("-i", c.url(p), env=env)
+            c.no_request(r)
+            c.same_output(r, r1)
+    c.script("/no-store", headers=[["Cache-Control", "no-store"]], body="no-store\n")
+    for _ in range(2):
+        c.one_request(c.curl("-i", c.url("/no-store"), env=env))
