@@ -18,7 +18,9 @@ inline constexpr int64_t k_delta_seconds_max = 2147483648;
 // (several lines count as one comma-separated list). Names are case-insensitive; an
 // unknown directive is ignored. A directive whose argument does not parse as
 // delta-seconds (also accepted in quoted form, "60") is recorded in `invalid`, not set.
-// When a delta-seconds directive appears twice, the first occurrence is used.
+// When a delta-seconds directive appears twice, the first occurrence is used (even when
+// that one was invalid). A qualified no-cache="" or private="" naming no field counts as
+// the unqualified directive.
 struct CacheControl {
     bool present = false;          // at least one Cache-Control line
     bool no_store = false;

@@ -44,7 +44,8 @@ struct Freshness {
     int64_t corrected_initial_age = 0; // RFC 9111 §4.2.3
     int64_t lifetime = 0;              // freshness lifetime in seconds (>= 0)
     LifetimeSource source = LifetimeSource::none;
-    bool no_cache = false;         // unqualified no-cache: revalidate on every use
+    bool no_cache = false;         // no-cache: revalidate on every use (also the qualified
+                                   // no-cache="F": header blocks are replayed whole)
     bool must_revalidate = false;  // must-revalidate (and proxy-revalidate / s-maxage when
                                    // shared): never served stale, not even by max-stale
     bool immutable = false;
@@ -62,7 +63,9 @@ struct Freshness {
 // The freshness of a response (status, its final header block) requested at request_time
 // and received at response_time, under `rules`. `Expires` that does not parse, and an
 // absent Date, are handled as the RFC says (invalid Expires = already expired; a missing
-// Date is taken as response_time).
+// Date is taken as response_time). A max-age (or, in a shared cache, s-maxage) listed in
+// cc.invalid is an explicit lifetime of 0 (RFC 9111 §4.2.1: invalid freshness is stale).
+// Dates are read strictly (RFC 9110 §5.6.7's three forms, names in any case).
 Freshness analyse(long status, std::string_view block, const CacheControl& cc,
                   int64_t request_time, int64_t response_time, const FreshnessRules& rules);
 
@@ -106,6 +109,13 @@ struct UseAnswer {
     const char* reason = ""; // "max-age", "no-cache", "request max-age=0", ...: for logs
 };
 UseAnswer usable(const Freshness& stored, const CacheControl& request_cc, int64_t now);
+
+// May a stale response be served at once while it is revalidated in the background
+// (RFC 5861 §3)? True when it is stale by no more than its stale-while-revalidate seconds,
+// and neither the response (no-cache, must-revalidate) nor the request (no-cache, max-age,
+// min-fresh: the client asked for a fresher answer) forbids serving it stale.
+bool serve_stale_while_revalidate(const Freshness& stored, const CacheControl& request_cc,
+                                  int64_t now);
 
 // May a stale response be served because the origin failed (5xx or no answer), under
 // the response's stale-if-error, the request's, or the configured default window

@@ -1,0 +1,464 @@
+// Freshness, age, storability and reuse (RFC 9111 §3, §4.2, §4.2.4; RFC 5861).
+//
+// All arithmetic saturates: a hostile Age, Date or Expires can move a response towards
+// stale, never wrap it around to fresh.
+#include "core/http/freshness.h"
+
+#include "core/easy/http_text.h"
+
+#include <algorithm>
+#include <limits>
+
+namespace curlcache::core::http {
+
+namespace {
+
+using easy::iequals;
+
+constexpr int64_t k_int64_max = std::numeric_limits<int64_t>::max();
+constexpr int64_t k_int64_min = std::numeric_limits<int64_t>::min();
+
+int64_t add(int64_t a, int64_t b) {
+    int64_t sum = 0;
+    if (__builtin_add_overflow(a, b, &sum)) {
+        return b > 0 ? k_int64_max : k_int64_min;
+    }
+    return sum;
+}
+
+int64_t sub(int64_t a, int64_t b) {
+    int64_t difference = 0;
+    if (__builtin_sub_overflow(a, b, &difference)) {
+        return b < 0 ? k_int64_max : k_int64_min;
+    }
+    return difference;
+}
+
+// HTTP-date (RFC 9110 §5.6.7), read strictly: exactly the IMF-fixdate, RFC 850 and asctime
+// forms, names in any case. easy::parse_http_date (strptime) also takes what RFC 9111 §5.3
+// says is invalid and therefore in the past (a one-digit hour, doubled spaces, a two-digit
+// year in the IMF form), and reads an RFC 850 "50" as 1950.
+constexpr std::string_view k_day_names[] = {"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"};
+constexpr std::string_view k_long_day_names[] = {"Monday", "Tuesday",  "Wednesday", "Thursday",
+                                                 "Friday", "Saturday", "Sunday"};
+constexpr std::string_view k_month_names[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                              "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+
+template <size_t N> bool one_of(std::string_view name, const std::string_view (&names)[N]) {
+    return std::any_of(std::begin(names), std::end(names),
+                       [name](std::string_view known) { return iequals(name, known); });
+}
+
+int month_number(std::string_view name) {
+    for (int i = 0; i < 12; ++i) {
+        if (iequals(name, k_month_names[i])) {
+            return i + 1;
+        }
+    }
+    return 0;
+}
+
+// `count` digits at `at` (a leading space instead of the first digit when `space_ok`).
+std::optional<int> digits(std::string_view text, size_t at, size_t count, bool space_ok = false) {
+    if (at + count > text.size()) {
+        return std::nullopt;
+    }
+    int value = 0;
+    for (size_t i = at; i < at + count; ++i) {
+        char c = text[i];
+        if (c == ' ' && space_ok && i == at) {
+            continue;
+        }
+        if (c < '0' || c > '9') {
+            return std::nullopt;
+        }
+        value = value * 10 + (c - '0');
+    }
+    return value;
+}
+
+// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil).
+int64_t days_from_civil(int64_t year, int month, int day) {
+    year -= month <= 2;
+    int64_t era = (year >= 0 ? year : year - 399) / 400;
+    int64_t year_of_era = year - era * 400;
+    int64_t day_of_year = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1;
+    int64_t day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    return era * 146097 + day_of_era - 719468;
+}
+
+int64_t year_of(int64_t unix_seconds) {
+    int64_t days = unix_seconds / 86400 - (unix_seconds % 86400 < 0);
+    days += 719468;
+    int64_t era = (days >= 0 ? days : days - 146096) / 146097;
+    int64_t day_of_era = days - era * 146097;
+    int64_t year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36524 - day_of_era / 146096) / 365;
+    int64_t day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    int64_t month_index = (5 * day_of_year + 2) / 153; // 0 = March
+    return year_of_era + era * 400 + (month_index >= 10);
+}
+
+// "HH:MM:SS" at `at`, then the date, as unix seconds; nullopt when a field is out of range.
+std::optional<int64_t> timestamp(std::string_view text, size_t at, int64_t year, int month,
+                                 std::optional<int> day) {
+    auto hour = digits(text, at, 2);
+    auto minute = digits(text, at + 3, 2);
+    auto second = digits(text, at + 6, 2);
+    if (!hour || !minute || !second || !day || text[at + 2] != ':' || text[at + 5] != ':' ||
+        month == 0 || *day < 1 || *hour > 23 || *minute > 59 || *second > 60) {
+        return std::nullopt;
+    }
+    static constexpr int k_days_in_month[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    if (*day > k_days_in_month[month - 1] || (month == 2 && *day == 29 && !leap)) {
+        return std::nullopt;
+    }
+    return days_from_civil(year, month, *day) * 86400 + *hour * 3600 + *minute * 60 + *second;
+}
+
+// `now` places a two-digit RFC 850 year: one more than 50 years ahead is in the past century.
+std::optional<int64_t> parse_http_date_strict(std::string_view text, int64_t now) {
+    text = easy::trim(text);
+    size_t comma = text.find(',');
+    if (comma == std::string_view::npos) {
+        // asctime: "Sun Nov  6 08:49:37 1994"
+        auto year = digits(text, 20, 4);
+        if (text.size() != 24 || !one_of(text.substr(0, 3), k_day_names) || text[3] != ' ' ||
+            text[7] != ' ' || text[10] != ' ' || text[19] != ' ' || !year) {
+            return std::nullopt;
+        }
+        return timestamp(text, 11, *year, month_number(text.substr(4, 3)),
+                         digits(text, 8, 2, true));
+    }
+    std::string_view day_name = text.substr(0, comma);
+    std::string_view rest = text.substr(comma);
+    if (rest.size() == 26 && one_of(day_name, k_day_names)) {
+        // IMF-fixdate: ", 06 Nov 1994 08:49:37 GMT"
+        auto year = digits(rest, 9, 4);
+        if (rest[1] != ' ' || rest[4] != ' ' || rest[8] != ' ' || rest[13] != ' ' ||
+            rest[22] != ' ' || !iequals(rest.substr(23), "GMT") || !year) {
+            return std::nullopt;
+        }
+        return timestamp(rest, 14, *year, month_number(rest.substr(5, 3)), digits(rest, 2, 2));
+    }
+    if (rest.size() == 24 && one_of(day_name, k_long_day_names)) {
+        // rfc850-date: ", 06-Nov-94 08:49:37 GMT"
+        auto two_digit_year = digits(rest, 9, 2);
+        if (rest[1] != ' ' || rest[4] != '-' || rest[8] != '-' || rest[11] != ' ' ||
+            rest[20] != ' ' || !iequals(rest.substr(21), "GMT") || !two_digit_year) {
+            return std::nullopt;
+        }
+        int64_t this_year = year_of(now);
+        int64_t year = this_year - this_year % 100 + *two_digit_year;
+        year -= year > this_year + 50 ? 100 : 0;
+        return timestamp(rest, 12, year, month_number(rest.substr(5, 3)), digits(rest, 2, 2));
+    }
+    return std::nullopt;
+}
+
+int64_t clamp_delta(int64_t seconds) {
+    return std::clamp<int64_t>(seconds, 0, k_delta_seconds_max);
+}
+
+// The fields analyse() and storable() read from a header block, found in one pass. The
+// first line of a name counts (RFC 9111 §4.2.1: "the first occurrence should be used").
+struct Fields {
+    std::optional<std::string_view> date, expires, last_modified, age, content_range;
+    bool vary_star = false;
+};
+
+bool lists_star(std::string_view value) {
+    size_t at = 0;
+    while (at <= value.size()) {
+        size_t end = std::min(value.find(',', at), value.size());
+        if (easy::trim(value.substr(at, end - at)) == "*") {
+            return true;
+        }
+        at = end + 1;
+    }
+    return false;
+}
+
+Fields read_fields(std::string_view block) {
+    Fields fields;
+    for (std::string_view line : easy::split_lines(block)) {
+        std::string_view name, value;
+        if (!easy::split_header(line, name, value)) {
+            continue;
+        }
+        auto first = [&](std::optional<std::string_view>& slot, std::string_view wanted) {
+            if (!slot && iequals(name, wanted)) {
+                slot = value;
+            }
+        };
+        first(fields.date, "date");
+        first(fields.expires, "expires");
+        first(fields.last_modified, "last-modified");
+        first(fields.age, "age");
+        first(fields.content_range, "content-range");
+        if (iequals(name, "vary")) {
+            fields.vary_star = fields.vary_star || lists_star(value);
+        }
+    }
+    return fields;
+}
+
+// Age (RFC 9111 §5.1): the first value of the first line; a value that is not
+// delta-seconds ("abc", "-1", "1.5") is ignored.
+int64_t age_value(std::optional<std::string_view> field) {
+    if (!field) {
+        return 0;
+    }
+    std::string_view first = easy::trim(field->substr(0, field->find(',')));
+    if (first.empty() || first.front() == '"') {
+        return 0;
+    }
+    return parse_delta_seconds(first).value_or(0);
+}
+
+// The explicit lifetime (§4.2.1), when the response has one. A max-age or s-maxage whose
+// value could not be read counts as an explicit lifetime of 0.
+std::optional<int64_t> explicit_lifetime(const CacheControl& cc, const Fields& fields, int64_t date,
+                                         int64_t response_time, CacheType type) {
+    auto invalid = [&cc](std::string_view name) {
+        return std::find(cc.invalid.begin(), cc.invalid.end(), name) != cc.invalid.end();
+    };
+    if (type == CacheType::shared_cache) {
+        if (cc.s_maxage) {
+            return *cc.s_maxage;
+        }
+        if (invalid("s-maxage")) {
+            return 0;
+        }
+    }
+    if (cc.max_age) {
+        return *cc.max_age;
+    }
+    if (invalid("max-age")) {
+        return 0;
+    }
+    if (fields.expires) {
+        // §5.3: an invalid Expires ("0" among others) is a time in the past.
+        std::optional<int64_t> expires = parse_http_date_strict(*fields.expires, response_time);
+        return expires ? clamp_delta(sub(*expires, date)) : 0;
+    }
+    return std::nullopt;
+}
+
+// Statuses whose caching requirements this cache knows (RFC 9110 §15), for
+// must-understand (RFC 9111 §5.2.2.3).
+bool understood(long status) {
+    return (status >= 200 && status <= 206) || (status >= 300 && status <= 308 && status != 306) ||
+           (status >= 400 && status <= 417) || status == 421 || status == 422 || status == 426 ||
+           (status >= 500 && status <= 505);
+}
+
+} // namespace
+
+int64_t Freshness::current_age(int64_t now) const {
+    return add(corrected_initial_age, sub(now, response_time));
+}
+
+int64_t Freshness::stale_at() const {
+    if (source == LifetimeSource::forever) {
+        return k_int64_max;
+    }
+    return sub(add(response_time, lifetime), corrected_initial_age);
+}
+
+bool heuristically_cacheable(long status) {
+    switch (status) {
+    case 200:
+    case 203:
+    case 204:
+    case 206:
+    case 300:
+    case 301:
+    case 308:
+    case 404:
+    case 405:
+    case 410:
+    case 414:
+    case 501:
+        return true;
+    default:
+        return false;
+    }
+}
+
+Freshness analyse(long status, std::string_view block, const CacheControl& cc, int64_t request_time,
+                  int64_t response_time, const FreshnessRules& rules) {
+    Fields fields = read_fields(block);
+    Freshness f;
+    f.request_time = request_time;
+    f.response_time = response_time;
+
+    // §4.2.3: an absent or unreadable Date is the time the response arrived.
+    int64_t date = response_time;
+    if (fields.date) {
+        date = parse_http_date_strict(*fields.date, response_time).value_or(response_time);
+    }
+    int64_t apparent_age = clamp_delta(sub(response_time, date));
+    int64_t response_delay = clamp_delta(sub(response_time, request_time));
+    int64_t corrected_age = clamp_delta(add(age_value(fields.age), response_delay));
+    f.corrected_initial_age = std::max(apparent_age, corrected_age);
+
+    if (auto lifetime = explicit_lifetime(cc, fields, date, response_time, rules.type)) {
+        f.lifetime = clamp_delta(*lifetime);
+        f.source = LifetimeSource::explicit_;
+    } else if (rules.configured_lifetime == FreshnessRules::k_forever) {
+        f.source = LifetimeSource::forever;
+    } else if (rules.configured_lifetime >= 0) {
+        f.lifetime = clamp_delta(rules.configured_lifetime);
+        f.source = LifetimeSource::configured;
+    } else if ((heuristically_cacheable(status) || cc.is_public) && fields.last_modified) {
+        // §4.2.2: only without explicit freshness, for heuristically cacheable statuses or
+        // responses marked public; a fraction of the time since Last-Modified.
+        auto modified = parse_http_date_strict(*fields.last_modified, response_time);
+        if (modified && *modified < date) {
+            double heuristic = static_cast<double>(sub(date, *modified)) * rules.heuristic_fraction;
+            double cap = static_cast<double>(std::max<int64_t>(rules.heuristic_max, 0));
+            f.lifetime = clamp_delta(static_cast<int64_t>(std::clamp(heuristic, 0.0, cap)));
+            f.source = LifetimeSource::heuristic;
+        }
+    }
+
+    // A qualified no-cache="Field" forbids serving that field without revalidation; this
+    // cache replays header blocks whole, so it revalidates exactly as for the plain form.
+    f.no_cache = cc.no_cache || !cc.no_cache_fields.empty();
+    bool shared = rules.type == CacheType::shared_cache;
+    f.must_revalidate = cc.must_revalidate || (shared && (cc.proxy_revalidate || cc.s_maxage));
+    f.immutable = cc.immutable;
+    f.stale_while_revalidate = cc.stale_while_revalidate.value_or(0);
+    f.stale_if_error = cc.stale_if_error.value_or(0);
+    return f;
+}
+
+const char* describe(Storable why) {
+    switch (why) {
+    case Storable::ok:
+        return "storable";
+    case Storable::no_store:
+        return "no-store";
+    case Storable::is_private:
+        return "private response in a shared cache";
+    case Storable::authorization:
+        return "response to an authorized request in a shared cache";
+    case Storable::status:
+        return "status not cacheable without explicit freshness";
+    case Storable::must_understand:
+        return "must-understand with a status this cache does not know";
+    case Storable::partial:
+        return "partial content";
+    case Storable::vary_star:
+        return "Vary: *";
+    }
+    return "unknown";
+}
+
+Storable storable(const StoreQuestion& q) {
+    static const CacheControl k_none;
+    const CacheControl& response = q.response_cc ? *q.response_cc : k_none;
+    const CacheControl& request = q.request_cc ? *q.request_cc : k_none;
+    bool shared = q.type == CacheType::shared_cache;
+    // §3: a final response; a 304 only updates what is stored (§4.3.4).
+    if (q.status < 200 || q.status > 999 || q.status == 304) {
+        return Storable::status;
+    }
+    if (request.no_store) {
+        return Storable::no_store;
+    }
+    // §5.2.2.3: must-understand replaces no-store for a cache that knows the status.
+    if (response.must_understand) {
+        if (!understood(q.status)) {
+            return Storable::must_understand;
+        }
+    } else if (response.no_store) {
+        return Storable::no_store;
+    }
+    // §5.2.2.7: a shared cache stores neither private nor (as this cache replays whole
+    // header blocks) a response with private fields.
+    if (shared && (response.is_private || !response.private_fields.empty())) {
+        return Storable::is_private;
+    }
+    // §3.5
+    if (shared && q.request_has_authorization && !response.is_public && !response.s_maxage &&
+        !response.must_revalidate) {
+        return Storable::authorization;
+    }
+    Fields fields = read_fields(q.block);
+    if (q.status == 206 || fields.content_range) {
+        return Storable::partial;
+    }
+    if (fields.vary_star) {
+        return Storable::vary_star;
+    }
+    // §3: explicit freshness, public, private (in a private cache) or a heuristically
+    // cacheable status. An Expires counts even when invalid (it is then already stale).
+    bool explicit_freshness = response.max_age || fields.expires ||
+                              std::find(response.invalid.begin(), response.invalid.end(),
+                                        "max-age") != response.invalid.end() ||
+                              (shared && response.s_maxage);
+    bool allowed = explicit_freshness || response.is_public || heuristically_cacheable(q.status) ||
+                   (!shared && (response.is_private || !response.private_fields.empty()));
+    return allowed ? Storable::ok : Storable::status;
+}
+
+UseAnswer usable(const Freshness& stored, const CacheControl& request_cc, int64_t now) {
+    if (stored.no_cache) {
+        return {Use::revalidate, "no-cache"};
+    }
+    if (request_cc.no_cache) {
+        return {Use::revalidate, "request no-cache"};
+    }
+    if (request_cc.max_age) {
+        if (*request_cc.max_age == 0) {
+            return {Use::revalidate, "request max-age=0"};
+        }
+        if (stored.current_age(now) > *request_cc.max_age) {
+            return {Use::revalidate, "request max-age"};
+        }
+    }
+    int64_t stale_at = stored.stale_at();
+    if (now < stale_at) {
+        if (request_cc.min_fresh && add(now, *request_cc.min_fresh) > stale_at) {
+            return {Use::revalidate, "request min-fresh"};
+        }
+        return {Use::fresh, "fresh"};
+    }
+    if (stored.must_revalidate) {
+        return {Use::revalidate, "must-revalidate"};
+    }
+    if (request_cc.max_stale_any) {
+        return {Use::stale_ok, "request max-stale"};
+    }
+    if (request_cc.max_stale && sub(now, stale_at) <= *request_cc.max_stale) {
+        return {Use::stale_ok, "request max-stale"};
+    }
+    return {Use::revalidate, "stale"};
+}
+
+bool serve_stale_while_revalidate(const Freshness& stored, const CacheControl& request_cc,
+                                  int64_t now) {
+    if (stored.no_cache || stored.must_revalidate || request_cc.no_cache || request_cc.max_age ||
+        request_cc.min_fresh || stored.stale_while_revalidate <= 0) {
+        return false;
+    }
+    int64_t stale_at = stored.stale_at();
+    return now >= stale_at && sub(now, stale_at) <= stored.stale_while_revalidate;
+}
+
+bool serve_stale_on_error(const Freshness& stored, const CacheControl& request_cc,
+                          int64_t configured_window, int64_t now) {
+    if (stored.no_cache || stored.must_revalidate ||
+        (request_cc.no_cache && !request_cc.stale_if_error)) {
+        return false;
+    }
+    // Any of the three windows is a permission: the origin's, the client's, the user's.
+    int64_t window =
+        std::max({stored.stale_if_error, request_cc.stale_if_error.value_or(0), configured_window});
+    return window > 0 && sub(now, stored.stale_at()) <= window;
+}
+
+} // namespace curlcache::core::http
