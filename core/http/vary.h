@@ -17,7 +17,9 @@ std::vector<std::string> vary_names(std::string_view block);
 // `request_lines` joined by ", ", with optional whitespace around commas and at the ends
 // removed and inner runs of whitespace folded to one space; an absent header gives
 // "name\n" (distinct from an empty value "name:\n"). Header names compare
-// case-insensitively. `names` as vary_names returns them (not "*").
+// case-insensitively. `names` as vary_names returns them (not "*"). Request lines are
+// read as libcurl reads CURLOPT_HTTPHEADER: "Name:" with no value removes the header (it
+// counts as absent) and "Name;" sends it with an empty value.
 std::string variant_of(const std::vector<std::string>& names,
                        const std::vector<std::string>& request_lines);
 

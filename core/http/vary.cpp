@@ -1,0 +1,117 @@
+// Vary (RFC 9111 §4.1): the nominated request fields and the canonical text of their values.
+//
+// Two values match when they are equal after the normalisations §4.1 allows (combining
+// several field lines into one list, removing optional whitespace around commas). Values
+// are compared case-sensitively: whether "GZIP" equals "gzip" depends on the field, and a
+// spurious miss is cheaper than serving the wrong variant.
+#include "core/http/vary.h"
+
+#include "core/easy/http_text.h"
+
+#include <algorithm>
+
+namespace curlcache::core::http {
+
+namespace {
+
+bool is_space(char c) {
+    return c == ' ' || c == '\t';
+}
+
+// Appends `value` to `out` with optional whitespace around commas and at both ends removed
+// and inner runs of whitespace folded to one space.
+void append_normalised(std::string& out, std::string_view value) {
+    bool pending_space = false;
+    bool after_comma = true; // the start of the value behaves like the place after a comma
+    for (char c : value) {
+        if (is_space(c) || c == '\r' || c == '\n') {
+            pending_space = !after_comma;
+            continue;
+        }
+        if (c != ',' && pending_space) {
+            out += ' ';
+        }
+        pending_space = false;
+        out += c;
+        after_comma = c == ',';
+    }
+}
+
+// A request line as libcurl reads CURLOPT_HTTPHEADER: "Name: value" sends a field,
+// "Name:" with nothing after it removes the field (it is not sent), and "Name;" sends it
+// with an empty value.
+bool request_field(std::string_view line, std::string_view& name, std::string_view& value) {
+    if (easy::split_header(line, name, value)) {
+        return !value.empty();
+    }
+    std::string_view trimmed = easy::trim(line);
+    if (!trimmed.empty() && trimmed.back() == ';' &&
+        trimmed.find_first_of(": \t") == std::string_view::npos) {
+        name = trimmed.substr(0, trimmed.size() - 1);
+        value = {};
+        return !name.empty();
+    }
+    return false;
+}
+
+} // namespace
+
+std::vector<std::string> vary_names(std::string_view block) {
+    std::vector<std::string> names;
+    for (std::string_view line : easy::split_lines(block)) {
+        std::string_view name, value;
+        if (!easy::split_header(line, name, value) || !easy::iequals(name, "vary")) {
+            continue;
+        }
+        size_t at = 0;
+        while (at <= value.size()) {
+            size_t end = std::min(value.find(',', at), value.size());
+            std::string_view field = easy::trim(value.substr(at, end - at));
+            if (field == "*") {
+                return {"*"};
+            }
+            if (!field.empty()) {
+                std::string lowered(field);
+                for (char& c : lowered) {
+                    if (c >= 'A' && c <= 'Z') {
+                        c = static_cast<char>(c - 'A' + 'a');
+                    }
+                }
+                names.push_back(std::move(lowered));
+            }
+            at = end + 1;
+        }
+    }
+    std::sort(names.begin(), names.end());
+    names.erase(std::unique(names.begin(), names.end()), names.end());
+    return names;
+}
+
+std::string variant_of(const std::vector<std::string>& names,
+                       const std::vector<std::string>& request_lines) {
+    std::string out;
+    for (const std::string& wanted : names) {
+        out += wanted;
+        bool found = false;
+        std::string joined;
+        for (const std::string& line : request_lines) {
+            std::string_view name, value;
+            if (!request_field(line, name, value) || !easy::iequals(name, wanted)) {
+                continue;
+            }
+            if (found) {
+                joined += ',';
+            }
+            found = true;
+            joined += value;
+        }
+        if (found) {
+            out += ':';
+            append_normalised(out, joined);
+        }
+        out += '\n';
+    }
+    return out;
+}
+
+} // namespace curlcache::core::http

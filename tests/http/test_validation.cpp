@@ -1,0 +1,179 @@
+// Validation (core/http/validation.h): conditional lines, 304 selection, 304 header update
+// and Age.
+#include "core/http/validation.h"
+
+#include <csetjmp>
+#include <cstdarg>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+extern "C" {
+#include <cmocka.h>
+}
+
+using namespace curlcache::core::http;
+
+namespace {
+
+constexpr const char* k_lm = "Tue, 15 Nov 1994 12:45:26 GMT";
+
+std::string not_modified(std::string_view lines) {
+    return "HTTP/1.1 304 Not Modified\r\n" + std::string(lines) + "\r\n";
+}
+
+void test_conditional_lines(void**) {
+    auto both = conditional_lines("\"abc\"", k_lm);
+    assert_int_equal(both.size(), 2);
+    assert_string_equal(both[0].c_str(), "If-None-Match: \"abc\"");
+    assert_string_equal(both[1].c_str(), (std::string("If-Modified-Since: ") + k_lm).c_str());
+    auto weak = conditional_lines("W/\"abc\"", "");
+    assert_int_equal(weak.size(), 1);
+    assert_string_equal(weak[0].c_str(), "If-None-Match: W/\"abc\"");
+    auto date = conditional_lines("", k_lm);
+    assert_int_equal(date.size(), 1);
+    assert_string_equal(date[0].c_str(), (std::string("If-Modified-Since: ") + k_lm).c_str());
+    assert_true(conditional_lines("", "").empty());
+}
+
+void test_conditional_lines_refuse_line_breaks(void**) {
+    assert_true(conditional_lines("\"a\"\r\nX-Evil: 1", "").empty());
+    assert_true(conditional_lines("  ", "\n").empty());
+}
+
+void test_selects_by_strong_etag(void**) {
+    std::string block = not_modified("ETag: \"abc\"\r\n");
+    assert_true(selects(block, "\"abc\"", ""));
+    assert_false(selects(block, "\"xyz\"", ""));
+    assert_false(selects(block, "W/\"abc\"", "")); // strong comparison
+    assert_false(selects(block, "", k_lm));
+    // The ETag decides even when Last-Modified matches.
+    assert_false(
+        selects(not_modified("ETag: \"new\"\r\nLast-Modified: " + std::string(k_lm) + "\r\n"),
+                "\"old\"", k_lm));
+}
+
+void test_selects_by_weak_etag(void**) {
+    std::string block = not_modified("ETag: W/\"abc\"\r\n");
+    assert_true(selects(block, "W/\"abc\"", ""));
+    assert_true(selects(block, "\"abc\"", ""));
+    assert_false(selects(block, "W/\"abd\"", ""));
+    assert_false(selects(block, "", ""));
+}
+
+void test_selects_by_last_modified(void**) {
+    std::string block = not_modified("Last-Modified: " + std::string(k_lm) + "\r\n");
+    assert_true(selects(block, "", k_lm));
+    assert_true(selects(block, "", "Tuesday, 15-Nov-94 12:45:26 GMT")); // same instant
+    assert_false(selects(block, "", "Tue, 15 Nov 1994 12:45:27 GMT"));
+    assert_false(selects(block, "", ""));
+    assert_false(selects(not_modified("Last-Modified: junk\r\n"), "", "other junk"));
+}
+
+void test_selects_without_validator(void**) {
+    assert_true(selects(not_modified("Date: x\r\n"), "", ""));
+    assert_true(selects(not_modified(""), "\"abc\"", k_lm));
+}
+
+const char* const k_stored = "HTTP/1.1 200 OK\r\n"
+                             "Date: old\r\n"
+                             "Cache-Control: max-age=1\r\n"
+                             "Content-Type: text/plain\r\n"
+                             "Content-Length: 36\r\n"
+                             "X-Multi: a\r\n"
+                             "ETag: \"abc\"\r\n"
+                             "X-Multi: b\r\n"
+                             "\r\n";
+
+void test_merge_replaces_in_place_and_appends_new(void**) {
+    std::string merged = merge_not_modified(
+        k_stored, not_modified("Date: new\r\ncache-control: max-age=3600\r\nX-New: 1\r\n"));
+    assert_string_equal(merged.c_str(), "HTTP/1.1 200 OK\r\n"
+                                        "Date: new\r\n"
+                                        "cache-control: max-age=3600\r\n"
+                                        "Content-Type: text/plain\r\n"
+                                        "Content-Length: 36\r\n"
+                                        "X-Multi: a\r\n"
+                                        "ETag: \"abc\"\r\n"
+                                        "X-Multi: b\r\n"
+                                        "X-New: 1\r\n"
+                                        "\r\n");
+}
+
+void test_merge_replaces_every_line_of_a_name(void**) {
+    std::string merged = merge_not_modified(k_stored, not_modified("X-Multi: c\r\nX-Multi: d\r\n"));
+    assert_string_equal(merged.c_str(), "HTTP/1.1 200 OK\r\n"
+                                        "Date: old\r\n"
+                                        "Cache-Control: max-age=1\r\n"
+                                        "Content-Type: text/plain\r\n"
+                                        "Content-Length: 36\r\n"
+                                        "X-Multi: c\r\n"
+                                        "X-Multi: d\r\n"
+                                        "ETag: \"abc\"\r\n"
+                                        "\r\n");
+}
+
+void test_merge_never_changes_body_and_connection_fields(void**) {
+    std::string update = not_modified("Content-Length: 10\r\nContent-Type: text/html\r\n"
+                                      "Content-Encoding: gzip\r\nContent-Range: bytes 0-1/2\r\n"
+                                      "Transfer-Encoding: chunked\r\nTrailer: X\r\n"
+                                      "Connection: close, X-Hop\r\nKeep-Alive: timeout=5\r\n"
+                                      "Proxy-Connection: close\r\nTE: trailers\r\n"
+                                      "Upgrade: h2c\r\nX-Hop: 1\r\n");
+    assert_string_equal(merge_not_modified(k_stored, update).c_str(), k_stored);
+}
+
+void test_merge_keeps_status_line_and_line_endings(void**) {
+    std::string merged = merge_not_modified("HTTP/2 200\nETag: \"a\"\nX-Old: 1\n\n",
+                                            not_modified("ETag: \"a\"\r\nX-Old: 2\r\n"));
+    assert_string_equal(merged.c_str(), "HTTP/2 200\nETag: \"a\"\nX-Old: 2\n\n");
+}
+
+void test_merge_drops_continuations_of_replaced_fields(void**) {
+    std::string merged =
+        merge_not_modified("HTTP/1.1 200 OK\r\nX-Long: a\r\n  b\r\nX-Keep: c\r\n\td\r\n\r\n",
+                           not_modified("X-Long: new\r\n"));
+    assert_string_equal(merged.c_str(),
+                        "HTTP/1.1 200 OK\r\nX-Long: new\r\nX-Keep: c\r\n\td\r\n\r\n");
+}
+
+void test_merge_finishes_a_block_without_blank_line(void**) {
+    assert_string_equal(
+        merge_not_modified("HTTP/1.1 200 OK\r\nA: 1", not_modified("B: 2\r\n")).c_str(),
+        "HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\n\r\n");
+    assert_string_equal(merge_not_modified("HTTP/1.1 200 OK\r\n", not_modified("B:\r\n")).c_str(),
+                        "HTTP/1.1 200 OK\r\nB:\r\n\r\n");
+}
+
+void test_with_age_replaces_or_adds(void**) {
+    assert_string_equal(with_age("HTTP/1.1 200 OK\r\nAge: 5\r\nX: y\r\n\r\n", 42).c_str(),
+                        "HTTP/1.1 200 OK\r\nAge: 42\r\nX: y\r\n\r\n");
+    assert_string_equal(with_age("HTTP/1.1 200 OK\r\nX: y\r\n\r\n", 7).c_str(),
+                        "HTTP/1.1 200 OK\r\nX: y\r\nAge: 7\r\n\r\n");
+    assert_string_equal(with_age("HTTP/2 200\nage: 1\nAGE: 2\n\n", 0).c_str(),
+                        "HTTP/2 200\nAge: 0\n\n");
+    assert_string_equal(with_age("HTTP/1.1 200 OK\r\n\r\n", -5).c_str(),
+                        "HTTP/1.1 200 OK\r\nAge: 0\r\n\r\n");
+}
+
+} // namespace
+
+int main() {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_conditional_lines),
+        cmocka_unit_test(test_conditional_lines_refuse_line_breaks),
+        cmocka_unit_test(test_selects_by_strong_etag),
+        cmocka_unit_test(test_selects_by_weak_etag),
+        cmocka_unit_test(test_selects_by_last_modified),
+        cmocka_unit_test(test_selects_without_validator),
+        cmocka_unit_test(test_merge_replaces_in_place_and_appends_new),
+        cmocka_unit_test(test_merge_replaces_every_line_of_a_name),
+        cmocka_unit_test(test_merge_never_changes_body_and_connection_fields),
+        cmocka_unit_test(test_merge_keeps_status_line_and_line_endings),
+        cmocka_unit_test(test_merge_drops_continuations_of_replaced_fields),
+        cmocka_unit_test(test_merge_finishes_a_block_without_blank_line),
+        cmocka_unit_test(test_with_age_replaces_or_adds),
+    };
+    return cmocka_run_group_tests(tests, nullptr, nullptr);
+}
