@@ -325,21 +325,26 @@ def heuristic_freshness_from_last_modified(c):
 
 @case
 def expire_after_applies_only_without_explicit_freshness(c):
-    """CURLCACHE_EXPIRE_AFTER in default mode replaces the heuristic, never max-age."""
-    env = {"CURLCACHE_EXPIRE_AFTER": "86400"}
+    """CURLCACHE_EXPIRE_AFTER, and a matching CURLCACHE_URLS_EXPIRE_AFTER rule, replace
+    the heuristic in default mode, never max-age."""
     now = c.date()
-    c.script("/implicit", date=now, headers=[["Last-Modified", now], ["ETag", '"i"']],
-             body="implicit\n", conditional=True)
-    c.script("/explicit", date=now, headers=[["Cache-Control", "max-age=0"], ["ETag", '"e"']],
-             body="explicit\n", conditional=True)
-    for p, fresh in (("/implicit", True), ("/explicit", False)):
+    settings = {"": {"CURLCACHE_EXPIRE_AFTER": "86400"},
+                "ruled-": {"CURLCACHE_URLS_EXPIRE_AFTER": "*/%s/ruled-*=1d" % c.name}}
+    for prefix, env in settings.items():
+        p = "/%simplicit" % prefix
+        c.script(p, date=now, headers=[["Last-Modified", now], ["ETag", '"i"']],
+                 body=p + "\n", conditional=True)
         c.curl("-i", c.url(p), env=env)
         r = c.curl("-i", c.url(p), env=env)
-        if fresh:
-            c.no_request(r)
-        else:
-            c.conditional(r, inm='"e"')
-        c.sees(r, body=body(p[1:] + "\n"))
+        c.no_request(r)
+        c.sees(r, body=body(p + "\n"))
+        p = "/%sexplicit" % prefix
+        c.script(p, date=now, headers=[["Cache-Control", "max-age=0"], ["ETag", '"e"']],
+                 body=p + "\n", conditional=True)
+        c.curl("-i", c.url(p), env=env)
+        r = c.curl("-i", c.url(p), env=env)
+        c.conditional(r, inm='"e"')
+        c.sees(r, body=body(p + "\n"))
 
 
 # -------------------------------------------------------------------------------------
@@ -644,7 +649,8 @@ def main():
                 report.failed += 1
                 print("FAIL %s (%s)" % (name, problems[0]))
                 continue
-            report.case(name, (fn.__doc__ or name).strip().split("\n")[0], problems, c.cache,
+            title = " ".join((fn.__doc__ or name).split("\n\n")[0].split())
+            report.case(name, title, problems, c.cache,
                         "%d runs" % c.runs, c.base)
     return report.finish()
 

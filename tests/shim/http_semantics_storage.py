@@ -122,6 +122,22 @@ def post_invalidates_location_and_content_location(c):
 
 
 @case
+def post_keeps_a_cross_origin_location(c):
+    """A Location on another origin (another port) is not invalidated."""
+    o = c.another_origin()
+    c.script("/elsewhere", origin=o, headers=[["Cache-Control", "max-age=3600"]],
+             body="elsewhere\n")
+    c.curl("-i", c.url("/elsewhere", o), origin=o)
+    c.no_request(c.curl("-i", c.url("/elsewhere", o), origin=o))
+    c.script("/collection", method="POST", status=201,
+             headers=[["Location", c.url("/elsewhere", o)]], body="created\n")
+    c.one_request(c.curl("-i", "-d", "x", c.url("/collection")), method="POST", status=201)
+    r = c.curl("-i", c.url("/elsewhere", o), origin=o)
+    c.no_request(r)
+    c.sees(r, body=b"elsewhere\n")
+
+
+@case
 def error_answer_to_post_does_not_invalidate(c):
     _invalidation(c, ["-d", "new"], status=500, invalidated=False)
     c.no_request(c.curl("-i", c.url("/item")))
