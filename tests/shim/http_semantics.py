@@ -23,12 +23,12 @@ built.
 import glob
 import os
 import re
-import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+import pycurl_hit  # noqa: E402
 from scripted_origin import ScriptedOrigin, http_date  # noqa: E402
 
 ANY = object()  # a request property a check does not care about
@@ -129,6 +129,16 @@ class Case:
 
     def script(self, p, origin=None, **spec):
         (origin or self.origin).script(self.path(p), **spec)
+
+    def stored(self, p, cache_control, etag=None, date_offset=0, text=None, headers=(),
+               env=None, origin=None, args=()):
+        """Scripts `p` (Date `date_offset` s from now, answering conditionals) and fetches
+        it once with `curl -i ARGS`: the miss that stores it. Returns that run."""
+        lines = [["Cache-Control", cache_control]] if cache_control else []
+        lines += [list(h) for h in headers] + ([["ETag", etag]] if etag else [])
+        self.script(p, origin=origin, date=self.date(date_offset), headers=lines,
+                    body=p + "\n" if text is None else text, conditional=True)
+        return self.curl("-i", *args, self.url(p, origin), env=env, origin=origin)
 
     def date(self, offset=0):
         """The HTTP-date `offset` seconds from this case's start."""
@@ -406,21 +416,12 @@ for i in (1, 2):  # one handle, two transfers
 """
 
 
-def python_with_pycurl():
-    for candidate in ("/usr/bin/python3", sys.executable):
-        if os.path.exists(candidate) and subprocess.run(
-                [candidate, "-c", "import pycurl"], stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL).returncode == 0:
-            return candidate
-    return None
-
-
 @case
 def pycurl_revalidation_delivers_the_updated_200(c):
     """pycurl, one handle, two transfers of a stale entry: the first revalidates (one
     If-None-Match, 304) and its header callback, write callback and RESPONSE_CODE see the
     stored 200 with the 304's X-Version: 2; the second is a hit on the refreshed entry."""
-    python = python_with_pycurl()
+    python = pycurl_hit.python_with_pycurl()
     if python is None:
         raise RuntimeError("no python3 with pycurl (install python3-pycurl)")
     _versioned(c, "/r", c.date(-7200), "max-age=60", etag='"v1"')
@@ -476,9 +477,7 @@ def changed_resource_seen_once_no_longer_fresh(c):
 def no_cache_response_revalidated_on_every_use(c):
     for p, cc in (("/no-cache", "no-cache"), ("/max-age-0", "max-age=0")):
         etag = '"%s"' % p[1:]
-        c.script(p, date=c.date(), headers=[["Cache-Control", cc], ["ETag", etag]],
-                 body=p + "\n", conditional=True)
-        c.curl("-i", c.url(p))
+        c.stored(p, cc, etag=etag)
         for _ in range(2):
             r = c.curl("-i", c.url(p))
             c.conditional(r, inm=etag)
@@ -497,10 +496,7 @@ def no_cache_response_revalidated_on_every_use(c):
 
 @case
 def request_no_cache_and_max_age_0_revalidate(c):
-    c.script("/r", date=c.date(), headers=[["Cache-Control", "max-age=3600"],
-                                           ["ETag", '"q1"']],
-             body="stored\n", conditional=True)
-    c.curl("-i", c.url("/r"))
+    c.stored("/r", "max-age=3600", etag='"q1"', text="stored\n")
     c.no_request(c.curl("-i", c.url("/r")))
     for h in ("Cache-Control: no-cache", "Cache-Control: max-age=0", "Pragma: no-cache"):
         r = c.curl("-i", "-H", h, c.url("/r"))
@@ -511,29 +507,20 @@ def request_no_cache_and_max_age_0_revalidate(c):
 
 @case
 def request_max_stale_min_fresh_max_age(c):
-    c.script("/stale", date=c.date(-7200), headers=[["Cache-Control", "max-age=60"],
-                                                    ["ETag", '"s"']],
-             body="stale\n", conditional=True)
-    c.curl("-i", c.url("/stale"))
+    c.stored("/stale", "max-age=60", etag='"s"', date_offset=-7200)
     for h in ("Cache-Control: max-stale=86400", "Cache-Control: max-stale"):
         r = c.curl("-i", "-H", h, c.url("/stale"))
         c.no_request(r)
-        c.sees(r, body=b"stale\n")
+        c.sees(r, body=b"/stale\n")
     c.conditional(c.curl("-i", "-H", "Cache-Control: max-stale=60", c.url("/stale")),
                   inm='"s"')
-
-    c.script("/aged", date=c.date(-600), headers=[["Cache-Control", "max-age=3600"],
-                                                  ["ETag", '"a"']],
-             body="aged\n", conditional=True)
-    c.curl("-i", c.url("/aged"))
-    c.no_request(c.curl("-i", "-H", "Cache-Control: min-fresh=60", c.url("/aged")))
-    c.no_request(c.curl("-i", "-H", "Cache-Control: max-age=86400", c.url("/aged")))
+    # Age 600 s of max-age=3600.
+    c.stored("/aged", "max-age=3600", etag='"a"', date_offset=-600)
+    for h in ("Cache-Control: min-fresh=60", "Cache-Control: max-age=86400"):
+        c.no_request(c.curl("-i", "-H", h, c.url("/aged")))
     c.conditional(c.curl("-i", "-H", "Cache-Control: min-fresh=7200", c.url("/aged")),
                   inm='"a"')
-    c.script("/aged2", date=c.date(-600), headers=[["Cache-Control", "max-age=3600"],
-                                                   ["ETag", '"b"']],
-             body="aged\n", conditional=True)
-    c.curl("-i", c.url("/aged2"))
+    c.stored("/aged2", "max-age=3600", etag='"b"', date_offset=-600)
     c.conditional(c.curl("-i", "-H", "Cache-Control: max-age=300", c.url("/aged2")),
                   inm='"b"')
 

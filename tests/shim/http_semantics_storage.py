@@ -145,10 +145,8 @@ def error_answer_to_post_does_not_invalidate(c):
 
 def _stale_kept(c, p, cache_control, origin=None, env=None):
     """A response stored already stale (Date 2 h ago)."""
-    c.script(p, origin=origin, date=c.date(-7200),
-             headers=[["Content-Type", "text/plain"], ["Cache-Control", cache_control],
-                      ["ETag", '"old"']], body="kept %s\n" % p[1:])
-    r = c.curl("-i", c.url(p, origin), origin=origin, env=env)
+    r = c.stored(p, cache_control, etag='"old"', date_offset=-7200, text="kept %s\n" % p[1:],
+                 env=env, origin=origin)
     c.one_request(r, status=200)
 
 
@@ -220,10 +218,7 @@ PRIVATE = {"CURLCACHE_CACHE_TYPE": "private"}
 def _second_use(c, p, cache_control, env, hit, date_offset=0, args=()):
     """Stores `p` (fetched with `args`) under `env`; the second fetch must be a hit, or a
     request to the origin (conditional when the response was stored)."""
-    c.script(p, date=c.date(date_offset), headers=[["Cache-Control", cache_control],
-                                                   ["ETag", '"x"']],
-             body=p + "\n", conditional=True)
-    c.curl("-i", *args, c.url(p), env=env)
+    c.stored(p, cache_control, etag='"x"', date_offset=date_offset, env=env, args=args)
     r = c.curl("-i", *args, c.url(p), env=env)
     if hit is True:
         c.no_request(r)
@@ -292,11 +287,9 @@ def only_if_cached_miss_is_504(c):
 @case
 def hermetic_mode_serves_regardless_of_origin_freshness(c):
     env = {"CURLCACHE_HERMETIC": "1"}
-    for p, date, cc in (("/no-cache", c.date(), "no-cache"), ("/max-age-0", c.date(), "max-age=0"),
-                        ("/long-stale", c.date(-7200), "max-age=60")):
-        c.script(p, date=date, headers=[["Cache-Control", cc], ["ETag", '"h"']],
-                 body=p + "\n", conditional=True)
-        r1 = c.curl("-i", c.url(p), env=env)
+    for p, date_offset, cc in (("/no-cache", 0, "no-cache"), ("/max-age-0", 0, "max-age=0"),
+                               ("/long-stale", -7200, "max-age=60")):
+        r1 = c.stored(p, cc, etag='"h"', date_offset=date_offset, env=env)
         for _ in range(2):
             r = c.curl("-i", c.url(p), env=env)
             c.no_request(r)

@@ -55,6 +55,8 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
+import harness  # tests/shim/harness.py, next to this file
+
 VALIDATOR_HEADERS = ("etag", "last-modified", "cache-control", "expires", "vary",
                      "content-location")
 
@@ -246,13 +248,12 @@ def main():
 _HELD = []  # sockets holding stopped origins' ports for the life of the test process
 
 
-class ScriptedOrigin:
+class ScriptedOrigin(harness.Origin):
     """This server as a context manager: started on a free port (awaiting its port line),
-    scripted and read over its control endpoints, stopped by PID."""
+    scripted and read over its control endpoints, stopped by PID (harness.Origin's exit)."""
 
     def __init__(self):
-        self.proc = None
-        self.port = None
+        super().__init__(scratch=None)
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
     def __enter__(self):
@@ -265,19 +266,8 @@ class ScriptedOrigin:
         self.port = int(line)
         return self
 
-    def __exit__(self, *exc):
-        self.stop()
-
     def stop(self):
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-            self.proc.stdout.close()
-            self.proc = None
+        self.__exit__(None, None, None)
 
     def stop_and_refuse(self):
         """Stops the server and binds its port without listening, so that from now on a
@@ -288,10 +278,6 @@ class ScriptedOrigin:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("127.0.0.1", self.port))
         _HELD.append(s)
-
-    @property
-    def base(self):
-        return "http://127.0.0.1:%d" % self.port
 
     def _control(self, path, data=None):
         req = urllib.request.Request(self.base + path, data=data,
