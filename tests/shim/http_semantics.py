@@ -315,7 +315,7 @@ def explicit_freshness_expires_and_age(c):
 def heuristic_freshness_from_last_modified(c):
     """No explicit lifetime: 10 % of Date - Last-Modified (capped) when Last-Modified is
     30 days old, so a hit; none when Last-Modified equals Date, so revalidated with
-    If-Modified-Since."""
+    If-Modified-Since; CURLCACHE_HEURISTIC_MAX_AGE caps it."""
     old = c.date(-30 * DAY)
     c.script("/old", date=c.date(), headers=[["Content-Type", "text/plain"],
                                              ["Last-Modified", old]],
@@ -331,6 +331,16 @@ def heuristic_freshness_from_last_modified(c):
     r = c.curl("-i", c.url("/new"))
     c.conditional(r, inm=None, ims=now)
     c.sees(r, body=b"new\n", headers={"Last-Modified": [now]})
+    # The cap: CURLCACHE_HEURISTIC_MAX_AGE=3600 cuts 3 days to an hour; 2 h later
+    # (libfaketime) the entry is stale.
+    env = {"CURLCACHE_HEURISTIC_MAX_AGE": "3600"}
+    c.script("/capped", date=c.date(), headers=[["Last-Modified", old]], body="capped\n",
+             conditional=True)
+    c.curl("-i", c.url("/capped"), env=env)
+    c.no_request(c.curl("-i", c.url("/capped"), env=env))
+    r = c.curl("-i", c.url("/capped"), env=env, faketime="+2h")
+    c.conditional(r, inm=None, ims=old)
+    c.sees(r, body=b"capped\n")
 
 
 @case

@@ -173,13 +173,16 @@ def _error_passed(c, p, code, origin=None, env=None, refused=False):
 @case
 def stale_if_error_on_5xx(c):
     """A response with stale-if-error=86400 stored stale: the origin's 503 is replaced by
-    the stale response (exit 0 under -f); without the directive the 503 reaches curl."""
+    the stale response (exit 0 under -f); without the directive, or stale for longer than
+    it allows, the 503 reaches curl."""
     _stale_kept(c, "/sie", "max-age=60, stale-if-error=86400")
     _stale_kept(c, "/plain", "max-age=60")
-    _down(c, "/sie")
-    _down(c, "/plain")
+    _stale_kept(c, "/too-old", "max-age=60, stale-if-error=600")  # stale for 7140 s
+    for p in ("/sie", "/plain", "/too-old"):
+        _down(c, p)
     _served_stale(c, "/sie")
     _error_passed(c, "/plain", 22)
+    _error_passed(c, "/too-old", 22)
 
 
 @case
