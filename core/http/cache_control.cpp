@@ -54,11 +54,24 @@ bool is_ows(char c) {
 std::string lower(std::string_view text) {
     std::string out(text);
     for (char& c : out) {
-        if (c >= 'A' && c <= 'Z') {
-            c = static_cast<char>(c - 'A' + 'a');
-        }
+        c = c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
     }
     return out;
+}
+
+// Calls visit(item) for each trimmed, non-empty item of a comma-separated list of tokens
+// (RFC 9110 §5.6.1); true as soon as a call returns true.
+template <class Visit> bool for_each_list_item(std::string_view value, Visit visit) {
+    size_t at = 0;
+    while (at < value.size()) {
+        size_t end = std::min(value.find(',', at), value.size());
+        std::string_view item = easy::trim(value.substr(at, end - at));
+        if (!item.empty() && visit(item)) {
+            return true;
+        }
+        at = end + 1;
+    }
+    return false;
 }
 
 // One list element as the walker found it. `value` is the raw argument: a token, or a
@@ -129,17 +142,7 @@ std::vector<std::string> field_names(std::string_view value) {
     if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
         value = value.substr(1, value.size() - 2);
     }
-    std::vector<std::string> names;
-    size_t at = 0;
-    while (at < value.size()) {
-        size_t end = std::min(value.find(',', at), value.size());
-        std::string_view name = easy::trim(value.substr(at, end - at));
-        if (!name.empty()) {
-            names.push_back(lower(name));
-        }
-        at = end + 1;
-    }
-    return names;
+    return list_tokens(value);
 }
 
 void note_invalid(CacheControl& cc, std::string_view name) {
@@ -188,22 +191,49 @@ void set_qualified(bool& flag, std::vector<std::string>& fields, const Element& 
     }
 }
 
+// The directives without an argument (one given anyway is ignored) and those with a
+// delta-seconds argument; no-cache, private and max-stale have forms of their own.
+struct FlagDirective {
+    std::string_view name;
+    bool CacheControl::*flag;
+};
+constexpr FlagDirective k_flags[] = {
+    {"no-store", &CacheControl::no_store},
+    {"must-revalidate", &CacheControl::must_revalidate},
+    {"proxy-revalidate", &CacheControl::proxy_revalidate},
+    {"public", &CacheControl::is_public},
+    {"immutable", &CacheControl::immutable},
+    {"must-understand", &CacheControl::must_understand},
+    {"no-transform", &CacheControl::no_transform},
+    {"only-if-cached", &CacheControl::only_if_cached},
+};
+struct DeltaDirective {
+    std::string_view name;
+    std::optional<int64_t> CacheControl::*slot;
+};
+constexpr DeltaDirective k_deltas[] = {
+    {"max-age", &CacheControl::max_age},
+    {"s-maxage", &CacheControl::s_maxage},
+    {"min-fresh", &CacheControl::min_fresh},
+    {"stale-while-revalidate", &CacheControl::stale_while_revalidate},
+    {"stale-if-error", &CacheControl::stale_if_error},
+};
+
 void apply(CacheControl& cc, const Element& element) {
     std::string_view name = element.name;
-    if (name.empty()) {
-        return;
+    for (const FlagDirective& directive : k_flags) {
+        if (iequals(name, directive.name)) {
+            cc.*directive.flag = true;
+            return;
+        }
     }
-    if (iequals(name, "max-age")) {
-        set_delta(cc, cc.max_age, element);
-    } else if (iequals(name, "s-maxage")) {
-        set_delta(cc, cc.s_maxage, element);
-    } else if (iequals(name, "min-fresh")) {
-        set_delta(cc, cc.min_fresh, element);
-    } else if (iequals(name, "stale-while-revalidate")) {
-        set_delta(cc, cc.stale_while_revalidate, element);
-    } else if (iequals(name, "stale-if-error")) {
-        set_delta(cc, cc.stale_if_error, element);
-    } else if (iequals(name, "max-stale")) {
+    for (const DeltaDirective& directive : k_deltas) {
+        if (iequals(name, directive.name)) {
+            set_delta(cc, cc.*directive.slot, element);
+            return;
+        }
+    }
+    if (iequals(name, "max-stale")) {
         if (element.has_value || element.malformed) {
             set_delta(cc, cc.max_stale, element);
         } else {
@@ -213,22 +243,6 @@ void apply(CacheControl& cc, const Element& element) {
         set_qualified(cc.no_cache, cc.no_cache_fields, element);
     } else if (iequals(name, "private")) {
         set_qualified(cc.is_private, cc.private_fields, element);
-    } else if (iequals(name, "no-store")) {
-        cc.no_store = true;
-    } else if (iequals(name, "must-revalidate")) {
-        cc.must_revalidate = true;
-    } else if (iequals(name, "proxy-revalidate")) {
-        cc.proxy_revalidate = true;
-    } else if (iequals(name, "public")) {
-        cc.is_public = true;
-    } else if (iequals(name, "immutable")) {
-        cc.immutable = true;
-    } else if (iequals(name, "must-understand")) {
-        cc.must_understand = true;
-    } else if (iequals(name, "no-transform")) {
-        cc.no_transform = true;
-    } else if (iequals(name, "only-if-cached")) {
-        cc.only_if_cached = true;
     }
 }
 
@@ -245,19 +259,6 @@ void parse_into(CacheControl& cc, std::string_view value) {
     }
 }
 
-// Does a Pragma value list hold no-cache?
-bool pragma_no_cache(std::string_view value) {
-    size_t at = 0;
-    while (at <= value.size()) {
-        size_t end = std::min(value.find(',', at), value.size());
-        if (iequals(easy::trim(value.substr(at, end - at)), "no-cache")) {
-            return true;
-        }
-        at = end + 1;
-    }
-    return false;
-}
-
 // Feeds one header line to the Cache-Control being built; remembers a Pragma: no-cache.
 void read_line(CacheControl& cc, bool& pragma, std::string_view line) {
     std::string_view name, value;
@@ -267,11 +268,25 @@ void read_line(CacheControl& cc, bool& pragma, std::string_view line) {
     if (iequals(name, "cache-control")) {
         parse_into(cc, value);
     } else if (iequals(name, "pragma")) {
-        pragma = pragma || pragma_no_cache(value);
+        pragma = pragma || list_has(value, "no-cache");
     }
 }
 
 } // namespace
+
+std::vector<std::string> list_tokens(std::string_view value) {
+    std::vector<std::string> items;
+    for_each_list_item(value, [&items](std::string_view item) {
+        items.push_back(lower(item));
+        return false;
+    });
+    return items;
+}
+
+bool list_has(std::string_view value, std::string_view token) {
+    return for_each_list_item(value,
+                              [token](std::string_view item) { return iequals(item, token); });
+}
 
 std::optional<int64_t> parse_delta_seconds(std::string_view text) {
     if (text.size() >= 2 && text.front() == '"' && text.back() == '"') {

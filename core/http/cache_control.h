@@ -59,4 +59,12 @@ CacheControl request_cache_control(const std::vector<std::string>& lines);
 // k_delta_seconds_max become k_delta_seconds_max.
 std::optional<int64_t> parse_delta_seconds(std::string_view text);
 
+// The items of a comma-separated list of tokens (RFC 9110 §5.6.1: Pragma, Vary,
+// Connection, a qualified no-cache's field names), trimmed and lower-cased, empty items
+// skipped ("A, ,b" -> "a", "b"). Quoted strings get no special treatment.
+std::vector<std::string> list_tokens(std::string_view value);
+
+// Does such a list hold `token` (compared case-insensitively)?
+bool list_has(std::string_view value, std::string_view token);
+
 } // namespace curlcache::core::http

@@ -168,18 +168,6 @@ struct Fields {
     bool vary_star = false;
 };
 
-bool lists_star(std::string_view value) {
-    size_t at = 0;
-    while (at <= value.size()) {
-        size_t end = std::min(value.find(',', at), value.size());
-        if (easy::trim(value.substr(at, end - at)) == "*") {
-            return true;
-        }
-        at = end + 1;
-    }
-    return false;
-}
-
 Fields read_fields(std::string_view block) {
     Fields fields;
     for (std::string_view line : easy::split_lines(block)) {
@@ -198,7 +186,7 @@ Fields read_fields(std::string_view block) {
         first(fields.age, "age");
         first(fields.content_range, "content-range");
         if (iequals(name, "vary")) {
-            fields.vary_star = fields.vary_star || lists_star(value);
+            fields.vary_star = fields.vary_star || list_has(value, "*");
         }
     }
     return fields;
@@ -217,25 +205,27 @@ int64_t age_value(std::optional<std::string_view> field) {
     return parse_delta_seconds(first).value_or(0);
 }
 
+// Was the directive present with a value that could not be read?
+bool invalid(const CacheControl& cc, std::string_view name) {
+    return std::find(cc.invalid.begin(), cc.invalid.end(), name) != cc.invalid.end();
+}
+
 // The explicit lifetime (§4.2.1), when the response has one. A max-age or s-maxage whose
 // value could not be read counts as an explicit lifetime of 0.
 std::optional<int64_t> explicit_lifetime(const CacheControl& cc, const Fields& fields, int64_t date,
                                          int64_t response_time, CacheType type) {
-    auto invalid = [&cc](std::string_view name) {
-        return std::find(cc.invalid.begin(), cc.invalid.end(), name) != cc.invalid.end();
-    };
     if (type == CacheType::shared_cache) {
         if (cc.s_maxage) {
             return *cc.s_maxage;
         }
-        if (invalid("s-maxage")) {
+        if (invalid(cc, "s-maxage")) {
             return 0;
         }
     }
     if (cc.max_age) {
         return *cc.max_age;
     }
-    if (invalid("max-age")) {
+    if (invalid(cc, "max-age")) {
         return 0;
     }
     if (fields.expires) {
@@ -396,9 +386,7 @@ Storable storable(const StoreQuestion& q) {
     }
     // §3: explicit freshness, public, private (in a private cache) or a heuristically
     // cacheable status. An Expires counts even when invalid (it is then already stale).
-    bool explicit_freshness = response.max_age || fields.expires ||
-                              std::find(response.invalid.begin(), response.invalid.end(),
-                                        "max-age") != response.invalid.end() ||
+    bool explicit_freshness = response.max_age || invalid(response, "max-age") || fields.expires ||
                               (shared && response.s_maxage);
     bool allowed = explicit_freshness || response.is_public || heuristically_cacheable(q.status) ||
                    (!shared && (response.is_private || !response.private_fields.empty()));

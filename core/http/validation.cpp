@@ -3,6 +3,7 @@
 #include "core/http/validation.h"
 
 #include "core/easy/http_text.h"
+#include "core/http/cache_control.h"
 
 #include <algorithm>
 #include <array>
@@ -43,19 +44,6 @@ struct Update {
     std::string_view name, value;
 };
 
-// Does a Connection value list `name` (hop-by-hop fields named there are not stored)?
-bool listed(std::string_view connection, std::string_view name) {
-    size_t at = 0;
-    while (at <= connection.size()) {
-        size_t end = std::min(connection.find(',', at), connection.size());
-        if (iequals(easy::trim(connection.substr(at, end - at)), name)) {
-            return true;
-        }
-        at = end + 1;
-    }
-    return false;
-}
-
 std::vector<Update> updates_of(std::string_view not_modified_block) {
     std::string_view connection = easy::header_value(not_modified_block, "connection").value_or("");
     std::vector<Update> updates;
@@ -66,7 +54,7 @@ std::vector<Update> updates_of(std::string_view not_modified_block) {
             continue;
         }
         update.name = easy::trim(update.name);
-        if (!update.name.empty() && !kept(update.name) && !listed(connection, update.name)) {
+        if (!update.name.empty() && !kept(update.name) && !list_has(connection, update.name)) {
             updates.push_back(update);
         }
     }

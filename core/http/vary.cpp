@@ -7,6 +7,7 @@
 #include "core/http/vary.h"
 
 #include "core/easy/http_text.h"
+#include "core/http/cache_control.h"
 
 #include <algorithm>
 
@@ -63,23 +64,11 @@ std::vector<std::string> vary_names(std::string_view block) {
         if (!easy::split_header(line, name, value) || !easy::iequals(name, "vary")) {
             continue;
         }
-        size_t at = 0;
-        while (at <= value.size()) {
-            size_t end = std::min(value.find(',', at), value.size());
-            std::string_view field = easy::trim(value.substr(at, end - at));
+        for (std::string& field : list_tokens(value)) {
             if (field == "*") {
                 return {"*"};
             }
-            if (!field.empty()) {
-                std::string lowered(field);
-                for (char& c : lowered) {
-                    if (c >= 'A' && c <= 'Z') {
-                        c = static_cast<char>(c - 'A' + 'a');
-                    }
-                }
-                names.push_back(std::move(lowered));
-            }
-            at = end + 1;
+            names.push_back(std::move(field));
         }
     }
     std::sort(names.begin(), names.end());

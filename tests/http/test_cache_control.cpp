@@ -254,6 +254,20 @@ void test_request_lines(void**) {
     assert_false(request_cache_control({"X-Cache-Control: no-cache"}).no_cache);
 }
 
+void test_list_tokens_and_list_has(void**) {
+    std::vector<std::string> items = list_tokens(" Accept ,, USER-Agent,\t,x ");
+    assert_int_equal(items.size(), 3);
+    assert_string_equal(items[0].c_str(), "accept");
+    assert_string_equal(items[1].c_str(), "user-agent");
+    assert_string_equal(items[2].c_str(), "x");
+    assert_true(list_tokens("").empty());
+    assert_true(list_tokens(" , ").empty());
+    assert_true(list_has("close, X-Hop", "x-hop"));
+    assert_true(list_has("*", "*"));
+    assert_false(list_has("close, X-Hop", "x"));
+    assert_false(list_has("", ""));
+}
+
 } // namespace
 
 int main() {
@@ -280,6 +294,7 @@ int main() {
         cmocka_unit_test(test_pragma_no_cache_only_without_cache_control),
         cmocka_unit_test(test_response_block_skips_status_line_and_handles_bare_newlines),
         cmocka_unit_test(test_request_lines),
+        cmocka_unit_test(test_list_tokens_and_list_has),
     };
     return cmocka_run_group_tests(tests, nullptr, nullptr);
 }
