@@ -5,6 +5,7 @@
 #include "core/http/freshness.h"
 
 #include "core/easy/http_text.h"
+#include "core/http/validation.h"
 
 #include <algorithm>
 #include <limits>
@@ -32,129 +33,6 @@ int64_t sub(int64_t a, int64_t b) {
         return b < 0 ? k_int64_max : k_int64_min;
     }
     return difference;
-}
-
-// HTTP-date (RFC 9110 §5.6.7), read strictly: exactly the IMF-fixdate, RFC 850 and asctime
-// forms, names in any case. easy::parse_http_date (strptime) also takes what RFC 9111 §5.3
-// says is invalid and therefore in the past (a one-digit hour, doubled spaces, a two-digit
-// year in the IMF form), and reads an RFC 850 "50" as 1950.
-constexpr std::string_view k_day_names[] = {"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"};
-constexpr std::string_view k_long_day_names[] = {"Monday", "Tuesday",  "Wednesday", "Thursday",
-                                                 "Friday", "Saturday", "Sunday"};
-constexpr std::string_view k_month_names[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                              "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-
-template <size_t N> bool one_of(std::string_view name, const std::string_view (&names)[N]) {
-    return std::any_of(std::begin(names), std::end(names),
-                       [name](std::string_view known) { return iequals(name, known); });
-}
-
-int month_number(std::string_view name) {
-    for (int i = 0; i < 12; ++i) {
-        if (iequals(name, k_month_names[i])) {
-            return i + 1;
-        }
-    }
-    return 0;
-}
-
-// `count` digits at `at` (a leading space instead of the first digit when `space_ok`).
-std::optional<int> digits(std::string_view text, size_t at, size_t count, bool space_ok = false) {
-    if (at + count > text.size()) {
-        return std::nullopt;
-    }
-    int value = 0;
-    for (size_t i = at; i < at + count; ++i) {
-        char c = text[i];
-        if (c == ' ' && space_ok && i == at) {
-            continue;
-        }
-        if (c < '0' || c > '9') {
-            return std::nullopt;
-        }
-        value = value * 10 + (c - '0');
-    }
-    return value;
-}
-
-// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil).
-int64_t days_from_civil(int64_t year, int month, int day) {
-    year -= month <= 2;
-    int64_t era = (year >= 0 ? year : year - 399) / 400;
-    int64_t year_of_era = year - era * 400;
-    int64_t day_of_year = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1;
-    int64_t day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    return era * 146097 + day_of_era - 719468;
-}
-
-int64_t year_of(int64_t unix_seconds) {
-    int64_t days = unix_seconds / 86400 - (unix_seconds % 86400 < 0);
-    days += 719468;
-    int64_t era = (days >= 0 ? days : days - 146096) / 146097;
-    int64_t day_of_era = days - era * 146097;
-    int64_t year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36524 - day_of_era / 146096) / 365;
-    int64_t day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    int64_t month_index = (5 * day_of_year + 2) / 153; // 0 = March
-    return year_of_era + era * 400 + (month_index >= 10);
-}
-
-// "HH:MM:SS" at `at`, then the date, as unix seconds; nullopt when a field is out of range.
-std::optional<int64_t> timestamp(std::string_view text, size_t at, int64_t year, int month,
-                                 std::optional<int> day) {
-    auto hour = digits(text, at, 2);
-    auto minute = digits(text, at + 3, 2);
-    auto second = digits(text, at + 6, 2);
-    if (!hour || !minute || !second || !day || text[at + 2] != ':' || text[at + 5] != ':' ||
-        month == 0 || *day < 1 || *hour > 23 || *minute > 59 || *second > 60) {
-        return std::nullopt;
-    }
-    static constexpr int k_days_in_month[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-    if (*day > k_days_in_month[month - 1] || (month == 2 && *day == 29 && !leap)) {
-        return std::nullopt;
-    }
-    return days_from_civil(year, month, *day) * 86400 + *hour * 3600 + *minute * 60 + *second;
-}
-
-// `now` places a two-digit RFC 850 year: one more than 50 years ahead is in the past century.
-std::optional<int64_t> parse_http_date_strict(std::string_view text, int64_t now) {
-    text = easy::trim(text);
-    size_t comma = text.find(',');
-    if (comma == std::string_view::npos) {
-        // asctime: "Sun Nov  6 08:49:37 1994"
-        auto year = digits(text, 20, 4);
-        if (text.size() != 24 || !one_of(text.substr(0, 3), k_day_names) || text[3] != ' ' ||
-            text[7] != ' ' || text[10] != ' ' || text[19] != ' ' || !year) {
-            return std::nullopt;
-        }
-        return timestamp(text, 11, *year, month_number(text.substr(4, 3)),
-                         digits(text, 8, 2, true));
-    }
-    std::string_view day_name = text.substr(0, comma);
-    std::string_view rest = text.substr(comma);
-    if (rest.size() == 26 && one_of(day_name, k_day_names)) {
-        // IMF-fixdate: ", 06 Nov 1994 08:49:37 GMT"
-        auto year = digits(rest, 9, 4);
-        if (rest[1] != ' ' || rest[4] != ' ' || rest[8] != ' ' || rest[13] != ' ' ||
-            rest[22] != ' ' || !iequals(rest.substr(23), "GMT") || !year) {
-            return std::nullopt;
-        }
-        return timestamp(rest, 14, *year, month_number(rest.substr(5, 3)), digits(rest, 2, 2));
-    }
-    if (rest.size() == 24 && one_of(day_name, k_long_day_names)) {
-        // rfc850-date: ", 06-Nov-94 08:49:37 GMT"
-        auto two_digit_year = digits(rest, 9, 2);
-        if (rest[1] != ' ' || rest[4] != '-' || rest[8] != '-' || rest[11] != ' ' ||
-            rest[20] != ' ' || !iequals(rest.substr(21), "GMT") || !two_digit_year) {
-            return std::nullopt;
-        }
-        int64_t this_year = year_of(now);
-        int64_t year = this_year - this_year % 100 + *two_digit_year;
-        year -= year > this_year + 50 ? 100 : 0;
-        return timestamp(rest, 12, year, month_number(rest.substr(5, 3)), digits(rest, 2, 2));
-    }
-    return std::nullopt;
 }
 
 int64_t clamp_delta(int64_t seconds) {

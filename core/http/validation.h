@@ -31,6 +31,12 @@ bool selects(std::string_view not_modified_block, std::string_view stored_etag,
 // follow the stored block's.
 std::string merge_not_modified(std::string_view stored_block, std::string_view not_modified_block);
 
+// An HTTP-date (RFC 9110 §5.6.7) as unix seconds, read strictly: exactly the IMF-fixdate,
+// RFC 850 and asctime forms (names in any case), fields in range; nullopt otherwise (for
+// Expires that means already expired, RFC 9111 §5.3). `now` places an RFC 850 two-digit
+// year: one more than 50 years after `now` is in the century before.
+std::optional<int64_t> parse_http_date_strict(std::string_view text, int64_t now);
+
 // A block with "Age: <age>" set: an existing Age line is replaced, otherwise one is added
 // before the blank line.
 std::string with_age(std::string_view block, int64_t age);

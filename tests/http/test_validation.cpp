@@ -6,6 +6,7 @@
 #include <cstdarg>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -157,6 +158,58 @@ void test_with_age_replaces_or_adds(void**) {
                         "HTTP/1.1 200 OK\r\nAge: 0\r\n\r\n");
 }
 
+void test_http_dates_in_the_three_forms(void**) {
+    const int64_t k_1994 = 784111777; // Sun, 06 Nov 1994 08:49:37 GMT
+    assert_int_equal(*parse_http_date_strict("Sun, 06 Nov 1994 08:49:37 GMT", 0), k_1994);
+    assert_int_equal(*parse_http_date_strict("Sunday, 06-Nov-94 08:49:37 GMT", 0), k_1994);
+    assert_int_equal(*parse_http_date_strict("Sun Nov  6 08:49:37 1994", 0), k_1994);
+    assert_int_equal(*parse_http_date_strict(" sun, 06 NOV 1994 08:49:37 gmt ", 0), k_1994);
+    assert_int_equal(*parse_http_date_strict("Thu, 01 Jan 1970 00:00:00 GMT", 0), 0);
+    assert_int_equal(*parse_http_date_strict("Wed, 31 Dec 1969 23:59:59 GMT", 0), -1);
+    assert_int_equal(*parse_http_date_strict("Tue, 29 Feb 2000 00:00:00 GMT", 0), 951782400);
+    assert_int_equal(*parse_http_date_strict("Sat, 30 Jun 2012 23:59:60 GMT", 0), 1341100800);
+}
+
+void test_http_date_two_digit_years_follow_now(void**) {
+    const int64_t k_2023 = 1700000000;
+    // 2050 is less than 50 years after 2023; 2094 is more, so "94" is 1994.
+    assert_int_equal(*parse_http_date_strict("Thursday, 18-Aug-50 02:01:18 GMT", k_2023),
+                     2544400878);
+    assert_int_equal(*parse_http_date_strict("Sunday, 06-Nov-94 08:49:37 GMT", k_2023), 784111777);
+    assert_false(parse_http_date_strict("Sunday, 06-Nov-94 08:49:37 GMT",
+                                        std::numeric_limits<int64_t>::max())
+                     .has_value());
+}
+
+void test_http_dates_that_are_not(void**) {
+    const char* const bad[] = {"",
+                               "0",
+                               "Sun, 06 Nov 1994 08:49:37 UTC",
+                               "Sun, 6 Nov 1994 08:49:37 GMT",
+                               "Sun, 06 Nov 94 08:49:37 GMT",
+                               "Sun,  06 Nov 1994 08:49:37 GMT",
+                               "Sun, 06 Nov 1994 8:49:37 GMT",
+                               "Sun, 06 Nov 1994 08:49 GMT",
+                               "Sun, 06-Nov-1994 08:49:37 GMT",
+                               "Sun, 00 Nov 1994 08:49:37 GMT",
+                               "Sun, 31 Nov 1994 08:49:37 GMT",
+                               "Sun, 29 Feb 1900 08:49:37 GMT",
+                               "Sun, 06 Nov 1994 08:60:37 GMT",
+                               "Sun, 06 Nov 1994 08:49:61 GMT",
+                               "Sun, 06 Nov 1994 08:49:37 GMTX",
+                               "Sunday, 06 Nov 1994 08:49:37 GMT",
+                               "Sun, 06-Nov-94 08:49:37 GMT",
+                               "Sun Nov 6 08:49:37 1994",
+                               "Sun Nov  6 08:49:37 94",
+                               "Sun, 06 Nov 1994 08:49:37 GMT, Mon",
+                               "Sun, 06 Nov +994 08:49:37 GMT"};
+    for (const char* text : bad) {
+        if (parse_http_date_strict(text, 0).has_value()) {
+            fail_msg("accepted: %s", text);
+        }
+    }
+}
+
 } // namespace
 
 int main() {
@@ -174,6 +227,9 @@ int main() {
         cmocka_unit_test(test_merge_drops_continuations_of_replaced_fields),
         cmocka_unit_test(test_merge_finishes_a_block_without_blank_line),
         cmocka_unit_test(test_with_age_replaces_or_adds),
+        cmocka_unit_test(test_http_dates_in_the_three_forms),
+        cmocka_unit_test(test_http_date_two_digit_years_follow_now),
+        cmocka_unit_test(test_http_dates_that_are_not),
     };
     return cmocka_run_group_tests(tests, nullptr, nullptr);
 }
