@@ -356,97 +356,122 @@ void test_heuristically_cacheable_statuses(void**) {
 
 // --- storable() ---
 
-Storable store(long status, std::string_view lines, CacheType type = CacheType::private_cache,
-               std::string_view request_lines = "", bool authorization = false) {
-    std::string b = block(lines, status);
-    CacheControl response_cc = response_cache_control(b);
-    CacheControl request_cc = request_cache_control({std::string(request_lines)});
-    StoreQuestion q;
-    q.status = status;
-    q.block = b;
-    q.response_cc = &response_cc;
-    q.request_cc = request_lines.empty() ? nullptr : &request_cc;
-    q.request_has_authorization = authorization;
-    q.type = type;
-    return storable(q);
+constexpr CacheType k_private = CacheType::private_cache;
+constexpr CacheType k_shared = CacheType::shared_cache;
+
+// One storable() question and its answer.
+struct StoreCase {
+    long status;
+    const char* lines;
+    Storable expected;
+    CacheType type = k_private;
+    const char* request_lines = ""; // "" = the request had no Cache-Control
+    bool authorization = false;
+};
+
+template <size_t N> void check_store(const StoreCase (&cases)[N]) {
+    for (const StoreCase& c : cases) {
+        std::string b = block(c.lines, c.status);
+        CacheControl response_cc = response_cache_control(b);
+        CacheControl request_cc = request_cache_control({c.request_lines});
+        StoreQuestion q;
+        q.status = c.status;
+        q.block = b;
+        q.response_cc = &response_cc;
+        q.request_cc = *c.request_lines ? &request_cc : nullptr;
+        q.request_has_authorization = c.authorization;
+        q.type = c.type;
+        Storable got = storable(q);
+        if (got != c.expected) {
+            fail_msg("%ld %s: %s, expected %s", c.status, c.lines, describe(got),
+                     describe(c.expected));
+        }
+    }
 }
 
 void test_storable_final_cacheable_responses(void**) {
-    assert_int_equal(store(200, ""), Storable::ok);
-    assert_int_equal(store(404, ""), Storable::ok);
-    assert_int_equal(store(500, "Cache-Control: max-age=60\r\n"), Storable::ok);
-    assert_int_equal(store(500, "Expires: 0\r\n"), Storable::ok);
-    assert_int_equal(store(500, "Cache-Control: public\r\n"), Storable::ok);
-    assert_int_equal(store(500, "Cache-Control: private\r\n"), Storable::ok);
-    assert_int_equal(store(302, "Cache-Control: no-cache, max-age=0\r\n"), Storable::ok);
-    assert_int_equal(store(500, "Cache-Control: s-maxage=60\r\n", CacheType::shared_cache),
-                     Storable::ok);
+    const StoreCase cases[] = {
+        {200, "", Storable::ok},
+        {404, "", Storable::ok},
+        {500, "Cache-Control: max-age=60\r\n", Storable::ok},
+        {500, "Expires: 0\r\n", Storable::ok},
+        {500, "Cache-Control: public\r\n", Storable::ok},
+        {500, "Cache-Control: private\r\n", Storable::ok},
+        {302, "Cache-Control: no-cache, max-age=0\r\n", Storable::ok},
+        {500, "Cache-Control: s-maxage=60\r\n", Storable::ok, k_shared},
+    };
+    check_store(cases);
 }
 
 void test_storable_refuses_what_it_cannot_reuse(void**) {
-    assert_int_equal(store(500, ""), Storable::status);
-    assert_int_equal(store(302, ""), Storable::status);
-    assert_int_equal(store(500, "Cache-Control: s-maxage=60\r\n"), Storable::status);
-    assert_int_equal(store(100, "Cache-Control: max-age=60\r\n"), Storable::status);
-    assert_int_equal(store(304, "Cache-Control: max-age=60\r\n"), Storable::status);
-    assert_int_equal(store(0, ""), Storable::status);
-    assert_int_equal(store(1000, "Cache-Control: max-age=60\r\n"), Storable::status);
+    const StoreCase cases[] = {
+        {500, "", Storable::status},
+        {302, "", Storable::status},
+        {500, "Cache-Control: s-maxage=60\r\n", Storable::status},
+        {100, "Cache-Control: max-age=60\r\n", Storable::status},
+        {304, "Cache-Control: max-age=60\r\n", Storable::status},
+        {0, "", Storable::status},
+        {1000, "Cache-Control: max-age=60\r\n", Storable::status},
+    };
+    check_store(cases);
     StoreQuestion empty; // no block, no Cache-Control at all
     empty.status = 200;
     assert_int_equal(storable(empty), Storable::ok);
 }
 
 void test_storable_no_store_in_response_or_request(void**) {
-    assert_int_equal(store(200, "Cache-Control: no-store, max-age=60\r\n"), Storable::no_store);
-    assert_int_equal(store(200, "Cache-Control: max-age=60\r\n", CacheType::private_cache,
-                           "Cache-Control: no-store"),
-                     Storable::no_store);
-    assert_int_equal(store(200, "", CacheType::private_cache, "Cache-Control: max-age=0"),
-                     Storable::ok);
+    const StoreCase cases[] = {
+        {200, "Cache-Control: no-store, max-age=60\r\n", Storable::no_store},
+        {200, "Cache-Control: max-age=60\r\n", Storable::no_store, k_private,
+         "Cache-Control: no-store"},
+        {200, "", Storable::ok, k_private, "Cache-Control: max-age=0"},
+    };
+    check_store(cases);
 }
 
 void test_storable_must_understand(void**) {
-    // Understood status: no-store is overridden.
-    assert_int_equal(store(200, "Cache-Control: must-understand, no-store, max-age=60\r\n"),
-                     Storable::ok);
-    assert_int_equal(store(299, "Cache-Control: must-understand, no-store, max-age=60\r\n"),
-                     Storable::must_understand);
-    assert_int_equal(store(599, "Cache-Control: must-understand, max-age=60\r\n"),
-                     Storable::must_understand);
-    // The request's no-store still counts.
-    assert_int_equal(store(200, "Cache-Control: must-understand, no-store\r\n",
-                           CacheType::private_cache, "Cache-Control: no-store"),
-                     Storable::no_store);
+    const StoreCase cases[] = {
+        // A status this cache understands: no-store is overridden.
+        {200, "Cache-Control: must-understand, no-store, max-age=60\r\n", Storable::ok},
+        {299, "Cache-Control: must-understand, no-store, max-age=60\r\n",
+         Storable::must_understand},
+        {599, "Cache-Control: must-understand, max-age=60\r\n", Storable::must_understand},
+        // The request's no-store still counts.
+        {200, "Cache-Control: must-understand, no-store\r\n", Storable::no_store, k_private,
+         "Cache-Control: no-store"},
+    };
+    check_store(cases);
 }
 
 void test_storable_private_only_in_a_private_cache(void**) {
-    assert_int_equal(store(200, "Cache-Control: private, max-age=60\r\n"), Storable::ok);
-    assert_int_equal(store(200, "Cache-Control: private, max-age=60\r\n", CacheType::shared_cache),
-                     Storable::is_private);
-    assert_int_equal(
-        store(200, "Cache-Control: private=\"Set-Cookie\"\r\n", CacheType::shared_cache),
-        Storable::is_private);
+    const StoreCase cases[] = {
+        {200, "Cache-Control: private, max-age=60\r\n", Storable::ok},
+        {200, "Cache-Control: private, max-age=60\r\n", Storable::is_private, k_shared},
+        {200, "Cache-Control: private=\"Set-Cookie\"\r\n", Storable::is_private, k_shared},
+    };
+    check_store(cases);
 }
 
 void test_storable_authorization_in_a_shared_cache(void**) {
-    auto shared_auth = [](std::string_view lines) {
-        return store(200, lines, CacheType::shared_cache, "", true);
+    const StoreCase cases[] = {
+        {200, "Cache-Control: max-age=60\r\n", Storable::authorization, k_shared, "", true},
+        {200, "Cache-Control: public\r\n", Storable::ok, k_shared, "", true},
+        {200, "Cache-Control: s-maxage=60\r\n", Storable::ok, k_shared, "", true},
+        {200, "Cache-Control: must-revalidate, max-age=60\r\n", Storable::ok, k_shared, "", true},
+        {200, "Cache-Control: max-age=60\r\n", Storable::ok, k_private, "", true},
     };
-    assert_int_equal(shared_auth("Cache-Control: max-age=60\r\n"), Storable::authorization);
-    assert_int_equal(shared_auth("Cache-Control: public\r\n"), Storable::ok);
-    assert_int_equal(shared_auth("Cache-Control: s-maxage=60\r\n"), Storable::ok);
-    assert_int_equal(shared_auth("Cache-Control: must-revalidate, max-age=60\r\n"), Storable::ok);
-    assert_int_equal(
-        store(200, "Cache-Control: max-age=60\r\n", CacheType::private_cache, "", true),
-        Storable::ok);
+    check_store(cases);
 }
 
 void test_storable_partial_and_vary_star(void**) {
-    assert_int_equal(store(206, "Content-Range: bytes 0-9/100\r\n"), Storable::partial);
-    assert_int_equal(store(200, "Content-Range: bytes 0-9/100\r\n"), Storable::partial);
-    assert_int_equal(store(200, "Vary: *\r\n"), Storable::vary_star);
-    assert_int_equal(store(200, "Vary: Accept, *\r\n"), Storable::vary_star);
-    assert_int_equal(store(200, "Vary: Accept\r\nVary: Origin\r\n"), Storable::ok);
+    const StoreCase cases[] = {
+        {206, "Content-Range: bytes 0-9/100\r\n", Storable::partial},
+        {200, "Content-Range: bytes 0-9/100\r\n", Storable::partial},
+        {200, "Vary: *\r\n", Storable::vary_star},
+        {200, "Vary: Accept, *\r\n", Storable::vary_star},
+        {200, "Vary: Accept\r\nVary: Origin\r\n", Storable::ok},
+    };
+    check_store(cases);
 }
 
 void test_describe_every_reason(void**) {
