@@ -17,11 +17,22 @@ namespace {
 using easy::iequals;
 
 // Fields a 304 never changes in the stored response (RFC 9111 §3.2 and the hop-by-hop
-// fields of RFC 9110 §7.6.1): they describe the stored body or the connection.
-constexpr std::array<std::string_view, 11> k_kept_fields = {
-    "content-length", "content-encoding", "content-range", "content-type",     "transfer-encoding",
-    "trailer",        "connection",       "keep-alive",    "proxy-connection", "te",
-    "upgrade"};
+// fields of RFC 9110 §7.6.1): they describe the stored body or the connection. The
+// Proxy-* authentication fields belong to the hop to the proxy too (RFC 9111 §3.1).
+constexpr std::array<std::string_view, 14> k_kept_fields = {"content-length",
+                                                            "content-encoding",
+                                                            "content-range",
+                                                            "content-type",
+                                                            "transfer-encoding",
+                                                            "trailer",
+                                                            "connection",
+                                                            "keep-alive",
+                                                            "proxy-connection",
+                                                            "te",
+                                                            "upgrade",
+                                                            "proxy-authenticate",
+                                                            "proxy-authorization",
+                                                            "proxy-authentication-info"};
 
 bool kept(std::string_view name) {
     return std::any_of(k_kept_fields.begin(), k_kept_fields.end(),

@@ -27,8 +27,9 @@ bool selects(std::string_view not_modified_block, std::string_view stored_etag,
 // of the 304 replaces all stored lines of that name, in the stored line's place (new
 // names go before the blank line), except the fields a 304 cannot change: Content-Length,
 // Content-Encoding, Content-Range, Content-Type, Transfer-Encoding, Trailer, Connection,
-// Keep-Alive, Proxy-Connection, TE, Upgrade. The stored status line is kept; line endings
-// follow the stored block's.
+// Keep-Alive, Proxy-Connection, TE, Upgrade, Proxy-Authenticate, Proxy-Authorization,
+// Proxy-Authentication-Info, and the fields the 304's Connection lists. The stored status
+// line is kept; line endings follow the stored block's.
 std::string merge_not_modified(std::string_view stored_block, std::string_view not_modified_block);
 
 // An HTTP-date (RFC 9110 §5.6.7) as unix seconds, read strictly: exactly the IMF-fixdate,

@@ -121,7 +121,9 @@ void test_merge_never_changes_body_and_connection_fields(void**) {
                                       "Transfer-Encoding: chunked\r\nTrailer: X\r\n"
                                       "Connection: close, X-Hop\r\nKeep-Alive: timeout=5\r\n"
                                       "Proxy-Connection: close\r\nTE: trailers\r\n"
-                                      "Upgrade: h2c\r\nX-Hop: 1\r\n");
+                                      "Upgrade: h2c\r\nX-Hop: 1\r\n"
+                                      "Proxy-Authenticate: Basic\r\nProxy-Authorization: x\r\n"
+                                      "Proxy-Authentication-Info: y\r\n");
     assert_string_equal(merge_not_modified(k_stored, update).c_str(), k_stored);
 }
 

@@ -42,7 +42,11 @@ void test_names_are_lower_case_sorted_and_unique(void**) {
 void test_star_wins(void**) {
     auto names = vary_names("HTTP/1.1 200 OK\r\nVary: Accept\r\nVary: Origin, *\r\n\r\n");
     assert_string_equal(joined(names).c_str(), "*|");
-    assert_string_equal(joined(vary_names("HTTP/2 200\nVary: *\n\n")).c_str(), "*|");
+    for (const char* lines : {"Vary: *\n", "Vary: *, *\n", "Vary: *\nVary: *\n", "Vary: , *\n",
+                              "Vary:\nVary: *\n", "Vary: *, Foo\n", "Vary: Foo, *\n"}) {
+        assert_string_equal(joined(vary_names("HTTP/2 200\n" + std::string(lines) + "\n")).c_str(),
+                            "*|");
+    }
 }
 
 void test_variant_of_absent_empty_and_present(void**) {
