@@ -337,7 +337,7 @@ def print_run(run):
         print(f"   {tid}: {raw[tid][1] if isinstance(raw[tid], list) else raw[tid]}")
     print(f"required tests not passing for any reason: {len(s['required_not_passing'])}")
     goal = TARGETS.get(sel)
-    if goal and target == "cache":
+    if goal and target == "cache" and s["tests"] == goal[1]:
         need, size, maxreq = goal
         ok = s["passing"] >= need and (maxreq is None or len(s["required_failures"]) <= maxreq)
         req = f" with <= {maxreq} required failures" if maxreq is not None else ""
@@ -364,6 +364,32 @@ def compare(runs):
                 for tid, ra, rb in d:
                     print(f"   {tid}: {a}={ra} {b}={rb}")
     return diffs
+
+
+def compare_with(old_path, runs):
+    """Print, per run, what changed since the same selection and target in OLD.json."""
+    with open(old_path) as f:
+        old = json.load(f)
+    print(f"\n== changes since {old_path} (curlcache {old.get('curlcache_commit')}, "
+          f"{old.get('date')})")
+    for run in runs:
+        before = next((r for r in old.get("runs", []) if r["selection"] == run["selection"]
+                       and r["target"] == run["target"]), None)
+        if before is None:
+            continue
+        was = {r["id"]: r["result"] for r in before["results"]}
+        now = {r["id"]: r["result"] for r in run["results"]}
+        gained = [t for t in now if now[t] in PASSING and was.get(t) not in PASSING]
+        lost = [t for t in now if now[t] not in PASSING and was.get(t) in PASSING]
+        other = [t for t in now if now[t] != was.get(t) and t not in gained and t not in lost]
+        b, a = before["summary"], run["summary"]
+        print(f"{run['selection']}/{run['target']}: passing {b['passing']} -> {a['passing']}, "
+              f"required failures {len(b['required_failures'])} -> "
+              f"{len(a['required_failures'])}; {len(gained)} now pass, {len(lost)} no longer "
+              f"pass, {len(other)} other changes")
+        for label, ids in (("now pass", gained), ("no longer pass", lost), ("changed", other)):
+            for t in ids:
+                print(f"   {label}: {t}: {was.get(t)} -> {now[t]}")
 
 
 def main():
@@ -393,6 +419,11 @@ def main():
                     help="extra setting for the cache runs (repeatable)")
     ap.add_argument("--id", action="append", default=[], help="run only this test id (repeatable)")
     ap.add_argument("--json", help="write the full results here")
+    ap.add_argument("--compare", metavar="OLD.json",
+                    help="list the tests whose outcome changed since a previous --json")
+    ap.add_argument("--suite-results", metavar="DIR",
+                    help="also write each run's raw results in the suite's own format "
+                    "(DIR/curlcache-SELECTION[-TARGET].json, like its results/*.json)")
     ap.add_argument("--keep", action="store_true", help="keep the temp folder (logs, caches)")
     ap.add_argument("--no-npm-install", action="store_true",
                     help="do not run npm install in the suite when its packages are missing")
@@ -457,6 +488,16 @@ def main():
                 "differences": {k: [list(x) for x in v] for k, v in diffs.items()}},
                 f, indent=1)
         print(f"conformance: results written to {args.json}", file=sys.stderr)
+    if args.suite_results:
+        os.makedirs(args.suite_results, exist_ok=True)
+        for run in runs:
+            suffix = "" if run["target"] == "cache" else "-" + run["target"]
+            path = os.path.join(args.suite_results, f"curlcache-{run['selection']}{suffix}.json")
+            with open(path, "w") as f:
+                json.dump({r["id"]: r["raw"] for r in run["results"] if r["raw"] is not None},
+                          f, indent=2, sort_keys=True)
+    if args.compare:
+        compare_with(args.compare, runs)
     if args.enforce and any(r.get("target_met") is False for r in runs):
         sys.exit(1)
 
