@@ -186,8 +186,9 @@ Freshness analyse(long status, std::string_view block, const CacheControl& cc, i
         auto modified = parse_http_date_strict(*fields.last_modified, response_time);
         if (modified && *modified < date) {
             double heuristic = static_cast<double>(sub(date, *modified)) * rules.heuristic_fraction;
-            double cap = static_cast<double>(std::max<int64_t>(rules.heuristic_max, 0));
-            f.lifetime = clamp_delta(static_cast<int64_t>(std::clamp(heuristic, 0.0, cap)));
+            double cap = static_cast<double>(clamp_delta(rules.heuristic_max));
+            // NaN (a NaN fraction) fails every comparison and becomes 0.
+            f.lifetime = heuristic > 0 ? static_cast<int64_t>(std::min(heuristic, cap)) : 0;
             f.source = LifetimeSource::heuristic;
         }
     }

@@ -258,18 +258,28 @@ void test_s_maxage_only_in_a_shared_cache(void**) {
 }
 
 void test_heuristic_from_last_modified(void**) {
-    Freshness f = fresh_of(date_now() + "Last-Modified: " + http_date(k_now - 100000) + "\r\n");
-    assert_int_equal(f.source, LifetimeSource::heuristic);
-    assert_int_equal(f.lifetime, 10000);
-    f = fresh_of(date_now() + "Last-Modified: " + http_date(k_now - 10 * 86400) + "\r\n");
-    assert_int_equal(f.lifetime, 86400); // heuristic_max
+    // The lifetime under `rules` of a 200 last modified `ago` seconds before its Date.
+    auto lifetime = [](int64_t ago, FreshnessRules rules = {}) {
+        Freshness f =
+            fresh_of(date_now() + "Last-Modified: " + http_date(k_now - ago) + "\r\n", 200, rules);
+        assert_int_equal(f.source, LifetimeSource::heuristic);
+        return f.lifetime;
+    };
+    assert_int_equal(lifetime(100000), 10000);
+    assert_int_equal(lifetime(10 * 86400), 86400); // heuristic_max
     FreshnessRules rules;
     rules.heuristic_fraction = 0.5;
     rules.heuristic_max = 1000;
-    f = fresh_of(date_now() + "Last-Modified: " + http_date(k_now - 600) + "\r\n", 200, rules);
-    assert_int_equal(f.lifetime, 300);
-    f = fresh_of(date_now() + "Last-Modified: " + http_date(k_now - 6000) + "\r\n", 200, rules);
-    assert_int_equal(f.lifetime, 1000);
+    assert_int_equal(lifetime(600, rules), 300);
+    assert_int_equal(lifetime(6000, rules), 1000);
+    // Odd rules stay in range: no cap beyond 2^31, nothing below 0, NaN is 0.
+    rules.heuristic_fraction = 1e30;
+    rules.heuristic_max = std::numeric_limits<int64_t>::max();
+    assert_int_equal(lifetime(6000, rules), k_delta_seconds_max);
+    rules.heuristic_fraction = -1;
+    assert_int_equal(lifetime(6000, rules), 0);
+    rules.heuristic_fraction = std::numeric_limits<double>::quiet_NaN();
+    assert_int_equal(lifetime(6000, rules), 0);
 }
 
 void test_no_heuristic_without_cause(void**) {
