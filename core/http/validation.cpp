@@ -74,6 +74,11 @@ std::vector<Update> updates_of(std::string_view not_modified_block) {
     return updates;
 }
 
+bool bare_newlines(std::string_view block) {
+    size_t newline = block.find('\n');
+    return newline != std::string_view::npos && (newline == 0 || block[newline - 1] != '\r');
+}
+
 // HTTP-date names. easy::parse_http_date (strptime) is not used for dates that decide
 // freshness: it also takes what RFC 9111 §5.3 says is invalid and therefore in the past (a
 // one-digit hour, doubled spaces, a two-digit year in the IMF form), and reads an RFC 850
@@ -150,11 +155,6 @@ std::optional<int64_t> timestamp(std::string_view text, size_t at, int64_t year,
     tm.tm_min = *minute;
     tm.tm_sec = *second;
     return static_cast<int64_t>(timegm(&tm));
-}
-
-bool bare_newlines(std::string_view block) {
-    size_t newline = block.find('\n');
-    return newline != std::string_view::npos && (newline == 0 || block[newline - 1] != '\r');
 }
 
 } // namespace
