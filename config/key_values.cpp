@@ -358,6 +358,12 @@ std::expected<void, std::string> apply(const KeyDef& def, const Value& value, Se
                                    " (use a non-negative integer)");
         }
         return wrong_type("a non-negative integer", value);
+    case KeyType::expiry:
+        if (is_text(value) && to_lower(trim(value.text)) == "auto") {
+            field<int64_t>(settings, m) = Settings::k_auto;
+            return {};
+        }
+        [[fallthrough]];
     case KeyType::seconds:
         return store<int64_t>(settings, m, parse_seconds_value(value));
     case KeyType::millis:
@@ -377,6 +383,11 @@ std::expected<void, std::string> apply(const KeyDef& def, const Value& value, Se
             return wrong_type("a mode (normal, offline, refresh, readonly, off)", value);
         }
         return store<Mode>(settings, m, parse_mode(value.text));
+    case KeyType::cache_type:
+        if (!is_text(value)) {
+            return wrong_type("a cache type (private, shared)", value);
+        }
+        return store<CacheType>(settings, m, parse_cache_type(value.text));
     case KeyType::log_level:
         if (!is_text(value)) {
             return wrong_type("a log level (error, warning, info, debug)", value);
@@ -411,12 +422,19 @@ std::string render(const KeyDef& def, const Settings& settings) {
         return render_size(field<uint64_t>(settings, m));
     case KeyType::count:
         return std::to_string(field<uint64_t>(settings, m));
+    case KeyType::expiry:
+        if (field<int64_t>(settings, m) == Settings::k_auto) {
+            return "\"auto\"";
+        }
+        [[fallthrough]];
     case KeyType::seconds:
         return render_seconds(field<int64_t>(settings, m));
     case KeyType::millis:
         return render_millis(field<int64_t>(settings, m));
     case KeyType::mode:
         return quote(mode_name(field<Mode>(settings, m)));
+    case KeyType::cache_type:
+        return quote(cache_type_name(field<CacheType>(settings, m)));
     case KeyType::log_level:
         return quote(log_level_name(field<LogLevel>(settings, m)));
     case KeyType::backends:

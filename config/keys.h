@@ -24,8 +24,10 @@ enum class KeyType {
     size,      // bytes: 512, "10MiB"
     count,     // a plain non-negative integer
     seconds,   // a duration: 3600, "1h", "never"
+    expiry,    // a duration or "auto" (expire_after)
     millis,    // a timeout: 250, "250ms", "1s"
     mode,
+    cache_type,
     log_level,
     backends,  // one name or a list of tiers
     strings,   // a list of strings
@@ -33,10 +35,11 @@ enum class KeyType {
     url_rules, // urls_expire_after
 };
 
-using Member = std::variant<std::monostate, bool Settings::*, std::string Settings::*,
-                            uint64_t Settings::*, int64_t Settings::*, Mode Settings::*,
-                            LogLevel Settings::*, std::vector<std::string> Settings::*,
-                            std::vector<long> Settings::*, std::vector<UrlRule> Settings::*>;
+using Member =
+    std::variant<std::monostate, bool Settings::*, std::string Settings::*, uint64_t Settings::*,
+                 int64_t Settings::*, Mode Settings::*, LogLevel Settings::*, CacheType Settings::*,
+                 std::vector<std::string> Settings::*, std::vector<long> Settings::*,
+                 std::vector<UrlRule> Settings::*>;
 
 struct KeyDef {
     std::string_view key; // "sqlite.fast_save"

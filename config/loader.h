@@ -44,16 +44,17 @@ std::expected<Loaded, LoadError> load_file(const std::string& path);
 // Every known key with its current value rendered as text and its origin, in table order
 // (for `curlcache config`).
 struct Entry {
-    std::string key;      // TOML key, "sqlite.fast_save"
-    std::string env;      // "CURLCACHE_SQLITE_FAST_SAVE", or "" when it has none
-    std::string value;    // rendered value
+    std::string key;   // TOML key, "sqlite.fast_save"
+    std::string env;   // "CURLCACHE_SQLITE_FAST_SAVE", or "" when it has none
+    std::string value; // rendered value
     Origin origin;
-    std::string help;     // one line
+    std::string help; // one line
 };
 std::vector<Entry> describe(const Settings& settings);
 
 // Parsers shared with the command line.
-std::expected<int64_t, std::string> parse_duration(std::string_view text); // "15m" -> 900, "never" -> -1
-std::expected<uint64_t, std::string> parse_size(std::string_view text);    // "10MiB", "1G", "512"
+std::expected<int64_t, std::string>
+parse_duration(std::string_view text); // "15m" -> 900, "never" -> -1
+std::expected<uint64_t, std::string> parse_size(std::string_view text); // "10MiB", "1G", "512"
 
 } // namespace curlcache::config

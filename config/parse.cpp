@@ -264,6 +264,21 @@ const char* mode_name(Mode mode) {
     return "normal";
 }
 
+std::expected<CacheType, std::string> parse_cache_type(std::string_view text) {
+    const std::string lower = to_lower(trim(text));
+    if (lower == "private") {
+        return CacheType::private_cache;
+    }
+    if (lower == "shared") {
+        return CacheType::shared_cache;
+    }
+    return std::unexpected("unknown cache type " + quote(text) + " (private, shared)");
+}
+
+const char* cache_type_name(CacheType type) {
+    return type == CacheType::shared_cache ? "shared" : "private";
+}
+
 const char* log_level_name(LogLevel level) {
     for (const auto& [name, value] : k_levels) {
         if (value == level) {

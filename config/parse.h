@@ -16,6 +16,7 @@ std::expected<int64_t, std::string> parse_millis(std::string_view text); // "250
 std::expected<bool, std::string> parse_bool(std::string_view text); // 1/0 true/false yes/no on/off
 std::expected<Mode, std::string> parse_mode(std::string_view text);
 std::expected<LogLevel, std::string> parse_log_level(std::string_view text);
+std::expected<CacheType, std::string> parse_cache_type(std::string_view text);
 
 // Messages for values that arrived typed (a TOML integer) but out of range.
 std::string bad_duration(std::string_view text);
@@ -24,6 +25,7 @@ std::string bad_size(std::string_view text);
 
 const char* mode_name(Mode mode);
 const char* log_level_name(LogLevel level);
+const char* cache_type_name(CacheType type);
 
 // Renderers produce TOML: an integer, or a quoted string with a unit.
 std::string render_seconds(int64_t seconds); // -1 -> "never", 900 -> "15m"

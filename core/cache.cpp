@@ -4,6 +4,7 @@
 
 #include "backends/registry.h"
 #include "backends/tiered_storage.h"
+#include "core/http/vary.h"
 #include "core/log.h"
 #include "core/policy.h"
 #include "core/stats.h"
@@ -90,7 +91,30 @@ void count_error(Stats& stats, const backends::Error& error, const char* what,
 
 } // namespace
 
-backends::Result<std::optional<Entry>> Cache::find(const Key& key) {
+backends::Result<std::optional<Entry>> Cache::find(const Key& key,
+                                                   const std::vector<std::string>* request_lines) {
+    auto found = find_one(key);
+    if (!found || !*found || (*found)->vary.empty()) {
+        return found;
+    }
+    // Stored per variant: the index (or an entry written with its variant) names the
+    // headers; the request's values pick the variant's own key.
+    const Entry& index = **found;
+    if (request_lines == nullptr || index.vary.front() == "*") {
+        return std::optional<Entry>();
+    }
+    std::string variant = http::variant_of(index.vary, *request_lines);
+    if (!index.is_variant_index() && index.variant == variant) {
+        return found;
+    }
+    auto chosen = find_one(variant_key(key, variant));
+    if (chosen && *chosen && (*chosen)->variant != variant) {
+        return std::optional<Entry>(); // a collision or a stale index: never another variant
+    }
+    return chosen;
+}
+
+backends::Result<std::optional<Entry>> Cache::find_one(const Key& key) {
     std::string hex = key.hex();
     auto got = m_storage->get(hex);
     if (!got) {
@@ -138,27 +162,67 @@ backends::Metadata metadata_of(const Key& key, const Entry& entry, uint64_t size
 
 } // namespace
 
-// Policy, then created/expires; true when the entry may be stored.
-bool Cache::admit(Entry& entry, uint64_t body_size) {
+// Policy, then created/freshness/expires; true when the entry may be stored.
+bool Cache::admit(Entry& entry, uint64_t body_size, const StoreContext& context) {
     entry.url = redact_url(entry.url, m_settings); // no credentials at rest, whatever came in
-    policy::Verdict verdict = policy::store(m_settings, entry, body_size);
+    http::Storable why = http::Storable::ok;
+    policy::Verdict verdict = policy::store(m_settings, entry, body_size, context.request, &why);
     if (verdict != policy::Verdict::ok) {
         CURLCACHE_LOG(debug, "not storing %s %s: %s", entry.method.c_str(), entry.url.c_str(),
-                      policy::describe(verdict));
+                      verdict == policy::Verdict::http ? http::describe(why)
+                                                       : policy::describe(verdict));
         return false;
     }
     entry.created = now_seconds();
-    entry.expires = policy::expires_at(m_settings, entry.url, entry.created);
+    policy::stamp_freshness(m_settings, entry);
+    entry.vary.clear();
+    entry.variant.clear();
+    if (!entry.header_blocks.empty()) {
+        entry.vary = http::vary_names(entry.header_blocks.back());
+        std::erase_if(entry.vary, [&](const std::string& name) {
+            return name != "*" && key_covers_header(name, m_settings);
+        });
+        if (!entry.vary.empty() && (entry.vary.front() == "*" || !context.request_lines)) {
+            CURLCACHE_LOG(debug, "not storing %s %s: Vary: * (or no request headers known)",
+                          entry.method.c_str(), entry.url.c_str());
+            return false;
+        }
+    }
     return true;
 }
 
-backends::Result<bool> Cache::store(const Key& key, Entry& entry) {
-    if (!admit(entry, entry.body.size())) {
+backends::Result<Key> Cache::vary_target(const Key& key, Entry& entry,
+                                         const StoreContext& context) {
+    if (entry.vary.empty()) {
+        return key;
+    }
+    entry.variant = http::variant_of(entry.vary, *context.request_lines);
+    Entry index;
+    index.method = entry.method;
+    index.url = entry.url;
+    index.created = entry.created;
+    index.vary = entry.vary;
+    Encoded encoded = encode(index);
+    auto pieces = encoded.pieces();
+    auto meta = metadata_of(key, index, encoded.head.size());
+    if (auto put = m_storage->put(meta, pieces); !put) {
+        count_error(m_stats, put.error(), "put", m_storage->name());
+        return std::unexpected(put.error());
+    }
+    return variant_key(key, entry.variant);
+}
+
+backends::Result<bool> Cache::store(const Key& key, Entry& entry, const StoreContext& context) {
+    if (!admit(entry, entry.body.size(), context)) {
         return false;
+    }
+    auto target = vary_target(key, entry, context);
+    if (!target) {
+        return std::unexpected(target.error());
     }
     Encoded encoded = encode(entry);
     auto pieces = encoded.pieces();
-    auto meta = metadata_of(key, entry, encoded.head.size() + encoded.body.size());
+    auto meta = metadata_of(*target, entry, encoded.head.size() + encoded.body.size());
     if (auto put = m_storage->put(meta, pieces); !put) {
         count_error(m_stats, put.error(), "put", m_storage->name());
         return std::unexpected(put.error());
@@ -200,15 +264,20 @@ std::unique_ptr<BodySink> Cache::begin_body(uint64_t size_hint) {
     }
 }
 
-backends::Result<bool> Cache::store(const Key& key, Entry& entry, BodySink& body) {
+backends::Result<bool> Cache::store(const Key& key, Entry& entry, BodySink& body,
+                                    const StoreContext& context) {
     if (body.m_failed || !body.m_stream) {
         return false;
     }
-    if (!admit(entry, body.m_size)) {
+    if (!admit(entry, body.m_size, context)) {
         return false;
     }
+    auto target = vary_target(key, entry, context);
+    if (!target) {
+        return std::unexpected(target.error());
+    }
     std::string head = encode_head(entry, body.m_size, body.m_digest.digest());
-    auto meta = metadata_of(key, entry, head.size() + body.m_size);
+    auto meta = metadata_of(*target, entry, head.size() + body.m_size);
     auto committed = body.m_stream->commit(meta, head);
     body.m_stream.reset();
     if (!committed) {

@@ -6,6 +6,7 @@
 #include "config/settings.h"
 #include "core/entry.h"
 #include "core/key.h"
+#include "core/policy.h"
 #include "core/request.h"
 
 #include <atomic>
@@ -19,8 +20,8 @@
 namespace curlcache::core {
 
 struct Stats {
-    std::atomic<uint64_t> hits{0}, misses{0}, stores{0}, errors{0}, errors_timeout{0},
-        corrupt{0}, passthrough{0}, bytes_served{0}, bytes_downloaded{0};
+    std::atomic<uint64_t> hits{0}, misses{0}, stores{0}, errors{0}, errors_timeout{0}, corrupt{0},
+        passthrough{0}, bytes_served{0}, bytes_downloaded{0};
 };
 
 class Cache;
@@ -29,7 +30,7 @@ class Cache;
 // the backend piece by piece, so that storing it at the end needs no second pass over it
 // and no second copy in memory (see Cache::begin_body and Cache::store).
 class BodySink {
-public:
+  public:
     ~BodySink();
     BodySink(const BodySink&) = delete;
     BodySink& operator=(const BodySink&) = delete;
@@ -40,7 +41,7 @@ public:
     uint64_t size() const { return m_size; }
     bool failed() const { return m_failed; }
 
-private:
+  private:
     friend class Cache;
     BodySink(Cache& cache, std::unique_ptr<backends::PutStream> stream);
     Cache& m_cache;
@@ -51,7 +52,7 @@ private:
 };
 
 class Cache {
-public:
+  public:
     // Opens the storage the settings name. Fails with a one-line message.
     static std::expected<std::unique_ptr<Cache>, std::string> open(config::Settings settings);
     // Wraps storage that is already open (a tiered wrapper, a test's own backend).
@@ -70,18 +71,37 @@ public:
     // The stored entry for `key`, fresh or stale (the caller checks Entry::fresh and may
     // revalidate); nullopt on a miss. A corrupt entry is removed, counted, and a miss.
     // Does not count hits or misses: the caller does, once it knows what it served.
-    backends::Result<std::optional<Entry>> find(const Key& key);
+    // Responses stored per variant (Vary) are found with the request's header lines, as
+    // the origin received them (`request_lines`; nullptr = none): one more lookup, only
+    // for them. Without the lines a variant index is a miss.
+    backends::Result<std::optional<Entry>> find(const Key& key,
+                                                const std::vector<std::string>* request_lines);
+    backends::Result<std::optional<Entry>> find(const Key& key) { return find(key, nullptr); }
 
-    // Stores the entry if policy allows (method, status, size, urls_expire_after);
-    // fills in created/expires. Returns false when policy declined.
-    backends::Result<bool> store(const Key& key, Entry& entry);
+    // What a store needs to know of the request: its Cache-Control and credentials (for
+    // the HTTP rules) and its header lines (for Vary).
+    struct StoreContext {
+        policy::StoreRequest request;
+        const std::vector<std::string>* request_lines = nullptr;
+    };
+
+    // Stores the entry if policy allows (method, status, size, urls_expire_after, the HTTP
+    // rules); fills in created, freshness and expires (entry.freshness.request_time and
+    // response_time may be set by the caller). A response with Vary is stored under its
+    // variant's key and a variant index under `key`. Returns false when policy declined.
+    backends::Result<bool> store(const Key& key, Entry& entry, const StoreContext& context);
+    backends::Result<bool> store(const Key& key, Entry& entry) { return store(key, entry, {}); }
 
     // A sink for a body that streams in (size_hint: Content-Length, 0 when unknown), then
     // store() with it: the same policy and result, with the body taken from the sink
     // (entry.body is ignored). A sink that is dropped, failed or declined stores nothing.
     // nullptr when the backend cannot start one (counted and warned about once).
     std::unique_ptr<BodySink> begin_body(uint64_t size_hint);
-    backends::Result<bool> store(const Key& key, Entry& entry, BodySink& body);
+    backends::Result<bool> store(const Key& key, Entry& entry, BodySink& body,
+                                 const StoreContext& context);
+    backends::Result<bool> store(const Key& key, Entry& entry, BodySink& body) {
+        return store(key, entry, body, {});
+    }
 
     backends::Result<bool> remove(const Key& key);
 
@@ -94,10 +114,13 @@ public:
     const std::string& stats_path() const { return m_stats_path; }
     void flush_stats();
 
-private:
+  private:
     friend class BodySink;
     explicit Cache(config::Settings settings, std::unique_ptr<backends::Storage> storage);
-    bool admit(Entry& entry, uint64_t body_size);
+    bool admit(Entry& entry, uint64_t body_size, const StoreContext& context);
+    backends::Result<std::optional<Entry>> find_one(const Key& key);
+    // For a Vary response: the key its variant goes under, after the index is written.
+    backends::Result<Key> vary_target(const Key& key, Entry& entry, const StoreContext& context);
     config::Settings m_settings;
     std::unique_ptr<backends::Storage> m_storage;
     Stats m_stats;

@@ -10,7 +10,11 @@
 //                 (format 1: XXH3-64 of the head fields followed by the body)
 //   28      ...   head fields, then the body
 //
-// Head fields: strings are a u32 length and bytes; numbers are u64/i64. Hashing the body on
+// Head fields: strings are a u32 length and bytes; numbers are u64/i64. Format 3 adds, after
+// the infos: request_time, response_time, corrected_initial_age, lifetime (i64 each), the
+// lifetime source (u8), flags (u8: 1 no-cache, 2 must-revalidate, 4 immutable),
+// stale-while-revalidate and stale-if-error (i64), the Vary names (u32 count, strings) and
+// the variant (string). Hashing the body on
 // its own lets a body be hashed while it streams into storage, before the head is known.
 #include "core/entry.h"
 
@@ -190,6 +194,22 @@ std::string encode_head(const Entry& entry, uint64_t body_size, uint64_t body_di
         }
     }
 
+    const http::Freshness& f = entry.freshness;
+    put_u64(head, static_cast<uint64_t>(f.request_time));
+    put_u64(head, static_cast<uint64_t>(f.response_time));
+    put_u64(head, static_cast<uint64_t>(f.corrected_initial_age));
+    put_u64(head, static_cast<uint64_t>(f.lifetime));
+    head += static_cast<char>(f.source);
+    head += static_cast<char>((f.no_cache ? 1 : 0) | (f.must_revalidate ? 2 : 0) |
+                              (f.immutable ? 4 : 0));
+    put_u64(head, static_cast<uint64_t>(f.stale_while_revalidate));
+    put_u64(head, static_cast<uint64_t>(f.stale_if_error));
+    put_u32(head, static_cast<uint32_t>(entry.vary.size()));
+    for (const std::string& name : entry.vary) {
+        put_string(head, name);
+    }
+    put_string(head, entry.variant);
+
     size_t head_fields = head.size() - k_prefix_size;
     for (int i = 0; i < 4; ++i) {
         head[8 + i] = static_cast<char>(static_cast<uint32_t>(head_fields) >> (8 * i));
@@ -201,8 +221,8 @@ std::string encode_head(const Entry& entry, uint64_t body_size, uint64_t body_di
 
 Encoded encode(const Entry& entry) {
     Encoded out;
-    out.head = encode_head(entry, entry.body.size(),
-                           XXH3_64bits(entry.body.data(), entry.body.size()));
+    out.head =
+        encode_head(entry, entry.body.size(), XXH3_64bits(entry.body.data(), entry.body.size()));
     out.body = entry.body;
     return out;
 }
@@ -226,16 +246,14 @@ uint64_t BodyDigest::digest() const {
     return XXH3_64bits_digest(static_cast<const XXH3_state_t*>(m_state));
 }
 
-
-
 std::optional<Entry> decode(backends::Blob blob) {
     if (!blob || blob->size() < k_prefix_size) {
         return std::nullopt;
     }
     std::string_view data(*blob);
     const uint64_t version = get_le(data.data() + 4, 2);
-    if (std::memcmp(data.data(), k_magic, sizeof k_magic) != 0 ||
-        (version != 1 && version != k_entry_format_version) || get_le(data.data() + 6, 2) != 0) {
+    if (std::memcmp(data.data(), k_magic, sizeof k_magic) != 0 || version < 1 ||
+        version > k_entry_format_version || get_le(data.data() + 6, 2) != 0) {
         return std::nullopt;
     }
     uint64_t head_size = get_le(data.data() + 8, 4);
@@ -248,9 +266,9 @@ std::optional<Entry> decode(backends::Blob blob) {
     std::string_view body = data.substr(k_prefix_size + head_size);
     // Format 1 hashed head and body back to back, as they lie here: one-shot XXH3 over
     // both, without allocating a hash state on every hit.
-    const uint64_t expected =
-        version == 1 ? XXH3_64bits(data.data() + k_prefix_size, head_size + body_size)
-                     : checksum(head, XXH3_64bits(body.data(), body.size()));
+    const uint64_t expected = version == 1
+                                  ? XXH3_64bits(data.data() + k_prefix_size, head_size + body_size)
+                                  : checksum(head, XXH3_64bits(body.data(), body.size()));
     if (expected != get_le(data.data() + k_checksum_offset, 8)) {
         return std::nullopt;
     }
@@ -294,6 +312,33 @@ std::optional<Entry> decode(backends::Blob blob) {
             item.text = in.text();
         }
         entry.infos.push_back(std::move(item));
+    }
+    entry.format = static_cast<uint16_t>(version);
+    if (version >= 3) {
+        http::Freshness& f = entry.freshness;
+        f.request_time = static_cast<int64_t>(in.number(8));
+        f.response_time = static_cast<int64_t>(in.number(8));
+        f.corrected_initial_age = static_cast<int64_t>(in.number(8));
+        f.lifetime = static_cast<int64_t>(in.number(8));
+        const uint64_t source = in.number(1);
+        if (source > static_cast<uint64_t>(http::LifetimeSource::forever)) {
+            return std::nullopt;
+        }
+        f.source = static_cast<http::LifetimeSource>(source);
+        const uint64_t flags = in.number(1);
+        f.no_cache = (flags & 1) != 0;
+        f.must_revalidate = (flags & 2) != 0;
+        f.immutable = (flags & 4) != 0;
+        f.stale_while_revalidate = static_cast<int64_t>(in.number(8));
+        f.stale_if_error = static_cast<int64_t>(in.number(8));
+        const uint64_t names = in.number(4);
+        if (names > k_max_items) {
+            return std::nullopt;
+        }
+        for (uint64_t i = 0; i < names && !in.failed(); ++i) {
+            entry.vary.push_back(in.text());
+        }
+        entry.variant = in.text();
     }
     if (in.failed() || !in.at_end()) {
         return std::nullopt;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "backends/storage.h"
+#include "core/http/freshness.h"
 
 #include <array>
 #include <cstdint>
@@ -14,7 +15,10 @@ namespace curlcache::core {
 
 // 2: the checksum hashes the body on its own first, so a body can be hashed while it streams
 // in and the head added at the end. Format 1 (head, then body) is still read.
-inline constexpr uint16_t k_entry_format_version = 2;
+// 3: the HTTP freshness decided at store time (http::Freshness) and the Vary data follow
+// the infos. Formats 1 and 2 are still read; their freshness is worked out again from the
+// stored header block (see Entry::format).
+inline constexpr uint16_t k_entry_format_version = 3;
 
 // A transfer fact the program may ask curl_easy_getinfo for, recorded on the miss so a hit
 // can answer it. `id` is the CURLINFO value; the type follows CURLINFO's type bits.
@@ -28,9 +32,9 @@ struct Info {
 };
 
 struct Entry {
-    std::string method;                    // "GET"
-    std::string url;                       // redacted request URL
-    long status = 0;                       // final status
+    std::string method; // "GET"
+    std::string url;    // redacted request URL
+    long status = 0;    // final status
     // Every response's raw header block exactly as delivered to the header callback, one
     // per hop of a followed redirect chain: status line, header lines, blank line, "\r\n"
     // endings kept.
@@ -38,16 +42,27 @@ struct Entry {
     // The body exactly as delivered to the write callback (decoded under ACCEPT_ENCODING).
     // Points into `storage` for a decoded entry, or at the caller's buffer when encoding.
     std::string_view body;
-    std::vector<Info> infos;               // recorded getinfo values
-    int64_t created = 0;                   // unix seconds
-    int64_t expires = 0;                   // unix seconds, 0 = never
-    std::string etag;                      // validators of the final response, "" if none
+    std::vector<Info> infos; // recorded getinfo values
+    int64_t created = 0;     // unix seconds
+    int64_t expires = 0;     // unix seconds, 0 = never
+    std::string etag;        // validators of the final response, "" if none
     std::string last_modified;
+    // The final response's freshness as decided when it was stored; `expires` is its
+    // stale_at() (0 when it never goes stale), so that a hit compares one number.
+    http::Freshness freshness;
+    // The request header names the response's Vary nominated (lower-case, sorted) and the
+    // canonical values of the request that stored it (http::variant_of). An entry with
+    // `vary` set and no header blocks is a variant index: it only says that the responses
+    // for this key are stored per variant, under variant_key(key, variant).
+    std::vector<std::string> vary;
+    std::string variant;
+    uint16_t format = k_entry_format_version; // the format it was decoded from
 
-    backends::Blob storage;                // keeps `body` alive for a decoded entry
+    backends::Blob storage; // keeps `body` alive for a decoded entry
 
-    const Info* info(uint32_t id) const;   // nullptr when not recorded
+    const Info* info(uint32_t id) const; // nullptr when not recorded
     bool fresh(int64_t now) const { return expires == 0 || now < expires; }
+    bool is_variant_index() const { return !vary.empty() && header_blocks.empty(); }
 };
 
 // The serialised form: a small head (everything but the body) and the body, written one
@@ -62,7 +77,7 @@ Encoded encode(const Entry& entry);
 
 // The XXH3-64 of a body hashed piece by piece as it arrives (see Cache::begin_body).
 class BodyDigest {
-public:
+  public:
     BodyDigest(); // throws std::bad_alloc
     ~BodyDigest();
     BodyDigest(const BodyDigest&) = delete;
@@ -70,7 +85,7 @@ public:
     void update(std::string_view bytes);
     uint64_t digest() const;
 
-private:
+  private:
     void* m_state; // XXH3_state_t, kept out of this header
 };
 

@@ -440,4 +440,22 @@ Key make_key(const Request& request, const config::Settings& settings) {
     return Key{hash.high64, hash.low64};
 }
 
+bool key_covers_header(std::string_view name, const config::Settings& settings) {
+    if (name == "accept" || name == "accept-encoding" || name == "accept-language" ||
+        name == "host") {
+        return true;
+    }
+    return std::any_of(settings.match_headers.begin(), settings.match_headers.end(),
+                       [&](const std::string& header) { return lower(trim(header)) == name; });
+}
+
+Key variant_key(const Key& key, std::string_view variant) {
+    Encoder encoder;
+    encoder.number('v', k_key_format_version);
+    encoder.field('k', key.hex());
+    encoder.field('V', variant);
+    XXH128_hash_t hash = encoder.digest();
+    return Key{hash.high64, hash.low64};
+}
+
 } // namespace curlcache::core

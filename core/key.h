@@ -12,7 +12,8 @@
 namespace curlcache::core {
 
 // Bumped whenever the canonical encoding changes, so old keys simply stop matching.
-inline constexpr uint32_t k_key_format_version = 1;
+// 2: CURLOPT_HTTP_VERSION enters the key only where it changes the response.
+inline constexpr uint32_t k_key_format_version = 2;
 
 struct Key {
     uint64_t high = 0;
@@ -23,6 +24,15 @@ struct Key {
 };
 
 Key make_key(const Request& request, const config::Settings& settings);
+
+// Is a request header's value already part of every key (Accept, Accept-Encoding,
+// Accept-Language and Host always, see core/easy/request_plan.cpp; match_headers)? A
+// response that varies only on such headers needs no variants. `name` is lower-case.
+bool key_covers_header(std::string_view name, const config::Settings& settings);
+
+// Where the variant of a Vary response is stored: a key derived from the request's key and
+// the canonical values of the nominated request headers (http::variant_of).
+Key variant_key(const Key& key, std::string_view variant);
 
 // Canonical URL: lower-case scheme and host, default port dropped, fragment dropped,
 // ignored_parameters removed, query sorted when sort_query. Userinfo is dropped (it is

@@ -1,4 +1,4 @@
-// Policy decisions; see policy.h for why freshness comes from the config.
+// Policy decisions; see policy.h for when the origin's headers decide and when the config.
 #include "core/policy.h"
 
 #include "core/easy/http_text.h"
@@ -23,6 +23,11 @@ const config::UrlRule* matching_rule(const config::Settings& settings, std::stri
     return nullptr;
 }
 
+http::CacheType http_type(const config::Settings& settings) {
+    return settings.cache_type == config::CacheType::shared_cache ? http::CacheType::shared_cache
+                                                                  : http::CacheType::private_cache;
+}
+
 } // namespace
 
 const char* describe(Verdict verdict) {
@@ -43,6 +48,8 @@ const char* describe(Verdict verdict) {
         return "the response says Cache-Control: no-store";
     case Verdict::url_rule:
         return "a urls_expire_after rule says do-not-cache";
+    case Verdict::http:
+        return "the response may not be stored by HTTP's rules";
     }
     return "unknown verdict";
 }
@@ -145,24 +152,96 @@ Verdict store(const config::Settings& settings, const Entry& entry) {
     return store(settings, entry, entry.body.size());
 }
 
-Verdict store(const config::Settings& settings, const Entry& entry, uint64_t body_size) {
-    if (Verdict v = request(settings, entry.method, entry.url); v != Verdict::ok) {
+Verdict store(const config::Settings& settings, const Entry& entry, uint64_t body_size,
+              const StoreRequest& request, http::Storable* why) {
+    if (Verdict v = policy::request(settings, entry.method, entry.url); v != Verdict::ok) {
         return v;
     }
     if (settings.mode == config::Mode::readonly) {
         return Verdict::mode;
     }
-    if (std::find(settings.allowable_codes.begin(), settings.allowable_codes.end(), entry.status) ==
-        settings.allowable_codes.end()) {
+    const bool codes_listed =
+        std::find(settings.allowable_codes.begin(), settings.allowable_codes.end(), entry.status) !=
+        settings.allowable_codes.end();
+    if (settings.hermetic && !codes_listed) {
         return Verdict::status;
+    }
+    if (!settings.hermetic && !codes_listed && settings.origins.contains("allowable_codes")) {
+        return Verdict::status; // the user narrowed what the RFC allows
     }
     if (body_size > settings.max_entry_size) {
         return Verdict::too_large;
     }
-    if (!entry.header_blocks.empty() && has_no_store(entry.header_blocks.back())) {
+    const std::string_view block =
+        entry.header_blocks.empty() ? std::string_view() : entry.header_blocks.back();
+    if (settings.hermetic) {
+        return has_no_store(block) ? Verdict::no_store : Verdict::ok;
+    }
+    const http::CacheControl cc = http::response_cache_control(block);
+    http::StoreQuestion question;
+    question.status = entry.status;
+    question.block = block;
+    question.response_cc = &cc;
+    question.request_cc = request.cache_control;
+    question.request_has_authorization = request.authorization;
+    question.type = http_type(settings);
+    const http::Storable storable = http::storable(question);
+    if (why != nullptr) {
+        *why = storable;
+    }
+    if (storable == http::Storable::no_store) {
         return Verdict::no_store;
     }
-    return Verdict::ok;
+    return storable == http::Storable::ok ? Verdict::ok : Verdict::http;
+}
+
+http::FreshnessRules freshness_rules(const config::Settings& settings, std::string_view url) {
+    http::FreshnessRules rules;
+    rules.type = http_type(settings);
+    rules.heuristic_fraction = static_cast<double>(settings.heuristic_percent) / 100.0;
+    rules.heuristic_max =
+        settings.heuristic_max_age < 0 ? http::k_delta_seconds_max : settings.heuristic_max_age;
+    int64_t after = settings.expire_after;
+    if (const config::UrlRule* rule = matching_rule(settings, url)) {
+        after = rule->expire_after;
+    }
+    if (after == config::Settings::k_auto) {
+        rules.configured_lifetime = http::FreshnessRules::k_unset;
+    } else if (after < 0) {
+        rules.configured_lifetime = http::FreshnessRules::k_forever;
+    } else {
+        rules.configured_lifetime = after;
+    }
+    return rules;
+}
+
+void stamp_freshness(const config::Settings& settings, Entry& entry) {
+    http::Freshness& f = entry.freshness;
+    if (f.response_time == 0) {
+        f.response_time = entry.created;
+    }
+    if (f.request_time == 0 || f.request_time > f.response_time) {
+        f.request_time = f.response_time;
+    }
+    if (settings.hermetic || entry.header_blocks.empty()) {
+        const int64_t expires = expires_at(settings, entry.url, f.response_time);
+        f.corrected_initial_age = 0;
+        f.source = expires == 0 ? http::LifetimeSource::forever : http::LifetimeSource::configured;
+        f.lifetime = expires == 0 ? 0 : expires - f.response_time;
+        entry.expires = expires;
+        return;
+    }
+    const std::string_view block = entry.header_blocks.back();
+    const http::CacheControl cc = http::response_cache_control(block);
+    f = http::analyse(entry.status, block, cc, f.request_time, f.response_time,
+                      freshness_rules(settings, entry.url));
+    if (f.source == http::LifetimeSource::forever) {
+        entry.expires = 0;
+    } else if (f.no_cache) {
+        entry.expires = 1; // stale from the start: revalidated on every use
+    } else {
+        entry.expires = std::max<int64_t>(1, f.stale_at());
+    }
 }
 
 int64_t expires_at(const config::Settings& settings, std::string_view url, int64_t now) {
@@ -170,7 +249,7 @@ int64_t expires_at(const config::Settings& settings, std::string_view url, int64
     if (const config::UrlRule* rule = matching_rule(settings, url)) {
         after = rule->expire_after;
     }
-    if (after < 0) {
+    if (after < 0) { // never, and auto (when hermetic: never)
         return 0;
     }
     // expire_after = 0 gives expires == now: stale at once (revalidated every time).

@@ -1,15 +1,18 @@
 // What may be served, fetched and stored: the settings' mode, methods, codes, sizes and
-// per-URL rules, plus the one response header the cache honours (Cache-Control: no-store).
+// per-URL rules, and the HTTP caching rules of core/http/ applied to a response.
 //
-// Freshness deliberately does not follow the origin's Cache-Control/Expires: curlcache is
-// a "cache everything" tool for CI and scripts (like requests-cache's default), so the
-// lifetime comes from the config: the first urls_expire_after rule that matches, else
-// expire_after. Only no-store is honoured, because an origin that says it must never be
-// stored usually means it (tokens, one-time links).
+// By default the origin's headers decide (RFC 9111): what may be stored (http::storable),
+// how long it stays fresh (http::analyse), with expire_after / urls_expire_after standing
+// in for the heuristic on responses without explicit freshness. With `hermetic` the config
+// alone decides, as for a "cache everything" tool: every allowed response is stored (only
+// no-store is honoured: an origin that says so usually means it) and its lifetime comes
+// from the first matching urls_expire_after rule, else expire_after.
 #pragma once
 
 #include "config/settings.h"
 #include "core/entry.h"
+#include "core/http/cache_control.h"
+#include "core/http/freshness.h"
 
 #include <cstdint>
 #include <string>
@@ -26,6 +29,13 @@ enum class Verdict {
     too_large, // the body exceeds max_entry_size
     no_store,  // the response says Cache-Control: no-store
     url_rule,  // a urls_expire_after rule says do-not-cache
+    http,      // the HTTP caching rules forbid it (see the http::Storable beside it)
+};
+
+// What the request said that decides whether its response may be stored.
+struct StoreRequest {
+    const http::CacheControl* cache_control = nullptr; // the request's, nullptr = none
+    bool authorization = false;                        // it carried credentials
 };
 
 // A short phrase for messages ("method not allowed").
@@ -48,9 +58,19 @@ bool may_fetch(const config::Settings& settings);
 // status, the body size and Cache-Control: no-store in the last header block. The body
 // size is entry.body's, or body_size for a body that went into a BodySink.
 Verdict store(const config::Settings& settings, const Entry& entry);
-Verdict store(const config::Settings& settings, const Entry& entry, uint64_t body_size);
+Verdict store(const config::Settings& settings, const Entry& entry, uint64_t body_size,
+              const StoreRequest& request = {}, http::Storable* why = nullptr);
 
-// Unix time at which an entry stored `now` for `url` expires; 0 = never.
+// The freshness rules for a response to `url` under these settings.
+http::FreshnessRules freshness_rules(const config::Settings& settings, std::string_view url);
+
+// Decides entry.freshness and entry.expires for the final response in entry.header_blocks,
+// requested at entry.freshness.request_time and received at entry.freshness.response_time
+// (both set by the caller; 0 = entry.created). Hermetic: the configured lifetime.
+void stamp_freshness(const config::Settings& settings, Entry& entry);
+
+// Unix time at which an entry stored `now` for `url` expires under the configured lifetime
+// alone (hermetic); 0 = never.
 int64_t expires_at(const config::Settings& settings, std::string_view url, int64_t now);
 
 // Shell-style glob: '*' any run of characters (including '/'), '?' any one character.

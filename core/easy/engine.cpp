@@ -5,7 +5,9 @@
 #include "core/coalesce.h"
 #include "core/easy/cache_access.h"
 #include "core/easy/engine_internal.h"
+#include "core/http/invalidation.h"
 #include "core/log.h"
+#include "core/policy.h"
 
 #include <ctime>
 
@@ -56,6 +58,49 @@ Begin pass_through(Cache* cache) {
     return Begin::passthrough;
 }
 
+// The response a caching proxy gives to only-if-cached when it has nothing stored.
+Entry gateway_timeout(const Plan& plan) {
+    Entry entry;
+    entry.method = plan.request.method;
+    entry.url = plan.request.url;
+    entry.status = 504;
+    entry.header_blocks.emplace_back("HTTP/1.1 504 Gateway Timeout\r\nContent-Length: 0\r\n\r\n");
+    return entry;
+}
+
+// The request's URL for log lines: redacted (no credentials, no ignored parameters).
+std::string log_url(const Plan& plan, const config::Settings& settings) {
+    return log::enabled(config::LogLevel::info) ? redact_url(plan.request.url, settings)
+                                                : std::string();
+}
+
+// Is a stored entry good for this request without asking the origin? `reason` says why
+// for the log line. Hermetic: the config's expiry alone. Otherwise the freshness decided
+// when it was stored, and the request's own directives (max-age, min-fresh, max-stale,
+// no-cache) when it has any.
+bool servable(const Entry& entry, const Plan& plan, const config::Settings& settings, int64_t now,
+              std::string& reason) {
+    if (settings.hermetic) {
+        reason = "hermetic";
+        return entry.fresh(now);
+    }
+    if (plan.cache_control) {
+        http::UseAnswer answer = http::usable(entry.freshness, *plan.cache_control, now);
+        reason = answer.reason;
+        return answer.use != http::Use::revalidate;
+    }
+    if (!entry.fresh(now)) {
+        return false;
+    }
+    if (log::enabled(config::LogLevel::info)) {
+        const http::Freshness& f = entry.freshness;
+        reason = entry.expires == 0 ? std::string("never expires")
+                                    : "lifetime " + std::to_string(f.lifetime) + ", age " +
+                                          std::to_string(f.current_age(now));
+    }
+    return true;
+}
+
 Begin decide(const CurlApi& api, CURL* handle, HandleState& state) {
     Cache* cache = process_cache();
     if (cache == nullptr) {
@@ -67,22 +112,32 @@ Begin decide(const CurlApi& api, CURL* handle, HandleState& state) {
     if (plan.passthrough != nullptr || !cache->request_cacheable(plan.request)) {
         std::string_view url = state.options.url ? *state.options.url : std::string_view();
         std::string scheme = url_scheme(url);
-        if (offline && (scheme == "http" || scheme == "https")) {
+        const bool http_url = scheme == "http" || scheme == "https";
+        if (offline && http_url) {
             // Offline never touches the network, even for what the cache cannot answer.
             plan.request.url = std::string(url);
             prepare_offline_miss(state, plan);
             return Begin::hit;
         }
-        CURLCACHE_LOG(debug, "pass through (%s)",
+        const std::string method = transfer_method(state.options);
+        if (http_url && !settings.hermetic && http::is_unsafe(method)) {
+            // Its non-error response invalidates what is stored for the URL: end_transfer
+            // does that once the status is known (and logs the transfer).
+            state.invalidate_pending = true;
+            (void)pass_through(cache);
+            return Begin::miss;
+        }
+        CURLCACHE_LOG(info, "PASS %s (%s)", method.c_str(),
                       plan.passthrough ? plan.passthrough : "excluded by policy");
         return pass_through(cache);
     }
     const bool partial_or_conditional = plan.range || plan.conditional();
+    const http::CacheControl* request_cc = plan.cache_control ? &*plan.cache_control : nullptr;
     Key key = cache->key(plan.request);
 
     std::optional<Entry> found;
     if (settings.mode != config::Mode::refresh || partial_or_conditional) {
-        auto result = cache->find(key);
+        auto result = cache->find(key, &plan.request.headers);
         if (!result) { // counted and warned about by the cache: fail open
             if (offline) {
                 prepare_offline_miss(state, plan);
@@ -92,9 +147,23 @@ Begin decide(const CurlApi& api, CURL* handle, HandleState& state) {
         }
         found = std::move(*result);
     }
-    if (found && (offline || found->fresh(static_cast<int64_t>(std::time(nullptr))))) {
+    const int64_t now = static_cast<int64_t>(std::time(nullptr));
+    if (found && found->format < 3 && !settings.hermetic) {
+        // Stored by an older curlcache, which did not look at the origin's headers: their
+        // freshness is worked out now from the stored response.
+        found->freshness = {};
+        policy::stamp_freshness(settings, *found);
+    }
+    std::string reason;
+    if (found && (offline || servable(*found, plan, settings, now, reason))) {
+        if (settings.age_header) {
+            add_age(*found, now);
+        }
         if (prepare_hit(state, plan, std::move(*found))) {
             cache->stats().hits.fetch_add(1, std::memory_order_relaxed);
+            CURLCACHE_LOG(info, "HIT %s (%s) %s %s", offline ? "offline" : "fresh",
+                          offline ? "offline mode" : reason.c_str(), plan.request.method.c_str(),
+                          log_url(plan, settings).c_str());
             return Begin::hit;
         }
         found.reset();
@@ -102,14 +171,30 @@ Begin decide(const CurlApi& api, CURL* handle, HandleState& state) {
             return pass_through(cache); // a range the entry cannot answer
         }
     }
+    if (!found && request_cc && request_cc->only_if_cached && !offline) {
+        // What a caching proxy answers (RFC 9111 §5.2.1.7): nothing stored, no network.
+        cache->stats().misses.fetch_add(1, std::memory_order_relaxed);
+        CURLCACHE_LOG(info, "MISS only-if-cached: 504 %s %s", plan.request.method.c_str(),
+                      log_url(plan, settings).c_str());
+        if (prepare_hit(state, plan, gateway_timeout(plan))) {
+            return Begin::hit;
+        }
+        return pass_through(cache);
+    }
     if (offline) {
         cache->stats().misses.fetch_add(1, std::memory_order_relaxed);
         prepare_offline_miss(state, plan);
         return Begin::hit;
     }
-    if (partial_or_conditional || settings.mode == config::Mode::readonly) {
+    if (partial_or_conditional || settings.mode == config::Mode::readonly ||
+        (request_cc && request_cc->no_store && !settings.hermetic)) {
         // The program's own range or condition on a miss: the origin answers it; a partial
-        // or 304 response is nothing to store.
+        // or 304 response is nothing to store. A request that says no-store is not stored.
+        CURLCACHE_LOG(info, "PASS %s (%s) %s", plan.request.method.c_str(),
+                      partial_or_conditional ? "range or condition not answerable"
+                      : settings.mode == config::Mode::readonly ? "readonly, not stored"
+                                                                : "request no-store",
+                      log_url(plan, settings).c_str());
         return pass_through(cache);
     }
     MissLock lock;
@@ -117,18 +202,27 @@ Begin decide(const CurlApi& api, CURL* handle, HandleState& state) {
         // Another process (or thread) may be downloading this very entry: wait for it
         // rather than download it twice (bounded by lock_timeout; see core/coalesce.h).
         Coalesced coalesced = coalesce_miss(*cache, key);
-        if (coalesced.entry && prepare_hit(state, plan, std::move(*coalesced.entry))) {
+        if (coalesced.entry && coalesced.entry->vary.empty() &&
+            prepare_hit(state, plan, std::move(*coalesced.entry))) {
             cache->stats().hits.fetch_add(1, std::memory_order_relaxed);
+            CURLCACHE_LOG(info, "HIT fresh (stored meanwhile by another transfer) %s %s",
+                          plan.request.method.c_str(), log_url(plan, settings).c_str());
             return Begin::hit;
         }
         lock = std::move(coalesced.lock);
     }
+    const bool had_entry = found.has_value();
     if (!start_tee(api, handle, state, key, plan, std::move(found), settings, std::move(lock))) {
         return pass_through(cache);
     }
     if (!state.tee->revalidating) { // a revalidation counts once its answer is known
         cache->stats().misses.fetch_add(1, std::memory_order_relaxed);
     }
+    CURLCACHE_LOG(info, "MISS %s %s %s",
+                  state.tee->revalidating ? "stale, revalidating"
+                  : had_entry             ? "stale, no validator"
+                                          : "no entry",
+                  plan.request.method.c_str(), log_url(plan, settings).c_str());
     return Begin::miss;
 }
 

@@ -33,6 +33,19 @@ bool start_tee(const CurlApi& api, CURL* handle, HandleState& state, const Key& 
                const Plan& plan, std::optional<Entry> stale, const config::Settings& settings,
                MissLock lock);
 
+// tee.cpp: after the real transfer of a miss (or of an unsafe method): restores, records,
+// stores (see end_transfer in engine.h).
+
+// invalidate.cpp: an unsafe method's transfer ended with `result`; a non-error response
+// removes the stored responses for its URL and its same-origin Location and
+// Content-Location (RFC 9111 §4.4): those a GET or HEAD with this handle's other options
+// would find.
+void invalidate_after(const CurlApi& api, CURL* handle, const HandleState& state, CURLcode result);
+
+// replay.cpp: sets the Age header of the entry's final response to its current age (the
+// age_header setting).
+void add_age(Entry& entry, int64_t now);
+
 // tee.cpp: the transfer facts of the handle's last real transfer.
 std::vector<Info> record_infos(const CurlApi& api, CURL* handle);
 

@@ -116,9 +116,9 @@ struct Replay {
     // A callback refused a header line: libcurl's counters then stop where it stopped.
     bool aborted_in_headers = false;
     size_t aborted_block = 0;
-    int64_t header_done = 0; // header bytes accepted before the abort
-    std::string request_url; // for the URL of the hop that was aborted
-    std::string hop_url;     // built on demand
+    int64_t header_done = 0;  // header bytes accepted before the abort
+    std::string request_url;  // for the URL of the hop that was aborted
+    std::string hop_url;      // built on demand
     std::string derived_text; // an info derived from the header blocks (see getinfo.cpp)
     std::string effective_method;
     std::string effective_url; // offline_miss: the request URL
@@ -153,6 +153,16 @@ struct Tee {
     std::optional<Entry> stale;
     bool revalidating = false;
     bool got_304 = false;
+    // stale-if-error: `stale` may stand in for a 5xx (held back like a 304) or for a
+    // transfer that failed before anything reached the program.
+    bool stale_on_error = false;
+    bool got_error = false;   // a 5xx is being held back
+    bool forwarded = false;   // something of this transfer reached the program
+    int64_t request_time = 0; // when the request went out (unix seconds)
+    // The request facts a store needs (Cache::StoreContext).
+    std::vector<std::string> request_lines;
+    std::optional<http::CacheControl> request_cc;
+    bool authorization = false;
     bool httpheader_set = false; // the program set HTTPHEADER during the miss
     // Our copy of HTTPHEADER plus the validators, set on the real handle while revalidating.
     std::vector<std::string> added_lines;
@@ -170,6 +180,9 @@ struct HandleState {
     Last last = Last::none;
     std::unique_ptr<Replay> replay; // when last == replayed (or a hit is pending)
     std::unique_ptr<Tee> tee;       // while a miss is in progress
+    // An unsafe method (POST, PUT, DELETE, ...) is running: its non-error response
+    // invalidates what is stored for its URL (end_transfer does it).
+    bool invalidate_pending = false;
 };
 
 // The options of a handle after curl_easy_reset: all defaults, but a cookie engine that

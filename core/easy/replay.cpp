@@ -6,6 +6,7 @@
 #include "core/easy/cookies.h"
 #include "core/easy/engine_internal.h"
 #include "core/easy/http_text.h"
+#include "core/http/validation.h"
 #include "core/log.h"
 
 #include <chrono>
@@ -104,6 +105,13 @@ bool condition_holds(const Plan& plan, const Entry& entry) {
 }
 
 } // namespace
+
+void add_age(Entry& entry, int64_t now) {
+    if (!entry.header_blocks.empty()) {
+        std::string& last = entry.header_blocks.back();
+        last = http::with_age(last, std::max<int64_t>(0, entry.freshness.current_age(now)));
+    }
+}
 
 bool prepare_hit(HandleState& state, const Plan& plan, Entry entry) {
     const Options& o = state.options;

@@ -51,6 +51,32 @@ std::string join_list(const curl_slist* list) {
     return joined;
 }
 
+// CURLOPT_HTTP_VERSION as far as it changes the response for this scheme: libcurl 7.88's
+// default is 2TLS, which on http:// means HTTP/1.1 and on https:// means HTTP/2 when the
+// server offers it (as 2_0 does there); those choices share entries, so that a response
+// recorded by the curl CLI (which always sets the version) serves pycurl or an imported
+// HAR and back. nullptr = the default.
+const char* http_version_key(long version, std::string_view scheme) {
+    const bool tls = scheme == "https";
+    switch (version) {
+    case CURL_HTTP_VERSION_NONE:
+    case CURL_HTTP_VERSION_2TLS:
+        return nullptr;
+    case CURL_HTTP_VERSION_1_1:
+        return tls ? "1.1" : nullptr;
+    case CURL_HTTP_VERSION_2_0:
+        return tls ? nullptr : "2-upgrade";
+    case CURL_HTTP_VERSION_1_0:
+        return "1.0";
+    case CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE:
+        return "2-prior-knowledge";
+    case CURL_HTTP_VERSION_3:
+        return "3";
+    default:
+        return "3-only"; // CURL_HTTP_VERSION_3ONLY and anything newer: kept apart
+    }
+}
+
 const char* method_name(const Options& o) {
     if (o.nobody) {
         return "HEAD";
@@ -73,6 +99,7 @@ const char* method_name(const Options& o) {
 // Sorts the header lines of HTTPHEADER into key headers, credentials and conditions.
 // Returns a pass-through reason for headers the cache cannot answer.
 const char* read_headers(const Options& o, Plan& plan) {
+    std::vector<std::string> cache_lines;
     for (const curl_slist* item = o.httpheader; item != nullptr; item = item->next) {
         std::string_view line = item->data ? item->data : "";
         std::string_view name, value;
@@ -94,6 +121,7 @@ const char* read_headers(const Options& o, Plan& plan) {
         } else if (iequals(name, "Authorization") || iequals(name, "Cookie") ||
                    iequals(name, "Proxy-Authorization")) {
             add_credential(plan.request.credentials, name, value);
+            plan.authorization |= iequals(name, "Authorization");
         } else if (iequals(name, "Accept") || iequals(name, "Accept-Encoding") ||
                    iequals(name, "Accept-Language") || iequals(name, "Host")) {
             // Content negotiation changes the bytes the program receives (a raw gzip body,
@@ -106,13 +134,29 @@ const char* read_headers(const Options& o, Plan& plan) {
             plan.request.options.emplace_back(std::move(option), std::string(value));
             plan.request.headers.emplace_back(line);
         } else {
+            if (iequals(name, "Cache-Control") || iequals(name, "Pragma")) {
+                cache_lines.emplace_back(line);
+            }
             plan.request.headers.emplace_back(line);
         }
+    }
+    if (!cache_lines.empty()) {
+        plan.cache_control = http::request_cache_control(cache_lines);
     }
     return nullptr;
 }
 
 } // namespace
+
+std::string transfer_method(const Options& o) {
+    if (o.custom_request) {
+        return *o.custom_request;
+    }
+    if (o.upload && !o.nobody) {
+        return "PUT";
+    }
+    return method_name(o);
+}
 
 Plan plan_transfer(const Options& o, const config::Settings& settings) {
     Plan plan;
@@ -202,8 +246,8 @@ Plan plan_transfer(const Options& o, const config::Settings& settings) {
     if (!o.transfer_decoding) {
         options.emplace_back("transfer_decoding", "0");
     }
-    if (o.http_version != CURL_HTTP_VERSION_NONE) {
-        options.emplace_back("http_version", std::to_string(o.http_version));
+    if (const char* version = http_version_key(o.http_version, scheme)) {
+        options.emplace_back("http_version", version);
     }
     if (o.port != 0) {
         options.emplace_back("port", std::to_string(o.port));
@@ -224,6 +268,7 @@ Plan plan_transfer(const Options& o, const config::Settings& settings) {
     std::string& credentials = request.credentials;
     if (std::string user = url_credentials(*o.url); !user.empty()) {
         add_credential(credentials, "url", user);
+        plan.authorization = true;
     }
     if (o.userpwd) {
         add_credential(credentials, "userpwd", *o.userpwd);
@@ -241,6 +286,7 @@ Plan plan_transfer(const Options& o, const config::Settings& settings) {
     if (o.cookie) {
         add_credential(credentials, "cookie", *o.cookie);
     }
+    plan.authorization |= o.userpwd || o.username || o.password || o.bearer || o.aws_sigv4;
     if (!credentials.empty()) {
         add_credential(credentials, "httpauth", std::to_string(o.httpauth));
     }

@@ -4,6 +4,7 @@
 
 #include "config/settings.h"
 #include "core/easy/handle_state.h"
+#include "core/http/cache_control.h"
 #include "core/request.h"
 
 #include <cstdint>
@@ -24,7 +25,15 @@ struct Plan {
     // full cached body, never stored.
     std::optional<std::string> range;
     bool conditional() const { return if_none_match || if_modified_since; }
+    // The request's own Cache-Control (or Pragma), when it set one.
+    std::optional<http::CacheControl> cache_control;
+    // It carries credentials that make an Authorization header (user/password, bearer, ...).
+    bool authorization = false;
 };
+
+// The method the transfer will send ("GET", "POST", "PUT", a CUSTOMREQUEST), also for
+// transfers that pass through.
+std::string transfer_method(const Options& options);
 
 // Reads HTTPHEADER and POSTFIELDS now (they are the program's memory, valid during perform).
 Plan plan_transfer(const Options& options, const config::Settings& settings);

@@ -8,11 +8,13 @@
 #include "core/easy/cache_access.h"
 #include "core/easy/engine_internal.h"
 #include "core/easy/http_text.h"
+#include "core/http/validation.h"
 #include "core/log.h"
 #include "core/policy.h"
 
 #include <charconv>
 #include <cstdio>
+#include <ctime>
 
 namespace curlcache::core::easy {
 
@@ -197,9 +199,12 @@ size_t tee_header(char* ptr, size_t size, size_t count, void* userdata) {
             settle_held(tee, line);
         }
         if (status_line) {
+            const long code = status_code(line).value_or(0);
             if (tee.revalidating) {
-                tee.got_304 = status_code(line) == 304;
+                tee.got_304 = code == 304;
             }
+            // stale-if-error: a 5xx that nothing else preceded is held back too.
+            tee.got_error = tee.stale_on_error && !tee.forwarded && code >= 500;
             if (tee.body_seen) {
                 give_up_copy(tee); // a next response after body bytes: they cannot be taken back
             }
@@ -210,8 +215,11 @@ size_t tee_header(char* ptr, size_t size, size_t count, void* userdata) {
     } catch (...) {
         give_up_copy(tee);
     }
-    // A 304 is held back: the program gets the refreshed entry instead.
-    const size_t wrote = tee.got_304 ? length : forward_header(o, ptr, size, count);
+    // A 304 is held back: the program gets the refreshed entry instead (and a 5xx the stale
+    // one, under stale-if-error).
+    const bool hold = tee.got_304 || tee.got_error;
+    const size_t wrote = hold ? length : forward_header(o, ptr, size, count);
+    tee.forwarded |= !hold;
     if (wrote == length && !tee.dropped) { // a paused line comes again
         try {
             record_header(tee, line, status_line, trailer);
@@ -233,9 +241,10 @@ size_t tee_write(char* ptr, size_t size, size_t count, void* userdata) {
     if (!tee.blocks.empty() && block_complete(tee.blocks.back())) {
         tee.in_body = true; // (a status line of a next hop clears it again)
     }
-    if (tee.got_304) {
+    if (tee.got_304 || tee.got_error) {
         return length;
     }
+    tee.forwarded = true;
     const size_t wrote = call_program(o.write_fn, o.write_data, ptr, size, count);
     // Only what the program accepted is kept: a paused chunk (CURL_WRITEFUNC_PAUSE) comes
     // again on unpause, and a short write fails the transfer.
@@ -261,11 +270,8 @@ void build_revalidation_list(Tee& tee, const Options& o, const Entry& stale) {
     for (const curl_slist* item = o.httpheader; item != nullptr; item = item->next) {
         tee.added_lines.emplace_back(item->data ? item->data : "");
     }
-    if (!stale.etag.empty()) {
-        tee.added_lines.push_back("If-None-Match: " + stale.etag);
-    }
-    if (!stale.last_modified.empty()) {
-        tee.added_lines.push_back("If-Modified-Since: " + stale.last_modified);
+    for (std::string& line : http::conditional_lines(stale.etag, stale.last_modified)) {
+        tee.added_lines.push_back(std::move(line));
     }
     tee.added_list.resize(tee.added_lines.size());
     for (size_t i = 0; i < tee.added_lines.size(); ++i) {
@@ -301,6 +307,52 @@ void restore_program_options(const CurlApi& api, CURL* handle, const HandleState
     }
 }
 
+// A transfer that failed for the origin's sake (no answer, a broken connection), not for
+// the program's (a callback that aborted, a bad option): stale-if-error may stand in.
+bool origin_failure(CURLcode result) {
+    switch (result) {
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_HTTP2:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_OPERATION_TIMEDOUT:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_HTTP2_STREAM:
+        return true;
+    default:
+        return false;
+    }
+}
+
+Cache::StoreContext store_context(const Tee& tee) {
+    Cache::StoreContext context;
+    context.request.cache_control = tee.request_cc ? &*tee.request_cc : nullptr;
+    context.request.authorization = tee.authorization;
+    context.request_lines = &tee.request_lines;
+    return context;
+}
+
+// Answers the transfer with `entry` after the real one ended (a 304 or stale-if-error).
+CURLcode replay_entry(const CurlApi& api, CURL* handle, HandleState& state, const Tee& tee,
+                      Entry entry) {
+    Plan plan;
+    plan.request.method = tee.method;
+    // The program's own URL (tee.url is redacted): the replay derives the effective URL
+    // with its userinfo, cookie hosts and hop URLs from it.
+    plan.request.url = state.options.url.value_or("");
+    if (const Cache* cache = process_cache(); cache && cache->settings().age_header) {
+        add_age(entry, static_cast<int64_t>(std::time(nullptr)));
+    }
+    if (!prepare_hit(state, plan, std::move(entry))) {
+        return CURLE_OK;
+    }
+    return replay(api, handle);
+}
+
 } // namespace
 
 bool start_tee(const CurlApi& api, CURL* handle, HandleState& state, const Key& key,
@@ -315,13 +367,24 @@ bool start_tee(const CurlApi& api, CURL* handle, HandleState& state, const Key& 
     tee->header_to_body = o.header;
     tee->method = plan.request.method;
     tee->url = redact_url(plan.request.url, settings);
-    // Revalidation is kept simple: one response (no redirect chain) and no CURLOPT_HEADER,
-    // so that nothing of a 304 can reach the program before its status line is seen.
-    if (stale && stale->header_blocks.size() == 1 && !o.header &&
-        (!stale->etag.empty() || !stale->last_modified.empty())) {
-        build_revalidation_list(*tee, o, *stale);
-        tee->revalidating = true;
-        tee->stale = std::move(stale);
+    tee->request_time = static_cast<int64_t>(std::time(nullptr));
+    tee->request_lines = plan.request.headers;
+    tee->request_cc = plan.cache_control;
+    tee->authorization = plan.authorization;
+    // Revalidation and stale-if-error are kept simple: one response (no redirect chain) and
+    // no CURLOPT_HEADER, so that nothing of a 304 or a 5xx can reach the program before its
+    // status line is seen.
+    if (stale && stale->header_blocks.size() == 1 && !o.header) {
+        if (!stale->etag.empty() || !stale->last_modified.empty()) {
+            build_revalidation_list(*tee, o, *stale);
+            tee->revalidating = true;
+        }
+        tee->stale_on_error = http::serve_stale_on_error(
+            stale->freshness, tee->request_cc.value_or(http::CacheControl{}),
+            settings.stale_if_error, tee->request_time);
+        if (tee->revalidating || tee->stale_on_error) {
+            tee->stale = std::move(stale);
+        }
     }
     state.tee = std::move(tee);
     CURLcode rc = api.easy_setopt(handle, CURLOPT_WRITEFUNCTION, &tee_write);
@@ -342,6 +405,10 @@ bool start_tee(const CurlApi& api, CURL* handle, HandleState& state, const Key& 
 
 CURLcode end_transfer(const CurlApi& api, CURL* handle, CURLcode result) {
     HandleState* state = find_state(handle);
+    if (state != nullptr && state->invalidate_pending) {
+        state->invalidate_pending = false;
+        invalidate_after(api, handle, *state, result);
+    }
     if (state == nullptr || !state->tee) {
         return result;
     }
@@ -349,28 +416,48 @@ CURLcode end_transfer(const CurlApi& api, CURL* handle, CURLcode result) {
     try {
         restore_program_options(api, handle, *state, *tee);
         Cache* cache = process_cache();
-        if (result != CURLE_OK || cache == nullptr) {
+        if (cache == nullptr) {
             return result;
         }
         long code = 0;
-        api.easy_getinfo(handle, CURLINFO_RESPONSE_CODE, &code);
+        if (result == CURLE_OK) {
+            api.easy_getinfo(handle, CURLINFO_RESPONSE_CODE, &code);
+        }
+        const bool failed = result != CURLE_OK && !tee->forwarded && origin_failure(result);
+        if (tee->stale && tee->stale_on_error && (failed || (tee->got_error && code >= 500))) {
+            cache->stats().hits.fetch_add(1, std::memory_order_relaxed);
+            CURLCACHE_LOG(info, "STALE served (stale-if-error: %s) %s %s",
+                          failed ? "the transfer failed" : "the origin answered 5xx",
+                          tee->method.c_str(), tee->url.c_str());
+            return replay_entry(api, handle, *state, *tee, std::move(*tee->stale));
+        }
+        if (result != CURLE_OK) {
+            return result;
+        }
         const bool not_modified = tee->revalidating && tee->got_304 && code == 304;
         if (tee->revalidating && !not_modified) {
             cache->stats().misses.fetch_add(1, std::memory_order_relaxed);
         }
         if (not_modified) {
             Entry refreshed = std::move(*tee->stale);
-            (void)cache->store(tee->key, refreshed); // a failure is counted by the cache
-            cache->stats().hits.fetch_add(1, std::memory_order_relaxed);
-            Plan plan;
-            plan.request.method = tee->method;
-            // The program's own URL (tee->url is redacted): the replay derives the effective
-            // URL with its userinfo, cookie hosts and hop URLs from it.
-            plan.request.url = state->options.url.value_or("");
-            if (!prepare_hit(*state, plan, std::move(refreshed))) {
-                return result;
+            const std::string_view answer =
+                tee->blocks.empty() ? std::string_view() : std::string_view(tee->blocks.back());
+            if (http::selects(answer, refreshed.etag, refreshed.last_modified)) {
+                // RFC 9111 §4.3.4: the stored header fields are updated from the 304 and
+                // the freshness is decided anew, as for a response that arrived now.
+                std::string& last = refreshed.header_blocks.back();
+                last = http::merge_not_modified(last, answer);
+                refreshed.etag = std::string(header_value(last, "ETag").value_or(""));
+                refreshed.last_modified =
+                    std::string(header_value(last, "Last-Modified").value_or(""));
+                refreshed.freshness = {};
+                refreshed.freshness.request_time = tee->request_time;
+                refreshed.freshness.response_time = static_cast<int64_t>(std::time(nullptr));
+                (void)cache->store(tee->key, refreshed, store_context(*tee));
             }
-            return replay(api, handle);
+            cache->stats().hits.fetch_add(1, std::memory_order_relaxed);
+            CURLCACHE_LOG(info, "REVALIDATED 304 %s %s", tee->method.c_str(), tee->url.c_str());
+            return replay_entry(api, handle, *state, *tee, std::move(refreshed));
         }
         // (A cache reopened since the sink began, as in a forked child, is not the sink's.)
         if (tee->dropped || tee->blocks.empty() || state->options.unknown ||
@@ -388,6 +475,8 @@ CURLcode end_transfer(const CurlApi& api, CURL* handle, CURLcode result) {
         entry.last_modified = std::string(header_value(last, "Last-Modified").value_or(""));
         entry.header_blocks = std::move(tee->blocks);
         entry.infos = record_infos(api, handle);
+        entry.freshness.request_time = tee->request_time;
+        entry.freshness.response_time = static_cast<int64_t>(std::time(nullptr));
         if (!tee->trailers.empty()) {
             Info trailers;
             trailers.id = k_info_trailers;
@@ -395,7 +484,7 @@ CURLcode end_transfer(const CurlApi& api, CURL* handle, CURLcode result) {
             trailers.text = std::move(tee->trailers);
             entry.infos.push_back(std::move(trailers));
         }
-        (void)cache->store(tee->key, entry, *tee->sink); // a failure is counted there
+        (void)cache->store(tee->key, entry, *tee->sink, store_context(*tee)); // failures counted
     } catch (const std::exception& error) {
         log::warn_once("end-transfer", "cannot record a transfer: %s", error.what());
     } catch (...) {

@@ -149,19 +149,77 @@ std::string checksummed(const std::string& head_fields, const std::string& body,
     return blob + rest;
 }
 
+// The head fields format 3 adds after the infos, for an entry without Vary: four times
+// and durations, the lifetime source and flags, two more durations, the Vary count and
+// the variant's length. Cutting them off a format 3 head gives a format 1 or 2 head.
+constexpr size_t k_format_3_tail = 4 * 8 + 1 + 1 + 2 * 8 + 4 + 4;
+
+std::string older_head(const std::string& blob) {
+    size_t head_size =
+        static_cast<unsigned char>(blob[8]) | (static_cast<unsigned char>(blob[9]) << 8);
+    return blob.substr(28, head_size - k_format_3_tail);
+}
+
 // Entries written before format 2 (head and body hashed back to back) are still served.
 void test_format_1_entries_still_decode(void**) {
     std::string good = *to_blob(encode(sample_entry("format one body")));
-    size_t head_size =
-        static_cast<unsigned char>(good[8]) | (static_cast<unsigned char>(good[9]) << 8);
-    std::string old = checksummed(good.substr(28, head_size), "format one body", 1);
+    size_t head_size = older_head(good).size();
+    std::string old = checksummed(older_head(good), "format one body", 1);
     auto entry = decode(std::make_shared<const std::string>(old));
     assert_true(entry.has_value());
     assert_true(entry->body == "format one body");
+    assert_int_equal(entry->format, 1);
     // ...and a format 1 blob with a format 2 checksum (or the reverse) is rejected.
     std::string mixed = checksummed(good.substr(28, head_size), "format one body", 2);
     mixed[4] = 1;
     assert_false(decode(std::make_shared<const std::string>(mixed)).has_value());
+}
+
+// Format 2 entries (before freshness and Vary were stored) still decode, marked as such so
+// that the engine works their freshness out again from the stored headers.
+void test_format_2_entries_decode_without_freshness(void**) {
+    std::string good = *to_blob(encode(sample_entry("format two body")));
+    auto entry = decode(
+        std::make_shared<const std::string>(checksummed(older_head(good), "format two body", 2)));
+    assert_true(entry.has_value());
+    assert_int_equal(entry->format, 2);
+    assert_true(entry->vary.empty());
+    assert_int_equal(entry->freshness.lifetime, 0);
+    assert_true(entry->body == "format two body");
+}
+
+// Format 3 keeps the freshness decided at store time and the Vary data.
+void test_freshness_and_vary_round_trip(void**) {
+    Entry entry = sample_entry("varied");
+    entry.freshness.request_time = 1700000000;
+    entry.freshness.response_time = 1700000002;
+    entry.freshness.corrected_initial_age = 7;
+    entry.freshness.lifetime = 3600;
+    entry.freshness.source = curlcache::core::http::LifetimeSource::heuristic;
+    entry.freshness.no_cache = true;
+    entry.freshness.immutable = true;
+    entry.freshness.stale_while_revalidate = 30;
+    entry.freshness.stale_if_error = 86400;
+    entry.vary = {"user-agent", "x-variant"};
+    entry.variant = "user-agent:curl\nx-variant:a\n";
+    auto back = decode(to_blob(encode(entry)));
+    assert_true(back.has_value());
+    assert_int_equal(back->format, k_entry_format_version);
+    const auto& f = back->freshness;
+    assert_int_equal(f.request_time, 1700000000);
+    assert_int_equal(f.response_time, 1700000002);
+    assert_int_equal(f.corrected_initial_age, 7);
+    assert_int_equal(f.lifetime, 3600);
+    assert_int_equal(f.source, curlcache::core::http::LifetimeSource::heuristic);
+    assert_true(f.no_cache);
+    assert_false(f.must_revalidate);
+    assert_true(f.immutable);
+    assert_int_equal(f.stale_while_revalidate, 30);
+    assert_int_equal(f.stale_if_error, 86400);
+    assert_int_equal(back->vary.size(), 2);
+    assert_string_equal(back->vary[1].c_str(), "x-variant");
+    assert_string_equal(back->variant.c_str(), entry.variant.c_str());
+    assert_false(back->is_variant_index());
 }
 
 // A body hashed piece by piece while it streams in gives the head encode() writes.
@@ -405,6 +463,8 @@ int main() {
         cmocka_unit_test(test_empty_entry_round_trips),
         cmocka_unit_test(test_truncated_or_extended_value_is_rejected),
         cmocka_unit_test(test_unknown_format_version_is_rejected),
+        cmocka_unit_test(test_format_2_entries_decode_without_freshness),
+        cmocka_unit_test(test_freshness_and_vary_round_trip),
         cmocka_unit_test(test_format_1_entries_still_decode),
         cmocka_unit_test(test_streamed_body_digest_matches_encode),
         cmocka_unit_test(test_checksummed_garbage_heads_never_crash),

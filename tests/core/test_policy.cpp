@@ -87,6 +87,7 @@ void test_only_allowable_methods_case_insensitive(void**) {
 
 void test_only_allowable_codes_are_stored(void**) {
     config::Settings settings;
+    settings.hermetic = true;
     assert_int_equal(policy::store(settings, response(404, "")), Verdict::status);
     settings.allowable_codes = {200, 404};
     assert_int_equal(policy::store(settings, response(404, "")), Verdict::ok);
@@ -163,6 +164,66 @@ void test_expire_after_never_and_zero(void**) {
     assert_false(entry.fresh(1000)); // stale at once
 }
 
+// Without hermetic the RFC decides what is stored: heuristically cacheable codes, others
+// only with explicit freshness; allowable_codes narrows that only when the user set it.
+void test_http_rules_decide_storable_statuses(void**) {
+    config::Settings settings;
+    assert_int_equal(policy::store(settings, response(404, "")), Verdict::ok);
+    assert_int_equal(policy::store(settings, response(301, "")), Verdict::ok);
+    assert_int_equal(policy::store(settings, response(500, "")), Verdict::http);
+    assert_int_equal(policy::store(settings, response(500, "Cache-Control: max-age=60\r\n")),
+                     Verdict::ok);
+    assert_int_equal(policy::store(settings, response(200, "Cache-Control: no-store\r\n")),
+                     Verdict::no_store);
+    settings.allowable_codes = {200};
+    settings.origins["allowable_codes"] = config::Origin{config::Origin::Kind::file, "c:1"};
+    assert_int_equal(policy::store(settings, response(404, "")), Verdict::status);
+    // private responses in a shared cache, and a shared cache's Authorization rule.
+    Entry secret = response(200, "Cache-Control: private, max-age=60\r\n");
+    assert_int_equal(policy::store(settings, secret), Verdict::ok);
+    settings.cache_type = config::CacheType::shared_cache;
+    assert_int_equal(policy::store(settings, secret), Verdict::http);
+    policy::StoreRequest with_credentials;
+    with_credentials.authorization = true;
+    Entry plain = response(200, "Cache-Control: max-age=60\r\n");
+    assert_int_equal(policy::store(settings, plain, 4, with_credentials), Verdict::http);
+    Entry open = response(200, "Cache-Control: public, max-age=60\r\n");
+    assert_int_equal(policy::store(settings, open, 4, with_credentials), Verdict::ok);
+}
+
+// stamp_freshness puts the origin's lifetime into expires (one comparison per hit); the
+// configured lifetime stands in only where the origin gave none, or always when hermetic.
+void test_stamp_freshness_follows_origin_or_config(void**) {
+    config::Settings settings;
+    Entry fresh = response(200, "Cache-Control: max-age=100\r\n");
+    fresh.created = 5000;
+    policy::stamp_freshness(settings, fresh);
+    assert_int_equal(fresh.expires, 5100);
+    assert_true(fresh.fresh(5099));
+    assert_false(fresh.fresh(5100));
+
+    Entry revalidate = response(200, "Cache-Control: no-cache, max-age=100\r\n");
+    revalidate.created = 5000;
+    policy::stamp_freshness(settings, revalidate);
+    assert_false(revalidate.fresh(5000));
+
+    Entry bare = response(200, "");
+    bare.created = 5000;
+    policy::stamp_freshness(settings, bare); // no lifetime, no Last-Modified: stale at once
+    assert_false(bare.fresh(5000));
+    settings.expire_after = 60; // the user's lifetime replaces the heuristic...
+    policy::stamp_freshness(settings, bare);
+    assert_int_equal(bare.expires, 5060);
+    policy::stamp_freshness(settings, fresh); // ...but not the origin's own
+    assert_int_equal(fresh.expires, 5100);
+
+    settings.hermetic = true;
+    settings.expire_after = config::Settings::k_auto; // hermetic + auto: never
+    policy::stamp_freshness(settings, revalidate);
+    assert_int_equal(revalidate.expires, 0);
+    assert_true(revalidate.fresh(1u << 30));
+}
+
 void test_glob_matching(void**) {
     assert_true(policy::glob_match("*", ""));
     assert_true(policy::glob_match("a*c", "abbbc"));
@@ -191,6 +252,8 @@ int main() {
         cmocka_unit_test(test_url_rules_first_match_wins_and_do_not_cache),
         cmocka_unit_test(test_url_rules_match_host_with_or_without_port),
         cmocka_unit_test(test_expire_after_never_and_zero),
+        cmocka_unit_test(test_http_rules_decide_storable_statuses),
+        cmocka_unit_test(test_stamp_freshness_follows_origin_or_config),
         cmocka_unit_test(test_glob_matching),
     };
     return cmocka_run_group_tests(tests, scratch_setup, scratch_teardown);
