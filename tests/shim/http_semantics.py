@@ -14,10 +14,17 @@ log lines. http_semantics_storage.py: what is stored and served to whom (no-stor
 invalidation, shared/private caches, stale-if-error, only-if-cached, hermetic mode).
 
     http_semantics.py --shim PATH [--only NAME,...] [--keep] [--list] [--self-check]
+                      [--reference-proxy URL]
 
 --self-check runs every case with CURLCACHE_DISABLE=1 and passes only if each case then
 reports a failure (its cache assertions can fail). Exit status 0 pass, 1 fail, 77 shim not
-built.
+built. --reference-proxy URL sends curl through a caching proxy instead of the shim, to
+check the expectations against an independent cache: through squid 5.7 (memory cache,
+defaults) the Vary, invalidation, revalidation (If-None-Match, If-Modified-Since, 304
+header update), request max-stale/min-fresh/max-age, only-if-cached, no-store and
+shared-cache Authorization checks pass; squid adds Age and X-Cache to hits, sends request
+no-cache unconditionally, lacks stale-if-error, is shared, and knows neither libfaketime's
+clock nor CURLCACHE_* settings.
 """
 
 import glob
@@ -106,8 +113,9 @@ class Case:
     """One case's context: its own cache (HOME), paths under /<name>/ on the shared origin,
     curl runs that record which requests reached the origin, and the checks."""
 
-    def __init__(self, name, scratch, origin, shim, self_check):
+    def __init__(self, name, scratch, origin, shim, self_check, proxy=None):
         self.name = name
+        self.proxy = proxy
         self.base = os.path.join(scratch, name)
         os.makedirs(self.base)
         self.origin = origin
@@ -159,7 +167,8 @@ class Case:
         """Runs `curl -s ARGS` with the shim on this case's cache; `faketime` ("+1h")
         runs it under libfaketime. The run's `requests` are those the origin received."""
         origin = origin or self.origin
-        return self.program(["curl", "-s"] + list(args), "curl " + " ".join(
+        via = ["-x", self.proxy, "--noproxy", ""] if self.proxy else []
+        return self.program(["curl", "-s"] + via + list(args), "curl " + " ".join(
             a.replace(origin.base, "") for a in args), env, faketime, origin)
 
     def program(self, argv, what, env=None, faketime=None, origin=None):
@@ -620,6 +629,10 @@ def all_cases():
 def main():
     parser = harness.arguments(__doc__)
     parser.add_argument("--list", action="store_true", help="list the cases")
+    parser.add_argument("--reference-proxy", metavar="URL",
+                        help="send curl through this caching proxy (e.g. a local squid) "
+                        "with nothing preloaded: checks these expectations against an "
+                        "independent shared HTTP cache")
     args = parser.parse_args()
     cases = all_cases()
     if args.list:
@@ -627,12 +640,16 @@ def main():
             print(name)
         return 0
     cases = harness.only(cases, args.only)
-    shim = harness.shim_or_skip(args.shim, args.harness_only)
-    report = harness.Report(shim, args.self_check)
+    if args.reference_proxy:
+        shim = None
+        report = harness.Report(args.reference_proxy, args.self_check)  # checks enforced
+    else:
+        shim = harness.shim_or_skip(args.shim, args.harness_only)
+        report = harness.Report(shim, args.self_check)
     with harness.Scratch(keep=args.keep, prefix="curlcache-semantics-") as scratch, \
             ScriptedOrigin() as origin:
         for name, fn in cases:
-            c = Case(name, scratch, origin, shim, args.self_check)
+            c = Case(name, scratch, origin, shim, args.self_check, args.reference_proxy)
             problems = []
             try:
                 fn(c)
