@@ -452,7 +452,8 @@ def main():
         commit = git_short(REPO)
         dirty = git_dirty(REPO, ["core", "shim", "config", "backends"])
         measured = (f"a shim built from the work tree at {commit}"
-                    + (", which has uncommitted engine changes" if dirty else ""))
+                    + (", which has uncommitted engine changes" if dirty else "")
+                    if commit != "unknown" else "a shim built from a tree outside git")
     selections = ["shared", "private"] if args.selection == "both" else [args.selection]
 
     tmp = tempfile.mkdtemp(prefix="curlcache-conformance-")
