@@ -602,10 +602,12 @@ def info_log_line_per_transfer(c):
                                                    "max-age=60, stale-if-error=86400"]],
              body="kept\n")
     c.script("/post", method="POST", headers=[["Content-Type", "text/plain"]], body="posted\n")
-    runs = [("MISS", ("/fresh",)), ("HIT", ("/fresh",)), ("MISS", ("/stale",)),
-            ("REVALIDATED", ("/stale",)), ("MISS", ("/sie",)), ("STALE", ("/sie",)),
-            ("PASS", ("-d", "x", "/post"))]
-    for i, (word, args) in enumerate(runs):
+    runs = [("MISS", ("/fresh",), b"fresh\n"), ("HIT", ("/fresh",), b"fresh\n"),
+            ("MISS", ("/stale",), b"version one\n"),
+            ("REVALIDATED", ("/stale",), b"version one\n"),
+            ("MISS", ("/sie",), b"kept\n"), ("STALE", ("/sie",), b"kept\n"),
+            ("PASS", ("-d", "x", "/post"), b"posted\n")]
+    for word, args, want in runs:
         if word == "STALE":
             c.script("/sie", status=503, headers=[["Content-Type", "text/plain"]],
                      body="down\n")
@@ -617,6 +619,8 @@ def info_log_line_per_transfer(c):
                  "expected one log line with %r on stderr, got %r" % (
                      WORDS[word].replace("\\b", ""), lines))
         c.expect(b"curlcache" not in r.out, r, "stdout mentions curlcache: %r" % r.out)
+        c.expect(r.code == 0 and r.file("out.txt") == want, r, "exit %d, out.txt %r, "
+                 "expected 0 and %r" % (r.code, r.file("out.txt"), want))
 
 
 # -------------------------------------------------------------------------------------
