@@ -9,9 +9,10 @@ was fetched again. Time passes without sleeping: a response is made stale by a D
 past, or curl runs under libfaketime (FAKETIME=+1h, monotonic clock untouched).
 
 This file: freshness (max-age, Expires, Age, heuristic, expire_after), revalidation (304
-updates, 200 replaces, no-cache), request directives, the Age header setting, 1xx, the info
-log lines. http_semantics_storage.py: what is stored and served to whom (no-store, Vary,
-invalidation, shared/private caches, stale-if-error, only-if-cached, hermetic mode).
+updates, 200 replaces, no-cache, pycurl's view of it), the Age header setting, 1xx, the
+info log lines. http_semantics_storage.py: what is stored and served to whom (no-store, Vary,
+invalidation, shared/private caches, stale-if-error, the request's directives,
+only-if-cached, hermetic mode).
 
     http_semantics.py --shim PATH [--only NAME,...] [--keep] [--list] [--self-check]
                       [--reference-proxy URL]
@@ -508,40 +509,6 @@ def no_cache_response_revalidated_on_every_use(c):
                  % (r.out, len(p + "\n")))
         c.expect(r.file("out.txt") == body(p + "\n"), r, "out.txt holds %r"
                  % r.file("out.txt"))
-
-
-# -------------------------------------------------------------------------------------
-# Request directives
-
-@case
-def request_no_cache_and_max_age_0_revalidate(c):
-    c.stored("/r", "max-age=3600", etag='"q1"', text="stored\n")
-    c.no_request(c.curl("-i", c.url("/r")))
-    for h in ("Cache-Control: no-cache", "Cache-Control: max-age=0", "Pragma: no-cache"):
-        r = c.curl("-i", "-H", h, c.url("/r"))
-        c.conditional(r, inm='"q1"')
-        c.sees(r, body=b"stored\n")
-    c.no_request(c.curl("-i", c.url("/r")))
-
-
-@case
-def request_max_stale_min_fresh_max_age(c):
-    c.stored("/stale", "max-age=60", etag='"s"', date_offset=-7200)
-    for h in ("Cache-Control: max-stale=86400", "Cache-Control: max-stale"):
-        r = c.curl("-i", "-H", h, c.url("/stale"))
-        c.no_request(r)
-        c.sees(r, body=b"/stale\n")
-    c.conditional(c.curl("-i", "-H", "Cache-Control: max-stale=60", c.url("/stale")),
-                  inm='"s"')
-    # Age 600 s of max-age=3600.
-    c.stored("/aged", "max-age=3600", etag='"a"', date_offset=-600)
-    for h in ("Cache-Control: min-fresh=60", "Cache-Control: max-age=86400"):
-        c.no_request(c.curl("-i", "-H", h, c.url("/aged")))
-    c.conditional(c.curl("-i", "-H", "Cache-Control: min-fresh=7200", c.url("/aged")),
-                  inm='"a"')
-    c.stored("/aged2", "max-age=3600", etag='"b"', date_offset=-600)
-    c.conditional(c.curl("-i", "-H", "Cache-Control: max-age=300", c.url("/aged2")),
-                  inm='"b"')
 
 
 # -------------------------------------------------------------------------------------
