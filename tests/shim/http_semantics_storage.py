@@ -249,7 +249,9 @@ def shared_cache_prefers_s_maxage(c):
 
 @case
 def shared_cache_never_stores_private(c):
-    _second_use(c, "/private", "private, max-age=3600", PRIVATE, True)
+    """private responses: stored by the default cache type (private), not by a shared
+    cache."""
+    _second_use(c, "/private", "private, max-age=3600", None, True)
     _second_use(c, "/shared", "private, max-age=3600", SHARED, False)
 
 
@@ -277,6 +279,11 @@ def request_no_cache_and_max_age_0_revalidate(c):
         c.conditional(r, inm='"q1"')
         c.sees(r, body=b"stored\n")
     c.no_request(c.curl("-i", c.url("/r")))
+    # Request no-store: the response is not stored (the next plain request is a miss).
+    c.script("/no-store", headers=[["Cache-Control", "max-age=3600"]], body="not kept\n")
+    c.one_request(c.curl("-i", "-H", "Cache-Control: no-store", c.url("/no-store")))
+    c.one_request(c.curl("-i", c.url("/no-store")), inm=None, ims=None, status=200)
+    c.no_request(c.curl("-i", c.url("/no-store")))
 
 
 @case
@@ -325,6 +332,9 @@ def only_if_cached_miss_is_504(c):
 
 @case
 def hermetic_mode_serves_regardless_of_origin_freshness(c):
+    """CURLCACHE_HERMETIC=1: no-cache, max-age=0 and long-stale responses are served
+    without asking the origin; no-store is still never stored; CURLCACHE_EXPIRE_AFTER
+    alone decides when an entry expires."""
     env = {"CURLCACHE_HERMETIC": "1"}
     for p, date_offset, cc in (("/no-cache", 0, "no-cache"), ("/max-age-0", 0, "max-age=0"),
                                ("/long-stale", -7200, "max-age=60")):
@@ -336,3 +346,11 @@ def hermetic_mode_serves_regardless_of_origin_freshness(c):
     c.script("/no-store", headers=[["Cache-Control", "no-store"]], body="no-store\n")
     for _ in range(2):
         c.one_request(c.curl("-i", c.url("/no-store"), env=env))
+    # The config's lifetime, not the origin's: stale 2 h later (libfaketime) despite the
+    # origin's max-age=86400, and then fetched again.
+    env = dict(env, CURLCACHE_EXPIRE_AFTER="3600")
+    c.stored("/config-expiry", "max-age=86400", etag='"h"', env=env)
+    c.no_request(c.curl("-i", c.url("/config-expiry"), env=env))
+    r = c.curl("-i", c.url("/config-expiry"), env=env, faketime="+2h")
+    c.one_request(r)
+    c.sees(r, body=b"/config-expiry\n")
