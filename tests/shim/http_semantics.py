@@ -286,6 +286,8 @@ def body(text):
 
 @case
 def fresh_hit_makes_no_request(c):
+    """max-age=3600: the second run makes no request and prints the stored bytes
+    unchanged."""
     c.script("/r", headers=[["Content-Type", "text/plain"], ["Cache-Control", "max-age=3600"],
                             ["ETag", '"f1"']], body="fresh body\n")
     r1 = c.curl("-i", c.url("/r"))
@@ -412,6 +414,8 @@ def stale_entry_revalidated_with_if_none_match(c):
 
 @case
 def stale_entry_revalidated_with_if_modified_since(c):
+    """Stored already stale with Last-Modified and no ETag: one If-Modified-Since
+    request; the 304 updates X-Version; then a hit."""
     lm = c.date(-30 * DAY)
     _versioned(c, "/r", c.date(-7200), "max-age=60", last_modified=lm)
     c.curl("-i", c.url("/r"))
@@ -456,6 +460,8 @@ def pycurl_revalidation_delivers_the_updated_200(c):
 
 @case
 def stale_entry_replaced_by_a_200(c):
+    """Stale entry, changed resource: one If-None-Match request answered 200 with v2,
+    which the program sees and which replaces the entry."""
     c.script("/r", date=c.date(-7200), headers=[["Cache-Control", "max-age=60"],
                                                 ["ETag", '"v1"']],
              body="version one\n", conditional=True)
@@ -495,6 +501,8 @@ def changed_resource_seen_once_no_longer_fresh(c):
 
 @case
 def no_cache_response_revalidated_on_every_use(c):
+    """Cache-Control: no-cache (and max-age=0) responses are stored and revalidated with
+    If-None-Match on every use; the program sees the stored 200 (also via -w http_code)."""
     for p, cc in (("/no-cache", "no-cache"), ("/max-age-0", "max-age=0")):
         etag = '"%s"' % p[1:]
         c.stored(p, cc, etag=etag)
@@ -544,6 +552,8 @@ def age_header_setting(c):
 
 @case
 def interim_1xx_never_replayed_as_final(c):
+    """A 103 Early Hints before the 200: a hit's final response is the 200 (curl -i, -w
+    http_code, the body file)."""
     c.script("/r", interim=[[103, [["Link", "</style.css>; rel=preload"]]]],
              headers=[["Cache-Control", "max-age=3600"]], body="after early hints\n")
     r1 = c.curl("-i", c.url("/r"))
@@ -563,6 +573,8 @@ WORDS = {"MISS": r"\bMISS\b", "HIT": r"\bHIT fresh\b", "REVALIDATED": r"\bREVALI
 
 @case
 def info_log_line_per_transfer(c):
+    """CURLCACHE_LOG_LEVEL=info: one stderr line per transfer with MISS, HIT fresh,
+    REVALIDATED 304, STALE served (stale-if-error) or PASS; nothing on stdout."""
     c.script("/fresh", headers=[["Cache-Control", "max-age=3600"]], body="fresh\n")
     _versioned(c, "/stale", c.date(-7200), "max-age=60", etag='"v1"')
     c.script("/sie", date=c.date(-7200), headers=[["Cache-Control",

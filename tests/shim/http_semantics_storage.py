@@ -21,6 +21,8 @@ def _control_hit(c, p="/control", env=None):
 
 @case
 def no_store_response_never_stored(c):
+    """Cache-Control: no-store: every run is a plain request to the origin (a max-age
+    control on the same cache is a hit)."""
     c.script("/r", headers=[["Cache-Control", "no-store"], ["ETag", '"ns"']],
              body="no-store\n", conditional=True)
     for _ in range(2):
@@ -56,6 +58,7 @@ def vary_selects_the_variant_of_the_request(c):
 
 @case
 def vary_star_never_served(c):
+    """Vary: * is never served from the cache (a control without it is a hit)."""
     c.script("/r", headers=[["Cache-Control", "max-age=3600"], ["Vary", "*"]],
              body="vary star\n")
     for _ in range(2):
@@ -97,16 +100,21 @@ def _invalidation(c, unsafe_args, status=200, headers=(), target="/item", unsafe
 
 @case
 def put_invalidates_the_stored_get(c):
+    """A 204 to PUT on the URL: the next GET reaches the origin and sees the new
+    version."""
     _invalidation(c, ["-X", "PUT", "-d", "new"], status=204)
 
 
 @case
 def post_invalidates_the_stored_get(c):
+    """A 200 to POST on the URL: the next GET reaches the origin and sees the new
+    version."""
     _invalidation(c, ["-d", "new"], status=200)
 
 
 @case
 def delete_and_patch_invalidate_the_stored_get(c):
+    """DELETE and PATCH answered 200 invalidate their URL's stored GET."""
     _invalidation(c, ["-X", "DELETE"], status=200, target="/deleted")
     _invalidation(c, ["-X", "PATCH", "-d", "x"], status=200, target="/patched")
 
@@ -139,6 +147,7 @@ def post_keeps_a_cross_origin_location(c):
 
 @case
 def error_answer_to_post_does_not_invalidate(c):
+    """A 500 to POST leaves the stored GET in place (still a hit on the old version)."""
     _invalidation(c, ["-d", "new"], status=500, invalidated=False)
     c.no_request(c.curl("-i", c.url("/item")))
 
@@ -190,6 +199,8 @@ def stale_if_error_on_5xx(c):
 
 @case
 def stale_if_error_when_connection_refused(c):
+    """The origin is gone (connection refused): the stale-if-error entry is served with
+    exit 0; without the directive curl fails (exit 7)."""
     o = c.another_origin()
     _stale_kept(c, "/sie", "max-age=60, stale-if-error=86400", origin=o)
     _stale_kept(c, "/plain", "max-age=60", origin=o)
@@ -272,6 +283,9 @@ def shared_cache_and_authorization(c):
 
 @case
 def request_no_cache_and_max_age_0_revalidate(c):
+    """A fresh entry with the request's Cache-Control: no-cache, max-age=0 or Pragma:
+    no-cache: one If-None-Match request, 304, the stored response; the request's no-
+    store keeps a response out."""
     c.stored("/r", "max-age=3600", etag='"q1"', text="stored\n")
     c.no_request(c.curl("-i", c.url("/r")))
     for h in ("Cache-Control: no-cache", "Cache-Control: max-age=0", "Pragma: no-cache"):
@@ -288,6 +302,9 @@ def request_no_cache_and_max_age_0_revalidate(c):
 
 @case
 def request_max_stale_min_fresh_max_age(c):
+    """The request's max-stale serves a stale entry without asking (unless stale for
+    longer); min-fresh and max-age=N demand a revalidation when the entry is not fresh
+    enough."""
     c.stored("/stale", "max-age=60", etag='"s"', date_offset=-7200)
     for h in ("Cache-Control: max-stale=86400", "Cache-Control: max-stale"):
         r = c.curl("-i", "-H", h, c.url("/stale"))
@@ -310,6 +327,8 @@ def request_max_stale_min_fresh_max_age(c):
 
 @case
 def only_if_cached_miss_is_504(c):
+    """Cache-Control: only-if-cached: a stored entry is served; nothing stored gives 504
+    Gateway Timeout as a caching proxy would (exit 0, or 22 with -f); never a request."""
     c.script("/stored", headers=[["Cache-Control", "max-age=3600"]], body="stored\n")
     c.curl("-o", "/dev/null", c.url("/stored"))
     oic = ("-H", "Cache-Control: only-if-cached")
