@@ -184,6 +184,8 @@ void print_show_json(curlcache_entry* entry, std::string_view body, bool& ok) {
     } else {
         json.integer(curlcache_entry_expires(entry));
     }
+    json.key("freshness");
+    json.string(curlcache_entry_freshness(entry));
     json.key("body_size");
     json.unsigned_integer(body.size());
     json.key("headers");
@@ -217,6 +219,7 @@ void print_show_human(curlcache_entry* entry, std::string_view body) {
     table.add({"Expires", expires == 0 ? "never"
                                        : format_local_time(expires) + " (" +
                                              format_relative(expires, now) + ")"});
+    table.add({"Freshness", curlcache_entry_freshness(entry)});
     table.add({"Body", format_size(body.size()) + (is_text(body) ? "" : " (binary)")});
     table.add({"Responses", std::to_string(curlcache_entry_response_count(entry))});
     table.print(stdout);

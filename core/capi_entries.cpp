@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstring>
+#include <ctime>
 
 namespace curlcache::core::capi {
 
@@ -242,7 +243,10 @@ CURLCACHE_EXPORT curlcache_code curlcache_entry_get(curlcache_handle* handle,
         if (!*key) {
             return CURLCACHE_E_MISS;
         }
-        auto found = cache.find(**key);
+        // A response stored per variant (Vary) is shown for a request that sends none of
+        // the varied headers.
+        static const std::vector<std::string> k_no_headers;
+        auto found = cache.find(**key, &k_no_headers);
         if (!found) {
             return fail(handle, found.error());
         }
@@ -288,6 +292,79 @@ CURLCACHE_EXPORT int64_t curlcache_entry_created(const curlcache_entry* entry) {
 
 CURLCACHE_EXPORT int64_t curlcache_entry_expires(const curlcache_entry* entry) {
     return entry ? entry->entry.expires : 0;
+}
+
+namespace {
+
+// "1h", "59m 12s", "3d": a duration as a person reads it.
+std::string span(int64_t seconds) {
+    if (seconds >= 2 * 86400) {
+        return std::to_string(seconds / 86400) + "d";
+    }
+    if (seconds >= 2 * 3600) {
+        return std::to_string(seconds / 3600) + "h";
+    }
+    if (seconds >= 120) {
+        return std::to_string(seconds / 60) + "m" +
+               (seconds % 60 ? " " + std::to_string(seconds % 60) + "s" : "");
+    }
+    return std::to_string(seconds) + "s";
+}
+
+std::string describe_freshness(const core::Entry& e, int64_t now) {
+    const core::http::Freshness& f = e.freshness;
+    using core::http::LifetimeSource;
+    std::string why;
+    switch (f.source) {
+    case LifetimeSource::explicit_:
+        why = "the origin's lifetime " + span(f.lifetime);
+        break;
+    case LifetimeSource::heuristic:
+        why = "heuristic lifetime " + span(f.lifetime) + " from Last-Modified";
+        break;
+    case LifetimeSource::configured:
+        why = "configured lifetime " + span(f.lifetime) + " (expire_after, urls_expire_after)";
+        break;
+    case LifetimeSource::forever:
+        return "fresh, never goes stale (configured: expire_after = \"never\")";
+    case LifetimeSource::none:
+        why = "no freshness information";
+        break;
+    }
+    if (e.expires == 0) {
+        return "fresh, never goes stale";
+    }
+    const std::string next = !e.etag.empty() ? "revalidated on next use (ETag)"
+                             : !e.last_modified.empty()
+                                 ? "revalidated on next use (Last-Modified)"
+                                 : "fetched again on next use (no validator)";
+    if (f.no_cache) {
+        return "always revalidated (no-cache): " + next;
+    }
+    const std::string age = ", age " + span(std::max<int64_t>(0, f.current_age(now)));
+    if (e.fresh(now)) {
+        return "fresh for " + span(e.expires - now) + " more: " + why + age;
+    }
+    return "stale for " + span(now - e.expires) + ": " + why + age + "; " + next +
+           (f.stale_if_error > 0 ? "; stale-if-error " + span(f.stale_if_error) : "");
+}
+
+} // namespace
+
+CURLCACHE_EXPORT const char* curlcache_entry_freshness(const curlcache_entry* entry) {
+    if (entry == nullptr) {
+        return "";
+    }
+    auto* mutable_entry = const_cast<curlcache_entry*>(entry);
+    if (mutable_entry->freshness.empty()) {
+        try {
+            mutable_entry->freshness =
+                describe_freshness(entry->entry, static_cast<int64_t>(std::time(nullptr)));
+        } catch (...) {
+            return "";
+        }
+    }
+    return mutable_entry->freshness.c_str();
 }
 
 CURLCACHE_EXPORT size_t curlcache_entry_response_count(const curlcache_entry* entry) {

@@ -41,6 +41,7 @@ struct curlcache_entry {
     std::string effective_url;
     std::string content_type;
     bool has_content_type = false;
+    std::string freshness; // curlcache_entry_freshness(), made when first asked
 };
 
 namespace curlcache::core::capi {

@@ -203,6 +203,7 @@ Begin decide(const CurlApi& api, CURL* handle, HandleState& state) {
         // rather than download it twice (bounded by lock_timeout; see core/coalesce.h).
         Coalesced coalesced = coalesce_miss(*cache, key);
         if (coalesced.entry && coalesced.entry->vary.empty() &&
+            servable(*coalesced.entry, plan, settings, now, reason) &&
             prepare_hit(state, plan, std::move(*coalesced.entry))) {
             cache->stats().hits.fetch_add(1, std::memory_order_relaxed);
             CURLCACHE_LOG(info, "HIT fresh (stored meanwhile by another transfer) %s %s",
@@ -218,11 +219,11 @@ Begin decide(const CurlApi& api, CURL* handle, HandleState& state) {
     if (!state.tee->revalidating) { // a revalidation counts once its answer is known
         cache->stats().misses.fetch_add(1, std::memory_order_relaxed);
     }
-    CURLCACHE_LOG(info, "MISS %s %s %s",
-                  state.tee->revalidating ? "stale, revalidating"
-                  : had_entry             ? "stale, no validator"
-                                          : "no entry",
-                  plan.request.method.c_str(), log_url(plan, settings).c_str());
+    if (!had_entry) { // with a stale entry, end_transfer logs how it ended
+        CURLCACHE_LOG(info, "MISS no entry %s %s", plan.request.method.c_str(),
+                      log_url(plan, settings).c_str());
+    }
+    state.tee->had_entry = had_entry;
     return Begin::miss;
 }
 

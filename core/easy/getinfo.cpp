@@ -86,7 +86,6 @@ int64_t replay_content_length(const Replay& r) {
 
 namespace {
 
-
 struct Answer {
     enum class Kind { forward, integer, real, text, pointer } kind = Kind::forward;
     int64_t integer = 0;
@@ -272,11 +271,13 @@ Answer answer(Replay& r, CURLINFO id) {
     case CURLINFO_REDIRECT_TIME_T:
         return integer(0);
     case CURLINFO_SPEED_DOWNLOAD:
-        return real(r.total_time > 0 ? static_cast<double>(replay_download_size(r)) / r.total_time : 0);
+        return real(r.total_time > 0 ? static_cast<double>(replay_download_size(r)) / r.total_time
+                                     : 0);
     case CURLINFO_SPEED_DOWNLOAD_T:
-        return integer(r.total_time > 0
-                           ? static_cast<int64_t>(static_cast<double>(replay_download_size(r)) / r.total_time)
-                           : 0);
+        return integer(
+            r.total_time > 0
+                ? static_cast<int64_t>(static_cast<double>(replay_download_size(r)) / r.total_time)
+                : 0);
     case CURLINFO_EFFECTIVE_METHOD:
         return text(r.effective_method.c_str());
     case CURLINFO_CONTENT_TYPE:

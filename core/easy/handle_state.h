@@ -158,6 +158,7 @@ struct Tee {
     bool stale_on_error = false;
     bool got_error = false;   // a 5xx is being held back
     bool forwarded = false;   // something of this transfer reached the program
+    bool had_entry = false;   // a stale entry was found (end_transfer logs the outcome)
     int64_t request_time = 0; // when the request went out (unix seconds)
     // The request facts a store needs (Cache::StoreContext).
     std::vector<std::string> request_lines;

@@ -420,21 +420,31 @@ CURLcode end_transfer(const CurlApi& api, CURL* handle, CURLcode result) {
             return result;
         }
         long code = 0;
-        if (result == CURLE_OK) {
-            api.easy_getinfo(handle, CURLINFO_RESPONSE_CODE, &code);
-        }
+        api.easy_getinfo(handle, CURLINFO_RESPONSE_CODE, &code);
         const bool failed = result != CURLE_OK && !tee->forwarded && origin_failure(result);
-        if (tee->stale && tee->stale_on_error && (failed || (tee->got_error && code >= 500))) {
+        // A held-back 5xx ends the transfer normally, or as FAILONERROR's error.
+        const bool error_status = tee->got_error && code >= 500 &&
+                                  (result == CURLE_OK || result == CURLE_HTTP_RETURNED_ERROR);
+        if (tee->stale && tee->stale_on_error && (failed || error_status)) {
             cache->stats().hits.fetch_add(1, std::memory_order_relaxed);
-            CURLCACHE_LOG(info, "STALE served (stale-if-error: %s) %s %s",
+            CURLCACHE_LOG(info, "STALE served (stale-if-error), %s: %s %s",
                           failed ? "the transfer failed" : "the origin answered 5xx",
                           tee->method.c_str(), tee->url.c_str());
             return replay_entry(api, handle, *state, *tee, std::move(*tee->stale));
         }
         if (result != CURLE_OK) {
+            if (tee->had_entry) {
+                CURLCACHE_LOG(info, "MISS stale, the transfer failed (%d) %s %s",
+                              static_cast<int>(result), tee->method.c_str(), tee->url.c_str());
+            }
             return result;
         }
         const bool not_modified = tee->revalidating && tee->got_304 && code == 304;
+        if (tee->had_entry && !not_modified) {
+            CURLCACHE_LOG(info, "MISS stale, %s: %ld %s %s",
+                          tee->revalidating ? "revalidated" : "no validator", code,
+                          tee->method.c_str(), tee->url.c_str());
+        }
         if (tee->revalidating && !not_modified) {
             cache->stats().misses.fetch_add(1, std::memory_order_relaxed);
         }

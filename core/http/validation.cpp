@@ -55,6 +55,7 @@ std::string_view opaque(std::string_view etag) {
 // A field line of the 304 that updates the stored block.
 struct Update {
     std::string_view name, value;
+    std::string_view raw; // the 304's line as the origin sent it, without its line ending
 };
 
 std::vector<Update> updates_of(std::string_view not_modified_block) {
@@ -67,6 +68,7 @@ std::vector<Update> updates_of(std::string_view not_modified_block) {
             continue;
         }
         update.name = easy::trim(update.name);
+        update.raw = line.substr(0, line.find_last_not_of("\r\n") + 1);
         if (!update.name.empty() && !kept(update.name) && !list_has(connection, update.name)) {
             updates.push_back(update);
         }
@@ -249,11 +251,9 @@ std::string merge_not_modified(std::string_view stored_block, std::string_view n
         for (size_t i = 0; i < updates.size(); ++i) {
             if (!written[i] && (name.empty() || iequals(updates[i].name, name))) {
                 written[i] = true;
-                out.append(updates[i].name).append(":");
-                if (!updates[i].value.empty()) {
-                    out.append(" ").append(updates[i].value);
-                }
-                out.append(eol);
+                // The line's own bytes (a value's trailing space included): what the origin
+                // would send in a 200 now.
+                out.append(updates[i].raw).append(eol);
             }
         }
     };

@@ -1,7 +1,7 @@
 // Request coalescing across processes: 8 forked processes miss the same keys together
 // against a slow local origin (scripts/origin.py, /slow/MS); the origin must see each key
-// once, with Redis locks and with file locks (one byte-range-locked file). A lock holder killed mid-way does
-// not stop the others. coalesce=false lets every process download (the control case).
+// once, with Redis locks and with file locks (one byte-range-locked file). A lock holder killed
+// mid-way does not stop the others. coalesce=false lets every process download (the control case).
 #include "backends/file_lock.h"
 #include "backends/redis_storage.h"
 #include "backends/registry.h"
@@ -9,10 +9,10 @@
 #include "core/coalesce.h"
 #include "tests/redis/fixture.h"
 
+#include <csetjmp>
 #include <cstdarg>
 #include <cstddef>
 #include <cstdint>
-#include <csetjmp>
 extern "C" {
 #include <cmocka.h>
 }
@@ -202,7 +202,8 @@ void eight_processes_download_each_key_once(const OpenStorage& open, const std::
         bool all = true;
         for (size_t k = 0; k < keys.size(); ++k) {
             all = fetch_through_cache(*storage, keys[(k + static_cast<size_t>(i)) % keys.size()],
-                                      options) && all;
+                                      options) &&
+                  all;
         }
         return all;
     });
@@ -242,9 +243,9 @@ void killed_holder_is_taken_over(const OpenStorage& open, const std::string& key
         auto storage = open();
         MissLock lock;
         CoalesceOptions options{true, lock_timeout_ms};
-        bool lead = storage &&
-                    core::coalesce(*storage, key, options, [] { return false; }, lock) ==
-                        MissRole::lead;
+        bool lead =
+            storage && core::coalesce(
+                           *storage, key, options, [] { return false; }, lock) == MissRole::lead;
         char byte = lead ? 'y' : 'n';
         (void)!write(ready[1], &byte, 1);
         pause(); // "downloading" until killed
@@ -305,7 +306,9 @@ void test_coalesce_miss_serves_the_entry_another_holder_stores(void**) {
         entry.method = "GET";
         entry.url = request.url;
         entry.status = 200;
-        entry.header_blocks = {"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"};
+        // Fresh by the origin's word: a waiter serves only a fresh entry.
+        entry.header_blocks = {
+            "HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: 5\r\n\r\n"};
         entry.body = "hello";
         (void)cache->store(key, entry);
         (void)(*other)->unlock(key.hex());
@@ -336,11 +339,13 @@ void test_lock_holder_thread_does_not_wait_for_itself(void**) {
     assert_non_null(storage.get());
     CoalesceOptions options{true, 5000};
     MissLock first;
-    assert_int_equal(static_cast<int>(core::coalesce(*storage, "self", options, [] { return false; }, first)),
+    assert_int_equal(static_cast<int>(core::coalesce(
+                         *storage, "self", options, [] { return false; }, first)),
                      static_cast<int>(MissRole::lead));
     int64_t start = tests::redis::now_ms();
     MissLock second;
-    assert_int_equal(static_cast<int>(core::coalesce(*storage, "self", options, [] { return false; }, second)),
+    assert_int_equal(static_cast<int>(core::coalesce(
+                         *storage, "self", options, [] { return false; }, second)),
                      static_cast<int>(MissRole::alone));
     assert_true(tests::redis::now_ms() - start < 1000);
     assert_false(second.held());
@@ -349,7 +354,8 @@ void test_lock_holder_thread_does_not_wait_for_itself(void**) {
     MissRole other_role = MissRole::alone;
     std::thread other([&] {
         MissLock lock;
-        other_role = core::coalesce(*storage, "self", options, [&] { return stored.load(); }, lock);
+        other_role = core::coalesce(
+            *storage, "self", options, [&] { return stored.load(); }, lock);
     });
     std::this_thread::sleep_for(std::chrono::milliseconds(50)); // the download
     stored = true;

@@ -158,6 +158,9 @@ CURLCACHE_EXPORT const char *curlcache_entry_content_type(const curlcache_entry 
 CURLCACHE_EXPORT long curlcache_entry_status(const curlcache_entry *entry);
 CURLCACHE_EXPORT int64_t curlcache_entry_created(const curlcache_entry *entry);  /* unix s */
 CURLCACHE_EXPORT int64_t curlcache_entry_expires(const curlcache_entry *entry);  /* 0=never */
+/* One line that says whether the entry is fresh now, for how long, and why ("fresh for 59m
+ * more: max-age 1h, age 48s"; "stale for 3m: revalidated on next use (ETag)"). */
+CURLCACHE_EXPORT const char *curlcache_entry_freshness(const curlcache_entry *entry);
 /* Number of responses recorded (more than one when redirects were followed). */
 CURLCACHE_EXPORT size_t curlcache_entry_response_count(const curlcache_entry *entry);
 /* The raw header block of response `index` (status line, header lines, blank line). */

@@ -15,7 +15,8 @@ int main(void) {
         return 1;
     }
     curlcache_request *req = curlcache_request_new("GET", "http://example.invalid/x");
-    const char headers[] = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n";
+    /* Fresh for a minute by the origin's word: the response headers decide (RFC 9111). */
+    const char headers[] = "HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: 5\r\n\r\n";
     rc = curlcache_store(cache, req, headers, strlen(headers), "hello", 5);
     curlcache_entry *entry = NULL;
     if (rc == CURLCACHE_OK) {
