@@ -484,6 +484,13 @@ CURLcode end_transfer(const CurlApi& api, CURL* handle, CURLcode result) {
         entry.etag = std::string(header_value(last, "ETag").value_or(""));
         entry.last_modified = std::string(header_value(last, "Last-Modified").value_or(""));
         entry.header_blocks = std::move(tee->blocks);
+        // Interim responses (103 Early Hints, 102) belonged to that exchange, not to the
+        // stored response: a hit has no interim phase and replays none (RFC 9111 §3). A
+        // 100 Continue is kept: it answers the request's own Expect, as it would again.
+        std::erase_if(entry.header_blocks, [&](const std::string& block) {
+            const long interim = status_code(block).value_or(0);
+            return interim >= 101 && interim < 200;
+        });
         entry.infos = record_infos(api, handle);
         entry.freshness.request_time = tee->request_time;
         entry.freshness.response_time = static_cast<int64_t>(std::time(nullptr));
