@@ -115,9 +115,16 @@ const char* read_headers(const Options& o, Plan& plan) {
                 return "unparsable If-Modified-Since";
             }
             plan.if_modified_since = *when;
+        } else if (iequals(name, "Range")) {
+            // One byte range, as CURLOPT_RANGE would ask it: answered with a 206 from a
+            // complete stored body (the way range readers such as GDAL ask).
+            if (!value.starts_with("bytes=") || value.find(',') != std::string_view::npos) {
+                return "a Range header that is not one byte range";
+            }
+            plan.range = std::string(trim(value.substr(6)));
         } else if (iequals(name, "If-Match") || iequals(name, "If-Unmodified-Since") ||
-                   iequals(name, "If-Range") || iequals(name, "Range")) {
-            return "conditional or range header";
+                   iequals(name, "If-Range")) {
+            return "conditional header";
         } else if (iequals(name, "Authorization") || iequals(name, "Cookie") ||
                    iequals(name, "Proxy-Authorization")) {
             add_credential(plan.request.credentials, name, value);

@@ -42,7 +42,7 @@ int64_t clamp_delta(int64_t seconds) {
 // The fields analyse() and storable() read from a header block, found in one pass. The
 // first line of a name counts (RFC 9111 §4.2.1: "the first occurrence should be used").
 struct Fields {
-    std::optional<std::string_view> date, expires, last_modified, age, content_range;
+    std::optional<std::string_view> date, expires, last_modified, age;
     bool vary_star = false;
 };
 
@@ -62,7 +62,6 @@ Fields read_fields(std::string_view block) {
         first(fields.expires, "expires");
         first(fields.last_modified, "last-modified");
         first(fields.age, "age");
-        first(fields.content_range, "content-range");
         if (iequals(name, "vary")) {
             fields.vary_star = fields.vary_star || list_has(value, "*");
         }
@@ -257,7 +256,7 @@ Storable storable(const StoreQuestion& q) {
         return Storable::authorization;
     }
     Fields fields = read_fields(q.block);
-    if (q.status == 206 || fields.content_range) {
+    if (q.status == 206) { // (a 200 that carries Content-Range is a whole response)
         return Storable::partial;
     }
     if (fields.vary_star) {

@@ -170,6 +170,11 @@ def corpus():
              files={"part.bin": partial}, cached=None),
         Case("byte_range", ["-r", "100-199", "-o", "r.bin", "-w", "%{http_code}\\n",
                             "{B}/bytes/5000"], cached=None),
+        # A Range header (as range readers send it) is answered with a 206 from the whole
+        # body stored by an earlier GET, as -r is.
+        Case("range_header_from_stored_body",
+             ["-H", "Range: bytes=100-199", "-i", "-o", "r.bin", "-w", "%{http_code}\\n",
+              "{B}/bytes/5000"], prime=[["-o", "/dev/null", "{B}/bytes/5000"]]),
         Case("several_urls_to_stdout", ["{B}/text", "{B}/bytes/300", "{B}/gzip"]),
         Case("several_urls_to_files", ["-o", "a.txt", "{B}/text", "-o", "b.bin",
                                        "{B}/bytes/300", "-w", "%{http_code}\\n"]),
