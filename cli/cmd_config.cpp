@@ -87,6 +87,56 @@ bool print_json(const std::vector<Setting>& settings) {
     return json.finish();
 }
 
+// The value of `key` as `curlcache config` prints it ("" when absent), quotes removed.
+std::string value_of(const std::vector<Setting>& settings, std::string_view key) {
+    for (const auto& setting : settings) {
+        if (setting.key == key) {
+            std::string value = setting.value;
+            if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
+                value = value.substr(1, value.size() - 2);
+            }
+            return value;
+        }
+    }
+    return "";
+}
+
+// What decides freshness with these values, in the README's precedence order: the lines
+// after the values, each starting with "#".
+void print_freshness(const std::vector<Setting>& settings) {
+    const std::string mode = value_of(settings, "mode");
+    const std::string expire = value_of(settings, "expire_after");
+    if (mode == "off" || value_of(settings, "disable") == "true") {
+        std::printf("# freshness: the cache is off; every transfer passes through\n");
+        return;
+    }
+    if (mode == "offline") {
+        std::printf("# freshness: offline: anything stored is served, nothing is fetched\n");
+        return;
+    }
+    if (value_of(settings, "hermetic") == "true") {
+        std::printf("# freshness: hermetic: the config alone decides: the first matching "
+                    "urls_expire_after rule, else expire_after = %s\n",
+                    expire == "auto" ? "never" : expire.c_str());
+        return;
+    }
+    std::printf("# freshness: the origin's headers decide (RFC 9111, a %s cache): the "
+                "request's Cache-Control, then the response's Cache-Control, Expires, Age "
+                "and Vary\n",
+                value_of(settings, "cache_type").c_str());
+    std::printf("# without explicit freshness: %s%s\n",
+                expire == "auto" ? "" : ("expire_after = " + expire + ", or ").c_str(),
+                ("heuristic: " + value_of(settings, "heuristic_percent") +
+                 " % of the time since Last-Modified, at most " +
+                 value_of(settings, "heuristic_max_age") + "; else stale at once")
+                    .c_str());
+    const std::string window = value_of(settings, "stale_if_error");
+    std::printf("# stale-if-error: %s\n",
+                window == "0" ? "only where the response or request says so"
+                              : ("stale entries stand in for origin errors for up to " + window)
+                                    .c_str());
+}
+
 } // namespace
 
 int cmd_config(Args args) {
@@ -116,6 +166,7 @@ int cmd_config(Args args) {
         std::printf("(%s) %s = %s\n", label(setting).c_str(), setting.key.c_str(),
                     setting.value.c_str());
     }
+    print_freshness(settings);
     return k_exit_ok;
 }
 

@@ -78,6 +78,9 @@ struct ListFilter {
 
 int collect(const curlcache_meta* meta, void* userp) {
     auto& filter = *static_cast<ListFilter*>(userp);
+    if (meta->status == 0) {
+        return 0; // a Vary index (no response of its own): its variants are listed
+    }
     Meta copy{meta->key ? meta->key : "",
               meta->method ? meta->method : "",
               meta->url ? meta->url : "",

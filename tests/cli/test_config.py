@@ -22,7 +22,11 @@ class Config(clitest.CliTestCase):
     def test_every_setting_is_listed_with_its_origin(self):
         lines = self.ok("config").stdout.decode().splitlines()
         self.assertIn('(default) mode = "normal"', lines)
-        keys = [line.split(") ", 1)[1].split(" = ")[0] for line in lines]
+        keys = [line.split(") ", 1)[1].split(" = ")[0] for line in lines
+                if not line.startswith("#")]
+        # After the values, what decides freshness with them.
+        self.assertTrue(any(line.startswith("# freshness: the origin's headers decide")
+                            for line in lines), lines)
         for key in ("backend", "name", "max_size", "expire_after", "sqlite.fast_save",
                     "redis.url"):
             self.assertIn(key, keys)
