@@ -24,9 +24,15 @@ class Config(clitest.CliTestCase):
         self.assertIn('(default) mode = "normal"', lines)
         keys = [line.split(") ", 1)[1].split(" = ")[0] for line in lines
                 if not line.startswith("#")]
-        # After the values, what decides freshness with them.
-        self.assertTrue(any(line.startswith("# freshness: the origin's headers decide")
-                            for line in lines), lines)
+        # After the values, what decides freshness with them (these tests run hermetic).
+        self.assertIn("# freshness: hermetic: the config alone decides: the first matching "
+                      "urls_expire_after rule, else expire_after = never", lines)
+        env = dict(self.env, CURLCACHE_HERMETIC="0", CURLCACHE_STALE_IF_ERROR="1d")
+        lines = self.ok("config", env=env).stdout.decode().splitlines()
+        self.assertTrue(any(line.startswith("# freshness: the origin's headers decide (RFC "
+                                            "9111, a private cache)") for line in lines), lines)
+        self.assertIn("# stale-if-error: stale entries stand in for origin errors for up to "
+                      "1d", lines)
         for key in ("backend", "name", "max_size", "expire_after", "sqlite.fast_save",
                     "redis.url"):
             self.assertIn(key, keys)
