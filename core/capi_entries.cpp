@@ -207,11 +207,16 @@ CURLCACHE_EXPORT curlcache_code curlcache_lookup(curlcache_handle* handle,
             return CURLCACHE_E_MISS;
         }
         core::Key key = cache.key(request->request);
-        auto found = cache.find(key);
+        auto found = cache.find(key, &request->request.headers);
         if (!found) {
             return fail(handle, found.error());
         }
         std::optional<core::Entry>& entry = *found;
+        if (entry && entry->format < 3 && !settings.hermetic) {
+            // Stored before freshness was decided by the origin's headers: decided now.
+            entry->freshness = {};
+            core::policy::stamp_freshness(settings, *entry);
+        }
         if (entry &&
             (entry->fresh(core::capi::now_seconds()) || core::policy::serve_stale(settings))) {
             stats.hits.fetch_add(1, std::memory_order_relaxed);
@@ -435,7 +440,10 @@ CURLCACHE_EXPORT curlcache_code curlcache_store(curlcache_handle* handle,
             return fail(handle, code,
                         std::string("not stored: ") + core::policy::describe(verdict));
         }
-        auto stored = cache.store(cache.key(request->request), entry);
+        // The request's header lines pick the variant of a response with Vary.
+        core::Cache::StoreContext context;
+        context.request_lines = &request->request.headers;
+        auto stored = cache.store(cache.key(request->request), entry, context);
         if (!stored) {
             return fail(handle, stored.error());
         }
