@@ -323,7 +323,11 @@ std::expected<void, std::string> apply(const KeyDef& def, const Value& value, Se
             }
         }
         std::string text = value.text;
-        if (def.type == KeyType::path && text.starts_with("~/") && !home.empty()) {
+        if (def.type == KeyType::path && text.starts_with("~/")) {
+            // Left as it is, "~/x" would name a folder "~" in the current directory.
+            if (home.empty()) {
+                return std::unexpected(quote(text) + " needs HOME set to an absolute path");
+            }
             text = std::string(home) + text.substr(1);
         }
         field<std::string>(settings, m) = std::move(text);

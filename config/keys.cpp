@@ -139,12 +139,26 @@ const KeyDef* find_key(std::string_view key) {
     return nullptr;
 }
 
+namespace {
+
+// A lower bound of edit_distance(a, b).
+size_t length_gap(std::string_view a, std::string_view b) {
+    return a.size() > b.size() ? a.size() - b.size() : b.size() - a.size();
+}
+
+} // namespace
+
 std::string suggest_key(std::string_view key) {
     std::string best;
     size_t best_distance = std::max<size_t>(2, key.size() / 4) + 1;
     for (const KeyDef& def : k_keys) {
         const std::string_view candidate = def.key;
         const std::string_view leaf = candidate.substr(candidate.rfind('.') + 1);
+        // Lengths this far apart cannot be closer (a long stray key costs nothing).
+        if (length_gap(key, candidate) >= best_distance &&
+            length_gap(key, leaf) + (leaf != candidate) >= best_distance) {
+            continue;
+        }
         // "fast_save" at the top level is "sqlite.fast_save" in the wrong place.
         const size_t distance =
             std::min(edit_distance(key, candidate), edit_distance(key, leaf) + (leaf != candidate));

@@ -38,6 +38,13 @@ class Env {
     const GetEnv& m_getenv;
 };
 
+// HOME as the XDG Base Directory spec reads it: a relative value is invalid and counts as
+// unset, so that nothing resolves against the current directory (HOME=. would otherwise
+// put "~/x" and ~/.config in whatever folder the program runs in).
+std::string absolute_home(std::optional<std::string> home) {
+    return home && home->starts_with('/') ? *home : std::string();
+}
+
 bool exists(const std::string& path) {
     struct stat st {};
     return ::stat(path.c_str(), &st) == 0;
@@ -72,15 +79,22 @@ std::expected<void, LoadError> set(const KeyDef& def, const Value& value, Origin
     return {};
 }
 
+// Unknown keys past this many are counted in one last warning: a file of 20,000 stray keys
+// gives 21 lines on the program's stderr, not 20,000, and no suggestion work for the rest.
+constexpr size_t k_max_unknown_key_warnings = 20;
+
 // Applies a parsed file's keys; unknown keys become warnings, bad values errors.
 std::expected<void, LoadError> apply_file(const Value& root, const std::string& path,
                                           Loaded& loaded, std::string_view home) {
     auto at = [&](const Value& v) { return path + ":" + std::to_string(v.line); };
+    size_t unknown = 0;
     auto one = [&](const std::string& key, const Value& value) -> std::expected<void, LoadError> {
         const KeyDef* def = find_key(key);
         if (def == nullptr) {
-            loaded.warnings.push_back(at(value) + ": unknown key '" + key + "'" +
-                                      did_you_mean(key));
+            if (++unknown <= k_max_unknown_key_warnings) {
+                loaded.warnings.push_back(at(value) + ": unknown key '" + key + "'" +
+                                          did_you_mean(key));
+            }
             return {};
         }
         if (def->type == KeyType::config_file) {
@@ -106,6 +120,11 @@ std::expected<void, LoadError> apply_file(const Value& root, const std::string& 
                 return ok;
             }
         }
+    }
+    if (unknown > k_max_unknown_key_warnings) {
+        loaded.warnings.push_back(path + ": " +
+                                  std::to_string(unknown - k_max_unknown_key_warnings) +
+                                  " more unknown keys not listed");
     }
     return {};
 }
@@ -218,8 +237,8 @@ std::string find_config_file(const GetEnv& getenv_fn) {
     std::string base;
     if (auto xdg = env.get("XDG_CONFIG_HOME"); xdg && xdg->starts_with('/')) {
         base = *xdg;
-    } else if (auto home = env.get("HOME"); home && home->starts_with('/')) {
-        base = *home + "/.config";
+    } else if (const std::string home = absolute_home(env.get("HOME")); !home.empty()) {
+        base = home + "/.config";
     }
     if (!base.empty() && exists(base + "/curlcache/config.toml")) {
         return base + "/curlcache/config.toml";
@@ -233,7 +252,7 @@ std::string find_config_file(const GetEnv& getenv_fn) {
 std::expected<Loaded, LoadError> load(const std::vector<std::string>& arguments,
                                       const GetEnv& getenv_fn, const std::string& explicit_file) {
     const Env env(getenv_fn);
-    const std::string home = env.get("HOME").value_or("");
+    const std::string home = absolute_home(env.get("HOME"));
     Loaded loaded;
     Settings& settings = loaded.settings;
 
@@ -303,8 +322,9 @@ std::expected<Loaded, LoadError> load(const std::vector<std::string>& arguments,
 
 std::expected<Loaded, LoadError> load_file(const std::string& path) {
     Loaded loaded;
-    const char* home = std::getenv("HOME");
-    if (auto ok = read_into(path, loaded, home ? home : "", ""); !ok) {
+    const GetEnv real_environment;
+    const std::string home = absolute_home(Env(real_environment).get("HOME"));
+    if (auto ok = read_into(path, loaded, home, ""); !ok) {
         return std::unexpected(ok.error());
     }
     loaded.settings.origins["config"] = Origin{Origin::Kind::argument, "argument"};

@@ -489,6 +489,30 @@ void test_log_file_under_home_is_expanded(void** state) {
     expect_text(load_ok(f).settings.log_file, f.dir + "/home/curlcache.log");
 }
 
+// XDG Base Directory spec: a relative HOME or XDG_CONFIG_HOME (HOME=.) is invalid and counts
+// as unset; neither "~/" nor the config search may land in the current directory.
+void test_relative_home_counts_as_unset(void** state) {
+    Fixture& f = fixture(state);
+    const std::string home = f.write("home/.config/curlcache/config.toml", "name = \"home\"\n");
+    f.write("work/curlcache/config.toml", "name = \"cwd\"\n");
+    fs::current_path(f.dir + "/work");
+    f.env["XDG_CONFIG_HOME"] = ".";
+    expect_text(find_config_file(f.getenv_fn()), home);
+    f.env["HOME"] = ".";
+    f.env["CURLCACHE_CONFIG"] = home;
+    f.env["CURLCACHE_LOG_FILE"] = "~/curlcache.log";
+    expect_text(load_error(f),
+                "CURLCACHE_LOG_FILE: \"~/curlcache.log\" needs HOME set to an absolute path");
+    // `curlcache config --check` reads the real HOME.
+    f.set_real("HOME", ".");
+    const std::string file = f.write("c.toml", "log_file = \"~/curlcache.log\"\n");
+    auto loaded = load_file(file);
+    assert_false(loaded.has_value());
+    expect_text(loaded.error().message,
+                file +
+                    ":1: key 'log_file': \"~/curlcache.log\" needs HOME set to an absolute path");
+}
+
 // ---- unknown keys ---------------------------------------------------------------------
 
 void test_unknown_key_warns_with_file_line_and_suggestion(void** state) {
@@ -752,6 +776,7 @@ int main() {
         cmocka_unit_test_setup_teardown(test_redis_url_scheme_is_checked_and_password_never_shown,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_file_under_home_is_expanded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_relative_home_counts_as_unset, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_key_warns_with_file_line_and_suggestion, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_misspelt_variable_in_the_environment_warns, setup,
