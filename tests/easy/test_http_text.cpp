@@ -3,6 +3,7 @@
 #include "core/easy/handle_state.h"
 #include "core/easy/http_text.h"
 #include "core/easy/request_plan.h"
+#include "core/key.h"
 
 #include <cstring>
 #include <string>
@@ -144,6 +145,55 @@ void test_plan_keeps_conditions_and_credentials_out_of_headers(void**) {
     assert_true(host_in_key);
 }
 
+// CURLOPT_HTTP_VERSION splits entries only where libcurl 7.88 answers differently: the
+// curl CLI always sets 2TLS (libcurl's default), pycurl and a HAR import set nothing.
+void test_http_version_splits_keys_only_where_the_response_differs(void**) {
+    curlcache::config::Settings settings;
+    auto key_for = [&](const char* url, long version) {
+        Options o;
+        o.url = url;
+        record_option(o, CURLOPT_HTTP_VERSION, number(version));
+        Plan plan = plan_transfer(o, settings);
+        assert_null(plan.passthrough);
+        return curlcache::core::make_key(plan.request, settings);
+    };
+    const char* plain = "http://host/x";
+    const auto plain_default = key_for(plain, CURL_HTTP_VERSION_NONE);
+    assert_true(key_for(plain, CURL_HTTP_VERSION_2TLS) == plain_default);
+    assert_true(key_for(plain, CURL_HTTP_VERSION_1_1) == plain_default);
+    assert_false(key_for(plain, CURL_HTTP_VERSION_1_0) == plain_default);
+    assert_false(key_for(plain, CURL_HTTP_VERSION_2_0) == plain_default); // h2c upgrade
+    assert_false(key_for(plain, CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE) == plain_default);
+    const char* tls = "https://host/x";
+    const auto tls_default = key_for(tls, CURL_HTTP_VERSION_NONE);
+    assert_true(key_for(tls, CURL_HTTP_VERSION_2TLS) == tls_default);
+    assert_true(key_for(tls, CURL_HTTP_VERSION_2_0) == tls_default);
+    assert_false(key_for(tls, CURL_HTTP_VERSION_1_1) == tls_default); // no HTTP/2 then
+    assert_false(key_for(tls, CURL_HTTP_VERSION_3) == tls_default);
+}
+
+// The request's Cache-Control (or Pragma) is read for its directives; a Range header of
+// one byte range becomes the plan's range.
+void test_plan_reads_request_directives_and_range_header(void**) {
+    curlcache::config::Settings settings;
+    Options o;
+    o.url = "http://host/";
+    curl_slist range{const_cast<char*>("Range: bytes=10-19"), nullptr};
+    curl_slist cc{const_cast<char*>("Cache-Control: max-stale=60, min-fresh=5"), &range};
+    o.httpheader = &cc;
+    Plan plan = plan_transfer(o, settings);
+    assert_null(plan.passthrough);
+    assert_true(plan.cache_control.has_value());
+    assert_int_equal(plan.cache_control->max_stale.value_or(-1), 60);
+    assert_int_equal(plan.cache_control->min_fresh.value_or(-1), 5);
+    assert_true(plan.range.value_or("") == "10-19");
+    curl_slist two{const_cast<char*>("Range: bytes=0-1,5-6"), nullptr};
+    o.httpheader = &two;
+    assert_non_null(plan_transfer(o, settings).passthrough); // several ranges
+    o.httpheader = nullptr;
+    assert_false(plan_transfer(o, settings).cache_control.has_value());
+}
+
 void test_cookie_lines_follow_libcurl_rules(void**) {
     auto line = cookie_file_line("a=1", "http://Example.com:8080/x/y?q", 1000);
     assert_true(line.value_or("") == "example.com\tFALSE\t/x/\tFALSE\t0\ta\t1");
@@ -173,6 +223,8 @@ int main() {
         cmocka_unit_test(test_plan_passes_through_what_it_cannot_answer),
         cmocka_unit_test(test_plan_keeps_conditions_and_credentials_out_of_headers),
         cmocka_unit_test(test_cookie_lines_follow_libcurl_rules),
+        cmocka_unit_test(test_http_version_splits_keys_only_where_the_response_differs),
+        cmocka_unit_test(test_plan_reads_request_directives_and_range_header),
     };
     return cmocka_run_group_tests_name("easy_http_text", tests, nullptr, nullptr);
 }
