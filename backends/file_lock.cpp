@@ -1,6 +1,9 @@
 // Byte-range locks in one lock file; see file_lock.h.
 #include "backends/file_lock.h"
 
+#include "base/private_path.h"
+#include "core/log.h"
+
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
@@ -16,8 +19,9 @@ bool valid_lock_key(std::string_view key) {
            key.find('/') == std::string_view::npos && key.find('\0') == std::string_view::npos;
 }
 
-std::string errno_text(const std::string& what) { return what + ": " + std::strerror(errno); }
-
+std::string errno_text(const std::string& what) {
+    return what + ": " + std::strerror(errno);
+}
 
 // Where a key's lock lies in the lock file: a 62-bit hash (two keys sharing a byte only
 // make their downloads take turns). The keys are already hashes (Key::hex()) here, so
@@ -68,18 +72,36 @@ void FileLocks::forget_after_fork() {
     }
 }
 
+// The folder and the file are checked (base/private_path.h): a lock file that another user
+// created could be held by them forever, stalling every miss for lock_timeout. A refusal is
+// remembered and warned about once; downloads then go ahead without coalescing.
 Result<void> FileLocks::open_lock_file() {
     if (m_fd >= 0) {
         return {};
     }
-    if (::mkdir(m_dir.c_str(), 0700) != 0 && errno != EEXIST) {
-        return fail(errno_text("lock: cannot create " + m_dir));
+    if (!m_refused.empty()) {
+        return fail(m_refused);
     }
     std::string path = m_dir + "/keys.lock";
-    m_fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (m_fd < 0) {
-        return fail(errno_text("lock: cannot open " + path));
+    auto dir = base::open_private_dir(m_dir, true);
+    base::PathResult<base::Fd> file = std::unexpected(base::PathError{});
+    if (dir) {
+        file = base::open_private(*dir->fd, "keys.lock", O_RDWR | O_CREAT, path);
+    } else {
+        file = std::unexpected(dir.error());
     }
+    if (!file) {
+        std::string message = "lock: " + file.error().message;
+        if (file.error().refused) {
+            m_refused = message;
+            core::log::warn_once("lock-refused",
+                                 "%s (downloads go ahead without waiting for "
+                                 "each other)",
+                                 message.c_str());
+        }
+        return fail(message);
+    }
+    m_fd = file->release();
     return {};
 }
 

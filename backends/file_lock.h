@@ -38,6 +38,7 @@ private:
 
     std::string m_dir;
     int m_fd = -1; // the lock file, opened at the first try_lock
+    std::string m_refused; // why the lock folder or file was refused, once it was
     std::mutex m_mutex;
     pid_t m_pid = 0;
     std::unordered_map<std::string, off_t> m_held; // key -> locked byte

@@ -18,6 +18,8 @@
 // not rescan on every put.
 #include "backends/filesystem_storage.h"
 
+#include "base/fd.h"
+#include "base/private_path.h"
 #include "core/log.h"
 
 #include <dirent.h>
@@ -68,24 +70,7 @@ struct Header {
 };
 static_assert(sizeof(Header) == 64);
 
-// An owned file descriptor (closed on scope exit).
-class Fd {
-  public:
-    explicit Fd(int fd) : m_fd(fd) {}
-    ~Fd() {
-        if (m_fd >= 0) {
-            ::close(m_fd);
-        }
-    }
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-    explicit operator bool() const { return m_fd >= 0; }
-    int operator*() const { return m_fd; }
-    int release() { return std::exchange(m_fd, -1); }
-
-  private:
-    int m_fd;
-};
+using base::Fd;
 
 struct DirClose {
     void operator()(DIR* dir) const noexcept { ::closedir(dir); }
@@ -237,7 +222,7 @@ class FilesystemStorage final : public Storage {
         if (path.empty()) {
             return fail("filesystem: invalid key \"" + std::string(key) + "\"");
         }
-        Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+        Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
         if (!fd) {
             if (errno == ENOENT || errno == ENOTDIR) {
                 return std::optional<Blob>{};
@@ -247,6 +232,14 @@ class FilesystemStorage final : public Storage {
         struct stat st {};
         if (::fstat(*fd, &st) != 0) {
             return fail("filesystem: cannot stat " + path + ": " + std::strerror(errno));
+        }
+        if (st.st_uid != ::geteuid() || !S_ISREG(st.st_mode)) {
+            // Only a tree that was once shared can hold one: never served (DESIGN.md).
+            core::log::warn_once("filesystem-foreign-entry",
+                                 "filesystem cache: refused entry file %s: not a regular file "
+                                 "of yours (uid %u); it is treated as a miss. Remove it.",
+                                 path.c_str(), static_cast<unsigned>(st.st_uid));
+            return std::optional<Blob>{};
         }
         // A small file is read whole in one call; a larger one only up to its texts, since
         // its value is read on its own below.
@@ -303,7 +296,7 @@ class FilesystemStorage final : public Storage {
         if (path.empty()) {
             return fail("filesystem: invalid key \"" + std::string(key) + "\"");
         }
-        Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+        Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
         struct stat st {};
         if (!fd || ::fstat(*fd, &st) != 0) {
             if (errno == ENOENT || errno == ENOTDIR) {
@@ -378,13 +371,13 @@ class FilesystemStorage final : public Storage {
     Result<int> open_temp(const std::string& folder, std::string_view tag, std::string& temp) {
         temp = folder + "/.tmp-" + std::to_string(::getpid()) + "-" +
                std::to_string(m_temp_counter.fetch_add(1)) + "-" + std::string(tag);
-        int raw = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        int raw = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (raw < 0 && errno == ENOENT) {
             auto made = make_private_dirs(folder);
             if (!made) {
                 return std::unexpected(made.error());
             }
-            raw = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+            raw = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
         }
         if (raw < 0) {
             return fail("filesystem: cannot create " + temp + ": " + std::strerror(errno));
@@ -727,32 +720,15 @@ Result<std::unique_ptr<PutStream>> FilesystemStorage::begin_put(uint64_t /*size_
 } // namespace
 
 std::string user_cache_dir() {
-    const char* xdg = std::getenv("XDG_CACHE_HOME");
-    if (xdg && xdg[0] == '/') {
-        return std::string(xdg) + "/curlcache";
-    }
-    const char* home = std::getenv("HOME");
-    return std::string(home && *home ? home : "/tmp") + "/.cache/curlcache";
+    return base::user_cache_dir();
 }
 
+// Every folder on the way is checked too (base/private_path.h): a folder that another user
+// owns or can write, or a link they planted, is refused instead of written into.
 Result<void> make_private_dirs(const std::string& dir) {
-    std::string prefix;
-    size_t start = 0;
-    while (start <= dir.size()) {
-        size_t slash = dir.find('/', start);
-        size_t end = slash == std::string::npos ? dir.size() : slash;
-        prefix = dir.substr(0, end);
-        start = end + 1;
-        if (prefix.empty() || prefix == "." || prefix == "..") {
-            continue;
-        }
-        if (::mkdir(prefix.c_str(), 0700) != 0 && errno != EEXIST) {
-            return fail("cannot create folder " + prefix + ": " + std::strerror(errno));
-        }
-    }
-    struct stat st {};
-    if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-        return fail("cannot create folder " + dir + ": not a folder");
+    auto made = base::open_private_dir(dir, true);
+    if (!made) {
+        return fail(made.error().message);
     }
     return {};
 }
@@ -777,9 +753,13 @@ std::string filesystem_entry_path(std::string_view dir, std::string_view key) {
 
 Result<std::unique_ptr<Storage>> open_filesystem(const config::Settings& settings) {
     std::string dir = filesystem_cache_dir(settings);
-    auto made = make_private_dirs(dir);
+    auto made = base::open_private_dir(dir, true);
     if (!made) {
-        return std::unexpected(Error{ErrorKind::failure, "filesystem: " + made.error().message});
+        return fail("filesystem: " + made.error().message);
+    }
+    // The statistics file lives in the tree (core/stats.h); the lock folder beside it.
+    if (auto stats = base::check_private_entry(*made->fd, "stats", dir + "/stats"); !stats) {
+        return fail("filesystem: " + stats.error().message);
     }
     if (::access(dir.c_str(), W_OK | X_OK) != 0) {
         return fail("filesystem: cannot write to " + dir + ": " + std::strerror(errno));

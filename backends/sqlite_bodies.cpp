@@ -56,7 +56,7 @@ std::string bodies_dir_for(const std::string& database) {
 Result<BodyFile> BodyFile::create(const std::string& dir) {
     for (int attempt = 0;; ++attempt) {
         std::string path = dir + '/' + std::string(k_temp_prefix) + random_suffix();
-        int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (fd >= 0) {
             return BodyFile(dir, std::move(path), fd);
         }
@@ -175,7 +175,7 @@ BodyRead read_body(const std::string& dir, std::string_view name, char* into, ui
         error = "sqlite body file " + path + ": not a body file name";
         return BodyRead::failed;
     }
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) {
         if (errno == ENOENT) {
             return BodyRead::missing;
@@ -241,7 +241,8 @@ uint64_t sweep_bodies(const std::string& dir, const std::unordered_set<std::stri
         if (!S_ISDIR(st.st_mode)) {
             continue;
         }
-        int shard_fd = ::openat(top_fd, entry->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        int shard_fd =
+            ::openat(top_fd, entry->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
         if (shard_fd < 0) {
             continue;
         }

@@ -2,7 +2,7 @@
 // schema, recovery from a corrupt file, and the statements behind each Storage operation.
 #include "backends/sqlite_connection.h"
 
-#include "backends/filesystem_storage.h"
+#include "base/private_path.h"
 #include "core/log.h"
 
 #include <fcntl.h>
@@ -663,32 +663,55 @@ Result<void> Connection::open() {
     }
 }
 
+// Before SQLite opens anything: the database's folder, the database and every file SQLite
+// or curlcache keeps beside it must be the user's alone and no symbolic link
+// (base/private_path.h), so that no one else's database is served and no link makes us
+// write where another user points. The database is created here, 0600, so that SQLite,
+// which gives -wal and -shm the database's mode, never makes anything readable by others.
+// Returns the name to give SQLite: the checked folder with every link resolved.
+Result<std::string> Connection::check_files(const std::string& path) {
+    std::filesystem::path full(path);
+    std::string folder = full.parent_path().string();
+    std::string name = full.filename().string();
+    auto dir = base::open_private_dir(folder.empty() ? "." : folder, true);
+    if (!dir) {
+        return fail("sqlite " + path + ": " + dir.error().message);
+    }
+    for (const char* suffix : {"-wal", "-shm", "-journal", ".bodies", ".locks", ".stats"}) {
+        auto checked = base::check_private_entry(*dir->fd, name + suffix, path + suffix);
+        if (!checked) {
+            return fail("sqlite " + path + ": " + checked.error().message);
+        }
+    }
+    auto file = base::open_private(*dir->fd, name, O_RDWR | O_CREAT, path);
+    if (!file) {
+        return fail("sqlite " + path + ": " + file.error().message);
+    }
+    struct stat st {};
+    m_inode = ::fstat(file->get(), &st) == 0 ? st.st_ino : 0;
+    return (dir->path == "/" ? "" : dir->path) + "/" + name;
+}
+
 Result<void> Connection::open_once() {
     close();
     const std::string& path = m_shared.path;
+    std::string open_path = path;
     m_generation = m_shared.generation.load();
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
     if (m_shared.memory) {
         flags |= SQLITE_OPEN_URI;
     } else {
-        auto parent = std::filesystem::path(path).parent_path();
-        if (!parent.empty()) {
-            auto made = make_private_dirs(parent.string());
-            if (!made) {
-                return made;
-            }
+        auto checked = check_files(path);
+        if (!checked) {
+            return std::unexpected(checked.error());
         }
-        // Created here with 0600 so that SQLite, which gives -wal and -shm the
-        // database's mode, never makes anything readable by others.
-        int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-        if (fd < 0) {
-            return fail("sqlite " + path + ": cannot create: " + std::strerror(errno));
-        }
-        ::close(fd);
-        m_inode = inode_of(path);
+        open_path = std::move(*checked);
+        // SQLite refuses a link anywhere in the (resolved) name, should one appear after
+        // the check; SQLite opens -wal and -shm itself, in the folder checked private.
+        flags |= SQLITE_OPEN_NOFOLLOW;
     }
     sqlite3* raw = nullptr;
-    int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
+    int rc = sqlite3_open_v2(open_path.c_str(), &raw, flags, nullptr);
     m_db.reset(raw);
     if (rc != SQLITE_OK) {
         auto failure = error(rc, "open");

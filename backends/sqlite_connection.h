@@ -290,6 +290,7 @@ class Connection {
 
     Result<void> open();
     Result<void> open_once();
+    Result<std::string> check_files(const std::string& path);
 
     int schema_version();
 

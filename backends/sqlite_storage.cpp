@@ -21,6 +21,7 @@
 #include "backends/filesystem_storage.h"
 #include "backends/sqlite_bodies.h"
 #include "backends/sqlite_connection.h"
+#include "base/private_path.h"
 
 #include <algorithm>
 #include <cstdlib>
@@ -465,8 +466,8 @@ std::string sqlite_database_path(const config::Settings& settings) {
     }
     if (path.is_relative()) {
         if (settings.sqlite_use_temp) {
-            const char* tmp = std::getenv("TMPDIR");
-            path = std::filesystem::path(tmp && *tmp ? tmp : "/tmp") / path;
+            // Never a shared name in /tmp: another user could create it first and fill it.
+            path = std::filesystem::path(base::private_temp_dir()) / path;
         } else if (settings.sqlite_use_cache_dir || settings.name.empty()) {
             path = std::filesystem::path(user_cache_dir()) / path;
         }

@@ -4,6 +4,8 @@
 #include "core/stats.h"
 
 #include "backends/tiered_storage.h"
+#include "base/fd.h"
+#include "base/private_path.h"
 #include "core/log.h"
 
 #include <fcntl.h>
@@ -48,21 +50,7 @@ constexpr std::array<AtomicField, 9> k_atomics{
     &Stats::passthrough, &Stats::bytes_served,   &Stats::bytes_downloaded,
 };
 
-class Fd {
-  public:
-    explicit Fd(int fd) : m_fd(fd) {}
-    ~Fd() {
-        if (m_fd >= 0) {
-            ::close(m_fd);
-        }
-    }
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-    int get() const { return m_fd; }
-
-  private:
-    int m_fd;
-};
+using base::Fd;
 
 std::string errno_message(const std::string& what, const std::string& path) {
     return what + " " + path + ": " + std::strerror(errno);
@@ -135,21 +123,25 @@ backends::Result<void> write_fd(int fd, const std::string& path, const Counters&
     return {};
 }
 
-// Opens the file for update and takes the exclusive lock (released when fd closes).
+// Opens the file for update and takes the exclusive lock (released when fd closes). The
+// folder (created when missing, as for a filesystem cache that has only missed so far) and
+// the file are checked like every cache file (base/private_path.h): never through a link,
+// never one another user owns or can write.
 backends::Result<int> open_locked(const std::string& path) {
-    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0 && errno == ENOENT) {
-        // A cache folder not created yet (a filesystem cache that has only missed so far):
-        // make it, owner-only like every folder the cache creates, and try once more.
-        size_t slash = path.rfind('/');
-        if (slash != std::string::npos && slash > 0) {
-            ::mkdir(path.substr(0, slash).c_str(), 0700);
-            fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-        }
+    size_t slash = path.rfind('/');
+    std::string folder = slash == std::string::npos ? "."
+                         : slash == 0               ? "/"
+                                                    : path.substr(0, slash);
+    std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
+    auto dir = base::open_private_dir(folder, true);
+    if (!dir) {
+        return backends::fail(dir.error().message);
     }
-    if (fd < 0) {
-        return backends::fail(errno_message("cannot open", path));
+    auto file = base::open_private(*dir->fd, name, O_RDWR | O_CREAT, path);
+    if (!file) {
+        return backends::fail(file.error().message);
     }
+    int fd = file->release();
     while (::flock(fd, LOCK_EX) != 0) {
         if (errno != EINTR) {
             std::string message = errno_message("cannot lock", path);
@@ -226,18 +218,6 @@ std::string absolute(const std::string& path) {
     return error ? path : full.string();
 }
 
-std::string user_cache_dir() {
-    const char* xdg = std::getenv("XDG_CACHE_HOME");
-    if (xdg && xdg[0] == '/') {
-        return std::string(xdg) + "/curlcache";
-    }
-    const char* home = std::getenv("HOME");
-    if (home && home[0] == '/') {
-        return std::string(home) + "/.cache/curlcache";
-    }
-    return {};
-}
-
 } // namespace
 
 Counters& Counters::operator+=(const Counters& other) {
@@ -299,14 +279,10 @@ std::string file_path(const config::Settings& settings, const backends::Storage&
     if (name == "filesystem") {
         return location.empty() ? std::string() : absolute(location) + "/stats";
     }
-    std::string dir = user_cache_dir();
-    if (dir.empty()) {
-        return {};
-    }
-    // Owner-only, like every folder the cache creates; an existing folder is fine.
-    size_t slash = dir.rfind('/');
-    ::mkdir(dir.substr(0, slash).c_str(), 0700);
-    ::mkdir(dir.c_str(), 0700);
+    // Owner-only, like every folder the cache creates, and checked (an error shows when the
+    // file is written: open_locked checks again).
+    std::string dir = base::user_cache_dir();
+    (void)base::open_private_dir(dir, true);
     // The redis backend's default namespace is "curlcache"; others have no namespace.
     std::string space = !settings.name.empty() ? settings.name
                         : name == "redis"      ? std::string("curlcache")
@@ -317,7 +293,7 @@ std::string file_path(const config::Settings& settings, const backends::Storage&
 }
 
 backends::Result<Counters> read_file(const std::string& path) {
-    int raw = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    int raw = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (raw < 0) {
         if (errno == ENOENT) {
             return Counters{};

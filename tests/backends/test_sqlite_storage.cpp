@@ -233,8 +233,10 @@ void test_cache_names_resolve_like_requests_cache(void** state) {
                         (scratch + "/xdg/curlcache/mine.db").c_str());
     settings.sqlite_use_cache_dir = false;
     settings.sqlite_use_temp = true;
+    // Through a per-user folder: a shared name in a temp folder could be another user's.
     assert_string_equal(backends::sqlite_database_path(settings).c_str(),
-                        (scratch + "/tmp/mine.db").c_str());
+                        (scratch + "/tmp/curlcache-" + std::to_string(::geteuid()) + "/mine.db")
+                            .c_str());
     settings.name = "/abs/olute";
     assert_string_equal(backends::sqlite_database_path(settings).c_str(), "/abs/olute.sqlite");
 
