@@ -3,8 +3,10 @@
 // curl_multi_info_read, in one queue with the real DONE messages. A miss runs in libcurl's
 // multi and is finished (engine end_transfer) when its DONE message comes out of libcurl.
 //
-// curl_multi_fdset passes through untouched (not wrapped): an emulated handle has no
-// descriptor, and libcurl's answer for the real members is already the right one.
+// curl_multi_fdset adds, while hits wait to be replayed, one descriptor that is always
+// readable: an emulated handle has no socket, and a program that select()s on fdset's
+// answer with its own timeout (pycurl's `select.select(*m.fdset(), timeout)`) would
+// otherwise sleep that whole timeout before calling curl_multi_perform for each hit.
 #include "shim/multi.h"
 
 #include "core/easy/engine.h"
@@ -13,6 +15,10 @@
 #include "shim/multi_state.h"
 #include "shim/resolve.h"
 
+#include <sys/eventfd.h>
+#include <sys/select.h>
+
+#include <algorithm>
 #include <cstdarg>
 #include <type_traits>
 #include <vector>
@@ -249,6 +255,40 @@ template <Library L> CURLMcode multi_timeout(const void* caller, CURLM* multi, l
     return api.multi_timeout(multi, timeout_ms);
 }
 
+// An eventfd whose counter stays 1 (nobody reads it): readable for select() at once. Made
+// on first need, kept for the process (one descriptor). -1 when it cannot be made.
+int always_readable() {
+    static const int fd = ::eventfd(1, EFD_CLOEXEC | EFD_NONBLOCK);
+    return fd;
+}
+
+template <Library L>
+CURLMcode multi_fdset(const void* caller, CURLM* multi, fd_set* read_set, fd_set* write_set,
+                      fd_set* exc_set, int* max_fd) {
+    const engine::CurlApi& api = engine_api(L);
+    if (api.multi_fdset == nullptr) {
+        warn_missing(L, "curl_multi_fdset");
+        return CURLM_INTERNAL_ERROR;
+    }
+    const CURLMcode code = api.multi_fdset(multi, read_set, write_set, exc_set, max_fd);
+    if (code != CURLM_OK || pass_through(L, caller) || read_set == nullptr || max_fd == nullptr) {
+        return code;
+    }
+    bool due = false;
+    {
+        MultiRegistry& registry = MultiRegistry::instance();
+        auto lock = registry.lock();
+        const MultiState* state = registry.find(multi);
+        due = state != nullptr && !state->pending.empty();
+    }
+    const int fd = due ? always_readable() : -1;
+    if (fd >= 0 && fd < FD_SETSIZE) { // the replay is due now: select() must not wait
+        FD_SET(fd, read_set);
+        *max_fd = std::max(*max_fd, fd);
+    }
+    return code;
+}
+
 template <Library L> CURLMcode multi_cleanup(const void* caller, CURLM* multi) {
     const engine::CurlApi& api = engine_api(L);
     if (api.multi_cleanup == nullptr) {
@@ -436,6 +476,18 @@ void multi_forget_easy(Library library, CURL* easy) noexcept {
         return curlcache::shim::shielded<L, CURLCACHE_SHIM_API(multi_timeout)>(                    \
             [&] { return curlcache::shim::multi_timeout<L>(caller, multi, timeout_ms); }, multi,   \
             timeout_ms);                                                                           \
+    }                                                                                              \
+    CURLCACHE_SHIM_EXPORT(tag, curl_multi_fdset)                                                   \
+    CURLMcode curlcache_shim_##tag##_multi_fdset(CURLM* multi, fd_set* read_set,                   \
+                                                 fd_set* write_set, fd_set* exc_set,               \
+                                                 int* max_fd) noexcept {                           \
+        const void* caller = __builtin_return_address(0);                                          \
+        return curlcache::shim::shielded<L, CURLCACHE_SHIM_API(multi_fdset)>(                      \
+            [&] {                                                                                  \
+                return curlcache::shim::multi_fdset<L>(caller, multi, read_set, write_set,         \
+                                                       exc_set, max_fd);                           \
+            },                                                                                     \
+            multi, read_set, write_set, exc_set, max_fd);                                          \
     }                                                                                              \
     CURLCACHE_SHIM_EXPORT(tag, curl_multi_cleanup)                                                 \
     CURLMcode curlcache_shim_##tag##_multi_cleanup(CURLM* multi) noexcept {                        \
