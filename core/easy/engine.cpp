@@ -79,7 +79,7 @@ std::string log_url(const Plan& plan, const config::Settings& settings) {
 // when it was stored, and the request's own directives (max-age, min-fresh, max-stale,
 // no-cache) when it has any.
 bool servable(const Entry& entry, const Plan& plan, const config::Settings& settings, int64_t now,
-              std::string& reason) {
+              std::string& reason, bool explain) {
     if (settings.hermetic) {
         reason = "hermetic";
         return entry.fresh(now);
@@ -92,7 +92,7 @@ bool servable(const Entry& entry, const Plan& plan, const config::Settings& sett
     if (!entry.fresh(now)) {
         return false;
     }
-    if (log::enabled(config::LogLevel::info)) {
+    if (explain) {
         const http::Freshness& f = entry.freshness;
         reason = entry.expires == 0 ? std::string("never expires")
                                     : "lifetime " + std::to_string(f.lifetime) + ", age " +
@@ -155,7 +155,9 @@ Begin decide(const CurlApi& api, CURL* handle, HandleState& state) {
         policy::stamp_freshness(settings, *found);
     }
     std::string reason;
-    if (found && (offline || servable(*found, plan, settings, now, reason))) {
+    // Reasons are worded only for someone who reads them: the log, or VERBOSE.
+    const bool explain = log::enabled(config::LogLevel::info) || state.options.verbose;
+    if (found && (offline || servable(*found, plan, settings, now, reason, explain))) {
         if (settings.age_header) {
             add_age(*found, now);
         }
@@ -164,6 +166,11 @@ Begin decide(const CurlApi& api, CURL* handle, HandleState& state) {
             CURLCACHE_LOG(info, "HIT %s (%s) %s %s", offline ? "offline" : "fresh",
                           offline ? "offline mode" : reason.c_str(), plan.request.method.c_str(),
                           log_url(plan, settings).c_str());
+            if (state.options.verbose) {
+                state.replay->note =
+                    std::string(offline ? "HIT offline (offline mode)" : "HIT fresh (") +
+                    (offline ? "" : reason + ")");
+            }
             return Begin::hit;
         }
         found.reset();
@@ -203,7 +210,7 @@ Begin decide(const CurlApi& api, CURL* handle, HandleState& state) {
         // rather than download it twice (bounded by lock_timeout; see core/coalesce.h).
         Coalesced coalesced = coalesce_miss(*cache, key);
         if (coalesced.entry && coalesced.entry->vary.empty() &&
-            servable(*coalesced.entry, plan, settings, now, reason) &&
+            servable(*coalesced.entry, plan, settings, now, reason, explain) &&
             prepare_hit(state, plan, std::move(*coalesced.entry))) {
             cache->stats().hits.fetch_add(1, std::memory_order_relaxed);
             CURLCACHE_LOG(info, "HIT fresh (stored meanwhile by another transfer) %s %s",

@@ -344,6 +344,18 @@ void record_option(Options& o, CURLoption option, OptionArg arg) {
     case CURLOPT_ERRORBUFFER:
         o.errorbuffer = static_cast<char*>(arg.pointer);
         break;
+    case CURLOPT_VERBOSE:
+        o.verbose = arg.number != 0;
+        break;
+    case CURLOPT_DEBUGFUNCTION:
+        o.debug_fn = reinterpret_cast<curl_debug_callback>(arg.function);
+        break;
+    case CURLOPT_DEBUGDATA:
+        o.debug_data = arg.pointer;
+        break;
+    case CURLOPT_STDERR:
+        o.stderr_stream = static_cast<FILE*>(arg.pointer);
+        break;
     case CURLOPT_XFERINFOFUNCTION:
         o.xferinfo_fn = reinterpret_cast<curl_xferinfo_callback>(arg.function);
         break;

@@ -68,6 +68,10 @@ struct Options {
     void* header_data = nullptr;
     bool failonerror = false;
     char* errorbuffer = nullptr;
+    bool verbose = false;                   // CURLOPT_VERBOSE: a hit shows its headers too
+    curl_debug_callback debug_fn = nullptr; // nullptr = libcurl's own lines on STDERR
+    void* debug_data = nullptr;
+    FILE* stderr_stream = nullptr; // CURLOPT_STDERR; nullptr = stderr
     curl_xferinfo_callback xferinfo_fn = nullptr;
     void* xferinfo_data = nullptr;
     curl_progress_callback progress_fn = nullptr; // XFERINFODATA == PROGRESSDATA
@@ -105,6 +109,7 @@ struct Replay {
     // `synthesised` (a 304 or 206 made from the stored block).
     std::vector<std::string_view> blocks;
     std::string synthesised;
+    std::string note;          // why the cache answered ("HIT fresh (...)"), for VERBOSE
     std::string_view body;     // body bytes to deliver
     std::string_view trailers; // trailer lines, to the header callback after the body
     long status = 0;

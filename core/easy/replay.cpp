@@ -298,6 +298,34 @@ CURLcode deliver_all(const Options& o, Replay& r) {
 
 } // namespace
 
+namespace {
+
+// One piece of verbose output, as libcurl gives it: to the debug callback, or as its own
+// "* " / "< " lines on CURLOPT_STDERR.
+void debug_out(CURL* handle, const Options& o, curl_infotype type, std::string_view text) {
+    if (o.debug_fn != nullptr) {
+        o.debug_fn(handle, type, const_cast<char*>(text.data()), text.size(), o.debug_data);
+        return;
+    }
+    FILE* out = o.stderr_stream != nullptr ? o.stderr_stream : stderr;
+    std::fputs(type == CURLINFO_TEXT ? "* " : "< ", out);
+    std::fwrite(text.data(), 1, text.size(), out);
+}
+
+// CURLOPT_VERBOSE on a hit: one line that says the cache answered and why, then the
+// response header lines as libcurl shows what it receives (no connection, no request).
+void show_verbose(CURL* handle, const Options& o, const Replay& r) {
+    std::string line = "curlcache: " + (r.note.empty() ? std::string("HIT") : r.note) + "\n";
+    debug_out(handle, o, CURLINFO_TEXT, line);
+    for (std::string_view block : r.blocks) {
+        for (std::string_view header : split_lines(block)) {
+            debug_out(handle, o, CURLINFO_HEADER_IN, header);
+        }
+    }
+}
+
+} // namespace
+
 CURLcode replay(const CurlApi& api, CURL* handle) {
     HandleState* state = find_state(handle);
     if (state == nullptr || !state->replay) {
@@ -315,6 +343,9 @@ CURLcode replay(const CurlApi& api, CURL* handle) {
     auto start = std::chrono::steady_clock::now();
     CURLcode result = CURLE_OK;
     try {
+        if (o.verbose) {
+            show_verbose(handle, o, r);
+        }
         feed_cookies(api, handle, o, r); // as libcurl does while it parses the headers
         result = deliver_all(o, r);
     } catch (...) {

@@ -338,7 +338,7 @@ Cache::StoreContext store_context(const Tee& tee) {
 
 // Answers the transfer with `entry` after the real one ended (a 304 or stale-if-error).
 CURLcode replay_entry(const CurlApi& api, CURL* handle, HandleState& state, const Tee& tee,
-                      Entry entry) {
+                      Entry entry, const char* note) {
     Plan plan;
     plan.request.method = tee.method;
     // The program's own URL (tee.url is redacted): the replay derives the effective URL
@@ -350,6 +350,7 @@ CURLcode replay_entry(const CurlApi& api, CURL* handle, HandleState& state, cons
     if (!prepare_hit(state, plan, std::move(entry))) {
         return CURLE_OK;
     }
+    state.replay->note = note;
     return replay(api, handle);
 }
 
@@ -430,7 +431,8 @@ CURLcode end_transfer(const CurlApi& api, CURL* handle, CURLcode result) {
             CURLCACHE_LOG(info, "STALE served (stale-if-error), %s: %s %s",
                           failed ? "the transfer failed" : "the origin answered 5xx",
                           tee->method.c_str(), tee->url.c_str());
-            return replay_entry(api, handle, *state, *tee, std::move(*tee->stale));
+            return replay_entry(api, handle, *state, *tee, std::move(*tee->stale),
+                                "STALE served (stale-if-error)");
         }
         if (result != CURLE_OK) {
             if (tee->had_entry) {
@@ -462,12 +464,21 @@ CURLcode end_transfer(const CurlApi& api, CURL* handle, CURLcode result) {
                     std::string(header_value(last, "Last-Modified").value_or(""));
                 refreshed.freshness = {};
                 refreshed.freshness.request_time = tee->request_time;
-                refreshed.freshness.response_time = static_cast<int64_t>(std::time(nullptr));
-                (void)cache->store(tee->key, refreshed, store_context(*tee));
+                const int64_t now = static_cast<int64_t>(std::time(nullptr));
+                refreshed.freshness.response_time = now;
+                refreshed.created = now;
+                policy::stamp_freshness(cache->settings(), refreshed);
+                // Stored again only when that saves a round trip: an entry stale at once
+                // (max-age=0, no-cache) is revalidated next time anyway, and the 304 then
+                // brings its header fields again; rewriting it (a whole body file for a
+                // large one) on every use would cost more than downloading it.
+                if (refreshed.fresh(now) && !refreshed.freshness.no_cache) {
+                    (void)cache->store(tee->key, refreshed, store_context(*tee));
+                }
             }
             cache->stats().hits.fetch_add(1, std::memory_order_relaxed);
             CURLCACHE_LOG(info, "REVALIDATED 304 %s %s", tee->method.c_str(), tee->url.c_str());
-            return replay_entry(api, handle, *state, *tee, std::move(refreshed));
+            return replay_entry(api, handle, *state, *tee, std::move(refreshed), "REVALIDATED 304");
         }
         // (A cache reopened since the sink began, as in a forked child, is not the sink's.)
         if (tee->dropped || tee->blocks.empty() || state->options.unknown ||

@@ -567,6 +567,29 @@ def interim_1xx_never_replayed_as_final(c):
              "printed %r, out.txt %r, expected 200 and the body" % (r3.out, r3.file("out.txt")))
 
 
+@case
+def verbose_hit_shows_why_and_the_headers(c):
+    """curl -v on a hit: one "* curlcache: HIT fresh (...)" line, then the stored response's
+    header lines as libcurl shows what it receives ("< "); a revalidation says
+    REVALIDATED 304."""
+    c.script("/v", headers=[["Cache-Control", "max-age=3600"], ["X-Mark", "seen"]],
+             body="verbose\n")
+    c.curl("-o", "out.txt", c.url("/v"))
+    r = c.curl("-v", "-o", "out.txt", c.url("/v"))
+    c.no_request(r)
+    err = r.err.decode("utf-8", "replace").splitlines()
+    c.expect(any(ln.startswith("* curlcache: HIT fresh (") for ln in err), r,
+             "no '* curlcache: HIT fresh (...)' line in %r" % err)
+    c.expect("< HTTP/1.1 200 OK" in err and "< X-Mark: seen" in err, r,
+             "the stored header lines are not shown: %r" % err)
+    _versioned(c, "/rv", c.date(-7200), "max-age=60", etag='"v1"')
+    c.curl("-o", "out.txt", c.url("/rv"))
+    r = c.curl("-v", "-o", "out.txt", c.url("/rv"))
+    err = r.err.decode("utf-8", "replace").splitlines()
+    c.expect("* curlcache: REVALIDATED 304" in err, r,
+             "no '* curlcache: REVALIDATED 304' line in %r" % err)
+
+
 WORDS = {"MISS": r"\bMISS\b", "HIT": r"\bHIT fresh\b", "REVALIDATED": r"\bREVALIDATED 304\b",
          "STALE": r"\bSTALE served \(stale-if-error\)", "PASS": r"\bPASS\b"}
 
