@@ -233,8 +233,14 @@ PathResult<PrivateDir> open_private_dir(const std::string& path, bool create) {
     }
     std::string shown = joined(resolved);
     if (std::string why = not_private(st, uid); !why.empty()) {
+        std::string advice = k_folder_advice;
+        if ((st.st_mode & S_IWOTH) != 0 && (st.st_mode & S_ISVTX) != 0) {
+            // A shared temp folder such as /tmp: only through a folder of the user's own.
+            advice = "Use a private folder in it instead, such as " + shown + "/curlcache-" +
+                     std::to_string(uid) + "/ (what sqlite.use_temp does), README.md, Security.";
+        }
         return refused(shown == full ? shown : full + " (" + shown + ")", "folder: " + why,
-                       k_folder_advice);
+                       advice.c_str());
     }
     return PrivateDir{std::move(current), std::move(shown)};
 }

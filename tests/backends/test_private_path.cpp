@@ -19,6 +19,7 @@
 #include <functional>
 #include <initializer_list>
 #include <optional>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -300,6 +301,24 @@ void test_filesystem_refuses_a_foreign_tree(void** state) {
     assert_true(backends::open("filesystem", settings).has_value());
 }
 
+// An entry file that is not the user's (a tree that was shared once) is never served.
+void test_filesystem_never_serves_an_entry_file_another_user_owns(void** state) {
+    skip_unless_root();
+    config::Settings settings;
+    settings.name = scratch_of(state) + "/tree";
+    auto storage = backends::open("filesystem", settings);
+    assert_true(storage.has_value());
+    std::string key = tests::test_key(1);
+    std::string_view value = "the attacker's body";
+    assert_true((*storage)->put(tests::test_meta(key), std::span(&value, 1)).has_value());
+    assert_true((*storage)->get(key).has_value() && (*storage)->get(key)->has_value());
+    std::string path = backends::filesystem_entry_path(settings.name, key);
+    assert_int_equal(::chown(path.c_str(), k_other, k_other), 0);
+    auto got = (*storage)->get(key);
+    assert_true(got.has_value());
+    assert_false(got->has_value());
+}
+
 // A lock file another user created and holds must not make a miss wait for lock_timeout:
 // it is refused at once.
 void test_a_foreign_lock_file_is_refused_without_waiting(void** state) {
@@ -347,6 +366,8 @@ int main() {
         cmocka_unit_test_setup_teardown(test_sqlite_refuses_a_foreign_database_and_linked_siblings,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_filesystem_refuses_a_foreign_tree, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_filesystem_never_serves_an_entry_file_another_user_owns, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_foreign_lock_file_is_refused_without_waiting, setup,
                                         teardown),
     };
