@@ -178,8 +178,9 @@ Begin decide(const CurlApi& api, CURL* handle, HandleState& state) {
             return pass_through(cache); // a range the entry cannot answer
         }
     }
-    if (!found && request_cc && request_cc->only_if_cached && !offline) {
-        // What a caching proxy answers (RFC 9111 §5.2.1.7): nothing stored, no network.
+    if (request_cc && request_cc->only_if_cached && !offline && !settings.hermetic) {
+        // What a caching proxy answers (RFC 9111 §5.2.1.7) when nothing stored may be used
+        // (none, or a stale one the request's max-stale does not cover): no network.
         cache->stats().misses.fetch_add(1, std::memory_order_relaxed);
         CURLCACHE_LOG(info, "MISS only-if-cached: 504 %s %s", plan.request.method.c_str(),
                       log_url(plan, settings).c_str());
@@ -290,7 +291,8 @@ Begin begin_transfer(const CurlApi& api, CURL* handle) {
             // program's callbacks back before anything else.
             end_transfer(api, handle, CURLE_ABORTED_BY_CALLBACK);
         }
-        state->replay.reset(); // the previous transfer's headers and infos end here
+        state->replay.reset();             // the previous transfer's headers and infos end here
+        state->invalidate_pending = false; // (an unsafe transfer whose end was never told)
         state->last = HandleState::Last::live;
         // libcurl loads COOKIEFILE (starting the engine) as the transfer begins.
         state->options.cookie_started |= state->options.cookie_engine;

@@ -347,6 +347,18 @@ def only_if_cached_miss_is_504(c):
              % (r.out, r.code))
     r = c.curl("-i", *oic, c.url("/never"))
     c.sees(r, status=504)
+    # A stale entry is no answer either (the request allows no staleness): 504, no
+    # request; with max-stale covering it, the stale entry.
+    c.script("/old", date=c.date(-7200), headers=[["Cache-Control", "max-age=60"],
+                                                  ["ETag", '"old"']], body="old\n")
+    c.curl("-o", "/dev/null", c.url("/old"))
+    r = c.curl("-o", "/dev/null", "-w", "%{http_code}", *oic, c.url("/old"))
+    c.no_request(r)
+    c.expect(r.out == b"504", r, "printed %r for a stale entry, expected 504" % r.out)
+    r = c.curl("-o", "/dev/null", "-w", "%{http_code}", "-H",
+               "Cache-Control: only-if-cached, max-stale", c.url("/old"))
+    c.no_request(r)
+    c.expect(r.out == b"200", r, "printed %r with max-stale, expected 200" % r.out)
 
 
 @case
