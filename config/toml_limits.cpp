@@ -119,4 +119,20 @@ unsigned line_nesting_deeper_than(std::string_view text, unsigned limit) {
     return Scanner(text).first_line_deeper_than(limit);
 }
 
+unsigned line_longer_than(std::string_view text, size_t limit) {
+    unsigned line = 1;
+    while (!text.empty()) {
+        const size_t newline = text.find('\n');
+        if ((newline == std::string_view::npos ? text.size() : newline) > limit) {
+            return line;
+        }
+        if (newline == std::string_view::npos) {
+            break;
+        }
+        text.remove_prefix(newline + 1);
+        ++line;
+    }
+    return 0;
+}
+
 } // namespace curlcache::config

@@ -1,16 +1,20 @@
 // Limits checked on a config file's text before toml11 sees it. toml11 parses nested arrays
 // and inline tables by recursion, so a file of a few thousand '[' overflows the stack of
-// every program the shim is loaded into; and a huge file is never a real configuration.
+// every program the shim is loaded into; and a huge file or line takes seconds to minutes.
 // Internal to config/.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string_view>
 
 namespace curlcache::config {
 
-// Larger files are refused unread: curlcache's own example is under 8 KiB.
-constexpr uint64_t k_max_config_bytes = 1024 * 1024;
+// toml11 reads about a megabyte a second, and each token copies the line it is on (a single
+// 240 KiB line took 46 s). These bound the time a config can take to well under a second or
+// two; curlcache's own example is 7 KiB with lines under 100 bytes.
+constexpr uint64_t k_max_config_bytes = 256 * 1024; // larger files are refused unread
+constexpr size_t k_max_config_line_bytes = 2048;
 
 // Arrays and inline tables nested deeper than this are refused; curlcache's own keys need
 // at most 3 (urls_expire_after = [{ ... }] inside a table).
@@ -21,5 +25,8 @@ constexpr unsigned k_max_config_nesting = 32;
 // Understands TOML's basic and literal strings, their multi-line forms and comments, so
 // brackets inside them do not count. Linear in the size of `text`, no recursion.
 unsigned line_nesting_deeper_than(std::string_view text, unsigned limit);
+
+// The 1-based number of the first line longer than `limit` bytes (without its newline), or 0.
+unsigned line_longer_than(std::string_view text, size_t limit);
 
 } // namespace curlcache::config

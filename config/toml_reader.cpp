@@ -11,8 +11,9 @@
 // every call, which made loading quadratic in the number of keys (20,000 keys: 4.7 s). The
 // offset of each value's region is looked up in one index of the file's newlines instead.
 //
-// Before toml11 sees the text: files over k_max_config_bytes are refused unread and nesting
-// deeper than k_max_config_nesting is refused by a pre-scan (toml11 recurses on nesting).
+// Before toml11 sees the text (config/toml_limits.h): files over k_max_config_bytes are
+// refused unread, then nesting deeper than k_max_config_nesting (toml11 recurses on it) and
+// lines over k_max_config_line_bytes are refused by a pre-scan.
 #include "config/toml_reader.h"
 
 #include "config/toml_limits.h"
@@ -207,6 +208,11 @@ std::expected<Value, ReadError> read_toml(const std::string& path) {
         return std::unexpected(ReadError{path + ":" + std::to_string(line) +
                                          ": arrays or inline tables nested deeper than " +
                                          std::to_string(k_max_config_nesting) + " levels"});
+    }
+    if (const unsigned line = line_longer_than(*text, k_max_config_line_bytes)) {
+        return std::unexpected(ReadError{path + ":" + std::to_string(line) + ": line longer than " +
+                                         std::to_string(k_max_config_line_bytes) +
+                                         " bytes (arrays may span several lines)"});
     }
     try {
         std::istringstream stream(std::move(*text));
