@@ -157,6 +157,14 @@ def _(scratch):
     return {"CURLCACHE_CONFIG": bad}
 
 
+@fault("deeply_nested_config")
+def _(scratch):
+    # toml11 recurses per level: refused by the loader's pre-scan, never a stack overflow.
+    deep = os.path.join(scratch, "deep.toml")
+    write(deep, b"a = " + b"[" * 8000 + b"]" * 8000 + b"\n")
+    return {"CURLCACHE_CONFIG": deep}
+
+
 @fault("malformed_user_config")
 def _(scratch):
     # $XDG_CONFIG_HOME is <scratch>/home/config (harness.clean_env).
