@@ -45,7 +45,7 @@ class Positions {
         if (region == nullptr || !region->is_ok()) {
             return {0, 0}; // a value toml11 made up (none in a parsed file)
         }
-        if (m_newlines.empty() && !m_indexed) {
+        if (!m_indexed) {
             for (auto it = region->begin(); it != region->end(); ++it) {
                 if (*it == '\n') {
                     m_newlines.push_back(static_cast<size_t>(it - region->begin()));
@@ -174,10 +174,17 @@ std::expected<std::string, ReadError> read_text(const std::string& path) {
     if (static_cast<uint64_t>(st.st_size) > k_max_config_bytes) {
         return std::unexpected(too_large());
     }
-    // One byte more than the limit tells a file that grew since fstat.
-    std::string text(static_cast<size_t>(k_max_config_bytes) + 1, '\0');
+    // The size fstat saw and one byte more, to notice a file that grew since; it may grow up
+    // to the limit and one byte.
+    std::string text(static_cast<size_t>(st.st_size) + 1, '\0');
     size_t filled = 0;
-    while (filled < text.size()) {
+    for (;;) {
+        if (filled == text.size()) {
+            if (text.size() > k_max_config_bytes) {
+                return std::unexpected(too_large());
+            }
+            text.resize(std::min<size_t>(2 * text.size(), k_max_config_bytes + 1));
+        }
         const ssize_t n = ::read(fd.get(), text.data() + filled, text.size() - filled);
         if (n < 0 && errno == EINTR) {
             continue;
@@ -189,9 +196,6 @@ std::expected<std::string, ReadError> read_text(const std::string& path) {
             break;
         }
         filled += static_cast<size_t>(n);
-    }
-    if (filled > k_max_config_bytes) {
-        return std::unexpected(too_large());
     }
     text.resize(filled);
     return text;
