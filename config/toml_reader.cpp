@@ -16,6 +16,7 @@
 // lines over k_max_config_line_bytes are refused by a pre-scan.
 #include "config/toml_reader.h"
 
+#include "base/fd.h"
 #include "config/toml_limits.h"
 
 #include <toml.hpp>
@@ -134,26 +135,10 @@ ReadError cannot_read(const std::string& path, const std::string& why) {
     return ReadError{path + ": cannot read config file (" + why + ")", true};
 }
 
-class Fd {
-  public:
-    explicit Fd(int fd) : m_fd(fd) {}
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-    ~Fd() {
-        if (m_fd >= 0) {
-            ::close(m_fd);
-        }
-    }
-    int get() const { return m_fd; }
-
-  private:
-    int m_fd;
-};
-
 // The whole file, or an error: only regular files (a FIFO would block the program the shim
 // is loaded into, /dev/zero never ends) of at most k_max_config_bytes.
 std::expected<std::string, ReadError> read_text(const std::string& path) {
-    const Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
+    const base::Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
     if (fd.get() < 0) {
         return std::unexpected(cannot_read(path, std::generic_category().message(errno)));
     }
