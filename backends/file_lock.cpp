@@ -101,6 +101,12 @@ Result<void> FileLocks::open_lock_file() {
         }
         return fail(message);
     }
+    // A read lock conflicts with ours too: a lock file others can read (left by hand, say)
+    // becomes the owner's alone again.
+    struct stat st {};
+    if (::fstat(file->get(), &st) == 0 && (st.st_mode & 077) != 0) {
+        (void)::fchmod(file->get(), 0600);
+    }
     m_fd = file->release();
     return {};
 }

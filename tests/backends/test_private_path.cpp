@@ -319,6 +319,19 @@ void test_filesystem_never_serves_an_entry_file_another_user_owns(void** state) 
     assert_false(got->has_value());
 }
 
+// Another user could hold a read lock on a lock file they can read: it is made 0600 again.
+void test_a_readable_lock_file_becomes_owner_only(void** state) {
+    std::string dir = scratch_of(state) + "/cache.locks";
+    fs::create_directory(dir);
+    ::chmod(dir.c_str(), 0700);
+    write_file(dir + "/keys.lock", "");
+    ::chmod((dir + "/keys.lock").c_str(), 0644);
+    backends::FileLocks locks(dir);
+    auto locked = locks.try_lock("00aabbccddeeff");
+    assert_true(locked.has_value() && *locked);
+    assert_int_equal(mode_of(dir + "/keys.lock"), 0600);
+}
+
 // A lock file another user created and holds must not make a miss wait for lock_timeout:
 // it is refused at once.
 void test_a_foreign_lock_file_is_refused_without_waiting(void** state) {
@@ -368,6 +381,8 @@ int main() {
         cmocka_unit_test_setup_teardown(test_filesystem_refuses_a_foreign_tree, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_filesystem_never_serves_an_entry_file_another_user_owns, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_readable_lock_file_becomes_owner_only, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_a_foreign_lock_file_is_refused_without_waiting, setup,
                                         teardown),
     };
