@@ -22,10 +22,12 @@ std::string filesystem_cache_dir(const config::Settings& settings);
 std::string filesystem_entry_path(std::string_view dir, std::string_view key);
 
 // Helpers shared with the sqlite backend (both keep files under the user's cache folder).
-// $XDG_CACHE_HOME/curlcache, or ~/.cache/curlcache when unset.
+// $XDG_CACHE_HOME/curlcache, else ~/.cache/curlcache, else the per-user temp folder
+// (base::user_cache_dir()).
 std::string user_cache_dir();
-// Creates `dir` and its missing parents with mode 0700 (existing folders are left as they
-// are). Fails with the path and the reason.
+// Creates `dir` and its missing parents with mode 0700 and checks the folder and the way to
+// it (base::open_private_dir: refused when another user owns or can write it). Fails with
+// the path and the reason.
 Result<void> make_private_dirs(const std::string& dir);
 
 } // namespace curlcache::backends
