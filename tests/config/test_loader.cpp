@@ -2,6 +2,9 @@
 // one-line errors that name the file:line, the variable or the argument.
 #include "config/loader.h"
 
+#include "backends/filesystem_storage.h"
+#include "backends/sqlite_storage.h"
+
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
@@ -513,6 +516,26 @@ void test_relative_home_counts_as_unset(void** state) {
                     ":1: key 'log_file': \"~/curlcache.log\" needs HOME set to an absolute path");
 }
 
+// The cache's default places read HOME and XDG_CACHE_HOME the same way (base/ reads them).
+void test_relative_cache_home_never_puts_the_cache_in_the_current_directory(void** state) {
+    Fixture& f = fixture(state);
+    fs::create_directories(f.dir + "/work");
+    fs::current_path(f.dir + "/work");
+    f.set_real("TMPDIR", f.dir.c_str());
+    f.set_real("XDG_CACHE_HOME", ".");
+    f.set_real("HOME", ".");
+    const Settings defaults;
+    for (const std::string& path : {curlcache::backends::sqlite_database_path(defaults),
+                                    curlcache::backends::filesystem_cache_dir(defaults)}) {
+        if (!path.starts_with('/')) {
+            fail_msg("relative cache path %s", path.c_str());
+        }
+    }
+    f.set_real("HOME", (f.dir + "/home").c_str());
+    expect_text(curlcache::backends::sqlite_database_path(defaults),
+                f.dir + "/home/.cache/curlcache/http_cache.sqlite");
+}
+
 // ---- unknown keys ---------------------------------------------------------------------
 
 void test_unknown_key_warns_with_file_line_and_suggestion(void** state) {
@@ -777,6 +800,9 @@ int main() {
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_file_under_home_is_expanded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_relative_home_counts_as_unset, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_relative_cache_home_never_puts_the_cache_in_the_current_directory, setup,
+            teardown),
         cmocka_unit_test_setup_teardown(test_unknown_key_warns_with_file_line_and_suggestion, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_misspelt_variable_in_the_environment_warns, setup,
