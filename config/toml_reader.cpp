@@ -26,6 +26,7 @@
 #include <fcntl.h>
 #include <sstream>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <system_error>
 #include <tuple>
 #include <unistd.h>
@@ -148,6 +149,9 @@ std::expected<std::string, ReadError> read_text(const std::string& path) {
     }
     if (S_ISDIR(st.st_mode)) {
         return std::unexpected(cannot_read(path, "Is a directory"));
+    }
+    if (S_ISCHR(st.st_mode) && major(st.st_rdev) == 1 && minor(st.st_rdev) == 3) {
+        return std::string(); // /dev/null: "no config file", as `curlcache export` says
     }
     if (!S_ISREG(st.st_mode)) {
         return std::unexpected(cannot_read(path, "not a regular file"));

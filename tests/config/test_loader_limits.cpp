@@ -189,6 +189,14 @@ void test_config_that_is_not_a_regular_file_is_refused_without_blocking(void** s
                 "/dev/zero: cannot read config file (not a regular file)");
 }
 
+// /dev/null is the one device read: "no config file" (curlcache export and import name it
+// for a cache given by URL, and users write CURLCACHE_CONFIG=/dev/null).
+void test_dev_null_is_an_empty_config(void**) {
+    auto loaded = load_file("/dev/null");
+    assert_true(loaded.has_value());
+    assert_true(loaded->warnings.empty());
+}
+
 // ---- time -------------------------------------------------------------------------------
 
 // toml11's location() counts newlines from the start of the file on every call: 20,000
@@ -231,6 +239,7 @@ int main() {
         cmocka_unit_test_setup_teardown(test_nesting_up_to_the_limit_loads, make_scratch,
                                         remove_scratch),
         cmocka_unit_test(test_nesting_scan_knows_strings_and_comments),
+        cmocka_unit_test(test_dev_null_is_an_empty_config),
         cmocka_unit_test_setup_teardown(test_config_file_over_the_size_limit_is_refused_unread,
                                         make_scratch, remove_scratch),
         cmocka_unit_test_setup_teardown(test_long_line_is_refused_naming_it, make_scratch,
