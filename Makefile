@@ -5,7 +5,7 @@ ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 
-.PHONY: all deps configure build test check-asan run bench install clean format
+.PHONY: all deps configure build test check-asan run bench install uninstall package clean format
 
 all: build
 
@@ -30,7 +30,9 @@ check-asan: deps
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && ctest --output-on-failure -j $(JOBS) -LE no-asan
 
-run: build
+run:
+	@echo "make run: the first build takes a few minutes (later runs start at once)"
+	@$(MAKE) --no-print-directory build
 	@bash scripts/demo.sh $(BUILD)
 
 bench: build
@@ -38,6 +40,14 @@ bench: build
 
 install: build
 	cmake --install $(BUILD)
+
+# Removes what the last `make install` from $(BUILD) wrote (its install_manifest.txt).
+uninstall:
+	cmake --build $(BUILD) --target uninstall
+
+# A Debian package (cpack) in $(BUILD): curlcache_<version>_<arch>.deb.
+package: build
+	cmake --build $(BUILD) --target package
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.cpp' '*.h')
