@@ -3,9 +3,10 @@
 #   deb_test.sh BUILD_DIR CPACK VERSION
 # Packs the already-built tree with cpack (no rebuild) into a scratch folder, checks the
 # control fields, installs the package with dpkg -i, then: the command runs with no
-# LD_LIBRARY_PATH, ldconfig knows libcurlcache.so.0 (postinst), a C program builds against
+# LD_LIBRARY_PATH, ldconfig knows libcurlcache.so.0 (its trigger), a C program builds against
 # the installed curlcache.pc and runs, and every library the installed files load comes
-# from a package named in Depends. Then dpkg -r removes it and every file it brought.
+# from a package named in Depends; `curlcache run` preloads the installed shim. Then
+# dpkg -r removes it and every file it brought.
 # Needs root and dpkg (CI runs as root on Debian 12): skips (77) otherwise, and when a
 # curlcache package or one of its files is already on this machine (a real install is never
 # touched). The package is purged at exit even when a check fails.
@@ -100,6 +101,9 @@ installed=1
 dpkg -i "$deb" >"$scratch/dpkg-i.log" 2>&1 || fail "dpkg -i: $(cat "$scratch/dpkg-i.log")"
 [ "$(dpkg-query -W -f='${Status}' curlcache)" = "install ok installed" ] || fail "not installed"
 /usr/bin/curlcache --version >/dev/null || fail "the installed command does not start"
+# shellcheck disable=SC2016
+shim=$(/usr/bin/curlcache run -- sh -c 'echo "$LD_PRELOAD"') || fail "curlcache run fails"
+[ "$(readlink -f "$shim")" = /usr/lib/libcurlcache-preload.so ] || fail "curlcache run preloads '$shim'"
 ldconfig -p >"$scratch/ld.cache"
 grep -q 'libcurlcache\.so\.0 ' "$scratch/ld.cache" || fail "ldconfig does not know libcurlcache.so.0"
 # shellcheck disable=SC2046

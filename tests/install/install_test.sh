@@ -3,8 +3,9 @@
 #   install_test.sh BUILD_DIR
 # 1. Installs the build into a scratch prefix (cmake --install --prefix).
 # 2. The installed command starts with no LD_LIBRARY_PATH, also after the whole prefix has
-#    moved (RUNPATH $ORIGIN/../lib); share/doc/curlcache holds the licence and the example
-#    config, which the installed command reads without complaint.
+#    moved (RUNPATH $ORIGIN/../lib), and `curlcache run` preloads the installed shim;
+#    share/doc/curlcache holds the licence and the example config, which the installed
+#    command reads without complaint.
 # 3. A C program (consumer/, a LANGUAGES C project) builds and runs four ways: find_package
 #    shared, find_package static, pkg-config, pkg-config --static. The shared ones see only
 #    libcurl's development files (sqlite3, xxhash and hiredis hidden from pkg-config): the
@@ -45,12 +46,17 @@ test -n "$libdir" || fail "no libcurlcache.so"
 test -f "$libdir/libcurlcache.a" || fail "no libcurlcache.a"
 libdir_rel=${libdir#"$prefix"/}
 
-# 2. The command runs from any prefix; the docs are there.
+# 2. The command (and `curlcache run`'s shim) works from any prefix; the docs are there.
 "$prefix/bin/curlcache" --version >/dev/null || fail "the installed command does not start"
 grep -q "RUNPATH.*\[\$ORIGIN/../$libdir_rel\]" <<<"$(readelf -d "$prefix/bin/curlcache")" ||
   fail "the installed command's RUNPATH is not \$ORIGIN/../$libdir_rel"
 mv "$prefix" "$scratch/moved"
 "$scratch/moved/bin/curlcache" --version >/dev/null || fail "the command does not start from a moved prefix"
+# `curlcache run` finds the installed shim next to itself, wherever the prefix went.
+# shellcheck disable=SC2016
+shim=$("$scratch/moved/bin/curlcache" run -- sh -c 'echo "$LD_PRELOAD"')
+[ "$(readlink -f "$shim")" = "$(readlink -f "$scratch/moved/$libdir_rel/libcurlcache-preload.so")" ] ||
+  fail "curlcache run from a moved prefix preloads '$shim'"
 mv "$scratch/moved" "$prefix"
 docdir=$prefix/share/doc/curlcache
 cmp "$docdir/curlcache.example.toml" "$source_dir/../../config/curlcache.example.toml" ||
