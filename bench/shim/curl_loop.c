@@ -4,7 +4,8 @@
  * under LD_PRELOAD=libcurlcache-preload.so (hits answered by the shim). It is a plain
  * libcurl program: it knows nothing about curlcache.
  *
- *   curl_loop [-n COUNT] [-w WARMUP] [-x PROXY] [-e BYTES] [-k heap|fresh] URL
+ *   curl_loop [-n COUNT] [-w WARMUP] [-x PROXY] [-e BYTES] [-k heap|fresh] [-H HEADER]...
+ *             [-s STATUS] URL
  *
  *   -n  timed transfers (default 1000)       -w  untimed transfers first (default 2)
  *   -x  CURLOPT_PROXY                         -e  expected body size: anything else fails
@@ -14,11 +15,15 @@
  *       arrives and the buffer released after the transfer, all inside the timed window.
  *       "heap": malloc/free (glibc may hand back pages it already holds); "fresh": an
  *       anonymous mmap/munmap, so every page is new (page faults and zeroing included).
+ *   -H  a request header, "Name: value" (repeatable; CURLOPT_HTTPHEADER): a request
+ *       Cache-Control directive, a header named by Vary, If-None-Match
+ *   -s  the status every transfer must have (default 200; -s 304 with -e -1 for a bare
+ *       conditional request)
  * URL may contain one "%d", replaced by the transfer's index (distinct URLs: all misses).
  * Output, one line: n=.. median_us=.. p10_us=.. p90_us=.. mean_us=.. bytes_per_transfer=..
  * minflt_per_transfer=.. cpu_us_per_transfer=.. (minor page faults and CPU time, user + system,
  * of the whole process, all threads, during the timed loop, per transfer).
- * Exit status 1 on any failed transfer, non-200 status or unexpected size.
+ * Exit status 1 on any failed transfer, another status than -s or unexpected size.
  */
 #define _DEFAULT_SOURCE /* clock_gettime, getopt, MAP_ANONYMOUS */
 
@@ -107,7 +112,9 @@ static double percentile(const double* sorted, int n, double p) {
     return sorted[i];
 }
 
-/* One transfer; returns 0 when it succeeded with status 200 and the expected size. */
+static long want_status = 200; /* -s */
+
+/* One transfer; returns 0 when it succeeded with status -s and the expected size. */
 static int transfer(CURL* curl, const char* pattern, int index, long long expected,
                     enum keep_mode keep) {
     char url[2048];
@@ -127,7 +134,7 @@ static int transfer(CURL* curl, const char* pattern, int index, long long expect
     CURLcode rc = curl_easy_perform(curl);
     keep_end(&body, keep);
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-    if (rc != CURLE_OK || status != 200 ||
+    if (rc != CURLE_OK || status != want_status ||
         (expected >= 0 && (long long)body.received != expected)) {
         fprintf(stderr, "curl_loop: %s: %s, status %ld, %zu bytes\n", url, curl_easy_strerror(rc),
                 status, body.received);
@@ -141,9 +148,10 @@ int main(int argc, char** argv) {
     long long expected = -1;
     const char* proxy = NULL;
     enum keep_mode keep = KEEP_NONE;
-    const char* usage =
-        "usage: curl_loop [-n N] [-w W] [-x PROXY] [-e BYTES] [-k heap|fresh] URL\n";
-    while ((opt = getopt(argc, argv, "n:w:x:e:k:")) != -1) {
+    struct curl_slist* headers = NULL;
+    const char* usage = "usage: curl_loop [-n N] [-w W] [-x PROXY] [-e BYTES] [-k heap|fresh] "
+                        "[-H HEADER]... [-s STATUS] URL\n";
+    while ((opt = getopt(argc, argv, "n:w:x:e:k:H:s:")) != -1) {
         switch (opt) {
         case 'n':
             count = atoi(optarg);
@@ -166,6 +174,12 @@ int main(int argc, char** argv) {
                 return 2;
             }
             break;
+        case 'H':
+            headers = curl_slist_append(headers, optarg);
+            break;
+        case 's':
+            want_status = atol(optarg);
+            break;
         default:
             fputs(usage, stderr);
             return 2;
@@ -187,6 +201,9 @@ int main(int argc, char** argv) {
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_write);
     curl_easy_setopt(curl, CURLOPT_PROXY, proxy ? proxy : "");
     curl_easy_setopt(curl, CURLOPT_NOPROXY, proxy ? "" : "*");
+    if (headers) {
+        curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+    }
 
     int failed = 0;
     for (int i = 0; i < warmup && !failed; ++i) {
@@ -204,6 +221,7 @@ int main(int argc, char** argv) {
     }
     usage_now(&faults_end, &cpu_us_end);
     curl_easy_cleanup(curl);
+    curl_slist_free_all(headers);
     curl_global_cleanup();
     if (failed) {
         free(samples);
