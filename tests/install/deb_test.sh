@@ -33,7 +33,7 @@ done
 # Other build trees' test runs on this machine may do the same at the same time, and dpkg
 # refuses to run twice: one at a time, on a lock taken on dpkg's own folder (no new file).
 exec 9</var/lib/dpkg
-flock -w 240 9 || fail "another run holds the lock on /var/lib/dpkg"
+flock -w 300 9 || fail "another run holds the lock on /var/lib/dpkg"
 if dpkg-query -W curlcache >/dev/null 2>&1; then
   skip "a curlcache package is already installed"
 fi
@@ -54,6 +54,7 @@ cleanup() {
   rm -rf "$scratch"
 }
 trap cleanup EXIT
+trap 'exit 1' INT TERM HUP PIPE # cleans up on a signal too
 unset LD_LIBRARY_PATH PKG_CONFIG_PATH
 export XDG_CACHE_HOME=$scratch/cache
 

@@ -30,6 +30,7 @@ cleanup() {
   rm -rf "$scratch"
 }
 trap cleanup EXIT
+trap 'exit 1' INT TERM HUP PIPE # cleans up on a signal too
 fail() {
   echo "install: $*" >&2
   exit 1
