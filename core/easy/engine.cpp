@@ -206,7 +206,11 @@ Begin decide(const CurlApi& api, CURL* handle, HandleState& state) {
         return pass_through(cache);
     }
     MissLock lock;
-    if (settings.mode == config::Mode::normal) {
+    // A stale entry with a validator is revalidated at once: a conditional request costs
+    // little, and waiting for another revalidation would mean a second lookup that decodes
+    // (and checksums) the whole entry again.
+    const bool revalidation = found && (!found->etag.empty() || !found->last_modified.empty());
+    if (settings.mode == config::Mode::normal && !revalidation) {
         // Another process (or thread) may be downloading this very entry: wait for it
         // rather than download it twice (bounded by lock_timeout; see core/coalesce.h).
         Coalesced coalesced = coalesce_miss(*cache, key);
