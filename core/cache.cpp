@@ -97,16 +97,13 @@ backends::Result<std::optional<Entry>> Cache::find(const Key& key,
     if (!found || !*found || (*found)->vary.empty()) {
         return found;
     }
-    // Stored per variant: the index (or an entry written with its variant) names the
-    // headers; the request's values pick the variant's own key.
+    // Stored per variant: the index at the key names the headers (variants themselves live
+    // under variant_key); the request's values pick the variant's own key.
     const Entry& index = **found;
     if (request_lines == nullptr || index.vary.front() == "*") {
         return std::optional<Entry>();
     }
-    std::string variant = http::variant_of(index.vary, *request_lines);
-    if (!index.is_variant_index() && index.variant == variant) {
-        return found;
-    }
+    const std::string variant = http::variant_of(index.vary, *request_lines);
     auto chosen = find_one(variant_key(key, variant));
     if (chosen && *chosen && (*chosen)->variant != variant) {
         return std::optional<Entry>(); // a collision or a stale index: never another variant

@@ -60,15 +60,18 @@ std::optional<uint64_t> content_length(std::string_view block) {
     return length;
 }
 
-// Would the policy decline this response whatever its body (method, status, no-store)?
-// Then its body is not written to the storage at all.
+// Would the policy decline this response whatever its body (method, status, no-store, and
+// HTTP's rules for this request: private in a shared cache, Authorization)? Then its body
+// is not written to the storage at all.
 bool declined_before_body(const Tee& tee, const config::Settings& settings) {
     Entry probe;
     probe.method = tee.method;
     probe.url = tee.url;
     probe.status = status_code(tee.blocks.back()).value_or(0);
     probe.header_blocks.push_back(tee.blocks.back());
-    return policy::store(settings, probe, 0) != policy::Verdict::ok;
+    const policy::StoreRequest request{tee.request_cc ? &*tee.request_cc : nullptr,
+                                       tee.authorization};
+    return policy::store(settings, probe, 0, request) != policy::Verdict::ok;
 }
 
 // The sink for the final response's body, at its first byte. Its size hint is the
