@@ -10,6 +10,8 @@ packages=(
   libcurl4-openssl-dev libsqlite3-dev libhiredis-dev libxxhash-dev libtoml11-dev libcmocka-dev
   # tests: real programs, servers and tools the integration tests drive
   curl libcurl3-gnutls python3 python3-pycurl openssl redis-server sqlite3 strace faketime
+  # tests of the installed docs: man pages rendered, zsh completion parsed, CI recipes read
+  man-db groff-base zsh python3-yaml
   # benchmarks: the caches we compare against
   python3-requests-cache nginx-light varnish squid
 )
