@@ -34,25 +34,14 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 
 import yaml
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SOURCE_DIR = os.path.abspath(os.path.join(HERE, "..", ".."))
-sys.path.insert(0, os.path.join(SOURCE_DIR, "tests", "shim"))
-import harness  # noqa: E402
+from installed import SOURCE_DIR, InstallFailed, check, component_in_scratch, finish
+import harness  # noqa: E402  (tests/shim, put on the path by installed)
 from redis_outage import RedisServer  # noqa: E402
 
-FAILURES = []
 URLS = ["/bytes/3000", "/text", "/gzip"]
-
-
-def check(condition, what):
-    if not condition:
-        FAILURES.append(what)
-        print("FAIL: " + what)
-    return condition
 
 
 def load(name):
@@ -298,26 +287,18 @@ def check_gitlab(scratch, prefix, origin):
 
 def main():
     build_dir = os.path.abspath(sys.argv[1])
-    scratch = tempfile.mkdtemp(prefix="curlcache-ci-recipes-")
     try:
-        prefix = os.path.join(scratch, "prefix")
-        out = subprocess.run(["cmake", "--install", build_dir, "--prefix", prefix,
-                              "--component", "Unspecified"], capture_output=True, text=True)
-        if not check(out.returncode == 0, "cmake --install: " + out.stderr):
-            return 1
-        check(glob.glob(os.path.join(prefix, "lib*", "libcurlcache-preload.so")),
-              "the install has no lib/libcurlcache-preload.so")
-        with harness.Origin(scratch) as origin:
-            check_github(scratch, prefix, origin)
-            check_gitlab(scratch, prefix, origin)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    if FAILURES:
-        print("ci recipes: %d problem(s)" % len(FAILURES))
-        return 1
-    print("ci recipes: GitHub Actions (week-keyed actions/cache, second run from the cache, "
-          "job summary) and GitLab CI (shared Redis, second job and pipeline from it) work")
-    return 0
+        with component_in_scratch(build_dir, "Unspecified", "ci-recipes") as (scratch, prefix):
+            check(glob.glob(os.path.join(prefix, "lib*", "libcurlcache-preload.so")),
+                  "the install has no lib/libcurlcache-preload.so")
+            with harness.Origin(scratch) as origin:
+                check_github(scratch, prefix, origin)
+                check_gitlab(scratch, prefix, origin)
+    except InstallFailed:
+        pass
+    return finish("ci recipes", "GitHub Actions (week-keyed actions/cache, second run from "
+                  "the cache, job summary) and GitLab CI (shared Redis, second job and "
+                  "pipeline from it) work")
 
 
 if __name__ == "__main__":

@@ -26,22 +26,9 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SOURCE_DIR = os.path.abspath(os.path.join(HERE, "..", ".."))
-sys.path.insert(0, os.path.join(SOURCE_DIR, "tests", "shim"))
-import harness  # noqa: E402
-
-FAILURES = []
-
-
-def check(condition, what):
-    if not condition:
-        FAILURES.append(what)
-        print("FAIL: " + what)
-    return condition
-
+from installed import SOURCE_DIR, InstallFailed, check, component_in_scratch, finish
+import harness  # noqa: E402  (tests/shim, put on the path by installed)
 
 def run(argv, env=None, **kw):
     return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, **kw)
@@ -212,23 +199,15 @@ def check_zsh(prefix, scratch):
 def main():
     build_dir = os.path.abspath(sys.argv[1])
     curlcache = os.path.join(build_dir, "bin", "curlcache")
-    scratch = tempfile.mkdtemp(prefix="curlcache-docs-")
     try:
-        prefix = os.path.join(scratch, "prefix")
-        out = run(["cmake", "--install", build_dir, "--prefix", prefix, "--component", "doc"])
-        if not check(out.returncode == 0, "cmake --install --component doc: " + out.stderr):
-            return 1
-        check_man(prefix, curlcache, scratch)
-        check_bash(prefix, curlcache)
-        check_zsh(prefix, scratch)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    if FAILURES:
-        print("docs: %d problem(s)" % len(FAILURES))
-        return 1
-    print("docs: man pages render cleanly and cover every key, subcommand, option and JSON "
-          "field; bash and zsh completion work")
-    return 0
+        with component_in_scratch(build_dir, "doc", "docs") as (scratch, prefix):
+            check_man(prefix, curlcache, scratch)
+            check_bash(prefix, curlcache)
+            check_zsh(prefix, scratch)
+    except InstallFailed:
+        pass
+    return finish("docs", "man pages render cleanly and cover every key, subcommand, option "
+                  "and JSON field; bash and zsh completion work")
 
 
 if __name__ == "__main__":
