@@ -4,7 +4,8 @@
 # Packs the already-built tree with cpack (no rebuild) into a scratch folder, checks the
 # control fields, installs the package with dpkg -i, then: the command runs with no
 # LD_LIBRARY_PATH, ldconfig knows libcurlcache.so.0 (its trigger), a C program builds against
-# the installed curlcache.pc and runs, and every library the installed files load comes
+# the installed curlcache.pc and runs, man finds the manual pages (and the shell completion
+# is there), and every library the installed files load comes
 # from a package named in Depends; `curlcache run` preloads the installed shim. Then
 # dpkg -r removes it and every file it brought.
 # Needs root and dpkg (CI runs as root on Debian 12): skips (77) otherwise, and when a
@@ -102,6 +103,14 @@ installed=1
 dpkg -i "$deb" >"$scratch/dpkg-i.log" 2>&1 || fail "dpkg -i: $(cat "$scratch/dpkg-i.log")"
 [ "$(dpkg-query -W -f='${Status}' curlcache)" = "install ok installed" ] || fail "not installed"
 /usr/bin/curlcache --version >/dev/null || fail "the installed command does not start"
+# The manual pages and shell completion are where man and the shells look for them.
+for path in /usr/share/man/man1/curlcache.1 /usr/share/man/man5/curlcache.toml.5 \
+  /usr/share/man/man3/libcurlcache.3 /usr/share/bash-completion/completions/curlcache \
+  /usr/share/zsh/vendor-completions/_curlcache; do
+  grep -qx "$path" "$scratch/files" || fail "the package has no $path"
+done
+[ "$(man -w curlcache.toml)" = /usr/share/man/man5/curlcache.toml.5 ] ||
+  fail "man -w curlcache.toml does not find the installed page"
 # shellcheck disable=SC2016
 shim=$(/usr/bin/curlcache run -- sh -c 'echo "$LD_PRELOAD"') || fail "curlcache run fails"
 [ "$(readlink -f "$shim")" = /usr/lib/libcurlcache-preload.so ] || fail "curlcache run preloads '$shim'"
