@@ -235,7 +235,10 @@ class FilesystemStorage final : public Storage {
         }
         if (st.st_uid != ::geteuid() || !S_ISREG(st.st_mode)) {
             // Only a tree that was once shared can hold one: never served (DESIGN.md).
-            core::log::warn_once("filesystem-foreign-entry",
+            // One cause with a failing put() over a folder there (core::log::cause).
+            core::log::warn_once(core::log::cause("filesystem", "get",
+                                                  S_ISREG(st.st_mode) ? EPERM : EISDIR)
+                                     .c_str(),
                                  "filesystem cache: refused entry file %s: not a regular file "
                                  "of yours (uid %u); it is treated as a miss. Remove it.",
                                  path.c_str(), static_cast<unsigned>(st.st_uid));
@@ -359,7 +362,7 @@ class FilesystemStorage final : public Storage {
         }
         if (!written || !closed) {
             ::unlink(temp.c_str());
-            return fail("filesystem: cannot write " + temp + ": " + std::strerror(saved_errno));
+            return fail_errno("filesystem: cannot write " + temp, saved_errno);
         }
         return install(temp, path, meta.key.size(), total);
     }
@@ -380,7 +383,7 @@ class FilesystemStorage final : public Storage {
             raw = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
         }
         if (raw < 0) {
-            return fail("filesystem: cannot create " + temp + ": " + std::strerror(errno));
+            return fail_errno("filesystem: cannot create " + temp, errno);
         }
         return raw;
     }
@@ -399,8 +402,7 @@ class FilesystemStorage final : public Storage {
         if (!renamed) {
             saved_errno = errno;
             ::unlink(temp.c_str());
-            return fail("filesystem: cannot rename into " + path + ": " +
-                        std::strerror(saved_errno));
+            return fail_errno("filesystem: cannot rename into " + path, saved_errno);
         }
         if (m_max_bytes == 0) {
             flush_touches();
@@ -664,7 +666,7 @@ class FilesystemPutStream final : public PutStream {
             saved_errno = errno;
         }
         if (!written || !closed) {
-            return fail("filesystem: cannot write " + m_temp + ": " + std::strerror(saved_errno));
+            return fail_errno("filesystem: cannot write " + m_temp, saved_errno);
         }
         std::string temp = std::exchange(m_temp, {}); // install() removes it on failure
         return m_storage.install(temp, path, meta.key.size(), total);
@@ -697,7 +699,7 @@ class FilesystemPutStream final : public PutStream {
         }
         iovec one{const_cast<char*>(bytes.data()), bytes.size()};
         if (!write_all(m_fd, {one})) {
-            return fail("filesystem: cannot write " + m_temp + ": " + std::strerror(errno));
+            return fail_errno("filesystem: cannot write " + m_temp, errno);
         }
         return {};
     }

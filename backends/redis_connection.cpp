@@ -99,7 +99,8 @@ std::string take_reply_string(redisReply& reply) {
 
 Result<std::unique_ptr<RedisConnection>>
 RedisConnection::connect(const RedisEndpoint& endpoint, int64_t connect_timeout_ms,
-                         int64_t command_timeout_ms) {
+                         int64_t command_timeout_ms, bool& reached) {
+    reached = false;
     std::string where = "redis " + endpoint.display();
     redisContext* raw = nullptr;
     if (connect_timeout_ms > 0) {
@@ -127,6 +128,7 @@ RedisConnection::connect(const RedisEndpoint& endpoint, int64_t connect_timeout_
         }
         return fail(where + ": cannot connect: " + reason);
     }
+    reached = true;
     if (command_timeout_ms > 0 && redisSetTimeout(context.get(), to_timeval(command_timeout_ms)) != REDIS_OK) {
         return fail(where + ": cannot set the command timeout");
     }
@@ -299,10 +301,13 @@ struct RedisPool::State {
     std::vector<std::unique_ptr<RedisConnection>> idle;
     std::chrono::steady_clock::time_point retry_at{};
     Error last_error;
+    std::shared_ptr<SharedBackoff> shared; // may be null
 };
 
-RedisPool::RedisPool(RedisEndpoint endpoint, int64_t connect_timeout_ms, int64_t command_timeout_ms)
+RedisPool::RedisPool(RedisEndpoint endpoint, int64_t connect_timeout_ms, int64_t command_timeout_ms,
+                     std::shared_ptr<SharedBackoff> shared)
     : m_state(std::make_unique<State>()) {
+    m_state->shared = std::move(shared);
     m_state->endpoint = std::move(endpoint);
     m_state->connect_timeout_ms = connect_timeout_ms;
     m_state->command_timeout_ms = command_timeout_ms;
@@ -331,9 +336,14 @@ Result<std::unique_ptr<RedisConnection>> RedisPool::checkout(bool& reused) {
         }
     }
     reused = false;
+    bool reached = false;
     auto connection = RedisConnection::connect(state.endpoint, state.connect_timeout_ms,
-                                               state.command_timeout_ms);
+                                               state.command_timeout_ms, reached);
     if (!connection) {
+        // Down or hung: not a refused password, which the next process should see at once.
+        if (state.shared && (!reached || connection.error().kind == ErrorKind::timeout)) {
+            state.shared->failed();
+        }
         std::lock_guard guard(state.mutex);
         state.retry_at = std::chrono::steady_clock::now() + k_retry_backoff;
         state.last_error = connection.error();
@@ -343,6 +353,13 @@ Result<std::unique_ptr<RedisConnection>> RedisPool::checkout(bool& reused) {
 
 void RedisPool::checkin(std::unique_ptr<RedisConnection> connection) {
     State& state = *m_state;
+    if (state.shared) {
+        if (connection->timed_out()) {
+            state.shared->failed();
+        } else if (!connection->broken()) {
+            state.shared->succeeded();
+        }
+    }
     std::lock_guard guard(state.mutex);
     if (connection->broken()) {
         if (connection->lost() || connection->timed_out()) {

@@ -2,6 +2,7 @@
 // Redis backend draws connections from. Internal to the backends room.
 #pragma once
 
+#include "backends/backoff.h"
 #include "backends/redis_storage.h"
 #include "backends/storage.h"
 
@@ -41,8 +42,11 @@ std::string take_reply_string(redisReply& reply);
 class RedisConnection {
 public:
     // Connects, authenticates and selects the database. AUTH failure says so plainly.
+    // `reached` becomes true once the server accepted the connection (a failure after that
+    // is the server's answer, not its absence).
     static Result<std::unique_ptr<RedisConnection>>
-    connect(const RedisEndpoint& endpoint, int64_t connect_timeout_ms, int64_t command_timeout_ms);
+    connect(const RedisEndpoint& endpoint, int64_t connect_timeout_ms, int64_t command_timeout_ms,
+            bool& reached);
 
     // Sends one command and reads its reply; an error reply becomes a failure.
     Result<RedisReplyPtr> command(std::initializer_list<std::string_view> args);
@@ -84,12 +88,14 @@ private:
 // Idle connections kept for reuse; a new one is made when none is idle. After a failed
 // connect or a timeout, every operation fails at once until the backoff has passed, so a
 // dead or hung server costs one timeout per k_retry_backoff, not one per operation. A
-// forked child never reuses its parent's sockets.
+// forked child never reuses its parent's sockets. Such failures, and the first success
+// after them, are also reported to the back-off shared with other processes (backoff.h).
 class RedisPool {
 public:
     static constexpr std::chrono::milliseconds k_retry_backoff{1000};
 
-    RedisPool(RedisEndpoint endpoint, int64_t connect_timeout_ms, int64_t command_timeout_ms);
+    RedisPool(RedisEndpoint endpoint, int64_t connect_timeout_ms, int64_t command_timeout_ms,
+              std::shared_ptr<SharedBackoff> shared);
     RedisPool(RedisPool&&) noexcept;
     ~RedisPool();
 

@@ -6,7 +6,9 @@
 // Connections: a small pool (one connection per concurrent caller, idle ones kept) rather
 // than one mutex-guarded connection, so threads never queue behind another's large value.
 // After a failed connect, operations fail at once for k_retry_backoff_ms: a dead server
-// costs one connect timeout per second, not one per transfer.
+// costs one connect timeout per second, not one per transfer; and a process that opens the
+// backend while another has found the server hung or down passes through at once, without
+// connecting (backoff.h).
 #include "backends/redis_connection.h"
 #include "backends/redis_layout.h"
 #include "backends/redis_storage.h"
@@ -465,8 +467,14 @@ Result<std::unique_ptr<Storage>> open_redis(const config::Settings& settings) {
     if (ns.find_first_of(" \r\n") != std::string::npos) {
         return fail("redis: cache name \"" + ns + "\" must not contain spaces or newlines");
     }
+    // A server another process found hung or down moments ago is not tried again here:
+    // the transfers pass through at once (backoff.h).
+    auto shared = std::make_shared<SharedBackoff>(endpoint->display());
+    if (auto wait = shared->check()) {
+        return fail("redis " + endpoint->display() + " " + shared->describe(*wait));
+    }
     RedisPool pool(*endpoint, settings.redis_connect_timeout_ms,
-                   settings.redis_command_timeout_ms);
+                   settings.redis_command_timeout_ms, std::move(shared));
     // One PING: an unreachable, hung or password-protected server is reported now.
     auto checked = pool.run<void>([](RedisConnection& conn) -> Result<void> {
         auto reply = conn.command({"PING"});

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <expected>
 #include <functional>
 #include <memory>
@@ -25,6 +26,7 @@ enum class ErrorKind {
 struct Error {
     ErrorKind kind = ErrorKind::failure;
     std::string message; // one line, no "curlcache: " prefix, never contains credentials
+    int code = 0;        // the errno of a failed system call, 0 when none (core::log::cause)
 };
 
 template <class T> using Result = std::expected<T, Error>;
@@ -34,6 +36,12 @@ inline std::unexpected<Error> fail(std::string message) {
 }
 inline std::unexpected<Error> timed_out(std::string message) {
     return std::unexpected(Error{ErrorKind::timeout, std::move(message)});
+}
+// A failed system call: "<message>: <strerror(code)>", keeping `code` so that one cause (a
+// full disk, a folder where a file belongs) warns once whichever operation or file met it.
+inline std::unexpected<Error> fail_errno(std::string message, int code) {
+    return std::unexpected(
+        Error{ErrorKind::failure, std::move(message) + ": " + std::strerror(code), code});
 }
 
 // A stored value. Shared and immutable so that the memory backend can hand out its copy

@@ -68,7 +68,8 @@ void Cache::flush_stats() {
     }
     if (auto done = stats::add_to_file(m_stats_path, delta); !done) {
         stats::add(m_stats, delta);
-        log::warn_once("stats-flush", "cannot save statistics: %s", done.error().message.c_str());
+        log::warn_once(log::cause("stats", "flush", done.error().code).c_str(),
+                       "cannot save statistics: %s", done.error().message.c_str());
     }
 }
 
@@ -84,7 +85,7 @@ void count_error(Stats& stats, const backends::Error& error, const char* what,
     if (error.kind == backends::ErrorKind::timeout) {
         stats.errors_timeout.fetch_add(1, std::memory_order_relaxed);
     }
-    std::string once_key = std::string("backend-") + what;
+    std::string once_key = log::cause(backend, what, error.code);
     log::warn_once(once_key.c_str(), "%.*s backend: %s failed: %s",
                    static_cast<int>(backend.size()), backend.data(), what, error.message.c_str());
 }

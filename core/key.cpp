@@ -205,9 +205,9 @@ bool ignored(std::string_view name, const config::Settings& settings) {
                      name) != settings.ignored_parameters.end();
 }
 
-// Rebuilds a URL; `redact` keeps an ignored parameter's name without its value instead of
-// dropping it, so that a stored URL still shows that the parameter was there.
-std::string build(const Url& url, const config::Settings& settings, bool redact) {
+// Rebuilds a URL without userinfo, fragment and ignored parameters (name and value: README
+// promises they are left out of the stored URL, and a name alone can say too much).
+std::string build(const Url& url, const config::Settings& settings) {
     std::string out = url.scheme + "://" + url.host;
     if (!url.port.empty()) {
         out += ':';
@@ -222,8 +222,6 @@ std::string build(const Url& url, const config::Settings& settings, bool redact)
         std::string_view name = param_name(param);
         if (!ignored(name, settings)) {
             kept.emplace_back(param);
-        } else if (redact) {
-            kept.emplace_back(std::string(name) + "=");
         }
     }
     if (settings.sort_query) {
@@ -371,11 +369,11 @@ std::optional<Key> Key::from_hex(std::string_view hex) {
 }
 
 std::string normalize_url(std::string_view url, const config::Settings& settings) {
-    return build(parse(url), settings, false);
+    return build(parse(url), settings);
 }
 
 std::string redact_url(std::string_view url, const config::Settings& settings) {
-    return build(parse(url), settings, true);
+    return build(parse(url), settings);
 }
 
 std::string url_credentials(std::string_view url) {
@@ -394,7 +392,7 @@ Key make_key(const Request& request, const config::Settings& settings) {
     }
     encoder.field('m', method);
     const Url url = parse(request.url); // once: the normalised URL and its userinfo
-    encoder.field('u', build(url, settings, false));
+    encoder.field('u', build(url, settings));
     encoder.field('b', request.body);
 
     // Matched request headers: names compared case-insensitively, sorted, values trimmed.

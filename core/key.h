@@ -39,8 +39,8 @@ Key variant_key(const Key& key, std::string_view variant);
 // credentials: the caller puts it in Request::credentials).
 std::string normalize_url(std::string_view url, const config::Settings& settings);
 
-// The URL as it may be stored or logged: normalised, userinfo removed, the values of
-// ignored parameters removed.
+// The URL as it may be stored or logged: normalised, so userinfo and ignored parameters
+// (name and value) are left out. The same text as normalize_url(); the name says why.
 std::string redact_url(std::string_view url, const config::Settings& settings);
 
 // Userinfo ("user:pass") of a URL, or "" (for Request::credentials).

@@ -139,6 +139,25 @@ void write(config::LogLevel level, const char* format, ...) {
     va_end(args);
 }
 
+std::string cause(std::string_view room, std::string_view operation, int code) {
+    switch (code) {
+    case ENOSPC:
+    case EDQUOT:
+        return "no-space";
+    case EISDIR:
+    case ENOTDIR:
+    case ENOTEMPTY:
+    case EEXIST:
+        return std::string(room) + ":not-a-file";
+    case EACCES:
+    case EPERM:
+    case EROFS:
+        return std::string(room) + ":permission";
+    default:
+        return std::string(room) + ":" + std::string(operation);
+    }
+}
+
 void warn_once(const char* once_key, const char* format, ...) {
     if (!enabled(config::LogLevel::warning)) {
         return;

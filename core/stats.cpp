@@ -113,12 +113,12 @@ backends::Result<void> write_fd(int fd, const std::string& path, const Counters&
             if (errno == EINTR) {
                 continue;
             }
-            return backends::fail(errno_message("cannot write", path));
+            return backends::fail_errno("cannot write " + path, errno);
         }
         done += static_cast<size_t>(n);
     }
     if (::ftruncate(fd, static_cast<off_t>(text.size())) != 0) {
-        return backends::fail(errno_message("cannot truncate", path));
+        return backends::fail_errno("cannot truncate " + path, errno);
     }
     return {};
 }
@@ -135,11 +135,13 @@ backends::Result<int> open_locked(const std::string& path) {
     std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
     auto dir = base::open_private_dir(folder, true);
     if (!dir) {
-        return backends::fail(dir.error().message);
+        return std::unexpected(backends::Error{backends::ErrorKind::failure,
+                                               dir.error().message, dir.error().code});
     }
     auto file = base::open_private(*dir->fd, name, O_RDWR | O_CREAT, path);
     if (!file) {
-        return backends::fail(file.error().message);
+        return std::unexpected(backends::Error{backends::ErrorKind::failure,
+                                               file.error().message, file.error().code});
     }
     int fd = file->release();
     while (::flock(fd, LOCK_EX) != 0) {
@@ -172,8 +174,8 @@ void flush_all_at_exit() {
             continue;
         }
         if (auto done = add_to_file(path, delta); !done) {
-            log::warn_once("stats-flush", "cannot save statistics: %s",
-                           done.error().message.c_str());
+            log::warn_once(log::cause("stats", "flush", done.error().code).c_str(),
+                           "cannot save statistics: %s", done.error().message.c_str());
         }
     }
 }

@@ -115,12 +115,19 @@ void test_query_order_kept_unless_sort_query(void**) {
     assert_different_url("http://h/?a=1&a=2", "http://h/?a=2&a=1", sorted);
 }
 
-void test_redact_url_removes_secrets_but_shows_ignored_names(void**) {
+void test_redact_url_leaves_out_secrets_and_ignored_parameters(void**) {
     Settings settings;
-    settings.ignored_parameters = {"api_key"};
+    settings.ignored_parameters = {"api_key", "rid"};
+    // README: ignored parameters are left out of the stored URL, name included.
+    assert_string_equal(redact_url("http://h/p?rid=1&a=2", settings).c_str(), "http://h/p?a=2");
+    assert_string_equal(redact_url("http://h/p?a=2&rid=1", settings).c_str(), "http://h/p?a=2");
+    assert_string_equal(redact_url("http://h/p?rid=1", settings).c_str(), "http://h/p");
+    assert_string_equal(redact_url("http://h/p?rid", settings).c_str(), "http://h/p");
+    assert_string_equal(redact_url("http://h/p?rid=1&api_key=2", settings).c_str(), "http://h/p");
     std::string redacted =
         redact_url("https://alice:s3cret@H.example:443/p?api_key=XYZ&q=1#f", settings);
-    assert_string_equal(redacted.c_str(), "https://h.example/p?api_key=&q=1");
+    assert_string_equal(redacted.c_str(), "https://h.example/p?q=1");
+    assert_null(strstr(redacted.c_str(), "api_key"));
     assert_null(strstr(redacted.c_str(), "s3cret"));
     assert_null(strstr(redacted.c_str(), "XYZ"));
     assert_string_equal(redact_url(redacted, settings).c_str(), redacted.c_str());
@@ -414,7 +421,7 @@ int main() {
         cmocka_unit_test(test_normalize_guesses_http_without_scheme),
         cmocka_unit_test(test_ignored_parameters_leave_url_and_key),
         cmocka_unit_test(test_query_order_kept_unless_sort_query),
-        cmocka_unit_test(test_redact_url_removes_secrets_but_shows_ignored_names),
+        cmocka_unit_test(test_redact_url_leaves_out_secrets_and_ignored_parameters),
         cmocka_unit_test(test_method_is_case_insensitive_and_part_of_key),
         cmocka_unit_test(test_body_is_part_of_key_without_running_into_url),
         cmocka_unit_test(test_only_matched_headers_count_case_insensitively_and_trimmed),

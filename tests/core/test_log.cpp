@@ -3,6 +3,7 @@
 
 #include <sys/stat.h>
 
+#include <cerrno>
 #include <csetjmp>
 #include <cstdarg>
 #include <cstddef>
@@ -81,6 +82,29 @@ void test_warn_once_warns_once_per_key(void**) {
     assert_int_equal(count(text, "other problem"), 1);
 }
 
+// One cause, one warning: a full disk met by a put and by the statistics at exit, or a
+// folder met by a get and then by a put's rename, are one cause each (issue 10).
+void test_causes_group_errno_values_that_one_remedy_fixes(void**) {
+    assert_string_equal(log::cause("filesystem", "put", ENOSPC).c_str(), "no-space");
+    assert_string_equal(log::cause("stats", "flush", EDQUOT).c_str(), "no-space");
+    assert_string_equal(log::cause("filesystem", "get", EISDIR).c_str(),
+                        log::cause("filesystem", "put", ENOTEMPTY).c_str());
+    assert_string_equal(log::cause("sqlite", "get", EACCES).c_str(),
+                        log::cause("sqlite", "put", EROFS).c_str());
+    // Different rooms, or different operations without an errno class, stay apart.
+    assert_string_not_equal(log::cause("sqlite", "get", EACCES).c_str(),
+                            log::cause("stats", "flush", EACCES).c_str());
+    assert_string_not_equal(log::cause("redis", "get", 0).c_str(),
+                            log::cause("redis", "put", 0).c_str());
+    assert_string_equal(log::cause("redis", "get", EIO).c_str(), "redis:get");
+
+    std::string path = scratch_path("causes.log");
+    log::configure(config::LogLevel::warning, path);
+    log::warn_once(log::cause("filesystem", "put", ENOSPC).c_str(), "put failed: /a/b: full");
+    log::warn_once(log::cause("stats", "flush", ENOSPC).c_str(), "cannot save: /a/stats: full");
+    assert_int_equal(count(slurp(path), "curlcache: warning: "), 1);
+}
+
 void test_threads_write_whole_lines(void**) {
     std::string path = scratch_path("threads.log");
     log::configure(config::LogLevel::info, path);
@@ -120,6 +144,8 @@ int main() {
         cmocka_unit_test_setup_teardown(test_file_is_owner_only_appended_and_prefixed,
                                         scratch_setup, teardown),
         cmocka_unit_test_setup_teardown(test_warn_once_warns_once_per_key, scratch_setup, teardown),
+        cmocka_unit_test_setup_teardown(test_causes_group_errno_values_that_one_remedy_fixes,
+                                        scratch_setup, teardown),
         cmocka_unit_test_setup_teardown(test_threads_write_whole_lines, scratch_setup, teardown),
         cmocka_unit_test_setup_teardown(test_unwritable_log_file_falls_back_to_stderr,
                                         scratch_setup, teardown),

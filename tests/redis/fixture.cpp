@@ -39,6 +39,9 @@ std::string make_scratch() {
         std::perror("mkdtemp");
         std::abort();
     }
+    // The Redis back-off markers (backends/backoff.h) of a test's dead or paused servers
+    // stay in its scratch folder, never in the user's cache to outlive the test.
+    setenv("XDG_CACHE_HOME", pattern.c_str(), 1);
     return pattern;
 }
 

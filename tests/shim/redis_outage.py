@@ -6,8 +6,15 @@ the shim (CURLCACHE_BACKEND=redis):
   2. Redis is killed (SIGKILL): each run prints exactly what curl prints without the shim,
      exits the same, reaches the origin, and warns once (one "curlcache: " line per
      process, even for several URLs in one command);
-  3. Redis is started again on the same port: the cache is used again — a miss stores,
-     the next run is a hit.
+  3. Redis is started again on the same port: once the shared back-off has passed (the
+     test ages the marker the outage left, as the clock would), the cache is used again —
+     a miss stores and removes the marker, the next run is a hit;
+  4. Redis hangs (SIGSTOP, not dead: the kernel still accepts connections for it): the
+     first run waits out its timeout once and leaves the back-off marker; the next runs
+     pass through without connecting at all (counted in the listening socket's accept
+     queue, which only grows while Redis is stopped); every run prints exactly what curl
+     prints without the shim, with one warning; after SIGCONT and the back-off, caching
+     resumes.
 
 usage: redis_outage.py --shim PATH [--self-check]
   --self-check  compare the outage run against a different URL and pass only if the
@@ -20,6 +27,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+
+HUNG_FOLLOWERS = 5  # runs after the first with Redis stopped: none may connect
 
 
 class RedisServer:
@@ -45,8 +54,25 @@ class RedisServer:
             self.proc.stdout.close()
             self.proc = None
 
+    def pause(self):
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self):
+        self.proc.send_signal(signal.SIGCONT)
+
+    def pending_connections(self):
+        """Connections the kernel accepted for Redis that Redis has not taken: the accept
+        queue of its listening socket (rx_queue of a LISTEN line in /proc/net/tcp)."""
+        with open("/proc/net/tcp") as f:
+            for line in f.read().splitlines()[1:]:
+                fields = line.split()
+                if fields[1] == "0100007F:%04X" % self.port and fields[3] == "0A":
+                    return int(fields[4].split(":")[1], 16)
+        raise RuntimeError("no listening socket on port %d" % self.port)
+
     def stop(self):
         if self.proc is not None:
+            self.proc.send_signal(signal.SIGCONT)
             self.proc.terminate()
             self.proc.wait(timeout=10)
             self.proc.stdout.close()
@@ -55,6 +81,23 @@ class RedisServer:
 
 def warnings_in(stderr):
     return [line for line in stderr.splitlines() if line.startswith(b"curlcache: ")]
+
+
+def markers(home):
+    """The shared back-off markers (backends/backoff.h) under the runs' cache folder."""
+    folder = os.path.join(home, "cache", "curlcache", "backoff")
+    return [os.path.join(folder, n) for n in os.listdir(folder)] if os.path.isdir(folder) else []
+
+
+def age_markers(home):
+    """What the clock would do to the back-off: its time has passed (its wait kept)."""
+    found = markers(home)
+    for path in found:
+        with open(path) as f:
+            wait = f.read().split()[1]
+        with open(path, "w") as f:
+            f.write("0 %s\n" % wait)
+    return len(found)
 
 
 def main():
@@ -109,15 +152,52 @@ def main():
                 check(b"redis" in b"".join(warned).lower(),
                       "Redis down, %s: the warning does not mention Redis: %r" % (name, warned))
 
-            # 3. Redis back on the same port (empty: no persistence): a miss stores, then hits.
+            # 3. Redis back on the same port (empty: no persistence), the back-off over: a
+            #    miss stores, then hits.
             redis.start()
+            home = os.path.join(scratch, "home")
+            check(age_markers(home) == 1, "Redis down: no back-off marker was left")
             harness.run(one, scratch, env, shim)
+            check(not markers(home), "after the restart, a success left the marker")
             before = origin.count()
             again = harness.run(one, scratch, env, shim)
             check(origin.count() == before, "after Redis restarted, hits did not resume")
             check(again.stdout == expected["one"].stdout, "after the restart, a hit differs")
             check(not warnings_in(again.stderr), "after the restart, a hit still warns: %r"
                   % again.stderr[:200])
+
+            # 4. Redis hung: one process waits out the timeout, the next ones do not connect.
+            redis.pause()
+            queued = [redis.pending_connections()]
+            fresh = ["curl", "-s", "-i", origin.base + "/bytes/2000"]
+            plain = harness.run(fresh, scratch, env)
+            for i in range(1 + HUNG_FOLLOWERS):
+                before = origin.count()
+                hung = harness.run(fresh, scratch, env, shim)
+                queued.append(redis.pending_connections())
+                diff = harness.compare(plain, hung, ignore_stderr=True)
+                if diff:
+                    failures.append("Redis hung, run %d: %s" % (i + 1, diff))
+                check(origin.count() > before, "Redis hung, run %d: nothing reached the "
+                      "origin" % (i + 1))
+                warned = warnings_in(hung.stderr)
+                check(len(warned) == 1 and b"redis" in warned[0].lower(),
+                      "Redis hung, run %d: expected one warning about Redis: %r"
+                      % (i + 1, hung.stderr[:400]))
+            attempts = [b - a for a, b in zip(queued, queued[1:])]
+            check(attempts == [1] + [0] * HUNG_FOLLOWERS,
+                  "Redis hung: connection attempts per run %r, expected one by the first run "
+                  "and none by the %d after it (the shared back-off)"
+                  % (attempts, HUNG_FOLLOWERS))
+            redis.resume()
+            check(age_markers(home) == 1, "Redis hung: no back-off marker was left")
+            harness.run(fresh, scratch, env, shim)
+            before = origin.count()
+            resumed = harness.run(fresh, scratch, env, shim)
+            check(origin.count() == before, "after SIGCONT and the back-off, hits did not "
+                  "resume")
+            check(resumed.stdout == plain.stdout and not warnings_in(resumed.stderr),
+                  "after SIGCONT, a hit differs or warns: %r" % resumed.stderr[:200])
         finally:
             redis.stop()
 
@@ -129,8 +209,9 @@ def main():
     for failure in failures:
         print("FAIL: " + failure)
     if not failures:
-        print("ok: hits with Redis up; identical output, one warning each with Redis killed; "
-              "hits again after the restart")
+        print("ok: hits with Redis up; identical output, one warning each with Redis killed "
+              "or hung; one connection attempt for %d runs with Redis hung; hits again after "
+              "the restart and after SIGCONT" % (1 + HUNG_FOLLOWERS))
     return 1 if failures else 0
 
 
