@@ -39,7 +39,8 @@ std::optional<SharedBackoff::Wait> SharedBackoff::read() const {
     if (!dir) {
         return std::nullopt; // no folder, no marker; a refused folder is not trusted
     }
-    auto fd = base::open_private(*dir->fd, m_name, O_RDONLY, m_path);
+    // O_NONBLOCK: a FIFO there must not block the process (open_private then refuses it).
+    auto fd = base::open_private(*dir->fd, m_name, O_RDONLY | O_NONBLOCK, m_path);
     if (!fd) {
         return std::nullopt;
     }

@@ -222,7 +222,8 @@ class FilesystemStorage final : public Storage {
         if (path.empty()) {
             return fail("filesystem: invalid key \"" + std::string(key) + "\"");
         }
-        Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+        // O_NONBLOCK: a FIFO at the path would block the program in open (refused below).
+        Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
         if (!fd) {
             if (errno == ENOENT || errno == ENOTDIR) {
                 return std::optional<Blob>{};
@@ -299,7 +300,7 @@ class FilesystemStorage final : public Storage {
         if (path.empty()) {
             return fail("filesystem: invalid key \"" + std::string(key) + "\"");
         }
-        Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+        Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
         struct stat st {};
         if (!fd || ::fstat(*fd, &st) != 0) {
             if (errno == ENOENT || errno == ENOTDIR) {
@@ -500,7 +501,7 @@ class FilesystemStorage final : public Storage {
                     continue;
                 }
                 std::string path = folder + "/" + file->d_name;
-                Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+                Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
                 struct stat st {};
                 if (!fd || ::fstat(*fd, &st) != 0 || !S_ISREG(st.st_mode)) {
                     continue;

@@ -175,7 +175,7 @@ BodyRead read_body(const std::string& dir, std::string_view name, char* into, ui
         error = "sqlite body file " + path + ": not a body file name";
         return BodyRead::failed;
     }
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (fd < 0) {
         if (errno == ENOENT) {
             return BodyRead::missing;

@@ -12,6 +12,7 @@ fault was met).
   disk_fills_midway  the same with 1 MiB left: both bodies are bigger, so each streamed
                      store fails in its middle
   entry_is_a_folder  a stored entry's file (sqlite: its body file) is replaced by a folder
+  entry_is_a_fifo    the same with a FIFO, which blocks a plain open(O_RDONLY) forever
   corrupt_entry      a stored entry's file (sqlite: its blobs) has a byte flipped
   unreadable_entry   a stored entry's file (sqlite: the database) is mode 000; run as
                      nobody, since root reads any file
@@ -118,6 +119,14 @@ def _folder(backend):
     return breaker
 
 
+def _fifo(backend):
+    def breaker(base):
+        for path in entry_files(base, backend):
+            os.unlink(path)
+            os.mkfifo(path, 0o600)
+    return breaker
+
+
 def _corrupt(backend):
     def breaker(base):
         if backend == "sqlite" and faults.corrupt_blobs(os.path.join(base, "c.sqlite")) == 0:
@@ -172,6 +181,8 @@ for _b in FILE_BACKENDS:
     case("disk_fills_midway", _b, _disk_full(_b, 1 << 20), bodies=BIG)
     case("entry_is_a_folder", _b, lambda base, b=_b: cache_env(base, b), prime=True,
          breaker=_folder(_b))
+    case("entry_is_a_fifo", _b, lambda base, b=_b: cache_env(base, b), prime=True,
+         breaker=_fifo(_b))
     case("corrupt_entry", _b, lambda base, b=_b: cache_env(base, b), prime=True,
          breaker=_corrupt(_b))
     case("unreadable_entry", _b, lambda base, b=_b: cache_env(base, b), prime=True,
