@@ -1,6 +1,8 @@
 // The command-line parser shared by every subcommand.
 #include "cli/args.h"
 
+#include "base/suggest.h"
+
 #include <cstdio>
 #include <optional>
 
@@ -51,6 +53,31 @@ void set_global(Global& global, std::string_view name, std::string value) {
     }
 }
 
+const OptionSpec* find_short(char letter, std::span<const OptionSpec> options) {
+    for (const auto& spec : options) {
+        if (spec.short_name != 0 && spec.short_name == letter) {
+            return &spec;
+        }
+    }
+    return nullptr;
+}
+
+// "unknown option '--jsn' (did you mean '--json'?)"
+std::string unknown_option(const std::string& word, std::span<const OptionSpec> options) {
+    std::vector<std::string_view> names{"--help"};
+    for (const auto& spec : options) {
+        names.push_back(spec.name);
+    }
+    for (const auto& spec : k_global_options) {
+        names.push_back(spec.name);
+    }
+    std::string message = "unknown option '" + std::string(word) + "'";
+    if (std::string_view best = base::closest(word, names); !best.empty()) {
+        message += " (did you mean '" + std::string(best) + "'?)";
+    }
+    return message;
+}
+
 bool is_global(std::string_view name) {
     return name == "--config" || name == "--backend" || name == "--name";
 }
@@ -76,7 +103,31 @@ std::string parse_into(Args args, const CommandSpec& spec, ParsedArgs& out, bool
             continue;
         }
         if (!word.starts_with("--")) {
-            return "unknown option '" + std::string(word) + "'";
+            // Short options, bundled as getopt does: "-fo FILE", "-oFILE".
+            for (std::size_t k = 1; k < word.size(); ++k) {
+                const OptionSpec* option = find_short(word[k], spec.options);
+                if (option == nullptr && k == 1 && word.size() > 2) {
+                    return unknown_option(std::string(word), spec.options); // "-json"
+                }
+                if (option == nullptr) {
+                    return unknown_option(std::string("-") + word[k],
+                                          spec.options);
+                }
+                if (!option->takes_value) {
+                    out.flags.emplace(option->name);
+                    continue;
+                }
+                std::string value(word.substr(k + 1));
+                if (value.empty() && i + 1 < args.size()) {
+                    value = args[++i];
+                }
+                if (value.empty()) {
+                    return "option '-" + std::string(1, word[k]) + "' needs a value";
+                }
+                out.values[std::string(option->name)] = std::move(value);
+                break;
+            }
+            continue;
         }
         std::optional<std::string> inline_value;
         if (auto eq = word.find('='); eq != std::string_view::npos) {
@@ -85,7 +136,7 @@ std::string parse_into(Args args, const CommandSpec& spec, ParsedArgs& out, bool
         }
         const OptionSpec* option = find_option(word, spec.options);
         if (option == nullptr) {
-            return "unknown option '" + std::string(word) + "'";
+            return unknown_option(std::string(word), spec.options);
         }
         if (!option->takes_value) {
             if (inline_value) {

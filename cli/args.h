@@ -1,6 +1,7 @@
-// A small, strict command-line parser: long options only ("--json", "--url GLOB" or
-// "--url=GLOB"), "--" ends the options, -h/--help everywhere, and the global options
-// (--config, --backend, --name) accepted by every subcommand.
+// A small, strict command-line parser in getopt_long's style: long options ("--json",
+// "--url GLOB" or "--url=GLOB"), the short forms an option declares ("-o FILE", "-oFILE",
+// bundled flags "-fo FILE"), "--" ends the options, -h/--help everywhere, and the global
+// options (--config, --backend, --name) accepted by every subcommand.
 #pragma once
 
 #include "cli/cli.h"
@@ -19,6 +20,7 @@ namespace curlcache::cli {
 struct OptionSpec {
     std::string_view name; // "--json"
     bool takes_value = false;
+    char short_name = 0; // 'o' for "-o", or 0
 };
 
 struct ParsedArgs {

@@ -50,8 +50,15 @@ struct RequestFree {
 };
 using RequestPtr = std::unique_ptr<curlcache_request, RequestFree>;
 
-// Opens a cache; on failure a one-line message without the "curlcache: " prefix.
-std::expected<CachePtr, std::string> open_cache(const std::vector<std::string>& settings);
+// Why a cache did not open: a one-line message without the "curlcache: " prefix, and
+// whether the settings themselves were wrong (a bad option value or config file: exit 2).
+struct OpenFailure {
+    std::string message;
+    bool bad_settings = false;
+};
+std::expected<CachePtr, OpenFailure> open_cache(const std::vector<std::string>& settings);
+// Prints the failure; returns k_exit_usage for bad settings, k_exit_runtime otherwise.
+int report(const OpenFailure& failure);
 
 // "what: <detailed message or strerror>" for a failed call on `cache`.
 std::string api_message(const curlcache_handle* cache, curlcache_code code, std::string_view what);
@@ -79,5 +86,7 @@ int cmd_vacuum(Args args);
 int cmd_export(Args args);
 int cmd_import(Args args);
 int cmd_config(Args args);
+// -M SIZE / --max-size SIZE: sets max_size in the user's config file.
+int set_max_size(const Global& global, std::string_view size);
 
 } // namespace curlcache::cli

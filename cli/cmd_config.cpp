@@ -157,7 +157,9 @@ int cmd_config(Args args) {
     curlcache_code code = curlcache_config_describe(c_arguments.get(), collect, &settings,
                                                     print_warning, error, sizeof error);
     if (code != CURLCACHE_OK) {
-        return runtime_error(*error != '\0' ? std::string(error) : curlcache_strerror(code));
+        // A config that does not load is bad input, like a bad option (exit 2).
+        print_error(*error != '\0' ? std::string(error) : curlcache_strerror(code));
+        return code == CURLCACHE_E_CONFIG ? k_exit_usage : k_exit_runtime;
     }
     if (parsed->has("--json")) {
         return print_json(settings) ? k_exit_ok : runtime_error("cannot write to stdout");

@@ -9,8 +9,15 @@
 #include "cli/format.h"
 #include "cli/json.h"
 
+#include <ftw.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdint>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <tuple>
 
@@ -27,14 +34,50 @@ Lists the cached entries, sorted by URL: key, status, stored size, expiry, metho
   --json        a JSON array (fields documented in cli/cmd_entries.cpp and the README)
 )HELP";
 
-constexpr std::string_view k_show_help = R"HELP(usage: curlcache show URL|KEY [--body] [--json]
+constexpr std::string_view k_show_help = R"HELP(usage: curlcache show URL|KEY [--json]
+       curlcache show URL|KEY --body [-o FILE] [--force]
 
 Shows one entry, found by its 32-digit key or by its URL (a GET request): its metadata and
 the header block of every response it recorded.
 
-  --body   write only the body, byte for byte, to stdout
-  --json   a JSON object (fields documented in cli/cmd_entries.cpp and the README)
+  --body             write only the body, byte for byte, to stdout (or to FILE)
+  -o, --output FILE  with --body: write the body to FILE instead
+  -f, --force        with --body: write a binary body to a terminal anyway
+  --json             a JSON object (fields documented in cli/cmd_entries.cpp and the README)
 )HELP";
+
+// True when `body` would garble a terminal: a NUL, a control character other than tab,
+// newline, carriage return, form feed and escape, or bytes that are not UTF-8.
+bool looks_binary(std::string_view body) {
+    std::size_t continuation = 0;
+    for (unsigned char c : body) {
+        if (continuation > 0) {
+            if ((c & 0xC0) != 0x80) {
+                return true;
+            }
+            --continuation;
+        } else if (c >= 0x80) {
+            continuation = c >= 0xF0 ? 3 : c >= 0xE0 ? 2 : c >= 0xC2 ? 1 : 4;
+            if (continuation == 4 || c > 0xF4) {
+                return true;
+            }
+        } else if (c < 0x20 && c != '\t' && c != '\n' && c != '\r' && c != '\f' && c != 0x1B) {
+            return true;
+        }
+    }
+    return continuation != 0;
+}
+
+// Writes the body to `path`, or to stdout; false (with errno) when that failed.
+bool write_body(std::string_view body, const std::string* path) {
+    std::FILE* out = path != nullptr ? std::fopen(path->c_str(), "wb") : stdout;
+    if (out == nullptr) {
+        return false;
+    }
+    bool ok = std::fwrite(body.data(), 1, body.size(), out) == body.size();
+    ok = (path != nullptr ? std::fclose(out) : std::fflush(out)) == 0 && ok;
+    return ok;
+}
 
 constexpr std::string_view k_delete_help = R"HELP(usage: curlcache delete URL|GLOB|KEY
 
@@ -151,7 +194,7 @@ void print_list_human(const std::vector<Meta>& metas, int64_t now) {
 std::expected<CachePtr, int> open_or_report(const ParsedArgs& parsed) {
     auto cache = open_cache(open_settings(parsed.global));
     if (!cache) {
-        return std::unexpected(runtime_error(cache.error()));
+        return std::unexpected(report(cache.error()));
     }
     return std::move(*cache);
 }
@@ -269,13 +312,18 @@ int cmd_list(Args args) {
 }
 
 int cmd_show(Args args) {
-    static constexpr OptionSpec options[] = {{"--body", false}, {"--json", false}};
+    static constexpr OptionSpec options[] = {
+        {"--body", false}, {"--json", false}, {"--output", true, 'o'}, {"--force", false, 'f'}};
     auto parsed = parse_command(args, {"show", k_show_help, options, 1, 1});
     if (!parsed) {
         return parsed.error();
     }
     if (parsed->has("--body") && parsed->has("--json")) {
         return usage_error("--body and --json cannot be combined", "show");
+    }
+    const std::string* output = parsed->value("--output");
+    if ((output != nullptr || parsed->has("--force")) && !parsed->has("--body")) {
+        return usage_error("--output and --force go with --body", "show");
     }
     auto cache = open_or_report(*parsed);
     if (!cache) {
@@ -299,8 +347,17 @@ int cmd_show(Args args) {
     std::string_view body(static_cast<const char*>(body_data), body_data ? body_size : 0);
     bool ok = true;
     if (parsed->has("--body")) {
-        std::fwrite(body.data(), 1, body.size(), stdout);
-        ok = std::fflush(stdout) == 0;
+        if (output == nullptr && !parsed->has("--force") && ::isatty(STDOUT_FILENO) &&
+            looks_binary(body)) {
+            return runtime_error("the body is binary (" + format_size(body.size()) +
+                                 "); not writing it to a terminal: use -o FILE, a pipe, or "
+                                 "--force");
+        }
+        if (!write_body(body, output)) {
+            return runtime_error((output != nullptr ? *output : std::string("stdout")) +
+                                 ": cannot write: " + std::strerror(errno));
+        }
+        return k_exit_ok;
     } else if (parsed->has("--json")) {
         print_show_json(entry.get(), body, ok);
     } else {
@@ -339,8 +396,17 @@ int cmd_clear(Args args) {
     if (!cache) {
         return cache.error();
     }
+    uint64_t entries = 0;
+    uint64_t bytes = 0;
+    const bool counted = curlcache_count(cache->get(), &entries, &bytes) == CURLCACHE_OK;
     if (auto code = curlcache_clear(cache->get()); code != CURLCACHE_OK) {
         return runtime_error(api_message(cache->get(), code, "cannot clear the cache"));
+    }
+    if (counted) {
+        std::printf("Removed %s (%s)\n", count_of(entries, "entry", "entries").c_str(),
+                    format_size(bytes).c_str());
+    } else {
+        std::printf("Removed every entry\n");
     }
     return k_exit_ok;
 }
@@ -362,6 +428,41 @@ int cmd_purge(Args args) {
     return k_exit_ok;
 }
 
+namespace {
+
+constexpr uint64_t k_unknown_usage = UINT64_MAX;
+
+uint64_t g_tree_bytes = 0;
+
+int add_blocks(const char*, const struct stat* st, int type, struct FTW*) {
+    if (type == FTW_F) {
+        g_tree_bytes += static_cast<uint64_t>(st->st_blocks) * 512;
+    }
+    return 0;
+}
+
+// Space the cache's files take on disk (the database and its journal, or the entry
+// folder), or k_unknown_usage when a tier keeps no local files (memory, redis).
+uint64_t disk_usage(curlcache_handle* cache) {
+    uint64_t total = 0;
+    for (std::size_t i = 0; i < curlcache_tier_count(cache); ++i) {
+        curlcache_tier tier{};
+        if (curlcache_tier_get(cache, i, &tier) != CURLCACHE_OK || tier.location == nullptr ||
+            tier.location[0] != '/') {
+            return k_unknown_usage;
+        }
+        const std::string path = tier.location;
+        for (const std::string& part : {path, path + "-wal", path + ".bodies"}) {
+            g_tree_bytes = 0;
+            ::nftw(part.c_str(), add_blocks, 16, FTW_PHYS);
+            total += g_tree_bytes;
+        }
+    }
+    return total;
+}
+
+} // namespace
+
 int cmd_vacuum(Args args) {
     auto parsed = parse_command(args, {"vacuum", k_vacuum_help, {}, 0, 0});
     if (!parsed) {
@@ -371,8 +472,17 @@ int cmd_vacuum(Args args) {
     if (!cache) {
         return cache.error();
     }
+    const uint64_t before = disk_usage(cache->get());
     if (auto code = curlcache_vacuum(cache->get()); code != CURLCACHE_OK) {
         return runtime_error(api_message(cache->get(), code, "cannot vacuum the cache"));
+    }
+    const uint64_t after = disk_usage(cache->get());
+    if (before == k_unknown_usage || after == k_unknown_usage) {
+        std::printf("Vacuumed (this backend does not report its space on disk)\n");
+    } else {
+        std::printf("Reclaimed %s (%s on disk now)\n",
+                    format_size(before > after ? before - after : 0).c_str(),
+                    format_size(after).c_str());
     }
     return k_exit_ok;
 }

@@ -99,7 +99,7 @@ struct Counts {
 std::expected<Counts, std::string> read_counts(const std::vector<std::string>& settings) {
     auto cache = open_cache(settings);
     if (!cache) {
-        return std::unexpected(cache.error());
+        return std::unexpected(cache.error().message);
     }
     curlcache_stats stats{};
     if (auto code = curlcache_stats_get(cache->get(), &stats); code != CURLCACHE_OK) {

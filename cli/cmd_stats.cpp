@@ -182,12 +182,13 @@ int cmd_stats(Args args) {
     }
     auto cache = open_cache(open_settings(parsed->global));
     if (!cache) {
-        return runtime_error(cache.error());
+        return report(cache.error());
     }
     if (parsed->has("--zero")) {
         if (auto code = curlcache_stats_zero(cache->get()); code != CURLCACHE_OK) {
             return runtime_error(api_message(cache->get(), code, "cannot zero the statistics"));
         }
+        std::printf("Statistics zeroed\n");
         return k_exit_ok;
     }
     auto report = gather(cache->get());

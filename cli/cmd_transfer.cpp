@@ -116,7 +116,7 @@ std::expected<Location, std::string> parse_location(const std::string& text) {
 
 // Opens the other cache without the CURLCACHE_* environment: the variables are set aside
 // while it opens (this process is single-threaded here) and put back afterwards.
-std::expected<CachePtr, std::string> open_location(const Location& location) {
+std::expected<CachePtr, OpenFailure> open_location(const Location& location) {
     std::vector<std::string> saved;
     for (char** env = environ; *env != nullptr; ++env) {
         if (std::strncmp(*env, "CURLCACHE_", 10) == 0) {
@@ -275,7 +275,7 @@ int import_har(const ParsedArgs& parsed, const std::string& path) {
     }
     auto cache = open_cache(open_settings(parsed.global));
     if (!cache) {
-        return runtime_error(cache.error());
+        return report(cache.error());
     }
     uint64_t stored = 0;
     uint64_t refused = 0;
@@ -342,14 +342,14 @@ int cmd_export(Args args) {
     }
     auto cache = open_cache(open_settings(parsed->global));
     if (!cache) {
-        return runtime_error(cache.error());
+        return report(cache.error());
     }
     if (har != nullptr) {
         return export_har(cache->get(), *har);
     }
     auto target = open_location(*location);
     if (!target) {
-        return runtime_error(*to + ": " + target.error());
+        return report({*to + ": " + target.error().message, target.error().bad_settings});
     }
     return copy_between(cache->get(), target->get(), *to, true);
 }
@@ -374,11 +374,11 @@ int cmd_import(Args args) {
     }
     auto source = open_location(*location);
     if (!source) {
-        return runtime_error(*from + ": " + source.error());
+        return report({*from + ": " + source.error().message, source.error().bad_settings});
     }
     auto cache = open_cache(open_settings(parsed->global));
     if (!cache) {
-        return runtime_error(cache.error());
+        return report(cache.error());
     }
     return copy_between(source->get(), cache->get(), *from, false);
 }

@@ -59,15 +59,21 @@ std::string api_message(const curlcache_handle* cache, curlcache_code code, std:
     return message;
 }
 
-std::expected<CachePtr, std::string> open_cache(const std::vector<std::string>& settings) {
+std::expected<CachePtr, OpenFailure> open_cache(const std::vector<std::string>& settings) {
     CStrings c_settings(settings);
     curlcache_handle* raw = nullptr;
     curlcache_code code = curlcache_open(&raw, c_settings.get());
     CachePtr cache(raw);
     if (code != CURLCACHE_OK) {
-        return std::unexpected(api_message(cache.get(), code, "cannot open the cache"));
+        return std::unexpected(OpenFailure{api_message(cache.get(), code, "cannot open the cache"),
+                                           code == CURLCACHE_E_CONFIG});
     }
     return cache;
+}
+
+int report(const OpenFailure& failure) {
+    print_error(failure.message);
+    return failure.bad_settings ? k_exit_usage : k_exit_runtime;
 }
 
 } // namespace curlcache::cli

@@ -3,6 +3,8 @@
 // stderr, and exits 0 (ok), 1 (runtime error) or 2 (usage error).
 #include "cli/cli.h"
 
+#include "base/suggest.h"
+
 #include <curl/curl.h>
 
 #include <cstdio>
@@ -31,10 +33,18 @@ Inspect and manage a cache:
   import --from SOURCE | --har FILE
   config [--check FILE]        every effective setting and where it comes from
 
-  --version                    curlcache, libcurl and the compiled-in backends
+  -V, --version                curlcache, libcurl and the compiled-in backends
   COMMAND --help, help COMMAND help on one command
 
-Exit status: 0 ok, 1 runtime error, 2 usage error ('run' exits with CMD's status).
+ccache's options work too (bundled like -zs, run in the order given):
+  -s, --show-stats             stats
+  -z, --zero-stats             stats --zero
+  -C, --clear                  clear
+  -p, --show-config            config
+  -M, --max-size SIZE          write max_size = SIZE into your config file
+
+Exit status: 0 ok, 1 runtime error, 2 usage or config error (nothing was done; 'run'
+exits with CMD's status).
 )HELP";
 
 struct Command {
@@ -65,23 +75,177 @@ bool is_global_option(std::string_view word) {
     return false;
 }
 
-int dispatch(int argc, char** argv) {
-    // Global options may come before the command; they are handed to it first.
-    std::vector<char*> globals;
-    int i = 1;
-    while (i < argc && is_global_option(argv[i])) {
-        globals.push_back(argv[i]);
-        if (std::string_view(argv[i]).find('=') == std::string_view::npos) {
-            if (i + 1 >= argc) {
-                return usage_error("option '" + std::string(argv[i]) + "' needs a value", "");
-            }
-            globals.push_back(argv[++i]);
+// ccache's options, for the habit: each is one action, run in the order given
+// (`curlcache -zs` zeroes, then shows), short ones bundled as getopt does.
+struct Action {
+    char letter;
+    std::string_view long_name;
+    bool takes_value;
+};
+
+constexpr Action k_actions[] = {
+    {'s', "--show-stats", false}, {'z', "--zero-stats", false}, {'C', "--clear", false},
+    {'M', "--max-size", true},    {'p', "--show-config", false}, {'V', "--version", false},
+    {'h', "--help", false},
+};
+
+struct Requested {
+    char letter;
+    std::string value;
+};
+
+// "unknown command 'lisst' (did you mean 'list'?)"
+std::string unknown(std::string_view what, std::string_view word,
+                    const std::vector<std::string_view>& candidates) {
+    std::string message = "unknown " + std::string(what) + " '" + std::string(word) + "'";
+    if (std::string_view best = base::closest(word, candidates); !best.empty()) {
+        message += " (did you mean '" + std::string(best) + "'?)";
+    }
+    return message;
+}
+
+std::vector<std::string_view> top_level_options() {
+    std::vector<std::string_view> names{"--config", "--backend", "--name"};
+    for (const auto& action : k_actions) {
+        names.push_back(action.long_name);
+    }
+    return names;
+}
+
+// Reads one ccache-style option word (and its value) at argv[i]; false when argv[i] is
+// none. Sets `error` on a usage error.
+bool read_action(int argc, char** argv, int& i, std::vector<Requested>& out, std::string& error) {
+    std::string_view word = argv[i];
+    auto value_after = [&](std::string_view rest, std::string_view name) -> std::string {
+        if (!rest.empty()) {
+            return std::string(rest);
         }
-        ++i;
+        if (i + 1 < argc) {
+            return argv[++i];
+        }
+        error = "option '" + std::string(name) + "' needs a value";
+        return "";
+    };
+    if (word.starts_with("--")) {
+        const size_t eq = word.find('=');
+        const std::string_view name = word.substr(0, eq);
+        for (const auto& action : k_actions) {
+            if (action.long_name != name) {
+                continue;
+            }
+            if (!action.takes_value && eq != std::string_view::npos) {
+                error = "option '" + std::string(name) + "' takes no value";
+            } else if (action.takes_value) {
+                std::string value = eq == std::string_view::npos ? value_after("", name)
+                                                                 : std::string(word.substr(eq + 1));
+                out.push_back({action.letter, std::move(value)});
+            } else {
+                out.push_back({action.letter, ""});
+            }
+            return true;
+        }
+        return false;
+    }
+    if (word.size() < 2 || word[0] != '-') {
+        return false;
+    }
+    for (size_t k = 1; k < word.size() && error.empty(); ++k) {
+        const Action* found = nullptr;
+        for (const auto& action : k_actions) {
+            found = action.letter == word[k] ? &action : found;
+        }
+        if (found == nullptr) {
+            error = unknown("option", "-" + std::string(1, word[k]), top_level_options());
+        } else if (found->takes_value) {
+            out.push_back({found->letter, value_after(word.substr(k + 1), "-" + std::string(1, found->letter))});
+            break;
+        } else {
+            out.push_back({found->letter, ""});
+        }
+    }
+    return true;
+}
+
+int run_action(const Requested& action, const std::vector<char*>& globals) {
+    auto with = [&](int (*command)(Args), const char* flag) {
+        std::vector<char*> args = globals;
+        std::string copy = flag != nullptr ? flag : "";
+        if (flag != nullptr) {
+            args.push_back(copy.data());
+        }
+        return command(Args(args.data(), args.size()));
+    };
+    switch (action.letter) {
+    case 's':
+        return with(cmd_stats, nullptr);
+    case 'z':
+        return with(cmd_stats, "--zero");
+    case 'C':
+        return with(cmd_clear, nullptr);
+    case 'p':
+        return with(cmd_config, nullptr);
+    case 'V':
+        return print_version();
+    case 'M': {
+        Global global;
+        for (size_t k = 0; k < globals.size(); ++k) {
+            std::string_view word = globals[k];
+            const size_t eq = word.find('=');
+            std::string value = eq != std::string_view::npos ? std::string(word.substr(eq + 1))
+                                                              : std::string(globals[++k]);
+            if (word.starts_with("--config")) {
+                global.config = value;
+            }
+        }
+        return set_max_size(global, action.value);
+    }
+    default:
+        std::fwrite(k_usage.data(), 1, k_usage.size(), stdout);
+        return k_exit_ok;
+    }
+}
+
+int dispatch(int argc, char** argv) {
+    // Global options and ccache-style options come before the command; the global ones
+    // are handed to it (or to each ccache-style action) first.
+    std::vector<char*> globals;
+    std::vector<Requested> actions;
+    int i = 1;
+    for (; i < argc; ++i) {
+        std::string error;
+        if (is_global_option(argv[i])) {
+            globals.push_back(argv[i]);
+            if (std::string_view(argv[i]).find('=') == std::string_view::npos) {
+                if (i + 1 >= argc) {
+                    return usage_error("option '" + std::string(argv[i]) + "' needs a value", "");
+                }
+                globals.push_back(argv[++i]);
+            }
+        } else if (!read_action(argc, argv, i, actions, error)) {
+            break;
+        }
+        if (!error.empty()) {
+            return usage_error(error, "");
+        }
+    }
+    if (!actions.empty()) {
+        if (i < argc) {
+            return usage_error("unexpected argument '" + std::string(argv[i]) + "'", "");
+        }
+        for (const auto& action : actions) {
+            if (int status = run_action(action, globals); status != k_exit_ok) {
+                return status;
+            }
+        }
+        return k_exit_ok;
     }
     if (i >= argc) {
         std::fwrite(k_usage.data(), 1, k_usage.size(), stderr);
         return k_exit_usage;
+    }
+    std::vector<std::string_view> names{"help", "version"};
+    for (const auto& command : k_commands) {
+        names.push_back(command.name);
     }
     std::string_view word = argv[i];
     if (word == "help" && i + 1 < argc) {
@@ -93,13 +257,13 @@ int dispatch(int argc, char** argv) {
                 return command.function(Args(args, 1));
             }
         }
-        return usage_error("unknown command '" + std::string(argv[i + 1]) + "'", "");
+        return usage_error(unknown("command", argv[i + 1], names), "");
     }
-    if (word == "-h" || word == "--help" || word == "help") {
+    if (word == "help") {
         std::fwrite(k_usage.data(), 1, k_usage.size(), stdout);
         return k_exit_ok;
     }
-    if (word == "--version" || word == "version") {
+    if (word == "version") {
         return print_version();
     }
     for (const auto& command : k_commands) {
@@ -110,9 +274,9 @@ int dispatch(int argc, char** argv) {
         }
     }
     if (word.starts_with("-")) {
-        return usage_error("unknown option '" + std::string(word) + "'", "");
+        return usage_error(unknown("option", word.substr(0, word.find('=')), top_level_options()), "");
     }
-    return usage_error("unknown command '" + std::string(word) + "'", "");
+    return usage_error(unknown("command", word, names), "");
 }
 
 } // namespace

@@ -5,10 +5,14 @@
 
 #include "config/parse.h"
 
+#include "base/suggest.h"
+
 #include <algorithm>
 #include <array>
 
 namespace curlcache::config {
+
+using base::edit_distance;
 
 namespace {
 

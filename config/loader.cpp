@@ -3,6 +3,8 @@
 
 #include "config/keys.h"
 #include "config/parse.h"
+
+#include "base/suggest.h"
 #include "config/toml_reader.h"
 
 #include <cctype>
@@ -15,6 +17,8 @@
 extern char** environ;
 
 namespace curlcache::config {
+
+using base::edit_distance;
 
 namespace {
 
@@ -166,8 +170,8 @@ std::expected<void, LoadError> check_log_file(const Settings& settings) {
 }
 
 // A misspelt CURLCACHE_* variable in the real environment is silently useless; warn when it
-// is close to a known one. Variables far from every key may belong to other tools and
-// are left alone.
+// is close to a known one or the start of one (CURLCACHE_EXPIRE). Variables far from every
+// key may belong to other tools (build systems, test harnesses) and are left alone.
 void warn_misspelt_variables(std::vector<std::string>& warnings) {
     for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
         const std::string_view text = *entry;
@@ -186,8 +190,13 @@ void warn_misspelt_variables(std::vector<std::string>& warnings) {
                 c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
             }
             // CURLCACHE_FAST_SAVE is CURLCACHE_SQLITE_FAST_SAVE without its section.
-            const size_t distance = std::min(
-                edit_distance(rest, leaf), edit_distance(rest, leaf_upper) + (key_leaf != def.key));
+            size_t distance = std::min(edit_distance(rest, leaf),
+                                       edit_distance(rest, leaf_upper) + (key_leaf != def.key));
+            // CURLCACHE_EXPIRE for CURLCACHE_EXPIRE_AFTER: the start of a name, word by word.
+            if (rest.size() >= 3 && leaf.size() > rest.size() && leaf.starts_with(rest) &&
+                leaf[rest.size()] == '_') {
+                distance = std::min<size_t>(distance, 1);
+            }
             if (distance < best_distance) {
                 best_distance = distance;
                 best = &def;

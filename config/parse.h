@@ -36,7 +36,5 @@ std::string quote(std::string_view text);    // a TOML basic string
 std::string_view trim(std::string_view text);
 std::string to_lower(std::string_view text);
 
-// Levenshtein distance, for "did you mean" suggestions.
-size_t edit_distance(std::string_view a, std::string_view b);
 
 } // namespace curlcache::config

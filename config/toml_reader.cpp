@@ -22,6 +22,7 @@
 #include <toml.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <fcntl.h>
 #include <sstream>
@@ -132,6 +133,46 @@ std::string first_line(const std::string& what) {
     return line;
 }
 
+// Line `number` (from 1) of `text`, or "".
+std::string_view line_of(std::string_view text, size_t number) {
+    for (size_t n = 1; n < number && !text.empty(); ++n) {
+        const size_t end = text.find('\n');
+        text = end == std::string_view::npos ? std::string_view() : text.substr(end + 1);
+    }
+    return text.substr(0, text.find('\n'));
+}
+
+std::string_view trimmed(std::string_view s) {
+    const size_t start = s.find_first_not_of(" \t\r");
+    if (start == std::string_view::npos) {
+        return {};
+    }
+    return s.substr(start, s.find_last_not_of(" \t\r") - start + 1);
+}
+
+// What the user got wrong, in words, for the mistakes people make: a bare word where a
+// string belongs (`backend = sqlite`). Other errors keep the parser's first line.
+std::string explain(std::string_view line, const std::string& parser_message) {
+    const size_t eq = line.find('=');
+    if (eq != std::string_view::npos && !line.starts_with('[')) {
+        const std::string_view key = trimmed(line.substr(0, eq));
+        std::string_view value = trimmed(line.substr(eq + 1));
+        value = trimmed(value.substr(0, value.find('#')));
+        const bool bare_word =
+            !value.empty() && value != "true" && value != "false" &&
+            std::all_of(value.begin(), value.end(), [](char c) {
+                return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' ||
+                       c == '.' || c == ',' || c == ':' || c == '/' || c == '*';
+            }) &&
+            !std::isdigit(static_cast<unsigned char>(value.front())) && value.front() != '-';
+        if (!key.empty() && bare_word) {
+            return "key '" + std::string(key) + "': a string needs quotes: " + std::string(key) +
+                   " = \"" + std::string(value) + "\"";
+        }
+    }
+    return "malformed TOML: " + parser_message;
+}
+
 ReadError cannot_read(const std::string& path, const std::string& why) {
     return ReadError{path + ": cannot read config file (" + why + ")", true};
 }
@@ -208,13 +249,14 @@ std::expected<Value, ReadError> read_toml(const std::string& path) {
                                          " bytes (arrays may span several lines)"});
     }
     try {
-        std::istringstream stream(std::move(*text));
+        std::istringstream stream(*text);
         const toml::value root = toml::parse(stream, path);
         Positions positions;
         return convert(root, positions);
     } catch (const toml::exception& e) {
-        return std::unexpected(ReadError{path + ":" + std::to_string(e.location().line()) +
-                                         ": malformed TOML: " + first_line(e.what())});
+        const size_t line = e.location().line();
+        return std::unexpected(ReadError{path + ":" + std::to_string(line) + ": " +
+                                         explain(line_of(*text, line), first_line(e.what()))});
     } catch (const std::exception& e) {
         return std::unexpected(ReadError{path + ": malformed TOML: " + first_line(e.what())});
     }

@@ -71,10 +71,11 @@ class Config(clitest.CliTestCase):
         out = self.cc("config", "--check", os.path.join(self.dir, "none.toml"))
         self.assert_runtime_error(out, "none.toml")
 
-    def test_a_malformed_config_is_a_runtime_error_for_config(self):
+    def test_a_malformed_config_is_a_usage_error_for_config(self):
         path = self.write("broken.toml", "mode = \n")
         env = dict(self.env, CURLCACHE_CONFIG=path)
-        self.assert_runtime_error(self.cc("config", env=env), path)
+        self.assert_usage_error(self.cc("config", env=env))
+        self.assertIn(path.encode(), self.cc("config", env=env).stderr)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ class Stats(clitest.CliTestCase):
         self.fill("http://example.test/a", "200", "a", "http://example.test/b", "200", "b")
         self.assertEqual(self.stats()["stores"], 2)
         out = self.ok(*self.cache_args(), "stats", "--zero")
-        self.assertEqual(out.stdout, b"")
+        self.assertEqual(out.stdout, b"Statistics zeroed\n")
         stats = self.stats()
         self.assertEqual((stats["stores"], stats["hits"], stats["misses"]), (0, 0, 0))
         self.assertEqual(stats["entries"], 2)

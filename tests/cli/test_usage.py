@@ -85,8 +85,17 @@ class Usage(clitest.CliTestCase):
         self.assertEqual(before.stdout, after.stdout)
         self.assertEqual(len(__import__("json").loads(before.stdout)), 1)
 
+    def test_a_bad_backend_name_is_a_usage_error(self):
+        # A wrong value of an option is bad input, like a wrong option: exit 2, as
+        # `export --to bogus://` does.
+        out = self.cc("--backend", "sqllite", "stats")
+        self.assert_usage_error(out)
+        self.assertIn(b"unknown backend", out.stderr)
+
     def test_an_unopenable_cache_is_a_runtime_error(self):
-        out = self.cc("--backend", "nosuchbackend", "stats")
+        blocker = os.path.join(self.dir, "file")
+        open(blocker, "w").close()
+        out = self.cc("--backend", "sqlite", "--name", os.path.join(blocker, "c.sqlite"), "stats")
         self.assert_runtime_error(out, "cannot open the cache")
 
 
