@@ -16,7 +16,7 @@ _curlcache_options() {
     run) echo "--offline --refresh --readonly --stats" ;;
     stats) echo "--json --zero" ;;
     list) echo "--expired --url --json" ;;
-    show) echo "--body --json" ;;
+    show) echo "--body --json --output --force" ;;
     export) echo "--to --har" ;;
     import) echo "--from --har" ;;
     config) echo "--json --check" ;;
@@ -39,7 +39,7 @@ _curlcache() {
 
     # The value of an option.
     case $prev in
-    --config | --har | --check | --name)
+    --config | --har | --check | --name | --output | -o)
         mapfile -t COMPREPLY < <(compgen -f -- "$cur")
         return 0
         ;;
@@ -73,7 +73,7 @@ _curlcache() {
     while ((i < COMP_CWORD)); do
         word=${COMP_WORDS[i]}
         case $word in
-        --config | --backend | --name | --url | --to | --from | --har | --check)
+        --config | --backend | --name | --url | --to | --from | --har | --check | --output | -o | --max-size | -M)
             ((i += 1)) # its value follows
             ;;
         -*) ;;
@@ -87,7 +87,7 @@ _curlcache() {
 
     if [[ -z $command ]]; then
         if [[ $cur == -* ]]; then
-            mapfile -t COMPREPLY < <(compgen -W "$global --version" -- "$cur")
+            mapfile -t COMPREPLY < <(compgen -W "$global --version --show-stats --zero-stats --clear --max-size --show-config -s -z -C -M -p -V" -- "$cur")
         else
             mapfile -t COMPREPLY < <(compgen -W "$commands" -- "$cur")
         fi
