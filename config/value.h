@@ -30,12 +30,29 @@ struct Value {
     std::vector<std::pair<std::string, Value>> fields; // table, in file order
     unsigned line = 0;                                 // 1-based; 0 = not from a file
 
+    // Declared here and defaulted below the class: a member of type
+    // std::vector<std::pair<std::string, Value>> needs Value complete before its special
+    // members exist (clang with libstdc++ rejects the implicit ones; GCC accepts them).
+    Value();
+    Value(const Value&);
+    Value(Value&&) noexcept;
+    Value& operator=(const Value&);
+    Value& operator=(Value&&) noexcept;
+    ~Value();
+
     static Value from_text(std::string text) {
         Value v;
         v.text = std::move(text);
         return v;
     }
 };
+
+inline Value::Value() = default;
+inline Value::Value(const Value&) = default;
+inline Value::Value(Value&&) noexcept = default;
+inline Value& Value::operator=(const Value&) = default;
+inline Value& Value::operator=(Value&&) noexcept = default;
+inline Value::~Value() = default;
 
 // "a string", "an integer", ... for "expected X, got Y" messages.
 const char* type_name(Value::Type type);

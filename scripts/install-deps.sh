@@ -8,6 +8,9 @@ packages=(
   # build
   build-essential cmake pkg-config
   libcurl4-openssl-dev libsqlite3-dev libhiredis-dev libxxhash-dev libtoml11-dev libcmocka-dev
+  # fuzzing (make fuzz): libFuzzer. clang 14, Debian's default, cannot compile libstdc++ 12's
+  # std::expected; clang 19 can.
+  clang-19 libclang-rt-19-dev
   # tests: real programs, servers and tools the integration tests drive
   curl libcurl3-gnutls python3 python3-pycurl openssl redis-server sqlite3 strace faketime
   # tests of the installed docs: man pages rendered, zsh completion parsed, CI recipes read
