@@ -135,4 +135,45 @@ unsigned line_longer_than(std::string_view text, size_t limit) {
     return 0;
 }
 
+unsigned line_not_utf8(std::string_view text) {
+    unsigned line = 1;
+    size_t at = 0;
+    while (at < text.size()) {
+        const auto lead = static_cast<unsigned char>(text[at]);
+        if (lead < 0x80) {
+            line += lead == '\n' ? 1 : 0;
+            ++at;
+            continue;
+        }
+        // The length of the sequence and the range its second byte must lie in (which
+        // excludes overlong forms, surrogates and values past U+10FFFF).
+        size_t length = 0;
+        unsigned char low = 0x80, high = 0xbf;
+        if (lead >= 0xc2 && lead <= 0xdf) {
+            length = 2;
+        } else if (lead >= 0xe0 && lead <= 0xef) {
+            length = 3;
+            low = lead == 0xe0 ? 0xa0 : 0x80;
+            high = lead == 0xed ? 0x9f : 0xbf;
+        } else if (lead >= 0xf0 && lead <= 0xf4) {
+            length = 4;
+            low = lead == 0xf0 ? 0x90 : 0x80;
+            high = lead == 0xf4 ? 0x8f : 0xbf;
+        } else {
+            return line;
+        }
+        if (text.size() - at < length) {
+            return line;
+        }
+        for (size_t i = 1; i < length; ++i) {
+            const auto c = static_cast<unsigned char>(text[at + i]);
+            if (c < (i == 1 ? low : 0x80) || c > (i == 1 ? high : 0xbf)) {
+                return line;
+            }
+        }
+        at += length;
+    }
+    return 0;
+}
+
 } // namespace curlcache::config

@@ -29,4 +29,10 @@ unsigned line_nesting_deeper_than(std::string_view text, unsigned limit);
 // The 1-based number of the first line longer than `limit` bytes (without its newline), or 0.
 unsigned line_longer_than(std::string_view text, size_t limit);
 
+// The 1-based number of the first line that is not valid UTF-8 (RFC 3629: no overlong forms,
+// surrogates or code points past U+10FFFF), or 0. A TOML file must be UTF-8, and toml11 3.7
+// reads past its buffer when it reports invalid UTF-8 inside a multi-line string (found by
+// tests/fuzz/config.cpp), so such a file never reaches it.
+unsigned line_not_utf8(std::string_view text);
+
 } // namespace curlcache::config

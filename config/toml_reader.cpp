@@ -248,6 +248,10 @@ std::expected<Value, ReadError> read_toml(const std::string& path) {
                                          std::to_string(k_max_config_line_bytes) +
                                          " bytes (arrays may span several lines)"});
     }
+    if (const unsigned line = line_not_utf8(*text)) {
+        return std::unexpected(ReadError{path + ":" + std::to_string(line) +
+                                         ": not valid UTF-8 (a TOML file is UTF-8 text)"});
+    }
     try {
         std::istringstream stream(*text);
         const toml::value root = toml::parse(stream, path);

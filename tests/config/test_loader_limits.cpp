@@ -180,6 +180,20 @@ void test_long_line_is_refused_naming_it(void** state) {
     assert_int_equal(line_longer_than("abcd", 3), 1);
 }
 
+// toml11 3.7 read past its buffer while reporting invalid UTF-8 inside a multi-line string
+// (tests/fuzz/corpus/config/crash-ml-literal-invalid-utf8): such a file never reaches it.
+void test_invalid_utf8_is_refused_before_toml11_reads_it(void** state) {
+    const std::string path =
+        write(state, "latin1.toml", "mode = \"normal\"\nq = '''[[[\x91\x91\n{{'''\n");
+    expect_text(load_file_error(path), path + ":2: not valid UTF-8 (a TOML file is UTF-8 text)");
+    assert_int_equal(line_not_utf8("a\nb\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\n"), 0);
+    assert_int_equal(line_not_utf8("\xc0\xaf"), 1);             // overlong "/"
+    assert_int_equal(line_not_utf8("\n\xed\xa0\x80"), 2);         // a surrogate
+    assert_int_equal(line_not_utf8("\n\n\xf4\x90\x80\x80"), 3);   // past U+10FFFF
+    assert_int_equal(line_not_utf8("ok \xe2\x82"), 1);          // cut short
+    assert_int_equal(line_not_utf8("\x80"), 1);                  // a lone continuation byte
+}
+
 // A FIFO blocked the first libcurl call of the program until something wrote to it.
 void test_config_that_is_not_a_regular_file_is_refused_without_blocking(void** state) {
     const std::string fifo = *static_cast<std::string*>(*state) + "/fifo.toml";
@@ -240,6 +254,8 @@ int main() {
                                         remove_scratch),
         cmocka_unit_test(test_nesting_scan_knows_strings_and_comments),
         cmocka_unit_test(test_dev_null_is_an_empty_config),
+        cmocka_unit_test_setup_teardown(test_invalid_utf8_is_refused_before_toml11_reads_it,
+                                        make_scratch, remove_scratch),
         cmocka_unit_test_setup_teardown(test_config_file_over_the_size_limit_is_refused_unread,
                                         make_scratch, remove_scratch),
         cmocka_unit_test_setup_teardown(test_long_line_is_refused_naming_it, make_scratch,
