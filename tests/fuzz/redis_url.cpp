@@ -1,7 +1,8 @@
 // Fuzz target: backends::parse_redis_url (redis.url from a config file or the environment).
-// Checks that what it accepts has a port and database in range, that its display form
-// carries no credentials, and that the display form of a plain host parses back to the
-// same endpoint.
+// Checks that what it accepts has a port and database in range, that user and password are
+// the userinfo's percent-decoding (RFC 3986 §2.1: '%' and two hex digits), that its display
+// form carries no credentials, and that the display form of a plain host parses back to
+// the same endpoint.
 #include "backends/redis_storage.h"
 #include "tests/fuzz/fuzz_input.h"
 
@@ -16,6 +17,48 @@ bool plain_host(const std::string& host) {
     });
 }
 
+int hex_digit(char c) {
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f') {
+        return (c | 0x20) - 'a' + 10;
+    }
+    return -1;
+}
+
+std::string percent_decoded(std::string_view text) {
+    std::string out;
+    for (size_t i = 0; i < text.size(); ++i) {
+        if (text[i] == '%' && i + 2 < text.size() && hex_digit(text[i + 1]) >= 0 &&
+            hex_digit(text[i + 2]) >= 0) {
+            out += static_cast<char>(hex_digit(text[i + 1]) * 16 + hex_digit(text[i + 2]));
+            i += 2;
+        } else {
+            out += text[i];
+        }
+    }
+    return out;
+}
+
+// The user and password the URL spells, decoded independently of the parser.
+void check_userinfo(std::string_view url, const curlcache::backends::RedisEndpoint& endpoint) {
+    url.remove_prefix(url.find("://") + 3);
+    url = url.substr(0, url.find('?'));
+    const size_t at = url.rfind('@');
+    if (at == std::string_view::npos) {
+        FUZZ_CHECK(endpoint.user.empty() && endpoint.password.empty());
+        return;
+    }
+    const std::string_view userinfo = url.substr(0, at);
+    const size_t colon = userinfo.find(':');
+    const std::string_view user = colon == std::string_view::npos ? "" : userinfo.substr(0, colon);
+    const std::string_view password =
+        colon == std::string_view::npos ? userinfo : userinfo.substr(colon + 1);
+    FUZZ_CHECK(endpoint.user == percent_decoded(user));
+    FUZZ_CHECK(endpoint.password == percent_decoded(password));
+}
+
 } // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -28,6 +71,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_CHECK(endpoint->port >= 1 && endpoint->port <= 65535);
     FUZZ_CHECK(endpoint->db >= 0);
     FUZZ_CHECK(endpoint->host.empty() != endpoint->socket_path.empty());
+    check_userinfo(url, *endpoint);
     const std::string shown = endpoint->display();
     FUZZ_CHECK(shown.find('@') == std::string::npos);
     if (endpoint->socket_path.empty() && !plain_host(endpoint->host)) {

@@ -23,6 +23,12 @@ if [ ${#names[@]} -eq 0 ]; then
     exit 1
 fi
 
+# Reports name functions and lines only with a symbolizer: clang 19's runtime does not find
+# Debian's llvm-symbolizer on its own.
+if [ -z "${ASAN_SYMBOLIZER_PATH:-}" ]; then
+    ASAN_SYMBOLIZER_PATH=$(command -v llvm-symbolizer-19 || command -v llvm-symbolizer || true)
+    export ASAN_SYMBOLIZER_PATH
+fi
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 summary=()
@@ -54,7 +60,9 @@ for name in "${names[@]}"; do
         result="FAILED (exit $status)"
         failed=1
         echo "fuzz: $name FAILED; the report:" >&2
-        grep -v '^#[0-9]' "$log" | tail -n 60 >&2
+        # The report: from the sanitizer's or libFuzzer's first error line on.
+        sed -n '/ERROR: \|runtime error\|invariant failed\|^==[0-9]*== *ERROR/,$p' "$log" |
+            grep -v '^#[0-9]' | head -n 80 >&2
         find "$artifacts" -type f -newer "$start" | while read -r reproducer; do
             echo "fuzz: reproducer: $reproducer" >&2
             echo "fuzz:   replay it: $bin $reproducer" >&2
