@@ -1,6 +1,7 @@
 // redis.url: the forms the Redis backend accepts, parsed into a RedisEndpoint.
 #include "backends/redis_storage.h"
 
+#include <cctype>
 #include <charconv>
 #include <string>
 #include <string_view>
@@ -8,11 +9,18 @@
 namespace curlcache::backends {
 namespace {
 
+bool hex_digit(char c) {
+    return std::isxdigit(static_cast<unsigned char>(c)) != 0;
+}
+
+// RFC 3986 §2.1: '%' and two hex digits is one byte; anything else stays as it is (from_chars
+// alone also took a sign: "%-1" became the byte 0xff).
 std::string percent_decode(std::string_view text) {
     std::string out;
     for (size_t i = 0; i < text.size(); ++i) {
         int value = 0;
-        if (text[i] == '%' && i + 2 < text.size() &&
+        if (text[i] == '%' && i + 2 < text.size() && hex_digit(text[i + 1]) &&
+            hex_digit(text[i + 2]) &&
             std::from_chars(text.data() + i + 1, text.data() + i + 3, value, 16).ptr ==
                 text.data() + i + 3) {
             out += static_cast<char>(value);

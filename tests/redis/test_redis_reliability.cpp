@@ -197,6 +197,15 @@ void test_redis_urls_parse_or_fail_clearly(void**) {
     assert_true(!bad && bad.error().message.find("secret") == std::string::npos);
 }
 
+// A '%' not followed by two hex digits is kept as it is: "%-1" decoded to the byte 0xff
+// (tests/fuzz/corpus/redis_url/crash-percent-sign).
+void test_redis_url_percent_escapes_need_two_hex_digits(void**) {
+    auto a = parse_redis_url("redis://u%2d1:p%-1%+2%%41%4@host");
+    assert_true(a.has_value());
+    assert_string_equal(a->user.c_str(), "u-1");
+    assert_string_equal(a->password.c_str(), "p%-1%+2%A%4");
+}
+
 } // namespace
 
 int main() {
@@ -208,6 +217,7 @@ int main() {
         cmocka_unit_test_setup_teardown(test_wrong_password_says_authentication_failed_without_the_password, setup, teardown),
         cmocka_unit_test_setup_teardown(test_database_number_and_unix_socket_are_honoured, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redis_urls_parse_or_fail_clearly, setup, teardown),
+        cmocka_unit_test(test_redis_url_percent_escapes_need_two_hex_digits),
     };
     return cmocka_run_group_tests_name("redis_reliability", tests, nullptr, nullptr);
 }
