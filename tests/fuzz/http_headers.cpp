@@ -62,7 +62,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     (void)selects(not_modified, etag, last_modified);
     const std::string merged = merge_not_modified(stored, not_modified);
-    FUZZ_CHECK(first_line(merged) == first_line(stored));
+    if (!stored.empty()) { // a stored block always has its status line
+        FUZZ_CHECK(first_line(merged) == first_line(stored));
+    }
     const std::string aged = with_age(stored, 42);
     if (stored.find("\n\r\n") != std::string_view::npos || stored.find("\n\n") != std::string_view::npos) {
         FUZZ_CHECK(count_age_lines(aged) == 1);
