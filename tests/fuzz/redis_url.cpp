@@ -4,6 +4,7 @@
 // form carries no credentials, and that the display form of a plain host parses back to
 // the same endpoint.
 #include "backends/redis_storage.h"
+#include "cli/format.h"
 #include "tests/fuzz/fuzz_input.h"
 
 #include <algorithm>
@@ -17,31 +18,7 @@ bool plain_host(const std::string& host) {
     });
 }
 
-int hex_digit(char c) {
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f') {
-        return (c | 0x20) - 'a' + 10;
-    }
-    return -1;
-}
-
-std::string percent_decoded(std::string_view text) {
-    std::string out;
-    for (size_t i = 0; i < text.size(); ++i) {
-        if (text[i] == '%' && i + 2 < text.size() && hex_digit(text[i + 1]) >= 0 &&
-            hex_digit(text[i + 2]) >= 0) {
-            out += static_cast<char>(hex_digit(text[i + 1]) * 16 + hex_digit(text[i + 2]));
-            i += 2;
-        } else {
-            out += text[i];
-        }
-    }
-    return out;
-}
-
-// The user and password the URL spells, decoded independently of the parser.
+// The user and password the URL spells, decoded by the command's own decoder (cli/format.cpp).
 void check_userinfo(std::string_view url, const curlcache::backends::RedisEndpoint& endpoint) {
     url.remove_prefix(url.find("://") + 3);
     url = url.substr(0, url.find('?'));
@@ -55,8 +32,8 @@ void check_userinfo(std::string_view url, const curlcache::backends::RedisEndpoi
     const std::string_view user = colon == std::string_view::npos ? "" : userinfo.substr(0, colon);
     const std::string_view password =
         colon == std::string_view::npos ? userinfo : userinfo.substr(colon + 1);
-    FUZZ_CHECK(endpoint.user == percent_decoded(user));
-    FUZZ_CHECK(endpoint.password == percent_decoded(password));
+    FUZZ_CHECK(endpoint.user == curlcache::cli::percent_decode(user, false));
+    FUZZ_CHECK(endpoint.password == curlcache::cli::percent_decode(password, false));
 }
 
 } // namespace
