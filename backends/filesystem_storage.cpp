@@ -11,6 +11,12 @@
 //   1: header, key, method, URL, value            2: header, tail, key, method, URL, head
 // so a 10 MiB body is written once, where it arrives, instead of buffered and copied.
 //
+// Temp files live in <dir>/tmp/ (".tmp-p<pid>s<start>-<n>-<tag>", locked while written:
+// temp_files.h), so that finding the leftovers of writers that died is one readdir of a
+// small folder - done at open, by purge, vacuum, clear, usage and eviction. Their bytes count
+// within max_size until they go. (Older versions wrote them into the shard folders, where
+// the walk removes them after an hour, as before.)
+//
 // LRU uses the file's mtime. A hit does not touch the file: it is remembered in memory and
 // the next put sets the mtimes of everything hit since. Eviction scans the folder only when
 // a running estimate of the byte total passes max_size (or every k_rescan_puts puts, to
@@ -18,6 +24,7 @@
 // not rescan on every put.
 #include "backends/filesystem_storage.h"
 
+#include "backends/temp_files.h"
 #include "base/fd.h"
 #include "base/private_path.h"
 #include "core/log.h"
@@ -53,7 +60,8 @@ constexpr uint64_t k_rescan_puts = 256;
 constexpr size_t k_get_head = 64 * 1024; // a get reads files up to this size in one call
 constexpr size_t k_scan_head = 512;      // a scan usually finds the texts within this
 constexpr size_t k_touch_batch = 1024;   // pending hit times before a get writes them
-constexpr time_t k_stale_temp_seconds = 3600;
+constexpr std::string_view k_temp_prefix = ".tmp-";
+constexpr std::string_view k_temp_folder = "/tmp";
 
 // Native byte order: a cache folder is not shared between machines of different kinds.
 struct Header {
@@ -328,9 +336,8 @@ class FilesystemStorage final : public Storage {
             auto removed = remove(meta.key);
             return removed ? Result<void>{} : std::unexpected(removed.error());
         }
-        std::string folder = path.substr(0, path.size() - meta.key.size() - 1);
         std::string temp;
-        auto raw = open_temp(folder, meta.key, temp);
+        auto raw = open_temp(meta.key, temp);
         if (!raw) {
             return std::unexpected(raw.error());
         }
@@ -370,11 +377,13 @@ class FilesystemStorage final : public Storage {
 
     Result<std::unique_ptr<PutStream>> begin_put(uint64_t size_hint) override;
 
-    // Creates a temp file in `folder` (and the folder when missing), named after `tag`;
-    // returns its descriptor and sets `temp` to its path.
-    Result<int> open_temp(const std::string& folder, std::string_view tag, std::string& temp) {
-        temp = folder + "/.tmp-" + std::to_string(::getpid()) + "-" +
-               std::to_string(m_temp_counter.fetch_add(1)) + "-" + std::string(tag);
+    // Creates a temp file in the temp folder (and the folder when missing), named after
+    // this process and `tag`, and holds its lock; returns its descriptor and sets `temp` to
+    // its path.
+    Result<int> open_temp(std::string_view tag, std::string& temp) {
+        std::string folder = m_dir + std::string(k_temp_folder);
+        temp = folder + '/' + std::string(k_temp_prefix) + temp_files::writer_id() + '-' +
+               std::to_string(m_temp_counter.fetch_add(1)) + '-' + std::string(tag);
         int raw = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (raw < 0 && errno == ENOENT) {
             auto made = make_private_dirs(folder);
@@ -386,7 +395,27 @@ class FilesystemStorage final : public Storage {
         if (raw < 0) {
             return fail_errno("filesystem: cannot create " + temp, errno);
         }
+        (void)temp_files::hold(raw); // until closed: a sweep then knows it is being written
         return raw;
+    }
+
+    // Removes the temp files of writers that died and tallies the live ones.
+    temp_files::Tally sweep_leftovers() {
+        return temp_files::sweep(m_dir + std::string(k_temp_folder), k_temp_prefix,
+                                 std::time(nullptr) - temp_files::k_stale_unnamed_seconds);
+    }
+
+    // Leaves nothing of dead writers, as vacuum does.
+    Result<uint64_t> purge_expired(int64_t now) override {
+        auto purged = Storage::purge_expired(now);
+        (void)sweep_leftovers();
+        return purged;
+    }
+
+    // Nothing to compact; the walk removes old temp files in the shards (older versions').
+    Result<void> vacuum() override {
+        (void)sweep_leftovers();
+        return walk([](Found&) { return true; });
     }
 
     // Renames a complete temp file over the entry's file, then keeps max_size.
@@ -396,7 +425,7 @@ class FilesystemStorage final : public Storage {
         uint64_t replaced = m_max_bytes != 0 ? value_bytes_of(path, key_size) : 0;
         bool renamed = ::rename(temp.c_str(), path.c_str()) == 0;
         if (!renamed && errno == ENOENT) {
-            // A stream's temp file lives in another shard: this one may not exist yet.
+            // The temp file lives in the temp folder: the shard may not exist yet.
             auto made = make_private_dirs(path.substr(0, path.size() - key_size - 1));
             renamed = made && ::rename(temp.c_str(), path.c_str()) == 0;
         }
@@ -450,6 +479,7 @@ class FilesystemStorage final : public Storage {
             m_touches.clear();
         }
         m_estimate.store(0);
+        (void)sweep_leftovers();
         return walked;
     }
 
@@ -463,6 +493,7 @@ class FilesystemStorage final : public Storage {
         if (!walked) {
             return std::unexpected(walked.error());
         }
+        usage.bytes += sweep_leftovers().bytes; // counted until they go
         return usage;
     }
 
@@ -507,7 +538,7 @@ class FilesystemStorage final : public Storage {
                     continue;
                 }
                 if (is_temp_name(file->d_name)) {
-                    if (now - st.st_mtime > k_stale_temp_seconds) {
+                    if (now - st.st_mtime > temp_files::k_stale_unnamed_seconds) {
                         ::unlink(path.c_str()); // left by a writer that died
                     }
                     continue;
@@ -560,14 +591,17 @@ class FilesystemStorage final : public Storage {
             return walked;
         }
         m_puts_since_scan.store(0);
-        if (total > m_max_bytes) {
+        // Live writers' temp files count too; never evicting the newest entry for them.
+        uint64_t temps = sweep_leftovers().bytes;
+        if (total + temps > m_max_bytes) {
             uint64_t target = m_max_bytes - m_max_bytes / 10;
+            target -= std::min(target, temps);
             std::sort(all.begin(), all.end(), [](const Found& a, const Found& b) {
                 return a.mtime.tv_sec != b.mtime.tv_sec ? a.mtime.tv_sec < b.mtime.tv_sec
                                                         : a.mtime.tv_nsec < b.mtime.tv_nsec;
             });
             for (const auto& found : all) {
-                if (total <= target) {
+                if (total <= target || (temps > 0 && &found == &all.back())) {
                     break;
                 }
                 if (::unlink(found.path.c_str()) == 0 || errno == ENOENT) {
@@ -575,7 +609,7 @@ class FilesystemStorage final : public Storage {
                 }
             }
         }
-        m_estimate.store(static_cast<int64_t>(total));
+        m_estimate.store(static_cast<int64_t>(total + temps));
         return {};
     }
 
@@ -687,8 +721,8 @@ class FilesystemPutStream final : public PutStream {
 
     Result<void> write_out(std::string_view bytes) {
         if (m_fd < 0) {
-            // In the "00" shard: its stale temp files are swept like any other's.
-            auto raw = m_storage.open_temp(m_storage.dir() + "/00", "stream", m_temp);
+            // In the temp folder, where a sweep finds it if this process dies.
+            auto raw = m_storage.open_temp("stream", m_temp);
             if (!raw) {
                 m_temp.clear();
                 return std::unexpected(raw.error());
@@ -767,7 +801,9 @@ Result<std::unique_ptr<Storage>> open_filesystem(const config::Settings& setting
     if (::access(dir.c_str(), W_OK | X_OK) != 0) {
         return fail("filesystem: cannot write to " + dir + ": " + std::strerror(errno));
     }
-    return std::make_unique<FilesystemStorage>(std::move(dir), settings.max_size);
+    auto storage = std::make_unique<FilesystemStorage>(std::move(dir), settings.max_size);
+    (void)storage->sweep_leftovers(); // what SIGKILLed writers left: one small readdir
+    return storage;
 }
 
 } // namespace curlcache::backends

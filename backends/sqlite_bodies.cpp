@@ -2,6 +2,7 @@
 #include "backends/sqlite_bodies.h"
 
 #include "backends/filesystem_storage.h"
+#include "backends/temp_files.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -55,9 +56,11 @@ std::string bodies_dir_for(const std::string& database) {
 
 Result<BodyFile> BodyFile::create(const std::string& dir) {
     for (int attempt = 0;; ++attempt) {
-        std::string path = dir + '/' + std::string(k_temp_prefix) + random_suffix();
+        std::string path = dir + '/' + std::string(k_temp_prefix) + temp_files::writer_id() +
+                           '-' + random_suffix();
         int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (fd >= 0) {
+            (void)temp_files::hold(fd); // until closed: a sweep then knows it is being written
             return BodyFile(dir, std::move(path), fd);
         }
         if (errno == ENOENT && attempt == 0) {
@@ -213,6 +216,18 @@ void unlink_body(const std::string& dir, std::string_view name) {
     }
 }
 
+bool body_file_missing(const std::string& dir, std::string_view name) {
+    struct stat st {};
+    return valid_body_name(name) &&
+           ::lstat((dir + '/' + std::string(name)).c_str(), &st) != 0 && errno == ENOENT;
+}
+
+std::string_view key_of_body_name(std::string_view name) {
+    size_t slash = name.find('/');
+    name.remove_prefix(slash == std::string_view::npos ? 0 : slash + 1);
+    return name.substr(0, name.rfind('.'));
+}
+
 uint64_t sweep_bodies(const std::string& dir, const std::unordered_set<std::string>& named,
                       std::time_t stale_before) {
     uint64_t removed = 0;
@@ -231,9 +246,11 @@ uint64_t sweep_bodies(const std::string& dir, const std::unordered_set<std::stri
             continue;
         }
         if (S_ISREG(st.st_mode)) {
-            // A temp file: a stream still writing it, or one that died. Only old ones go.
-            if (name.starts_with(k_temp_prefix) && st.st_mtime < stale_before &&
-                ::unlinkat(top_fd, entry->d_name, 0) == 0) {
+            // A temp file: a stream still writing it, or one that died (temp_files.h).
+            if (name.starts_with(k_temp_prefix) &&
+                temp_files::remove_if_dead(top_fd, entry->d_name,
+                                           name.substr(k_temp_prefix.size()), st.st_mtime,
+                                           stale_before)) {
                 ++removed;
             }
             continue;
@@ -264,6 +281,10 @@ uint64_t sweep_bodies(const std::string& dir, const std::unordered_set<std::stri
         }
     }
     return removed;
+}
+
+temp_files::Tally sweep_temps(const std::string& dir, std::time_t stale_before) {
+    return temp_files::sweep(dir, k_temp_prefix, stale_before);
 }
 
 } // namespace curlcache::backends::sqlite

@@ -10,6 +10,7 @@
 #pragma once
 
 #include "backends/storage.h"
+#include "backends/temp_files.h"
 
 #include <cstdint>
 #include <ctime>
@@ -22,9 +23,10 @@ namespace curlcache::backends::sqlite {
 // The bodies folder of a database file.
 std::string bodies_dir_for(const std::string& database);
 
-// A body file being written: first a temp file in the bodies folder ("tmp-<random>"), then,
-// inside the transaction that names it, renamed into its place. Unlinked on destruction
-// unless keep() was called (after that transaction committed).
+// A body file being written: first a temp file in the bodies folder
+// ("tmp-p<pid>s<start>-<random>", locked while open: temp_files.h), then, inside the
+// transaction that names it, renamed into its place. Unlinked on destruction unless keep()
+// was called (after that transaction committed).
 class BodyFile {
   public:
     static Result<BodyFile> create(const std::string& dir);
@@ -72,9 +74,20 @@ bool valid_body_name(std::string_view name);
 
 void unlink_body(const std::string& dir, std::string_view name);
 
+// Whether body file `name` is known not to exist (ENOENT, not any other error).
+bool body_file_missing(const std::string& dir, std::string_view name);
+
+// The key a body file was written for ("kk/<key>.<suffix>").
+std::string_view key_of_body_name(std::string_view name);
+
 // Removes body files that no row names (`named`: every name in the table, read under the
-// write lock) and temp files last written before `stale_before`. Returns how many went.
+// write lock) and temp files of dead writers (temp_files.h; a temp file without a writer id
+// once last written before `stale_before`). Returns how many went.
 uint64_t sweep_bodies(const std::string& dir, const std::unordered_set<std::string>& named,
                       std::time_t stale_before);
+
+// Removes the temp files of dead writers only (a readdir of the bodies folder's top, no
+// lock needed) and tallies the live ones, which count within max_size until they go.
+temp_files::Tally sweep_temps(const std::string& dir, std::time_t stale_before);
 
 } // namespace curlcache::backends::sqlite

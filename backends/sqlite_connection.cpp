@@ -67,9 +67,6 @@ WHEN OLD.body IS NOT NULL AND OLD.body IS NOT NEW.body
 BEGIN SELECT curlcache_body_gone(OLD.body); END;
 )sql";
 
-// Temp files older than this belong to a writer that died (a download may take minutes).
-constexpr std::time_t k_stale_temp_seconds = 3600;
-
 constexpr std::array<const char*, sql_count> k_sql = {
     "SELECT rowid, size, CASE WHEN size <= ?2 OR body IS NOT NULL THEN value END, body "
     "FROM entries WHERE key = ?1",
@@ -289,7 +286,19 @@ Result<uint64_t> Connection::sweep_orphans() {
         if (rc != SQLITE_DONE) {
             return std::unexpected(error(rc, "list body files"));
         }
-        swept = sweep_bodies(m_shared.bodies, named, std::time(nullptr) - k_stale_temp_seconds);
+        swept = sweep_bodies(m_shared.bodies, named,
+                             std::time(nullptr) - temp_files::k_stale_unnamed_seconds);
+        // A row whose file is gone (lost in a power cut: the rename is not synced) would
+        // only turn into a miss when read; its bytes count against max_size until then.
+        for (const auto& name : named) {
+            if (body_file_missing(m_shared.bodies, name)) {
+                auto removed =
+                    execute(sql_remove_if_body, {std::string(key_of_body_name(name)), name});
+                if (!removed) {
+                    return std::unexpected(removed.error());
+                }
+            }
+        }
         return {};
     });
     return done ? Result<uint64_t>{swept} : std::unexpected(done.error());
@@ -539,10 +548,12 @@ Result<void> Connection::evict() {
         if (!totals) {
             return std::unexpected(totals.error());
         }
-        if (totals->second <= m_shared.max_bytes) {
-            return {};
+        // Live writers' temp files count too (dead writers' ones go here, temp_files.h).
+        uint64_t bytes = totals->second + m_shared.temp_bytes();
+        if (bytes <= m_shared.max_bytes || totals->first <= 1) {
+            return {}; // never the entry just written for another writer's temp file
         }
-        uint64_t excess = totals->second - m_shared.max_bytes;
+        uint64_t excess = bytes - m_shared.max_bytes;
         std::vector<int64_t> victims;
         {
             auto stmt = statement(sql_lru_page);

@@ -14,6 +14,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <ctime>
 #include <initializer_list>
 #include <memory>
 #include <mutex>
@@ -148,6 +149,28 @@ struct Shared {
     std::unordered_map<std::string, int64_t> take_touches() {
         std::lock_guard lock(touch_mutex);
         return std::exchange(touches, {});
+    }
+
+    // Bytes of live writers' temp files in the bodies folder, for max_size; dead writers'
+    // ones are removed on the way. Measured at most once a second (a readdir of the
+    // bodies folder's top: up to 256 shard folders, each eviction check would pay it).
+    std::atomic<int64_t> temps_measured{0}; // steady clock, milliseconds
+    std::atomic<uint64_t> temps_bytes{0};
+    uint64_t temp_bytes() {
+        if (bodies.empty()) {
+            return 0;
+        }
+        auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::steady_clock::now().time_since_epoch())
+                       .count();
+        int64_t last = temps_measured.load();
+        if (last == 0 || now - last >= 1000) {
+            temps_measured.store(now);
+            temps_bytes.store(
+                sweep_temps(bodies, std::time(nullptr) - temp_files::k_stale_unnamed_seconds)
+                    .bytes);
+        }
+        return temps_bytes.load();
     }
 };
 

@@ -24,6 +24,7 @@
 #include "base/private_path.h"
 
 #include <algorithm>
+#include <ctime>
 #include <cstdlib>
 #include <filesystem>
 #include <mutex>
@@ -204,7 +205,7 @@ class SqliteStorage final : public Storage {
     }
 
     // Also sweeps body files that no row names (a writer that died between placing its
-    // file and committing) and stale temp files.
+    // file and committing) and dead writers' temp files (as purge and vacuum do).
     Result<void> clear() override {
         (void)m_shared.take_touches();
         return with_connection([&](Connection& c) -> Result<void> {
@@ -226,7 +227,9 @@ class SqliteStorage final : public Storage {
             if (!totals) {
                 return std::unexpected(totals.error());
             }
-            return Usage{totals->first, totals->second, m_shared.max_bytes};
+            // Temp files count until they go: a live writer's will be an entry soon.
+            uint64_t temps = sweep_leftovers().bytes;
+            return Usage{totals->first, totals->second + temps, m_shared.max_bytes};
         });
     }
 
@@ -238,9 +241,26 @@ class SqliteStorage final : public Storage {
                 purged = removed ? *removed : 0;
                 return removed ? Result<void>{} : std::unexpected(removed.error());
             });
-            return done ? Result<uint64_t>{static_cast<uint64_t>(purged)}
-                        : std::unexpected(done.error());
+            if (!done) {
+                return std::unexpected(done.error());
+            }
+            // Nothing of a dead writer stays: its temp files, the body file it placed
+            // without committing its row (and rows whose files are lost).
+            if (auto swept = c.sweep_orphans(); !swept) {
+                return std::unexpected(swept.error());
+            }
+            return static_cast<uint64_t>(purged);
         });
+    }
+
+    // Removes the temp files of dead writers (temp_files.h) and tallies the live ones: a
+    // readdir of the bodies folder's top, so cheap enough for every open.
+    temp_files::Tally sweep_leftovers() {
+        if (m_shared.bodies.empty()) {
+            return {};
+        }
+        return sqlite::sweep_temps(m_shared.bodies,
+                                   std::time(nullptr) - temp_files::k_stale_unnamed_seconds);
     }
 
     Result<void> vacuum() override {
@@ -487,6 +507,7 @@ Result<std::unique_ptr<Storage>> open_sqlite(const config::Settings& settings,
     if (!opened) {
         return std::unexpected(opened.error());
     }
+    (void)storage->sweep_leftovers(); // what SIGKILLed writers left (temp_files.h)
     return storage;
 }
 

@@ -40,6 +40,9 @@ Endpoints (GET and HEAD unless said otherwise; every body is deterministic):
   /status/CODE      that status code with a short text body (none for 1xx/204/304).
   /disposition      Content-Disposition: attachment; filename="report.txt" (or ?name=X).
   /slow/MS          like /text, but the body follows the headers after MS milliseconds.
+  /paced/N          the /bytes/N body (Content-Length, ETag "paced-N") sent in pieces of
+                    ?piece=BYTES (default 65536) with ?ms=MS (default 1) between them, so a
+                    client can be killed mid-body.
   /files/PATH       the file DIR/PATH of --root, with ETag and Last-Modified from its size
                     and mtime, Cache-Control; 404 for anything else (and outside DIR).
   /cookie           two Set-Cookie headers (a session cookie and one with a fixed Expires).
@@ -129,6 +132,7 @@ class Resource:
         self.body = body
         self.validators = validators  # honour conditionals and ranges
         self.chunk = chunk  # > 0: Transfer-Encoding: chunked, in pieces of this size
+        self.pace = None  # (piece bytes, ms between pieces): the body written in pieces
 
     def header(self, name):
         for k, v in self.headers:
@@ -229,6 +233,9 @@ class Handler(BaseHTTPRequestHandler):
         delay_ms = 0
         if path.startswith("/slow/"):
             delay_ms = _int_or(path[len("/slow/"):], 0)
+        if path.startswith("/paced/"):
+            res.pace = (max(1, _int_or(query.get("piece", ["65536"])[0], 65536)),
+                        max(0, _int_or(query.get("ms", ["1"])[0], 1)))
         if res.validators:
             res = self._conditional(res)
         self._send(res, send_body, delay_ms)
@@ -236,24 +243,10 @@ class Handler(BaseHTTPRequestHandler):
     def _route(self, path, query, request_body):
         if path == "/text" or path.startswith("/slow/"):
             return _text_resource()
-        if path.startswith("/bytes/"):
-            n = _int_or(path[len("/bytes/"):], -1)
-            if n < 0 or n > MAX_BYTES:
-                return _status_resource(400)
-            return Resource(200, [("Content-Type", "application/octet-stream"),
-                                  ("ETag", '"bytes-%d"' % n),
-                                  ("Last-Modified", LAST_MODIFIED),
-                                  ("Cache-Control", CACHE_CONTROL)],
-                            pattern_bytes(n), validators=True)
-        if path.startswith("/chunked/"):
-            n = _int_or(path[len("/chunked/"):], -1)
-            if n < 0 or n > MAX_BYTES:
-                return _status_resource(400)
-            return Resource(200, [("Content-Type", "application/octet-stream"),
-                                  ("ETag", '"chunked-%d"' % n),
-                                  ("Last-Modified", LAST_MODIFIED),
-                                  ("Cache-Control", CACHE_CONTROL)],
-                            pattern_bytes(n), chunk=1000)
+        for prefix, options in (("bytes", {"validators": True}), ("paced", {}),
+                                ("chunked", {"chunk": 1000})):
+            if path.startswith("/%s/" % prefix):
+                return _pattern_resource(prefix, path[len(prefix) + 2:], **options)
         if path.startswith("/redirect/"):
             n = _int_or(path[len("/redirect/"):], -1)
             if n < 1:
@@ -350,6 +343,13 @@ class Handler(BaseHTTPRequestHandler):
                 piece = res.body[i:i + res.chunk]
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
             self.wfile.write(b"0\r\n\r\n")
+        elif res.body and res.pace:
+            piece, ms = res.pace
+            for i in range(0, len(res.body), piece):
+                if i:
+                    self.wfile.flush()
+                    time.sleep(ms / 1000.0)
+                self.wfile.write(res.body[i:i + piece])
         elif res.body:
             self.wfile.write(res.body)
 
@@ -378,6 +378,18 @@ def _accepts_gzip(accept):
         if q > 0:
             return True
     return False
+
+
+def _pattern_resource(prefix, count, **options):
+    """N bytes of the fixed pattern for /bytes/N, /paced/N and /chunked/N."""
+    n = _int_or(count, -1)
+    if n < 0 or n > MAX_BYTES:
+        return _status_resource(400)
+    return Resource(200, [("Content-Type", "application/octet-stream"),
+                          ("ETag", '"%s-%d"' % (prefix, n)),
+                          ("Last-Modified", LAST_MODIFIED),
+                          ("Cache-Control", CACHE_CONTROL)],
+                    pattern_bytes(n), **options)
 
 
 def _text_resource():

@@ -1,6 +1,7 @@
 // The storage conformance group (see conformance.h).
 #include "backends/registry.h"
 
+#include <signal.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -525,6 +526,117 @@ int run_conformance(const ConformanceBackend& backend) {
     auto tests = conformance_tests(backend);
     std::string group = backend.backend + " conformance";
     return _cmocka_run_group_tests(group.c_str(), tests.data(), tests.size(), nullptr, nullptr);
+}
+
+namespace {
+
+constexpr size_t k_stalled_bytes = 2u << 20;
+
+// A child process that has streamed k_stalled_bytes into the cache and waits to be killed.
+pid_t start_stalled_writer(const ConformanceBackend& backend, const config::Settings& settings) {
+    int ready[2];
+    assert_int_equal(::pipe(ready), 0);
+    pid_t pid = ::fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        ::close(ready[0]);
+        auto opened = backends::open(backend.backend, settings);
+        if (!opened) {
+            ::_exit(3);
+        }
+        auto stream = (*opened)->begin_put(0);
+        if (!stream || !(*stream)->append(std::string(k_stalled_bytes, 'x'))) {
+            ::_exit(1);
+        }
+        if (::write(ready[1], "1", 1) != 1) {
+            ::_exit(1);
+        }
+        for (;;) {
+            ::pause(); // until SIGKILL, mid-body
+        }
+    }
+    ::close(ready[1]);
+    char byte = 0;
+    ssize_t got = ::read(ready[0], &byte, 1);
+    ::close(ready[0]);
+    if (got != 1) {
+        int status = 0;
+        ::waitpid(pid, &status, 0);
+        fail_msg("the writer failed before its body was half written (status %d)", status);
+    }
+    return pid;
+}
+
+void kill_writer(pid_t pid) {
+    assert_int_equal(::kill(pid, SIGKILL), 0);
+    int status = 0;
+    assert_int_equal(::waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status));
+}
+
+// Sizes of the temp files in `folder`.
+std::vector<uint64_t> temp_files_in(const std::string& folder, std::string_view prefix) {
+    std::vector<uint64_t> sizes;
+    std::error_code missing;
+    for (std::filesystem::directory_iterator it(folder, missing), end; !missing && it != end;
+         ++it) {
+        if (it->is_regular_file() && it->path().filename().string().starts_with(prefix)) {
+            sizes.push_back(it->file_size());
+        }
+    }
+    return sizes;
+}
+
+} // namespace
+
+void check_dead_writer_leftovers(const ConformanceBackend& backend,
+                                 const config::Settings& settings,
+                                 const std::string& temp_folder, std::string_view prefix) {
+    config::Settings limited = settings;
+    limited.max_size = k_stalled_bytes + k_stalled_bytes / 2; // 3 MiB
+    auto storage = open_or_fail(backend.backend, limited);
+    pid_t writer = start_stalled_writer(backend, settings);
+    auto temps = temp_files_in(temp_folder, prefix);
+    assert_int_equal(temps.size(), 1);
+    assert_true(temps[0] >= k_stalled_bytes);
+
+    // Alive: kept by purge and vacuum, counted in usage and within max_size.
+    assert_true(storage->purge_expired(0).has_value());
+    assert_true(storage->vacuum().has_value());
+    assert_int_equal(temp_files_in(temp_folder, prefix).size(), 1);
+    auto usage = storage->usage();
+    assert_true(usage.has_value());
+    assert_true(usage->bytes >= k_stalled_bytes);
+    const size_t entry = 600 * 1024;
+    for (uint64_t n = 1; n <= 2; ++n) {
+        std::string key = test_key(n);
+        std::string value = make_value(key, n, entry);
+        std::string_view piece(value);
+        assert_true(storage->put(test_meta(key), std::span(&piece, 1)).has_value());
+    }
+    auto first = storage->get(test_key(1));
+    assert_true(first.has_value() && !first->has_value()); // evicted for the live temp file
+    auto second = storage->get(test_key(2));
+    assert_true(second.has_value() && second->has_value());
+
+    // Dead: still there (nothing waits an hour any more) until purge removes it at once.
+    kill_writer(writer);
+    assert_int_equal(temp_files_in(temp_folder, prefix).size(), 1);
+    auto purged = storage->purge_expired(0);
+    assert_true(purged.has_value());
+    assert_int_equal(temp_files_in(temp_folder, prefix).size(), 0);
+
+    // The next dead writers' files go when a process opens the cache, and with usage().
+    kill_writer(start_stalled_writer(backend, settings));
+    assert_int_equal(temp_files_in(temp_folder, prefix).size(), 1);
+    auto reopened = open_or_fail(backend.backend, settings);
+    assert_int_equal(temp_files_in(temp_folder, prefix).size(), 0);
+    kill_writer(start_stalled_writer(backend, settings));
+    assert_int_equal(temp_files_in(temp_folder, prefix).size(), 1);
+    usage = storage->usage();
+    assert_true(usage.has_value());
+    assert_true(usage->bytes < k_stalled_bytes);
+    assert_int_equal(temp_files_in(temp_folder, prefix).size(), 0);
 }
 
 void check_many_processes(const ConformanceBackend& backend, const std::string& scratch) {

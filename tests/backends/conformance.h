@@ -80,6 +80,15 @@ std::string make_scratch();
 // Removes `path` and everything under it; clears CURLCACHE_* variables again.
 void remove_scratch(const std::string& path);
 
+// Crash leftovers (backends/temp_files.h), for a file-based backend whose temp files are
+// named `prefix`* in `temp_folder`: a forked child streams 2 MiB into `settings`' cache and
+// stops mid-body. While it lives, its temp file survives purge and vacuum and counts in
+// usage and within max_size (an older entry is evicted for it); once it is SIGKILLed, purge
+// removes the file at once - and so do an open and usage() for the next killed writers.
+void check_dead_writer_leftovers(const ConformanceBackend& backend,
+                                 const config::Settings& settings,
+                                 const std::string& temp_folder, std::string_view prefix);
+
 // A 32-hex-digit key, like core::Key::hex(), different for every n.
 std::string test_key(uint64_t n);
 

@@ -122,6 +122,12 @@ void test_leftover_temp_files_are_not_listed(void** state) {
     assert_int_equal(usage->entries, 1);
 }
 
+void test_a_dead_writers_temp_file_goes_at_once_and_counts_until_then(void** state) {
+    auto& fixture = fixture_of(state);
+    tests::check_dead_writer_leftovers(k_filesystem, fixture.settings,
+                                       fixture.settings.name + "/tmp", ".tmp-");
+}
+
 void test_cache_files_and_folders_are_owner_only(void** state) {
     auto& fixture = fixture_of(state);
     config::Settings settings = fixture.settings;
@@ -260,6 +266,10 @@ int main() {
         cmocka_unit_test_prestate_setup_teardown(
             test_leftover_temp_files_are_not_listed, tests::storage_fixture_setup,
             tests::storage_fixture_teardown, const_cast<tests::ConformanceBackend*>(&k_filesystem)),
+        cmocka_unit_test_prestate_setup_teardown(
+            test_a_dead_writers_temp_file_goes_at_once_and_counts_until_then,
+            tests::storage_fixture_setup, tests::storage_fixture_teardown,
+            const_cast<tests::ConformanceBackend*>(&k_filesystem)),
         cmocka_unit_test_prestate_setup_teardown(
             test_cache_files_and_folders_are_owner_only, tests::storage_fixture_setup,
             tests::storage_fixture_teardown, const_cast<tests::ConformanceBackend*>(&k_filesystem)),

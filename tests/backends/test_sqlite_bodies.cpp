@@ -254,6 +254,36 @@ void test_vacuum_and_clear_sweep_orphans_and_stale_temp_files(void** state) {
     assert_true(fs::exists(bodies + "/tmp-alive"));
 }
 
+void test_a_dead_writers_temp_file_goes_at_once_and_counts_until_then(void** state) {
+    auto settings = settings_in(scratch_of(state));
+    tests::check_dead_writer_leftovers({"sqlite", nullptr}, settings, bodies_of(settings), "tmp-");
+}
+
+// A writer killed between placing its body file and committing its row leaves an orphan;
+// a row whose file was lost counts against max_size: purge leaves neither.
+void test_purge_removes_orphan_body_files_and_rows_without_their_file(void** state) {
+    auto settings = settings_in(scratch_of(state));
+    auto storage = open_or_fail(settings);
+    std::string bodies = bodies_of(settings);
+    std::string kept = put_value(*storage, 1, 1u << 20);
+    put_value(*storage, 2, 1u << 20);
+    auto files = body_files(bodies);
+    assert_int_equal(files.size(), 2);
+    for (const auto& name : files) {
+        if (name.find(test_key(2)) != std::string::npos) {
+            fs::remove(bodies + "/" + name);
+        }
+    }
+    fs::create_directories(bodies + "/ab");
+    std::ofstream(bodies + "/ab/" + test_key(9) + ".0123456789abcdef") << "orphan";
+
+    auto purged = storage->purge_expired(1000);
+    assert_true(purged.has_value());
+    assert_int_equal(body_files(bodies).size(), 1);
+    assert_int_equal(entries_of(*storage), 1);
+    assert_true(get_value(*storage, 1) == kept);
+}
+
 void test_a_deleted_body_file_is_a_miss_and_the_entry_goes(void** state) {
     auto settings = settings_in(scratch_of(state));
     auto storage = open_or_fail(settings);
@@ -574,6 +604,10 @@ int main() {
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_vacuum_and_clear_sweep_orphans_and_stale_temp_files,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_dead_writers_temp_file_goes_at_once_and_counts_until_then, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_purge_removes_orphan_body_files_and_rows_without_their_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_deleted_body_file_is_a_miss_and_the_entry_goes,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(

@@ -86,6 +86,10 @@ def http_checks(o):
     check("/chunked/N is chunked and holds the /bytes/N body",
           s == 200 and header(h, "Transfer-Encoding") == "chunked"
           and b == request(o, "GET", "/bytes/2500")[2])
+    s, h, b = request(o, "GET", "/paced/70000?piece=1000&ms=0")
+    check("/paced/N holds the /bytes/N body with a Content-Length and its own ETag",
+          s == 200 and b == request(o, "GET", "/bytes/70000")[2]
+          and header(h, "Content-Length") == "70000" and header(h, "ETag") == '"paced-70000"')
     s, h, b = request(o, "GET", "/status/418")
     check("/status/CODE answers CODE", s == 418)
     s, h, b = request(o, "GET", "/disposition")
