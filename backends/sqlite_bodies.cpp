@@ -283,6 +283,22 @@ uint64_t sweep_bodies(const std::string& dir, const std::unordered_set<std::stri
     return removed;
 }
 
+bool sweep_due(const std::string& dir, std::time_t every) {
+    std::string stamp = dir + '/' + std::string(k_sweep_stamp);
+    struct stat st {};
+    std::time_t now = std::time(nullptr);
+    if (::stat(stamp.c_str(), &st) == 0 && st.st_mtime <= now && now - st.st_mtime < every) {
+        return false;
+    }
+    int fd = ::open(stamp.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
+    if (fd < 0) {
+        return errno != ENOENT; // ENOENT: no bodies folder, nothing to sweep
+    }
+    ::futimens(fd, nullptr);
+    ::close(fd);
+    return true;
+}
+
 temp_files::Tally sweep_temps(const std::string& dir, std::time_t stale_before) {
     return temp_files::sweep(dir, k_temp_prefix, stale_before);
 }

@@ -90,4 +90,14 @@ uint64_t sweep_bodies(const std::string& dir, const std::unordered_set<std::stri
 // lock needed) and tallies the live ones, which count within max_size until they go.
 temp_files::Tally sweep_temps(const std::string& dir, std::time_t stale_before);
 
+// The stamp file whose mtime says when a process last swept on open (sweep_due).
+inline constexpr std::string_view k_sweep_stamp = ".swept";
+
+// Whether a process opening the cache should sweep the temp files now: when the stamp in
+// `dir` is older than `every` seconds (or absent; it is then touched). False when there is
+// no bodies folder. A readdir of its top - up to 256 shard folders - cost 30-50 us idle
+// and several times that on a busy machine (measured here), too much for every process
+// start under the shim; a stat of the stamp costs about one.
+bool sweep_due(const std::string& dir, std::time_t every);
+
 } // namespace curlcache::backends::sqlite

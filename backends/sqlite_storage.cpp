@@ -42,6 +42,9 @@ using sqlite::Shared;
 
 constexpr size_t k_max_connections = 4;
 
+// Seconds between the sweeps for dead writers' temp files that opening the cache does.
+constexpr std::time_t k_sweep_every = 60;
+
 // put() of a large value keeps its first piece (the entry head) in the row when it is at
 // most this long; a longer first piece goes to the body file with the rest.
 constexpr size_t k_max_inline_head = 64 * 1024;
@@ -253,8 +256,14 @@ class SqliteStorage final : public Storage {
         });
     }
 
-    // Removes the temp files of dead writers (temp_files.h) and tallies the live ones: a
-    // readdir of the bodies folder's top, so cheap enough for every open.
+    // At open: what SIGKILLed writers left, at most once a minute per cache (sweep_due).
+    void sweep_leftovers_now_and_then() {
+        if (!m_shared.bodies.empty() && sqlite::sweep_due(m_shared.bodies, k_sweep_every)) {
+            (void)sweep_leftovers();
+        }
+    }
+
+    // Removes the temp files of dead writers (temp_files.h) and tallies the live ones.
     temp_files::Tally sweep_leftovers() {
         if (m_shared.bodies.empty()) {
             return {};
@@ -507,7 +516,7 @@ Result<std::unique_ptr<Storage>> open_sqlite(const config::Settings& settings,
     if (!opened) {
         return std::unexpected(opened.error());
     }
-    (void)storage->sweep_leftovers(); // what SIGKILLed writers left (temp_files.h)
+    storage->sweep_leftovers_now_and_then();
     return storage;
 }
 

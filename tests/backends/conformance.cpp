@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <deque>
@@ -591,7 +592,8 @@ std::vector<uint64_t> temp_files_in(const std::string& folder, std::string_view 
 
 void check_dead_writer_leftovers(const ConformanceBackend& backend,
                                  const config::Settings& settings,
-                                 const std::string& temp_folder, std::string_view prefix) {
+                                 const std::string& temp_folder, std::string_view prefix,
+                                 const std::string& stamp) {
     config::Settings limited = settings;
     limited.max_size = k_stalled_bytes + k_stalled_bytes / 2; // 3 MiB
     auto storage = open_or_fail(backend.backend, limited);
@@ -629,6 +631,12 @@ void check_dead_writer_leftovers(const ConformanceBackend& backend,
     // The next dead writers' files go when a process opens the cache, and with usage().
     kill_writer(start_stalled_writer(backend, settings));
     assert_int_equal(temp_files_in(temp_folder, prefix).size(), 1);
+    if (!stamp.empty()) {
+        auto reopened = open_or_fail(backend.backend, settings);
+        assert_int_equal(temp_files_in(temp_folder, prefix).size(), 1); // swept a moment ago
+        std::filesystem::last_write_time(stamp, std::filesystem::last_write_time(stamp) -
+                                                    std::chrono::minutes(2));
+    }
     auto reopened = open_or_fail(backend.backend, settings);
     assert_int_equal(temp_files_in(temp_folder, prefix).size(), 0);
     kill_writer(start_stalled_writer(backend, settings));

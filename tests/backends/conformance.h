@@ -85,9 +85,12 @@ void remove_scratch(const std::string& path);
 // stops mid-body. While it lives, its temp file survives purge and vacuum and counts in
 // usage and within max_size (an older entry is evicted for it); once it is SIGKILLed, purge
 // removes the file at once - and so do an open and usage() for the next killed writers.
+// `stamp`: a file whose mtime limits sweeps on open to one a minute ("" for none); the
+// check makes it two minutes old before it opens the cache again.
 void check_dead_writer_leftovers(const ConformanceBackend& backend,
                                  const config::Settings& settings,
-                                 const std::string& temp_folder, std::string_view prefix);
+                                 const std::string& temp_folder, std::string_view prefix,
+                                 const std::string& stamp = "");
 
 // A 32-hex-digit key, like core::Key::hex(), different for every n.
 std::string test_key(uint64_t n);

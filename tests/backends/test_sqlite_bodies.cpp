@@ -256,7 +256,8 @@ void test_vacuum_and_clear_sweep_orphans_and_stale_temp_files(void** state) {
 
 void test_a_dead_writers_temp_file_goes_at_once_and_counts_until_then(void** state) {
     auto settings = settings_in(scratch_of(state));
-    tests::check_dead_writer_leftovers({"sqlite", nullptr}, settings, bodies_of(settings), "tmp-");
+    tests::check_dead_writer_leftovers({"sqlite", nullptr}, settings, bodies_of(settings), "tmp-",
+                                       bodies_of(settings) + "/.swept");
 }
 
 // A writer killed between placing its body file and committing its row leaves an orphan;
