@@ -5,13 +5,16 @@ land before, in and after the body, and in the commit), several at once, on a sq
 filesystem cache. Afterwards
 
   - every entry the cache serves is byte-identical to the origin's body for its URL: through
-    `curlcache show KEY --body`, `curlcache export --har -` and a curl run under the shim;
+    `curlcache export --har -` and a curl run under the shim (and, for a sample,
+    `curlcache show KEY --body`);
   - after `curlcache purge` nothing of the dead writers is left in the cache folder: no temp
     files, and (sqlite) no body file that no row names.
 
-    crash_consistency.py --shim PATH --cli PATH [--kills N] [--seed S] [--keep]
+    crash_consistency.py --shim PATH --cli PATH [--kills N] [--seed S] [--keep] [--self-check]
 
 The RNG is seeded (printed; --seed repeats a run). --kills is per backend (default 100).
+--self-check flips one byte of what the origin's body is taken to be: it passes only when
+the comparisons report every backend's bodies as different.
 Exit status 0 pass, 1 fail, 77 shim or CLI not built.
 """
 
@@ -38,6 +41,7 @@ MAX_BODY = 20 << 20
 AT_ONCE = 4              # curl processes running at the same time
 PIECE = 64 * 1024        # the origin writes the body in pieces of this size...
 PIECE_MS = 1             # ...with this pause between them
+SHOWN = 8                # entries checked with `curlcache show --body` too
 REUSED = 0.25            # share of downloads of a URL already used (replace, hit, coalesce)
 
 
@@ -51,12 +55,13 @@ def size_of(url):
 
 
 class Run:
-    def __init__(self, scratch, backend, cli, shim, origin, rng):
+    def __init__(self, scratch, backend, cli, shim, origin, rng, self_check):
         self.backend = backend
         self.cli = cli
         self.shim = shim
         self.origin = origin
         self.rng = rng
+        self.self_check = self_check
         self.folder = os.path.join(scratch, backend)
         os.makedirs(self.folder)
         name = os.path.join(self.folder, "cache.sqlite" if backend == "sqlite" else "tree")
@@ -147,6 +152,8 @@ class Run:
 
     def check_bytes(self, what, url, data):
         want = pattern_bytes(size_of(url))
+        if self.self_check:
+            want = want[:-1] + bytes([want[-1] ^ 1])
         if data != want:
             self.problems.append(harness.describe_difference(what, want, data)
                                  .replace("without shim", "origin")
@@ -164,7 +171,8 @@ class Run:
 
     def verify(self):
         entries = json.loads(self.cli_run("list", "--json") or b"[]")
-        for entry in entries:
+        # export covers every entry; show (one process each) a sample.
+        for entry in self.rng.sample(entries, min(SHOWN, len(entries))):
             self.check_bytes("curlcache show --body " + entry["url"], entry["url"],
                              self.cli_run("show", entry["key"], "--body"))
         har = json.loads(self.cli_run("export", "--har", "-") or b'{"log": {"entries": []}}')
@@ -197,12 +205,14 @@ class Run:
         """What dead writers left in the cache folder: temp files anywhere, and (sqlite)
         body files no row names."""
         found = []
+        self.leftover_bytes = 0
         for root, _, files in os.walk(self.folder):
             if os.path.join(self.folder, "home") in root:
                 continue
             for name in files:
                 if name.startswith(("tmp-", ".tmp-")):
                     path = os.path.join(root, name)
+                    self.leftover_bytes += os.path.getsize(path)
                     found.append("%s (%d bytes)" % (os.path.relpath(path, self.folder),
                                                     os.path.getsize(path)))
         if self.backend == "sqlite":
@@ -232,27 +242,30 @@ def main():
     print("seed %d (repeat with --seed %d)" % (seed, seed))
     sys.stdout.flush()
     failed = 0
-    started = time.monotonic()
     with harness.Scratch(keep=args.keep) as scratch, harness.Origin(scratch) as origin:
         for backend in ("sqlite", "filesystem"):
             rng = random.Random("%d-%s" % (seed, backend))
-            run = Run(scratch, backend, args.cli, shim, origin, rng)
+            started = time.monotonic()
+            run = Run(scratch, backend, args.cli, shim, origin, rng, args.self_check)
             rounds = 0
             while run.stats["kills"] < args.kills and rounds < args.kills * 2:
                 run.round()
                 rounds += 1
+            killing = time.monotonic() - started
             before = run.leftovers()
+            before_bytes = run.leftover_bytes
             served = run.verify()
             run.cli_run("purge")
             left = run.leftovers()
             problems = run.problems + ["after purge: %s" % item for item in left]
             print("%s %s: %d rounds, %d kills (%d mid-body, %d after it), %d downloads completed,"
                   " %d failed;"
-                  " %d entries verified (%d URLs re-fetched); leftovers before purge: %d, after:"
-                  " %d; %.1f s so far"
+                  " %d entries verified (%d URLs re-fetched); leftovers before purge: %d"
+                  " (%.1f MiB of temp files), after: %d; %.1f s (%.1f s of it killing)"
                   % ("FAIL" if problems else "PASS", backend, rounds, run.stats["kills"],
                      run.stats["mid_body"], run.stats["after_body"], run.stats["completed"], run.stats["failed"], served,
-                     len(run.refetched), len(before), len(left), time.monotonic() - started))
+                     len(run.refetched), len(before), before_bytes / 1048576.0, len(left),
+                     time.monotonic() - started, killing))
             for p in problems[:20]:
                 print("    " + p)
             if len(problems) > 20:
@@ -261,7 +274,13 @@ def main():
                 print("    only %d kills in %d rounds" % (run.stats["kills"], rounds))
                 problems.append("too few kills")
             sys.stdout.flush()
-            failed += 1 if problems else 0
+            if args.self_check:
+                found = any("differs" in p for p in run.problems)
+                print("%s %s: injected difference %s" % ("PASS" if found else "FAIL", backend,
+                                                         "detected" if found else "missed"))
+                failed += 0 if found else 1
+            else:
+                failed += 1 if problems else 0
     return 1 if failed else 0
 
 
