@@ -802,7 +802,9 @@ Result<std::unique_ptr<Storage>> open_filesystem(const config::Settings& setting
         return fail("filesystem: cannot write to " + dir + ": " + std::strerror(errno));
     }
     auto storage = std::make_unique<FilesystemStorage>(std::move(dir), settings.max_size);
-    (void)storage->sweep_leftovers(); // what SIGKILLed writers left: one small readdir
+    if (settings.mode != config::Mode::readonly) { // readonly: never a write
+        (void)storage->sweep_leftovers(); // what SIGKILLed writers left: one small readdir
+    }
     return storage;
 }
 

@@ -516,7 +516,9 @@ Result<std::unique_ptr<Storage>> open_sqlite(const config::Settings& settings,
     if (!opened) {
         return std::unexpected(opened.error());
     }
-    storage->sweep_leftovers_now_and_then();
+    if (settings.mode != config::Mode::readonly) { // readonly: never a write
+        storage->sweep_leftovers_now_and_then();
+    }
     return storage;
 }
 
