@@ -92,7 +92,8 @@ Removes every entry of the cache (the statistics are kept).
 
 constexpr std::string_view k_purge_help = R"HELP(usage: curlcache purge
 
-Removes the entries that have expired.
+Removes the entries that have expired, and what killed downloads left (temp files of
+writers that are no longer running).
 )HELP";
 
 constexpr std::string_view k_vacuum_help = R"HELP(usage: curlcache vacuum
