@@ -1,10 +1,11 @@
-// The one table of storage backends. Adding a backend is one line in k_backends (guarded by
+// The one table of built-in storage backends; every other name is a plugin's. Adding a backend is one line in k_backends (guarded by
 // its CMake option when it needs an optional library) plus its factory's header.
 #include "backends/registry.h"
 
 #include "backends/file_lock.h"
 #include "backends/filesystem_storage.h"
 #include "backends/memory_storage.h"
+#include "backends/plugin_storage.h"
 #ifdef CURLCACHE_WITH_REDIS
 #include "backends/redis_storage.h"
 #endif
@@ -47,12 +48,8 @@ Result<std::unique_ptr<Storage>> open(std::string_view name, const config::Setti
             return with_file_locks(std::move(*storage), std::move(lock_dir));
         }
     }
-    std::string known;
-    for (const auto& backend : k_backends) {
-        known += known.empty() ? "" : ", ";
-        known += backend.name;
-    }
-    return fail("unknown backend \"" + std::string(name) + "\" (compiled in: " + known + ")");
+    // Any other name is a plugin's (config/ checked its form): loaded only now, only here.
+    return open_plugin(name, settings);
 }
 
 std::vector<std::string> compiled_in() {

@@ -62,6 +62,12 @@ int print_version() {
     std::printf("curlcache %s\n", curlcache_version());
     std::printf("libcurl: %s\n", curl_version());
     std::printf("backends: %s\n", curlcache_backends());
+    // Plugins found in the plugin folder, one "plugin: NAME VERSION PATH" line each.
+    for (std::string_view lines = curlcache_plugins(); !lines.empty();) {
+        const size_t end = lines.find('\n');
+        std::printf("plugin: %.*s\n", static_cast<int>(lines.substr(0, end).size()), lines.data());
+        lines = end == std::string_view::npos ? std::string_view() : lines.substr(end + 1);
+    }
     return k_exit_ok;
 }
 

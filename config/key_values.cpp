@@ -72,20 +72,45 @@ std::expected<std::vector<std::string>, std::string> string_items(const Value& v
     return items;
 }
 
+// A plugin's name (a file libcurlcache-backend-<name>.so in the plugin folder): lower-case
+// letters, digits, '-' and '_', so that it can never climb out of that folder.
+bool is_plugin_name(std::string_view name) {
+    return !name.empty() && name.size() <= 64 && std::all_of(name.begin(), name.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+    });
+}
+
+// Built-in names, plugin names, or "plugin:/absolute/path.so". Whether a plugin exists is
+// found out when the cache opens (a missing one is a fail-open warning there).
 std::expected<std::vector<std::string>, std::string> parse_backends(const Value& value) {
     auto names = string_items(value, "a backend name or a list of them");
     if (!names) {
         return names;
     }
     if (names->empty()) {
-        return std::unexpected("expected at least one backend (sqlite, filesystem, memory, redis)");
+        return std::unexpected("expected at least one backend (sqlite, filesystem, memory, redis "
+                               "or a plugin)");
     }
+    constexpr std::string_view k_plugin = "plugin:";
     for (size_t i = 0; i < names->size(); ++i) {
         std::string& name = (*names)[i];
-        name = to_lower(trim(name));
-        if (std::find(k_backends.begin(), k_backends.end(), name) == k_backends.end()) {
-            return std::unexpected("unknown backend " + quote((*names)[i]) +
-                                   " (sqlite, filesystem, memory, redis)");
+        const std::string_view given = trim(name);
+        if (given.starts_with(k_plugin)) {
+            // A path is taken as written; never relative (to whatever the current folder is).
+            if (!given.substr(k_plugin.size()).starts_with('/')) {
+                return std::unexpected("backend " + quote(given) +
+                                       ": a plugin's path must be absolute");
+            }
+            name = std::string(given);
+        } else {
+            name = to_lower(given);
+            const bool built_in =
+                std::find(k_backends.begin(), k_backends.end(), name) != k_backends.end();
+            if (!built_in && !is_plugin_name(name)) {
+                return std::unexpected("unknown backend " + quote((*names)[i]) +
+                                       " (sqlite, filesystem, memory, redis, a plugin's name "
+                                       "of a-z, 0-9, '-', '_', or plugin:/path/to/lib.so)");
+            }
         }
         if (std::find(names->begin(), names->begin() + i, name) != names->begin() + i) {
             return std::unexpected("backend " + quote(name) + " is listed twice");

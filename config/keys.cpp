@@ -23,7 +23,7 @@ const std::array k_keys{
     KeyDef{"config", "CURLCACHE_CONFIG", KeyType::config_file,
            "the config file to read instead of searching (environment or argument only)", {}},
     KeyDef{"backend", "CURLCACHE_BACKEND", KeyType::backends,
-           "storage: sqlite, filesystem, memory, redis; a list makes tiers, first tier first",
+           "storage: sqlite, filesystem, memory, redis or a plugin; a list makes tiers",
            &S::backend},
     KeyDef{"name", "CURLCACHE_NAME", KeyType::string,
            "cache name: a path for sqlite/filesystem, a key prefix for redis; \"\" = default",
@@ -75,6 +75,9 @@ const std::array k_keys{
            "error, warning, info, debug", &S::log_level},
     KeyDef{"log_file", "CURLCACHE_LOG_FILE", KeyType::path,
            "where messages go; \"\" = stderr (never stdout)", &S::log_file},
+    KeyDef{"plugin_dir", "CURLCACHE_PLUGIN_DIR", KeyType::path,
+           "where backend plugins are found by name; \"\" = <libdir>/curlcache/backends",
+           &S::plugin_dir},
     KeyDef{"coalesce", "CURLCACHE_COALESCE", KeyType::boolean,
            "concurrent misses for one key: one process downloads, the others wait",
            &S::coalesce},
@@ -172,6 +175,10 @@ std::string suggest_key(std::string_view key) {
         }
     }
     return best;
+}
+
+std::span<const char* const> sections() {
+    return k_sections;
 }
 
 bool is_section(std::string_view name) {

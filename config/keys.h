@@ -58,7 +58,9 @@ const KeyDef* find_key(std::string_view key);
 // The closest known key to a misspelt one, or "" when nothing is close.
 std::string suggest_key(std::string_view key);
 
-// The sections a file may have ("sqlite", "filesystem", "memory", "redis").
+// The built-in sections a file may have ("sqlite", "filesystem", "memory", "redis"); any
+// other table belongs to a backend plugin (Settings::plugin_tables).
+std::span<const char* const> sections();
 bool is_section(std::string_view name);
 
 // Stores `value` into `settings`. The error is the message without its location

@@ -7,6 +7,7 @@
 #include "base/suggest.h"
 #include "config/toml_reader.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstdlib>
@@ -87,6 +88,71 @@ std::expected<void, LoadError> set(const KeyDef& def, const Value& value, Origin
 // gives 21 lines on the program's stderr, not 20,000, and no suggestion work for the rest.
 constexpr size_t k_max_unknown_key_warnings = 20;
 
+// A table that is no built-in section belongs to a backend plugin of that name: its values
+// are kept as text for the plugin, which checks them itself (none is unknown here). A name
+// close to a built-in section is that section misspelt: a warning, not a plugin's table.
+template <class At>
+std::expected<void, LoadError> keep_plugin_table(const std::string& name, const Value& table,
+                                                 const At& at, Loaded& loaded) {
+    for (std::string_view section : sections()) {
+        if (edit_distance(name, section) <= 2) {
+            loaded.warnings.push_back(at(table) + ": unknown table [" + name + "] (did you mean [" +
+                                      std::string(section) + "]?)");
+            return {};
+        }
+    }
+    auto& kept = loaded.settings.plugin_tables[name];
+    kept.clear();
+    loaded.settings.origins[name] = Origin{Origin::Kind::file, at(table)};
+    for (const auto& [key, value] : table.fields) {
+        std::string text;
+        switch (value.type) {
+        case Value::Type::string:
+        case Value::Type::text:
+            text = value.text;
+            break;
+        case Value::Type::integer:
+            text = std::to_string(value.integer);
+            break;
+        case Value::Type::boolean:
+            text = value.boolean ? "true" : "false";
+            break;
+        default:
+            loaded.plugin_value_warnings.emplace_back(
+                name, at(value) + ": key '" + name + "." + key + "': a plugin setting is a "
+                      "string, an integer or a boolean, got " + type_name(value.type) +
+                      " (left out)");
+            continue;
+        }
+        kept.emplace_back(key, std::move(text));
+    }
+    return {};
+}
+
+// A plugin table that no backend can read is most likely a stray key: said once the
+// backends are known. (A "plugin:/path" backend names its table itself, so then every
+// table may be its.)
+void warn_unused_plugin_tables(Loaded& loaded) {
+    const auto& backends = loaded.settings.backend;
+    const bool any_path = std::any_of(backends.begin(), backends.end(), [](const std::string& b) {
+        return b.starts_with("plugin:");
+    });
+    auto used = [&](const std::string& name) {
+        return any_path || std::find(backends.begin(), backends.end(), name) != backends.end();
+    };
+    for (const auto& [name, table] : loaded.settings.plugin_tables) {
+        if (!used(name)) {
+            loaded.warnings.push_back(loaded.settings.origins[name].where + ": unknown key '" +
+                                      name + "' (no backend is a plugin of that name)");
+        }
+    }
+    for (const auto& [name, warning] : loaded.plugin_value_warnings) {
+        if (used(name)) {
+            loaded.warnings.push_back(warning);
+        }
+    }
+}
+
 // Applies a parsed file's keys; unknown keys become warnings, bad values errors.
 std::expected<void, LoadError> apply_file(const Value& root, const std::string& path,
                                           Loaded& loaded, std::string_view home) {
@@ -109,6 +175,12 @@ std::expected<void, LoadError> apply_file(const Value& root, const std::string& 
         return set(*def, value, Origin{Origin::Kind::file, at(value)}, loaded.settings, home);
     };
     for (const auto& [key, value] : root.fields) {
+        if (value.type == Value::Type::table && !is_section(key) && find_key(key) == nullptr) {
+            if (auto ok = keep_plugin_table(key, value, at, loaded); !ok) {
+                return ok;
+            }
+            continue;
+        }
         if (!is_section(key)) {
             if (auto ok = one(key, value); !ok) {
                 return ok;
@@ -326,6 +398,7 @@ std::expected<Loaded, LoadError> load(const std::vector<std::string>& arguments,
     if (auto ok = check_log_file(settings); !ok) {
         return std::unexpected(ok.error());
     }
+    warn_unused_plugin_tables(loaded);
     return loaded;
 }
 
@@ -337,6 +410,7 @@ std::expected<Loaded, LoadError> load_file(const std::string& path) {
         return std::unexpected(ok.error());
     }
     loaded.settings.origins["config"] = Origin{Origin::Kind::argument, "argument"};
+    warn_unused_plugin_tables(loaded);
     if (auto ok = check_log_file(loaded.settings); !ok) {
         return std::unexpected(ok.error());
     }

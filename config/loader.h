@@ -22,6 +22,9 @@ struct LoadError {
 struct Loaded {
     Settings settings;
     std::vector<std::string> warnings;
+    // Values of plugin tables that are not plain text, numbers or booleans, by table: left
+    // out, and a warning once the backends show that the table is a plugin's.
+    std::vector<std::pair<std::string, std::string>> plugin_value_warnings;
 };
 
 // Reads the environment through `getenv` (injectable for tests; defaults to ::getenv).

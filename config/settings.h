@@ -6,6 +6,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace curlcache::config {
@@ -98,6 +99,15 @@ struct Settings {
     std::string redis_url = "redis://127.0.0.1:6379/0";
     int64_t redis_connect_timeout_ms = 250;
     int64_t redis_command_timeout_ms = 1000;
+
+    // Backend plugins (curlcache/backend.h). A backend name that is not built in is a
+    // plugin: "postgres" is <plugin_dir>/libcurlcache-backend-postgres.so, and
+    // "plugin:/path/lib.so" any file. "" = the install's folder (backends/plugin_loader.h).
+    std::string plugin_dir;
+    // Every config table that is no built-in section, by name ([postgres] url = "..."):
+    // a plugin gets the table of its own name, each value as text, in file order. Its keys
+    // are the plugin's to check, so none is rejected here.
+    std::map<std::string, std::vector<std::pair<std::string, std::string>>> plugin_tables;
 
     // Request coalescing: one process downloads, the others wait for its entry.
     bool coalesce = true;

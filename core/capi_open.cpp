@@ -1,11 +1,13 @@
 // Public C API: result codes, version, opening and closing a cache, error messages.
 #include "core/capi_internal.h"
 
+#include "backends/plugin_loader.h"
 #include "backends/registry.h"
 #include "backends/tiered_storage.h"
 #include "config/loader.h"
 #include "core/log.h"
 
+#include <cstdlib>
 #include <ctime>
 
 namespace curlcache::core::capi {
@@ -123,6 +125,27 @@ CURLCACHE_EXPORT const char* curlcache_backends(void) {
             return out;
         }();
         return names.c_str();
+    } catch (...) {
+        return "";
+    }
+}
+
+CURLCACHE_EXPORT const char* curlcache_plugins(void) {
+    try {
+        static const std::string lines = [] {
+            config::Settings settings;
+            if (const char* dir = std::getenv("CURLCACHE_PLUGIN_DIR"); dir && *dir) {
+                settings.plugin_dir = dir;
+            }
+            std::string out;
+            for (const auto& plugin : backends::find_plugins(backends::plugin_dir(settings))) {
+                out += plugin.error.empty()
+                           ? plugin.name + " " + plugin.version + " " + plugin.path + "\n"
+                           : plugin.path + ": " + plugin.error + "\n";
+            }
+            return out;
+        }();
+        return lines.c_str();
     } catch (...) {
         return "";
     }

@@ -11,8 +11,12 @@ packages=(
   # fuzzing (make fuzz): libFuzzer. clang 14, Debian's default, cannot compile libstdc++ 12's
   # std::expected; clang 19 can.
   clang-19 libclang-rt-19-dev
+  # the postgres plugin links libpq statically: libpq.a needs postgresql-server-dev-15's
+  # libpgcommon_shlib.a and libpgport_shlib.a
+  libpq-dev postgresql-server-dev-15
   # tests: real programs, servers and tools the integration tests drive
   curl libcurl3-gnutls python3 python3-pycurl openssl redis-server sqlite3 strace faketime
+  postgresql-15
   # tests of the installed docs: man pages rendered, zsh completion parsed, CI recipes read
   man-db groff-base zsh python3-yaml
   # benchmarks: the caches we compare against
@@ -37,7 +41,7 @@ $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # Debian starts these services on install; the tests and benchmarks start their own
 # instances on free loopback ports, so the system-wide ones are stopped again.
-for svc in redis-server nginx varnish squid; do
+for svc in redis-server postgresql nginx varnish squid; do
   if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
     $sudo systemctl stop "$svc" || true
   fi

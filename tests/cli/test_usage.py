@@ -2,6 +2,8 @@
 """The command line itself: help, version, usage errors (exit 2) that change nothing."""
 
 import os
+import re
+import shutil
 
 import clitest
 
@@ -31,6 +33,29 @@ class Usage(clitest.CliTestCase):
         self.assertRegex(text, r"libcurl: libcurl/\d+\.\d+")
         self.assertRegex(text, r"backends: .*sqlite")
         self.assertIn("filesystem", text)
+
+    def test_version_lists_the_plugins_found_with_their_versions(self):
+        # The build tree's own plugin folder (beside libcurlcache.so), found without help.
+        text = self.ok("--version").stdout.decode()
+        self.assertRegex(text, r"\nplugin: example 1\.0\.0 /\S+/libcurlcache-backend-example\.so\n")
+        # Another folder: a plugin copied there, and a file that is no plugin, with why.
+        folder = os.path.join(self.dir, "plugins")
+        os.mkdir(folder)
+        example = re.search(r"plugin: example \S+ (\S+)", text).group(1)
+        shutil.copy(example, os.path.join(folder, "libcurlcache-backend-mine.so"))
+        with open(os.path.join(folder, "libcurlcache-backend-broken.so"), "wb") as f:
+            f.write(b"not an ELF file")
+        env = dict(self.env, CURLCACHE_PLUGIN_DIR=folder)
+        lines = [l for l in self.ok("--version", env=env).stdout.decode().splitlines()
+                 if l.startswith("plugin: ")]
+        self.assertEqual(len(lines), 2, lines)
+        self.assertRegex(lines[0], r"^plugin: %s/libcurlcache-backend-broken\.so: cannot load "
+                         % re.escape(folder))
+        self.assertEqual(lines[1], "plugin: example 1.0.0 %s/libcurlcache-backend-mine.so" % folder)
+        empty = os.path.join(self.dir, "none")
+        os.mkdir(empty)
+        out = self.ok("--version", env=dict(self.env, CURLCACHE_PLUGIN_DIR=empty)).stdout
+        self.assertNotIn(b"plugin:", out)
 
     def test_no_command_prints_usage_on_stderr_and_exits_2(self):
         out = self.cc()

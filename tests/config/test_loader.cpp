@@ -273,16 +273,63 @@ void test_wrong_type_names_key_and_types(void** state) {
 
 void test_unknown_backend_is_an_error_in_file_and_environment(void** state) {
     Fixture& f = fixture(state);
-    f.env["CURLCACHE_CONFIG"] = f.write("c.toml", "backend = [\"memory\", \"mysql\"]\n");
-    expect_text(load_error(f), f.dir + "/c.toml:1: key 'backend': unknown backend \"mysql\" "
-                                       "(sqlite, filesystem, memory, redis)");
+    // A name that is not built in is a plugin's, looked up when the cache opens; only a
+    // name no plugin file can have is an error here.
+    f.env["CURLCACHE_CONFIG"] = f.write("c.toml", "backend = [\"memory\", \"my sql\"]\n");
+    expect_text(load_error(f), f.dir + "/c.toml:1: key 'backend': unknown backend \"my sql\" "
+                                       "(sqlite, filesystem, memory, redis, a plugin's name of "
+                                       "a-z, 0-9, '-', '_', or plugin:/path/to/lib.so)");
     f.env.erase("CURLCACHE_CONFIG");
-    f.env["CURLCACHE_BACKEND"] = "memory,dynamo";
-    expect_text(
-        load_error(f),
-        "CURLCACHE_BACKEND: unknown backend \"dynamo\" (sqlite, filesystem, memory, redis)");
+    f.env["CURLCACHE_BACKEND"] = "memory,../dynamo";
+    expect_text(load_error(f), "CURLCACHE_BACKEND: unknown backend \"../dynamo\" (sqlite, "
+                               "filesystem, memory, redis, a plugin's name of a-z, 0-9, '-', "
+                               "'_', or plugin:/path/to/lib.so)");
     f.env["CURLCACHE_BACKEND"] = "memory,memory";
     expect_text(load_error(f), "CURLCACHE_BACKEND: backend \"memory\" is listed twice");
+    f.env["CURLCACHE_BACKEND"] = "plugin:lib/libmine.so";
+    expect_text(load_error(f),
+                "CURLCACHE_BACKEND: backend \"plugin:lib/libmine.so\": a plugin's path must be "
+                "absolute");
+}
+
+void test_plugin_backends_and_their_tables_pass_through(void** state) {
+    Fixture& f = fixture(state);
+    f.env["CURLCACHE_CONFIG"] = f.write(
+        "c.toml", "backend = [\"memory\", \"Postgres\", \"plugin:/opt/My/libmine.so\"]\n"
+                  "plugin_dir = \"/opt/plugins\"\n"
+                  "[postgres]\nurl = \"postgresql://db/cache\"\npool = 4\nssl = true\n"
+                  "anything_at_all = \"kept\"\n[mine]\n");
+    auto loaded = load_ok(f);
+    assert_int_equal(loaded.warnings.size(), 0);
+    const auto& backends = loaded.settings.backend;
+    assert_int_equal(backends.size(), 3);
+    expect_text(backends[1], "postgres");
+    expect_text(backends[2], "plugin:/opt/My/libmine.so"); // a path keeps its case
+    expect_text(loaded.settings.plugin_dir, "/opt/plugins");
+    const auto& table = loaded.settings.plugin_tables.at("postgres");
+    assert_int_equal(table.size(), 4);
+    expect_text(table[0].first + "=" + table[0].second, "url=postgresql://db/cache");
+    expect_text(table[1].first + "=" + table[1].second, "pool=4");
+    expect_text(table[2].first + "=" + table[2].second, "ssl=true");
+    expect_text(table[3].first + "=" + table[3].second, "anything_at_all=kept");
+    assert_true(loaded.settings.plugin_tables.at("mine").empty());
+
+    // A misspelt built-in section is no plugin's: said once.
+    f.env["CURLCACHE_CONFIG"] = f.write("d.toml", "[sqlit]\nfast_save = true\n");
+    loaded = load_ok(f);
+    assert_int_equal(loaded.warnings.size(), 1);
+    expect_text(loaded.warnings[0], f.dir + "/d.toml:1: unknown table [sqlit] (did you mean "
+                                            "[sqlite]?)");
+    assert_true(loaded.settings.plugin_tables.empty());
+    // Plugin settings are scalars; others are left out with a warning (when used).
+    f.env["CURLCACHE_CONFIG"] =
+        f.write("e.toml", "backend = \"postgres\"\n[postgres]\nhosts = [\"a\"]\nurl = \"u\"\n");
+    loaded = load_ok(f);
+    assert_int_equal(loaded.warnings.size(), 1);
+    expect_text(loaded.warnings[0], f.dir + "/e.toml:3: key 'postgres.hosts': a plugin setting is "
+                                            "a string, an integer or a boolean, got an array (left "
+                                            "out)");
+    assert_int_equal(loaded.settings.plugin_tables.at("postgres").size(), 1);
 }
 
 void test_bad_enum_values_list_the_choices(void** state) {
@@ -550,7 +597,8 @@ void test_unknown_key_warns_with_file_line_and_suggestion(void** state) {
                 c + ":2: unknown key 'expire_afer' (did you mean 'expire_after'?)");
     expect_text(loaded.warnings[1],
                 c + ":5: unknown key 'sqlite.fast_sav' (did you mean 'sqlite.fast_save'?)");
-    expect_text(loaded.warnings[2], c + ":6: unknown key 'proxy'");
+    expect_text(loaded.warnings[2],
+                c + ":6: unknown key 'proxy' (no backend is a plugin of that name)");
     // A section key at the top level is suggested with its section.
     f.env["CURLCACHE_CONFIG"] = f.write("d.toml", "busy_timeout = 5\n");
     expect_text(load_ok(f).warnings.at(0),
@@ -586,7 +634,7 @@ void test_lists_reject_empty_items(void** state) {
                 f.dir + "/c.toml:1: key 'ignored_parameters': empty string in the list");
     f.env["CURLCACHE_CONFIG"] = f.write("d.toml", "match_headers = \"\"\nbackend = []\n");
     expect_text(load_error(f), f.dir + "/d.toml:2: key 'backend': expected at least one backend "
-                                       "(sqlite, filesystem, memory, redis)");
+                                       "(sqlite, filesystem, memory, redis or a plugin)");
     f.env["CURLCACHE_IGNORED_PARAMETERS"] = "token, ,api_key,";
     f.env.erase("CURLCACHE_CONFIG");
     assert_true(load_ok(f).settings.ignored_parameters ==
@@ -782,6 +830,8 @@ int main() {
         cmocka_unit_test_setup_teardown(test_wrong_type_names_key_and_types, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_backend_is_an_error_in_file_and_environment,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_plugin_backends_and_their_tables_pass_through, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_bad_enum_values_list_the_choices, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_size_in_environment_names_variable, setup,
                                         teardown),

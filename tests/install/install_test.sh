@@ -16,21 +16,8 @@
 set -euo pipefail
 build_dir=$(cd "$1" && pwd)
 source_dir=$(cd "$(dirname "$0")" && pwd)
-scratch=$(mktemp -d)
-manifest=$build_dir/install_manifest.txt
-if [ -f "$manifest" ]; then
-  cp -p "$manifest" "$scratch/manifest.saved"
-fi
-cleanup() {
-  if [ -f "$scratch/manifest.saved" ]; then
-    cp -p "$scratch/manifest.saved" "$manifest"
-  else
-    rm -f "$manifest"
-  fi
-  rm -rf "$scratch"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP PIPE # cleans up on a signal too
+# shellcheck source=scratch_install.sh
+source "$source_dir/scratch_install.sh"
 fail() {
   echo "install: $*" >&2
   exit 1

@@ -121,9 +121,10 @@ typedef struct curlcache_backend_sink {
  * to continue, zero to stop the scan. */
 typedef int (*curlcache_backend_visit)(void *context, const curlcache_backend_metadata *meta);
 
-/* The process's real libcurl (the OpenSSL build, libcurl.so.4), resolved by the host in
- * that library itself: calls through these never pass through the curlcache shim. NULL
- * members (or a NULL table) when libcurl cannot be loaded. */
+/* The process's real libcurl (the build already loaded: libcurl.so.4, else
+ * libcurl-gnutls.so.4; else libcurl.so.4 is loaded), resolved by the host in that library
+ * itself: calls through these never pass through the curlcache shim. NULL when libcurl
+ * cannot be loaded. */
 typedef struct curlcache_backend_curl {
     size_t size; /* sizeof(curlcache_backend_curl) of the host */
     CURL *(*easy_init)(void);
@@ -151,8 +152,9 @@ typedef struct curlcache_backend_host {
     uint32_t abi_minor;
     size_t size;        /* sizeof(curlcache_backend_host) of the host */
     /* Writes one line through curlcache's log ("curlcache: <backend>: <message>"), if the
-     * level is enabled. Thread-safe. */
-    void (*log)(curlcache_backend_log_level level, const char *message);
+     * level is enabled (log_enabled says so without formatting anything). Thread-safe. */
+    void (*log)(const struct curlcache_backend_host *host, curlcache_backend_log_level level,
+                const char *message);
     int (*log_enabled)(curlcache_backend_log_level level);
     const curlcache_backend_curl *curl;
     /* The cache: its name ("" = the backend's default) and size limit (0 = unbounded). */

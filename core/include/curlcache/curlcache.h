@@ -60,6 +60,13 @@ CURLCACHE_EXPORT const char *curlcache_version(void);
  * memory redis"). The string is static. */
 CURLCACHE_EXPORT const char *curlcache_backends(void);
 
+/* The backend plugins (curlcache/backend.h) installed in the plugin folder
+ * ($CURLCACHE_PLUGIN_DIR, else <libdir>/curlcache/backends), one line each ending in
+ * '\n': "NAME VERSION PATH" for a plugin that loads, "PATH: REASON" for one that cannot be
+ * used; "" when there is none. Each plugin found is loaded (never unloaded) to read its
+ * table. Built on the first call; the string is static. */
+CURLCACHE_EXPORT const char *curlcache_plugins(void);
+
 /* ------------------------------------------------------------------------------------ */
 /* Opening a cache                                                                      */
 

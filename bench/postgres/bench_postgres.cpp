@@ -1,0 +1,173 @@
+// bench_postgres: the PostgreSQL plugin's get and put latency (median, p90 in µs) beside
+// SQLite and Redis for 1 KiB, 100 KiB and 1 MiB values, and a bare libpq prepared SELECT
+// of the same 1 KiB row on the same server in the same run (the target: a 1 KiB get within
+// 1.5x of it). Private postgres and redis servers on free loopback ports.
+//
+//   bench_postgres [--quick]
+#include "backends/registry.h"
+#include "tests/plugins/pg_server.h"
+#include "tests/redis/fixture.h"
+
+#include <libpq-fe.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace {
+
+using namespace curlcache;
+using Clock = std::chrono::steady_clock;
+
+struct Stats {
+    double median = 0, p90 = 0;
+};
+
+Stats summarise(std::vector<double> samples) {
+    std::sort(samples.begin(), samples.end());
+    auto at = [&](double q) {
+        return samples[std::min(samples.size() - 1, static_cast<size_t>(q * samples.size()))];
+    };
+    return {at(0.5), at(0.9)};
+}
+
+double micros(Clock::duration d) {
+    return std::chrono::duration<double, std::micro>(d).count();
+}
+
+std::string key_of(int i) {
+    char key[33];
+    std::snprintf(key, sizeof key, "%08x%024x", static_cast<unsigned>(i * 2654435761u), i);
+    return key;
+}
+
+struct Row {
+    Stats get, put;
+};
+
+std::optional<Row> measure(const config::Settings& settings, size_t bytes, int count) {
+    auto opened = backends::open(settings.backend.front(), settings);
+    if (!opened) {
+        std::fprintf(stderr, "bench_postgres: %s: %s\n", settings.backend.front().c_str(),
+                     opened.error().message.c_str());
+        return std::nullopt;
+    }
+    std::string value(bytes, '\0');
+    std::mt19937_64 rng(42);
+    for (auto& c : value) {
+        c = static_cast<char>(rng());
+    }
+    const std::string_view piece(value);
+    std::vector<double> puts, gets;
+    for (int i = 0; i < count; ++i) {
+        backends::Metadata meta{key_of(i), "GET", "http://origin.test/" + std::to_string(i), 200,
+                                1700000000, 0, 0};
+        const auto start = Clock::now();
+        const bool ok = (*opened)->put(meta, std::span(&piece, 1)).has_value();
+        puts.push_back(micros(Clock::now() - start));
+        if (!ok) {
+            return std::nullopt;
+        }
+    }
+    std::uniform_int_distribution<int> pick(0, count - 1);
+    for (int i = 0; i < count * 3; ++i) {
+        const auto start = Clock::now();
+        auto got = (*opened)->get(key_of(pick(rng)));
+        gets.push_back(micros(Clock::now() - start));
+        if (!got || !*got || (*got->value()).size() != bytes) {
+            return std::nullopt;
+        }
+    }
+    (*opened)->flush();
+    return Row{summarise(gets), summarise(puts)};
+}
+
+// The same rows read by a bare libpq prepared statement: what a get cannot beat.
+std::optional<Stats> bare_select(const std::string& url, const std::string& table, int count) {
+    PGconn* conn = PQconnectdb(url.c_str());
+    if (PQstatus(conn) != CONNECTION_OK) {
+        PQfinish(conn);
+        return std::nullopt;
+    }
+    PGresult* prepared = PQprepare(conn, "bare", ("SELECT value FROM " + table + " WHERE key = $1").c_str(), 1, nullptr);
+    PQclear(prepared);
+    std::mt19937_64 rng(7);
+    std::uniform_int_distribution<int> pick(0, count - 1);
+    std::vector<double> samples;
+    for (int i = 0; i < count * 3; ++i) {
+        const std::string key = key_of(pick(rng));
+        const char* values[] = {key.c_str()};
+        const auto start = Clock::now();
+        PGresult* result = PQexecPrepared(conn, "bare", 1, values, nullptr, nullptr, 1);
+        std::string copy(PQgetvalue(result, 0, 0), static_cast<size_t>(PQgetlength(result, 0, 0)));
+        PQclear(result);
+        samples.push_back(micros(Clock::now() - start));
+    }
+    PQfinish(conn);
+    return summarise(samples);
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    const bool quick = argc > 1 && std::strcmp(argv[1], "--quick") == 0;
+    const std::string scratch = tests::redis::make_scratch();
+    int failures = 0;
+    {
+        std::filesystem::create_directory(scratch + "/pg");
+        tests::postgres::PgServer postgres(scratch + "/pg");
+        tests::redis::RedisServer redis(scratch);
+        struct Size {
+            size_t bytes;
+            int count;
+            const char* label;
+        };
+        const std::vector<Size> sizes = {{1024, quick ? 200 : 2000, "1 KiB"},
+                                         {100 * 1024, quick ? 50 : 300, "100 KiB"},
+                                         {1024 * 1024, quick ? 10 : 60, "1 MiB"}};
+        std::printf("%-10s %-8s | %10s %10s | %10s %10s   (µs)\n", "backend", "size", "get p50",
+                    "get p90", "put p50", "put p90");
+        std::optional<Row> pg_1k;
+        for (const Size& size : sizes) {
+            for (const char* backend : {"postgres", "sqlite", "redis"}) {
+                const std::string tag = std::string(backend) + std::to_string(size.bytes);
+                config::Settings settings;
+                if (std::strcmp(backend, "postgres") == 0) {
+                    settings = tests::postgres::postgres_settings(postgres, "bench_" + tag);
+                } else if (std::strcmp(backend, "redis") == 0) {
+                    settings = tests::redis::redis_settings(redis, tag);
+                } else {
+                    settings.backend = {"sqlite"};
+                    settings.name = scratch + "/" + tag + ".sqlite";
+                }
+                auto row = measure(settings, size.bytes, size.count);
+                if (!row) {
+                    std::printf("%-10s %-8s | failed\n", backend, size.label);
+                    ++failures;
+                    continue;
+                }
+                if (size.bytes == 1024 && std::strcmp(backend, "postgres") == 0) {
+                    pg_1k = row;
+                }
+                std::printf("%-10s %-8s | %10.1f %10.1f | %10.1f %10.1f\n", backend, size.label,
+                            row->get.median, row->get.p90, row->put.median, row->put.p90);
+            }
+        }
+        auto bare = bare_select(postgres.url(), "bench_postgres1024", sizes[0].count);
+        if (bare && pg_1k) {
+            std::printf("%-10s %-8s | %10.1f %10.1f |\n", "bare libpq", "1 KiB", bare->median, bare->p90);
+            std::printf("1 KiB get, postgres plugin / bare libpq prepared SELECT: %.2fx (target <= 1.5x)\n",
+                        pg_1k->get.median / bare->median);
+        } else {
+            ++failures;
+        }
+    }
+    tests::redis::remove_tree(scratch);
+    return failures == 0 ? 0 : 1;
+}

@@ -1,0 +1,252 @@
+// The PostgreSQL plugin against a private PostgreSQL 15 (one server for the whole file):
+// the storage conformance group, 4 processes x 1,000 operations, a server killed and
+// restarted under an open storage, a hung server, coalescing locks across processes and
+// their release when a process dies, schema versions, tiers with sqlite, and passwords
+// that never reach a message.
+#include "backends/registry.h"
+#include "backends/tiered_storage.h"
+#include "tests/plugins/pg_server.h"
+#include "tests/redis/fixture.h"
+
+#include <csignal>
+#include <filesystem>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tests/backends/conformance.h" // last: cmocka's macros
+
+namespace {
+
+using namespace curlcache;
+using tests::postgres::PgServer;
+using tests::postgres::postgres_settings;
+
+PgServer* g_server = nullptr;
+
+// A table per scratch folder: every test starts empty.
+std::string table_for(const std::string& scratch) {
+    std::string table = "t_" + std::filesystem::path(scratch).filename().string();
+    for (char& c : table) {
+        // Lower case: the tests' own SQL names it unquoted.
+        c = std::isalnum(static_cast<unsigned char>(c))
+                ? static_cast<char>(std::tolower(static_cast<unsigned char>(c)))
+                : '_';
+    }
+    return table;
+}
+
+const tests::ConformanceBackend k_postgres{"postgres", [](const std::string& scratch) {
+                                               return postgres_settings(*g_server, table_for(scratch));
+                                           }};
+
+std::unique_ptr<backends::Storage> open_or_fail(const config::Settings& settings) {
+    auto opened = backends::open(settings.backend.front(), settings);
+    if (!opened) {
+        fail_msg("open: %s", opened.error().message.c_str());
+    }
+    return std::move(*opened);
+}
+
+void put_text(backends::Storage& storage, const std::string& key, std::string_view text) {
+    auto done = storage.put(tests::test_meta(key), std::span(&text, 1));
+    if (!done) {
+        fail_msg("put: %s", done.error().message.c_str());
+    }
+}
+
+int64_t elapsed_ms(int64_t since) {
+    return tests::redis::now_ms() - since;
+}
+
+void test_four_processes_of_mixed_operations(void** state) {
+    auto& fixture = tests::storage_fixture(state);
+    tests::check_many_processes(k_postgres, fixture.scratch);
+}
+
+void test_a_value_over_a_megabyte_is_stored_as_chunk_rows(void** state) {
+    auto& fixture = tests::storage_fixture(state);
+    const std::string key = tests::test_key(1);
+    const std::string value = tests::make_value(key, 1, 3 << 20);
+    put_text(*fixture.storage, key, value);
+    const std::string table = table_for(fixture.scratch);
+    const std::string rows = std::to_string((value.size() + (1 << 20) - 1) >> 20); // 1 MiB each
+    assert_string_equal(g_server->sql("SELECT count(*) FROM " + table + "_chunks").c_str(),
+                        rows.c_str());
+    auto got = fixture.storage->get(key);
+    assert_true(got.has_value() && got->has_value());
+    assert_true(*got->value() == value);
+    assert_true(fixture.storage->remove(key).value_or(false));
+    assert_string_equal(g_server->sql("SELECT count(*) FROM " + table + "_chunks").c_str(), "0");
+    assert_true(fixture.storage->vacuum().has_value());
+}
+
+// Killed: the next operations fail (fail-open) within the connect timeout, and during the
+// back-off at once; restarted: the same storage object works again with the old entries.
+void test_a_killed_and_restarted_server_fails_open_then_recovers(void** state) {
+    auto& fixture = tests::storage_fixture(state);
+    backends::Storage& storage = *fixture.storage;
+    const std::string key = tests::test_key(2);
+    put_text(storage, key, "kept across the restart");
+    g_server->kill9();
+    int64_t start = tests::redis::now_ms();
+    assert_false(storage.get(key).has_value());
+    assert_true(elapsed_ms(start) < 1500);
+    start = tests::redis::now_ms();
+    assert_false(storage.put(tests::test_meta(tests::test_key(3)), {}).has_value());
+    assert_true(elapsed_ms(start) < 100); // the back-off: no second connect attempt
+    // The old postmaster's backends exit when they notice it is gone; then it restarts.
+    g_server->start();
+    const bool back = tests::redis::await(
+        [&] {
+            auto got = storage.get(key);
+            if (!got) {
+                print_message("%s\n", got.error().message.c_str());
+            }
+            return got.has_value() && got->has_value() &&
+                   *got->value() == "kept across the restart";
+        },
+        10000);
+    assert_true(back);
+}
+
+void test_a_hung_server_is_a_timeout_within_the_statement_timeout(void** state) {
+    auto& fixture = tests::storage_fixture(state);
+    config::Settings settings = fixture.settings;
+    for (auto& [key, value] : settings.plugin_tables["postgres"]) {
+        value = key == "statement_timeout" ? "300ms" : value;
+    }
+    auto storage = open_or_fail(settings);
+    put_text(*storage, tests::test_key(4), "x");
+    g_server->pause();
+    const int64_t start = tests::redis::now_ms();
+    auto got = storage->get(tests::test_key(4));
+    const int64_t took = elapsed_ms(start);
+    g_server->resume();
+    assert_false(got.has_value());
+    assert_int_equal(static_cast<int>(got.error().kind), static_cast<int>(backends::ErrorKind::timeout));
+    print_message("a hung server answered in %lld ms\n", static_cast<long long>(took));
+    assert_true(took >= 250 && took < 2000);
+}
+
+void test_coalescing_locks_hold_across_processes_until_released_or_dead(void** state) {
+    auto& fixture = tests::storage_fixture(state);
+    auto other = open_or_fail(fixture.settings); // its own session
+    const std::string key = tests::test_key(5);
+    assert_true(fixture.storage->try_lock(key, 30000).value_or(false));
+    assert_false(other->try_lock(key, 30000).value_or(true));
+    assert_true(fixture.storage->unlock(key).has_value());
+    assert_true(other->try_lock(key, 30000).value_or(false));
+    assert_true(other->unlock(key).has_value());
+
+    // A process that dies holding a lock loses it with its session.
+    const std::string orphan = tests::test_key(6);
+    int ready[2];
+    assert_int_equal(pipe(ready), 0);
+    const pid_t child = fork();
+    if (child == 0) {
+        auto mine = backends::open("postgres", fixture.settings);
+        const bool locked = mine && (*mine)->try_lock(orphan, 30000).value_or(false);
+        const char answer = locked ? 'y' : 'n';
+        (void)!write(ready[1], &answer, 1);
+        pause(); // killed below, lock held
+        _exit(0);
+    }
+    char answer = 0;
+    assert_int_equal(read(ready[0], &answer, 1), 1);
+    assert_int_equal(answer, 'y');
+    assert_false(fixture.storage->try_lock(orphan, 30000).value_or(true));
+    ::kill(child, SIGKILL);
+    waitpid(child, nullptr, 0);
+    assert_true(tests::redis::await(
+        [&] { return fixture.storage->try_lock(orphan, 30000).value_or(false); }, 10000));
+    close(ready[0]);
+    close(ready[1]);
+}
+
+void test_a_table_of_another_schema_version_is_refused(void** state) {
+    auto& fixture = tests::storage_fixture(state);
+    const std::string table = table_for(fixture.scratch);
+    assert_string_equal(g_server->sql("UPDATE " + table + "_meta SET version = 2").c_str(), "");
+    auto opened = backends::open("postgres", fixture.settings);
+    assert_false(opened.has_value());
+    if (opened.error().message.find("schema version 2, this plugin reads 1") == std::string::npos) {
+        fail_msg("%s", opened.error().message.c_str());
+    }
+}
+
+void test_a_password_never_reaches_a_message(void** state) {
+    auto& fixture = tests::storage_fixture(state);
+    config::Settings settings = fixture.settings;
+    const int refusing = tests::redis::free_port();
+    settings.plugin_tables["postgres"] = {
+        {"url", "postgresql://postgres:s3cret-pw@127.0.0.1:" + std::to_string(refusing) + "/postgres"},
+        {"connect_timeout", "500"}};
+    auto opened = backends::open("postgres", settings);
+    assert_false(opened.has_value());
+    const std::string& message = opened.error().message;
+    print_message("%s\n", message.c_str());
+    assert_true(message.find("s3cret") == std::string::npos);
+    assert_true(message.find("127.0.0.1:" + std::to_string(refusing)) != std::string::npos);
+    // Nor the location of an open one.
+    settings.plugin_tables["postgres"] = {
+        {"url", "postgresql://postgres:s3cret-pw@127.0.0.1:" + std::to_string(g_server->port()) + "/postgres"}};
+    auto storage = open_or_fail(settings);
+    assert_true(storage->location().find("s3cret") == std::string::npos);
+}
+
+void test_sqlite_and_postgres_tiers(void** state) {
+    auto& fixture = tests::storage_fixture(state);
+    config::Settings settings = fixture.settings;
+    settings.backend = {"sqlite", "postgres"};
+    settings.name = fixture.scratch + "/tier.sqlite"; // sqlite's; postgres takes table below
+    settings.plugin_tables["postgres"].push_back({"table", table_for(fixture.scratch) + "_tier"});
+    auto opened = backends::open_tiered(settings, [](std::string_view name, const config::Settings& s) {
+        return backends::open(name, s);
+    });
+    if (!opened) {
+        fail_msg("%s", opened.error().message.c_str());
+    }
+    backends::TieredStorage* tiers = backends::as_tiered(**opened);
+    assert_non_null(tiers);
+    put_text(**opened, tests::test_key(8), "in both tiers");
+    auto below = tiers->tier(1).get(tests::test_key(8));
+    assert_true(below.has_value() && below->has_value());
+    assert_true(tiers->tier(0).remove(tests::test_key(8)).value_or(false));
+    auto got = (*opened)->get(tests::test_key(8)); // from postgres, filling sqlite again
+    assert_true(got.has_value() && got->has_value());
+    auto refilled = tiers->tier(0).get(tests::test_key(8));
+    assert_true(refilled.has_value() && refilled->has_value());
+}
+
+} // namespace
+
+int main() {
+    if (tests::postgres::bindir().empty()) {
+        std::fprintf(stderr, "PostgreSQL 15 is not installed (scripts/install-deps.sh)\n");
+        return 77;
+    }
+    const std::string dir = tests::redis::make_scratch();
+    int failed = 0;
+    {
+        PgServer server(dir);
+        g_server = &server;
+        failed += tests::run_conformance(k_postgres);
+        const CMUnitTest own[] = {
+#define CASE(name) cmocka_unit_test_prestate_setup_teardown(name, tests::storage_fixture_setup, \
+    tests::storage_fixture_teardown, const_cast<tests::ConformanceBackend*>(&k_postgres))
+            CASE(test_four_processes_of_mixed_operations),
+            CASE(test_a_value_over_a_megabyte_is_stored_as_chunk_rows),
+            CASE(test_a_killed_and_restarted_server_fails_open_then_recovers),
+            CASE(test_a_hung_server_is_a_timeout_within_the_statement_timeout),
+            CASE(test_coalescing_locks_hold_across_processes_until_released_or_dead),
+            CASE(test_a_table_of_another_schema_version_is_refused),
+            CASE(test_a_password_never_reaches_a_message),
+            CASE(test_sqlite_and_postgres_tiers),
+#undef CASE
+        };
+        failed += cmocka_run_group_tests_name("postgres", own, nullptr, nullptr);
+        g_server = nullptr;
+    }
+    tests::redis::remove_tree(dir);
+    return failed == 0 ? 0 : 1;
+}
