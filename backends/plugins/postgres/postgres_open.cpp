@@ -1,0 +1,175 @@
+// Opening the PostgreSQL plugin's store: settings, the table's names, the schema (created
+// if missing, under a transaction lock so that concurrent first opens do not race; a table
+// of another schema version is refused) and the statements every pooled connection prepares.
+#include "backends/plugins/postgres/postgres_store.h"
+
+#include <cctype>
+#include <cstdlib>
+#include <new>
+
+namespace curlcache::plugins::postgres {
+
+namespace {
+
+// "250", "250ms", "2s" -> milliseconds; -1 when malformed.
+int64_t parse_ms(const char* text) {
+    char* end = nullptr;
+    const long long value = std::strtoll(text, &end, 10);
+    if (end == text || value < 0) {
+        return -1;
+    }
+    const std::string unit = end;
+    return unit.empty() || unit == "ms" ? value : unit == "s" ? value * 1000 : -1;
+}
+
+bool is_identifier(const std::string& part) {
+    if (part.empty() || part.size() > 50 || std::isdigit(static_cast<unsigned char>(part[0]))) {
+        return false;
+    }
+    for (char c : part) {
+        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_') {
+            return false;
+        }
+    }
+    return true;
+}
+
+std::vector<Statement> statements(const Names& n) {
+    return {
+        {"get", "SELECT 0 AS n, value FROM " + n.table + " WHERE key = $1 UNION ALL SELECT n, data FROM " +
+                    n.chunks + " WHERE key = $1 ORDER BY 1", 1},
+        {"meta", "SELECT method, url, status, created, expires, size FROM " + n.table +
+                     " WHERE key = $1", 1},
+        {"lock_key", "SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))", 2},
+        {"del_chunks", "DELETE FROM " + n.chunks + " WHERE key = $1", 1},
+        {"chunk", "INSERT INTO " + n.chunks + " (key, n, data) VALUES ($1, $2, $3)", 3},
+        {"move_chunks", "UPDATE " + n.chunks + " SET key = $1 WHERE key = $2", 2},
+        {"upsert", "INSERT INTO " + n.table +
+                       " (key, method, url, status, created, expires, size, accessed, value)"
+                       " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (key) DO UPDATE SET"
+                       " method = EXCLUDED.method, url = EXCLUDED.url, status = EXCLUDED.status,"
+                       " created = EXCLUDED.created, expires = EXCLUDED.expires,"
+                       " size = EXCLUDED.size, accessed = EXCLUDED.accessed, value = EXCLUDED.value", 9},
+        {"evict", "WITH ranked AS (SELECT key, sum(size) OVER (ORDER BY accessed DESC, key) AS"
+                  " running FROM " + n.table + "), gone AS (DELETE FROM " + n.table +
+                      " WHERE key IN (SELECT key FROM ranked WHERE running > $1) RETURNING key)"
+                      " DELETE FROM " + n.chunks + " WHERE key IN (SELECT key FROM gone)", 1},
+        {"remove", "WITH gone AS (DELETE FROM " + n.table + " WHERE key = $1 RETURNING key),"
+                   " c AS (DELETE FROM " + n.chunks + " WHERE key IN (SELECT key FROM gone))"
+                   " SELECT count(*) FROM gone", 1},
+        {"purge", "WITH gone AS (DELETE FROM " + n.table + " WHERE expires > 0 AND expires <= $1"
+                  " RETURNING key), c AS (DELETE FROM " + n.chunks +
+                      " WHERE key IN (SELECT key FROM gone)) SELECT count(*) FROM gone", 1},
+        {"usage", "SELECT count(*), coalesce(sum(size), 0) FROM " + n.table, 0},
+        {"scan", "SELECT key, method, url, status, created, expires, size FROM " + n.table, 0},
+        {"touch", "UPDATE " + n.table + " AS t SET accessed = a.at FROM unnest($1::text[],"
+                  " $2::int8[]) AS a(key, at) WHERE t.key = a.key AND t.accessed < a.at", 2},
+        {"clear", "WITH c AS (DELETE FROM " + n.chunks + ") DELETE FROM " + n.table, 0},
+        {"try_lock", "SELECT pg_try_advisory_lock(hashtextextended($1, 0))", 1},
+        {"unlock", "SELECT pg_advisory_unlock(hashtextextended($1, 0))", 1},
+    };
+}
+
+std::string schema_sql(const Names& n) {
+    return "BEGIN; SELECT pg_advisory_xact_lock(hashtext('curlcache schema'));"
+           " CREATE TABLE IF NOT EXISTS " + n.table + " (key text PRIMARY KEY, method text NOT NULL,"
+           " url text NOT NULL, status integer NOT NULL, created bigint NOT NULL,"
+           " expires bigint NOT NULL, size bigint NOT NULL, accessed bigint NOT NULL,"
+           " value bytea NOT NULL);"
+           " CREATE INDEX IF NOT EXISTS " + n.bare + "_expires ON " + n.table +
+           " (expires) WHERE expires > 0;"
+           " CREATE INDEX IF NOT EXISTS " + n.bare + "_accessed ON " + n.table + " (accessed);"
+           " CREATE TABLE IF NOT EXISTS " + n.chunks + " (key text NOT NULL, n integer NOT NULL,"
+           " data bytea NOT NULL, PRIMARY KEY (key, n));"
+           " CREATE TABLE IF NOT EXISTS " + n.meta + " (version integer NOT NULL);"
+           " INSERT INTO " + n.meta + " SELECT " + std::to_string(k_schema_version) +
+           " WHERE NOT EXISTS (SELECT 1 FROM " + n.meta + ");"
+           " COMMIT; SELECT version FROM " + n.meta + ";";
+}
+
+} // namespace
+
+
+// The parts of a connection string that say where, never the password.
+std::string describe(const std::string& url, const std::string& table) {
+    char* message = nullptr;
+    PQconninfoOption* options = PQconninfoParse(url.c_str(), &message);
+    PQfreemem(message);
+    std::string host = "localhost", port = "5432", db;
+    for (PQconninfoOption* o = options; o != nullptr && o->keyword != nullptr; ++o) {
+        if (o->val == nullptr || *o->val == '\0') {
+            continue;
+        }
+        const std::string keyword = o->keyword;
+        if (keyword == "host" || keyword == "hostaddr") {
+            host = o->val;
+        } else if (keyword == "port") {
+            port = o->val;
+        } else if (keyword == "dbname") {
+            db = o->val;
+        }
+    }
+    PQconninfoFree(options);
+    return "postgres://" + host + ":" + port + "/" + db + " table " + table;
+}
+
+curlcache_backend_status open_store(const curlcache_backend_host* host, Store** out,
+                                    curlcache_backend_error* error) try {
+    auto store = std::make_unique<Store>();
+    store->host = host;
+    store->max_size = host->max_size;
+    const char* url = curlcache_backend_setting_get(host, "url");
+    int64_t connect_timeout_ms = 1000;
+    for (auto [key, target] : {std::pair{"connect_timeout", &connect_timeout_ms},
+                               std::pair{"statement_timeout", &store->statement_timeout_ms}}) {
+        if (const char* value = curlcache_backend_setting_get(host, key)) {
+            *target = parse_ms(value);
+            if (*target <= 0) {
+                return report({CURLCACHE_BACKEND_FAILURE, std::string("postgres.") + key + ": bad "
+                               "timeout \"" + value + "\" (milliseconds, \"250ms\", \"2s\")"}, error);
+            }
+        }
+    }
+    // postgres.table, else the cache name when it is a table name (in tiers such as
+    // "sqlite,postgres" the name is sqlite's file), else "curlcache".
+    const char* table = curlcache_backend_setting_get(host, "table");
+    std::string name = table != nullptr ? table : host->cache_name;
+    if (table == nullptr && (name.empty() || name.find('/') != std::string::npos)) {
+        name = "curlcache";
+    }
+    const size_t dot = name.find('.');
+    const std::string schema = dot == std::string::npos ? "" : name.substr(0, dot);
+    const std::string bare = dot == std::string::npos ? name : name.substr(dot + 1);
+    if ((dot != std::string::npos && !is_identifier(schema)) || !is_identifier(bare)) {
+        return report({CURLCACHE_BACKEND_FAILURE, "cache name \"" + name + "\" is not a table name"
+                       " (letters, digits, '_', optionally schema.table)"}, error);
+    }
+    const std::string prefix = schema.empty() ? "" : "\"" + schema + "\".";
+    store->names = {prefix + "\"" + bare + "\"", prefix + "\"" + bare + "_chunks\"",
+                    prefix + "\"" + bare + "_meta\"", bare, name};
+    const std::string conninfo = url != nullptr ? url : "";
+    store->location = describe(conninfo, name);
+    // The pool's connections prepare the statements on the tables created below.
+    Failure failure;
+    auto first = Connection::connect(conninfo, connect_timeout_ms, {}, store->location, failure);
+    if (!first) {
+        return report(failure, error);
+    }
+    Result version = first->exec(schema_sql(store->names), store->statement_timeout_ms, failure);
+    if (!version) {
+        return report(failure, error);
+    }
+    if (PQntuples(version.get()) != 1 || int_at(version.get(), 0, 0) != k_schema_version) {
+        return report({CURLCACHE_BACKEND_FAILURE, store->location + ": schema version " +
+                       (PQntuples(version.get()) == 1 ? PQgetvalue(version.get(), 0, 0) : "?") +
+                       ", this plugin reads " + std::to_string(k_schema_version)}, error);
+    }
+    store->pool = std::make_unique<Pool>(conninfo, store->location, connect_timeout_ms,
+                                         statements(store->names));
+    *out = store.release();
+    return CURLCACHE_BACKEND_OK;
+} catch (const std::bad_alloc&) {
+    return report({CURLCACHE_BACKEND_FAILURE, "postgres: out of memory"}, error);
+}
+
+} // namespace curlcache::plugins::postgres

@@ -1,0 +1,103 @@
+// What the PostgreSQL plugin's files share: the store, a stream, the table names, the
+// parameter helpers and the steps of a write (the design is in postgres_backend.cpp).
+#pragma once
+
+#include "backends/plugins/postgres/pg_pool.h"
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace curlcache::plugins::postgres {
+
+inline constexpr size_t k_chunk = 1 << 20; // bytes per chunk row; values up to this are inline
+inline constexpr size_t k_touch_batch = 64; // accesses written in one UPDATE
+inline constexpr int k_schema_version = 1;
+
+struct Names {
+    std::string table;  // "s"."t" or "t", quoted
+    std::string chunks; // ... "t_chunks"
+    std::string meta;   // ... "t_meta"
+    std::string bare;   // the last part, unquoted: index names
+    std::string full;   // as given: lock hashes and messages
+};
+
+int64_t now_us();
+std::string to_text(int64_t value);
+Param text(const std::string& value);
+Param bytes(const char* data, size_t size);
+int64_t int_at(const PGresult* result, int row, int column);
+curlcache_backend_status report(const Failure& failure, curlcache_backend_error* error);
+
+} // namespace curlcache::plugins::postgres
+
+struct curlcache_backend_store {
+    using Names = curlcache::plugins::postgres::Names;
+    using Pool = curlcache::plugins::postgres::Pool;
+    using Connection = curlcache::plugins::postgres::Connection;
+    using Failure = curlcache::plugins::postgres::Failure;
+
+    const curlcache_backend_host* host = nullptr;
+    Names names;
+    std::string location;
+    uint64_t max_size = 0;
+    int64_t statement_timeout_ms = 5000;
+    std::unique_ptr<Pool> pool;
+
+    std::mutex touch_mutex;
+    std::vector<std::pair<std::string, int64_t>> touches;
+
+    std::mutex lock_mutex; // coalescing locks live on one session of this process
+    std::unique_ptr<Connection> lock_connection;
+    uint64_t lock_generation = 0;
+
+    // Runs fn(Connection&) -> bool on a pooled connection; a reused connection that turns
+    // out lost (the server restarted) is replaced once.
+    template <class Fn> curlcache_backend_status with(Fn&& fn, curlcache_backend_error* error);
+    bool write_touches(Connection& connection, Failure& failure);
+};
+
+struct curlcache_backend_stream {
+    using Connection = curlcache::plugins::postgres::Connection;
+
+    curlcache_backend_store* store = nullptr;
+    std::unique_ptr<Connection> connection; // holds the open transaction
+    std::string id;                         // the chunks' key until commit
+    std::string buffer;
+    int32_t chunks = 0;
+};
+
+namespace curlcache::plugins::postgres {
+
+using Store = curlcache_backend_store;
+using Stream = curlcache_backend_stream;
+
+// postgres_open.cpp
+curlcache_backend_status open_store(const curlcache_backend_host* host, Store** out,
+                                    curlcache_backend_error* error);
+
+// postgres_backend.cpp: the steps of a write, in one transaction on one connection.
+bool begin_key(Store* store, Connection& connection, const std::string& key, Failure& failure);
+bool finish_key(Store* store, Connection& connection, const curlcache_backend_metadata& meta,
+                std::string_view inline_value, Failure& failure);
+bool put_chunk(Store* store, Connection& connection, const std::string& key, int32_t n,
+               std::string_view data, Failure& failure);
+curlcache_backend_status remove_key(Store* store, const char* key, int* existed,
+                                    curlcache_backend_error* error);
+
+// postgres_stream.cpp: streamed values and coalescing locks.
+curlcache_backend_status begin_put(Store* store, uint64_t size_hint, Stream** out,
+                                   curlcache_backend_error* error);
+curlcache_backend_status append(Stream* stream, const char* data, size_t size,
+                                curlcache_backend_error* error);
+curlcache_backend_status commit(Stream* stream, const curlcache_backend_metadata* meta,
+                                const char* head, size_t head_size, curlcache_backend_error* error);
+void close_stream(Stream* stream);
+curlcache_backend_status try_lock(Store* store, const char* key, int64_t ttl_ms, int* acquired,
+                                  curlcache_backend_error* error);
+curlcache_backend_status unlock(Store* store, const char* key, curlcache_backend_error* error);
+
+} // namespace curlcache::plugins::postgres
