@@ -14,7 +14,6 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
 #include <optional>
 #include <random>
 #include <string>
@@ -118,10 +117,10 @@ std::optional<Stats> bare_select(const std::string& url, const std::string& tabl
 int main(int argc, char** argv) {
     const bool quick = argc > 1 && std::strcmp(argv[1], "--quick") == 0;
     const std::string scratch = tests::redis::make_scratch();
+    const std::string pg_dir = tests::redis::make_scratch();
     int failures = 0;
     {
-        std::filesystem::create_directory(scratch + "/pg");
-        tests::postgres::PgServer postgres(scratch + "/pg");
+        tests::postgres::PgServer postgres(pg_dir); // its own folder: postgres cannot enter ours
         tests::redis::RedisServer redis(scratch);
         struct Size {
             size_t bytes;
@@ -169,5 +168,6 @@ int main(int argc, char** argv) {
         }
     }
     tests::redis::remove_tree(scratch);
+    tests::redis::remove_tree(pg_dir);
     return failures == 0 ? 0 : 1;
 }

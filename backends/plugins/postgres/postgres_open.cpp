@@ -81,6 +81,9 @@ std::string schema_sql(const Names& n) {
            " CREATE INDEX IF NOT EXISTS " + n.bare + "_accessed ON " + n.table + " (accessed);"
            " CREATE TABLE IF NOT EXISTS " + n.chunks + " (key text NOT NULL, n integer NOT NULL,"
            " data bytea NOT NULL, PRIMARY KEY (key, n));"
+           // Bodies are mostly compressed already: no compression attempt on write or read.
+           " ALTER TABLE " + n.table + " ALTER COLUMN value SET STORAGE EXTERNAL;"
+           " ALTER TABLE " + n.chunks + " ALTER COLUMN data SET STORAGE EXTERNAL;"
            " CREATE TABLE IF NOT EXISTS " + n.meta + " (version integer NOT NULL);"
            " INSERT INTO " + n.meta + " SELECT " + std::to_string(k_schema_version) +
            " WHERE NOT EXISTS (SELECT 1 FROM " + n.meta + ");"
@@ -155,7 +158,16 @@ curlcache_backend_status open_store(const curlcache_backend_host* host, Store** 
     if (!first) {
         return report(failure, error);
     }
-    Result version = first->exec(schema_sql(store->names), store->statement_timeout_ms, failure);
+    // The tables are created once; later opens only read the version (no DDL, no lock).
+    Result exists = first->exec("SELECT to_regclass('" + store->names.meta + "') IS NOT NULL",
+                                store->statement_timeout_ms, failure);
+    if (!exists) {
+        return report(failure, error);
+    }
+    const bool created = std::string(PQgetvalue(exists.get(), 0, 0)) == "t";
+    Result version = first->exec(created ? "SELECT version FROM " + store->names.meta
+                                         : schema_sql(store->names),
+                                 store->statement_timeout_ms, failure);
     if (!version) {
         return report(failure, error);
     }
