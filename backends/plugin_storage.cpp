@@ -1,9 +1,13 @@
 #include "backends/plugin_storage.h"
 
+#include "backends/backoff.h"
 #include "backends/plugin_loader.h"
 #include "core/log.h"
 
+#include <cinttypes>
+#include <cstdio>
 #include <cstring>
+#include <xxhash.h>
 #include <exception>
 #include <utility>
 #include <vector>
@@ -356,14 +360,33 @@ Result<std::unique_ptr<Storage>> open_plugin(std::string_view name,
         return std::unexpected(table.error());
     }
     auto host = make_host(**table, settings);
+    // A server that another process found hung moments ago is not tried again here: the
+    // transfers pass through at once (backoff.h). The host cannot parse a plugin's settings,
+    // so the server is named by the plugin, the cache and a digest of its config table
+    // (which may hold a password).
+    std::string digested = settings.name;
+    for (const auto& [key, value] : host->texts) {
+        digested += '\n' + key + '=' + value;
+    }
+    char digest[17];
+    std::snprintf(digest, sizeof digest, "%016" PRIx64, static_cast<uint64_t>(
+                                                            XXH3_64bits(digested.data(), digested.size())));
+    SharedBackoff backoff(host->name + " plugin (settings " + digest + ")");
+    if (auto wait = backoff.check()) {
+        return fail("backend plugin " + path + ": " + host->name + " " + backoff.describe(*wait));
+    }
     curlcache_backend_store* store = nullptr;
     Call call;
     const Status status = (*table)->open(&host->host, &store, &call);
     if (status != CURLCACHE_BACKEND_OK) {
+        if (status == CURLCACHE_BACKEND_TIMEOUT) {
+            backoff.failed();
+        }
         auto error = call.error(status, (*table)->name, "open");
         error.error().message = "backend plugin " + path + ": " + error.error().message;
         return error;
     }
+    backoff.succeeded();
     return std::make_unique<PluginStorage>(**table, std::move(host), store);
 }
 

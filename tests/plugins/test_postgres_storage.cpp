@@ -128,6 +128,32 @@ void test_a_hung_server_is_a_timeout_within_the_statement_timeout(void** state) 
     assert_true(took >= 250 && took < 2000);
 }
 
+// An open that times out (a hung server) makes the opens of every process pass through at
+// once for a while (backends/backoff.h): the next open does not wait again.
+void test_an_open_that_times_out_backs_off_the_next_opens(void** state) {
+    auto& fixture = tests::storage_fixture(state);
+    config::Settings settings = fixture.settings;
+    settings.name += "_backoff";
+    for (auto& [key, value] : settings.plugin_tables["postgres"]) {
+        value = key == "connect_timeout" ? "300" : value;
+    }
+    g_server->pause();
+    int64_t start = tests::redis::now_ms();
+    auto first = backends::open("postgres", settings);
+    const int64_t first_took = elapsed_ms(start);
+    start = tests::redis::now_ms();
+    auto second = backends::open("postgres", settings);
+    const int64_t second_took = elapsed_ms(start);
+    g_server->resume();
+    assert_false(first.has_value());
+    assert_int_equal(static_cast<int>(first.error().kind), static_cast<int>(backends::ErrorKind::timeout));
+    assert_true(first_took >= 250);
+    assert_false(second.has_value());
+    print_message("%s\n", second.error().message.c_str());
+    assert_true(second_took < 100);
+    assert_true(second.error().message.find("postgres was down or did not answer") != std::string::npos);
+}
+
 void test_coalescing_locks_hold_across_processes_until_released_or_dead(void** state) {
     auto& fixture = tests::storage_fixture(state);
     auto other = open_or_fail(fixture.settings); // its own session
@@ -226,6 +252,9 @@ int main() {
         return 77;
     }
     const std::string dir = tests::redis::make_scratch();
+    // The shared back-off's markers (backends/backoff.h) go in a folder of this test's own.
+    const std::string cache_home = tests::redis::make_scratch();
+    setenv("XDG_CACHE_HOME", cache_home.c_str(), 1);
     int failed = 0;
     {
         PgServer server(dir);
@@ -238,6 +267,7 @@ int main() {
             CASE(test_a_value_over_a_megabyte_is_stored_as_chunk_rows),
             CASE(test_a_killed_and_restarted_server_fails_open_then_recovers),
             CASE(test_a_hung_server_is_a_timeout_within_the_statement_timeout),
+            CASE(test_an_open_that_times_out_backs_off_the_next_opens),
             CASE(test_coalescing_locks_hold_across_processes_until_released_or_dead),
             CASE(test_a_table_of_another_schema_version_is_refused),
             CASE(test_a_password_never_reaches_a_message),
@@ -248,5 +278,6 @@ int main() {
         g_server = nullptr;
     }
     tests::redis::remove_tree(dir);
+    tests::redis::remove_tree(cache_home);
     return failed == 0 ? 0 : 1;
 }
