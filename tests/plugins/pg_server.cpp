@@ -101,7 +101,7 @@ std::string PgServer::url() const {
     return "postgresql://postgres@127.0.0.1:" + std::to_string(m_port) + "/postgres";
 }
 
-void PgServer::start() {
+void PgServer::launch() {
     std::vector<std::string> args{bindir() + "/postgres", "-D", m_dir + "/data", "-p",
                                   std::to_string(m_port), "-k", m_dir, "-c",
                                   "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c",
@@ -126,11 +126,21 @@ void PgServer::start() {
         }
         exec_args(args);
     }
-    // Ours (postmaster.pid names our PID) and accepting connections.
+}
+
+void PgServer::start() {
+    // Ours (postmaster.pid names our PID) and accepting connections. A server that exits at
+    // once (the backends of a killed one still hold its shared memory for a moment) is
+    // started again.
+    launch();
     const std::string conninfo = "host=127.0.0.1 port=" + std::to_string(m_port) +
                                  " dbname=postgres user=postgres connect_timeout=2";
     const bool up = redis::await(
         [&] {
+            if (waitpid(m_pid, nullptr, WNOHANG) == m_pid) {
+                launch();
+                return false;
+            }
             std::ifstream pid_file(m_dir + "/data/postmaster.pid");
             pid_t written = 0;
             return pid_file >> written && written == m_pid &&
@@ -141,6 +151,21 @@ void PgServer::start() {
         std::fprintf(stderr, "postgres on port %d did not start (see %s/server.log)\n", m_port,
                      m_dir.c_str());
         std::abort();
+    }
+}
+
+// The postmaster and every process of its group-less children: signalled through the
+// processes whose parent it is.
+static void signal_tree(pid_t root, int signal) {
+    std::vector<pid_t> children;
+    std::ifstream list("/proc/" + std::to_string(root) + "/task/" + std::to_string(root) +
+                       "/children");
+    for (pid_t child = 0; list >> child;) {
+        children.push_back(child);
+    }
+    ::kill(root, signal); // first: a postmaster killed after its backends would start others
+    for (pid_t child : children) {
+        ::kill(child, signal);
     }
 }
 
@@ -156,20 +181,9 @@ void PgServer::stop() {
 void PgServer::kill9() {
     if (m_pid > 0) {
         resume();
-        ::kill(m_pid, SIGKILL);
+        signal_tree(m_pid, SIGKILL); // its backends too: every connection is lost at once
         waitpid(m_pid, nullptr, 0);
         m_pid = -1;
-    }
-}
-
-// The postmaster and every process of its group-less children: signalled through the
-// processes whose parent it is.
-static void signal_tree(pid_t root, int signal) {
-    ::kill(root, signal);
-    std::ifstream children("/proc/" + std::to_string(root) + "/task/" + std::to_string(root) +
-                           "/children");
-    for (pid_t child = 0; children >> child;) {
-        ::kill(child, signal);
     }
 }
 

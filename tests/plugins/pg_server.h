@@ -26,7 +26,7 @@ public:
 
     void start(); // awaits readiness (PQping) of this very server (postmaster.pid)
     void stop();  // SIGINT (fast shutdown) + waitpid
-    void kill9(); // SIGKILL + waitpid; its backends exit on their own
+    void kill9(); // SIGKILL of the server and its backends + waitpid
     void pause(); // SIGSTOP of the postmaster and its backends: nothing answers
     void resume();
 
@@ -35,6 +35,8 @@ public:
     std::string sql(const std::string& text) const;
 
 private:
+    void launch(); // fork + exec of the server, as postgres when root
+
     std::string m_dir;
     int m_port = 0;
     pid_t m_pid = -1;
