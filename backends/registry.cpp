@@ -5,6 +5,7 @@
 #include "backends/file_lock.h"
 #include "backends/filesystem_storage.h"
 #include "backends/memory_storage.h"
+#include "backends/plugin_loader.h"
 #include "backends/plugin_storage.h"
 #ifdef CURLCACHE_WITH_REDIS
 #include "backends/redis_storage.h"
@@ -12,6 +13,7 @@
 #include "backends/sqlite_storage.h"
 
 #include <iterator>
+#include <unistd.h>
 
 namespace curlcache::backends {
 
@@ -49,6 +51,16 @@ Result<std::unique_ptr<Storage>> open(std::string_view name, const config::Setti
         }
     }
     // Any other name is a plugin's (config/ checked its form): loaded only now, only here.
+    const std::string file = plugin_file(name, settings);
+    if (!name.starts_with(k_plugin_prefix) && ::access(file.c_str(), F_OK) != 0) {
+        std::string known;
+        for (const auto& backend : k_backends) {
+            known += known.empty() ? "" : ", ";
+            known += backend.name;
+        }
+        return fail("unknown backend \"" + std::string(name) + "\": not built in (" + known +
+                    ") and no plugin " + file);
+    }
     return open_plugin(name, settings);
 }
 
