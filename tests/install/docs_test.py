@@ -168,7 +168,7 @@ def check_bash(prefix, curlcache):
         options = set(help_options(run([curlcache, command, "--help"]).stdout)) - {"--"}
         offered = complete(path, [command, "--"], curlcache)
         check(options <= offered, "'%s --' does not offer %s" % (command, sorted(options - offered)))
-    backends = set(run([curlcache, "--version"]).stdout.split("backends:")[1].split())
+    backends = set(run([curlcache, "--version"]).stdout.split("backends:")[1].splitlines()[0].split())
     check(backends and complete(path, ["--backend", ""], curlcache) == backends,
           "--backend does not offer exactly the compiled-in backends %s" % sorted(backends))
     check(complete(path, ["list", "--backend", "memory,sq"], curlcache) == {"memory,sqlite"},
