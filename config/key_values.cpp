@@ -4,6 +4,7 @@
 
 #include "config/loader.h"
 #include "config/parse.h"
+#include "base/suggest.h"
 
 #include <algorithm>
 #include <array>
@@ -106,6 +107,13 @@ std::expected<std::vector<std::string>, std::string> parse_backends(const Value&
             name = to_lower(given);
             const bool built_in =
                 std::find(k_backends.begin(), k_backends.end(), name) != k_backends.end();
+            // A name two edits from a built-in one is that one misspelt, not a plugin's.
+            for (std::string_view known : k_backends) {
+                if (!built_in && base::edit_distance(name, known) <= 2) {
+                    return std::unexpected("unknown backend " + quote((*names)[i]) +
+                                           " (did you mean " + quote(known) + "?)");
+                }
+            }
             if (!built_in && !is_plugin_name(name)) {
                 return std::unexpected("unknown backend " + quote((*names)[i]) +
                                        " (sqlite, filesystem, memory, redis, a plugin's name "

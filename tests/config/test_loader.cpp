@@ -286,6 +286,9 @@ void test_unknown_backend_is_an_error_in_file_and_environment(void** state) {
                                "'_', or plugin:/path/to/lib.so)");
     f.env["CURLCACHE_BACKEND"] = "memory,memory";
     expect_text(load_error(f), "CURLCACHE_BACKEND: backend \"memory\" is listed twice");
+    f.env["CURLCACHE_BACKEND"] = "sqllite";
+    expect_text(load_error(f),
+                "CURLCACHE_BACKEND: unknown backend \"sqllite\" (did you mean \"sqlite\"?)");
     f.env["CURLCACHE_BACKEND"] = "plugin:lib/libmine.so";
     expect_text(load_error(f),
                 "CURLCACHE_BACKEND: backend \"plugin:lib/libmine.so\": a plugin's path must be "
