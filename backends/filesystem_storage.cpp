@@ -217,13 +217,15 @@ struct Found {
 
 class FilesystemStorage final : public Storage {
   public:
-    FilesystemStorage(std::string dir, uint64_t max_bytes)
-        : m_dir(std::move(dir)), m_max_bytes(max_bytes) {}
+    // `read_only`: why nothing may be written in the tree ("" when it is writable).
+    FilesystemStorage(std::string dir, uint64_t max_bytes, std::string read_only)
+        : m_dir(std::move(dir)), m_max_bytes(max_bytes), m_read_only(std::move(read_only)) {}
 
     ~FilesystemStorage() override { flush_touches(); }
 
     std::string_view name() const override { return "filesystem"; }
     std::string location() const override { return m_dir; }
+    std::string read_only_reason() const override { return m_read_only; }
 
     Result<std::optional<Blob>> get(std::string_view key) override {
         std::string path = filesystem_entry_path(m_dir, key);
@@ -242,8 +244,11 @@ class FilesystemStorage final : public Storage {
         if (::fstat(*fd, &st) != 0) {
             return fail("filesystem: cannot stat " + path + ": " + std::strerror(errno));
         }
-        if (st.st_uid != ::geteuid() || !S_ISREG(st.st_mode)) {
-            // Only a tree that was once shared can hold one: never served (DESIGN.md).
+        bool foreign = m_read_only.empty() ? st.st_uid != ::geteuid()
+                                           : !base::untrusted(st, base::Trust::read).empty();
+        if (foreign || !S_ISREG(st.st_mode)) {
+            // Only a tree that was once shared can hold one: never served (DESIGN.md). In
+            // a read-only tree, root's files are served too, if only root may write them.
             // One cause with a failing put() over a folder there (core::log::cause).
             core::log::warn_once(core::log::cause("filesystem", "get",
                                                   S_ISREG(st.st_mode) ? EPERM : EISDIR)
@@ -276,6 +281,9 @@ class FilesystemStorage final : public Storage {
                 }
             }
         }
+        if ((!parsed || parsed->meta.key != key) && !m_read_only.empty()) {
+            return std::optional<Blob>{}; // damaged, and not ours to remove: a miss
+        }
         if (!parsed || parsed->meta.key != key) {
             core::log::warn_once("filesystem-corrupt-entry",
                                  "filesystem cache: removing damaged entry file %s", path.c_str());
@@ -287,6 +295,9 @@ class FilesystemStorage final : public Storage {
                 ::unlink(path.c_str());
             }
             return std::optional<Blob>{};
+        }
+        if (!m_read_only.empty()) {
+            return std::optional<Blob>{std::move(value)}; // no access time to keep
         }
         timespec now{};
         ::clock_gettime(CLOCK_REALTIME, &now);
@@ -324,6 +335,9 @@ class FilesystemStorage final : public Storage {
     }
 
     Result<void> put(const Metadata& meta, Pieces value) override {
+        if (!m_read_only.empty()) {
+            return read_only_error(*this);
+        }
         std::string path = filesystem_entry_path(m_dir, meta.key);
         if (path.empty()) {
             return fail("filesystem: invalid key \"" + meta.key + "\"");
@@ -446,6 +460,9 @@ class FilesystemStorage final : public Storage {
     const std::string& dir() const { return m_dir; }
 
     Result<bool> remove(std::string_view key) override {
+        if (!m_read_only.empty()) {
+            return read_only_error(*this);
+        }
         std::string path = filesystem_entry_path(m_dir, key);
         if (path.empty()) {
             return fail("filesystem: invalid key \"" + std::string(key) + "\"");
@@ -466,6 +483,9 @@ class FilesystemStorage final : public Storage {
     }
 
     Result<void> clear() override {
+        if (!m_read_only.empty()) {
+            return read_only_error(*this);
+        }
         std::vector<std::string> paths;
         auto walked = walk([&](Found& found) {
             paths.push_back(std::move(found.path));
@@ -538,7 +558,8 @@ class FilesystemStorage final : public Storage {
                     continue;
                 }
                 if (is_temp_name(file->d_name)) {
-                    if (now - st.st_mtime > temp_files::k_stale_unnamed_seconds) {
+                    if (now - st.st_mtime > temp_files::k_stale_unnamed_seconds &&
+                        m_read_only.empty()) {
                         ::unlink(path.c_str()); // left by a writer that died
                     }
                     continue;
@@ -615,6 +636,7 @@ class FilesystemStorage final : public Storage {
 
     const std::string m_dir;
     const uint64_t m_max_bytes;
+    const std::string m_read_only;
     std::atomic<uint64_t> m_temp_counter{0};
     std::atomic<int64_t> m_estimate{-1}; // value bytes; < 0 until the first scan
     std::atomic<uint64_t> m_puts_since_scan{k_rescan_puts};
@@ -747,6 +769,9 @@ class FilesystemPutStream final : public PutStream {
 };
 
 Result<std::unique_ptr<PutStream>> FilesystemStorage::begin_put(uint64_t /*size_hint*/) {
+    if (!m_read_only.empty()) {
+        return read_only_error(*this);
+    }
     try {
         return std::unique_ptr<PutStream>(std::make_unique<FilesystemPutStream>(*this));
     } catch (const std::bad_alloc&) {
@@ -790,19 +815,35 @@ std::string filesystem_entry_path(std::string_view dir, std::string_view key) {
 
 Result<std::unique_ptr<Storage>> open_filesystem(const config::Settings& settings) {
     std::string dir = filesystem_cache_dir(settings);
-    auto made = base::open_private_dir(dir, true);
+    const bool readonly_mode = settings.mode == config::Mode::readonly;
+    // Checked as a tree to read from; whether we may also write in it is worked out below
+    // (README.md, "Read-only caches").
+    auto made = base::open_private_dir(dir, !readonly_mode, base::Trust::read);
+    if (!made && made.error().code == ENOENT && readonly_mode) {
+        return empty_read_only("filesystem", dir, settings.max_size, "mode is \"readonly\"");
+    }
     if (!made) {
         return fail("filesystem: " + made.error().message);
     }
     // The statistics file lives in the tree (core/stats.h); the lock folder beside it.
-    if (auto stats = base::check_private_entry(*made->fd, "stats", dir + "/stats"); !stats) {
+    if (auto stats =
+            base::check_private_entry(*made->fd, "stats", dir + "/stats", base::Trust::read);
+        !stats) {
         return fail("filesystem: " + stats.error().message);
     }
-    if (::access(dir.c_str(), W_OK | X_OK) != 0) {
-        return fail("filesystem: cannot write to " + dir + ": " + std::strerror(errno));
+    std::string read_only;
+    struct stat st {};
+    if (readonly_mode) {
+        read_only = "mode is \"readonly\"";
+    } else if (::fstat(*made->fd, &st) == 0 &&
+               !(read_only = base::untrusted(st, base::Trust::own)).empty()) {
+        read_only = "folder " + made->path + ": " + read_only;
+    } else if (!base::writable(*made->fd, ".")) {
+        read_only = "cannot write in folder " + made->path + ": " + std::strerror(errno);
     }
-    auto storage = std::make_unique<FilesystemStorage>(std::move(dir), settings.max_size);
-    if (settings.mode != config::Mode::readonly) { // readonly: never a write
+    auto storage = std::make_unique<FilesystemStorage>(std::move(dir), settings.max_size,
+                                                       std::move(read_only));
+    if (storage->read_only_reason().empty()) { // read-only (or mode readonly): never a write
         (void)storage->sweep_leftovers(); // what SIGKILLed writers left: one small readdir
     }
     return storage;

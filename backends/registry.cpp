@@ -42,8 +42,8 @@ Result<std::unique_ptr<Storage>> open(std::string_view name, const config::Setti
     for (const auto& backend : k_backends) {
         if (backend.name == name) {
             auto storage = backend.factory(settings);
-            if (!storage) {
-                return storage;
+            if (!storage || !(*storage)->read_only_reason().empty()) {
+                return storage; // nothing is stored in a read-only cache: nothing to coalesce
             }
             // Backends in files get cross-process coalescing locks (<cache>.locks/keys.lock).
             std::string lock_dir = lock_dir_for(**storage);

@@ -111,10 +111,25 @@ Metadata metadata_of(const Statement& row) {
 
 } // namespace
 
+std::string uri_escape(std::string_view text) {
+    static constexpr char k_hex[] = "0123456789ABCDEF";
+    std::string out;
+    for (unsigned char c : text) {
+        if (c == '%' || c == '?' || c == '#' || c == '&' || c == '=' || c < 0x21 || c > 0x7e) {
+            out += '%';
+            out += k_hex[c >> 4];
+            out += k_hex[c & 15];
+        } else {
+            out += static_cast<char>(c);
+        }
+    }
+    return out;
+}
+
 Result<void> Connection::open_or_recover() {
     m_last_rc = SQLITE_OK;
     auto opened = open();
-    if (!opened && is_corrupt(m_last_rc) && !m_shared.memory) {
+    if (!opened && is_corrupt(m_last_rc) && !m_shared.memory && !m_shared.read_only) {
         return recover();
     }
     return opened;
@@ -323,6 +338,9 @@ Result<std::optional<Blob>> Connection::read_file_value(std::string_view key,
     });
     if (read == BodyRead::failed) {
         return fail(problem);
+    }
+    if (read == BodyRead::missing && m_shared.read_only) {
+        return std::optional<Blob>{}; // a miss; the row is not ours to remove
     }
     if (read == BodyRead::missing) {
         // Its row was replaced or removed after we read it (a miss), or the file was lost:
@@ -679,50 +697,118 @@ Result<void> Connection::open() {
 // (base/private_path.h), so that no one else's database is served and no link makes us
 // write where another user points. The database is created here, 0600, so that SQLite,
 // which gives -wal and -shm the database's mode, never makes anything readable by others.
+//
+// A cache the user may read but not write (a folder or file that is not writable, a
+// read-only volume, one root owns and only root may write: base::Trust::read) is opened
+// read-only instead, and so is every cache in mode "readonly". How, measured on Debian 12's
+// SQLite 3.40.1 with a WAL database filled as root and read as nobody from a root-owned
+// 0755/0644 folder, and as root and nobody through a read-only bind mount (rows seen of 2;
+// the script is in the readonly branch's report):
+//   -wal and -shm                      SQLITE_OPEN_READONLY      immutable=1
+//   absent (clean close)               fails (cannot make -shm)  right (1 of 1)
+//   both present, WAL empty            right                     right
+//   both present, WAL with commits     right                     stale: misses the WAL's
+//   -wal with commits, -shm missing    fails (cannot open)       stale: misses the WAL's
+// So: SQLITE_OPEN_READONLY when both files are there (it also reads safely while a writer
+// works) or when the folder is writable (SQLite then makes -shm itself); otherwise, or when
+// that open fails (a -shm we may not read), immutable=1, which takes no locks and reads the
+// database file alone: right whenever nothing is left in the WAL (every clean close leaves
+// it so), else the cache as of its last checkpoint - entries stored since are misses, ones
+// replaced since may be served in their older, still checksummed, version.
 // Returns the name to give SQLite: the checked folder with every link resolved.
-Result<std::string> Connection::check_files(const std::string& path) {
+Result<Connection::Target> Connection::check_files(const std::string& path) {
     std::filesystem::path full(path);
     std::string folder = full.parent_path().string();
     std::string name = full.filename().string();
-    auto dir = base::open_private_dir(folder.empty() ? "." : folder, true);
+    if (folder.empty()) {
+        folder = ".";
+    }
+    // Checked as a folder to read from; whether we may also write is worked out below.
+    auto dir = base::open_private_dir(folder, !m_shared.readonly_mode, base::Trust::read);
     if (!dir) {
+        if (dir.error().code == ENOENT && m_shared.readonly_mode && !m_shared.opened) {
+            m_shared.read_only = m_shared.absent = true;
+            m_shared.read_only_reason = "mode is \"readonly\"";
+        }
         return fail("sqlite " + path + ": " + dir.error().message);
     }
     for (const char* suffix : {"-wal", "-shm", "-journal", ".bodies", ".locks", ".stats"}) {
-        auto checked = base::check_private_entry(*dir->fd, name + suffix, path + suffix);
+        auto checked =
+            base::check_private_entry(*dir->fd, name + suffix, path + suffix, base::Trust::read);
         if (!checked) {
             return fail("sqlite " + path + ": " + checked.error().message);
         }
     }
-    auto file = base::open_private(*dir->fd, name, O_RDWR | O_CREAT, path);
+    std::string open_name = (dir->path == "/" ? "" : dir->path) + "/" + name;
+    std::string why = why_not_writable(*dir->fd, dir->path, name);
+    if (m_shared.readonly_mode) {
+        why = "mode is \"readonly\"";
+    }
+    if (!why.empty() && !m_shared.read_only) {
+        if (m_shared.opened) {
+            return fail("sqlite " + path + ": " + why); // it was writable when opened
+        }
+        m_shared.read_only = true;
+        m_shared.read_only_reason = why;
+    }
+    if (!m_shared.read_only) {
+        auto file = base::open_private(*dir->fd, name, O_RDWR | O_CREAT, path);
+        if (!file) {
+            return fail("sqlite " + path + ": " + file.error().message);
+        }
+        struct stat st {};
+        m_inode = ::fstat(file->get(), &st) == 0 ? st.st_ino : 0;
+        return Target{std::move(open_name), false};
+    }
+    auto file = base::open_private(*dir->fd, name, O_RDONLY, path, base::Trust::read);
     if (!file) {
+        if (file.error().code == ENOENT && !m_shared.opened) {
+            m_shared.absent = true;
+        }
         return fail("sqlite " + path + ": " + file.error().message);
     }
-    struct stat st {};
-    m_inode = ::fstat(file->get(), &st) == 0 ? st.st_ino : 0;
-    return (dir->path == "/" ? "" : dir->path) + "/" + name;
+    auto exists = [&](const std::string& sibling) {
+        struct stat st {};
+        return ::fstatat(*dir->fd, sibling.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
+    };
+    bool shared_memory = exists(name + "-wal") && exists(name + "-shm");
+    return Target{std::move(open_name), !shared_memory && !base::writable(*dir->fd, ".")};
 }
 
-Result<void> Connection::open_once() {
-    close();
-    const std::string& path = m_shared.path;
-    std::string open_path = path;
-    m_generation = m_shared.generation.load();
-    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
-    if (m_shared.memory) {
-        flags |= SQLITE_OPEN_URI;
-    } else {
-        auto checked = check_files(path);
-        if (!checked) {
-            return std::unexpected(checked.error());
+std::string Connection::why_not_writable(int dir, const std::string& dir_path,
+                                         const std::string& name) {
+    struct stat st {};
+    if (::fstat(dir, &st) == 0) {
+        if (std::string why = base::untrusted(st, base::Trust::own); !why.empty()) {
+            return "folder " + dir_path + ": " + why;
         }
-        open_path = std::move(*checked);
-        // SQLite refuses a link anywhere in the (resolved) name, should one appear after
-        // the check; SQLite opens -wal and -shm itself, in the folder checked private.
-        flags |= SQLITE_OPEN_NOFOLLOW;
     }
+    if (!base::writable(dir, ".")) {
+        return "cannot write in folder " + dir_path + ": " + std::strerror(errno);
+    }
+    for (const char* suffix : {"", "-wal", "-shm", "-journal", ".bodies", ".locks", ".stats"}) {
+        std::string entry = name + suffix;
+        if (::fstatat(dir, entry.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+            continue; // missing: we would create it
+        }
+        std::string shown = dir_path + "/" + entry;
+        if (std::string why = base::untrusted(st, base::Trust::own); !why.empty()) {
+            return shown + ": " + why;
+        }
+        if (!base::writable(dir, entry)) {
+            return "cannot write " + shown + ": " + std::strerror(errno);
+        }
+    }
+    return {};
+}
+
+// Opens `name` (immutable=1: through a "file:" URI saying so) and reads from it once, so
+// that a file that is not a database (NOTADB) or cannot be read fails here.
+Result<void> Connection::connect(const std::string& name, int flags, bool immutable) {
+    close();
+    std::string uri = immutable ? "file:" + uri_escape(name) + "?immutable=1" : name;
     sqlite3* raw = nullptr;
-    int rc = sqlite3_open_v2(open_path.c_str(), &raw, flags, nullptr);
+    int rc = sqlite3_open_v2(uri.c_str(), &raw, flags | (immutable ? SQLITE_OPEN_URI : 0), nullptr);
     m_db.reset(raw);
     if (rc != SQLITE_OK) {
         auto failure = error(rc, "open");
@@ -732,7 +818,53 @@ Result<void> Connection::open_once() {
     m_fork_generation = fork_generation();
     sqlite3_extended_result_codes(m_db.get(), 1);
     sqlite3_busy_timeout(m_db.get(), static_cast<int>(m_shared.busy_timeout_ms));
-    auto done = exec("PRAGMA user_version"); // the first read: NOTADB shows here
+    return exec("PRAGMA user_version");
+}
+
+Result<void> Connection::open_once() {
+    close();
+    const std::string& path = m_shared.path;
+    std::string open_path = path;
+    m_generation = m_shared.generation.load();
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    bool immutable = false;
+    if (m_shared.memory) {
+        flags |= SQLITE_OPEN_URI;
+    } else {
+        auto checked = check_files(path);
+        if (!checked) {
+            return std::unexpected(checked.error());
+        }
+        open_path = std::move(checked->name);
+        if (m_shared.read_only) {
+            flags = SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX;
+            immutable = checked->immutable;
+        }
+        // SQLite refuses a link anywhere in the (resolved) name, should one appear after
+        // the check; SQLite opens -wal and -shm itself, in the folder checked private.
+        flags |= SQLITE_OPEN_NOFOLLOW;
+    }
+    auto done = connect(open_path, flags, immutable);
+    if (!done && m_shared.read_only && !immutable) {
+        // A -shm we may not read, say: the database file alone then.
+        done = connect(open_path, flags, true);
+    }
+    if (m_shared.read_only) {
+        // Nothing to set up: no journal mode, no schema change, no triggers (nothing is
+        // deleted). A schema this build cannot read as it is stays unread.
+        if (done && schema_version() != k_schema_version) {
+            done = fail("sqlite " + path + ": read-only and its schema is version " +
+                        std::to_string(schema_version()) + ", not " +
+                        std::to_string(k_schema_version) +
+                        "; open it once with write access to bring it up to date");
+        }
+        if (!done) {
+            int last = m_last_rc;
+            close();
+            m_last_rc = last;
+        }
+        return done;
+    }
     if (done && !m_shared.memory) {
         done = exec("PRAGMA journal_mode = WAL");
         // The last connection to close checkpoints the WAL (fsync of WAL and database) and

@@ -72,6 +72,9 @@ enum Sql : size_t {
     sql_count,
 };
 
+// `text` with the characters a "file:" URI gives a meaning percent-encoded.
+std::string uri_escape(std::string_view text);
+
 inline bool is_corrupt(int rc) {
     return (rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB;
 }
@@ -128,6 +131,15 @@ struct Shared {
     // WAL into the database when it closes (see Connection::open_once).
     std::atomic<bool> wrote{false};
     std::mutex write_mutex;              // one writer per process at a time
+
+    // Read-only (README.md "Read-only caches"): decided by the first open (the storage's
+    // initialize, before any other thread sees it) and kept. `absent`: read-only and the
+    // database does not exist, so there is nothing to open (the storage is then empty).
+    bool readonly_mode = false; // mode = "readonly": never write, even where we could
+    bool opened = false;        // the first open is done: read_only no longer changes
+    bool read_only = false;
+    bool absent = false;
+    std::string read_only_reason;
 
     std::mutex touch_mutex;
     std::unordered_map<std::string, int64_t> touches; // key -> access stamp not yet written
@@ -191,7 +203,7 @@ class Connection {
             return std::unexpected(opened.error());
         }
         auto result = op();
-        if (!result && is_corrupt(m_last_rc)) {
+        if (!result && is_corrupt(m_last_rc) && !m_shared.read_only) {
             auto recovered = recover();
             if (!recovered) {
                 return std::unexpected(recovered.error());
@@ -311,9 +323,19 @@ class Connection {
 
     void close();
 
+    // What check_files() found: the name to give SQLite and, for a read-only open, whether
+    // it must be immutable=1 (see check_files).
+    struct Target {
+        std::string name;
+        bool immutable = false;
+    };
+
     Result<void> open();
     Result<void> open_once();
-    Result<std::string> check_files(const std::string& path);
+    Result<void> connect(const std::string& name, int flags, bool immutable);
+    Result<Target> check_files(const std::string& path);
+    // Why the user cannot write the database in checked folder `dir` (or a sibling), or "".
+    std::string why_not_writable(int dir, const std::string& dir_path, const std::string& name);
 
     int schema_version();
 

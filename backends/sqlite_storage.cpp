@@ -60,6 +60,7 @@ class SqliteStorage final : public Storage {
         m_shared.busy_timeout_ms =
             std::clamp<int64_t>(settings.sqlite_busy_timeout_ms, 0, INT32_MAX);
         m_shared.max_bytes = settings.max_size;
+        m_shared.readonly_mode = settings.mode == config::Mode::readonly;
         // A shared-cache in-memory database locks whole tables between connections and
         // ignores the busy timeout: one connection is the only safe choice there.
         m_max_connections = m_shared.memory ? 1 : k_max_connections;
@@ -92,7 +93,16 @@ class SqliteStorage final : public Storage {
     // a database (or is corrupt) is moved aside once.
     Result<void> initialize() {
         std::unique_lock<std::mutex> lock;
-        return acquire(lock).open_or_recover();
+        auto opened = acquire(lock).open_or_recover();
+        m_shared.opened = true;
+        return opened;
+    }
+
+    // The database does not exist and this cache is read-only: there is nothing to open.
+    bool absent() const { return m_shared.absent; }
+
+    std::string read_only_reason() const override {
+        return m_shared.read_only ? m_shared.read_only_reason : std::string();
     }
 
     std::string_view name() const override { return "sqlite"; }
@@ -103,7 +113,7 @@ class SqliteStorage final : public Storage {
         Connection& connection = acquire(lock);
         // A corrupt database is replaced, and then this reads as a miss.
         auto value = connection.run([&] { return connection.get(key); });
-        if (value && *value) {
+        if (value && *value && !m_shared.read_only) {
             size_t pending = 0;
             {
                 std::lock_guard touch(m_shared.touch_mutex);
@@ -123,6 +133,9 @@ class SqliteStorage final : public Storage {
     }
 
     Result<void> put(const Metadata& meta, Pieces value) override {
+        if (m_shared.read_only) {
+            return read_only_error(*this);
+        }
         uint64_t total = 0;
         for (auto piece : value) {
             total += piece.size();
@@ -170,6 +183,9 @@ class SqliteStorage final : public Storage {
     }
 
     Result<bool> remove(std::string_view key) override {
+        if (m_shared.read_only) {
+            return read_only_error(*this);
+        }
         {
             std::lock_guard touch(m_shared.touch_mutex);
             m_shared.touches.erase(std::string(key));
@@ -210,6 +226,9 @@ class SqliteStorage final : public Storage {
     // Also sweeps body files that no row names (a writer that died between placing its
     // file and committing) and dead writers' temp files (as purge and vacuum do).
     Result<void> clear() override {
+        if (m_shared.read_only) {
+            return read_only_error(*this);
+        }
         (void)m_shared.take_touches();
         return with_connection([&](Connection& c) -> Result<void> {
             auto done = c.in_transaction([&]() -> Result<void> {
@@ -237,6 +256,9 @@ class SqliteStorage final : public Storage {
     }
 
     Result<uint64_t> purge_expired(int64_t now) override {
+        if (m_shared.read_only) {
+            return read_only_error(*this);
+        }
         return with_connection([&](Connection& c) -> Result<uint64_t> {
             int64_t purged = 0;
             auto done = c.in_transaction([&]() -> Result<void> {
@@ -265,7 +287,7 @@ class SqliteStorage final : public Storage {
 
     // Removes the temp files of dead writers (temp_files.h) and tallies the live ones.
     temp_files::Tally sweep_leftovers() {
-        if (m_shared.bodies.empty()) {
+        if (m_shared.bodies.empty() || m_shared.read_only) { // read-only: never a write
             return {};
         }
         return sqlite::sweep_temps(m_shared.bodies,
@@ -273,6 +295,9 @@ class SqliteStorage final : public Storage {
     }
 
     Result<void> vacuum() override {
+        if (m_shared.read_only) {
+            return read_only_error(*this);
+        }
         return with_connection([&](Connection& c) -> Result<void> {
             auto flushed = c.in_transaction([&] { return c.flush_touches(); });
             if (!flushed) {
@@ -450,6 +475,9 @@ class SqlitePutStream final : public PutStream {
 };
 
 Result<std::unique_ptr<PutStream>> SqliteStorage::begin_put(uint64_t size_hint) {
+    if (m_shared.read_only) {
+        return read_only_error(*this);
+    }
     std::unique_ptr<SqlitePutStream> stream;
     try {
         stream = std::make_unique<SqlitePutStream>(*this);
@@ -463,21 +491,6 @@ Result<std::unique_ptr<PutStream>> SqliteStorage::begin_put(uint64_t size_hint) 
     return std::unique_ptr<PutStream>(std::move(stream));
 }
 
-std::string uri_escape(std::string_view text) {
-    static constexpr char k_hex[] = "0123456789ABCDEF";
-    std::string out;
-    for (unsigned char c : text) {
-        if (c == '%' || c == '?' || c == '#' || c == '&' || c == '=' || c < 0x21 || c > 0x7e) {
-            out += '%';
-            out += k_hex[c >> 4];
-            out += k_hex[c & 15];
-        } else {
-            out += static_cast<char>(c);
-        }
-    }
-    return out;
-}
-
 } // namespace
 
 std::string sqlite_bodies_path(const std::string& database_path) {
@@ -487,7 +500,7 @@ std::string sqlite_bodies_path(const std::string& database_path) {
 std::string sqlite_database_path(const config::Settings& settings) {
     std::string name = settings.name.empty() ? "http_cache" : settings.name;
     if (settings.sqlite_use_memory) {
-        return "file:" + uri_escape(name) + "?mode=memory&cache=shared";
+        return "file:" + sqlite::uri_escape(name) + "?mode=memory&cache=shared";
     }
     std::filesystem::path path(name);
     if (!path.has_extension()) {
@@ -513,10 +526,15 @@ Result<std::unique_ptr<Storage>> open_sqlite(const config::Settings& settings,
     auto storage = std::make_unique<SqliteStorage>(sqlite_database_path(settings), settings,
                                                    body_file_threshold);
     auto opened = storage->initialize();
+    if (!opened && storage->absent()) {
+        // Read-only and nothing stored yet: an empty cache, not an error.
+        return empty_read_only("sqlite", storage->location(), settings.max_size,
+                               storage->read_only_reason());
+    }
     if (!opened) {
         return std::unexpected(opened.error());
     }
-    if (settings.mode != config::Mode::readonly) { // readonly: never a write
+    if (storage->read_only_reason().empty()) { // read-only (or mode readonly): never a write
         storage->sweep_leftovers_now_and_then();
     }
     return storage;

@@ -15,7 +15,22 @@ namespace curlcache::backends {
 
 // Collect first, remove afterwards: a backend may hold a lock or a cursor during scan, and
 // removing from inside the visitor would then deadlock or disturb the iteration.
+std::unexpected<Error> read_only_error(const Storage& storage) {
+    return fail(std::string(storage.name()) + " " + storage.location() + ": read-only (" +
+                storage.read_only_reason() + "); nothing can be stored, changed or removed");
+}
+
+Result<void> Storage::vacuum() {
+    if (!read_only_reason().empty()) {
+        return read_only_error(*this);
+    }
+    return {};
+}
+
 Result<uint64_t> Storage::purge_expired(int64_t now) {
+    if (!read_only_reason().empty()) {
+        return read_only_error(*this);
+    }
     std::vector<std::string> expired;
     auto scanned = scan([&](const Metadata& meta) {
         if (meta.expires > 0 && meta.expires <= now) {
@@ -97,6 +112,51 @@ Result<bool> Storage::try_lock(std::string_view /*key*/, int64_t /*ttl_ms*/) {
 
 Result<void> Storage::unlock(std::string_view /*key*/) {
     return {};
+}
+
+} // namespace curlcache::backends
+
+namespace curlcache::backends {
+
+namespace {
+
+class EmptyReadOnly final : public Storage {
+  public:
+    EmptyReadOnly(std::string name, std::string location, uint64_t max_bytes, std::string reason)
+        : m_name(std::move(name)), m_location(std::move(location)), m_max_bytes(max_bytes),
+          m_reason(std::move(reason)) {}
+
+    std::string_view name() const override { return m_name; }
+    std::string location() const override { return m_location; }
+    Result<std::optional<Blob>> get(std::string_view /*key*/) override {
+        return std::optional<Blob>{};
+    }
+    Result<void> put(const Metadata& /*meta*/, Pieces /*value*/) override { return refuse(); }
+    Result<std::unique_ptr<PutStream>> begin_put(uint64_t /*size_hint*/) override {
+        return refuse();
+    }
+    Result<bool> remove(std::string_view /*key*/) override { return refuse(); }
+    Result<void> scan(const std::function<bool(const Metadata&)>& /*visit*/) override { return {}; }
+    Result<void> clear() override { return refuse(); }
+    Result<Usage> usage() override { return Usage{0, 0, m_max_bytes}; }
+    Result<uint64_t> purge_expired(int64_t /*now*/) override { return refuse(); }
+    Result<void> vacuum() override { return refuse(); }
+    std::string read_only_reason() const override { return m_reason; }
+
+  private:
+    std::unexpected<Error> refuse() const { return read_only_error(*this); }
+    std::string m_name;
+    std::string m_location;
+    uint64_t m_max_bytes;
+    std::string m_reason;
+};
+
+} // namespace
+
+std::unique_ptr<Storage> empty_read_only(std::string name, std::string location, uint64_t max_bytes,
+                                         std::string reason) {
+    return std::make_unique<EmptyReadOnly>(std::move(name), std::move(location), max_bytes,
+                                           std::move(reason));
 }
 
 } // namespace curlcache::backends

@@ -118,7 +118,8 @@ public:
 
     virtual Result<Usage> usage() = 0;
 
-    // Removes entries whose expires is in (0, now]; returns how many. The default scans.
+    // Removes entries whose expires is in (0, now]; returns how many. The default scans
+    // (and fails at once on a read-only cache, whether or not anything has expired).
     virtual Result<uint64_t> purge_expired(int64_t now);
 
     // Writes what this process deferred (access times for LRU, a WAL checkpoint) without
@@ -126,8 +127,9 @@ public:
     // never destroyed because other threads may still be using it. The default does nothing.
     virtual void flush() {}
 
-    // Reclaims space after deletions (SQLite VACUUM). The default does nothing.
-    virtual Result<void> vacuum() { return {}; }
+    // Reclaims space after deletions (SQLite VACUUM). The default does nothing (and fails
+    // on a read-only cache, as the command's other writes do).
+    virtual Result<void> vacuum();
 
     // Cross-process lock for request coalescing (issue 4): true when this caller now holds
     // the lock for `key` (held at most ttl_ms, then it may be taken over). The default has
@@ -142,7 +144,21 @@ public:
     virtual Result<std::optional<Metadata>> get_metadata(std::string_view /*key*/) {
         return std::optional<Metadata>{};
     }
+
+    // Why nothing can be stored in this cache, or "" when it is writable. A cache the user
+    // may read but not write (a read-only volume, a shared cache root owns, the "readonly"
+    // mode) is opened read-only: get, get_metadata, scan and usage work; every write fails
+    // with this reason, and nothing is written on a hit (no access times, no statistics).
+    virtual std::string read_only_reason() const { return {}; }
 };
+
+// The error every write to a read-only storage fails with: its name, location and reason.
+std::unexpected<Error> read_only_error(const Storage& storage);
+
+// A read-only cache with nothing in it yet (its file or folder does not exist and may not
+// be created): every lookup misses, every write fails with `reason`.
+std::unique_ptr<Storage> empty_read_only(std::string name, std::string location, uint64_t max_bytes,
+                                         std::string reason);
 
 // Increases in a child after fork(): connections and locks of an older generation belong
 // to the parent. (getpid() is a system call on every use; this is one atomic load.)

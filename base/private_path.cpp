@@ -82,9 +82,20 @@ bool group_is_only_user(gid_t gid, uid_t uid) {
     return true;
 }
 
-// Why `st` (a folder or file at `shown`) is not the user's alone, or "" when it is.
-std::string not_private(const struct stat& st, uid_t uid) {
+// Why `st` (a folder or file at `shown`) is not the user's alone, or "" when it is. With
+// Trust::read, root's is fine too as long as only root may write it.
+std::string not_private(const struct stat& st, uid_t uid, Trust trust = Trust::own) {
+    if (trust == Trust::read && st.st_uid == 0 && uid != 0) {
+        if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+            return "it is root's but others may write it too (mode " + mode_text(st.st_mode) + ")";
+        }
+        return {};
+    }
     if (st.st_uid != uid) {
+        if (trust == Trust::read) {
+            return "it is owned by uid " + std::to_string(st.st_uid) + ", neither you (uid " +
+                   std::to_string(uid) + ") nor root";
+        }
         return "it is owned by uid " + std::to_string(st.st_uid) + ", not by you (uid " +
                std::to_string(uid) + ")";
     }
@@ -127,7 +138,7 @@ std::string child(const std::vector<std::string>& parts, const std::string& name
 
 } // namespace
 
-PathResult<PrivateDir> open_private_dir(const std::string& path, bool create) {
+PathResult<PrivateDir> open_private_dir(const std::string& path, bool create, Trust trust) {
     if (path.empty()) {
         return std::unexpected(PathError{ENOENT, "empty folder name"});
     }
@@ -232,7 +243,7 @@ PathResult<PrivateDir> open_private_dir(const std::string& path, bool create) {
         return failed("cannot inspect", full);
     }
     std::string shown = joined(resolved);
-    if (std::string why = not_private(st, uid); !why.empty()) {
+    if (std::string why = not_private(st, uid, trust); !why.empty()) {
         std::string advice = k_folder_advice;
         if ((st.st_mode & S_IWOTH) != 0 && (st.st_mode & S_ISVTX) != 0) {
             // A shared temp folder such as /tmp: only through a folder of the user's own.
@@ -245,7 +256,8 @@ PathResult<PrivateDir> open_private_dir(const std::string& path, bool create) {
     return PrivateDir{std::move(current), std::move(shown)};
 }
 
-PathResult<void> check_private_entry(int dir, const std::string& name, const std::string& shown) {
+PathResult<void> check_private_entry(int dir, const std::string& name, const std::string& shown,
+                                     Trust trust) {
     struct stat st {};
     if (::fstatat(dir, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
         if (errno == ENOENT) {
@@ -259,13 +271,14 @@ PathResult<void> check_private_entry(int dir, const std::string& name, const std
                            "); curlcache never follows links for its own files",
                        k_file_advice);
     }
-    if (std::string why = not_private(st, ::geteuid()); !why.empty()) {
+    if (std::string why = not_private(st, ::geteuid(), trust); !why.empty()) {
         return refused(shown, why, k_file_advice);
     }
     return {};
 }
 
-PathResult<Fd> open_private(int dir, const std::string& name, int flags, const std::string& shown) {
+PathResult<Fd> open_private(int dir, const std::string& name, int flags, const std::string& shown,
+                            Trust trust) {
     Fd fd(::openat(dir, name.c_str(), flags | O_NOFOLLOW | O_CLOEXEC, 0600));
     if (!fd) {
         if (errno == ELOOP) {
@@ -283,10 +296,22 @@ PathResult<Fd> open_private(int dir, const std::string& name, int flags, const s
         errno = EINVAL;
         return std::unexpected(PathError{EINVAL, "cannot use " + shown + ": not a regular file"});
     }
-    if (std::string why = not_private(st, ::geteuid()); !why.empty()) {
+    if (std::string why = not_private(st, ::geteuid(), trust); !why.empty()) {
         return refused(shown, why, k_file_advice);
     }
     return fd;
+}
+
+std::string untrusted(const struct stat& st, Trust trust) {
+    return not_private(st, ::geteuid(), trust);
+}
+
+bool writable(int dir, const std::string& name) {
+    if (name.empty() || name == ".") {
+        // The folder itself (an O_PATH descriptor): faccessat cannot take "" there.
+        return ::faccessat(dir, ".", W_OK | X_OK, AT_EACCESS) == 0;
+    }
+    return ::faccessat(dir, name.c_str(), W_OK, AT_EACCESS | AT_SYMLINK_NOFOLLOW) == 0;
 }
 
 std::string private_temp_dir() {

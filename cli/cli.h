@@ -34,6 +34,9 @@ struct Global {
 
 // The "key=value" settings curlcache_open() takes for these options.
 std::vector<std::string> open_settings(const Global& global);
+// The same for a command that only reads (stats, list, show, export): mode "readonly", so
+// that a cache the user may only read opens without a warning and nothing is created.
+std::vector<std::string> read_settings(const Global& global);
 
 struct CacheCloser {
     void operator()(curlcache_handle* cache) const { curlcache_close(cache); }

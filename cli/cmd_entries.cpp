@@ -191,9 +191,9 @@ void print_list_human(const std::vector<Meta>& metas, int64_t now) {
     table.print(stdout);
 }
 
-// Opens the cache named by the global options, or prints why not.
-std::expected<CachePtr, int> open_or_report(const ParsedArgs& parsed) {
-    auto cache = open_cache(open_settings(parsed.global));
+// Opens the cache named by the global options (only to read it: `read`), or prints why not.
+std::expected<CachePtr, int> open_or_report(const ParsedArgs& parsed, bool read = false) {
+    auto cache = open_cache(read ? read_settings(parsed.global) : open_settings(parsed.global));
     if (!cache) {
         return std::unexpected(report(cache.error()));
     }
@@ -289,7 +289,7 @@ int cmd_list(Args args) {
     if (!parsed) {
         return parsed.error();
     }
-    auto cache = open_or_report(*parsed);
+    auto cache = open_or_report(*parsed, true);
     if (!cache) {
         return cache.error();
     }
@@ -326,7 +326,7 @@ int cmd_show(Args args) {
     if ((output != nullptr || parsed->has("--force")) && !parsed->has("--body")) {
         return usage_error("--output and --force go with --body", "show");
     }
-    auto cache = open_or_report(*parsed);
+    auto cache = open_or_report(*parsed, true);
     if (!cache) {
         return cache.error();
     }

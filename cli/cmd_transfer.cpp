@@ -340,7 +340,7 @@ int cmd_export(Args args) {
         }
         location = std::move(*parsed_location);
     }
-    auto cache = open_cache(open_settings(parsed->global));
+    auto cache = open_cache(read_settings(parsed->global));
     if (!cache) {
         return report(cache.error());
     }
@@ -372,6 +372,7 @@ int cmd_import(Args args) {
     if (!location) {
         return usage_error(location.error(), "import");
     }
+    location->push_back("mode=readonly"); // the source is only read
     auto source = open_location(*location);
     if (!source) {
         return report({*from + ": " + source.error().message, source.error().bad_settings});

@@ -43,6 +43,12 @@ std::vector<std::string> open_settings(const Global& global) {
     return settings;
 }
 
+std::vector<std::string> read_settings(const Global& global) {
+    std::vector<std::string> settings = open_settings(global);
+    settings.emplace_back("mode=readonly");
+    return settings;
+}
+
 CStrings::CStrings(const std::vector<std::string>& strings) {
     m_pointers.reserve(strings.size() + 1);
     for (const auto& s : strings) {

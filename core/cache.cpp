@@ -46,20 +46,49 @@ std::unique_ptr<Cache> Cache::with_storage(config::Settings settings,
 Cache::Cache(config::Settings settings, std::unique_ptr<backends::Storage> storage)
     : m_settings(std::move(settings)), m_storage(std::move(storage)) {
     m_stats_path = stats::file_path(m_settings, *m_storage);
-    if (!m_stats_path.empty()) {
+    m_read_only = !m_storage->read_only_reason().empty();
+    if (m_read_only) {
+        serve_read_only();
+    } else if (!m_stats_path.empty()) {
         stats::track(&m_stats, m_stats_path);
     }
 }
 
+// A cache the user may read but not write (README.md, "Read-only caches"): hits are
+// served, nothing is stored, and no statistics are saved (they would be a write per
+// process).
+void Cache::serve_read_only() {
+    using config::Mode;
+    const Mode mode = m_settings.mode;
+    if (mode == Mode::readonly || mode == Mode::offline || mode == Mode::off) {
+        return; // these never store anyway
+    }
+    m_unexpectedly_read_only = true;
+    // Refresh would fetch everything to store it again: with nothing stored, a pass-through.
+    m_settings.mode = mode == Mode::refresh ? Mode::off : Mode::readonly;
+}
+
+void Cache::warn_if_read_only() const {
+    if (!m_unexpectedly_read_only) {
+        return;
+    }
+    std::string where = std::string(m_storage->name()) + " cache " + m_storage->location();
+    log::warn_once("read-only-cache",
+                   "%s is read-only for you (%s): hits are served, nothing will be stored. "
+                   "Set mode = \"readonly\" (CURLCACHE_MODE=readonly) if that is meant, or "
+                   "make it writable (README.md, Read-only caches).",
+                   where.c_str(), m_storage->read_only_reason().c_str());
+}
+
 Cache::~Cache() {
-    if (!m_stats_path.empty()) {
+    if (!m_stats_path.empty() && !m_read_only) {
         stats::untrack(&m_stats);
         flush_stats();
     }
 }
 
 void Cache::flush_stats() {
-    if (m_stats_path.empty()) {
+    if (m_stats_path.empty() || m_read_only) {
         return;
     }
     stats::Counters delta = stats::take(m_stats);
@@ -135,6 +164,9 @@ backends::Result<std::optional<Entry>> Cache::find_one(const Key& key) {
             if (std::optional<Entry> replaced = decode(std::move(**again))) {
                 return replaced;
             }
+        }
+        if (m_read_only) {
+            return std::optional<Entry>(); // not ours to remove
         }
         if (auto removed = m_storage->remove(hex); !removed) {
             count_error(m_stats, removed.error(), "remove", m_storage->name());
@@ -287,6 +319,9 @@ backends::Result<bool> Cache::store(const Key& key, Entry& entry, BodySink& body
 }
 
 backends::Result<bool> Cache::remove(const Key& key) {
+    if (m_read_only) {
+        return false; // nothing in a read-only cache can be invalidated (warned about once)
+    }
     auto removed = m_storage->remove(key.hex());
     if (!removed) {
         count_error(m_stats, removed.error(), "remove", m_storage->name());

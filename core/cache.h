@@ -107,6 +107,12 @@ class Cache {
 
     Stats& stats() { return m_stats; }
 
+    // A cache the user may only read (README.md, "Read-only caches") serves hits and
+    // stores nothing; in normal or refresh mode, which expect to store, this says so once
+    // per process. The engine calls it when it opens the process's cache; the command does
+    // not (its writes fail saying "read-only").
+    void warn_if_read_only() const;
+
     // Statistics persistence (core/stats.h). The file this cache's counters are added to,
     // or "" when they are not persisted (memory backend). flush_stats() adds the counters
     // not yet saved to it and zeroes them in memory; the destructor and process exit do
@@ -119,12 +125,15 @@ class Cache {
     explicit Cache(config::Settings settings, std::unique_ptr<backends::Storage> storage);
     bool admit(Entry& entry, uint64_t body_size, const StoreContext& context);
     backends::Result<std::optional<Entry>> find_one(const Key& key);
+    void serve_read_only();
     // For a Vary response: the key its variant goes under, after the index is written.
     backends::Result<Key> vary_target(const Key& key, Entry& entry, const StoreContext& context);
     config::Settings m_settings;
     std::unique_ptr<backends::Storage> m_storage;
     Stats m_stats;
     std::string m_stats_path;
+    bool m_read_only = false;              // storage().read_only_reason() is not empty
+    bool m_unexpectedly_read_only = false; // read-only in a mode that would store
 };
 
 } // namespace curlcache::core

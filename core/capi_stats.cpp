@@ -18,11 +18,13 @@ CURLCACHE_EXPORT curlcache_code curlcache_stats_get(curlcache_handle* handle,
     return with_cache(handle, [&](core::Cache& cache) {
         core::stats::Counters total = core::stats::snapshot(cache.stats());
         if (!cache.stats_path().empty()) {
+            // A read-only cache's saved counters may be unreadable (0600): its entries show.
             auto persisted = core::stats::read_file(cache.stats_path());
-            if (!persisted) {
+            if (persisted) {
+                total += *persisted;
+            } else if (cache.storage().read_only_reason().empty()) {
                 return fail(handle, CURLCACHE_E_IO, persisted.error().message);
             }
-            total += *persisted;
         }
         *out = curlcache_stats{total.hits,        total.misses,         total.stores,
                                total.errors,      total.errors_timeout, total.corrupt,
@@ -33,6 +35,10 @@ CURLCACHE_EXPORT curlcache_code curlcache_stats_get(curlcache_handle* handle,
 
 CURLCACHE_EXPORT curlcache_code curlcache_stats_zero(curlcache_handle* handle) {
     return with_cache(handle, [&](core::Cache& cache) {
+        if (std::string why = cache.storage().read_only_reason(); !why.empty()) {
+            return fail(handle, CURLCACHE_E_BACKEND,
+                        cache.stats_path() + ": the cache is read-only (" + why + ")");
+        }
         core::stats::take(cache.stats());
         if (!cache.stats_path().empty()) {
             if (auto zeroed = core::stats::zero_file(cache.stats_path()); !zeroed) {

@@ -98,6 +98,7 @@ void open_locked() {
         g_state.store(k_passthrough, std::memory_order_release);
         return;
     }
+    (*cache)->warn_if_read_only();
     g_cache.store(cache->release(), std::memory_order_relaxed);
     g_state.store(k_open, std::memory_order_release);
 }

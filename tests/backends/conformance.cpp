@@ -755,6 +755,22 @@ std::string make_scratch() {
     return pattern;
 }
 
+int scratch_setup(void** state) {
+    *state = new std::string(make_scratch());
+    return 0;
+}
+
+int scratch_teardown(void** state) {
+    auto* scratch = static_cast<std::string*>(*state);
+    remove_scratch(*scratch);
+    delete scratch;
+    return 0;
+}
+
+const std::string& scratch_of(void** state) {
+    return *static_cast<std::string*>(*state);
+}
+
 void remove_scratch(const std::string& path) {
     if (!path.empty()) {
         std::error_code ignored;

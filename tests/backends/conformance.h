@@ -92,6 +92,11 @@ void check_dead_writer_leftovers(const ConformanceBackend& backend,
                                  const std::string& temp_folder, std::string_view prefix,
                                  const std::string& stamp = "");
 
+// A cmocka fixture holding one scratch folder (make_scratch) as the test's state.
+int scratch_setup(void** state);
+int scratch_teardown(void** state);
+const std::string& scratch_of(void** state);
+
 // A 32-hex-digit key, like core::Key::hex(), different for every n.
 std::string test_key(uint64_t n);
 

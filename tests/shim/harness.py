@@ -242,6 +242,19 @@ def compare(expected, actual, ignore_stderr=False, with_mtime=False, stdout_chec
     return problems
 
 
+def compare_warned(expected, actual, prefix=b"curlcache: "):
+    """compare() of a run whose stderr may add curlcache's warning lines: returns the
+    problems (stderr compared without those lines) and the warning lines."""
+    problems = compare(expected, actual, ignore_stderr=True)
+    lines = actual.stderr.splitlines(keepends=True)
+    warn = [line for line in lines if line.startswith(prefix)]
+    rest = b"".join(line for line in lines if not line.startswith(prefix))
+    d = describe_difference("stderr without the curlcache warnings", expected.stderr, rest)
+    if d:
+        problems.append(d)
+    return problems, warn
+
+
 def save_outputs(directory, label, result):
     """Keeps a run's stdout/stderr next to its cwd for a human to diff."""
     with open(os.path.join(directory, label + ".stdout"), "wb") as f:

@@ -247,15 +247,8 @@ def check(spec, scratch, origin, shim, inject):
             took = time.monotonic() - start
             harness.save_outputs(base, "shim%d" % i, r)
             requests.append(origin.count() - c0)
-            problems += ["%s: %s" % (label, p)
-                         for p in harness.compare(plain, r, ignore_stderr=True)]
-            lines = r.stderr.splitlines(keepends=True)
-            warn = [line for line in lines if line.startswith(PREFIX)]
-            rest = b"".join(line for line in lines if not line.startswith(PREFIX))
-            d = harness.describe_difference("stderr without the curlcache warnings",
-                                            plain.stderr, rest)
-            if d:
-                problems.append("%s: %s" % (label, d))
+            found, warn = harness.compare_warned(plain, r, PREFIX)
+            problems += ["%s: %s" % (label, p) for p in found]
             if spec["refused"] is None:
                 if warn:
                     cache.append("%s: unexpected warning(s) %r" % (label, warn))
