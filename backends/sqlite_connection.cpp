@@ -703,12 +703,14 @@ Result<void> Connection::open() {
 // read-only instead, and so is every cache in mode "readonly". How, measured on Debian 12's
 // SQLite 3.40.1 with a WAL database filled as root and read as nobody from a root-owned
 // 0755/0644 folder, and as root and nobody through a read-only bind mount (rows seen of 2;
-// the script is in the readonly branch's report):
+// tests/shim/readonly.py makes each of these states):
 //   -wal and -shm                      SQLITE_OPEN_READONLY      immutable=1
 //   absent (clean close)               fails (cannot make -shm)  right (1 of 1)
 //   both present, WAL empty            right                     right
 //   both present, WAL with commits     right                     stale: misses the WAL's
 //   -wal with commits, -shm missing    fails (cannot open)       stale: misses the WAL's
+// and with the folder writable by the reader (the database root's, 0644), READONLY read
+// right in both failing states, making the missing -wal/-shm itself.
 // So: SQLITE_OPEN_READONLY when both files are there (it also reads safely while a writer
 // works) or when the folder is writable (SQLite then makes -shm itself); otherwise, or when
 // that open fails (a -shm we may not read), immutable=1, which takes no locks and reads the
