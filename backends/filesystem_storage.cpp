@@ -415,19 +415,25 @@ class FilesystemStorage final : public Storage {
 
     // Removes the temp files of writers that died and tallies the live ones.
     temp_files::Tally sweep_leftovers() {
+        if (!m_read_only.empty()) {
+            return {}; // never a write in a read-only tree
+        }
         return temp_files::sweep(m_dir + std::string(k_temp_folder), k_temp_prefix,
                                  std::time(nullptr) - temp_files::k_stale_unnamed_seconds);
     }
 
     // Leaves nothing of dead writers, as vacuum does.
     Result<uint64_t> purge_expired(int64_t now) override {
-        auto purged = Storage::purge_expired(now);
+        auto purged = Storage::purge_expired(now); // fails at once when read-only
         (void)sweep_leftovers();
         return purged;
     }
 
     // Nothing to compact; the walk removes old temp files in the shards (older versions').
     Result<void> vacuum() override {
+        if (!m_read_only.empty()) {
+            return read_only_error(*this);
+        }
         (void)sweep_leftovers();
         return walk([](Found&) { return true; });
     }
