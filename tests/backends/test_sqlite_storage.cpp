@@ -22,8 +22,9 @@
 namespace {
 
 using namespace curlcache;
-using tests::make_scratch;
-using tests::remove_scratch;
+using tests::scratch_of;
+using tests::scratch_setup;
+using tests::scratch_teardown;
 using tests::test_key;
 using tests::test_meta;
 
@@ -35,22 +36,6 @@ const tests::ConformanceBackend k_sqlite{"sqlite", [](const std::string& scratch
                                              settings.sqlite_busy_timeout_ms = 30000;
                                              return settings;
                                          }};
-
-int setup(void** state) {
-    *state = new std::string(make_scratch());
-    return 0;
-}
-
-int teardown(void** state) {
-    auto* scratch = static_cast<std::string*>(*state);
-    remove_scratch(*scratch);
-    delete scratch;
-    return 0;
-}
-
-const std::string& scratch_of(void** state) {
-    return *static_cast<std::string*>(*state);
-}
 
 // Sets an environment variable for one test and restores it afterwards.
 class ScopedEnv {
@@ -382,28 +367,28 @@ void test_many_hits_record_access_times_without_waiting_for_a_writer(void** stat
 int main() {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(
-            test_four_processes_share_one_database_without_errors_or_torn_values, setup, teardown),
+            test_four_processes_share_one_database_without_errors_or_torn_values, scratch_setup, scratch_teardown),
         cmocka_unit_test_setup_teardown(
-            test_a_garbage_file_is_moved_aside_and_replaced_by_a_fresh_database, setup, teardown),
+            test_a_garbage_file_is_moved_aside_and_replaced_by_a_fresh_database, scratch_setup, scratch_teardown),
         cmocka_unit_test_setup_teardown(
-            test_damaged_pages_behind_a_valid_header_are_detected_and_replaced, setup, teardown),
+            test_damaged_pages_behind_a_valid_header_are_detected_and_replaced, scratch_setup, scratch_teardown),
         cmocka_unit_test_setup_teardown(
-            test_garbage_written_under_an_open_cache_never_crashes_and_is_replaced, setup,
-            teardown),
-        cmocka_unit_test_setup_teardown(test_database_files_and_folders_are_owner_only, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_cache_names_resolve_like_requests_cache, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_memory_databases_with_the_same_name_are_shared, setup,
-                                        teardown),
+            test_garbage_written_under_an_open_cache_never_crashes_and_is_replaced, scratch_setup,
+            scratch_teardown),
+        cmocka_unit_test_setup_teardown(test_database_files_and_folders_are_owner_only, scratch_setup,
+                                        scratch_teardown),
+        cmocka_unit_test_setup_teardown(test_cache_names_resolve_like_requests_cache, scratch_setup,
+                                        scratch_teardown),
+        cmocka_unit_test_setup_teardown(test_memory_databases_with_the_same_name_are_shared, scratch_setup,
+                                        scratch_teardown),
         cmocka_unit_test_setup_teardown(
-            test_a_writer_holding_the_lock_past_the_busy_timeout_is_a_timeout, setup, teardown),
+            test_a_writer_holding_the_lock_past_the_busy_timeout_is_a_timeout, scratch_setup, scratch_teardown),
         cmocka_unit_test_setup_teardown(
-            test_many_hits_record_access_times_without_waiting_for_a_writer, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_vacuum_gives_back_the_space_of_removed_entries, setup,
-                                        teardown),
+            test_many_hits_record_access_times_without_waiting_for_a_writer, scratch_setup, scratch_teardown),
+        cmocka_unit_test_setup_teardown(test_vacuum_gives_back_the_space_of_removed_entries, scratch_setup,
+                                        scratch_teardown),
         cmocka_unit_test_setup_teardown(test_a_forked_child_can_keep_using_the_parents_storage,
-                                        setup, teardown),
+                                        scratch_setup, scratch_teardown),
     };
     int failed = tests::run_conformance(k_sqlite);
     failed += cmocka_run_group_tests_name("sqlite storage", tests, nullptr, nullptr);
