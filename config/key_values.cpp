@@ -73,6 +73,8 @@ std::expected<std::vector<std::string>, std::string> string_items(const Value& v
     return items;
 }
 
+} // namespace
+
 // A plugin's name (a file libcurlcache-backend-<name>.so in the plugin folder): lower-case
 // letters, digits, '-' and '_', so that it can never climb out of that folder.
 bool is_plugin_name(std::string_view name) {
@@ -80,6 +82,8 @@ bool is_plugin_name(std::string_view name) {
         return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
     });
 }
+
+namespace {
 
 // Built-in names, plugin names, or "plugin:/absolute/path.so". Whether a plugin exists is
 // found out when the cache opens (a missing one is a fail-open warning there).
@@ -279,6 +283,8 @@ std::expected<void, std::string> check_redis_url(std::string_view url) {
                            " (use redis://[:password@]host[:port][/db] or unix:///path/to/socket)");
 }
 
+} // namespace
+
 // "redis://user:secret@host/0" -> "redis://user:***@host/0", for `curlcache config`.
 std::string mask_password(const std::string& url) {
     const size_t start = url.find("://");
@@ -296,6 +302,39 @@ std::string mask_password(const std::string& url) {
     }
     return url.substr(0, colon + 1) + "***" + url.substr(at);
 }
+
+// A plugin's settings are text the host cannot parse: a key that names a secret hides its
+// whole value, and a password inside a value (a URL's user:password@, a libpq "password=x"
+// or "?password=x") is masked wherever it appears.
+std::string mask_secret(std::string_view key, const std::string& value) {
+    const std::string lower_key = to_lower(key);
+    for (std::string_view secret : {"password", "passwd", "secret", "token", "credential"}) {
+        if (lower_key.find(secret) != std::string::npos) {
+            return value.empty() ? value : "***";
+        }
+    }
+    std::string masked = mask_password(value);
+    const std::string lower = to_lower(masked);
+    constexpr std::string_view k_password = "password=";
+    for (size_t at = lower.rfind(k_password); at != std::string::npos;
+         at = at == 0 ? std::string::npos : lower.rfind(k_password, at - 1)) {
+        const size_t start = at + k_password.size();
+        size_t end = start;
+        if (end < masked.size() && masked[end] == '\'') {
+            for (++end; end < masked.size() && masked[end] != '\'';
+                 end += masked[end] == '\\' ? 2 : 1) {
+            }
+            end = std::min(end + 1, masked.size());
+        } else {
+            end = masked.find_first_of(" &", start);
+            end = end == std::string::npos ? masked.size() : end;
+        }
+        masked.replace(start, end - start, "***");
+    }
+    return masked;
+}
+
+namespace {
 
 template <typename T> T& field(Settings& settings, const Member& member) {
     return settings.*std::get<T Settings::*>(member);

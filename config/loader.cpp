@@ -124,9 +124,97 @@ std::expected<void, LoadError> keep_plugin_table(const std::string& name, const 
                       " (left out)");
             continue;
         }
+        loaded.settings.origins[name + "." + key] = Origin{Origin::Kind::file, at(value)};
         kept.emplace_back(key, std::move(text));
     }
     return {};
+}
+
+// The plugins the backends name by a bare name ("postgres"; a "plugin:/path" names its table
+// itself, once loaded): their settings also come from CURLCACHE_<NAME>_<KEY> variables.
+std::vector<std::string> named_plugins(const Settings& settings) {
+    std::vector<std::string> names;
+    for (const std::string& backend : settings.backend) {
+        if (!is_section(backend) && !backend.starts_with("plugin:")) {
+            names.push_back(backend);
+        }
+    }
+    return names;
+}
+
+// "my-store" -> "MY_STORE", as a part of a variable's name.
+std::string variable_part(std::string_view name) {
+    std::string part;
+    for (char c : name) {
+        part += c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    }
+    return part;
+}
+
+// "my-store" -> "CURLCACHE_MY_STORE_".
+std::string variable_prefix(std::string_view plugin) {
+    return "CURLCACHE_" + variable_part(plugin) + "_";
+}
+
+// Sets one value of a plugin's table (replacing the file's), remembering where it came from.
+void set_plugin_value(Settings& settings, const std::string& plugin, const std::string& key,
+                      std::string value, Origin origin) {
+    auto& table = settings.plugin_tables[plugin];
+    auto found = std::find_if(table.begin(), table.end(),
+                              [&](const auto& entry) { return entry.first == key; });
+    if (found == table.end()) {
+        table.emplace_back(key, std::move(value));
+    } else {
+        found->second = std::move(value);
+    }
+    settings.origins.try_emplace(plugin, origin);
+    settings.origins[plugin + "." + key] = std::move(origin);
+}
+
+// The CURLCACHE_* variables of the real environment that are no built-in key's, as
+// name and value (empty values count as unset, as for every variable).
+std::vector<std::pair<std::string, std::string>> other_variables() {
+    std::vector<std::pair<std::string, std::string>> found;
+    for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
+        const std::string_view text = *entry;
+        const size_t eq = text.find('=');
+        if (!text.starts_with("CURLCACHE_") || eq == std::string_view::npos ||
+            eq + 1 == text.size()) {
+            continue;
+        }
+        const std::string_view name = text.substr(0, eq);
+        const bool known = std::any_of(keys().begin(), keys().end(),
+                                       [&](const KeyDef& def) { return def.env == name; });
+        if (!known) {
+            found.emplace_back(name, text.substr(eq + 1));
+        }
+    }
+    return found;
+}
+
+// CURLCACHE_POSTGRES_STATEMENT_TIMEOUT=2s is [postgres] statement_timeout = "2s" for a
+// plugin the backends name, over the file's value (as for built-in keys).
+void apply_plugin_variables(Settings& settings) {
+    const std::vector<std::string> plugins = named_plugins(settings);
+    if (plugins.empty()) {
+        return;
+    }
+    for (const auto& [name, value] : other_variables()) {
+        const std::string* owner = nullptr;
+        size_t longest = 0;
+        for (const std::string& plugin : plugins) {
+            const std::string prefix = variable_prefix(plugin);
+            if (name.size() > prefix.size() && name.starts_with(prefix) &&
+                prefix.size() > longest) {
+                owner = &plugin;
+                longest = prefix.size();
+            }
+        }
+        if (owner != nullptr) {
+            set_plugin_value(settings, *owner, to_lower(std::string_view(name).substr(longest)),
+                             value, Origin{Origin::Kind::environment, name});
+        }
+    }
 }
 
 // A plugin table that no backend can read is most likely a stray key: said once the
@@ -244,7 +332,10 @@ std::expected<void, LoadError> check_log_file(const Settings& settings) {
 // A misspelt CURLCACHE_* variable in the real environment is silently useless; warn when it
 // is close to a known one or the start of one (CURLCACHE_EXPIRE). Variables far from every
 // key may belong to other tools (build systems, test harnesses) and are left alone.
-void warn_misspelt_variables(std::vector<std::string>& warnings) {
+// A plugin's variables (CURLCACHE_POSTGRES_*, for a backend "postgres") are the plugin's to
+// check; one whose plugin part is misspelt (CURLCACHE_POSTGRS_URL) is warned about.
+void warn_misspelt_variables(std::vector<std::string>& warnings,
+                             const std::vector<std::string>& plugins) {
     for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
         const std::string_view text = *entry;
         if (!text.starts_with("CURLCACHE_")) {
@@ -252,8 +343,29 @@ void warn_misspelt_variables(std::vector<std::string>& warnings) {
         }
         const std::string_view name = text.substr(0, text.find('='));
         const std::string_view rest = name.substr(10);
-        const KeyDef* best = nullptr;
+        std::string best_name;
         size_t best_distance = 3; // at most two edits away
+        bool plugins_own = false;
+        for (const std::string& plugin : plugins) {
+            const std::string prefix = variable_prefix(plugin);
+            if (name.size() > prefix.size() && name.starts_with(prefix)) {
+                plugins_own = true;
+                break;
+            }
+            const std::string_view upper = std::string_view(prefix).substr(10, prefix.size() - 11);
+            for (size_t cut = rest.find('_'); cut != std::string_view::npos;
+                 cut = rest.find('_', cut + 1)) {
+                const size_t distance = edit_distance(rest.substr(0, cut), upper);
+                if (distance > 0 && distance < best_distance && upper.size() > 2 * distance) {
+                    best_distance = distance;
+                    best_name = prefix + std::string(rest.substr(cut + 1));
+                }
+            }
+        }
+        if (plugins_own) {
+            continue;
+        }
+        const KeyDef* best = nullptr;
         for (const KeyDef& def : keys()) {
             const std::string_view leaf = def.env.substr(10);
             const std::string_view key_leaf = def.key.substr(def.key.rfind('.') + 1);
@@ -274,16 +386,20 @@ void warn_misspelt_variables(std::vector<std::string>& warnings) {
                 best = &def;
             }
         }
-        if (best != nullptr && best_distance > 0) {
-            warnings.push_back(std::string(name) + ": unknown variable (did you mean " +
-                               std::string(best->env) + "?)");
+        if (best != nullptr) {
+            best_name = best_distance > 0 ? std::string(best->env) : "";
+        }
+        if (!best_name.empty()) {
+            warnings.push_back(std::string(name) + ": unknown variable (did you mean " + best_name +
+                               "?)");
         }
     }
 }
 
 struct Argument {
-    const KeyDef* def;
+    const KeyDef* def; // null for a plugin's setting
     std::string value;
+    std::string plugin, plugin_key; // "postgres", "url" for "postgres.url=..."
 };
 
 std::expected<std::vector<Argument>, LoadError>
@@ -297,11 +413,20 @@ parse_arguments(const std::vector<std::string>& arguments) {
         }
         const std::string key(trim(std::string_view(argument).substr(0, eq)));
         const KeyDef* def = find_key(key);
+        // "postgres.url=..." sets a plugin's setting, as its config table would.
+        const size_t dot = key.find('.');
+        if (def == nullptr && dot != std::string::npos && dot + 1 < key.size() &&
+            !is_section(key.substr(0, dot)) && is_plugin_name(key.substr(0, dot)) &&
+            did_you_mean(key).empty()) {
+            parsed.push_back(
+                {nullptr, argument.substr(eq + 1), key.substr(0, dot), key.substr(dot + 1)});
+            continue;
+        }
         if (def == nullptr) {
             return std::unexpected(LoadError{"argument " + quote(argument) + ": unknown key '" +
                                              key + "'" + did_you_mean(key)});
         }
-        parsed.push_back({def, argument.substr(eq + 1)});
+        parsed.push_back({def, argument.substr(eq + 1), {}, {}});
     }
     return parsed;
 }
@@ -347,7 +472,7 @@ std::expected<Loaded, LoadError> load(const std::vector<std::string>& arguments,
     Origin file_origin{Origin::Kind::argument, "argument"};
     std::string who = "argument 'config'";
     for (const Argument& argument : *parsed) {
-        if (file.empty() && argument.def->type == KeyType::config_file) {
+        if (file.empty() && argument.def != nullptr && argument.def->type == KeyType::config_file) {
             file = argument.value;
         }
     }
@@ -369,9 +494,6 @@ std::expected<Loaded, LoadError> load(const std::vector<std::string>& arguments,
         settings.origins["config"] = file_origin;
     }
 
-    if (!getenv_fn) {
-        warn_misspelt_variables(loaded.warnings);
-    }
     for (const KeyDef& def : keys()) {
         if (def.type == KeyType::config_file) {
             continue;
@@ -385,13 +507,26 @@ std::expected<Loaded, LoadError> load(const std::vector<std::string>& arguments,
     }
 
     for (const Argument& argument : *parsed) {
-        if (argument.def->type == KeyType::config_file) {
+        if (argument.def == nullptr || argument.def->type == KeyType::config_file) {
             continue;
         }
         const Origin origin{Origin::Kind::argument, "argument"};
         if (auto ok = set(*argument.def, Value::from_text(argument.value), origin, settings, home);
             !ok) {
             return std::unexpected(ok.error());
+        }
+    }
+
+    // Plugin settings: the file's table < CURLCACHE_<NAME>_<KEY> < "name.key=" arguments.
+    // Only the real environment is listed (an injected one can only be asked by name).
+    if (!getenv_fn) {
+        warn_misspelt_variables(loaded.warnings, named_plugins(settings));
+        apply_plugin_variables(settings);
+    }
+    for (const Argument& argument : *parsed) {
+        if (argument.def == nullptr) {
+            set_plugin_value(settings, argument.plugin, argument.plugin_key, argument.value,
+                             Origin{Origin::Kind::argument, "argument"});
         }
     }
 
@@ -429,6 +564,25 @@ std::vector<Entry> describe(const Settings& settings) {
         }
         entry.help = def.help;
         entries.push_back(std::move(entry));
+    }
+    // Then each plugin's table, in its order; secrets masked. Variables exist for the
+    // plugins the backends name.
+    const std::vector<std::string> named = named_plugins(settings);
+    for (const auto& [plugin, table] : settings.plugin_tables) {
+        const bool has_variables = std::find(named.begin(), named.end(), plugin) != named.end();
+        for (const auto& [key, value] : table) {
+            Entry entry;
+            entry.key = plugin + "." + key;
+            if (has_variables) {
+                entry.env = variable_prefix(plugin) + variable_part(key);
+            }
+            entry.value = quote(mask_secret(key, value));
+            if (auto found = settings.origins.find(entry.key); found != settings.origins.end()) {
+                entry.origin = found->second;
+            }
+            entry.help = "a setting of the " + plugin + " backend plugin";
+            entries.push_back(std::move(entry));
+        }
     }
     return entries;
 }

@@ -630,6 +630,121 @@ void test_misspelt_variable_in_the_environment_warns(void** state) {
     assert_true(warnings == expected);
 }
 
+// CURLCACHE_<PLUGIN>_<KEY> sets [plugin] key for a plugin the backends name: over the
+// file's value, under an argument's; each value keeps its origin.
+void test_plugin_variables_override_the_plugin_table(void** state) {
+    Fixture& f = fixture(state);
+    const std::string file =
+        f.write("c.toml", "backend = [\"sqlite\", \"postgres\", \"my-store\"]\n"
+                          "[postgres]\nurl = \"postgres://file/db\"\n"
+                          "table = \"t\"\n");
+    f.set_real("CURLCACHE_CONFIG", file.c_str());
+    f.set_real("HOME", (f.dir + "/home").c_str());
+    setenv("CURLCACHE_POSTGRES_URL", "postgres://cache:s3cret@env/db", 1);
+    setenv("CURLCACHE_POSTGRES_STATEMENT_TIMEOUT", "2s", 1);
+    setenv("CURLCACHE_MY_STORE_PASSWORD", "hunter2", 1);
+    setenv("CURLCACHE_POSTGRES_EMPTY", "", 1); // empty = unset, as for every variable
+    auto loaded = load();
+    assert_true(loaded.has_value());
+    assert_int_equal(loaded->warnings.size(), 0);
+    const Settings& settings = loaded->settings;
+    const auto& table = settings.plugin_tables.at("postgres");
+    assert_int_equal(table.size(), 3);
+    expect_text(table[0].first + "=" + table[0].second, "url=postgres://cache:s3cret@env/db");
+    expect_text(table[1].first + "=" + table[1].second, "table=t");
+    expect_text(table[2].first + "=" + table[2].second, "statement_timeout=2s");
+    expect_text(settings.origins.at("postgres.url").where, "CURLCACHE_POSTGRES_URL");
+    expect_text(settings.origins.at("postgres.table").where, file + ":4");
+    const auto& mine = settings.plugin_tables.at("my-store");
+    assert_int_equal(mine.size(), 1);
+    expect_text(mine[0].first + "=" + mine[0].second, "password=hunter2");
+
+    // `curlcache config` shows them with their origins, secrets masked.
+    std::map<std::string, Entry> shown;
+    for (const Entry& entry : describe(settings)) {
+        shown[entry.key] = entry;
+    }
+    expect_text(shown.at("postgres.url").value, "\"postgres://cache:***@env/db\"");
+    expect_text(shown.at("postgres.url").env, "CURLCACHE_POSTGRES_URL");
+    assert_true(shown.at("postgres.url").origin.kind == Origin::Kind::environment);
+    expect_text(shown.at("postgres.table").origin.where, file + ":4");
+    expect_text(shown.at("postgres.statement_timeout").env, "CURLCACHE_POSTGRES_STATEMENT_TIMEOUT");
+    expect_text(shown.at("my-store.password").value, "\"***\"");
+    expect_text(shown.at("my-store.password").env, "CURLCACHE_MY_STORE_PASSWORD");
+
+    // An argument ("postgres.url=...", as curlcache_open takes it) beats the variable.
+    loaded = load({"postgres.url=postgres://argument/db"});
+    assert_true(loaded.has_value());
+    expect_text(loaded->settings.plugin_tables.at("postgres")[0].second, "postgres://argument/db");
+    expect_text(loaded->settings.origins.at("postgres.url").where, "argument");
+
+    // Without a postgres backend its variables set nothing.
+    loaded = load({"backend=sqlite"});
+    assert_true(loaded.has_value());
+    assert_int_equal(loaded->settings.plugin_tables.at("postgres").size(), 2);
+    expect_text(loaded->settings.plugin_tables.at("postgres")[0].second, "postgres://file/db");
+    assert_int_equal(loaded->settings.plugin_tables.count("my-store"), 0);
+}
+
+// A plugin's variables are not unknown when the backends name it, even one close to a
+// built-in key; one whose plugin part is misspelt warns.
+void test_plugin_variables_are_not_unknown_and_misspelt_ones_warn(void** state) {
+    Fixture& f = fixture(state);
+    f.set_real("XDG_CONFIG_HOME", (f.dir + "/xdg").c_str());
+    f.set_real("HOME", (f.dir + "/home").c_str());
+    setenv("CURLCACHE_LOG_LEVELS", "5", 1);             // one edit from LOG_LEVEL
+    setenv("CURLCACHE_POSTGRS_URL", "postgres://x", 1); // postgres misspelt
+    auto loaded = load({"backend=log,postgres"});
+    assert_true(loaded.has_value());
+    for (const std::string& warning : loaded->warnings) {
+        print_message("%s\n", warning.c_str());
+    }
+    assert_int_equal(loaded->warnings.size(), 1);
+    expect_text(loaded->warnings[0],
+                "CURLCACHE_POSTGRS_URL: unknown variable (did you mean CURLCACHE_POSTGRES_URL?)");
+    expect_text(loaded->settings.plugin_tables.at("log")[0].first, "levels");
+    assert_int_equal(loaded->settings.plugin_tables.count("postgres"), 0);
+    // Without that plugin, the variable near a built-in key is that key misspelt.
+    loaded = load({"backend=sqlite"});
+    assert_true(loaded.has_value());
+    std::set<std::string> warnings(loaded->warnings.begin(), loaded->warnings.end());
+    assert_int_equal(
+        warnings.count(
+            "CURLCACHE_LOG_LEVELS: unknown variable (did you mean CURLCACHE_LOG_LEVEL?)"),
+        1);
+}
+
+// A plugin setting given as an argument needs a plugin's name; a built-in section's unknown
+// key stays an error.
+void test_plugin_arguments_need_a_plugin_name(void** state) {
+    Fixture& f = fixture(state);
+    expect_text(load_error(f, {"sqlite.fast=1"}),
+                "argument \"sqlite.fast=1\": unknown key 'sqlite.fast'");
+    expect_text(load_error(f, {"Bad/Name.url=1"}),
+                "argument \"Bad/Name.url=1\": unknown key 'Bad/Name.url'");
+    auto loaded = load_ok(f, {"backend=postgres", "postgres.table=t"});
+    expect_text(loaded.settings.plugin_tables.at("postgres")[0].second, "t");
+}
+
+void test_plugin_secrets_are_masked(void** state) {
+    (void)state;
+    Settings settings;
+    settings.plugin_tables["db"] = {{"url", "postgresql://me:pw@h/db?password=pw2&sslmode=require"},
+                                    {"conninfo", "host=h password='a b\\'c' user=me"},
+                                    {"secret_access_key", "abc"},
+                                    {"api_token", "t"},
+                                    {"region", "eu-west-1"}};
+    std::map<std::string, std::string> shown;
+    for (const Entry& entry : describe(settings)) {
+        shown[entry.key] = entry.value;
+    }
+    expect_text(shown.at("db.url"), "\"postgresql://me:***@h/db?password=***&sslmode=require\"");
+    expect_text(shown.at("db.conninfo"), "\"host=h password=*** user=me\"");
+    expect_text(shown.at("db.secret_access_key"), "\"***\"");
+    expect_text(shown.at("db.api_token"), "\"***\"");
+    expect_text(shown.at("db.region"), "\"eu-west-1\"");
+}
+
 void test_lists_reject_empty_items(void** state) {
     Fixture& f = fixture(state);
     f.env["CURLCACHE_CONFIG"] = f.write("c.toml", "ignored_parameters = [\"token\", \" \"]\n");
@@ -858,6 +973,12 @@ int main() {
             teardown),
         cmocka_unit_test_setup_teardown(test_unknown_key_warns_with_file_line_and_suggestion, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_plugin_variables_override_the_plugin_table, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(
+            test_plugin_variables_are_not_unknown_and_misspelt_ones_warn, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_plugin_arguments_need_a_plugin_name, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_plugin_secrets_are_masked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_misspelt_variable_in_the_environment_warns, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_lists_reject_empty_items, setup, teardown),
