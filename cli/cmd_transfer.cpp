@@ -247,78 +247,6 @@ int export_har(curlcache_handle* cache, const std::string& path) {
     return k_exit_ok;
 }
 
-std::expected<std::string, std::string> read_file(const std::string& path) {
-    std::ostringstream text;
-    if (path == "-") {
-        text << std::cin.rdbuf();
-        return text.str();
-    }
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-        return std::unexpected(path + ": " + std::strerror(errno));
-    }
-    text << in.rdbuf();
-    if (in.bad()) {
-        return std::unexpected(path + ": read error");
-    }
-    return text.str();
-}
-
-int import_har(const ParsedArgs& parsed, const std::string& path) {
-    auto text = read_file(path);
-    if (!text) {
-        return runtime_error(text.error());
-    }
-    auto har = read_har(*text);
-    if (!har) {
-        return runtime_error(path + ": " + har.error());
-    }
-    auto cache = open_cache(open_settings(parsed.global));
-    if (!cache) {
-        return report(cache.error());
-    }
-    uint64_t stored = 0;
-    uint64_t refused = 0;
-    for (const auto& item : har->items) {
-        RequestPtr request(curlcache_request_new(item.method.c_str(), item.url.c_str()));
-        if (!request) {
-            return runtime_error("out of memory");
-        }
-        for (const auto& header : item.request_headers) {
-            curlcache_request_add_header(request.get(), header.c_str());
-        }
-        if (item.has_request_body) {
-            curlcache_request_set_body(request.get(), item.request_body.data(),
-                                       item.request_body.size());
-        }
-        curlcache_code code =
-            item.key.empty()
-                ? curlcache_store(cache->get(), request.get(), item.headers.data(),
-                                  item.headers.size(), item.body.data(), item.body.size())
-                : curlcache_store_with_key(cache->get(), item.key.c_str(), request.get(),
-                                           item.headers.data(), item.headers.size(),
-                                           item.body.data(), item.body.size());
-        if (code == CURLCACHE_E_NOT_CACHEABLE || code == CURLCACHE_E_TOO_LARGE) {
-            ++refused;
-            continue;
-        }
-        if (code != CURLCACHE_OK) {
-            return runtime_error(api_message(cache->get(), code,
-                                             "cannot store " + item.url + " (" +
-                                                 format_count(stored) + " entries stored)"));
-        }
-        ++stored;
-    }
-    std::string line = count_of(stored, "entry", "entries") + " imported from " + path;
-    if (refused + har->skipped > 0) {
-        line += " (" + format_count(refused + har->skipped) + " skipped: " + format_count(refused) +
-                " refused by the cache's policy, " + format_count(har->skipped) +
-                " without a saved response)";
-    }
-    std::printf("%s\n", line.c_str());
-    return k_exit_ok;
-}
-
 } // namespace
 
 int cmd_export(Args args) {
@@ -366,7 +294,7 @@ int cmd_import(Args args) {
         return usage_error("give exactly one of --from and --har", "import");
     }
     if (har != nullptr) {
-        return import_har(*parsed, *har);
+        return import_har(parsed->global, *har);
     }
     auto location = parse_location(*from);
     if (!location) {

@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <optional>
+#include <unordered_map>
 
 namespace curlcache::cli {
 namespace {
@@ -84,34 +86,126 @@ Pairs read_pairs(Checker& check, const JsonValue* array, const std::string& path
     return pairs;
 }
 
-// "h2" -> "HTTP/2", "HTTP/2.0" -> "HTTP/2", "" -> "HTTP/1.1": what curl shows.
-std::string status_line_version(std::string_view version) {
-    std::string lower(version);
-    std::transform(lower.begin(), lower.end(), lower.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    if (lower == "h2" || lower == "http/2" || lower == "http/2.0") {
-        return "HTTP/2";
+// The reason phrases Python's http.server, nginx and most origins send, for HTTP/1.x
+// recordings that left statusText empty.
+std::string_view standard_reason(long status) {
+    switch (status) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 203: return "Non-Authoritative Information";
+    case 204: return "No Content";
+    case 206: return "Partial Content";
+    case 300: return "Multiple Choices";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 303: return "See Other";
+    case 304: return "Not Modified";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 410: return "Gone";
+    case 429: return "Too Many Requests";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return "";
     }
-    if (lower == "h3" || lower == "http/3" || lower == "http/3.0") {
-        return "HTTP/3";
-    }
-    if (lower == "http/1.0") {
-        return "HTTP/1.0";
-    }
-    return "HTTP/1.1";
 }
 
-// Reads entry `index`; false when it is to be skipped (or on an error, see `check`).
-bool read_entry(Checker& check, const JsonValue& entry, std::size_t index, HarItem& out) {
+std::string lower(std::string_view text) {
+    std::string out(text);
+    std::transform(out.begin(), out.end(), out.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return out;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+               return std::tolower(static_cast<unsigned char>(x)) ==
+                      std::tolower(static_cast<unsigned char>(y));
+           });
+}
+
+// The scheme of an absolute URL, lower-case ("https"), or "" when it has none.
+std::string url_scheme(std::string_view url) {
+    std::size_t colon = url.find(':');
+    if (colon == std::string_view::npos || colon == 0 ||
+        !std::isalpha(static_cast<unsigned char>(url[0]))) {
+        return {};
+    }
+    for (std::size_t i = 1; i < colon; ++i) {
+        auto c = static_cast<unsigned char>(url[i]);
+        if (!std::isalnum(c) && c != '+' && c != '-' && c != '.') {
+            return {};
+        }
+    }
+    return lower(url.substr(0, colon));
+}
+
+// A Location (or redirectURL) resolved against the URL it answered, as a browser or libcurl
+// follows it: absolute, scheme-relative ("//host/p"), absolute path, or relative path.
+std::string resolve(std::string_view base, std::string_view location) {
+    if (location.find("://") != std::string_view::npos && !url_scheme(location).empty()) {
+        return std::string(location);
+    }
+    std::size_t scheme_end = base.find("://");
+    if (scheme_end == std::string_view::npos) {
+        return std::string(location);
+    }
+    if (location.starts_with("//")) {
+        return std::string(base.substr(0, scheme_end + 1)) + std::string(location);
+    }
+    std::size_t path_start = base.find_first_of("/?#", scheme_end + 3);
+    std::string_view origin = base.substr(0, path_start);
+    if (location.starts_with("/")) {
+        return std::string(origin) + std::string(location);
+    }
+    std::string_view path =
+        path_start == std::string_view::npos ? std::string_view("/") : base.substr(path_start);
+    path = path.substr(0, path.find_first_of("?#"));
+    if (location.starts_with("?")) {
+        return std::string(origin) + std::string(path) + std::string(location);
+    }
+    return std::string(origin) + std::string(path.substr(0, path.rfind('/') + 1)) +
+           std::string(location);
+}
+
+bool is_credential(std::string_view name) {
+    return iequals(name, "authorization") || iequals(name, "cookie") ||
+           iequals(name, "proxy-authorization");
+}
+
+// What the first pass keeps of an entry for redirect chains.
+struct Facts {
+    std::string url;
+    bool get = false;
+    bool final = false;     // stored as a response of its own, not a redirect
+    std::string target;     // where a 3xx sends the client, resolved; "" otherwise
+    std::string hop_block;  // the 3xx's header block as libcurl delivers a hop
+};
+
+enum class Outcome { store, skip, not_http, hop, invalid };
+
+// Reads entry `index` into `out` (strings are moved out of `entry`).
+Outcome read_entry(Checker& check, JsonValue& entry, std::size_t index, HarItem& out,
+                   Facts& facts) {
     std::string path = "log.entries[" + std::to_string(index) + "]";
     if (entry.type != Type::object) {
         check.fail(path + ": expected an object, found " + std::string(json_type_name(entry.type)));
-        return false;
+        return Outcome::invalid;
     }
     const JsonValue* request = check.get(entry, path, "request", Type::object, true);
     const JsonValue* response = check.get(entry, path, "response", Type::object, true);
     if (request == nullptr || response == nullptr) {
-        return false;
+        return Outcome::invalid;
     }
     std::string request_path = path + ".request";
     std::string response_path = path + ".response";
@@ -126,28 +220,33 @@ bool read_entry(Checker& check, const JsonValue& entry, std::size_t index, HarIt
     const JsonValue* version =
         check.get(*response, response_path, "httpVersion", Type::string, false);
     const JsonValue* headers = check.get(*response, response_path, "headers", Type::array, false);
+    const JsonValue* redirect_url =
+        check.get(*response, response_path, "redirectURL", Type::string, false);
     const JsonValue* content = check.get(*response, response_path, "content", Type::object, true);
     const JsonValue* custom = check.get(entry, path, "_curlcache", Type::object, false);
     if (check.failed()) {
-        return false;
+        return Outcome::invalid;
     }
     if (method->text.empty() || method->text.find_first_of(" \r\n") != std::string::npos) {
         check.fail(request_path + ".method: not a valid method");
-        return false;
+        return Outcome::invalid;
     }
-    if (url->text.find("://") == std::string::npos) {
+    const std::string scheme = url_scheme(url->text);
+    if (scheme.empty() || (url->text.find("://") == std::string::npos && scheme.starts_with("http"))) {
         check.fail(request_path + ".url: not an absolute URL");
-        return false;
+        return Outcome::invalid;
     }
     double code = status->number;
     if (code != std::floor(code) || code < 0 || code > 999 || (code > 0 && code < 100)) {
         check.fail(response_path + ".status: not an HTTP status code");
-        return false;
+        return Outcome::invalid;
     }
     out.method = method->text;
     out.url = url->text;
     for (auto& [name, value] : read_pairs(check, request_headers, request_path + ".headers")) {
-        out.request_headers.push_back(name + ": " + value);
+        if (!is_credential(name)) { // never part of an imported entry, nor of its key
+            out.request_headers.push_back(name + ": " + value);
+        }
     }
     if (post != nullptr) {
         if (const JsonValue* text =
@@ -159,87 +258,256 @@ bool read_entry(Checker& check, const JsonValue& entry, std::size_t index, HarIt
     Pairs response_headers = read_pairs(check, headers, response_path + ".headers");
 
     std::string content_path = response_path + ".content";
-    const JsonValue* text = check.get(*content, content_path, "text", Type::string, false);
+    JsonValue* text = const_cast<JsonValue*>(
+        check.get(*content, content_path, "text", Type::string, false));
     const JsonValue* encoding = check.get(*content, content_path, "encoding", Type::string, false);
     const JsonValue* size = check.get(*content, content_path, "size", Type::number, false);
     const JsonValue* raw_headers = nullptr;
     const JsonValue* raw_headers_base64 = nullptr;
     const JsonValue* key = nullptr;
+    const JsonValue* original_url = nullptr;
+    const JsonValue* redirect_hop = nullptr;
     if (custom != nullptr) {
-        key = check.get(*custom, path + "._curlcache", "key", Type::string, false);
-        raw_headers = check.get(*custom, path + "._curlcache", "headers", Type::string, false);
+        std::string custom_path = path + "._curlcache";
+        key = check.get(*custom, custom_path, "key", Type::string, false);
+        raw_headers = check.get(*custom, custom_path, "headers", Type::string, false);
         raw_headers_base64 =
-            check.get(*custom, path + "._curlcache", "headers_base64", Type::string, false);
+            check.get(*custom, custom_path, "headers_base64", Type::string, false);
+        original_url = check.get(*custom, custom_path, "url", Type::string, false);
+        redirect_hop = check.get(*custom, custom_path, "redirect_hop", Type::boolean, false);
     }
     if (check.failed()) {
-        return false;
+        return Outcome::invalid;
     }
     if (key != nullptr) {
         bool hex = key->text.size() == 32 &&
                    key->text.find_first_not_of("0123456789abcdef") == std::string::npos;
         if (!hex) {
             check.fail(path + "._curlcache.key: not a key (32 lower-case hex digits)");
-            return false;
+            return Outcome::invalid;
         }
         out.key = key->text;
     }
     if (encoding != nullptr && encoding->text != "base64") {
         check.fail(content_path + ".encoding: unsupported encoding \"" + encoding->text +
                    "\" (only base64)");
-        return false;
+        return Outcome::invalid;
     }
     if (text != nullptr) {
         if (encoding != nullptr && !base64_decode(text->text, out.body)) {
             check.fail(content_path + ".text: invalid base64");
-            return false;
+            return Outcome::invalid;
         }
         if (encoding == nullptr) {
-            out.body = text->text;
+            out.body = std::move(text->text);
         }
+        text->text = std::string(); // the entry's largest string: gone before it is stored
     }
     if (raw_headers_base64 != nullptr && !base64_decode(raw_headers_base64->text, out.headers)) {
         check.fail(path + "._curlcache.headers_base64: invalid base64");
-        return false;
+        return Outcome::invalid;
     }
     if (raw_headers != nullptr) {
         out.headers = raw_headers->text;
     }
-    if (code == 0) {
-        return false; // the browser got no response (blocked, aborted)
+    if (original_url != nullptr) {
+        out.url = original_url->text; // the final entry of an exported chain: where it began
+    }
+    if (redirect_hop != nullptr && redirect_hop->boolean) {
+        return Outcome::hop; // its block is in the chain's final entry
+    }
+    if (scheme != "http" && scheme != "https") {
+        return Outcome::not_http; // data:, blob:, ws:, chrome-extension: ...
+    }
+    const long status_code = static_cast<long>(code);
+    const std::string status_line = har_status_line(
+        version != nullptr ? version->text : "", url->text, status_code,
+        status_text != nullptr ? status_text->text : "");
+    facts.url = url->text;
+    facts.get = out.method == "GET";
+    if (status_code / 100 == 3 && status_code != 304) {
+        std::string_view location = redirect_url != nullptr ? redirect_url->text : "";
+        for (const auto& [name, value] : response_headers) {
+            if (location.empty() && iequals(name, "location")) {
+                location = value;
+            }
+        }
+        if (!location.empty()) {
+            facts.target = resolve(url->text, location);
+            facts.hop_block = make_header_block(status_line, response_headers, false, 0);
+        }
+    }
+    if (code == 0 || status_code == 304 || status_code == 206) {
+        return Outcome::skip; // no response (blocked, aborted), or not a whole one
     }
     if (text == nullptr && size != nullptr && size->number > 0) {
-        return false; // the body was not saved in the HAR
+        return Outcome::skip; // the body was not saved in the HAR
     }
+    facts.final = facts.target.empty();
     if (out.headers.empty()) {
-        out.headers = make_header_block(
-            status_line_version(version != nullptr ? version->text : ""), static_cast<long>(code),
-            status_text != nullptr ? status_text->text : "", response_headers, out.body.size());
+        out.headers = make_header_block(status_line, response_headers, true, out.body.size());
     }
-    return true;
+    return Outcome::store;
 }
 
-bool iequals(std::string_view a, std::string_view b) {
-    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-               return std::tolower(static_cast<unsigned char>(x)) ==
-                      std::tolower(static_cast<unsigned char>(y));
-           });
+using Each = std::function<bool(std::size_t, JsonValue&)>;
+
+// The type of the next value; false (with the reader's error) when there is none.
+bool peek_type(JsonReader& reader, Type& type) {
+    if (reader.peek(type)) {
+        return true;
+    }
+    reader.skip(); // reports what is there instead
+    return false;
+}
+
+// Walks the object that comes next (already known to be one) and calls `inside` when its
+// member `wanted` has `type`; the other members are read and dropped. `where` names the
+// object in messages ("HAR", "log"). False on a JSON error.
+bool walk_member(JsonReader& reader, Checker& check, const std::string& where,
+                 std::string_view wanted, Type type, const std::function<bool()>& inside) {
+    bool seen = false;
+    std::string name;
+    bool done = false;
+    reader.begin_object();
+    while (reader.next_member(name, done) && !done) {
+        Type found = Type::null;
+        if (name != wanted) {
+            reader.skip();
+        } else if (!peek_type(reader, found)) {
+            return false;
+        } else if (seen = true; found != type) {
+            check.fail(where + "." + name + ": expected " + std::string(json_type_name(type)) +
+                       ", found " + std::string(json_type_name(found)));
+            reader.skip();
+        } else if (!inside()) {
+            return false;
+        }
+    }
+    if (!reader.failed() && !seen) {
+        check.fail(where + ": missing \"" + std::string(wanted) + "\"");
+    }
+    return !reader.failed();
+}
+
+// Walks {"log": {"entries": [...]}} and hands each entry to `each` until it returns false.
+// HAR structure errors go to `check`; after one, the rest is still read for JSON errors,
+// which take precedence. False on a JSON error (see reader.error()).
+bool walk(JsonReader& reader, Checker& check, const Each& each) {
+    Type type = Type::null;
+    if (!peek_type(reader, type)) {
+        return false;
+    }
+    if (type != Type::object) {
+        if (reader.skip() && reader.finish()) {
+            check.fail("not a HAR file: expected an object, found " +
+                       std::string(json_type_name(type)));
+        }
+        return !reader.failed();
+    }
+    bool stopped = false;
+    auto entries = [&] {
+        bool done = false;
+        reader.begin_array();
+        for (std::size_t index = 0; reader.next_item(done) && !done; ++index) {
+            JsonValue entry;
+            if (check.failed() || stopped) {
+                reader.skip();
+            } else if (reader.value(entry)) {
+                stopped = !each(index, entry);
+            }
+        }
+        return !reader.failed();
+    };
+    auto log = [&] { return walk_member(reader, check, "log", "entries", Type::array, entries); };
+    return walk_member(reader, check, "HAR", "log", Type::object, log) &&
+           (stopped || reader.finish());
+}
+
+std::string json_message(const JsonReader& reader) {
+    const JsonError& error = reader.error();
+    return "line " + std::to_string(error.line) + ", column " + std::to_string(error.column) +
+           ": " + error.message;
+}
+
+// The entry a redirect to `url` from entry `from` lands on: the first one after it with
+// that URL, else the first one at all.
+std::optional<std::size_t> landing(const std::vector<std::size_t>* candidates, std::size_t from) {
+    if (candidates == nullptr || candidates->empty()) {
+        return std::nullopt;
+    }
+    for (std::size_t index : *candidates) {
+        if (index > from) {
+            return index;
+        }
+    }
+    return candidates->front();
+}
+
+// Follows every 3xx GET entry through the file to a final response.
+void find_chains(const std::vector<Facts>& facts, HarPlan& plan) {
+    constexpr std::size_t k_max_hops = 50; // the curl command's --max-redirs default
+    std::unordered_map<std::string, std::vector<std::size_t>> by_url;
+    for (std::size_t i = 0; i < facts.size(); ++i) {
+        if (facts[i].get && (facts[i].final || !facts[i].target.empty())) {
+            by_url[facts[i].url].push_back(i);
+        }
+    }
+    for (std::size_t start = 0; start < facts.size(); ++start) {
+        if (!facts[start].get || facts[start].target.empty()) {
+            continue;
+        }
+        std::string hops = facts[start].hop_block;
+        std::vector<std::size_t> visited{start};
+        std::size_t at = start;
+        while (visited.size() <= k_max_hops) {
+            auto found = by_url.find(facts[at].target);
+            auto next = landing(found == by_url.end() ? nullptr : &found->second, at);
+            if (!next || std::find(visited.begin(), visited.end(), *next) != visited.end()) {
+                break; // leads out of the file, or round in a loop
+            }
+            if (facts[*next].final) {
+                plan.chains[*next].push_back({facts[start].url, std::move(hops)});
+                break;
+            }
+            hops += facts[*next].hop_block;
+            visited.push_back(*next);
+            at = *next;
+        }
+    }
 }
 
 } // namespace
 
-std::string make_header_block(std::string_view http_version, long status,
-                              std::string_view status_text, const Pairs& headers,
+std::string har_status_line(std::string_view http_version, std::string_view url, long status,
+                            std::string_view status_text) {
+    const std::string version = lower(http_version);
+    const bool newer = version == "h2" || version == "h3" || version.starts_with("http/2") ||
+                       version.starts_with("http/3") || version.starts_with("h3-");
+    const bool https = url_scheme(url) == "https";
+    std::string line;
+    if (newer && https) {
+        return "HTTP/2 " + std::to_string(status) + " ";
+    }
+    line = version == "http/1.0" ? "HTTP/1.0 " : "HTTP/1.1 ";
+    line += std::to_string(status);
+    line += ' ';
+    line += status_text.empty() ? standard_reason(status) : status_text;
+    return line;
+}
+
+std::string make_header_block(std::string_view status_line, const Pairs& headers, bool decoded,
                               uint64_t body_size) {
-    std::string block(http_version);
-    block += " " + std::to_string(status) + " ";
-    block += status_text;
+    std::string block(status_line);
     block += "\r\n";
     for (const auto& [name, value] : headers) {
-        if (name.starts_with(':') || iequals(name, "content-encoding") ||
-            iequals(name, "transfer-encoding")) {
+        if (name.starts_with(':')) {
+            continue;
+        }
+        if (decoded && (iequals(name, "content-encoding") || iequals(name, "transfer-encoding"))) {
             continue; // the HAR holds the decoded body
         }
-        if (iequals(name, "content-length")) {
+        if (decoded && iequals(name, "content-length")) {
             block += name + ": " + std::to_string(body_size) + "\r\n";
             continue;
         }
@@ -249,35 +517,76 @@ std::string make_header_block(std::string_view http_version, long status,
     return block;
 }
 
-std::expected<HarContents, std::string> read_har(std::string_view text) {
-    auto document = parse_json(text);
-    if (!document) {
-        return std::unexpected("line " + std::to_string(document.error().line) + ", column " +
-                               std::to_string(document.error().column) + ": " +
-                               document.error().message);
-    }
-    if (document->type != Type::object) {
-        return std::unexpected("not a HAR file: expected an object, found " +
-                               std::string(json_type_name(document->type)));
-    }
+std::expected<HarPlan, std::string> check_har(JsonReader& reader) {
     Checker check;
-    const JsonValue* log = check.get(*document, "HAR", "log", Type::object, true);
-    const JsonValue* entries = log ? check.get(*log, "log", "entries", Type::array, true) : nullptr;
+    HarPlan plan;
+    std::vector<Facts> facts;
+    bool ok = walk(reader, check, [&](std::size_t index, JsonValue& entry) {
+        HarItem item;
+        Facts& fact = facts.emplace_back();
+        switch (read_entry(check, entry, index, item, fact)) {
+        case Outcome::skip:
+            ++plan.skipped;
+            break;
+        case Outcome::not_http:
+            ++plan.not_http;
+            break;
+        case Outcome::store:
+        case Outcome::hop:
+        case Outcome::invalid:
+            break;
+        }
+        return true;
+    });
+    if (!ok) {
+        return std::unexpected(json_message(reader));
+    }
     if (check.failed()) {
         return std::unexpected(check.error());
     }
-    HarContents contents;
-    for (std::size_t i = 0; i < entries->items.size(); ++i) {
+    find_chains(facts, plan);
+    return plan;
+}
+
+std::expected<void, std::string> read_har_items(JsonReader& reader, const HarPlan& plan,
+                                                const std::function<bool(HarItem&)>& store) {
+    Checker check;
+    bool ok = walk(reader, check, [&](std::size_t index, JsonValue& entry) {
         HarItem item;
-        bool keep = read_entry(check, entries->items[i], i, item);
-        if (check.failed()) {
-            return std::unexpected(check.error());
+        Facts fact;
+        if (read_entry(check, entry, index, item, fact) != Outcome::store) {
+            return !check.failed();
         }
-        if (keep) {
-            contents.items.push_back(std::move(item));
-        } else {
-            ++contents.skipped;
+        entry = JsonValue(); // only the item is held while it is stored
+        if (auto chains = plan.chains.find(index); chains != plan.chains.end()) {
+            item.chains = chains->second;
         }
+        return store(item);
+    });
+    if (!ok) {
+        return std::unexpected(json_message(reader));
+    }
+    if (check.failed()) {
+        return std::unexpected(check.error()); // the file changed since the first pass
+    }
+    return {};
+}
+
+std::expected<HarContents, std::string> read_har(std::string_view text) {
+    JsonReader first(text);
+    auto plan = check_har(first);
+    if (!plan) {
+        return std::unexpected(plan.error());
+    }
+    HarContents contents;
+    contents.skipped = plan->skipped + plan->not_http;
+    JsonReader second(text);
+    auto read = read_har_items(second, *plan, [&](HarItem& item) {
+        contents.items.push_back(std::move(item));
+        return true;
+    });
+    if (!read) {
+        return std::unexpected(read.error());
     }
     return contents;
 }

@@ -5,7 +5,9 @@
 // audit than a new dependency. The reader is a recursive-descent parser of RFC 8259 that
 // rejects everything the RFC does not allow (trailing commas, comments, NaN, lone surrogates,
 // invalid UTF-8, duplicate keys), so that a malformed HAR file is refused before anything is
-// imported, with the line and column of the first problem.
+// imported, with the line and column of the first problem. It reads a file in pieces and can
+// hand over a document one member or array item at a time (JsonReader), so that importing a
+// HAR file holds one entry in memory, not the file.
 #pragma once
 
 #include <cstddef>
@@ -91,6 +93,78 @@ struct JsonError {
     std::size_t line = 1;   // 1-based
     std::size_t column = 1; // 1-based, in bytes
     std::string message;    // "expected ',' or '}'"
+};
+
+// The strict reader as a pull parser over a file read in pieces or over text in memory, so
+// that a large document (a HAR file of many bodies) can be walked one member or item at a
+// time: only the value being read is held, never the whole document. Nesting is checked
+// across both styles; member names of an object walked with next_member() are checked for
+// duplicates too. After a false return, error() says what and where; the reader then stays
+// failed.
+class JsonReader {
+  public:
+    explicit JsonReader(std::string_view text);
+    // Reads `in` from its current position in pieces of `chunk` bytes; does not close it.
+    explicit JsonReader(std::FILE* in, std::size_t chunk = 64 * 1024);
+
+    // Reads the next value whole.
+    bool value(JsonValue& out);
+    // Reads and checks the next value, keeping nothing of it.
+    bool skip();
+    // The type of the next value (after whitespace), without reading it; false at the end
+    // of the input or on a character that cannot start a value.
+    bool peek(JsonValue::Type& type);
+
+    // Walks an object: begin_object() consumes '{'; each next_member() then either gives
+    // the next member's name (its value is read next, by any call above) or consumes '}'
+    // and sets `done`. Both return false only on an error.
+    bool begin_object();
+    bool next_member(std::string& name, bool& done);
+    // Walks an array the same way: next_item() stops before each item, or sets `done`.
+    bool begin_array();
+    bool next_item(bool& done);
+
+    // True when nothing but whitespace follows the document.
+    bool finish();
+
+    bool failed() const { return m_failed; }
+    const JsonError& error() const { return m_error; }
+
+  private:
+    struct Walk {
+        bool array;
+        bool first = true;
+        std::vector<std::string> names;
+    };
+    bool fail(std::string message);
+    bool begin(bool array);
+    bool step(bool array, bool& done);
+    bool fill(std::size_t wanted);
+    int peek_char();
+    void skip_space();
+    bool literal(std::string_view word);
+    bool parse_value(JsonValue* out, std::size_t depth);
+    bool parse_object(JsonValue* out, std::size_t depth);
+    bool parse_array(JsonValue* out, std::size_t depth);
+    bool parse_hex4(uint32_t& out);
+    bool parse_escape(std::string* out);
+    bool parse_string(std::string* out);
+    bool digits(std::string* out);
+    bool parse_number(JsonValue* out);
+
+    std::FILE* m_in = nullptr;
+    std::size_t m_chunk = 0;
+    std::string m_buffer;     // a file's unread bytes (and a few before them)
+    std::string_view m_data;  // what is in memory: m_buffer, or the whole text
+    std::size_t m_pos = 0;    // in m_data
+    std::size_t m_dropped = 0;       // bytes of the input before m_data
+    std::size_t m_dropped_lines = 0; // newlines among them
+    std::size_t m_line_start = 0;    // input offset where the last of those lines began
+    bool m_eof = false;
+    bool m_failed = false;
+    bool m_started = false;
+    std::vector<Walk> m_walks;
+    JsonError m_error;
 };
 
 // Parses exactly one JSON value (a UTF-8 byte order mark at the start is skipped).
