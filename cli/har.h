@@ -109,6 +109,10 @@ std::string make_header_block(std::string_view status_line,
 std::string har_status_line(std::string_view http_version, std::string_view url, long status,
                             std::string_view status_text);
 
+// A Location (or redirectURL) resolved against the URL it answered, as libcurl and browsers
+// follow it: absolute, scheme-relative ("//host/p"), absolute path, or relative path.
+std::string resolve_location(std::string_view base, std::string_view location);
+
 // `curlcache import --har PATH` ("-" reads stdin, spooled to a temp file for the second
 // pass) into the cache `global` names. Returns the exit code.
 int import_har(const Global& global, const std::string& path);

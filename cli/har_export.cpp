@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
 #include <tuple>
 #include <utility>
 
@@ -131,37 +132,8 @@ void write_name_values(JsonWriter& json,
     json.end_array();
 }
 
-void write_entry(JsonWriter& json, curlcache_entry* entry) {
-    auto text = [](const char* s) { return std::string_view(s != nullptr ? s : ""); };
-    std::string raw_headers;
-    std::string_view final_block;
-    std::size_t responses = curlcache_entry_response_count(entry);
-    for (std::size_t i = 0; i < responses; ++i) {
-        const char* data = nullptr;
-        std::size_t size = 0;
-        if (curlcache_entry_headers(entry, i, &data, &size) == CURLCACHE_OK && data != nullptr) {
-            raw_headers.append(data, size);
-            final_block = std::string_view(data, size);
-        }
-    }
-    Block block = parse_block(final_block);
-    const void* body_data = nullptr;
-    std::size_t body_size = 0;
-    if (curlcache_entry_body(entry, &body_data, &body_size) != CURLCACHE_OK ||
-        body_data == nullptr) {
-        body_size = 0;
-    }
-    std::string_view body(static_cast<const char*>(body_data), body_size);
-    std::string_view method = text(curlcache_entry_method(entry));
-    std::string_view url = text(curlcache_entry_url(entry));
-    int64_t created = curlcache_entry_created(entry);
-    int64_t expires = curlcache_entry_expires(entry);
-
-    json.begin_object();
-    json.key("startedDateTime");
-    json.string(format_iso_utc(created));
-    json.key("time");
-    json.integer(0);
+void write_request(JsonWriter& json, std::string_view method, std::string_view url,
+                   std::string_view version) {
     json.key("request");
     json.begin_object();
     json.key("method");
@@ -169,7 +141,7 @@ void write_entry(JsonWriter& json, curlcache_entry* entry) {
     json.key("url");
     json.string(url);
     json.key("httpVersion");
-    json.string(block.status.version);
+    json.string(version);
     json.key("cookies");
     json.begin_array();
     json.end_array();
@@ -183,11 +155,15 @@ void write_entry(JsonWriter& json, curlcache_entry* entry) {
     json.key("bodySize");
     json.integer(method == "GET" || method == "HEAD" ? 0 : -1);
     json.end_object();
+}
 
+// The response object up to "content" (left open for the caller's content members).
+void begin_response(JsonWriter& json, long status, const Block& block, std::string_view type,
+                    uint64_t size) {
     json.key("response");
     json.begin_object();
     json.key("status");
-    json.integer(curlcache_entry_status(entry));
+    json.integer(status);
     json.key("statusText");
     json.string(block.status.text);
     json.key("httpVersion");
@@ -200,25 +176,20 @@ void write_entry(JsonWriter& json, curlcache_entry* entry) {
     json.key("content");
     json.begin_object();
     json.key("size");
-    json.unsigned_integer(body.size());
+    json.unsigned_integer(size);
     json.key("mimeType");
-    const char* type = curlcache_entry_content_type(entry);
-    json.string(type != nullptr && *type != '\0' ? type : "x-unknown");
-    json.key("text");
-    if (is_text(body)) {
-        json.string(body);
-    } else {
-        json.string(base64_encode(body));
-        json.key("encoding");
-        json.string("base64");
-    }
-    json.end_object();
+    json.string(type.empty() ? "x-unknown" : type);
+}
+
+void end_response(JsonWriter& json, std::string_view redirect, uint64_t headers_size,
+                  uint64_t body_size) {
+    json.end_object(); // content
     json.key("redirectURL");
-    json.string(block.location);
+    json.string(redirect);
     json.key("headersSize");
-    json.unsigned_integer(final_block.size());
+    json.unsigned_integer(headers_size);
     json.key("bodySize");
-    json.unsigned_integer(body.size());
+    json.unsigned_integer(body_size);
     json.end_object();
 
     json.key("cache");
@@ -233,11 +204,97 @@ void write_entry(JsonWriter& json, curlcache_entry* entry) {
     json.key("receive");
     json.integer(0);
     json.end_object();
+}
+
+long status_of(std::string_view block) {
+    auto space = block.find(' ');
+    return space == std::string_view::npos ? 0 : std::atol(std::string(block.substr(space + 1, 3)).c_str());
+}
+
+// One hop of a redirect chain, as its own HAR entry: a viewer shows the chain. Its header
+// block is also in the final entry's "_curlcache", so import skips it.
+void write_hop(JsonWriter& json, std::string_view method, std::string_view url,
+               std::string_view raw, const std::string& started, std::string_view next) {
+    Block block = parse_block(raw);
+    json.begin_object();
+    json.key("startedDateTime");
+    json.string(started);
+    json.key("time");
+    json.integer(0);
+    write_request(json, method, url, block.status.version);
+    begin_response(json, status_of(raw), block, "", 0);
+    end_response(json, next, raw.size(), 0);
+    json.key("_curlcache");
+    json.begin_object();
+    json.key("redirect_hop");
+    json.boolean(true);
+    json.end_object();
+    json.end_object();
+}
+
+void write_entry(JsonWriter& json, curlcache_entry* entry) {
+    auto text = [](const char* s) { return std::string_view(s != nullptr ? s : ""); };
+    std::string raw_headers;
+    std::vector<std::string_view> blocks;
+    std::size_t responses = curlcache_entry_response_count(entry);
+    for (std::size_t i = 0; i < responses; ++i) {
+        const char* data = nullptr;
+        std::size_t size = 0;
+        if (curlcache_entry_headers(entry, i, &data, &size) == CURLCACHE_OK && data != nullptr) {
+            raw_headers.append(data, size);
+            blocks.emplace_back(data, size);
+        }
+    }
+    std::string_view final_block = blocks.empty() ? std::string_view() : blocks.back();
+    Block block = parse_block(final_block);
+    const void* body_data = nullptr;
+    std::size_t body_size = 0;
+    if (curlcache_entry_body(entry, &body_data, &body_size) != CURLCACHE_OK ||
+        body_data == nullptr) {
+        body_size = 0;
+    }
+    std::string_view body(static_cast<const char*>(body_data), body_size);
+    std::string_view method = text(curlcache_entry_method(entry));
+    std::string_view url = text(curlcache_entry_url(entry));
+    int64_t created = curlcache_entry_created(entry);
+    int64_t expires = curlcache_entry_expires(entry);
+    const std::string started = format_iso_utc(created);
+
+    // Every hop but the last is a redirect: the next one's URL follows from its Location.
+    std::string hop_url(url);
+    for (std::size_t i = 0; i + 1 < blocks.size(); ++i) {
+        std::string next = resolve_location(hop_url, parse_block(blocks[i]).location);
+        write_hop(json, method, hop_url, blocks[i], started, next);
+        hop_url = std::move(next);
+    }
+
+    json.begin_object();
+    json.key("startedDateTime");
+    json.string(started);
+    json.key("time");
+    json.integer(0);
+    write_request(json, method, hop_url, block.status.version);
+    begin_response(json, curlcache_entry_status(entry), block,
+                   text(curlcache_entry_content_type(entry)), body.size());
+    json.key("text");
+    if (is_text(body)) {
+        json.string(body);
+    } else {
+        json.string(base64_encode(body));
+        json.key("encoding");
+        json.string("base64");
+    }
+    end_response(json, block.location.empty() ? "" : resolve_location(hop_url, block.location),
+                 final_block.size(), body.size());
 
     json.key("_curlcache");
     json.begin_object();
     json.key("key");
     json.string(text(curlcache_entry_key(entry)));
+    if (blocks.size() > 1) {
+        json.key("url");
+        json.string(url); // where the chain began: the entry's own URL
+    }
     json.key("created");
     json.integer(created);
     json.key("expires");

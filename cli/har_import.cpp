@@ -150,9 +150,9 @@ std::string url_scheme(std::string_view url) {
     return lower(url.substr(0, colon));
 }
 
-// A Location (or redirectURL) resolved against the URL it answered, as a browser or libcurl
-// follows it: absolute, scheme-relative ("//host/p"), absolute path, or relative path.
-std::string resolve(std::string_view base, std::string_view location) {
+} // namespace
+
+std::string resolve_location(std::string_view base, std::string_view location) {
     if (location.find("://") != std::string_view::npos && !url_scheme(location).empty()) {
         return std::string(location);
     }
@@ -177,6 +177,8 @@ std::string resolve(std::string_view base, std::string_view location) {
     return std::string(origin) + std::string(path.substr(0, path.rfind('/') + 1)) +
            std::string(location);
 }
+
+namespace {
 
 bool is_credential(std::string_view name) {
     return iequals(name, "authorization") || iequals(name, "cookie") ||
@@ -326,14 +328,15 @@ Outcome read_entry(Checker& check, JsonValue& entry, std::size_t index, HarItem&
     facts.url = url->text;
     facts.get = out.method == "GET";
     if (status_code / 100 == 3 && status_code != 304) {
-        std::string_view location = redirect_url != nullptr ? redirect_url->text : "";
+        std::string_view location =
+            redirect_url != nullptr ? std::string_view(redirect_url->text) : std::string_view();
         for (const auto& [name, value] : response_headers) {
             if (location.empty() && iequals(name, "location")) {
                 location = value;
             }
         }
         if (!location.empty()) {
-            facts.target = resolve(url->text, location);
+            facts.target = resolve_location(url->text, location);
             facts.hop_block = make_header_block(status_line, response_headers, false, 0);
         }
     }

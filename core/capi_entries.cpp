@@ -430,7 +430,10 @@ CURLCACHE_EXPORT curlcache_code curlcache_store(curlcache_handle* handle,
         }
         entry.infos.push_back(
             {CURLINFO_RESPONSE_CODE, core::Info::Type::integer, entry.status, 0, {}});
-        entry.infos.push_back({CURLINFO_EFFECTIVE_URL, core::Info::Type::text, 0, 0, entry.url});
+        if (entry.header_blocks.size() <= 1) { // a chain's is its last hop's, derived on a hit
+            entry.infos.push_back(
+                {CURLINFO_EFFECTIVE_URL, core::Info::Type::text, 0, 0, entry.url});
+        }
 
         core::policy::Verdict verdict = core::policy::store(settings, entry);
         if (verdict != core::policy::Verdict::ok) {
