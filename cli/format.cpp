@@ -132,9 +132,17 @@ namespace {
 constexpr std::string_view k_base64 =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
+// A table, not a search of the alphabet: HAR import decodes bodies of many megabytes.
 int base64_value(char c) {
-    auto pos = k_base64.find(c);
-    return pos == std::string_view::npos ? -1 : static_cast<int>(pos);
+    static const auto k_values = [] {
+        std::array<signed char, 256> values{};
+        values.fill(-1);
+        for (std::size_t i = 0; i < k_base64.size(); ++i) {
+            values[static_cast<unsigned char>(k_base64[i])] = static_cast<signed char>(i);
+        }
+        return values;
+    }();
+    return k_values[static_cast<unsigned char>(c)];
 }
 
 } // namespace
@@ -193,13 +201,9 @@ bool base64_decode(std::string_view text, std::string& out) {
         }
         uint32_t n = static_cast<uint32_t>(v[0]) << 18 | static_cast<uint32_t>(v[1]) << 12 |
                      static_cast<uint32_t>(v[2]) << 6 | static_cast<uint32_t>(v[3]);
-        out += static_cast<char>(n >> 16 & 255);
-        if (padding < 2) {
-            out += static_cast<char>(n >> 8 & 255);
-        }
-        if (padding < 1) {
-            out += static_cast<char>(n & 255);
-        }
+        const char bytes[3] = {static_cast<char>(n >> 16 & 255), static_cast<char>(n >> 8 & 255),
+                               static_cast<char>(n & 255)};
+        out.append(bytes, 3 - static_cast<std::size_t>(padding));
     }
     return true;
 }
