@@ -174,12 +174,16 @@ std::string base64_encode(std::string_view data) {
     return out;
 }
 
-bool base64_decode(std::string_view text, std::string& out) {
-    out.clear();
+namespace {
+
+// Decodes `text` to `out`, which may be text's own first bytes: every 4 characters become
+// at most 3 bytes, written behind the position being read. Returns the decoded size, or
+// -1 when `text` is not strict base64.
+std::ptrdiff_t decode_base64(std::string_view text, char* out) {
     if (text.size() % 4 != 0) {
-        return false;
+        return -1;
     }
-    out.reserve(text.size() / 4 * 3);
+    char* start = out;
     for (std::size_t i = 0; i < text.size(); i += 4) {
         bool last = i + 4 == text.size();
         int v[4];
@@ -192,19 +196,41 @@ bool base64_decode(std::string_view text, std::string& out) {
                 continue;
             }
             if (padding > 0) {
-                return false; // data after '='
+                return -1; // data after '='
             }
             v[j] = base64_value(c);
             if (v[j] < 0) {
-                return false;
+                return -1;
             }
         }
         uint32_t n = static_cast<uint32_t>(v[0]) << 18 | static_cast<uint32_t>(v[1]) << 12 |
                      static_cast<uint32_t>(v[2]) << 6 | static_cast<uint32_t>(v[3]);
-        const char bytes[3] = {static_cast<char>(n >> 16 & 255), static_cast<char>(n >> 8 & 255),
-                               static_cast<char>(n & 255)};
-        out.append(bytes, 3 - static_cast<std::size_t>(padding));
+        *out++ = static_cast<char>(n >> 16 & 255);
+        if (padding < 2) {
+            *out++ = static_cast<char>(n >> 8 & 255);
+        }
+        if (padding < 1) {
+            *out++ = static_cast<char>(n & 255);
+        }
     }
+    return out - start;
+}
+
+} // namespace
+
+bool base64_decode(std::string_view text, std::string& out) {
+    out.resize(text.size() / 4 * 3);
+    std::ptrdiff_t size = decode_base64(text, out.data());
+    out.resize(size < 0 ? 0 : static_cast<std::size_t>(size));
+    return size >= 0;
+}
+
+bool base64_decode_in_place(std::string& text) {
+    std::ptrdiff_t size = decode_base64(text, text.data());
+    if (size < 0) {
+        return false;
+    }
+    text.resize(static_cast<std::size_t>(size));
     return true;
 }
 

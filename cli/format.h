@@ -51,6 +51,9 @@ class Table {
 std::string base64_encode(std::string_view data);
 // Strict: only the standard alphabet, length a multiple of 4, correct padding.
 bool base64_decode(std::string_view text, std::string& out);
+// The same, decoded over `text` itself (no second buffer for a large body; the capacity
+// stays); on failure `text` is left partly overwritten.
+bool base64_decode_in_place(std::string& text);
 
 // The length of the well-formed UTF-8 character at data[i] (1-4), or 0 when the bytes there
 // are not one (stray continuation, overlong form, surrogate, beyond U+10FFFF, truncated).

@@ -296,14 +296,13 @@ Outcome read_entry(Checker& check, JsonValue& entry, std::size_t index, HarItem&
         return Outcome::invalid;
     }
     if (text != nullptr) {
-        if (encoding != nullptr && !base64_decode(text->text, out.body)) {
+        // The entry's largest string: decoded where it is and moved, never copied.
+        if (encoding != nullptr && !base64_decode_in_place(text->text)) {
             check.fail(content_path + ".text: invalid base64");
             return Outcome::invalid;
         }
-        if (encoding == nullptr) {
-            out.body = std::move(text->text);
-        }
-        text->text = std::string(); // the entry's largest string: gone before it is stored
+        out.body = std::move(text->text);
+        text->text = std::string();
     }
     if (raw_headers_base64 != nullptr && !base64_decode(raw_headers_base64->text, out.headers)) {
         check.fail(path + "._curlcache.headers_base64: invalid base64");

@@ -151,6 +151,7 @@ class JsonReader {
     bool parse_string(std::string* out);
     bool digits(std::string* out);
     bool parse_number(JsonValue* out);
+    std::size_t text_room(const JsonValue& object, std::string_view key) const;
 
     std::FILE* m_in = nullptr;
     std::size_t m_chunk = 0;
@@ -160,6 +161,7 @@ class JsonReader {
     std::size_t m_dropped = 0;       // bytes of the input before m_data
     std::size_t m_dropped_lines = 0; // newlines among them
     std::size_t m_line_start = 0;    // input offset where the last of those lines began
+    std::size_t m_size = 0;          // the input's size when known (a regular file), or 0
     bool m_eof = false;
     bool m_failed = false;
     bool m_started = false;

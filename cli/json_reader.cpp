@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <charconv>
 
+#include <sys/stat.h>
+
 namespace curlcache::cli {
 
 const JsonValue* JsonValue::find(std::string_view key) const {
@@ -60,10 +62,28 @@ void append_utf8(std::string& out, uint32_t code) {
 
 } // namespace
 
-JsonReader::JsonReader(std::string_view text) : m_data(text), m_eof(true) {}
+JsonReader::JsonReader(std::string_view text) : m_data(text), m_size(text.size()), m_eof(true) {}
 
 JsonReader::JsonReader(std::FILE* in, std::size_t chunk)
-    : m_in(in), m_chunk(chunk == 0 ? 1 : chunk) {}
+    : m_in(in), m_chunk(chunk == 0 ? 1 : chunk) {
+    struct stat st {};
+    if (fstat(fileno(in), &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
+        m_size = static_cast<std::size_t>(st.st_size);
+    }
+}
+
+// A HAR "content" object gives its body's "size" before the "text": a string member "text"
+// that follows a number "size" is given room for it at once (4/3 of it, for base64), so a
+// large body is not copied each time its string grows. Never more than the input has left.
+std::size_t JsonReader::text_room(const JsonValue& object, std::string_view key) const {
+    const JsonValue* size = key == "text" ? object.find("size") : nullptr;
+    if (size == nullptr || size->type != JsonValue::Type::number || !(size->number > 0)) {
+        return 0;
+    }
+    const std::size_t at = m_dropped + m_pos;
+    const std::size_t left = m_size > at ? m_size - at : 0;
+    return static_cast<std::size_t>(std::min(size->number / 3 * 4 + 8, static_cast<double>(left)));
+}
 
 bool JsonReader::fail(std::string message) {
     if (m_failed) {
@@ -363,6 +383,7 @@ bool JsonReader::parse_object(JsonValue* out, std::size_t depth) {
         ++m_pos;
         if (out != nullptr) {
             JsonValue value;
+            value.text.reserve(text_room(*out, key));
             if (!parse_value(&value, depth)) {
                 return false;
             }
