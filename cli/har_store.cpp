@@ -11,6 +11,8 @@
 #include <cstring>
 #include <memory>
 
+#include <sys/stat.h>
+
 namespace curlcache::cli {
 namespace {
 
@@ -19,24 +21,25 @@ struct FileCloser {
 };
 using FilePtr = std::unique_ptr<std::FILE, FileCloser>;
 
-// stdin copied into an anonymous temp file, so that it can be read twice.
-std::expected<FilePtr, std::string> spool_stdin() {
-    FilePtr spool(std::tmpfile());
-    if (!spool) {
-        return std::unexpected(std::string("cannot make a temp file for stdin: ") +
+// A pipe (stdin, <(...), a FIFO) copied into an anonymous temp file, so that it can be
+// read twice.
+std::expected<FilePtr, std::string> spool(std::FILE* in) {
+    FilePtr spooled(std::tmpfile());
+    if (!spooled) {
+        return std::unexpected(std::string("cannot make a temp file for the HAR: ") +
                                std::strerror(errno));
     }
     char buffer[64 * 1024];
     std::size_t got = 0;
-    while ((got = std::fread(buffer, 1, sizeof buffer, stdin)) > 0) {
-        if (std::fwrite(buffer, 1, got, spool.get()) != got) {
-            return std::unexpected(std::string("cannot spool stdin: ") + std::strerror(errno));
+    while ((got = std::fread(buffer, 1, sizeof buffer, in)) > 0) {
+        if (std::fwrite(buffer, 1, got, spooled.get()) != got) {
+            return std::unexpected(std::string("cannot spool the HAR: ") + std::strerror(errno));
         }
     }
-    if (std::ferror(stdin) || std::fflush(spool.get()) != 0) {
-        return std::unexpected(std::string("cannot read stdin"));
+    if (std::ferror(in) || std::fflush(spooled.get()) != 0) {
+        return std::unexpected(std::string("read error"));
     }
-    return spool;
+    return spooled;
 }
 
 // The curl command follows at most 50 redirects (--max-redirs), libcurl without a limit
@@ -123,33 +126,40 @@ class Importer {
 
 int import_har(const Global& global, const std::string& path) {
     FilePtr file;
-    if (path == "-") {
-        auto spooled = spool_stdin();
-        if (!spooled) {
-            return runtime_error(spooled.error());
-        }
-        file = std::move(*spooled);
-    } else {
+    if (path != "-") {
         file.reset(std::fopen(path.c_str(), "rb"));
         if (!file) {
             return runtime_error(path + ": " + std::strerror(errno));
         }
     }
-    std::rewind(file.get());
-    JsonReader first(file.get());
+    // Read twice: a regular file from where it starts (stdin may be one, positioned), a
+    // pipe from a copy.
+    std::FILE* source = file ? file.get() : stdin;
+    struct stat st {};
+    if (fstat(fileno(source), &st) != 0 || !S_ISREG(st.st_mode)) {
+        auto spooled = spool(source);
+        if (!spooled) {
+            return runtime_error(path + ": " + spooled.error());
+        }
+        file = std::move(*spooled);
+        source = file.get();
+        std::rewind(source);
+    }
+    const long start = std::ftell(source);
+    JsonReader first(source);
     auto plan = check_har(first);
     if (!plan) {
         return runtime_error(path + ": " + plan.error());
     }
-    if (std::ferror(file.get())) {
+    if (std::ferror(source)) {
         return runtime_error(path + ": read error");
     }
     auto cache = open_cache(open_settings(global));
     if (!cache) {
         return report(cache.error());
     }
-    std::rewind(file.get());
-    JsonReader second(file.get());
+    std::fseek(source, start, SEEK_SET);
+    JsonReader second(source);
     Importer importer(cache->get());
     auto read = read_har_items(second, *plan,
                                [&](const HarItem& item) { return importer.store(item); });

@@ -334,6 +334,31 @@ class ExportedHar(HarBase):
         self.assertEqual(out.stdout.decode(), "3 entries imported from %s\n" % exported)
 
 
+class Sources(HarBase):
+
+    def test_a_pipe_and_a_redirected_stdin_are_read_twice(self):
+        har = chromium_har([chromium_entry("http://example.test/p", "http/1.1", 200, "OK",
+                                           [("Cache-Control", "max-age=60")],
+                                           content(b"piped\n", "text/plain"))])
+        path = self.write_har(har)
+        with open(path, "rb") as f:
+            data = f.read()
+        # A pipe by name (the check pass would consume it), and stdin that is a file.
+        out = self.ok(*self.cache_args(label="pipe"), "import", "--har", "/dev/stdin",
+                      input=data)
+        self.assertEqual(out.stdout, b"1 entry imported from /dev/stdin\n")
+        with open(path, "rb") as f:
+            f.seek(0)
+            out = subprocess.run([clitest.PATHS.curlcache, *self.cache_args(label="file"),
+                                  "import", "--har", "-"], stdin=f, env=self.env,
+                                 capture_output=True, timeout=60)
+        self.assertEqual((out.returncode, out.stdout), (0, b"1 entry imported from -\n"),
+                         out.stderr)
+        for label in ("pipe", "file"):
+            self.assertEqual(self.ok(*self.cache_args(label=label), "show",
+                                     "http://example.test/p", "--body").stdout, b"piped\n")
+
+
 class Memory(HarBase):
 
     def peak_kib(self, *args):
