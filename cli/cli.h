@@ -60,6 +60,10 @@ struct OpenFailure {
     bool bad_settings = false;
 };
 std::expected<CachePtr, OpenFailure> open_cache(const std::vector<std::string>& settings);
+// For a command that only inspects (stats, list, show, export): opens with read_settings(),
+// which creates nothing, and fails with "no cache at PATH" when the cache does not exist
+// (curlcache_exists: an empty Redis namespace or plugin store is not missing).
+std::expected<CachePtr, OpenFailure> open_existing_cache(const Global& global);
 // Prints the failure; returns k_exit_usage for bad settings, k_exit_runtime otherwise.
 int report(const OpenFailure& failure);
 

@@ -193,7 +193,7 @@ void print_list_human(const std::vector<Meta>& metas, int64_t now) {
 
 // Opens the cache named by the global options (only to read it: `read`), or prints why not.
 std::expected<CachePtr, int> open_or_report(const ParsedArgs& parsed, bool read = false) {
-    auto cache = open_cache(read ? read_settings(parsed.global) : open_settings(parsed.global));
+    auto cache = read ? open_existing_cache(parsed.global) : open_cache(open_settings(parsed.global));
     if (!cache) {
         return std::unexpected(report(cache.error()));
     }

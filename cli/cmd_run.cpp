@@ -3,8 +3,11 @@
 // Runs CMD with the preload shim in LD_PRELOAD (prepended to any existing value) and the
 // chosen settings in CURLCACHE_* variables, so that CMD and every program it starts use the
 // cache. Without --stats curlcache replaces itself with CMD (exec), so CMD's exit status,
-// signals and job control are exactly its own. With --stats it forks, waits, and prints
-// "curlcache: 3 hits, 1 miss (75%)" on stderr from the statistics before and after.
+// signals and job control are exactly its own. With --stats it creates a run statistics
+// file (curlcache_run_stats_begin), names it in CURLCACHE_RUN_STATS for CMD and every
+// program it starts (each process adds its own counters to it at exit), forks, waits, and
+// prints "curlcache: 3 hits, 1 miss (75%), ..." on stderr from that file: what this run
+// did, whatever other programs did with the same cache meanwhile, for every backend.
 // As env(1) and nice(1) do, it exits 127 when CMD is not found and 126 when it cannot run.
 #include "cli/args.h"
 #include "cli/format.h"
@@ -35,7 +38,8 @@ options below into CURLCACHE_* variables, for CMD and every program it starts.
   --offline    never use the network: a transfer that misses the cache fails
   --refresh    always fetch, and store the fresh response
   --readonly   answer from the cache, never store anything
-  --stats      print "curlcache: N hits, M misses (P%)" on stderr when CMD ends
+  --stats      when CMD ends, print on stderr what its transfers did: "curlcache: N hits,
+               M misses (P%), S stores, B served from the cache, T saved"
 
 Exits with CMD's status (127 when CMD is not found, 126 when it cannot be run).
 )HELP";
@@ -91,32 +95,36 @@ std::string preload_value(const std::string& shim) {
     return shim + ":" + std::string(list);
 }
 
-struct Counts {
-    uint64_t hits = 0;
-    uint64_t misses = 0;
-};
-
-std::expected<Counts, std::string> read_counts(const std::vector<std::string>& settings) {
-    auto cache = open_cache(settings);
-    if (!cache) {
-        return std::unexpected(cache.error().message);
+// "curlcache: 3 hits, 1 miss (75%), 1 store, 1.2 MiB served from the cache, 2.1 s saved":
+// the run's own counters, the parts after the hit rate only when not zero.
+void print_summary(const curlcache_run_stats& run) {
+    std::string line =
+        count_of(run.hits, "hit", "hits") + ", " + count_of(run.misses, "miss", "misses");
+    if (const uint64_t lookups = run.hits + run.misses; lookups > 0) {
+        line += " (" + std::to_string((run.hits * 100 + lookups / 2) / lookups) + "%)";
     }
-    curlcache_stats stats{};
-    if (auto code = curlcache_stats_get(cache->get(), &stats); code != CURLCACHE_OK) {
-        return std::unexpected(api_message(cache->get(), code, "cannot read the statistics"));
+    line += ", " + count_of(run.stores, "store", "stores");
+    if (run.passthrough > 0) {
+        line += ", " + format_count(run.passthrough) + " passed through";
     }
-    return Counts{stats.hits, stats.misses};
-}
-
-void print_summary(const Counts& before, const Counts& after) {
-    // Another process may have zeroed the counters meanwhile: never print a wrapped number.
-    uint64_t hits = after.hits >= before.hits ? after.hits - before.hits : after.hits;
-    uint64_t misses = after.misses >= before.misses ? after.misses - before.misses : after.misses;
-    std::string line = count_of(hits, "hit", "hits") + ", " + count_of(misses, "miss", "misses");
-    if (hits + misses > 0) {
-        line += " (" + std::to_string((hits * 100 + (hits + misses) / 2) / (hits + misses)) + "%)";
+    if (run.bytes_served > 0) {
+        line += ", " + format_size(run.bytes_served) + " served from the cache";
+    }
+    if (run.time_saved_ms > 0) {
+        char saved[32];
+        std::snprintf(saved, sizeof saved, "%.1f s", static_cast<double>(run.time_saved_ms) / 1000);
+        line += std::string(", ") + saved + " saved";
+    }
+    if (run.errors > 0) {
+        line += ", " + count_of(run.errors, "backend error", "backend errors");
     }
     print_error(line);
+}
+
+// CURLCACHE_RUN_STATS with `path` in front (an outer run keeps counting too).
+std::string run_stats_value(const char* path) {
+    const char* outer = std::getenv("CURLCACHE_RUN_STATS");
+    return outer != nullptr && *outer != '\0' ? std::string(path) + ":" + outer : path;
 }
 
 // Waits for the child with SIGINT and SIGQUIT ignored here (they reach the child through
@@ -189,12 +197,20 @@ int cmd_run(Args args) {
         settings[0] = "config=" + *config_path;
     }
 
-    std::optional<Counts> before;
+    char run_stats[4096] = "";
     if (parsed->has("--stats")) {
-        if (auto counts = read_counts(settings)) {
-            before = *counts;
+        // Said up front: a cache that does not open caches nothing (the count comes from
+        // the run's own processes, not from this cache).
+        settings.emplace_back("mode=readonly");
+        if (auto cache = open_cache(settings); !cache) {
+            print_error("--stats: " + cache.error().message);
+        }
+        if (curlcache_run_stats_begin(run_stats, sizeof run_stats) == CURLCACHE_OK) {
+            setenv("CURLCACHE_RUN_STATS", run_stats_value(run_stats).c_str(), 1);
         } else {
-            print_error("--stats: " + counts.error());
+            print_error("--stats: cannot create a run statistics file (the folder "
+                        "curlcache-<uid> in $TMPDIR or /tmp); the run is not counted");
+            *run_stats = '\0';
         }
     }
 
@@ -238,11 +254,12 @@ int cmd_run(Args args) {
         _exit(exec_failure_status(error));
     }
     int status = wait_for(child);
-    if (before) {
-        if (auto after = read_counts(settings)) {
-            print_summary(*before, *after);
+    if (*run_stats != '\0') {
+        curlcache_run_stats run{};
+        if (curlcache_run_stats_end(run_stats, &run) == CURLCACHE_OK) {
+            print_summary(run);
         } else {
-            print_error("--stats: " + after.error());
+            print_error(std::string("--stats: cannot read ") + run_stats);
         }
     }
     return exit_like(status);

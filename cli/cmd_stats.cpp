@@ -180,8 +180,8 @@ int cmd_stats(Args args) {
     if (parsed->has("--zero") && parsed->has("--json")) {
         return usage_error("--zero and --json cannot be combined", "stats");
     }
-    auto cache = open_cache(parsed->has("--zero") ? open_settings(parsed->global)
-                                                  : read_settings(parsed->global));
+    auto cache = parsed->has("--zero") ? open_cache(open_settings(parsed->global))
+                                       : open_existing_cache(parsed->global);
     if (!cache) {
         return report(cache.error());
     }

@@ -268,7 +268,7 @@ int cmd_export(Args args) {
         }
         location = std::move(*parsed_location);
     }
-    auto cache = open_cache(read_settings(parsed->global));
+    auto cache = open_existing_cache(parsed->global);
     if (!cache) {
         return report(cache.error());
     }

@@ -77,6 +77,19 @@ std::expected<CachePtr, OpenFailure> open_cache(const std::vector<std::string>& 
     return cache;
 }
 
+std::expected<CachePtr, OpenFailure> open_existing_cache(const Global& global) {
+    auto cache = open_cache(read_settings(global));
+    if (cache) {
+        if (auto code = curlcache_exists(cache->get()); code != CURLCACHE_OK) {
+            const char* why = curlcache_errmsg(cache->get());
+            return std::unexpected(OpenFailure{why != nullptr && *why != '\0'
+                                                   ? std::string(why)
+                                                   : curlcache_strerror(code)});
+        }
+    }
+    return cache;
+}
+
 int report(const OpenFailure& failure) {
     print_error(failure.message);
     return failure.bad_settings ? k_exit_usage : k_exit_runtime;

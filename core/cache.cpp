@@ -46,11 +46,13 @@ std::unique_ptr<Cache> Cache::with_storage(config::Settings settings,
 Cache::Cache(config::Settings settings, std::unique_ptr<backends::Storage> storage)
     : m_settings(std::move(settings)), m_storage(std::move(storage)) {
     m_stats_path = stats::file_path(m_settings, *m_storage);
+    m_run_stats_paths = stats::run_files();
     m_read_only = !m_storage->read_only_reason().empty();
     if (m_read_only) {
         serve_read_only();
-    } else if (!m_stats_path.empty()) {
-        stats::track(&m_stats, m_stats_path);
+    }
+    if (!saved_stats_path().empty() || !m_run_stats_paths.empty()) {
+        stats::track(&m_stats, saved_stats_path(), m_run_stats_paths);
     }
 }
 
@@ -81,25 +83,20 @@ void Cache::warn_if_read_only() const {
 }
 
 Cache::~Cache() {
-    if (!m_stats_path.empty() && !m_read_only) {
+    if (!saved_stats_path().empty() || !m_run_stats_paths.empty()) {
         stats::untrack(&m_stats);
         flush_stats();
     }
 }
 
+// A read-only cache's counters are not saved beside it (that would be a write per process).
+const std::string& Cache::saved_stats_path() const {
+    static const std::string none;
+    return m_read_only ? none : m_stats_path;
+}
+
 void Cache::flush_stats() {
-    if (m_stats_path.empty() || m_read_only) {
-        return;
-    }
-    stats::Counters delta = stats::take(m_stats);
-    if (delta.empty()) {
-        return;
-    }
-    if (auto done = stats::add_to_file(m_stats_path, delta); !done) {
-        stats::add(m_stats, delta);
-        log::warn_once(log::cause("stats", "flush", done.error().code).c_str(),
-                       "cannot save statistics: %s", done.error().message.c_str());
-    }
+    stats::flush(m_stats, saved_stats_path(), m_run_stats_paths);
 }
 
 bool Cache::request_cacheable(const Request& request) const {

@@ -16,12 +16,14 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace curlcache::core {
 
 struct Stats {
     std::atomic<uint64_t> hits{0}, misses{0}, stores{0}, errors{0}, errors_timeout{0}, corrupt{0},
-        passthrough{0}, bytes_served{0}, bytes_downloaded{0};
+        passthrough{0}, bytes_served{0}, bytes_downloaded{0},
+        time_saved_ms{0}; // the recorded transfer times of the responses served as hits
 };
 
 class Cache;
@@ -117,6 +119,8 @@ class Cache {
     // or "" when they are not persisted (memory backend). flush_stats() adds the counters
     // not yet saved to it and zeroes them in memory; the destructor and process exit do
     // it too. Failures are logged once and the counters kept for the next flush.
+    // Under `curlcache run --stats` the counters also go to that run's own files
+    // (stats::run_files()), read-only cache or not.
     const std::string& stats_path() const { return m_stats_path; }
     void flush_stats();
 
@@ -126,12 +130,14 @@ class Cache {
     bool admit(Entry& entry, uint64_t body_size, const StoreContext& context);
     backends::Result<std::optional<Entry>> find_one(const Key& key);
     void serve_read_only();
+    const std::string& saved_stats_path() const;
     // For a Vary response: the key its variant goes under, after the index is written.
     backends::Result<Key> vary_target(const Key& key, Entry& entry, const StoreContext& context);
     config::Settings m_settings;
     std::unique_ptr<backends::Storage> m_storage;
     Stats m_stats;
     std::string m_stats_path;
+    std::vector<std::string> m_run_stats_paths;
     bool m_read_only = false;              // storage().read_only_reason() is not empty
     bool m_unexpectedly_read_only = false; // read-only in a mode that would store
 };

@@ -4,14 +4,104 @@
 #include "core/capi_internal.h"
 
 #include "backends/registry.h"
+#include "backends/tiered_storage.h"
 #include "core/policy.h"
+#include "core/stats.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <array>
+#include <cstring>
 #include <optional>
 
 using namespace curlcache;
 
+namespace {
+
+// Whether one tier holds stored data: a SQLite database file or a filesystem cache folder
+// that exists, any remote or plugin store; never a memory tier. `missing` gets its path.
+bool tier_exists(backends::Storage& tier, std::string& missing) {
+    const std::string_view name = tier.name();
+    if (name == "memory") {
+        return false;
+    }
+    if (name != "sqlite" && name != "filesystem") {
+        return true; // a Redis namespace, a plugin's table: empty is not missing
+    }
+    const std::string location = tier.location();
+    struct stat st {};
+    if (location.empty() || location == ":memory:" || location.starts_with("file:") ||
+        ::stat(location.c_str(), &st) == 0) {
+        return true;
+    }
+    if (missing.empty()) {
+        missing = location;
+    }
+    return false;
+}
+
+} // namespace
+
 extern "C" {
+
+CURLCACHE_EXPORT curlcache_code curlcache_exists(curlcache_handle* handle) {
+    return core::capi::with_cache(handle, [&](core::Cache& cache) -> curlcache_code {
+        backends::Storage& storage = cache.storage();
+        std::string missing;
+        bool exists = false;
+        if (backends::TieredStorage* tiered = backends::as_tiered(storage)) {
+            for (size_t i = 0; i < tiered->tier_count() && !exists; ++i) {
+                exists = tier_exists(tiered->tier(i), missing);
+            }
+        } else {
+            exists = tier_exists(storage, missing);
+        }
+        if (exists) {
+            return CURLCACHE_OK;
+        }
+        if (missing.empty()) {
+            missing = std::string(storage.name()) + " (it lives only inside one process)";
+        }
+        return core::capi::fail(handle, CURLCACHE_E_MISS, "no cache at " + missing);
+    });
+}
+
+CURLCACHE_EXPORT curlcache_code curlcache_run_stats_begin(char* path, size_t size) {
+    if (!path || size == 0) {
+        return CURLCACHE_E_INVALID_ARGUMENT;
+    }
+    return core::capi::guarded(nullptr, [&]() -> curlcache_code {
+        auto created = core::stats::create_run_file();
+        if (!created) {
+            return CURLCACHE_E_IO;
+        }
+        if (created->size() >= size) {
+            ::unlink(created->c_str());
+            return CURLCACHE_E_INVALID_ARGUMENT;
+        }
+        std::memcpy(path, created->c_str(), created->size() + 1);
+        return CURLCACHE_OK;
+    });
+}
+
+CURLCACHE_EXPORT curlcache_code curlcache_run_stats_end(const char* path,
+                                                        curlcache_run_stats* out) {
+    if (!path || !out) {
+        return CURLCACHE_E_INVALID_ARGUMENT;
+    }
+    return core::capi::guarded(nullptr, [&]() -> curlcache_code {
+        auto read = core::stats::read_run_file(path);
+        if (!read) {
+            return CURLCACHE_E_IO;
+        }
+        const core::stats::Counters& c = *read;
+        *out = curlcache_run_stats{c.hits,         c.misses,           c.stores,
+                                   c.passthrough,  c.errors,           c.bytes_served,
+                                   c.bytes_downloaded, c.time_saved_ms};
+        return CURLCACHE_OK;
+    });
+}
 
 CURLCACHE_EXPORT int curlcache_glob_match(const char* pattern, const char* text) {
     if (!pattern || !text) {

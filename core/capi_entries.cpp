@@ -47,6 +47,37 @@ std::string header_text(std::string_view block, std::string_view name) {
     return std::string(easy::header_value(block, name).value_or(std::string_view{}));
 }
 
+// The parts of an entry's key (core::key_parts(), recorded when it was stored; only the
+// method, and "recorded no", for an entry stored without them) and the header values of its
+// variant ("vary accept-language" -> "de"; "(absent)" when the request had none).
+std::vector<std::pair<std::string, std::string>> key_parts_of(const Entry& entry) {
+    std::vector<std::pair<std::string, std::string>> parts;
+    if (const Info* recorded = entry.info(k_info_key_parts)) {
+        for (std::string_view line : easy::split_lines(recorded->text)) {
+            while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) {
+                line.remove_suffix(1);
+            }
+            size_t tab = line.find('\t');
+            if (tab != std::string_view::npos) {
+                parts.emplace_back(line.substr(0, tab), line.substr(tab + 1));
+            }
+        }
+    } else {
+        parts.emplace_back("method", entry.method);
+        parts.emplace_back("recorded", "no");
+    }
+    for (std::string_view line : easy::split_lines(entry.variant)) {
+        while (!line.empty() && line.back() == '\n') {
+            line.remove_suffix(1);
+        }
+        size_t colon = line.find(':');
+        parts.emplace_back("vary " + std::string(line.substr(0, colon)),
+                           colon == std::string_view::npos ? std::string("(absent)")
+                                                           : std::string(line.substr(colon + 1)));
+    }
+    return parts;
+}
+
 // A C entry for a decoded entry: the strings its accessors hand out.
 std::unique_ptr<curlcache_entry> make_c_entry(Entry entry, std::string key) {
     auto out = std::make_unique<curlcache_entry>();
@@ -62,6 +93,7 @@ std::unique_ptr<curlcache_entry> make_c_entry(Entry entry, std::string key) {
             out->has_content_type = true;
         }
     }
+    out->key_parts = key_parts_of(entry);
     out->entry = std::move(entry);
     return out;
 }
@@ -372,6 +404,21 @@ CURLCACHE_EXPORT const char* curlcache_entry_freshness(const curlcache_entry* en
     return mutable_entry->freshness.c_str();
 }
 
+CURLCACHE_EXPORT size_t curlcache_entry_key_part_count(const curlcache_entry* entry) {
+    return entry ? entry->key_parts.size() : 0;
+}
+
+CURLCACHE_EXPORT curlcache_code curlcache_entry_key_part(const curlcache_entry* entry,
+                                                         size_t index, const char** name,
+                                                         const char** value) {
+    if (!entry || !name || !value || index >= entry->key_parts.size()) {
+        return CURLCACHE_E_INVALID_ARGUMENT;
+    }
+    *name = entry->key_parts[index].first.c_str();
+    *value = entry->key_parts[index].second.c_str();
+    return CURLCACHE_OK;
+}
+
 CURLCACHE_EXPORT size_t curlcache_entry_response_count(const curlcache_entry* entry) {
     return entry ? entry->entry.header_blocks.size() : 0;
 }
@@ -434,6 +481,8 @@ CURLCACHE_EXPORT curlcache_code curlcache_store(curlcache_handle* handle,
             entry.infos.push_back(
                 {CURLINFO_EFFECTIVE_URL, core::Info::Type::text, 0, 0, entry.url});
         }
+        entry.infos.push_back({core::k_info_key_parts, core::Info::Type::text, 0, 0,
+                               core::key_parts(request->request, settings)});
 
         core::policy::Verdict verdict = core::policy::store(settings, entry);
         if (verdict != core::policy::Verdict::ok) {

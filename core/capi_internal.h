@@ -42,6 +42,9 @@ struct curlcache_entry {
     std::string content_type;
     bool has_content_type = false;
     std::string freshness; // curlcache_entry_freshness(), made when first asked
+    // curlcache_entry_key_part(): what entered the key (core::key_parts()), then the
+    // variant's header values ("vary NAME").
+    std::vector<std::pair<std::string, std::string>> key_parts;
 };
 
 namespace curlcache::core::capi {

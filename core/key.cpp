@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 #include <cstring>
 #include <memory>
 
@@ -327,6 +328,59 @@ std::string credentials_digest(const Request& request, const config::Settings& s
     return std::string(out, sizeof out);
 }
 
+using Pairs = std::vector<std::pair<std::string, std::string>>;
+
+// Matched request headers: names compared case-insensitively, sorted, values trimmed.
+Pairs matched_headers(const Request& request, const config::Settings& settings) {
+    std::vector<std::string> wanted;
+    for (const std::string& name : settings.match_headers) {
+        wanted.push_back(lower(trim(name)));
+    }
+    Pairs headers;
+    for (const std::string& line : request.headers) {
+        size_t colon = line.find(':');
+        if (colon == std::string::npos) {
+            continue;
+        }
+        std::string name = lower(trim(std::string_view(line).substr(0, colon)));
+        if (std::find(wanted.begin(), wanted.end(), name) != wanted.end()) {
+            headers.emplace_back(name, std::string(trim(std::string_view(line).substr(colon + 1))));
+        }
+    }
+    std::stable_sort(headers.begin(), headers.end(),
+                     [](const auto& a, const auto& b) { return a.first < b.first; });
+    return headers;
+}
+
+// The options in the key, sorted. An option named "credentials" only enters the key
+// through the salted digest.
+Pairs key_options(const Request& request) {
+    Pairs options;
+    for (const auto& option : request.options) {
+        if (option.first != "credentials") {
+            options.push_back(option);
+        }
+    }
+    std::sort(options.begin(), options.end());
+    return options;
+}
+
+std::string upper(std::string text) {
+    for (char& c : text) {
+        c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    }
+    return text;
+}
+
+void add_part(std::string& out, std::string_view name, std::string_view value) {
+    out += name;
+    out += '\t';
+    for (char c : value) {
+        out += c == '\n' || c == '\t' ? ' ' : c;
+    }
+    out += '\n';
+}
+
 int hex_value(char c) {
     if (c >= '0' && c <= '9') {
         return c - '0';
@@ -386,47 +440,19 @@ std::string url_credentials(std::string_view url) {
 Key make_key(const Request& request, const config::Settings& settings) {
     Encoder encoder;
     encoder.number('v', k_key_format_version);
-    std::string method(request.method);
-    for (char& c : method) {
-        c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-    }
-    encoder.field('m', method);
+    encoder.field('m', upper(request.method));
     const Url url = parse(request.url); // once: the normalised URL and its userinfo
     encoder.field('u', build(url, settings));
     encoder.field('b', request.body);
 
-    // Matched request headers: names compared case-insensitively, sorted, values trimmed.
-    std::vector<std::string> wanted;
-    for (const std::string& name : settings.match_headers) {
-        wanted.push_back(lower(trim(name)));
-    }
-    std::vector<std::pair<std::string, std::string>> headers;
-    for (const std::string& line : request.headers) {
-        size_t colon = line.find(':');
-        if (colon == std::string::npos) {
-            continue;
-        }
-        std::string name = lower(trim(std::string_view(line).substr(0, colon)));
-        if (std::find(wanted.begin(), wanted.end(), name) != wanted.end()) {
-            headers.emplace_back(name, std::string(trim(std::string_view(line).substr(colon + 1))));
-        }
-    }
-    std::stable_sort(headers.begin(), headers.end(),
-                     [](const auto& a, const auto& b) { return a.first < b.first; });
+    const Pairs headers = matched_headers(request, settings);
     encoder.number('H', headers.size());
     for (const auto& [name, value] : headers) {
         encoder.field('h', name);
         encoder.field('=', value);
     }
 
-    // An option named "credentials" only enters the key through the salted digest.
-    std::vector<std::pair<std::string, std::string>> options;
-    for (const auto& option : request.options) {
-        if (option.first != "credentials") {
-            options.push_back(option);
-        }
-    }
-    std::sort(options.begin(), options.end());
+    const Pairs options = key_options(request);
     encoder.number('O', options.size());
     for (const auto& [name, value] : options) {
         encoder.field('o', name);
@@ -436,6 +462,28 @@ Key make_key(const Request& request, const config::Settings& settings) {
     encoder.field('c', credentials_digest(request, settings, url.userinfo));
     XXH128_hash_t hash = encoder.digest();
     return Key{hash.high64, hash.low64};
+}
+
+std::string key_parts(const Request& request, const config::Settings& settings) {
+    std::string out;
+    add_part(out, "method", upper(request.method));
+    for (const auto& [name, value] : matched_headers(request, settings)) {
+        add_part(out, "header " + name, value);
+    }
+    for (const auto& [name, value] : key_options(request)) {
+        add_part(out, "option " + name, value);
+    }
+    if (!request.body.empty()) {
+        char digest[17];
+        std::snprintf(digest, sizeof digest, "%016llx",
+                      static_cast<unsigned long long>(XXH3_64bits(request.body.data(),
+                                                                  request.body.size())));
+        add_part(out, "body", std::to_string(request.body.size()) + " bytes, XXH3 " + digest);
+    }
+    if (!credentials_digest(request, settings, url_credentials(request.url)).empty()) {
+        add_part(out, "credentials", "yes");
+    }
+    return out;
 }
 
 bool key_covers_header(std::string_view name, const config::Settings& settings) {

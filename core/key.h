@@ -30,6 +30,16 @@ Key make_key(const Request& request, const config::Settings& settings);
 // response that varies only on such headers needs no variants. `name` is lower-case.
 bool key_covers_header(std::string_view name, const config::Settings& settings);
 
+// What entered make_key() besides the URL, readable, so that `curlcache show` and `list
+// --why` can say why one URL has two entries: one "name\tvalue\n" line per part, in key
+// order: "method", "header NAME" (matched headers), "option NAME" (transfer options),
+// "body" (its size and a digest, never the bytes) and "credentials" ("yes": never the
+// credentials nor their digest). A "\n" or "\t" inside a value is written as a space.
+std::string key_parts(const Request& request, const config::Settings& settings);
+// The private Info id (no CURLINFO has it, see core/easy/engine_internal.h) under which an
+// entry records its key_parts() text.
+inline constexpr uint32_t k_info_key_parts = 0x0ff00003;
+
 // Where the variant of a Vary response is stored: a key derived from the request's key and
 // the canonical values of the nominated request headers (http::variant_of).
 Key variant_key(const Key& key, std::string_view variant);

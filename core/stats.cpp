@@ -31,7 +31,7 @@ namespace {
 
 // Name and member, in file order. Names never change: old files stay readable.
 using Field = std::pair<const char*, uint64_t Counters::*>;
-constexpr std::array<Field, 9> k_fields{{
+constexpr std::array<Field, 10> k_fields{{
     {"hits", &Counters::hits},
     {"misses", &Counters::misses},
     {"stores", &Counters::stores},
@@ -41,13 +41,15 @@ constexpr std::array<Field, 9> k_fields{{
     {"passthrough", &Counters::passthrough},
     {"bytes_served", &Counters::bytes_served},
     {"bytes_downloaded", &Counters::bytes_downloaded},
+    {"time_saved_ms", &Counters::time_saved_ms},
 }};
 
 using AtomicField = std::atomic<uint64_t> Stats::*;
-constexpr std::array<AtomicField, 9> k_atomics{
+constexpr std::array<AtomicField, 10> k_atomics{
     &Stats::hits,        &Stats::misses,         &Stats::stores,
     &Stats::errors,      &Stats::errors_timeout, &Stats::corrupt,
     &Stats::passthrough, &Stats::bytes_served,   &Stats::bytes_downloaded,
+    &Stats::time_saved_ms,
 };
 
 using base::Fd;
@@ -154,9 +156,15 @@ backends::Result<int> open_locked(const std::string& path) {
     return fd;
 }
 
+struct Tracked {
+    Stats* stats;
+    std::string path;
+    std::vector<std::string> run_paths;
+};
+
 struct Registry {
     std::mutex mutex;
-    std::vector<std::pair<Stats*, std::string>> tracked;
+    std::vector<Tracked> tracked;
 };
 
 // Leaked: the exit handler may run after static destructors.
@@ -168,16 +176,14 @@ Registry& registry() {
 void flush_all_at_exit() {
     Registry& r = registry();
     std::lock_guard lock(r.mutex);
-    for (auto& [stats, path] : r.tracked) {
-        Counters delta = take(*stats);
-        if (delta.empty()) {
-            continue;
-        }
-        if (auto done = add_to_file(path, delta); !done) {
-            log::warn_once(log::cause("stats", "flush", done.error().code).c_str(),
-                           "cannot save statistics: %s", done.error().message.c_str());
-        }
+    for (auto& tracked : r.tracked) {
+        flush(*tracked.stats, tracked.path, tracked.run_paths);
     }
+}
+
+void warn_not_saved(const backends::Error& error) {
+    log::warn_once(log::cause("stats", "flush", error.code).c_str(), "cannot save statistics: %s",
+                   error.message.c_str());
 }
 
 void install_handlers() {
@@ -189,7 +195,7 @@ void install_handlers() {
                            // The child's copies of the parent's counters are the parent's
                            // to flush: start from zero.
                            for (auto& tracked : registry().tracked) {
-                               take(*tracked.first);
+                               take(*tracked.stats);
                            }
                            registry().mutex.unlock();
                        });
@@ -334,17 +340,77 @@ backends::Result<void> zero_file(const std::string& path) {
     return write_fd(fd.get(), path, Counters{});
 }
 
-void track(Stats* stats, const std::string& path) {
+std::vector<std::string> run_files() {
+    std::vector<std::string> paths;
+    const char* value = std::getenv("CURLCACHE_RUN_STATS");
+    std::string_view list = value != nullptr ? value : "";
+    while (!list.empty()) {
+        size_t colon = list.find(':');
+        std::string_view path = list.substr(0, colon);
+        if (path.starts_with('/')) { // only absolute paths: never relative to a program's cwd
+            paths.emplace_back(path);
+        }
+        list = colon == std::string_view::npos ? std::string_view{} : list.substr(colon + 1);
+    }
+    return paths;
+}
+
+void flush(Stats& stats, const std::string& path, const std::vector<std::string>& run_paths) {
+    Counters delta = take(stats);
+    if (delta.empty()) {
+        return;
+    }
+    for (const std::string& run_path : run_paths) {
+        if (auto done = add_to_file(run_path, delta); !done) {
+            warn_not_saved(done.error());
+        }
+    }
+    if (path.empty()) {
+        return;
+    }
+    if (auto done = add_to_file(path, delta); !done) {
+        if (run_paths.empty()) {
+            add(stats, delta);
+        }
+        warn_not_saved(done.error());
+    }
+}
+
+void track(Stats* stats, const std::string& path, const std::vector<std::string>& run_paths) {
     install_handlers();
     Registry& r = registry();
     std::lock_guard lock(r.mutex);
-    r.tracked.emplace_back(stats, path);
+    r.tracked.push_back(Tracked{stats, path, run_paths});
 }
 
 void untrack(Stats* stats) {
     Registry& r = registry();
     std::lock_guard lock(r.mutex);
-    std::erase_if(r.tracked, [&](const auto& tracked) { return tracked.first == stats; });
+    std::erase_if(r.tracked, [&](const Tracked& tracked) { return tracked.stats == stats; });
+}
+
+backends::Result<std::string> create_run_file() {
+    auto dir = base::open_private_dir(base::private_temp_dir(), true);
+    if (!dir) {
+        return backends::fail(dir.error().message);
+    }
+    std::string path = dir->path + "/run-stats-XXXXXX";
+    int fd = ::mkstemp(path.data());
+    if (fd < 0) {
+        return backends::fail(errno_message("cannot create", path));
+    }
+    Fd owned(fd);
+    if (auto written = write_fd(fd, path, Counters{}); !written) {
+        ::unlink(path.c_str());
+        return std::unexpected(written.error());
+    }
+    return path;
+}
+
+backends::Result<Counters> read_run_file(const std::string& path) {
+    auto counters = read_file(path);
+    ::unlink(path.c_str());
+    return counters;
 }
 
 } // namespace curlcache::core::stats

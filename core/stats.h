@@ -10,6 +10,12 @@
 //   tiered      the file of its last tier
 // Every update is a read-modify-write under flock(LOCK_EX), so concurrent processes add up.
 // After fork() the child starts from zero: the parent flushes what it had counted.
+//
+// Run statistics: `curlcache run --stats` names files of its own in CURLCACHE_RUN_STATS
+// (absolute paths separated by ':', the innermost run first). Every process of the run adds
+// its counters to each of them as well, in the same way and at the same times, so the run
+// reports what its own processes did whatever else uses the cache meanwhile, for every
+// backend (memory included) and for a read-only cache (whose shared file is never written).
 #pragma once
 
 #include "backends/storage.h"
@@ -18,13 +24,14 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace curlcache::core::stats {
 
 // A plain copy of the counters.
 struct Counters {
     uint64_t hits = 0, misses = 0, stores = 0, errors = 0, errors_timeout = 0, corrupt = 0,
-             passthrough = 0, bytes_served = 0, bytes_downloaded = 0;
+             passthrough = 0, bytes_served = 0, bytes_downloaded = 0, time_saved_ms = 0;
     Counters& operator+=(const Counters& other);
     bool empty() const;
 };
@@ -45,9 +52,23 @@ backends::Result<void> add_to_file(const std::string& path, const Counters& delt
 // Resets the file to zero (creating it if needed).
 backends::Result<void> zero_file(const std::string& path);
 
-// Registers a cache's counters to be flushed to `path` at process exit (and zeroed in a
-// forked child). untrack() before the counters go away.
-void track(Stats* stats, const std::string& path);
+// The run statistics files named by CURLCACHE_RUN_STATS (see above), or none.
+std::vector<std::string> run_files();
+
+// Takes the counters and adds them to each of `run_paths` and to `path` (when not ""). When
+// `path` cannot be written the counters are put back for the next flush, unless they have
+// gone into run files already (they would count there twice); either way it is warned
+// about once.
+void flush(Stats& stats, const std::string& path, const std::vector<std::string>& run_paths);
+
+// Registers a cache's counters to be flushed (as flush() does) at process exit (and zeroed
+// in a forked child). untrack() before the counters go away.
+void track(Stats* stats, const std::string& path, const std::vector<std::string>& run_paths);
 void untrack(Stats* stats);
+
+// `curlcache run --stats`: creates an empty run statistics file, private to the user, in
+// base::private_temp_dir(), and returns its path; read_run_file() reads it and removes it.
+backends::Result<std::string> create_run_file();
+backends::Result<Counters> read_run_file(const std::string& path);
 
 } // namespace curlcache::core::stats

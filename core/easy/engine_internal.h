@@ -18,6 +18,13 @@ namespace curlcache::core::easy {
 inline constexpr uint32_t k_info_effective_url_had_userinfo = 0x0ff00001;
 // Another (text): the trailer lines libcurl delivered after the body, "\r\n" kept.
 inline constexpr uint32_t k_info_trailers = 0x0ff00002;
+// 0x0ff00003 is core::k_info_key_parts (core/key.h).
+// Another (integer): how long the transfer that stored the entry took, in microseconds
+// (CURLINFO_TOTAL_TIME_T): what a hit saves, for `curlcache run --stats`.
+inline constexpr uint32_t k_info_transfer_time_us = 0x0ff00004;
+
+// The time a hit on `entry` saves, in milliseconds (0 when not recorded).
+uint64_t time_saved_ms(const Entry& entry);
 
 // replay.cpp: makes `state` answer its transfer from `entry` (the emulated getinfo state is
 // complete when this returns, before any callback runs). False when the entry cannot answer

@@ -167,6 +167,7 @@ struct Tee {
     int64_t request_time = 0; // when the request went out (unix seconds)
     // The request facts a store needs (Cache::StoreContext).
     std::vector<std::string> request_lines;
+    std::string key_parts; // core::key_parts() of the request, recorded with the entry
     std::optional<http::CacheControl> request_cc;
     bool authorization = false;
     bool httpheader_set = false; // the program set HTTPHEADER during the miss

@@ -373,6 +373,7 @@ bool start_tee(const CurlApi& api, CURL* handle, HandleState& state, const Key& 
     tee->url = redact_url(plan.request.url, settings);
     tee->request_time = static_cast<int64_t>(std::time(nullptr));
     tee->request_lines = plan.request.headers;
+    tee->key_parts = key_parts(plan.request, settings);
     tee->request_cc = plan.cache_control;
     tee->authorization = plan.authorization;
     // Revalidation and stale-if-error are kept simple: one response (no redirect chain) and
@@ -506,6 +507,20 @@ CURLcode end_transfer(const CurlApi& api, CURL* handle, CURLcode result) {
             return interim >= 101 && interim < 200;
         });
         entry.infos = record_infos(api, handle);
+        if (curl_off_t took = 0;
+            api.easy_getinfo(handle, CURLINFO_TOTAL_TIME_T, &took) == CURLE_OK && took > 0) {
+            Info transfer_time;
+            transfer_time.id = k_info_transfer_time_us;
+            transfer_time.integer = took;
+            entry.infos.push_back(transfer_time);
+        }
+        if (!tee->key_parts.empty()) {
+            Info key_parts;
+            key_parts.id = k_info_key_parts;
+            key_parts.type = Info::Type::text;
+            key_parts.text = std::move(tee->key_parts);
+            entry.infos.push_back(std::move(key_parts));
+        }
         entry.freshness.request_time = tee->request_time;
         entry.freshness.response_time = static_cast<int64_t>(std::time(nullptr));
         if (!tee->trailers.empty()) {

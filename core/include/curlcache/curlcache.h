@@ -168,6 +168,19 @@ CURLCACHE_EXPORT int64_t curlcache_entry_expires(const curlcache_entry *entry); 
 /* One line that says whether the entry is fresh now, for how long, and why ("fresh for 59m
  * more: max-age 1h, age 48s"; "stale for 3m: revalidated on next use (ETag)"). */
 CURLCACHE_EXPORT const char *curlcache_entry_freshness(const curlcache_entry *entry);
+/* What entered the entry's key besides its URL, as (name, value) pairs, so that two
+ * entries for one URL can be told apart (`curlcache show`, `list --why`): "method"; a
+ * matched request header ("header accept-language"); a transfer option that changes what
+ * the program receives ("option accept_encoding", "option follow_location", ...); "body"
+ * (its size and a digest); "credentials" ("yes": never the credentials); and for a variant
+ * of a response with Vary, each nominated request header ("vary accept-language", its
+ * value or "(absent)"). An entry stored before these were recorded has "method" and
+ * "recorded" = "no". Pointers belong to the entry. curlcache_entry_key_part() returns
+ * CURLCACHE_E_INVALID_ARGUMENT for an index out of range or a NULL argument. */
+CURLCACHE_EXPORT size_t curlcache_entry_key_part_count(const curlcache_entry *entry);
+CURLCACHE_EXPORT curlcache_code curlcache_entry_key_part(const curlcache_entry *entry,
+                                                         size_t index, const char **name,
+                                                         const char **value);
 /* Number of responses recorded (more than one when redirects were followed). */
 CURLCACHE_EXPORT size_t curlcache_entry_response_count(const curlcache_entry *entry);
 /* The raw header block of response `index` (status line, header lines, blank line). */
@@ -307,6 +320,37 @@ CURLCACHE_EXPORT curlcache_code curlcache_tier_get(curlcache_handle *cache, size
  * characters, '?' one, nothing else special), 0 otherwise (and for NULL). Lets a program
  * select entries exactly as a delete would (`curlcache list --url GLOB`). Thread-safe. */
 CURLCACHE_EXPORT int curlcache_glob_match(const char *pattern, const char *text);
+
+/* Whether the cache exists: CURLCACHE_OK, or CURLCACHE_E_MISS with "no cache at PATH" as
+ * the handle's message when no tier holds stored data yet (a SQLite database or a
+ * filesystem cache folder that does not exist). A memory tier never counts (it is this
+ * process's own); a Redis namespace or a plugin's store always does (an empty one is not
+ * missing). The inspecting commands (stats, list, show, export) open a cache with
+ * mode=readonly, which creates nothing, and then ask this. */
+CURLCACHE_EXPORT curlcache_code curlcache_exists(curlcache_handle *cache);
+
+/* `curlcache run --stats`: the counters of one run, whatever else uses the cache. */
+typedef struct {
+    uint64_t hits;
+    uint64_t misses;
+    uint64_t stores;
+    uint64_t passthrough;
+    uint64_t errors;
+    uint64_t bytes_served;
+    uint64_t bytes_downloaded;
+    uint64_t time_saved_ms; /* the recorded transfer times of the hits' responses */
+} curlcache_run_stats;
+
+/* Creates an empty run statistics file, private to the user, and writes its path (NUL-
+ * terminated) into `path` (`size` bytes). Put it in front of CURLCACHE_RUN_STATS (paths
+ * separated by ':') in the environment of the programs of the run: each of their processes
+ * then adds its counters to it at exit, as to the cache's own statistics, for every
+ * backend. CURLCACHE_E_IO when it cannot be created, CURLCACHE_E_INVALID_ARGUMENT when
+ * `path` is NULL or too small. */
+CURLCACHE_EXPORT curlcache_code curlcache_run_stats_begin(char *path, size_t size);
+/* Reads a run statistics file into *stats and removes it. CURLCACHE_E_IO on failure. */
+CURLCACHE_EXPORT curlcache_code curlcache_run_stats_end(const char *path,
+                                                        curlcache_run_stats *stats);
 
 /* Like curlcache_store() (same policy checks, same result codes), but stores the response
  * under `key_hex` (32 lower-case hex digits, as curlcache_entry_key() gives) instead of the
