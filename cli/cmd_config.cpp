@@ -4,11 +4,14 @@
 //   (default) backend = "sqlite"
 //   (/home/me/.config/curlcache/config.toml:3) max_size = "1GiB"
 //   (CURLCACHE_MODE) mode = "offline"
-// --json prints an array of {key, env, value, origin, where}: origin is "default", "file",
-// "environment" or "argument"; where is "path:line", the variable's name, or "".
+// --json prints {version, settings}: settings is an array of {key, env, value, origin,
+// where}: value is typed (a string, number, boolean, array or object, as the TOML value
+// is); origin is "default", "file", "environment" or "argument"; where is "path:line", the
+// variable's name, or "".
 #include "cli/args.h"
 #include "cli/json.h"
 
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -23,7 +26,8 @@ constexpr std::string_view k_help = R"HELP(usage: curlcache config [--json]
 Prints every setting's effective value and where it comes from: the built-in default, a
 config file (path:line), a CURLCACHE_* variable, or an option of this command.
 
-  --json         a JSON array of {key, env, value, origin, where}
+  --json         a JSON object {version, settings: [{key, env, value, origin, where}]}
+                 with typed values (see curlcache(1))
   --check FILE   check FILE alone (on top of the defaults, without the environment): prints
                  path:line for each problem and exits 1 when it is not valid
 )HELP";
@@ -66,8 +70,172 @@ std::string label(const Setting& setting) {
     return setting.origin.empty() ? "default" : setting.origin;
 }
 
+// Writes a value as config/ renders it in TOML (a basic string, an integer, a boolean, an
+// array, an inline table { name = value, ... }) as the same JSON value. False (with
+// nothing written) for text it does not understand.
+class TomlToJson {
+  public:
+    explicit TomlToJson(std::string_view text) : m_text(text) {}
+
+    bool convert(JsonWriter* json) {
+        m_at = 0;
+        if (!value(nullptr) || (skip_space(), m_at != m_text.size())) {
+            return false; // checked whole before anything is written
+        }
+        m_at = 0;
+        return value(json);
+    }
+
+  private:
+    void skip_space() {
+        while (m_at < m_text.size() && (m_text[m_at] == ' ' || m_text[m_at] == '\t')) {
+            ++m_at;
+        }
+    }
+
+    bool literal(std::string_view word) {
+        if (m_text.substr(m_at, word.size()) != word) {
+            return false;
+        }
+        m_at += word.size();
+        return true;
+    }
+
+    bool string(std::string* out) {
+        ++m_at; // the opening quote
+        while (m_at < m_text.size() && m_text[m_at] != '"') {
+            char c = m_text[m_at++];
+            if (c == '\\') {
+                if (m_at >= m_text.size()) {
+                    return false;
+                }
+                char escaped = m_text[m_at++];
+                if (escaped == 'u' && m_at + 4 <= m_text.size()) {
+                    unsigned code = 0;
+                    for (int i = 0; i < 4; ++i) {
+                        char h = m_text[m_at++];
+                        int digit = h >= '0' && h <= '9'   ? h - '0'
+                                    : h >= 'A' && h <= 'F' ? h - 'A' + 10
+                                    : h >= 'a' && h <= 'f' ? h - 'a' + 10
+                                                           : -1;
+                        if (digit < 0) {
+                            return false;
+                        }
+                        code = code * 16 + static_cast<unsigned>(digit);
+                    }
+                    if (code >= 0x80) {
+                        return false; // config/ only escapes control characters
+                    }
+                    c = static_cast<char>(code);
+                } else if (escaped == '"' || escaped == '\\') {
+                    c = escaped;
+                } else {
+                    return false;
+                }
+            }
+            *out += c;
+        }
+        return m_at++ < m_text.size();
+    }
+
+    bool value(JsonWriter* json) {
+        skip_space();
+        if (m_at >= m_text.size()) {
+            return false;
+        }
+        char c = m_text[m_at];
+        if (c == '"') {
+            std::string text;
+            if (!string(&text)) {
+                return false;
+            }
+            if (json) {
+                json->string(text);
+            }
+            return true;
+        }
+        if (c == '[' || c == '{') {
+            return compound(json, c == '{');
+        }
+        if (literal("true") || literal("false")) {
+            if (json) {
+                json->boolean(c == 't');
+            }
+            return true;
+        }
+        std::size_t start = m_at;
+        if (m_text[m_at] == '-') {
+            ++m_at;
+        }
+        while (m_at < m_text.size() && m_text[m_at] >= '0' && m_text[m_at] <= '9') {
+            ++m_at;
+        }
+        std::string digits(m_text.substr(start, m_at - start));
+        if (digits.empty() || digits == "-") {
+            return false;
+        }
+        if (json) {
+            if (digits[0] == '-') {
+                json->integer(std::stoll(digits));
+            } else {
+                json->unsigned_integer(std::stoull(digits));
+            }
+        }
+        return digits.size() <= 19;
+    }
+
+    // [v, v, ...] or { name = v, ... }
+    bool compound(JsonWriter* json, bool table) {
+        ++m_at;
+        if (json) {
+            table ? json->begin_object() : json->begin_array();
+        }
+        for (bool first = true;; first = false) {
+            skip_space();
+            if (m_at < m_text.size() && m_text[m_at] == (table ? '}' : ']')) {
+                ++m_at;
+                break;
+            }
+            if (!first && !literal(",")) {
+                return false;
+            }
+            if (table) {
+                skip_space();
+                std::size_t start = m_at;
+                while (m_at < m_text.size() &&
+                       (std::isalnum(static_cast<unsigned char>(m_text[m_at])) ||
+                        m_text[m_at] == '_' || m_text[m_at] == '-')) {
+                    ++m_at;
+                }
+                std::string_view name = m_text.substr(start, m_at - start);
+                skip_space();
+                if (name.empty() || !literal("=")) {
+                    return false;
+                }
+                if (json) {
+                    json->key(name);
+                }
+            }
+            if (!value(json)) {
+                return false;
+            }
+        }
+        if (json) {
+            table ? json->end_object() : json->end_array();
+        }
+        return true;
+    }
+
+    std::string_view m_text;
+    std::size_t m_at = 0;
+};
+
 bool print_json(const std::vector<Setting>& settings) {
     JsonWriter json(stdout);
+    json.begin_object();
+    json.key("version");
+    json.integer(k_json_version);
+    json.key("settings");
     json.begin_array();
     for (const auto& setting : settings) {
         json.begin_object();
@@ -76,7 +244,9 @@ bool print_json(const std::vector<Setting>& settings) {
         json.key("env");
         json.string(setting.env);
         json.key("value");
-        json.string(setting.value);
+        if (!TomlToJson(setting.value).convert(&json)) {
+            json.string(setting.value);
+        }
         json.key("origin");
         json.string(setting.origin);
         json.key("where");
@@ -84,6 +254,7 @@ bool print_json(const std::vector<Setting>& settings) {
         json.end_object();
     }
     json.end_array();
+    json.end_object();
     return json.finish();
 }
 

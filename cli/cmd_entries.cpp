@@ -1,13 +1,17 @@
 // curlcache list | show | delete | clear | purge | vacuum: looking at and removing entries.
 //
-// `list --json` prints an array sorted by URL, then method, then key; each element has the
-// stable fields key, method, url, status, created (unix seconds), expires (unix seconds or
-// null for never), expired (bool) and size (stored bytes).
-// `show --json` prints one object: key, method, url, effective_url, status, content_type
-// (or null), created, expires (or null), body_size, headers (one raw block per response).
+// `list --json` prints {version, entries}: entries is an array sorted by URL, then method,
+// then key, of objects with the stable fields key, method, url, status, created (unix
+// seconds), expires (unix seconds or null for never), expired (bool), size (stored bytes)
+// and, with --why, why (the key parts that set the entry apart from the others for its URL).
+// `show --json` prints one object: version, key, method, url, effective_url, status,
+// content_type (or null), created, expires (or null), freshness, body_size, responses,
+// headers (one raw block per response), key_parts and others (the other entries for its
+// URL and how their key parts differ). The fields are documented in curlcache(1).
 #include "cli/args.h"
 #include "cli/format.h"
 #include "cli/json.h"
+#include "cli/key_parts.h"
 
 #include <ftw.h>
 #include <sys/stat.h>
@@ -25,25 +29,28 @@ namespace curlcache::cli {
 namespace {
 
 constexpr std::string_view k_list_help =
-    R"HELP(usage: curlcache list [--expired] [--url GLOB] [--json]
+    R"HELP(usage: curlcache list [--expired] [--url GLOB] [--why] [--json]
 
 Lists the cached entries, sorted by URL: key, status, stored size, expiry, method and URL.
 
   --expired     only entries that have expired
   --url GLOB    only entries whose URL matches GLOB ('*' any run of characters, '?' one)
-  --json        a JSON array (fields documented in cli/cmd_entries.cpp and the README)
+  --why         for a URL with several entries, what sets each apart: the parts of its key
+                that differ (method, header, option, body, credentials, vary)
+  --json        a JSON object {version, entries} (fields documented in curlcache(1))
 )HELP";
 
 constexpr std::string_view k_show_help = R"HELP(usage: curlcache show URL|KEY [--json]
        curlcache show URL|KEY --body [-o FILE] [--force]
 
-Shows one entry, found by its 32-digit key or by its URL (a GET request): its metadata and
-the header block of every response it recorded.
+Shows one entry, found by its 32-digit key or by its URL (a GET request): its metadata,
+the parts of its key, what sets it apart from the other entries for its URL, and the
+header block of every response it recorded.
 
   --body             write only the body, byte for byte, to stdout (or to FILE)
   -o, --output FILE  with --body: write the body to FILE instead
   -f, --force        with --body: write a binary body to a terminal anyway
-  --json             a JSON object (fields documented in cli/cmd_entries.cpp and the README)
+  --json             a JSON object (fields documented in curlcache(1))
 )HELP";
 
 // True when `body` would garble a terminal: a NUL, a control character other than tab,
@@ -107,6 +114,7 @@ struct Meta {
     long status = 0;
     int64_t created = 0, expires = 0;
     uint64_t size = 0;
+    std::vector<std::pair<std::string, std::string>> why; // list --why
 };
 
 bool expired(const Meta& meta, int64_t now) {
@@ -131,7 +139,8 @@ int collect(const curlcache_meta* meta, void* userp) {
               meta->status,
               meta->created,
               meta->expires,
-              meta->size};
+              meta->size,
+              {}};
     if (filter.only_expired && !expired(copy, filter.now)) {
         return 0;
     }
@@ -143,8 +152,41 @@ int collect(const curlcache_meta* meta, void* userp) {
     return 0;
 }
 
-void print_list_json(const std::vector<Meta>& metas, int64_t now, bool& ok) {
+// list --why: for each run of entries with one URL, the key parts that tell them apart.
+void explain_duplicates(curlcache_handle* cache, std::vector<Meta>& metas) {
+    for (std::size_t start = 0; start < metas.size();) {
+        std::size_t end = start + 1;
+        while (end < metas.size() && metas[end].url == metas[start].url) {
+            ++end;
+        }
+        if (end - start > 1) {
+            std::vector<KeyParts> parts;
+            for (std::size_t i = start; i < end; ++i) {
+                curlcache_entry* raw = nullptr;
+                curlcache_entry_get(cache, metas[i].key.c_str(), &raw);
+                EntryPtr entry(raw);
+                parts.push_back(entry ? key_parts_of(entry.get()) : KeyParts{});
+            }
+            const std::vector<std::string> names = distinguishing_parts(parts);
+            for (std::size_t i = start; i < end; ++i) {
+                for (const std::string& name : names) {
+                    auto found = parts[i - start].find(name);
+                    metas[i].why.emplace_back(name, found == parts[i - start].end()
+                                                        ? std::string("(none)")
+                                                        : found->second);
+                }
+            }
+        }
+        start = end;
+    }
+}
+
+void print_list_json(const std::vector<Meta>& metas, int64_t now, bool why, bool& ok) {
     JsonWriter json(stdout);
+    json.begin_object();
+    json.key("version");
+    json.integer(k_json_version);
+    json.key("entries");
     json.begin_array();
     for (const auto& meta : metas) {
         json.begin_object();
@@ -168,25 +210,48 @@ void print_list_json(const std::vector<Meta>& metas, int64_t now, bool& ok) {
         json.boolean(expired(meta, now));
         json.key("size");
         json.unsigned_integer(meta.size);
+        if (why) {
+            json.key("why");
+            json.begin_object();
+            for (const auto& [name, value] : meta.why) {
+                json.key(name);
+                json.string(value);
+            }
+            json.end_object();
+        }
         json.end_object();
     }
     json.end_array();
+    json.end_object();
     ok = json.finish();
 }
 
-void print_list_human(const std::vector<Meta>& metas, int64_t now) {
+void print_list_human(const std::vector<Meta>& metas, int64_t now, bool why) {
     if (metas.empty()) {
         return;
     }
     using Align = Table::Align;
-    Table table({Align::left, Align::right, Align::right, Align::left, Align::left});
-    table.add({"KEY", "STATUS", "SIZE", "EXPIRES", "REQUEST"});
+    Table table({Align::left, Align::right, Align::right, Align::left, Align::left, Align::left,
+                 Align::left});
+    std::vector<std::string> head{"KEY", "STATUS", "SIZE", "EXPIRES", "METHOD", "URL"};
+    if (why) {
+        head.emplace_back("WHY");
+    }
+    table.add(head);
     for (const auto& meta : metas) {
         std::string expires = meta.expires == 0    ? "never"
                               : expired(meta, now) ? "expired " + format_relative(meta.expires, now)
                                                    : format_relative(meta.expires, now);
-        table.add({meta.key, std::to_string(meta.status), format_size(meta.size), expires,
-                   meta.method + " " + meta.url});
+        std::vector<std::string> row{meta.key,    std::to_string(meta.status),
+                                     format_size(meta.size), expires, meta.method, meta.url};
+        if (why) {
+            std::string text;
+            for (const auto& [name, value] : meta.why) {
+                text += (text.empty() ? "" : "; ") + name + " " + value;
+            }
+            row.push_back(text);
+        }
+        table.add(row);
     }
     table.print(stdout);
 }
@@ -204,9 +269,41 @@ std::string entry_text(const char* text) {
     return text != nullptr ? text : "";
 }
 
-void print_show_json(curlcache_entry* entry, std::string_view body, bool& ok) {
+// The other entries for the entry's URL and, for each, the key parts that differ.
+struct Other {
+    std::string key;
+    std::vector<std::string> names;
+    KeyParts parts;
+};
+
+std::vector<Other> compare_with_others(curlcache_handle* cache, curlcache_entry* entry,
+                                       const KeyParts& mine) {
+    std::vector<Other> out;
+    for (const EntryPtr& other :
+         other_entries(cache, entry_text(curlcache_entry_url(entry)),
+                       entry_text(curlcache_entry_key(entry)))) {
+        KeyParts theirs = key_parts_of(other.get());
+        out.push_back({entry_text(curlcache_entry_key(other.get())),
+                       distinguishing_parts({mine, theirs}), theirs});
+    }
+    return out;
+}
+
+void json_part_value(JsonWriter& json, const KeyParts& parts, const std::string& name) {
+    auto found = parts.find(name);
+    if (found == parts.end()) {
+        json.null();
+    } else {
+        json.string(found->second);
+    }
+}
+
+void print_show_json(curlcache_entry* entry, std::string_view body, const KeyParts& parts,
+                     const std::vector<Other>& others, bool& ok) {
     JsonWriter json(stdout);
     json.begin_object();
+    json.key("version");
+    json.integer(k_json_version);
     json.key("key");
     json.string(entry_text(curlcache_entry_key(entry)));
     json.key("method");
@@ -235,6 +332,8 @@ void print_show_json(curlcache_entry* entry, std::string_view body, bool& ok) {
     json.string(curlcache_entry_freshness(entry));
     json.key("body_size");
     json.unsigned_integer(body.size());
+    json.key("responses");
+    json.unsigned_integer(curlcache_entry_response_count(entry));
     json.key("headers");
     json.begin_array();
     for (std::size_t i = 0; i < curlcache_entry_response_count(entry); ++i) {
@@ -245,19 +344,49 @@ void print_show_json(curlcache_entry* entry, std::string_view body, bool& ok) {
         }
     }
     json.end_array();
+    json.key("key_parts");
+    json.begin_object();
+    for (const auto& [name, value] : parts) {
+        json.key(name);
+        json.string(value);
+    }
+    json.end_object();
+    json.key("others");
+    json.begin_array();
+    for (const Other& other : others) {
+        json.begin_object();
+        json.key("key");
+        json.string(other.key);
+        json.key("differs");
+        json.begin_array();
+        for (const std::string& name : other.names) {
+            json.begin_object();
+            json.key("part");
+            json.string(name);
+            json.key("this");
+            json_part_value(json, parts, name);
+            json.key("other");
+            json_part_value(json, other.parts, name);
+            json.end_object();
+        }
+        json.end_array();
+        json.end_object();
+    }
+    json.end_array();
     json.end_object();
     ok = json.finish();
 }
 
-void print_show_human(curlcache_entry* entry, std::string_view body) {
+void print_show_human(curlcache_entry* entry, std::string_view body, const KeyParts& parts,
+                      const std::vector<Other>& others) {
     int64_t now = std::time(nullptr);
     int64_t created = curlcache_entry_created(entry);
     int64_t expires = curlcache_entry_expires(entry);
     using Align = Table::Align;
     Table table({Align::left, Align::left});
     table.add({"Key", entry_text(curlcache_entry_key(entry))});
-    table.add({"Request", entry_text(curlcache_entry_method(entry)) + " " +
-                              entry_text(curlcache_entry_url(entry))});
+    table.add({"Method", entry_text(curlcache_entry_method(entry))});
+    table.add({"URL", entry_text(curlcache_entry_url(entry))});
     table.add({"Effective URL", entry_text(curlcache_entry_effective_url(entry))});
     table.add({"Status", std::to_string(curlcache_entry_status(entry))});
     const char* type = curlcache_entry_content_type(entry);
@@ -267,8 +396,26 @@ void print_show_human(curlcache_entry* entry, std::string_view body) {
                                        : format_local_time(expires) + " (" +
                                              format_relative(expires, now) + ")"});
     table.add({"Freshness", curlcache_entry_freshness(entry)});
-    table.add({"Body", format_size(body.size()) + (is_text(body) ? "" : " (binary)")});
+    table.add({"Body size", format_size(body.size()) + (is_text(body) ? "" : " (binary)")});
     table.add({"Responses", std::to_string(curlcache_entry_response_count(entry))});
+    std::string label = "Key parts";
+    for (const auto& [name, value] : parts) {
+        table.add({label, name + " " + value});
+        label.clear();
+    }
+    label = "Others";
+    for (const Other& other : others) {
+        std::string differs;
+        for (const std::string& name : other.names) {
+            auto mine = parts.find(name);
+            auto theirs = other.parts.find(name);
+            differs += (differs.empty() ? "" : "; ") + name + " " +
+                       (mine == parts.end() ? "(none)" : mine->second) + " here, " +
+                       (theirs == other.parts.end() ? "(none)" : theirs->second) + " there";
+        }
+        table.add({label, other.key + ": " + (differs.empty() ? "(no recorded difference)" : differs)});
+        label.clear();
+    }
     table.print(stdout);
     for (std::size_t i = 0; i < curlcache_entry_response_count(entry); ++i) {
         const char* data = nullptr;
@@ -284,7 +431,7 @@ void print_show_human(curlcache_entry* entry, std::string_view body) {
 
 int cmd_list(Args args) {
     static constexpr OptionSpec options[] = {
-        {"--expired", false}, {"--url", true}, {"--json", false}};
+        {"--expired", false}, {"--url", true}, {"--why", false}, {"--json", false}};
     auto parsed = parse_command(args, {"list", k_list_help, options, 0, 0});
     if (!parsed) {
         return parsed.error();
@@ -303,12 +450,16 @@ int cmd_list(Args args) {
     std::sort(filter.found.begin(), filter.found.end(), [](const Meta& a, const Meta& b) {
         return std::tie(a.url, a.method, a.key) < std::tie(b.url, b.method, b.key);
     });
+    const bool why = parsed->has("--why");
+    if (why) {
+        explain_duplicates(cache->get(), filter.found);
+    }
     if (parsed->has("--json")) {
         bool ok = false;
-        print_list_json(filter.found, filter.now, ok);
+        print_list_json(filter.found, filter.now, why, ok);
         return ok ? k_exit_ok : runtime_error("cannot write to stdout");
     }
-    print_list_human(filter.found, filter.now);
+    print_list_human(filter.found, filter.now, why);
     return k_exit_ok;
 }
 
@@ -359,10 +510,13 @@ int cmd_show(Args args) {
                                  ": cannot write: " + std::strerror(errno));
         }
         return k_exit_ok;
-    } else if (parsed->has("--json")) {
-        print_show_json(entry.get(), body, ok);
+    }
+    const KeyParts parts = key_parts_of(entry.get());
+    const std::vector<Other> others = compare_with_others(cache->get(), entry.get(), parts);
+    if (parsed->has("--json")) {
+        print_show_json(entry.get(), body, parts, others, ok);
     } else {
-        print_show_human(entry.get(), body);
+        print_show_human(entry.get(), body, parts, others);
     }
     return ok ? k_exit_ok : runtime_error("cannot write to stdout");
 }

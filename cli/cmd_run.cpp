@@ -112,7 +112,13 @@ void print_summary(const curlcache_run_stats& run) {
     }
     if (run.time_saved_ms > 0) {
         char saved[32];
-        std::snprintf(saved, sizeof saved, "%.1f s", static_cast<double>(run.time_saved_ms) / 1000);
+        if (run.time_saved_ms < 1000) {
+            std::snprintf(saved, sizeof saved, "%llu ms",
+                          static_cast<unsigned long long>(run.time_saved_ms));
+        } else {
+            std::snprintf(saved, sizeof saved, "%.1f s",
+                          static_cast<double>(run.time_saved_ms) / 1000);
+        }
         line += std::string(", ") + saved + " saved";
     }
     if (run.errors > 0) {

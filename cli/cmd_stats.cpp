@@ -1,6 +1,7 @@
 // curlcache stats [--json] | curlcache stats --zero
 //
 // --json prints one object; its fields are stable (new ones may be added, none renamed):
+//   version                       the JSON contract's version (cli/json.h)
 //   hits, misses, stores          counters since the last --zero
 //   hit_rate                      hits / (hits + misses) as a number in [0, 1], or null
 //   bytes_served                  body bytes answered from the cache
@@ -27,7 +28,7 @@ Shows the cache's statistics: hits, misses and stores, the hit rate, bytes serve
 cache and downloaded, what the cache holds against its max_size, errors by kind, and each
 storage tier of a tiered cache.
 
-  --json   one JSON object (fields documented in cli/cmd_stats.cpp and the README)
+  --json   one JSON object (fields documented in curlcache(1))
   --zero   set every counter to zero (entries are kept)
 )HELP";
 
@@ -84,16 +85,16 @@ void print_human(const Report& report) {
     table.add({"Hits", format_count(s.hits), format_percent(s.hits, lookups)});
     table.add({"Misses", format_count(s.misses), format_percent(s.misses, lookups)});
     table.add({"Stores", format_count(s.stores)});
-    table.add({"Pass-through", format_count(s.passthrough)});
-    table.add({"Served from cache", format_size(s.bytes_served)});
-    table.add({"Downloaded", format_size(s.bytes_downloaded)});
+    table.add({"Passthrough", format_count(s.passthrough)});
+    table.add({"Bytes served", format_size(s.bytes_served)});
+    table.add({"Bytes downloaded", format_size(s.bytes_downloaded)});
     table.add({"Entries", format_count(report.entries)});
     uint64_t max_bytes = report.tiers.empty() ? 0 : report.tiers[0].max_bytes;
     table.add({"Size", format_size(report.bytes), limit_text(report.bytes, max_bytes)});
     table.add({"Errors", format_count(s.errors)});
-    table.add({"  failures", format_count(s.errors - s.errors_timeout)});
-    table.add({"  timeouts", format_count(s.errors_timeout)});
-    table.add({"Corrupt entries", format_count(s.corrupt)});
+    table.add({"  failure", format_count(s.errors - s.errors_timeout)});
+    table.add({"  timeout", format_count(s.errors_timeout)});
+    table.add({"Corrupt", format_count(s.corrupt)});
     if (report.tiers.size() == 1) {
         std::printf("%-*s  %s %s\n", static_cast<int>(table.width(0)), "Cache",
                     report.tiers[0].backend.c_str(), report.tiers[0].location.c_str());
@@ -116,6 +117,8 @@ bool print_json(const Report& report) {
     const auto& s = report.stats;
     JsonWriter json(stdout);
     json.begin_object();
+    json.key("version");
+    json.integer(k_json_version);
     json.key("hits");
     json.unsigned_integer(s.hits);
     json.key("misses");

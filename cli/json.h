@@ -24,6 +24,11 @@ namespace curlcache::cli {
 // Writes one JSON document, indented by two spaces, straight to a stream (a HAR file may
 // hold large bodies: nothing is built in memory). Strings are escaped as RFC 8259 asks;
 // bytes that are not UTF-8 become U+FFFD, so the output is always valid JSON.
+// The `version` field of every JSON document the command prints (stats, list, show,
+// config): raised when a field is renamed, removed or changes its type; new fields may be
+// added without it. 1: the first versioned documents (list and config became objects).
+inline constexpr int k_json_version = 1;
+
 class JsonWriter {
   public:
     explicit JsonWriter(std::FILE* out) : m_out(out) {}

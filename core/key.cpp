@@ -471,7 +471,9 @@ std::string key_parts(const Request& request, const config::Settings& settings) 
         add_part(out, "header " + name, value);
     }
     for (const auto& [name, value] : key_options(request)) {
-        add_part(out, "option " + name, value);
+        // Accept, Accept-Encoding, ... enter every key as options "header:NAME".
+        add_part(out, name.starts_with("header:") ? "header " + name.substr(7) : "option " + name,
+                 value);
     }
     if (!request.body.empty()) {
         char digest[17];

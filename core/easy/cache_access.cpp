@@ -3,6 +3,7 @@
 
 #include "config/loader.h"
 #include "core/log.h"
+#include "core/warned_files.h"
 
 #include <pthread.h>
 
@@ -10,6 +11,8 @@
 #include <cstdlib>
 #include <exception>
 #include <memory>
+#include <optional>
+#include <string>
 
 namespace curlcache::core::easy {
 
@@ -82,7 +85,20 @@ void open_locked() {
         g_state.store(k_passthrough, std::memory_order_release);
         return;
     }
+    // A config file's own warnings ("path:line: unknown key ...") once per version of the
+    // file, not in every process that reads it (core/warned_files.h); others (variables)
+    // once per process.
+    const std::string file = loaded->settings.config_file.value_or("");
+    std::optional<bool> file_warns;
     for (const auto& warning : loaded->warnings) {
+        if (!file.empty() && warning.starts_with(file + ":")) {
+            if (!file_warns) {
+                file_warns = config_warnings_are_new(file);
+            }
+            if (!*file_warns) {
+                continue;
+            }
+        }
         log::warn_once(warning.c_str(), "%s", warning.c_str());
     }
     config::Settings& settings = loaded->settings;
