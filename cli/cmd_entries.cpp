@@ -3,7 +3,8 @@
 // `list --json` prints {version, entries}: entries is an array sorted by URL, then method,
 // then key, of objects with the stable fields key, method, url, status, created (unix
 // seconds), expires (unix seconds or null for never), expired (bool), size (stored bytes)
-// and, with --why, why (the key parts that set the entry apart from the others for its URL).
+// and, with --why, why (the key parts, [{part, value}], that set the entry apart from the
+// others for its URL).
 // `show --json` prints one object: version, key, method, url, effective_url, status,
 // content_type (or null), created, expires (or null), freshness, body_size, responses,
 // headers (one raw block per response), key_parts and others (the other entries for its
@@ -181,6 +182,20 @@ void explain_duplicates(curlcache_handle* cache, std::vector<Meta>& metas) {
     }
 }
 
+// [{"part": NAME, "value": VALUE}, ...]: the part names are open-ended ("header NAME").
+template <class Parts> void write_parts(JsonWriter& json, const Parts& parts) {
+    json.begin_array();
+    for (const auto& [name, value] : parts) {
+        json.begin_object();
+        json.key("part");
+        json.string(name);
+        json.key("value");
+        json.string(value);
+        json.end_object();
+    }
+    json.end_array();
+}
+
 void print_list_json(const std::vector<Meta>& metas, int64_t now, bool why, bool& ok) {
     JsonWriter json(stdout);
     json.begin_object();
@@ -212,12 +227,7 @@ void print_list_json(const std::vector<Meta>& metas, int64_t now, bool why, bool
         json.unsigned_integer(meta.size);
         if (why) {
             json.key("why");
-            json.begin_object();
-            for (const auto& [name, value] : meta.why) {
-                json.key(name);
-                json.string(value);
-            }
-            json.end_object();
+            write_parts(json, meta.why);
         }
         json.end_object();
     }
@@ -345,12 +355,7 @@ void print_show_json(curlcache_entry* entry, std::string_view body, const KeyPar
     }
     json.end_array();
     json.key("key_parts");
-    json.begin_object();
-    for (const auto& [name, value] : parts) {
-        json.key(name);
-        json.string(value);
-    }
-    json.end_object();
+    write_parts(json, parts);
     json.key("others");
     json.begin_array();
     for (const Other& other : others) {

@@ -111,7 +111,7 @@ class CliTestCase(unittest.TestCase):
     def list_json(self, backend=None, label="c"):
         out = self.on("list", "--json", backend=backend, label=label)
         self.assertEqual(out.returncode, 0, out.stderr)
-        return json.loads(out.stdout)
+        return json.loads(out.stdout)["entries"]
 
     def assert_usage_error(self, out):
         self.assertEqual(out.returncode, 2, out.stderr)

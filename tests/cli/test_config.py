@@ -17,7 +17,7 @@ class Config(clitest.CliTestCase):
 
     def settings(self, *args, env=None):
         out = self.ok(*args, "config", "--json", env=env)
-        return {s["key"]: s for s in json.loads(out.stdout)}
+        return {s["key"]: s for s in json.loads(out.stdout)["settings"]}
 
     def test_every_setting_is_listed_with_its_origin(self):
         lines = self.ok("config").stdout.decode().splitlines()
@@ -53,7 +53,7 @@ class Config(clitest.CliTestCase):
     def test_explicit_config_option_is_read(self):
         path = self.write("c.toml", "sort_query = true\n")
         settings = self.settings("--config", path)
-        self.assertEqual(settings["sort_query"]["value"], "true")
+        self.assertIs(settings["sort_query"]["value"], True)
         self.assertEqual(settings["sort_query"]["where"], path + ":1")
 
     def test_check_accepts_a_valid_file_quietly(self):

@@ -43,9 +43,10 @@ class Entries(clitest.CliTestCase):
     def test_list_url_glob_selects_matching_urls_only(self):
         self.fill_three()
         out = self.ok(*self.cache_args(), "list", "--json", "--url", "http://example.test/*")
-        self.assertEqual(len(json.loads(out.stdout)), 2)
+        self.assertEqual(len(json.loads(out.stdout)["entries"]), 2)
         out = self.ok(*self.cache_args(), "list", "--json", "--url", "*/bi?")
-        self.assertEqual([e["url"] for e in json.loads(out.stdout)], ["http://other.test/bin"])
+        self.assertEqual([e["url"] for e in json.loads(out.stdout)["entries"]],
+                         ["http://other.test/bin"])
 
     def test_list_human_output_is_an_aligned_table_with_units(self):
         keys = self.fill_three()
@@ -117,7 +118,7 @@ class Entries(clitest.CliTestCase):
                           "http://example.test/stale2", "200", "t",
                           settings=["expire_after=0"])
         out = self.ok(*self.cache_args(), "list", "--expired", "--json")
-        expired = json.loads(out.stdout)
+        expired = json.loads(out.stdout)["entries"]
         self.assertEqual(sorted(e["key"] for e in expired), sorted(stale))
         self.assertTrue(all(e["expired"] and e["expires"] for e in expired))
         out = self.ok(*self.cache_args(), "purge")

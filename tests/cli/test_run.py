@@ -38,10 +38,12 @@ class Run(clitest.CliTestCase):
         url = self.origin.url("/text")
         out = self.run_curl(url, stats=True)
         self.assertEqual(out.returncode, 0, out.stderr)
-        self.assertTrue(out.stderr.endswith(b"curlcache: 0 hits, 1 miss (0%)\n"), out.stderr)
+        self.assertTrue(out.stderr.endswith(b"curlcache: 0 hits, 1 miss (0%), 1 store\n"),
+                        out.stderr)
         args = [*self.cache_args(), "run", "--stats", "--", "curl", "-s", url, url, url]
         out = self.cc(*args)
-        self.assertTrue(out.stderr.endswith(b"curlcache: 3 hits, 0 misses (100%)\n"), out.stderr)
+        self.assertRegex(out.stderr, rb"curlcache: 3 hits, 0 misses \(100%\), 0 stores, 381 B "
+                                     rb"served from the cache(, [\d.]+ m?s saved)?\n$")
         self.assertEqual(self.origin.count(), 1)
 
     def test_stats_count_exactly_one_miss_then_two_hits_through_curl(self):

@@ -170,7 +170,7 @@ class Run:
         return proc.stdout
 
     def verify(self):
-        entries = json.loads(self.cli_run("list", "--json") or b"[]")
+        entries = json.loads(self.cli_run("list", "--json") or b'{"entries": []}')["entries"]
         # export covers every entry; show (one process each) a sample.
         for entry in self.rng.sample(entries, min(SHOWN, len(entries))):
             self.check_bytes("curlcache show --body " + entry["url"], entry["url"],
