@@ -13,8 +13,9 @@ class Stats(clitest.CliTestCase):
         return json.loads(self.ok(*self.cache_args(), "stats", "--json").stdout)
 
     def test_a_new_cache_has_zero_counts_and_documented_fields(self):
+        self.ok(*self.cache_args(), "stats", "--zero")  # creates it: a missing one is an error
         stats = self.stats()
-        self.assertEqual(set(stats), {"hits", "misses", "stores", "hit_rate", "bytes_served",
+        self.assertEqual(set(stats), {"version", "hits", "misses", "stores", "hit_rate", "bytes_served",
                                       "bytes_downloaded", "passthrough", "errors", "corrupt",
                                       "entries", "size", "max_size", "tiers"})
         self.assertEqual((stats["hits"], stats["misses"], stats["stores"], stats["entries"]),

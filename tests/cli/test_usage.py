@@ -108,7 +108,7 @@ class Usage(clitest.CliTestCase):
         after = self.cc("list", "--json", *self.cache_args())
         self.assertEqual(before.returncode, 0)
         self.assertEqual(before.stdout, after.stdout)
-        self.assertEqual(len(__import__("json").loads(before.stdout)), 1)
+        self.assertEqual(len(__import__("json").loads(before.stdout)["entries"]), 1)
 
     def test_a_bad_backend_name_is_a_usage_error(self):
         # A wrong value of an option is bad input, like a wrong option: exit 2, as
