@@ -15,7 +15,7 @@ _curlcache_options() {
     case $1 in
     run) echo "--offline --refresh --readonly --stats" ;;
     stats) echo "--json --zero" ;;
-    list) echo "--expired --url --json" ;;
+    list) echo "--expired --url --why --json" ;;
     show) echo "--body --json --output --force" ;;
     export) echo "--to --har" ;;
     import) echo "--from --har" ;;
