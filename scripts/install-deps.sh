@@ -14,9 +14,14 @@ packages=(
   # the postgres plugin links libpq statically: libpq.a needs postgresql-server-dev-15's
   # libpgcommon_shlib.a and libpgport_shlib.a
   libpq-dev postgresql-server-dev-15
+  # the mongodb and gridfs plugins link libmongoc/libbson statically (their -static
+  # archives), and snappy, zlib and zstd from their archives
+  libmongoc-dev libbson-dev libsnappy-dev zlib1g-dev libzstd-dev
   # tests: real programs, servers and tools the integration tests drive
   curl libcurl3-gnutls python3 python3-pycurl openssl redis-server sqlite3 strace faketime
   postgresql-15
+  # the MongoDB wire-protocol test server (mongomock) and an independent client (pymongo)
+  python3-mongomock python3-pymongo
   # tests of the installed docs: man pages rendered, zsh completion parsed, CI recipes read
   man-db groff-base zsh python3-yaml
   # benchmarks: the caches we compare against

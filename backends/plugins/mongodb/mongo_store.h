@@ -1,0 +1,156 @@
+// What the MongoDB plugins' files share (the design is in mongo_backend.cpp): the store with
+// its small pool of libmongoc clients, a stream, errors, and the steps every write shares.
+#pragma once
+
+#include <curlcache/backend.h>
+#include <mongoc/mongoc.h>
+
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <sys/types.h>
+#include <utility>
+#include <vector>
+
+namespace curlcache::plugins::mongodb {
+
+inline constexpr size_t k_touch_batch = 64;        // accesses written in one bulk update
+inline constexpr int64_t k_down_ms = 1000;         // after a lost server: fail at once this long
+inline constexpr int32_t k_chunk = 255 * 1024;     // GridFS chunk size (the GridFS default)
+
+// An error on its way to curlcache: status + one line without credentials.
+struct Failure {
+    curlcache_backend_status status = CURLCACHE_BACKEND_FAILURE;
+    std::string message;
+};
+
+int64_t now_ms();
+curlcache_backend_status report(const Failure& failure, curlcache_backend_error* error);
+
+// A bson_t on the stack, destroyed at scope end.
+struct Bson {
+    bson_t doc = BSON_INITIALIZER;
+    Bson() = default;
+    Bson(const Bson&) = delete;
+    Bson& operator=(const Bson&) = delete;
+    ~Bson() { bson_destroy(&doc); }
+    bson_t* get() { return &doc; }
+};
+
+} // namespace curlcache::plugins::mongodb
+
+struct curlcache_backend_store {
+    using Failure = curlcache::plugins::mongodb::Failure;
+
+    const curlcache_backend_host* host = nullptr;
+    const char* backend = "mongodb";  // the plugin's name, for messages
+    mongoc_uri_t* uri = nullptr;      // owned
+    std::string database, heads, locks, bucket;
+    std::string location;             // never with credentials
+    uint64_t max_size = 0;
+    uint64_t inline_limit = 0;        // values up to this live in the head document
+    bool always_gridfs = false;       // gridfs: every value's bytes in the bucket
+    std::string owner;                // this store's coalescing-lock owner id
+
+    std::mutex pool_mutex;
+    std::vector<mongoc_client_t*> idle;
+    pid_t pid = 0;
+    std::atomic<int64_t> down_until{0};
+
+    std::mutex touch_mutex;
+    std::vector<std::pair<std::string, int64_t>> touches;
+
+    ~curlcache_backend_store();
+    // A client of this process (a new one when none is idle), or nullptr with failure set
+    // while the server is marked down.
+    mongoc_client_t* checkout(Failure& failure);
+    // Back to the pool; `lost` (a network error or timeout) destroys it and marks the server
+    // down for k_down_ms instead.
+    void checkin(mongoc_client_t* client, bool lost);
+    // The failure of a libmongoc call, classified: timeouts and lost connections are
+    // `lost`.
+    Failure failure_of(const bson_error_t& error, std::string_view what, bool* lost) const;
+};
+
+struct curlcache_backend_stream {
+    curlcache_backend_store* store = nullptr;
+    mongoc_client_t* client = nullptr;      // held while the upload runs
+    mongoc_gridfs_bucket_t* bucket = nullptr;
+    mongoc_stream_t* upload = nullptr;      // nullptr while the value fits in `buffer`
+    bson_oid_t file{};
+    std::string buffer;
+    uint64_t tail = 0;                      // bytes appended
+    bool lost = false;
+    bool committed = false;
+};
+
+namespace curlcache::plugins::mongodb {
+
+using Store = curlcache_backend_store;
+using Stream = curlcache_backend_stream;
+
+// RAII lease of a pooled client.
+class Lease {
+public:
+    explicit Lease(Store* store, mongoc_client_t* adopted = nullptr)
+        : m_store(store), m_client(adopted) {}
+    ~Lease() {
+        if (m_client != nullptr) {
+            m_store->checkin(m_client, m_lost);
+        }
+    }
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    bool acquire(Failure& failure) { return (m_client = m_store->checkout(failure)) != nullptr; }
+    mongoc_client_t* client() const { return m_client; }
+    mongoc_collection_t* collection(const std::string& name) const {
+        return mongoc_client_get_collection(m_client, m_store->database.c_str(), name.c_str());
+    }
+    // Records a libmongoc failure (and whether it cost the connection).
+    bool lost() const { return m_lost; }
+    Failure fail(const bson_error_t& error, std::string_view what) {
+        bool lost = false;
+        Failure failure = m_store->failure_of(error, what, &lost);
+        m_lost = m_lost || lost;
+        return failure;
+    }
+
+private:
+    Store* m_store;
+    mongoc_client_t* m_client;
+    bool m_lost = false;
+};
+
+// mongo_open.cpp
+curlcache_backend_status open_store(const curlcache_backend_host* host, bool gridfs, Store** out,
+                                    curlcache_backend_error* error);
+
+// mongo_files.cpp: values in GridFS and streamed values.
+mongoc_gridfs_bucket_t* open_bucket(Store* store, mongoc_client_t* client, bson_error_t* error);
+// Uploads `pieces` into a new file (at most one chunk per write); its id in *file.
+bool upload_file(Store* store, Lease& lease, const curlcache_backend_bytes* pieces, size_t count,
+                 bson_oid_t* file, Failure& failure);
+// Streams the file's bytes into the sink; *missing when it is gone (replaced meanwhile).
+bool download_file(Store* store, Lease& lease, const bson_value_t* file,
+                   const curlcache_backend_sink* sink, bool* missing, Failure& failure);
+void delete_file(Store* store, Lease& lease, const bson_value_t* file);
+curlcache_backend_status begin_put(Store* store, uint64_t size_hint, Stream** out,
+                                   curlcache_backend_error* error);
+curlcache_backend_status append(Stream* stream, const char* data, size_t size,
+                                curlcache_backend_error* error);
+curlcache_backend_status commit(Stream* stream, const curlcache_backend_metadata* meta,
+                                const char* head, size_t head_size, curlcache_backend_error* error);
+void close_stream(Stream* stream);
+
+// mongo_backend.cpp: the last step of every write. Replaces the head document of meta->key
+// (value = `inline_value`, then the bytes of `file` when given), deletes the file of the
+// head it replaced, and evicts beyond max_size.
+bool switch_head(Store* store, Lease& lease, const curlcache_backend_metadata& meta,
+                 uint64_t total, std::string_view inline_value, const bson_oid_t* file,
+                 Failure& failure);
+curlcache_backend_status remove_key(Store* store, const char* key, int* existed,
+                                    curlcache_backend_error* error);
+
+} // namespace curlcache::plugins::mongodb
