@@ -27,6 +27,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "shim"))
 import harness  # noqa: E402
+from plugin_shim import await_true, coalescing, curl_twice, killed_under_a_running_program, loaded_files  # noqa: E402
 
 
 def pg_bindir():
@@ -100,16 +101,6 @@ class Postgres:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def await_true(ready, limit=30):
-    deadline = time.monotonic() + limit
-    pause = 0.001
-    while not ready():
-        if time.monotonic() > deadline:
-            raise RuntimeError("not ready in %d s" % limit)
-        time.sleep(pause)
-        pause = min(pause * 2, 0.05)
-
-
 def write_config(path, backend, plugin_dir, url, table):
     with open(path, "w") as f:
         f.write('backend = "%s"\nplugin_dir = "%s"\n[postgres]\nurl = "%s"\ntable = "%s"\n'
@@ -145,37 +136,8 @@ def main():
                 url = origin.base + "/bytes/200000"
 
                 # curl twice: byte-identical, one origin request.
-                plain = harness.run(["curl", "-s", url], scratch, env)
-                before = origin.count()
-                first = harness.run(["curl", "-s", url], scratch, env, shim)
-                second = harness.run(["curl", "-s", url], scratch, env, shim)
-                check(first.stdout == plain.stdout and second.stdout == plain.stdout,
-                      "curl twice under the shim: byte-identical to curl alone")
-                check(first.stderr == b"" and second.stderr == b"", "no warning")
-                check(origin.count() - before == 1, "the second curl made no origin request")
-
-                # Killed under a running program: curl fetches a slow URL, the server dies
-                # meanwhile; every transfer still succeeds, with one warning.
-                slow = origin.base + "/slow/1500"
-                others = [origin.base + "/bytes/%d" % n for n in (1000, 2000, 3000)]
-                expected = harness.run(["curl", "-s", slow] + others, scratch, env).stdout
-                before = origin.count()
-                running = subprocess.Popen(["curl", "-s", slow] + others, cwd=scratch,
-                                           env=dict(env, LD_PRELOAD=shim), stdout=subprocess.PIPE,
-                                           stderr=subprocess.PIPE)
-                # The slow request reached the origin: the cache was opened (a miss) before.
-                await_true(lambda: origin.count() > before or running.poll() is not None)
-                pg.kill()
-                out, err = running.communicate(timeout=60)
-                check(running.returncode == 0 and out == expected,
-                      "a program whose server died mid-run got every byte")
-                # One warning per cause (core::log::cause): the put that lost its server, the
-                # gets that then cannot connect; each once, each naming the backend.
-                lines = err.splitlines()
-                operations = [l.split(b" failed:")[0] for l in lines]
-                check(1 <= len(lines) <= 2 and len(set(operations)) == len(lines) and
-                      all(l.startswith(b"curlcache: warning: postgres backend: ") for l in lines),
-                      "... and one warning per failed operation: %r" % err)
+                plain = curl_twice(check, origin, scratch, env, shim, url)
+                killed_under_a_running_program(check, origin, scratch, env, shim, pg.kill, "postgres")
                 pg.start()
                 before = origin.count()
                 again = harness.run(["curl", "-s", url], scratch, env, shim)
@@ -183,32 +145,13 @@ def main():
                       "restarted: a new process is answered from the entry stored before")
 
                 # Coalescing: 8 processes, one slow URL, one origin request.
-                once = origin.base + "/slow/1501"
-                before = origin.count()
-                procs = [subprocess.Popen(["curl", "-s", once], cwd=scratch,
-                                          env=dict(env, LD_PRELOAD=shim), stdout=subprocess.PIPE,
-                                          stderr=subprocess.PIPE) for _ in range(8)]
-                outs = [pr.communicate(timeout=60) for pr in procs]
-                check(all(o == outs[0] for o in outs) and all(pr.returncode == 0 for pr in procs),
-                      "8 concurrent curls: the same output")
-                check(origin.count() - before == 1,
-                      "8 concurrent curls: one origin request (got %d)" % (origin.count() - before))
+                coalescing(check, origin, scratch, env, shim)
 
                 # What a process loads: sqlite -> no plugin, no libpq; postgres -> the plugin.
                 def loaded(backend):
                     cfg = os.path.join(scratch, backend + ".toml")
                     write_config(cfg, backend, args.plugin_dir, pg.url, "shim_cache")
-                    log = os.path.join(scratch, "ld-" + backend)
-                    e = harness.clean_env(home, {"CURLCACHE_CONFIG": cfg, "LD_DEBUG": "files",
-                                                 "LD_DEBUG_OUTPUT": log,
-                                                 "CURLCACHE_NAME": os.path.join(scratch, "s.sqlite")})
-                    r = harness.run(["curl", "-s", url], scratch, e, shim)
-                    text = b""
-                    for name in os.listdir(scratch):
-                        if name.startswith("ld-" + backend + "."):
-                            with open(os.path.join(scratch, name), "rb") as f:
-                                text += f.read()
-                    return r, text
+                    return loaded_files(scratch, home, shim, url, backend, cfg)
 
                 r, text = loaded("sqlite")
                 check(r.stdout == plain.stdout and b"file=" in text,

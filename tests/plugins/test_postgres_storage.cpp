@@ -6,6 +6,7 @@
 #include "backends/registry.h"
 #include "backends/tiered_storage.h"
 #include "tests/plugins/pg_server.h"
+#include "tests/plugins/plugin_checks.h"
 #include "tests/redis/fixture.h"
 
 #include <csignal>
@@ -18,6 +19,9 @@
 namespace {
 
 using namespace curlcache;
+using tests::elapsed_ms;
+using tests::open_or_fail;
+using tests::put_text;
 using tests::postgres::PgServer;
 using tests::postgres::postgres_settings;
 
@@ -38,25 +42,6 @@ std::string table_for(const std::string& scratch) {
 const tests::ConformanceBackend k_postgres{"postgres", [](const std::string& scratch) {
                                                return postgres_settings(*g_server, table_for(scratch));
                                            }};
-
-std::unique_ptr<backends::Storage> open_or_fail(const config::Settings& settings) {
-    auto opened = backends::open(settings.backend.front(), settings);
-    if (!opened) {
-        fail_msg("open: %s", opened.error().message.c_str());
-    }
-    return std::move(*opened);
-}
-
-void put_text(backends::Storage& storage, const std::string& key, std::string_view text) {
-    auto done = storage.put(tests::test_meta(key), std::span(&text, 1));
-    if (!done) {
-        fail_msg("put: %s", done.error().message.c_str());
-    }
-}
-
-int64_t elapsed_ms(int64_t since) {
-    return tests::redis::now_ms() - since;
-}
 
 void test_four_processes_of_mixed_operations(void** state) {
     auto& fixture = tests::storage_fixture(state);
@@ -110,48 +95,19 @@ void test_a_killed_and_restarted_server_fails_open_then_recovers(void** state) {
 }
 
 void test_a_hung_server_is_a_timeout_within_the_statement_timeout(void** state) {
-    auto& fixture = tests::storage_fixture(state);
-    config::Settings settings = fixture.settings;
-    for (auto& [key, value] : settings.plugin_tables["postgres"]) {
-        value = key == "statement_timeout" ? "300ms" : value;
-    }
-    auto storage = open_or_fail(settings);
-    put_text(*storage, tests::test_key(4), "x");
-    g_server->pause();
-    const int64_t start = tests::redis::now_ms();
-    auto got = storage->get(tests::test_key(4));
-    const int64_t took = elapsed_ms(start);
-    g_server->resume();
-    assert_false(got.has_value());
-    assert_int_equal(static_cast<int>(got.error().kind), static_cast<int>(backends::ErrorKind::timeout));
-    print_message("a hung server answered in %lld ms\n", static_cast<long long>(took));
-    assert_true(took >= 250 && took < 2000);
+    config::Settings settings = tests::storage_fixture(state).settings;
+    tests::set_plugin_option(settings, "statement_timeout", "300ms");
+    tests::check_a_hung_server_times_out(settings, [] { g_server->pause(); }, [] { g_server->resume(); });
 }
 
 // An open that times out (a hung server) makes the opens of every process pass through at
 // once for a while (backends/backoff.h): the next open does not wait again.
 void test_an_open_that_times_out_backs_off_the_next_opens(void** state) {
-    auto& fixture = tests::storage_fixture(state);
-    config::Settings settings = fixture.settings;
+    config::Settings settings = tests::storage_fixture(state).settings;
     settings.name += "_backoff";
-    for (auto& [key, value] : settings.plugin_tables["postgres"]) {
-        value = key == "connect_timeout" ? "300" : value;
-    }
-    g_server->pause();
-    int64_t start = tests::redis::now_ms();
-    auto first = backends::open("postgres", settings);
-    const int64_t first_took = elapsed_ms(start);
-    start = tests::redis::now_ms();
-    auto second = backends::open("postgres", settings);
-    const int64_t second_took = elapsed_ms(start);
-    g_server->resume();
-    assert_false(first.has_value());
-    assert_int_equal(static_cast<int>(first.error().kind), static_cast<int>(backends::ErrorKind::timeout));
-    assert_true(first_took >= 250);
-    assert_false(second.has_value());
-    print_message("%s\n", second.error().message.c_str());
-    assert_true(second_took < 100);
-    assert_true(second.error().message.find("postgres was down or did not answer") != std::string::npos);
+    tests::set_plugin_option(settings, "connect_timeout", "300");
+    tests::check_an_open_that_times_out_backs_off(settings, [] { g_server->pause(); },
+                                                  [] { g_server->resume(); });
 }
 
 void test_coalescing_locks_hold_across_processes_until_released_or_dead(void** state) {

@@ -1,8 +1,8 @@
 // The MongoDB and GridFS backends, plugins on curlcache's backend ABI (curlcache/backend.h),
 // built from the same files (CURLCACHE_MONGO_GRIDFS selects gridfs), with libmongoc.
 //
-// One cache = one database (mongodb.database, else the URL's, else the cache name unless
-// that is a path, else "curlcache"), as requests-cache's MongoCache/GridFSCache use
+// One cache = one database (mongodb.database, else the cache name unless that is a path,
+// else the URL's, else "curlcache"), as requests-cache's MongoCache/GridFSCache use
 // db_name. In it:
 //   mongodb: "responses"           one head document per entry: _id = the key (unique),
 //                                  method, url, status, created, expires, size, accessed

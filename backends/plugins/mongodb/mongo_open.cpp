@@ -1,6 +1,7 @@
 // Opening a MongoDB plugin's store: settings, the URI (timeouts applied to it), the pool of
 // libmongoc clients, and the indexes of the head and lock collections.
 #include "backends/plugins/mongodb/mongo_store.h"
+#include "backends/plugins/plugin_settings.h"
 
 #include <cctype>
 #include <cstdio>
@@ -26,17 +27,6 @@ curlcache_backend_status report(const Failure& failure, curlcache_backend_error*
 }
 
 namespace {
-
-// "250", "250ms", "2s" -> milliseconds; -1 when malformed.
-int64_t parse_ms(const char* text) {
-    char* end = nullptr;
-    const long long value = std::strtoll(text, &end, 10);
-    if (end == text || value < 0) {
-        return -1;
-    }
-    const std::string unit = end;
-    return unit.empty() || unit == "ms" ? value : unit == "s" ? value * 1000 : -1;
-}
 
 // A database name MongoDB accepts, and that is not a path (a "sqlite,mongodb" tier's name).
 bool is_database_name(const std::string& name) {
@@ -187,7 +177,7 @@ curlcache_backend_status open_store(const curlcache_backend_host* host, bool gri
     for (auto [key, target] : {std::pair{"connect_timeout", &connect_timeout_ms},
                                std::pair{"operation_timeout", &operation_timeout_ms}}) {
         if (const char* value = curlcache_backend_setting_get(host, key)) {
-            *target = parse_ms(value);
+            *target = plugins::parse_ms(value);
             if (*target <= 0 || *target > INT32_MAX) {
                 return report({CURLCACHE_BACKEND_FAILURE, prefix + key + ": bad timeout \"" + value +
                                "\" (milliseconds, \"250ms\", \"2s\")"}, error);
@@ -214,13 +204,14 @@ curlcache_backend_status open_store(const curlcache_backend_host* host, bool gri
     mongoc_uri_set_option_as_bool(store->uri, MONGOC_URI_RETRYREADS, false);
     mongoc_uri_set_option_as_bool(store->uri, MONGOC_URI_RETRYWRITES, false);
     mongoc_uri_set_appname(store->uri, "curlcache");
-    // <backend>.database, else the URL's, else the cache name when it is a database name
-    // (in a "sqlite,mongodb" tier it is sqlite's file), else "curlcache".
+    // <backend>.database, else the cache name when it is a database name (in a
+    // "sqlite,mongodb" tier it is sqlite's file), else the URL's database, else "curlcache".
     const char* database = curlcache_backend_setting_get(host, "database");
     const char* in_url = mongoc_uri_get_database(store->uri);
-    store->database = database != nullptr ? database
-                      : in_url != nullptr ? in_url
-                      : is_database_name(host->cache_name) ? host->cache_name : "curlcache";
+    store->database = database != nullptr                 ? database
+                      : is_database_name(host->cache_name) ? host->cache_name
+                      : in_url != nullptr                  ? in_url
+                                                           : "curlcache";
     if (!is_database_name(store->database)) {
         return report({CURLCACHE_BACKEND_FAILURE, "\"" + store->database + "\" is not a database"
                        " name (letters, digits, '_', '-')"}, error);

@@ -2,6 +2,7 @@
 // if missing, under a transaction lock so that concurrent first opens do not race; a table
 // of another schema version is refused) and the statements every pooled connection prepares.
 #include "backends/plugins/postgres/postgres_store.h"
+#include "backends/plugins/plugin_settings.h"
 
 #include <cctype>
 #include <cstdlib>
@@ -10,17 +11,6 @@
 namespace curlcache::plugins::postgres {
 
 namespace {
-
-// "250", "250ms", "2s" -> milliseconds; -1 when malformed.
-int64_t parse_ms(const char* text) {
-    char* end = nullptr;
-    const long long value = std::strtoll(text, &end, 10);
-    if (end == text || value < 0) {
-        return -1;
-    }
-    const std::string unit = end;
-    return unit.empty() || unit == "ms" ? value : unit == "s" ? value * 1000 : -1;
-}
 
 bool is_identifier(const std::string& part) {
     if (part.empty() || part.size() > 50 || std::isdigit(static_cast<unsigned char>(part[0]))) {
@@ -126,7 +116,7 @@ curlcache_backend_status open_store(const curlcache_backend_host* host, Store** 
     for (auto [key, target] : {std::pair{"connect_timeout", &connect_timeout_ms},
                                std::pair{"statement_timeout", &store->statement_timeout_ms}}) {
         if (const char* value = curlcache_backend_setting_get(host, key)) {
-            *target = parse_ms(value);
+            *target = plugins::parse_ms(value);
             if (*target <= 0) {
                 return report({CURLCACHE_BACKEND_FAILURE, std::string("postgres.") + key + ": bad "
                                "timeout \"" + value + "\" (milliseconds, \"250ms\", \"2s\")"}, error);

@@ -1,8 +1,12 @@
 #include "tests/plugins/mongo/mongo_server.h"
 
+#include "tests/redis/fixture.h"
+
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -68,8 +72,29 @@ void MongoServer::kill9() {
     }
 }
 
+// Every thread of the server stopped (state T in /proc): SIGSTOP takes effect a moment
+// after kill() returns, and a loaded machine may let a request through meanwhile.
+static bool stopped(pid_t pid) {
+    const std::string tasks = "/proc/" + std::to_string(pid) + "/task";
+    std::error_code error;
+    for (const auto& task : std::filesystem::directory_iterator(tasks, error)) {
+        std::ifstream stat(task.path() / "stat");
+        std::string line;
+        std::getline(stat, line);
+        const size_t end = line.rfind(')');
+        if (end == std::string::npos || end + 2 >= line.size() || line[end + 2] != 'T') {
+            return false;
+        }
+    }
+    return !error;
+}
+
 void MongoServer::pause() {
     ::kill(m_pid, SIGSTOP);
+    if (!redis::await([&] { return stopped(m_pid); }, 10000)) {
+        std::fprintf(stderr, "the test server %d did not stop\n", static_cast<int>(m_pid));
+        std::abort();
+    }
 }
 
 void MongoServer::resume() {

@@ -7,6 +7,7 @@
 #include "backends/registry.h"
 #include "backends/tiered_storage.h"
 #include "tests/plugins/mongo/mongo_server.h"
+#include "tests/plugins/plugin_checks.h"
 #include "tests/redis/fixture.h"
 
 #include <mongoc/mongoc.h>
@@ -23,6 +24,9 @@
 namespace {
 
 using namespace curlcache;
+using tests::elapsed_ms;
+using tests::open_or_fail;
+using tests::put_text;
 using tests::mongo::MongoServer;
 
 MongoServer* g_server = nullptr;
@@ -62,38 +66,12 @@ std::string bucket() {
     return g_backend == "gridfs" ? "fs" : "responses";
 }
 
-std::unique_ptr<backends::Storage> open_or_fail(const config::Settings& settings) {
-    auto opened = backends::open(settings.backend.front(), settings);
-    if (!opened) {
-        fail_msg("open: %s", opened.error().message.c_str());
-    }
-    return std::move(*opened);
-}
-
-void put_text(backends::Storage& storage, const std::string& key, std::string_view text,
-              int64_t expires = 0) {
-    auto done = storage.put(tests::test_meta(key, expires), std::span(&text, 1));
-    if (!done) {
-        fail_msg("put: %s", done.error().message.c_str());
-    }
-}
-
 std::optional<std::string> get_text(backends::Storage& storage, const std::string& key) {
     auto got = storage.get(key);
     if (!got) {
         fail_msg("get: %s", got.error().message.c_str());
     }
     return got->has_value() ? std::optional<std::string>(*got->value()) : std::nullopt;
-}
-
-int64_t elapsed_ms(int64_t since) {
-    return tests::redis::now_ms() - since;
-}
-
-void set_option(config::Settings& settings, const std::string& key, const std::string& value) {
-    auto& table = settings.plugin_tables[g_backend];
-    std::erase_if(table, [&](const auto& pair) { return pair.first == key; });
-    table.emplace_back(key, value);
 }
 
 void test_four_processes_of_mixed_operations(void** state) {
@@ -229,46 +207,19 @@ void test_a_killed_and_restarted_server_fails_open_then_recovers(void** state) {
 }
 
 void test_a_hung_server_is_a_timeout_within_the_operation_timeout(void** state) {
-    auto& fixture = tests::storage_fixture(state);
-    config::Settings settings = fixture.settings;
-    set_option(settings, "operation_timeout", "300ms");
-    auto storage = open_or_fail(settings);
-    put_text(*storage, tests::test_key(6), "x");
-    g_server->pause();
-    const int64_t start = tests::redis::now_ms();
-    auto got = storage->get(tests::test_key(6));
-    const int64_t took = elapsed_ms(start);
-    g_server->resume();
-    assert_false(got.has_value());
-    print_message("a hung server answered in %lld ms: %s\n", static_cast<long long>(took),
-                  got.error().message.c_str());
-    assert_int_equal(static_cast<int>(got.error().kind), static_cast<int>(backends::ErrorKind::timeout));
-    assert_true(took >= 250 && took < 2000);
+    config::Settings settings = tests::storage_fixture(state).settings;
+    tests::set_plugin_option(settings, "operation_timeout", "300ms");
+    tests::check_a_hung_server_times_out(settings, [] { g_server->pause(); }, [] { g_server->resume(); });
 }
 
 // An open that times out makes the opens of every process pass through at once for a
 // while (backends/backoff.h).
 void test_an_open_that_times_out_backs_off_the_next_opens(void** state) {
-    auto& fixture = tests::storage_fixture(state);
-    config::Settings settings = fixture.settings;
+    config::Settings settings = tests::storage_fixture(state).settings;
     settings.name += "_backoff";
-    set_option(settings, "connect_timeout", "300");
-    g_server->pause();
-    int64_t start = tests::redis::now_ms();
-    auto first = backends::open(g_backend, settings);
-    const int64_t first_took = elapsed_ms(start);
-    start = tests::redis::now_ms();
-    auto second = backends::open(g_backend, settings);
-    const int64_t second_took = elapsed_ms(start);
-    g_server->resume();
-    assert_false(first.has_value());
-    print_message("%s\n", first.error().message.c_str());
-    assert_int_equal(static_cast<int>(first.error().kind), static_cast<int>(backends::ErrorKind::timeout));
-    assert_true(first_took >= 250);
-    assert_false(second.has_value());
-    print_message("%s\n", second.error().message.c_str());
-    assert_true(second_took < 100);
-    assert_true(second.error().message.find("was down or did not answer") != std::string::npos);
+    tests::set_plugin_option(settings, "connect_timeout", "300");
+    tests::check_an_open_that_times_out_backs_off(settings, [] { g_server->pause(); },
+                                                  [] { g_server->resume(); });
 }
 
 // A lock document per key: one holder at a time across processes; a holder that died is
@@ -305,15 +256,15 @@ void test_a_password_never_reaches_a_message(void** state) {
     auto& fixture = tests::storage_fixture(state);
     config::Settings settings = fixture.settings;
     const int refusing = tests::redis::free_port();
-    set_option(settings, "url", "mongodb://cache:s3cret-pw@127.0.0.1:" + std::to_string(refusing) + "/");
-    set_option(settings, "connect_timeout", "500");
+    tests::set_plugin_option(settings, "url", "mongodb://cache:s3cret-pw@127.0.0.1:" + std::to_string(refusing) + "/");
+    tests::set_plugin_option(settings, "connect_timeout", "500");
     auto opened = backends::open(g_backend, settings);
     assert_false(opened.has_value());
     const std::string& message = opened.error().message;
     print_message("%s\n", message.c_str());
     assert_true(message.find("s3cret") == std::string::npos);
     assert_true(message.find("127.0.0.1:" + std::to_string(refusing)) != std::string::npos);
-    set_option(settings, "url", "mongodb://cache:s3cret-pw@[not a uri");
+    tests::set_plugin_option(settings, "url", "mongodb://cache:s3cret-pw@[not a uri");
     opened = backends::open(g_backend, settings);
     assert_false(opened.has_value());
     print_message("%s\n", opened.error().message.c_str());
@@ -323,9 +274,9 @@ void test_a_password_never_reaches_a_message(void** state) {
 void test_sqlite_and_mongodb_tiers(void** state) {
     auto& fixture = tests::storage_fixture(state);
     config::Settings settings = fixture.settings;
+    tests::set_plugin_option(settings, "database", database_for(fixture.scratch) + "_tier");
     settings.backend = {"sqlite", g_backend};
-    settings.name = fixture.scratch + "/tier.sqlite"; // sqlite's; the plugin takes database below
-    set_option(settings, "database", database_for(fixture.scratch) + "_tier");
+    settings.name = fixture.scratch + "/tier.sqlite"; // sqlite's; the plugin takes database above
     auto opened = backends::open_tiered(settings, [](std::string_view name, const config::Settings& s) {
         return backends::open(name, s);
     });
