@@ -647,9 +647,8 @@ void check_dead_writer_leftovers(const ConformanceBackend& backend,
     assert_int_equal(temp_files_in(temp_folder, prefix).size(), 0);
 }
 
-void check_many_processes(const ConformanceBackend& backend, const std::string& scratch) {
+void check_many_processes(const ConformanceBackend& backend, const std::string& scratch, int ops) {
     constexpr int k_processes = 4;
-    constexpr int k_ops = 1000;
     constexpr uint64_t k_pool = 64;
     config::Settings settings = backend.settings(scratch);
     auto unique_key = [](int child, int i) { return test_key(1000000 + child * 10000 + i); };
@@ -667,13 +666,13 @@ void check_many_processes(const ConformanceBackend& backend, const std::string& 
             }
             Storage& storage = **opened;
             int code = 0;
-            for (int i = 0; i < k_ops && code == 0; ++i) {
+            for (int i = 0; i < ops && code == 0; ++i) {
                 bool own = i % 10 == 0;
                 std::string key =
                     own ? unique_key(child, i)
                         : test_key((static_cast<uint64_t>(i) * 13 + child * 16) % k_pool);
                 if (own || i % 2 == 0) {
-                    std::string value = make_value(key, static_cast<uint64_t>(child * k_ops + i),
+                    std::string value = make_value(key, static_cast<uint64_t>(child * ops + i),
                                                    static_cast<size_t>((i * 131) % 20000));
                     std::string_view piece(value);
                     auto done = storage.put(test_meta(key), std::span(&piece, 1));
@@ -708,7 +707,7 @@ void check_many_processes(const ConformanceBackend& backend, const std::string& 
     auto storage = open_or_fail(backend.backend, settings);
     std::vector<std::string> written;
     for (int child = 0; child < k_processes; ++child) {
-        for (int i = 0; i < k_ops; ++i) {
+        for (int i = 0; i < ops; ++i) {
             if (i % 10 == 0) {
                 written.push_back(unique_key(child, i));
             } else if (i % 2 == 0) {

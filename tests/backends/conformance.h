@@ -58,9 +58,11 @@ std::vector<CMUnitTest> conformance_tests(const ConformanceBackend& backend);
 // Runs the group under the name "<backend> conformance"; returns the number of failures.
 int run_conformance(const ConformanceBackend& backend);
 
-// 4 forked processes x 1,000 mixed puts and gets on one cache: no error, no torn value,
-// and every entry written is readable afterwards. Fails the calling cmocka test otherwise.
-void check_many_processes(const ConformanceBackend& backend, const std::string& scratch);
+// 4 forked processes x `ops` (1,000) mixed puts and gets on one cache: no error, no torn
+// value, and every entry written is readable afterwards. Fails the calling cmocka test
+// otherwise.
+void check_many_processes(const ConformanceBackend& backend, const std::string& scratch,
+                          int ops = 1000);
 
 // The fixture of every conformance test, for a backend's own tests too: give the
 // ConformanceBackend as initial state (cmocka_unit_test_prestate_setup_teardown). Setup makes

@@ -415,7 +415,7 @@ curlcache_backend_status clear(Store* store, curlcache_backend_error* error) {
         store->touches.clear();
     }
     // Heads first: a reader then finds no head rather than a head without its file.
-    return delete_all(store, {store->heads, store->bucket + ".files", store->bucket + ".chunks"}, error);
+    return delete_all(store, {store->heads, store->bucket_name + ".files", store->bucket_name + ".chunks"}, error);
 }
 
 curlcache_backend_status usage(Store* store, curlcache_backend_usage* usage,

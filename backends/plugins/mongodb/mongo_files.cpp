@@ -54,23 +54,13 @@ bool finish_upload(mongoc_stream_t* upload, bson_error_t* error) {
 
 } // namespace
 
-mongoc_gridfs_bucket_t* open_bucket(Store* store, mongoc_client_t* client, bson_error_t* error) {
-    Bson opts;
-    BCON_APPEND(opts.get(), "bucketName", BCON_UTF8(store->bucket.c_str()), "chunkSizeBytes",
-                BCON_INT32(k_chunk));
-    mongoc_database_t* db = mongoc_client_get_database(client, store->database.c_str());
-    mongoc_gridfs_bucket_t* bucket = mongoc_gridfs_bucket_new(db, opts.get(), nullptr, error);
-    mongoc_database_destroy(db);
-    return bucket;
-}
-
 bool upload_file(Store* store, Lease& lease, const curlcache_backend_bytes* pieces, size_t count,
                  bson_oid_t* file, Failure& failure) {
     bson_oid_init(file, nullptr);
     bson_error_t error;
-    mongoc_gridfs_bucket_t* bucket = open_bucket(store, lease.client(), &error);
+    mongoc_gridfs_bucket_t* bucket = lease.bucket(&error);
     if (bucket == nullptr) {
-        failure = lease.fail(error, "opening the GridFS bucket " + store->bucket);
+        failure = lease.fail(error, "opening the GridFS bucket " + store->bucket_name);
         return false;
     }
     mongoc_stream_t* upload = open_upload(bucket, *file, &error);
@@ -86,7 +76,6 @@ bool upload_file(Store* store, Lease& lease, const curlcache_backend_bytes* piec
         }
         mongoc_stream_destroy(upload);
     }
-    mongoc_gridfs_bucket_destroy(bucket);
     if (!ok) {
         failure = lease.fail(error, "uploading into GridFS");
         if (!lease.lost()) {
@@ -101,9 +90,9 @@ bool download_file(Store* store, Lease& lease, const bson_value_t* file,
                    const curlcache_backend_sink* sink, bool* missing, Failure& failure) {
     *missing = false;
     bson_error_t error;
-    mongoc_gridfs_bucket_t* bucket = open_bucket(store, lease.client(), &error);
+    mongoc_gridfs_bucket_t* bucket = lease.bucket(&error);
     if (bucket == nullptr) {
-        failure = lease.fail(error, "opening the GridFS bucket " + store->bucket);
+        failure = lease.fail(error, "opening the GridFS bucket " + store->bucket_name);
         return false;
     }
     mongoc_stream_t* download = mongoc_gridfs_bucket_open_download_stream(bucket, file, &error);
@@ -129,7 +118,6 @@ bool download_file(Store* store, Lease& lease, const bson_value_t* file,
         }
         mongoc_stream_destroy(download);
     }
-    mongoc_gridfs_bucket_destroy(bucket);
     if (refused) {
         failure = {CURLCACHE_BACKEND_FAILURE, std::string(store->backend) + ": the host refused the value"};
     } else if (!ok) {
@@ -144,7 +132,7 @@ bool download_file(Store* store, Lease& lease, const bson_value_t* file,
 // part of it), then the chunks; also for chunks whose upload never finished.
 void delete_file(Store* store, Lease& lease, const bson_value_t* file) {
     for (auto [suffix, field] : {std::pair{".files", "_id"}, std::pair{".chunks", "files_id"}}) {
-        mongoc_collection_t* collection = lease.collection(store->bucket + suffix);
+        mongoc_collection_t* collection = lease.collection(store->bucket_name + suffix);
         Bson selector;
         BSON_APPEND_VALUE(selector.get(), field, file);
         bson_error_t error;
@@ -177,14 +165,13 @@ curlcache_backend_status append(Stream* stream, const char* data, size_t size,
     bson_error_t bson_error;
     if (stream->upload == nullptr) { // the value goes to GridFS from here on
         Failure failure;
-        stream->client = store->checkout(failure);
-        if (stream->client == nullptr) {
+        stream->pooled = store->checkout(failure);
+        if (stream->pooled.client == nullptr) {
             return report(failure, error);
         }
         bson_oid_init(&stream->file, nullptr);
-        stream->bucket = open_bucket(store, stream->client, &bson_error);
-        stream->upload = stream->bucket != nullptr ? open_upload(stream->bucket, stream->file, &bson_error)
-                                                   : nullptr;
+        mongoc_gridfs_bucket_t* bucket = store->bucket(stream->pooled, &bson_error);
+        stream->upload = bucket != nullptr ? open_upload(bucket, stream->file, &bson_error) : nullptr;
         if (stream->upload == nullptr ||
             !write_chunks(stream->upload, stream->buffer.data(), stream->buffer.size(), &bson_error)) {
             bool lost = false;
@@ -227,10 +214,8 @@ curlcache_backend_status commit(Stream* stream, const curlcache_backend_metadata
     const bool uploaded = finish_upload(stream->upload, &bson_error);
     mongoc_stream_destroy(stream->upload);
     stream->upload = nullptr;
-    mongoc_gridfs_bucket_destroy(stream->bucket);
-    stream->bucket = nullptr;
-    Lease lease(store, stream->client);
-    stream->client = nullptr;
+    Lease lease(store, stream->pooled);
+    stream->pooled = {};
     stream->committed = true; // from here on, the file is this function's to delete
     Failure failure;
     if (!uploaded) {
@@ -256,11 +241,8 @@ void close_stream(Stream* stream) {
         }
         mongoc_stream_destroy(stream->upload);
     }
-    if (stream->bucket != nullptr) {
-        mongoc_gridfs_bucket_destroy(stream->bucket);
-    }
-    if (stream->client != nullptr) {
-        stream->store->checkin(stream->client, stream->lost);
+    if (stream->pooled.client != nullptr) {
+        stream->store->checkin(stream->pooled, stream->lost);
     }
     delete stream;
 }

@@ -86,63 +86,83 @@ bool create_indexes(Store* store, Lease& lease, Failure& failure) {
 
 using namespace curlcache::plugins::mongodb;
 
+namespace {
+
+// `forked`: in a child, the parent's sockets and sessions stay the parent's.
+void destroy(const Pooled& pooled, bool forked) {
+    if (forked) {
+        mongoc_client_reset(pooled.client);
+    }
+    if (pooled.bucket != nullptr) {
+        mongoc_gridfs_bucket_destroy(pooled.bucket);
+    }
+    mongoc_client_destroy(pooled.client);
+}
+
+} // namespace
+
 curlcache_backend_store::~curlcache_backend_store() {
-    for (mongoc_client_t* client : idle) {
-        if (pid != getpid()) {
-            mongoc_client_reset(client); // the parent's sockets and sessions stay the parent's
-        }
-        mongoc_client_destroy(client);
+    for (const Pooled& pooled : idle) {
+        destroy(pooled, pid != getpid());
     }
     mongoc_uri_destroy(uri);
 }
 
-mongoc_client_t* curlcache_backend_store::checkout(Failure& failure) {
+Pooled curlcache_backend_store::checkout(Failure& failure) {
     {
         std::lock_guard lock(pool_mutex);
         if (pid != getpid()) { // a forked child: never the parent's connections
-            for (mongoc_client_t* client : idle) {
-                mongoc_client_reset(client);
-                mongoc_client_destroy(client);
+            for (const Pooled& pooled : idle) {
+                destroy(pooled, true);
             }
             idle.clear();
             pid = getpid();
             down_until = 0;
         }
         if (!idle.empty()) {
-            mongoc_client_t* client = idle.back();
+            const Pooled pooled = idle.back();
             idle.pop_back();
-            return client;
+            return pooled;
         }
     }
     if (now_ms() < down_until.load()) {
         failure = {CURLCACHE_BACKEND_FAILURE, location + ": the server was lost a moment ago"
                                                          " (trying again within a second)"};
-        return nullptr;
+        return {};
     }
     mongoc_client_t* client = mongoc_client_new_from_uri(uri);
     if (client == nullptr) {
         failure = {CURLCACHE_BACKEND_FAILURE, location + ": cannot create a client"};
-        return nullptr;
+        return {};
     }
     mongoc_client_set_error_api(client, MONGOC_ERROR_API_VERSION_2);
-    return client;
+    return {client, nullptr};
 }
 
-void curlcache_backend_store::checkin(mongoc_client_t* client, bool lost) {
+void curlcache_backend_store::checkin(Pooled pooled, bool lost) {
     if (lost) {
         down_until = now_ms() + k_down_ms;
-        mongoc_client_destroy(client);
+        destroy(pooled, false);
         return;
     }
     std::lock_guard lock(pool_mutex);
     if (pid == getpid() && idle.size() < 8) {
-        idle.push_back(client);
+        idle.push_back(pooled);
         return;
     }
-    if (pid != getpid()) {
-        mongoc_client_reset(client);
+    destroy(pooled, pid != getpid());
+}
+
+mongoc_gridfs_bucket_t* curlcache_backend_store::bucket(Pooled& pooled, bson_error_t* error) {
+    if (pooled.bucket == nullptr) {
+        Bson opts;
+        BCON_APPEND(opts.get(), "bucketName", BCON_UTF8(bucket_name.c_str()), "chunkSizeBytes",
+                    BCON_INT32(k_chunk));
+        mongoc_database_t* db = mongoc_client_get_database(pooled.client, database.c_str());
+        pooled.bucket = mongoc_gridfs_bucket_new(db, opts.get(), nullptr, error);
+        mongoc_database_destroy(db);
     }
-    mongoc_client_destroy(client);
+    return pooled.bucket;
 }
 
 curlcache_backend_store::Failure curlcache_backend_store::failure_of(const bson_error_t& error,
@@ -218,7 +238,7 @@ curlcache_backend_status open_store(const curlcache_backend_host* host, bool gri
     }
     const char* collection = curlcache_backend_setting_get(host, gridfs ? "bucket" : "collection");
     const std::string base = collection != nullptr ? collection : gridfs ? "fs" : "responses";
-    store->bucket = base;
+    store->bucket_name = base;
     store->heads = gridfs ? base + ".heads" : base;
     store->locks = base + ".locks";
     const mongoc_host_list_t* hosts = mongoc_uri_get_hosts(store->uri);

@@ -29,6 +29,13 @@ struct Failure {
 int64_t now_ms();
 curlcache_backend_status report(const Failure& failure, curlcache_backend_error* error);
 
+// A pooled libmongoc client with, once used, its GridFS bucket (kept: libmongoc checks the
+// bucket's indexes once per bucket object, so a new one per upload would cost a query).
+struct Pooled {
+    mongoc_client_t* client = nullptr;
+    mongoc_gridfs_bucket_t* bucket = nullptr;
+};
+
 // A bson_t on the stack, destroyed at scope end.
 struct Bson {
     bson_t doc = BSON_INITIALIZER;
@@ -47,7 +54,7 @@ struct curlcache_backend_store {
     const curlcache_backend_host* host = nullptr;
     const char* backend = "mongodb";  // the plugin's name, for messages
     mongoc_uri_t* uri = nullptr;      // owned
-    std::string database, heads, locks, bucket;
+    std::string database, heads, locks, bucket_name;
     std::string location;             // never with credentials
     uint64_t max_size = 0;
     uint64_t inline_limit = 0;        // values up to this live in the head document
@@ -55,7 +62,7 @@ struct curlcache_backend_store {
     std::string owner;                // this store's coalescing-lock owner id
 
     std::mutex pool_mutex;
-    std::vector<mongoc_client_t*> idle;
+    std::vector<curlcache::plugins::mongodb::Pooled> idle;
     pid_t pid = 0;
     std::atomic<int64_t> down_until{0};
 
@@ -63,12 +70,15 @@ struct curlcache_backend_store {
     std::vector<std::pair<std::string, int64_t>> touches;
 
     ~curlcache_backend_store();
-    // A client of this process (a new one when none is idle), or nullptr with failure set
+    using Pooled = curlcache::plugins::mongodb::Pooled;
+    // A client of this process (a new one when none is idle), or none with failure set
     // while the server is marked down.
-    mongoc_client_t* checkout(Failure& failure);
+    Pooled checkout(Failure& failure);
     // Back to the pool; `lost` (a network error or timeout) destroys it and marks the server
     // down for k_down_ms instead.
-    void checkin(mongoc_client_t* client, bool lost);
+    void checkin(Pooled pooled, bool lost);
+    // The pooled client's bucket, opened on first use; nullptr with error set.
+    mongoc_gridfs_bucket_t* bucket(Pooled& pooled, bson_error_t* error);
     // The failure of a libmongoc call, classified: timeouts and lost connections are
     // `lost`.
     Failure failure_of(const bson_error_t& error, std::string_view what, bool* lost) const;
@@ -76,8 +86,7 @@ struct curlcache_backend_store {
 
 struct curlcache_backend_stream {
     curlcache_backend_store* store = nullptr;
-    mongoc_client_t* client = nullptr;      // held while the upload runs
-    mongoc_gridfs_bucket_t* bucket = nullptr;
+    curlcache::plugins::mongodb::Pooled pooled; // held while the upload runs
     mongoc_stream_t* upload = nullptr;      // nullptr while the value fits in `buffer`
     bson_oid_t file{};
     std::string buffer;
@@ -94,19 +103,19 @@ using Stream = curlcache_backend_stream;
 // RAII lease of a pooled client.
 class Lease {
 public:
-    explicit Lease(Store* store, mongoc_client_t* adopted = nullptr)
-        : m_store(store), m_client(adopted) {}
+    explicit Lease(Store* store, Pooled adopted = {}) : m_store(store), m_pooled(adopted) {}
     ~Lease() {
-        if (m_client != nullptr) {
-            m_store->checkin(m_client, m_lost);
+        if (m_pooled.client != nullptr) {
+            m_store->checkin(m_pooled, m_lost);
         }
     }
     Lease(const Lease&) = delete;
     Lease& operator=(const Lease&) = delete;
-    bool acquire(Failure& failure) { return (m_client = m_store->checkout(failure)) != nullptr; }
-    mongoc_client_t* client() const { return m_client; }
+    bool acquire(Failure& failure) { return (m_pooled = m_store->checkout(failure)).client != nullptr; }
+    mongoc_client_t* client() const { return m_pooled.client; }
+    mongoc_gridfs_bucket_t* bucket(bson_error_t* error) { return m_store->bucket(m_pooled, error); }
     mongoc_collection_t* collection(const std::string& name) const {
-        return mongoc_client_get_collection(m_client, m_store->database.c_str(), name.c_str());
+        return mongoc_client_get_collection(m_pooled.client, m_store->database.c_str(), name.c_str());
     }
     // Records a libmongoc failure (and whether it cost the connection).
     bool lost() const { return m_lost; }
@@ -119,7 +128,7 @@ public:
 
 private:
     Store* m_store;
-    mongoc_client_t* m_client;
+    Pooled m_pooled;
     bool m_lost = false;
 };
 
@@ -128,7 +137,6 @@ curlcache_backend_status open_store(const curlcache_backend_host* host, bool gri
                                     curlcache_backend_error* error);
 
 // mongo_files.cpp: values in GridFS and streamed values.
-mongoc_gridfs_bucket_t* open_bucket(Store* store, mongoc_client_t* client, bson_error_t* error);
 // Uploads `pieces` into a new file (at most one chunk per write); its id in *file.
 bool upload_file(Store* store, Lease& lease, const curlcache_backend_bytes* pieces, size_t count,
                  bson_oid_t* file, Failure& failure);
