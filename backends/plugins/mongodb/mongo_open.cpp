@@ -45,6 +45,13 @@ bool is_database_name(const std::string& name) {
 // not see them. curlcache reports every failure itself, with its one warning.
 void quiet_log(mongoc_log_level_t, const char*, const char*, void*) {}
 
+// libmongoc initialises itself in a constructor of its own when the plugin loads (and may
+// warn then, e.g. when another copy of libmongoc in the process holds its shared-memory
+// counters); a prioritised constructor runs before it and silences it first.
+__attribute__((constructor(101))) void quiet_before_libmongoc() {
+    mongoc_log_set_handler(quiet_log, nullptr);
+}
+
 void init_once() {
     static std::once_flag once;
     std::call_once(once, [] {

@@ -11,6 +11,7 @@ port and killed by PID; not a real mongod):
   restarted (empty: the test server keeps its data in memory), caching resumes;
 - 8 curl processes at once for one slow URL: one origin request (coalescing on lock
   documents);
+- both plugins in one process (two copies of libmongoc): nothing on stderr;
 - a process with backend = "sqlite" loads no plugin and no libmongoc, while one with the
   plugin loads it (which carries libmongoc inside: no libmongoc.so).
 
@@ -101,6 +102,19 @@ def main():
 
                 # Coalescing on lock documents: 8 processes, one slow URL, one origin request.
                 coalescing(check, origin, scratch, env, shim)
+
+                # Both plugins in one process (a tier): two copies of libmongoc, the second of
+                # which cannot have the shared-memory counters; libmongoc's start-up warning
+                # about that must not reach the program's stderr.
+                both = os.path.join(scratch, "both.toml")
+                with open(both, "w") as f:
+                    f.write('backend = ["mongodb", "gridfs"]\nplugin_dir = "%s"\n' % args.plugin_dir)
+                    for plugin in ("mongodb", "gridfs"):
+                        f.write('[%s]\nurl = "%s"\ndatabase = "both"\n' % (plugin, mongo.url))
+                tiered = harness.run(["curl", "-s", url], scratch,
+                                     harness.clean_env(home, {"CURLCACHE_CONFIG": both}), shim)
+                check(tiered.stdout == plain.stdout and tiered.stderr == b"",
+                      "mongodb and gridfs in one process: nothing on stderr: %r" % tiered.stderr)
 
                 # What a process loads: sqlite -> no plugin, no libmongoc; ours -> the plugin.
                 def loaded(name):
