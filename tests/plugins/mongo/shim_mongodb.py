@@ -9,13 +9,15 @@ port and killed by PID; not a real mongod):
 - the server killed under a running program (one curl process fetching a slow URL, then
   more): its transfers all succeed, byte-identical, with one warning per failed operation;
   restarted (empty: the test server keeps its data in memory), caching resumes;
+- curlcache export --to a sqlite cache and import --from it again;
 - 8 curl processes at once for one slow URL: one origin request (coalescing on lock
   documents);
 - both plugins in one process (two copies of libmongoc): nothing on stderr;
 - a process with backend = "sqlite" loads no plugin and no libmongoc, while one with the
   plugin loads it (which carries libmongoc inside: no libmongoc.so).
 
-    shim_mongodb.py --shim PATH --plugin-dir DIR --server PATH/mongo_server.py [--backend gridfs]
+    shim_mongodb.py --shim PATH --plugin-dir DIR --server PATH/mongo_server.py --cli PATH
+                    [--backend gridfs]
 
 Exit status 0 pass, 1 fail, 77 shim not built.
 """
@@ -67,6 +69,7 @@ def main():
     p.add_argument("--shim", required=True)
     p.add_argument("--plugin-dir", required=True)
     p.add_argument("--server", required=True)
+    p.add_argument("--cli", required=True)
     p.add_argument("--backend", default="mongodb")
     p.add_argument("--keep", action="store_true")
     args = p.parse_args()
@@ -99,6 +102,20 @@ def main():
                 again = [harness.run(["curl", "-s", url], scratch, env, shim) for _ in range(2)]
                 check(all(r.stdout == plain.stdout for r in again) and origin.count() - before == 1,
                       "restarted (empty): caching resumes, one origin request for two curls")
+
+                # curlcache export --to a sqlite cache, clear, import --from it: the entry
+                # comes back and is served without an origin request.
+                copy = os.path.join(scratch, "copy.toml")
+                with open(copy, "w") as f:
+                    f.write('backend = "sqlite"\nname = "%s"\n' % os.path.join(scratch, "copy.sqlite"))
+                steps = [harness.run([args.cli] + step, scratch, env) for step in
+                         (["export", "--to", copy], ["clear"], ["import", "--from", copy])]
+                check(all(r.code == 0 for r in steps),
+                      "export --to sqlite, clear, import --from it: %r" % [r.stderr for r in steps])
+                before = origin.count()
+                back = harness.run(["curl", "-s", url], scratch, env, shim)
+                check(back.stdout == plain.stdout and origin.count() == before,
+                      "... and the entry came back: answered without an origin request")
 
                 # Coalescing on lock documents: 8 processes, one slow URL, one origin request.
                 coalescing(check, origin, scratch, env, shim)
