@@ -4,6 +4,9 @@
 #include "core/easy/engine_internal.h"
 #include "core/easy/http_text.h"
 
+#include <strings.h>
+
+#include <algorithm>
 #include <cctype>
 #include <cstring>
 
@@ -207,6 +210,51 @@ Answer derived(Replay& r, CURLINFO id) {
     }
 }
 
+Answer answer(Replay& r, CURLINFO id);
+
+// The timings of a replay, in microseconds. Nothing was looked up, connected or waited for,
+// so the phases libcurl reports are laid out over the time the replay took (at least a few
+// microseconds), in libcurl's order: namelookup <= connect <= appconnect <= pretransfer <=
+// starttransfer <= total. The redirect hops take their share of it first, so redirect_time
+// is > 0 exactly when redirect_count is, and the phases of the final request come after it,
+// as libcurl counts them from the start of the first request. appconnect stays 0 for a plain
+// http:// final URL, as libcurl reports it (no TLS handshake). The double infos are these
+// values / 1e6, so the _T and the double variants agree.
+int64_t timing_us(Replay& r, CURLINFO id) {
+    const Answer hops_answer = answer(r, CURLINFO_REDIRECT_COUNT);
+    const int64_t hops = hops_answer.kind == Answer::Kind::integer ? hops_answer.integer : 0;
+    const int64_t requests = 1 + std::max<int64_t>(0, hops);
+    const int64_t total =
+        std::max<int64_t>(static_cast<int64_t>(r.total_time * 1e6), 8 * requests);
+    const int64_t redirect = total * (requests - 1) / requests;
+    const int64_t last = total - redirect; // >= 8: every phase below is distinct
+    const Answer scheme = answer(r, CURLINFO_SCHEME);
+    const bool tls = scheme.kind == Answer::Kind::text && scheme.text != nullptr &&
+                     strcasecmp(scheme.text, "https") == 0;
+    switch (id) {
+    case CURLINFO_NAMELOOKUP_TIME:
+    case CURLINFO_NAMELOOKUP_TIME_T:
+        return redirect + last / 8;
+    case CURLINFO_CONNECT_TIME:
+    case CURLINFO_CONNECT_TIME_T:
+        return redirect + last * 2 / 8;
+    case CURLINFO_APPCONNECT_TIME:
+    case CURLINFO_APPCONNECT_TIME_T:
+        return tls ? redirect + last * 3 / 8 : 0;
+    case CURLINFO_PRETRANSFER_TIME:
+    case CURLINFO_PRETRANSFER_TIME_T:
+        return redirect + last * 4 / 8;
+    case CURLINFO_STARTTRANSFER_TIME:
+    case CURLINFO_STARTTRANSFER_TIME_T:
+        return redirect + last * 5 / 8;
+    case CURLINFO_REDIRECT_TIME:
+    case CURLINFO_REDIRECT_TIME_T:
+        return redirect;
+    default:
+        return total;
+    }
+}
+
 Answer answer(Replay& r, CURLINFO id) {
     const bool offline = r.kind == Replay::Kind::offline_miss;
     if (r.aborted_in_headers && r.aborted_block < r.blocks.size()) {
@@ -216,7 +264,6 @@ Answer answer(Replay& r, CURLINFO id) {
             return a;
         }
     }
-    const int64_t total_us = static_cast<int64_t>(r.total_time * 1e6);
     switch (id) {
     case CURLINFO_PRIVATE:
     case CURLINFO_TLS_SESSION:
@@ -252,32 +299,27 @@ Answer answer(Replay& r, CURLINFO id) {
         return integer(replay_content_length(r));
     case CURLINFO_CONTENT_LENGTH_DOWNLOAD:
         return real(static_cast<double>(replay_content_length(r)));
-    case CURLINFO_TOTAL_TIME:
-    case CURLINFO_STARTTRANSFER_TIME:
-        return real(r.total_time);
-    case CURLINFO_TOTAL_TIME_T:
-    case CURLINFO_STARTTRANSFER_TIME_T:
-        return integer(total_us);
     case CURLINFO_NAMELOOKUP_TIME:
     case CURLINFO_CONNECT_TIME:
     case CURLINFO_APPCONNECT_TIME:
     case CURLINFO_PRETRANSFER_TIME:
+    case CURLINFO_STARTTRANSFER_TIME:
+    case CURLINFO_TOTAL_TIME:
     case CURLINFO_REDIRECT_TIME:
-        return real(0);
+        return real(static_cast<double>(timing_us(r, id)) / 1e6);
     case CURLINFO_NAMELOOKUP_TIME_T:
     case CURLINFO_CONNECT_TIME_T:
     case CURLINFO_APPCONNECT_TIME_T:
     case CURLINFO_PRETRANSFER_TIME_T:
+    case CURLINFO_STARTTRANSFER_TIME_T:
+    case CURLINFO_TOTAL_TIME_T:
     case CURLINFO_REDIRECT_TIME_T:
-        return integer(0);
-    case CURLINFO_SPEED_DOWNLOAD:
-        return real(r.total_time > 0 ? static_cast<double>(replay_download_size(r)) / r.total_time
-                                     : 0);
+        return integer(timing_us(r, id));
+    case CURLINFO_SPEED_DOWNLOAD: // bytes per second over the reported total time
+        return real(static_cast<double>(replay_download_size(r)) * 1e6 /
+                    static_cast<double>(timing_us(r, CURLINFO_TOTAL_TIME_T)));
     case CURLINFO_SPEED_DOWNLOAD_T:
-        return integer(
-            r.total_time > 0
-                ? static_cast<int64_t>(static_cast<double>(replay_download_size(r)) / r.total_time)
-                : 0);
+        return integer(replay_download_size(r) * 1000000 / timing_us(r, CURLINFO_TOTAL_TIME_T));
     case CURLINFO_EFFECTIVE_METHOD:
         return text(r.effective_method.c_str());
     case CURLINFO_CONTENT_TYPE:

@@ -3,6 +3,7 @@
  * "memory" or "sqlite". */
 #include "tests/easy/capture.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <string.h>
 #include <strings.h>
@@ -97,6 +98,57 @@ static void test_header_option_with_redirect_chain_replays_every_hop(void** stat
     for (int i = 0; i < 2; ++i) {
         buffer_free(&out[i]);
         capture_free(&headers[i]);
+    }
+}
+
+/* A hit opens no connection, yet its timings are as a program expects them (README,
+ * "Timings on a hit"): small, in libcurl's order, redirect_time > 0 after redirects, and the
+ * _T (microsecond) infos equal to the double (second) ones. */
+static void test_hit_timings_are_ordered_and_count_the_redirects(void** state) {
+    (void)state;
+    static const CURLINFO k_doubles[] = {CURLINFO_NAMELOOKUP_TIME,    CURLINFO_CONNECT_TIME,
+                                         CURLINFO_APPCONNECT_TIME,    CURLINFO_PRETRANSFER_TIME,
+                                         CURLINFO_STARTTRANSFER_TIME, CURLINFO_TOTAL_TIME,
+                                         CURLINFO_REDIRECT_TIME};
+    static const CURLINFO k_micros[] = {CURLINFO_NAMELOOKUP_TIME_T,    CURLINFO_CONNECT_TIME_T,
+                                        CURLINFO_APPCONNECT_TIME_T,    CURLINFO_PRETRANSFER_TIME_T,
+                                        CURLINFO_STARTTRANSFER_TIME_T, CURLINFO_TOTAL_TIME_T,
+                                        CURLINFO_REDIRECT_TIME_T};
+    enum { lookup, connect, app, pre, start, total, redirect, count };
+    const char* url = origin_url(0, "/redirect/1/timings");
+    long before = origin_count();
+    for (int round = 0; round < 2; ++round) {
+        Capture c = {0};
+        CURL* h = curl_easy_init();
+        curl_easy_setopt(h, CURLOPT_URL, url);
+        curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
+        capture_on(h, &c);
+        assert_int_equal(curl_easy_perform(h), CURLE_OK);
+        long redirects = 0;
+        double seconds[count];
+        curl_off_t micros[count];
+        curl_easy_getinfo(h, CURLINFO_REDIRECT_COUNT, &redirects);
+        for (int i = 0; i < count; ++i) {
+            assert_int_equal(curl_easy_getinfo(h, k_doubles[i], &seconds[i]), CURLE_OK);
+            assert_int_equal(curl_easy_getinfo(h, k_micros[i], &micros[i]), CURLE_OK);
+        }
+        curl_easy_cleanup(h);
+        capture_free(&c);
+        assert_int_equal(redirects, 2);
+        if (round == 0) {
+            continue; /* libcurl's own transfer */
+        }
+        assert_int_equal(origin_count(), before + 3); /* the hit reached no origin */
+        for (int i = 0; i < count; ++i) {
+            assert_true(micros[i] >= 0 && micros[i] < 10 * 1000 * 1000);
+            assert_int_equal((curl_off_t)llround(seconds[i] * 1e6), micros[i]);
+        }
+        assert_int_equal(micros[app], 0); /* plain http: no TLS handshake, as libcurl says */
+        assert_true(0 < micros[lookup] && micros[lookup] <= micros[connect]);
+        assert_true(micros[connect] <= micros[pre] && micros[pre] <= micros[start]);
+        assert_true(micros[start] <= micros[total]);
+        assert_true(0 < micros[redirect] && micros[redirect] < micros[total]);
+        assert_true(micros[redirect] <= micros[lookup]); /* the final request comes last */
     }
 }
 
@@ -745,6 +797,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_getinfo_answers_from_entry_after_and_inside_callbacks,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_header_option_with_redirect_chain_replays_every_hop,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hit_timings_are_ordered_and_count_the_redirects,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_reused_handle_across_urls_hits_per_url, setup,
                                         teardown),
