@@ -224,8 +224,7 @@ int64_t timing_us(Replay& r, CURLINFO id) {
     const Answer hops_answer = answer(r, CURLINFO_REDIRECT_COUNT);
     const int64_t hops = hops_answer.kind == Answer::Kind::integer ? hops_answer.integer : 0;
     const int64_t requests = 1 + std::max<int64_t>(0, hops);
-    const int64_t total =
-        std::max<int64_t>(static_cast<int64_t>(r.total_time * 1e6), 8 * requests);
+    const int64_t total = std::max<int64_t>(static_cast<int64_t>(r.total_time * 1e6), 8 * requests);
     const int64_t redirect = total * (requests - 1) / requests;
     const int64_t last = total - redirect; // >= 8: every phase below is distinct
     const Answer scheme = answer(r, CURLINFO_SCHEME);
