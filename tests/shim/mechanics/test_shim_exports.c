@@ -98,24 +98,52 @@ static void test_shim_exports_only_interposed_functions_and_dlopen(void** state)
     assert_int_equal(functions, 3 * (int)INTERPOSED_COUNT + 2);
 }
 
-static void test_shim_does_not_depend_on_libcurl(void** state) {
+/* Calls `check` with each (NEEDED) line of `readelf -d` of the shim; returns their number. */
+static int each_needed_library(void** state, void (*check)(const char* line)) {
     static harness_result result;
     const char* argv[] = {"/usr/bin/readelf", "-d", CURLCACHE_SHIM_PATH, NULL};
     assert_int_equal(harness_run(*state, 0, argv, NULL, &result), 0);
     assert_int_equal(result.exit_code, 0);
-    /* Loading either libcurl is the program's business: the shim finds it at run time. */
     int needed = 0;
     char* save = NULL;
     for (char* line = strtok_r(result.out, "\n", &save); line != NULL;
          line = strtok_r(NULL, "\n", &save)) {
         if (strstr(line, "(NEEDED)") != NULL) {
             ++needed;
-            if (strstr(line, "[libcurl") != NULL) {
-                fail_msg("the shim needs a libcurl: %s", line);
-            }
+            check(line);
         }
     }
-    assert_true(needed > 0);
+    return needed;
+}
+
+static void refuse_libcurl(const char* line) {
+    if (strstr(line, "[libcurl") != NULL) {
+        fail_msg("the shim needs a libcurl: %s", line);
+    }
+}
+
+static void test_shim_does_not_depend_on_libcurl(void** state) {
+    /* Loading either libcurl is the program's business: the shim finds it at run time. */
+    assert_true(each_needed_library(state, refuse_libcurl) > 0);
+}
+
+/* Every program started under LD_PRELOAD loads the shim and what it needs, curl or not. With
+ * its dependencies linked in (the default build) it needs libc alone: libxxhash.so and
+ * libm.so, which it needed before, are loaded only when a long body is hashed or SQLite
+ * calls a math function (shim/xxhash_dispatch.cpp, shim/libm_lazy.cpp). */
+static void refuse_all_but_libc(const char* line) {
+    if (strstr(line, "[libc.so.6]") == NULL && strstr(line, "[ld-linux-x86-64.so.2]") == NULL) {
+        fail_msg("the shim loads more than libc at start-up: %s", line);
+    }
+}
+
+static void test_shim_needs_only_libc_at_start_up(void** state) {
+#if CURLCACHE_SHIM_STATIC_DEPS
+    assert_true(each_needed_library(state, refuse_all_but_libc) > 0);
+#else
+    (void)state; /* sanitizer builds and -DCURLCACHE_SHIM_STATIC_DEPS=OFF link shared */
+    (void)refuse_all_but_libc;
+#endif
 }
 
 int main(void) {
@@ -123,6 +151,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_shim_exports_only_interposed_functions_and_dlopen,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_shim_does_not_depend_on_libcurl, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shim_needs_only_libc_at_start_up, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
