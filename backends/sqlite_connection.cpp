@@ -91,6 +91,7 @@ constexpr std::array<const char*, sql_count> k_sql = {
     "BEGIN IMMEDIATE",
     "COMMIT",
     "ROLLBACK",
+    "SELECT accessed FROM entries WHERE key = ?1",
 };
 
 ino_t inode_of(const std::string& path) {
@@ -485,6 +486,32 @@ Result<void> Connection::flush_touches_without_waiting() {
         (void)m_shared.take_touches(); // or every following hit would try again
     }
     return done;
+}
+
+Result<void> Connection::flush_stale_touches_without_waiting() {
+    auto touches = m_shared.take_touches();
+    std::erase_if(touches, [&](const auto& touch) {
+        auto stmt = statement(sql_accessed);
+        if (!stmt) {
+            return true;
+        }
+        stmt->bind({touch.first});
+        return stmt->step() != SQLITE_ROW ||
+               touch.second - stmt->integer(0) < k_touch_resolution_us;
+    });
+    if (touches.empty()) {
+        return {};
+    }
+    return without_waiting([&] {
+        return in_transaction([&]() -> Result<void> {
+            for (const auto& [key, stamp] : touches) {
+                if (auto done = execute(sql_touch, {key, stamp}); !done) {
+                    return std::unexpected(done.error());
+                }
+            }
+            return {};
+        });
+    });
 }
 
 void Connection::checkpoint_without_waiting() {

@@ -50,6 +50,9 @@ constexpr uint64_t k_inline_limit = 256 * 1024;
 constexpr uint64_t k_read_inline_limit = 16 * 1024;
 constexpr size_t k_blob_chunk = 64u << 20; // sqlite3_blob_{read,write} take an int length
 constexpr size_t k_touch_batch = 1024;     // pending access times before a hit writes them
+// How far a process that only read moves an entry's stored access time: its hits on entries
+// used less than this long ago are not written (see flush_stale_touches_without_waiting).
+constexpr int64_t k_touch_resolution_us = int64_t{10} * 60 * 1000 * 1000;
 constexpr int k_scan_page = 256;
 
 enum Sql : size_t {
@@ -69,6 +72,7 @@ enum Sql : size_t {
     sql_begin,
     sql_commit,
     sql_rollback,
+    sql_accessed,
     sql_count,
 };
 
@@ -242,6 +246,14 @@ class Connection {
     // The same in a transaction of its own, for a hit: gives up (dropping the times) rather
     // than wait when another process holds the write lock.
     Result<void> flush_touches_without_waiting();
+
+    // At the exit of a process that stored nothing: writes, as above, only the access times
+    // that move an entry's stored time by k_touch_resolution_us or more, and drops the rest.
+    // Most hit processes then write nothing at all: no WAL frames for the next process to
+    // read back (each process's first connection re-reads the whole WAL into the -shm, so a
+    // WAL that hit processes keep growing made every later process slower). LRU order is
+    // exact within a process and that coarse across processes.
+    Result<void> flush_stale_touches_without_waiting();
 
     // Runs body inside BEGIN IMMEDIATE ... COMMIT, rolling back when it fails. Writers of
     // this process take turns here rather than in SQLite's sleeping busy handler.

@@ -85,7 +85,8 @@ class SqliteStorage final : public Storage {
             Connection& connection = *m_pool.front();
             std::lock_guard lock(connection.mutex);
             (void)connection.exec("PRAGMA synchronous = OFF");
-            (void)connection.flush_touches_without_waiting();
+            (void)(m_shared.wrote.load() ? connection.flush_touches_without_waiting()
+                                         : connection.flush_stale_touches_without_waiting());
         }
     }
 
@@ -338,7 +339,8 @@ class SqliteStorage final : public Storage {
             if (pending) {
                 // As in the destructor: access times are an LRU hint, written without sync.
                 (void)connection->exec("PRAGMA synchronous = OFF");
-                (void)connection->flush_touches_without_waiting();
+                (void)(wrote ? connection->flush_touches_without_waiting()
+                             : connection->flush_stale_touches_without_waiting());
                 (void)connection->exec(m_shared.fast_save ? "PRAGMA synchronous = OFF"
                                                           : "PRAGMA synchronous = NORMAL");
                 m_shared.wrote.store(wrote); // touches alone are no reason to checkpoint
