@@ -259,6 +259,11 @@ class Connection {
     // this process take turns here rather than in SQLite's sleeping busy handler.
     // Body files of rows deleted or replaced in the transaction are unlinked after COMMIT.
     template <class Body> Result<void> in_transaction(Body&& body) {
+        if (!m_triggers) { // every write runs here: the triggers are set up before the first
+            if (auto installed = install_body_triggers(); !installed) {
+                return installed;
+            }
+        }
         std::lock_guard writer(m_shared.write_mutex);
         m_gone.clear();
         auto begun = execute(sql_begin);
@@ -360,6 +365,7 @@ class Connection {
     uint64_t m_generation = 0; // Shared::generation when m_db was opened
     std::string m_joined;      // reused buffer for small multi-piece values
     std::vector<std::string> m_gone; // body files of rows the open transaction removed
+    bool m_triggers = false; // install_body_triggers() ran on this m_db
 };
 
 } // namespace curlcache::backends::sqlite

@@ -342,6 +342,10 @@ void warn_misspelt_variables(std::vector<std::string>& warnings,
             continue;
         }
         const std::string_view name = text.substr(0, text.find('='));
+        if (std::any_of(keys().begin(), keys().end(),
+                        [&](const KeyDef& def) { return def.env == name; })) {
+            continue; // a known variable: no edit distances (a process start pays for them)
+        }
         const std::string_view rest = name.substr(10);
         std::string best_name;
         size_t best_distance = 3; // at most two edits away
