@@ -5,8 +5,8 @@
 // them only in its shared library, so the shim used to need libxxhash.so.0 loaded into every
 // program started under LD_PRELOAD, curl or not. Here they are defined in the shim, which
 // links libxxhash.a (baseline x86-64: SSE2): short inputs (keys, headers, small bodies,
-// where the vector width hardly matters) are hashed by that code, and the first long input
-// loads libxxhash.so.0 once and goes through its dispatch from then on. Both compute the
+// where the vector width hardly matters) are hashed by that code, and libxxhash.so.0 is
+// loaded once, when it pays (see dispatch() below), and used from then on. Both compute the
 // same XXH3 over the same XXH3_state_t (one Debian package builds both), so a digest may
 // mix the two. Where the library cannot be loaded, everything stays on the static code.
 #include "shim/resolve.h"
@@ -18,9 +18,14 @@
 
 namespace {
 
-// From this length on, the wider vector code is worth a library load (measured by the
-// project: a 1 MiB checksum is about twice as fast with AVX2; 1 KiB makes no difference).
+// XXH3 uses no vector code up to 240 bytes. Longer inputs load the dispatch when one is
+// long enough for the wider vectors to be worth a library load (a 1 MiB checksum is about
+// twice as fast with AVX2), or once the process has hashed enough long inputs that it is a
+// loop of hits (in-process: a 1 KiB hit then costs ~1,400 instructions less) rather than
+// one `curl` run, which never pays the load.
+constexpr size_t k_vector_from = 241;
 constexpr size_t k_dispatch_from = 64 * 1024;
+constexpr uint64_t k_dispatch_after_bytes = 1 << 20;
 
 struct Dispatch {
     XXH64_hash_t (*h64)(const void*, size_t) = nullptr;
@@ -34,7 +39,8 @@ struct Dispatch {
 };
 
 Dispatch g_dispatch;
-std::atomic<int> g_state{0}; // 0 not tried, 1 loaded, 2 unavailable
+std::atomic<int> g_state{0};           // 0 not tried, 1 loaded, 2 unavailable
+std::atomic<uint64_t> g_long_bytes{0}; // hashed by the static code, inputs >= k_vector_from
 
 template <typename Fn> bool find(void* library, const char* name, Fn& slot) {
     slot = reinterpret_cast<Fn>(dlsym(library, name));
@@ -44,10 +50,15 @@ template <typename Fn> bool find(void* library, const char* name, Fn& slot) {
 // The loaded dispatch table, or nullptr (static code). Racing first callers both load:
 // harmless, dlopen counts references and the table is the same.
 const Dispatch* dispatch(size_t length) noexcept {
-    if (length < k_dispatch_from) {
+    if (length < k_vector_from) {
         return nullptr;
     }
     int state = g_state.load(std::memory_order_acquire);
+    if (state == 0 && length < k_dispatch_from &&
+        g_long_bytes.fetch_add(length, std::memory_order_relaxed) + length <
+            k_dispatch_after_bytes) {
+        return nullptr;
+    }
     if (state == 0) {
         void* library = curlcache::shim::real_dlopen("libxxhash.so.0", RTLD_NOW | RTLD_LOCAL);
         Dispatch d;
