@@ -281,6 +281,14 @@ def process_level(args, d, nginx, results):
         ("/bin/true", ["/bin/true"], {}, False),
         ("/bin/true, shim preloaded", ["/bin/true"], shim, False),
     ]
+    if args.baseline_shim:  # before/after in the same rounds
+        old = {"LD_PRELOAD": os.path.abspath(args.baseline_shim)}
+        variants += [
+            ("curl, baseline shim hit (sqlite)", curl,
+             dict(old, CURLCACHE_NAME=os.path.join(d, "proc-baseline.sqlite")), True),
+            ("curl, baseline shim disabled", curl, dict(old, CURLCACHE_DISABLE="1"), False),
+            ("/bin/true, baseline shim preloaded", ["/bin/true"], old, False),
+        ]
     hit_notes = {}
     for label, argv, extra, hit in variants:
         if hit:
@@ -316,8 +324,11 @@ def process_level(args, d, nginx, results):
     for i, (label, _, _, _) in enumerate(variants):
         ref = 0 if label.startswith("curl") else 5
         note = hit_notes.get(label, "")
-        print("   %-36s %10s  cpu %9s  %5.2fx%s" % (label, fmt(meds[i], "ms"), fmt(cpus[i], "ms"),
-                                                    ratio(i, ref), "  " + note if note else ""))
+        if label.startswith("/bin/true,"):
+            note = "%+.3f ms, cpu %+.3f ms" % (extra_ms(i, 5), cpus[i] - cpus[5])
+        print("   %-36s %10s  cpu %9s  %5.2fx (cpu %5.2fx)%s" % (
+            label, fmt(meds[i], "ms"), fmt(cpus[i], "ms"), ratio(i, ref), cpu_ratio(i, ref),
+            "  " + note if note else ""))
     targets = [
         ("curl hit (sqlite) <= 0.85x curl from the loopback origin without the shim",
          ratio(1, 0), 0.85, "%.3fx", "hit %s, origin %s; CPU %.3fx" % (
@@ -335,8 +346,9 @@ def process_level(args, d, nginx, results):
         print("   target %s: %s (%s; %s)" % (what, verdict, form % value, side))
     print("   floor: curl reading the same 1 KiB from a file:// URL (no network, no cache) is "
           "%.3fx the origin run (CPU %.3fx):" % (ratio(4, 0), cpu_ratio(4, 0)))
+    expected = rounds * sum(1 for v in variants if v[1] is curl and not v[3])
     print("   a hit that does no work at all cannot go below it. Origin requests during the runs:"
-          " %d (expected %d: the origin and disabled runs)" % (origin_hits, 2 * rounds))
+          " %d (expected %d: the runs that are no hits)" % (origin_hits, expected))
     print()
 
 
@@ -346,6 +358,8 @@ def main():
     parser.add_argument("--shim", required=True, help="libcurlcache-preload.so")
     parser.add_argument("--quick", action="store_true", help="fewer iterations")
     parser.add_argument("--json", help="also write the figures here")
+    parser.add_argument("--baseline-shim", help="process level: also this (older) shim, "
+                        "in the same rounds (before/after)")
     parser.add_argument("--parts", default="hits,miss,process",
                         help="which parts to run (default: hits,miss,process)")
     args = parser.parse_args()
