@@ -12,6 +12,7 @@
 #include "shim/resolve.h"
 
 #include <dlfcn.h>
+#include <pthread.h>
 #include <xxhash.h>
 
 #include <atomic>
@@ -39,6 +40,7 @@ struct Dispatch {
 };
 
 Dispatch g_dispatch;
+pthread_once_t g_once = PTHREAD_ONCE_INIT;
 std::atomic<int> g_state{0};           // 0 not tried, 1 loaded, 2 unavailable
 std::atomic<uint64_t> g_long_bytes{0}; // hashed by the static code, inputs >= k_vector_from
 
@@ -47,34 +49,38 @@ template <typename Fn> bool find(void* library, const char* name, Fn& slot) {
     return slot != nullptr;
 }
 
-// The loaded dispatch table, or nullptr (static code). Racing first callers both load:
-// harmless, dlopen counts references and the table is the same.
+// Loads libxxhash.so.0 and its dispatch functions, once (pthread_once).
+void load() noexcept {
+    void* library = curlcache::shim::real_dlopen("libxxhash.so.0", RTLD_NOW | RTLD_LOCAL);
+    Dispatch d;
+    bool ok = library != nullptr && find(library, "XXH3_64bits_dispatch", d.h64) &&
+              find(library, "XXH3_64bits_withSeed_dispatch", d.h64_seed) &&
+              find(library, "XXH3_64bits_withSecret_dispatch", d.h64_secret) &&
+              find(library, "XXH3_64bits_update_dispatch", d.h64_update) &&
+              find(library, "XXH3_128bits_dispatch", d.h128) &&
+              find(library, "XXH3_128bits_withSeed_dispatch", d.h128_seed) &&
+              find(library, "XXH3_128bits_withSecret_dispatch", d.h128_secret) &&
+              find(library, "XXH3_128bits_update_dispatch", d.h128_update);
+    if (ok) {
+        g_dispatch = d;
+    }
+    g_state.store(ok ? 1 : 2, std::memory_order_release);
+}
+
+// The loaded dispatch table, or nullptr (static code).
 const Dispatch* dispatch(size_t length) noexcept {
     if (length < k_vector_from) {
         return nullptr;
     }
     int state = g_state.load(std::memory_order_acquire);
-    if (state == 0 && length < k_dispatch_from &&
-        g_long_bytes.fetch_add(length, std::memory_order_relaxed) + length <
-            k_dispatch_after_bytes) {
-        return nullptr;
-    }
     if (state == 0) {
-        void* library = curlcache::shim::real_dlopen("libxxhash.so.0", RTLD_NOW | RTLD_LOCAL);
-        Dispatch d;
-        bool ok = library != nullptr && find(library, "XXH3_64bits_dispatch", d.h64) &&
-                  find(library, "XXH3_64bits_withSeed_dispatch", d.h64_seed) &&
-                  find(library, "XXH3_64bits_withSecret_dispatch", d.h64_secret) &&
-                  find(library, "XXH3_64bits_update_dispatch", d.h64_update) &&
-                  find(library, "XXH3_128bits_dispatch", d.h128) &&
-                  find(library, "XXH3_128bits_withSeed_dispatch", d.h128_seed) &&
-                  find(library, "XXH3_128bits_withSecret_dispatch", d.h128_secret) &&
-                  find(library, "XXH3_128bits_update_dispatch", d.h128_update);
-        if (ok) {
-            g_dispatch = d;
+        if (length < k_dispatch_from &&
+            g_long_bytes.fetch_add(length, std::memory_order_relaxed) + length <
+                k_dispatch_after_bytes) {
+            return nullptr;
         }
-        state = ok ? 1 : 2;
-        g_state.store(state, std::memory_order_release);
+        pthread_once(&g_once, load);
+        state = g_state.load(std::memory_order_acquire);
     }
     return state == 1 ? &g_dispatch : nullptr;
 }
