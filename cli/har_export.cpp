@@ -132,8 +132,42 @@ void write_name_values(JsonWriter& json,
     json.end_array();
 }
 
+using Pairs = std::vector<std::pair<std::string, std::string>>;
+
+bool is_credential(std::string_view name) {
+    return name == "authorization" || name == "cookie" || name == "proxy-authorization";
+}
+
+// The request headers that took part in the entry's key (content negotiation, Host,
+// match_headers) or chose its variant (the ones Vary named), as the request had them.
+// Never credentials: they enter a key only as a salted digest, and are not kept.
+Pairs key_headers(const curlcache_entry* entry) {
+    Pairs headers;
+    const std::size_t count = curlcache_entry_key_part_count(entry);
+    for (std::size_t i = 0; i < count; ++i) {
+        const char* name = nullptr;
+        const char* value = nullptr;
+        if (curlcache_entry_key_part(entry, i, &name, &value) != CURLCACHE_OK) {
+            continue;
+        }
+        std::string_view part(name);
+        std::string_view header;
+        if (part.starts_with("header ")) {
+            header = part.substr(7);
+        } else if (part.starts_with("vary ") && std::string_view(value) != "(absent)") {
+            header = part.substr(5);
+        }
+        bool known = std::any_of(headers.begin(), headers.end(),
+                                 [&](const auto& pair) { return pair.first == header; });
+        if (!header.empty() && !known && !is_credential(header)) {
+            headers.emplace_back(std::string(header), value);
+        }
+    }
+    return headers;
+}
+
 void write_request(JsonWriter& json, std::string_view method, std::string_view url,
-                   std::string_view version) {
+                   std::string_view version, const Pairs& headers) {
     json.key("request");
     json.begin_object();
     json.key("method");
@@ -146,8 +180,7 @@ void write_request(JsonWriter& json, std::string_view method, std::string_view u
     json.begin_array();
     json.end_array();
     json.key("headers");
-    json.begin_array();
-    json.end_array();
+    write_name_values(json, headers);
     json.key("queryString");
     write_query_string(json, url);
     json.key("headersSize");
@@ -214,14 +247,15 @@ long status_of(std::string_view block) {
 // One hop of a redirect chain, as its own HAR entry: a viewer shows the chain. Its header
 // block is also in the final entry's "_curlcache", so import skips it.
 void write_hop(JsonWriter& json, std::string_view method, std::string_view url,
-               std::string_view raw, const std::string& started, std::string_view next) {
+               const Pairs& request_headers, std::string_view raw, const std::string& started,
+               std::string_view next) {
     Block block = parse_block(raw);
     json.begin_object();
     json.key("startedDateTime");
     json.string(started);
     json.key("time");
     json.integer(0);
-    write_request(json, method, url, block.status.version);
+    write_request(json, method, url, block.status.version, request_headers);
     begin_response(json, status_of(raw), block, "", 0);
     end_response(json, next, raw.size(), 0);
     json.key("_curlcache");
@@ -260,11 +294,12 @@ void write_entry(JsonWriter& json, curlcache_entry* entry) {
     int64_t expires = curlcache_entry_expires(entry);
     const std::string started = format_iso_utc(created);
 
+    const Pairs request_headers = key_headers(entry);
     // Every hop but the last is a redirect: the next one's URL follows from its Location.
     std::string hop_url(url);
     for (std::size_t i = 0; i + 1 < blocks.size(); ++i) {
         std::string next = resolve_location(hop_url, parse_block(blocks[i]).location);
-        write_hop(json, method, hop_url, blocks[i], started, next);
+        write_hop(json, method, hop_url, request_headers, blocks[i], started, next);
         hop_url = std::move(next);
     }
 
@@ -273,7 +308,7 @@ void write_entry(JsonWriter& json, curlcache_entry* entry) {
     json.string(started);
     json.key("time");
     json.integer(0);
-    write_request(json, method, hop_url, block.status.version);
+    write_request(json, method, hop_url, block.status.version, request_headers);
     begin_response(json, curlcache_entry_status(entry), block,
                    text(curlcache_entry_content_type(entry)), body.size());
     json.key("text");

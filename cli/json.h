@@ -167,6 +167,8 @@ class JsonReader {
     std::size_t m_dropped_lines = 0; // newlines among them
     std::size_t m_line_start = 0;    // input offset where the last of those lines began
     std::size_t m_size = 0;          // the input's size when known (a regular file), or 0
+    static constexpr std::size_t k_no_hold = static_cast<std::size_t>(-1);
+    std::size_t m_hold = k_no_hold;  // input offset fill() keeps from (a token's start)
     bool m_eof = false;
     bool m_failed = false;
     bool m_started = false;

@@ -117,16 +117,22 @@ bool JsonReader::fill(std::size_t wanted) {
         m_eof = true;
         return false;
     }
-    for (std::size_t i = 0; i < m_pos; ++i) {
+    // Kept from m_hold on: an error there (a duplicate name, a number out of range) is
+    // reported where its token began.
+    std::size_t drop = m_pos;
+    if (m_hold != k_no_hold && m_hold >= m_dropped) {
+        drop = std::min(drop, m_hold - m_dropped);
+    }
+    for (std::size_t i = 0; i < drop; ++i) {
         if (m_buffer[i] == '\n') {
             ++m_dropped_lines;
             m_line_start = m_dropped + i + 1;
         }
     }
-    m_buffer.erase(0, m_pos);
-    m_dropped += m_pos;
-    m_pos = 0;
-    while (m_buffer.size() < wanted && !m_eof) {
+    m_buffer.erase(0, drop);
+    m_dropped += drop;
+    m_pos -= drop;
+    while (m_buffer.size() - m_pos < wanted && !m_eof) {
         std::size_t have = m_buffer.size();
         m_buffer.resize(have + m_chunk);
         std::size_t got = std::fread(m_buffer.data() + have, 1, m_chunk, m_in);
@@ -136,7 +142,7 @@ bool JsonReader::fill(std::size_t wanted) {
         }
     }
     m_data = m_buffer;
-    return m_buffer.size() >= wanted;
+    return m_buffer.size() - m_pos >= wanted;
 }
 
 int JsonReader::peek_char() {
@@ -268,9 +274,11 @@ bool JsonReader::next_member(std::string& name, bool& done) {
     if (peek_char() != '"') {
         return fail("expected a string as the member name");
     }
-    const std::size_t key_at = m_dropped + m_pos;
+    const std::size_t key_at = m_hold = m_dropped + m_pos;
     name.clear();
-    if (!parse_string(&name)) {
+    const bool read = parse_string(&name);
+    m_hold = k_no_hold;
+    if (!read) {
         return false;
     }
     std::vector<std::string>& names = m_walks.back().names;
@@ -362,9 +370,11 @@ bool JsonReader::parse_object(JsonValue* out, std::size_t depth) {
         if (peek_char() != '"') {
             return fail("expected a string as the member name");
         }
-        const std::size_t key_at = m_dropped + m_pos;
+        const std::size_t key_at = m_hold = m_dropped + m_pos;
         std::string key;
-        if (!parse_string(&key)) {
+        const bool read = parse_string(&key);
+        m_hold = k_no_hold;
+        if (!read) {
             return false;
         }
         bool duplicate = out != nullptr
@@ -602,7 +612,11 @@ bool JsonReader::digits(std::string* out) {
 }
 
 bool JsonReader::parse_number(JsonValue* out) {
-    const std::size_t start = m_dropped + m_pos;
+    const std::size_t start = m_hold = m_dropped + m_pos;
+    struct Release {
+        std::size_t& hold;
+        ~Release() { hold = k_no_hold; }
+    } release{m_hold};
     std::string text;
     if (peek_char() == '-') {
         text.push_back('-');

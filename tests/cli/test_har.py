@@ -334,6 +334,26 @@ class ExportedHar(HarBase):
         self.assertEqual(out.stdout.decode(), "3 entries imported from %s\n" % exported)
 
 
+    def test_export_lists_the_key_headers_and_never_credentials(self):
+        origin = self.start_origin()
+        b = origin.base
+        secret = ["-H", "Authorization: Bearer s3cret-token", "-b", "sid=s3cret-cookie"]
+        for args in (["-H", "Accept-Language: de", *secret, b + "/text"],
+                     ["-H", "Accept-Encoding: gzip", *secret, b + "/gzip"]):
+            out = self.cc(*self.cache_args(), "run", "--", "curl", "-s", "-S", "-o",
+                          os.devnull, *args)
+            self.assertEqual(out.returncode, 0, out.stderr)
+        exported = os.path.join(self.dir, "export.har")
+        self.ok(*self.cache_args(), "export", "--har", exported)
+        with open(exported, "rb") as f:
+            raw = f.read()
+        self.assertNotIn(b"s3cret", raw)
+        headers = {e["request"]["url"]: e["request"]["headers"]
+                   for e in json.loads(raw)["log"]["entries"]}
+        self.assertEqual(headers[b + "/text"], [{"name": "accept-language", "value": "de"}])
+        self.assertEqual(headers[b + "/gzip"], [{"name": "accept-encoding", "value": "gzip"}])
+
+
 class Sources(HarBase):
 
     def test_a_pipe_and_a_redirected_stdin_are_read_twice(self):
