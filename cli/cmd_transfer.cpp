@@ -12,6 +12,10 @@
 //   (memory:// is refused: a memory cache lives inside one process)
 //   redis://host:port/db?name=ns          backend=redis, redis.url=redis://host:port/db,
 //                                         name=ns (the key namespace)
+//   NAME://rest                           an installed backend plugin NAME (curlcache
+//                                         --version lists them): backend=NAME,
+//                                         NAME.url=NAME://rest, plugin_dir=its folder;
+//                                         postgres://user@host:5432/db?table=t
 //
 // Query parameters become settings: name, max_size, max_entry_size and expire_after as
 // they are; any other KEY=VALUE becomes BACKEND.KEY=VALUE ("sqlite:///c.sqlite?fast_save=1"),
@@ -19,6 +23,8 @@
 #include "cli/args.h"
 #include "cli/format.h"
 #include "cli/har.h"
+
+#include "base/mask.h"
 
 #include <algorithm>
 #include <cctype>
@@ -43,6 +49,7 @@ constexpr std::string_view k_export_help = R"HELP(usage: curlcache export --to C
 Copies every entry of the cache into another cache, or writes them all as an HTTP Archive
 (HAR 1.2; FILE "-" is stdout). BACKEND_URL is one of
   sqlite:///path/cache.sqlite   filesystem:///path/dir   redis://host:port/0?name=NS
+  NAME://...: an installed backend plugin (postgres://user@host:5432/db?table=T)
 with settings as query parameters (?max_size=1GiB, ?fast_save=true); anything else is a
 config file. Either describes the other cache on its own: the CURLCACHE_* variables do
 not apply to it, and a backend URL reads no config file.
@@ -59,6 +66,33 @@ or method it does not cache, a body over max_entry_size) are skipped and counted
 
 // The curlcache_open() settings for a TARGET or SOURCE (see the top of this file).
 using Location = std::vector<std::string>;
+
+// An installed plugin (curlcache_plugins(): "NAME VERSION PATH" lines, or "PATH: REASON").
+struct InstalledPlugin {
+    std::string name, path;
+};
+
+std::vector<InstalledPlugin> installed_plugins() {
+    std::vector<InstalledPlugin> plugins;
+    for (std::string_view lines = curlcache_plugins(); !lines.empty();) {
+        const size_t end = lines.find('\n');
+        const std::string_view line = lines.substr(0, end);
+        lines = end == std::string_view::npos ? std::string_view() : lines.substr(end + 1);
+        const size_t first = line.find(' ');
+        const size_t second = line.find(' ', first == std::string_view::npos ? first : first + 1);
+        const std::string_view name = line.substr(0, first);
+        if (second == std::string_view::npos || name.find_first_of(":/") != std::string::npos) {
+            continue; // one that cannot be used
+        }
+        plugins.push_back({std::string(name), std::string(line.substr(second + 1))});
+    }
+    return plugins;
+}
+
+// A backend URL or path as it may be printed: without a password.
+std::string shown(const std::string& location) {
+    return base::mask_passwords(location);
+}
 
 std::expected<Location, std::string> parse_location(const std::string& text) {
     Location location;
@@ -81,13 +115,25 @@ std::expected<Location, std::string> parse_location(const std::string& text) {
                                "': a memory cache lives inside one process and cannot be "
                                "copied to or from (use sqlite:// or filesystem://)");
     }
-    if (backend != "sqlite" && backend != "filesystem" && backend != "redis") {
-        return std::unexpected("'" + text + "': unknown backend '" + backend +
-                               "' (sqlite, filesystem, redis, or a config file path)");
-    }
     location.push_back("config=/dev/null"); // no config file: the URL says it all
     location.push_back("backend=" + backend);
-    if (backend == "redis") {
+    if (backend != "sqlite" && backend != "filesystem" && backend != "redis") {
+        // A plugin's scheme is its name; the URL without its query is its `url` setting.
+        const auto plugins = installed_plugins();
+        const auto plugin = std::find_if(plugins.begin(), plugins.end(),
+                                         [&](const auto& p) { return p.name == backend; });
+        if (plugin == plugins.end()) {
+            std::string names;
+            for (const auto& p : plugins) {
+                names += ", " + p.name;
+            }
+            return std::unexpected("'" + shown(text) + "': unknown backend '" + backend +
+                                   "' (sqlite, filesystem, redis" + names +
+                                   ", or a config file path)");
+        }
+        location.push_back("plugin_dir=" + plugin->path.substr(0, plugin->path.rfind('/')));
+        location.push_back(backend + ".url=" + backend + "://" + rest);
+    } else if (backend == "redis") {
         location.push_back("redis.url=redis://" + rest);
     } else if (!rest.empty()) {
         location.push_back("name=" + percent_decode(rest, false));
@@ -102,8 +148,8 @@ std::expected<Location, std::string> parse_location(const std::string& text) {
         }
         auto eq = pair.find('=');
         if (eq == std::string_view::npos || eq == 0) {
-            return std::unexpected("'" + text + "': expected KEY=VALUE, found '" +
-                                   std::string(pair) + "'");
+            return std::unexpected("'" + shown(text) + "': expected KEY=VALUE, found '" +
+                                   shown(std::string(pair)) + "'");
         }
         std::string key = percent_decode(pair.substr(0, eq), false);
         std::string value = percent_decode(pair.substr(eq + 1), false);
@@ -196,7 +242,7 @@ bool same_storage(curlcache_handle* a, curlcache_handle* b) {
 int copy_between(curlcache_handle* from, curlcache_handle* to, const std::string& other,
                  bool exporting) {
     if (same_storage(from, to)) {
-        return runtime_error("'" + other + "' is this cache itself");
+        return runtime_error("'" + shown(other) + "' is this cache itself");
     }
     uint64_t copied = 0;
     curlcache_code code;
@@ -210,7 +256,7 @@ int copy_between(curlcache_handle* from, curlcache_handle* to, const std::string
             api_message(failed, code, "copy failed after " + format_count(copied) + " entries"));
     }
     std::printf("%s %s %s\n", count_of(copied, "entry", "entries").c_str(),
-                exporting ? "exported to" : "imported from", other.c_str());
+                exporting ? "exported to" : "imported from", shown(other).c_str());
     return k_exit_ok;
 }
 
@@ -277,7 +323,7 @@ int cmd_export(Args args) {
     }
     auto target = open_location(*location);
     if (!target) {
-        return report({*to + ": " + target.error().message, target.error().bad_settings});
+        return report({shown(*to) + ": " + target.error().message, target.error().bad_settings});
     }
     return copy_between(cache->get(), target->get(), *to, true);
 }
@@ -303,7 +349,7 @@ int cmd_import(Args args) {
     location->push_back("mode=readonly"); // the source is only read
     auto source = open_location(*location);
     if (!source) {
-        return report({*from + ": " + source.error().message, source.error().bad_settings});
+        return report({shown(*from) + ": " + source.error().message, source.error().bad_settings});
     }
     auto cache = open_cache(open_settings(parsed->global));
     if (!cache) {

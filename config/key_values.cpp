@@ -2,9 +2,10 @@
 // messages carry no location: the loader puts the file:line, variable or argument in front.
 #include "config/keys.h"
 
+#include "base/mask.h"
+#include "base/suggest.h"
 #include "config/loader.h"
 #include "config/parse.h"
-#include "base/suggest.h"
 
 #include <algorithm>
 #include <array>
@@ -283,59 +284,6 @@ std::expected<void, std::string> check_redis_url(std::string_view url) {
                            " (use redis://[:password@]host[:port][/db] or unix:///path/to/socket)");
 }
 
-} // namespace
-
-// "redis://user:secret@host/0" -> "redis://user:***@host/0", for `curlcache config`.
-std::string mask_password(const std::string& url) {
-    const size_t start = url.find("://");
-    if (start == std::string::npos) {
-        return url;
-    }
-    const size_t at = url.find('@', start + 3);
-    const size_t slash = url.find('/', start + 3);
-    if (at == std::string::npos || (slash != std::string::npos && slash < at)) {
-        return url;
-    }
-    const size_t colon = url.find(':', start + 3);
-    if (colon == std::string::npos || colon > at) {
-        return url; // a user name alone is no secret
-    }
-    return url.substr(0, colon + 1) + "***" + url.substr(at);
-}
-
-// A plugin's settings are text the host cannot parse: a key that names a secret hides its
-// whole value, and a password inside a value (a URL's user:password@, a libpq "password=x"
-// or "?password=x") is masked wherever it appears.
-std::string mask_secret(std::string_view key, const std::string& value) {
-    const std::string lower_key = to_lower(key);
-    for (std::string_view secret : {"password", "passwd", "secret", "token", "credential"}) {
-        if (lower_key.find(secret) != std::string::npos) {
-            return value.empty() ? value : "***";
-        }
-    }
-    std::string masked = mask_password(value);
-    const std::string lower = to_lower(masked);
-    constexpr std::string_view k_password = "password=";
-    for (size_t at = lower.rfind(k_password); at != std::string::npos;
-         at = at == 0 ? std::string::npos : lower.rfind(k_password, at - 1)) {
-        const size_t start = at + k_password.size();
-        size_t end = start;
-        if (end < masked.size() && masked[end] == '\'') {
-            for (++end; end < masked.size() && masked[end] != '\'';
-                 end += masked[end] == '\\' ? 2 : 1) {
-            }
-            end = std::min(end + 1, masked.size());
-        } else {
-            end = masked.find_first_of(" &", start);
-            end = end == std::string::npos ? masked.size() : end;
-        }
-        masked.replace(start, end - start, "***");
-    }
-    return masked;
-}
-
-namespace {
-
 template <typename T> T& field(Settings& settings, const Member& member) {
     return settings.*std::get<T Settings::*>(member);
 }
@@ -493,7 +441,7 @@ std::string render(const KeyDef& def, const Settings& settings) {
     case KeyType::path:
         return quote(field<std::string>(settings, m));
     case KeyType::redis_url:
-        return quote(mask_password(field<std::string>(settings, m)));
+        return quote(base::mask_password(field<std::string>(settings, m)));
     case KeyType::size:
         return render_size(field<uint64_t>(settings, m));
     case KeyType::count:

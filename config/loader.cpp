@@ -4,6 +4,7 @@
 #include "config/keys.h"
 #include "config/parse.h"
 
+#include "base/mask.h"
 #include "base/suggest.h"
 #include "config/toml_reader.h"
 
@@ -580,7 +581,7 @@ std::vector<Entry> describe(const Settings& settings) {
             if (has_variables) {
                 entry.env = variable_prefix(plugin) + variable_part(key);
             }
-            entry.value = quote(mask_secret(key, value));
+            entry.value = quote(base::mask_secret(key, value));
             if (auto found = settings.origins.find(entry.key); found != settings.origins.end()) {
                 entry.origin = found->second;
             }

@@ -33,11 +33,6 @@ std::string render_millis(int64_t millis);   // 250 -> "250ms", 30000 -> "30s"
 std::string render_size(uint64_t bytes);     // 104857600 -> "100MiB", 1234 -> 1234
 std::string quote(std::string_view text);    // a TOML basic string
 
-// "redis://user:secret@host/0" -> "redis://user:***@host/0".
-std::string mask_password(const std::string& url);
-// A plugin setting as `curlcache config` shows it: "***" for a key that names a secret
-// (password, secret, token, ...), else the value with any password in it masked.
-std::string mask_secret(std::string_view key, const std::string& value);
 // A plugin's name: a-z, 0-9, '-', '_' (at most 64).
 bool is_plugin_name(std::string_view name);
 
