@@ -1,8 +1,9 @@
 // The PostgreSQL plugin against a private PostgreSQL 15 (one server for the whole file):
 // the storage conformance group, 4 processes x 1,000 operations, a server killed and
 // restarted under an open storage, a hung server, coalescing locks across processes and
-// their release when a process dies, schema versions, tiers with sqlite, and passwords
-// that never reach a message.
+// their release when a process dies, a lock held past its ttl taken over, schema versions
+// (1 upgraded), eviction over 100,000 rows, tiers with sqlite, and passwords that never
+// reach a message.
 #include "backends/registry.h"
 #include "backends/tiered_storage.h"
 #include "tests/plugins/pg_server.h"
@@ -148,12 +149,114 @@ void test_coalescing_locks_hold_across_processes_until_released_or_dead(void** s
 void test_a_table_of_another_schema_version_is_refused(void** state) {
     auto& fixture = tests::storage_fixture(state);
     const std::string table = table_for(fixture.scratch);
-    assert_string_equal(g_server->sql("UPDATE " + table + "_meta SET version = 2").c_str(), "");
+    assert_string_equal(g_server->sql("UPDATE " + table + "_meta SET version = 3").c_str(), "");
     auto opened = backends::open("postgres", fixture.settings);
     assert_false(opened.has_value());
-    if (opened.error().message.find("schema version 2, this plugin reads 1") == std::string::npos) {
+    if (opened.error().message.find("schema version 3, this plugin reads 2") == std::string::npos) {
         fail_msg("%s", opened.error().message.c_str());
     }
+}
+
+// Schema 1 (no totals, no lock rows) is upgraded in place when a process opens it.
+void test_a_table_of_schema_1_is_upgraded(void** state) {
+    auto& fixture = tests::storage_fixture(state);
+    const std::string table = table_for(fixture.scratch);
+    put_text(*fixture.storage, tests::test_key(1), "abc");
+    put_text(*fixture.storage, tests::test_key(2), "defgh");
+    assert_string_equal(g_server
+                            ->sql("ALTER TABLE " + table +
+                                  "_meta DROP COLUMN total, DROP "
+                                  "COLUMN entries; DROP TABLE " +
+                                  table + "_locks; UPDATE " + table + "_meta SET version = 1")
+                            .c_str(),
+                        "");
+    auto upgraded = open_or_fail(fixture.settings);
+    auto usage = upgraded->usage();
+    assert_true(usage.has_value());
+    assert_int_equal(usage->entries, 2);
+    assert_int_equal(usage->bytes, 8);
+    assert_true(upgraded->try_lock(tests::test_key(1), 30000).value_or(false));
+    assert_true(upgraded->unlock(tests::test_key(1)).has_value());
+    assert_string_equal(g_server->sql("SELECT version FROM " + table + "_meta").c_str(), "2");
+}
+
+// A lock held past its ttl by a live holder is taken over; the old holder's unlock then
+// leaves the new holder's lock alone.
+void test_a_lock_held_past_its_ttl_is_taken_over(void** state) {
+    auto& fixture = tests::storage_fixture(state);
+    auto second = open_or_fail(fixture.settings); // other sessions, as other processes
+    auto third = open_or_fail(fixture.settings);
+    const std::string key = tests::test_key(7);
+    const int64_t start = tests::redis::now_ms();
+    assert_true(fixture.storage->try_lock(key, 300).value_or(false));
+    assert_false(second->try_lock(key, 30000).value_or(true)); // within its ttl
+    assert_true(
+        tests::redis::await([&] { return second->try_lock(key, 30000).value_or(false); }, 10000));
+    assert_true(elapsed_ms(start) >= 300);
+    assert_false(third->try_lock(key, 30000).value_or(true)); // the taker's, for 30 s
+    assert_true(fixture.storage->unlock(key).has_value());    // the stuck holder wakes up
+    assert_false(third->try_lock(key, 30000).value_or(true));
+    assert_false(fixture.storage->try_lock(key, 30000).value_or(true));
+    assert_true(second->unlock(key).has_value());
+    assert_true(third->try_lock(key, 30000).value_or(false));
+    assert_true(third->unlock(key).has_value());
+}
+
+// max_size over 100,000 rows: the least recently used go, found through the accessed index
+// in a batch; the totals row is kept exact (no count or sum over the table).
+void test_eviction_over_a_hundred_thousand_rows(void** state) {
+    auto& fixture = tests::storage_fixture(state);
+    const std::string table = table_for(fixture.scratch);
+    constexpr int k_rows = 100000;
+    constexpr int k_size = 1000;
+    assert_string_equal(
+        g_server
+            ->sql("INSERT INTO " + table +
+                  " (key, method, url, status, created, expires, "
+                  "size, accessed, value) SELECT 'k' || i, 'GET', 'http://x/' || i, 200, 0, 0, " +
+                  std::to_string(k_size) + ", i, '\\x00'::bytea FROM generate_series(1, " +
+                  std::to_string(k_rows) + ") AS i; UPDATE " + table +
+                  "_meta SET total = " + std::to_string(int64_t{k_rows} * k_size) +
+                  ", entries = " + std::to_string(k_rows) + "; ANALYZE " + table)
+            .c_str(),
+        "");
+    config::Settings settings = fixture.settings;
+    settings.max_size = uint64_t{k_rows} * k_size;
+    auto limited = open_or_fail(settings);
+    const std::string value(2500, 'v'); // three rows must go
+    int64_t slowest = 0;
+    for (int i = 0; i < 5; ++i) {
+        const int64_t start = tests::redis::now_ms();
+        put_text(*limited, "new" + std::to_string(i), value);
+        slowest = std::max(slowest, elapsed_ms(start));
+    }
+    print_message("5 puts with eviction over %d rows: the slowest took %lld ms\n", k_rows,
+                  static_cast<long long>(slowest));
+    // 5 x 2500 bytes freed 13 rows of 1000: k1 .. k13 (least recently used first) are gone.
+    assert_string_equal(g_server
+                            ->sql("SELECT count(*) FROM " + table +
+                                  " WHERE key IN ('k1', "
+                                  "'k13')")
+                            .c_str(),
+                        "0");
+    assert_string_equal(g_server
+                            ->sql("SELECT count(*) FROM " + table +
+                                  " WHERE key IN ('k14', "
+                                  "'new0', 'new4')")
+                            .c_str(),
+                        "3");
+    auto usage = limited->usage();
+    assert_true(usage.has_value());
+    assert_int_equal(usage->entries, k_rows - 13 + 5);
+    assert_int_equal(usage->bytes, uint64_t{k_rows - 13} * k_size + 5 * value.size());
+    assert_true(usage->bytes <= settings.max_size);
+    assert_string_equal(g_server
+                            ->sql("SELECT (SELECT total FROM " + table +
+                                  "_meta) = "
+                                  "(SELECT sum(size) FROM " +
+                                  table + ")")
+                            .c_str(),
+                        "t");
 }
 
 void test_a_password_never_reaches_a_message(void** state) {
@@ -226,6 +329,9 @@ int main() {
             CASE(test_an_open_that_times_out_backs_off_the_next_opens),
             CASE(test_coalescing_locks_hold_across_processes_until_released_or_dead),
             CASE(test_a_table_of_another_schema_version_is_refused),
+            CASE(test_a_table_of_schema_1_is_upgraded),
+            CASE(test_a_lock_held_past_its_ttl_is_taken_over),
+            CASE(test_eviction_over_a_hundred_thousand_rows),
             CASE(test_a_password_never_reaches_a_message),
             CASE(test_sqlite_and_postgres_tiers),
 #undef CASE

@@ -6,13 +6,18 @@
 //              size, accessed (microseconds; indexed, for LRU), value bytea
 //   T_chunks   (key, n, data bytea): the bytes after T.value of a value over 1 MiB, so
 //              that no statement carries (and no side buffers) a whole 100 MiB value
-//   T_meta     the schema version (1); a table of another version is refused
+//   T_meta     the schema version (2; 1 is upgraded), total bytes, entries; a table of
+//              another version is refused
+//   T_locks    key, owner, expires, taken: the coalescing locks' rows
 // A value is T.value followed by its chunks in order. Every write runs in one transaction
 // under a per-key transaction lock, and a read is one statement (one snapshot): readers
 // see the old value or the new one. Accesses are collected per process and written in
-// batches (one UPDATE of up to 64 keys, or at flush/eviction). Coalescing locks are session
-// advisory locks on a hash of table and key, held on one connection of this process and
-// released by PostgreSQL when the process dies.
+// batches (one UPDATE of up to 64 keys, or at flush/eviction). T_meta keeps the total size
+// and count, updated by every write in its transaction (usage and max_size read one row);
+// eviction deletes the least recently used rows in batches found through the accessed
+// index. Coalescing locks are session advisory locks on a hash of table and key, held on one
+// connection of this process and released by PostgreSQL when the process dies, with a row
+// in T_locks whose expiry lets a lock held past its ttl be taken over (postgres_stream.cpp).
 //
 // Settings ([postgres] table): url (a libpq connection string or URI; the password from it,
 // PGPASSWORD or PGPASSFILE, never logged), connect_timeout and statement_timeout (ms, or
@@ -183,23 +188,65 @@ bool begin_key(Store* store, Connection& connection, const std::string& key, Fai
            connection.run("del_chunks", {text(key)}, false, store->statement_timeout_ms, failure);
 }
 
-// The row (value = its first bytes), eviction, COMMIT.
+// Frees `excess` bytes, least recently used first, in batches of at most 256 rows found
+// through the accessed index (never ranking the whole table); adds what went to the deltas.
+bool evict(Store* store, Connection& connection, const std::string& key, int64_t excess,
+           int64_t& bytes_delta, int64_t& entries_delta, Failure& failure) {
+    if (!store->write_touches(connection, failure)) {
+        return false;
+    }
+    while (excess > 0) {
+        const std::string need = to_text(excess);
+        Result gone = connection.run("evict", {text(need), text(key)}, false,
+                                     store->statement_timeout_ms, failure);
+        if (!gone) {
+            return false;
+        }
+        const int64_t freed = int_at(gone.get(), 0, 0), rows = int_at(gone.get(), 0, 1);
+        if (rows == 0) {
+            return true; // the rest is being written by others, or it is this key alone
+        }
+        excess -= freed;
+        bytes_delta -= freed;
+        entries_delta -= rows;
+    }
+    return true;
+}
+
+// The row (value = its first bytes), eviction, the totals, COMMIT. The totals row in T_meta
+// is written last, so that it is locked only from there to COMMIT.
 bool finish_key(Store* store, Connection& connection, const curlcache_backend_metadata& meta,
                 std::string_view inline_value, Failure& failure) {
     const std::string status = to_text(meta.status), created = to_text(meta.created),
                       expires = to_text(meta.expires), size = to_text(static_cast<int64_t>(meta.size)),
                       accessed = to_text(now_us()), key = meta.key, method = meta.method, url = meta.url;
     const int64_t t = store->statement_timeout_ms;
-    if (!connection.run("upsert", {text(key), text(method), text(url), text(status), text(created),
-                                   text(expires), text(size), text(accessed),
-                                   bytes(inline_value.data(), inline_value.size())},
-                        false, t, failure)) {
+    Result old = connection.run("old_size", {text(key)}, false, t, failure);
+    if (!old || !connection.run("upsert",
+                                {text(key), text(method), text(url), text(status), text(created),
+                                 text(expires), text(size), text(accessed),
+                                 bytes(inline_value.data(), inline_value.size())},
+                                false, t, failure)) {
         return false;
     }
+    const bool existed = PQntuples(old.get()) == 1;
+    int64_t bytes_delta = static_cast<int64_t>(meta.size) - (existed ? int_at(old.get(), 0, 0) : 0);
+    int64_t entries_delta = existed ? 0 : 1;
     if (store->max_size != 0) {
-        const std::string max = to_text(static_cast<int64_t>(store->max_size));
-        if (!store->write_touches(connection, failure) ||
-            !connection.run("evict", {text(max)}, false, t, failure)) {
+        Result total = connection.run("total", {}, false, t, failure);
+        if (!total) {
+            return false;
+        }
+        const int64_t excess =
+            int_at(total.get(), 0, 0) + bytes_delta - static_cast<int64_t>(store->max_size);
+        if (excess > 0 &&
+            !evict(store, connection, key, excess, bytes_delta, entries_delta, failure)) {
+            return false;
+        }
+    }
+    if (bytes_delta != 0 || entries_delta != 0) {
+        const std::string b = to_text(bytes_delta), e = to_text(entries_delta);
+        if (!connection.run("add", {text(b), text(e)}, false, t, failure)) {
             return false;
         }
     }
@@ -363,7 +410,8 @@ curlcache_backend_status purge_expired(Store* store, int64_t now, uint64_t* remo
             if (result) {
                 *removed = static_cast<uint64_t>(int_at(result.get(), 0, 0));
             }
-            return result != nullptr;
+            return result != nullptr &&
+                   connection.run("purge_locks", {}, false, store->statement_timeout_ms, failure);
         },
         error);
 }

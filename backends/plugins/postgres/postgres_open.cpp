@@ -24,60 +24,158 @@ bool is_identifier(const std::string& part) {
     return true;
 }
 
+// The server's clock in milliseconds: lock expiry compares one clock, whatever the clients'.
+const std::string k_server_ms = "(extract(epoch FROM clock_timestamp()) * 1000)::int8";
+
+// A CTE that takes the rows of `gone` (key, size) off the totals; the meta row is only
+// written (locked) when something went.
+std::string forget(const Names& n) {
+    return "m AS (UPDATE " + n.meta +
+           " SET total = total - (SELECT coalesce(sum(size), 0) FROM"
+           " gone), entries = entries - (SELECT count(*) FROM gone) WHERE EXISTS (SELECT 1 FROM"
+           " gone))";
+}
+
 std::vector<Statement> statements(const Names& n) {
     return {
-        {"get", "SELECT 0 AS n, value FROM " + n.table + " WHERE key = $1 UNION ALL SELECT n, data FROM " +
-                    n.chunks + " WHERE key = $1 ORDER BY 1", 1},
-        {"meta", "SELECT method, url, status, created, expires, size FROM " + n.table +
-                     " WHERE key = $1", 1},
+        {"get",
+         "SELECT 0 AS n, value FROM " + n.table + " WHERE key = $1 UNION ALL SELECT n, data FROM " +
+             n.chunks + " WHERE key = $1 ORDER BY 1",
+         1},
+        {"meta",
+         "SELECT method, url, status, created, expires, size FROM " + n.table + " WHERE key = $1",
+         1},
         {"lock_key", "SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))", 2},
         {"del_chunks", "DELETE FROM " + n.chunks + " WHERE key = $1", 1},
         {"chunk", "INSERT INTO " + n.chunks + " (key, n, data) VALUES ($1, $2, $3)", 3},
         {"move_chunks", "UPDATE " + n.chunks + " SET key = $1 WHERE key = $2", 2},
-        {"upsert", "INSERT INTO " + n.table +
-                       " (key, method, url, status, created, expires, size, accessed, value)"
-                       " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (key) DO UPDATE SET"
-                       " method = EXCLUDED.method, url = EXCLUDED.url, status = EXCLUDED.status,"
-                       " created = EXCLUDED.created, expires = EXCLUDED.expires,"
-                       " size = EXCLUDED.size, accessed = EXCLUDED.accessed, value = EXCLUDED.value", 9},
-        {"evict", "WITH ranked AS (SELECT key, sum(size) OVER (ORDER BY accessed DESC, key) AS"
-                  " running FROM " + n.table + "), gone AS (DELETE FROM " + n.table +
-                      " WHERE key IN (SELECT key FROM ranked WHERE running > $1) RETURNING key)"
-                      " DELETE FROM " + n.chunks + " WHERE key IN (SELECT key FROM gone)", 1},
-        {"remove", "WITH gone AS (DELETE FROM " + n.table + " WHERE key = $1 RETURNING key),"
-                   " c AS (DELETE FROM " + n.chunks + " WHERE key IN (SELECT key FROM gone))"
-                   " SELECT count(*) FROM gone", 1},
-        {"purge", "WITH gone AS (DELETE FROM " + n.table + " WHERE expires > 0 AND expires <= $1"
-                  " RETURNING key), c AS (DELETE FROM " + n.chunks +
-                      " WHERE key IN (SELECT key FROM gone)) SELECT count(*) FROM gone", 1},
-        {"usage", "SELECT count(*), coalesce(sum(size), 0) FROM " + n.table, 0},
+        {"upsert",
+         "INSERT INTO " + n.table +
+             " (key, method, url, status, created, expires, size, accessed, value)"
+             " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (key) DO UPDATE SET"
+             " method = EXCLUDED.method, url = EXCLUDED.url, status = EXCLUDED.status,"
+             " created = EXCLUDED.created, expires = EXCLUDED.expires,"
+             " size = EXCLUDED.size, accessed = EXCLUDED.accessed, value = EXCLUDED.value",
+         9},
+        // The old size of a key being written (its row locked until COMMIT, so that a
+        // concurrent remove counts what this write leaves).
+        {"old_size", "SELECT size FROM " + n.table + " WHERE key = $1 FOR UPDATE", 1},
+        {"total", "SELECT total FROM " + n.meta, 0},
+        {"add", "UPDATE " + n.meta + " SET total = total + $1, entries = entries + $2", 2},
+        // Least recently used first, by the accessed index: at most 256 rows a statement,
+        // only as many as free $1 bytes, never the key being written ($2), and none that
+        // another transaction holds (no waiting, no deadlock between two evicting writers).
+        {"evict",
+         "WITH gone AS (DELETE FROM " + n.table +
+             " WHERE key IN (SELECT key FROM"
+             " (SELECT key, sum(size) OVER (ORDER BY accessed, key) - size AS before FROM"
+             " (SELECT key, size, accessed FROM " +
+             n.table +
+             " WHERE key <> $2 ORDER BY"
+             " accessed, key LIMIT 256 FOR UPDATE SKIP LOCKED) AS oldest) AS ranked"
+             " WHERE before < $1) RETURNING key, size), c AS (DELETE FROM " +
+             n.chunks +
+             " WHERE key IN (SELECT key FROM gone)) SELECT coalesce(sum(size), 0),"
+             " count(*) FROM gone",
+         2},
+        {"remove",
+         "WITH gone AS (DELETE FROM " + n.table +
+             " WHERE key = $1 RETURNING key, size),"
+             " c AS (DELETE FROM " +
+             n.chunks + " WHERE key IN (SELECT key FROM gone)), " + forget(n) +
+             " SELECT count(*) FROM gone",
+         1},
+        {"purge",
+         "WITH gone AS (DELETE FROM " + n.table +
+             " WHERE expires > 0 AND expires <= $1"
+             " RETURNING key, size), c AS (DELETE FROM " +
+             n.chunks + " WHERE key IN (SELECT key FROM gone)), " + forget(n) +
+             " SELECT count(*) FROM gone",
+         1},
+        // Lock rows of holders that died long ago (a live holder's row is replaced).
+        {"purge_locks", "DELETE FROM " + n.locks + " WHERE expires < " + k_server_ms + " - 3600000",
+         0},
+        {"usage", "SELECT entries, total FROM " + n.meta, 0},
         {"scan", "SELECT key, method, url, status, created, expires, size FROM " + n.table, 0},
-        {"touch", "UPDATE " + n.table + " AS t SET accessed = a.at FROM unnest($1::text[],"
-                  " $2::int8[]) AS a(key, at) WHERE t.key = a.key AND t.accessed < a.at", 2},
-        {"clear", "WITH c AS (DELETE FROM " + n.chunks + ") DELETE FROM " + n.table, 0},
+        {"touch",
+         "UPDATE " + n.table +
+             " AS t SET accessed = a.at FROM unnest($1::text[],"
+             " $2::int8[]) AS a(key, at) WHERE t.key = a.key AND t.accessed < a.at",
+         2},
+        {"clear",
+         "WITH c AS (DELETE FROM " + n.chunks + "), gone AS (DELETE FROM " + n.table +
+             " RETURNING size), " + forget(n) + " SELECT count(*) FROM gone",
+         0},
         {"try_lock", "SELECT pg_try_advisory_lock(hashtextextended($1, 0))", 1},
         {"unlock", "SELECT pg_advisory_unlock(hashtextextended($1, 0))", 1},
+        // Coalescing lock rows (postgres_stream.cpp): $1 key, $2 owner, $3 ttl in ms. With
+        // the advisory lock: the row is ours unless a live taker's (taken, not expired).
+        {"lock_row",
+         "INSERT INTO " + n.locks + " AS l (key, owner, expires, taken) VALUES ($1, $2, " +
+             k_server_ms +
+             " + $3, false) ON CONFLICT (key) DO UPDATE SET owner ="
+             " EXCLUDED.owner, expires = EXCLUDED.expires, taken = false WHERE NOT"
+             " l.taken OR l.expires <= " +
+             k_server_ms +
+             " OR l.owner = EXCLUDED.owner"
+             " RETURNING 1",
+         3},
+        // Without it (a live session holds it): only a row past its ttl is taken over.
+        {"take_row",
+         "UPDATE " + n.locks + " SET owner = $2, expires = " + k_server_ms +
+             " + $3, taken = true WHERE key = $1 AND expires <= " + k_server_ms + " RETURNING 1",
+         3},
+        {"unlock_row", "DELETE FROM " + n.locks + " WHERE key = $1 AND owner = $2", 2},
     };
 }
 
+// Creates the tables of schema 2, or upgrades schema 1 (no totals, no lock rows) to it.
 std::string schema_sql(const Names& n) {
     return "BEGIN; SELECT pg_advisory_xact_lock(hashtext('curlcache schema'));"
-           " CREATE TABLE IF NOT EXISTS " + n.table + " (key text PRIMARY KEY, method text NOT NULL,"
+           " CREATE TABLE IF NOT EXISTS " +
+           n.table +
+           " (key text PRIMARY KEY, method text NOT NULL,"
            " url text NOT NULL, status integer NOT NULL, created bigint NOT NULL,"
            " expires bigint NOT NULL, size bigint NOT NULL, accessed bigint NOT NULL,"
            " value bytea NOT NULL);"
-           " CREATE INDEX IF NOT EXISTS " + n.bare + "_expires ON " + n.table +
+           " CREATE INDEX IF NOT EXISTS " +
+           n.bare + "_expires ON " + n.table +
            " (expires) WHERE expires > 0;"
-           " CREATE INDEX IF NOT EXISTS " + n.bare + "_accessed ON " + n.table + " (accessed);"
-           " CREATE TABLE IF NOT EXISTS " + n.chunks + " (key text NOT NULL, n integer NOT NULL,"
+           " CREATE INDEX IF NOT EXISTS " +
+           n.bare + "_accessed ON " + n.table +
+           " (accessed);"
+           " CREATE TABLE IF NOT EXISTS " +
+           n.chunks +
+           " (key text NOT NULL, n integer NOT NULL,"
            " data bytea NOT NULL, PRIMARY KEY (key, n));"
            // Bodies are mostly compressed already: no compression attempt on write or read.
-           " ALTER TABLE " + n.table + " ALTER COLUMN value SET STORAGE EXTERNAL;"
-           " ALTER TABLE " + n.chunks + " ALTER COLUMN data SET STORAGE EXTERNAL;"
-           " CREATE TABLE IF NOT EXISTS " + n.meta + " (version integer NOT NULL);"
-           " INSERT INTO " + n.meta + " SELECT " + std::to_string(k_schema_version) +
-           " WHERE NOT EXISTS (SELECT 1 FROM " + n.meta + ");"
-           " COMMIT; SELECT version FROM " + n.meta + ";";
+           " ALTER TABLE " +
+           n.table +
+           " ALTER COLUMN value SET STORAGE EXTERNAL;"
+           " ALTER TABLE " +
+           n.chunks +
+           " ALTER COLUMN data SET STORAGE EXTERNAL;"
+           " CREATE TABLE IF NOT EXISTS " +
+           n.meta +
+           " (version integer NOT NULL);"
+           " ALTER TABLE " +
+           n.meta +
+           " ADD COLUMN IF NOT EXISTS total bigint NOT NULL DEFAULT 0,"
+           " ADD COLUMN IF NOT EXISTS entries bigint NOT NULL DEFAULT 0;"
+           " CREATE TABLE IF NOT EXISTS " +
+           n.locks +
+           " (key text PRIMARY KEY, owner text NOT NULL,"
+           " expires bigint NOT NULL, taken boolean NOT NULL);"
+           " UPDATE " +
+           n.meta + " SET version = 2, total = (SELECT coalesce(sum(size), 0) FROM " + n.table +
+           "), entries = (SELECT count(*) FROM " + n.table +
+           ") WHERE version = 1;"
+           " INSERT INTO " +
+           n.meta + " SELECT " + std::to_string(k_schema_version) +
+           " WHERE NOT EXISTS (SELECT 1 FROM " + n.meta +
+           ");"
+           " COMMIT; SELECT version FROM " +
+           n.meta + ";";
 }
 
 } // namespace
@@ -138,8 +236,12 @@ curlcache_backend_status open_store(const curlcache_backend_host* host, Store** 
                        " (letters, digits, '_', optionally schema.table)"}, error);
     }
     const std::string prefix = schema.empty() ? "" : "\"" + schema + "\".";
-    store->names = {prefix + "\"" + bare + "\"", prefix + "\"" + bare + "_chunks\"",
-                    prefix + "\"" + bare + "_meta\"", bare, name};
+    store->names = {prefix + "\"" + bare + "\"",
+                    prefix + "\"" + bare + "_chunks\"",
+                    prefix + "\"" + bare + "_meta\"",
+                    prefix + "\"" + bare + "_locks\"",
+                    bare,
+                    name};
     const std::string conninfo = url != nullptr ? url : "";
     store->location = describe(conninfo, name);
     // The pool's connections prepare the statements on the tables created below.
@@ -158,6 +260,9 @@ curlcache_backend_status open_store(const curlcache_backend_host* host, Store** 
     Result version = first->exec(created ? "SELECT version FROM " + store->names.meta
                                          : schema_sql(store->names),
                                  store->statement_timeout_ms, failure);
+    if (version && PQntuples(version.get()) == 1 && int_at(version.get(), 0, 0) == 1) {
+        version = first->exec(schema_sql(store->names), store->statement_timeout_ms, failure);
+    }
     if (!version) {
         return report(failure, error);
     }

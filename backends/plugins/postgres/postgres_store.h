@@ -5,6 +5,7 @@
 #include "backends/plugins/postgres/pg_pool.h"
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -15,12 +16,13 @@ namespace curlcache::plugins::postgres {
 
 inline constexpr size_t k_chunk = 1 << 20; // bytes per chunk row; values up to this are inline
 inline constexpr size_t k_touch_batch = 64; // accesses written in one UPDATE
-inline constexpr int k_schema_version = 1;
+inline constexpr int k_schema_version = 2;  // 2: totals in T_meta, T_locks
 
 struct Names {
     std::string table;  // "s"."t" or "t", quoted
     std::string chunks; // ... "t_chunks"
-    std::string meta;   // ... "t_meta"
+    std::string meta;   // ... "t_meta": version, total bytes, entries
+    std::string locks;  // ... "t_locks": coalescing locks' owners and expiry
     std::string bare;   // the last part, unquoted: index names
     std::string full;   // as given: lock hashes and messages
 };
@@ -53,6 +55,11 @@ struct curlcache_backend_store {
     std::mutex lock_mutex; // coalescing locks live on one session of this process
     std::unique_ptr<Connection> lock_connection;
     uint64_t lock_generation = 0;
+    struct Holding {
+        std::string owner; // its name in T_locks
+        bool advisory;     // lock_connection holds the key's advisory lock
+    };
+    std::map<std::string, Holding> held; // the locks this process holds, by key
 
     // Runs fn(Connection&) -> bool on a pooled connection; a reused connection that turns
     // out lost (the server restarted) is replaced once.
