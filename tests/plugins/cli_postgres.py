@@ -81,7 +81,7 @@ class PostgresCli(clitest.CliTestCase):
             entry = json.loads(self.ok(*args, "show", key, "--json").stdout)
             entry.pop("freshness")  # counts the seconds since it was stored
             shown.append((entry, self.ok(*args, "show", key, "--body").stdout))
-        return json.loads(listed), shown
+        return json.loads(listed)["entries"], shown
 
     def test_sqlite_to_postgres_to_sqlite_round_trip_is_byte_identical(self):
         keys = self.fill_sample()
@@ -142,7 +142,7 @@ class PostgresCli(clitest.CliTestCase):
         # Both tiers hold it.
         self.assertEqual(len(self.list_json()), 1)
         self.assertEqual(len(json.loads(self.ok(*self.pg_config(self.table), "list",
-                                                "--json").stdout)), 1)
+                                                "--json").stdout)["entries"]), 1)
         # With the first tier gone, the second answers (no origin request) and refills it.
         os.unlink(self.cache_path("sqlite"))
         before = origin.count()
@@ -160,7 +160,8 @@ class PostgresCli(clitest.CliTestCase):
         self.assertIn('(CURLCACHE_POSTGRES_TABLE) postgres.table = "%s"' % self.table, text)
         self.assertNotIn("pw@", text)
         self.assertEqual(out.stderr, b"")
-        settings = {s["key"]: s for s in json.loads(self.ok("config", "--json", env=env).stdout)}
+        document = json.loads(self.ok("config", "--json", env=env).stdout)
+        settings = {s["key"]: s for s in document["settings"]}
         self.assertEqual(settings["postgres.url"]["origin"], "environment")
         self.assertEqual(settings["postgres.url"]["env"], "CURLCACHE_POSTGRES_URL")
         self.assertNotIn("pw@", json.dumps(settings))
