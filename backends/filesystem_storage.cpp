@@ -24,6 +24,8 @@
 // not rescan on every put.
 #include "backends/filesystem_storage.h"
 
+#include "backends/file_reader.h"
+
 #include "backends/temp_files.h"
 #include "base/fd.h"
 #include "base/private_path.h"
@@ -228,6 +230,21 @@ class FilesystemStorage final : public Storage {
     std::string read_only_reason() const override { return m_read_only; }
 
     Result<std::optional<Blob>> get(std::string_view key) override {
+        auto found = open_value(key, UINT64_MAX);
+        if (!found) {
+            return std::unexpected(found.error());
+        }
+        if (!*found) {
+            return std::optional<Blob>{};
+        }
+        return std::optional<Blob>{std::move((*found)->whole)};
+    }
+
+    // A value above whole_limit is read from the entry file held open (file_reader.h): a
+    // writer renaming a new file over it meanwhile leaves this one readable as it was.
+    Result<std::optional<StoredValue>> open_value(std::string_view key,
+                                                  uint64_t whole_limit) override {
+        using Found = std::optional<StoredValue>;
         std::string path = filesystem_entry_path(m_dir, key);
         if (path.empty()) {
             return fail("filesystem: invalid key \"" + std::string(key) + "\"");
@@ -236,7 +253,7 @@ class FilesystemStorage final : public Storage {
         Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
         if (!fd) {
             if (errno == ENOENT || errno == ENOTDIR) {
-                return std::optional<Blob>{};
+                return Found{};
             }
             return fail("filesystem: cannot open " + path + ": " + std::strerror(errno));
         }
@@ -256,14 +273,24 @@ class FilesystemStorage final : public Storage {
                                  "filesystem cache: refused entry file %s: not a regular file "
                                  "of yours (uid %u); it is treated as a miss. Remove it.",
                                  path.c_str(), static_cast<unsigned>(st.st_uid));
-            return std::optional<Blob>{};
+            return Found{};
         }
         // A small file is read whole in one call; a larger one only up to its texts, since
         // its value is read on its own below.
         const uint64_t file_size = static_cast<uint64_t>(st.st_size);
         auto parsed = parse_entry(*fd, file_size, file_size <= k_get_head ? k_get_head : k_scan_head);
         std::shared_ptr<std::string> value;
-        if (parsed && parsed->meta.key == key) {
+        std::unique_ptr<ValueReader> reader;
+        if (parsed && parsed->meta.key == key && parsed->meta.size > whole_limit) {
+            std::vector<FileSpan> spans;
+            if (parsed->tail_first) {
+                spans.push_back({parsed->head_offset, parsed->head_size});
+                spans.push_back({parsed->value_offset, parsed->meta.size - parsed->head_size});
+            } else {
+                spans.push_back({parsed->value_offset, parsed->meta.size});
+            }
+            reader = file_reader(std::move(fd), "filesystem entry " + path, {}, std::move(spans));
+        } else if (parsed && parsed->meta.key == key) {
             if (parsed->tail_first) {
                 value = std::make_shared<std::string>(parsed->meta.size, '\0');
                 uint64_t head = parsed->head_size;
@@ -282,7 +309,7 @@ class FilesystemStorage final : public Storage {
             }
         }
         if ((!parsed || parsed->meta.key != key) && !m_read_only.empty()) {
-            return std::optional<Blob>{}; // damaged, and not ours to remove: a miss
+            return Found{}; // damaged, and not ours to remove: a miss
         }
         if (!parsed || parsed->meta.key != key) {
             core::log::warn_once("filesystem-corrupt-entry",
@@ -294,10 +321,10 @@ class FilesystemStorage final : public Storage {
                 now_there.st_dev == st.st_dev) {
                 ::unlink(path.c_str());
             }
-            return std::optional<Blob>{};
+            return Found{};
         }
         if (!m_read_only.empty()) {
-            return std::optional<Blob>{std::move(value)}; // no access time to keep
+            return Found{StoredValue{std::move(value), std::move(reader)}}; // no access time
         }
         timespec now{};
         ::clock_gettime(CLOCK_REALTIME, &now);
@@ -310,7 +337,7 @@ class FilesystemStorage final : public Storage {
         if (flush) {
             flush_touches();
         }
-        return std::optional<Blob>{std::move(value)};
+        return Found{StoredValue{std::move(value), std::move(reader)}};
     }
 
     // Reads the header only; not a use for LRU.

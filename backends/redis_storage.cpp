@@ -34,6 +34,67 @@ constexpr const char* k_unlock_script =
     "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) "
     "else return 0 end";
 
+// open_value: the whole value when it is at most ARGV[1] bytes long, else its length and
+// its first k_generation_bytes, which identify the stored version (a curlcache entry's head
+// checksum lies there) - in one atomic step.
+constexpr const char* k_open_script =
+    "local n = redis.call('strlen', KEYS[1]) "
+    "if n == 0 then return false end "
+    "if n <= tonumber(ARGV[1]) then return {n, redis.call('get', KEYS[1])} end "
+    "return {n, redis.call('getrange', KEYS[1], 0, tonumber(ARGV[2]) - 1)}";
+// A bounded piece of a value, only while its first bytes are still the ones the reader
+// opened: a value replaced meanwhile answers nil, never a piece of the new one.
+constexpr const char* k_range_script =
+    "if redis.call('getrange', KEYS[1], 0, tonumber(ARGV[2]) - 1) ~= ARGV[1] then "
+    "return false end "
+    "return redis.call('getrange', KEYS[1], ARGV[3], ARGV[4])";
+constexpr size_t k_generation_bytes = 32;
+
+// A large value read with GETRANGE a piece at a time (the core asks for one body chunk,
+// 1 MiB, per read), each checked to come from the version that was opened.
+class RedisValueReader final : public ValueReader {
+  public:
+    RedisValueReader(RedisPool& pool, std::string ekey, std::string generation, uint64_t size)
+        : m_pool(pool), m_ekey(std::move(ekey)), m_generation(std::move(generation)),
+          m_size(size) {}
+
+    uint64_t size() const override { return m_size; }
+
+    Result<void> read(uint64_t offset, std::span<char> out) override {
+        if (offset > m_size || out.size() > m_size - offset) {
+            return fail("redis: read past the end of a value");
+        }
+        if (out.empty()) {
+            return {};
+        }
+        const std::string first = std::to_string(offset);
+        const std::string last = std::to_string(offset + out.size() - 1);
+        const std::string length = std::to_string(m_generation.size());
+        return m_pool.run<void>([&](RedisConnection& conn) -> Result<void> {
+            auto reply = conn.command(
+                {"EVAL", k_range_script, "1", m_ekey, m_generation, length, first, last});
+            if (!reply) {
+                return std::unexpected(reply.error());
+            }
+            const redisReply& r = **reply;
+            if (r.type != REDIS_REPLY_STRING) {
+                return fail(conn.where() + ": the value was replaced or removed while it was read");
+            }
+            if (r.len != out.size()) {
+                return fail(conn.where() + ": a piece of a value came back short");
+            }
+            std::memcpy(out.data(), r.str, out.size());
+            return {};
+        });
+    }
+
+  private:
+    RedisPool& m_pool;
+    std::string m_ekey;
+    std::string m_generation;
+    uint64_t m_size;
+};
+
 class RedisStorage final : public Storage {
 public:
     RedisStorage(RedisPool pool, std::string ns, uint64_t max_size)
@@ -65,6 +126,53 @@ public:
                 }
                 return blob_of(conn, conn.command({"GET", ekey}));
             });
+    }
+
+    Result<std::optional<StoredValue>> open_value(std::string_view key,
+                                                  uint64_t whole_limit) override {
+        using Found = std::optional<StoredValue>;
+        if (!valid_key(key)) {
+            return Found{};
+        }
+        std::string ekey = item(key, 'e');
+        std::string now = std::to_string(now_us());
+        const std::string limit = std::to_string(whole_limit);
+        const std::string generation = std::to_string(k_generation_bytes);
+        return m_pool.run<Found>([&](RedisConnection& conn) -> Result<Found> {
+            conn.append({"EVAL", k_open_script, "1", ekey, limit, generation});
+            if (m_max_size > 0) {
+                conn.append({"ZADD", lru_key(), "XX", now, key}); // as get() does
+            }
+            auto reply = conn.read_reply();
+            if (m_max_size > 0) {
+                if (auto touched = conn.read_reply(); !touched) {
+                    return std::unexpected(touched.error());
+                }
+            }
+            if (!reply) {
+                return std::unexpected(reply.error());
+            }
+            redisReply& r = **reply;
+            if (r.type == REDIS_REPLY_NIL) {
+                return Found{};
+            }
+            if (r.type == REDIS_REPLY_ERROR) {
+                return conn.reply_error(r);
+            }
+            if (r.type != REDIS_REPLY_ARRAY || r.elements != 2 ||
+                r.element[0]->type != REDIS_REPLY_INTEGER ||
+                r.element[1]->type != REDIS_REPLY_STRING) {
+                return fail(conn.where() + ": unexpected reply when opening a value");
+            }
+            const auto size = static_cast<uint64_t>(r.element[0]->integer);
+            if (size <= whole_limit) {
+                return Found{StoredValue{
+                    std::make_shared<const std::string>(take_reply_string(*r.element[1])), nullptr}};
+            }
+            return Found{StoredValue{nullptr, std::make_unique<RedisValueReader>(
+                                                   m_pool, ekey,
+                                                   take_reply_string(*r.element[1]), size)}};
+        });
     }
 
     static Result<std::optional<Blob>> blob_of(RedisConnection& conn, Result<RedisReplyPtr> reply) {

@@ -170,22 +170,33 @@ Result<std::string> BodyFile::place(std::string_view key) {
     return name;
 }
 
-BodyRead read_body(const std::string& dir, std::string_view name, char* into, uint64_t length,
-                   uint64_t& got, std::string& error) {
-    got = 0;
+BodyRead open_body(const std::string& dir, std::string_view name, base::Fd& fd,
+                   std::string& error) {
     std::string path = dir + '/' + std::string(name);
     if (!valid_body_name(name)) {
         error = "sqlite body file " + path + ": not a body file name";
         return BodyRead::failed;
     }
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-    if (fd < 0) {
+    fd.reset(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
+    if (!fd) {
         if (errno == ENOENT) {
             return BodyRead::missing;
         }
         error = describe(path, "cannot open");
         return BodyRead::failed;
     }
+    return BodyRead::ok;
+}
+
+BodyRead read_body(const std::string& dir, std::string_view name, char* into, uint64_t length,
+                   uint64_t& got, std::string& error) {
+    got = 0;
+    std::string path = dir + '/' + std::string(name);
+    base::Fd owned;
+    if (BodyRead opened = open_body(dir, name, owned, error); opened != BodyRead::ok) {
+        return opened;
+    }
+    int fd = owned.release();
     while (got < length) {
         ssize_t n = ::read(fd, into + got, length - got);
         if (n < 0 && errno == EINTR) {

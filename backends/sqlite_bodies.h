@@ -11,6 +11,7 @@
 
 #include "backends/storage.h"
 #include "backends/temp_files.h"
+#include "base/fd.h"
 
 #include <cstdint>
 #include <ctime>
@@ -68,6 +69,10 @@ enum class BodyRead { ok, missing, failed };
 // when the file is shorter). `missing` when the file does not exist; `failed` sets error.
 BodyRead read_body(const std::string& dir, std::string_view name, char* into, uint64_t length,
                    uint64_t& got, std::string& error);
+
+// Opens body file `name` for reading into `fd` (read_body's checks and outcomes).
+BodyRead open_body(const std::string& dir, std::string_view name, base::Fd& fd,
+                   std::string& error);
 
 // Whether `name` (read from the database) is a body file name, not a path elsewhere.
 bool valid_body_name(std::string_view name);

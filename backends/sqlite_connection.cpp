@@ -2,6 +2,9 @@
 // schema, recovery from a corrupt file, and the statements behind each Storage operation.
 #include "backends/sqlite_connection.h"
 
+#include "backends/file_reader.h"
+#include <sys/stat.h>
+
 #include "base/private_path.h"
 #include "core/log.h"
 
@@ -136,7 +139,7 @@ Result<void> Connection::open_or_recover() {
     return opened;
 }
 
-Result<std::optional<Blob>> Connection::get(std::string_view key) {
+Result<std::optional<Blob>> Connection::get(std::string_view key, Streamed* streamed) {
     auto stmt = statement(sql_get);
     if (!stmt) {
         return std::unexpected(stmt.error());
@@ -156,7 +159,7 @@ Result<std::optional<Blob>> Connection::get(std::string_view key) {
         std::string name = stmt->text(3);
         auto total = static_cast<uint64_t>(stmt->integer(1));
         { auto done = std::move(*stmt); } // reset: no read transaction while reading the file
-        return read_file_value(key, head, name, total);
+        return read_file_value(key, head, name, total, streamed);
     }
     std::shared_ptr<std::string> value;
     if (static_cast<uint64_t>(stmt->integer(1)) <= k_read_inline_limit) {
@@ -322,9 +325,31 @@ Result<uint64_t> Connection::sweep_orphans() {
 
 Result<std::optional<Blob>> Connection::read_file_value(std::string_view key,
                                                         std::string_view head,
-                                                        const std::string& name, uint64_t total) {
+                                                        const std::string& name, uint64_t total,
+                                                        Streamed* streamed) {
     if (m_shared.bodies.empty()) {
         return fail("sqlite " + m_shared.path + ": an in-memory entry names a body file");
+    }
+    if (streamed != nullptr && total > streamed->whole_limit && head.size() <= total) {
+        std::string problem;
+        base::Fd fd;
+        BodyRead opened = open_body(m_shared.bodies, name, fd, problem);
+        if (opened == BodyRead::failed) {
+            return fail(problem);
+        }
+        if (opened == BodyRead::missing) {
+            return body_missing(key, name);
+        }
+        struct stat st {};
+        const uint64_t tail = total - head.size();
+        if (::fstat(*fd, &st) != 0 || static_cast<uint64_t>(st.st_size) != tail) {
+            // Cut short (or grown): the head alone fails the entry's length check, and the
+            // entry is then removed as corrupt.
+            return std::optional<Blob>{std::make_shared<const std::string>(head)};
+        }
+        streamed->reader = file_reader(std::move(fd), "sqlite body file " + name, std::string(head),
+                                       {FileSpan{0, tail}});
+        return std::optional<Blob>{Blob{}};
     }
     auto value = std::make_shared<std::string>();
     BodyRead read = BodyRead::ok;
@@ -344,18 +369,25 @@ Result<std::optional<Blob>> Connection::read_file_value(std::string_view key,
         return std::optional<Blob>{}; // a miss; the row is not ours to remove
     }
     if (read == BodyRead::missing) {
-        // Its row was replaced or removed after we read it (a miss), or the file was lost:
-        // then the row goes too, unless it names another file by now. Never waited for:
-        // this is a lookup, and another process's write lock may be held for seconds.
-        (void)without_waiting([&] {
-            return in_transaction([&]() -> Result<void> {
-                auto removed = execute(sql_remove_if_body, {key, name});
-                return removed ? Result<void>{} : std::unexpected(removed.error());
-            });
-        });
-        return std::optional<Blob>{};
+        return body_missing(key, name);
     }
     return std::optional<Blob>{std::move(value)};
+}
+
+Result<std::optional<Blob>> Connection::body_missing(std::string_view key, const std::string& name) {
+    if (m_shared.read_only) {
+        return std::optional<Blob>{}; // a miss; the row is not ours to remove
+    }
+    // Its row was replaced or removed after we read it (a miss), or the file was lost:
+    // then the row goes too, unless it names another file by now. Never waited for:
+    // this is a lookup, and another process's write lock may be held for seconds.
+    (void)without_waiting([&] {
+        return in_transaction([&]() -> Result<void> {
+            auto removed = execute(sql_remove_if_body, {key, name});
+            return removed ? Result<void>{} : std::unexpected(removed.error());
+        });
+    });
+    return std::optional<Blob>{};
 }
 
 void Connection::body_gone(sqlite3_context* context, int argc, sqlite3_value** argv) {

@@ -219,7 +219,13 @@ class Connection {
 
     Result<void> open_or_recover();
 
-    Result<std::optional<Blob>> get(std::string_view key);
+    // A value in a body file above `whole_limit` bytes is not read: get() then returns a
+    // null Blob and sets `reader` to a reader over the file, held open (file_reader.h).
+    struct Streamed {
+        uint64_t whole_limit = UINT64_MAX;
+        std::unique_ptr<ValueReader> reader;
+    };
+    Result<std::optional<Blob>> get(std::string_view key, Streamed* streamed = nullptr);
 
     Result<std::optional<Metadata>> get_metadata(std::string_view key);
 
@@ -308,7 +314,10 @@ class Connection {
     // The rest of a value from its body file, after `head`; an empty optional when the file
     // is gone (its row is then removed, unless it was replaced meanwhile).
     Result<std::optional<Blob>> read_file_value(std::string_view key, std::string_view head,
-                                                const std::string& name, uint64_t total);
+                                                const std::string& name, uint64_t total,
+                                                Streamed* streamed);
+    // A body file that is missing: a miss, and its row goes (see read_file_value).
+    Result<std::optional<Blob>> body_missing(std::string_view key, const std::string& name);
 
     // Called by the temp triggers (SQL function curlcache_body_gone) for every body file
     // whose row a statement deleted or replaced.

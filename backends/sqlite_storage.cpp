@@ -109,11 +109,30 @@ class SqliteStorage final : public Storage {
     std::string_view name() const override { return "sqlite"; }
     std::string location() const override { return m_shared.path; }
 
-    Result<std::optional<Blob>> get(std::string_view key) override {
+    Result<std::optional<Blob>> get(std::string_view key) override { return lookup(key, nullptr); }
+
+    // A value in a body file above whole_limit is read from the file held open; an inline
+    // one (at most the body-file threshold, or any in an in-memory database, which holds it
+    // in memory anyway) is read whole.
+    Result<std::optional<StoredValue>> open_value(std::string_view key,
+                                                  uint64_t whole_limit) override {
+        Connection::Streamed streamed;
+        streamed.whole_limit = whole_limit;
+        auto value = lookup(key, &streamed);
+        if (!value) {
+            return std::unexpected(value.error());
+        }
+        if (!*value) {
+            return std::optional<StoredValue>{};
+        }
+        return std::optional<StoredValue>{StoredValue{std::move(**value), std::move(streamed.reader)}};
+    }
+
+    Result<std::optional<Blob>> lookup(std::string_view key, Connection::Streamed* streamed) {
         std::unique_lock<std::mutex> lock;
         Connection& connection = acquire(lock);
         // A corrupt database is replaced, and then this reads as a miss.
-        auto value = connection.run([&] { return connection.get(key); });
+        auto value = connection.run([&] { return connection.get(key, streamed); });
         if (value && *value && !m_shared.read_only) {
             size_t pending = 0;
             {

@@ -76,6 +76,30 @@ public:
     virtual Result<void> commit(const Metadata& meta, std::string_view head) = 0;
 };
 
+// A stored value read in pieces, for a large hit streamed to the program (the core reads the
+// entry's head, then its body chunk by chunk, each checked against its stored checksum before
+// it is delivered). A reader sees one version of the value from open to destruction: a value
+// replaced or removed meanwhile either stays readable as it was (an open file keeps its
+// inode) or makes read() fail - never a mix of the old value and the new one. One thread
+// uses a reader at a time; it may outlive nothing: the storage must outlive it.
+class ValueReader {
+public:
+    virtual ~ValueReader() = default;
+    virtual uint64_t size() const = 0;
+    // Fills `out` with the value's bytes from `offset` (offset + out.size() <= size()).
+    // An error when they cannot all be read, or the value is no longer the one opened.
+    virtual Result<void> read(uint64_t offset, std::span<char> out) = 0;
+};
+
+// What open_value() found: the value whole (small values: one read, as get()) or a reader.
+struct StoredValue {
+    Blob whole;                          // set when the value was read whole
+    std::unique_ptr<ValueReader> reader; // set otherwise
+};
+
+// A reader over a value held in memory (the default open_value, the memory backend).
+std::unique_ptr<ValueReader> blob_reader(Blob blob);
+
 struct Usage {
     uint64_t entries = 0;
     uint64_t bytes = 0;     // bytes of stored values (what max_size limits)
@@ -95,6 +119,14 @@ public:
     // A stored value, or an empty optional on a miss. May count the access for LRU
     // eviction, cheaply (a coarse timestamp, not a write per hit).
     virtual Result<std::optional<Blob>> get(std::string_view key) = 0;
+
+    // The value for reading in pieces, or an empty optional on a miss. A value of at most
+    // `whole_limit` bytes may be (and should be, in one read) returned whole; a larger one
+    // comes as a reader that holds at most a bounded buffer. Counts the access as get()
+    // does. The default returns get()'s value whole: right for a backend that holds values
+    // in memory, and a fallback (the whole value in memory) for the others.
+    virtual Result<std::optional<StoredValue>> open_value(std::string_view key,
+                                                          uint64_t whole_limit);
 
     // Stores (or atomically replaces) the value under meta.key. Readers see the old value
     // or the new one, never a torn one. May evict least-recently-used entries to stay

@@ -74,11 +74,23 @@ void TieredStorage::fill_above(size_t found_at, std::string_view key, const Blob
 }
 
 Result<std::optional<Blob>> TieredStorage::get(std::string_view key) {
+    auto got = open_value(key, UINT64_MAX);
+    if (!got) {
+        return std::unexpected(got.error());
+    }
+    if (!*got) {
+        return std::optional<Blob>{};
+    }
+    return std::optional<Blob>{std::move((*got)->whole)};
+}
+
+Result<std::optional<StoredValue>> TieredStorage::open_value(std::string_view key,
+                                                             uint64_t whole_limit) {
     std::optional<Error> last_error;
     size_t failed = 0;
     for (size_t i = 0; i < m_tiers.size(); ++i) {
         Tier& tier = *m_tiers[i];
-        auto got = tier.storage->get(key);
+        auto got = tier.storage->open_value(key, whole_limit);
         if (!got) {
             count_error(tier, got.error());
             last_error = got.error();
@@ -90,15 +102,15 @@ Result<std::optional<Blob>> TieredStorage::get(std::string_view key) {
             continue;
         }
         tier.hits.fetch_add(1, std::memory_order_relaxed);
-        if (i > 0) {
-            fill_above(i, key, **got);
+        if (i > 0 && (*got)->whole) {
+            fill_above(i, key, (*got)->whole);
         }
         return got;
     }
     if (failed == m_tiers.size()) {
         return std::unexpected(*last_error);
     }
-    return std::optional<Blob>{};
+    return std::optional<StoredValue>{};
 }
 
 Result<std::optional<Metadata>> TieredStorage::get_metadata(std::string_view key) {

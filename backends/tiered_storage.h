@@ -41,6 +41,10 @@ public:
     std::string_view name() const override { return "tiered"; }
     std::string location() const override;
 
+    // A large value comes as the reader of the tier that has it; unlike get(), it is not
+    // copied into the tiers above (that would read it whole): the next put refills them.
+    Result<std::optional<StoredValue>> open_value(std::string_view key,
+                                                  uint64_t whole_limit) override;
     Result<std::optional<Blob>> get(std::string_view key) override;
     Result<std::optional<Metadata>> get_metadata(std::string_view key) override;
     Result<void> put(const Metadata& meta, Pieces value) override;

@@ -119,8 +119,9 @@ void count_error(Stats& stats, const backends::Error& error, const char* what,
 } // namespace
 
 backends::Result<std::optional<Entry>> Cache::find(const Key& key,
-                                                   const std::vector<std::string>* request_lines) {
-    auto found = find_one(key);
+                                                   const std::vector<std::string>* request_lines,
+                                                   bool streamed) {
+    auto found = find_one(key, streamed);
     if (!found || !*found || (*found)->vary.empty()) {
         return found;
     }
@@ -131,16 +132,57 @@ backends::Result<std::optional<Entry>> Cache::find(const Key& key,
         return std::optional<Entry>();
     }
     const std::string variant = http::variant_of(index.vary, *request_lines);
-    auto chosen = find_one(variant_key(key, variant));
+    auto chosen = find_one(variant_key(key, variant), streamed);
     if (chosen && *chosen && (*chosen)->variant != variant) {
         return std::optional<Entry>(); // a collision or a stale index: never another variant
     }
     return chosen;
 }
 
-backends::Result<std::optional<Entry>> Cache::find_one(const Key& key) {
+backends::Result<std::optional<std::optional<Entry>>> Cache::read_entry(const std::string& hex,
+                                                                        bool streamed) {
+    using Read = std::optional<std::optional<Entry>>;
+    if (!streamed) {
+        auto got = m_storage->get(hex);
+        if (!got) {
+            return std::unexpected(got.error());
+        }
+        return *got ? Read(decode(std::move(**got))) : Read();
+    }
+    auto opened = m_storage->open_value(hex, m_stream_threshold);
+    if (!opened) {
+        return std::unexpected(opened.error());
+    }
+    if (!*opened) {
+        return Read();
+    }
+    backends::StoredValue& value = **opened;
+    if (value.whole) {
+        return Read(decode(std::move(value.whole)));
+    }
+    auto entry = decode_streamed(std::move(value.reader));
+    if (!entry) {
+        return std::unexpected(entry.error());
+    }
+    if (*entry && (*entry)->stored_body) {
+        StoredBody& body = *(*entry)->stored_body;
+        body.key = hex;
+        if (body.size > 0) {
+            auto good = body.read_chunk(0, body.first_chunk);
+            if (!good) {
+                return std::unexpected(good.error());
+            }
+            if (!*good) {
+                return Read(std::optional<Entry>());
+            }
+        }
+    }
+    return Read(std::move(*entry));
+}
+
+backends::Result<std::optional<Entry>> Cache::find_one(const Key& key, bool streamed) {
     std::string hex = key.hex();
-    auto got = m_storage->get(hex);
+    auto got = read_entry(hex, streamed);
     if (!got) {
         count_error(m_stats, got.error(), "get", m_storage->name());
         return std::unexpected(got.error());
@@ -148,29 +190,39 @@ backends::Result<std::optional<Entry>> Cache::find_one(const Key& key) {
     if (!*got) {
         return std::optional<Entry>();
     }
-    std::optional<Entry> entry = decode(std::move(**got));
-    if (!entry) {
-        m_stats.corrupt.fetch_add(1, std::memory_order_relaxed);
-        log::warn_once("corrupt-entry",
-                       "removing corrupt cache entry %s (checksum, length or "
-                       "format version did not match); further ones are counted silently",
-                       hex.c_str());
+    if (!**got) {
+        count_corrupt(hex);
         // A writer may have replaced the value since it was read: look once more, so that
         // a good entry stored meanwhile is served rather than removed.
-        if (auto again = m_storage->get(hex); again && *again) {
-            if (std::optional<Entry> replaced = decode(std::move(**again))) {
-                return replaced;
-            }
+        if (auto again = read_entry(hex, streamed); again && *again && **again) {
+            return std::move(**again);
         }
-        if (m_read_only) {
-            return std::optional<Entry>(); // not ours to remove
-        }
-        if (auto removed = m_storage->remove(hex); !removed) {
-            count_error(m_stats, removed.error(), "remove", m_storage->name());
-        }
+        remove_corrupt(hex);
         return std::optional<Entry>();
     }
-    return entry;
+    return std::move(**got);
+}
+
+void Cache::drop_corrupt(const std::string& hex) {
+    count_corrupt(hex);
+    remove_corrupt(hex);
+}
+
+void Cache::count_corrupt(const std::string& hex) {
+    m_stats.corrupt.fetch_add(1, std::memory_order_relaxed);
+    log::warn_once("corrupt-entry",
+                   "removing corrupt cache entry %s (checksum, length or "
+                   "format version did not match); further ones are counted silently",
+                   hex.c_str());
+}
+
+void Cache::remove_corrupt(const std::string& hex) {
+    if (m_read_only) {
+        return; // not ours to remove
+    }
+    if (auto removed = m_storage->remove(hex); !removed) {
+        count_error(m_stats, removed.error(), "remove", m_storage->name());
+    }
 }
 
 namespace {
@@ -240,6 +292,9 @@ backends::Result<Key> Cache::vary_target(const Key& key, Entry& entry,
 }
 
 backends::Result<bool> Cache::store(const Key& key, Entry& entry, const StoreContext& context) {
+    if (entry.stored_body) {
+        return false; // its body is in storage, not in memory: nothing to write it from
+    }
     if (!admit(entry, entry.body.size(), context)) {
         return false;
     }
@@ -303,7 +358,7 @@ backends::Result<bool> Cache::store(const Key& key, Entry& entry, BodySink& body
     if (!target) {
         return std::unexpected(target.error());
     }
-    std::string head = encode_head(entry, body.m_size, body.m_digest.digest());
+    std::string head = encode_head(entry, body.m_size, body.m_digest.chunks());
     auto meta = metadata_of(*target, entry, head.size() + body.m_size);
     auto committed = body.m_stream->commit(meta, head);
     body.m_stream.reset();

@@ -76,9 +76,23 @@ class Cache {
     // Responses stored per variant (Vary) are found with the request's header lines, as
     // the origin received them (`request_lines`; nullptr = none): one more lookup, only
     // for them. Without the lines a variant index is a miss.
+    // With `streamed`, a value over stream_threshold() is not read whole: the entry's
+    // head is read and checked, and so is its first body chunk (a corrupt one is a miss
+    // like any corrupt entry); the rest stays in storage (Entry::stored_body), to be read
+    // and checked chunk by chunk while it is delivered.
     backends::Result<std::optional<Entry>> find(const Key& key,
-                                                const std::vector<std::string>* request_lines);
+                                                const std::vector<std::string>* request_lines,
+                                                bool streamed = false);
     backends::Result<std::optional<Entry>> find(const Key& key) { return find(key, nullptr); }
+
+    // Values up to this many bytes are read whole by find(): one read, as fast as before
+    // streaming existed; larger ones are streamed. Tests lower it.
+    uint64_t stream_threshold() const { return m_stream_threshold; }
+    void set_stream_threshold(uint64_t bytes) { m_stream_threshold = bytes; }
+
+    // A streamed body failed its checksum while it was delivered: counted as corrupt,
+    // warned about once, and the entry (storage key `hex`) removed.
+    void drop_corrupt(const std::string& hex);
 
     // What a store needs to know of the request: its Cache-Control and credentials (for
     // the HTTP rules) and its header lines (for Vary).
@@ -128,9 +142,14 @@ class Cache {
     friend class BodySink;
     explicit Cache(config::Settings settings, std::unique_ptr<backends::Storage> storage);
     bool admit(Entry& entry, uint64_t body_size, const StoreContext& context);
-    backends::Result<std::optional<Entry>> find_one(const Key& key);
+    backends::Result<std::optional<Entry>> find_one(const Key& key, bool streamed);
+    // One read of `hex`: nullopt on a miss, an empty Entry optional inside when corrupt.
+    backends::Result<std::optional<std::optional<Entry>>> read_entry(const std::string& hex,
+                                                                     bool streamed);
     void serve_read_only();
     const std::string& saved_stats_path() const;
+    void count_corrupt(const std::string& hex);
+    void remove_corrupt(const std::string& hex);
     // For a Vary response: the key its variant goes under, after the index is written.
     backends::Result<Key> vary_target(const Key& key, Entry& entry, const StoreContext& context);
     config::Settings m_settings;
@@ -138,6 +157,7 @@ class Cache {
     Stats m_stats;
     std::string m_stats_path;
     std::vector<std::string> m_run_stats_paths;
+    uint64_t m_stream_threshold = uint64_t{4} << 20;
     bool m_read_only = false;              // storage().read_only_reason() is not empty
     bool m_unexpectedly_read_only = false; // read-only in a mode that would store
 };

@@ -141,7 +141,7 @@ Coalesced coalesce_miss(Cache& cache, const Key& key) {
     const config::Settings& settings = cache.settings();
     CoalesceOptions options{settings.coalesce, settings.lock_timeout_ms};
     auto arrived = [&] {
-        auto found = cache.find(key);
+        auto found = cache.find(key, nullptr, true);
         if (found && *found && (*found)->fresh(static_cast<int64_t>(std::time(nullptr)))) {
             result.entry = std::move(**found);
             return true;

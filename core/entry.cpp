@@ -16,6 +16,9 @@
 // stale-while-revalidate and stale-if-error (i64), the Vary names (u32 count, strings) and
 // the variant (string). Hashing the body on
 // its own lets a body be hashed while it streams into storage, before the head is known.
+// Format 4 adds, after the variant: the chunk size (u32), the chunk count (u32) and the
+// XXH3-64 of each chunk of the body (u64 each); its checksum is the XXH3-64 of the head
+// fields seeded with the body length, and covers the body through the chunk digests.
 #include "core/entry.h"
 
 #include <xxhash.h>
@@ -26,6 +29,7 @@
 #include <xxh_x86dispatch.h>
 #endif
 
+#include <algorithm>
 #include <bit>
 #include <cstring>
 #include <memory>
@@ -153,7 +157,8 @@ const Info* Entry::info(uint32_t id) const {
     return nullptr;
 }
 
-std::string encode_head(const Entry& entry, uint64_t body_size, uint64_t body_digest) {
+std::string encode_head(const Entry& entry, uint64_t body_size,
+                        const std::vector<uint64_t>& chunks) {
     std::string head;
     head.append(k_magic, sizeof k_magic);
     put_u16(head, k_entry_format_version);
@@ -209,20 +214,35 @@ std::string encode_head(const Entry& entry, uint64_t body_size, uint64_t body_di
         put_string(head, name);
     }
     put_string(head, entry.variant);
+    put_u32(head, k_body_chunk);
+    put_u32(head, static_cast<uint32_t>(chunks.size()));
+    head.reserve(head.size() + 8 * chunks.size());
+    for (uint64_t digest : chunks) {
+        put_u64(head, digest);
+    }
 
     size_t head_fields = head.size() - k_prefix_size;
     for (int i = 0; i < 4; ++i) {
         head[8 + i] = static_cast<char>(static_cast<uint32_t>(head_fields) >> (8 * i));
     }
     set_u64(head, k_checksum_offset,
-            checksum(std::string_view(head).substr(k_prefix_size), body_digest));
+            checksum(std::string_view(head).substr(k_prefix_size), body_size));
     return head;
+}
+
+std::vector<uint64_t> chunk_digests(std::string_view body) {
+    std::vector<uint64_t> out;
+    out.reserve((body.size() + k_body_chunk - 1) / k_body_chunk);
+    for (size_t at = 0; at < body.size(); at += k_body_chunk) {
+        const size_t n = std::min<size_t>(k_body_chunk, body.size() - at);
+        out.push_back(XXH3_64bits(body.data() + at, n));
+    }
+    return out;
 }
 
 Encoded encode(const Entry& entry) {
     Encoded out;
-    out.head =
-        encode_head(entry, entry.body.size(), XXH3_64bits(entry.body.data(), entry.body.size()));
+    out.head = encode_head(entry, entry.body.size(), chunk_digests(entry.body));
     out.body = entry.body;
     return out;
 }
@@ -239,42 +259,68 @@ BodyDigest::~BodyDigest() {
 }
 
 void BodyDigest::update(std::string_view bytes) {
-    XXH3_64bits_update(static_cast<XXH3_state_t*>(m_state), bytes.data(), bytes.size());
+    auto* state = static_cast<XXH3_state_t*>(m_state);
+    while (!bytes.empty()) {
+        const size_t n = static_cast<size_t>(std::min<uint64_t>(k_body_chunk - m_in_chunk, bytes.size()));
+        XXH3_64bits_update(state, bytes.data(), n);
+        bytes.remove_prefix(n);
+        m_in_chunk += n;
+        if (m_in_chunk == k_body_chunk) {
+            m_done.push_back(XXH3_64bits_digest(state));
+            XXH3_64bits_reset(state);
+            m_in_chunk = 0;
+        }
+    }
 }
 
-uint64_t BodyDigest::digest() const {
-    return XXH3_64bits_digest(static_cast<const XXH3_state_t*>(m_state));
+std::vector<uint64_t> BodyDigest::chunks() const {
+    std::vector<uint64_t> out = m_done;
+    if (m_in_chunk > 0) {
+        out.push_back(XXH3_64bits_digest(static_cast<const XXH3_state_t*>(m_state)));
+    }
+    return out;
 }
 
-std::optional<Entry> decode(backends::Blob blob) {
-    if (!blob || blob->size() < k_prefix_size) {
-        return std::nullopt;
-    }
-    std::string_view data(*blob);
-    const uint64_t version = get_le(data.data() + 4, 2);
-    if (std::memcmp(data.data(), k_magic, sizeof k_magic) != 0 || version < 1 ||
-        version > k_entry_format_version || get_le(data.data() + 6, 2) != 0) {
-        return std::nullopt;
-    }
-    uint64_t head_size = get_le(data.data() + 8, 4);
-    uint64_t body_size = get_le(data.data() + 12, 8);
-    uint64_t available = data.size() - k_prefix_size;
-    if (head_size > available || body_size != available - head_size) {
-        return std::nullopt;
-    }
-    std::string_view head = data.substr(k_prefix_size, head_size);
-    std::string_view body = data.substr(k_prefix_size + head_size);
-    // Format 1 hashed head and body back to back, as they lie here: one-shot XXH3 over
-    // both, without allocating a hash state on every hit.
-    const uint64_t expected = version == 1
-                                  ? XXH3_64bits(data.data() + k_prefix_size, head_size + body_size)
-                                  : checksum(head, XXH3_64bits(body.data(), body.size()));
-    if (expected != get_le(data.data() + k_checksum_offset, 8)) {
-        return std::nullopt;
-    }
+namespace {
 
+// Chunk sizes a head may name: a streamed hit holds one chunk in memory.
+constexpr uint64_t k_min_chunk = 4096;
+constexpr uint64_t k_max_chunk = 16u << 20;
+// A head longer than this is refused unread (a hostile length must not make a streamed hit
+// allocate it): header blocks, infos and 8 bytes per MiB of body stay far below.
+constexpr uint64_t k_max_head = 64u << 20;
+
+struct Prefix {
+    uint16_t version = 0;
+    uint64_t head_size = 0;
+    uint64_t body_size = 0;
+    uint64_t checksum = 0;
+};
+
+std::optional<Prefix> parse_prefix(std::string_view data) {
+    if (data.size() < k_prefix_size) {
+        return std::nullopt;
+    }
+    Prefix p;
+    p.version = static_cast<uint16_t>(get_le(data.data() + 4, 2));
+    if (std::memcmp(data.data(), k_magic, sizeof k_magic) != 0 || p.version < 1 ||
+        p.version > k_entry_format_version || get_le(data.data() + 6, 2) != 0) {
+        return std::nullopt;
+    }
+    p.head_size = get_le(data.data() + 8, 4);
+    p.body_size = get_le(data.data() + 12, 8);
+    p.checksum = get_le(data.data() + k_checksum_offset, 8);
+    return p;
+}
+
+uint64_t chunks_for(uint64_t body_size, uint64_t chunk_size) {
+    return (body_size + chunk_size - 1) / chunk_size;
+}
+
+// The head fields of a value whose checksum was verified; false when malformed. Format 4's
+// chunk table goes to `layout`.
+bool parse_head(std::string_view head, const Prefix& prefix, Entry& entry, StoredBody& layout) {
     Reader in(head);
-    Entry entry;
     entry.method = in.text();
     entry.url = in.text();
     entry.status = static_cast<long>(static_cast<int64_t>(in.number(8)));
@@ -284,7 +330,7 @@ std::optional<Entry> decode(backends::Blob blob) {
     entry.last_modified = in.text();
     uint64_t blocks = in.number(4);
     if (blocks > k_max_items) {
-        return std::nullopt;
+        return false;
     }
     entry.header_blocks.reserve(blocks);
     for (uint64_t i = 0; i < blocks && !in.failed(); ++i) {
@@ -292,7 +338,7 @@ std::optional<Entry> decode(backends::Blob blob) {
     }
     uint64_t infos = in.number(4);
     if (infos > k_max_items) {
-        return std::nullopt;
+        return false;
     }
     entry.infos.reserve(infos);
     for (uint64_t i = 0; i < infos && !in.failed(); ++i) {
@@ -300,7 +346,7 @@ std::optional<Entry> decode(backends::Blob blob) {
         item.id = static_cast<uint32_t>(in.number(4));
         uint64_t type = in.number(1);
         if (type > static_cast<uint64_t>(Info::Type::text)) {
-            return std::nullopt;
+            return false;
         }
         item.type = static_cast<Info::Type>(type);
         if (item.type == Info::Type::integer) {
@@ -313,8 +359,8 @@ std::optional<Entry> decode(backends::Blob blob) {
         }
         entry.infos.push_back(std::move(item));
     }
-    entry.format = static_cast<uint16_t>(version);
-    if (version >= 3) {
+    entry.format = prefix.version;
+    if (prefix.version >= 3) {
         http::Freshness& f = entry.freshness;
         f.request_time = static_cast<int64_t>(in.number(8));
         f.response_time = static_cast<int64_t>(in.number(8));
@@ -322,7 +368,7 @@ std::optional<Entry> decode(backends::Blob blob) {
         f.lifetime = static_cast<int64_t>(in.number(8));
         const uint64_t source = in.number(1);
         if (source > static_cast<uint64_t>(http::LifetimeSource::forever)) {
-            return std::nullopt;
+            return false;
         }
         f.source = static_cast<http::LifetimeSource>(source);
         const uint64_t flags = in.number(1);
@@ -333,19 +379,141 @@ std::optional<Entry> decode(backends::Blob blob) {
         f.stale_if_error = static_cast<int64_t>(in.number(8));
         const uint64_t names = in.number(4);
         if (names > k_max_items) {
-            return std::nullopt;
+            return false;
         }
         for (uint64_t i = 0; i < names && !in.failed(); ++i) {
             entry.vary.push_back(in.text());
         }
         entry.variant = in.text();
     }
-    if (in.failed() || !in.at_end()) {
+    layout.size = prefix.body_size;
+    if (prefix.version >= 4) {
+        const uint64_t chunk_size = in.number(4);
+        const uint64_t count = in.number(4);
+        if (in.failed() || chunk_size < k_min_chunk || chunk_size > k_max_chunk ||
+            count != chunks_for(prefix.body_size, chunk_size)) {
+            return false;
+        }
+        layout.chunk_size = static_cast<uint32_t>(chunk_size);
+        layout.digests.resize(count);
+        for (uint64_t& digest : layout.digests) {
+            digest = in.number(8);
+        }
+    }
+    return !in.failed() && in.at_end();
+}
+
+} // namespace
+
+backends::Result<bool> StoredBody::read_chunk(size_t index, std::string& into) {
+    const uint64_t at = static_cast<uint64_t>(index) * chunk_size;
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(chunk_size, size - at));
+    into.resize(n);
+    if (auto read = reader->read(offset + at, std::span<char>(into.data(), n)); !read) {
+        return std::unexpected(read.error());
+    }
+    return digests.empty() || XXH3_64bits(into.data(), n) == digests[index];
+}
+
+std::optional<Entry> decode(backends::Blob blob) {
+    if (!blob) {
         return std::nullopt;
+    }
+    std::string_view data(*blob);
+    const std::optional<Prefix> prefix = parse_prefix(data);
+    if (!prefix) {
+        return std::nullopt;
+    }
+    uint64_t available = data.size() - k_prefix_size;
+    if (prefix->head_size > available || prefix->body_size != available - prefix->head_size) {
+        return std::nullopt;
+    }
+    std::string_view head = data.substr(k_prefix_size, prefix->head_size);
+    std::string_view body = data.substr(k_prefix_size + prefix->head_size);
+    // Format 1 hashed head and body back to back, as they lie here: one-shot XXH3 over
+    // both, without allocating a hash state on every hit.
+    const uint64_t expected =
+        prefix->version == 1   ? XXH3_64bits(data.data() + k_prefix_size, head.size() + body.size())
+        : prefix->version < 4 ? checksum(head, XXH3_64bits(body.data(), body.size()))
+                               : checksum(head, body.size());
+    if (expected != prefix->checksum) {
+        return std::nullopt;
+    }
+    Entry entry;
+    StoredBody layout;
+    if (!parse_head(head, *prefix, entry, layout)) {
+        return std::nullopt;
+    }
+    for (size_t i = 0; i < layout.digests.size(); ++i) {
+        const uint64_t at = static_cast<uint64_t>(i) * layout.chunk_size;
+        const size_t n = static_cast<size_t>(std::min<uint64_t>(layout.chunk_size, body.size() - at));
+        if (XXH3_64bits(body.data() + at, n) != layout.digests[i]) {
+            return std::nullopt;
+        }
     }
     entry.body = body;
     entry.storage = std::move(blob);
     return entry;
+}
+
+backends::Result<std::optional<Entry>>
+decode_streamed(std::unique_ptr<backends::ValueReader> reader) {
+    using Found = std::optional<Entry>;
+    const uint64_t size = reader->size();
+    char first[k_prefix_size];
+    if (size < k_prefix_size) {
+        return Found();
+    }
+    if (auto read = reader->read(0, first); !read) {
+        return std::unexpected(read.error());
+    }
+    const std::optional<Prefix> prefix = parse_prefix(std::string_view(first, sizeof first));
+    if (!prefix || prefix->head_size > k_max_head || prefix->head_size > size - k_prefix_size ||
+        prefix->body_size != size - k_prefix_size - prefix->head_size) {
+        return Found();
+    }
+    std::string head(prefix->head_size, '\0');
+    if (auto read = reader->read(k_prefix_size, head); !read) {
+        return std::unexpected(read.error());
+    }
+    auto body = std::make_shared<StoredBody>();
+    body->offset = k_prefix_size + prefix->head_size;
+    if (prefix->version >= 4) {
+        if (checksum(head, prefix->body_size) != prefix->checksum) {
+            return Found();
+        }
+    } else {
+        // An older format has one checksum over the whole body: it is read through once
+        // now, a chunk at a time, before anything of it is delivered.
+        auto* state = static_cast<XXH3_state_t*>(XXH3_createState());
+        if (state == nullptr) {
+            throw std::bad_alloc();
+        }
+        std::unique_ptr<XXH3_state_t, XXH_errorcode (*)(XXH3_state_t*)> owned(state, XXH3_freeState);
+        XXH3_64bits_reset(state);
+        if (prefix->version == 1) {
+            XXH3_64bits_update(state, head.data(), head.size());
+        }
+        std::string chunk;
+        for (uint64_t at = 0; at < prefix->body_size; at += k_body_chunk) {
+            chunk.resize(static_cast<size_t>(std::min<uint64_t>(k_body_chunk, prefix->body_size - at)));
+            if (auto read = reader->read(body->offset + at, chunk); !read) {
+                return std::unexpected(read.error());
+            }
+            XXH3_64bits_update(state, chunk.data(), chunk.size());
+        }
+        const uint64_t digest = XXH3_64bits_digest(state);
+        if ((prefix->version == 1 ? digest : checksum(head, digest)) != prefix->checksum) {
+            return Found();
+        }
+    }
+    Entry entry;
+    if (!parse_head(head, *prefix, entry, *body)) {
+        return Found();
+    }
+    body->reader = std::move(reader);
+    entry.stored_body = std::move(body);
+    return Found(std::move(entry));
 }
 
 } // namespace curlcache::core

@@ -6,6 +6,7 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -18,7 +19,15 @@ namespace curlcache::core {
 // 3: the HTTP freshness decided at store time (http::Freshness) and the Vary data follow
 // the infos. Formats 1 and 2 are still read; their freshness is worked out again from the
 // stored header block (see Entry::format).
-inline constexpr uint16_t k_entry_format_version = 3;
+// 4: the head carries the XXH3-64 of each k_body_chunk bytes of the body (and no digest of
+// the whole body), and the checksum covers the head alone (seeded with the body's length),
+// so that a hit can check the head first and then each chunk of the body just before it
+// is delivered (a large body is streamed to the program, never held whole in memory).
+inline constexpr uint16_t k_entry_format_version = 4;
+
+// Bytes of body per stored checksum in format 4. 1 MiB: the largest buffer a streamed hit
+// holds, and 8 bytes of head per MiB of body (8 KiB for a 1 GiB body).
+inline constexpr uint32_t k_body_chunk = 1u << 20;
 
 // A transfer fact the program may ask curl_easy_getinfo for, recorded on the miss so a hit
 // can answer it. `id` is the CURLINFO value; the type follows CURLINFO's type bits.
@@ -29,6 +38,25 @@ struct Info {
     int64_t integer = 0;
     double real = 0;
     std::string text;
+};
+
+// A body left in storage and read chunk by chunk as it is delivered (a large hit: see
+// Cache::find). Each chunk is checked against its digest before anyone sees it.
+struct StoredBody {
+    std::unique_ptr<backends::ValueReader> reader;
+    uint64_t offset = 0; // where the body starts in the stored value
+    uint64_t size = 0;
+    uint32_t chunk_size = k_body_chunk;
+    // One XXH3-64 per chunk (format 4). Empty for an older format, whose body was
+    // checked whole by a first pass over it when it was found.
+    std::vector<uint64_t> digests;
+    std::string key;         // the storage key it was found under (Cache::drop_corrupt)
+    std::string first_chunk; // chunk 0, read and checked when the entry was found
+
+    size_t chunks() const { return static_cast<size_t>((size + chunk_size - 1) / chunk_size); }
+    // Reads chunk `index` into `into` (resized to its length) and checks it: true when it
+    // is good, false when it fails its checksum, an error when the storage cannot read it.
+    backends::Result<bool> read_chunk(size_t index, std::string& into);
 };
 
 struct Entry {
@@ -59,6 +87,10 @@ struct Entry {
     uint16_t format = k_entry_format_version; // the format it was decoded from
 
     backends::Blob storage; // keeps `body` alive for a decoded entry
+    // A large body left in storage (then `body` is empty): read it through this.
+    std::shared_ptr<StoredBody> stored_body;
+
+    uint64_t body_size() const { return stored_body ? stored_body->size : body.size(); }
 
     const Info* info(uint32_t id) const; // nullptr when not recorded
     bool fresh(int64_t now) const { return expires == 0 || now < expires; }
@@ -75,7 +107,8 @@ struct Encoded {
 
 Encoded encode(const Entry& entry);
 
-// The XXH3-64 of a body hashed piece by piece as it arrives (see Cache::begin_body).
+// The XXH3-64 of each k_body_chunk bytes of a body hashed piece by piece as it arrives (see
+// Cache::begin_body).
 class BodyDigest {
   public:
     BodyDigest(); // throws std::bad_alloc
@@ -83,19 +116,32 @@ class BodyDigest {
     BodyDigest(const BodyDigest&) = delete;
     BodyDigest& operator=(const BodyDigest&) = delete;
     void update(std::string_view bytes);
-    uint64_t digest() const;
+    // The digests of every chunk so far, the last (partial) one included.
+    std::vector<uint64_t> chunks() const;
 
   private:
-    void* m_state; // XXH3_state_t, kept out of this header
+    void* m_state;              // XXH3_state_t of the chunk in progress, kept out of this header
+    uint64_t m_in_chunk = 0;    // bytes of it hashed so far
+    std::vector<uint64_t> m_done; // digests of the full chunks
 };
 
+// The digests of `body`'s chunks, in one pass (what BodyDigest gives piece by piece).
+std::vector<uint64_t> chunk_digests(std::string_view body);
+
 // The head of an entry whose body (not entry.body: that is ignored) has `body_size` bytes
-// and the XXH3-64 `body_digest`; the stored value is this head followed by that body.
-std::string encode_head(const Entry& entry, uint64_t body_size, uint64_t body_digest);
+// and the chunk digests `chunks`; the stored value is this head followed by that body.
+std::string encode_head(const Entry& entry, uint64_t body_size,
+                        const std::vector<uint64_t>& chunks);
 
 // Parses and verifies a stored value. nullopt when it is truncated, has a bad checksum or
 // an unknown format version: the caller treats that as a miss and removes it. The body is
 // not copied: it points into `blob`, which the entry keeps.
 std::optional<Entry> decode(backends::Blob blob);
+
+// Reads and verifies the head of a stored value through `reader` and leaves the body there
+// (Entry::stored_body). A format 4 body is checked chunk by chunk later, as it is read; an
+// older one is read through once now to check it whole. nullopt when corrupt (as decode);
+// an error when the reader failed.
+backends::Result<std::optional<Entry>> decode_streamed(std::unique_ptr<backends::ValueReader> reader);
 
 } // namespace curlcache::core

@@ -6,6 +6,8 @@
 #include "shim/guard.h"
 #include "shim/multi_state.h"
 
+#include <optional>
+
 namespace curlcache::shim {
 
 // Moves every DONE message waiting in libcurl's queue into the shim's queue (copied: the
@@ -75,13 +77,21 @@ std::vector<CURL*> start_round(CURLM* multi, bool& recursive) {
     return hits;
 }
 
+namespace {
+
+// Body bytes one round replays at most: a hit streamed from storage is delivered over
+// several rounds of the program's loop, which meanwhile drives its other transfers.
+constexpr uint64_t k_round_budget = 4u << 20;
+
+} // namespace
+
 void replay_hits(const core::easy::CurlApi& api, CURLM* multi, const std::vector<CURL*>& hits) {
     MultiRegistry& registry = MultiRegistry::instance();
     for (CURL* easy : hits) {
-        CURLcode result;
+        std::optional<CURLcode> result;
         {
             CurrentTransfer current(easy);
-            result = core::easy::replay(api, easy);
+            result = core::easy::replay_some(api, easy, k_round_budget);
         }
         auto lock = registry.lock();
         MultiState* state = registry.find(multi);
@@ -92,10 +102,16 @@ void replay_hits(const core::easy::CurlApi& api, CURLM* multi, const std::vector
         if (found == state->members.end()) {
             continue;
         }
+        if (!result) {
+            // A large body goes on in the next round (still pending: counted as running,
+            // a zero timeout, a readable descriptor in fdset).
+            state->pending.push_front(easy);
+            continue;
+        }
         found->second.finished = true;
         found->second.msg.msg = CURLMSG_DONE;
         found->second.msg.easy_handle = easy;
-        found->second.msg.data.result = result;
+        found->second.msg.data.result = *result;
         state->done.push_back(easy);
     }
 }

@@ -137,7 +137,7 @@ Begin decide(const CurlApi& api, CURL* handle, HandleState& state) {
 
     std::optional<Entry> found;
     if (settings.mode != config::Mode::refresh || partial_or_conditional) {
-        auto result = cache->find(key, &plan.request.headers);
+        auto result = cache->find(key, &plan.request.headers, true);
         if (!result) { // counted and warned about by the cache: fail open
             if (offline) {
                 prepare_offline_miss(state, plan);

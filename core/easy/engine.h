@@ -11,6 +11,8 @@
 #include <curl/curl.h>
 
 #include <cstdarg>
+#include <cstdint>
+#include <optional>
 
 namespace curlcache::core::easy {
 
@@ -65,6 +67,11 @@ enum class Begin {
 Begin begin_transfer(const CurlApi& api, CURL* handle);
 // Delivers the entry to the program's callbacks; returns the CURLcode the program sees.
 CURLcode replay(const CurlApi& api, CURL* handle);
+// The same in pieces, for a multi driver: delivers the headers (on the first call) and up to
+// about `budget` body bytes, and returns nullopt while more remain; the CURLcode once done.
+// A large body streamed from storage is then spread over several rounds of the program's
+// loop instead of holding one round for all of it.
+std::optional<CURLcode> replay_some(const CurlApi& api, CURL* handle, uint64_t budget);
 // After a real transfer that began as a miss: restores the program's callbacks, records the
 // transfer facts and stores the entry when the result and the policy allow. Returns the
 // CURLcode the program sees: `result`, except when a revalidation got a 304, which is

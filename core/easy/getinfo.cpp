@@ -72,14 +72,14 @@ int64_t replay_download_size(const Replay& r) {
         return 0;
     }
     if (r.kind == Replay::Kind::partial) {
-        return static_cast<int64_t>(r.body.size());
+        return static_cast<int64_t>(r.body_size());
     }
-    return recorded_integer(r, CURLINFO_SIZE_DOWNLOAD_T, static_cast<int64_t>(r.body.size()));
+    return recorded_integer(r, CURLINFO_SIZE_DOWNLOAD_T, static_cast<int64_t>(r.body_size()));
 }
 
 int64_t replay_content_length(const Replay& r) {
     if (r.kind == Replay::Kind::partial) {
-        return static_cast<int64_t>(r.body.size());
+        return static_cast<int64_t>(r.body_size());
     }
     if (r.kind == Replay::Kind::not_modified) {
         return 0; // libcurl: a 304 has no body, its size is 0

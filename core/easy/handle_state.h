@@ -110,7 +110,20 @@ struct Replay {
     std::vector<std::string_view> blocks;
     std::string synthesised;
     std::string note;          // why the cache answered ("HIT fresh (...)"), for VERBOSE
-    std::string_view body;     // body bytes to deliver
+    std::string_view body;     // body bytes to deliver (when the body is in memory)
+    // A body left in storage (Entry::stored_body): the bytes [stored_first, +stored_length)
+    // of it are delivered, each chunk read and checked just before its bytes are.
+    std::shared_ptr<StoredBody> stored;
+    uint64_t stored_first = 0;
+    uint64_t stored_length = 0;
+    uint64_t body_size() const { return stored ? stored_length : body.size(); }
+    // Delivery in pieces (replay_some): where it stands.
+    enum class Step : uint8_t { start, body, done };
+    Step step = Step::start;
+    uint64_t body_done = 0;            // body bytes delivered
+    std::string chunk;                 // the stored chunk being delivered
+    size_t chunk_index = static_cast<size_t>(-1);
+    double busy_time = 0;              // seconds spent delivering so far
     std::string_view trailers; // trailer lines, to the header callback after the body
     long status = 0;
     bool deliver_body = true;

@@ -13,6 +13,7 @@
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 
 namespace curlcache::core::easy {
 
@@ -113,6 +114,45 @@ void add_age(Entry& entry, int64_t now) {
     }
 }
 
+namespace {
+
+// Makes the stored chunk that holds body byte `at` the one in r.chunk, read and checked.
+// False when it cannot be read or is corrupt (then removed and counted): r.chunk then says
+// why, for the program's ERRORBUFFER.
+bool load_chunk(Replay& r, uint64_t at) {
+    StoredBody& body = *r.stored;
+    const size_t index = static_cast<size_t>(at / body.chunk_size);
+    if (index == r.chunk_index) {
+        return true;
+    }
+    r.chunk_index = static_cast<size_t>(-1);
+    if (index == 0 && !body.first_chunk.empty()) {
+        r.chunk.swap(body.first_chunk); // read and checked by the lookup
+        r.chunk_index = 0;
+        return true;
+    }
+    auto good = body.read_chunk(index, r.chunk);
+    if (good && *good) {
+        r.chunk_index = index;
+        return true;
+    }
+    Cache* cache = process_cache();
+    if (!good) {
+        // Not the entry's fault (a backend error, a value replaced meanwhile): kept.
+        log::warn_once("stream-read", "cannot read a cached body: %s",
+                       good.error().message.c_str());
+        r.chunk = "cannot read the cached body (" + good.error().message + ")";
+    } else {
+        if (cache != nullptr) {
+            cache->drop_corrupt(body.key);
+        }
+        r.chunk = "the cached body failed its checksum (the entry was removed)";
+    }
+    return false;
+}
+
+} // namespace
+
 bool prepare_hit(HandleState& state, const Plan& plan, Entry entry) {
     const Options& o = state.options;
     auto r = std::make_unique<Replay>();
@@ -123,6 +163,9 @@ bool prepare_hit(HandleState& state, const Plan& plan, Entry entry) {
     }
     r->blocks.assign(e.header_blocks.begin(), e.header_blocks.end());
     r->body = e.body;
+    r->stored = e.stored_body;
+    r->stored_length = e.body_size();
+    const uint64_t body_size = e.body_size();
     if (const Info* trailers = e.info(k_info_trailers)) {
         r->trailers = trailers->text;
     }
@@ -140,15 +183,20 @@ bool prepare_hit(HandleState& state, const Plan& plan, Entry entry) {
         // Cut from the body as delivered; a decoded body no longer matches the wire bytes
         // the range talks about, so that case passes through.
         bool decoded = o.accept_encoding && header_value(last, "Content-Encoding");
-        auto range = parse_range(*plan.range, e.body.size());
+        auto range = parse_range(*plan.range, body_size);
         if (e.status != 200 || decoded || !range) {
             return false;
         }
         r->kind = Replay::Kind::partial;
         r->status = 206;
-        r->synthesised = make_206(last, *range, e.body.size());
+        r->synthesised = make_206(last, *range, body_size);
         r->blocks.back() = r->synthesised;
-        r->body = e.body.substr(range->first, range->last - range->first + 1);
+        if (r->stored) {
+            r->stored_first = range->first;
+            r->stored_length = range->last - range->first + 1;
+        } else {
+            r->body = e.body.substr(range->first, range->last - range->first + 1);
+        }
         r->trailers = {};
     } else if (plan.conditional() && condition_holds(plan, e)) {
         r->kind = Replay::Kind::not_modified;
@@ -156,6 +204,8 @@ bool prepare_hit(HandleState& state, const Plan& plan, Entry entry) {
         r->synthesised = make_304(last);
         r->blocks.back() = r->synthesised;
         r->body = {};
+        r->stored.reset();
+        r->stored_length = 0;
         r->trailers = {};
         r->deliver_body = false;
         r->condition_unmet = true; // libcurl 7.88 reports it for every 304 (measured)
@@ -166,6 +216,13 @@ bool prepare_hit(HandleState& state, const Plan& plan, Entry entry) {
     if (o.failonerror && r->status >= 400) {
         r->fail_http = true;
         r->deliver_body = false;
+    }
+    if (!r->deliver_body) {
+        r->stored.reset(); // nothing of it is read
+    } else if (r->stored && r->stored_length > 0 && !load_chunk(*r, r->stored_first)) {
+        // The first chunk to deliver is read (and checked) before anything reaches the
+        // program: if it is corrupt or cannot be read, the transfer still passes through.
+        return false;
     }
     for (std::string_view block : r->blocks) {
         r->header_size += static_cast<int64_t>(block.size());
@@ -234,11 +291,22 @@ bool deliver(const Options& o, curl_write_callback fn, void* data, std::string_v
     return false;
 }
 
-CURLcode deliver_all(const Options& o, Replay& r) {
-    // Progress counts wire bytes, as libcurl does (compressed when the body was decoded).
-    const curl_off_t wire = r.deliver_body ? replay_download_size(r) : 0;
+// Progress counts wire bytes, as libcurl does (compressed when the body was decoded).
+struct Totals {
+    curl_off_t wire = 0;
+    curl_off_t total = 0;
+};
+
+Totals totals_of(const Replay& r) {
+    Totals t;
+    t.wire = r.deliver_body ? replay_download_size(r) : 0;
     const int64_t length = replay_content_length(r);
-    const curl_off_t total = r.deliver_body ? (length >= 0 ? length : wire) : 0;
+    t.total = r.deliver_body ? (length >= 0 ? length : t.wire) : 0;
+    return t;
+}
+
+// The first progress call and every header line; CURLE_OK to go on to the body.
+CURLcode deliver_head(const Options& o, Replay& r, const Totals& t) {
     if (!progress(o, 0, 0)) {
         set_error(o, "Callback aborted");
         return CURLE_ABORTED_BY_CALLBACK;
@@ -250,9 +318,9 @@ CURLcode deliver_all(const Options& o, Replay& r) {
     for (size_t i = 0; i < r.blocks.size(); ++i) {
         for (std::string_view line : split_lines(r.blocks[i])) {
             const char* failure = nullptr;
-            if (o.header && !deliver(o, o.write_fn, o.write_data, line, total, 0)) {
+            if (o.header && !deliver(o, o.write_fn, o.write_data, line, t.total, 0)) {
                 failure = "Failure writing output to destination";
-            } else if (to_header && !deliver(o, header_fn, o.header_data, line, total, 0)) {
+            } else if (to_header && !deliver(o, header_fn, o.header_data, line, t.total, 0)) {
                 failure = "Failed writing header";
             }
             if (failure != nullptr) {
@@ -268,28 +336,78 @@ CURLcode deliver_all(const Options& o, Replay& r) {
         set_error(o, "The requested URL returned error: %ld", r.status);
         return CURLE_HTTP_RETURNED_ERROR;
     }
-    curl_off_t done = 0;
-    if (r.deliver_body) {
-        std::string_view rest = r.body;
-        const size_t chunk_size = static_cast<size_t>(
-            o.buffersize < CURL_MAX_WRITE_SIZE ? o.buffersize : CURL_MAX_WRITE_SIZE);
+    return CURLE_OK;
+}
+
+// The body bytes still to deliver that are in memory now: the rest of r.body, or of the
+// stored chunk at the delivery point (read and checked first). Empty when done; sets
+// `failed` (and the error) when the stored chunk cannot be read or is corrupt.
+std::string_view next_bytes(const Options& o, Replay& r, CURLcode& failed) {
+    if (!r.stored) {
+        return r.body.substr(static_cast<size_t>(r.body_done));
+    }
+    if (r.body_done >= r.stored_length) {
+        return {};
+    }
+    const uint64_t at = r.stored_first + r.body_done;
+    if (!load_chunk(r, at)) {
+        // Bytes before this chunk were delivered and cannot be taken back: the transfer
+        // fails, as a download cut short would, and never ends as a success.
+        set_error(o, "curlcache: %s at byte %llu of the cached body", r.chunk.c_str(),
+                  static_cast<unsigned long long>(at));
+        failed = CURLE_PARTIAL_FILE;
+        return {};
+    }
+    const uint64_t chunk_start = static_cast<uint64_t>(r.chunk_index) * r.stored->chunk_size;
+    std::string_view bytes(r.chunk);
+    bytes.remove_prefix(static_cast<size_t>(at - chunk_start));
+    return bytes.substr(0, static_cast<size_t>(r.stored_length - r.body_done));
+}
+
+// Delivers body bytes until the body is done or `budget` bytes went out (the caller then
+// comes back for more). CURLE_OK while all is well.
+CURLcode deliver_body(const Options& o, Replay& r, const Totals& t, uint64_t budget) {
+    const size_t piece = static_cast<size_t>(
+        o.buffersize < CURL_MAX_WRITE_SIZE ? o.buffersize : CURL_MAX_WRITE_SIZE);
+    uint64_t sent = 0;
+    while (sent < budget) {
+        CURLcode failed = CURLE_OK;
+        std::string_view rest = next_bytes(o, r, failed);
+        if (failed != CURLE_OK) {
+            return failed;
+        }
+        if (rest.empty()) {
+            break;
+        }
         while (!rest.empty()) {
-            std::string_view chunk = rest.substr(0, chunk_size);
-            if (!deliver(o, o.write_fn, o.write_data, chunk, total, done)) {
+            std::string_view chunk = rest.substr(0, piece);
+            if (!deliver(o, o.write_fn, o.write_data, chunk, t.total,
+                         static_cast<curl_off_t>(r.body_done))) {
                 set_error(o, "Failure writing output to destination");
                 return CURLE_WRITE_ERROR;
             }
             rest.remove_prefix(chunk.size());
-            done += static_cast<curl_off_t>(chunk.size());
+            r.body_done += chunk.size();
+            sent += chunk.size();
         }
-        for (std::string_view line : split_lines(r.trailers)) { // header callback only
-            if (to_header && !deliver(o, header_fn, o.header_data, line, total, done)) {
+    }
+    return CURLE_OK;
+}
+
+// The trailers (header callback only) and the last progress call.
+CURLcode deliver_tail(const Options& o, Replay& r, const Totals& t) {
+    if (r.deliver_body) {
+        const bool to_header = o.header_fn != nullptr || o.header_data != nullptr;
+        curl_write_callback header_fn = o.header_fn != nullptr ? o.header_fn : o.write_fn;
+        for (std::string_view line : split_lines(r.trailers)) {
+            if (to_header && !deliver(o, header_fn, o.header_data, line, t.total,
+                                      static_cast<curl_off_t>(r.body_done))) {
                 set_error(o, "Failed writing header");
                 return CURLE_WRITE_ERROR;
             }
         }
     }
-    if (!progress(o, total, r.deliver_body ? wire : 0)) {
+    if (!progress(o, t.total, r.deliver_body ? t.wire : 0)) {
         set_error(o, "Callback aborted");
         return CURLE_ABORTED_BY_CALLBACK;
     }
@@ -326,40 +444,70 @@ void show_verbose(CURL* handle, const Options& o, const Replay& r) {
 
 } // namespace
 
-CURLcode replay(const CurlApi& api, CURL* handle) {
+std::optional<CURLcode> replay_some(const CurlApi& api, CURL* handle, uint64_t budget) {
     HandleState* state = find_state(handle);
     if (state == nullptr || !state->replay) {
         return api.easy_perform ? api.easy_perform(handle) : CURLE_FAILED_INIT;
     }
     const Options& o = state->options;
     Replay& r = *state->replay;
-    if (o.errorbuffer != nullptr) {
-        o.errorbuffer[0] = '\0';
-    }
     if (r.kind == Replay::Kind::offline_miss) {
+        if (o.errorbuffer != nullptr) {
+            o.errorbuffer[0] = '\0';
+        }
         set_error(o, "curlcache: offline and not cached: %s", r.effective_url.c_str());
         return CURLE_COULDNT_CONNECT;
     }
     auto start = std::chrono::steady_clock::now();
     CURLcode result = CURLE_OK;
+    const Totals totals = totals_of(r);
     try {
-        if (o.verbose) {
-            show_verbose(handle, o, r);
+        if (r.step == Replay::Step::start) {
+            if (o.errorbuffer != nullptr) {
+                o.errorbuffer[0] = '\0';
+            }
+            if (o.verbose) {
+                show_verbose(handle, o, r);
+            }
+            feed_cookies(api, handle, o, r); // as libcurl does while it parses the headers
+            result = deliver_head(o, r, totals);
+            r.step = Replay::Step::body;
         }
-        feed_cookies(api, handle, o, r); // as libcurl does while it parses the headers
-        result = deliver_all(o, r);
+        if (result == CURLE_OK && r.deliver_body) {
+            result = deliver_body(o, r, totals, budget);
+            if (result == CURLE_OK && r.body_done < r.body_size()) {
+                std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
+                r.busy_time += took.count();
+                return std::nullopt; // more next time
+            }
+        }
+        if (result == CURLE_OK) {
+            result = deliver_tail(o, r, totals);
+        }
     } catch (...) {
         // A C++ program's callback threw through us: report a write error, as libcurl
         // cannot propagate it either.
         result = CURLE_WRITE_ERROR;
     }
+    r.step = Replay::Step::done;
+    r.chunk = std::string(); // the buffer of a streamed body goes now, not at cleanup
+    r.stored.reset();        // and so does the reader (an open file, a statement)
     std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
-    r.total_time = took.count() > 1e-6 ? took.count() : 1e-6;
+    r.busy_time += took.count();
+    r.total_time = r.busy_time > 1e-6 ? r.busy_time : 1e-6;
     if (Cache* cache = process_cache()) {
-        cache->stats().bytes_served.fetch_add(r.deliver_body ? r.body.size() : 0,
+        cache->stats().bytes_served.fetch_add(r.deliver_body ? r.body_done : 0,
                                               std::memory_order_relaxed);
     }
     return result;
+}
+
+CURLcode replay(const CurlApi& api, CURL* handle) {
+    for (;;) {
+        if (std::optional<CURLcode> done = replay_some(api, handle, UINT64_MAX)) {
+            return *done;
+        }
+    }
 }
 
 } // namespace curlcache::core::easy

@@ -476,7 +476,10 @@ CURLcode end_transfer(const CurlApi& api, CURL* handle, CURLcode result) {
                 // (max-age=0, no-cache) is revalidated next time anyway, and the 304 then
                 // brings its header fields again; rewriting it (a whole body file for a
                 // large one) on every use would cost more than downloading it.
-                if (refreshed.fresh(now) && !refreshed.freshness.no_cache) {
+                // A body left in storage (a large entry being streamed) is not copied
+                // into a new value either: it is revalidated again next time.
+                if (refreshed.fresh(now) && !refreshed.freshness.no_cache &&
+                    !refreshed.stored_body) {
                     (void)cache->store(tee->key, refreshed, store_context(*tee));
                 }
             }

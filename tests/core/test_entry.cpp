@@ -127,7 +127,7 @@ void test_unknown_format_version_is_rejected(void**) {
 // A blob with a valid prefix and checksum around arbitrary head bytes: what the head
 // parser sees if a writer with a bug (or a hostile one) produced a well-checksummed value.
 std::string checksummed(const std::string& head_fields, const std::string& body,
-                        uint16_t version = k_entry_format_version) {
+                        uint16_t version = 3) {
     std::string blob = "CCHE";
     blob += static_cast<char>(version & 0xff);
     blob += static_cast<char>(version >> 8);
@@ -139,10 +139,13 @@ std::string checksummed(const std::string& head_fields, const std::string& body,
         blob += static_cast<char>(static_cast<uint64_t>(body.size()) >> (8 * i));
     }
     std::string rest = head_fields + body;
-    // Format 2 seeds the head's hash with the body's; format 1 hashed both back to back.
-    uint64_t sum = version == 1 ? XXH3_64bits(rest.data(), rest.size())
-                                : XXH3_64bits_withSeed(head_fields.data(), head_fields.size(),
-                                                       XXH3_64bits(body.data(), body.size()));
+    // Format 2 seeds the head's hash with the body's; format 1 hashed both back to back;
+    // format 4 seeds it with the body's length (the body is covered by its chunk digests).
+    uint64_t sum = version == 1   ? XXH3_64bits(rest.data(), rest.size())
+                   : version >= 4 ? XXH3_64bits_withSeed(head_fields.data(), head_fields.size(),
+                                                         body.size())
+                                  : XXH3_64bits_withSeed(head_fields.data(), head_fields.size(),
+                                                         XXH3_64bits(body.data(), body.size()));
     for (int i = 0; i < 8; ++i) {
         blob += static_cast<char>(sum >> (8 * i));
     }
@@ -153,24 +156,38 @@ std::string checksummed(const std::string& head_fields, const std::string& body,
 // and durations, the lifetime source and flags, two more durations, the Vary count and
 // the variant's length. Cutting them off a format 3 head gives a format 1 or 2 head.
 constexpr size_t k_format_3_tail = 4 * 8 + 1 + 1 + 2 * 8 + 4 + 4;
+// Format 4 adds the chunk size, the chunk count and one digest per chunk.
+size_t format_4_tail(const std::string& blob) {
+    uint64_t body = 0;
+    for (int i = 0; i < 8; ++i) {
+        body |= static_cast<uint64_t>(static_cast<unsigned char>(blob[12 + i])) << (8 * i);
+    }
+    return 4 + 4 + 8 * ((body + curlcache::core::k_body_chunk - 1) / curlcache::core::k_body_chunk);
+}
+
+size_t head_size_of(const std::string& blob) {
+    return static_cast<unsigned char>(blob[8]) | (static_cast<unsigned char>(blob[9]) << 8);
+}
 
 std::string older_head(const std::string& blob) {
-    size_t head_size =
-        static_cast<unsigned char>(blob[8]) | (static_cast<unsigned char>(blob[9]) << 8);
-    return blob.substr(28, head_size - k_format_3_tail);
+    return blob.substr(28, head_size_of(blob) - format_4_tail(blob) - k_format_3_tail);
+}
+
+// The format 3 head of a format 4 blob (the chunk table cut off).
+std::string format_3_head(const std::string& blob) {
+    return blob.substr(28, head_size_of(blob) - format_4_tail(blob));
 }
 
 // Entries written before format 2 (head and body hashed back to back) are still served.
 void test_format_1_entries_still_decode(void**) {
     std::string good = *to_blob(encode(sample_entry("format one body")));
-    size_t head_size = older_head(good).size();
     std::string old = checksummed(older_head(good), "format one body", 1);
     auto entry = decode(std::make_shared<const std::string>(old));
     assert_true(entry.has_value());
     assert_true(entry->body == "format one body");
     assert_int_equal(entry->format, 1);
     // ...and a format 1 blob with a format 2 checksum (or the reverse) is rejected.
-    std::string mixed = checksummed(good.substr(28, head_size), "format one body", 2);
+    std::string mixed = checksummed(older_head(good), "format one body", 2);
     mixed[4] = 1;
     assert_false(decode(std::make_shared<const std::string>(mixed)).has_value());
 }
@@ -236,7 +253,7 @@ void test_streamed_body_digest_matches_encode(void**) {
     }
     Entry without_body = entry;
     without_body.body = {};
-    std::string head = encode_head(without_body, body.size(), digest.digest());
+    std::string head = encode_head(without_body, body.size(), digest.chunks());
     assert_true(head == whole.head);
     auto decoded = decode(std::make_shared<const std::string>(head + body));
     assert_true(decoded.has_value());
@@ -246,13 +263,11 @@ void test_streamed_body_digest_matches_encode(void**) {
 void test_checksummed_garbage_heads_never_crash(void**) {
     std::string good = *to_blob(encode(sample_entry("body")));
     // The helper reproduces the real layout: a well-formed head decodes.
-    size_t head_size =
-        static_cast<unsigned char>(good[8]) | (static_cast<unsigned char>(good[9]) << 8);
     assert_true(
-        decode(std::make_shared<const std::string>(checksummed(good.substr(28, head_size), "body")))
+        decode(std::make_shared<const std::string>(checksummed(format_3_head(good), "body")))
             .has_value());
     std::mt19937 random(777);
-    std::string real_head = good.substr(28, head_size);
+    std::string real_head = format_3_head(good);
     int decoded = 0;
     for (int round = 0; round < 20000; ++round) {
         std::string head;
