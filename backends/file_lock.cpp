@@ -167,6 +167,10 @@ public:
     std::string_view name() const override { return m_inner->name(); }
     std::string location() const override { return m_inner->location(); }
     Result<std::optional<Blob>> get(std::string_view key) override { return m_inner->get(key); }
+    Result<std::optional<StoredValue>> open_value(std::string_view key,
+                                                  uint64_t whole_limit) override {
+        return m_inner->open_value(key, whole_limit);
+    }
     Result<std::optional<Metadata>> get_metadata(std::string_view key) override {
         return m_inner->get_metadata(key);
     }
