@@ -461,6 +461,95 @@ void test_get_after_replacing_a_streamed_value_reads_the_new_one(void** state) {
     assert_int_equal(usage.bytes, again.size());
 }
 
+// Backends that keep values outside the process stream large ones (open_value gives a
+// reader); the others may hand the value whole.
+bool must_stream(const Fixture& fixture) {
+    const std::string& name = fixture.backend->backend;
+    return name == "sqlite" || name == "filesystem" || name == "redis";
+}
+
+std::string read_or_fail(backends::ValueReader& reader, uint64_t offset, size_t length) {
+    std::string out(length, '\0');
+    auto read = reader.read(offset, out);
+    if (!read) {
+        fail_msg("read %llu+%zu: %s", static_cast<unsigned long long>(offset), length,
+                 read.error().message.c_str());
+    }
+    return out;
+}
+
+backends::StoredValue open_or_fail_value(Storage& storage, std::string_view key,
+                                         uint64_t whole_limit) {
+    auto opened = storage.open_value(key, whole_limit);
+    if (!opened) {
+        fail_msg("open_value: %s", opened.error().message.c_str());
+    }
+    assert_true(opened->has_value());
+    return std::move(**opened);
+}
+
+void test_open_value_reads_small_values_whole_and_large_ones_in_any_range(void** state) {
+    Fixture& fixture = fixture_of(state);
+    Storage& storage = *fixture.storage;
+    std::string small_key = test_key(58), large_key = test_key(59);
+    std::string small = make_value(small_key, 6, 1000);
+    std::string large = make_value(large_key, 7, 3u << 20);
+    put_or_fail(storage, test_meta(small_key), {small});
+    put_or_fail(storage, test_meta(large_key), {std::string_view(large).substr(0, 300),
+                                                std::string_view(large).substr(300)});
+    backends::StoredValue whole = open_or_fail_value(storage, small_key, 64 * 1024);
+    assert_non_null(whole.whole.get()); // one read for a small value
+    assert_true(*whole.whole == small);
+    backends::StoredValue big = open_or_fail_value(storage, large_key, 64 * 1024);
+    if (must_stream(fixture)) {
+        assert_null(big.whole.get());
+    }
+    if (big.whole) {
+        assert_true(*big.whole == large);
+        return;
+    }
+    assert_non_null(big.reader.get());
+    assert_int_equal(big.reader->size(), large.size());
+    const std::pair<uint64_t, size_t> ranges[] = {
+        {0, 28}, {0, 300}, {290, 20}, {1u << 20, 1u << 20}, {large.size() - 5, 5}, {12345, 0}};
+    for (const auto& [offset, length] : ranges) {
+        assert_true(read_or_fail(*big.reader, offset, length) == large.substr(offset, length));
+    }
+    std::string past(10, '\0');
+    assert_false(big.reader->read(large.size() - 5, past).has_value());
+    auto missing = storage.open_value(test_key(60), 64 * 1024);
+    assert_true(missing.has_value());
+    assert_false(missing->has_value());
+}
+
+// A reader sees the value it opened, or fails: never bytes of a value that replaced it.
+void test_a_reader_never_mixes_the_value_it_opened_with_a_new_one(void** state) {
+    Storage& storage = *fixture_of(state).storage;
+    std::string key = test_key(61);
+    std::string first = make_value(key, 8, 3u << 20);
+    std::string second = make_value(key, 9, 3u << 20);
+    put_or_fail(storage, test_meta(key), {first});
+    backends::StoredValue opened = open_or_fail_value(storage, key, 64 * 1024);
+    put_or_fail(storage, test_meta(key), {second});
+    if (opened.whole) {
+        assert_true(*opened.whole == first);
+    } else {
+        std::string out(first.size(), '\0');
+        auto read = opened.reader->read(0, out);
+        assert_true(!read || out == first);
+        std::string tail(1u << 20, '\0');
+        read = opened.reader->read(2u << 20, tail);
+        assert_true(!read || tail == first.substr(2u << 20, 1u << 20));
+    }
+    opened = open_or_fail_value(storage, key, 64 * 1024);
+    assert_true(storage.remove(key).has_value());
+    if (opened.reader) {
+        std::string out(1u << 20, '\0');
+        auto read = opened.reader->read(1u << 20, out);
+        assert_true(!read || out == second.substr(1u << 20, 1u << 20));
+    }
+}
+
 uint64_t fnv1a(std::string_view bytes) {
     uint64_t hash = 1469598103934665603ull;
     for (unsigned char c : bytes) {
@@ -511,6 +600,10 @@ std::vector<CMUnitTest> conformance_tests(const ConformanceBackend& backend) {
          test_two_streams_of_one_key_leave_one_whole_value_in_either_order},
         {"test_get_after_replacing_a_streamed_value_reads_the_new_one",
          test_get_after_replacing_a_streamed_value_reads_the_new_one},
+        {"test_open_value_reads_small_values_whole_and_large_ones_in_any_range",
+         test_open_value_reads_small_values_whole_and_large_ones_in_any_range},
+        {"test_a_reader_never_mixes_the_value_it_opened_with_a_new_one",
+         test_a_reader_never_mixes_the_value_it_opened_with_a_new_one},
     };
     static std::deque<std::string> names; // cmocka keeps the pointers
     std::vector<CMUnitTest> tests;
