@@ -122,6 +122,53 @@ private:
     curlcache_backend_stream* m_stream;
 };
 
+// What get() and open_value() collect from a plugin's sink.
+struct Collect {
+    std::string value;
+    static void hint(void* context, uint64_t total) {
+        try {
+            static_cast<Collect*>(context)->value.reserve(total);
+        } catch (...) {
+            // A wrong hint costs only the reservation.
+        }
+    }
+    static int write(void* context, const char* data, size_t size) {
+        try {
+            static_cast<Collect*>(context)->value.append(data, size);
+            return 0;
+        } catch (...) {
+            return 1;
+        }
+    }
+};
+
+class PluginValueReader final : public ValueReader {
+public:
+    PluginValueReader(const curlcache_backend_plugin& table, curlcache_backend_value* value,
+                      uint64_t size)
+        : m_table(table), m_value(value), m_size(size) {}
+    ~PluginValueReader() override { m_table.close_value(m_value); }
+
+    uint64_t size() const override { return m_size; }
+
+    Result<void> read(uint64_t offset, std::span<char> out) override {
+        if (offset > m_size || out.size() > m_size - offset) {
+            return fail(std::string(m_table.name) + ": read past the end of a value");
+        }
+        Call call;
+        const Status status = m_table.read_range(m_value, offset, out.data(), out.size(), &call);
+        if (status != CURLCACHE_BACKEND_OK) {
+            return call.error(status, m_table.name, "read_range");
+        }
+        return {};
+    }
+
+private:
+    const curlcache_backend_plugin& m_table;
+    curlcache_backend_value* m_value;
+    uint64_t m_size;
+};
+
 class PluginStorage final : public Storage {
 public:
     PluginStorage(const curlcache_backend_plugin& table, std::unique_ptr<Host> host,
@@ -137,24 +184,7 @@ public:
     }
 
     Result<std::optional<Blob>> get(std::string_view key) override {
-        struct Collect {
-            std::string value;
-            static void hint(void* context, uint64_t total) {
-                try {
-                    static_cast<Collect*>(context)->value.reserve(total);
-                } catch (...) {
-                    // A wrong hint costs only the reservation.
-                }
-            }
-            static int write(void* context, const char* data, size_t size) {
-                try {
-                    static_cast<Collect*>(context)->value.append(data, size);
-                    return 0;
-                } catch (...) {
-                    return 1;
-                }
-            }
-        } collect;
+        Collect collect;
         const curlcache_backend_sink sink{&collect, Collect::hint, Collect::write};
         const std::string c_key(key);
         int found = 0;
@@ -167,6 +197,41 @@ public:
             return std::optional<Blob>{};
         }
         return std::optional<Blob>{std::make_shared<const std::string>(std::move(collect.value))};
+    }
+
+    // ABI 1.1: a plugin that reads ranges streams large values; an older one is read whole
+    // through get() (Storage::open_value).
+    Result<std::optional<StoredValue>> open_value(std::string_view key,
+                                                  uint64_t whole_limit) override {
+        using Found = std::optional<StoredValue>;
+        if (!CURLCACHE_BACKEND_HAS(&m_table, open_value) ||
+            !CURLCACHE_BACKEND_HAS(&m_table, read_range) ||
+            !CURLCACHE_BACKEND_HAS(&m_table, close_value)) {
+            return Storage::open_value(key, whole_limit);
+        }
+        Collect collect;
+        const curlcache_backend_sink sink{&collect, Collect::hint, Collect::write};
+        const std::string c_key(key);
+        int found = 0;
+        uint64_t size = 0;
+        curlcache_backend_value* value = nullptr;
+        Call call;
+        const Status status = m_table.open_value(m_store, c_key.c_str(), whole_limit, &sink, &found,
+                                                 &size, &value, &call);
+        if (status != CURLCACHE_BACKEND_OK) {
+            if (value != nullptr) {
+                m_table.close_value(value);
+            }
+            return call.error(status, m_table.name, "open_value");
+        }
+        if (found == 0) {
+            return Found{};
+        }
+        if (value == nullptr) {
+            return Found{StoredValue{std::make_shared<const std::string>(std::move(collect.value)),
+                                     nullptr}};
+        }
+        return Found{StoredValue{nullptr, std::make_unique<PluginValueReader>(m_table, value, size)}};
     }
 
     Result<void> put(const Metadata& meta, Pieces value) override {

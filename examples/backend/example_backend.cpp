@@ -50,6 +50,12 @@ struct curlcache_backend_store {
     uint64_t bytes = 0;
 };
 
+// A value being read in pieces (ABI 1.1): it holds the value it opened, which a put or a
+// remove meanwhile never changes (values are immutable and shared).
+struct curlcache_backend_value {
+    std::shared_ptr<const std::string> value;
+};
+
 // A value being streamed in: the tail grows until commit() puts head + tail.
 struct curlcache_backend_stream {
     curlcache_backend_store* store = nullptr;
@@ -258,6 +264,55 @@ void close_stream(curlcache_backend_stream* stream) {
     delete stream;
 }
 
+// ABI 1.1: a small value goes whole into the sink (one call); a larger one is read later,
+// a range at a time, through the reader.
+curlcache_backend_status open_value(Store* store, const char* key, uint64_t whole_limit,
+                                    const curlcache_backend_sink* sink, int* found,
+                                    uint64_t* size, curlcache_backend_value** value,
+                                    curlcache_backend_error* error) {
+    std::shared_ptr<const std::string> held;
+    {
+        std::lock_guard lock(store->mutex);
+        auto it = store->entries.find(key);
+        if (it == store->entries.end()) {
+            *found = 0;
+            return CURLCACHE_BACKEND_OK;
+        }
+        store->lru.splice(store->lru.begin(), store->lru, it->second.lru);
+        held = it->second.value;
+    }
+    *found = 1;
+    *size = held->size();
+    if (held->size() <= whole_limit) {
+        if (sink->write(sink->context, held->data(), held->size()) != 0) {
+            std::snprintf(error->message, sizeof error->message, "the host gave up the value");
+            return CURLCACHE_BACKEND_FAILURE;
+        }
+        return CURLCACHE_BACKEND_OK;
+    }
+    try {
+        *value = new curlcache_backend_value{std::move(held)};
+    } catch (const std::bad_alloc&) {
+        std::snprintf(error->message, sizeof error->message, "out of memory");
+        return CURLCACHE_BACKEND_FAILURE;
+    }
+    return CURLCACHE_BACKEND_OK;
+}
+
+curlcache_backend_status read_range(curlcache_backend_value* value, uint64_t offset, char* into,
+                                    size_t size, curlcache_backend_error* error) {
+    if (offset > value->value->size() || size > value->value->size() - offset) {
+        std::snprintf(error->message, sizeof error->message, "read past the end of a value");
+        return CURLCACHE_BACKEND_FAILURE;
+    }
+    std::memcpy(into, value->value->data() + offset, size);
+    return CURLCACHE_BACKEND_OK;
+}
+
+void close_value(curlcache_backend_value* value) {
+    delete value;
+}
+
 // Designated initializers keep the members in the header's order.
 const curlcache_backend_plugin k_plugin = {
     .abi_major = CURLCACHE_BACKEND_ABI_MAJOR,
@@ -285,6 +340,9 @@ const curlcache_backend_plugin k_plugin = {
     .append = append,
     .commit = commit,
     .close_stream = close_stream,
+    .open_value = open_value,
+    .read_range = read_range,
+    .close_value = close_value,
 };
 
 } // namespace

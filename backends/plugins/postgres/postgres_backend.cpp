@@ -462,6 +462,10 @@ const curlcache_backend_plugin k_plugin = {
     .append = append,
     .commit = commit,
     .close_stream = close_stream,
+    // ABI 1.1 ranged reads: not yet; a hit is read whole through get().
+    .open_value = nullptr,
+    .read_range = nullptr,
+    .close_value = nullptr,
 };
 
 } // namespace

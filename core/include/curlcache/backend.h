@@ -52,7 +52,7 @@ extern "C" {
 #endif
 
 #define CURLCACHE_BACKEND_ABI_MAJOR 1
-#define CURLCACHE_BACKEND_ABI_MINOR 0
+#define CURLCACHE_BACKEND_ABI_MINOR 1
 
 /* The exported entry point's name, for dlsym. */
 #define CURLCACHE_BACKEND_ENTRY "curlcache_backend_plugin_entry"
@@ -184,6 +184,7 @@ static inline const char *curlcache_backend_setting_get(const curlcache_backend_
 
 typedef struct curlcache_backend_store curlcache_backend_store;   /* the plugin's own */
 typedef struct curlcache_backend_stream curlcache_backend_stream; /* the plugin's own */
+typedef struct curlcache_backend_value curlcache_backend_value;   /* the plugin's own (1.1) */
 
 typedef struct curlcache_backend_plugin {
     /* ABI 1.0. */
@@ -266,6 +267,27 @@ typedef struct curlcache_backend_plugin {
                                        const char *head, size_t head_size,
                                        curlcache_backend_error *error);
     void (*close_stream)(curlcache_backend_stream *stream);
+
+    /* ABI 1.1. Optional, all three or none (NULL: the host reads a hit with get(), holding
+     * the whole value in memory). A value read in pieces, so that a large hit is streamed
+     * to the program with bounded memory. open_value finds `key`: *found = 0 on a miss;
+     * on a hit *size is the value's size, and either the whole value is written into
+     * `sink` (allowed, and best, when *size <= whole_limit: one round trip for a small
+     * value; *value stays NULL) or *value is set to a reader. read_range fills `into` with
+     * `size` bytes from `offset` (offset + size <= *size; the host asks for about 1 MiB at
+     * a time). A reader sees the value it opened: if that value was replaced or removed
+     * since, read_range returns bytes of the old value or fails - never bytes of the new
+     * one. close_value always ends a reader. One thread uses a reader at a time; readers
+     * of one store may be used from many threads at once. */
+    curlcache_backend_status (*open_value)(curlcache_backend_store *store, const char *key,
+                                           uint64_t whole_limit,
+                                           const curlcache_backend_sink *sink, int *found,
+                                           uint64_t *size, curlcache_backend_value **value,
+                                           curlcache_backend_error *error);
+    curlcache_backend_status (*read_range)(curlcache_backend_value *value, uint64_t offset,
+                                           char *into, size_t size,
+                                           curlcache_backend_error *error);
+    void (*close_value)(curlcache_backend_value *value);
 
     /* Later minor versions add members here, and only here. */
 } curlcache_backend_plugin;
