@@ -127,7 +127,7 @@ static curlcache_backend_plugin g_plugin = {
     /* Past a short table's end: what an older plugin's table would not have. The host must
      * not call them (they would crash the test). */
     (void *)1, (void *)1, (void *)1, (void *)1, (void *)1, (void *)1, (void *)1, (void *)1,
-    (void *)1, (void *)1};
+    (void *)1, (void *)1, (void *)1, (void *)1, (void *)1};
 
 #ifndef ODD_NO_ENTRY
 CURLCACHE_BACKEND_EXPORT const curlcache_backend_plugin *curlcache_backend_plugin_entry(void) {
