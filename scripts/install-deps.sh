@@ -19,6 +19,8 @@ packages=(
   libmongoc-dev libbson-dev libsnappy-dev zlib1g-dev libzstd-dev
   # tests: real programs, servers and tools the integration tests drive
   curl libcurl3-gnutls python3 python3-pycurl openssl redis-server sqlite3 strace faketime
+  # /usr/bin/time: peak memory of a whole curl process (tests/shim/stream_hits.py, bench-stream)
+  time
   postgresql-15
   # the MongoDB wire-protocol test server (mongomock) and an independent client (pymongo)
   python3-mongomock python3-pymongo
