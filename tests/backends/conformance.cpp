@@ -462,11 +462,11 @@ void test_get_after_replacing_a_streamed_value_reads_the_new_one(void** state) {
 }
 
 // Backends that keep values outside the process stream large ones (open_value gives a
-// reader), and so does the example plugin (examples/backend, ABI 1.1); the others may hand
-// the value whole.
+// reader), and so do the plugins here (ABI 1.1: postgres, examples/backend); the others may
+// hand the value whole.
 bool must_stream(const Fixture& fixture) {
     const std::string& name = fixture.backend->backend;
-    return name == "sqlite" || name == "filesystem" || name == "redis" ||
+    return name == "sqlite" || name == "filesystem" || name == "redis" || name == "postgres" ||
            name.starts_with("plugin:");
 }
 

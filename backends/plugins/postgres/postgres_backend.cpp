@@ -76,26 +76,6 @@ int32_t int4_binary(const PGresult* result, int row, int column) {
 
 using namespace curlcache::plugins::postgres;
 
-template <class Fn>
-curlcache_backend_status curlcache_backend_store::with(Fn&& fn, curlcache_backend_error* error) {
-    for (int attempt = 0;; ++attempt) {
-        Failure failure;
-        std::unique_ptr<Connection> connection = pool->checkout(failure);
-        if (!connection) {
-            return report(failure, error);
-        }
-        const bool ok = fn(*connection, failure);
-        const bool lost = connection->lost();
-        pool->checkin(std::move(connection));
-        if (ok) {
-            return CURLCACHE_BACKEND_OK;
-        }
-        if (!lost || !failure.retry || attempt > 0) {
-            return report(failure, error);
-        }
-    }
-}
-
 bool curlcache_backend_store::write_touches(Connection& connection, Failure& failure) {
     std::vector<std::pair<std::string, int64_t>> batch;
     {
@@ -165,19 +145,23 @@ curlcache_backend_status get(Store* store, const char* key, const curlcache_back
         },
         error);
     if (status == CURLCACHE_BACKEND_OK && *found != 0) {
+        note_access(store, k);
+    }
+    return status;
+}
+
+void note_access(Store* store, const std::string& key) {
+    {
         std::lock_guard lock(store->touch_mutex);
-        store->touches.emplace_back(k, now_us());
+        store->touches.emplace_back(key, now_us());
         if (store->touches.size() < k_touch_batch) {
-            return status;
+            return;
         }
-    } else {
-        return status;
     }
     curlcache_backend_error ignored{};
     store->with([&](Connection& connection, Failure& failure) {
         return store->write_touches(connection, failure);
     }, &ignored);
-    return status;
 }
 
 // BEGIN; the key's transaction lock; the old chunks gone.
@@ -462,10 +446,9 @@ const curlcache_backend_plugin k_plugin = {
     .append = append,
     .commit = commit,
     .close_stream = close_stream,
-    // ABI 1.1 ranged reads: not yet; a hit is read whole through get().
-    .open_value = nullptr,
-    .read_range = nullptr,
-    .close_value = nullptr,
+    .open_value = open_value,
+    .read_range = read_range,
+    .close_value = close_value,
 };
 
 } // namespace

@@ -45,6 +45,20 @@ std::vector<Statement> statements(const Names& n) {
         {"meta",
          "SELECT method, url, status, created, expires, size FROM " + n.table + " WHERE key = $1",
          1},
+        // open_value: size, the inline part's length, the generation (the xmin of chunk 1:
+        // a replaced value has new chunk rows; an access-time update does not touch them)
+        // and the inline value when it is the whole value and at most $2 bytes.
+        {"open", "SELECT t.size::text, length(t.value)::text, coalesce((SELECT c.xmin::text FROM " +
+                     n.chunks + " c WHERE c.key = $1 AND c.n = 1), ''), CASE WHEN t.size <= $2::int8"
+                     " AND length(t.value) = t.size THEN t.value END FROM " + n.table +
+                     " t WHERE t.key = $1", 2},
+        // read_range: part of the inline value, or whole chunk rows, only of the generation
+        // that was opened (one statement: one snapshot).
+        {"range_inline", "SELECT substring(t.value FROM $2::int4 FOR $3::int4) FROM " + n.table +
+                             " t WHERE t.key = $1 AND EXISTS (SELECT 1 FROM " + n.chunks +
+                             " c WHERE c.key = $1 AND c.n = 1 AND c.xmin::text = $4)", 4},
+        {"range_chunks", "SELECT data FROM " + n.chunks + " WHERE key = $1 AND n BETWEEN $2::int4"
+                             " AND $3::int4 AND xmin::text = $4 ORDER BY n", 4},
         {"lock_key", "SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))", 2},
         {"del_chunks", "DELETE FROM " + n.chunks + " WHERE key = $1", 1},
         {"chunk", "INSERT INTO " + n.chunks + " (key, n, data) VALUES ($1, $2, $3)", 3},

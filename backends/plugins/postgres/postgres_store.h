@@ -77,6 +77,16 @@ struct curlcache_backend_stream {
     int32_t chunks = 0;
 };
 
+// A value read in pieces (ABI 1.1): its layout (the inline part, then 1 MiB chunk rows)
+// and the generation it was opened at.
+struct curlcache_backend_value {
+    curlcache_backend_store* store = nullptr;
+    std::string key;
+    uint64_t size = 0;
+    uint64_t inline_size = 0;
+    std::string generation; // xmin of chunk row 1
+};
+
 namespace curlcache::plugins::postgres {
 
 using Store = curlcache_backend_store;
@@ -94,6 +104,19 @@ bool put_chunk(Store* store, Connection& connection, const std::string& key, int
                std::string_view data, Failure& failure);
 curlcache_backend_status remove_key(Store* store, const char* key, int* existed,
                                     curlcache_backend_error* error);
+curlcache_backend_status get(Store* store, const char* key, const curlcache_backend_sink* sink,
+                             int* found, curlcache_backend_error* error);
+// Notes an access for LRU (written in batches).
+void note_access(Store* store, const std::string& key);
+
+// postgres_read.cpp: values read in pieces (ABI 1.1).
+curlcache_backend_status open_value(Store* store, const char* key, uint64_t whole_limit,
+                                    const curlcache_backend_sink* sink, int* found,
+                                    uint64_t* size, curlcache_backend_value** value,
+                                    curlcache_backend_error* error);
+curlcache_backend_status read_range(curlcache_backend_value* value, uint64_t offset, char* into,
+                                    size_t size, curlcache_backend_error* error);
+void close_value(curlcache_backend_value* value);
 
 // postgres_stream.cpp: streamed values and coalescing locks.
 curlcache_backend_status begin_put(Store* store, uint64_t size_hint, Stream** out,
@@ -108,3 +131,23 @@ curlcache_backend_status try_lock(Store* store, const char* key, int64_t ttl_ms,
 curlcache_backend_status unlock(Store* store, const char* key, curlcache_backend_error* error);
 
 } // namespace curlcache::plugins::postgres
+
+template <class Fn>
+inline curlcache_backend_status curlcache_backend_store::with(Fn&& fn, curlcache_backend_error* error) {
+    for (int attempt = 0;; ++attempt) {
+        Failure failure;
+        std::unique_ptr<Connection> connection = pool->checkout(failure);
+        if (!connection) {
+            return curlcache::plugins::postgres::report(failure, error);
+        }
+        const bool ok = fn(*connection, failure);
+        const bool lost = connection->lost();
+        pool->checkin(std::move(connection));
+        if (ok) {
+            return CURLCACHE_BACKEND_OK;
+        }
+        if (!lost || !failure.retry || attempt > 0) {
+            return curlcache::plugins::postgres::report(failure, error);
+        }
+    }
+}
