@@ -81,9 +81,11 @@ def start_origin(scratch):
 
 
 def start_redis(scratch):
+    # A 1 GiB value exceeds redis-server's defaults (512 MB strings, 1 GB query buffer).
     port = free_port()
     p = Proc(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-              "--appendonly", "no", "--dir", scratch, "--proto-max-bulk-len", "4gb"], scratch)
+              "--appendonly", "no", "--dir", scratch, "--proto-max-bulk-len", "4gb",
+              "--client-query-buffer-limit", "4gb"], scratch)
     for line in p.proc.stdout:
         if b"Ready to accept connections" in line:
             return p, port
