@@ -113,10 +113,11 @@ struct Replay {
     std::string_view body;     // body bytes to deliver (when the body is in memory)
     // A body left in storage (Entry::stored_body): the bytes [stored_first, +stored_length)
     // of it are delivered, each chunk read and checked just before its bytes are.
-    std::shared_ptr<StoredBody> stored;
+    std::shared_ptr<StoredBody> stored; // released once delivered
+    bool streamed = false;              // the body is (or was) `stored`
     uint64_t stored_first = 0;
     uint64_t stored_length = 0;
-    uint64_t body_size() const { return stored ? stored_length : body.size(); }
+    uint64_t body_size() const { return streamed ? stored_length : body.size(); }
     // Delivery in pieces (replay_some): where it stands.
     enum class Step : uint8_t { start, body, done };
     Step step = Step::start;

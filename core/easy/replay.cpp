@@ -163,9 +163,10 @@ bool prepare_hit(HandleState& state, const Plan& plan, Entry entry) {
     }
     r->blocks.assign(e.header_blocks.begin(), e.header_blocks.end());
     r->body = e.body;
-    r->stored = e.stored_body;
-    r->stored_length = e.body_size();
     const uint64_t body_size = e.body_size();
+    r->stored = std::move(r->entry.stored_body); // one owner: the reader goes when delivered
+    r->streamed = r->stored != nullptr;
+    r->stored_length = body_size;
     if (const Info* trailers = e.info(k_info_trailers)) {
         r->trailers = trailers->text;
     }
@@ -205,6 +206,7 @@ bool prepare_hit(HandleState& state, const Plan& plan, Entry entry) {
         r->blocks.back() = r->synthesised;
         r->body = {};
         r->stored.reset();
+        r->streamed = false;
         r->stored_length = 0;
         r->trailers = {};
         r->deliver_body = false;

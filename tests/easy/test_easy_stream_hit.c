@@ -87,7 +87,15 @@ static void test_large_hit_is_delivered_exactly_in_bounded_pieces(void** state) 
     store_big(url);
     long before = origin_count();
     Capture hit = {0};
-    assert_int_equal(fetch(url, &hit), CURLE_OK);
+    CURL* h = curl_easy_init();
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    capture_on(h, &hit);
+    assert_int_equal(curl_easy_perform(h), CURLE_OK);
+    curl_off_t size = 0;
+    curl_easy_getinfo(h, CURLINFO_SIZE_DOWNLOAD_T, &size); /* after the reader went */
+    hit.handle = NULL;
+    curl_easy_cleanup(h);
+    assert_int_equal(size, BIG);
     assert_int_equal(origin_count(), before); /* a hit */
     assert_int_equal(hit.body.size, BIG);
     assert_pattern_prefix(&hit.body);
