@@ -548,6 +548,10 @@ const curlcache_backend_plugin k_plugin = {
     .append = append,
     .commit = commit,
     .close_stream = close_stream,
+    // ABI 1.1 reads in pieces: not yet; a hit is read whole through get().
+    .open_value = nullptr,
+    .read_range = nullptr,
+    .close_value = nullptr,
 };
 
 } // namespace
