@@ -17,6 +17,8 @@ packages=(
   # the mongodb and gridfs plugins link libmongoc/libbson statically (their -static
   # archives), and snappy, zlib and zstd from their archives
   libmongoc-dev libbson-dev libsnappy-dev zlib1g-dev libzstd-dev
+  # the dynamodb plugin's JSON (header-only)
+  nlohmann-json3-dev
   # tests: real programs, servers and tools the integration tests drive
   curl libcurl3-gnutls python3 python3-pycurl openssl redis-server sqlite3 strace faketime
   # /usr/bin/time: peak memory of a whole curl process (tests/shim/stream_hits.py, bench-stream)
@@ -24,11 +26,24 @@ packages=(
   postgresql-15
   # the MongoDB wire-protocol test server (mongomock) and an independent client (pymongo)
   python3-mongomock python3-pymongo
+  # the dynamodb plugin's SigV4 checked against an independent signer
+  python3-botocore
   # tests of the installed docs: man pages rendered, zsh completion parsed, CI recipes read
   man-db groff-base zsh python3-yaml
   # benchmarks: the caches we compare against
   python3-requests-cache nginx-light varnish squid
 )
+
+# Test-only npm packages, into /usr/local (never into the project tree): dynalite, an
+# implementation of DynamoDB's API that the dynamodb plugin's tests start on loopback.
+# Node.js and npm come with the machine; Debian's are used where they do not.
+command -v node >/dev/null 2>&1 || packages+=(nodejs npm)
+install_npm() {
+  if [ ! -f /usr/local/lib/node_modules/dynalite/package.json ]; then
+    echo "install-deps: installing dynalite (npm) into /usr/local" >&2
+    $sudo npm install -g --prefix /usr/local --no-fund --no-audit dynalite@4.0.0 >/dev/null
+  fi
+}
 
 missing=()
 for p in "${packages[@]}"; do
@@ -38,11 +53,14 @@ for p in "${packages[@]}"; do
   fi
 done
 
-[ ${#missing[@]} -eq 0 ] && exit 0
-
-echo "install-deps: installing ${missing[*]}" >&2
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
+if [ ${#missing[@]} -eq 0 ]; then
+  install_npm
+  exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
@@ -53,3 +71,4 @@ for svc in redis-server postgresql nginx varnish squid; do
     $sudo systemctl stop "$svc" || true
   fi
 done
+install_npm

@@ -1,11 +1,17 @@
 // bench_postgres: the PostgreSQL plugin's get and put latency (median, p90 in µs) beside
 // SQLite and Redis for 1 KiB, 100 KiB and 1 MiB values, and a bare libpq prepared SELECT
 // of the same 1 KiB row on the same server in the same run (the target: a 1 KiB get within
-// 1.5x of it). Private postgres and redis servers on free loopback ports.
+// 1.5x of it). Private postgres and redis servers on free loopback ports. With the
+// dynamodb plugin built: its latency too, against dynalite (npm: DynamoDB's API in node,
+// in memory) on loopback - a local emulator, not AWS, whose figures say what the plugin
+// costs, not what DynamoDB's network round trips would.
 //
 //   bench_postgres [--quick]
 #include "bench/backend_latency.h"
 #include "tests/plugins/pg_server.h"
+#ifdef CURLCACHE_BENCH_DYNAMODB
+#include "tests/plugins/dynalite_server.h"
+#endif
 #include "tests/redis/fixture.h"
 
 #include <libpq-fe.h>
@@ -57,6 +63,15 @@ int main(int argc, char** argv) {
     {
         tests::postgres::PgServer postgres(pg_dir); // its own folder: postgres cannot enter ours
         tests::redis::RedisServer redis(scratch);
+        std::vector<const char*> backends = {"postgres", "sqlite", "redis"};
+#ifdef CURLCACHE_BENCH_DYNAMODB
+        std::optional<tests::dynamodb::Dynalite> dynalite;
+        if (!tests::dynamodb::module_dir().empty()) {
+            dynalite.emplace();
+            backends.push_back("dynamodb");
+            std::printf("dynamodb: dynalite (npm, in memory) on 127.0.0.1, not AWS\n");
+        }
+#endif
         struct Size {
             size_t bytes;
             int count;
@@ -69,11 +84,15 @@ int main(int argc, char** argv) {
                     "get p90", "put p50", "put p90");
         std::optional<Row> pg_1k;
         for (const Size& size : sizes) {
-            for (const char* backend : {"postgres", "sqlite", "redis"}) {
+            for (const char* backend : backends) {
                 const std::string tag = std::string(backend) + std::to_string(size.bytes);
                 config::Settings settings;
                 if (std::strcmp(backend, "postgres") == 0) {
                     settings = tests::postgres::postgres_settings(postgres, "bench_" + tag);
+#ifdef CURLCACHE_BENCH_DYNAMODB
+                } else if (std::strcmp(backend, "dynamodb") == 0) {
+                    settings = tests::dynamodb::dynamodb_settings(*dynalite, "bench_" + tag);
+#endif
                 } else if (std::strcmp(backend, "redis") == 0) {
                     settings = tests::redis::redis_settings(redis, tag);
                 } else {
