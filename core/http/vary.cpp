@@ -10,10 +10,19 @@
 #include "core/http/cache_control.h"
 
 #include <algorithm>
+#include <cstdio>
+
+#include <xxhash.h>
 
 namespace curlcache::core::http {
 
 namespace {
+
+// Fields whose values are credentials (the ones the key keeps only as a digest).
+bool is_credential(std::string_view name) {
+    return name == "authorization" || name == "proxy-authorization" || name == "cookie";
+}
+constexpr std::string_view k_credential_prefix = "curlcache vary credential v1\n";
 
 bool is_space(char c) {
     return c == ' ' || c == '\t';
@@ -96,7 +105,20 @@ std::string variant_of(const std::vector<std::string>& names,
         }
         if (found) {
             out += ':';
-            append_normalised(out, joined);
+            if (is_credential(wanted)) {
+                // The variant is stored with the entry: a credential's value never is, only
+                // a digest that two equal values share.
+                std::string value = std::string(k_credential_prefix);
+                append_normalised(value, joined);
+                const XXH128_hash_t digest = XXH3_128bits(value.data(), value.size());
+                char hex[40];
+                std::snprintf(hex, sizeof hex, "#%016llx%016llx",
+                              static_cast<unsigned long long>(digest.high64),
+                              static_cast<unsigned long long>(digest.low64));
+                out += hex;
+            } else {
+                append_normalised(out, joined);
+            }
         }
         out += '\n';
     }

@@ -20,6 +20,8 @@ std::vector<std::string> vary_names(std::string_view block);
 // case-insensitively. `names` as vary_names returns them (not "*"). Request lines are
 // read as libcurl reads CURLOPT_HTTPHEADER: "Name:" with no value removes the header (it
 // counts as absent) and "Name;" sends it with an empty value.
+// The value of a credential field (Authorization, Proxy-Authorization, Cookie) is written as
+// "#" and the hex XXH3-128 of the normalised value, so the stored variant holds no secret.
 std::string variant_of(const std::vector<std::string>& names,
                        const std::vector<std::string>& request_lines);
 

@@ -1,10 +1,12 @@
 // Vary (core/http/vary.h): nominated names and the canonical text of a request's values.
 #include "core/http/vary.h"
 
+#include <algorithm>
 #include <csetjmp>
 #include <cstdarg>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -97,6 +99,25 @@ void test_variant_of_orders_by_names(void**) {
     assert_string_equal(variant_of({"b", "a"}, request).c_str(), "b:2\na:1\n");
 }
 
+void test_variant_of_keeps_no_credential(void**) {
+    Lines names = {"accept", "authorization", "cookie", "proxy-authorization"};
+    Lines request = {"Accept: a", "Authorization: Bearer s3cret", "Cookie: id=s3cret",
+                     "Proxy-Authorization: Basic s3cret"};
+    const std::string variant = variant_of(names, request);
+    assert_null(strstr(variant.c_str(), "s3cret"));
+    assert_int_equal(std::count(variant.begin(), variant.end(), '#'), 3);
+    // Equal values still select the same variant, different ones a different variant.
+    assert_string_equal(variant.c_str(), variant_of(names, request).c_str());
+    Lines spaced = {"Accept: a", "Authorization:  Bearer s3cret ", "Cookie: id=s3cret",
+                    "Proxy-Authorization: Basic s3cret"};
+    assert_string_equal(variant.c_str(), variant_of(names, spaced).c_str());
+    Lines other = {"Accept: a", "Authorization: Bearer other", "Cookie: id=s3cret",
+                   "Proxy-Authorization: Basic s3cret"};
+    assert_string_not_equal(variant.c_str(), variant_of(names, other).c_str());
+    // Absent stays absent.
+    assert_string_equal(variant_of({"cookie"}, {"Accept: a"}).c_str(), "cookie\n");
+}
+
 } // namespace
 
 int main() {
@@ -105,6 +126,7 @@ int main() {
         cmocka_unit_test(test_names_are_lower_case_sorted_and_unique),
         cmocka_unit_test(test_star_wins),
         cmocka_unit_test(test_variant_of_absent_empty_and_present),
+        cmocka_unit_test(test_variant_of_keeps_no_credential),
         cmocka_unit_test(test_variant_of_names_compare_case_insensitively),
         cmocka_unit_test(test_variant_of_values_keep_their_case),
         cmocka_unit_test(test_variant_of_joins_lines_and_folds_whitespace),
