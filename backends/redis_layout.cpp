@@ -63,6 +63,102 @@ std::optional<Metadata> decode_meta(std::string_view key, std::string_view text)
     return meta;
 }
 
+// Shared by the scripts below: takes entry k off the counters and every index (`local
+// function` definitions are allowed in scripts; globals are not).
+#define CURLCACHE_REDIS_FORGET                                                                \
+    "local function forget(k, prefix) "                                                       \
+    "  local old = redis.call('hget', KEYS[2], k) "                                           \
+    "  if old then "                                                                          \
+    "    redis.call('hdel', KEYS[2], k) "                                                     \
+    "    redis.call('hincrby', KEYS[1], 'entries', -1) "                                      \
+    "    redis.call('hincrby', KEYS[1], 'bytes', -tonumber(old)) "                            \
+    "  end "                                                                                  \
+    "  redis.call('zrem', KEYS[3], k) "                                                       \
+    "  redis.call('zrem', KEYS[4], k) "                                                       \
+    "end "                                                                                    \
+    "local function drop(k, prefix) "                                                         \
+    "  local n = redis.call('del', prefix .. 'e:' .. k, prefix .. 'm:' .. k) "                \
+    "  forget(k, prefix) "                                                                    \
+    "  return n "                                                                             \
+    "end "                                                                                    \
+    "local function bytes() return tonumber(redis.call('hget', KEYS[1], 'bytes') or '0') end " \
+    "local function reap(now, limit, prefix) "                                                \
+    "  local gone = redis.call('zrangebyscore', KEYS[3], '-inf', now, 'LIMIT', 0, limit) "    \
+    "  for _, k in ipairs(gone) do drop(k, prefix) end "                                      \
+    "  return #gone "                                                                         \
+    "end "                                                                                    \
+    "local function evict(max, limit, prefix) "                                               \
+    "  local n = 0 "                                                                          \
+    "  while n < limit and bytes() > max do "                                                 \
+    "    local oldest = redis.call('zrange', KEYS[4], 0, 0) "                                 \
+    "    if #oldest == 0 then return 0 end "                                                  \
+    "    drop(oldest[1], prefix) "                                                            \
+    "    n = n + 1 "                                                                          \
+    "  end "                                                                                  \
+    "  if bytes() > max then return 1 end "                                                   \
+    "  return 0 "                                                                             \
+    "end "
+
+const char* const k_put_script =
+    CURLCACHE_REDIS_FORGET
+    "local k, size, expires, max = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[5]) "
+    "local old = redis.call('hget', KEYS[2], k) "
+    "if old then "
+    "  redis.call('hincrby', KEYS[1], 'bytes', size - tonumber(old)) "
+    "else "
+    "  redis.call('hincrby', KEYS[1], 'entries', 1) "
+    "  redis.call('hincrby', KEYS[1], 'bytes', size) "
+    "end "
+    "redis.call('hset', KEYS[2], k, size) "
+    "if expires ~= '0' then redis.call('zadd', KEYS[3], expires, k) "
+    "else redis.call('zrem', KEYS[3], k) end "
+    "redis.call('zadd', KEYS[4], ARGV[4], k) "
+    "local over = 0 "
+    "if max > 0 and bytes() > max then "
+    "  local now_ms = math.floor(tonumber(ARGV[4]) / 1000) "
+    "  reap(now_ms, 64, ARGV[6]) "
+    "  over = evict(max, 64, ARGV[6]) "
+    "end "
+    "local counted = 0 "
+    "if redis.call('hget', KEYS[1], 'counted') then counted = 1 end "
+    "return {bytes(), counted, over}";
+
+const char* const k_remove_script =
+    CURLCACHE_REDIS_FORGET "return drop(ARGV[1], ARGV[2])";
+
+const char* const k_reap_script =
+    CURLCACHE_REDIS_FORGET "return reap(ARGV[1], tonumber(ARGV[2]), ARGV[3])";
+
+const char* const k_evict_script =
+    CURLCACHE_REDIS_FORGET "return evict(tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3])";
+
+const char* const k_adopt_script =
+    "local prefix = ARGV[1] "
+    "for i = 3, #ARGV, 3 do "
+    "  local k, size, expires = ARGV[i], ARGV[i + 1], ARGV[i + 2] "
+    "  if redis.call('exists', prefix .. 'm:' .. k) == 1 and "
+    "     redis.call('hsetnx', KEYS[2], k, size) == 1 then "
+    "    redis.call('hincrby', KEYS[1], 'entries', 1) "
+    "    redis.call('hincrby', KEYS[1], 'bytes', size) "
+    "    if expires ~= '0' then redis.call('zadd', KEYS[3], expires, k) end "
+    "    redis.call('zadd', KEYS[4], 'NX', ARGV[2], k) "
+    "  end "
+    "end "
+    "return 0";
+
+const char* const k_forget_script =
+    CURLCACHE_REDIS_FORGET
+    "local n = 0 "
+    "for i = 2, #ARGV do "
+    "  if redis.call('exists', ARGV[1] .. 'm:' .. ARGV[i]) == 0 then "
+    "    forget(ARGV[i], ARGV[1]) "
+    "    n = n + 1 "
+    "  end "
+    "end "
+    "return n";
+
+#undef CURLCACHE_REDIS_FORGET
+
 // LRU scores: microseconds, so that accesses a moment apart keep their order.
 int64_t now_us() {
     return std::chrono::duration_cast<std::chrono::microseconds>(

@@ -1,5 +1,6 @@
 // Redis backend. Layout under the namespace <ns> (the cache name, default "curlcache"): see
-// redis_layout.h. Metadata lives beside each value so list/show/usage never fetch values.
+// redis_layout.h. Metadata lives beside each value so list/show never fetch values; usage reads
+// exact counters kept in the same atomic step as every write (redis_layout.h), never a scan.
 // Expiry is Redis's own (PEXPIREAT on both keys). Scans use SCAN MATCH in batches of 500,
 // never KEYS; clear deletes only this namespace, never FLUSHDB.
 //
@@ -15,7 +16,10 @@
 
 #include <hiredis/hiredis.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <unistd.h>
@@ -28,6 +32,8 @@ namespace {
 
 constexpr size_t k_scan_batch = 500;
 constexpr size_t k_write_chunk = 1 << 20; // flush the output buffer every MiB of a value
+constexpr size_t k_evict_batch = 256;      // entries one eviction script call removes at most
+constexpr size_t k_reap_batch = 1000;      // expired entries one script call removes at most
 
 // A compare-and-delete: only the holder's token removes the lock.
 constexpr const char* k_unlock_script =
@@ -256,113 +262,132 @@ public:
                 conn.append({"PEXPIREAT", mkey, expire_at});
                 replies += 2;
             }
-            if (m_max_size > 0) {
-                conn.append({"ZADD", lru_key(), now, meta.key});
-                conn.append({"INCRBY", bytes_key(), size});
-                replies += 2;
-            }
+            // The counters (and eviction when over max_size) change in the same EXEC.
+            std::string max = std::to_string(m_max_size);
+            std::string expires_ms = meta.expires > 0 ? expire_at : "0";
+            conn.append({"EVAL", k_put_script, "4", usage_key(), sizes_key(), exp_key(),
+                         lru_key(), meta.key, size, expires_ms, now, max, prefix()});
             conn.append({"EXEC"});
-            bool over = false;
+            replies += 1; // the script's QUEUED (EXEC's reply is counted above)
+            redisReply* accounted = nullptr;
+            RedisReplyPtr exec;
             for (size_t i = 0; i < replies; ++i) {
                 auto reply = conn.read_reply();
                 if (!reply) {
                     return std::unexpected(reply.error());
                 }
-                if (i + 1 == replies && (*reply)->type != REDIS_REPLY_ARRAY) {
-                    if ((*reply)->type == REDIS_REPLY_ERROR) {
-                        return conn.reply_error(**reply); // EXECABORT: a queued command failed
+                if (i + 1 == replies) {
+                    if ((*reply)->type != REDIS_REPLY_ARRAY) {
+                        if ((*reply)->type == REDIS_REPLY_ERROR) {
+                            return conn.reply_error(**reply); // EXECABORT: a command failed
+                        }
+                        return fail(conn.where() + ": transaction aborted");
                     }
-                    return fail(conn.where() + ": transaction aborted");
+                    exec = std::move(*reply);
+                    accounted = exec->elements > 0 ? exec->element[exec->elements - 1] : nullptr;
                 }
-                if (i + 1 == replies && m_max_size > 0) {
-                    redisReply* last = (*reply)->elements > 0
-                                           ? (*reply)->element[(*reply)->elements - 1]
-                                           : nullptr;
-                    over = last != nullptr && last->type == REDIS_REPLY_INTEGER &&
-                           static_cast<uint64_t>(last->integer) > m_max_size;
+            }
+            if (accounted == nullptr || accounted->type != REDIS_REPLY_ARRAY ||
+                accounted->elements != 3) {
+                if (accounted != nullptr && accounted->type == REDIS_REPLY_ERROR) {
+                    return conn.reply_error(*accounted);
                 }
+                return fail(conn.where() + ": unexpected reply to the put script");
+            }
+            bool counted = accounted->element[1]->integer != 0;
+            bool over = accounted->element[2]->integer != 0;
+            if (!counted && m_max_size > 0 && !m_recounted.exchange(true)) {
+                // Entries of an older version are not on the counters yet: max_size needs
+                // them (once per process; usage() does the same for `curlcache stats`).
+                if (auto adopted = recount(conn); !adopted) {
+                    return adopted;
+                }
+                over = true;
             }
             return over ? evict(conn) : Result<void>{};
         });
     }
 
-    // max_size for a Redis cache: every put adds its size to <ns>:bytes (an upper bound:
-    // overwrites and expiries are not subtracted). When that passes max_size, the exact
-    // total is taken from the metadata, and entries are removed least recently used first
-    // (<ns>:lru, scored by the time of the last put or get) down to 90% of max_size; the counter is then
-    // set to the exact remaining total.
+    // max_size for a Redis cache: the exact counters say when the cache is over it; then
+    // expired entries go first, then the least recently used (<ns>:lru, scored by the time
+    // of the last put or get), in script calls of at most k_evict_batch entries so that
+    // Redis never blocks long, until it is within max_size. A put usually evicts in its own
+    // EXEC (the put script); this finishes what one call could not.
     Result<void> evict(RedisConnection& conn) {
-        std::unordered_map<std::string, uint64_t> sizes;
+        if (auto reaped = reap(conn, redis_layout::now_us() / 1000); !reaped) {
+            return std::unexpected(reaped.error());
+        }
+        std::string max = std::to_string(m_max_size);
+        std::string batch = std::to_string(k_evict_batch);
+        for (;;) {
+            auto reply = conn.command({"EVAL", k_evict_script, "4", usage_key(), sizes_key(),
+                                       exp_key(), lru_key(), max, batch, prefix()});
+            if (!reply) {
+                return std::unexpected(reply.error());
+            }
+            if ((*reply)->type != REDIS_REPLY_INTEGER || (*reply)->integer == 0) {
+                return {};
+            }
+        }
+    }
+
+    // Takes the entries expired by `now_ms` off the counters and indexes; how many.
+    Result<uint64_t> reap(RedisConnection& conn, int64_t now_ms) {
+        std::string now = std::to_string(now_ms);
+        std::string batch = std::to_string(k_reap_batch);
         uint64_t total = 0;
+        for (;;) {
+            auto reply = conn.command({"EVAL", k_reap_script, "4", usage_key(), sizes_key(),
+                                       exp_key(), lru_key(), now, batch, prefix()});
+            if (!reply) {
+                return std::unexpected(reply.error());
+            }
+            long long n = (*reply)->type == REDIS_REPLY_INTEGER ? (*reply)->integer : 0;
+            total += static_cast<uint64_t>(std::max(0LL, n));
+            if (n < static_cast<long long>(k_reap_batch)) {
+                return total;
+            }
+        }
+    }
+
+    // Puts every entry the counters do not know yet on them (entries of an older version,
+    // or all of them after `forget`), then marks the namespace counted. Safe while others
+    // write: an entry is adopted only if it still exists and is not counted already.
+    Result<void> recount(RedisConnection& conn) {
+        std::string now = std::to_string(redis_layout::now_us());
         bool go_on = true;
         auto scanned = scan_keys(conn, glob_escape(m_ns) + ":m:*",
                                  [&](std::vector<std::string>& keys) -> Result<bool> {
-                                     return visit_batch(conn, keys,
-                                                        [&](const Metadata& meta) {
-                                                            sizes[meta.key] = meta.size;
-                                                            total += meta.size;
-                                                            return true;
-                                                        },
-                                                        go_on);
-                                 });
+            std::vector<std::string> args{"EVAL",    k_adopt_script, "4",     usage_key(),
+                                          sizes_key(), exp_key(),    lru_key(), prefix(), now};
+            auto visited = visit_batch(conn, keys, [&](const Metadata& meta) {
+                args.push_back(meta.key);
+                args.push_back(std::to_string(meta.size));
+                args.push_back(meta.expires > 0 ? std::to_string(meta.expires * 1000) : "0");
+                return true;
+            }, go_on);
+            if (!visited || args.size() == 9) {
+                return visited;
+            }
+            auto adopted = conn.command(args);
+            return adopted ? Result<bool>{true} : std::unexpected(adopted.error());
+        });
         if (!scanned) {
             return scanned;
         }
-        uint64_t target = total > m_max_size ? m_max_size - m_max_size / 10 : total;
-        while (total > target) {
-            auto oldest = conn.command({"ZRANGE", lru_key(), "0", "99"});
-            if (!oldest) {
-                return std::unexpected(oldest.error());
-            }
-            if ((*oldest)->type != REDIS_REPLY_ARRAY || (*oldest)->elements == 0) {
-                break; // only entries stored before max_size was set remain
-            }
-            std::vector<std::string> del{"DEL"};
-            std::vector<std::string> zrem{"ZREM", lru_key()};
-            for (size_t i = 0; i < (*oldest)->elements && total > target; ++i) {
-                redisReply* member = (*oldest)->element[i];
-                std::string key(member->str, member->len);
-                if (auto found = sizes.find(key); found != sizes.end()) {
-                    total -= found->second;
-                    sizes.erase(found);
-                }
-                if (valid_key(key)) {
-                    del.push_back(item(key, 'e'));
-                    del.push_back(item(key, 'm'));
-                }
-                zrem.push_back(std::move(key));
-            }
-            if (del.size() > 1) {
-                if (auto deleted = conn.command(del); !deleted) {
-                    return std::unexpected(deleted.error());
-                }
-            }
-            if (auto removed = conn.command(zrem); !removed) {
-                return std::unexpected(removed.error());
-            }
-        }
-        auto counted = conn.command({"SET", bytes_key(), std::to_string(total)});
-        if (!counted) {
-            return std::unexpected(counted.error());
-        }
-        return {};
+        auto marked = conn.command({"HSET", usage_key(), "counted", "1"});
+        return marked ? Result<void>{} : std::unexpected(marked.error());
     }
 
     Result<bool> remove(std::string_view key) override {
         if (!valid_key(key)) {
             return false;
         }
-        std::string ekey = item(key, 'e');
-        std::string mkey = item(key, 'm');
         return m_pool.run<bool>([&](RedisConnection& conn) -> Result<bool> {
-            auto reply = conn.command({"DEL", ekey, mkey});
+            auto reply = conn.command({"EVAL", k_remove_script, "4", usage_key(), sizes_key(),
+                                       exp_key(), lru_key(), key, prefix()});
             if (!reply) {
                 return std::unexpected(reply.error());
-            }
-            if (m_max_size > 0) {
-                if (auto unlisted = conn.command({"ZREM", lru_key(), key}); !unlisted) {
-                    return std::unexpected(unlisted.error());
-                }
             }
             return (*reply)->type == REDIS_REPLY_INTEGER && (*reply)->integer > 0;
         });
@@ -378,14 +403,17 @@ public:
         });
     }
 
+    // Deletes the namespace's keys, counters included, and starts counting from zero.
     Result<void> clear() override {
         return m_pool.run<void>([&](RedisConnection& conn) -> Result<void> {
-            return scan_keys(conn, glob_escape(m_ns) + ":*",
+            auto cleared = scan_keys(conn, glob_escape(m_ns) + ":*",
                              [&](std::vector<std::string>& keys) -> Result<bool> {
                                  std::vector<std::string> args{"DEL"};
                                  for (auto& key : keys) {
                                      if (own_item(key, 'e') || own_item(key, 'm') ||
-                                         key == lru_key() || key == bytes_key()) {
+                                         key == lru_key() || key == bytes_key() ||
+                                         key == usage_key() || key == sizes_key() ||
+                                         key == exp_key()) {
                                          args.push_back(std::move(key));
                                      }
                                  }
@@ -397,21 +425,75 @@ public:
                                  }
                                  return true;
                              });
+            if (!cleared) {
+                return cleared;
+            }
+            auto marked = conn.command({"HSET", usage_key(), "counted", "1"});
+            return marked ? Result<void>{} : std::unexpected(marked.error());
         });
     }
 
+    // The counters, after taking expired entries off them; no scan (but a one-time
+    // recount for a namespace an older version filled).
     Result<Usage> usage() override {
-        Usage usage;
-        usage.max_bytes = m_max_size;
-        auto scanned = scan([&](const Metadata& meta) {
-            ++usage.entries;
-            usage.bytes += meta.size;
-            return true;
+        return m_pool.run<Usage>([&](RedisConnection& conn) -> Result<Usage> {
+            if (auto reaped = reap(conn, redis_layout::now_us() / 1000); !reaped) {
+                return std::unexpected(reaped.error());
+            }
+            for (int attempt = 0;; ++attempt) {
+                auto reply = conn.command({"HMGET", usage_key(), "entries", "bytes", "counted"});
+                if (!reply) {
+                    return std::unexpected(reply.error());
+                }
+                redisReply* r = reply->get();
+                if (r->type != REDIS_REPLY_ARRAY || r->elements != 3) {
+                    return fail(conn.where() + ": unexpected reply to HMGET");
+                }
+                if (r->element[2]->type != REDIS_REPLY_STRING && attempt == 0) {
+                    if (auto adopted = recount(conn); !adopted) {
+                        return std::unexpected(adopted.error());
+                    }
+                    continue;
+                }
+                auto number = [](redisReply* field) -> uint64_t {
+                    if (field->type != REDIS_REPLY_STRING) {
+                        return 0;
+                    }
+                    long long value = std::strtoll(field->str, nullptr, 10);
+                    return value > 0 ? static_cast<uint64_t>(value) : 0;
+                };
+                return Usage{number(r->element[0]), number(r->element[1]), m_max_size};
+            }
         });
-        if (!scanned) {
-            return std::unexpected(scanned.error());
-        }
-        return usage;
+    }
+
+    // Redis drops expired keys itself; this takes them off the counters. No scan.
+    Result<uint64_t> purge_expired(int64_t now) override {
+        return m_pool.run<uint64_t>(
+            [&](RedisConnection& conn) -> Result<uint64_t> { return reap(conn, now * 1000); });
+    }
+
+    // Recounts from scratch: takes off the counters the entries that are gone without
+    // them (deleted behind curlcache's back, e.g. by a maxmemory policy), then adopts the
+    // ones they miss. What to run when `stats` looks wrong.
+    Result<void> vacuum() override {
+        return m_pool.run<void>([&](RedisConnection& conn) -> Result<void> {
+            auto forgot = iterate(conn, {"HSCAN", sizes_key()}, {}, 2,
+                                  [&](std::vector<std::string>& keys) -> Result<bool> {
+                std::vector<std::string> args{"EVAL",    k_forget_script, "4",     usage_key(),
+                                              sizes_key(), exp_key(),     lru_key(), prefix()};
+                args.insert(args.end(), keys.begin(), keys.end());
+                if (keys.empty()) {
+                    return true;
+                }
+                auto done = conn.command(args);
+                return done ? Result<bool>{true} : std::unexpected(done.error());
+            });
+            if (!forgot) {
+                return forgot;
+            }
+            return recount(conn);
+        });
     }
 
     Result<bool> try_lock(std::string_view key, int64_t ttl_ms) override {
@@ -469,7 +551,11 @@ private:
     }
     std::string lock_item(std::string_view key) const { return m_ns + ":lock:" + std::string(key); }
     std::string lru_key() const { return m_ns + ":lru"; }
-    std::string bytes_key() const { return m_ns + ":bytes"; }
+    std::string bytes_key() const { return m_ns + ":bytes"; } // an older version's; deleted
+    std::string usage_key() const { return m_ns + ":usage"; }
+    std::string sizes_key() const { return m_ns + ":sizes"; }
+    std::string exp_key() const { return m_ns + ":exp"; }
+    std::string prefix() const { return m_ns + ":"; }
 
     // True for "<ns>:<kind>:<key>" with a valid key (another namespace such as "<ns>:m"
     // never matches: its keys have one more colon).
@@ -484,10 +570,23 @@ private:
     // SCAN MATCH pattern COUNT 500 until the cursor returns to 0 or `batch` says stop.
     static Result<void> scan_keys(RedisConnection& conn, const std::string& pattern,
                                   const Batch& batch) {
+        return iterate(conn, {"SCAN"}, {"MATCH", pattern}, 1, batch);
+    }
+
+    // A cursor command (SCAN, HSCAN key) in batches of k_scan_batch: `batch` gets every
+    // `stride`-th element of each answer (HSCAN answers field, value pairs).
+    static Result<void> iterate(RedisConnection& conn, std::vector<std::string> head,
+                                const std::vector<std::string>& tail, size_t stride,
+                                const Batch& batch) {
         std::string cursor = "0";
-        std::string count = std::to_string(k_scan_batch);
+        size_t at = head.size();
+        head.push_back(cursor);
+        head.insert(head.end(), tail.begin(), tail.end());
+        head.push_back("COUNT");
+        head.push_back(std::to_string(k_scan_batch));
         do {
-            auto reply = conn.command({"SCAN", cursor, "MATCH", pattern, "COUNT", count});
+            head[at] = cursor;
+            auto reply = conn.command(head);
             if (!reply) {
                 return std::unexpected(reply.error());
             }
@@ -495,11 +594,11 @@ private:
             if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
                 r->element[0]->type != REDIS_REPLY_STRING ||
                 r->element[1]->type != REDIS_REPLY_ARRAY) {
-                return fail(conn.where() + ": unexpected reply to SCAN");
+                return fail(conn.where() + ": unexpected reply to " + head[0]);
             }
             cursor.assign(r->element[0]->str, r->element[0]->len);
             std::vector<std::string> keys;
-            for (size_t i = 0; i < r->element[1]->elements; ++i) {
+            for (size_t i = 0; i < r->element[1]->elements; i += stride) {
                 redisReply* key = r->element[1]->element[i];
                 if (key->type == REDIS_REPLY_STRING) {
                     keys.emplace_back(key->str, key->len);
@@ -559,6 +658,7 @@ private:
     RedisPool m_pool;
     std::string m_ns;
     uint64_t m_max_size;
+    std::atomic<bool> m_recounted{false};
     std::mutex m_tokens_mutex;
     pid_t m_tokens_pid = getpid();
     std::unordered_map<std::string, std::string> m_tokens; // lock key -> our token

@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <ctime>
 #include <cstdio>
 #include <cstring>
 #include <deque>
@@ -70,6 +71,8 @@ std::optional<std::string> get_or_fail(Storage& storage, std::string_view key) {
     assert_non_null(got->value().get());
     return *got->value();
 }
+
+void kill_writer(pid_t pid);
 
 backends::Usage usage_or_fail(Storage& storage) {
     auto usage = storage.usage();
@@ -287,6 +290,106 @@ void test_usage_counts_entries_and_value_bytes(void** state) {
     usage = usage_or_fail(storage);
     assert_int_equal(usage.entries, 2);
     assert_int_equal(usage.bytes, 45);
+}
+
+// What usage() should say: a full recount through scan().
+backends::Usage recount_or_fail(Storage& storage) {
+    backends::Usage counted;
+    auto scanned = storage.scan([&](const Metadata& meta) {
+        ++counted.entries;
+        counted.bytes += meta.size;
+        return true;
+    });
+    if (!scanned) {
+        fail_msg("scan: %s", scanned.error().message.c_str());
+    }
+    return counted;
+}
+
+void assert_usage_equals_recount(Storage& storage, const char* when) {
+    auto usage = usage_or_fail(storage);
+    auto counted = recount_or_fail(storage);
+    if (usage.entries != counted.entries || usage.bytes != counted.bytes) {
+        fail_msg("after %s: usage says %llu entries, %llu bytes; a recount finds %llu, %llu", when,
+                 static_cast<unsigned long long>(usage.entries),
+                 static_cast<unsigned long long>(usage.bytes),
+                 static_cast<unsigned long long>(counted.entries),
+                 static_cast<unsigned long long>(counted.bytes));
+    }
+}
+
+// usage() reads counters where a backend keeps them (so that `curlcache stats` never scans
+// a million entries): they must match a full recount after every kind of change - new
+// keys, overwrites with other sizes, removes, streamed values and abandoned streams,
+// evictions under max_size, purges, and a writer process SIGKILLed between puts.
+void test_usage_stays_equal_to_a_recount_after_random_changes(void** state) {
+    auto& fixture = fixture_of(state);
+    auto& storage = reopen_with_max_size(fixture, 48 * 1024);
+    uint64_t seed = 12345;
+    auto next = [&](uint64_t bound) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        return (seed >> 33) % bound;
+    };
+    const int64_t now = static_cast<int64_t>(std::time(nullptr));
+    for (int round = 0; round < 4; ++round) {
+        for (int i = 0; i < 60; ++i) {
+            uint64_t n = next(40);
+            std::string value(1 + next(3000), static_cast<char>('a' + n % 26));
+            switch (next(6)) {
+            case 0:
+                assert_true(storage.remove(test_key(n)).has_value());
+                break;
+            case 1: { // streamed, committed or abandoned
+                auto stream = storage.begin_put(0);
+                assert_true(stream.has_value());
+                assert_true((*stream)->append(value).has_value());
+                if (next(2) == 0) {
+                    assert_true((*stream)->commit(test_meta(test_key(n)), "head").has_value());
+                }
+                break;
+            }
+            case 2: // already expired: gone by the next purge
+                put_or_fail(storage, test_meta(test_key(n), now - 10), {value});
+                break;
+            default:
+                put_or_fail(storage, test_meta(test_key(n), next(2) ? 0 : now + 3600), {value});
+            }
+            (void)get_or_fail(storage, test_key(next(40))); // a use, for LRU
+        }
+        assert_usage_equals_recount(storage, "random puts, removes and evictions");
+        assert_true(usage_or_fail(storage).bytes <= 48 * 1024);
+        assert_true(storage.purge_expired(now).has_value());
+        assert_usage_equals_recount(storage, "a purge");
+    }
+
+    // A writer killed at some point of its puts leaves the counters exact (or repaired).
+    int ready[2];
+    assert_int_equal(::pipe(ready), 0);
+    pid_t child = ::fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        ::close(ready[0]);
+        auto opened = backends::open(fixture.backend->backend, fixture.settings);
+        if (!opened) {
+            ::_exit(3);
+        }
+        for (uint64_t n = 0;; ++n) {
+            std::string value(100 + n % 2000, 'w');
+            std::string_view piece(value);
+            (void)(*opened)->put(test_meta(test_key(100 + n % 50)), std::span(&piece, 1));
+            if (n == 20 && ::write(ready[1], "1", 1) != 1) {
+                ::_exit(1);
+            }
+        }
+    }
+    ::close(ready[1]);
+    char byte = 0;
+    assert_int_equal(::read(ready[0], &byte, 1), 1);
+    ::close(ready[0]);
+    kill_writer(child);
+    assert_usage_equals_recount(storage, "a writer was killed between puts");
+    assert_true(storage.clear().has_value());
+    assert_usage_equals_recount(storage, "clear");
 }
 
 void test_eight_concurrent_writers_never_tear_a_value(void** state) {
@@ -586,6 +689,8 @@ std::vector<CMUnitTest> conformance_tests(const ConformanceBackend& backend) {
         {"test_max_size_evicts_least_recently_used_entries_first",
          test_max_size_evicts_least_recently_used_entries_first},
         {"test_usage_counts_entries_and_value_bytes", test_usage_counts_entries_and_value_bytes},
+        {"test_usage_stays_equal_to_a_recount_after_random_changes",
+         test_usage_stays_equal_to_a_recount_after_random_changes},
         {"test_eight_concurrent_writers_never_tear_a_value",
          test_eight_concurrent_writers_never_tear_a_value},
         {"test_a_small_streamed_value_reads_back_whole",
