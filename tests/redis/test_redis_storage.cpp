@@ -352,6 +352,54 @@ void test_max_size_keeps_recently_used_entries_and_clear_resets_it(void** state)
                         "(integer) 0");
 }
 
+// Calls of one Redis command so far ("scan" -> cmdstat_scan's calls).
+long long command_calls(const std::string& command) {
+    std::string info = g_server->command({"INFO", "commandstats"});
+    auto at = info.find("cmdstat_" + command + ":calls=");
+    return at == std::string::npos ? 0 : std::atoll(info.c_str() + at + 15 + command.size());
+}
+
+// `curlcache stats` on a million entries: usage() reads counters, it never scans (after a
+// namespace's one-time recount), and the counters follow puts, overwrites and removes.
+void test_usage_reads_counters_without_scanning(void** state) {
+    Storage& storage = storage_of(state);
+    put_text(storage, "first", "1");
+    assert_true(storage.usage().has_value()); // a new namespace: the one-time recount
+    long long scans = command_calls("scan");
+    for (int i = 0; i < 200; ++i) {
+        put_text(storage, "k" + std::to_string(i), std::string(10, 'v'));
+    }
+    put_text(storage, "k0", std::string(30, 'w'));
+    assert_true(storage.remove("k1").value());
+    auto usage = storage.usage();
+    assert_true(usage.has_value());
+    assert_int_equal(usage->entries, 200);
+    assert_int_equal(usage->bytes, 1 + 198 * 10 + 30);
+    assert_int_equal(command_calls("scan"), scans);
+}
+
+// A namespace an older version filled has no counters: the first usage() adopts its
+// entries; vacuum recounts after entries vanished behind curlcache's back.
+void test_counters_are_rebuilt_for_old_namespaces_and_by_vacuum(void** state) {
+    auto* fixture = static_cast<Fixture*>(*state);
+    Storage& storage = storage_of(state);
+    for (int i = 0; i < 30; ++i) {
+        put_text(storage, "k" + std::to_string(i), std::string(i + 1, 'v'));
+    }
+    const std::string& ns = fixture->ns;
+    g_server->command({"DEL", ns + ":usage", ns + ":sizes", ns + ":exp", ns + ":lru"});
+    auto usage = storage.usage();
+    assert_true(usage.has_value());
+    assert_int_equal(usage->entries, 30);
+    assert_int_equal(usage->bytes, 30 * 31 / 2);
+    g_server->command({"DEL", ns + ":e:k29", ns + ":m:k29"}); // e.g. a maxmemory policy
+    assert_int_equal(storage.usage()->entries, 30);       // the counters cannot know
+    assert_true(storage.vacuum().has_value());
+    usage = storage.usage();
+    assert_int_equal(usage->entries, 29);
+    assert_int_equal(usage->bytes, 29 * 30 / 2);
+}
+
 void test_keys_with_colons_are_refused(void** state) {
     Storage& storage = storage_of(state);
     std::string_view pieces[] = {"v"};
@@ -379,6 +427,8 @@ int main() {
         cmocka_unit_test_setup_teardown(test_forked_child_uses_its_own_connection, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_size_keeps_recently_used_entries_and_clear_resets_it, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys_with_colons_are_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_usage_reads_counters_without_scanning, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_counters_are_rebuilt_for_old_namespaces_and_by_vacuum, setup, teardown),
     };
     return cmocka_run_group_tests_name("redis_storage", tests, group_setup, group_teardown);
 }
