@@ -17,15 +17,24 @@
 // within max_size until they go. (Older versions wrote them into the shard folders, where
 // the walk removes them after an hour, as before.)
 //
+// Usage: the entry count and value bytes live in a ledger file (<dir>/usage,
+// filesystem_ledger.h) that every rename into place and every unlink updates under its lock,
+// crash-safely; usage() and the max_size check read it instead of walking the tree.
+//
 // LRU uses the file's mtime. A hit does not touch the file: it is remembered in memory and
-// the next put sets the mtimes of everything hit since. Eviction scans the folder only when
-// a running estimate of the byte total passes max_size (or every k_rescan_puts puts, to
-// notice other processes' writes) and deletes down to 90% of max_size, so a full cache does
-// not rescan on every put.
+// the next put sets the mtimes of everything hit since. When the ledger says the cache is
+// over max_size: a small cache (up to k_walk_evict_entries) is walked whole and the least
+// recently used files go, down to 90% of max_size; a large one is evicted a shard at a time,
+// as ccache cleans one subdirectory at a time: the next shard of a rotation is listed
+// (stat only, ~4,000 files at a million entries) and its oldest files go, the same share
+// of it that the whole cache must shed to reach 90%, until the cache is within max_size.
+// Keys are hashes, so every shard is a fair sample of the cache: what goes is the least
+// recently used of its shard, close to the least recently used of all, and no store ever
+// waits for a walk of the whole tree.
 #include "backends/filesystem_storage.h"
 
 #include "backends/file_reader.h"
-
+#include "backends/filesystem_ledger.h"
 #include "backends/temp_files.h"
 #include "base/fd.h"
 #include "base/private_path.h"
@@ -58,7 +67,8 @@ constexpr char k_magic[8] = {'C', 'C', 'F', 'S', 'E', 'N', 'T', '1'};
 constexpr uint32_t k_format_version = 1;
 constexpr uint32_t k_format_tail_first = 2;
 constexpr uint32_t k_max_text = 1u << 20; // method/URL/key lengths above this are corrupt
-constexpr uint64_t k_rescan_puts = 256;
+constexpr uint64_t k_walk_evict_entries = 8192; // above this, eviction goes shard by shard
+constexpr int k_shard_count = 256;
 constexpr size_t k_get_head = 64 * 1024; // a get reads files up to this size in one call
 constexpr size_t k_scan_head = 512;      // a scan usually finds the texts within this
 constexpr size_t k_touch_batch = 1024;   // pending hit times before a get writes them
@@ -221,7 +231,10 @@ class FilesystemStorage final : public Storage {
   public:
     // `read_only`: why nothing may be written in the tree ("" when it is writable).
     FilesystemStorage(std::string dir, uint64_t max_bytes, std::string read_only)
-        : m_dir(std::move(dir)), m_max_bytes(max_bytes), m_read_only(std::move(read_only)) {}
+        : m_dir(std::move(dir)), m_max_bytes(max_bytes), m_read_only(std::move(read_only)),
+          m_ledger(
+              m_dir, !m_read_only.empty(), [this] { return recount(); },
+              [this](std::string_view key) { return filesystem_entry_path(m_dir, key); }) {}
 
     ~FilesystemStorage() override { flush_touches(); }
 
@@ -316,11 +329,7 @@ class FilesystemStorage final : public Storage {
                                  "filesystem cache: removing damaged entry file %s", path.c_str());
             // A corrupt entry is a miss and is removed - unless a writer has meanwhile
             // renamed a new file into place, which must survive.
-            struct stat now_there {};
-            if (::stat(path.c_str(), &now_there) == 0 && now_there.st_ino == st.st_ino &&
-                now_there.st_dev == st.st_dev) {
-                ::unlink(path.c_str());
-            }
+            (void)unlink_entry(key, path, &st);
             return Found{};
         }
         if (!m_read_only.empty()) {
@@ -413,7 +422,7 @@ class FilesystemStorage final : public Storage {
             ::unlink(temp.c_str());
             return fail_errno("filesystem: cannot write " + temp, saved_errno);
         }
-        return install(temp, path, meta.key.size(), total);
+        return install(temp, path, meta.key, total);
     }
 
     Result<std::unique_ptr<PutStream>> begin_put(uint64_t size_hint) override;
@@ -462,31 +471,59 @@ class FilesystemStorage final : public Storage {
             return read_only_error(*this);
         }
         (void)sweep_leftovers();
-        return walk([](Found&) { return true; });
+        // Recounts the ledger (files removed behind curlcache's back); the walk also removes
+        // old temp files from the shards.
+        auto recounted = m_ledger.locked([&](filesystem::Ledger::Session& session) {
+            auto counted = recount();
+            return counted ? session.set(*counted) : std::unexpected(counted.error());
+        });
+        return recounted ? recounted : walk([](Found&) { return true; });
     }
 
-    // Renames a complete temp file over the entry's file, then keeps max_size.
-    Result<void> install(const std::string& temp, const std::string& path, size_t key_size,
+    // Renames a complete temp file over the entry's file (counted in the ledger), then keeps
+    // max_size.
+    Result<void> install(const std::string& temp, const std::string& path, std::string_view key,
                          uint64_t total) {
+        struct stat temp_st {};
+        if (::stat(temp.c_str(), &temp_st) != 0) {
+            return fail_errno("filesystem: cannot stat " + temp, errno);
+        }
         int saved_errno = 0;
-        uint64_t replaced = m_max_bytes != 0 ? value_bytes_of(path, key_size) : 0;
-        bool renamed = ::rename(temp.c_str(), path.c_str()) == 0;
-        if (!renamed && errno == ENOENT) {
-            // The temp file lives in the temp folder: the shard may not exist yet.
-            auto made = make_private_dirs(path.substr(0, path.size() - key_size - 1));
-            renamed = made && ::rename(temp.c_str(), path.c_str()) == 0;
+        auto rename_into_place = [&] {
+            bool renamed = ::rename(temp.c_str(), path.c_str()) == 0;
+            if (!renamed && errno == ENOENT) {
+                // The temp file lives in the temp folder: the shard may not exist yet.
+                auto made = make_private_dirs(path.substr(0, path.size() - key.size() - 1));
+                renamed = made && ::rename(temp.c_str(), path.c_str()) == 0;
+            }
+            saved_errno = renamed ? 0 : errno;
+            return renamed;
+        };
+        bool renamed = false;
+        filesystem::Counts counts;
+        auto counted = m_ledger.locked([&](filesystem::Ledger::Session& session) {
+            auto old = value_size_of(path);
+            auto done = session.change(key, filesystem::Change::install, temp_st.st_ino,
+                                       old ? 0 : 1,
+                                       static_cast<int64_t>(total) -
+                                           static_cast<int64_t>(old.value_or(0)),
+                                       [&] { return renamed = rename_into_place(); });
+            counts = session.counts();
+            return done;
+        });
+        if (!counted && !renamed && saved_errno == 0) {
+            ledger_unusable(counted.error());
+            renamed = rename_into_place();
         }
         if (!renamed) {
-            saved_errno = errno;
             ::unlink(temp.c_str());
             return fail_errno("filesystem: cannot rename into " + path, saved_errno);
         }
-        if (m_max_bytes == 0) {
-            flush_touches();
+        flush_touches();
+        if (m_max_bytes == 0 || !counted) {
             return {};
         }
-        m_estimate.fetch_add(static_cast<int64_t>(total) - static_cast<int64_t>(replaced));
-        return evict_if_needed();
+        return evict_if_needed(counts);
     }
 
     bool too_large(uint64_t total) const { return m_max_bytes != 0 && total > m_max_bytes; }
@@ -500,15 +537,7 @@ class FilesystemStorage final : public Storage {
         if (path.empty()) {
             return fail("filesystem: invalid key \"" + std::string(key) + "\"");
         }
-        uint64_t bytes = value_bytes_of(path, key.size());
-        if (::unlink(path.c_str()) != 0) {
-            if (errno == ENOENT || errno == ENOTDIR) {
-                return false;
-            }
-            return fail("filesystem: cannot remove " + path + ": " + std::strerror(errno));
-        }
-        m_estimate.fetch_sub(static_cast<int64_t>(bytes));
-        return true;
+        return unlink_entry(key, path, nullptr);
     }
 
     Result<void> scan(const std::function<bool(const Metadata&)>& visit) override {
@@ -519,6 +548,78 @@ class FilesystemStorage final : public Storage {
         if (!m_read_only.empty()) {
             return read_only_error(*this);
         }
+        // Under the ledger's lock, so that no put lands between the walk and the zeroing.
+        Result<void> walked;
+        auto zeroed = m_ledger.locked([&](filesystem::Ledger::Session& session) {
+            walked = unlink_all();
+            return session.set({});
+        });
+        if (!zeroed) {
+            walked = unlink_all();
+        }
+        {
+            std::lock_guard lock(m_touch_mutex);
+            m_touches.clear();
+        }
+        (void)sweep_leftovers();
+        return walked;
+    }
+
+    // The ledger's counters (a walk only when there is no usable ledger: a read-only tree
+    // an older version filled, or a ledger file that is not ours).
+    Result<Usage> usage() override {
+        std::optional<filesystem::Counts> counts;
+        if (m_read_only.empty()) {
+            auto read = m_ledger.locked([&](filesystem::Ledger::Session& session) {
+                counts = session.counts();
+                return Result<void>{};
+            });
+            if (!read) {
+                ledger_unusable(read.error());
+            }
+        } else {
+            counts = m_ledger.peek();
+        }
+        if (!counts) {
+            auto counted = recount();
+            if (!counted) {
+                return std::unexpected(counted.error());
+            }
+            counts = *counted;
+        }
+        Usage usage{counts->entries, counts->bytes, m_max_bytes};
+        usage.bytes += sweep_leftovers().bytes; // counted until they go
+        return usage;
+    }
+
+  private:
+    // The value size of the well-formed entry file at `path`; empty when there is none
+    // (absent or damaged: what a walk would not count either).
+    static std::optional<uint64_t> value_size_of(const std::string& path) {
+        Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
+        struct stat st {};
+        if (!fd || ::fstat(*fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+            return std::nullopt;
+        }
+        auto parsed = parse_entry(*fd, static_cast<uint64_t>(st.st_size), sizeof(Header));
+        if (!parsed) {
+            return std::nullopt;
+        }
+        return parsed->meta.size;
+    }
+
+    // Every entry and value byte in the tree, by walking it.
+    Result<filesystem::Counts> recount() {
+        filesystem::Counts counts;
+        auto walked = walk([&](Found& found) {
+            ++counts.entries;
+            counts.bytes += found.meta.size;
+            return true;
+        });
+        return walked ? Result<filesystem::Counts>{counts} : std::unexpected(walked.error());
+    }
+
+    Result<void> unlink_all() {
         std::vector<std::string> paths;
         auto walked = walk([&](Found& found) {
             paths.push_back(std::move(found.path));
@@ -527,38 +628,62 @@ class FilesystemStorage final : public Storage {
         for (const auto& path : paths) {
             ::unlink(path.c_str());
         }
-        {
-            std::lock_guard lock(m_touch_mutex);
-            m_touches.clear();
-        }
-        m_estimate.store(0);
-        (void)sweep_leftovers();
         return walked;
     }
 
-    Result<Usage> usage() override {
-        Usage usage{0, 0, m_max_bytes};
-        auto walked = walk([&](Found& found) {
-            ++usage.entries;
-            usage.bytes += found.meta.size;
-            return true;
-        });
-        if (!walked) {
-            return std::unexpected(walked.error());
+    // A ledger this process cannot use (not ours, cannot be written): removed when possible,
+    // so that the next process counts afresh instead of trusting counters this one cannot
+    // keep; one warning.
+    void ledger_unusable(const Error& error) {
+        core::log::warn_once("filesystem-ledger", "filesystem cache: %s", error.message.c_str());
+        if (m_read_only.empty()) {
+            std::string path = m_dir + "/usage";
+            struct stat st {};
+            if (::lstat(path.c_str(), &st) == 0 && st.st_uid == ::geteuid()) {
+                ::unlink(path.c_str());
+            }
         }
-        usage.bytes += sweep_leftovers().bytes; // counted until they go
-        return usage;
     }
 
-  private:
-    // Value bytes of the entry file at `path`, estimated from its size (0 when absent).
-    static uint64_t value_bytes_of(const std::string& path, size_t key_size) {
-        struct stat st {};
-        if (::stat(path.c_str(), &st) != 0) {
-            return 0;
+    // Unlinks `key`'s entry file at `path` through the ledger; when `expected` is given, only
+    // if the file there is still that one (a writer may have renamed a new one into place,
+    // which must survive). True when a file went.
+    Result<bool> unlink_entry(std::string_view key, const std::string& path,
+                              const struct stat* expected) {
+        bool gone = false;
+        int saved_errno = 0;
+        auto unlink_it = [&](const struct stat& st) {
+            if (expected && (st.st_ino != expected->st_ino || st.st_dev != expected->st_dev)) {
+                return false;
+            }
+            gone = ::unlink(path.c_str()) == 0;
+            saved_errno = gone ? 0 : errno;
+            return gone;
+        };
+        auto counted = m_ledger.locked([&](filesystem::Ledger::Session& session) -> Result<void> {
+            struct stat st {};
+            if (::lstat(path.c_str(), &st) != 0) {
+                saved_errno = errno;
+                return {};
+            }
+            auto size = value_size_of(path);
+            return session.change(key, filesystem::Change::unlink, st.st_ino, size ? -1 : 0,
+                                  -static_cast<int64_t>(size.value_or(0)),
+                                  [&] { return unlink_it(st); });
+        });
+        if (!counted) {
+            ledger_unusable(counted.error());
+            struct stat st {};
+            if (::lstat(path.c_str(), &st) != 0) {
+                saved_errno = errno;
+            } else {
+                (void)unlink_it(st);
+            }
         }
-        auto overhead = sizeof(Header) + key_size;
-        return static_cast<uint64_t>(st.st_size) > overhead ? st.st_size - overhead : 0;
+        if (!gone && saved_errno != 0 && saved_errno != ENOENT && saved_errno != ENOTDIR) {
+            return fail_errno("filesystem: cannot remove " + path, saved_errno);
+        }
+        return gone;
     }
 
     // Calls visit for every well-formed entry file; removes stale temp files on the way.
@@ -622,48 +747,116 @@ class FilesystemStorage final : public Storage {
         }
     }
 
-    Result<void> evict_if_needed() {
-        flush_touches();
-        bool periodic = m_puts_since_scan.fetch_add(1) + 1 >= k_rescan_puts;
-        if (!periodic && m_estimate.load() >= 0 &&
-            static_cast<uint64_t>(m_estimate.load()) <= m_max_bytes) {
+    // Called after a put with the ledger's counters: see the top of this file.
+    Result<void> evict_if_needed(filesystem::Counts counts) {
+        // Live writers' temp files count too (one readdir of the small temp folder).
+        uint64_t temps = sweep_leftovers().bytes;
+        if (counts.bytes + temps <= m_max_bytes) {
             return {};
         }
         std::unique_lock lock(m_evict_mutex, std::try_to_lock);
         if (!lock.owns_lock()) {
             return {}; // another thread is evicting right now
         }
-        std::vector<Found> all;
-        uint64_t total = 0;
-        auto walked = walk([&](Found& found) {
-            total += found.meta.size;
-            found.meta.url.clear(); // not needed here; keeps the list small
-            all.push_back(std::move(found));
-            return true;
-        });
-        if (!walked) {
-            return walked;
-        }
-        m_puts_since_scan.store(0);
-        // Live writers' temp files count too; never evicting the newest entry for them.
-        uint64_t temps = sweep_leftovers().bytes;
-        if (total + temps > m_max_bytes) {
-            uint64_t target = m_max_bytes - m_max_bytes / 10;
-            target -= std::min(target, temps);
-            std::sort(all.begin(), all.end(), [](const Found& a, const Found& b) {
-                return a.mtime.tv_sec != b.mtime.tv_sec ? a.mtime.tv_sec < b.mtime.tv_sec
-                                                        : a.mtime.tv_nsec < b.mtime.tv_nsec;
+        uint64_t target = m_max_bytes - m_max_bytes / 10;
+        target -= std::min(target, temps);
+        if (counts.entries <= k_walk_evict_entries) {
+            std::vector<Found> all;
+            auto walked = walk([&](Found& found) {
+                found.meta.url.clear(); // not needed here; keeps the list small
+                all.push_back(std::move(found));
+                return true;
             });
-            for (const auto& found : all) {
-                if (total <= target || (temps > 0 && &found == &all.back())) {
-                    break;
-                }
-                if (::unlink(found.path.c_str()) == 0 || errno == ENOENT) {
-                    total -= found.meta.size;
-                }
+            if (!walked) {
+                return walked;
+            }
+            return evict_oldest(all, counts.bytes, target, temps > 0);
+        }
+        for (int pass = 0; pass < k_shard_count && counts.bytes + temps > m_max_bytes; ++pass) {
+            uint32_t shard = 0;
+            auto turned = m_ledger.locked([&](filesystem::Ledger::Session& session) {
+                shard = session.next_shard();
+                return Result<void>{};
+            });
+            if (!turned) {
+                return turned;
+            }
+            std::vector<Found> files = list_shard(shard);
+            uint64_t shard_bytes = 0;
+            for (const auto& found : files) {
+                shard_bytes += found.meta.size;
+            }
+            // This shard sheds the share of its bytes the whole cache must shed.
+            uint64_t keep = counts.bytes == 0 ? 0
+                                              : static_cast<uint64_t>(
+                                                    static_cast<double>(shard_bytes) *
+                                                    static_cast<double>(target) /
+                                                    static_cast<double>(counts.bytes));
+            auto evicted = evict_oldest(files, shard_bytes, std::min(keep, shard_bytes - 1), false);
+            if (!evicted) {
+                return evicted;
+            }
+            auto read = m_ledger.locked([&](filesystem::Ledger::Session& session) {
+                counts = session.counts();
+                return Result<void>{};
+            });
+            if (!read) {
+                return read;
             }
         }
-        m_estimate.store(static_cast<int64_t>(total + temps));
+        return {};
+    }
+
+    // The files of one shard with their mtimes and sizes (from stat: the size of the file,
+    // close enough to choose how many go), without opening them.
+    std::vector<Found> list_shard(uint32_t shard) {
+        static constexpr char k_hex[] = "0123456789abcdef";
+        std::string folder = m_dir + '/' + k_hex[shard >> 4] + k_hex[shard & 15];
+        std::vector<Found> files;
+        DirPtr dir(::opendir(folder.c_str()));
+        if (!dir) {
+            return files;
+        }
+        while (dirent* file = ::readdir(dir.get())) {
+            struct stat st {};
+            if (is_temp_name(file->d_name) ||
+                ::fstatat(::dirfd(dir.get()), file->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+                !S_ISREG(st.st_mode)) {
+                continue;
+            }
+            Found found{folder + '/' + file->d_name, st.st_mtim, {}};
+            found.meta.key = file->d_name;
+            found.meta.size = static_cast<uint64_t>(st.st_size);
+            files.push_back(std::move(found));
+        }
+        return files;
+    }
+
+    // Removes the least recently used of `files` (holding `total` bytes) through the ledger
+    // until `total` is at most `target`; `keep_newest`: never the newest (a live writer's
+    // temp file is what is over the limit).
+    Result<void> evict_oldest(std::vector<Found>& files, uint64_t total, uint64_t target,
+                              bool keep_newest) {
+        std::sort(files.begin(), files.end(), [](const Found& a, const Found& b) {
+            return a.mtime.tv_sec != b.mtime.tv_sec ? a.mtime.tv_sec < b.mtime.tv_sec
+                                                    : a.mtime.tv_nsec < b.mtime.tv_nsec;
+        });
+        for (const auto& found : files) {
+            if (total <= target || (keep_newest && &found == &files.back())) {
+                break;
+            }
+            struct stat st {};
+            if (::lstat(found.path.c_str(), &st) != 0 ||
+                st.st_mtim.tv_sec != found.mtime.tv_sec ||
+                st.st_mtim.tv_nsec != found.mtime.tv_nsec) {
+                continue; // replaced or used since it was listed
+            }
+            auto removed = unlink_entry(found.meta.key, found.path, &st);
+            if (!removed) {
+                return std::unexpected(removed.error());
+            }
+            total -= std::min(total, found.meta.size);
+        }
         return {};
     }
 
@@ -671,11 +864,10 @@ class FilesystemStorage final : public Storage {
     const uint64_t m_max_bytes;
     const std::string m_read_only;
     std::atomic<uint64_t> m_temp_counter{0};
-    std::atomic<int64_t> m_estimate{-1}; // value bytes; < 0 until the first scan
-    std::atomic<uint64_t> m_puts_since_scan{k_rescan_puts};
     std::mutex m_evict_mutex;
     std::mutex m_touch_mutex;
     std::unordered_map<std::string, timespec> m_touches; // entry path -> last hit
+    filesystem::Ledger m_ledger; // last: its callbacks use the members above
 };
 
 // A streamed value: the tail is gathered in memory up to k_batch (a small body then goes
@@ -759,7 +951,7 @@ class FilesystemPutStream final : public PutStream {
             return fail_errno("filesystem: cannot write " + m_temp, saved_errno);
         }
         std::string temp = std::exchange(m_temp, {}); // install() removes it on failure
-        return m_storage.install(temp, path, meta.key.size(), total);
+        return m_storage.install(temp, path, meta.key, total);
     }
 
   private:

@@ -242,6 +242,61 @@ void test_a_damaged_tail_first_file_reads_as_a_miss(void** state) {
     assert_false(std::filesystem::exists(entry_path(fixture, 1)));
 }
 
+// Read system calls this process made so far (/proc/self/io).
+long long reads_so_far() {
+    std::ifstream io("/proc/self/io");
+    std::string name;
+    long long value = 0;
+    while (io >> name >> value) {
+        if (name == "syscr:") {
+            return value;
+        }
+    }
+    fail_msg("no syscr in /proc/self/io");
+    return 0;
+}
+
+// `curlcache stats` at a million entries: usage() reads the ledger, not every entry file.
+void test_usage_reads_the_ledger_without_opening_entry_files(void** state) {
+    auto& storage = *fixture_of(state).storage;
+    for (uint64_t n = 0; n < 300; ++n) {
+        put_text(storage, n, "value " + std::to_string(n));
+    }
+    long long before = reads_so_far();
+    auto usage = storage.usage();
+    long long reads = reads_so_far() - before;
+    assert_true(usage.has_value());
+    assert_int_equal(usage->entries, 300);
+    assert_true(reads < 20);
+}
+
+// Over k_walk_evict_entries (8192) entries a store that passes max_size evicts from one
+// shard (stat only) instead of reading the whole tree, and keeps the cache within bounds,
+// the newest entries kept.
+void test_a_large_full_cache_evicts_shard_by_shard(void** state) {
+    auto& fixture = fixture_of(state);
+    constexpr uint64_t k_entries = 8300;
+    for (uint64_t n = 0; n < k_entries; ++n) {
+        put_text(*fixture.storage, n, std::string(100, 'o'));
+    }
+    uint64_t full = fixture.storage->usage()->bytes;
+    fixture.storage.reset();
+    fixture.settings.max_size = full;
+    auto opened = backends::open("filesystem", fixture.settings);
+    assert_true(opened.has_value());
+    auto& storage = **opened;
+    long long before = reads_so_far();
+    for (uint64_t n = k_entries; n < k_entries + 200; ++n) {
+        put_text(storage, n, std::string(100, 'n'));
+        assert_true(storage.usage()->bytes <= full);
+    }
+    assert_true(reads_so_far() - before < static_cast<long long>(k_entries) / 2);
+    for (uint64_t n = k_entries; n < k_entries + 200; ++n) {
+        auto got = storage.get(test_key(n));
+        assert_true(got.has_value() && got->has_value());
+    }
+}
+
 } // namespace
 
 int main() {
@@ -285,6 +340,12 @@ int main() {
             tests::storage_fixture_teardown, const_cast<tests::ConformanceBackend*>(&k_filesystem)),
         cmocka_unit_test_prestate_setup_teardown(
             test_a_damaged_tail_first_file_reads_as_a_miss, tests::storage_fixture_setup,
+            tests::storage_fixture_teardown, const_cast<tests::ConformanceBackend*>(&k_filesystem)),
+        cmocka_unit_test_prestate_setup_teardown(
+            test_usage_reads_the_ledger_without_opening_entry_files, tests::storage_fixture_setup,
+            tests::storage_fixture_teardown, const_cast<tests::ConformanceBackend*>(&k_filesystem)),
+        cmocka_unit_test_prestate_setup_teardown(
+            test_a_large_full_cache_evicts_shard_by_shard, tests::storage_fixture_setup,
             tests::storage_fixture_teardown, const_cast<tests::ConformanceBackend*>(&k_filesystem)),
     };
     int failed = tests::run_conformance(k_filesystem);
