@@ -29,12 +29,14 @@
 #include <cstring>
 #include <fcntl.h>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <optional>
 #include <random>
 #include <sstream>
 #include <string>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -61,6 +63,13 @@ struct Options {
     int workers = 2;
     std::string dir;
 };
+
+std::string load_average() {
+    std::ifstream in("/proc/loadavg");
+    std::string one, five, fifteen;
+    in >> one >> five >> fifteen;
+    return one + " " + five + " " + fifteen;
+}
 
 double millis_since(Clock::time_point start) {
     return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
@@ -247,6 +256,9 @@ uint64_t redis_used_memory(const curlcache::tests::redis::RedisServer& server) {
     return at == std::string::npos ? 0 : std::strtoull(info.c_str() + at + 12, nullptr, 10);
 }
 
+// Peak memory (KiB) of each command over the run: list --json at a million entries.
+std::map<std::string, long> g_peak_kib;
+
 // Runs the command with `args` (stdout to /dev/null) and returns its wall time in ms, or
 // a negative number when it failed.
 double time_cli(const Options& options, const Target& target, std::vector<std::string> args) {
@@ -268,8 +280,10 @@ double time_cli(const Options& options, const Target& target, std::vector<std::s
         _exit(127);
     }
     int status = 0;
-    waitpid(pid, &status, 0);
+    struct rusage usage {};
+    wait4(pid, &status, 0, &usage);
     double ms = millis_since(start);
+    g_peak_kib[args[0]] = std::max<long>(g_peak_kib[args[0]], usage.ru_maxrss);
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         std::fprintf(stderr, "bench_scale: `curlcache %s` failed (status %d)\n", args[0].c_str(),
                      status);
@@ -378,7 +392,8 @@ int main(int argc, char** argv) {
     for (auto s : options.sizes) {
         std::printf(" %" PRIu64, s);
     }
-    std::printf(", %d fill processes, scratch %s\n", options.workers, scratch.c_str());
+    std::printf(", %d fill processes, scratch %s, load average %s\n", options.workers,
+                scratch.c_str(), load_average().c_str());
     auto run_start = Clock::now();
     bool all_met = true;
     std::vector<std::string> verdicts;
@@ -493,7 +508,8 @@ int main(int argc, char** argv) {
         }
         double backend_s = millis_since(backend_start) / 1000;
 
-        std::printf("\n%s (whole backend run %.0f s)\n", backend.c_str(), backend_s);
+        std::printf("\n%s (whole backend run %.0f s, load average now %s)\n", backend.c_str(),
+                    backend_s, load_average().c_str());
         std::printf("  %10s %8s %9s %9s %9s %9s %8s %9s %9s %9s %9s %9s\n", "entries", "fill s",
                     "hit us", "hit p99", "store us", "st p99", "B/entry", "stats ms", "list ms",
                     "purge ms", "vacuum ms", "export ms");
@@ -554,7 +570,12 @@ int main(int argc, char** argv) {
     for (const auto& line : verdicts) {
         std::printf("  %s\n", line.c_str());
     }
-    std::printf("bench-scale: whole run %.0f s\n", millis_since(run_start) / 1000);
+    std::printf("Peak memory of the commands (largest over every backend and size):");
+    for (const auto& [command, kib] : g_peak_kib) {
+        std::printf(" %s %.1f MiB;", command.c_str(), static_cast<double>(kib) / 1024);
+    }
+    std::printf("\nbench-scale: whole run %.0f s, load average now %s\n",
+                millis_since(run_start) / 1000, load_average().c_str());
     curlcache::tests::redis::remove_tree(scratch);
     (void)all_met; // a benchmark reports; it does not fail the build
     return 0;
