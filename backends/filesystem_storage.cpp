@@ -55,6 +55,7 @@
 #include <ctime>
 #include <mutex>
 #include <new>
+#include <optional>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -650,9 +651,34 @@ class FilesystemStorage final : public Storage {
     // which must survive). True when a file went.
     Result<bool> unlink_entry(std::string_view key, const std::string& path,
                               const struct stat* expected) {
+        return with_ledger<bool>([&](filesystem::Ledger::Session* session) {
+            return unlink_one(session, key, path, expected);
+        });
+    }
+
+    // Runs `op` with the ledger's session, or with none (uncounted) when this process cannot
+    // use the ledger.
+    template <class T>
+    Result<T> with_ledger(const std::function<Result<T>(filesystem::Ledger::Session*)>& op) {
+        std::optional<Result<T>> result;
+        auto counted = m_ledger.locked([&](filesystem::Ledger::Session& session) -> Result<void> {
+            result.emplace(op(&session));
+            return {};
+        });
+        if (!counted) {
+            ledger_unusable(counted.error());
+            return op(nullptr);
+        }
+        return std::move(*result);
+    }
+
+    // unlink_entry within a ledger session (or without one: see with_ledger).
+    Result<bool> unlink_one(filesystem::Ledger::Session* session, std::string_view key,
+                            const std::string& path, const struct stat* expected) {
         bool gone = false;
         int saved_errno = 0;
-        auto unlink_it = [&](const struct stat& st) {
+        struct stat st {};
+        auto unlink_it = [&] {
             if (expected && (st.st_ino != expected->st_ino || st.st_dev != expected->st_dev)) {
                 return false;
             }
@@ -660,25 +686,17 @@ class FilesystemStorage final : public Storage {
             saved_errno = gone ? 0 : errno;
             return gone;
         };
-        auto counted = m_ledger.locked([&](filesystem::Ledger::Session& session) -> Result<void> {
-            struct stat st {};
-            if (::lstat(path.c_str(), &st) != 0) {
-                saved_errno = errno;
-                return {};
-            }
+        if (::lstat(path.c_str(), &st) != 0) {
+            saved_errno = errno;
+        } else if (session) {
             auto size = value_size_of(path);
-            return session.change(key, filesystem::Change::unlink, st.st_ino, size ? -1 : 0,
-                                  -static_cast<int64_t>(size.value_or(0)),
-                                  [&] { return unlink_it(st); });
-        });
-        if (!counted) {
-            ledger_unusable(counted.error());
-            struct stat st {};
-            if (::lstat(path.c_str(), &st) != 0) {
-                saved_errno = errno;
-            } else {
-                (void)unlink_it(st);
+            auto done = session->change(key, filesystem::Change::unlink, st.st_ino, size ? -1 : 0,
+                                        -static_cast<int64_t>(size.value_or(0)), unlink_it);
+            if (!done) {
+                return std::unexpected(done.error());
             }
+        } else {
+            (void)unlink_it();
         }
         if (!gone && saved_errno != 0 && saved_errno != ENOENT && saved_errno != ENOTDIR) {
             return fail_errno("filesystem: cannot remove " + path, saved_errno);
@@ -841,23 +859,26 @@ class FilesystemStorage final : public Storage {
             return a.mtime.tv_sec != b.mtime.tv_sec ? a.mtime.tv_sec < b.mtime.tv_sec
                                                     : a.mtime.tv_nsec < b.mtime.tv_nsec;
         });
-        for (const auto& found : files) {
-            if (total <= target || (keep_newest && &found == &files.back())) {
-                break;
+        // One hold of the ledger's lock for the whole batch.
+        return with_ledger<void>([&](filesystem::Ledger::Session* session) -> Result<void> {
+            for (const auto& found : files) {
+                if (total <= target || (keep_newest && &found == &files.back())) {
+                    break;
+                }
+                struct stat st {};
+                if (::lstat(found.path.c_str(), &st) != 0 ||
+                    st.st_mtim.tv_sec != found.mtime.tv_sec ||
+                    st.st_mtim.tv_nsec != found.mtime.tv_nsec) {
+                    continue; // replaced or used since it was listed
+                }
+                auto removed = unlink_one(session, found.meta.key, found.path, &st);
+                if (!removed) {
+                    return std::unexpected(removed.error());
+                }
+                total -= std::min(total, found.meta.size);
             }
-            struct stat st {};
-            if (::lstat(found.path.c_str(), &st) != 0 ||
-                st.st_mtim.tv_sec != found.mtime.tv_sec ||
-                st.st_mtim.tv_nsec != found.mtime.tv_nsec) {
-                continue; // replaced or used since it was listed
-            }
-            auto removed = unlink_entry(found.meta.key, found.path, &st);
-            if (!removed) {
-                return std::unexpected(removed.error());
-            }
-            total -= std::min(total, found.meta.size);
-        }
-        return {};
+            return {};
+        });
     }
 
     const std::string m_dir;
