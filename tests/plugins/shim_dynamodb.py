@@ -61,7 +61,7 @@ def write_config(path, backend, plugin_dir, endpoint, table, name=None):
         if name:
             f.write('name = "%s"\n' % name)
         f.write('[dynamodb]\nendpoint = "%s"\nregion = "us-east-1"\ntable = "%s"\n'
-                'create_table = true\nconnect_timeout = "500ms"\n' % (endpoint, table))
+                'create_table = true\nconnect_timeout = "5s"\n' % (endpoint, table))
 
 
 def main():

@@ -104,7 +104,7 @@ class Postgres:
 def write_config(path, backend, plugin_dir, url, table):
     with open(path, "w") as f:
         f.write('backend = "%s"\nplugin_dir = "%s"\n[postgres]\nurl = "%s"\ntable = "%s"\n'
-                'connect_timeout = "500ms"\n' % (backend, plugin_dir, url, table))
+                'connect_timeout = "5s"\n' % (backend, plugin_dir, url, table))
 
 
 def main():

@@ -59,7 +59,7 @@ class Mongo:
 def write_config(path, backend, plugin, plugin_dir, url=None):
     with open(path, "w") as f:
         f.write('backend = "%s"\nplugin_dir = "%s"\n[%s]\ndatabase = "shim_cache"\n'
-                'connect_timeout = "500ms"\n' % (backend, plugin_dir, plugin))
+                'connect_timeout = "5s"\n' % (backend, plugin_dir, plugin))
         if url is not None:
             f.write('url = "%s"\n' % url)
 
