@@ -75,6 +75,22 @@ def coalescing(check, origin, scratch, env, shim):
           "8 concurrent curls: one origin request (got %d)" % (origin.count() - before))
 
 
+def export_round_trip(check, origin, scratch, env, shim, cli, url, plain):
+    """curlcache export --to a sqlite cache, clear, import --from it: the entry `url` (stored
+    before, `plain` its body) comes back and is served without an origin request."""
+    copy = os.path.join(scratch, "copy.toml")
+    with open(copy, "w") as f:
+        f.write('backend = "sqlite"\nname = "%s"\n' % os.path.join(scratch, "copy.sqlite"))
+    steps = [harness.run([cli] + step, scratch, env) for step in
+             (["export", "--to", copy], ["clear"], ["import", "--from", copy])]
+    check(all(r.code == 0 for r in steps),
+          "export --to sqlite, clear, import --from it: %r" % [r.stderr for r in steps])
+    before = origin.count()
+    back = harness.run(["curl", "-s", url], scratch, env, shim)
+    check(back.stdout == plain.stdout and origin.count() == before,
+          "... and the entry came back: answered without an origin request")
+
+
 def loaded_files(scratch, home, shim, url, backend, config):
     """What a curl process under the shim loads with `config` (a written config file):
     curl's result and the dynamic loader's log (LD_DEBUG=files)."""

@@ -7,12 +7,14 @@ node) started here through dynalite.js on a free 127.0.0.1 port and stopped by P
 - the server killed under a running program (one curl process fetching a slow URL, then
   more): its transfers all succeed, byte-identical, with one warning per failed operation;
   restarted (dynalite keeps nothing: the table is created again), caching resumes;
+- curlcache export --to a sqlite cache, clear, import --from it: the entry is served again
+  without an origin request;
 - 8 curl processes at once for one slow URL: one origin request (coalescing locks as
   conditional writes);
 - a tier sqlite,dynamodb: a hit from the sqlite tier, and from dynamodb once sqlite's file
   is gone.
 
-    shim_dynamodb.py --shim PATH --plugin-dir DIR [--dynalite MODULE_DIR]
+    shim_dynamodb.py --shim PATH --plugin-dir DIR --cli CURLCACHE [--dynalite MODULE_DIR]
 
 Exit status 0 pass, 1 fail, 77 shim not built.
 """
@@ -24,7 +26,8 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "shim"))
 import harness  # noqa: E402
-from plugin_shim import coalescing, curl_twice, killed_under_a_running_program  # noqa: E402
+from plugin_shim import (coalescing, curl_twice, export_round_trip,  # noqa: E402
+                         killed_under_a_running_program)  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_MODULE = "/usr/local/lib/node_modules/dynalite"
@@ -68,6 +71,7 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--shim", required=True)
     p.add_argument("--plugin-dir", required=True)
+    p.add_argument("--cli", required=True)
     p.add_argument("--dynalite", default=DEFAULT_MODULE)
     p.add_argument("--keep", action="store_true")
     args = p.parse_args()
@@ -103,7 +107,9 @@ def main():
                 killed_under_a_running_program(check, origin, scratch, env, shim, db.kill, "dynamodb")
                 db.start()  # the same port, empty
                 print("restarted: caching resumes")
-                curl_twice(check, origin, scratch, env, shim, origin.base + "/bytes/4000")
+                url = origin.base + "/bytes/4000"
+                plain = curl_twice(check, origin, scratch, env, shim, url)
+                export_round_trip(check, origin, scratch, env, shim, args.cli, url, plain)
 
                 coalescing(check, origin, scratch, env, shim)
 

@@ -29,7 +29,8 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from plugin_shim import coalescing, curl_twice, harness, killed_under_a_running_program, loaded_files  # noqa: E402
+from plugin_shim import (coalescing, curl_twice, export_round_trip, harness,  # noqa: E402
+                         killed_under_a_running_program, loaded_files)
 
 
 class Mongo:
@@ -103,19 +104,7 @@ def main():
                 check(all(r.stdout == plain.stdout for r in again) and origin.count() - before == 1,
                       "restarted (empty): caching resumes, one origin request for two curls")
 
-                # curlcache export --to a sqlite cache, clear, import --from it: the entry
-                # comes back and is served without an origin request.
-                copy = os.path.join(scratch, "copy.toml")
-                with open(copy, "w") as f:
-                    f.write('backend = "sqlite"\nname = "%s"\n' % os.path.join(scratch, "copy.sqlite"))
-                steps = [harness.run([args.cli] + step, scratch, env) for step in
-                         (["export", "--to", copy], ["clear"], ["import", "--from", copy])]
-                check(all(r.code == 0 for r in steps),
-                      "export --to sqlite, clear, import --from it: %r" % [r.stderr for r in steps])
-                before = origin.count()
-                back = harness.run(["curl", "-s", url], scratch, env, shim)
-                check(back.stdout == plain.stdout and origin.count() == before,
-                      "... and the entry came back: answered without an origin request")
+                export_round_trip(check, origin, scratch, env, shim, args.cli, url, plain)
 
                 # Coalescing on lock documents: 8 processes, one slow URL, one origin request.
                 coalescing(check, origin, scratch, env, shim)
