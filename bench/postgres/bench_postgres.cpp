@@ -65,7 +65,7 @@ int main(int argc, char** argv) {
         tests::redis::RedisServer redis(scratch);
         std::vector<const char*> backends = {"postgres", "sqlite", "redis"};
 #ifdef CURLCACHE_BENCH_DYNAMODB
-        std::optional<tests::dynamodb::Dynalite> dynalite;
+        std::optional<tests::dynamodb::DynamoServer> dynalite;
         if (!tests::dynamodb::module_dir().empty()) {
             dynalite.emplace();
             backends.push_back("dynamodb");

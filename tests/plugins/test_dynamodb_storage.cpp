@@ -1,4 +1,5 @@
-// The DynamoDB plugin against dynalite (one server for the whole file, a table per test):
+// The DynamoDB plugin against dynalite or Amazon's DynamoDB Local (one server for the whole
+// file, a table per test; test_dynamodb_storage [dynalite|dynamodb-local]):
 // the storage conformance group, 4 processes x 1,000 operations, chunked values (one
 // version per stored value, old chunks removed, orphans purged, readers never mixing two
 // versions), expired items filtered on read, a server killed and restarted under an open
@@ -22,10 +23,10 @@ namespace {
 
 using namespace curlcache;
 using Json = nlohmann::json;
-using tests::dynamodb::Dynalite;
+using tests::dynamodb::DynamoServer;
 using tests::dynamodb::dynamodb_settings;
 
-Dynalite* g_server = nullptr;
+DynamoServer* g_server = nullptr;
 
 // A table per scratch folder: every test starts empty.
 std::string table_for(const std::string& scratch) {
@@ -227,7 +228,7 @@ void test_expired_items_are_misses_though_still_stored(void** state) {
 }
 
 // Killed: the next operations fail (fail-open) at once, during the back-off without a
-// second connect; restarted (on the same port; dynalite keeps nothing): the same storage
+// second connect; restarted (on the same port; the server keeps nothing): the same storage
 // works again once its table is back.
 void test_a_killed_and_restarted_server_fails_open_then_recovers(void** state) {
     auto& fixture = tests::storage_fixture(state);
@@ -350,17 +351,24 @@ void test_sqlite_and_dynamodb_tiers(void** state) {
 
 } // namespace
 
-int main() {
-    if (tests::dynamodb::module_dir().empty()) {
-        std::fprintf(stderr, "dynalite is not installed (scripts/install-deps.sh)\n");
+int main(int argc, char** argv) {
+    const auto kind = tests::dynamodb::kind_named(argc > 1 ? argv[1] : "dynalite");
+    if (!kind) {
+        std::fprintf(stderr, "usage: %s [dynalite|dynamodb-local]\n", argv[0]);
+        return 2;
+    }
+    const std::string problem = tests::dynamodb::missing(*kind);
+    if (!problem.empty()) {
+        std::fprintf(stderr, "%s\n", problem.c_str());
         return 77;
     }
+    const std::string server_name = tests::dynamodb::kind_name(*kind);
     // The shared back-off's markers (backends/backoff.h) go in a folder of this test's own.
     const std::string cache_home = tests::redis::make_scratch();
     setenv("XDG_CACHE_HOME", cache_home.c_str(), 1);
     int failed = 0;
     {
-        Dynalite server;
+        DynamoServer server(*kind);
         g_server = &server;
         std::vector<CMUnitTest> group;
         for (const auto& test : tests::conformance_tests(k_dynamodb)) {
@@ -368,7 +376,8 @@ int main() {
                 group.push_back(test);
             }
         }
-        failed += _cmocka_run_group_tests("dynamodb conformance", group.data(), group.size(), nullptr, nullptr);
+        failed += _cmocka_run_group_tests((server_name + ": dynamodb conformance").c_str(), group.data(),
+                                          group.size(), nullptr, nullptr);
         const CMUnitTest own[] = {
 #define CASE(name) cmocka_unit_test_prestate_setup_teardown(name, tests::storage_fixture_setup, \
     tests::storage_fixture_teardown, const_cast<tests::ConformanceBackend*>(&k_dynamodb))
@@ -389,7 +398,7 @@ int main() {
             CASE(test_a_killed_and_restarted_server_fails_open_then_recovers),
 #undef CASE
         };
-        failed += cmocka_run_group_tests_name("dynamodb", own, nullptr, nullptr);
+        failed += cmocka_run_group_tests_name((server_name + ": dynamodb").c_str(), own, nullptr, nullptr);
         g_server = nullptr;
     }
     tests::redis::remove_tree(cache_home);
