@@ -30,9 +30,13 @@ import socketserver
 import struct
 import sys
 import threading
+import time
 
 import bson
 import mongomock
+import mongomock.collection
+import mongomock.store
+from mongomock.filtering import filter_applies
 from bson.int64 import Int64
 from pymongo import ReturnDocument
 
@@ -50,6 +54,102 @@ class CommandError(Exception):
     def __init__(self, code, name, message):
         super().__init__(message)
         self.code, self.name, self.message = code, name, message
+
+
+# mongomock finds documents by testing its filter against every document of a collection,
+# and sweeps every TTL-indexed collection whole on each access: with the thousands of heads,
+# files and chunks of a test that runs 4 processes x 1,000 operations, those scans were the
+# server's time. Two shortcuts, neither changing what a command answers:
+#   - a filter with an equality on a top-level field (a string, integer or ObjectId; `_id`,
+#     `files_id` ...) is tested only against the documents that hold that value, found in a
+#     hash index per collection and field, built on first use and kept by every insert; an
+#     update may change a field in place, so updates drop their collection's indexes (built
+#     again when next asked). Every candidate still goes through mongomock's filter.
+#   - TTL deletion runs at most once a second per collection (MongoDB's own TTL monitor runs
+#     once a minute; readers never rely on it).
+INDEXABLE = (str, int, bson.ObjectId)
+ODD = object()  # the documents whose field is an array, a document or another type
+
+
+def index_key(value):
+    if isinstance(value, bool) or not isinstance(value, INDEXABLE):
+        return ODD
+    return value
+
+
+def extra(store):
+    """Our additions to a collection's store: insertion numbers and field indexes."""
+    if "_curlcache" not in store.__dict__:
+        store._curlcache = {"order": {}, "next": 0, "indexes": {}}
+    return store._curlcache
+
+
+def field_index(store, field):
+    indexes = extra(store)["indexes"]
+    index = indexes.get(field)
+    if index is None:
+        index = {}
+        for key, document in store._documents.items():
+            if field in document:
+                index.setdefault(index_key(document[field]), set()).add(key)
+        indexes[field] = index
+    return index
+
+
+def drop_field_indexes(collection):
+    extra(collection._store)["indexes"].clear()
+
+
+original_setitem = mongomock.store.CollectionStore.__setitem__
+
+
+def indexed_setitem(self, key, document):
+    more = extra(self)
+    if key not in self._documents:  # a new key goes last in the OrderedDict, as in a scan
+        more["order"][key] = more["next"]
+        more["next"] += 1
+    original_setitem(self, key, document)
+    for field, index in more["indexes"].items():
+        if field in document:
+            index.setdefault(index_key(document[field]), set()).add(key)
+
+
+original_expire = mongomock.store.CollectionStore._remove_expired_documents
+
+
+def throttled_expire(self):
+    now = time.monotonic()
+    if now - self.__dict__.get("_curlcache_swept", -2.0) >= 1.0:
+        self._curlcache_swept = now
+        original_expire(self)
+
+
+original_iter_documents = mongomock.collection.Collection._iter_documents
+
+
+def indexed_iter_documents(self, filter):
+    field = next((f for f, v in (filter or {}).items() if not f.startswith("$") and "." not in f
+                  and not isinstance(v, bool) and isinstance(v, INDEXABLE)), None)
+    if field is None:
+        return original_iter_documents(self, filter)
+    store = self._store
+    store._remove_expired_documents()
+    if field == "_id":  # the documents are keyed by _id already (and _id never changes)
+        keys = [filter["_id"]]
+    else:
+        index = field_index(store, field)
+        keys = list(index.get(filter[field], ())) + list(index.get(ODD, ()))
+    order = extra(store)["order"]
+    with store._rwlock.reader():
+        documents = store._documents
+        keys = sorted((k for k in keys if k in documents), key=lambda k: order.get(k, -1))
+        candidates = [documents[k] for k in keys]
+    return (document for document in candidates if filter_applies(filter, document))
+
+
+mongomock.store.CollectionStore.__setitem__ = indexed_setitem
+mongomock.store.CollectionStore._remove_expired_documents = throttled_expire
+mongomock.collection.Collection._iter_documents = indexed_iter_documents
 
 
 class Store:
@@ -86,14 +186,16 @@ def is_operator_update(update):
 
 def take_batch(documents, size):
     """The first batch: at most `size` documents (0 = up to 101) and MAX_BATCH_BYTES."""
-    batch, total = [], 0
-    limit = size if size > 0 else 101
-    while documents and len(batch) < limit:
-        length = len(bson.encode(documents[0]))
-        if batch and total + length > MAX_BATCH_BYTES:
+    taken, total = 0, 0
+    limit = min(size if size > 0 else 101, len(documents))
+    while taken < limit:
+        length = len(bson.encode(documents[taken]))
+        if taken and total + length > MAX_BATCH_BYTES:
             break
-        batch.append(documents.pop(0))
+        taken += 1
         total += length
+    batch = documents[:taken]
+    del documents[:taken]  # once, not one pop(0) per document
     return batch
 
 
@@ -172,6 +274,7 @@ def run_insert(store, db, body):
 
 def run_update(store, db, body):
     collection = store.collection(db, body["update"])
+    drop_field_indexes(collection)
     ordered = body.get("ordered", True)
     n = modified = 0
     upserted, errors = [], []
@@ -217,6 +320,7 @@ def run_delete(store, db, body):
 
 def run_find_and_modify(store, db, body):
     collection = store.collection(db, body["findAndModify"])
+    drop_field_indexes(collection)
     query, sort = body.get("query", {}), sort_spec(body.get("sort"))
     fields = body.get("fields")
     after = bool(body.get("new"))

@@ -7,7 +7,8 @@ refuse before sending, it must reject what MongoDB rejects and answer with Mongo
 - a document over 16 MiB (2 on insert, 17419 on update), while one just under is stored;
 - an unknown command (59), a namespace that does not exist (26), an unknown cursor (43);
 - find's batchSize, limit, singleBatch, sort and projection; getMore and killCursors;
-  findAndModify, aggregate ($match, $group), count, listIndexes, drop.
+  findAndModify, aggregate ($match, $group), count, listIndexes, drop;
+- equality lookups through the server's own hash indexes answer as mongomock's scan does.
 
     server_test.py PATH/TO/mongo_server.py
 """
@@ -127,6 +128,20 @@ def main():
         check(names == ["_id_", "k_1"], "listIndexes: %r" % names)
         many.drop()
         check("many" not in db.list_collection_names(), "drop")
+        # The server's hash indexes on equality lookups answer as a scan would: after
+        # updates that move a document to another value, for array fields, in natural order.
+        f = db.fields
+        f.insert_many([{"_id": n, "a": "x", "n": n} for n in range(5)] + [{"_id": 9, "a": ["x", "y"]}])
+        check([d["_id"] for d in f.find({"a": "x"})] == [0, 1, 2, 3, 4, 9], "equality, arrays, order")
+        f.update_one({"_id": 2}, {"$set": {"a": "y"}})
+        f.find_one_and_update({"_id": 3}, {"$set": {"a": "y"}})
+        f.update_many({"a": "y"}, {"$set": {"b": 1}})
+        check([d["_id"] for d in f.find({"a": "y"})] == [2, 3, 9], "a value moved by updates")
+        check([d["_id"] for d in f.find({"a": "x"})] == [0, 1, 4, 9], "... and gone from the old")
+        f.delete_many({"a": "x", "n": {"$lt": 2}})
+        f.insert_one({"_id": 0, "a": "x"})
+        check([d["_id"] for d in f.find({"a": "x"})] == [4, 9, 0], "deleted and inserted again")
+        check(f.find_one({"_id": 4})["n"] == 4 and f.find_one({"_id": 7}) is None, "by _id")
     finally:
         server.send_signal(signal.SIGKILL)
         server.wait()
