@@ -1,4 +1,4 @@
-// What the storage latency benchmarks share (bench_postgres, bench_mongodb): get and put
+// What the storage latency benchmarks share (bench_plugins): get and put
 // latency of one backend opened through the registry, median and p90 in µs.
 #pragma once
 

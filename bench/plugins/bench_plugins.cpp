@@ -1,16 +1,22 @@
-// bench_postgres: the PostgreSQL plugin's get and put latency (median, p90 in µs) beside
-// SQLite and Redis for 1 KiB, 100 KiB and 1 MiB values, and a bare libpq prepared SELECT
-// of the same 1 KiB row on the same server in the same run (the target: a 1 KiB get within
-// 1.5x of it). Private postgres and redis servers on free loopback ports. With the
-// dynamodb plugin built: its latency too, against dynalite (npm: DynamoDB's API in node,
-// in memory) on loopback - a local emulator, not AWS, whose figures say what the plugin
-// costs, not what DynamoDB's network round trips would.
+// bench_plugins: get and put latency (median, p90 in µs) of every storage plugin beside
+// SQLite and Redis for 1 KiB, 100 KiB and 1 MiB values, in one run against private servers
+// on free loopback ports: postgres (PostgreSQL 15, fsync off), redis, dynamodb, mongodb and
+// gridfs, and a bare libpq prepared SELECT of the same 1 KiB row (the target: a postgres
+// 1 KiB get within 1.5x of it).
 //
-//   bench_postgres [--quick]
+// Two of the servers are emulators, and their figures measure the emulator more than the
+// plugin: dynamodb runs against dynalite (npm: DynamoDB's API in node, in memory), not AWS;
+// mongodb and gridfs against the project's Python wire-protocol test server over mongomock
+// (tests/plugins/mongo/mongo_server.py), not a real mongod.
+//
+//   bench_plugins [--quick]
 #include "bench/backend_latency.h"
 #include "tests/plugins/pg_server.h"
 #ifdef CURLCACHE_BENCH_DYNAMODB
 #include "tests/plugins/dynalite_server.h"
+#endif
+#ifdef CURLCACHE_BENCH_MONGODB
+#include "tests/plugins/mongo/mongo_server.h"
 #endif
 #include "tests/redis/fixture.h"
 
@@ -63,37 +69,50 @@ int main(int argc, char** argv) {
     {
         tests::postgres::PgServer postgres(pg_dir); // its own folder: postgres cannot enter ours
         tests::redis::RedisServer redis(scratch);
-        std::vector<const char*> backends = {"postgres", "sqlite", "redis"};
+        std::vector<std::string> backends = {"sqlite", "redis", "postgres"};
 #ifdef CURLCACHE_BENCH_DYNAMODB
         std::optional<tests::dynamodb::DynamoServer> dynalite;
-        if (!tests::dynamodb::module_dir().empty()) {
+        if (tests::dynamodb::missing(tests::dynamodb::Kind::dynalite).empty()) {
             dynalite.emplace();
             backends.push_back("dynamodb");
-            std::printf("dynamodb: dynalite (npm, in memory) on 127.0.0.1, not AWS\n");
+            std::printf("dynamodb: against dynalite (npm, in memory) on 127.0.0.1, not AWS\n");
+        } else {
+            std::printf("dynamodb: not measured (%s)\n", tests::dynamodb::missing(tests::dynamodb::Kind::dynalite).c_str());
+            ++failures;
         }
+#endif
+#ifdef CURLCACHE_BENCH_MONGODB
+        tests::mongo::MongoServer mongo;
+        backends.push_back("mongodb");
+        backends.push_back("gridfs");
+        std::printf("mongodb, gridfs: against the project's Python test server (mongomock), not a real mongod\n");
 #endif
         struct Size {
             size_t bytes;
             int count;
             const char* label;
         };
-        const std::vector<Size> sizes = {{1024, quick ? 200 : 2000, "1 KiB"},
-                                         {100 * 1024, quick ? 50 : 300, "100 KiB"},
-                                         {1024 * 1024, quick ? 10 : 60, "1 MiB"}};
+        const std::vector<Size> sizes = {{1024, quick ? 100 : 1000, "1 KiB"},
+                                         {100 * 1024, quick ? 20 : 200, "100 KiB"},
+                                         {1024 * 1024, quick ? 5 : 40, "1 MiB"}};
         std::printf("%-10s %-8s | %10s %10s | %10s %10s   (µs)\n", "backend", "size", "get p50",
                     "get p90", "put p50", "put p90");
         std::optional<Row> pg_1k;
         for (const Size& size : sizes) {
-            for (const char* backend : backends) {
-                const std::string tag = std::string(backend) + std::to_string(size.bytes);
+            for (const std::string& backend : backends) {
+                const std::string tag = backend + std::to_string(size.bytes);
                 config::Settings settings;
-                if (std::strcmp(backend, "postgres") == 0) {
+                if (backend == "postgres") {
                     settings = tests::postgres::postgres_settings(postgres, "bench_" + tag);
 #ifdef CURLCACHE_BENCH_DYNAMODB
-                } else if (std::strcmp(backend, "dynamodb") == 0) {
+                } else if (backend == "dynamodb") {
                     settings = tests::dynamodb::dynamodb_settings(*dynalite, "bench_" + tag);
 #endif
-                } else if (std::strcmp(backend, "redis") == 0) {
+#ifdef CURLCACHE_BENCH_MONGODB
+                } else if (backend == "mongodb" || backend == "gridfs") {
+                    settings = tests::mongo::mongo_settings(mongo, backend, "bench_" + tag);
+#endif
+                } else if (backend == "redis") {
                     settings = tests::redis::redis_settings(redis, tag);
                 } else {
                     settings.backend = {"sqlite"};
@@ -101,15 +120,16 @@ int main(int argc, char** argv) {
                 }
                 auto row = measure(settings, size.bytes, size.count);
                 if (!row) {
-                    std::printf("%-10s %-8s | failed\n", backend, size.label);
+                    std::printf("%-10s %-8s | failed\n", backend.c_str(), size.label);
                     ++failures;
                     continue;
                 }
-                if (size.bytes == 1024 && std::strcmp(backend, "postgres") == 0) {
+                if (size.bytes == 1024 && backend == "postgres") {
                     pg_1k = row;
                 }
-                std::printf("%-10s %-8s | %10.1f %10.1f | %10.1f %10.1f\n", backend, size.label,
+                std::printf("%-10s %-8s | %10.1f %10.1f | %10.1f %10.1f\n", backend.c_str(), size.label,
                             row->get.median, row->get.p90, row->put.median, row->put.p90);
+                std::fflush(stdout);
             }
         }
         auto bare = bare_select(postgres.url(), "bench_postgres1024", sizes[0].count);
