@@ -211,8 +211,12 @@ void DynamoServer::kill9() {
     }
 }
 
+// kill() returns before every thread of the server has stopped (a JVM's request threads
+// were seen to answer one more request): the stop is awaited.
 void DynamoServer::pause() {
     ::kill(m_pid, SIGSTOP);
+    int status = 0;
+    waitpid(m_pid, &status, WUNTRACED);
 }
 
 void DynamoServer::resume() {

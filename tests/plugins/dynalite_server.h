@@ -34,7 +34,7 @@ public:
 
     void start(); // awaits the server's port (empty: its tables are gone)
     void kill9(); // SIGKILL + waitpid
-    void pause(); // SIGSTOP: nothing answers
+    void pause(); // SIGSTOP, awaited: nothing answers
     void resume();
 
     // Calls DynamoDB operation `op` behind the plugin's back (signed with test credentials);
