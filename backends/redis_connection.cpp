@@ -158,7 +158,7 @@ RedisConnection::connect(const RedisEndpoint& endpoint, int64_t connect_timeout_
 }
 
 void RedisConnection::append(std::initializer_list<std::string_view> args) {
-    constexpr size_t k_most = 16; // our commands have at most 6 arguments
+    constexpr size_t k_most = 24; // our commands have at most 17 arguments
     if (args.size() > k_most) {
         m_broken = true;
         return;

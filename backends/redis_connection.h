@@ -61,6 +61,9 @@ public:
 
     // The connection is unusable (I/O error, timeout, protocol error): drop it.
     bool broken() const { return m_broken; }
+    // Closes it when it goes back to the pool (replies still unread on it, e.g. pieces
+    // read ahead by a reader that stopped early), without blaming the server.
+    void discard() { m_broken = true; }
     // It broke because the server went away (EOF, reset): a fresh connection may work.
     bool lost() const { return m_lost; }
     // It broke on a timeout.
@@ -117,6 +120,45 @@ public:
                 return result;
             }
         }
+    }
+
+    // A connection held for a while (a value read or written in pieces with commands in
+    // flight); back to the pool when the lease ends.
+    class Lease {
+    public:
+        Lease(RedisPool& pool, std::unique_ptr<RedisConnection> connection, bool reused)
+            : m_pool(&pool), m_connection(std::move(connection)), m_reused(reused) {}
+        Lease(Lease&& other) noexcept = default;
+        Lease& operator=(Lease&& other) noexcept {
+            release();
+            m_pool = other.m_pool;
+            m_connection = std::move(other.m_connection);
+            m_reused = other.m_reused;
+            return *this;
+        }
+        ~Lease() { release(); }
+        RedisConnection& operator*() const { return *m_connection; }
+        RedisConnection* operator->() const { return m_connection.get(); }
+        // It had served someone before (so a lost connection may be the server restarting).
+        bool reused() const { return m_reused; }
+
+    private:
+        void release() {
+            if (m_connection) {
+                m_pool->checkin(std::move(m_connection));
+            }
+        }
+        RedisPool* m_pool;
+        std::unique_ptr<RedisConnection> m_connection;
+        bool m_reused;
+    };
+    Result<Lease> lease() {
+        bool reused = false;
+        auto connection = checkout(reused);
+        if (!connection) {
+            return std::unexpected(connection.error());
+        }
+        return Lease(*this, std::move(*connection), reused);
     }
 
 private:

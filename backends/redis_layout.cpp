@@ -99,29 +99,54 @@ std::optional<Metadata> decode_meta(std::string_view key, std::string_view text)
     "  return 0 "                                                                             \
     "end "
 
-const char* const k_put_script =
+// The put script's body: counts a value of ARGV[2] bytes in under key ARGV[1], then evicts
+// when the cache is over max_size. Shared by k_put_script and k_commit_script.
+#define CURLCACHE_REDIS_ACCOUNT                                                               \
+    "local k, size, expires, max = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[5]) "   \
+    "local old = redis.call('hget', KEYS[2], k) "                                             \
+    "if old then "                                                                            \
+    "  redis.call('hincrby', KEYS[1], 'bytes', size - tonumber(old)) "                        \
+    "else "                                                                                   \
+    "  redis.call('hincrby', KEYS[1], 'entries', 1) "                                         \
+    "  redis.call('hincrby', KEYS[1], 'bytes', size) "                                        \
+    "end "                                                                                    \
+    "redis.call('hset', KEYS[2], k, size) "                                                   \
+    "if expires ~= '0' then redis.call('zadd', KEYS[3], expires, k) "                         \
+    "else redis.call('zrem', KEYS[3], k) end "                                                \
+    "redis.call('zadd', KEYS[4], ARGV[4], k) "                                                \
+    "local over = 0 "                                                                         \
+    "if max > 0 and bytes() > max then "                                                      \
+    "  local now_ms = math.floor(tonumber(ARGV[4]) / 1000) "                                  \
+    "  reap(now_ms, 64, ARGV[6]) "                                                            \
+    "  over = evict(max, 64, ARGV[6]) "                                                       \
+    "end "                                                                                    \
+    "local counted = 0 "                                                                      \
+    "if redis.call('hget', KEYS[1], 'counted') then counted = 1 end "                         \
+    "return {bytes(), counted, over}"
+
+const char* const k_put_script = CURLCACHE_REDIS_FORGET CURLCACHE_REDIS_ACCOUNT;
+
+const char* const k_commit_script =
     CURLCACHE_REDIS_FORGET
-    "local k, size, expires, max = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[5]) "
-    "local old = redis.call('hget', KEYS[2], k) "
-    "if old then "
-    "  redis.call('hincrby', KEYS[1], 'bytes', size - tonumber(old)) "
+    "if redis.call('exists', KEYS[5]) == 0 then return false end "
+    "redis.call('rename', KEYS[5], KEYS[6]) "
+    "redis.call('set', KEYS[7], ARGV[7]) "
+    "if ARGV[3] ~= '0' then "
+    "  redis.call('pexpireat', KEYS[6], ARGV[3]) "
+    "  redis.call('pexpireat', KEYS[7], ARGV[3]) "
     "else "
-    "  redis.call('hincrby', KEYS[1], 'entries', 1) "
-    "  redis.call('hincrby', KEYS[1], 'bytes', size) "
+    "  redis.call('persist', KEYS[6]) "
     "end "
-    "redis.call('hset', KEYS[2], k, size) "
-    "if expires ~= '0' then redis.call('zadd', KEYS[3], expires, k) "
-    "else redis.call('zrem', KEYS[3], k) end "
-    "redis.call('zadd', KEYS[4], ARGV[4], k) "
-    "local over = 0 "
-    "if max > 0 and bytes() > max then "
-    "  local now_ms = math.floor(tonumber(ARGV[4]) / 1000) "
-    "  reap(now_ms, 64, ARGV[6]) "
-    "  over = evict(max, 64, ARGV[6]) "
-    "end "
-    "local counted = 0 "
-    "if redis.call('hget', KEYS[1], 'counted') then counted = 1 end "
-    "return {bytes(), counted, over}";
+    CURLCACHE_REDIS_ACCOUNT;
+
+const char* const k_move_piece_script =
+    "local piece = redis.call('get', KEYS[2]) "
+    "if not piece or redis.call('exists', KEYS[1]) == 0 then return 0 end "
+    "redis.call('setrange', KEYS[1], ARGV[1], piece) "
+    "redis.call('del', KEYS[2]) "
+    "return 1";
+
+#undef CURLCACHE_REDIS_ACCOUNT
 
 const char* const k_remove_script =
     CURLCACHE_REDIS_FORGET "return drop(ARGV[1], ARGV[2])";

@@ -13,6 +13,7 @@
 #include "backends/redis_connection.h"
 #include "backends/redis_layout.h"
 #include "backends/redis_storage.h"
+#include "backends/redis_streams.h"
 
 #include <hiredis/hiredis.h>
 
@@ -40,68 +41,7 @@ constexpr const char* k_unlock_script =
     "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) "
     "else return 0 end";
 
-// open_value: the whole value when it is at most ARGV[1] bytes long, else its length and
-// its first k_generation_bytes, which identify the stored version (a curlcache entry's head
-// checksum lies there) - in one atomic step.
-constexpr const char* k_open_script =
-    "local n = redis.call('strlen', KEYS[1]) "
-    "if n == 0 then return false end "
-    "if n <= tonumber(ARGV[1]) then return {n, redis.call('get', KEYS[1])} end "
-    "return {n, redis.call('getrange', KEYS[1], 0, tonumber(ARGV[2]) - 1)}";
-// A bounded piece of a value, only while its first bytes are still the ones the reader
-// opened: a value replaced meanwhile answers nil, never a piece of the new one.
-constexpr const char* k_range_script =
-    "if redis.call('getrange', KEYS[1], 0, tonumber(ARGV[2]) - 1) ~= ARGV[1] then "
-    "return false end "
-    "return redis.call('getrange', KEYS[1], ARGV[3], ARGV[4])";
-constexpr size_t k_generation_bytes = 32;
-
-// A large value read with GETRANGE a piece at a time (the core asks for one body chunk,
-// 1 MiB, per read), each checked to come from the version that was opened.
-class RedisValueReader final : public ValueReader {
-  public:
-    RedisValueReader(RedisPool& pool, std::string ekey, std::string generation, uint64_t size)
-        : m_pool(pool), m_ekey(std::move(ekey)), m_generation(std::move(generation)),
-          m_size(size) {}
-
-    uint64_t size() const override { return m_size; }
-
-    Result<void> read(uint64_t offset, std::span<char> out) override {
-        if (offset > m_size || out.size() > m_size - offset) {
-            return fail("redis: read past the end of a value");
-        }
-        if (out.empty()) {
-            return {};
-        }
-        const std::string first = std::to_string(offset);
-        const std::string last = std::to_string(offset + out.size() - 1);
-        const std::string length = std::to_string(m_generation.size());
-        return m_pool.run<void>([&](RedisConnection& conn) -> Result<void> {
-            auto reply = conn.command(
-                {"EVAL", k_range_script, "1", m_ekey, m_generation, length, first, last});
-            if (!reply) {
-                return std::unexpected(reply.error());
-            }
-            const redisReply& r = **reply;
-            if (r.type != REDIS_REPLY_STRING) {
-                return fail(conn.where() + ": the value was replaced or removed while it was read");
-            }
-            if (r.len != out.size()) {
-                return fail(conn.where() + ": a piece of a value came back short");
-            }
-            std::memcpy(out.data(), r.str, out.size());
-            return {};
-        });
-    }
-
-  private:
-    RedisPool& m_pool;
-    std::string m_ekey;
-    std::string m_generation;
-    uint64_t m_size;
-};
-
-class RedisStorage final : public Storage {
+class RedisStorage final : public Storage, public RedisStreamOwner {
 public:
     RedisStorage(RedisPool pool, std::string ns, uint64_t max_size)
         : m_pool(std::move(pool)), m_ns(std::move(ns)), m_max_size(max_size) {}
@@ -134,50 +74,96 @@ public:
             });
     }
 
+    // A plain GETRANGE of the first whole_limit + 1 bytes: the whole value when it is not
+    // longer (a small hit costs what a GET does, no script). A longer value then has its
+    // length and first bytes read in one MULTI, and the bytes already read serve as the
+    // reader's first piece when those first bytes match (else it changed: opened again).
     Result<std::optional<StoredValue>> open_value(std::string_view key,
                                                   uint64_t whole_limit) override {
         using Found = std::optional<StoredValue>;
         if (!valid_key(key)) {
             return Found{};
         }
+        if (whole_limit >= (uint64_t{1} << 62)) {
+            return Storage::open_value(key, whole_limit); // get(): whole, whatever its size
+        }
         std::string ekey = item(key, 'e');
         std::string now = std::to_string(now_us());
-        const std::string limit = std::to_string(whole_limit);
-        const std::string generation = std::to_string(k_generation_bytes);
+        const std::string last = std::to_string(whole_limit);
+        const std::string generation_last = std::to_string(k_generation_bytes - 1);
         return m_pool.run<Found>([&](RedisConnection& conn) -> Result<Found> {
-            conn.append({"EVAL", k_open_script, "1", ekey, limit, generation});
-            if (m_max_size > 0) {
-                conn.append({"ZADD", lru_key(), "XX", now, key}); // as get() does
-            }
-            auto reply = conn.read_reply();
-            if (m_max_size > 0) {
-                if (auto touched = conn.read_reply(); !touched) {
-                    return std::unexpected(touched.error());
+            for (int attempt = 0;; ++attempt) {
+                conn.append({"GETRANGE", ekey, "0", last});
+                if (m_max_size > 0 && attempt == 0) {
+                    conn.append({"ZADD", lru_key(), "XX", now, key}); // as get() does
+                }
+                auto reply = conn.read_reply();
+                if (m_max_size > 0 && attempt == 0) {
+                    if (auto touched = conn.read_reply(); !touched) {
+                        return std::unexpected(touched.error());
+                    }
+                }
+                if (!reply) {
+                    return std::unexpected(reply.error());
+                }
+                redisReply& r = **reply;
+                if (r.type == REDIS_REPLY_ERROR) {
+                    return conn.reply_error(r); // WRONGTYPE, NOAUTH, LOADING, ...
+                }
+                if (r.type != REDIS_REPLY_STRING) {
+                    return fail(conn.where() + ": unexpected reply to GETRANGE");
+                }
+                if (r.len == 0) {
+                    // A missing key reads as "": only an existing one is an (empty) value.
+                    auto exists = conn.command({"EXISTS", ekey});
+                    if (!exists) {
+                        return std::unexpected(exists.error());
+                    }
+                    if ((*exists)->integer == 0) {
+                        return Found{};
+                    }
+                    if (attempt == 0) {
+                        continue; // stored meanwhile
+                    }
+                }
+                if (r.len <= whole_limit) {
+                    return Found{StoredValue{
+                        std::make_shared<const std::string>(take_reply_string(r)), nullptr}};
+                }
+                std::string head = take_reply_string(r);
+                conn.append({"MULTI"});
+                conn.append({"STRLEN", ekey});
+                conn.append({"GETRANGE", ekey, "0", generation_last});
+                conn.append({"EXEC"});
+                RedisReplyPtr exec;
+                for (int i = 0; i < 4; ++i) {
+                    auto got = conn.read_reply();
+                    if (!got) {
+                        return std::unexpected(got.error());
+                    }
+                    if ((*got)->type == REDIS_REPLY_ERROR) {
+                        return conn.reply_error(**got);
+                    }
+                    exec = std::move(*got);
+                }
+                if (exec->type != REDIS_REPLY_ARRAY || exec->elements != 2 ||
+                    exec->element[0]->type != REDIS_REPLY_INTEGER ||
+                    exec->element[1]->type != REDIS_REPLY_STRING) {
+                    return fail(conn.where() + ": unexpected reply when opening a value");
+                }
+                const auto size = static_cast<uint64_t>(exec->element[0]->integer);
+                std::string generation(exec->element[1]->str, exec->element[1]->len);
+                const size_t common = std::min(head.size(), generation.size());
+                if (size > whole_limit && size >= head.size() &&
+                    head.compare(0, common, generation, 0, common) == 0) {
+                    return Found{StoredValue{nullptr, redis_value_reader(m_pool, ekey,
+                                                                         std::move(generation),
+                                                                         size, std::move(head))}};
+                }
+                if (attempt >= 2) {
+                    return fail(conn.where() + ": a value kept changing while it was opened");
                 }
             }
-            if (!reply) {
-                return std::unexpected(reply.error());
-            }
-            redisReply& r = **reply;
-            if (r.type == REDIS_REPLY_NIL) {
-                return Found{};
-            }
-            if (r.type == REDIS_REPLY_ERROR) {
-                return conn.reply_error(r);
-            }
-            if (r.type != REDIS_REPLY_ARRAY || r.elements != 2 ||
-                r.element[0]->type != REDIS_REPLY_INTEGER ||
-                r.element[1]->type != REDIS_REPLY_STRING) {
-                return fail(conn.where() + ": unexpected reply when opening a value");
-            }
-            const auto size = static_cast<uint64_t>(r.element[0]->integer);
-            if (size <= whole_limit) {
-                return Found{StoredValue{
-                    std::make_shared<const std::string>(take_reply_string(*r.element[1])), nullptr}};
-            }
-            return Found{StoredValue{nullptr, std::make_unique<RedisValueReader>(
-                                                   m_pool, ekey,
-                                                   take_reply_string(*r.element[1]), size)}};
         });
     }
 
@@ -287,25 +273,63 @@ public:
                     accounted = exec->elements > 0 ? exec->element[exec->elements - 1] : nullptr;
                 }
             }
-            if (accounted == nullptr || accounted->type != REDIS_REPLY_ARRAY ||
-                accounted->elements != 3) {
-                if (accounted != nullptr && accounted->type == REDIS_REPLY_ERROR) {
-                    return conn.reply_error(*accounted);
-                }
-                return fail(conn.where() + ": unexpected reply to the put script");
-            }
-            bool counted = accounted->element[1]->integer != 0;
-            bool over = accounted->element[2]->integer != 0;
-            if (!counted && m_max_size > 0 && !m_recounted.exchange(true)) {
-                // Entries of an older version are not on the counters yet: max_size needs
-                // them (once per process; usage() does the same for `curlcache stats`).
-                if (auto adopted = recount(conn); !adopted) {
-                    return adopted;
-                }
-                over = true;
-            }
-            return over ? evict(conn) : Result<void>{};
+            return counted_in(conn, accounted);
         });
+    }
+
+    // After the put (or commit) script's answer {bytes, counted, over}: the one-time
+    // recount of an older version's entries, and the rest of an eviction.
+    Result<void> counted_in(RedisConnection& conn, const redisReply* accounted) {
+        if (accounted == nullptr || accounted->type != REDIS_REPLY_ARRAY ||
+            accounted->elements != 3) {
+            if (accounted != nullptr && accounted->type == REDIS_REPLY_ERROR) {
+                return conn.reply_error(*accounted);
+            }
+            return fail(conn.where() + ": unexpected reply to the put script");
+        }
+        bool counted = accounted->element[1]->integer != 0;
+        bool over = accounted->element[2]->integer != 0;
+        if (!counted && m_max_size > 0 && !m_recounted.exchange(true)) {
+            // Entries of an older version are not on the counters yet: max_size needs
+            // them (once per process; usage() does the same for `curlcache stats`).
+            if (auto adopted = recount(conn); !adopted) {
+                return adopted;
+            }
+            over = true;
+        }
+        return over ? evict(conn) : Result<void>{};
+    }
+
+    // A value streamed in while it downloads (redis_streams.h): the tail goes to Redis in
+    // pieces, so a large miss holds one piece, not the body.
+    Result<std::unique_ptr<PutStream>> begin_put(uint64_t /*size_hint*/) override {
+        try {
+            return redis_put_stream(*this);
+        } catch (const std::bad_alloc&) {
+            return fail("redis: out of memory while starting a response body");
+        }
+    }
+
+    // RedisStreamOwner
+    RedisPool& pool() override { return m_pool; }
+    std::string temp_item(std::string_view name) const override { return item(name, 't'); }
+    uint64_t max_size() const override { return m_max_size; }
+
+    Result<void> install(RedisConnection& conn, const Metadata& meta, uint64_t size,
+                         const std::string& gathered) override {
+        const std::string expire_at = meta.expires > 0 ? std::to_string(meta.expires * 1000) : "0";
+        auto reply = conn.command(
+            {"EVAL", k_commit_script, "7", usage_key(), sizes_key(), exp_key(), lru_key(), gathered,
+             item(meta.key, 'e'), item(meta.key, 'm'), meta.key, std::to_string(size), expire_at,
+             std::to_string(now_us()), std::to_string(m_max_size), prefix(),
+             encode_meta(meta, size)});
+        if (!reply) {
+            return std::unexpected(reply.error());
+        }
+        if ((*reply)->type == REDIS_REPLY_NIL) {
+            return fail(conn.where() + ": a streamed value expired before commit");
+        }
+        return counted_in(conn, reply->get());
     }
 
     // max_size for a Redis cache: the exact counters say when the cache is over it; then
@@ -411,6 +435,7 @@ public:
                                  std::vector<std::string> args{"DEL"};
                                  for (auto& key : keys) {
                                      if (own_item(key, 'e') || own_item(key, 'm') ||
+                                         own_item(key, 't') ||
                                          key == lru_key() || key == bytes_key() ||
                                          key == usage_key() || key == sizes_key() ||
                                          key == exp_key()) {

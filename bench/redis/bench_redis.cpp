@@ -1,7 +1,9 @@
 // Redis backend benchmark, measured side by side in one run against a private
 // redis-server on a free loopback port:
 //   1. get latency (median, p90, p99) of the backend for 1 KiB, 100 KiB and 1 MiB values
-//      beside a bare hiredis GET of the same key (target: backend within 1.5x);
+//      beside a bare hiredis GET of the same key (target: backend within 1.5x), and the
+//      median of open_value (what a hit through the core does: values up to the core's
+//      4 MiB stream threshold come back whole);
 //   2. put latency of the backend for the same sizes;
 //   3. throughput of 8 processes hitting one Redis cache (1 KiB gets), beside 8 processes
 //      doing bare hiredis GETs.
@@ -86,7 +88,7 @@ void latency(const tests::redis::RedisServer& server, size_t size, int iteration
     std::string bare_key = "bench:e:" + key;
     std::string value(size, 'v');
     std::string_view pieces[] = {value};
-    std::vector<double> put_samples, get_samples, bare_samples;
+    std::vector<double> put_samples, get_samples, bare_samples, open_samples;
     for (int i = 0; i < iterations / 4 + 1; ++i) {
         auto start = Clock::now();
         if (!storage->put(meta_for(key), pieces)) {
@@ -110,14 +112,21 @@ void latency(const tests::redis::RedisServer& server, size_t size, int iteration
             std::exit(1);
         }
         bare_samples.push_back(micros_since(start));
+        start = Clock::now();
+        auto opened = storage->open_value(key, uint64_t{4} << 20);
+        if (!opened || !*opened || !(*opened)->whole || (*opened)->whole->size() != size) {
+            std::fprintf(stderr, "bench_redis: open_value failed\n");
+            std::exit(1);
+        }
+        open_samples.push_back(micros_since(start));
     }
     redisFree(bare);
     Percentiles get = percentiles(get_samples), raw = percentiles(bare_samples),
-                put = percentiles(put_samples);
-    std::printf("%-8s %9.1f %9.1f %9.1f | %9.1f %9.1f %9.1f | %6.2fx | %9.1f %9.1f\n",
+                put = percentiles(put_samples), open = percentiles(open_samples);
+    std::printf("%-8s %9.1f %9.1f %9.1f | %9.1f %9.1f %9.1f | %6.2fx | %9.1f %9.1f | %9.1f\n",
                 size >= (1u << 20) ? "1 MiB" : size >= 100 * 1024 ? "100 KiB" : "1 KiB",
                 get.median, get.p90, get.p99, raw.median, raw.p90, raw.p99,
-                get.median / raw.median, put.median, put.p90);
+                get.median / raw.median, put.median, put.p90, open.median);
 }
 
 // Runs `work` in `count` processes for `seconds`; returns total operations per second.
@@ -163,8 +172,8 @@ int main(int argc, char** argv) {
         tests::redis::RedisServer server(scratch);
         std::printf("Redis backend get vs bare hiredis GET (microseconds), redis-server on "
                     "127.0.0.1, one connection each\n");
-        std::printf("%-8s %9s %9s %9s | %9s %9s %9s | %7s | %9s %9s\n", "value", "get p50",
-                    "p90", "p99", "bare p50", "p90", "p99", "ratio", "put p50", "p90");
+        std::printf("%-8s %9s %9s %9s | %9s %9s %9s | %7s | %9s %9s | %9s\n", "value", "get p50",
+                    "p90", "p99", "bare p50", "p90", "p99", "ratio", "put p50", "p90", "open p50");
         latency(server, 1024, 5000);
         latency(server, 100 * 1024, 2000);
         latency(server, 1u << 20, 400);

@@ -12,6 +12,7 @@ extern "C" {
 #include <cmocka.h>
 }
 
+#include <algorithm>
 #include <atomic>
 #include <ctime>
 #include <string>
@@ -408,6 +409,136 @@ void test_keys_with_colons_are_refused(void** state) {
     assert_true(got && !*got);
 }
 
+// A value of `size` bytes whose first bytes name its version (as an entry's checksum does).
+std::string versioned_value(char version, size_t size) {
+    std::string value(size, '\0');
+    for (size_t i = 0; i < size; ++i) {
+        value[i] = static_cast<char>((i * 131 + static_cast<size_t>(version)) & 0xff);
+    }
+    value.replace(0, 40, std::string(40, version));
+    return value;
+}
+
+std::unique_ptr<Storage> open_patient(void** state) {
+    auto settings = tests::redis::redis_settings(*g_server, static_cast<Fixture*>(*state)->ns);
+    settings.redis_command_timeout_ms = 60'000; // moves tens of MiB on a loaded machine
+    auto opened = open_redis(settings);
+    assert_true(opened.has_value());
+    return std::move(*opened);
+}
+
+// A large value is read in pipelined pieces; one replaced (or removed) while it is read makes
+// the read fail once the pieces asked for after the change arrive, and nothing delivered
+// before that comes from the new value.
+void test_a_value_replaced_mid_read_fails_the_read_and_never_mixes(void** state) {
+    auto storage = open_patient(state);
+    const size_t size = 40u << 20;
+    const std::string first = versioned_value('A', size);
+    const std::string second = versioned_value('B', size);
+    for (bool remove_it : {false, true}) {
+        put_text(*storage, "big", first);
+        auto opened = storage->open_value("big", 64 * 1024);
+        assert_true(opened && *opened && (*opened)->reader);
+        ValueReader& reader = *(*opened)->reader;
+        assert_int_equal(reader.size(), size);
+        std::string chunk(1u << 20, '\0');
+        uint64_t at = 0;
+        for (; at < (6u << 20); at += chunk.size()) {
+            assert_true(reader.read(at, chunk).has_value());
+            assert_true(chunk == std::string_view(first).substr(at, chunk.size()));
+        }
+        if (remove_it) {
+            assert_true(*storage->remove("big"));
+        } else {
+            put_text(*storage, "big", second);
+        }
+        bool failed = false;
+        for (; at < size && !failed; at += chunk.size()) {
+            std::fill(chunk.begin(), chunk.end(), '\0');
+            auto read = reader.read(at, chunk);
+            failed = !read.has_value();
+            if (!failed) {
+                assert_true(chunk == std::string_view(first).substr(at, chunk.size()));
+            }
+        }
+        assert_true(failed);
+    }
+}
+
+// Pieces read ahead and then skipped (a jump backwards or forwards) are dropped, and reads
+// anywhere return the value's bytes.
+void test_a_reader_reads_any_range_after_reading_ahead(void** state) {
+    auto storage = open_patient(state);
+    const std::string value = versioned_value('C', 21u << 20);
+    put_text(*storage, "wide", value);
+    auto opened = storage->open_value("wide", 4096);
+    assert_true(opened && *opened && (*opened)->reader);
+    ValueReader& reader = *(*opened)->reader;
+    const std::pair<uint64_t, size_t> ranges[] = {{0, 100},        {100, 3u << 20}, {(3u << 20) + 100, 5u << 20},
+                                                  {1000, 10},      {20u << 20, 1u << 20},
+                                                  {9u << 20, 123}, {(21u << 20) - 1, 1}};
+    for (const auto& [offset, length] : ranges) {
+        std::string out(length, '\0');
+        assert_true(reader.read(offset, out).has_value());
+        assert_true(out == std::string_view(value).substr(offset, length));
+    }
+}
+
+// The namespace's temporary keys (a streamed value's pieces), separated by spaces.
+std::string temp_keys(const std::string& ns) {
+    return g_server->command(
+        {"EVAL", "return table.concat(redis.call('keys', ARGV[1]), ' ')", "0", ns + ":t:*"});
+}
+
+// A streamed value is invisible until commit; an abandoned one, or one whose piece vanished
+// (expired) before commit, leaves the old value and no temporary keys; a committed one
+// leaves no temporary keys and keeps its own expiry (none, or the entry's).
+void test_a_streamed_value_appears_whole_at_commit_and_leaves_nothing_behind(void** state) {
+    auto storage = open_patient(state);
+    const std::string& ns = static_cast<Fixture*>(*state)->ns;
+    put_text(*storage, "s", "old");
+    const std::string tail = versioned_value('D', (3u << 20) + 5);
+    for (int round = 0; round < 3; ++round) {
+        auto stream = storage->begin_put(0);
+        assert_true(stream.has_value());
+        for (size_t at = 0; at < tail.size(); at += 65536) {
+            assert_true((*stream)->append(std::string_view(tail).substr(at, 65536)).has_value());
+        }
+        assert_true(get_text(*storage, "s") == "old");
+        assert_string_not_equal(temp_keys(ns).c_str(), "");
+        if (round == 1) {
+            std::string keys = temp_keys(ns);
+            auto at = keys.find(ns + ":t:");
+            assert_true(at != std::string::npos);
+            std::string piece = keys.substr(at, keys.find(' ', at) - at);
+            piece = piece.substr(0, piece.rfind('-')) + "-0";
+            assert_string_equal(g_server->command({"DEL", piece}).c_str(), "(integer) 1");
+            assert_false((*stream)->commit(meta_for("s"), "head").has_value());
+        }
+        stream->reset();
+        assert_true(get_text(*storage, "s") == "old");
+        assert_string_equal(temp_keys(ns).c_str(), "");
+    }
+    const int64_t expires = static_cast<int64_t>(time(nullptr)) + 3600;
+    for (int64_t expiry : {int64_t{0}, expires}) {
+        auto stream = storage->begin_put(tail.size());
+        assert_true(stream.has_value());
+        assert_true((*stream)->append(tail).has_value());
+        assert_true((*stream)->commit(meta_for("s", expiry), "head").has_value());
+        stream->reset();
+        assert_true(get_text(*storage, "s") == "head" + tail);
+        assert_string_equal(temp_keys(ns).c_str(), "");
+        std::string ttl = g_server->command({"TTL", ns + ":e:s"});
+        assert_true(expiry == 0 ? ttl == "(integer) -1" : ttl.starts_with("(integer) 3"));
+        assert_string_equal(g_server->command({"TTL", ns + ":e:s"}).c_str(),
+                            g_server->command({"TTL", ns + ":m:s"}).c_str());
+        auto usage = storage->usage();
+        assert_true(usage.has_value());
+        assert_int_equal(usage->entries, 1);
+        assert_int_equal(usage->bytes, 4 + tail.size());
+    }
+}
+
 } // namespace
 
 int main() {
@@ -429,6 +560,9 @@ int main() {
         cmocka_unit_test_setup_teardown(test_keys_with_colons_are_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_reads_counters_without_scanning, setup, teardown),
         cmocka_unit_test_setup_teardown(test_counters_are_rebuilt_for_old_namespaces_and_by_vacuum, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_value_replaced_mid_read_fails_the_read_and_never_mixes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_reader_reads_any_range_after_reading_ahead, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_streamed_value_appears_whole_at_commit_and_leaves_nothing_behind, setup, teardown),
     };
     return cmocka_run_group_tests_name("redis_storage", tests, group_setup, group_teardown);
 }
