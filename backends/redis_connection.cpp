@@ -158,7 +158,7 @@ RedisConnection::connect(const RedisEndpoint& endpoint, int64_t connect_timeout_
 }
 
 void RedisConnection::append(std::initializer_list<std::string_view> args) {
-    constexpr size_t k_most = 24; // our commands have at most 17 arguments
+    constexpr size_t k_most = 24; // our commands have at most 18 arguments
     if (args.size() > k_most) {
         m_broken = true;
         return;
@@ -248,7 +248,7 @@ Result<RedisReplyPtr> RedisConnection::command(std::initializer_list<std::string
     return reply;
 }
 
-Result<RedisReplyPtr> RedisConnection::command(const std::vector<std::string>& args) {
+void RedisConnection::append(const std::vector<std::string>& args) {
     std::vector<const char*> argv;
     std::vector<size_t> lengths;
     argv.reserve(args.size());
@@ -261,6 +261,10 @@ Result<RedisReplyPtr> RedisConnection::command(const std::vector<std::string>& a
                                lengths.data()) != REDIS_OK) {
         m_broken = true;
     }
+}
+
+Result<RedisReplyPtr> RedisConnection::command(const std::vector<std::string>& args) {
+    append(args);
     auto reply = read_reply();
     if (reply && (*reply)->type == REDIS_REPLY_ERROR) {
         return reply_error(**reply);

@@ -55,6 +55,7 @@ public:
     // Pipelining: queue commands (or raw protocol bytes), flush, then read the replies
     // one by one. read_reply() returns error replies as replies (type REDIS_REPLY_ERROR).
     void append(std::initializer_list<std::string_view> args);
+    void append(const std::vector<std::string>& args);
     void append_raw(std::string_view bytes);
     Result<void> flush();
     Result<RedisReplyPtr> read_reply();

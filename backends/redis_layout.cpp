@@ -128,7 +128,7 @@ const char* const k_put_script = CURLCACHE_REDIS_FORGET CURLCACHE_REDIS_ACCOUNT;
 
 const char* const k_commit_script =
     CURLCACHE_REDIS_FORGET
-    "if redis.call('exists', KEYS[5]) == 0 then return false end "
+    "if redis.call('hlen', KEYS[5]) ~= tonumber(ARGV[8]) then return false end "
     "redis.call('rename', KEYS[5], KEYS[6]) "
     "redis.call('set', KEYS[7], ARGV[7]) "
     "if ARGV[3] ~= '0' then "
@@ -138,13 +138,6 @@ const char* const k_commit_script =
     "  redis.call('persist', KEYS[6]) "
     "end "
     CURLCACHE_REDIS_ACCOUNT;
-
-const char* const k_move_piece_script =
-    "local piece = redis.call('get', KEYS[2]) "
-    "if not piece or redis.call('exists', KEYS[1]) == 0 then return 0 end "
-    "redis.call('setrange', KEYS[1], ARGV[1], piece) "
-    "redis.call('del', KEYS[2]) "
-    "return 1";
 
 #undef CURLCACHE_REDIS_ACCOUNT
 

@@ -1,5 +1,6 @@
 // The Redis backend's layout (internal to the backends room). Under the namespace <ns>:
-//   <ns>:e:<key>     the value, binary-safe
+//   <ns>:e:<key>     the value, binary-safe: a string, or a hash of pieces for a value
+//                    streamed in (redis_streams.h)
 //   <ns>:m:<key>     compact metadata "1 status created expires size method_len method url"
 //   <ns>:lock:<key>  coalescing lock (random token)
 //   <ns>:lru         LRU scores (the time of the last put, and of the last get when max_size
@@ -9,10 +10,8 @@
 //   <ns>:sizes       hash: key -> value size, what the counters hold for each entry
 //   <ns>:exp         sorted set: key -> expiry (unix ms), to take expired entries off the
 //                    counters (Redis drops the keys themselves, silently)
-//   <ns>:t:<token>-<n>, <ns>:t:<token>-v
-//                    a value being streamed in (redis_streams.h): its pieces as they
-//                    arrived, and the value they are gathered into at commit; never read as
-//                    an entry, and gone after k_temp_ttl_ms if their writer died
+//   <ns>:t:<token>   a value being streamed in (redis_streams.h), renamed to <ns>:e:<key>
+//                    at commit; gone k_temp_ttl_ms after its last piece if its writer died
 // Every change to an entry changes the counters in the same atomic step (a script inside
 // the put's MULTI, or a script alone), so they stay exact across crashed clients; entries
 // written by an older version are adopted by a one-time recount (usage() or a put to a
@@ -49,19 +48,17 @@ std::optional<Metadata> decode_meta(std::string_view key, std::string_view text)
 //   reap:   ARGV = now ms, limit, prefix; removes entries expired by then; returns how many.
 //   evict:  ARGV = max_size, limit, prefix; least recently used first while over max_size;
 //           returns 1 while still over.
-//   commit: KEYS = usage, sizes, exp, lru, then the gathered value <ns>:t:<token>-v, the
-//           entry's value key and its metadata key; ARGV = put's, then the metadata text;
-//           renames the gathered value into place, writes the metadata and expiry, then
-//           does put's counting; returns nil (and changes nothing) when the gathered value
-//           is gone (expired), else put's answer.
-//   move_piece: KEYS = the gathered value, one piece; ARGV = offset; writes the piece into
-//           the value at the offset and deletes it; 0 when either is gone.
+//   commit: KEYS = usage, sizes, exp, lru, then the streamed value <ns>:t:<token>, the
+//           entry's value key and its metadata key; ARGV = put's, then the metadata text
+//           and the number of fields the streamed hash must have; renames it into place,
+//           writes the metadata and expiry, then does put's counting; returns nil (and
+//           changes nothing) when the hash is gone or incomplete (expired while it was
+//           written), else put's answer.
 //   adopt:  ARGV = prefix, now us, then (key, size, expires ms) triples; counts in the
 //           entries the counters do not know yet (and that still exist).
 //   forget: ARGV = prefix, then keys; takes off the counters the keys whose entry is gone.
 extern const char* const k_put_script;
 extern const char* const k_commit_script;
-extern const char* const k_move_piece_script;
 extern const char* const k_remove_script;
 extern const char* const k_reap_script;
 extern const char* const k_evict_script;

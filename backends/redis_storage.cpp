@@ -68,10 +68,27 @@ public:
                     if (auto touched = conn.read_reply(); !touched) {
                         return std::unexpected(touched.error());
                     }
-                    return blob_of(conn, std::move(value));
+                    return blob_of(conn, ekey, std::move(value));
                 }
-                return blob_of(conn, conn.command({"GET", ekey}));
+                conn.append({"GET", ekey});
+                return blob_of(conn, ekey, conn.read_reply());
             });
+    }
+
+    static bool is_wrong_type(const redisReply& reply) {
+        return reply.type == REDIS_REPLY_ERROR &&
+               std::string_view(reply.str, reply.len).starts_with("WRONGTYPE");
+    }
+
+    // A value streamed in is a hash (redis_streams.h): its head, token and sizes; nullopt
+    // when it is gone (or is not one of ours).
+    static Result<std::optional<RedisHashValue>> open_hash(RedisConnection& conn,
+                                                           const std::string& ekey) {
+        auto reply = conn.command({"HMGET", ekey, "h", "t", "s", "p"});
+        if (!reply) {
+            return std::unexpected(reply.error());
+        }
+        return parse_hash_value(**reply);
     }
 
     // A plain GETRANGE of the first whole_limit + 1 bytes: the whole value when it is not
@@ -107,8 +124,24 @@ public:
                     return std::unexpected(reply.error());
                 }
                 redisReply& r = **reply;
+                if (is_wrong_type(r)) {
+                    auto hash = open_hash(conn, ekey);
+                    if (!hash || !*hash) {
+                        return hash ? Result<Found>{Found{}} : std::unexpected(hash.error());
+                    }
+                    if ((*hash)->size > whole_limit) {
+                        return Found{StoredValue{nullptr,
+                                                 redis_hash_reader(m_pool, ekey, std::move(**hash))}};
+                    }
+                    auto whole = read_hash_whole(conn, ekey, **hash);
+                    if (!whole) {
+                        return std::unexpected(whole.error());
+                    }
+                    return Found{StoredValue{
+                        std::make_shared<const std::string>(std::move(*whole)), nullptr}};
+                }
                 if (r.type == REDIS_REPLY_ERROR) {
-                    return conn.reply_error(r); // WRONGTYPE, NOAUTH, LOADING, ...
+                    return conn.reply_error(r); // NOAUTH, LOADING, ...
                 }
                 if (r.type != REDIS_REPLY_STRING) {
                     return fail(conn.where() + ": unexpected reply to GETRANGE");
@@ -135,17 +168,11 @@ public:
                 conn.append({"STRLEN", ekey});
                 conn.append({"GETRANGE", ekey, "0", generation_last});
                 conn.append({"EXEC"});
-                RedisReplyPtr exec;
-                for (int i = 0; i < 4; ++i) {
-                    auto got = conn.read_reply();
-                    if (!got) {
-                        return std::unexpected(got.error());
-                    }
-                    if ((*got)->type == REDIS_REPLY_ERROR) {
-                        return conn.reply_error(**got);
-                    }
-                    exec = std::move(*got);
+                auto read = read_transaction(conn, 2);
+                if (!read) {
+                    return std::unexpected(read.error());
                 }
+                RedisReplyPtr exec = std::move(*read);
                 if (exec->type != REDIS_REPLY_ARRAY || exec->elements != 2 ||
                     exec->element[0]->type != REDIS_REPLY_INTEGER ||
                     exec->element[1]->type != REDIS_REPLY_STRING) {
@@ -156,9 +183,9 @@ public:
                 const size_t common = std::min(head.size(), generation.size());
                 if (size > whole_limit && size >= head.size() &&
                     head.compare(0, common, generation, 0, common) == 0) {
-                    return Found{StoredValue{nullptr, redis_value_reader(m_pool, ekey,
-                                                                         std::move(generation),
-                                                                         size, std::move(head))}};
+                    return Found{StoredValue{nullptr, redis_string_reader(m_pool, ekey,
+                                                                          std::move(generation),
+                                                                          size, std::move(head))}};
                 }
                 if (attempt >= 2) {
                     return fail(conn.where() + ": a value kept changing while it was opened");
@@ -167,15 +194,28 @@ public:
         });
     }
 
-    static Result<std::optional<Blob>> blob_of(RedisConnection& conn, Result<RedisReplyPtr> reply) {
+    static Result<std::optional<Blob>> blob_of(RedisConnection& conn, const std::string& ekey,
+                                               Result<RedisReplyPtr> reply) {
                 if (!reply) {
                     return std::unexpected(reply.error());
                 }
                 if ((*reply)->type == REDIS_REPLY_NIL) {
                     return std::optional<Blob>{};
                 }
+                if (is_wrong_type(**reply)) {
+                    auto hash = open_hash(conn, ekey);
+                    if (!hash || !*hash) {
+                        return hash ? Result<std::optional<Blob>>{std::optional<Blob>{}}
+                                    : std::unexpected(hash.error());
+                    }
+                    auto whole = read_hash_whole(conn, ekey, **hash);
+                    if (!whole) {
+                        return std::unexpected(whole.error());
+                    }
+                    return std::optional<Blob>{std::make_shared<const std::string>(std::move(*whole))};
+                }
                 if ((*reply)->type == REDIS_REPLY_ERROR) {
-                    return conn.reply_error(**reply); // WRONGTYPE, NOAUTH, LOADING, ...
+                    return conn.reply_error(**reply); // NOAUTH, LOADING, ...
                 }
                 if ((*reply)->type != REDIS_REPLY_STRING) {
                     return fail(conn.where() + ": unexpected reply to GET");
@@ -316,18 +356,18 @@ public:
     uint64_t max_size() const override { return m_max_size; }
 
     Result<void> install(RedisConnection& conn, const Metadata& meta, uint64_t size,
-                         const std::string& gathered) override {
+                         const std::string& temp, uint64_t fields) override {
         const std::string expire_at = meta.expires > 0 ? std::to_string(meta.expires * 1000) : "0";
         auto reply = conn.command(
-            {"EVAL", k_commit_script, "7", usage_key(), sizes_key(), exp_key(), lru_key(), gathered,
+            {"EVAL", k_commit_script, "7", usage_key(), sizes_key(), exp_key(), lru_key(), temp,
              item(meta.key, 'e'), item(meta.key, 'm'), meta.key, std::to_string(size), expire_at,
              std::to_string(now_us()), std::to_string(m_max_size), prefix(),
-             encode_meta(meta, size)});
+             encode_meta(meta, size), std::to_string(fields)});
         if (!reply) {
             return std::unexpected(reply.error());
         }
         if ((*reply)->type == REDIS_REPLY_NIL) {
-            return fail(conn.where() + ": a streamed value expired before commit");
+            return fail(conn.where() + ": a streamed value expired before it was committed");
         }
         return counted_in(conn, reply->get());
     }

@@ -427,16 +427,32 @@ std::unique_ptr<Storage> open_patient(void** state) {
     return std::move(*opened);
 }
 
+// Stores `value` whole (a string) or streamed in (a hash of pieces).
+void store(Storage& storage, const std::string& key, std::string_view value, bool streamed) {
+    if (!streamed) {
+        put_text(storage, key, value);
+        return;
+    }
+    auto stream = storage.begin_put(0);
+    assert_true(stream.has_value());
+    for (size_t at = 100; at < value.size(); at += 1u << 16) {
+        assert_true((*stream)->append(value.substr(at, 1u << 16)).has_value());
+    }
+    assert_true((*stream)->commit(meta_for(key), value.substr(0, 100)).has_value());
+}
+
 // A large value is read in pipelined pieces; one replaced (or removed) while it is read makes
 // the read fail once the pieces asked for after the change arrive, and nothing delivered
-// before that comes from the new value.
+// before that comes from the new value. Both layouts, replaced by either.
 void test_a_value_replaced_mid_read_fails_the_read_and_never_mixes(void** state) {
     auto storage = open_patient(state);
     const size_t size = 40u << 20;
     const std::string first = versioned_value('A', size);
     const std::string second = versioned_value('B', size);
-    for (bool remove_it : {false, true}) {
-        put_text(*storage, "big", first);
+    for (int round = 0; round < 6; ++round) {
+        const bool streamed = round % 2 == 1;
+        const bool remove_it = round >= 4;
+        store(*storage, "big", first, streamed);
         auto opened = storage->open_value("big", 64 * 1024);
         assert_true(opened && *opened && (*opened)->reader);
         ValueReader& reader = *(*opened)->reader;
@@ -450,7 +466,7 @@ void test_a_value_replaced_mid_read_fails_the_read_and_never_mixes(void** state)
         if (remove_it) {
             assert_true(*storage->remove("big"));
         } else {
-            put_text(*storage, "big", second);
+            store(*storage, "big", second, round < 2 ? !streamed : streamed);
         }
         bool failed = false;
         for (; at < size && !failed; at += chunk.size()) {
@@ -490,9 +506,10 @@ std::string temp_keys(const std::string& ns) {
         {"EVAL", "return table.concat(redis.call('keys', ARGV[1]), ' ')", "0", ns + ":t:*"});
 }
 
-// A streamed value is invisible until commit; an abandoned one, or one whose piece vanished
-// (expired) before commit, leaves the old value and no temporary keys; a committed one
-// leaves no temporary keys and keeps its own expiry (none, or the entry's).
+// A streamed value is invisible until commit; an abandoned one, or one whose temporary hash
+// vanished (expired) before commit, leaves the old value and no temporary keys; a committed
+// one (a hash of pieces) leaves no temporary keys and keeps its own expiry (none, or the
+// entry's), and reads back whole through get() and in pieces through open_value().
 void test_a_streamed_value_appears_whole_at_commit_and_leaves_nothing_behind(void** state) {
     auto storage = open_patient(state);
     const std::string& ns = static_cast<Fixture*>(*state)->ns;
@@ -508,11 +525,8 @@ void test_a_streamed_value_appears_whole_at_commit_and_leaves_nothing_behind(voi
         assert_string_not_equal(temp_keys(ns).c_str(), "");
         if (round == 1) {
             std::string keys = temp_keys(ns);
-            auto at = keys.find(ns + ":t:");
-            assert_true(at != std::string::npos);
-            std::string piece = keys.substr(at, keys.find(' ', at) - at);
-            piece = piece.substr(0, piece.rfind('-')) + "-0";
-            assert_string_equal(g_server->command({"DEL", piece}).c_str(), "(integer) 1");
+            assert_true(keys.starts_with(ns + ":t:") && keys.find(' ') == std::string::npos);
+            assert_string_equal(g_server->command({"DEL", keys}).c_str(), "(integer) 1");
             assert_false((*stream)->commit(meta_for("s"), "head").has_value());
         }
         stream->reset();
@@ -527,6 +541,14 @@ void test_a_streamed_value_appears_whole_at_commit_and_leaves_nothing_behind(voi
         assert_true((*stream)->commit(meta_for("s", expiry), "head").has_value());
         stream->reset();
         assert_true(get_text(*storage, "s") == "head" + tail);
+        assert_string_equal(g_server->command({"TYPE", ns + ":e:s"}).c_str(), "hash");
+        auto opened = storage->open_value("s", 4096);
+        assert_true(opened && *opened && (*opened)->reader);
+        std::string out(tail.size() + 4, '\0');
+        assert_true((*opened)->reader->read(0, out).has_value());
+        assert_true(out == "head" + tail);
+        auto whole = storage->open_value("s", 8u << 20);
+        assert_true(whole && *whole && (*whole)->whole && *(*whole)->whole == "head" + tail);
         assert_string_equal(temp_keys(ns).c_str(), "");
         std::string ttl = g_server->command({"TTL", ns + ":e:s"});
         assert_true(expiry == 0 ? ttl == "(integer) -1" : ttl.starts_with("(integer) 3"));
