@@ -79,7 +79,7 @@ public:
 private:
     RedisConnection(std::unique_ptr<redisContext, RedisContextFree> context, std::string where)
         : m_context(std::move(context)), m_where(std::move(where)) {}
-    std::unexpected<Error> io_error();
+    std::unexpected<Error> receive_error(int error); // errno of recv(2), 0 at EOF
     std::unexpected<Error> send_error(int error);
 
     std::unique_ptr<redisContext, RedisContextFree> m_context;
