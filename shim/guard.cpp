@@ -1,12 +1,9 @@
 #include "shim/guard.h"
 
-#include "config/parse.h"
 #include "core/easy/handle_state.h"
+#include "shim/real.h"
 #include "shim/resolve.h"
 
-#include <pthread.h>
-
-#include <cstdlib>
 
 namespace curlcache::shim {
 namespace {
@@ -15,27 +12,11 @@ namespace {
 __thread int t_depth = 0;
 __thread CURL* t_current = nullptr;
 
-pthread_once_t g_disabled_once = PTHREAD_ONCE_INIT;
-bool g_disabled = false;
-
-// The same reading of the variable as the config loader's (1/true/yes/on). A malformed
-// value is left to the engine, which reports it and fails open.
-void read_disabled() {
-    const char* value = std::getenv("CURLCACHE_DISABLE");
-    if (value == nullptr) {
-        return;
-    }
-    try {
-        const auto parsed = config::parse_bool(value);
-        g_disabled = parsed.has_value() && *parsed;
-    } catch (...) {
-    }
-}
-
-// The shim's own code: a wrapper called from there is libcurl calling itself through a
-// tail call (the return address is then the shim's, which called the libcurl function).
+// The shim's own code (the engine's, in the split build): a wrapper called from there is
+// libcurl calling itself through a tail call (the return address is then the shim's, which
+// called the libcurl function).
 const CodeRange& own_code() noexcept {
-    static const CodeRange range = code_range_of(reinterpret_cast<const void*>(&read_disabled));
+    static const CodeRange range = code_range_of(reinterpret_cast<const void*>(&own_code));
     return range;
 }
 
@@ -63,8 +44,7 @@ bool in_use_by_engine(CURL* handle) noexcept {
 }
 
 bool disabled() noexcept {
-    pthread_once(&g_disabled_once, read_disabled);
-    return g_disabled;
+    return curlcache_shim_disabled() != 0;
 }
 
 bool pass_through(Library library, const void* caller) noexcept {

@@ -8,39 +8,38 @@
 // the right real function.
 #pragma once
 
+#include "shim/real.h"
+
 #include <cstddef>
 
 namespace curlcache::shim {
 
 enum class Library : int { openssl = 0, gnutls = 1, nss = 2 };
-inline constexpr std::size_t k_library_count = 3;
+inline constexpr std::size_t k_library_count = CURLCACHE_SHIM_LIBRARY_COUNT;
 
-struct LibraryInfo {
-    const char* version; // the GNU symbol version of its public functions
-    const char* soname;
-};
-
-inline constexpr LibraryInfo k_libraries[k_library_count] = {
-    {"CURL_OPENSSL_4", "libcurl.so.4"},
-    {"CURL_GNUTLS_3", "libcurl-gnutls.so.4"},
-    {"CURL_NSS_3", "libcurl-nss.so.4"},
-};
-
-constexpr const LibraryInfo& info(Library library) {
-    return k_libraries[static_cast<int>(library)];
+// Its GNU symbol version and soname (the table is shim/real.c's, shared with the stub).
+using LibraryInfo = curlcache_shim_library;
+inline const LibraryInfo& info(Library library) {
+    return curlcache_shim_libraries[static_cast<int>(library)];
 }
 
 } // namespace curlcache::shim
 
 // Declares `ret name_<tag>(args)` exported as `curl_name@<version>` for one library. The
 // OpenSSL build gets the default version (@@), which also binds unversioned references:
-// a program linked with -lcurlcache-preload, or against an unversioned libcurl.
+// a program linked with -lcurlcache-preload, or against an unversioned libcurl. In the
+// engine of the split build (x86-64) the wrappers stay hidden: the stub exports those
+// names and jumps to the wrappers (shim/stub.c, shim/engine_entry.cpp).
+#if CURLCACHE_SHIM_SPLIT
+#define CURLCACHE_SHIM_EXPORT(tag, name) extern "C" __attribute__((visibility("hidden"), used))
+#else
 #define CURLCACHE_SHIM_SYMVER_openssl(name) #name "@@CURL_OPENSSL_4"
 #define CURLCACHE_SHIM_SYMVER_gnutls(name) #name "@CURL_GNUTLS_3"
 #define CURLCACHE_SHIM_SYMVER_nss(name) #name "@CURL_NSS_3"
 #define CURLCACHE_SHIM_EXPORT(tag, name)                                                           \
     extern "C"                                                                                     \
         __attribute__((visibility("default"), used, symver(CURLCACHE_SHIM_SYMVER_##tag(name))))
+#endif
 
 // Runs the body of a macro once per library: X(tag, Library::value).
 #define CURLCACHE_SHIM_FOR_EACH_LIBRARY(X)                                                         \

@@ -14,4 +14,9 @@ namespace curlcache::shim {
 // finished as aborted.
 void multi_forget_easy(Library library, CURL* handle) noexcept;
 
+// The engine's wrappers by slot (split build: shim/stub_abi.h), easy.cpp's and multi.cpp's,
+// for curlcache_engine_attach.
+void easy_entries(void** entries) noexcept;
+void multi_entries(void** entries) noexcept;
+
 } // namespace curlcache::shim

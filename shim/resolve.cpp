@@ -1,15 +1,14 @@
 #include "shim/resolve.h"
 
 #include "shim/guard.h"
+#include "shim/real.h"
 
 #include <dlfcn.h>
 #include <link.h>
 #include <pthread.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <cstdarg>
-#include <cstring>
 
 namespace curlcache::shim {
 namespace {
@@ -20,59 +19,10 @@ Real g_real[k_library_count];
 pthread_once_t g_real_once[k_library_count] = {PTHREAD_ONCE_INIT, PTHREAD_ONCE_INIT,
                                                PTHREAD_ONCE_INIT};
 
-// The load address of this shared object, to refuse our own wrappers as "real".
-const void* own_base() {
-    static const void* base = [] {
-        Dl_info self{};
-        dladdr(reinterpret_cast<const void*>(&own_base), &self);
-        return static_cast<const void*>(self.dli_fbase);
-    }();
-    return base;
-}
-
-bool is_ours(void* symbol) {
-    Dl_info where{};
-    return symbol != nullptr && dladdr(symbol, &where) != 0 && where.dli_fbase == own_base();
-}
-
-// Where a symbol is looked up: the objects after us in the global scope, or one library.
-struct Source {
-    void* handle = RTLD_NEXT;
-    bool versioned = true;
-};
-
-void* lookup(const Source& source, const char* name, const char* version) {
-    dlerror();
-    void* symbol = source.versioned ? dlvsym(source.handle, name, version) : nullptr;
-    if (symbol == nullptr && (!source.versioned || source.handle != RTLD_NEXT)) {
-        dlerror();
-        symbol = dlsym(source.handle, name);
-    }
-    return is_ours(symbol) ? nullptr : symbol;
-}
-
-Source find_source(Library library) {
-    const LibraryInfo& lib = info(library);
-    if (lookup(Source{}, "curl_easy_init", lib.version) != nullptr) {
-        return Source{};
-    }
-    // libcurl reached through an RTLD_LOCAL module (pycurl): not in the global scope. The
-    // handle is kept open on purpose, so that the library can never be unloaded under us.
-    if (void* handle = real_dlopen(lib.soname, RTLD_NOLOAD | RTLD_LAZY)) {
-        return Source{handle, true};
-    }
-    // An unversioned libcurl, bound through our default-version wrappers.
-    if (library == Library::openssl &&
-        lookup(Source{RTLD_NEXT, false}, "curl_easy_init", nullptr) != nullptr) {
-        return Source{RTLD_NEXT, false};
-    }
-    // A program linked with -lcurlcache-preload -lcurl under --as-needed: the linker found
-    // every curl symbol in the shim and dropped libcurl, so nobody loaded it yet.
-    if (void* handle = real_dlopen(lib.soname, RTLD_LAZY | RTLD_LOCAL)) {
-        return Source{handle, true};
-    }
-    return Source{nullptr, false};
-}
+// The lookups: this library's own (shim/real.c), or, in the engine, the stub's, lent by
+// curlcache_engine_attach before any wrapper runs (shim/engine_entry.cpp).
+curlcache_stub_services g_services = {sizeof(curlcache_stub_services),
+                                      &curlcache_shim_real_function, &curlcache_shim_real_dlopen};
 
 struct CodeSearch {
     std::uintptr_t address;
@@ -96,51 +46,35 @@ int find_code_range(dl_phdr_info* object, size_t, void* data) {
     return 0;
 }
 
-template <typename Fn>
-void resolve(Fn& slot, const Source& source, const char* name, const char* version) {
-    slot = reinterpret_cast<Fn>(lookup(source, name, version));
-}
-
 void resolve_library(Library library) {
     Real& r = g_real[static_cast<int>(library)];
-    const LibraryInfo& lib = info(library);
-    r.api.library = lib.soname;
-    const Source source = find_source(library);
-    if (source.handle == nullptr) {
-        return;
-    }
+    r.api.library = info(library).soname;
+    const auto resolve = [library]<typename Fn>(Fn& slot, const char* name) {
+        slot = reinterpret_cast<Fn>(g_services.real_function(static_cast<int>(library), name));
+    };
     CurlApi& a = r.api;
-    const char* v = lib.version;
-    resolve(a.easy_init, source, "curl_easy_init", v);
-    resolve(a.easy_setopt, source, "curl_easy_setopt", v);
-    resolve(a.easy_perform, source, "curl_easy_perform", v);
-    resolve(a.easy_getinfo, source, "curl_easy_getinfo", v);
-    resolve(a.easy_cleanup, source, "curl_easy_cleanup", v);
-    resolve(a.easy_reset, source, "curl_easy_reset", v);
-    resolve(a.easy_duphandle, source, "curl_easy_duphandle", v);
-    resolve(a.easy_header, source, "curl_easy_header", v);
-    resolve(a.easy_nextheader, source, "curl_easy_nextheader", v);
-    resolve(a.easy_strerror, source, "curl_easy_strerror", v);
-    resolve(a.multi_add_handle, source, "curl_multi_add_handle", v);
-    resolve(a.multi_remove_handle, source, "curl_multi_remove_handle", v);
-    resolve(a.multi_perform, source, "curl_multi_perform", v);
-    resolve(a.multi_info_read, source, "curl_multi_info_read", v);
-    resolve(a.multi_wait, source, "curl_multi_wait", v);
-    resolve(a.multi_poll, source, "curl_multi_poll", v);
-    resolve(a.multi_fdset, source, "curl_multi_fdset", v);
-    resolve(a.multi_timeout, source, "curl_multi_timeout", v);
-    resolve(a.multi_socket_action, source, "curl_multi_socket_action", v);
-    resolve(a.multi_cleanup, source, "curl_multi_cleanup", v);
-    resolve(r.multi_setopt, source, "curl_multi_setopt", v);
-
+    resolve(a.easy_init, "curl_easy_init");
+    resolve(a.easy_setopt, "curl_easy_setopt");
+    resolve(a.easy_perform, "curl_easy_perform");
+    resolve(a.easy_getinfo, "curl_easy_getinfo");
+    resolve(a.easy_cleanup, "curl_easy_cleanup");
+    resolve(a.easy_reset, "curl_easy_reset");
+    resolve(a.easy_duphandle, "curl_easy_duphandle");
+    resolve(a.easy_header, "curl_easy_header");
+    resolve(a.easy_nextheader, "curl_easy_nextheader");
+    resolve(a.easy_strerror, "curl_easy_strerror");
+    resolve(a.multi_add_handle, "curl_multi_add_handle");
+    resolve(a.multi_remove_handle, "curl_multi_remove_handle");
+    resolve(a.multi_perform, "curl_multi_perform");
+    resolve(a.multi_info_read, "curl_multi_info_read");
+    resolve(a.multi_wait, "curl_multi_wait");
+    resolve(a.multi_poll, "curl_multi_poll");
+    resolve(a.multi_fdset, "curl_multi_fdset");
+    resolve(a.multi_timeout, "curl_multi_timeout");
+    resolve(a.multi_socket_action, "curl_multi_socket_action");
+    resolve(a.multi_cleanup, "curl_multi_cleanup");
+    resolve(r.multi_setopt, "curl_multi_setopt");
     if (a.easy_init != nullptr) {
-        // Pin the library: the pointers above must stay valid even if the program dlcloses
-        // whatever brought libcurl in (the reference is never dropped).
-        Dl_info where{};
-        if (dladdr(reinterpret_cast<void*>(a.easy_init), &where) != 0 &&
-            where.dli_fname != nullptr) {
-            real_dlopen(where.dli_fname, RTLD_NOLOAD | RTLD_LAZY);
-        }
         r.code = code_range_of(reinterpret_cast<const void*>(a.easy_init));
     }
 }
@@ -222,11 +156,6 @@ template <int I> void make_at() {
 }
 constexpr void (*k_makers[k_library_count])() = {&make_at<0>, &make_at<1>, &make_at<2>};
 
-// ---- dlopen -----------------------------------------------------------------------------
-
-using DlopenFn = void* (*)(const char*, int);
-std::atomic<DlopenFn> g_real_dlopen{nullptr};
-
 } // namespace
 
 // Forwards the one variadic argument of curl_easy_setopt with the type its option number
@@ -267,22 +196,12 @@ const CurlApi& engine_api(Library library) noexcept {
     return g_engine_api[i];
 }
 
-void* real_dlopen_function() noexcept {
-    DlopenFn fn = g_real_dlopen.load(std::memory_order_acquire);
-    if (fn == nullptr) {
-        dlerror();
-        fn = reinterpret_cast<DlopenFn>(dlsym(RTLD_NEXT, "dlopen"));
-        if (fn == nullptr || is_ours(reinterpret_cast<void*>(fn))) {
-            return nullptr;
-        }
-        g_real_dlopen.store(fn, std::memory_order_release);
-    }
-    return reinterpret_cast<void*>(fn);
+void* real_dlopen(const char* file, int mode) noexcept {
+    return g_services.real_dlopen(file, mode);
 }
 
-void* real_dlopen(const char* file, int mode) noexcept {
-    auto fn = reinterpret_cast<DlopenFn>(real_dlopen_function());
-    return fn == nullptr ? nullptr : fn(file, mode);
+void use_stub_services(const curlcache_stub_services& services) noexcept {
+    g_services = services;
 }
 
 void warn_missing(Library library, const char* function) noexcept {
@@ -290,12 +209,9 @@ void warn_missing(Library library, const char* function) noexcept {
     if (warned[static_cast<int>(library)].exchange(true)) {
         return;
     }
-    const char* parts[] = {"curlcache: cannot find the real ", function, " of ",
-                           info(library).soname, "; the call fails\n"};
-    for (const char* part : parts) {
-        ssize_t ignored = write(STDERR_FILENO, part, std::strlen(part));
-        (void)ignored;
-    }
+    const char* line[] = {"curlcache: cannot find the real ", function, " of ",
+                          info(library).soname, "; the call fails", nullptr};
+    curlcache_shim_warn(line);
 }
 
 } // namespace curlcache::shim

@@ -3,6 +3,7 @@
 
 #include "core/easy/engine.h"
 #include "shim/library.h"
+#include "shim/stub_abi.h"
 
 #include <cstdarg>
 #include <cstdint>
@@ -31,11 +32,8 @@ struct Real {
     CodeRange code;
 };
 
-// The real functions of `library`, resolved on first use (thread-safe; pthread_once):
-// dlvsym(RTLD_NEXT) with the library's version, else the already loaded library through
-// dlopen(RTLD_NOLOAD) (a libcurl that came in RTLD_LOCAL, as under pycurl), else, for a
-// program that linked the shim but not libcurl (--as-needed dropped it), the library
-// loaded by name.
+// The real functions of `library`, resolved on first use (thread-safe; pthread_once),
+// through curlcache_shim_real_function (shim/real.h): this library's own, or the stub's.
 const Real& real(Library library) noexcept;
 
 // The table handed to the engine: every entry raises the Inside guard around the real
@@ -47,9 +45,12 @@ const core::easy::CurlApi& engine_api(Library library) noexcept;
 CURLcode forward_setopt(CURLcode (*setopt)(CURL*, CURLoption, ...), CURL* handle, CURLoption option,
                         va_list args);
 
-// The real dlopen (libc's), resolved once; null if it cannot be found.
-void* real_dlopen_function() noexcept;
+// libc's dlopen (not the shim's wrapper); null if it cannot be found.
 void* real_dlopen(const char* file, int mode) noexcept;
+
+// The engine (split build): from now on, look up through the stub's functions. Called by
+// curlcache_engine_attach, before any wrapper runs.
+void use_stub_services(const curlcache_stub_services& services) noexcept;
 
 // Writes one line to stderr the first time `what` fails (the shim never writes stdout).
 void warn_missing(Library library, const char* function) noexcept;

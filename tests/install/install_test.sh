@@ -45,6 +45,16 @@ mv "$prefix" "$scratch/moved"
 shim=$("$scratch/moved/bin/curlcache" run -- sh -c 'echo "$LD_PRELOAD"')
 [ "$(readlink -f "$shim")" = "$(readlink -f "$scratch/moved/$libdir_rel/libcurlcache-preload.so")" ] ||
   fail "curlcache run from a moved prefix preloads '$shim'"
+# On x86-64 the preloaded library is a stub that loads libcurlcache-engine.so from its own
+# folder at the first libcurl call (shim/README.md): it must be installed beside it, and a
+# libcurl call under the moved install must find it (no "cannot load the engine" warning).
+if [ -f "$build_dir/lib/libcurlcache-engine.so" ]; then
+  test -f "$scratch/moved/$libdir_rel/libcurlcache-engine.so" || fail "no libcurlcache-engine.so beside the shim"
+  "$scratch/moved/bin/curlcache" run -- curl -s -o /dev/null "file://$source_dir/install_test.sh" \
+    2>"$scratch/engine.err" || fail "curl under the installed shim failed: $(cat "$scratch/engine.err")"
+  ! grep -q "cannot load the engine" "$scratch/engine.err" ||
+    fail "the installed shim cannot load its engine: $(cat "$scratch/engine.err")"
+fi
 mv "$scratch/moved" "$prefix"
 docdir=$prefix/share/doc/curlcache
 cmp "$docdir/curlcache.example.toml" "$source_dir/../../config/curlcache.example.toml" ||

@@ -331,6 +331,20 @@ static int run_threads(int n, const char* url) {
     return 0;
 }
 
+/* Whether the split shim's engine is mapped into this process (/proc/self/maps). */
+static void report_engine(void) {
+    FILE* maps = fopen("/proc/self/maps", "r");
+    char line[4096];
+    int mapped = 0;
+    while (maps != NULL && fgets(line, sizeof(line), maps) != NULL) {
+        mapped |= strstr(line, "libcurlcache-engine") != NULL;
+    }
+    if (maps != NULL) {
+        fclose(maps);
+    }
+    printf("engine: %s\n", mapped ? "mapped" : "not mapped");
+}
+
 static int run_mixed(const char* module_name, char* url1, const char* url2) {
     run_easy(1, &url1);
     fflush(stdout);
@@ -353,6 +367,9 @@ int main(int argc, char** argv) {
     int rc = 2;
     if (strcmp(mode, "easy") == 0) {
         rc = run_easy(argc - 2, argv + 2);
+    } else if (strcmp(mode, "easy-engine") == 0) {
+        rc = run_easy(argc - 2, argv + 2);
+        report_engine();
     } else if (strcmp(mode, "multi-wait") == 0) {
         rc = run_multi(argc - 2, argv + 2, drive_wait);
     } else if (strcmp(mode, "multi-poll") == 0) {

@@ -146,12 +146,40 @@ static void test_shim_needs_only_libc_at_start_up(void** state) {
 #endif
 }
 
+/* The split build's engine (libcurlcache-engine.so, loaded RTLD_LOCAL by the stub) exports
+ * its entry point alone. */
+static void test_engine_exports_only_its_entry_point(void** state) {
+    if (MECH_ENGINE_PATH[0] == '\0') {
+        skip(); /* one-library build */
+    }
+    static harness_result result;
+    const char* argv[] = {"/usr/bin/nm", "-D", "--defined-only", MECH_ENGINE_PATH, NULL};
+    assert_int_equal(harness_run(*state, 0, argv, NULL, &result), 0);
+    assert_int_equal(result.exit_code, 0);
+    int functions = 0;
+    char* save = NULL;
+    for (char* line = strtok_r(result.out, "\n", &save); line != NULL;
+         line = strtok_r(NULL, "\n", &save)) {
+        char address[32], type[4], symbol[256];
+        assert_int_equal(sscanf(line, "%31s %3s %255s", address, type, symbol), 3);
+        if (strcmp(type, "A") == 0) {
+            continue; /* the version node */
+        }
+        ++functions;
+        if (strcmp(symbol, "curlcache_engine_attach") != 0) {
+            fail_msg("unexpected export of the engine: %s", symbol);
+        }
+    }
+    assert_int_equal(functions, 1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_shim_exports_only_interposed_functions_and_dlopen,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_shim_does_not_depend_on_libcurl, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shim_needs_only_libc_at_start_up, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_engine_exports_only_its_entry_point, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

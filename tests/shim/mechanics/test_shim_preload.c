@@ -193,6 +193,59 @@ static void test_pycurl_through_libcurl_gnutls_second_get_is_a_hit(void** state)
     assert_int_equal(origin_count() - before, 1);
 }
 
+/* The split build (x86-64): the preloaded stub loads the engine on the first libcurl call,
+ * never in a process that does not call libcurl, nor under CURLCACHE_DISABLE. */
+static void test_engine_is_loaded_only_for_libcurl_calls(void** state) {
+    if (MECH_ENGINE_PATH[0] == '\0') {
+        skip(); /* one-library build */
+    }
+    static harness_result run;
+    const char* maps[] = {"/bin/cat", "/proc/self/maps", NULL};
+    assert_int_equal(harness_run(*state, 1, maps, NULL, &run), 0);
+    assert_non_null(strstr(run.out, "libcurlcache-preload"));
+    assert_null(strstr(run.out, "libcurlcache-engine"));
+
+    const char* argv[] = {MECH_CLIENT, "easy-engine", origin_url("/engine"), NULL};
+    assert_int_equal(harness_run(*state, 1, argv, NULL, &run), 0);
+    assert_non_null(strstr(run.out, "0 code=0 status=200 body=/engine #"));
+    assert_non_null(strstr(run.out, "engine: mapped\n"));
+
+    const char* disabled[] = {"CURLCACHE_DISABLE=yes", NULL};
+    const long before = origin_count();
+    assert_int_equal(harness_run(*state, 1, argv, disabled, &run), 0);
+    assert_non_null(strstr(run.out, "0 code=0 status=200 body=/engine #"));
+    assert_non_null(strstr(run.out, "engine: not mapped\n"));
+    assert_int_equal(origin_count() - before, 1);
+}
+
+/* A stub without its engine (a broken install) fails open: one warning on stderr, and every
+ * libcurl call reaches libcurl. */
+static void test_missing_engine_warns_once_and_passes_through(void** state) {
+    if (MECH_ENGINE_PATH[0] == '\0') {
+        skip(); /* one-library build */
+    }
+    const harness_scratch* scratch = *state;
+    static harness_result run;
+    char alone[400], preload[420];
+    snprintf(alone, sizeof(alone), "%s/libcurlcache-preload.so", scratch->dir);
+    const char* copy[] = {"/bin/cp", CURLCACHE_SHIM_PATH, alone, NULL};
+    assert_int_equal(harness_run(*state, 0, copy, NULL, &run), 0);
+    assert_int_equal(run.exit_code, 0);
+    snprintf(preload, sizeof(preload), "LD_PRELOAD=%s", alone);
+    const char* env[] = {preload, NULL};
+    const char* argv[] = {"/bin/sh", "-c", "exec \"$0\" easy \"$1\" \"$1\" 2>&1", MECH_CLIENT,
+                          origin_url("/no-engine"), NULL};
+    const long before = origin_count();
+    assert_int_equal(harness_run(*state, 0, argv, env, &run), 0);
+    assert_int_equal(run.exit_code, 0);
+    assert_non_null(strstr(run.out, "0 code=0 status=200 body=/no-engine #"));
+    assert_non_null(strstr(run.out, "1 code=0 status=200 body=/no-engine #"));
+    const char* warning = strstr(run.out, "curlcache: cannot load the engine ");
+    assert_non_null(warning);
+    assert_null(strstr(warning + 1, "curlcache:"));
+    assert_int_equal(origin_count() - before, 2);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_program_without_curl_runs_unchanged_under_shim, setup,
@@ -213,6 +266,10 @@ int main(void) {
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_openssl_and_gnutls_builds_in_one_process_are_cached,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_engine_is_loaded_only_for_libcurl_calls, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_missing_engine_warns_once_and_passes_through, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_openssl_and_nss_builds_in_one_process_are_cached,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_pycurl_through_libcurl_gnutls_second_get_is_a_hit,

@@ -9,26 +9,25 @@
 // $ORIGIN and namespace of the lookup. A wrapper that called it normally would make the
 // shim the caller and break programs that dlopen a plugin by a name only their RUNPATH
 // knows. So on x86-64 the wrapper is a tail jump written in assembly: libc sees the
-// program's own return address. Elsewhere a C++ wrapper is used (with that limitation).
+// program's own return address. Elsewhere a plain C wrapper is used (with that limitation).
 //
 // Exported as dlopen@@GLIBC_2.34 (what programs built on glibc >= 2.34 and unversioned
 // references bind) and dlopen@GLIBC_2.2.5 (older binaries, through libdl.so.2).
-#include "shim/guard.h"
-#include "shim/resolve.h"
+#define _GNU_SOURCE
+#include "shim/real.h"
 
 #include <dlfcn.h>
+#include <stddef.h>
 
 // The real dlopen once resolved, and the mask applied to the mode; read by the assembly
 // without a lock (aligned words; the mask is stored before the target is published).
-extern "C" {
 __attribute__((visibility("hidden"))) void* curlcache_shim_dlopen_target;
 __attribute__((visibility("hidden"))) int curlcache_shim_dlopen_mask = -1;
-}
 
 // Slow path of the first call: resolves and remembers the real dlopen, or returns null.
-extern "C" __attribute__((visibility("hidden"), used)) void* curlcache_shim_dlopen_resolve() {
-    void* fn = curlcache::shim::real_dlopen_function();
-    const int mask = curlcache::shim::disabled() ? -1 : ~RTLD_DEEPBIND;
+__attribute__((visibility("hidden"), used)) void* curlcache_shim_dlopen_resolve(void) {
+    void* fn = curlcache_shim_real_dlopen_function();
+    const int mask = curlcache_shim_disabled() ? -1 : ~RTLD_DEEPBIND;
     __atomic_store_n(&curlcache_shim_dlopen_mask, mask, __ATOMIC_RELAXED);
     __atomic_store_n(&curlcache_shim_dlopen_target, fn, __ATOMIC_RELEASE);
     return fn;
@@ -83,10 +82,10 @@ curlcache_shim_dlopen_old:
 
 #else
 
-extern "C" __attribute__((visibility("default"), used, symver("dlopen@@GLIBC_2.34"))) void*
-curlcache_shim_dlopen(const char* file, int mode) noexcept {
-    const int mask = curlcache::shim::disabled() ? -1 : ~RTLD_DEEPBIND;
-    return curlcache::shim::real_dlopen(file, mode & mask);
+__attribute__((visibility("default"), used, symver("dlopen@@GLIBC_2.34"))) void*
+curlcache_shim_dlopen(const char* file, int mode) {
+    const int mask = curlcache_shim_disabled() ? -1 : ~RTLD_DEEPBIND;
+    return curlcache_shim_real_dlopen(file, mode & mask);
 }
 
 #endif
