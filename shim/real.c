@@ -5,6 +5,7 @@
 
 #include <ctype.h>
 #include <dlfcn.h>
+#include <link.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -76,14 +77,58 @@ static struct source g_sources[CURLCACHE_SHIM_LIBRARY_COUNT];
 static pthread_once_t g_source_once[CURLCACHE_SHIM_LIBRARY_COUNT] = {
     PTHREAD_ONCE_INIT, PTHREAD_ONCE_INIT, PTHREAD_ONCE_INIT};
 
+struct needed_search {
+    const char* file; /* the base name looked for */
+    int found;
+};
+
+/* dl_iterate_phdr callback, stops at the first object (the program): is search->file one of
+ * its DT_NEEDED entries? */
+static int search_program(struct dl_phdr_info* object, size_t size, void* data) {
+    (void)size;
+    struct needed_search* search = data;
+    const ElfW(Dyn)* dynamic = NULL;
+    for (ElfW(Half) i = 0; i < object->dlpi_phnum; ++i) {
+        if (object->dlpi_phdr[i].p_type == PT_DYNAMIC) {
+            dynamic = (const ElfW(Dyn)*)(object->dlpi_addr + object->dlpi_phdr[i].p_vaddr);
+        }
+    }
+    const char* strings = NULL;
+    for (const ElfW(Dyn)* d = dynamic; d != NULL && d->d_tag != DT_NULL; ++d) {
+        if (d->d_tag == DT_STRTAB) {
+            /* the loader may have relocated it in place, or not */
+            uintptr_t at = d->d_un.d_ptr;
+            strings = (const char*)(at < object->dlpi_addr ? at + object->dlpi_addr : at);
+        }
+    }
+    for (const ElfW(Dyn)* d = dynamic; strings != NULL && d->d_tag != DT_NULL; ++d) {
+        if (d->d_tag == DT_NEEDED && strcmp(strings + d->d_un.d_val, search->file) == 0) {
+            search->found = 1;
+        }
+    }
+    return 1;
+}
+
+/* Whether the program itself names `path`'s file as DT_NEEDED: then the library is one of the
+ * initial objects, which are never unloaded. */
+static int needed_by_program(const char* path) {
+    const char* slash = strrchr(path, '/');
+    struct needed_search search = {slash != NULL ? slash + 1 : path, 0};
+    dl_iterate_phdr(search_program, &search);
+    return search.found;
+}
+
 static void settle(int library) {
     struct source source = find_source(library);
     if (source.handle == RTLD_NEXT) {
         /* Pin the library: the pointers handed out must stay valid even if the program
-         * dlcloses whatever brought libcurl in (the reference is never dropped). */
+         * dlcloses whatever brought libcurl in (the reference is never dropped). Not needed
+         * for a library the program itself needs (the curl CLI's): that dlopen would cost
+         * ~200k instructions, building the search list of libcurl's 30 dependencies. */
         void* init = lookup(source, "curl_easy_init", curlcache_shim_libraries[library].version);
         Dl_info where;
-        if (init != NULL && dladdr(init, &where) != 0 && where.dli_fname != NULL) {
+        if (init != NULL && dladdr(init, &where) != 0 && where.dli_fname != NULL &&
+            !needed_by_program(where.dli_fname)) {
             curlcache_shim_real_dlopen(where.dli_fname, RTLD_NOLOAD | RTLD_LAZY);
         }
     }

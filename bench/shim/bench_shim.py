@@ -264,6 +264,19 @@ def instructions_per_hit(args, d, base, shim_envs, results):
                                               else "{:,.0f}".format(counts["origin"])))
 
 
+def empty_shared_object(d):
+    """Builds an empty shared object in d (the floor of preloading); None without a C compiler."""
+    source, library = os.path.join(d, "empty.c"), os.path.join(d, "libempty.so")
+    with open(source, "w") as f:
+        f.write("int bench_empty_marker;\n")
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None or subprocess.run([compiler, "-shared", "-fPIC", "-o", library, source],
+                                          stderr=subprocess.DEVNULL).returncode != 0:
+        print("note: no C compiler: the empty-.so floor is left out")
+        return None
+    return library
+
+
 def process_level(args, d, nginx, results):
     url = "http://127.0.0.1:%d/1k.bin" % nginx.port
     curl = ["curl", "-s", "--noproxy", "*", "-o", "/dev/null", url]
@@ -288,6 +301,14 @@ def process_level(args, d, nginx, results):
              dict(old, CURLCACHE_NAME=os.path.join(d, "proc-baseline.sqlite")), True),
             ("curl, baseline shim disabled", curl, dict(old, CURLCACHE_DISABLE="1"), False),
             ("/bin/true, baseline shim preloaded", ["/bin/true"], old, False),
+        ]
+    # The floor of preloading anything: an empty shared object in LD_PRELOAD (the dynamic
+    # linker maps it and looks in it first for every symbol of the program).
+    empty = empty_shared_object(d)
+    if empty:
+        variants += [
+            ("curl, empty .so preloaded (floor)", curl, {"LD_PRELOAD": empty}, False),
+            ("/bin/true, empty .so preloaded", ["/bin/true"], {"LD_PRELOAD": empty}, False),
         ]
     hit_notes = {}
     for label, argv, extra, hit in variants:
@@ -344,6 +365,19 @@ def process_level(args, d, nginx, results):
         verdict = "met" if value <= limit else "NOT met"
         results["process_targets"][what] = {"value": value, "limit": limit, "verdict": verdict}
         print("   target %s: %s (%s; %s)" % (what, verdict, form % value, side))
+    labels = [v[0] for v in variants]
+    if empty:
+        fc, ft = labels.index("curl, empty .so preloaded (floor)"), \
+            labels.index("/bin/true, empty .so preloaded")
+        print("   floor of any preload (an empty .so): curl %.3fx the no-shim run (CPU %.3fx), "
+              "/bin/true %+.3f ms (cpu %+.3f ms); against it, the shim disabled: curl %.3fx "
+              "(CPU %.3fx), /bin/true %+.3f ms (cpu %+.3f ms)" % (
+                  ratio(fc, 0), cpu_ratio(fc, 0), extra_ms(ft, 5), cpus[ft] - cpus[5],
+                  ratio(3, fc), cpu_ratio(3, fc), extra_ms(6, ft), cpus[6] - cpus[ft]))
+        results["process_floor"] = {
+            "curl_empty_so_vs_none": ratio(fc, 0), "curl_empty_so_vs_none_cpu": cpu_ratio(fc, 0),
+            "disabled_vs_empty_so": ratio(3, fc), "disabled_vs_empty_so_cpu": cpu_ratio(3, fc),
+            "true_empty_so_ms": extra_ms(ft, 5), "true_shim_vs_empty_so_ms": extra_ms(6, ft)}
     print("   floor: curl reading the same 1 KiB from a file:// URL (no network, no cache) is "
           "%.3fx the origin run (CPU %.3fx):" % (ratio(4, 0), cpu_ratio(4, 0)))
     expected = rounds * sum(1 for v in variants if v[1] is curl and not v[3])
