@@ -41,6 +41,13 @@ inline const LibraryInfo& info(Library library) {
         __attribute__((visibility("default"), used, symver(CURLCACHE_SHIM_SYMVER_##tag(name))))
 #endif
 
+// Split build: stores the wrappers of curl_<name> of the three builds in entries[] at their
+// slots (an X of CURLCACHE_STUB_*_FUNCTIONS, shim/stub_abi.h).
+#define CURLCACHE_SHIM_ENTRY(index, name, fails)                                                   \
+    entries[CURLCACHE_STUB_SLOT(0, index)] = reinterpret_cast<void*>(&curlcache_shim_openssl_##name); \
+    entries[CURLCACHE_STUB_SLOT(1, index)] = reinterpret_cast<void*>(&curlcache_shim_gnutls_##name); \
+    entries[CURLCACHE_STUB_SLOT(2, index)] = reinterpret_cast<void*>(&curlcache_shim_nss_##name);
+
 // Runs the body of a macro once per library: X(tag, Library::value).
 #define CURLCACHE_SHIM_FOR_EACH_LIBRARY(X)                                                         \
     X(openssl, ::curlcache::shim::Library::openssl)                                                \

@@ -515,11 +515,6 @@ CURLCACHE_SHIM_FOR_EACH_LIBRARY(CURLCACHE_SHIM_MULTI)
 #if CURLCACHE_SHIM_SPLIT
 // The engine's wrappers by slot (shim/stub_abi.h), for curlcache_engine_attach.
 void curlcache::shim::multi_entries(void** entries) noexcept {
-#define CURLCACHE_SHIM_MULTI_ENTRY(index, name, fails)                                             \
-    entries[CURLCACHE_STUB_SLOT(0, index)] = reinterpret_cast<void*>(&curlcache_shim_openssl_##name); \
-    entries[CURLCACHE_STUB_SLOT(1, index)] = reinterpret_cast<void*>(&curlcache_shim_gnutls_##name); \
-    entries[CURLCACHE_STUB_SLOT(2, index)] = reinterpret_cast<void*>(&curlcache_shim_nss_##name);
-    CURLCACHE_STUB_MULTI_FUNCTIONS(CURLCACHE_SHIM_MULTI_ENTRY)
-#undef CURLCACHE_SHIM_MULTI_ENTRY
+    CURLCACHE_STUB_MULTI_FUNCTIONS(CURLCACHE_SHIM_ENTRY)
 }
 #endif

@@ -40,17 +40,23 @@ static int listed(const char* symbol, const char* name, const char* version_sep)
     return strcmp(symbol, expected) == 0;
 }
 
-static void test_shim_exports_only_interposed_functions_and_dlopen(void** state) {
+/* `nm -D --defined-only` of `library`: one "address type symbol" line per symbol. */
+static char* defined_symbols(void** state, const char* library) {
     static harness_result result;
-    const char* argv[] = {"/usr/bin/nm", "-D", "--defined-only", CURLCACHE_SHIM_PATH, NULL};
+    const char* argv[] = {"/usr/bin/nm", "-D", "--defined-only", library, NULL};
     assert_int_equal(harness_run(*state, 0, argv, NULL, &result), 0);
     assert_int_equal(result.exit_code, 0);
+    return result.out;
+}
+
+static void test_shim_exports_only_interposed_functions_and_dlopen(void** state) {
+    char* symbols = defined_symbols(state, CURLCACHE_SHIM_PATH);
 
     int seen_openssl[INTERPOSED_COUNT] = {0}, seen_gnutls[INTERPOSED_COUNT] = {0},
         seen_nss[INTERPOSED_COUNT] = {0};
     int dlopen_new = 0, dlopen_old = 0, functions = 0;
     char* save = NULL;
-    for (char* line = strtok_r(result.out, "\n", &save); line != NULL;
+    for (char* line = strtok_r(symbols, "\n", &save); line != NULL;
          line = strtok_r(NULL, "\n", &save)) {
         char address[32], type[4], symbol[256];
         assert_int_equal(sscanf(line, "%31s %3s %255s", address, type, symbol), 3);
@@ -152,18 +158,15 @@ static void test_engine_exports_only_its_entry_point(void** state) {
     if (MECH_ENGINE_PATH[0] == '\0') {
         skip(); /* one-library build */
     }
-    static harness_result result;
-    const char* argv[] = {"/usr/bin/nm", "-D", "--defined-only", MECH_ENGINE_PATH, NULL};
-    assert_int_equal(harness_run(*state, 0, argv, NULL, &result), 0);
-    assert_int_equal(result.exit_code, 0);
     int functions = 0;
     char* save = NULL;
-    for (char* line = strtok_r(result.out, "\n", &save); line != NULL;
-         line = strtok_r(NULL, "\n", &save)) {
-        char address[32], type[4], symbol[256];
-        assert_int_equal(sscanf(line, "%31s %3s %255s", address, type, symbol), 3);
+    for (char* line = strtok_r(defined_symbols(state, MECH_ENGINE_PATH), "\n", &save);
+         line != NULL; line = strtok_r(NULL, "\n", &save)) {
+        char address[32], type[4], name[256];
+        assert_int_equal(sscanf(line, "%31s %3s %255s", address, type, name), 3);
+        const char* symbol = name;
         if (strcmp(type, "A") == 0) {
-            continue; /* the version node */
+            continue; /* a version node */
         }
         ++functions;
         if (strcmp(symbol, "curlcache_engine_attach") != 0) {
