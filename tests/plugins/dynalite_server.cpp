@@ -125,6 +125,9 @@ DynamoServer::DynamoServer(Kind kind) : m_kind(kind) {
 
 DynamoServer::~DynamoServer() {
     kill9();
+    if (!m_dir.empty()) {
+        tests::redis::remove_tree(m_dir);
+    }
 }
 
 std::string DynamoServer::endpoint() const {
@@ -149,6 +152,14 @@ void DynamoServer::start_dynamodb_local() {
     if (m_port == 0) {
         m_port = tests::redis::free_port();
     }
+    if (m_dir.empty()) {
+        const char* tmp = std::getenv("TMPDIR");
+        std::string pattern = std::string(tmp != nullptr ? tmp : "/tmp") + "/curlcache-dynamodb-local-XXXXXX";
+        if (mkdtemp(pattern.data()) == nullptr) {
+            std::abort();
+        }
+        m_dir = pattern;
+    }
     const std::string dir = jar_dir();
     const std::string library = "-Djava.library.path=" + dir + "/DynamoDBLocal_lib";
     const std::string jar = dir + "/DynamoDBLocal.jar";
@@ -157,9 +168,14 @@ void DynamoServer::start_dynamodb_local() {
     if (m_pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL); // never outlives a crashed test
         dup2(STDERR_FILENO, STDOUT_FILENO); // its settings banner, off the test's stdout
-        // One GC thread: the machine's cores are the test's and the other servers'.
-        execlp("java", "java", "-XX:+UseSerialGC", library.c_str(), "-jar", jar.c_str(), "-inMemory", "-port",
-               port.c_str(), static_cast<char*>(nullptr));
+        // It writes dynamodb-local-metadata.json where it runs: into its own folder.
+        if (chdir(m_dir.c_str()) != 0) {
+            _exit(127);
+        }
+        // One GC thread: the machine's cores are the test's and the other servers'. No
+        // telemetry (it could not leave the namespace anyway).
+        execlp("java", "java", "-XX:+UseSerialGC", library.c_str(), "-jar", jar.c_str(), "-inMemory",
+               "-disableTelemetry", "-port", port.c_str(), static_cast<char*>(nullptr));
         _exit(127);
     }
     const bool up = tests::redis::await(

@@ -46,6 +46,7 @@ private:
     void start_dynamodb_local();
 
     Kind m_kind;
+    std::string m_dir; // DynamoDB Local's working folder
     int m_port = 0;
     pid_t m_pid = -1;
 };
