@@ -9,7 +9,11 @@
 // mongodb and gridfs against the project's Python wire-protocol test server over mongomock
 // (tests/plugins/mongo/mongo_server.py), not a real mongod.
 //
-//   bench_plugins [--quick]
+//   bench_plugins [--quick] [--large] [--only BACKEND[,BACKEND...]] [--dynamodb-local]
+// --large adds one 100 MiB value (put once, got three times: the conformance group's size);
+// --only measures the named backends alone (postgres's bare SELECT needs postgres);
+// --dynamodb-local measures dynamodb against Amazon's DynamoDB Local instead of dynalite
+// (only inside a private network namespace: tests/plugins/in_private_net.sh bench_plugins ...).
 #include "bench/backend_latency.h"
 #include "tests/plugins/pg_server.h"
 #ifdef CURLCACHE_BENCH_DYNAMODB
@@ -62,7 +66,26 @@ std::optional<Stats> bare_select(const std::string& url, const std::string& tabl
 } // namespace
 
 int main(int argc, char** argv) {
-    const bool quick = argc > 1 && std::strcmp(argv[1], "--quick") == 0;
+    bool quick = false, large = false, local = false;
+    std::string only;
+    for (int i = 1; i < argc; ++i) {
+        if (std::strcmp(argv[i], "--quick") == 0) {
+            quick = true;
+        } else if (std::strcmp(argv[i], "--large") == 0) {
+            large = true;
+        } else if (std::strcmp(argv[i], "--dynamodb-local") == 0) {
+            local = true;
+        } else if (std::strcmp(argv[i], "--only") == 0 && i + 1 < argc) {
+            only = "," + std::string(argv[++i]) + ",";
+        } else {
+            std::fprintf(stderr, "usage: %s [--quick] [--large] [--only BACKEND[,...]] [--dynamodb-local]\n",
+                         argv[0]);
+            return 2;
+        }
+    }
+    const auto wanted = [&](const std::string& backend) {
+        return only.empty() || only.find("," + backend + ",") != std::string::npos;
+    };
     const std::string scratch = tests::redis::make_scratch();
     const std::string pg_dir = tests::redis::make_scratch();
     int failures = 0;
@@ -71,13 +94,15 @@ int main(int argc, char** argv) {
         tests::redis::RedisServer redis(scratch);
         std::vector<std::string> backends = {"sqlite", "redis", "postgres"};
 #ifdef CURLCACHE_BENCH_DYNAMODB
-        std::optional<tests::dynamodb::DynamoServer> dynalite;
-        if (tests::dynamodb::missing(tests::dynamodb::Kind::dynalite).empty()) {
-            dynalite.emplace();
+        std::optional<tests::dynamodb::DynamoServer> dynamo;
+        const auto kind = local ? tests::dynamodb::Kind::dynamodb_local : tests::dynamodb::Kind::dynalite;
+        if (tests::dynamodb::missing(kind).empty()) {
+            dynamo.emplace(kind);
             backends.push_back("dynamodb");
-            std::printf("dynamodb: against dynalite (npm, in memory) on 127.0.0.1, not AWS\n");
+            std::printf("dynamodb: against %s (in memory) on 127.0.0.1, not AWS\n",
+                        local ? "Amazon's DynamoDB Local" : "dynalite (npm)");
         } else {
-            std::printf("dynamodb: not measured (%s)\n", tests::dynamodb::missing(tests::dynamodb::Kind::dynalite).c_str());
+            std::printf("dynamodb: not measured (%s)\n", tests::dynamodb::missing(kind).c_str());
             ++failures;
         }
 #endif
@@ -92,21 +117,27 @@ int main(int argc, char** argv) {
             int count;
             const char* label;
         };
-        const std::vector<Size> sizes = {{1024, quick ? 100 : 1000, "1 KiB"},
-                                         {100 * 1024, quick ? 20 : 200, "100 KiB"},
-                                         {1024 * 1024, quick ? 5 : 40, "1 MiB"}};
+        std::vector<Size> sizes = {{1024, quick ? 100 : 1000, "1 KiB"},
+                                   {100 * 1024, quick ? 20 : 200, "100 KiB"},
+                                   {1024 * 1024, quick ? 5 : 40, "1 MiB"}};
+        if (large) {
+            sizes.push_back({100 * 1024 * 1024, 1, "100 MiB"});
+        }
         std::printf("%-10s %-8s | %10s %10s | %10s %10s   (µs)\n", "backend", "size", "get p50",
                     "get p90", "put p50", "put p90");
         std::optional<Row> pg_1k;
         for (const Size& size : sizes) {
             for (const std::string& backend : backends) {
+                if (!wanted(backend)) {
+                    continue;
+                }
                 const std::string tag = backend + std::to_string(size.bytes);
                 config::Settings settings;
                 if (backend == "postgres") {
                     settings = tests::postgres::postgres_settings(postgres, "bench_" + tag);
 #ifdef CURLCACHE_BENCH_DYNAMODB
                 } else if (backend == "dynamodb") {
-                    settings = tests::dynamodb::dynamodb_settings(*dynalite, "bench_" + tag);
+                    settings = tests::dynamodb::dynamodb_settings(*dynamo, "bench_" + tag);
 #endif
 #ifdef CURLCACHE_BENCH_MONGODB
                 } else if (backend == "mongodb" || backend == "gridfs") {
@@ -132,13 +163,15 @@ int main(int argc, char** argv) {
                 std::fflush(stdout);
             }
         }
-        auto bare = bare_select(postgres.url(), "bench_postgres1024", sizes[0].count);
-        if (bare && pg_1k) {
-            std::printf("%-10s %-8s | %10.1f %10.1f |\n", "bare libpq", "1 KiB", bare->median, bare->p90);
-            std::printf("1 KiB get, postgres plugin / bare libpq prepared SELECT: %.2fx (target <= 1.5x)\n",
-                        pg_1k->get.median / bare->median);
-        } else {
-            ++failures;
+        if (wanted("postgres")) {
+            auto bare = bare_select(postgres.url(), "bench_postgres1024", sizes[0].count);
+            if (bare && pg_1k) {
+                std::printf("%-10s %-8s | %10.1f %10.1f |\n", "bare libpq", "1 KiB", bare->median, bare->p90);
+                std::printf("1 KiB get, postgres plugin / bare libpq prepared SELECT: %.2fx (target <= 1.5x)\n",
+                            pg_1k->get.median / bare->median);
+            } else {
+                ++failures;
+            }
         }
     }
     tests::redis::remove_tree(scratch);
