@@ -66,6 +66,10 @@ class Cache {
     backends::Storage& storage() { return *m_storage; }
 
     Key key(const Request& request) const { return make_key(request, m_settings); }
+    // The same key, with the URL's parts already worked out (url_parts(request.url)).
+    Key key(const Request& request, const UrlParts& url) const {
+        return make_key(request, m_settings, url);
+    }
 
     // Policy: may this request be answered from / stored in the cache at all?
     bool request_cacheable(const Request& request) const;

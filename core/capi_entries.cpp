@@ -53,7 +53,7 @@ std::string header_text(std::string_view block, std::string_view name) {
 std::vector<std::pair<std::string, std::string>> key_parts_of(const Entry& entry) {
     std::vector<std::pair<std::string, std::string>> parts;
     if (const Info* recorded = entry.info(k_info_key_parts)) {
-        for (std::string_view line : easy::split_lines(recorded->text)) {
+        for (std::string_view line : easy::lines_of(recorded->text)) {
             while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) {
                 line.remove_suffix(1);
             }
@@ -66,7 +66,7 @@ std::vector<std::pair<std::string, std::string>> key_parts_of(const Entry& entry
         parts.emplace_back("method", entry.method);
         parts.emplace_back("recorded", "no");
     }
-    for (std::string_view line : easy::split_lines(entry.variant)) {
+    for (std::string_view line : easy::lines_of(entry.variant)) {
         while (!line.empty() && line.back() == '\n') {
             line.remove_suffix(1);
         }

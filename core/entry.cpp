@@ -123,15 +123,20 @@ class Reader {
         return v;
     }
 
-    std::string text() {
-        uint64_t size = number(4);
+    std::string_view bytes(uint64_t size) {
         if (m_failed || m_data.size() < size) {
             m_failed = true;
             return {};
         }
-        std::string out(m_data.substr(0, size));
+        std::string_view out = m_data.substr(0, size);
         m_data.remove_prefix(size);
         return out;
+    }
+
+    // A length-prefixed string, left where it is.
+    std::string_view view() {
+        const uint64_t size = number(4);
+        return bytes(size);
     }
 
     bool failed() const { return m_failed; }
@@ -318,23 +323,25 @@ uint64_t chunks_for(uint64_t body_size, uint64_t chunk_size) {
 }
 
 // The head fields of a value whose checksum was verified; false when malformed. Format 4's
-// chunk table goes to `layout`.
-bool parse_head(std::string_view head, const Prefix& prefix, Entry& entry, StoredBody& layout) {
+// chunk size goes to `layout` and its table of digests (8 bytes each, little-endian) to
+// `digests`, left in the head: a hit that has the body in memory checks it from there.
+bool parse_head(std::string_view head, const Prefix& prefix, Entry& entry, StoredBody& layout,
+                std::string_view& digests) {
     Reader in(head);
-    entry.method = in.text();
-    entry.url = in.text();
+    entry.method = in.view();
+    entry.url = in.view();
     entry.status = static_cast<long>(static_cast<int64_t>(in.number(8)));
     entry.created = static_cast<int64_t>(in.number(8));
     entry.expires = static_cast<int64_t>(in.number(8));
-    entry.etag = in.text();
-    entry.last_modified = in.text();
+    entry.etag = in.view();
+    entry.last_modified = in.view();
     uint64_t blocks = in.number(4);
     if (blocks > k_max_items) {
         return false;
     }
     entry.header_blocks.reserve(blocks);
     for (uint64_t i = 0; i < blocks && !in.failed(); ++i) {
-        entry.header_blocks.push_back(in.text());
+        entry.header_blocks.emplace_back(in.view());
     }
     uint64_t infos = in.number(4);
     if (infos > k_max_items) {
@@ -342,7 +349,7 @@ bool parse_head(std::string_view head, const Prefix& prefix, Entry& entry, Store
     }
     entry.infos.reserve(infos);
     for (uint64_t i = 0; i < infos && !in.failed(); ++i) {
-        Info item;
+        Info& item = entry.infos.emplace_back(); // filled in place: no temporary to move
         item.id = static_cast<uint32_t>(in.number(4));
         uint64_t type = in.number(1);
         if (type > static_cast<uint64_t>(Info::Type::text)) {
@@ -355,9 +362,8 @@ bool parse_head(std::string_view head, const Prefix& prefix, Entry& entry, Store
             uint64_t bits = in.number(8);
             std::memcpy(&item.real, &bits, sizeof bits);
         } else {
-            item.text = in.text();
+            item.text = in.view();
         }
-        entry.infos.push_back(std::move(item));
     }
     entry.format = prefix.version;
     if (prefix.version >= 3) {
@@ -382,9 +388,9 @@ bool parse_head(std::string_view head, const Prefix& prefix, Entry& entry, Store
             return false;
         }
         for (uint64_t i = 0; i < names && !in.failed(); ++i) {
-            entry.vary.push_back(in.text());
+            entry.vary.emplace_back(in.view());
         }
-        entry.variant = in.text();
+        entry.variant = in.view();
     }
     layout.size = prefix.body_size;
     if (prefix.version >= 4) {
@@ -395,10 +401,7 @@ bool parse_head(std::string_view head, const Prefix& prefix, Entry& entry, Store
             return false;
         }
         layout.chunk_size = static_cast<uint32_t>(chunk_size);
-        layout.digests.resize(count);
-        for (uint64_t& digest : layout.digests) {
-            digest = in.number(8);
-        }
+        digests = in.bytes(8 * count);
     }
     return !in.failed() && in.at_end();
 }
@@ -441,13 +444,14 @@ std::optional<Entry> decode(backends::Blob blob) {
     }
     Entry entry;
     StoredBody layout;
-    if (!parse_head(head, *prefix, entry, layout)) {
+    std::string_view digests;
+    if (!parse_head(head, *prefix, entry, layout, digests)) {
         return std::nullopt;
     }
-    for (size_t i = 0; i < layout.digests.size(); ++i) {
+    for (size_t i = 0; i < digests.size() / 8; ++i) {
         const uint64_t at = static_cast<uint64_t>(i) * layout.chunk_size;
         const size_t n = static_cast<size_t>(std::min<uint64_t>(layout.chunk_size, body.size() - at));
-        if (XXH3_64bits(body.data() + at, n) != layout.digests[i]) {
+        if (XXH3_64bits(body.data() + at, n) != load_le<8>(digests.data() + 8 * i)) {
             return std::nullopt;
         }
     }
@@ -508,8 +512,13 @@ decode_streamed(std::unique_ptr<backends::ValueReader> reader) {
         }
     }
     Entry entry;
-    if (!parse_head(head, *prefix, entry, *body)) {
+    std::string_view digests;
+    if (!parse_head(head, *prefix, entry, *body, digests)) {
         return Found();
+    }
+    body->digests.resize(digests.size() / 8);
+    for (size_t i = 0; i < body->digests.size(); ++i) {
+        body->digests[i] = load_le<8>(digests.data() + 8 * i);
     }
     body->reader = std::move(reader);
     entry.stored_body = std::move(body);

@@ -25,6 +25,17 @@ struct Key {
 
 Key make_key(const Request& request, const config::Settings& settings);
 
+// What make_key() takes from the URL alone: the normalised URL (normalize_url()) and its
+// userinfo (url_credentials()). A handle that sends the same URL again keeps them
+// (core/easy: UrlMemo) rather than parsing the URL on every transfer.
+struct UrlParts {
+    std::string normalized;
+    std::string userinfo;
+};
+UrlParts url_parts(std::string_view url, const config::Settings& settings);
+// make_key() with the URL's parts already worked out: `url` must be url_parts(request.url).
+Key make_key(const Request& request, const config::Settings& settings, const UrlParts& url);
+
 // Is a request header's value already part of every key (Accept, Accept-Encoding,
 // Accept-Language and Host always, see core/easy/request_plan.cpp; match_headers)? A
 // response that varies only on such headers needs no variants. `name` is lower-case.

@@ -104,7 +104,7 @@ bool url_rule_matches(std::string_view pattern, std::string_view url) {
 }
 
 bool has_no_store(std::string_view block) {
-    for (std::string_view line : easy::split_lines(block)) {
+    for (std::string_view line : easy::lines_of(block)) {
         std::string_view name, value;
         if (!easy::split_header(line, name, value) || !easy::iequals(name, "cache-control")) {
             continue;

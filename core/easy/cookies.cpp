@@ -172,7 +172,7 @@ void feed_cookies(const CurlApi& api, CURL* handle, const Options& options, cons
                 url = resolve_location(url, *location);
             }
         }
-        for (std::string_view line : split_lines(replay.blocks[i])) {
+        for (std::string_view line : lines_of(replay.blocks[i])) {
             std::string_view name, value;
             if (split_header(line, name, value) && iequals(name, "Set-Cookie")) {
                 if (auto cookie = cookie_file_line(value, url, now)) {

@@ -107,7 +107,7 @@ Begin decide(const CurlApi& api, CURL* handle, HandleState& state) {
         return Begin::passthrough;
     }
     const config::Settings& settings = cache->settings();
-    Plan plan = plan_transfer(state.options, settings);
+    Plan plan = plan_transfer(state.options, settings, &state.url_memo);
     const bool offline = settings.mode == config::Mode::offline;
     if (plan.passthrough != nullptr || !cache->request_cacheable(plan.request)) {
         std::string_view url = state.options.url ? *state.options.url : std::string_view();
@@ -133,20 +133,21 @@ Begin decide(const CurlApi& api, CURL* handle, HandleState& state) {
     }
     const bool partial_or_conditional = plan.range || plan.conditional();
     const http::CacheControl* request_cc = plan.cache_control ? &*plan.cache_control : nullptr;
-    Key key = cache->key(plan.request);
+    Key key =
+        cache->key(plan.request, remembered_url_parts(state.url_memo, plan.request.url, settings));
 
-    std::optional<Entry> found;
-    if (settings.mode != config::Mode::refresh || partial_or_conditional) {
-        auto result = cache->find(key, &plan.request.headers, true);
-        if (!result) { // counted and warned about by the cache: fail open
-            if (offline) {
-                prepare_offline_miss(state, plan);
-                return Begin::hit;
-            }
-            return Begin::passthrough;
+    // The entry is used where the lookup left it (an Entry is large: each move costs).
+    auto result = settings.mode != config::Mode::refresh || partial_or_conditional
+                      ? cache->find(key, &plan.request.headers, true)
+                      : backends::Result<std::optional<Entry>>();
+    if (!result) { // counted and warned about by the cache: fail open
+        if (offline) {
+            prepare_offline_miss(state, plan);
+            return Begin::hit;
         }
-        found = std::move(*result);
+        return Begin::passthrough;
     }
+    std::optional<Entry>& found = *result;
     const int64_t now = static_cast<int64_t>(std::time(nullptr));
     if (found && found->format < 3 && !settings.hermetic) {
         // Stored by an older curlcache, which did not look at the origin's headers: their

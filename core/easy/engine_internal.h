@@ -29,7 +29,7 @@ uint64_t time_saved_ms(const Entry& entry);
 // replay.cpp: makes `state` answer its transfer from `entry` (the emulated getinfo state is
 // complete when this returns, before any callback runs). False when the entry cannot answer
 // this request (a range it cannot cut): the transfer then passes through.
-bool prepare_hit(HandleState& state, const Plan& plan, Entry entry);
+bool prepare_hit(HandleState& state, const Plan& plan, Entry&& entry);
 
 // replay.cpp: offline mode and no entry: the transfer fails without touching the network.
 void prepare_offline_miss(HandleState& state, const Plan& plan);

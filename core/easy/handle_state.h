@@ -195,8 +195,24 @@ struct Tee {
     MissLock lock;
 };
 
+// The key parts of the URL of the handle's last transfer (core::url_parts), kept for the
+// next transfer with the same URL under the same settings: a program that fetches one URL
+// again and again does not parse it each time.
+struct UrlMemo {
+    bool valid = false;
+    std::string url;
+    std::vector<std::string> ignored_parameters; // the settings that shape `parts`
+    bool sort_query = false;
+    UrlParts parts;
+};
+
+// The parts of `url`, from the memo when it holds them, else worked out and kept there.
+const UrlParts& remembered_url_parts(UrlMemo& memo, std::string_view url,
+                                     const config::Settings& settings);
+
 struct HandleState {
     Options options;
+    UrlMemo url_memo;
     enum class Last : uint8_t { none, live, replayed };
     Last last = Last::none;
     std::unique_ptr<Replay> replay; // when last == replayed (or a hit is pending)

@@ -56,7 +56,7 @@ const std::vector<StoredHeader>& header_store(Replay& r) {
     }
     r.last_request = request > 0 ? request - 1 : 0;
     if (r.deliver_body) {
-        for (std::string_view line : split_lines(r.trailers)) {
+        for (std::string_view line : lines_of(r.trailers)) {
             std::string_view name, value;
             if (split_header(line, name, value)) {
                 store.push_back(

@@ -10,12 +10,8 @@ namespace curlcache::core::easy {
 
 std::vector<std::string_view> split_lines(std::string_view block) {
     std::vector<std::string_view> lines;
-    size_t start = 0;
-    while (start < block.size()) {
-        size_t end = block.find('\n', start);
-        end = end == std::string_view::npos ? block.size() : end + 1;
-        lines.push_back(block.substr(start, end - start));
-        start = end;
+    for (std::string_view line : lines_of(block)) {
+        lines.push_back(line);
     }
     return lines;
 }
@@ -68,7 +64,7 @@ bool split_header(std::string_view line, std::string_view& name, std::string_vie
 }
 
 std::optional<std::string_view> header_value(std::string_view block, std::string_view name) {
-    for (std::string_view line : split_lines(block)) {
+    for (std::string_view line : lines_of(block)) {
         std::string_view key, value;
         if (split_header(line, key, value) && iequals(key, name)) {
             return value;

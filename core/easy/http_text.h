@@ -13,6 +13,46 @@ namespace curlcache::core::easy {
 // Splits a header block into its lines, each with its "\r\n" (or "\n") kept.
 std::vector<std::string_view> split_lines(std::string_view block);
 
+// The same lines as split_lines(), walked in place for a range-for (no vector: a hit walks
+// its header block several times, and building the vector was ~800 instructions each time).
+class Lines {
+  public:
+    explicit Lines(std::string_view block) : m_block(block) {}
+    class iterator {
+      public:
+        iterator() = default;
+        explicit iterator(std::string_view rest) : m_rest(rest) { cut(); }
+        std::string_view operator*() const { return m_line; }
+        iterator& operator++() {
+            m_rest.remove_prefix(m_line.size());
+            cut();
+            return *this;
+        }
+        bool operator==(const iterator& other) const { return m_rest.data() == other.m_rest.data(); }
+
+      private:
+        void cut() {
+            if (m_rest.empty()) {
+                m_rest = {};
+                m_line = {};
+                return;
+            }
+            const size_t end = m_rest.find('\n');
+            m_line = m_rest.substr(0, end == std::string_view::npos ? m_rest.size() : end + 1);
+        }
+        std::string_view m_rest; // this line and the ones after it; {} at the end
+        std::string_view m_line;
+    };
+    iterator begin() const { return iterator(m_block); }
+    iterator end() const { return iterator(); }
+
+  private:
+    std::string_view m_block;
+};
+inline Lines lines_of(std::string_view block) {
+    return Lines(block);
+}
+
 // The status code of a status line ("HTTP/1.1 200 OK", "HTTP/2 404"), or nullopt.
 std::optional<long> status_code(std::string_view line);
 

@@ -153,7 +153,7 @@ bool load_chunk(Replay& r, uint64_t at) {
 
 } // namespace
 
-bool prepare_hit(HandleState& state, const Plan& plan, Entry entry) {
+bool prepare_hit(HandleState& state, const Plan& plan, Entry&& entry) {
     const Options& o = state.options;
     auto r = std::make_unique<Replay>();
     r->entry = std::move(entry);
@@ -318,7 +318,7 @@ CURLcode deliver_head(const Options& o, Replay& r, const Totals& t) {
     const bool to_header = o.header_fn != nullptr || o.header_data != nullptr;
     curl_write_callback header_fn = o.header_fn != nullptr ? o.header_fn : o.write_fn;
     for (size_t i = 0; i < r.blocks.size(); ++i) {
-        for (std::string_view line : split_lines(r.blocks[i])) {
+        for (std::string_view line : lines_of(r.blocks[i])) {
             const char* failure = nullptr;
             if (o.header && !deliver(o, o.write_fn, o.write_data, line, t.total, 0)) {
                 failure = "Failure writing output to destination";
@@ -401,7 +401,7 @@ CURLcode deliver_tail(const Options& o, Replay& r, const Totals& t) {
     if (r.deliver_body) {
         const bool to_header = o.header_fn != nullptr || o.header_data != nullptr;
         curl_write_callback header_fn = o.header_fn != nullptr ? o.header_fn : o.write_fn;
-        for (std::string_view line : split_lines(r.trailers)) {
+        for (std::string_view line : lines_of(r.trailers)) {
             if (to_header && !deliver(o, header_fn, o.header_data, line, t.total,
                                       static_cast<curl_off_t>(r.body_done))) {
                 set_error(o, "Failed writing header");
@@ -438,7 +438,7 @@ void show_verbose(CURL* handle, const Options& o, const Replay& r) {
     std::string line = "curlcache: " + (r.note.empty() ? std::string("HIT") : r.note) + "\n";
     debug_out(handle, o, CURLINFO_TEXT, line);
     for (std::string_view block : r.blocks) {
-        for (std::string_view header : split_lines(block)) {
+        for (std::string_view header : lines_of(block)) {
             debug_out(handle, o, CURLINFO_HEADER_IN, header);
         }
     }

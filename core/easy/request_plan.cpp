@@ -155,6 +155,20 @@ const char* read_headers(const Options& o, Plan& plan) {
 
 } // namespace
 
+const UrlParts& remembered_url_parts(UrlMemo& memo, std::string_view url,
+                                     const config::Settings& settings) {
+    if (!memo.valid || memo.url != url || memo.sort_query != settings.sort_query ||
+        memo.ignored_parameters != settings.ignored_parameters) {
+        memo.valid = false; // until it holds all of the new URL's parts
+        memo.parts = url_parts(url, settings);
+        memo.url.assign(url);
+        memo.ignored_parameters = settings.ignored_parameters;
+        memo.sort_query = settings.sort_query;
+        memo.valid = true;
+    }
+    return memo.parts;
+}
+
 std::string transfer_method(const Options& o) {
     if (o.custom_request) {
         return *o.custom_request;
@@ -165,7 +179,7 @@ std::string transfer_method(const Options& o) {
     return method_name(o);
 }
 
-Plan plan_transfer(const Options& o, const config::Settings& settings) {
+Plan plan_transfer(const Options& o, const config::Settings& settings, UrlMemo* memo) {
     Plan plan;
     if (o.unknown) {
         plan.passthrough = "an option could not be recorded";
@@ -273,7 +287,15 @@ Plan plan_transfer(const Options& o, const config::Settings& settings) {
     }
 
     std::string& credentials = request.credentials;
-    if (std::string user = url_credentials(*o.url); !user.empty()) {
+    std::string computed;
+    std::string_view user;
+    if (memo != nullptr) {
+        user = remembered_url_parts(*memo, *o.url, settings).userinfo;
+    } else {
+        computed = url_credentials(*o.url);
+        user = computed;
+    }
+    if (!user.empty()) {
         add_credential(credentials, "url", user);
         plan.authorization = true;
     }

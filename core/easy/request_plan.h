@@ -36,7 +36,10 @@ struct Plan {
 std::string transfer_method(const Options& options);
 
 // Reads HTTPHEADER and POSTFIELDS now (they are the program's memory, valid during perform).
-Plan plan_transfer(const Options& options, const config::Settings& settings);
+// With `memo`, the URL's key parts are taken from it (or worked out and kept there): then
+// remembered_url_parts(*memo, plan.request.url, settings) costs a comparison.
+Plan plan_transfer(const Options& options, const config::Settings& settings,
+                   UrlMemo* memo = nullptr);
 
 // "HTTP"/"HTTPS"-scheme check, lower-cased scheme of a URL ("" when it has none).
 std::string url_scheme(std::string_view url);

@@ -48,7 +48,7 @@ struct Fields {
 
 Fields read_fields(std::string_view block) {
     Fields fields;
-    for (std::string_view line : easy::split_lines(block)) {
+    for (std::string_view line : easy::lines_of(block)) {
         std::string_view name, value;
         if (!easy::split_header(line, name, value)) {
             continue;

@@ -61,7 +61,7 @@ struct Update {
 std::vector<Update> updates_of(std::string_view not_modified_block) {
     std::string_view connection = easy::header_value(not_modified_block, "connection").value_or("");
     std::vector<Update> updates;
-    for (std::string_view line : easy::split_lines(not_modified_block)) {
+    for (std::string_view line : easy::lines_of(not_modified_block)) {
         Update update;
         if (line.empty() || line.front() == ' ' || line.front() == '\t' ||
             !easy::split_header(line, update.name, update.value)) {
@@ -265,7 +265,7 @@ std::string merge_not_modified(std::string_view stored_block, std::string_view n
     bool dropping = false; // inside a replaced field, so its continuation lines go too
     bool ended = false;
     bool first = true;
-    for (std::string_view line : easy::split_lines(stored_block)) {
+    for (std::string_view line : easy::lines_of(stored_block)) {
         if (first) { // the status line is kept
             first = false;
             out.append(line);

@@ -68,7 +68,7 @@ bool request_field(std::string_view line, std::string_view& name, std::string_vi
 
 std::vector<std::string> vary_names(std::string_view block) {
     std::vector<std::string> names;
-    for (std::string_view line : easy::split_lines(block)) {
+    for (std::string_view line : easy::lines_of(block)) {
         std::string_view name, value;
         if (!easy::split_header(line, name, value) || !easy::iequals(name, "vary")) {
             continue;
