@@ -28,7 +28,9 @@ class Lines {
             cut();
             return *this;
         }
-        bool operator==(const iterator& other) const { return m_rest.data() == other.m_rest.data(); }
+        bool operator==(const iterator& other) const {
+            return m_rest.data() == other.m_rest.data();
+        }
 
       private:
         void cut() {
