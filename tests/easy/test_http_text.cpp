@@ -7,6 +7,8 @@
 
 #include <cstring>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include <csetjmp>
 #include <cstdarg>
@@ -209,6 +211,38 @@ void test_cookie_lines_follow_libcurl_rules(void**) {
     assert_true(resolve_location("http://h", "c") == "http://h/c");
 }
 
+void test_lines_are_walked_as_split_lines_cuts_them(void**) {
+    for (std::string_view block : {std::string_view("HTTP/1.1 200 OK\r\nA: 1\r\n\r\n"),
+                                   std::string_view(""), std::string_view("no newline"),
+                                   std::string_view("a\n\nb\r\nlast"), std::string_view("\n")}) {
+        std::vector<std::string_view> walked;
+        for (std::string_view line : lines_of(block)) {
+            walked.push_back(line);
+        }
+        assert_true(walked == split_lines(block));
+    }
+}
+
+void test_url_parts_are_kept_per_url_and_settings(void**) {
+    using curlcache::core::normalize_url;
+    using curlcache::core::url_credentials;
+    curlcache::config::Settings settings;
+    UrlMemo memo;
+    const std::string a = "HTTP://u:p@Example.com:80/x/../y?b=2&a=1&t=9#f";
+    const curlcache::core::UrlParts& first = remembered_url_parts(memo, a, settings);
+    assert_true(first.normalized == normalize_url(a, settings));
+    assert_true(first.userinfo == url_credentials(a));
+    // Another URL, then settings that change the normalised form: never the kept parts.
+    const std::string b = "http://example.com/z";
+    assert_true(remembered_url_parts(memo, b, settings).normalized == normalize_url(b, settings));
+    assert_true(remembered_url_parts(memo, b, settings).userinfo.empty());
+    settings.ignored_parameters = {"t"};
+    assert_true(remembered_url_parts(memo, a, settings).normalized == normalize_url(a, settings));
+    settings.sort_query = !settings.sort_query;
+    assert_true(remembered_url_parts(memo, a, settings).normalized == normalize_url(a, settings));
+    assert_true(normalize_url(a, settings).find("t=9") == std::string::npos);
+}
+
 } // namespace
 
 int main() {
@@ -225,6 +259,8 @@ int main() {
         cmocka_unit_test(test_cookie_lines_follow_libcurl_rules),
         cmocka_unit_test(test_http_version_splits_keys_only_where_the_response_differs),
         cmocka_unit_test(test_plan_reads_request_directives_and_range_header),
+        cmocka_unit_test(test_lines_are_walked_as_split_lines_cuts_them),
+        cmocka_unit_test(test_url_parts_are_kept_per_url_and_settings),
     };
     return cmocka_run_group_tests_name("easy_http_text", tests, nullptr, nullptr);
 }
