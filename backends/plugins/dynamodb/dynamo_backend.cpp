@@ -125,7 +125,8 @@ bool expired(const Json& head) {
     return expires > 0 && expires <= now_ms() / 1000;
 }
 
-// The head item of `key`, or an empty object on a miss (absent, not a head, expired).
+} // namespace
+
 bool read_head(Store* store, const std::string& key, Json& head, Failure& failure) {
     Json response;
     if (!store->call("GetItem", {{"Key", {{"k", text(key)}}}, {"ConsistentRead", true}}, response,
@@ -139,7 +140,6 @@ bool read_head(Store* store, const std::string& key, Json& head, Failure& failur
     return true;
 }
 
-// Chunk n of a version: true with its bytes, true with `gone` when the item is not there.
 // The answer is {"Item":{"d":{"B":"<base64>"}}} (only d projected), {} when there is none:
 // the base64 is taken out of the text directly; anything else goes through the parser.
 bool read_chunk(Store* store, const std::string& version, uint64_t n, std::string& bytes, bool& gone,
@@ -181,6 +181,8 @@ void touch(Store* store, const std::string& key, const std::string& version) {
                 response, ignored);
 }
 
+namespace {
+
 int deliver(const curlcache_backend_sink* sink, const std::string& bytes) {
     return bytes.empty() ? 0 : sink->write(sink->context, bytes.data(), bytes.size());
 }
@@ -192,7 +194,13 @@ curlcache_backend_status refused(curlcache_backend_error* error) {
 } // namespace
 
 curlcache_backend_status get(Store* store, const char* key, const curlcache_backend_sink* sink,
-                             int* found, curlcache_backend_error* error) try {
+                             int* found, curlcache_backend_error* error) {
+    return get_whole(store, key, nullptr, sink, found, error);
+}
+
+curlcache_backend_status get_whole(Store* store, const char* key, const Json* read,
+                                   const curlcache_backend_sink* sink, int* found,
+                                   curlcache_backend_error* error) try {
     const std::string k = key;
     *found = 0;
     Failure failure;
@@ -202,7 +210,9 @@ curlcache_backend_status get(Store* store, const char* key, const curlcache_back
     std::string missing;
     for (int attempt = 0; attempt < 3; ++attempt) {
         Json head;
-        if (!read_head(store, k, head, failure)) {
+        if (attempt == 0 && read != nullptr) {
+            head = *read;
+        } else if (!read_head(store, k, head, failure)) {
             return report(failure, error);
         }
         if (head.empty()) {
@@ -504,10 +514,9 @@ const curlcache_backend_plugin k_plugin = {
     .append = append,
     .commit = commit,
     .close_stream = close_stream,
-    // ABI 1.1 streamed reads: not yet (a hit is read whole through get, chunk by chunk).
-    .open_value = nullptr,
-    .read_range = nullptr,
-    .close_value = nullptr,
+    .open_value = open_value,
+    .read_range = read_range,
+    .close_value = close_value,
 };
 
 } // namespace

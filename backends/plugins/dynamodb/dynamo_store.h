@@ -68,6 +68,20 @@ struct curlcache_backend_stream {
     bool committed = false;
 };
 
+// A value read in pieces (ABI 1.1): the version it opened, its inline bytes, and the chunk
+// item read last (a range of about 1 MiB spans three or four 350 KB chunks; the next range
+// starts in the last one).
+struct curlcache_backend_value {
+    curlcache_backend_store* store = nullptr;
+    std::string key;
+    std::string version;
+    std::string inline_bytes; // the head's b: the value's first bytes
+    uint64_t size = 0;
+    uint64_t chunks = 0;
+    uint64_t cached_n = 0; // 0: none
+    std::string cached;
+};
+
 namespace curlcache::plugins::dynamodb {
 
 using Store = curlcache_backend_store;
@@ -93,6 +107,28 @@ curlcache_backend_status remove_key(Store* store, const char* key, int* existed,
 // new write leaves the new value alone); true when it went.
 bool remove_version(Store* store, const std::string& key, const std::string& version,
                     Failure& failure);
+
+// dynamo_backend.cpp: the steps of a read.
+// The head item of `key`, or an empty object on a miss (absent, not a head, expired).
+bool read_head(Store* store, const std::string& key, Json& head, Failure& failure);
+// Chunk n of a version: true with its bytes, true with `gone` when the item is not there.
+bool read_chunk(Store* store, const std::string& version, uint64_t n, std::string& bytes, bool& gone,
+                Failure& failure);
+// Records an access for LRU eviction (only while the head is still `version`).
+void touch(Store* store, const std::string& key, const std::string& version);
+// get(), starting from the head `read` when given (else it reads the head itself).
+curlcache_backend_status get_whole(Store* store, const char* key, const Json* read,
+                                   const curlcache_backend_sink* sink, int* found,
+                                   curlcache_backend_error* error);
+
+// dynamo_read.cpp: values read in pieces (ABI 1.1).
+curlcache_backend_status open_value(Store* store, const char* key, uint64_t whole_limit,
+                                    const curlcache_backend_sink* sink, int* found,
+                                    uint64_t* size, curlcache_backend_value** value,
+                                    curlcache_backend_error* error);
+curlcache_backend_status read_range(curlcache_backend_value* value, uint64_t offset, char* into,
+                                    size_t size, curlcache_backend_error* error);
+void close_value(curlcache_backend_value* value);
 
 // dynamo_scan.cpp: every item of the table (a Scan, page by page) through fn until it
 // returns false; scan, clear, usage, purge and eviction.

@@ -53,11 +53,6 @@ int64_t now_s() {
     return now_ms() / 1000;
 }
 
-int64_t int_of(const bson_t* doc, const char* key) {
-    bson_iter_t it;
-    return bson_iter_init_find(&it, doc, key) && BSON_ITER_HOLDS_NUMBER(&it) ? bson_iter_as_int64(&it) : 0;
-}
-
 std::string text_of(const bson_t* doc, const char* key) {
     bson_iter_t it;
     uint32_t length = 0;
@@ -75,40 +70,6 @@ int visit_head(const bson_t* doc, curlcache_backend_visit visit, void* context) 
                                           int_of(doc, "created"), int_of(doc, "expires"),
                                           static_cast<uint64_t>(int_of(doc, "size"))};
     return visit(context, &meta);
-}
-
-// Runs fn(collection) -> bool on a leased client's collection `name`.
-template <class Fn>
-curlcache_backend_status on(Store* store, const std::string& name, curlcache_backend_error* error,
-                            Fn&& fn) try {
-    Lease lease(store);
-    Failure failure;
-    if (!lease.acquire(failure)) {
-        return report(failure, error);
-    }
-    mongoc_collection_t* collection = lease.collection(name);
-    const bool ok = fn(lease, collection, failure);
-    mongoc_collection_destroy(collection);
-    return ok ? CURLCACHE_BACKEND_OK : report(failure, error);
-} catch (const std::bad_alloc&) {
-    return report({CURLCACHE_BACKEND_FAILURE, std::string(store->backend) + ": out of memory"}, error);
-}
-
-// Iterates a cursor; false (failure set) when it failed.
-template <class Fn>
-bool each(Lease& lease, mongoc_cursor_t* cursor, std::string_view what, Failure& failure, Fn&& fn) {
-    const bson_t* doc = nullptr;
-    bool more = true;
-    while (more && mongoc_cursor_next(cursor, &doc)) {
-        more = fn(doc);
-    }
-    bson_error_t error;
-    const bool ok = !mongoc_cursor_error(cursor, &error);
-    if (!ok) {
-        failure = lease.fail(error, what);
-    }
-    mongoc_cursor_destroy(cursor);
-    return ok;
 }
 
 bool write_touches(Store* store, Lease& lease, mongoc_collection_t* heads, Failure& failure) {
@@ -257,75 +218,67 @@ const char* location(Store* store) {
     return store->location.c_str();
 }
 
-curlcache_backend_status get(Store* store, const char* key, const curlcache_backend_sink* sink, int* found,
-                             curlcache_backend_error* error) {
-    *found = 0;
-    const auto status = on(store, store->heads, error, [&](Lease& lease, mongoc_collection_t* heads,
-                                                             Failure& failure) {
-        // Twice at most: a file deleted under us means a newer head to read.
-        for (int attempt = 0; attempt < 2; ++attempt) {
-            Bson filter, opts;
-            BCON_APPEND(filter.get(), "_id", BCON_UTF8(key));
-            append_fresh(filter.get(), now_s());
-            BCON_APPEND(opts.get(), "limit", BCON_INT64(1), "singleBatch", BCON_BOOL(true));
-            bson_t* head = nullptr;
-            mongoc_cursor_t* cursor = mongoc_collection_find_with_opts(heads, filter.get(), opts.get(), nullptr);
-            if (!each(lease, cursor, "reading " + std::string(key), failure, [&](const bson_t* doc) {
-                    head = bson_copy(doc);
-                    return false;
-                })) {
-                return false;
-            }
-            if (head == nullptr) {
-                return true; // a miss
-            }
-            bson_iter_t it;
-            bson_subtype_t subtype;
-            uint32_t length = 0;
-            const uint8_t* bytes = nullptr;
-            if (bson_iter_init_find(&it, head, "value") && BSON_ITER_HOLDS_BINARY(&it)) {
-                bson_iter_binary(&it, &subtype, &length, &bytes);
-            }
-            bson_value_t file{};
-            const bool has_file = bson_iter_init_find(&it, head, "file");
-            if (has_file) {
-                bson_value_copy(bson_iter_value(&it), &file);
-            }
-            if (sink->size_hint != nullptr) {
-                sink->size_hint(sink->context, static_cast<uint64_t>(int_of(head, "size")));
-            }
-            bool ok = true, missing = false;
-            if (has_file && length == 0) { // nothing delivered yet: a vanished file is retried
-                ok = download_file(store, lease, &file, sink, &missing, failure);
-            } else {
-                ok = sink->write(sink->context, reinterpret_cast<const char*>(bytes), length) == 0;
-                if (!ok) {
-                    failure = {CURLCACHE_BACKEND_FAILURE, std::string(store->backend) +
-                                                              ": the host refused the value"};
-                } else if (has_file) {
-                    ok = download_file(store, lease, &file, sink, &missing, failure);
-                    if (missing) {
-                        failure = {CURLCACHE_BACKEND_FAILURE, store->location + ": " + key +
-                                                                  " was replaced while it was read"};
-                        missing = false;
-                        ok = false;
-                    }
-                }
-            }
-            if (has_file) {
-                bson_value_destroy(&file);
-            }
-            bson_destroy(head);
-            if (missing) {
-                continue;
-            }
-            *found = ok ? 1 : 0;
-            return ok;
-        }
-        return true; // replaced twice while we looked: a miss
+} // namespace
+
+bool find_head(Lease& lease, mongoc_collection_t* heads, const char* key, bson_t** head,
+               Failure& failure) {
+    *head = nullptr;
+    Bson filter, opts;
+    BCON_APPEND(filter.get(), "_id", BCON_UTF8(key));
+    append_fresh(filter.get(), now_s());
+    BCON_APPEND(opts.get(), "limit", BCON_INT64(1), "singleBatch", BCON_BOOL(true));
+    mongoc_cursor_t* cursor = mongoc_collection_find_with_opts(heads, filter.get(), opts.get(), nullptr);
+    return each(lease, cursor, "reading " + std::string(key), failure, [&](const bson_t* doc) {
+        *head = bson_copy(doc);
+        return false;
     });
-    if (status != CURLCACHE_BACKEND_OK || *found == 0 || store->max_size == 0) {
-        return status;
+}
+
+bool deliver_whole(Store* store, Lease& lease, const bson_t* head, const char* key,
+                   const curlcache_backend_sink* sink, bool* missing, Failure& failure) {
+    *missing = false;
+    bson_iter_t it;
+    bson_subtype_t subtype;
+    uint32_t length = 0;
+    const uint8_t* bytes = nullptr;
+    if (bson_iter_init_find(&it, head, "value") && BSON_ITER_HOLDS_BINARY(&it)) {
+        bson_iter_binary(&it, &subtype, &length, &bytes);
+    }
+    bson_value_t file{};
+    const bool has_file = bson_iter_init_find(&it, head, "file");
+    if (has_file) {
+        bson_value_copy(bson_iter_value(&it), &file);
+    }
+    if (sink->size_hint != nullptr) {
+        sink->size_hint(sink->context, static_cast<uint64_t>(int_of(head, "size")));
+    }
+    bool ok = true;
+    if (has_file && length == 0) { // nothing delivered yet: a vanished file is retried
+        ok = download_file(store, lease, &file, sink, missing, failure);
+    } else {
+        ok = sink->write(sink->context, reinterpret_cast<const char*>(bytes), length) == 0;
+        if (!ok) {
+            failure = {CURLCACHE_BACKEND_FAILURE, std::string(store->backend) +
+                                                      ": the host refused the value"};
+        } else if (has_file) {
+            ok = download_file(store, lease, &file, sink, missing, failure);
+            if (*missing) {
+                failure = {CURLCACHE_BACKEND_FAILURE, store->location + ": " + key +
+                                                          " was replaced while it was read"};
+                *missing = false;
+                ok = false;
+            }
+        }
+    }
+    if (has_file) {
+        bson_value_destroy(&file);
+    }
+    return ok;
+}
+
+void note_access(Store* store, const char* key) {
+    if (store->max_size == 0) {
+        return;
     }
     bool full = false;
     {
@@ -335,6 +288,38 @@ curlcache_backend_status get(Store* store, const char* key, const curlcache_back
     }
     if (full) {
         flush(store);
+    }
+}
+
+namespace {
+
+curlcache_backend_status get(Store* store, const char* key, const curlcache_backend_sink* sink, int* found,
+                             curlcache_backend_error* error) {
+    *found = 0;
+    const auto status = on(store, store->heads, error, [&](Lease& lease, mongoc_collection_t* heads,
+                                                             Failure& failure) {
+        // Twice at most: a file deleted under us means a newer head to read.
+        for (int attempt = 0; attempt < 2; ++attempt) {
+            bson_t* head = nullptr;
+            if (!find_head(lease, heads, key, &head, failure)) {
+                return false;
+            }
+            if (head == nullptr) {
+                return true; // a miss
+            }
+            bool missing = false;
+            const bool ok = deliver_whole(store, lease, head, key, sink, &missing, failure);
+            bson_destroy(head);
+            if (missing) {
+                continue;
+            }
+            *found = ok ? 1 : 0;
+            return ok;
+        }
+        return true; // replaced twice while we looked: a miss
+    });
+    if (status == CURLCACHE_BACKEND_OK && *found != 0) {
+        note_access(store, key);
     }
     return status;
 }
@@ -559,10 +544,9 @@ const curlcache_backend_plugin k_plugin = {
     .append = append,
     .commit = commit,
     .close_stream = close_stream,
-    // ABI 1.1 reads in pieces: not yet; a hit is read whole through get().
-    .open_value = nullptr,
-    .read_range = nullptr,
-    .close_value = nullptr,
+    .open_value = open_value,
+    .read_range = read_range,
+    .close_value = close_value,
 };
 
 } // namespace

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstdint>
 #include <mutex>
+#include <new>
 #include <string>
 #include <string_view>
 #include <sys/types.h>
@@ -95,6 +96,28 @@ struct curlcache_backend_stream {
     bool committed = false;
 };
 
+// A value read in pieces (ABI 1.1): its head document (the value's first bytes, or all of
+// them when it has no file) and the GridFS file it opened, read chunk by chunk.
+struct curlcache_backend_value {
+    curlcache_backend_store* store = nullptr;
+    std::string key;
+    bson_t* head = nullptr;                // owned
+    const uint8_t* inline_data = nullptr;  // the head's value, inside `head`
+    uint32_t inline_size = 0;
+    bool has_file = false;
+    bson_value_t file{};                   // owned copy of the file id
+    uint64_t size = 0;
+    int64_t chunk_size = 0;                // the file's chunkSize
+    ~curlcache_backend_value() {
+        if (has_file) {
+            bson_value_destroy(&file);
+        }
+        if (head != nullptr) {
+            bson_destroy(head);
+        }
+    }
+};
+
 namespace curlcache::plugins::mongodb {
 
 using Store = curlcache_backend_store;
@@ -132,6 +155,45 @@ private:
     bool m_lost = false;
 };
 
+inline int64_t int_of(const bson_t* doc, const char* key) {
+    bson_iter_t it;
+    return bson_iter_init_find(&it, doc, key) && BSON_ITER_HOLDS_NUMBER(&it) ? bson_iter_as_int64(&it) : 0;
+}
+
+// Runs fn(collection) -> bool on a leased client's collection `name`.
+template <class Fn>
+curlcache_backend_status on(Store* store, const std::string& name, curlcache_backend_error* error,
+                            Fn&& fn) try {
+    Lease lease(store);
+    Failure failure;
+    if (!lease.acquire(failure)) {
+        return report(failure, error);
+    }
+    mongoc_collection_t* collection = lease.collection(name);
+    const bool ok = fn(lease, collection, failure);
+    mongoc_collection_destroy(collection);
+    return ok ? CURLCACHE_BACKEND_OK : report(failure, error);
+} catch (const std::bad_alloc&) {
+    return report({CURLCACHE_BACKEND_FAILURE, std::string(store->backend) + ": out of memory"}, error);
+}
+
+// Iterates a cursor; false (failure set) when it failed.
+template <class Fn>
+bool each(Lease& lease, mongoc_cursor_t* cursor, std::string_view what, Failure& failure, Fn&& fn) {
+    const bson_t* doc = nullptr;
+    bool more = true;
+    while (more && mongoc_cursor_next(cursor, &doc)) {
+        more = fn(doc);
+    }
+    bson_error_t error;
+    const bool ok = !mongoc_cursor_error(cursor, &error);
+    if (!ok) {
+        failure = lease.fail(error, what);
+    }
+    mongoc_cursor_destroy(cursor);
+    return ok;
+}
+
 // mongo_open.cpp
 curlcache_backend_status open_store(const curlcache_backend_host* host, bool gridfs, Store** out,
                                     curlcache_backend_error* error);
@@ -160,5 +222,24 @@ bool switch_head(Store* store, Lease& lease, const curlcache_backend_metadata& m
                  Failure& failure);
 curlcache_backend_status remove_key(Store* store, const char* key, int* existed,
                                     curlcache_backend_error* error);
+// The steps of a read. The fresh head document of `key` in *head (a copy, the caller's to
+// bson_destroy), nullptr on a miss.
+bool find_head(Lease& lease, mongoc_collection_t* heads, const char* key, bson_t** head,
+               Failure& failure);
+// The value `head` names (its bytes, then its file's) into the sink; *missing when its file
+// vanished before anything was delivered (replaced meanwhile: read the head again).
+bool deliver_whole(Store* store, Lease& lease, const bson_t* head, const char* key,
+                   const curlcache_backend_sink* sink, bool* missing, Failure& failure);
+// Notes a hit for LRU eviction (written in batches).
+void note_access(Store* store, const char* key);
+
+// mongo_read.cpp: values read in pieces (ABI 1.1).
+curlcache_backend_status open_value(Store* store, const char* key, uint64_t whole_limit,
+                                    const curlcache_backend_sink* sink, int* found,
+                                    uint64_t* size, curlcache_backend_value** value,
+                                    curlcache_backend_error* error);
+curlcache_backend_status read_range(curlcache_backend_value* value, uint64_t offset, char* into,
+                                    size_t size, curlcache_backend_error* error);
+void close_value(curlcache_backend_value* value);
 
 } // namespace curlcache::plugins::mongodb
