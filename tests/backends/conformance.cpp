@@ -582,12 +582,12 @@ void test_get_after_replacing_a_streamed_value_reads_the_new_one(void** state) {
 }
 
 // Backends that keep values outside the process stream large ones (open_value gives a
-// reader), and so do the plugins here (ABI 1.1: postgres, examples/backend); the others may
-// hand the value whole.
+// reader), and so do the plugins here (ABI 1.1: postgres, dynamodb, mongodb, gridfs,
+// examples/backend); the others may hand the value whole.
 bool must_stream(const Fixture& fixture) {
     const std::string& name = fixture.backend->backend;
     return name == "sqlite" || name == "filesystem" || name == "redis" || name == "postgres" ||
-           name.starts_with("plugin:");
+           name == "dynamodb" || name == "mongodb" || name == "gridfs" || name.starts_with("plugin:");
 }
 
 std::string read_or_fail(backends::ValueReader& reader, uint64_t offset, size_t length) {

@@ -2,7 +2,7 @@
 // file, a table per test; test_dynamodb_storage [dynalite|dynamodb-local]):
 // the storage conformance group, 4 processes x 1,000 operations, chunked values (one
 // version per stored value, old chunks removed, orphans purged, readers never mixing two
-// versions), expired items filtered on read, a server killed and restarted under an open
+// versions, streamed reads in bounded memory), expired items filtered on read, a server killed and restarted under an open
 // storage, a hung server, coalescing locks with takeover, a missing table, credentials
 // from a profile file, and tiers with sqlite.
 #include "backends/registry.h"
@@ -167,6 +167,13 @@ void test_readers_never_combine_chunks_of_two_versions(void** state) {
     print_message("%d whole reads during 12 replacements\n", whole.load());
     assert_int_equal(torn.load(), 0);
     assert_true(whole.load() > 0);
+}
+
+// Streamed reads (ABI 1.1): a 24 MiB value (72 chunk items) read in ranges from the version
+// it opened, in bounded memory; replaced or removed, its reader fails.
+void test_a_large_value_streams_in_ranges_from_the_version_it_opened(void** state) {
+    auto& fixture = tests::storage_fixture(state);
+    tests::check_streamed_reads(*fixture.storage, tests::test_key(20), 24u << 20);
 }
 
 void test_purge_removes_chunks_no_head_names_once_they_are_old(void** state) {
@@ -384,6 +391,7 @@ int main(int argc, char** argv) {
             CASE(test_four_processes_of_mixed_operations),
             CASE(test_a_large_value_is_chunk_items_and_a_head_and_replacing_it_drops_the_old_chunks),
             CASE(test_readers_never_combine_chunks_of_two_versions),
+            CASE(test_a_large_value_streams_in_ranges_from_the_version_it_opened),
             CASE(test_scan_and_usage_follow_pages_the_filter_left_empty),
             CASE(test_a_head_without_its_chunks_is_a_miss_and_goes),
             CASE(test_purge_removes_chunks_no_head_names_once_they_are_old),

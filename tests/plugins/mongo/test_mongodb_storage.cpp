@@ -1,9 +1,10 @@
 // The mongodb or gridfs plugin (argv[1]) against the project's MongoDB wire-protocol test
 // server (tests/plugins/mongo/mongo_server.py over mongomock; not a real mongod): the
 // storage conformance group, 4 processes x 1,000 operations, where values live (document or
-// GridFS, one file per stored version, none left behind), expired entries filtered on read,
-// a server killed and restarted under an open storage, a hung server, the shared back-off,
-// coalescing locks with takeover, passwords that never reach a message, tiers with sqlite.
+// GridFS, one file per stored version, none left behind), streamed reads in bounded memory,
+// expired entries filtered on read, a server killed and restarted under an open storage, a
+// hung server, the shared back-off, coalescing locks with takeover, passwords that never
+// reach a message, tiers with sqlite.
 #include "backends/registry.h"
 #include "backends/tiered_storage.h"
 #include "tests/plugins/mongo/mongo_server.h"
@@ -125,6 +126,14 @@ void test_values_live_in_documents_or_gridfs_one_file_per_version(void** state) 
     stream->reset();
     assert_int_equal(count(db, chunks), 0);
     assert_false(get_text(*fixture.storage, key).has_value());
+}
+
+// Streamed reads (ABI 1.1): a 24 MiB value (a GridFS file of 97 chunks, in both plugins)
+// read in ranges of the file it opened, in bounded memory; replaced or removed, its reader
+// fails.
+void test_a_large_value_streams_in_ranges_from_the_file_it_opened(void** state) {
+    auto& fixture = tests::storage_fixture(state);
+    tests::check_streamed_reads(*fixture.storage, tests::test_key(20), 24u << 20);
 }
 
 // The heads' collection name.
@@ -335,6 +344,7 @@ int main(int argc, char** argv) {
     tests::storage_fixture_teardown, &g_conformance)
             CASE(test_four_processes_of_mixed_operations),
             CASE(test_values_live_in_documents_or_gridfs_one_file_per_version),
+            CASE(test_a_large_value_streams_in_ranges_from_the_file_it_opened),
             CASE(test_expired_entries_are_filtered_on_read_and_ttl_indexed),
             CASE(test_a_killed_and_restarted_server_fails_open_then_recovers),
             CASE(test_a_hung_server_is_a_timeout_within_the_operation_timeout),
