@@ -17,8 +17,9 @@ The plugins (--plugin-dir), each against a server started here on a free loopbac
 and stopped by PID, exactly as their tests start them: postgres (a private PostgreSQL),
 dynamodb (dynalite), mongodb and gridfs (tests/plugins/mongo/mongo_server.py, the Python
 test server over mongomock). Those servers are slow with large values (dynalite's base64
-JSON, mongomock's Python), so the plugins are measured at --plugin-sizes (default: --size),
-e.g. 64 MiB and 256 MiB side by side, to show the hit's peak does not grow with the size.
+JSON, mongomock's Python: 1 GiB takes 1-2 minutes each way), so --plugin-sizes (default:
+--size) can measure the plugins at other sizes, e.g. 64 MiB and 256 MiB side by side to show
+that the hit's peak does not grow with the size.
 
 Target: a hit peaks at <= 64 MiB (issue 11). Prints met / NOT met per backend and size.
 
@@ -176,11 +177,11 @@ class PluginServer:
 def peak(argv, env, cwd):
     out = os.path.join(cwd, "time.txt")
     start = time.monotonic()
-    rc = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", out] + argv, env=env, cwd=cwd,
-                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
+    run = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", out] + argv, env=env, cwd=cwd,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     took = time.monotonic() - start
     with open(out) as f:
-        return rc, int(f.read().split()[-1]), took
+        return run.returncode, int(f.read().split()[-1]), took, run.stderr.decode(errors="replace")
 
 
 def row(name, plain, miss, hit, was_hit):
@@ -188,6 +189,9 @@ def row(name, plain, miss, hit, was_hit):
     print("%-14s %12d %12d %12d %10.2f %9.2f %9.2f  %s%s" % (
         name, plain[1], miss[1], hit[1], plain[2], miss[2], hit[2], "met" if met else "NOT met",
         "" if was_hit else " (not a hit)"))
+    for what, run in (("miss", miss), ("hit", hit)):
+        if run[3].strip():  # curlcache's warnings (one per problem), the cause of a non-hit
+            print("    %s: %s" % (what, run[3].strip().splitlines()[0]))
     return {"no_shim_kb": plain[1], "miss_kb": miss[1], "hit_kb": hit[1], "no_shim_s": plain[2],
             "miss_s": miss[2], "hit_s": hit[2], "hit": was_hit, "met": met}
 

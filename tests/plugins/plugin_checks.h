@@ -42,7 +42,7 @@ void check_an_open_that_times_out_backs_off(const config::Settings& settings,
 // Streamed reads (backend ABI 1.1) of a `size`-byte value (> 4 MiB: chunked by every
 // plugin) that is itself streamed in 1 MiB pieces, so the test never holds it whole: read in
 // ranges across chunk boundaries it equals the value; read whole in 1 MiB ranges, the
-// process's peak memory (VmHWM) grows by less than size / 3 (not checked under ASan, whose
+// process's peak memory (VmHWM) grows by less than size / 2 (not checked under ASan, whose
 // quarantine keeps what is freed); opened, then replaced or removed, a read of its tail fails.
 void check_streamed_reads(backends::Storage& storage, const std::string& key, size_t size);
 

@@ -169,11 +169,11 @@ void test_readers_never_combine_chunks_of_two_versions(void** state) {
     assert_true(whole.load() > 0);
 }
 
-// Streamed reads (ABI 1.1): a 24 MiB value (72 chunk items) read in ranges from the version
+// Streamed reads (ABI 1.1): an 18 MiB value (54 chunk items) read in ranges from the version
 // it opened, in bounded memory; replaced or removed, its reader fails.
 void test_a_large_value_streams_in_ranges_from_the_version_it_opened(void** state) {
     auto& fixture = tests::storage_fixture(state);
-    tests::check_streamed_reads(*fixture.storage, tests::test_key(20), 24u << 20);
+    tests::check_streamed_reads(*fixture.storage, tests::test_key(20), 18u << 20);
 }
 
 void test_purge_removes_chunks_no_head_names_once_they_are_old(void** state) {

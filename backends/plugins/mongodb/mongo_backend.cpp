@@ -237,13 +237,10 @@ bool find_head(Lease& lease, mongoc_collection_t* heads, const char* key, bson_t
 bool deliver_whole(Store* store, Lease& lease, const bson_t* head, const char* key,
                    const curlcache_backend_sink* sink, bool* missing, Failure& failure) {
     *missing = false;
-    bson_iter_t it;
-    bson_subtype_t subtype;
     uint32_t length = 0;
     const uint8_t* bytes = nullptr;
-    if (bson_iter_init_find(&it, head, "value") && BSON_ITER_HOLDS_BINARY(&it)) {
-        bson_iter_binary(&it, &subtype, &length, &bytes);
-    }
+    binary_of(head, "value", &bytes, &length);
+    bson_iter_t it;
     bson_value_t file{};
     const bool has_file = bson_iter_init_find(&it, head, "file");
     if (has_file) {
@@ -293,35 +290,12 @@ void note_access(Store* store, const char* key) {
 
 namespace {
 
+// A hit read whole: open_value with no limit on what it delivers whole.
 curlcache_backend_status get(Store* store, const char* key, const curlcache_backend_sink* sink, int* found,
                              curlcache_backend_error* error) {
-    *found = 0;
-    const auto status = on(store, store->heads, error, [&](Lease& lease, mongoc_collection_t* heads,
-                                                             Failure& failure) {
-        // Twice at most: a file deleted under us means a newer head to read.
-        for (int attempt = 0; attempt < 2; ++attempt) {
-            bson_t* head = nullptr;
-            if (!find_head(lease, heads, key, &head, failure)) {
-                return false;
-            }
-            if (head == nullptr) {
-                return true; // a miss
-            }
-            bool missing = false;
-            const bool ok = deliver_whole(store, lease, head, key, sink, &missing, failure);
-            bson_destroy(head);
-            if (missing) {
-                continue;
-            }
-            *found = ok ? 1 : 0;
-            return ok;
-        }
-        return true; // replaced twice while we looked: a miss
-    });
-    if (status == CURLCACHE_BACKEND_OK && *found != 0) {
-        note_access(store, key);
-    }
-    return status;
+    uint64_t size = 0;
+    curlcache_backend_value* value = nullptr;
+    return open_value(store, key, UINT64_MAX, sink, found, &size, &value, error);
 }
 
 curlcache_backend_status put(Store* store, const curlcache_backend_metadata* meta,

@@ -83,11 +83,8 @@ curlcache_backend_status open_value(Store* store, const char* key, uint64_t whol
             }
             reader->store = store;
             reader->key = key;
+            binary_of(head, "value", &reader->inline_data, &reader->inline_size);
             bson_iter_t it;
-            bson_subtype_t subtype;
-            if (bson_iter_init_find(&it, head, "value") && BSON_ITER_HOLDS_BINARY(&it)) {
-                bson_iter_binary(&it, &subtype, &reader->inline_size, &reader->inline_data);
-            }
             if (bson_iter_init_find(&it, head, "file")) {
                 bson_value_copy(bson_iter_value(&it), &reader->file);
                 reader->has_file = true;
@@ -152,13 +149,9 @@ curlcache_backend_status read_range(curlcache_backend_value* value, uint64_t off
         uint64_t expected = first;
         bool intact = true;
         const bool ok = each(lease, cursor, "reading from GridFS", failure, [&](const bson_t* doc) {
-            bson_iter_t it;
-            bson_subtype_t subtype;
             uint32_t got = 0;
             const uint8_t* data = nullptr;
-            if (bson_iter_init_find(&it, doc, "data") && BSON_ITER_HOLDS_BINARY(&it)) {
-                bson_iter_binary(&it, &subtype, &got, &data);
-            }
+            binary_of(doc, "data", &data, &got);
             const uint64_t chunk_at = expected * chunk;
             const uint64_t want = std::min(chunk, length - chunk_at);
             if (static_cast<uint64_t>(int_of(doc, "n")) != expected || data == nullptr || got != want) {

@@ -160,6 +160,17 @@ inline int64_t int_of(const bson_t* doc, const char* key) {
     return bson_iter_init_find(&it, doc, key) && BSON_ITER_HOLDS_NUMBER(&it) ? bson_iter_as_int64(&it) : 0;
 }
 
+// The bytes of the binary field `key` (none: data nullptr, length 0).
+inline void binary_of(const bson_t* doc, const char* key, const uint8_t** data, uint32_t* length) {
+    bson_iter_t it;
+    bson_subtype_t subtype;
+    *data = nullptr;
+    *length = 0;
+    if (bson_iter_init_find(&it, doc, key) && BSON_ITER_HOLDS_BINARY(&it)) {
+        bson_iter_binary(&it, &subtype, length, data);
+    }
+}
+
 // Runs fn(collection) -> bool on a leased client's collection `name`.
 template <class Fn>
 curlcache_backend_status on(Store* store, const std::string& name, curlcache_backend_error* error,
