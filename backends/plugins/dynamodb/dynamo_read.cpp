@@ -26,7 +26,8 @@ Failure replaced(const std::string& key) {
 
 // Chunk n of the reader's version into value->cached; false (failure set) when it is gone
 // (*gone set too) or is not as long as the value's layout says.
-bool load_chunk(curlcache_backend_value* value, uint64_t n, Failure& failure, bool* gone = nullptr) {
+bool load_chunk(curlcache_backend_value* value, uint64_t n, Failure& failure,
+                bool* gone = nullptr) {
     if (value->cached_n == n) {
         return true;
     }
@@ -56,8 +57,8 @@ bool load_chunk(curlcache_backend_value* value, uint64_t n, Failure& failure, bo
 } // namespace
 
 curlcache_backend_status open_value(Store* store, const char* key, uint64_t whole_limit,
-                                    const curlcache_backend_sink* sink, int* found,
-                                    uint64_t* size, curlcache_backend_value** value,
+                                    const curlcache_backend_sink* sink, int* found, uint64_t* size,
+                                    curlcache_backend_value** value,
                                     curlcache_backend_error* error) try {
     const std::string k = key;
     *found = 0;
@@ -86,8 +87,8 @@ curlcache_backend_status open_value(Store* store, const char* key, uint64_t whol
             opened->size <= opened->inline_bytes.size() ||
             opened->size - opened->inline_bytes.size() > opened->chunks * k_chunk ||
             opened->size - opened->inline_bytes.size() <= (opened->chunks - 1) * k_chunk) {
-            return report({CURLCACHE_BACKEND_FAILURE, "dynamodb: head item " + k + " is corrupt", ""},
-                          error);
+            return report(
+                {CURLCACHE_BACKEND_FAILURE, "dynamodb: head item " + k + " is corrupt", ""}, error);
         }
         head = Json(); // its inline bytes are copied
         bool gone = false;
@@ -116,7 +117,8 @@ curlcache_backend_status open_value(Store* store, const char* key, uint64_t whol
 curlcache_backend_status read_range(curlcache_backend_value* value, uint64_t offset, char* into,
                                     size_t size, curlcache_backend_error* error) try {
     if (offset > value->size || size > value->size - offset) {
-        return report({CURLCACHE_BACKEND_FAILURE, "dynamodb: read past the end of a value", ""}, error);
+        return report({CURLCACHE_BACKEND_FAILURE, "dynamodb: read past the end of a value", ""},
+                      error);
     }
     const uint64_t end = offset + size, head = value->inline_bytes.size();
     uint64_t at = offset;
