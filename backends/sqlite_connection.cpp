@@ -12,6 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <xxhash.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -75,12 +77,14 @@ BEGIN SELECT curlcache_body_gone(OLD.body); END;
 
 constexpr std::array<const char*, sql_count> k_sql = {
     "SELECT rowid, size, CASE WHEN size <= ?2 OR body IS NOT NULL THEN value END, body "
+    "FROM entries WHERE rowid = ?3 AND key = ?1",
+    "SELECT rowid, size, CASE WHEN size <= ?2 OR body IS NOT NULL THEN value END, body "
     "FROM entries WHERE key = ?1",
     "SELECT key, method, url, status, created, expires, size FROM entries WHERE key = ?1",
     "UPDATE entries SET accessed = ?2 WHERE key = ?1 AND accessed < ?2",
-    "INSERT INTO entries (key, method, url, status, created, expires, size, accessed, value, "
-    "body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (key) DO UPDATE SET "
-    "method = excluded.method, url = excluded.url, status = excluded.status, "
+    "INSERT INTO entries (rowid, key, method, url, status, created, expires, size, accessed, "
+    "value, body) VALUES (?11, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (key) DO "
+    "UPDATE SET rowid = ?11, method = excluded.method, url = excluded.url, status = excluded.status, "
     "created = excluded.created, expires = excluded.expires, size = excluded.size, "
     "accessed = excluded.accessed, value = excluded.value, body = excluded.body "
     "RETURNING rowid",
@@ -98,6 +102,11 @@ constexpr std::array<const char*, sql_count> k_sql = {
     "COMMIT",
     "ROLLBACK",
     "SELECT accessed FROM entries WHERE key = ?1",
+    "DELETE FROM entries WHERE rowid = ?1 AND key <> ?2",
+    // The rows to move are found by a scan of the `key` index alone (SQLite 3.40 plans the
+    // subquery as a covering index scan), not of every row's value.
+    "UPDATE OR IGNORE entries SET rowid = curlcache_key_rowid(key) WHERE rowid IN ("
+    "SELECT rowid FROM entries WHERE rowid <> curlcache_key_rowid(key))",
 };
 
 ino_t inode_of(const std::string& path) {
@@ -116,7 +125,22 @@ Metadata metadata_of(const Statement& row) {
                     static_cast<uint64_t>(row.integer(6))};
 }
 
+// SQL function curlcache_key_rowid(key), for sql_rehash.
+void key_rowid_function(sqlite3_context* context, int argc, sqlite3_value** argv) {
+    if (argc != 1 || sqlite3_value_type(argv[0]) != SQLITE_TEXT) {
+        sqlite3_result_null(context);
+        return;
+    }
+    const auto* text = reinterpret_cast<const char*>(sqlite3_value_text(argv[0]));
+    sqlite3_result_int64(context, key_rowid(std::string_view(
+                                      text, static_cast<size_t>(sqlite3_value_bytes(argv[0])))));
+}
+
 } // namespace
+
+int64_t key_rowid(std::string_view key) {
+    return static_cast<int64_t>(XXH3_64bits(key.data(), key.size()) & uint64_t{INT64_MAX});
+}
 
 std::string uri_escape(std::string_view text) {
     static constexpr char k_hex[] = "0123456789ABCDEF";
@@ -143,35 +167,54 @@ Result<void> Connection::open_or_recover() {
 }
 
 Result<std::optional<Blob>> Connection::get(std::string_view key, Streamed* streamed) {
-    auto stmt = statement(sql_get);
+    bool found = false;
+    {
+        auto stmt = statement(sql_get);
+        if (!stmt) {
+            return std::unexpected(stmt.error());
+        }
+        stmt->bind({key, static_cast<int64_t>(k_read_inline_limit), key_rowid(key)});
+        auto value = read_row(*stmt, key, streamed, found);
+        if (!value || found) {
+            return value;
+        }
+    }
+    // Not under its hash: a row stored under another rowid (see key_rowid), or none.
+    auto stmt = statement(sql_get_by_key);
     if (!stmt) {
         return std::unexpected(stmt.error());
     }
     stmt->bind({key, static_cast<int64_t>(k_read_inline_limit)});
-    int rc = stmt->step();
+    return read_row(*stmt, key, streamed, found);
+}
+
+Result<std::optional<Blob>> Connection::read_row(Statement& stmt, std::string_view key,
+                                                 Streamed* streamed, bool& found) {
+    int rc = stmt.step();
+    found = rc == SQLITE_ROW;
     if (rc == SQLITE_DONE) {
         return std::optional<Blob>{};
     }
     if (rc != SQLITE_ROW) {
         return std::unexpected(error(rc, "get"));
     }
-    if (sqlite3_column_type(stmt->get(), 3) != SQLITE_NULL) {
-        const auto* bytes = static_cast<const char*>(sqlite3_column_blob(stmt->get(), 2));
+    if (sqlite3_column_type(stmt.get(), 3) != SQLITE_NULL) {
+        const auto* bytes = static_cast<const char*>(sqlite3_column_blob(stmt.get(), 2));
         std::string head(bytes ? bytes : "",
-                         static_cast<size_t>(sqlite3_column_bytes(stmt->get(), 2)));
-        std::string name = stmt->text(3);
-        auto total = static_cast<uint64_t>(stmt->integer(1));
-        { auto done = std::move(*stmt); } // reset: no read transaction while reading the file
+                         static_cast<size_t>(sqlite3_column_bytes(stmt.get(), 2)));
+        std::string name = stmt.text(3);
+        auto total = static_cast<uint64_t>(stmt.integer(1));
+        { auto done = std::move(stmt); } // reset: no read transaction while reading the file
         return read_file_value(key, head, name, total, streamed);
     }
     std::shared_ptr<std::string> value;
-    if (static_cast<uint64_t>(stmt->integer(1)) <= k_read_inline_limit) {
-        const auto* bytes = static_cast<const char*>(sqlite3_column_blob(stmt->get(), 2));
+    if (static_cast<uint64_t>(stmt.integer(1)) <= k_read_inline_limit) {
+        const auto* bytes = static_cast<const char*>(sqlite3_column_blob(stmt.get(), 2));
         value = std::make_shared<std::string>(
-            bytes ? bytes : "", static_cast<size_t>(sqlite3_column_bytes(stmt->get(), 2)));
+            bytes ? bytes : "", static_cast<size_t>(sqlite3_column_bytes(stmt.get(), 2)));
     } else {
         // The statement stays open, so the blob is read from the same snapshot.
-        auto read = read_blob(stmt->integer(0));
+        auto read = read_blob(stmt.integer(0));
         if (!read) {
             return std::unexpected(read.error());
         }
@@ -280,14 +323,33 @@ Result<void> Connection::put_file(const Metadata& meta, std::string_view head, u
 }
 
 // The upsert statement with the metadata bound; the caller binds value (9) and body (10).
+// Another key's row under this key's rowid (a 63-bit hash collision) is replaced first.
 Result<Statement> Connection::upsert(const Metadata& meta, uint64_t total) {
+    const int64_t rowid = key_rowid(meta.key);
+    if (auto dropped = execute(sql_drop_collision, {rowid, meta.key}); !dropped) {
+        return std::unexpected(dropped.error());
+    }
     auto stmt = statement(sql_upsert);
     if (stmt) {
         stmt->bind({meta.key, meta.method, meta.url, static_cast<int64_t>(meta.status),
                     meta.created, meta.expires, static_cast<int64_t>(total),
                     m_shared.next_stamp()});
+        sqlite3_bind_int64(stmt->get(), 11, rowid);
     }
     return stmt;
+}
+
+Result<void> Connection::rehash() {
+    int rc = sqlite3_create_function_v2(m_db.get(), "curlcache_key_rowid", 1,
+                                        SQLITE_UTF8 | SQLITE_DETERMINISTIC, nullptr,
+                                        &key_rowid_function, nullptr, nullptr, nullptr);
+    if (rc != SQLITE_OK) {
+        return std::unexpected(error(rc, "register curlcache_key_rowid"));
+    }
+    return in_transaction([&]() -> Result<void> {
+        auto moved = execute(sql_rehash);
+        return moved ? Result<void>{} : std::unexpected(moved.error());
+    });
 }
 
 Result<uint64_t> Connection::sweep_orphans() {

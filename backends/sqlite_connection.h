@@ -57,6 +57,7 @@ constexpr int k_scan_page = 256;
 
 enum Sql : size_t {
     sql_get,
+    sql_get_by_key,
     sql_metadata,
     sql_touch,
     sql_upsert,
@@ -73,8 +74,20 @@ enum Sql : size_t {
     sql_commit,
     sql_rollback,
     sql_accessed,
+    sql_drop_collision,
+    sql_rehash,
     sql_count,
 };
+
+// The rowid a row of `key` is stored under: 63 bits of the key's XXH3-64. A hit is then one
+// descent of the table's B-tree by rowid instead of two (the `key` index, then the row):
+// at a million entries the interior pages of both no longer fit the page cache, and a hit
+// did 2-4 reads of 4 KiB pages. The `key` column keeps its unique index and every lookup
+// also compares the whole key, so two keys with the same hash never read each other's row:
+// storing the second replaces the first (sql_drop_collision), as an eviction would. Rows
+// stored before (other rowids: older builds, and this one before the change) are found
+// through the `key` index (sql_get_by_key) until vacuum moves them (sql_rehash).
+int64_t key_rowid(std::string_view key);
 
 // `text` with the characters a "file:" URI gives a meaning percent-encoded.
 std::string uri_escape(std::string_view text);
@@ -227,6 +240,9 @@ class Connection {
     };
     Result<std::optional<Blob>> get(std::string_view key, Streamed* streamed = nullptr);
 
+    // Moves rows stored under another rowid to their key's hash (see key_rowid), for vacuum.
+    Result<void> rehash();
+
     Result<std::optional<Metadata>> get_metadata(std::string_view key);
 
     Result<void> put(const Metadata& meta, Pieces value, uint64_t total);
@@ -309,6 +325,10 @@ class Connection {
     void checkpoint_on_close(bool enabled);
 
   private:
+    // The row `stmt` (sql_get or sql_get_by_key, bound) finds; `found` says whether it found one.
+    Result<std::optional<Blob>> read_row(Statement& stmt, std::string_view key,
+                                         Streamed* streamed, bool& found);
+
     Result<std::shared_ptr<std::string>> read_blob(int64_t rowid);
 
     // The rest of a value from its body file, after `head`; an empty optional when the file

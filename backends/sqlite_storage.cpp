@@ -323,6 +323,10 @@ class SqliteStorage final : public Storage {
             if (!flushed) {
                 return flushed;
             }
+            // Rows an older build stored move to their key's hash: one descent per hit.
+            if (auto moved = c.rehash(); !moved) {
+                return moved;
+            }
             if (auto swept = c.sweep_orphans(); !swept) {
                 return std::unexpected(swept.error());
             }
