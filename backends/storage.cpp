@@ -27,6 +27,16 @@ Result<void> Storage::vacuum() {
     return {};
 }
 
+Result<void> Storage::put_many(std::span<const PutItem> items) {
+    for (const PutItem& item : items) {
+        auto put_one = put(*item.meta, Pieces(&item.value, 1));
+        if (!put_one) {
+            return put_one;
+        }
+    }
+    return {};
+}
+
 Result<uint64_t> Storage::purge_expired(int64_t now) {
     if (!read_only_reason().empty()) {
         return read_only_error(*this);

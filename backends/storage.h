@@ -133,6 +133,18 @@ public:
     // within max_size.
     virtual Result<void> put(const Metadata& meta, Pieces value) = 0;
 
+    // One value of put_many().
+    struct PutItem {
+        const Metadata* meta;
+        std::string_view value;
+    };
+
+    // Stores several values as put() stores each, in as few writes as the backend allows
+    // (SQLite: one transaction), for bulk copies (`curlcache export`/`import`). Each value
+    // is stored whole or not at all; after a failure some of the batch may be stored. The
+    // default calls put() for each.
+    virtual Result<void> put_many(std::span<const PutItem> items);
+
     // Starts a value whose tail streams in; size_hint is the expected tail size (0 when
     // unknown). The default keeps the tail in memory and calls put() at commit; a backend
     // that can write while the tail arrives overrides it.

@@ -25,6 +25,10 @@ backends::Result<std::vector<backends::Metadata>> collect(backends::Storage& sto
     return metas;
 }
 
+// A batch of curlcache_copy(): entries, and value bytes held in memory at most.
+constexpr std::size_t k_copy_batch_entries = 512;
+constexpr uint64_t k_copy_batch_bytes = 8 << 20;
+
 bool is_glob(std::string_view text) {
     return text.find_first_of("*?") != std::string_view::npos;
 }
@@ -210,8 +214,35 @@ CURLCACHE_EXPORT curlcache_code curlcache_copy(curlcache_handle* from, curlcache
         if (!metas) {
             return both(metas.error());
         }
+        // Values go to the target in batches (put_many: one transaction each in SQLite
+        // instead of one per entry), reported to `progress` as each batch lands.
         uint64_t done = 0;
-        uint64_t total = metas->size();
+        const uint64_t total = metas->size();
+        std::vector<backends::Blob> values;
+        std::vector<backends::Storage::PutItem> batch;
+        uint64_t batch_bytes = 0;
+        auto flush = [&]() -> backends::Result<bool> {
+            if (batch.empty()) {
+                return true;
+            }
+            auto put = target->storage().put_many(batch);
+            if (!put) {
+                return std::unexpected(put.error());
+            }
+            const uint64_t first = done;
+            done += batch.size();
+            if (copied) {
+                *copied = done;
+            }
+            bool go_on = true;
+            for (uint64_t n = first + 1; n <= done && go_on && progress; ++n) {
+                go_on = progress(n, total, userp) == 0;
+            }
+            batch.clear();
+            values.clear();
+            batch_bytes = 0;
+            return go_on;
+        };
         for (const backends::Metadata& meta : *metas) {
             auto value = source->storage().get(meta.key);
             if (!value) {
@@ -220,18 +251,23 @@ CURLCACHE_EXPORT curlcache_code curlcache_copy(curlcache_handle* from, curlcache
             if (!*value || !core::decode(**value)) {
                 continue; // gone since the scan, or corrupt: nothing worth copying
             }
-            std::string_view bytes(***value);
-            auto put = target->storage().put(meta, backends::Pieces(&bytes, 1));
-            if (!put) {
-                return both(put.error());
+            values.push_back(std::move(**value));
+            batch.push_back({&meta, std::string_view(*values.back())});
+            batch_bytes += values.back()->size();
+            if (batch.size() >= core::capi::k_copy_batch_entries ||
+                batch_bytes >= core::capi::k_copy_batch_bytes) {
+                auto flushed = flush();
+                if (!flushed) {
+                    return both(flushed.error());
+                }
+                if (!*flushed) {
+                    return CURLCACHE_OK;
+                }
             }
-            ++done;
-            if (copied) {
-                *copied = done;
-            }
-            if (progress && progress(done, total, userp) != 0) {
-                break;
-            }
+        }
+        auto flushed = flush();
+        if (!flushed) {
+            return both(flushed.error());
         }
         return CURLCACHE_OK;
     });

@@ -249,6 +249,27 @@ void test_purge_expired_removes_only_entries_past_their_expiry(void** state) {
     assert_true(get_or_fail(storage, test_key(13)).has_value());
 }
 
+// The batch put of `curlcache export`: small values and a large one (a body file in SQLite),
+// one of them replacing a stored value, each read back as put() would have stored it.
+void test_put_many_stores_each_value_as_put_does(void** state) {
+    auto& storage = *fixture_of(state).storage;
+    put_or_fail(storage, test_meta(test_key(30)), {"old"});
+    const std::string large(300 * 1024, 'L');
+    const Metadata metas[] = {test_meta(test_key(30)), test_meta(test_key(31)),
+                              test_meta(test_key(32)), test_meta(test_key(33))};
+    const Storage::PutItem items[] = {
+        {&metas[0], "replaced"}, {&metas[1], "one"}, {&metas[2], large}, {&metas[3], "three"}};
+    auto done = storage.put_many(items);
+    if (!done) {
+        fail_msg("put_many: %s", done.error().message.c_str());
+    }
+    for (const auto& item : items) {
+        auto got = get_or_fail(storage, item.meta->key);
+        assert_true(got.has_value());
+        assert_true(*got == item.value);
+    }
+}
+
 void test_max_size_evicts_least_recently_used_entries_first(void** state) {
     auto& fixture = fixture_of(state);
     auto& storage = reopen_with_max_size(fixture, 4096);
@@ -703,6 +724,7 @@ std::vector<CMUnitTest> conformance_tests(const ConformanceBackend& backend) {
         {"test_a_100_mib_value_round_trips", test_a_100_mib_value_round_trips},
         {"test_purge_expired_removes_only_entries_past_their_expiry",
          test_purge_expired_removes_only_entries_past_their_expiry},
+        {"test_put_many_stores_each_value_as_put_does", test_put_many_stores_each_value_as_put_does},
         {"test_max_size_evicts_least_recently_used_entries_first",
          test_max_size_evicts_least_recently_used_entries_first},
         {"test_usage_counts_entries_and_value_bytes", test_usage_counts_entries_and_value_bytes},

@@ -233,7 +233,9 @@ CURLCACHE_EXPORT curlcache_code curlcache_vacuum(curlcache_handle *cache);
 CURLCACHE_EXPORT curlcache_code curlcache_count(curlcache_handle *cache, uint64_t *entries,
                                                 uint64_t *bytes);
 
-/* Called after each copied entry; return non-zero to stop. total may be 0 if unknown. */
+/* Called after each copied entry; return non-zero to stop. total may be 0 if unknown.
+ * curlcache_copy() stores entries in batches and calls it for each entry of a batch once
+ * the batch is stored: after a stop, *copied counts the whole batch. */
 typedef int (*curlcache_progress_callback)(uint64_t done, uint64_t total, void *userp);
 
 /* Copies every entry of `from` into `to` (overwriting same keys). *copied may be NULL. */
