@@ -289,6 +289,18 @@ Result<void> Connection::put(const Metadata& meta, Pieces value, uint64_t total)
     });
 }
 
+Result<void> Connection::put_many(std::span<const Storage::PutItem> items) {
+    return in_transaction([&]() -> Result<void> {
+        for (const Storage::PutItem& item : items) {
+            auto done = put(*item.meta, Pieces(&item.value, 1), item.value.size());
+            if (!done) {
+                return done;
+            }
+        }
+        return {};
+    });
+}
+
 Result<void> Connection::put_file(const Metadata& meta, std::string_view head, uint64_t total,
                                   BodyFile& file) {
     auto done = in_transaction([&]() -> Result<void> {

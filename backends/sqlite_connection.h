@@ -246,6 +246,8 @@ class Connection {
     Result<std::optional<Metadata>> get_metadata(std::string_view key);
 
     Result<void> put(const Metadata& meta, Pieces value, uint64_t total);
+    // put() of each value (all stored in the database, not in body files), in one transaction.
+    Result<void> put_many(std::span<const Storage::PutItem> items);
 
     // Stores a value whose first part `head` goes in the row and whose rest is `file`: the
     // file is renamed into place inside the transaction (so that a sweep, which holds the
@@ -286,13 +288,18 @@ class Connection {
                 return installed;
             }
         }
+        if (m_in_transaction) {
+            return body(); // a put() of put_many(): the outer transaction commits
+        }
         std::lock_guard writer(m_shared.write_mutex);
         m_gone.clear();
         auto begun = execute(sql_begin);
         if (!begun) {
             return std::unexpected(begun.error());
         }
+        m_in_transaction = true;
         Result<void> done = body();
+        m_in_transaction = false;
         if (done) {
             auto committed = execute(sql_commit);
             done = committed ? Result<void>{} : std::unexpected(committed.error());
@@ -395,6 +402,7 @@ class Connection {
     std::string m_joined;      // reused buffer for small multi-piece values
     std::vector<std::string> m_gone; // body files of rows the open transaction removed
     bool m_triggers = false; // install_body_triggers() ran on this m_db
+    bool m_in_transaction = false; // inside in_transaction()'s body
 };
 
 } // namespace curlcache::backends::sqlite

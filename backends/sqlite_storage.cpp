@@ -179,6 +179,38 @@ class SqliteStorage final : public Storage {
         return with_connection([&](Connection& c) { return c.put(meta, value, total); });
     }
 
+    // Runs of values stored in the database go in one transaction each; a value for a body
+    // file (or too large to keep) goes through put().
+    Result<void> put_many(std::span<const PutItem> items) override {
+        if (m_shared.read_only) {
+            return read_only_error(*this);
+        }
+        auto alone = [&](const PutItem& item) {
+            return too_large(item.value.size()) || uses_files(item.value.size());
+        };
+        for (size_t start = 0; start < items.size();) {
+            if (alone(items[start])) {
+                auto done = put(*items[start].meta, Pieces(&items[start].value, 1));
+                if (!done) {
+                    return done;
+                }
+                ++start;
+                continue;
+            }
+            size_t end = start + 1;
+            while (end < items.size() && !alone(items[end])) {
+                ++end;
+            }
+            auto done = with_connection(
+                [&](Connection& c) { return c.put_many(items.subspan(start, end - start)); });
+            if (!done) {
+                return done;
+            }
+            start = end;
+        }
+        return {};
+    }
+
     Result<std::unique_ptr<PutStream>> begin_put(uint64_t size_hint) override;
 
     // Whether a value (or a stream's tail) of `size` bytes goes to a body file.
