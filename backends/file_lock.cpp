@@ -175,6 +175,9 @@ public:
         return m_inner->get_metadata(key);
     }
     Result<void> put(const Metadata& meta, Pieces value) override { return m_inner->put(meta, value); }
+    Result<void> put_many(std::span<const PutItem> items) override {
+        return m_inner->put_many(items);
+    }
     Result<std::unique_ptr<PutStream>> begin_put(uint64_t size_hint) override {
         return m_inner->begin_put(size_hint);
     }
