@@ -13,6 +13,7 @@
 #include "cli/format.h"
 #include "cli/json.h"
 #include "cli/key_parts.h"
+#include "cli/list_order.h"
 
 #include <ftw.h>
 #include <sys/stat.h>
@@ -24,7 +25,7 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
-#include <tuple>
+#include <functional>
 
 namespace curlcache::cli {
 namespace {
@@ -110,13 +111,7 @@ Gives the space of removed entries back to the file system (SQLite VACUUM; a no-
 backends that need none).
 )HELP";
 
-struct Meta {
-    std::string key, method, url;
-    long status = 0;
-    int64_t created = 0, expires = 0;
-    uint64_t size = 0;
-    std::vector<std::pair<std::string, std::string>> why; // list --why
-};
+using Meta = ListedEntry;
 
 bool expired(const Meta& meta, int64_t now) {
     return meta.expires != 0 && meta.expires <= now;
@@ -126,7 +121,8 @@ struct ListFilter {
     bool only_expired = false;
     const std::string* url_glob = nullptr;
     int64_t now = 0;
-    std::vector<Meta> found;
+    SortedEntries found;
+    std::size_t count = 0;
 };
 
 int collect(const curlcache_meta* meta, void* userp) {
@@ -134,51 +130,60 @@ int collect(const curlcache_meta* meta, void* userp) {
     if (meta->status == 0) {
         return 0; // a Vary index (no response of its own): its variants are listed
     }
-    Meta copy{meta->key ? meta->key : "",
-              meta->method ? meta->method : "",
-              meta->url ? meta->url : "",
-              meta->status,
-              meta->created,
-              meta->expires,
-              meta->size,
-              {}};
-    if (filter.only_expired && !expired(copy, filter.now)) {
+    if (filter.only_expired && !(meta->expires != 0 && meta->expires <= filter.now)) {
         return 0;
     }
     if (filter.url_glob != nullptr &&
-        curlcache_glob_match(filter.url_glob->c_str(), copy.url.c_str()) == 0) {
+        curlcache_glob_match(filter.url_glob->c_str(), meta->url ? meta->url : "") == 0) {
         return 0;
     }
-    filter.found.push_back(std::move(copy));
+    filter.found.add(Meta{meta->key ? meta->key : "",
+                          meta->method ? meta->method : "",
+                          meta->url ? meta->url : "",
+                          meta->status,
+                          meta->created,
+                          meta->expires,
+                          meta->size,
+                          {}});
+    ++filter.count;
     return 0;
 }
 
-// list --why: for each run of entries with one URL, the key parts that tell them apart.
+// Visits the sorted entries one URL at a time (list --why compares the entries of a URL).
+void each_url(SortedEntries& entries, const std::function<void(std::vector<Meta>&)>& visit) {
+    std::vector<Meta> same_url;
+    entries.each([&](Meta& meta) {
+        if (!same_url.empty() && same_url.front().url != meta.url) {
+            visit(same_url);
+            same_url.clear();
+        }
+        same_url.push_back(std::move(meta));
+        return true;
+    });
+    if (!same_url.empty()) {
+        visit(same_url);
+    }
+}
+
+// list --why: for the entries of one URL, the key parts that tell them apart.
 void explain_duplicates(curlcache_handle* cache, std::vector<Meta>& metas) {
-    for (std::size_t start = 0; start < metas.size();) {
-        std::size_t end = start + 1;
-        while (end < metas.size() && metas[end].url == metas[start].url) {
-            ++end;
+    if (metas.size() < 2) {
+        return;
+    }
+    std::vector<KeyParts> parts;
+    for (const Meta& meta : metas) {
+        curlcache_entry* raw = nullptr;
+        curlcache_entry_get(cache, meta.key.c_str(), &raw);
+        EntryPtr entry(raw);
+        parts.push_back(entry ? key_parts_of(entry.get()) : KeyParts{});
+    }
+    const std::vector<std::string> names = distinguishing_parts(parts);
+    for (std::size_t i = 0; i < metas.size(); ++i) {
+        for (const std::string& name : names) {
+            auto found = parts[i].find(name);
+            metas[i].why.emplace_back(name, found == parts[i].end() ? std::string("(none)")
+                                                                    : found->second);
         }
-        if (end - start > 1) {
-            std::vector<KeyParts> parts;
-            for (std::size_t i = start; i < end; ++i) {
-                curlcache_entry* raw = nullptr;
-                curlcache_entry_get(cache, metas[i].key.c_str(), &raw);
-                EntryPtr entry(raw);
-                parts.push_back(entry ? key_parts_of(entry.get()) : KeyParts{});
-            }
-            const std::vector<std::string> names = distinguishing_parts(parts);
-            for (std::size_t i = start; i < end; ++i) {
-                for (const std::string& name : names) {
-                    auto found = parts[i - start].find(name);
-                    metas[i].why.emplace_back(name, found == parts[i - start].end()
-                                                        ? std::string("(none)")
-                                                        : found->second);
-                }
-            }
-        }
-        start = end;
     }
 }
 
@@ -196,74 +201,101 @@ template <class Parts> void write_parts(JsonWriter& json, const Parts& parts) {
     json.end_array();
 }
 
-void print_list_json(const std::vector<Meta>& metas, int64_t now, bool why, bool& ok) {
+// Written as the entries come out of the sort: nothing but one URL's entries in memory.
+bool print_list_json(curlcache_handle* cache, ListFilter& filter, bool why) {
     JsonWriter json(stdout);
     json.begin_object();
     json.key("version");
     json.integer(k_json_version);
     json.key("entries");
     json.begin_array();
-    for (const auto& meta : metas) {
-        json.begin_object();
-        json.key("key");
-        json.string(meta.key);
-        json.key("method");
-        json.string(meta.method);
-        json.key("url");
-        json.string(meta.url);
-        json.key("status");
-        json.integer(meta.status);
-        json.key("created");
-        json.integer(meta.created);
-        json.key("expires");
-        if (meta.expires == 0) {
-            json.null();
-        } else {
-            json.integer(meta.expires);
-        }
-        json.key("expired");
-        json.boolean(expired(meta, now));
-        json.key("size");
-        json.unsigned_integer(meta.size);
+    each_url(filter.found, [&](std::vector<Meta>& metas) {
         if (why) {
-            json.key("why");
-            write_parts(json, meta.why);
+            explain_duplicates(cache, metas);
         }
-        json.end_object();
-    }
+        for (const auto& meta : metas) {
+            json.begin_object();
+            json.key("key");
+            json.string(meta.key);
+            json.key("method");
+            json.string(meta.method);
+            json.key("url");
+            json.string(meta.url);
+            json.key("status");
+            json.integer(meta.status);
+            json.key("created");
+            json.integer(meta.created);
+            json.key("expires");
+            if (meta.expires == 0) {
+                json.null();
+            } else {
+                json.integer(meta.expires);
+            }
+            json.key("expired");
+            json.boolean(expired(meta, filter.now));
+            json.key("size");
+            json.unsigned_integer(meta.size);
+            if (why) {
+                json.key("why");
+                write_parts(json, meta.why);
+            }
+            json.end_object();
+        }
+    });
     json.end_array();
     json.end_object();
-    ok = json.finish();
+    return json.finish();
 }
 
-void print_list_human(const std::vector<Meta>& metas, int64_t now, bool why) {
-    if (metas.empty()) {
+// The columns of a human list row before WHY.
+std::vector<std::string> list_row(const Meta& meta, int64_t now) {
+    std::string expires = meta.expires == 0    ? "never"
+                          : expired(meta, now) ? "expired " + format_relative(meta.expires, now)
+                                               : format_relative(meta.expires, now);
+    return {meta.key, std::to_string(meta.status), format_size(meta.size), expires, meta.method,
+            meta.url};
+}
+
+// Two passes over the sorted entries: the column widths, then the rows as they come.
+void print_list_human(curlcache_handle* cache, ListFilter& filter, bool why) {
+    if (filter.count == 0) {
         return;
     }
     using Align = Table::Align;
-    Table table({Align::left, Align::right, Align::right, Align::left, Align::left, Align::left,
-                 Align::left});
+    const std::vector<Align> aligns{Align::left, Align::right, Align::right, Align::left,
+                                    Align::left, Align::left,  Align::left};
     std::vector<std::string> head{"KEY", "STATUS", "SIZE", "EXPIRES", "METHOD", "URL"};
+    std::vector<std::size_t> widths(head.size());
+    auto widen = [&](const std::vector<std::string>& row) {
+        for (std::size_t i = 0; i < row.size(); ++i) {
+            widths[i] = std::max(widths[i], row[i].size());
+        }
+    };
+    widen(head);
+    filter.found.each([&](Meta& meta) {
+        widen(list_row(meta, filter.now));
+        return true;
+    });
     if (why) {
         head.emplace_back("WHY");
     }
-    table.add(head);
-    for (const auto& meta : metas) {
-        std::string expires = meta.expires == 0    ? "never"
-                              : expired(meta, now) ? "expired " + format_relative(meta.expires, now)
-                                                   : format_relative(meta.expires, now);
-        std::vector<std::string> row{meta.key,    std::to_string(meta.status),
-                                     format_size(meta.size), expires, meta.method, meta.url};
+    Table::print_row(stdout, head, widths, aligns);
+    each_url(filter.found, [&](std::vector<Meta>& metas) {
         if (why) {
-            std::string text;
-            for (const auto& [name, value] : meta.why) {
-                text += (text.empty() ? "" : "; ") + name + " " + value;
-            }
-            row.push_back(text);
+            explain_duplicates(cache, metas);
         }
-        table.add(row);
-    }
-    table.print(stdout);
+        for (const auto& meta : metas) {
+            std::vector<std::string> row = list_row(meta, filter.now);
+            if (why) {
+                std::string text;
+                for (const auto& [name, value] : meta.why) {
+                    text += (text.empty() ? "" : "; ") + name + " " + value;
+                }
+                row.push_back(text);
+            }
+            Table::print_row(stdout, row, widths, aligns);
+        }
+    });
 }
 
 // Opens the cache named by the global options (only to read it: `read`), or prints why not.
@@ -452,19 +484,12 @@ int cmd_list(Args args) {
     if (auto code = curlcache_scan(cache->get(), collect, &filter); code != CURLCACHE_OK) {
         return runtime_error(api_message(cache->get(), code, "cannot list the entries"));
     }
-    std::sort(filter.found.begin(), filter.found.end(), [](const Meta& a, const Meta& b) {
-        return std::tie(a.url, a.method, a.key) < std::tie(b.url, b.method, b.key);
-    });
     const bool why = parsed->has("--why");
-    if (why) {
-        explain_duplicates(cache->get(), filter.found);
-    }
     if (parsed->has("--json")) {
-        bool ok = false;
-        print_list_json(filter.found, filter.now, why, ok);
-        return ok ? k_exit_ok : runtime_error("cannot write to stdout");
+        return print_list_json(cache->get(), filter, why) ? k_exit_ok
+                                                          : runtime_error("cannot write to stdout");
     }
-    print_list_human(filter.found, filter.now, why);
+    print_list_human(cache->get(), filter, why);
     return k_exit_ok;
 }
 

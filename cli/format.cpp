@@ -106,25 +106,31 @@ void Table::print(std::FILE* out) const {
         }
     }
     for (const auto& row : m_rows) {
-        std::string line;
-        for (std::size_t i = 0; i < row.size(); ++i) {
-            bool last = i + 1 == row.size();
-            std::size_t pad = widths[i] - row[i].size();
-            bool right = i < m_aligns.size() && m_aligns[i] == Align::right;
-            if (right) {
-                line.append(pad, ' ');
-            }
-            line += row[i];
-            if (!right && !last) {
-                line.append(pad, ' ');
-            }
-            if (!last) {
-                line += "  ";
-            }
-        }
-        line += '\n';
-        std::fwrite(line.data(), 1, line.size(), out);
+        print_row(out, row, widths, m_aligns);
     }
+}
+
+void Table::print_row(std::FILE* out, const std::vector<std::string>& row,
+                      const std::vector<std::size_t>& widths, const std::vector<Align>& aligns) {
+    std::string line;
+    for (std::size_t i = 0; i < row.size(); ++i) {
+        bool last = i + 1 == row.size();
+        std::size_t width = i < widths.size() ? widths[i] : 0;
+        std::size_t pad = width > row[i].size() ? width - row[i].size() : 0;
+        bool right = i < aligns.size() && aligns[i] == Align::right;
+        if (right) {
+            line.append(pad, ' ');
+        }
+        line += row[i];
+        if (!right && !last) {
+            line.append(pad, ' ');
+        }
+        if (!last) {
+            line += "  ";
+        }
+    }
+    line += '\n';
+    std::fwrite(line.data(), 1, line.size(), out);
 }
 
 namespace {

@@ -38,6 +38,9 @@ class Table {
     explicit Table(std::vector<Align> aligns) : m_aligns(std::move(aligns)) {}
     void add(std::vector<std::string> row) { m_rows.push_back(std::move(row)); }
     void print(std::FILE* out) const;
+    // One row padded to `widths` (a table printed as it goes, its widths known beforehand).
+    static void print_row(std::FILE* out, const std::vector<std::string>& row,
+                          const std::vector<std::size_t>& widths, const std::vector<Align>& aligns);
     bool empty() const { return m_rows.empty(); }
     // The width of column `index` over the rows added so far.
     std::size_t width(std::size_t index) const;

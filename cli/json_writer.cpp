@@ -2,6 +2,7 @@
 #include "cli/format.h"
 #include "cli/json.h"
 
+#include <charconv>
 #include <cinttypes>
 #include <cmath>
 
@@ -69,7 +70,31 @@ void JsonWriter::string(std::string_view text) {
     write_string(text);
 }
 
+void JsonWriter::flush() {
+    if (!m_buffer.empty()) {
+        std::fwrite(m_buffer.data(), 1, m_buffer.size(), m_out);
+        m_buffer.clear();
+    }
+}
+
 void JsonWriter::write_string(std::string_view text) {
+    // Most strings (keys, URLs) need no escape: copied as they are.
+    bool plain = true;
+    for (unsigned char c : text) {
+        if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\') {
+            plain = false;
+            break;
+        }
+    }
+    if (plain) {
+        m_buffer += '"';
+        m_buffer.append(text);
+        m_buffer += '"';
+        if (m_buffer.size() >= k_buffer) {
+            flush();
+        }
+        return;
+    }
     std::string out;
     out.reserve(text.size() + 2);
     out += '"';
@@ -130,15 +155,13 @@ void JsonWriter::write_string(std::string_view text) {
 void JsonWriter::integer(int64_t value) {
     before_value();
     char text[32];
-    std::snprintf(text, sizeof text, "%" PRId64, value);
-    put(text);
+    put(std::string_view(text, std::to_chars(text, text + sizeof text, value).ptr));
 }
 
 void JsonWriter::unsigned_integer(uint64_t value) {
     before_value();
     char text[32];
-    std::snprintf(text, sizeof text, "%" PRIu64, value);
-    put(text);
+    put(std::string_view(text, std::to_chars(text, text + sizeof text, value).ptr));
 }
 
 void JsonWriter::real(double value) {
@@ -164,6 +187,7 @@ void JsonWriter::null() {
 
 bool JsonWriter::finish() {
     put("\n");
+    flush();
     return std::fflush(m_out) == 0 && !std::ferror(m_out);
 }
 

@@ -1,0 +1,57 @@
+// `curlcache list`'s entries in order (URL, then method, then key) in bounded memory: up to
+// k_run_entries are held and sorted in memory; beyond that, sorted runs go to anonymous
+// temporary files and are merged as they are read back, so that a list of a million entries
+// holds one run and one buffered record per run file, not the whole cache.
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace curlcache::cli {
+
+struct ListedEntry {
+    std::string key, method, url;
+    long status = 0;
+    int64_t created = 0, expires = 0;
+    uint64_t size = 0;
+    std::vector<std::pair<std::string, std::string>> why; // list --why (not kept in runs)
+};
+
+class SortedEntries {
+  public:
+    static constexpr std::size_t k_run_entries = 65536;
+
+    explicit SortedEntries(std::size_t run_entries = k_run_entries) : m_run_entries(run_entries) {}
+    SortedEntries(const SortedEntries&) = delete;
+    SortedEntries& operator=(const SortedEntries&) = delete;
+
+    // Adds one entry. When a full run cannot be written to a temporary file, everything
+    // stays in memory from then on: the list is still right, only larger in memory.
+    void add(ListedEntry entry);
+
+    // Calls visit for every entry in order until it returns false. May be called again
+    // (the runs are read from their start each time).
+    void each(const std::function<bool(ListedEntry&)>& visit);
+
+    std::size_t run_files() const { return m_runs.size(); }
+
+  private:
+    struct FileClose {
+        void operator()(std::FILE* file) const noexcept { std::fclose(file); }
+    };
+    using FilePtr = std::unique_ptr<std::FILE, FileClose>;
+
+    void spill();
+
+    std::size_t m_run_entries;
+    std::vector<ListedEntry> m_memory;
+    std::vector<FilePtr> m_runs;
+    bool m_sorted = false;
+};
+
+} // namespace curlcache::cli

@@ -1,0 +1,104 @@
+// cli/list_order: `curlcache list`'s entries come out in (URL, method, key) order whether
+// they fit in one in-memory run or spill into several temporary files that are merged.
+#include "cli/list_order.h"
+
+#include <algorithm>
+#include <csetjmp>
+#include <cstdarg>
+#include <cstddef>
+#include <cstdint>
+#include <random>
+#include <string>
+#include <tuple>
+#include <vector>
+
+extern "C" {
+#include <cmocka.h>
+}
+
+namespace {
+
+using curlcache::cli::ListedEntry;
+using curlcache::cli::SortedEntries;
+
+std::vector<ListedEntry> shuffled_entries(std::size_t count) {
+    std::vector<ListedEntry> entries;
+    for (std::size_t i = 0; i < count; ++i) {
+        ListedEntry entry;
+        entry.key = std::to_string(100000 + i);
+        entry.method = i % 3 == 0 ? "POST" : "GET";
+        entry.url = "https://example.com/" + std::to_string(i % 97); // several per URL
+        entry.status = 200 + static_cast<long>(i % 5);
+        entry.created = static_cast<int64_t>(i);
+        entry.expires = i % 2 == 0 ? 0 : static_cast<int64_t>(i) + 1000;
+        entry.size = i * 7;
+        entries.push_back(entry);
+    }
+    std::shuffle(entries.begin(), entries.end(), std::mt19937(7));
+    return entries;
+}
+
+std::vector<ListedEntry> listed(SortedEntries& sorted) {
+    std::vector<ListedEntry> out;
+    sorted.each([&](ListedEntry& entry) {
+        out.push_back(entry);
+        return true;
+    });
+    return out;
+}
+
+void assert_sorted_and_complete(const std::vector<ListedEntry>& out, std::size_t count) {
+    assert_int_equal(out.size(), count);
+    for (std::size_t i = 1; i < out.size(); ++i) {
+        assert_true(std::tie(out[i - 1].url, out[i - 1].method, out[i - 1].key) <
+                    std::tie(out[i].url, out[i].method, out[i].key));
+    }
+    for (const ListedEntry& entry : out) { // every field survives a run file
+        const auto i = std::stoul(entry.key) - 100000;
+        assert_string_equal(entry.method.c_str(), i % 3 == 0 ? "POST" : "GET");
+        assert_int_equal(entry.status, 200 + static_cast<long>(i % 5));
+        assert_int_equal(entry.created, static_cast<int64_t>(i));
+        assert_int_equal(entry.expires, i % 2 == 0 ? 0 : static_cast<int64_t>(i) + 1000);
+        assert_int_equal(entry.size, i * 7);
+    }
+}
+
+void test_entries_within_one_run_come_out_sorted(void** /*state*/) {
+    SortedEntries sorted(1000);
+    for (auto& entry : shuffled_entries(500)) {
+        sorted.add(std::move(entry));
+    }
+    assert_int_equal(sorted.run_files(), 0);
+    assert_sorted_and_complete(listed(sorted), 500);
+}
+
+void test_entries_spilled_to_run_files_are_merged_in_order_and_can_be_read_again(void** /*state*/) {
+    SortedEntries sorted(64);
+    for (auto& entry : shuffled_entries(1000)) {
+        sorted.add(std::move(entry));
+    }
+    assert_int_equal(sorted.run_files(), 1000 / 64);
+    assert_sorted_and_complete(listed(sorted), 1000);
+    assert_sorted_and_complete(listed(sorted), 1000); // a second pass (list's column widths)
+}
+
+void test_a_visitor_that_stops_ends_the_walk(void** /*state*/) {
+    SortedEntries sorted(16);
+    for (auto& entry : shuffled_entries(100)) {
+        sorted.add(std::move(entry));
+    }
+    int seen = 0;
+    sorted.each([&](ListedEntry&) { return ++seen < 10; });
+    assert_int_equal(seen, 10);
+}
+
+} // namespace
+
+int main() {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_entries_within_one_run_come_out_sorted),
+        cmocka_unit_test(test_entries_spilled_to_run_files_are_merged_in_order_and_can_be_read_again),
+        cmocka_unit_test(test_a_visitor_that_stops_ends_the_walk),
+    };
+    return cmocka_run_group_tests(tests, nullptr, nullptr);
+}
