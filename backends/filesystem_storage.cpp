@@ -21,6 +21,12 @@
 // filesystem_ledger.h) that every rename into place and every unlink updates under its lock,
 // crash-safely; usage() and the max_size check read it instead of walking the tree.
 //
+// Expiry: a file's access time is its expiry stamp (the expiry, or far in the future for an
+// entry that never expires), so that purge lists the shards with fstatat and reads only the
+// files whose stamp has passed; their header decides. Nothing else sets the access time
+// (touches omit it; relatime leaves a future one alone); where something does (strictatime,
+// a copy), the stamp only moves earlier and purge reads the file.
+//
 // LRU uses the file's mtime. A hit does not touch the file: it is remembered in memory and
 // the next put sets the mtimes of everything hit since. When the ledger says the cache is
 // over max_size: a small cache (up to k_walk_evict_entries) is walked whole and the least
@@ -218,6 +224,13 @@ Header header_of(const Metadata& meta, uint64_t total, uint32_t version, uint64_
     return header;
 }
 
+// An entry file's access time is its expiry stamp (written with the file; hits leave it,
+// see purge_expired): the expiry, or far in the future for an entry that never expires.
+timespec expiry_stamp(int64_t expires) {
+    constexpr int64_t k_never = int64_t{1} << 33; // year 2242 (a file system may clamp it)
+    return timespec{static_cast<time_t>(expires > 0 ? expires : k_never), 0};
+}
+
 bool is_temp_name(const char* name) {
     return name[0] == '.';
 }
@@ -411,9 +424,10 @@ class FilesystemStorage final : public Storage {
         bool written = write_all(*fd, std::move(iov));
         int saved_errno = errno;
         // The kernel stamps mtime from a coarse clock (a few ms); LRU order needs better.
+        // The access time carries the expiry, for purge.
         timespec now{};
         ::clock_gettime(CLOCK_REALTIME, &now);
-        timespec times[2] = {now, now};
+        timespec times[2] = {expiry_stamp(meta.expires), now};
         ::futimens(*fd, times);
         bool closed = ::close(fd.release()) == 0; // close errors matter on NFS
         if (written && !closed) {
@@ -459,11 +473,78 @@ class FilesystemStorage final : public Storage {
                                  std::time(nullptr) - temp_files::k_stale_unnamed_seconds);
     }
 
-    // Leaves nothing of dead writers, as vacuum does.
+    // Lists the shards with fstatat and opens only the files whose access time, the expiry
+    // stamp written with the file, is not in the future: an entry that has not expired keeps
+    // a later stamp (unless something read it with strictatime, or an older version wrote
+    // it - then its header, read here, decides), so a purge reads only what may go instead
+    // of every file. Leaves nothing of dead writers, as vacuum does.
     Result<uint64_t> purge_expired(int64_t now) override {
-        auto purged = Storage::purge_expired(now); // fails at once when read-only
+        if (!m_read_only.empty()) {
+            return read_only_error(*this);
+        }
+        uint64_t removed = 0;
+        DirPtr top(::opendir(m_dir.c_str()));
+        if (!top) {
+            if (errno == ENOENT) {
+                return removed;
+            }
+            return fail_errno("filesystem: cannot read " + m_dir, errno);
+        }
+        while (dirent* shard = ::readdir(top.get())) {
+            if (is_temp_name(shard->d_name) || std::strlen(shard->d_name) != 2) {
+                continue;
+            }
+            auto done = purge_shard(m_dir + "/" + shard->d_name, now, removed);
+            if (!done) {
+                return std::unexpected(done.error());
+            }
+        }
         (void)sweep_leftovers();
-        return purged;
+        return removed;
+    }
+
+    Result<void> purge_shard(const std::string& folder, int64_t now, uint64_t& removed) {
+        std::vector<std::pair<std::string, struct stat>> expired;
+        {
+            DirPtr inner(::opendir(folder.c_str()));
+            if (!inner) {
+                return {};
+            }
+            const int dir_fd = ::dirfd(inner.get());
+            while (dirent* file = ::readdir(inner.get())) {
+                struct stat st {};
+                if (::fstatat(dir_fd, file->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+                    !S_ISREG(st.st_mode)) {
+                    continue;
+                }
+                if (is_temp_name(file->d_name)) { // an older version's, as the walk does
+                    if (now - st.st_mtime > temp_files::k_stale_unnamed_seconds) {
+                        ::unlinkat(dir_fd, file->d_name, 0);
+                    }
+                    continue;
+                }
+                if (st.st_atime > now) {
+                    continue; // its expiry stamp is later
+                }
+                Fd fd(::openat(dir_fd, file->d_name,
+                               O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
+                auto parsed = fd ? parse_entry(*fd, static_cast<uint64_t>(st.st_size),
+                                               sizeof(Header))
+                                 : std::nullopt;
+                if (parsed && parsed->meta.key == file->d_name && parsed->meta.expires > 0 &&
+                    parsed->meta.expires <= now) {
+                    expired.emplace_back(file->d_name, st);
+                }
+            }
+        }
+        for (const auto& [key, st] : expired) { // the one that was read, not a newer one
+            auto gone = unlink_entry(key, folder + "/" + key, &st);
+            if (!gone) {
+                return std::unexpected(gone.error());
+            }
+            removed += *gone ? 1 : 0;
+        }
+        return {};
     }
 
     // Nothing to compact; the walk removes old temp files in the shards (older versions').
@@ -760,7 +841,7 @@ class FilesystemStorage final : public Storage {
             touches.swap(m_touches);
         }
         for (const auto& [path, when] : touches) {
-            timespec times[2] = {when, when};
+            timespec times[2] = {{0, UTIME_OMIT}, when}; // the access time is the expiry stamp
             ::utimensat(AT_FDCWD, path.c_str(), times, 0);
         }
     }
@@ -962,7 +1043,7 @@ class FilesystemPutStream final : public PutStream {
         int saved_errno = errno;
         timespec now{};
         ::clock_gettime(CLOCK_REALTIME, &now); // exact LRU order, as put() does
-        timespec times[2] = {now, now};
+        timespec times[2] = {expiry_stamp(meta.expires), now};
         ::futimens(m_fd, times);
         bool closed = ::close(std::exchange(m_fd, -1)) == 0;
         if (written && !closed) {

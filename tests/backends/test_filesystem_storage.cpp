@@ -3,10 +3,12 @@
 #include "backends/filesystem_storage.h"
 #include "backends/registry.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 
@@ -298,6 +300,51 @@ void test_a_large_full_cache_evicts_shard_by_shard(void** state) {
     }
 }
 
+// Purge: an entry file's access time is its expiry stamp, so a purge of a large cache lists
+// the shards with fstatat and reads only the files whose stamp has passed; the header
+// decides, so a stamp moved earlier (strictatime, a copy, an older version) removes nothing
+// that has not expired, and hits leave the stamp alone.
+void test_purge_reads_only_files_whose_expiry_stamp_has_passed(void** state) {
+    auto& fixture = fixture_of(state);
+    auto& storage = *fixture.storage;
+    const int64_t now = std::time(nullptr);
+    auto put_expiring = [&](uint64_t n, int64_t expires) {
+        std::string_view text = "value";
+        assert_true(storage.put(test_meta(test_key(n), expires), std::span(&text, 1)).has_value());
+    };
+    for (uint64_t n = 0; n < 300; ++n) {
+        put_expiring(n, n % 2 == 0 ? 0 : now + 3600);
+    }
+    for (uint64_t n = 300; n < 310; ++n) {
+        put_expiring(n, now - 10);
+    }
+    // A hit, then a put that writes the hit's access time: the stamp stays.
+    assert_true(storage.get(test_key(1)).has_value());
+    put_expiring(400, 0);
+    struct stat st {};
+    assert_int_equal(::stat(entry_path(fixture, 1).c_str(), &st), 0);
+    assert_int_equal(st.st_atime, now + 3600);
+    // Stamps moved into the past on entries that have not expired.
+    timespec past[2] = {{1, 0}, {0, UTIME_OMIT}};
+    assert_int_equal(::utimensat(AT_FDCWD, entry_path(fixture, 2).c_str(), past, 0), 0);
+    assert_int_equal(::utimensat(AT_FDCWD, entry_path(fixture, 3).c_str(), past, 0), 0);
+
+    long long before = reads_so_far();
+    auto purged = storage.purge_expired(now);
+    long long reads = reads_so_far() - before;
+    assert_true(purged.has_value());
+    assert_int_equal(*purged, 10);
+    assert_true(reads < 100); // a read of every file would be over 300
+    for (uint64_t n = 0; n < 300; ++n) {
+        auto got = storage.get(test_key(n));
+        assert_true(got.has_value() && got->has_value());
+    }
+    for (uint64_t n = 300; n < 310; ++n) {
+        assert_false(std::filesystem::exists(entry_path(fixture, n)));
+    }
+    assert_int_equal(storage.usage()->entries, 301);
+}
+
 } // namespace
 
 int main() {
@@ -347,6 +394,9 @@ int main() {
             tests::storage_fixture_teardown, const_cast<tests::ConformanceBackend*>(&k_filesystem)),
         cmocka_unit_test_prestate_setup_teardown(
             test_a_large_full_cache_evicts_shard_by_shard, tests::storage_fixture_setup,
+            tests::storage_fixture_teardown, const_cast<tests::ConformanceBackend*>(&k_filesystem)),
+        cmocka_unit_test_prestate_setup_teardown(
+            test_purge_reads_only_files_whose_expiry_stamp_has_passed, tests::storage_fixture_setup,
             tests::storage_fixture_teardown, const_cast<tests::ConformanceBackend*>(&k_filesystem)),
     };
     int failed = tests::run_conformance(k_filesystem);
