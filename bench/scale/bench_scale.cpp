@@ -62,6 +62,7 @@ struct Options {
     std::vector<std::string> backends{"sqlite", "filesystem", "redis"};
     int workers = 2;
     std::string dir;
+    bool keep = false; // leave the caches and the scratch folder (to profile a command on them)
 };
 
 std::string load_average() {
@@ -358,6 +359,8 @@ Options parse(int argc, char** argv) {
             options.workers = std::max(1, std::atoi(value().c_str()));
         } else if (arg == "--dir") {
             options.dir = value();
+        } else if (arg == "--keep") {
+            options.keep = true;
         } else {
             std::fprintf(stderr, "bench_scale: unknown argument %s\n", arg.c_str());
             std::exit(2);
@@ -365,7 +368,7 @@ Options parse(int argc, char** argv) {
     }
     if (options.cli.empty() || options.sizes.empty()) {
         std::fprintf(stderr, "usage: bench_scale --cli PATH [--sizes 1000,100000] "
-                             "[--backends sqlite,filesystem,redis] [--workers N] [--dir DIR]\n");
+                             "[--backends sqlite,filesystem,redis] [--workers N] [--dir DIR] [--keep]\n");
         std::exit(2);
     }
     std::sort(options.sizes.begin(), options.sizes.end());
@@ -565,6 +568,9 @@ int main(int argc, char** argv) {
             server->stop();
             ::unsetenv("CURLCACHE_REDIS_URL");
         }
+        if (options.keep) {
+            continue;
+        }
         fs::remove_all(target.path.empty() ? scratch + "/redis" : target.path);
         if (backend == "sqlite") {
             fs::remove_all(target.path + ".bodies");
@@ -584,7 +590,11 @@ int main(int argc, char** argv) {
     }
     std::printf("\nbench-scale: whole run %.0f s, load average now %s\n",
                 millis_since(run_start) / 1000, load_average().c_str());
-    curlcache::tests::redis::remove_tree(scratch);
+    if (options.keep) {
+        std::printf("bench-scale: --keep: the caches are in %s\n", scratch.c_str());
+    } else {
+        curlcache::tests::redis::remove_tree(scratch);
+    }
     (void)all_met; // a benchmark reports; it does not fail the build
     return 0;
 }
