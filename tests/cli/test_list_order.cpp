@@ -97,7 +97,8 @@ void test_a_visitor_that_stops_ends_the_walk(void** /*state*/) {
 int main() {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_entries_within_one_run_come_out_sorted),
-        cmocka_unit_test(test_entries_spilled_to_run_files_are_merged_in_order_and_can_be_read_again),
+        cmocka_unit_test(
+            test_entries_spilled_to_run_files_are_merged_in_order_and_can_be_read_again),
         cmocka_unit_test(test_a_visitor_that_stops_ends_the_walk),
     };
     return cmocka_run_group_tests(tests, nullptr, nullptr);
