@@ -25,8 +25,10 @@ backends::Result<std::vector<backends::Metadata>> collect(backends::Storage& sto
     return metas;
 }
 
-// A batch of curlcache_copy(): entries, and value bytes held in memory at most.
-constexpr std::size_t k_copy_batch_entries = 512;
+// A batch of curlcache_copy(): entries, and value bytes held in memory at most. With SQLite
+// rows at hashed rowids a batch dirties a page or more per entry in each index and the table:
+// past ~64 entries it spills SQLite's page cache and costs more than it saves.
+constexpr std::size_t k_copy_batch_entries = 64;
 constexpr uint64_t k_copy_batch_bytes = 8 << 20;
 
 bool is_glob(std::string_view text) {
