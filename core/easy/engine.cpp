@@ -133,8 +133,8 @@ Begin decide(const CurlApi& api, CURL* handle, HandleState& state) {
     }
     const bool partial_or_conditional = plan.range || plan.conditional();
     const http::CacheControl* request_cc = plan.cache_control ? &*plan.cache_control : nullptr;
-    Key key =
-        cache->key(plan.request, remembered_url_parts(state.url_memo, plan.request.url, settings));
+    Key key = plan.url_parts != nullptr ? cache->key(plan.request, *plan.url_parts)
+                                        : cache->key(plan.request);
 
     // The entry is used where the lookup left it (an Entry is large: each move costs).
     auto result = settings.mode != config::Mode::refresh || partial_or_conditional

@@ -290,7 +290,8 @@ Plan plan_transfer(const Options& o, const config::Settings& settings, UrlMemo* 
     std::string computed;
     std::string_view user;
     if (memo != nullptr) {
-        user = remembered_url_parts(*memo, *o.url, settings).userinfo;
+        plan.url_parts = &remembered_url_parts(*memo, *o.url, settings);
+        user = plan.url_parts->userinfo;
     } else {
         computed = url_credentials(*o.url);
         user = computed;

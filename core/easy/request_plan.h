@@ -29,6 +29,8 @@ struct Plan {
     std::optional<http::CacheControl> cache_control;
     // It carries credentials that make an Authorization header (user/password, bearer, ...).
     bool authorization = false;
+    // With a memo: the URL's key parts, held by the memo (valid until its next use).
+    const UrlParts* url_parts = nullptr;
 };
 
 // The method the transfer will send ("GET", "POST", "PUT", a CUSTOMREQUEST), also for
@@ -36,8 +38,8 @@ struct Plan {
 std::string transfer_method(const Options& options);
 
 // Reads HTTPHEADER and POSTFIELDS now (they are the program's memory, valid during perform).
-// With `memo`, the URL's key parts are taken from it (or worked out and kept there): then
-// remembered_url_parts(*memo, plan.request.url, settings) costs a comparison.
+// With `memo`, the URL's key parts are taken from it (or worked out and kept there) and
+// plan.url_parts points at them, for the key.
 Plan plan_transfer(const Options& options, const config::Settings& settings,
                    UrlMemo* memo = nullptr);
 
