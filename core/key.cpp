@@ -19,6 +19,7 @@
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <new>
 
 namespace curlcache::core {
 
@@ -255,14 +256,18 @@ std::string_view trim(std::string_view text) {
 
 // The canonical encoding is written into a buffer and hashed in one XXH3-128 call (the same
 // digest as feeding the pieces to a hash state: a key was ~15 small state updates, ~1,000
-// instructions). Each thread keeps its buffers; `nested` gives a second one for a key
-// computed while this thread's first is in use (the credentials digest).
+// instructions). A field larger than k_inline_field (a large POST body) is not copied: the
+// buffer so far and the field go to a hash state instead, which gives the same digest.
+// Each thread keeps its buffers; `nested` gives a second one for a key computed while this
+// thread's first is in use (the credentials digest).
+constexpr size_t k_inline_field = size_t{64} << 10;
+
 std::string& reset_buffer(bool nested) {
     thread_local std::string outer;
     thread_local std::string inner;
     std::string& buffer = nested ? inner : outer;
-    if (buffer.capacity() > (64u << 10)) {
-        std::string().swap(buffer); // a large POST body's copy is not kept for the thread
+    if (buffer.capacity() > 4 * k_inline_field) {
+        std::string().swap(buffer); // an unusually large key's buffer is not kept for the thread
     }
     buffer.clear();
     return buffer;
@@ -273,6 +278,9 @@ std::string& reset_buffer(bool nested) {
 class Encoder {
   public:
     explicit Encoder(bool nested = false) : m_out(reset_buffer(nested)) {}
+    ~Encoder() { XXH3_freeState(m_state); }
+    Encoder(const Encoder&) = delete;
+    Encoder& operator=(const Encoder&) = delete;
 
     void field(char tag, std::string_view bytes) {
         char head[9];
@@ -282,7 +290,11 @@ class Encoder {
             head[1 + i] = static_cast<char>(size >> (8 * i));
         }
         m_out.append(head, sizeof head);
-        m_out.append(bytes);
+        if (bytes.size() > k_inline_field) {
+            stream(bytes);
+        } else {
+            m_out.append(bytes);
+        }
     }
 
     void number(char tag, uint64_t value) {
@@ -293,10 +305,32 @@ class Encoder {
         field(tag, std::string_view(bytes, sizeof bytes));
     }
 
-    XXH128_hash_t digest() const { return XXH3_128bits(m_out.data(), m_out.size()); }
+    XXH128_hash_t digest() {
+        if (!m_state) {
+            return XXH3_128bits(m_out.data(), m_out.size());
+        }
+        XXH3_128bits_update(m_state, m_out.data(), m_out.size());
+        m_out.clear();
+        return XXH3_128bits_digest(m_state);
+    }
 
   private:
+    // Hashes what the buffer holds, then `bytes` where they lie.
+    void stream(std::string_view bytes) {
+        if (!m_state) {
+            m_state = XXH3_createState();
+            if (!m_state) {
+                throw std::bad_alloc();
+            }
+            XXH3_128bits_reset(m_state);
+        }
+        XXH3_128bits_update(m_state, m_out.data(), m_out.size());
+        XXH3_128bits_update(m_state, bytes.data(), bytes.size());
+        m_out.clear();
+    }
+
     std::string& m_out;
+    XXH3_state_t* m_state = nullptr;
 };
 
 std::string credentials_digest(const Request& request, const config::Settings& settings,
