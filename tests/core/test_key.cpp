@@ -220,8 +220,7 @@ void test_credentials_change_key_salted_per_cache(void**) {
 // Recomputes the key of `method` http://h/ with `body` from the documented encoding (one
 // buffer, one XXH3-128 call), for a given format version: the key must equal the one for
 // k_key_format_version and no other.
-Key documented_key(uint64_t version, std::string_view method = "GET",
-                   std::string_view body = {}) {
+Key documented_key(uint64_t version, std::string_view method = "GET", std::string_view body = {}) {
     std::string bytes;
     auto field = [&](char tag, std::string_view value) {
         bytes += tag;
