@@ -3,25 +3,23 @@
 #include "cli/format.h"
 #include "cli/har.h"
 #include "cli/json.h"
+#include "cli/list_order.h"
 
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
-#include <tuple>
 #include <utility>
 
 namespace curlcache::cli {
 namespace {
 
-struct Listed {
-    std::string key;
-    std::string url;
-    int64_t created = 0;
-};
-
+// The entries oldest first, sorted in bounded memory (runs spill to temporary files).
 int collect(const curlcache_meta* meta, void* userp) {
-    static_cast<std::vector<Listed>*>(userp)->push_back(
-        {meta->key ? meta->key : "", meta->url ? meta->url : "", meta->created});
+    ListedEntry entry;
+    entry.key = meta->key ? meta->key : "";
+    entry.url = meta->url ? meta->url : "";
+    entry.created = meta->created;
+    static_cast<SortedEntries*>(userp)->add(std::move(entry));
     return 0;
 }
 
@@ -352,13 +350,10 @@ void write_entry(JsonWriter& json, curlcache_entry* entry) {
 } // namespace
 
 std::expected<uint64_t, std::string> write_har(curlcache_handle* cache, std::FILE* out) {
-    std::vector<Listed> listed;
+    SortedEntries listed(EntryOrder::created_url_key);
     if (auto code = curlcache_scan(cache, collect, &listed); code != CURLCACHE_OK) {
         return std::unexpected(api_message(cache, code, "cannot list the entries"));
     }
-    std::sort(listed.begin(), listed.end(), [](const Listed& a, const Listed& b) {
-        return std::tie(a.created, a.url, a.key) < std::tie(b.created, b.url, b.key);
-    });
     JsonWriter json(out);
     json.begin_object();
     json.key("log");
@@ -375,18 +370,24 @@ std::expected<uint64_t, std::string> write_har(curlcache_handle* cache, std::FIL
     json.key("entries");
     json.begin_array();
     uint64_t written = 0;
-    for (const auto& item : listed) {
+    std::string failed;
+    listed.each([&](ListedEntry& item) {
         curlcache_entry* raw = nullptr;
         curlcache_code code = curlcache_entry_get(cache, item.key.c_str(), &raw);
         EntryPtr entry(raw);
         if (code == CURLCACHE_E_MISS) {
-            continue; // removed since the scan
+            return true; // removed since the scan
         }
         if (code != CURLCACHE_OK) {
-            return std::unexpected(api_message(cache, code, "cannot read " + item.url));
+            failed = api_message(cache, code, "cannot read " + item.url);
+            return false;
         }
         write_entry(json, entry.get());
         ++written;
+        return true;
+    });
+    if (!failed.empty()) {
+        return std::unexpected(failed);
     }
     json.end_array();
     json.end_object();

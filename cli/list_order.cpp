@@ -1,6 +1,8 @@
 // Sorted runs and their merge (see list_order.h).
 #include "cli/list_order.h"
 
+#include "base/meta_record.h"
+
 #include <algorithm>
 #include <cstring>
 #include <optional>
@@ -10,50 +12,28 @@
 namespace curlcache::cli {
 namespace {
 
-bool before(const ListedEntry& a, const ListedEntry& b) {
+bool by_url(const ListedEntry& a, const ListedEntry& b) {
     return std::tie(a.url, a.method, a.key) < std::tie(b.url, b.method, b.key);
 }
 
-// A run record: the three texts, each a 32-bit length then its bytes, then status, created,
-// expires and size as 64-bit integers (native byte order: the file lives as long as the
-// command).
-bool write_text(std::FILE* out, const std::string& text) {
-    auto size = static_cast<uint32_t>(text.size());
-    return std::fwrite(&size, sizeof size, 1, out) == 1 &&
-           std::fwrite(text.data(), 1, text.size(), out) == text.size();
+bool by_created(const ListedEntry& a, const ListedEntry& b) {
+    return std::tie(a.created, a.url, a.key) < std::tie(b.created, b.url, b.key);
 }
 
 bool write_record(std::FILE* out, const ListedEntry& entry) {
-    const int64_t numbers[4] = {static_cast<int64_t>(entry.status), entry.created, entry.expires,
-                                static_cast<int64_t>(entry.size)};
-    return write_text(out, entry.key) && write_text(out, entry.method) &&
-           write_text(out, entry.url) && std::fwrite(numbers, sizeof numbers, 1, out) == 1;
-}
-
-bool read_text(std::FILE* in, std::string& text) {
-    uint32_t size = 0;
-    if (std::fread(&size, sizeof size, 1, in) != 1) {
-        return false;
-    }
-    text.resize(size);
-    return std::fread(text.data(), 1, size, in) == size;
+    return base::write_meta_record(out, entry);
 }
 
 bool read_record(std::FILE* in, ListedEntry& entry) {
-    int64_t numbers[4];
-    if (!read_text(in, entry.key) || !read_text(in, entry.method) || !read_text(in, entry.url) ||
-        std::fread(numbers, sizeof numbers, 1, in) != 1) {
-        return false;
-    }
-    entry.status = static_cast<long>(numbers[0]);
-    entry.created = numbers[1];
-    entry.expires = numbers[2];
-    entry.size = static_cast<uint64_t>(numbers[3]);
     entry.why.clear();
-    return true;
+    return base::read_meta_record(in, entry);
 }
 
 } // namespace
+
+SortedEntries::SortedEntries(EntryOrder order, std::size_t run_entries)
+    : m_before(order == EntryOrder::created_url_key ? by_created : by_url),
+      m_run_entries(run_entries) {}
 
 void SortedEntries::add(ListedEntry entry) {
     m_memory.push_back(std::move(entry));
@@ -64,7 +44,7 @@ void SortedEntries::add(ListedEntry entry) {
 }
 
 void SortedEntries::spill() {
-    std::sort(m_memory.begin(), m_memory.end(), before);
+    std::sort(m_memory.begin(), m_memory.end(), m_before);
     FilePtr file(std::tmpfile());
     bool written = file != nullptr;
     for (std::size_t i = 0; written && i < m_memory.size(); ++i) {
@@ -83,7 +63,7 @@ void SortedEntries::spill() {
 
 void SortedEntries::each(const std::function<bool(ListedEntry&)>& visit) {
     if (!m_sorted) {
-        std::sort(m_memory.begin(), m_memory.end(), before);
+        std::sort(m_memory.begin(), m_memory.end(), m_before);
         m_sorted = true;
     }
     if (m_runs.empty()) {
@@ -108,7 +88,7 @@ void SortedEntries::each(const std::function<bool(ListedEntry&)>& visit) {
         }
         return false;
     };
-    auto later = [&](std::size_t a, std::size_t b) { return before(heads[b], heads[a]); };
+    auto later = [&](std::size_t a, std::size_t b) { return m_before(heads[b], heads[a]); };
     std::priority_queue<std::size_t, std::vector<std::size_t>, decltype(later)> queue(later);
     for (std::size_t source = 0; source < sources; ++source) {
         if (source < m_runs.size()) {

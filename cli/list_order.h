@@ -1,4 +1,5 @@
-// `curlcache list`'s entries in order (URL, then method, then key) in bounded memory: up to
+// `curlcache list`'s entries in order (URL, then method, then key; or, for the HAR export,
+// created, URL, key) in bounded memory: up to
 // k_run_entries are held and sorted in memory; beyond that, sorted runs go to anonymous
 // temporary files and are merged as they are read back, so that a list of a million entries
 // holds one run and one buffered record per run file, not the whole cache.
@@ -22,11 +23,19 @@ struct ListedEntry {
     std::vector<std::pair<std::string, std::string>> why; // list --why (not kept in runs)
 };
 
+// The orders: `list`'s, and the HAR export's (oldest first). Both end with the key, which
+// is unique, so that the order of any two entries is always the same.
+enum class EntryOrder {
+    url_method_key,
+    created_url_key,
+};
+
 class SortedEntries {
   public:
     static constexpr std::size_t k_run_entries = 65536;
 
-    explicit SortedEntries(std::size_t run_entries = k_run_entries) : m_run_entries(run_entries) {}
+    explicit SortedEntries(EntryOrder order = EntryOrder::url_method_key,
+                           std::size_t run_entries = k_run_entries);
     SortedEntries(const SortedEntries&) = delete;
     SortedEntries& operator=(const SortedEntries&) = delete;
 
@@ -48,6 +57,7 @@ class SortedEntries {
 
     void spill();
 
+    bool (*m_before)(const ListedEntry&, const ListedEntry&);
     std::size_t m_run_entries;
     std::vector<ListedEntry> m_memory;
     std::vector<FilePtr> m_runs;

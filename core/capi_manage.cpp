@@ -4,25 +4,110 @@
 #include "backends/tiered_storage.h"
 #include "core/policy.h"
 
+#include "base/meta_record.h"
+
 #include <algorithm>
+#include <cerrno>
+#include <cstdio>
 #include <cstring>
+#include <functional>
+#include <memory>
+#include <optional>
 
 namespace curlcache::core::capi {
 
 namespace {
 
-// The metadata of every entry, collected first so that no backend cursor stays open
-// while the caller's callbacks or further storage calls run.
-backends::Result<std::vector<backends::Metadata>> collect(backends::Storage& storage) {
-    std::vector<backends::Metadata> metas;
-    auto scanned = storage.scan([&](const backends::Metadata& meta) {
-        metas.push_back(meta);
+// The metadata of every entry in scan order, gathered before any value is read so that no
+// backend cursor stays open while further storage calls and the caller's callbacks run. Up
+// to k_in_memory entries are held in memory; past that they all go to an anonymous temporary
+// file and are read back in order, so that copying a million entries holds a few thousand
+// records, not every one (282 MiB at a million entries when they were all in memory).
+class MetaSpool {
+  public:
+    static constexpr std::size_t k_in_memory = 4096;
+
+    void add(const backends::Metadata& meta) {
+        ++m_count;
+        if (m_file) {
+            write(meta);
+            return;
+        }
+        m_memory.push_back(meta);
+        if (m_memory.size() >= k_in_memory && !m_memory_only) {
+            spill();
+        }
+    }
+
+    uint64_t size() const { return m_count; }
+
+    // Calls visit for each entry in the order added until it returns false; fails when the
+    // temporary file could not be written or read back whole (a full temporary folder).
+    backends::Result<void> each(const std::function<bool(const backends::Metadata&)>& visit) {
+        if (!m_file) {
+            for (const backends::Metadata& meta : m_memory) {
+                if (!visit(meta)) {
+                    break;
+                }
+            }
+            return {};
+        }
+        if (m_write_error == 0 && std::fflush(m_file.get()) != 0) {
+            m_write_error = errno;
+        }
+        if (m_write_error != 0) {
+            return backends::fail_errno("cannot write the list of entries to a temporary file",
+                                        m_write_error);
+        }
+        std::rewind(m_file.get());
+        backends::Metadata meta;
+        for (uint64_t n = 0; n < m_count; ++n) {
+            if (!base::read_meta_record(m_file.get(), meta)) {
+                return backends::fail("cannot read back the temporary list of entries");
+            }
+            if (!visit(meta)) {
+                break;
+            }
+        }
+        return {};
+    }
+
+  private:
+    struct FileClose {
+        void operator()(std::FILE* file) const noexcept { std::fclose(file); }
+    };
+
+    void write(const backends::Metadata& meta) {
+        if (m_write_error == 0 && !base::write_meta_record(m_file.get(), meta)) {
+            m_write_error = errno != 0 ? errno : EIO;
+        }
+    }
+
+    void spill() {
+        m_file.reset(std::tmpfile());
+        if (!m_file) {
+            m_memory_only = true; // no temporary file: everything stays in memory
+            return;
+        }
+        for (const backends::Metadata& meta : m_memory) {
+            write(meta);
+        }
+        m_memory.clear();
+        m_memory.shrink_to_fit();
+    }
+
+    std::vector<backends::Metadata> m_memory;
+    std::unique_ptr<std::FILE, FileClose> m_file;
+    uint64_t m_count = 0;
+    int m_write_error = 0; // the errno of the first failed write
+    bool m_memory_only = false;
+};
+
+backends::Result<void> collect(backends::Storage& storage, MetaSpool& spool) {
+    return storage.scan([&](const backends::Metadata& meta) {
+        spool.add(meta);
         return true;
     });
-    if (!scanned) {
-        return std::unexpected(scanned.error());
-    }
-    return metas;
 }
 
 // A batch of curlcache_copy(): entries, and value bytes held in memory at most. With SQLite
@@ -212,20 +297,25 @@ CURLCACHE_EXPORT curlcache_code curlcache_copy(curlcache_handle* from, curlcache
             fail(to, error);
             return fail(from, error);
         };
-        auto metas = core::capi::collect(source->storage());
-        if (!metas) {
-            return both(metas.error());
+        core::capi::MetaSpool metas;
+        if (auto scanned = core::capi::collect(source->storage(), metas); !scanned) {
+            return both(scanned.error());
         }
         // Values go to the target in batches (put_many: one transaction each in SQLite
         // instead of one per entry), reported to `progress` as each batch lands.
         uint64_t done = 0;
-        const uint64_t total = metas->size();
+        const uint64_t total = metas.size();
+        // A batch: its entries' metadata (copied: the spool reuses its record) and values.
+        std::vector<backends::Metadata> batch_metas;
         std::vector<backends::Blob> values;
         std::vector<backends::Storage::PutItem> batch;
         uint64_t batch_bytes = 0;
         auto flush = [&]() -> backends::Result<bool> {
-            if (batch.empty()) {
+            if (batch_metas.empty()) {
                 return true;
+            }
+            for (std::size_t i = 0; i < batch_metas.size(); ++i) {
+                batch.push_back({&batch_metas[i], std::string_view(*values[i])});
             }
             auto put = target->storage().put_many(batch);
             if (!put) {
@@ -241,31 +331,45 @@ CURLCACHE_EXPORT curlcache_code curlcache_copy(curlcache_handle* from, curlcache
                 go_on = progress(n, total, userp) == 0;
             }
             batch.clear();
+            batch_metas.clear();
             values.clear();
             batch_bytes = 0;
             return go_on;
         };
-        for (const backends::Metadata& meta : *metas) {
+        std::optional<backends::Error> error;
+        bool stopped = false;
+        auto each = metas.each([&](const backends::Metadata& meta) {
             auto value = source->storage().get(meta.key);
             if (!value) {
-                return both(value.error());
+                error = value.error();
+                return false;
             }
             if (!*value || !core::decode(**value)) {
-                continue; // gone since the scan, or corrupt: nothing worth copying
+                return true; // gone since the scan, or corrupt: nothing worth copying
             }
             values.push_back(std::move(**value));
-            batch.push_back({&meta, std::string_view(*values.back())});
+            batch_metas.push_back(meta);
             batch_bytes += values.back()->size();
-            if (batch.size() >= core::capi::k_copy_batch_entries ||
+            if (batch_metas.size() >= core::capi::k_copy_batch_entries ||
                 batch_bytes >= core::capi::k_copy_batch_bytes) {
                 auto flushed = flush();
                 if (!flushed) {
-                    return both(flushed.error());
+                    error = flushed.error();
+                    return false;
                 }
-                if (!*flushed) {
-                    return CURLCACHE_OK;
-                }
+                stopped = !*flushed;
+                return !stopped;
             }
+            return true;
+        });
+        if (!each) {
+            return both(each.error());
+        }
+        if (error) {
+            return both(*error);
+        }
+        if (stopped) {
+            return CURLCACHE_OK;
         }
         auto flushed = flush();
         if (!flushed) {

@@ -1,5 +1,6 @@
-// cli/list_order: `curlcache list`'s entries come out in (URL, method, key) order whether
-// they fit in one in-memory run or spill into several temporary files that are merged.
+// cli/list_order: `curlcache list`'s entries come out in (URL, method, key) order (the HAR
+// export's in (created, URL, key) order) whether they fit in one in-memory run or spill
+// into several temporary files that are merged.
 #include "cli/list_order.h"
 
 #include <algorithm>
@@ -64,7 +65,7 @@ void assert_sorted_and_complete(const std::vector<ListedEntry>& out, std::size_t
 }
 
 void test_entries_within_one_run_come_out_sorted(void** /*state*/) {
-    SortedEntries sorted(1000);
+    SortedEntries sorted(curlcache::cli::EntryOrder::url_method_key, 1000);
     for (auto& entry : shuffled_entries(500)) {
         sorted.add(std::move(entry));
     }
@@ -73,7 +74,7 @@ void test_entries_within_one_run_come_out_sorted(void** /*state*/) {
 }
 
 void test_entries_spilled_to_run_files_are_merged_in_order_and_can_be_read_again(void** /*state*/) {
-    SortedEntries sorted(64);
+    SortedEntries sorted(curlcache::cli::EntryOrder::url_method_key, 64);
     for (auto& entry : shuffled_entries(1000)) {
         sorted.add(std::move(entry));
     }
@@ -83,13 +84,30 @@ void test_entries_spilled_to_run_files_are_merged_in_order_and_can_be_read_again
 }
 
 void test_a_visitor_that_stops_ends_the_walk(void** /*state*/) {
-    SortedEntries sorted(16);
+    SortedEntries sorted(curlcache::cli::EntryOrder::url_method_key, 16);
     for (auto& entry : shuffled_entries(100)) {
         sorted.add(std::move(entry));
     }
     int seen = 0;
     sorted.each([&](ListedEntry&) { return ++seen < 10; });
     assert_int_equal(seen, 10);
+}
+
+// The HAR export's order: oldest first, then URL, then key, across run files too.
+void test_entries_in_created_order_are_merged_oldest_first(void** /*state*/) {
+    SortedEntries sorted(curlcache::cli::EntryOrder::created_url_key, 64);
+    auto entries = shuffled_entries(1000);
+    for (auto& entry : entries) {
+        entry.created = static_cast<int64_t>(std::stoul(entry.key) % 50); // many alike
+        sorted.add(std::move(entry));
+    }
+    assert_int_equal(sorted.run_files(), 1000 / 64);
+    const auto out = listed(sorted);
+    assert_int_equal(out.size(), 1000);
+    for (std::size_t i = 1; i < out.size(); ++i) {
+        assert_true(std::tie(out[i - 1].created, out[i - 1].url, out[i - 1].key) <
+                    std::tie(out[i].created, out[i].url, out[i].key));
+    }
 }
 
 } // namespace
@@ -100,6 +118,7 @@ int main() {
         cmocka_unit_test(
             test_entries_spilled_to_run_files_are_merged_in_order_and_can_be_read_again),
         cmocka_unit_test(test_a_visitor_that_stops_ends_the_walk),
+        cmocka_unit_test(test_entries_in_created_order_are_merged_oldest_first),
     };
     return cmocka_run_group_tests(tests, nullptr, nullptr);
 }

@@ -429,6 +429,44 @@ static void test_copy_between_two_caches_keeps_entries(void** state) {
     curlcache_close(from);
 }
 
+// More entries than a copy keeps in memory (4,096): their list goes through a temporary file
+// and comes back whole, in order, with every field.
+static void test_copy_of_more_entries_than_held_in_memory_keeps_every_one(void** state) {
+    (void)state;
+    curlcache* from = open_cache("memory", "big-from", NULL, NULL);
+    curlcache* to = open_cache("memory", "big-to", NULL, NULL);
+    enum { k_entries = 5000 };
+    for (int i = 0; i < k_entries; ++i) {
+        char url[64], body[32];
+        snprintf(url, sizeof url, "http://h/many/%d", i);
+        snprintf(body, sizeof body, "body %d", i);
+        assert_int_equal(store(from, "GET", url, k_headers, body), CURLCACHE_OK);
+    }
+    struct progress_state p = {0, 0, 0};
+    uint64_t copied = 0;
+    assert_int_equal(curlcache_copy(from, to, on_progress, &p, &copied), CURLCACHE_OK);
+    assert_int_equal(copied, k_entries);
+    assert_int_equal(p.calls, k_entries);
+    assert_int_equal(p.last_done, k_entries);
+    assert_int_equal(p.last_total, k_entries);
+    assert_int_equal(entry_count(to), k_entries);
+    for (int i = 0; i < k_entries; i += 977) {
+        char url[64], body[32];
+        snprintf(url, sizeof url, "http://h/many/%d", i);
+        snprintf(body, sizeof body, "body %d", i);
+        curlcache_entry* entry = NULL;
+        assert_int_equal(lookup(to, url, &entry), CURLCACHE_OK);
+        const void* data = NULL;
+        size_t size = 0;
+        assert_int_equal(curlcache_entry_body(entry, &data, &size), CURLCACHE_OK);
+        assert_int_equal(size, strlen(body));
+        assert_memory_equal(data, body, size);
+        curlcache_entry_free(entry);
+    }
+    curlcache_close(to);
+    curlcache_close(from);
+}
+
 static void test_stats_persist_across_opens_and_zero(void** state) {
     (void)state;
     curlcache* cache = open_cache("sqlite", "s.sqlite", NULL, NULL);
@@ -553,6 +591,7 @@ int main(void) {
         T(test_scan_delete_by_key_url_glob_and_clear),
         T(test_purge_removes_only_expired_entries),
         T(test_copy_between_two_caches_keeps_entries),
+        T(test_copy_of_more_entries_than_held_in_memory_keeps_every_one),
         T(test_stats_persist_across_opens_and_zero),
         T(test_several_backends_make_tiers_with_stats_beside_the_last),
     };
