@@ -147,17 +147,9 @@ public:
                     return fail(conn.where() + ": unexpected reply to GETRANGE");
                 }
                 if (r.len == 0) {
-                    // A missing key reads as "": only an existing one is an (empty) value.
-                    auto exists = conn.command({"EXISTS", ekey});
-                    if (!exists) {
-                        return std::unexpected(exists.error());
-                    }
-                    if ((*exists)->integer == 0) {
-                        return Found{};
-                    }
-                    if (attempt == 0) {
-                        continue; // stored meanwhile
-                    }
+                    // A missing key reads as "". An empty value is never a string (put()
+                    // stores it as a hash), so "" is a miss: no EXISTS round trip.
+                    return Found{};
                 }
                 if (r.len <= whole_limit) {
                     return Found{StoredValue{
@@ -269,18 +261,26 @@ public:
             // Replies to read back: +OK (MULTI), QUEUED per command, then EXEC's array.
             size_t replies = 2;
             conn.append({"MULTI"});
-            std::string head = "*3\r\n$3\r\nSET\r\n$" + std::to_string(ekey.size()) + "\r\n" +
-                               ekey + "\r\n$" + std::to_string(total) + "\r\n";
-            conn.append_raw(head);
-            for (auto piece : value) {
-                for (size_t at = 0; at < piece.size(); at += k_write_chunk) {
-                    conn.append_raw(piece.substr(at, k_write_chunk));
-                    if (auto flushed = conn.flush(); !flushed) {
-                        return flushed;
+            if (total == 0) {
+                // An empty value is a hash without pieces (redis_streams.h), so that an
+                // empty string always means a missing key to open_value().
+                conn.append({"DEL", ekey});
+                conn.append({"HSET", ekey, "h", "", "t", random_token(), "s", "0", "p", "1"});
+                ++replies;
+            } else {
+                std::string head = "*3\r\n$3\r\nSET\r\n$" + std::to_string(ekey.size()) + "\r\n" +
+                                   ekey + "\r\n$" + std::to_string(total) + "\r\n";
+                conn.append_raw(head);
+                for (auto piece : value) {
+                    for (size_t at = 0; at < piece.size(); at += k_write_chunk) {
+                        conn.append_raw(piece.substr(at, k_write_chunk));
+                        if (auto flushed = conn.flush(); !flushed) {
+                            return flushed;
+                        }
                     }
                 }
+                conn.append_raw("\r\n");
             }
-            conn.append_raw("\r\n");
             conn.append({"SET", mkey, meta_text});
             replies += 2;
             if (meta.expires > 0) {
@@ -356,15 +356,28 @@ public:
     uint64_t max_size() const override { return m_max_size; }
 
     Result<void> install(RedisConnection& conn, const Metadata& meta, uint64_t size,
-                         const std::string& temp, uint64_t fields) override {
+                         const std::string& temp, uint64_t fields, int pending) override {
         const std::string expire_at = meta.expires > 0 ? std::to_string(meta.expires * 1000) : "0";
-        auto reply = conn.command(
-            {"EVAL", k_commit_script, "7", usage_key(), sizes_key(), exp_key(), lru_key(), temp,
-             item(meta.key, 'e'), item(meta.key, 'm'), meta.key, std::to_string(size), expire_at,
-             std::to_string(now_us()), std::to_string(m_max_size), prefix(),
-             encode_meta(meta, size), std::to_string(fields)});
+        conn.append({"EVAL", k_commit_script, "7", usage_key(), sizes_key(), exp_key(), lru_key(),
+                     temp, item(meta.key, 'e'), item(meta.key, 'm'), meta.key, std::to_string(size),
+                     expire_at, std::to_string(now_us()), std::to_string(m_max_size), prefix(),
+                     encode_meta(meta, size), std::to_string(fields)});
+        std::optional<std::unexpected<Error>> refused;
+        for (int i = 0; i < pending; ++i) {
+            auto answer = conn.read_reply();
+            if (!answer) {
+                return std::unexpected(answer.error());
+            }
+            if ((*answer)->type == REDIS_REPLY_ERROR && !refused) {
+                refused = conn.reply_error(**answer);
+            }
+        }
+        auto reply = conn.read_reply();
         if (!reply) {
             return std::unexpected(reply.error());
+        }
+        if (refused) {
+            return *refused;
         }
         if ((*reply)->type == REDIS_REPLY_NIL) {
             return fail(conn.where() + ": a streamed value expired before it was committed");

@@ -387,7 +387,8 @@ private:
         return {};
     }
 
-    // The last piece with the head, token and sizes, then the rename into place.
+    // The last piece with the head, token and sizes, then the rename into place, in one
+    // round trip.
     Result<void> finish(const Metadata& meta, std::string_view head, uint64_t total) {
         if (auto leased = lease(); !leased) {
             return leased;
@@ -407,11 +408,9 @@ private:
                          "s", size, "p", piece});
             ++fields;
         }
-        m_unanswered = 1;
-        if (auto settled = settle(); !settled) {
-            return settled;
-        }
-        return m_owner.install(conn, meta, total, key, fields);
+        // The commit script goes in the same round trip: it installs nothing unless the
+        // hash has every field, so a refused HSET leaves the old entry in place.
+        return m_owner.install(conn, meta, total, key, fields, 1);
     }
 
     // Deletes what an uncommitted stream wrote (best effort: the key expires anyway).

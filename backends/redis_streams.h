@@ -2,7 +2,9 @@
 // with pipelined, version-checked reads, and values streamed in while they download.
 //
 // Two layouts share <ns>:e:<key>. A value stored whole by put() is a Redis string, as it
-// always was. A value streamed in with a tail over one piece is a Redis hash:
+// always was (but for an empty value: a hash without pieces, so that an empty string read
+// from <ns>:e:<key> always means a missing key, and a miss costs one round trip). A value
+// streamed in with a tail over one piece is a Redis hash:
 //   h = the head, t = a random token (the stored version), s = the value's size in bytes,
 //   p = the piece size, 0, 1, ... = the tail in pieces of p bytes (the last one shorter).
 // The pieces go into a temporary hash while the body downloads (memory: one piece), and
@@ -73,9 +75,12 @@ public:
     virtual Result<void> put(const Metadata& meta, Pieces value) = 0;
     virtual Result<bool> remove(std::string_view key) = 0;
     // Renames the temporary hash `temp` into place as meta.key's entry of `size` bytes
-    // and counts it, in one script (nothing changes unless it has `fields` fields).
+    // and counts it, in one script (nothing changes unless it has `fields` fields). The
+    // script is sent behind `pending` commands whose answers are still unread on `conn`
+    // (the last piece's HSET): they are read first, and the first refusal among them is
+    // the result.
     virtual Result<void> install(RedisConnection& conn, const Metadata& meta, uint64_t size,
-                                 const std::string& temp, uint64_t fields) = 0;
+                                 const std::string& temp, uint64_t fields, int pending) = 0;
 };
 
 // A tail that fits one piece never touches Redis before commit (one put(), a string).

@@ -5,7 +5,8 @@
 //      median of open_value (what a hit through the core does: values up to the core's
 //      4 MiB stream threshold come back whole);
 //   2. put latency of the backend for the same sizes;
-//   3. throughput of 8 processes hitting one Redis cache (1 KiB gets), beside 8 processes
+//   3. a miss: the lookup of a key not stored beside a bare GET of it, and a streamed store;
+//   4. throughput of 8 processes hitting one Redis cache (1 KiB gets), beside 8 processes
 //      doing bare hiredis GETs.
 // Usage: bench_redis [seconds per throughput run, default 2]
 #include "backends/redis_storage.h"
@@ -129,6 +130,60 @@ void latency(const tests::redis::RedisServer& server, size_t size, int iteration
                 get.median / raw.median, put.median, put.p90, open.median);
 }
 
+// What a miss costs the backend: its lookup (open_value of a key that is not stored, as the
+// core's lookup does, beside a bare GET of that key: one round trip), and storing a 3 MiB
+// body streamed in 64 KiB appends (begin_put, append, commit: what a large miss does).
+void misses(const tests::redis::RedisServer& server, int iterations) {
+    auto storage = open_backend(server);
+    redisContext* bare = bare_connect(server);
+    std::vector<double> miss_samples, bare_samples, stream_samples;
+    for (int i = 0; i < iterations; ++i) {
+        std::string key = "absent" + std::to_string(i);
+        auto start = Clock::now();
+        auto opened = storage->open_value(key, uint64_t{4} << 20);
+        if (!opened || *opened) {
+            std::fprintf(stderr, "bench_redis: open_value of a missing key failed\n");
+            std::exit(1);
+        }
+        miss_samples.push_back(micros_since(start));
+        const std::string bare_key = "bench:e:" + key;
+        const char* argv[] = {"GET", bare_key.c_str()};
+        size_t lengths[] = {3, bare_key.size()};
+        start = Clock::now();
+        auto* reply = static_cast<redisReply*>(redisCommandArgv(bare, 2, argv, lengths));
+        bool nil = reply != nullptr && reply->type == REDIS_REPLY_NIL;
+        freeReplyObject(reply);
+        if (!nil) {
+            std::fprintf(stderr, "bench_redis: bare GET of a missing key failed\n");
+            std::exit(1);
+        }
+        bare_samples.push_back(micros_since(start));
+    }
+    redisFree(bare);
+    const std::string body(3u << 20, 's');
+    constexpr size_t k_append = 64 * 1024;
+    for (int i = 0; i < iterations / 50 + 1; ++i) {
+        auto start = Clock::now();
+        auto stream = storage->begin_put(body.size());
+        bool ok = stream.has_value();
+        for (size_t at = 0; ok && at < body.size(); at += k_append) {
+            ok = (*stream)->append(std::string_view(body).substr(at, k_append)).has_value();
+        }
+        ok = ok && (*stream)->commit(meta_for("streamed"), "head").has_value();
+        if (!ok) {
+            std::fprintf(stderr, "bench_redis: streamed store failed\n");
+            std::exit(1);
+        }
+        stream_samples.push_back(micros_since(start));
+    }
+    Percentiles miss = percentiles(miss_samples), raw = percentiles(bare_samples),
+                streamed = percentiles(stream_samples);
+    std::printf("\nmiss (open_value of a missing key) p50 %.1f p90 %.1f us, bare GET of it p50 "
+                "%.1f p90 %.1f us (%.2fx); streamed store of 3 MiB p50 %.0f p90 %.0f us\n",
+                miss.median, miss.p90, raw.median, raw.p90, miss.median / raw.median,
+                streamed.median, streamed.p90);
+}
+
 // Runs `work` in `count` processes for `seconds`; returns total operations per second.
 double throughput(int count, double seconds, const std::function<long(Clock::time_point)>& work) {
     std::vector<pid_t> children;
@@ -177,6 +232,7 @@ int main(int argc, char** argv) {
         latency(server, 1024, 5000);
         latency(server, 100 * 1024, 2000);
         latency(server, 1u << 20, 400);
+        misses(server, 2000);
 
         // Throughput: each process warms up 0.2 s, then counts gets for `seconds`.
         {

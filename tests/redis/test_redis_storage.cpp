@@ -114,6 +114,38 @@ void test_missing_key_is_an_empty_result_not_an_error(void** state) {
     assert_false(got->has_value());
 }
 
+// A miss through open_value is one GETRANGE (an empty reply): an empty value is therefore
+// stored as a hash, and still reads back as an empty value, whatever it replaces or is
+// replaced by; the counters see it as any other entry.
+void test_an_empty_value_reads_back_empty_and_a_missing_key_misses(void** state) {
+    Storage& storage = storage_of(state);
+    auto missing = storage.open_value("absent", 1024);
+    assert_true(missing.has_value());
+    assert_false(missing->has_value());
+    put_text(storage, "e", "not empty");
+    put_text(storage, "e", "");
+    assert_true(get_text(storage, "e") == "");
+    for (uint64_t whole_limit : {uint64_t{0}, uint64_t{1024}}) {
+        auto opened = storage.open_value("e", whole_limit);
+        assert_true(opened.has_value() && opened->has_value());
+        if ((*opened)->whole) {
+            assert_int_equal((*opened)->whole->size(), 0);
+        } else {
+            assert_int_equal((*opened)->reader->size(), 0);
+        }
+    }
+    auto usage = storage.usage();
+    assert_true(usage.has_value());
+    assert_int_equal(usage->entries, 1);
+    assert_int_equal(usage->bytes, 0);
+    put_text(storage, "e", "again");
+    assert_true(get_text(storage, "e") == "again");
+    assert_true(*storage.remove("e"));
+    auto gone = storage.open_value("e", 1024);
+    assert_true(gone.has_value());
+    assert_false(gone->has_value());
+}
+
 void test_put_overwrites_and_remove_reports_existence(void** state) {
     Storage& storage = storage_of(state);
     put_text(storage, "k", "one");
@@ -567,6 +599,7 @@ int main() {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_put_then_get_returns_the_value, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_key_is_an_empty_result_not_an_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_an_empty_value_reads_back_empty_and_a_missing_key_misses, setup, teardown),
         cmocka_unit_test_setup_teardown(test_put_overwrites_and_remove_reports_existence, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pieces_are_stored_back_to_back_binary_safe, setup, teardown),
         cmocka_unit_test_setup_teardown(test_large_value_round_trips, setup, teardown),
