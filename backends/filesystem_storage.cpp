@@ -483,60 +483,33 @@ class FilesystemStorage final : public Storage {
             return read_only_error(*this);
         }
         uint64_t removed = 0;
-        DirPtr top(::opendir(m_dir.c_str()));
-        if (!top) {
-            if (errno == ENOENT) {
-                return removed;
-            }
-            return fail_errno("filesystem: cannot read " + m_dir, errno);
-        }
-        while (dirent* shard = ::readdir(top.get())) {
-            if (is_temp_name(shard->d_name) || std::strlen(shard->d_name) != 2) {
-                continue;
-            }
-            auto done = purge_shard(m_dir + "/" + shard->d_name, now, removed);
-            if (!done) {
-                return std::unexpected(done.error());
-            }
+        auto purged = each_shard([&](const std::string& folder, DIR* dir) -> Result<bool> {
+            auto done = purge_shard(folder, dir, now, removed);
+            return done ? Result<bool>{true} : std::unexpected(done.error());
+        });
+        if (!purged) {
+            return std::unexpected(purged.error());
         }
         (void)sweep_leftovers();
         return removed;
     }
 
-    Result<void> purge_shard(const std::string& folder, int64_t now, uint64_t& removed) {
+    Result<void> purge_shard(const std::string& folder, DIR* dir, int64_t now, uint64_t& removed) {
         std::vector<std::pair<std::string, struct stat>> expired;
-        {
-            DirPtr inner(::opendir(folder.c_str()));
-            if (!inner) {
-                return {};
+        each_file(dir, Look::stat, now, [&](ShardFile& file) {
+            if (file.st.st_atime > now) {
+                return true; // its expiry stamp is later
             }
-            const int dir_fd = ::dirfd(inner.get());
-            while (dirent* file = ::readdir(inner.get())) {
-                struct stat st {};
-                if (::fstatat(dir_fd, file->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
-                    !S_ISREG(st.st_mode)) {
-                    continue;
-                }
-                if (is_temp_name(file->d_name)) { // an older version's, as the walk does
-                    if (now - st.st_mtime > temp_files::k_stale_unnamed_seconds) {
-                        ::unlinkat(dir_fd, file->d_name, 0);
-                    }
-                    continue;
-                }
-                if (st.st_atime > now) {
-                    continue; // its expiry stamp is later
-                }
-                Fd fd(::openat(dir_fd, file->d_name,
-                               O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
-                auto parsed = fd ? parse_entry(*fd, static_cast<uint64_t>(st.st_size),
-                                               sizeof(Header))
-                                 : std::nullopt;
-                if (parsed && parsed->meta.key == file->d_name && parsed->meta.expires > 0 &&
-                    parsed->meta.expires <= now) {
-                    expired.emplace_back(file->d_name, st);
-                }
+            Fd fd(::openat(file.dir_fd, file.name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
+            auto parsed =
+                fd ? parse_entry(*fd, static_cast<uint64_t>(file.st.st_size), sizeof(Header))
+                   : std::nullopt;
+            if (parsed && parsed->meta.key == file.name && parsed->meta.expires > 0 &&
+                parsed->meta.expires <= now) {
+                expired.emplace_back(file.name, file.st);
             }
-        }
+            return true;
+        });
         for (const auto& [key, st] : expired) { // the one that was read, not a newer one
             auto gone = unlink_entry(key, folder + "/" + key, &st);
             if (!gone) {
@@ -787,14 +760,31 @@ class FilesystemStorage final : public Storage {
 
     // Calls visit for every well-formed entry file; removes stale temp files on the way.
     Result<void> walk(const std::function<bool(Found&)>& visit) {
+        const time_t now = std::time(nullptr);
+        return each_shard([&](const std::string& folder, DIR* dir) -> Result<bool> {
+            return each_file(dir, Look::open, m_read_only.empty() ? now : 0, [&](ShardFile& file) {
+                auto parsed =
+                    parse_entry(*file.fd, static_cast<uint64_t>(file.st.st_size), k_scan_head);
+                if (!parsed || parsed->meta.key != file.name) {
+                    return true;
+                }
+                Found found{folder + "/" + file.name, file.st.st_mtim, std::move(parsed->meta)};
+                return visit(found);
+            });
+        });
+    }
+
+    // Calls visit(folder, its open directory) for every shard folder of the tree (two hex
+    // digits; not the temp folder) until it returns false. A tree not created yet has none.
+    Result<void>
+    each_shard(const std::function<Result<bool>(const std::string&, DIR*)>& visit) const {
         DirPtr top(::opendir(m_dir.c_str()));
         if (!top) {
             if (errno == ENOENT) {
                 return {};
             }
-            return fail("filesystem: cannot read " + m_dir + ": " + std::strerror(errno));
+            return fail_errno("filesystem: cannot read " + m_dir, errno);
         }
-        time_t now = std::time(nullptr);
         while (dirent* shard = ::readdir(top.get())) {
             if (is_temp_name(shard->d_name) || std::strlen(shard->d_name) != 2) {
                 continue;
@@ -804,34 +794,67 @@ class FilesystemStorage final : public Storage {
             if (!inner) {
                 continue;
             }
-            while (dirent* file = ::readdir(inner.get())) {
-                if (std::strcmp(file->d_name, ".") == 0 || std::strcmp(file->d_name, "..") == 0) {
-                    continue;
-                }
-                std::string path = folder + "/" + file->d_name;
-                Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
-                struct stat st {};
-                if (!fd || ::fstat(*fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-                    continue;
-                }
-                if (is_temp_name(file->d_name)) {
-                    if (now - st.st_mtime > temp_files::k_stale_unnamed_seconds &&
-                        m_read_only.empty()) {
-                        ::unlink(path.c_str()); // left by a writer that died
-                    }
-                    continue;
-                }
-                auto parsed = parse_entry(*fd, static_cast<uint64_t>(st.st_size), k_scan_head);
-                if (!parsed || parsed->meta.key != file->d_name) {
-                    continue;
-                }
-                Found found{std::move(path), st.st_mtim, std::move(parsed->meta)};
-                if (!visit(found)) {
-                    return {};
-                }
+            auto go_on = visit(folder, inner.get());
+            if (!go_on) {
+                return std::unexpected(go_on.error());
+            }
+            if (!*go_on) {
+                return {};
             }
         }
         return {};
+    }
+
+    // A regular file of a shard folder, as each_file() found it.
+    struct ShardFile {
+        int dir_fd;
+        const char* name;
+        struct stat st;
+        Fd fd; // open read-only with Look::open, else closed
+    };
+
+    // How each_file() looks at a file: fstatat alone (purge and eviction open few of them),
+    // or open and fstat (a walk reads every one).
+    enum class Look { stat, open };
+
+    // Calls visit for every regular file of a shard folder but temporary ones, until it
+    // returns false (then false). A temporary file (an older version's, or left by a writer
+    // that died) last written k_stale_unnamed_seconds before `stale_now` is removed on the
+    // way; none is when stale_now is 0.
+    static bool each_file(DIR* dir, Look look, time_t stale_now,
+                          const std::function<bool(ShardFile&)>& visit) {
+        const int dir_fd = ::dirfd(dir);
+        while (dirent* entry = ::readdir(dir)) {
+            const char* name = entry->d_name;
+            const bool temp = is_temp_name(name);
+            if ((temp && stale_now == 0) || std::strcmp(name, ".") == 0 ||
+                std::strcmp(name, "..") == 0) {
+                continue;
+            }
+            ShardFile file{dir_fd, name, {}, {}};
+            if (look == Look::open) {
+                file.fd.reset(
+                    ::openat(dir_fd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
+                if (!file.fd || ::fstat(*file.fd, &file.st) != 0) {
+                    continue;
+                }
+            } else if (::fstatat(dir_fd, name, &file.st, AT_SYMLINK_NOFOLLOW) != 0) {
+                continue;
+            }
+            if (!S_ISREG(file.st.st_mode)) {
+                continue;
+            }
+            if (temp) {
+                if (stale_now - file.st.st_mtime > temp_files::k_stale_unnamed_seconds) {
+                    ::unlinkat(dir_fd, name, 0);
+                }
+                continue;
+            }
+            if (!visit(file)) {
+                return false;
+            }
+        }
+        return true;
     }
 
     void flush_touches() {
@@ -916,18 +939,13 @@ class FilesystemStorage final : public Storage {
         if (!dir) {
             return files;
         }
-        while (dirent* file = ::readdir(dir.get())) {
-            struct stat st {};
-            if (is_temp_name(file->d_name) ||
-                ::fstatat(::dirfd(dir.get()), file->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
-                !S_ISREG(st.st_mode)) {
-                continue;
-            }
-            Found found{folder + '/' + file->d_name, st.st_mtim, {}};
-            found.meta.key = file->d_name;
-            found.meta.size = static_cast<uint64_t>(st.st_size);
+        each_file(dir.get(), Look::stat, 0, [&](ShardFile& file) {
+            Found found{folder + '/' + file.name, file.st.st_mtim, {}};
+            found.meta.key = file.name;
+            found.meta.size = static_cast<uint64_t>(file.st.st_size);
             files.push_back(std::move(found));
-        }
+            return true;
+        });
         return files;
     }
 
