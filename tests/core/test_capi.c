@@ -397,62 +397,27 @@ static int on_progress(uint64_t done, uint64_t total, void* userp) {
     return 0;
 }
 
-static void test_copy_between_two_caches_keeps_entries(void** state) {
-    (void)state;
-    curlcache* from = open_cache("sqlite", "from.sqlite", NULL, NULL);
-    curlcache* to = open_cache("filesystem", "to-dir", NULL, NULL);
-    char body[64];
-    for (int i = 0; i < 3; ++i) {
-        char url[64];
-        snprintf(url, sizeof url, "http://h/copy/%d", i);
+// Stores `count` entries http://h/<name>/<i> with the body "body <i>" in `from`, copies them
+// into `to`, and checks what was copied, the progress calls and every `step`-th body.
+static void store_copy_and_check(curlcache* from, curlcache* to, const char* name, int count,
+                                 int step) {
+    for (int i = 0; i < count; ++i) {
+        char url[64], body[32];
+        snprintf(url, sizeof url, "http://h/%s/%d", name, i);
         snprintf(body, sizeof body, "body %d", i);
         assert_int_equal(store(from, "GET", url, k_headers, body), CURLCACHE_OK);
     }
     struct progress_state p = {0, 0, 0};
     uint64_t copied = 0;
     assert_int_equal(curlcache_copy(from, to, on_progress, &p, &copied), CURLCACHE_OK);
-    assert_int_equal(copied, 3);
-    assert_int_equal(p.calls, 3);
-    assert_int_equal(p.last_done, 3);
-    assert_int_equal(p.last_total, 3);
-    assert_int_equal(entry_count(to), 3);
-    curlcache_entry* entry = NULL;
-    assert_int_equal(lookup(to, "http://h/copy/2", &entry), CURLCACHE_OK);
-    const void* data = NULL;
-    size_t size = 0;
-    assert_int_equal(curlcache_entry_body(entry, &data, &size), CURLCACHE_OK);
-    assert_int_equal(size, strlen("body 2"));
-    assert_memory_equal(data, "body 2", size);
-    curlcache_entry_free(entry);
-    assert_int_equal(curlcache_copy(from, from, NULL, NULL, NULL), CURLCACHE_E_INVALID_ARGUMENT);
-    curlcache_close(to);
-    curlcache_close(from);
-}
-
-// More entries than a copy keeps in memory (4,096): their list goes through a temporary file
-// and comes back whole, in order, with every field.
-static void test_copy_of_more_entries_than_held_in_memory_keeps_every_one(void** state) {
-    (void)state;
-    curlcache* from = open_cache("memory", "big-from", NULL, NULL);
-    curlcache* to = open_cache("memory", "big-to", NULL, NULL);
-    enum { k_entries = 5000 };
-    for (int i = 0; i < k_entries; ++i) {
+    assert_int_equal(copied, count);
+    assert_int_equal(p.calls, count);
+    assert_int_equal(p.last_done, count);
+    assert_int_equal(p.last_total, count);
+    assert_int_equal(entry_count(to), count);
+    for (int i = 0; i < count; i += step) {
         char url[64], body[32];
-        snprintf(url, sizeof url, "http://h/many/%d", i);
-        snprintf(body, sizeof body, "body %d", i);
-        assert_int_equal(store(from, "GET", url, k_headers, body), CURLCACHE_OK);
-    }
-    struct progress_state p = {0, 0, 0};
-    uint64_t copied = 0;
-    assert_int_equal(curlcache_copy(from, to, on_progress, &p, &copied), CURLCACHE_OK);
-    assert_int_equal(copied, k_entries);
-    assert_int_equal(p.calls, k_entries);
-    assert_int_equal(p.last_done, k_entries);
-    assert_int_equal(p.last_total, k_entries);
-    assert_int_equal(entry_count(to), k_entries);
-    for (int i = 0; i < k_entries; i += 977) {
-        char url[64], body[32];
-        snprintf(url, sizeof url, "http://h/many/%d", i);
+        snprintf(url, sizeof url, "http://h/%s/%d", name, i);
         snprintf(body, sizeof body, "body %d", i);
         curlcache_entry* entry = NULL;
         assert_int_equal(lookup(to, url, &entry), CURLCACHE_OK);
@@ -463,6 +428,25 @@ static void test_copy_of_more_entries_than_held_in_memory_keeps_every_one(void**
         assert_memory_equal(data, body, size);
         curlcache_entry_free(entry);
     }
+}
+
+static void test_copy_between_two_caches_keeps_entries(void** state) {
+    (void)state;
+    curlcache* from = open_cache("sqlite", "from.sqlite", NULL, NULL);
+    curlcache* to = open_cache("filesystem", "to-dir", NULL, NULL);
+    store_copy_and_check(from, to, "copy", 3, 1);
+    assert_int_equal(curlcache_copy(from, from, NULL, NULL, NULL), CURLCACHE_E_INVALID_ARGUMENT);
+    curlcache_close(to);
+    curlcache_close(from);
+}
+
+// More entries than a copy keeps in memory (4,096): their list goes through a temporary file
+// and comes back whole.
+static void test_copy_of_more_entries_than_held_in_memory_keeps_every_one(void** state) {
+    (void)state;
+    curlcache* from = open_cache("memory", "big-from", NULL, NULL);
+    curlcache* to = open_cache("memory", "big-to", NULL, NULL);
+    store_copy_and_check(from, to, "many", 5000, 977);
     curlcache_close(to);
     curlcache_close(from);
 }
