@@ -75,11 +75,13 @@ WHEN OLD.body IS NOT NULL AND OLD.body IS NOT NEW.body
 BEGIN SELECT curlcache_body_gone(OLD.body); END;
 )sql";
 
+// sql_get and sql_get_by_key: also the stored access time, so that a process that only had
+// hits decides at exit which times are worth writing without reading the rows again.
 constexpr std::array<const char*, sql_count> k_sql = {
-    "SELECT rowid, size, CASE WHEN size <= ?2 OR body IS NOT NULL THEN value END, body "
-    "FROM entries WHERE rowid = ?3 AND key = ?1",
-    "SELECT rowid, size, CASE WHEN size <= ?2 OR body IS NOT NULL THEN value END, body "
-    "FROM entries WHERE key = ?1",
+    "SELECT rowid, size, CASE WHEN size <= ?2 OR body IS NOT NULL THEN value END, body, "
+    "accessed FROM entries WHERE rowid = ?3 AND key = ?1",
+    "SELECT rowid, size, CASE WHEN size <= ?2 OR body IS NOT NULL THEN value END, body, "
+    "accessed FROM entries WHERE key = ?1",
     "SELECT key, method, url, status, created, expires, size FROM entries WHERE key = ?1",
     "UPDATE entries SET accessed = ?2 WHERE key = ?1 AND accessed < ?2",
     "INSERT INTO entries (rowid, key, method, url, status, created, expires, size, accessed, "
@@ -101,13 +103,22 @@ constexpr std::array<const char*, sql_count> k_sql = {
     "BEGIN IMMEDIATE",
     "COMMIT",
     "ROLLBACK",
-    "SELECT accessed FROM entries WHERE key = ?1",
     "DELETE FROM entries WHERE rowid = ?1 AND key <> ?2",
     // The rows to move are found by a scan of the `key` index alone (SQLite 3.40 plans the
     // subquery as a covering index scan), not of every row's value.
     "UPDATE OR IGNORE entries SET rowid = curlcache_key_rowid(key) WHERE rowid IN ("
     "SELECT rowid FROM entries WHERE rowid <> curlcache_key_rowid(key))",
 };
+
+// Whether a database file's header says WAL: "SQLite format 3", then the file format's
+// write and read versions (bytes 18 and 19) both 2. A new or short file says no.
+bool header_says_wal(int fd) {
+    unsigned char header[20];
+    static constexpr char k_magic[] = "SQLite format 3";
+    return ::pread(fd, header, sizeof header, 0) == static_cast<ssize_t>(sizeof header) &&
+           std::memcmp(header, k_magic, sizeof k_magic) == 0 && header[18] == 2 &&
+           header[19] == 2;
+}
 
 ino_t inode_of(const std::string& path) {
     struct stat st {};
@@ -169,11 +180,16 @@ Result<void> Connection::open_or_recover() {
 Result<std::optional<Blob>> Connection::get(std::string_view key, Streamed* streamed) {
     bool found = false;
     {
-        auto stmt = statement(sql_get);
+        // Every parameter is bound on each use: no unbinding after (see Statement).
+        auto stmt = statement(sql_get, false);
         if (!stmt) {
             return std::unexpected(stmt.error());
         }
-        stmt->bind({key, static_cast<int64_t>(k_read_inline_limit), key_rowid(key)});
+        sqlite3_stmt* raw = stmt->get();
+        sqlite3_bind_text64(raw, 1, key.data() ? key.data() : "", key.size(), SQLITE_STATIC,
+                            SQLITE_UTF8);
+        sqlite3_bind_int64(raw, 2, static_cast<int64_t>(k_read_inline_limit));
+        sqlite3_bind_int64(raw, 3, key_rowid(key));
         auto value = read_row(*stmt, key, streamed, found);
         if (!value || found) {
             return value;
@@ -198,6 +214,7 @@ Result<std::optional<Blob>> Connection::read_row(Statement& stmt, std::string_vi
     if (rc != SQLITE_ROW) {
         return std::unexpected(error(rc, "get"));
     }
+    m_stored_access = stmt.integer(4);
     if (sqlite3_column_type(stmt.get(), 3) != SQLITE_NULL) {
         const auto* bytes = static_cast<const char*>(sqlite3_column_blob(stmt.get(), 2));
         std::string head(bytes ? bytes : "",
@@ -210,8 +227,9 @@ Result<std::optional<Blob>> Connection::read_row(Statement& stmt, std::string_vi
     std::shared_ptr<std::string> value;
     if (static_cast<uint64_t>(stmt.integer(1)) <= k_read_inline_limit) {
         const auto* bytes = static_cast<const char*>(sqlite3_column_blob(stmt.get(), 2));
-        value = std::make_shared<std::string>(
-            bytes ? bytes : "", static_cast<size_t>(sqlite3_column_bytes(stmt.get(), 2)));
+        const auto length = static_cast<size_t>(sqlite3_column_bytes(stmt.get(), 2));
+        value = std::make_shared<std::string>(bytes ? std::string_view(bytes, length)
+                                                    : std::string_view());
     } else {
         // The statement stays open, so the blob is read from the same snapshot.
         auto read = read_blob(stmt.integer(0));
@@ -510,6 +528,18 @@ Result<void> Connection::install_body_triggers() {
     return done;
 }
 
+Result<void> Connection::prepare_writes() {
+    // journal_size_limit trims a WAL after a large entry. synchronous: NORMAL (or OFF with
+    // fast_save) instead of SQLite's FULL, which syncs the WAL at every commit.
+    auto done = m_shared.memory ? Result<void>{} : exec("PRAGMA journal_size_limit = 16777216");
+    if (done) {
+        done =
+            exec(m_shared.fast_save ? "PRAGMA synchronous = OFF" : "PRAGMA synchronous = NORMAL");
+    }
+    m_writes_prepared = done.has_value();
+    return done;
+}
+
 // Creates the schema or brings an older one up to date, in one write transaction so that
 // processes opening the file at the same moment take turns. Whether the body column
 // exists is checked, not inferred from user_version (an older build may have reset it).
@@ -592,8 +622,8 @@ Result<std::pair<uint64_t, uint64_t>> Connection::totals() {
 // Writes the access times of hits since the last write (inside the caller's transaction).
 Result<void> Connection::flush_touches() {
     auto touches = m_shared.take_touches();
-    for (const auto& [key, stamp] : touches) {
-        auto done = execute(sql_touch, {key, stamp});
+    for (const auto& [key, touch] : touches) {
+        auto done = execute(sql_touch, {key, touch.stamp});
         if (!done) {
             return std::unexpected(done.error());
         }
@@ -611,28 +641,41 @@ Result<void> Connection::flush_touches_without_waiting() {
 
 Result<void> Connection::flush_stale_touches_without_waiting() {
     auto touches = m_shared.take_touches();
-    std::erase_if(touches, [&](const auto& touch) {
-        auto stmt = statement(sql_accessed);
-        if (!stmt) {
-            return true;
-        }
-        stmt->bind({touch.first});
-        return stmt->step() != SQLITE_ROW ||
-               touch.second - stmt->integer(0) < k_touch_resolution_us;
+    std::erase_if(touches, [](const auto& entry) {
+        return entry.second.stamp - entry.second.stored < k_touch_resolution_us;
     });
     if (touches.empty()) {
         return {};
     }
     return without_waiting([&] {
         return in_transaction([&]() -> Result<void> {
-            for (const auto& [key, stamp] : touches) {
-                if (auto done = execute(sql_touch, {key, stamp}); !done) {
+            for (const auto& [key, touch] : touches) {
+                if (auto done = execute(sql_touch, {key, touch.stamp}); !done) {
                     return std::unexpected(done.error());
                 }
             }
             return {};
         });
     });
+}
+
+void Connection::write_touches_at_exit(bool wrote) {
+    if (!wrote) {
+        std::lock_guard lock(m_shared.touch_mutex);
+        std::erase_if(m_shared.touches, [](const auto& entry) {
+            return entry.second.stamp - entry.second.stored < k_touch_resolution_us;
+        });
+        if (m_shared.touches.empty()) {
+            return; // the common exit of a hit process: nothing to write, no statement run
+        }
+    }
+    if (!m_writes_prepared && !prepare_writes()) {
+        (void)m_shared.take_touches();
+        return;
+    }
+    (void)exec("PRAGMA synchronous = OFF");
+    (void)(wrote ? flush_touches_without_waiting() : flush_stale_touches_without_waiting());
+    (void)exec(m_shared.fast_save ? "PRAGMA synchronous = OFF" : "PRAGMA synchronous = NORMAL");
 }
 
 void Connection::checkpoint_without_waiting() {
@@ -646,6 +689,9 @@ void Connection::checkpoint_without_waiting() {
 }
 
 void Connection::checkpoint_on_close(bool enabled) {
+    if (enabled && m_db && !m_writes_prepared) {
+        (void)prepare_writes(); // the checkpoint syncs as this storage's writes do
+    }
     if (m_db) {
         sqlite3_db_config(m_db.get(), SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, enabled ? 0 : 1, nullptr);
     }
@@ -748,7 +794,7 @@ Result<void> Connection::evict() {
     }
 }
 
-Result<Statement> Connection::statement(Sql id) {
+Result<Statement> Connection::statement(Sql id, bool unbind) {
     if (!m_stmts[id]) {
         sqlite3_stmt* raw = nullptr;
         int rc =
@@ -758,7 +804,7 @@ Result<Statement> Connection::statement(Sql id) {
             return std::unexpected(error(rc, "prepare"));
         }
     }
-    return Statement(m_stmts[id].get());
+    return Statement(m_stmts[id].get(), unbind);
 }
 
 Error Connection::error(int rc, std::string_view what) {
@@ -823,6 +869,8 @@ void Connection::close() {
     }
     m_db.reset();
     m_triggers = false;
+    m_writes_prepared = false;
+    m_schema_version = -1;
 }
 
 // Processes that open a new database at the same moment race to switch it to WAL, and
@@ -909,7 +957,7 @@ Result<Connection::Target> Connection::check_files(const std::string& path) {
         }
         struct stat st {};
         m_inode = ::fstat(file->get(), &st) == 0 ? st.st_ino : 0;
-        return Target{std::move(open_name), false};
+        return Target{std::move(open_name), false, header_says_wal(file->get())};
     }
     auto file = base::open_private(*dir->fd, name, O_RDONLY, path, base::Trust::read);
     if (!file) {
@@ -969,7 +1017,12 @@ Result<void> Connection::connect(const std::string& name, int flags, bool immuta
     m_fork_generation = fork_generation();
     sqlite3_extended_result_codes(m_db.get(), 1);
     sqlite3_busy_timeout(m_db.get(), static_cast<int>(m_shared.busy_timeout_ms));
-    return exec("PRAGMA user_version");
+    auto version = read_schema_version();
+    if (!version) {
+        return std::unexpected(version.error());
+    }
+    m_schema_version = *version;
+    return {};
 }
 
 Result<void> Connection::open_once() {
@@ -979,6 +1032,7 @@ Result<void> Connection::open_once() {
     m_generation = m_shared.generation.load();
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
     bool immutable = false;
+    bool wal = false;
     if (m_shared.memory) {
         flags |= SQLITE_OPEN_URI;
     } else {
@@ -987,6 +1041,7 @@ Result<void> Connection::open_once() {
             return std::unexpected(checked.error());
         }
         open_path = std::move(checked->name);
+        wal = checked->wal;
         if (m_shared.read_only) {
             flags = SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX;
             immutable = checked->immutable;
@@ -1003,9 +1058,9 @@ Result<void> Connection::open_once() {
     if (m_shared.read_only) {
         // Nothing to set up: no journal mode, no schema change, no triggers (nothing is
         // deleted). A schema this build cannot read as it is stays unread.
-        if (done && schema_version() != k_schema_version) {
+        if (done && m_schema_version != k_schema_version) {
             done = fail("sqlite " + path + ": read-only and its schema is version " +
-                        std::to_string(schema_version()) + ", not " +
+                        std::to_string(m_schema_version) + ", not " +
                         std::to_string(k_schema_version) +
                         "; open it once with write access to bring it up to date");
         }
@@ -1016,27 +1071,36 @@ Result<void> Connection::open_once() {
         }
         return done;
     }
+    const bool current = m_schema_version == k_schema_version;
     if (done && !m_shared.memory) {
-        done = exec("PRAGMA journal_mode = WAL");
+        // WAL is a property of the file (its header says so, and every connection then
+        // opens it in WAL mode): set once, when the header does not say it yet.
+        if (!wal || !current) {
+            done = exec("PRAGMA journal_mode = WAL");
+        }
         // The last connection to close checkpoints the WAL (fsync of WAL and database) and
         // deletes it. A process that only had hits - one curl hit - must not pay for that
         // durable I/O, so checkpoint-on-close is off until the process writes (the storage
-        // turns it back on at close then); journal_size_limit trims a WAL after a large entry.
+        // turns it back on at close then).
         checkpoint_on_close(false);
-        if (done) {
-            done = exec("PRAGMA journal_size_limit = 16777216");
-        }
     }
     // Deliberately no mmap_size: memory-mapping made 1 MiB hits ~5x faster (bench_storage),
     // but a file truncated behind our back or an I/O error (NFS home folders) then raises
     // SIGBUS in the user's program instead of an error we can fail open on. Nor a larger
     // page_size: 16 KiB pages halved large reads but pushed 1 KiB puts past 100 µs.
-    if (done) {
-        done =
-            exec(m_shared.fast_save ? "PRAGMA synchronous = OFF" : "PRAGMA synchronous = NORMAL");
+    // synchronous and journal_size_limit matter to writes alone: the first write sets them
+    // (prepare_writes), here only when the schema is written now.
+    if (done && !current) {
+        done = prepare_writes();
+        if (done) {
+            done = migrate();
+        }
     }
-    if (done && schema_version() != k_schema_version) {
-        done = migrate();
+    // The schema is parsed here (once per connection, by the first statement a hit needs
+    // anyway), so that a file whose schema is corrupt fails at open as before.
+    if (done) {
+        auto prepared = statement(sql_get);
+        done = prepared ? Result<void>{} : std::unexpected(prepared.error());
     }
     // The body triggers are set up by the first write (in_transaction): parsing them was a
     // third of what opening cost a process that only reads (368k of 822k instructions).
@@ -1048,13 +1112,18 @@ Result<void> Connection::open_once() {
     return done;
 }
 
-int Connection::schema_version() {
+Result<int> Connection::read_schema_version() {
     sqlite3_stmt* raw = nullptr;
-    if (sqlite3_prepare_v2(m_db.get(), "PRAGMA user_version", -1, &raw, nullptr) != SQLITE_OK) {
-        return -1;
-    }
+    int rc = sqlite3_prepare_v2(m_db.get(), "PRAGMA user_version", -1, &raw, nullptr);
     StmtPtr stmt(raw);
-    return sqlite3_step(stmt.get()) == SQLITE_ROW ? sqlite3_column_int(stmt.get(), 0) : -1;
+    if (rc != SQLITE_OK) {
+        return std::unexpected(error(rc, "PRAGMA user_version"));
+    }
+    rc = sqlite3_step(stmt.get());
+    if (rc != SQLITE_ROW) {
+        return std::unexpected(error(rc, "PRAGMA user_version"));
+    }
+    return sqlite3_column_int(stmt.get(), 0);
 }
 
 } // namespace curlcache::backends::sqlite

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstdint>
 #include <ctime>
+#include <functional>
 #include <initializer_list>
 #include <memory>
 #include <mutex>
@@ -73,7 +74,6 @@ enum Sql : size_t {
     sql_begin,
     sql_commit,
     sql_rollback,
-    sql_accessed,
     sql_drop_collision,
     sql_rehash,
     sql_count,
@@ -96,16 +96,20 @@ inline bool is_corrupt(int rc) {
     return (rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB;
 }
 
-// A cached statement in use: reset and unbound when it goes out of scope.
+// A cached statement in use: reset and unbound when it goes out of scope. A statement
+// whose every parameter is bound on each use (sql_get) may skip the unbinding.
 class Statement {
   public:
-    explicit Statement(sqlite3_stmt* stmt) : m_stmt(stmt) {}
-    Statement(Statement&& other) noexcept : m_stmt(std::exchange(other.m_stmt, nullptr)) {}
+    explicit Statement(sqlite3_stmt* stmt, bool unbind = true) : m_stmt(stmt), m_unbind(unbind) {}
+    Statement(Statement&& other) noexcept
+        : m_stmt(std::exchange(other.m_stmt, nullptr)), m_unbind(other.m_unbind) {}
     Statement& operator=(Statement&&) = delete;
     ~Statement() {
         if (m_stmt) {
             sqlite3_reset(m_stmt);
-            sqlite3_clear_bindings(m_stmt);
+            if (m_unbind) {
+                sqlite3_clear_bindings(m_stmt);
+            }
         }
     }
 
@@ -132,7 +136,23 @@ class Statement {
 
   private:
     sqlite3_stmt* m_stmt;
+    bool m_unbind;
 };
+
+// An access time of this process not yet written, and the one the row had when it was read.
+struct Touch {
+    int64_t stamp = 0;
+    int64_t stored = 0;
+};
+
+// std::string keys found by std::string_view without building a string (a hit's lookup).
+struct KeyHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view key) const noexcept {
+        return std::hash<std::string_view>{}(key);
+    }
+};
+using Touches = std::unordered_map<std::string, Touch, KeyHash, std::equal_to<>>;
 
 // What the connections of one storage share.
 struct Shared {
@@ -159,7 +179,7 @@ struct Shared {
     std::string read_only_reason;
 
     std::mutex touch_mutex;
-    std::unordered_map<std::string, int64_t> touches; // key -> access stamp not yet written
+    Touches touches; // key -> access time not yet written
     int64_t last_stamp = 0;
 
     // Access stamps in microseconds, strictly increasing within this process so that LRU
@@ -175,7 +195,7 @@ struct Shared {
         std::lock_guard lock(touch_mutex);
         return next_stamp_locked();
     }
-    std::unordered_map<std::string, int64_t> take_touches() {
+    Touches take_touches() {
         std::lock_guard lock(touch_mutex);
         return std::exchange(touches, {});
     }
@@ -239,6 +259,8 @@ class Connection {
         std::unique_ptr<ValueReader> reader;
     };
     Result<std::optional<Blob>> get(std::string_view key, Streamed* streamed = nullptr);
+    // The access time stored in the row the last get() found.
+    int64_t stored_access() const { return m_stored_access; }
 
     // Moves rows stored under another rowid to their key's hash (see key_rowid), for vacuum.
     Result<void> rehash();
@@ -272,12 +294,18 @@ class Connection {
     Result<void> flush_touches_without_waiting();
 
     // At the exit of a process that stored nothing: writes, as above, only the access times
-    // that move an entry's stored time by k_touch_resolution_us or more, and drops the rest.
-    // Most hit processes then write nothing at all: no WAL frames for the next process to
-    // read back (each process's first connection re-reads the whole WAL into the -shm, so a
-    // WAL that hit processes keep growing made every later process slower). LRU order is
-    // exact within a process and that coarse across processes.
+    // that move an entry's stored time (as the hit read it) by k_touch_resolution_us or more,
+    // and drops the rest. Most hit processes then write nothing at all: no WAL frames for
+    // the next process to read back (each process's first connection re-reads the whole WAL
+    // into the -shm, so a WAL that hit processes keep growing made every later process
+    // slower), and no statement or pragma runs. LRU order is exact within a process and
+    // that coarse across processes.
     Result<void> flush_stale_touches_without_waiting();
+
+    // What a process's exit writes of its pending access times (`wrote`: it stored
+    // something, then all of them, else the stale ones), with synchronous = OFF: an LRU
+    // hint costs no fsync. The connection's own synchronous setting is restored after.
+    void write_touches_at_exit(bool wrote);
 
     // Runs body inside BEGIN IMMEDIATE ... COMMIT, rolling back when it fails. Writers of
     // this process take turns here rather than in SQLite's sleeping busy handler.
@@ -286,6 +314,11 @@ class Connection {
         if (!m_triggers) { // every write runs here: the triggers are set up before the first
             if (auto installed = install_body_triggers(); !installed) {
                 return installed;
+            }
+        }
+        if (!m_writes_prepared) {
+            if (auto prepared = prepare_writes(); !prepared) {
+                return prepared;
             }
         }
         if (m_in_transaction) {
@@ -351,6 +384,9 @@ class Connection {
     static void body_gone(sqlite3_context* context, int argc, sqlite3_value** argv);
     void finish_gone(bool committed);
     Result<void> install_body_triggers();
+    // The per-connection settings only writes need (journal_size_limit, synchronous): set by
+    // the first write, so a connection that only reads never parses them.
+    Result<void> prepare_writes();
     Result<void> migrate();
 
     Result<void> write_blob(int64_t rowid, Pieces value);
@@ -359,7 +395,7 @@ class Connection {
     // entry just written carries the newest access time, so it goes last.
     Result<void> evict();
 
-    Result<Statement> statement(Sql id);
+    Result<Statement> statement(Sql id, bool unbind = true);
     Result<Statement> upsert(const Metadata& meta, uint64_t total);
 
     Error error(int rc, std::string_view what);
@@ -376,11 +412,12 @@ class Connection {
 
     void close();
 
-    // What check_files() found: the name to give SQLite and, for a read-only open, whether
-    // it must be immutable=1 (see check_files).
+    // What check_files() found: the name to give SQLite; for a read-only open, whether it
+    // must be immutable=1 (see check_files); whether the file's header says WAL already.
     struct Target {
         std::string name;
         bool immutable = false;
+        bool wal = false;
     };
 
     Result<void> open();
@@ -390,7 +427,8 @@ class Connection {
     // Why the user cannot write the database in checked folder `dir` (or a sibling), or "".
     std::string why_not_writable(int dir, const std::string& dir_path, const std::string& name);
 
-    int schema_version();
+    // PRAGMA user_version; the first read of the file, so NOTADB and I/O errors fail here.
+    Result<int> read_schema_version();
 
     Shared& m_shared;
     DbPtr m_db; // declared before m_stmts: statements are finalized first
@@ -402,6 +440,9 @@ class Connection {
     std::string m_joined;      // reused buffer for small multi-piece values
     std::vector<std::string> m_gone; // body files of rows the open transaction removed
     bool m_triggers = false; // install_body_triggers() ran on this m_db
+    bool m_writes_prepared = false; // prepare_writes() ran on this m_db
+    int m_schema_version = -1;      // read by connect()
+    int64_t m_stored_access = 0;    // see stored_access()
     bool m_in_transaction = false; // inside in_transaction()'s body
 };
 

@@ -84,9 +84,7 @@ class SqliteStorage final : public Storage {
             // costs no durable I/O (measured: 3 fdatasync calls per hit process before).
             Connection& connection = *m_pool.front();
             std::lock_guard lock(connection.mutex);
-            (void)connection.exec("PRAGMA synchronous = OFF");
-            (void)(m_shared.wrote.load() ? connection.flush_touches_without_waiting()
-                                         : connection.flush_stale_touches_without_waiting());
+            connection.write_touches_at_exit(m_shared.wrote.load());
         }
     }
 
@@ -137,7 +135,12 @@ class SqliteStorage final : public Storage {
             size_t pending = 0;
             {
                 std::lock_guard touch(m_shared.touch_mutex);
-                m_shared.touches[std::string(key)] = m_shared.next_stamp_locked();
+                sqlite::Touch now{m_shared.next_stamp_locked(), connection.stored_access()};
+                if (auto found = m_shared.touches.find(key); found != m_shared.touches.end()) {
+                    found->second = now; // a repeated hit: no key string built
+                } else {
+                    m_shared.touches.emplace(key, now);
+                }
                 pending = m_shared.touches.size();
             }
             if (pending >= sqlite::k_touch_batch) {
@@ -240,7 +243,9 @@ class SqliteStorage final : public Storage {
         }
         {
             std::lock_guard touch(m_shared.touch_mutex);
-            m_shared.touches.erase(std::string(key));
+            if (auto found = m_shared.touches.find(key); found != m_shared.touches.end()) {
+                m_shared.touches.erase(found);
+            }
         }
         return with_connection([&](Connection& c) -> Result<bool> {
             int64_t changes = 0;
@@ -397,11 +402,7 @@ class SqliteStorage final : public Storage {
         (void)connection->run([&]() -> Result<void> {
             if (pending) {
                 // As in the destructor: access times are an LRU hint, written without sync.
-                (void)connection->exec("PRAGMA synchronous = OFF");
-                (void)(wrote ? connection->flush_touches_without_waiting()
-                             : connection->flush_stale_touches_without_waiting());
-                (void)connection->exec(m_shared.fast_save ? "PRAGMA synchronous = OFF"
-                                                          : "PRAGMA synchronous = NORMAL");
+                connection->write_touches_at_exit(wrote);
                 m_shared.wrote.store(wrote); // touches alone are no reason to checkpoint
             }
             if (wrote) {
