@@ -75,13 +75,17 @@ WHEN OLD.body IS NOT NULL AND OLD.body IS NOT NEW.body
 BEGIN SELECT curlcache_body_gone(OLD.body); END;
 )sql";
 
-// sql_get and sql_get_by_key: also the stored access time, so that a process that only had
-// hits decides at exit which times are worth writing without reading the rows again.
+// sql_get and sql_get_by_key: the value when it is at most k_read_inline_limit bytes (a
+// literal: one bind less per hit) or the head of a value in a body file; also the stored
+// access time, so that a process that only had hits decides at exit which times are worth
+// writing without reading the rows again.
+#define CURLCACHE_SQLITE_GET_COLUMNS                                                           \
+    "SELECT rowid, size, CASE WHEN size <= 16384 OR body IS NOT NULL THEN value END, body, "    \
+    "accessed FROM entries "
+static_assert(k_read_inline_limit == 16384, "the literal in CURLCACHE_SQLITE_GET_COLUMNS");
 constexpr std::array<const char*, sql_count> k_sql = {
-    "SELECT rowid, size, CASE WHEN size <= ?2 OR body IS NOT NULL THEN value END, body, "
-    "accessed FROM entries WHERE rowid = ?3 AND key = ?1",
-    "SELECT rowid, size, CASE WHEN size <= ?2 OR body IS NOT NULL THEN value END, body, "
-    "accessed FROM entries WHERE key = ?1",
+    CURLCACHE_SQLITE_GET_COLUMNS "WHERE rowid = ?2 AND key = ?1",
+    CURLCACHE_SQLITE_GET_COLUMNS "WHERE key = ?1",
     "SELECT key, method, url, status, created, expires, size FROM entries WHERE key = ?1",
     "UPDATE entries SET accessed = ?2 WHERE key = ?1 AND accessed < ?2",
     "INSERT INTO entries (rowid, key, method, url, status, created, expires, size, accessed, "
@@ -188,8 +192,7 @@ Result<std::optional<Blob>> Connection::get(std::string_view key, Streamed* stre
         sqlite3_stmt* raw = stmt->get();
         sqlite3_bind_text64(raw, 1, key.data() ? key.data() : "", key.size(), SQLITE_STATIC,
                             SQLITE_UTF8);
-        sqlite3_bind_int64(raw, 2, static_cast<int64_t>(k_read_inline_limit));
-        sqlite3_bind_int64(raw, 3, key_rowid(key));
+        sqlite3_bind_int64(raw, 2, key_rowid(key));
         auto value = read_row(*stmt, key, streamed, found);
         if (!value || found) {
             return value;
@@ -200,7 +203,7 @@ Result<std::optional<Blob>> Connection::get(std::string_view key, Streamed* stre
     if (!stmt) {
         return std::unexpected(stmt.error());
     }
-    stmt->bind({key, static_cast<int64_t>(k_read_inline_limit)});
+    stmt->bind({key});
     return read_row(*stmt, key, streamed, found);
 }
 
@@ -228,8 +231,8 @@ Result<std::optional<Blob>> Connection::read_row(Statement& stmt, std::string_vi
     if (static_cast<uint64_t>(stmt.integer(1)) <= k_read_inline_limit) {
         const auto* bytes = static_cast<const char*>(sqlite3_column_blob(stmt.get(), 2));
         const auto length = static_cast<size_t>(sqlite3_column_bytes(stmt.get(), 2));
-        value = std::make_shared<std::string>(bytes ? std::string_view(bytes, length)
-                                                    : std::string_view());
+        value = value_buffer();
+        value->assign(bytes ? bytes : "", length);
     } else {
         // The statement stays open, so the blob is read from the same snapshot.
         auto read = read_blob(stmt.integer(0));
@@ -792,6 +795,21 @@ Result<void> Connection::evict() {
             }
         }
     }
+}
+
+// A string for a small value: one of the last two this connection returned when no one else
+// holds it any longer (no allocation for the string nor its bytes), else a new one.
+std::shared_ptr<std::string> Connection::value_buffer() {
+    for (auto& spare : m_spares) {
+        if (spare && spare.use_count() == 1) {
+            // The last other owner released it (an acq_rel decrement); see its writes.
+            std::atomic_thread_fence(std::memory_order_acquire);
+            return spare;
+        }
+    }
+    auto fresh = std::make_shared<std::string>();
+    m_spares[m_next_spare++ % m_spares.size()] = fresh;
+    return fresh;
 }
 
 Result<Statement> Connection::statement(Sql id, bool unbind) {

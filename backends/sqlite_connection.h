@@ -370,6 +370,7 @@ class Connection {
                                          Streamed* streamed, bool& found);
 
     Result<std::shared_ptr<std::string>> read_blob(int64_t rowid);
+    std::shared_ptr<std::string> value_buffer();
 
     // The rest of a value from its body file, after `head`; an empty optional when the file
     // is gone (its row is then removed, unless it was replaced meanwhile).
@@ -443,6 +444,10 @@ class Connection {
     bool m_writes_prepared = false; // prepare_writes() ran on this m_db
     int m_schema_version = -1;      // read by connect()
     int64_t m_stored_access = 0;    // see stored_access()
+    // Strings of small values handed out (Blob), reused once their last reader let go: a
+    // hit then allocates nothing for its value (at most 2 x k_read_inline_limit kept).
+    std::array<std::shared_ptr<std::string>, 2> m_spares;
+    size_t m_next_spare = 0;
     bool m_in_transaction = false; // inside in_transaction()'s body
 };
 
