@@ -79,8 +79,8 @@ BEGIN SELECT curlcache_body_gone(OLD.body); END;
 // literal: one bind less per hit) or the head of a value in a body file; also the stored
 // access time, so that a process that only had hits decides at exit which times are worth
 // writing without reading the rows again.
-#define CURLCACHE_SQLITE_GET_COLUMNS                                                           \
-    "SELECT rowid, size, CASE WHEN size <= 16384 OR body IS NOT NULL THEN value END, body, "    \
+#define CURLCACHE_SQLITE_GET_COLUMNS                                                               \
+    "SELECT rowid, size, CASE WHEN size <= 16384 OR body IS NOT NULL THEN value END, body, "       \
     "accessed FROM entries "
 static_assert(k_read_inline_limit == 16384, "the literal in CURLCACHE_SQLITE_GET_COLUMNS");
 constexpr std::array<const char*, sql_count> k_sql = {
@@ -120,8 +120,7 @@ bool header_says_wal(int fd) {
     unsigned char header[20];
     static constexpr char k_magic[] = "SQLite format 3";
     return ::pread(fd, header, sizeof header, 0) == static_cast<ssize_t>(sizeof header) &&
-           std::memcmp(header, k_magic, sizeof k_magic) == 0 && header[18] == 2 &&
-           header[19] == 2;
+           std::memcmp(header, k_magic, sizeof k_magic) == 0 && header[18] == 2 && header[19] == 2;
 }
 
 ino_t inode_of(const std::string& path) {

@@ -3,6 +3,11 @@
 // realistic URL, a header block of ~450 bytes, a body of 200-800 bytes), and at each size:
 //   - hit latency (curlcache_lookup of random stored URLs, median): within 1.5x of the
 //     figure at the first size;
+//   - sqlite: the floor under that hit, on the same file: the bare statement a hit runs
+//     (`SELECT value FROM entries WHERE rowid = ? AND key = ?`, prepared once, on a
+//     read-only connection of its own) for random stored keys, median, and the pages it
+//     read from the file per lookup (SQLite's page-cache misses): how much of the hit's
+//     ratio between sizes is SQLite's own page reads;
 //   - store latency (new URLs, median and p99);
 //   - bytes on disk (sqlite, filesystem) or in Redis (used_memory) per entry;
 //   - wall time of the real command, run as a process: `curlcache stats`, `list --json`,
@@ -16,6 +21,7 @@
 //
 // Usage: bench_scale --cli PATH [--sizes 1000,100000] [--backends sqlite,filesystem,redis]
 //                    [--workers N] [--dir DIR]
+#include "backends/sqlite_connection.h" // key_rowid: the rowid a row of a key is stored under
 #include "tests/redis/fixture.h"
 
 #define CURLCACHE_NO_SHORT_HANDLE_NAME
@@ -41,6 +47,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <vector>
+
+#include <sqlite3.h>
 
 using Clock = std::chrono::steady_clock;
 namespace fs = std::filesystem;
@@ -171,6 +179,61 @@ bool store(curlcache_handle* cache, uint64_t n) {
     return true;
 }
 
+// The bare statement under a SQLite hit: its own read-only connection to the cache's file
+// (default page cache, as the storage's connections have), the statement prepared once.
+class BareSelect {
+  public:
+    BareSelect(const std::string& path) {
+        if (sqlite3_open_v2(path.c_str(), &m_db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK ||
+            sqlite3_prepare_v3(m_db, "SELECT value FROM entries WHERE rowid = ?1 AND key = ?2", -1,
+                               SQLITE_PREPARE_PERSISTENT, &m_stmt, nullptr) != SQLITE_OK) {
+            std::fprintf(stderr, "bench_scale: bare SELECT on %s: %s\n", path.c_str(),
+                         sqlite3_errmsg(m_db));
+            std::exit(1);
+        }
+    }
+    ~BareSelect() {
+        sqlite3_finalize(m_stmt);
+        sqlite3_close_v2(m_db);
+    }
+    BareSelect(const BareSelect&) = delete;
+    BareSelect& operator=(const BareSelect&) = delete;
+
+    // One lookup of `key` (32 hex digits); false when no row came back.
+    bool lookup(const std::string& key) {
+        sqlite3_bind_int64(m_stmt, 1, curlcache::backends::sqlite::key_rowid(key));
+        sqlite3_bind_text(m_stmt, 2, key.data(), static_cast<int>(key.size()), SQLITE_STATIC);
+        bool found = sqlite3_step(m_stmt) == SQLITE_ROW &&
+                     sqlite3_column_blob(m_stmt, 0) != nullptr &&
+                     sqlite3_column_bytes(m_stmt, 0) > 0;
+        sqlite3_reset(m_stmt);
+        return found;
+    }
+    // Pages read from the file since the last call (SQLite's page-cache misses).
+    int64_t pages_read() {
+        int current = 0, highwater = 0;
+        sqlite3_db_status(m_db, SQLITE_DBSTATUS_CACHE_MISS, &current, &highwater, 1);
+        return current;
+    }
+
+  private:
+    sqlite3* m_db = nullptr;
+    sqlite3_stmt* m_stmt = nullptr;
+};
+
+std::string key_of(curlcache_handle* cache, uint64_t n) {
+    std::string url = url_of(n);
+    curlcache_request* request = curlcache_request_new("GET", url.c_str());
+    char hex[33] = {};
+    auto code = curlcache_request_key(cache, request, hex);
+    curlcache_request_free(request);
+    if (code != CURLCACHE_OK) {
+        std::fprintf(stderr, "bench_scale: key of %" PRIu64 ": %s\n", n, curlcache_errmsg(cache));
+        std::exit(1);
+    }
+    return hex;
+}
+
 bool hit(curlcache_handle* cache, uint64_t n) {
     std::string url = url_of(n);
     curlcache_request* request = curlcache_request_new("GET", url.c_str());
@@ -297,6 +360,7 @@ struct Row {
     uint64_t entries = 0;
     double fill_s = 0;
     double hit_us = 0, hit_p99_us = 0;
+    double bare_us = -1, bare_pages = 0; // sqlite: the bare SELECT (-1: not measured)
     double store_us = 0, store_p99_us = 0;
     double bytes_per_entry = 0;
     std::map<std::string, double> cli_ms;
@@ -447,6 +511,13 @@ int main(int argc, char** argv) {
             // is shared: a neighbour's burst should not decide a ratio).
             std::uniform_int_distribution<uint64_t> pick(0, size - 1);
             row.hit_us = -1;
+            // sqlite: rounds of the bare SELECT beside the hits' (its own random keys, so
+            // that the hits pick the same entries as in runs without it).
+            std::optional<BareSelect> bare;
+            std::mt19937_64 bare_random(size);
+            if (backend == "sqlite") {
+                bare.emplace(target.path);
+            }
             for (int round = 0; round < k_hit_rounds; ++round) {
                 std::vector<double> hits;
                 for (size_t i = 0; i < k_timed_hits; ++i) {
@@ -464,7 +535,33 @@ int main(int argc, char** argv) {
                     row.hit_us = quantile(hits, 0.5);
                     row.hit_p99_us = quantile(hits, 0.99);
                 }
+                if (!bare) {
+                    continue;
+                }
+                std::vector<std::string> keys;
+                for (size_t i = 0; i < k_timed_hits; ++i) {
+                    keys.push_back(key_of(cache.get(), pick(bare_random)));
+                }
+                std::vector<double> selects;
+                (void)bare->pages_read();
+                for (const auto& key : keys) {
+                    auto start = Clock::now();
+                    bool ok = bare->lookup(key);
+                    selects.push_back(millis_since(start) * 1000);
+                    if (!ok) {
+                        std::fprintf(stderr, "bench_scale: bare SELECT of %s found nothing\n",
+                                     key.c_str());
+                        return 1;
+                    }
+                }
+                double pages =
+                    static_cast<double>(bare->pages_read()) / static_cast<double>(keys.size());
+                if (row.bare_us < 0 || quantile(selects, 0.5) < row.bare_us) {
+                    row.bare_us = quantile(selects, 0.5);
+                    row.bare_pages = pages;
+                }
             }
+            bare.reset();
             row.store_us = quantile(stores, 0.5);
             row.store_p99_us = quantile(stores, 0.99);
             uint64_t entries = 0;
@@ -537,6 +634,17 @@ int main(int argc, char** argv) {
                     have, eviction.max_size, k_evict_stores, eviction.p50_ms, eviction.p99_ms,
                     eviction.max_ms, eviction.bytes_after, eviction.entries_after);
 
+        if (rows.front().bare_us >= 0) {
+            std::printf(
+                "  the bare SELECT under each hit (same file, own read-only connection):\n");
+            for (auto& row : rows) {
+                std::printf("  %10" PRIu64 " entries: bare SELECT %.1f us (hit %.1f us: %.1f us "
+                            "beyond it), %.2f pages read from the file per lookup\n",
+                            row.entries, row.bare_us, row.hit_us, row.hit_us - row.bare_us,
+                            row.bare_pages);
+            }
+        }
+
         const Row& first = rows.front();
         const Row& last = rows.back();
         char line[512];
@@ -546,6 +654,15 @@ int main(int argc, char** argv) {
                       backend.c_str(), last.entries, k_hit_ratio_limit, first.entries, last.hit_us,
                       first.hit_us, last.hit_us / first.hit_us, verdict(hit_met));
         verdicts.push_back(line);
+        if (first.bare_us > 0 && last.bare_us > 0) {
+            std::snprintf(line, sizeof line,
+                          "%s: (floor) the bare SELECT at %" PRIu64 " / %" PRIu64
+                          " entries: %.1f / %.1f us = %.2fx (+%.1f us of the hit's +%.1f us)",
+                          backend.c_str(), last.entries, first.entries, last.bare_us, first.bare_us,
+                          last.bare_us / first.bare_us, last.bare_us - first.bare_us,
+                          last.hit_us - first.hit_us);
+            verdicts.push_back(line);
+        }
         bool stats_met = last.cli_ms.at("stats") >= 0 && last.cli_ms.at("stats") <= k_stats_limit_ms;
         std::snprintf(line, sizeof line, "%s: `curlcache stats` at %" PRIu64 " entries <= %.0f ms: %.1f ms -- %s",
                       backend.c_str(), last.entries, k_stats_limit_ms, last.cli_ms.at("stats"),
