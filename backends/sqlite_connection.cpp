@@ -114,13 +114,24 @@ constexpr std::array<const char*, sql_count> k_sql = {
     "SELECT rowid FROM entries WHERE rowid <> curlcache_key_rowid(key))",
 };
 
-// Whether a database file's header says WAL: "SQLite format 3", then the file format's
-// write and read versions (bytes 18 and 19) both 2. A new or short file says no.
-bool header_says_wal(int fd) {
-    unsigned char header[20];
+// What a database file's header says (https://sqlite.org/fileformat2.html#the_database_header):
+// WAL when the file format's write and read versions (bytes 18 and 19) are both 2, and the
+// user_version (bytes 60-63, big-endian). A new, short or foreign file says neither. The
+// file alone, not its WAL: a user_version written since the last checkpoint is not seen.
+struct Header {
+    bool wal = false;
+    int64_t user_version = -1;
+};
+Header read_header(int fd) {
+    unsigned char bytes[100];
     static constexpr char k_magic[] = "SQLite format 3";
-    return ::pread(fd, header, sizeof header, 0) == static_cast<ssize_t>(sizeof header) &&
-           std::memcmp(header, k_magic, sizeof k_magic) == 0 && header[18] == 2 && header[19] == 2;
+    if (::pread(fd, bytes, sizeof bytes, 0) != static_cast<ssize_t>(sizeof bytes) ||
+        std::memcmp(bytes, k_magic, sizeof k_magic) != 0) {
+        return {};
+    }
+    return Header{bytes[18] == 2 && bytes[19] == 2,
+                  (int64_t{bytes[60]} << 24) | (int64_t{bytes[61]} << 16) |
+                      (int64_t{bytes[62]} << 8) | int64_t{bytes[63]}};
 }
 
 ino_t inode_of(const std::string& path) {
@@ -974,7 +985,9 @@ Result<Connection::Target> Connection::check_files(const std::string& path) {
         }
         struct stat st {};
         m_inode = ::fstat(file->get(), &st) == 0 ? st.st_ino : 0;
-        return Target{std::move(open_name), false, header_says_wal(file->get())};
+        Header header = read_header(file->get());
+        return Target{std::move(open_name), false, header.wal,
+                      header.wal && header.user_version == k_schema_version};
     }
     auto file = base::open_private(*dir->fd, name, O_RDONLY, path, base::Trust::read);
     if (!file) {
@@ -1020,7 +1033,8 @@ std::string Connection::why_not_writable(int dir, const std::string& dir_path,
 
 // Opens `name` (immutable=1: through a "file:" URI saying so) and reads from it once, so
 // that a file that is not a database (NOTADB) or cannot be read fails here.
-Result<void> Connection::connect(const std::string& name, int flags, bool immutable) {
+Result<void> Connection::connect(const std::string& name, int flags, bool immutable,
+                                 bool current) {
     close();
     std::string uri = immutable ? "file:" + uri_escape(name) + "?immutable=1" : name;
     sqlite3* raw = nullptr;
@@ -1034,6 +1048,12 @@ Result<void> Connection::connect(const std::string& name, int flags, bool immuta
     m_fork_generation = fork_generation();
     sqlite3_extended_result_codes(m_db.get(), 1);
     sqlite3_busy_timeout(m_db.get(), static_cast<int>(m_shared.busy_timeout_ms));
+    if (current) {
+        // The header said so: the file is then read first by the statement open_once
+        // prepares (a file that is not a database fails there, still at open).
+        m_schema_version = k_schema_version;
+        return {};
+    }
     auto version = read_schema_version();
     if (!version) {
         return std::unexpected(version.error());
@@ -1050,6 +1070,7 @@ Result<void> Connection::open_once() {
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
     bool immutable = false;
     bool wal = false;
+    bool header_current = false; // the file's header says WAL and this schema version
     if (m_shared.memory) {
         flags |= SQLITE_OPEN_URI;
     } else {
@@ -1059,6 +1080,7 @@ Result<void> Connection::open_once() {
         }
         open_path = std::move(checked->name);
         wal = checked->wal;
+        header_current = checked->current;
         if (m_shared.read_only) {
             flags = SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX;
             immutable = checked->immutable;
@@ -1067,7 +1089,7 @@ Result<void> Connection::open_once() {
         // the check; SQLite opens -wal and -shm itself, in the folder checked private.
         flags |= SQLITE_OPEN_NOFOLLOW;
     }
-    auto done = connect(open_path, flags, immutable);
+    auto done = connect(open_path, flags, immutable, header_current && !m_shared.read_only);
     if (!done && m_shared.read_only && !immutable) {
         // A -shm we may not read, say: the database file alone then.
         done = connect(open_path, flags, true);

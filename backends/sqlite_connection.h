@@ -414,16 +414,19 @@ class Connection {
     void close();
 
     // What check_files() found: the name to give SQLite; for a read-only open, whether it
-    // must be immutable=1 (see check_files); whether the file's header says WAL already.
+    // must be immutable=1 (see check_files); for a writable one, whether the file's header
+    // says WAL already, and also this build's schema version (user_version).
     struct Target {
         std::string name;
         bool immutable = false;
         bool wal = false;
+        bool current = false;
     };
 
     Result<void> open();
     Result<void> open_once();
-    Result<void> connect(const std::string& name, int flags, bool immutable);
+    // `current`: the file's header says this schema version; it is not read again.
+    Result<void> connect(const std::string& name, int flags, bool immutable, bool current = false);
     Result<Target> check_files(const std::string& path);
     // Why the user cannot write the database in checked folder `dir` (or a sibling), or "".
     std::string why_not_writable(int dir, const std::string& dir_path, const std::string& name);
