@@ -16,6 +16,7 @@
 #include <fstream>
 #include <iterator>
 #include <optional>
+#include <vector>
 
 #include "tests/backends/conformance.h" // last: cmocka's macros
 
@@ -403,6 +404,67 @@ void test_many_hits_record_access_times_without_waiting_for_a_writer(void** stat
     assert_true(query_integer(other.get(), newer.c_str()) >= 1024);
 }
 
+// A hit's value is copied into a string the connection hands out again once no one holds
+// it: a value a caller still holds never changes under later hits, of any size.
+void test_values_held_by_callers_never_change_under_later_hits(void** state) {
+    config::Settings settings = k_sqlite.settings(scratch_of(state));
+    auto storage = open_or_fail(settings);
+    const size_t sizes[] = {1024, 100, 4096, 0, 16384};
+    std::vector<std::string> values;
+    for (uint64_t i = 0; i < std::size(sizes); ++i) {
+        values.push_back(tests::make_value(test_key(i), i, sizes[i]));
+        std::string_view value = values.back();
+        assert_true(storage->put(test_meta(test_key(i)), std::span(&value, 1)).has_value());
+    }
+    auto get = [&](uint64_t i) {
+        auto got = storage->get(test_key(i));
+        assert_true(got && *got);
+        assert_true(***got == values[i]);
+        return **got;
+    };
+    std::vector<backends::Blob> held;
+    for (int round = 0; round < 3; ++round) {
+        for (uint64_t i = 0; i < std::size(sizes); ++i) {
+            held.push_back(get(i));
+            (void)get((i + 1) % std::size(sizes)); // a value let go at once
+            for (size_t h = 0; h < held.size(); ++h) {
+                assert_true(*held[h] == values[h % std::size(sizes)]);
+            }
+        }
+        held.clear();
+    }
+}
+
+// A process that only had hits writes at exit only the access times that move an entry's
+// stored one by 10 minutes or more (the stored time as its hit read it).
+void test_a_reading_process_writes_only_access_times_older_than_ten_minutes(void** state) {
+    config::Settings settings = k_sqlite.settings(scratch_of(state));
+    {
+        auto storage = open_or_fail(settings);
+        put_text(*storage, 1, "recent");
+        put_text(*storage, 2, "old");
+    }
+    sqlite3* raw = nullptr;
+    assert_int_equal(sqlite3_open(settings.name.c_str(), &raw), SQLITE_OK);
+    std::unique_ptr<sqlite3, decltype(&sqlite3_close)> db(raw, sqlite3_close);
+    int64_t eleven_minutes = int64_t{11} * 60 * 1000 * 1000;
+    std::string age = "UPDATE entries SET accessed = accessed - " +
+                      std::to_string(eleven_minutes) + " WHERE key = '" + test_key(2) + "'";
+    assert_int_equal(sqlite3_exec(db.get(), age.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+    auto accessed = [&](uint64_t n) {
+        std::string sql = "SELECT accessed FROM entries WHERE key = '" + test_key(n) + "'";
+        return query_integer(db.get(), sql.c_str());
+    };
+    int64_t recent = accessed(1), old = accessed(2);
+    {
+        auto storage = open_or_fail(settings);
+        assert_true(has_entry(*storage, 1));
+        assert_true(has_entry(*storage, 2));
+    }
+    assert_int_equal(accessed(1), recent);
+    assert_true(accessed(2) > old + eleven_minutes / 2);
+}
+
 } // namespace
 
 int main() {
@@ -432,6 +494,11 @@ int main() {
                                         scratch_setup, scratch_teardown),
         cmocka_unit_test_setup_teardown(test_a_forked_child_can_keep_using_the_parents_storage,
                                         scratch_setup, scratch_teardown),
+        cmocka_unit_test_setup_teardown(test_values_held_by_callers_never_change_under_later_hits,
+                                        scratch_setup, scratch_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_reading_process_writes_only_access_times_older_than_ten_minutes, scratch_setup,
+            scratch_teardown),
     };
     int failed = tests::run_conformance(k_sqlite);
     failed += cmocka_run_group_tests_name("sqlite storage", tests, nullptr, nullptr);
