@@ -448,8 +448,8 @@ void test_a_reading_process_writes_only_access_times_older_than_ten_minutes(void
     assert_int_equal(sqlite3_open(settings.name.c_str(), &raw), SQLITE_OK);
     std::unique_ptr<sqlite3, decltype(&sqlite3_close)> db(raw, sqlite3_close);
     int64_t eleven_minutes = int64_t{11} * 60 * 1000 * 1000;
-    std::string age = "UPDATE entries SET accessed = accessed - " +
-                      std::to_string(eleven_minutes) + " WHERE key = '" + test_key(2) + "'";
+    std::string age = "UPDATE entries SET accessed = accessed - " + std::to_string(eleven_minutes) +
+                      " WHERE key = '" + test_key(2) + "'";
     assert_int_equal(sqlite3_exec(db.get(), age.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
     auto accessed = [&](uint64_t n) {
         std::string sql = "SELECT accessed FROM entries WHERE key = '" + test_key(n) + "'";
@@ -470,26 +470,31 @@ void test_a_reading_process_writes_only_access_times_older_than_ten_minutes(void
 int main() {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(
-            test_four_processes_share_one_database_without_errors_or_torn_values, scratch_setup, scratch_teardown),
+            test_four_processes_share_one_database_without_errors_or_torn_values, scratch_setup,
+            scratch_teardown),
         cmocka_unit_test_setup_teardown(
-            test_a_garbage_file_is_moved_aside_and_replaced_by_a_fresh_database, scratch_setup, scratch_teardown),
+            test_a_garbage_file_is_moved_aside_and_replaced_by_a_fresh_database, scratch_setup,
+            scratch_teardown),
         cmocka_unit_test_setup_teardown(
-            test_damaged_pages_behind_a_valid_header_are_detected_and_replaced, scratch_setup, scratch_teardown),
+            test_damaged_pages_behind_a_valid_header_are_detected_and_replaced, scratch_setup,
+            scratch_teardown),
         cmocka_unit_test_setup_teardown(
             test_garbage_written_under_an_open_cache_never_crashes_and_is_replaced, scratch_setup,
             scratch_teardown),
-        cmocka_unit_test_setup_teardown(test_database_files_and_folders_are_owner_only, scratch_setup,
-                                        scratch_teardown),
+        cmocka_unit_test_setup_teardown(test_database_files_and_folders_are_owner_only,
+                                        scratch_setup, scratch_teardown),
         cmocka_unit_test_setup_teardown(test_cache_names_resolve_like_requests_cache, scratch_setup,
                                         scratch_teardown),
-        cmocka_unit_test_setup_teardown(test_memory_databases_with_the_same_name_are_shared, scratch_setup,
-                                        scratch_teardown),
+        cmocka_unit_test_setup_teardown(test_memory_databases_with_the_same_name_are_shared,
+                                        scratch_setup, scratch_teardown),
         cmocka_unit_test_setup_teardown(
-            test_a_writer_holding_the_lock_past_the_busy_timeout_is_a_timeout, scratch_setup, scratch_teardown),
+            test_a_writer_holding_the_lock_past_the_busy_timeout_is_a_timeout, scratch_setup,
+            scratch_teardown),
         cmocka_unit_test_setup_teardown(
-            test_many_hits_record_access_times_without_waiting_for_a_writer, scratch_setup, scratch_teardown),
-        cmocka_unit_test_setup_teardown(test_vacuum_gives_back_the_space_of_removed_entries, scratch_setup,
-                                        scratch_teardown),
+            test_many_hits_record_access_times_without_waiting_for_a_writer, scratch_setup,
+            scratch_teardown),
+        cmocka_unit_test_setup_teardown(test_vacuum_gives_back_the_space_of_removed_entries,
+                                        scratch_setup, scratch_teardown),
         cmocka_unit_test_setup_teardown(test_purge_finds_body_files_through_an_index_not_a_scan,
                                         scratch_setup, scratch_teardown),
         cmocka_unit_test_setup_teardown(test_a_forked_child_can_keep_using_the_parents_storage,
