@@ -247,7 +247,7 @@ bool Cache::admit(Entry& entry, uint64_t body_size, const StoreContext& context)
     http::Storable why = http::Storable::ok;
     policy::Verdict verdict = policy::store(m_settings, entry, body_size, context.request, &why);
     if (verdict != policy::Verdict::ok) {
-        CURLCACHE_LOG(debug, "not storing %s %s: %s", entry.method.c_str(), entry.url.c_str(),
+        CURLCACHE_LOG(debug, "not storing %s %s: %s", entry.method.c_str(), entry.url.str().c_str(),
                       verdict == policy::Verdict::http ? http::describe(why)
                                                        : policy::describe(verdict));
         return false;
@@ -263,7 +263,7 @@ bool Cache::admit(Entry& entry, uint64_t body_size, const StoreContext& context)
         });
         if (!entry.vary.empty() && (entry.vary.front() == "*" || !context.request_lines)) {
             CURLCACHE_LOG(debug, "not storing %s %s: Vary: * (or no request headers known)",
-                          entry.method.c_str(), entry.url.c_str());
+                          entry.method.c_str(), entry.url.str().c_str());
             return false;
         }
     }

@@ -17,8 +17,8 @@ namespace {
 
 // Splits what a header callback received into one block per response: each block ends
 // with its blank line (kept, with its original line ending).
-std::vector<std::string> split_header_blocks(std::string_view headers) {
-    std::vector<std::string> blocks;
+std::vector<Text> split_header_blocks(std::string_view headers) {
+    std::vector<Text> blocks;
     size_t start = 0, at = 0;
     while (at < headers.size()) {
         size_t end = headers.find('\n', at);
@@ -82,6 +82,7 @@ std::vector<std::pair<std::string, std::string>> key_parts_of(const Entry& entry
 std::unique_ptr<curlcache_entry> make_c_entry(Entry entry, std::string key) {
     auto out = std::make_unique<curlcache_entry>();
     out->key = std::move(key);
+    out->url = entry.url.str();
     const Info* effective = entry.info(CURLINFO_EFFECTIVE_URL);
     out->effective_url = effective ? effective->text : entry.url;
     if (const Info* type = entry.info(CURLINFO_CONTENT_TYPE)) {
@@ -308,7 +309,7 @@ CURLCACHE_EXPORT const char* curlcache_entry_method(const curlcache_entry* entry
 }
 
 CURLCACHE_EXPORT const char* curlcache_entry_url(const curlcache_entry* entry) {
-    return entry ? entry->entry.url.c_str() : nullptr;
+    return entry ? entry->url.c_str() : nullptr;
 }
 
 CURLCACHE_EXPORT const char* curlcache_entry_effective_url(const curlcache_entry* entry) {
@@ -428,7 +429,7 @@ CURLCACHE_EXPORT curlcache_code curlcache_entry_headers(const curlcache_entry* e
     if (!entry || !data || !size || index >= entry->entry.header_blocks.size()) {
         return CURLCACHE_E_INVALID_ARGUMENT;
     }
-    const std::string& block = entry->entry.header_blocks[index];
+    std::string_view block = entry->entry.header_blocks[index];
     *data = block.data();
     *size = block.size();
     return CURLCACHE_OK;
@@ -466,7 +467,7 @@ CURLCACHE_EXPORT curlcache_code curlcache_store(curlcache_handle* handle,
             core::capi::split_header_blocks(std::string_view(headers ? headers : "", headers_size));
         entry.body = std::string_view(static_cast<const char*>(body), body_size);
         if (!entry.header_blocks.empty()) {
-            const std::string& last = entry.header_blocks.back();
+            std::string_view last = entry.header_blocks.back();
             entry.status = core::capi::status_of(last);
             entry.etag = core::capi::header_text(last, "etag");
             entry.last_modified = core::capi::header_text(last, "last-modified");

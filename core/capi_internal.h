@@ -38,6 +38,7 @@ struct curlcache_request {
 struct curlcache_entry {
     curlcache::core::Entry entry;
     std::string key;
+    std::string url; // entry.url, NUL-terminated
     std::string effective_url;
     std::string content_type;
     bool has_content_type = false;

@@ -180,7 +180,7 @@ std::string encode_head(const Entry& entry, uint64_t body_size,
     put_string(head, entry.etag);
     put_string(head, entry.last_modified);
     put_u32(head, static_cast<uint32_t>(entry.header_blocks.size()));
-    for (const std::string& block : entry.header_blocks) {
+    for (const Text& block : entry.header_blocks) {
         put_string(head, block);
     }
     put_u32(head, static_cast<uint32_t>(entry.infos.size()));
@@ -322,26 +322,27 @@ uint64_t chunks_for(uint64_t body_size, uint64_t chunk_size) {
     return (body_size + chunk_size - 1) / chunk_size;
 }
 
-// The head fields of a value whose checksum was verified; false when malformed. Format 4's
+// The head fields of a value whose checksum was verified; false when malformed. The entry's
+// Texts borrow from `head`, which the caller keeps alive in Entry::storage. Format 4's
 // chunk size goes to `layout` and its table of digests (8 bytes each, little-endian) to
 // `digests`, left in the head: a hit that has the body in memory checks it from there.
 bool parse_head(std::string_view head, const Prefix& prefix, Entry& entry, StoredBody& layout,
                 std::string_view& digests) {
     Reader in(head);
     entry.method = in.view();
-    entry.url = in.view();
+    entry.url = Text::borrow(in.view());
     entry.status = static_cast<long>(static_cast<int64_t>(in.number(8)));
     entry.created = static_cast<int64_t>(in.number(8));
     entry.expires = static_cast<int64_t>(in.number(8));
-    entry.etag = in.view();
-    entry.last_modified = in.view();
+    entry.etag = Text::borrow(in.view());
+    entry.last_modified = Text::borrow(in.view());
     uint64_t blocks = in.number(4);
     if (blocks > k_max_items) {
         return false;
     }
     entry.header_blocks.reserve(blocks);
     for (uint64_t i = 0; i < blocks && !in.failed(); ++i) {
-        entry.header_blocks.emplace_back(in.view());
+        entry.header_blocks.push_back(Text::borrow(in.view()));
     }
     uint64_t infos = in.number(4);
     if (infos > k_max_items) {
@@ -362,7 +363,7 @@ bool parse_head(std::string_view head, const Prefix& prefix, Entry& entry, Store
             uint64_t bits = in.number(8);
             std::memcpy(&item.real, &bits, sizeof bits);
         } else {
-            item.text = in.view();
+            item.text = Text::borrow(in.view());
         }
     }
     entry.format = prefix.version;
@@ -476,7 +477,9 @@ decode_streamed(std::unique_ptr<backends::ValueReader> reader) {
         prefix->body_size != size - k_prefix_size - prefix->head_size) {
         return Found();
     }
-    std::string head(prefix->head_size, '\0');
+    // The head is kept as the entry's storage: its Texts are views into it.
+    auto owned_head = std::make_shared<std::string>(prefix->head_size, '\0');
+    std::string& head = *owned_head;
     if (auto read = reader->read(k_prefix_size, head); !read) {
         return std::unexpected(read.error());
     }
@@ -522,6 +525,7 @@ decode_streamed(std::unique_ptr<backends::ValueReader> reader) {
     }
     body->reader = std::move(reader);
     entry.stored_body = std::move(body);
+    entry.storage = std::move(owned_head);
     return Found(std::move(entry));
 }
 

@@ -6,10 +6,12 @@
 
 #include <array>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace curlcache::core {
@@ -29,6 +31,67 @@ inline constexpr uint16_t k_entry_format_version = 4;
 // holds, and 8 bytes of head per MiB of body (8 KiB for a 1 GiB body).
 inline constexpr uint32_t k_body_chunk = 1u << 20;
 
+// A piece of an entry's text: either bytes of its own (an entry built on a miss, or a field
+// set since) or a view into the stored value the entry was decoded from, which
+// Entry::storage keeps alive: a hit copies no header block, URL or info text. It reads as a
+// std::string_view. A copy owns its bytes (it may outlive the stored value); a move keeps a
+// view a view, so a borrowed Text must not be moved out of its entry.
+class Text {
+  public:
+    Text() noexcept = default;
+    Text(std::string_view text) { assign(text); }
+    Text(const std::string& text) { assign(text); }
+    Text(const char* text) { assign(text); }
+    Text(const Text& other) { assign(other.view()); }
+    Text(Text&& other) noexcept
+        : m_data(std::exchange(other.m_data, nullptr)), m_size(std::exchange(other.m_size, 0)),
+          m_owned(std::move(other.m_owned)) {}
+    Text& operator=(const Text& other) {
+        if (this != &other) {
+            *this = Text(other);
+        }
+        return *this;
+    }
+    Text& operator=(Text&& other) noexcept {
+        m_data = std::exchange(other.m_data, nullptr);
+        m_size = std::exchange(other.m_size, 0);
+        m_owned = std::move(other.m_owned);
+        return *this;
+    }
+    ~Text() = default;
+
+    // A view of `text`, which must outlive this (the decoder's bytes in Entry::storage).
+    static Text borrow(std::string_view text) noexcept {
+        Text out;
+        out.m_data = text.data();
+        out.m_size = text.size();
+        return out;
+    }
+
+    std::string_view view() const noexcept { return {m_data, m_size}; }
+    operator std::string_view() const noexcept { return view(); }
+    std::string str() const { return std::string(view()); }
+    const char* data() const noexcept { return m_data; }
+    size_t size() const noexcept { return m_size; }
+    bool empty() const noexcept { return m_size == 0; }
+    friend bool operator==(const Text& a, std::string_view b) noexcept { return a.view() == b; }
+    friend bool operator==(const Text& a, const Text& b) noexcept { return a.view() == b.view(); }
+
+  private:
+    void assign(std::string_view text) {
+        if (!text.empty()) {
+            m_owned = std::make_unique_for_overwrite<char[]>(text.size());
+            std::memcpy(m_owned.get(), text.data(), text.size());
+        }
+        m_data = m_owned.get();
+        m_size = text.size();
+    }
+
+    const char* m_data = nullptr; // the bytes: m_owned's, or borrowed
+    size_t m_size = 0;
+    std::unique_ptr<char[]> m_owned;
+};
+
 // A transfer fact the program may ask curl_easy_getinfo for, recorded on the miss so a hit
 // can answer it. `id` is the CURLINFO value; the type follows CURLINFO's type bits.
 struct Info {
@@ -37,7 +100,7 @@ struct Info {
     Type type = Type::integer;
     int64_t integer = 0;
     double real = 0;
-    std::string text;
+    Text text;
 };
 
 // A body left in storage and read chunk by chunk as it is delivered (a large hit: see
@@ -61,20 +124,20 @@ struct StoredBody {
 
 struct Entry {
     std::string method; // "GET"
-    std::string url;    // redacted request URL
+    Text url;           // redacted request URL
     long status = 0;    // final status
     // Every response's raw header block exactly as delivered to the header callback, one
     // per hop of a followed redirect chain: status line, header lines, blank line, "\r\n"
     // endings kept.
-    std::vector<std::string> header_blocks;
+    std::vector<Text> header_blocks;
     // The body exactly as delivered to the write callback (decoded under ACCEPT_ENCODING).
     // Points into `storage` for a decoded entry, or at the caller's buffer when encoding.
     std::string_view body;
     std::vector<Info> infos; // recorded getinfo values
     int64_t created = 0;     // unix seconds
     int64_t expires = 0;     // unix seconds, 0 = never
-    std::string etag;        // validators of the final response, "" if none
-    std::string last_modified;
+    Text etag; // validators of the final response, "" if none
+    Text last_modified;
     // The final response's freshness as decided when it was stored; `expires` is its
     // stale_at() (0 when it never goes stale), so that a hit compares one number.
     http::Freshness freshness;
@@ -86,7 +149,8 @@ struct Entry {
     std::string variant;
     uint16_t format = k_entry_format_version; // the format it was decoded from
 
-    backends::Blob storage; // keeps `body` alive for a decoded entry
+    // Keeps `body` and every borrowed Text alive for a decoded entry.
+    backends::Blob storage;
     // A large body left in storage (then `body` is empty): read it through this.
     std::shared_ptr<StoredBody> stored_body;
 

@@ -173,7 +173,7 @@ Verdict store(const config::Settings& settings, const Entry& entry, uint64_t bod
         return Verdict::too_large;
     }
     const std::string_view block =
-        entry.header_blocks.empty() ? std::string_view() : entry.header_blocks.back();
+        entry.header_blocks.empty() ? std::string_view() : entry.header_blocks.back().view();
     if (settings.hermetic) {
         return has_no_store(block) ? Verdict::no_store : Verdict::ok;
     }

@@ -109,6 +109,16 @@ Answer text(const char* v) {
 
 // The URL of hop `block` of a redirect chain: the request URL, then each Location resolved
 // against the URL before it.
+// A recorded text as the program gets it: NUL-terminated, at the same address for the rest
+// of the transfer (the entry's own text is a view into the stored value, not terminated).
+const char* c_text(Replay& r, const Info& info) {
+    auto [at, added] = r.info_texts.try_emplace(info.id);
+    if (added) {
+        at->second = info.text.str();
+    }
+    return at->second.c_str();
+}
+
 std::string hop_url(const Replay& r, size_t block) {
     std::string url = r.request_url;
     for (size_t i = 0; i < block && i < r.blocks.size(); ++i) {
@@ -156,7 +166,7 @@ Answer answer_aborted(Replay& r, CURLINFO id, bool& answered) {
         if (r.aborted_block == 0 && r.effective_url.empty()) {
             if (const Info* url = r.entry.info(CURLINFO_EFFECTIVE_URL);
                 url && r.blocks.size() == 1) {
-                return text(url->text.c_str());
+                return text(c_text(r, *url));
             }
         }
         r.hop_url = hop_url(r, r.aborted_block);
@@ -343,7 +353,7 @@ Answer answer(Replay& r, CURLINFO id) {
     }
     switch (info->type) {
     case Info::Type::text:
-        return text(info->text.c_str());
+        return text(c_text(r, *info));
     case Info::Type::real:
         return real(info->real);
     case Info::Type::integer:

@@ -15,6 +15,7 @@
 #include <cstdarg>
 #include <cstdint>
 #include <cstdio>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -139,6 +140,7 @@ struct Replay {
     std::string request_url;  // for the URL of the hop that was aborted
     std::string hop_url;      // built on demand
     std::string derived_text; // an info derived from the header blocks (see getinfo.cpp)
+    std::map<uint32_t, std::string> info_texts; // recorded texts handed out, NUL-terminated
     std::string effective_method;
     std::string effective_url; // offline_miss: the request URL
     int64_t filetime = -1;

@@ -109,7 +109,7 @@ bool condition_holds(const Plan& plan, const Entry& entry) {
 
 void add_age(Entry& entry, int64_t now) {
     if (!entry.header_blocks.empty()) {
-        std::string& last = entry.header_blocks.back();
+        Text& last = entry.header_blocks.back();
         last = http::with_age(last, std::max<int64_t>(0, entry.freshness.current_age(now)));
     }
 }

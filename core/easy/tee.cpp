@@ -461,7 +461,7 @@ CURLcode end_transfer(const CurlApi& api, CURL* handle, CURLcode result) {
             if (http::selects(answer, refreshed.etag, refreshed.last_modified)) {
                 // RFC 9111 §4.3.4: the stored header fields are updated from the 304 and
                 // the freshness is decided anew, as for a response that arrived now.
-                std::string& last = refreshed.header_blocks.back();
+                Text& last = refreshed.header_blocks.back();
                 last = http::merge_not_modified(last, answer);
                 refreshed.etag = std::string(header_value(last, "ETag").value_or(""));
                 refreshed.last_modified =
@@ -501,11 +501,13 @@ CURLcode end_transfer(const CurlApi& api, CURL* handle, CURLcode result) {
         std::string_view last = tee->blocks.back();
         entry.etag = std::string(header_value(last, "ETag").value_or(""));
         entry.last_modified = std::string(header_value(last, "Last-Modified").value_or(""));
-        entry.header_blocks = std::move(tee->blocks);
+        entry.header_blocks.assign(std::make_move_iterator(tee->blocks.begin()),
+                                   std::make_move_iterator(tee->blocks.end()));
+        tee->blocks.clear();
         // Interim responses (103 Early Hints, 102) belonged to that exchange, not to the
         // stored response: a hit has no interim phase and replays none (RFC 9111 §3). A
         // 100 Continue is kept: it answers the request's own Expect, as it would again.
-        std::erase_if(entry.header_blocks, [&](const std::string& block) {
+        std::erase_if(entry.header_blocks, [&](const Text& block) {
             const long interim = status_code(block).value_or(0);
             return interim >= 101 && interim < 200;
         });
