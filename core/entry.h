@@ -9,6 +9,7 @@
 #include <cstring>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -157,6 +158,9 @@ struct Entry {
     uint64_t body_size() const { return stored_body ? stored_body->size : body.size(); }
 
     const Info* info(uint32_t id) const; // nullptr when not recorded
+    // found[i] = info(ids[i]) for each i, in one pass over the infos (an entry records ~60;
+    // a hit asks for several).
+    void info(std::span<const uint32_t> ids, std::span<const Info*> found) const;
     bool fresh(int64_t now) const { return expires == 0 || now < expires; }
     bool is_variant_index() const { return !vary.empty() && header_blocks.empty(); }
 };

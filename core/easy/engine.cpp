@@ -162,10 +162,10 @@ Begin decide(const CurlApi& api, CURL* handle, HandleState& state) {
         if (settings.age_header) {
             add_age(*found, now);
         }
-        const uint64_t saved_ms = time_saved_ms(*found);
         if (prepare_hit(state, plan, std::move(*found))) {
             cache->stats().hits.fetch_add(1, std::memory_order_relaxed);
-            cache->stats().time_saved_ms.fetch_add(saved_ms, std::memory_order_relaxed);
+            cache->stats().time_saved_ms.fetch_add(state.replay->time_saved_ms,
+                                                   std::memory_order_relaxed);
             CURLCACHE_LOG(info, "HIT %s (%s) %s %s", offline ? "offline" : "fresh",
                           offline ? "offline mode" : reason.c_str(), plan.request.method.c_str(),
                           log_url(plan, settings).c_str());
@@ -217,12 +217,12 @@ Begin decide(const CurlApi& api, CURL* handle, HandleState& state) {
         // Another process (or thread) may be downloading this very entry: wait for it
         // rather than download it twice (bounded by lock_timeout; see core/coalesce.h).
         Coalesced coalesced = coalesce_miss(*cache, key);
-        const uint64_t saved_ms = coalesced.entry ? time_saved_ms(*coalesced.entry) : 0;
         if (coalesced.entry && coalesced.entry->vary.empty() &&
             servable(*coalesced.entry, plan, settings, now, reason, explain) &&
             prepare_hit(state, plan, std::move(*coalesced.entry))) {
             cache->stats().hits.fetch_add(1, std::memory_order_relaxed);
-            cache->stats().time_saved_ms.fetch_add(saved_ms, std::memory_order_relaxed);
+            cache->stats().time_saved_ms.fetch_add(state.replay->time_saved_ms,
+                                                   std::memory_order_relaxed);
             CURLCACHE_LOG(info, "HIT fresh (stored meanwhile by another transfer) %s %s",
                           plan.request.method.c_str(), log_url(plan, settings).c_str());
             return Begin::hit;
@@ -246,8 +246,7 @@ Begin decide(const CurlApi& api, CURL* handle, HandleState& state) {
 
 } // namespace
 
-uint64_t time_saved_ms(const Entry& entry) {
-    const Info* took = entry.info(k_info_transfer_time_us);
+uint64_t time_saved_ms(const Info* took) {
     return took != nullptr && took->integer > 0 ? static_cast<uint64_t>(took->integer) / 1000 : 0;
 }
 

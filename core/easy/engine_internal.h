@@ -24,7 +24,7 @@ inline constexpr uint32_t k_info_trailers = 0x0ff00002;
 inline constexpr uint32_t k_info_transfer_time_us = 0x0ff00004;
 
 // The time a hit on `entry` saves, in milliseconds (0 when not recorded).
-uint64_t time_saved_ms(const Entry& entry);
+uint64_t time_saved_ms(const Info* took); // of the recorded k_info_transfer_time_us
 
 // replay.cpp: makes `state` answer its transfer from `entry` (the emulated getinfo state is
 // complete when this returns, before any callback runs). False when the entry cannot answer

@@ -58,11 +58,6 @@ const Info* recorded(const Replay& r, CURLINFO id) {
     return r.entry.info(static_cast<uint32_t>(id));
 }
 
-int64_t recorded_integer(const Replay& r, CURLINFO id, int64_t fallback) {
-    const Info* info = recorded(r, id);
-    return info != nullptr ? info->integer : fallback;
-}
-
 } // namespace
 
 // Bytes of body this replay delivered, as libcurl counts them (the wire size on a full
@@ -74,7 +69,8 @@ int64_t replay_download_size(const Replay& r) {
     if (r.kind == Replay::Kind::partial) {
         return static_cast<int64_t>(r.body_size());
     }
-    return recorded_integer(r, CURLINFO_SIZE_DOWNLOAD_T, static_cast<int64_t>(r.body_size()));
+    return r.size_download != nullptr ? r.size_download->integer
+                                      : static_cast<int64_t>(r.body_size());
 }
 
 int64_t replay_content_length(const Replay& r) {
@@ -84,7 +80,7 @@ int64_t replay_content_length(const Replay& r) {
     if (r.kind == Replay::Kind::not_modified) {
         return 0; // libcurl: a 304 has no body, its size is 0
     }
-    return recorded_integer(r, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, -1);
+    return r.content_length != nullptr ? r.content_length->integer : -1;
 }
 
 namespace {

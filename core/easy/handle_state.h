@@ -144,6 +144,10 @@ struct Replay {
     std::string effective_method;
     std::string effective_url; // offline_miss: the request URL
     int64_t filetime = -1;
+    // Recorded facts every hit asks for, found by prepare_hit in one pass (entry.infos).
+    const Info* size_download = nullptr;  // CURLINFO_SIZE_DOWNLOAD_T
+    const Info* content_length = nullptr; // CURLINFO_CONTENT_LENGTH_DOWNLOAD_T
+    uint64_t time_saved_ms = 0;           // what the recorded transfer took
     // curl_easy_header() view, built on first use; the curl_header structs it hands out
     // stay valid until the next transfer or cleanup, as libcurl's do.
     std::optional<std::vector<StoredHeader>> header_store;

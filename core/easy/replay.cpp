@@ -167,16 +167,23 @@ bool prepare_hit(HandleState& state, const Plan& plan, Entry&& entry) {
     r->stored = std::move(r->entry.stored_body); // one owner: the reader goes when delivered
     r->streamed = r->stored != nullptr;
     r->stored_length = body_size;
-    if (const Info* trailers = e.info(k_info_trailers)) {
+    static constexpr uint32_t k_wanted[] = {
+        k_info_trailers, k_info_effective_url_had_userinfo, CURLINFO_EFFECTIVE_URL,
+        CURLINFO_SIZE_DOWNLOAD_T, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, k_info_transfer_time_us};
+    const Info* found[std::size(k_wanted)];
+    e.info(k_wanted, found);
+    const auto [trailers, had_userinfo, url, size_download, content_length, took] = found;
+    if (trailers != nullptr) {
         r->trailers = trailers->text;
     }
+    r->size_download = size_download;
+    r->content_length = content_length;
+    r->time_saved_ms = time_saved_ms(took);
     r->status = e.status;
     r->effective_method = plan.request.method;
     r->request_url = plan.request.url;
-    if (e.info(k_info_effective_url_had_userinfo) != nullptr) {
-        if (const Info* url = e.info(CURLINFO_EFFECTIVE_URL)) {
-            r->effective_url = with_userinfo(url->text, url_userinfo(plan.request.url));
-        }
+    if (had_userinfo != nullptr && url != nullptr) {
+        r->effective_url = with_userinfo(url->text, url_userinfo(plan.request.url));
     }
     std::string_view last = e.header_blocks.back();
 
