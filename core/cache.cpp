@@ -121,6 +121,7 @@ void count_error(Stats& stats, const backends::Error& error, const char* what,
 backends::Result<std::optional<Entry>> Cache::find(const Key& key,
                                                    const std::vector<std::string>* request_lines,
                                                    bool streamed) {
+    // Every path returns `found`, so that the entry is built where the caller receives it.
     auto found = find_one(key, streamed);
     if (!found || !*found || (*found)->vary.empty()) {
         return found;
@@ -129,78 +130,98 @@ backends::Result<std::optional<Entry>> Cache::find(const Key& key,
     // under variant_key); the request's values pick the variant's own key.
     const Entry& index = **found;
     if (request_lines == nullptr || index.vary.front() == "*") {
-        return std::optional<Entry>();
+        found->reset();
+        return found;
     }
     const std::string variant = http::variant_of(index.vary, *request_lines);
-    auto chosen = find_one(variant_key(key, variant), streamed);
-    if (chosen && *chosen && (*chosen)->variant != variant) {
-        return std::optional<Entry>(); // a collision or a stale index: never another variant
+    found = find_one(variant_key(key, variant), streamed);
+    if (found && *found && (*found)->variant != variant) {
+        found->reset(); // a collision or a stale index: never another variant
     }
-    return chosen;
+    return found;
 }
 
-backends::Result<std::optional<std::optional<Entry>>> Cache::read_entry(const std::string& hex,
-                                                                        bool streamed) {
-    using Read = std::optional<std::optional<Entry>>;
+backends::Result<bool> Cache::read_entry(const std::string& hex, bool streamed,
+                                         std::optional<Entry>& entry, bool& corrupt) {
+    entry.reset();
+    corrupt = false;
+    backends::Blob whole;
+    std::unique_ptr<backends::ValueReader> reader;
     if (!streamed) {
         auto got = m_storage->get(hex);
         if (!got) {
             return std::unexpected(got.error());
         }
-        return *got ? Read(decode(std::move(**got))) : Read();
+        if (!*got) {
+            return false;
+        }
+        whole = std::move(**got);
+    } else {
+        auto opened = m_storage->open_value(hex, m_stream_threshold);
+        if (!opened) {
+            return std::unexpected(opened.error());
+        }
+        if (!*opened) {
+            return false;
+        }
+        whole = std::move((*opened)->whole);
+        reader = std::move((*opened)->reader);
     }
-    auto opened = m_storage->open_value(hex, m_stream_threshold);
-    if (!opened) {
-        return std::unexpected(opened.error());
+    if (!reader) {
+        if (!decode(std::move(whole), entry.emplace())) {
+            entry.reset();
+            corrupt = true;
+            return false;
+        }
+        return true;
     }
-    if (!*opened) {
-        return Read();
+    auto streamed_entry = decode_streamed(std::move(reader));
+    if (!streamed_entry) {
+        return std::unexpected(streamed_entry.error());
     }
-    backends::StoredValue& value = **opened;
-    if (value.whole) {
-        return Read(decode(std::move(value.whole)));
+    if (!*streamed_entry) {
+        corrupt = true;
+        return false;
     }
-    auto entry = decode_streamed(std::move(value.reader));
-    if (!entry) {
-        return std::unexpected(entry.error());
-    }
-    if (*entry && (*entry)->stored_body) {
-        StoredBody& body = *(*entry)->stored_body;
-        body.key = hex;
-        if (body.size > 0) {
-            auto good = body.read_chunk(0, body.first_chunk);
+    if (StoredBody* body = (*streamed_entry)->stored_body.get()) {
+        body->key = hex;
+        if (body->size > 0) {
+            auto good = body->read_chunk(0, body->first_chunk);
             if (!good) {
                 return std::unexpected(good.error());
             }
             if (!*good) {
-                return Read(std::optional<Entry>());
+                corrupt = true;
+                return false;
             }
         }
     }
-    return Read(std::move(*entry));
+    entry = std::move(*streamed_entry);
+    return true;
 }
 
 backends::Result<std::optional<Entry>> Cache::find_one(const Key& key, bool streamed) {
+    // Every path returns `out`, so that the entry is decoded where the caller receives it.
+    backends::Result<std::optional<Entry>> out{std::in_place};
     std::string hex = key.hex();
-    auto got = read_entry(hex, streamed);
+    bool corrupt = false;
+    auto got = read_entry(hex, streamed, *out, corrupt);
     if (!got) {
         count_error(m_stats, got.error(), "get", m_storage->name());
-        return std::unexpected(got.error());
+        out = std::unexpected(got.error());
+        return out;
     }
-    if (!*got) {
-        return std::optional<Entry>();
-    }
-    if (!**got) {
+    if (corrupt) {
         count_corrupt(hex);
         // A writer may have replaced the value since it was read: look once more, so that
         // a good entry stored meanwhile is served rather than removed.
-        if (auto again = read_entry(hex, streamed); again && *again && **again) {
-            return std::move(**again);
+        if (auto again = read_entry(hex, streamed, *out, corrupt); again && *again) {
+            return out;
         }
+        out->reset();
         remove_corrupt(hex);
-        return std::optional<Entry>();
     }
-    return std::move(**got);
+    return out;
 }
 
 void Cache::drop_corrupt(const std::string& hex) {

@@ -147,9 +147,10 @@ class Cache {
     explicit Cache(config::Settings settings, std::unique_ptr<backends::Storage> storage);
     bool admit(Entry& entry, uint64_t body_size, const StoreContext& context);
     backends::Result<std::optional<Entry>> find_one(const Key& key, bool streamed);
-    // One read of `hex`: nullopt on a miss, an empty Entry optional inside when corrupt.
-    backends::Result<std::optional<std::optional<Entry>>> read_entry(const std::string& hex,
-                                                                     bool streamed);
+    // One read of `hex` into `entry` (left empty unless found good): false on a miss or when
+    // corrupt, and `corrupt` says which.
+    backends::Result<bool> read_entry(const std::string& hex, bool streamed,
+                                      std::optional<Entry>& entry, bool& corrupt);
     void serve_read_only();
     const std::string& saved_stats_path() const;
     void count_corrupt(const std::string& hex);

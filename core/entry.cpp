@@ -440,17 +440,25 @@ backends::Result<bool> StoredBody::read_chunk(size_t index, std::string& into) {
 }
 
 std::optional<Entry> decode(backends::Blob blob) {
+    std::optional<Entry> out(std::in_place);
+    if (!decode(std::move(blob), *out)) {
+        out.reset();
+    }
+    return out;
+}
+
+bool decode(backends::Blob blob, Entry& entry) {
     if (!blob) {
-        return std::nullopt;
+        return false;
     }
     std::string_view data(*blob);
     const std::optional<Prefix> prefix = parse_prefix(data);
     if (!prefix) {
-        return std::nullopt;
+        return false;
     }
     uint64_t available = data.size() - k_prefix_size;
     if (prefix->head_size > available || prefix->body_size != available - prefix->head_size) {
-        return std::nullopt;
+        return false;
     }
     std::string_view head = data.substr(k_prefix_size, prefix->head_size);
     std::string_view body = data.substr(k_prefix_size + prefix->head_size);
@@ -461,24 +469,23 @@ std::optional<Entry> decode(backends::Blob blob) {
         : prefix->version < 4 ? checksum(head, XXH3_64bits(body.data(), body.size()))
                                : checksum(head, body.size());
     if (expected != prefix->checksum) {
-        return std::nullopt;
+        return false;
     }
-    Entry entry;
     StoredBody layout;
     std::string_view digests;
     if (!parse_head(head, *prefix, entry, layout, digests)) {
-        return std::nullopt;
+        return false;
     }
     for (size_t i = 0; i < digests.size() / 8; ++i) {
         const uint64_t at = static_cast<uint64_t>(i) * layout.chunk_size;
         const size_t n = static_cast<size_t>(std::min<uint64_t>(layout.chunk_size, body.size() - at));
         if (XXH3_64bits(body.data() + at, n) != load_le<8>(digests.data() + 8 * i)) {
-            return std::nullopt;
+            return false;
         }
     }
     entry.body = body;
     entry.storage = std::move(blob);
-    return entry;
+    return true;
 }
 
 backends::Result<std::optional<Entry>>

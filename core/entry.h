@@ -205,6 +205,10 @@ std::string encode_head(const Entry& entry, uint64_t body_size,
 // an unknown format version: the caller treats that as a miss and removes it. The body is
 // not copied: it points into `blob`, which the entry keeps.
 std::optional<Entry> decode(backends::Blob blob);
+// The same into `entry` (a default Entry), where the caller wants it (an Entry is large: a
+// hit does not move it from one optional to the next): false when corrupt (then `entry`
+// holds parts of it and is to be dropped).
+bool decode(backends::Blob blob, Entry& entry);
 
 // Reads and verifies the head of a stored value through `reader` and leaves the body there
 // (Entry::stored_body). A format 4 body is checked chunk by chunk later, as it is read; an
