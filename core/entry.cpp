@@ -369,21 +369,23 @@ bool parse_head(std::string_view head, const Prefix& prefix, Entry& entry, Store
         return false;
     }
     entry.infos.reserve(infos);
-    for (uint64_t i = 0; i < infos && !in.failed(); ++i) {
-        Info& item = entry.infos.emplace_back(); // filled in place: no temporary to move
-        item.id = static_cast<uint32_t>(in.number(4));
-        uint64_t type = in.number(1);
-        if (type > static_cast<uint64_t>(Info::Type::text)) {
+    for (uint64_t i = 0; i < infos; ++i) {
+        // The id (u32) and type (u8) under one bounds check, then a u64 or a string (a
+        // failed read there fails the next round, or the final check).
+        const std::string_view fixed = in.bytes(5);
+        if (in.failed() || static_cast<uint8_t>(fixed[4]) > static_cast<uint8_t>(Info::Type::text)) {
             return false;
         }
-        item.type = static_cast<Info::Type>(type);
-        if (item.type == Info::Type::integer) {
-            item.integer = static_cast<int64_t>(in.number(8));
-        } else if (item.type == Info::Type::real) {
-            uint64_t bits = in.number(8);
-            std::memcpy(&item.real, &bits, sizeof bits);
-        } else {
+        Info& item = entry.infos.emplace_back(); // filled in place: no temporary to move
+        item.id = static_cast<uint32_t>(load_le<4>(fixed.data()));
+        item.type = static_cast<Info::Type>(fixed[4]);
+        if (item.type == Info::Type::text) {
             item.text = Text::borrow(in.view());
+        } else if (item.type == Info::Type::integer) {
+            item.integer = static_cast<int64_t>(in.number(8));
+        } else {
+            const uint64_t bits = in.number(8);
+            std::memcpy(&item.real, &bits, sizeof bits);
         }
     }
     entry.format = prefix.version;
