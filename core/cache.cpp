@@ -141,7 +141,7 @@ backends::Result<std::optional<Entry>> Cache::find(const Key& key,
     return found;
 }
 
-backends::Result<bool> Cache::read_entry(const std::string& hex, bool streamed,
+backends::Result<bool> Cache::read_entry(std::string_view hex, bool streamed,
                                          std::optional<Entry>& entry, bool& corrupt) {
     entry.reset();
     corrupt = false;
@@ -184,7 +184,7 @@ backends::Result<bool> Cache::read_entry(const std::string& hex, bool streamed,
         return false;
     }
     if (StoredBody* body = (*streamed_entry)->stored_body.get()) {
-        body->key = hex;
+        body->key = std::string(hex);
         if (body->size > 0) {
             auto good = body->read_chunk(0, body->first_chunk);
             if (!good) {
@@ -203,7 +203,8 @@ backends::Result<bool> Cache::read_entry(const std::string& hex, bool streamed,
 backends::Result<std::optional<Entry>> Cache::find_one(const Key& key, bool streamed) {
     // Every path returns `out`, so that the entry is decoded where the caller receives it.
     backends::Result<std::optional<Entry>> out{std::in_place};
-    std::string hex = key.hex();
+    const std::array<char, 32> digits = key.hex_digits(); // no allocation per lookup
+    const std::string_view hex(digits.data(), digits.size());
     bool corrupt = false;
     auto got = read_entry(hex, streamed, *out, corrupt);
     if (!got) {
@@ -212,14 +213,14 @@ backends::Result<std::optional<Entry>> Cache::find_one(const Key& key, bool stre
         return out;
     }
     if (corrupt) {
-        count_corrupt(hex);
+        count_corrupt(std::string(hex));
         // A writer may have replaced the value since it was read: look once more, so that
         // a good entry stored meanwhile is served rather than removed.
         if (auto again = read_entry(hex, streamed, *out, corrupt); again && *again) {
             return out;
         }
         out->reset();
-        remove_corrupt(hex);
+        remove_corrupt(std::string(hex));
     }
     return out;
 }

@@ -149,7 +149,7 @@ class Cache {
     backends::Result<std::optional<Entry>> find_one(const Key& key, bool streamed);
     // One read of `hex` into `entry` (left empty unless found good): false on a miss or when
     // corrupt, and `corrupt` says which.
-    backends::Result<bool> read_entry(const std::string& hex, bool streamed,
+    backends::Result<bool> read_entry(std::string_view hex, bool streamed,
                                       std::optional<Entry>& entry, bool& corrupt);
     void serve_read_only();
     const std::string& saved_stats_path() const;

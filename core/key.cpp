@@ -426,14 +426,19 @@ int hex_value(char c) {
 
 } // namespace
 
-std::string Key::hex() const {
+std::array<char, 32> Key::hex_digits() const {
     static constexpr char k_digits[] = "0123456789abcdef";
-    std::string out(32, '0');
+    std::array<char, 32> out;
     for (int i = 0; i < 16; ++i) {
         out[15 - i] = k_digits[(high >> (4 * i)) & 0xf];
         out[31 - i] = k_digits[(low >> (4 * i)) & 0xf];
     }
     return out;
+}
+
+std::string Key::hex() const {
+    const std::array<char, 32> digits = hex_digits();
+    return std::string(digits.data(), digits.size());
 }
 
 std::optional<Key> Key::from_hex(std::string_view hex) {

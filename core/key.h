@@ -4,6 +4,7 @@
 #include "config/settings.h"
 #include "core/request.h"
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -19,6 +20,7 @@ struct Key {
     uint64_t high = 0;
     uint64_t low = 0;
     std::string hex() const; // 32 lower-case hex digits
+    std::array<char, 32> hex_digits() const; // the same, without an allocation
     static std::optional<Key> from_hex(std::string_view hex);
     bool operator==(const Key&) const = default;
 };
