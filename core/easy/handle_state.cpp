@@ -55,11 +55,16 @@ Shard& shard_of(CURL* handle) {
     return shards()[(bits >> 4 ^ bits >> 12) % k_shards];
 }
 
-std::optional<std::string> copy_string(const void* text) {
+// A string option as libcurl keeps it: a copy. Copied into the string already there, so that a
+// program setting its URL before every transfer does not allocate each time.
+void set_string(std::optional<std::string>& into, const void* text) {
     if (text == nullptr) {
-        return std::nullopt;
+        into.reset();
+    } else if (into) {
+        into->assign(static_cast<const char*>(text));
+    } else {
+        into.emplace(static_cast<const char*>(text));
     }
-    return std::string(static_cast<const char*>(text));
 }
 
 // CURLOPT_COOKIELIST's commands (libcurl compares them ignoring case).
@@ -163,13 +168,13 @@ OptionArg read_option_arg(CURLoption option, va_list args) {
 void record_option(Options& o, CURLoption option, OptionArg arg) {
     switch (option) {
     case CURLOPT_URL:
-        o.url = copy_string(arg.pointer);
+        set_string(o.url, arg.pointer);
         break;
     case CURLOPT_CURLU:
         o.has_curlu = arg.pointer != nullptr;
         break;
     case CURLOPT_CUSTOMREQUEST:
-        o.custom_request = copy_string(arg.pointer);
+        set_string(o.custom_request, arg.pointer);
         break;
     case CURLOPT_NOBODY:
         o.nobody = arg.number != 0;
@@ -266,7 +271,7 @@ void record_option(Options& o, CURLoption option, OptionArg arg) {
         o.postredir = arg.number;
         break;
     case CURLOPT_ACCEPT_ENCODING:
-        o.accept_encoding = copy_string(arg.pointer);
+        set_string(o.accept_encoding, arg.pointer);
         break;
     case CURLOPT_HTTP_CONTENT_DECODING:
         o.content_decoding = arg.number != 0;
@@ -275,7 +280,7 @@ void record_option(Options& o, CURLoption option, OptionArg arg) {
         o.transfer_decoding = arg.number != 0;
         break;
     case CURLOPT_RANGE:
-        o.range = copy_string(arg.pointer);
+        set_string(o.range, arg.pointer);
         break;
     case CURLOPT_RESUME_FROM:
         o.resume_from = arg.number;
@@ -290,35 +295,35 @@ void record_option(Options& o, CURLoption option, OptionArg arg) {
         o.port = arg.number;
         break;
     case CURLOPT_USERAGENT:
-        o.user_agent = copy_string(arg.pointer);
+        set_string(o.user_agent, arg.pointer);
         break;
     case CURLOPT_REFERER:
-        o.referer = copy_string(arg.pointer);
+        set_string(o.referer, arg.pointer);
         break;
     case CURLOPT_COOKIE:
-        o.cookie = copy_string(arg.pointer);
+        set_string(o.cookie, arg.pointer);
         break;
     case CURLOPT_REQUEST_TARGET:
-        o.request_target = copy_string(arg.pointer);
+        set_string(o.request_target, arg.pointer);
         break;
     case CURLOPT_UNIX_SOCKET_PATH:
     case CURLOPT_ABSTRACT_UNIX_SOCKET:
-        o.unix_socket_path = copy_string(arg.pointer);
+        set_string(o.unix_socket_path, arg.pointer);
         break;
     case CURLOPT_USERPWD:
-        o.userpwd = copy_string(arg.pointer);
+        set_string(o.userpwd, arg.pointer);
         break;
     case CURLOPT_USERNAME:
-        o.username = copy_string(arg.pointer);
+        set_string(o.username, arg.pointer);
         break;
     case CURLOPT_PASSWORD:
-        o.password = copy_string(arg.pointer);
+        set_string(o.password, arg.pointer);
         break;
     case CURLOPT_XOAUTH2_BEARER:
-        o.bearer = copy_string(arg.pointer);
+        set_string(o.bearer, arg.pointer);
         break;
     case CURLOPT_AWS_SIGV4:
-        o.aws_sigv4 = copy_string(arg.pointer);
+        set_string(o.aws_sigv4, arg.pointer);
         break;
     case CURLOPT_HTTPAUTH:
         o.httpauth = arg.number;
