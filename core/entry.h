@@ -158,7 +158,7 @@ struct Entry {
     uint64_t body_size() const { return stored_body ? stored_body->size : body.size(); }
 
     const Info* info(uint32_t id) const; // nullptr when not recorded
-    // found[i] = info(ids[i]) for each i, in one pass over the infos (an entry records ~60;
+    // found[i] = info(ids[i]) for each i, in one pass over the infos (an entry records ~35;
     // a hit asks for several).
     void info(std::span<const uint32_t> ids, std::span<const Info*> found) const;
     bool fresh(int64_t now) const { return expires == 0 || now < expires; }
