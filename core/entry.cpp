@@ -373,7 +373,8 @@ bool parse_head(std::string_view head, const Prefix& prefix, Entry& entry, Store
         // The id (u32) and type (u8) under one bounds check, then a u64 or a string (a
         // failed read there fails the next round, or the final check).
         const std::string_view fixed = in.bytes(5);
-        if (in.failed() || static_cast<uint8_t>(fixed[4]) > static_cast<uint8_t>(Info::Type::text)) {
+        if (in.failed() ||
+            static_cast<uint8_t>(fixed[4]) > static_cast<uint8_t>(Info::Type::text)) {
             return false;
         }
         Info& item = entry.infos.emplace_back(); // filled in place: no temporary to move

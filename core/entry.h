@@ -137,7 +137,7 @@ struct Entry {
     std::vector<Info> infos; // recorded getinfo values
     int64_t created = 0;     // unix seconds
     int64_t expires = 0;     // unix seconds, 0 = never
-    Text etag; // validators of the final response, "" if none
+    Text etag;               // validators of the final response, "" if none
     Text last_modified;
     // The final response's freshness as decided when it was stored; `expires` is its
     // stale_at() (0 when it never goes stale), so that a hit compares one number.

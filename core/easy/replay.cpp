@@ -168,7 +168,7 @@ bool prepare_hit(HandleState& state, const Plan& plan, Entry&& entry) {
     r->streamed = r->stored != nullptr;
     r->stored_length = body_size;
     static constexpr uint32_t k_wanted[] = {
-        k_info_trailers, k_info_effective_url_had_userinfo, CURLINFO_EFFECTIVE_URL,
+        k_info_trailers,          k_info_effective_url_had_userinfo,  CURLINFO_EFFECTIVE_URL,
         CURLINFO_SIZE_DOWNLOAD_T, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, k_info_transfer_time_us};
     const Info* found[std::size(k_wanted)];
     e.info(k_wanted, found);
