@@ -193,8 +193,10 @@ Plan plan_transfer(const Options& o, const config::Settings& settings, UrlMemo* 
         plan.passthrough = "no URL";
         return plan;
     }
-    std::string scheme = url_scheme(*o.url);
-    if (scheme != "http" && scheme != "https") {
+    const std::string_view url = *o.url;
+    const size_t colon = url.find("://"); // the scheme compared where it lies (no copy)
+    const std::string_view scheme = colon == std::string_view::npos ? "" : url.substr(0, colon);
+    if (!iequals(scheme, "http") && !iequals(scheme, "https")) {
         plan.passthrough = "not HTTP(S)";
         return plan;
     }
