@@ -75,8 +75,13 @@ class Text {
     const char* data() const noexcept { return m_data; }
     size_t size() const noexcept { return m_size; }
     bool empty() const noexcept { return m_size == 0; }
-    friend bool operator==(const Text& a, std::string_view b) noexcept { return a.view() == b; }
+    // One overload per kind of right-hand side, so that none of them is ambiguous.
     friend bool operator==(const Text& a, const Text& b) noexcept { return a.view() == b.view(); }
+    friend bool operator==(const Text& a, std::string_view b) noexcept { return a.view() == b; }
+    friend bool operator==(const Text& a, const std::string& b) noexcept { return a.view() == b; }
+    friend bool operator==(const Text& a, const char* b) noexcept {
+        return a.view() == std::string_view(b);
+    }
 
   private:
     void assign(std::string_view text) {

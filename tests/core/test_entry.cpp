@@ -7,6 +7,8 @@
 #include <cstdarg>
 #include <cstddef>
 #include <cstdint>
+#include <iterator>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -94,6 +96,53 @@ void test_round_trip_binary_mebibyte_body_without_copy(void**) {
     assert_true(decoded->body.data() >= blob->data() &&
                 decoded->body.data() + decoded->body.size() == blob->data() + blob->size());
     assert_ptr_equal(decoded->storage.get(), blob.get());
+}
+
+// A decoded entry's texts are views into the stored value (no copy per field on a hit); a
+// copy of the entry owns its texts and outlives the value; a field set later owns its bytes.
+void test_decoded_texts_point_into_the_stored_value(void**) {
+    Entry entry = sample_entry("body");
+    backends::Blob blob = to_blob(encode(entry));
+    const char* begin = blob->data();
+    const char* end = blob->data() + blob->size();
+    auto inside = [&](std::string_view text) {
+        return text.data() >= begin && text.data() + text.size() <= end;
+    };
+    std::optional<Entry> decoded = decode(blob);
+    assert_true(decoded.has_value());
+    assert_true(inside(decoded->url) && inside(decoded->etag) && inside(decoded->last_modified));
+    assert_true(inside(decoded->header_blocks[0]) && inside(decoded->header_blocks[1]));
+    assert_true(inside(decoded->info(3)->text));
+
+    Entry copy = *decoded;
+    assert_false(inside(copy.url) || inside(copy.header_blocks[1]) || inside(copy.info(3)->text));
+    Entry moved = std::move(*decoded); // a move keeps the views and the value with them
+    assert_true(inside(moved.url) && inside(moved.header_blocks[1]));
+    decoded.reset();
+    moved = Entry();
+    blob.reset(); // only `copy` is left, and it does not need the value
+    assert_same_entry(entry, copy);
+
+    Text text = Text::borrow("borrowed");
+    text = std::string("owned now");
+    assert_true(text == "owned now");
+    Text taken = std::move(text);
+    assert_true(taken == "owned now" && text.empty());
+}
+
+// The one-pass lookup finds what info() finds, first match included, absent ones null.
+void test_several_infos_in_one_pass(void**) {
+    Entry entry = sample_entry("");
+    entry.infos.push_back({2, Info::Type::integer, 7, 0, {}});  // a second id 2: not found
+    entry.infos.push_back({65, Info::Type::integer, 8, 0, {}}); // 65 & 63 == 1, as id 1
+    const uint32_t ids[] = {3, 99, 2, 1, 65, 3};
+    const Info* found[std::size(ids)];
+    entry.info(ids, found);
+    for (size_t i = 0; i < std::size(ids); ++i) {
+        assert_ptr_equal(found[i], entry.info(ids[i]));
+    }
+    assert_null(found[1]);
+    assert_true(found[2]->type == Info::Type::real && found[4]->integer == 8);
 }
 
 void test_empty_entry_round_trips(void**) {
@@ -475,6 +524,8 @@ int main() {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip_keeps_every_field),
         cmocka_unit_test(test_round_trip_binary_mebibyte_body_without_copy),
+        cmocka_unit_test(test_decoded_texts_point_into_the_stored_value),
+        cmocka_unit_test(test_several_infos_in_one_pass),
         cmocka_unit_test(test_empty_entry_round_trips),
         cmocka_unit_test(test_truncated_or_extended_value_is_rejected),
         cmocka_unit_test(test_unknown_format_version_is_rejected),
