@@ -20,8 +20,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstdint>
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -113,8 +113,8 @@ backends that need none).
 
 using Meta = ListedEntry;
 
-bool expired(const Meta& meta, int64_t now) {
-    return meta.expires != 0 && meta.expires <= now;
+bool expired(int64_t expires, int64_t now) {
+    return expires != 0 && expires <= now;
 }
 
 struct ListFilter {
@@ -130,7 +130,7 @@ int collect(const curlcache_meta* meta, void* userp) {
     if (meta->status == 0) {
         return 0; // a Vary index (no response of its own): its variants are listed
     }
-    if (filter.only_expired && !(meta->expires != 0 && meta->expires <= filter.now)) {
+    if (filter.only_expired && !expired(meta->expires, filter.now)) {
         return 0;
     }
     if (filter.url_glob != nullptr &&
@@ -149,10 +149,16 @@ int collect(const curlcache_meta* meta, void* userp) {
     return 0;
 }
 
+// What `list` says when the sorted entries cannot all be read back (see SortedEntries::each).
+constexpr std::string_view k_runs_unreadable =
+    "cannot read back the sorted entries from their temporary file; the list is incomplete";
+
 // Visits the sorted entries one URL at a time (list --why compares the entries of a URL).
-void each_url(SortedEntries& entries, const std::function<void(std::vector<Meta>&)>& visit) {
+// False when they could not all be read back.
+[[nodiscard]] bool each_url(SortedEntries& entries,
+                            const std::function<void(std::vector<Meta>&)>& visit) {
     std::vector<Meta> same_url;
-    entries.each([&](Meta& meta) {
+    const bool whole = entries.each([&](Meta& meta) {
         if (!same_url.empty() && same_url.front().url != meta.url) {
             visit(same_url);
             same_url.clear();
@@ -160,9 +166,10 @@ void each_url(SortedEntries& entries, const std::function<void(std::vector<Meta>
         same_url.push_back(std::move(meta));
         return true;
     });
-    if (!same_url.empty()) {
+    if (whole && !same_url.empty()) {
         visit(same_url);
     }
+    return whole;
 }
 
 // list --why: for the entries of one URL, the key parts that tell them apart.
@@ -202,14 +209,14 @@ template <class Parts> void write_parts(JsonWriter& json, const Parts& parts) {
 }
 
 // Written as the entries come out of the sort: nothing but one URL's entries in memory.
-bool print_list_json(curlcache_handle* cache, ListFilter& filter, bool why) {
+int print_list_json(curlcache_handle* cache, ListFilter& filter, bool why) {
     JsonWriter json(stdout);
     json.begin_object();
     json.key("version");
     json.integer(k_json_version);
     json.key("entries");
     json.begin_array();
-    each_url(filter.found, [&](std::vector<Meta>& metas) {
+    const bool whole = each_url(filter.found, [&](std::vector<Meta>& metas) {
         if (why) {
             explain_duplicates(cache, metas);
         }
@@ -232,7 +239,7 @@ bool print_list_json(curlcache_handle* cache, ListFilter& filter, bool why) {
                 json.integer(meta.expires);
             }
             json.key("expired");
-            json.boolean(expired(meta, filter.now));
+            json.boolean(expired(meta.expires, filter.now));
             json.key("size");
             json.unsigned_integer(meta.size);
             if (why) {
@@ -242,24 +249,28 @@ bool print_list_json(curlcache_handle* cache, ListFilter& filter, bool why) {
             json.end_object();
         }
     });
+    if (!whole) {
+        return runtime_error(k_runs_unreadable);
+    }
     json.end_array();
     json.end_object();
-    return json.finish();
+    return json.finish() ? k_exit_ok : runtime_error("cannot write to stdout");
 }
 
 // The columns of a human list row before WHY.
 std::vector<std::string> list_row(const Meta& meta, int64_t now) {
-    std::string expires = meta.expires == 0    ? "never"
-                          : expired(meta, now) ? "expired " + format_relative(meta.expires, now)
-                                               : format_relative(meta.expires, now);
+    std::string expires = meta.expires == 0 ? "never"
+                          : expired(meta.expires, now)
+                              ? "expired " + format_relative(meta.expires, now)
+                              : format_relative(meta.expires, now);
     return {meta.key, std::to_string(meta.status), format_size(meta.size), expires, meta.method,
             meta.url};
 }
 
 // Two passes over the sorted entries: the column widths, then the rows as they come.
-void print_list_human(curlcache_handle* cache, ListFilter& filter, bool why) {
+int print_list_human(curlcache_handle* cache, ListFilter& filter, bool why) {
     if (filter.count == 0) {
-        return;
+        return k_exit_ok;
     }
     using Align = Table::Align;
     const std::vector<Align> aligns{Align::left, Align::right, Align::right, Align::left,
@@ -272,15 +283,18 @@ void print_list_human(curlcache_handle* cache, ListFilter& filter, bool why) {
         }
     };
     widen(head);
-    filter.found.each([&](Meta& meta) {
+    const bool whole = filter.found.each([&](Meta& meta) {
         widen(list_row(meta, filter.now));
         return true;
     });
+    if (!whole) {
+        return runtime_error(k_runs_unreadable);
+    }
     if (why) {
         head.emplace_back("WHY");
     }
     Table::print_row(stdout, head, widths, aligns);
-    each_url(filter.found, [&](std::vector<Meta>& metas) {
+    const bool printed = each_url(filter.found, [&](std::vector<Meta>& metas) {
         if (why) {
             explain_duplicates(cache, metas);
         }
@@ -296,11 +310,13 @@ void print_list_human(curlcache_handle* cache, ListFilter& filter, bool why) {
             Table::print_row(stdout, row, widths, aligns);
         }
     });
+    return printed ? k_exit_ok : runtime_error(k_runs_unreadable);
 }
 
 // Opens the cache named by the global options (only to read it: `read`), or prints why not.
 std::expected<CachePtr, int> open_or_report(const ParsedArgs& parsed, bool read = false) {
-    auto cache = read ? open_existing_cache(parsed.global) : open_cache(open_settings(parsed.global));
+    auto cache =
+        read ? open_existing_cache(parsed.global) : open_cache(open_settings(parsed.global));
     if (!cache) {
         return std::unexpected(report(cache.error()));
     }
@@ -321,9 +337,8 @@ struct Other {
 std::vector<Other> compare_with_others(curlcache_handle* cache, curlcache_entry* entry,
                                        const KeyParts& mine) {
     std::vector<Other> out;
-    for (const EntryPtr& other :
-         other_entries(cache, entry_text(curlcache_entry_url(entry)),
-                       entry_text(curlcache_entry_key(entry)))) {
+    for (const EntryPtr& other : other_entries(cache, entry_text(curlcache_entry_url(entry)),
+                                               entry_text(curlcache_entry_key(entry)))) {
         KeyParts theirs = key_parts_of(other.get());
         out.push_back({entry_text(curlcache_entry_key(other.get())),
                        distinguishing_parts({mine, theirs}), theirs});
@@ -450,7 +465,8 @@ void print_show_human(curlcache_entry* entry, std::string_view body, const KeyPa
                        (mine == parts.end() ? "(none)" : mine->second) + " here, " +
                        (theirs == other.parts.end() ? "(none)" : theirs->second) + " there";
         }
-        table.add({label, other.key + ": " + (differs.empty() ? "(no recorded difference)" : differs)});
+        table.add(
+            {label, other.key + ": " + (differs.empty() ? "(no recorded difference)" : differs)});
         label.clear();
     }
     table.print(stdout);
@@ -486,11 +502,9 @@ int cmd_list(Args args) {
     }
     const bool why = parsed->has("--why");
     if (parsed->has("--json")) {
-        return print_list_json(cache->get(), filter, why) ? k_exit_ok
-                                                          : runtime_error("cannot write to stdout");
+        return print_list_json(cache->get(), filter, why);
     }
-    print_list_human(cache->get(), filter, why);
-    return k_exit_ok;
+    return print_list_human(cache->get(), filter, why);
 }
 
 int cmd_show(Args args) {

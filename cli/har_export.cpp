@@ -371,7 +371,7 @@ std::expected<uint64_t, std::string> write_har(curlcache_handle* cache, std::FIL
     json.begin_array();
     uint64_t written = 0;
     std::string failed;
-    listed.each([&](ListedEntry& item) {
+    const bool whole = listed.each([&](ListedEntry& item) {
         curlcache_entry* raw = nullptr;
         curlcache_code code = curlcache_entry_get(cache, item.key.c_str(), &raw);
         EntryPtr entry(raw);
@@ -388,6 +388,10 @@ std::expected<uint64_t, std::string> write_har(curlcache_handle* cache, std::FIL
     });
     if (!failed.empty()) {
         return std::unexpected(failed);
+    }
+    if (!whole) {
+        return std::unexpected(
+            std::string("cannot read back the sorted entries from their temporary file"));
     }
     json.end_array();
     json.end_object();

@@ -56,12 +56,12 @@ void SortedEntries::spill() {
         m_sorted = true;
         return;
     }
-    m_runs.push_back(std::move(file));
+    m_runs.push_back(Run{std::move(file), m_memory.size()});
     m_memory.clear();
     m_memory.shrink_to_fit();
 }
 
-void SortedEntries::each(const std::function<bool(ListedEntry&)>& visit) {
+bool SortedEntries::each(const std::function<bool(ListedEntry&)>& visit) {
     if (!m_sorted) {
         std::sort(m_memory.begin(), m_memory.end(), m_before);
         m_sorted = true;
@@ -69,18 +69,28 @@ void SortedEntries::each(const std::function<bool(ListedEntry&)>& visit) {
     if (m_runs.empty()) {
         for (ListedEntry& entry : m_memory) {
             if (!visit(entry)) {
-                return;
+                break;
             }
         }
-        return;
+        return true;
     }
     // Sources: each run file, and the entries still in memory (index m_runs.size()).
     const std::size_t sources = m_runs.size() + 1;
     std::vector<ListedEntry> heads(sources);
+    std::vector<std::size_t> unread(m_runs.size());
     std::size_t memory_next = 0;
+    bool complete = true; // every run read back whole so far
     auto next = [&](std::size_t source) {
         if (source < m_runs.size()) {
-            return read_record(m_runs[source].get(), heads[source]);
+            if (unread[source] == 0) {
+                return false;
+            }
+            if (!read_record(m_runs[source].file.get(), heads[source])) {
+                complete = false; // short or unreadable: never taken for the run's end
+                return false;
+            }
+            --unread[source];
+            return true;
         }
         if (memory_next < m_memory.size()) {
             heads[source] = m_memory[memory_next++];
@@ -92,22 +102,24 @@ void SortedEntries::each(const std::function<bool(ListedEntry&)>& visit) {
     std::priority_queue<std::size_t, std::vector<std::size_t>, decltype(later)> queue(later);
     for (std::size_t source = 0; source < sources; ++source) {
         if (source < m_runs.size()) {
-            std::rewind(m_runs[source].get());
+            std::rewind(m_runs[source].file.get());
+            unread[source] = m_runs[source].entries;
         }
         if (next(source)) {
             queue.push(source);
         }
     }
-    while (!queue.empty()) {
+    while (complete && !queue.empty()) {
         const std::size_t source = queue.top();
         queue.pop();
         if (!visit(heads[source])) {
-            return;
+            break;
         }
         if (next(source)) {
             queue.push(source);
         }
     }
+    return complete;
 }
 
 } // namespace curlcache::cli

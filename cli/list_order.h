@@ -44,10 +44,13 @@ class SortedEntries {
     void add(ListedEntry entry);
 
     // Calls visit for every entry in order until it returns false. May be called again
-    // (the runs are read from their start each time).
-    void each(const std::function<bool(ListedEntry&)>& visit);
+    // (the runs are read from their start each time). False when a run file could not be
+    // read back whole (an I/O error): the entries visited are then not all of them.
+    [[nodiscard]] bool each(const std::function<bool(ListedEntry&)>& visit);
 
     std::size_t run_files() const { return m_runs.size(); }
+    // Run file `index` (tests: to damage one and see each() report it).
+    std::FILE* run_file(std::size_t index) const { return m_runs.at(index).file.get(); }
 
   private:
     struct FileClose {
@@ -60,7 +63,11 @@ class SortedEntries {
     bool (*m_before)(const ListedEntry&, const ListedEntry&);
     std::size_t m_run_entries;
     std::vector<ListedEntry> m_memory;
-    std::vector<FilePtr> m_runs;
+    struct Run {
+        FilePtr file;
+        std::size_t entries = 0; // records written to it
+    };
+    std::vector<Run> m_runs;
     bool m_sorted = false;
 };
 

@@ -8,10 +8,13 @@
 #include <cstdarg>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <random>
 #include <string>
 #include <tuple>
 #include <vector>
+
+#include <unistd.h>
 
 extern "C" {
 #include <cmocka.h>
@@ -41,10 +44,10 @@ std::vector<ListedEntry> shuffled_entries(std::size_t count) {
 
 std::vector<ListedEntry> listed(SortedEntries& sorted) {
     std::vector<ListedEntry> out;
-    sorted.each([&](ListedEntry& entry) {
+    assert_true(sorted.each([&](ListedEntry& entry) {
         out.push_back(entry);
         return true;
-    });
+    }));
     return out;
 }
 
@@ -57,6 +60,8 @@ void assert_sorted_and_complete(const std::vector<ListedEntry>& out, std::size_t
     for (const ListedEntry& entry : out) { // every field survives a run file
         const auto i = std::stoul(entry.key) - 100000;
         assert_string_equal(entry.method.c_str(), i % 3 == 0 ? "POST" : "GET");
+        assert_string_equal(entry.url.c_str(),
+                            ("https://example.com/" + std::to_string(i % 97)).c_str());
         assert_int_equal(entry.status, 200 + static_cast<long>(i % 5));
         assert_int_equal(entry.created, static_cast<int64_t>(i));
         assert_int_equal(entry.expires, i % 2 == 0 ? 0 : static_cast<int64_t>(i) + 1000);
@@ -89,8 +94,28 @@ void test_a_visitor_that_stops_ends_the_walk(void** /*state*/) {
         sorted.add(std::move(entry));
     }
     int seen = 0;
-    sorted.each([&](ListedEntry&) { return ++seen < 10; });
+    assert_true(sorted.each([&](ListedEntry&) { return ++seen < 10; }));
     assert_int_equal(seen, 10);
+}
+
+// A run file that no longer holds every record written to it (cut short here) makes each()
+// report it rather than end that run early and list fewer entries as if they were all.
+void test_a_run_file_cut_short_is_reported_not_taken_for_its_end(void** /*state*/) {
+    SortedEntries sorted(curlcache::cli::EntryOrder::url_method_key, 64);
+    for (auto& entry : shuffled_entries(1000)) {
+        sorted.add(std::move(entry));
+    }
+    assert_true(sorted.run_files() > 1);
+    std::FILE* run = sorted.run_file(1);
+    assert_int_equal(std::fseek(run, 0, SEEK_END), 0);
+    const long size = std::ftell(run);
+    assert_int_equal(::ftruncate(::fileno(run), size / 2), 0);
+    std::size_t seen = 0;
+    assert_false(sorted.each([&](ListedEntry&) {
+        ++seen;
+        return true;
+    }));
+    assert_true(seen < 1000);
 }
 
 // The HAR export's order: oldest first, then URL, then key, across run files too.
@@ -118,6 +143,7 @@ int main() {
         cmocka_unit_test(
             test_entries_spilled_to_run_files_are_merged_in_order_and_can_be_read_again),
         cmocka_unit_test(test_a_visitor_that_stops_ends_the_walk),
+        cmocka_unit_test(test_a_run_file_cut_short_is_reported_not_taken_for_its_end),
         cmocka_unit_test(test_entries_in_created_order_are_merged_oldest_first),
     };
     return cmocka_run_group_tests(tests, nullptr, nullptr);
