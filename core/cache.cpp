@@ -128,13 +128,13 @@ backends::Result<std::optional<Entry>> Cache::find(const Key& key,
     }
     // Stored per variant: the index at the key names the headers (variants themselves live
     // under variant_key); the request's values pick the variant's own key.
-    const Entry& index = **found;
-    if (request_lines == nullptr || index.vary.front() == "*") {
+    const std::vector<std::string>& vary = (*found)->vary;
+    if (request_lines == nullptr || vary.front() == "*") {
         found->reset();
         return found;
     }
-    const std::string variant = http::variant_of(index.vary, *request_lines);
-    found = find_one(variant_key(key, variant), streamed);
+    const std::string variant = http::variant_of(vary, *request_lines);
+    found = find_one(variant_key(key, variant), streamed); // the index (and `vary`) go
     if (found && *found && (*found)->variant != variant) {
         found->reset(); // a collision or a stale index: never another variant
     }

@@ -476,15 +476,15 @@ bool decode(backends::Blob blob, Entry& entry) {
     }
     StoredBody layout;
     std::string_view digests;
-    if (!parse_head(head, *prefix, entry, layout, digests)) {
-        return false;
-    }
-    for (size_t i = 0; i < digests.size() / 8; ++i) {
+    bool good = parse_head(head, *prefix, entry, layout, digests);
+    for (size_t i = 0; good && i < digests.size() / 8; ++i) {
         const uint64_t at = static_cast<uint64_t>(i) * layout.chunk_size;
         const size_t n = static_cast<size_t>(std::min<uint64_t>(layout.chunk_size, body.size() - at));
-        if (XXH3_64bits(body.data() + at, n) != load_le<8>(digests.data() + 8 * i)) {
-            return false;
-        }
+        good = XXH3_64bits(body.data() + at, n) == load_le<8>(digests.data() + 8 * i);
+    }
+    if (!good) {
+        entry = Entry(); // its texts borrowed from `blob`, which goes now
+        return false;
     }
     entry.body = body;
     entry.storage = std::move(blob);

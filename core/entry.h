@@ -211,8 +211,8 @@ std::string encode_head(const Entry& entry, uint64_t body_size,
 // not copied: it points into `blob`, which the entry keeps.
 std::optional<Entry> decode(backends::Blob blob);
 // The same into `entry` (a default Entry), where the caller wants it (an Entry is large: a
-// hit does not move it from one optional to the next): false when corrupt (then `entry`
-// holds parts of it and is to be dropped).
+// hit does not move it from one optional to the next): false when corrupt (then `entry` is
+// left a default Entry: nothing in it points into `blob`).
 bool decode(backends::Blob blob, Entry& entry);
 
 // Reads and verifies the head of a stored value through `reader` and leaves the body there

@@ -111,8 +111,7 @@ Begin decide(const CurlApi& api, CURL* handle, HandleState& state) {
     const bool offline = settings.mode == config::Mode::offline;
     if (plan.passthrough != nullptr || !cache->request_cacheable(plan.request)) {
         std::string_view url = state.options.url ? *state.options.url : std::string_view();
-        std::string scheme = url_scheme(url);
-        const bool http_url = scheme == "http" || scheme == "https";
+        const bool http_url = is_http_url(url);
         if (offline && http_url) {
             // Offline never touches the network, even for what the cache cannot answer.
             plan.request.url = std::string(url);

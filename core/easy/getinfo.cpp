@@ -103,8 +103,6 @@ Answer text(const char* v) {
     return {Answer::Kind::text, 0, 0, v, nullptr};
 }
 
-// The URL of hop `block` of a redirect chain: the request URL, then each Location resolved
-// against the URL before it.
 // A recorded text as the program gets it: NUL-terminated, at the same address for the rest
 // of the transfer (the entry's own text is a view into the stored value, not terminated).
 const char* c_text(Replay& r, const Info& info) {
@@ -115,6 +113,8 @@ const char* c_text(Replay& r, const Info& info) {
     return at->second.c_str();
 }
 
+// The URL of hop `block` of a redirect chain: the request URL, then each Location resolved
+// against the URL before it.
 std::string hop_url(const Replay& r, size_t block) {
     std::string url = r.request_url;
     for (size_t i = 0; i < block && i < r.blocks.size(); ++i) {

@@ -10,16 +10,14 @@
 
 namespace curlcache::core::easy {
 
-std::string url_scheme(std::string_view url) {
-    size_t colon = url.find("://");
-    if (colon == std::string_view::npos) {
-        return {};
-    }
-    std::string scheme(url.substr(0, colon));
-    for (char& c : scheme) {
-        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    }
-    return scheme;
+std::string_view url_scheme(std::string_view url) {
+    const size_t colon = url.find("://");
+    return colon == std::string_view::npos ? std::string_view() : url.substr(0, colon);
+}
+
+bool is_http_url(std::string_view url) {
+    const std::string_view scheme = url_scheme(url);
+    return iequals(scheme, "http") || iequals(scheme, "https");
 }
 
 namespace {
@@ -51,13 +49,12 @@ std::string join_list(const curl_slist* list) {
     return joined;
 }
 
-// CURLOPT_HTTP_VERSION as far as it changes the response for this scheme: libcurl 7.88's
+// CURLOPT_HTTP_VERSION as far as it changes the response (`tls`: an https URL): libcurl 7.88's
 // default is 2TLS, which on http:// means HTTP/1.1 and on https:// means HTTP/2 when the
 // server offers it (as 2_0 does there); those choices share entries, so that a response
 // recorded by the curl CLI (which always sets the version) serves pycurl or an imported
 // HAR and back. nullptr = the default.
-const char* http_version_key(long version, std::string_view scheme) {
-    const bool tls = scheme == "https";
+const char* http_version_key(long version, bool tls) {
     switch (version) {
     case CURL_HTTP_VERSION_NONE:
     case CURL_HTTP_VERSION_2TLS:
@@ -193,10 +190,7 @@ Plan plan_transfer(const Options& o, const config::Settings& settings, UrlMemo* 
         plan.passthrough = "no URL";
         return plan;
     }
-    const std::string_view url = *o.url;
-    const size_t colon = url.find("://"); // the scheme compared where it lies (no copy)
-    const std::string_view scheme = colon == std::string_view::npos ? "" : url.substr(0, colon);
-    if (!iequals(scheme, "http") && !iequals(scheme, "https")) {
+    if (!is_http_url(*o.url)) {
         plan.passthrough = "not HTTP(S)";
         return plan;
     }
@@ -269,7 +263,8 @@ Plan plan_transfer(const Options& o, const config::Settings& settings, UrlMemo* 
     if (!o.transfer_decoding) {
         options.emplace_back("transfer_decoding", "0");
     }
-    if (const char* version = http_version_key(o.http_version, scheme)) {
+    const bool tls = iequals(url_scheme(*o.url), "https");
+    if (const char* version = http_version_key(o.http_version, tls)) {
         options.emplace_back("http_version", version);
     }
     if (o.port != 0) {
