@@ -271,7 +271,7 @@ Result<RedisReplyPtr> RedisConnection::read_reply() {
 
 std::unexpected<Error> RedisConnection::receive_error(int error) {
     m_broken = true;
-    m_timed_out = error == EAGAIN || error == EWOULDBLOCK;
+    m_timed_out = error == EAGAIN || error == EWOULDBLOCK || error == ETIMEDOUT;
     m_lost = error == 0 || error == ECONNRESET || error == EPIPE;
     if (m_timed_out) {
         return backends::timed_out(m_where + ": no answer within the command timeout");

@@ -652,26 +652,6 @@ Result<void> Connection::flush_touches_without_waiting() {
     return done;
 }
 
-Result<void> Connection::flush_stale_touches_without_waiting() {
-    auto touches = m_shared.take_touches();
-    std::erase_if(touches, [](const auto& entry) {
-        return entry.second.stamp - entry.second.stored < k_touch_resolution_us;
-    });
-    if (touches.empty()) {
-        return {};
-    }
-    return without_waiting([&] {
-        return in_transaction([&]() -> Result<void> {
-            for (const auto& [key, touch] : touches) {
-                if (auto done = execute(sql_touch, {key, touch.stamp}); !done) {
-                    return std::unexpected(done.error());
-                }
-            }
-            return {};
-        });
-    });
-}
-
 void Connection::write_touches_at_exit(bool wrote) {
     if (!wrote) {
         std::lock_guard lock(m_shared.touch_mutex);
@@ -687,7 +667,7 @@ void Connection::write_touches_at_exit(bool wrote) {
         return;
     }
     (void)exec("PRAGMA synchronous = OFF");
-    (void)(wrote ? flush_touches_without_waiting() : flush_stale_touches_without_waiting());
+    (void)flush_touches_without_waiting();
     (void)exec(m_shared.fast_save ? "PRAGMA synchronous = OFF" : "PRAGMA synchronous = NORMAL");
 }
 

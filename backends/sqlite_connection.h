@@ -52,7 +52,7 @@ constexpr uint64_t k_read_inline_limit = 16 * 1024;
 constexpr size_t k_blob_chunk = 64u << 20; // sqlite3_blob_{read,write} take an int length
 constexpr size_t k_touch_batch = 1024;     // pending access times before a hit writes them
 // How far a process that only read moves an entry's stored access time: its hits on entries
-// used less than this long ago are not written (see flush_stale_touches_without_waiting).
+// used less than this long ago are not written (see write_touches_at_exit).
 constexpr int64_t k_touch_resolution_us = int64_t{10} * 60 * 1000 * 1000;
 constexpr int k_scan_page = 256;
 
@@ -293,18 +293,14 @@ class Connection {
     // than wait when another process holds the write lock.
     Result<void> flush_touches_without_waiting();
 
-    // At the exit of a process that stored nothing: writes, as above, only the access times
-    // that move an entry's stored time (as the hit read it) by k_touch_resolution_us or more,
-    // and drops the rest. Most hit processes then write nothing at all: no WAL frames for
-    // the next process to read back (each process's first connection re-reads the whole WAL
-    // into the -shm, so a WAL that hit processes keep growing made every later process
-    // slower), and no statement or pragma runs. LRU order is exact within a process and
-    // that coarse across processes.
-    Result<void> flush_stale_touches_without_waiting();
-
-    // What a process's exit writes of its pending access times (`wrote`: it stored
-    // something, then all of them, else the stale ones), with synchronous = OFF: an LRU
-    // hint costs no fsync. The connection's own synchronous setting is restored after.
+    // What a process's exit writes of its pending access times, with synchronous = OFF (an
+    // LRU hint costs no fsync; the connection's own setting is restored after): all of them
+    // when it stored something (`wrote`), else only those that move an entry's stored time
+    // (as the hit read it) by k_touch_resolution_us or more, dropping the rest. Most hit
+    // processes then write nothing at all: no WAL frames for the next process to read back
+    // (each process's first connection re-reads the whole WAL into the -shm, so a WAL that
+    // hit processes keep growing made every later process slower), and no statement or
+    // pragma runs. LRU order is exact within a process and that coarse across processes.
     void write_touches_at_exit(bool wrote);
 
     // Runs body inside BEGIN IMMEDIATE ... COMMIT, rolling back when it fails. Writers of
