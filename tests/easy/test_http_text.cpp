@@ -172,6 +172,10 @@ void test_http_version_splits_keys_only_where_the_response_differs(void**) {
     assert_true(key_for(tls, CURL_HTTP_VERSION_2_0) == tls_default);
     assert_false(key_for(tls, CURL_HTTP_VERSION_1_1) == tls_default); // no HTTP/2 then
     assert_false(key_for(tls, CURL_HTTP_VERSION_3) == tls_default);
+    // The scheme in any case is TLS: the same key as the lower-case URL's for each version.
+    for (long version : {CURL_HTTP_VERSION_NONE, CURL_HTTP_VERSION_2_0, CURL_HTTP_VERSION_1_1}) {
+        assert_true(key_for("HTTPS://host/x", version) == key_for(tls, version));
+    }
 }
 
 // The request's Cache-Control (or Pragma) is read for its directives; a Range header of
