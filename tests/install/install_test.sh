@@ -48,7 +48,10 @@ shim=$("$scratch/moved/bin/curlcache" run -- sh -c 'echo "$LD_PRELOAD"')
 # On x86-64 the preloaded library is a stub that loads libcurlcache-engine.so from its own
 # folder at the first libcurl call (shim/README.md): it must be installed beside it, and a
 # libcurl call under the moved install must find it (no "cannot load the engine" warning).
-if [ -f "$build_dir/lib/libcurlcache-engine.so" ]; then
+# The build's own setting decides, so that a split build missing its engine fails here.
+split=$(sed -n 's/^CURLCACHE_SHIM_SPLIT:BOOL=//p' "$build_dir/CMakeCache.txt")
+[ -n "$split" ] || fail "CURLCACHE_SHIM_SPLIT not found in $build_dir/CMakeCache.txt"
+if [ "$split" = ON ]; then
   test -f "$scratch/moved/$libdir_rel/libcurlcache-engine.so" || fail "no libcurlcache-engine.so beside the shim"
   "$scratch/moved/bin/curlcache" run -- curl -s -o /dev/null "file://$source_dir/install_test.sh" \
     2>"$scratch/engine.err" || fail "curl under the installed shim failed: $(cat "$scratch/engine.err")"
