@@ -117,13 +117,13 @@ static long want_status = 200; /* -s */
 /* One transfer; returns 0 when it succeeded with status -s and the expected size. */
 static int transfer(CURL* curl, const char* pattern, int index, long long expected,
                     enum keep_mode keep) {
-    char url[2048];
+    char buffer[2048];
+    const char* url = pattern; /* set before every transfer, as a program fetching it would */
     struct body body = {0, NULL, 0};
     long status = 0;
     if (strstr(pattern, "%d")) {
-        snprintf(url, sizeof url, pattern, index);
-    } else {
-        snprintf(url, sizeof url, "%s", pattern);
+        snprintf(buffer, sizeof buffer, pattern, index);
+        url = buffer;
     }
     curl_easy_setopt(curl, CURLOPT_URL, url);
     if (keep_begin(&body, keep, expected) != 0) {
