@@ -450,9 +450,43 @@ std::optional<Entry> decode(backends::Blob blob) {
     return out;
 }
 
+namespace {
+
+// Per thread, the vectors of the last entry recycle() got: a hit in a loop decodes into the
+// same two allocations again (an entry records ~35 infos and one header block per hop).
+constexpr size_t k_spare_infos = 128;
+constexpr size_t k_spare_blocks = 32;
+struct Spare {
+    std::vector<Text> header_blocks;
+    std::vector<Info> infos;
+};
+thread_local Spare t_spare;
+
+} // namespace
+
+void recycle(Entry&& entry) noexcept {
+    Spare& spare = t_spare;
+    if (entry.infos.capacity() > spare.infos.capacity() &&
+        entry.infos.capacity() <= k_spare_infos) {
+        entry.infos.clear();
+        spare.infos.swap(entry.infos);
+    }
+    if (entry.header_blocks.capacity() > spare.header_blocks.capacity() &&
+        entry.header_blocks.capacity() <= k_spare_blocks) {
+        entry.header_blocks.clear();
+        spare.header_blocks.swap(entry.header_blocks);
+    }
+    Entry released = std::move(entry); // the rest (storage, body reader) goes now
+}
+
 bool decode(backends::Blob blob, Entry& entry) {
     if (!blob) {
         return false;
+    }
+    if (entry.infos.capacity() == 0 && entry.header_blocks.capacity() == 0) {
+        Spare& spare = t_spare; // empty vectors with room, from recycle()
+        entry.infos.swap(spare.infos);
+        entry.header_blocks.swap(spare.header_blocks);
     }
     std::string_view data(*blob);
     const std::optional<Prefix> prefix = parse_prefix(data);

@@ -130,6 +130,42 @@ void test_decoded_texts_point_into_the_stored_value(void**) {
     assert_true(taken == "owned now" && text.empty());
 }
 
+// An entry handed to recycle() lends its vectors to the thread's next decode: the next entry
+// decodes into them (same allocation), empty of the last one's items, and is whole; an
+// entry decoded on another thread, or with nothing recycled, gets its own.
+void test_recycled_vectors_serve_the_next_decode(void**) {
+    Entry stored = sample_entry("first");
+    std::optional<Entry> first = decode(to_blob(encode(stored)));
+    assert_true(first.has_value());
+    const Info* infos_at = first->infos.data();
+    const Text* blocks_at = first->header_blocks.data();
+    recycle(std::move(*first));
+    first.reset();
+
+    Entry other = sample_entry("second, longer body");
+    other.header_blocks.pop_back();
+    other.infos.pop_back();
+    std::optional<Entry> second = decode(to_blob(encode(other)));
+    assert_true(second.has_value());
+    assert_ptr_equal(second->infos.data(), infos_at);
+    assert_ptr_equal(second->header_blocks.data(), blocks_at);
+    assert_same_entry(other, *second);
+
+    std::optional<Entry> third = decode(to_blob(encode(stored))); // nothing recycled since
+    assert_true(third.has_value());
+    assert_true(third->infos.data() != infos_at);
+    assert_same_entry(stored, *third);
+
+    // A vector too large to keep is let go of rather than held by the thread.
+    Entry large = sample_entry("x");
+    large.infos.resize(4096);
+    recycle(std::move(large));
+    std::optional<Entry> fourth = decode(to_blob(encode(stored)));
+    assert_true(fourth.has_value());
+    assert_true(fourth->infos.capacity() < 4096);
+    assert_same_entry(stored, *fourth);
+}
+
 // The one-pass lookup finds what info() finds, first match included, absent ones null.
 void test_several_infos_in_one_pass(void**) {
     Entry entry = sample_entry("");
@@ -524,6 +560,7 @@ int main() {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip_keeps_every_field),
         cmocka_unit_test(test_round_trip_binary_mebibyte_body_without_copy),
+        cmocka_unit_test(test_recycled_vectors_serve_the_next_decode),
         cmocka_unit_test(test_decoded_texts_point_into_the_stored_value),
         cmocka_unit_test(test_several_infos_in_one_pass),
         cmocka_unit_test(test_empty_entry_round_trips),
