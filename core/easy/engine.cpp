@@ -303,10 +303,12 @@ Begin begin_transfer(const CurlApi& api, CURL* handle) {
             // program's callbacks back before anything else.
             end_transfer(api, handle, CURLE_ABORTED_BY_CALLBACK);
         }
-        if (state->replay) { // its entry's vectors serve the next decode on this thread
+        // The previous transfer's headers and infos end here; its entry's vectors serve the
+        // next decode on this thread.
+        if (state->replay) {
             recycle(std::move(state->replay->entry));
         }
-        state->replay.reset(); // the previous transfer's headers and infos end here
+        state->replay.reset();
         state->invalidate_pending = false; // (an unsafe transfer whose end was never told)
         state->last = HandleState::Last::live;
         // libcurl loads COOKIEFILE (starting the engine) as the transfer begins.

@@ -4,6 +4,7 @@
 #include "core/easy/http_text.h"
 
 #include <array>
+#include <atomic>
 #include <cstring>
 #include <mutex>
 #include <pthread.h>
@@ -80,21 +81,61 @@ bool is_cookielist_command(const void* text) {
 
 } // namespace
 
+namespace {
+
+// Each thread remembers the last handle it looked up and its state: a program calls setopt,
+// perform and getinfo on one handle in a row (five lookups per transfer), and each lookup
+// was a lock, a hash and an unlock. Replacing or erasing any handle's state bumps
+// g_generation first (under its shard's lock), which makes every thread's memo stale before
+// the old state can be freed. A thread that still uses a state another thread is erasing
+// does so with the lock as well: libcurl forbids using a handle from two threads at once.
+std::atomic<uint64_t> g_generation{1};
+struct LastLookup {
+    CURL* handle = nullptr;
+    HandleState* state = nullptr;
+    uint64_t generation = 0;
+};
+thread_local LastLookup t_last;
+
+HandleState* remembered(CURL* handle) noexcept {
+    const LastLookup& last = t_last;
+    return last.handle == handle && last.generation == g_generation.load(std::memory_order_acquire)
+               ? last.state
+               : nullptr;
+}
+
+void remember(CURL* handle, HandleState* state, uint64_t generation) noexcept {
+    t_last = {handle, state, generation};
+}
+
+} // namespace
+
 HandleState& state_for(CURL* handle) {
+    if (HandleState* known = remembered(handle)) {
+        return *known;
+    }
     Shard& shard = shard_of(handle);
     std::lock_guard lock(shard.mutex);
     auto& slot = shard.states[handle];
     if (!slot) {
         slot = std::make_unique<HandleState>();
     }
+    remember(handle, slot.get(), g_generation.load(std::memory_order_acquire));
     return *slot;
 }
 
 HandleState* find_state(CURL* handle) {
+    if (HandleState* known = remembered(handle)) {
+        return known;
+    }
     Shard& shard = shard_of(handle);
     std::lock_guard lock(shard.mutex);
     auto it = shard.states.find(handle);
-    return it == shard.states.end() ? nullptr : it->second.get();
+    if (it == shard.states.end()) {
+        return nullptr;
+    }
+    remember(handle, it->second.get(), g_generation.load(std::memory_order_acquire));
+    return it->second.get();
 }
 
 void reset_state(CURL* handle, std::unique_ptr<HandleState> state) {
@@ -102,6 +143,7 @@ void reset_state(CURL* handle, std::unique_ptr<HandleState> state) {
     std::unique_ptr<HandleState> old;
     {
         std::lock_guard lock(shard.mutex);
+        g_generation.fetch_add(1, std::memory_order_acq_rel);
         old = std::exchange(shard.states[handle], std::move(state));
     }
     // `old` is destroyed outside the lock.
@@ -116,6 +158,7 @@ void erase_state(CURL* handle) {
         if (it == shard.states.end()) {
             return;
         }
+        g_generation.fetch_add(1, std::memory_order_acq_rel);
         old = std::move(it->second);
         shard.states.erase(it);
     }
