@@ -31,4 +31,13 @@ std::string sqlite_bodies_path(const std::string& database_path);
 // "file:...?mode=memory&cache=shared" URI with sqlite_use_memory. For messages and tests.
 std::string sqlite_database_path(const config::Settings& settings);
 
+// Configures a copy of SQLite that curlcache's code alone uses (the shim's engine links
+// SQLite in statically and hidden) for this backend: fewer instructions per statement.
+// Must run once, before any other sqlite3_* call of that copy, and before other threads
+// could make one. Never where SQLite is the program's shared libsqlite3 (libcurlcache.so
+// in a user's program, the CLI, sanitizer builds): the settings are process-wide and
+// would change the program's own SQLite. False when a setting was refused (SQLite was
+// initialized already): harmless, SQLite keeps its defaults.
+bool configure_private_sqlite() noexcept;
+
 } // namespace curlcache::backends
