@@ -437,6 +437,15 @@ class SqliteStorage final : public Storage {
     // A connection no other thread is using, opening a new one while the pool has room;
     // when all are busy, waits for one of them. `lock` holds it on return.
     Connection& acquire(std::unique_lock<std::mutex>& lock) {
+        // The first connection when it is free, without the pool's mutex (a hit of a
+        // program with one thread never needs more): it never moves nor goes.
+        if (Connection* first = m_first.load(std::memory_order_acquire)) {
+            std::unique_lock attempt(first->mutex, std::try_to_lock);
+            if (attempt.owns_lock()) {
+                lock = std::move(attempt);
+                return *first;
+            }
+        }
         Connection* chosen = nullptr;
         {
             std::lock_guard pool(m_pool_mutex);
@@ -450,6 +459,9 @@ class SqliteStorage final : public Storage {
             if (m_pool.size() < m_max_connections) {
                 m_pool.push_back(std::make_unique<Connection>(m_shared));
                 lock = std::unique_lock(m_pool.back()->mutex);
+                if (m_pool.size() == 1) {
+                    m_first.store(m_pool.back().get(), std::memory_order_release);
+                }
                 return *m_pool.back();
             }
             chosen = m_pool[m_next++ % m_pool.size()].get();
@@ -462,6 +474,7 @@ class SqliteStorage final : public Storage {
     size_t m_max_connections = 1;
     std::mutex m_pool_mutex;
     std::vector<std::unique_ptr<Connection>> m_pool; // grows only; connections never move
+    std::atomic<Connection*> m_first{nullptr};       // m_pool.front() once there is one
     size_t m_next = 0;
 };
 
