@@ -462,10 +462,16 @@ struct Spare {
 };
 thread_local Spare t_spare;
 
+// One lookup of the thread's block per call (each use of a thread_local in the engine, a
+// library loaded with dlopen, is a call to __tls_get_addr).
+[[gnu::noinline]] Spare& thread_spare() noexcept {
+    return t_spare;
+}
+
 } // namespace
 
 void recycle(Entry&& entry) noexcept {
-    Spare& spare = t_spare;
+    Spare& spare = thread_spare();
     if (entry.infos.capacity() > spare.infos.capacity() &&
         entry.infos.capacity() <= k_spare_infos) {
         entry.infos.clear();
@@ -484,7 +490,7 @@ bool decode(backends::Blob blob, Entry& entry) {
         return false;
     }
     if (entry.infos.capacity() == 0 && entry.header_blocks.capacity() == 0) {
-        Spare& spare = t_spare; // empty vectors with room, from recycle()
+        Spare& spare = thread_spare(); // empty vectors with room, from recycle()
         entry.infos.swap(spare.infos);
         entry.header_blocks.swap(spare.header_blocks);
     }
