@@ -470,7 +470,7 @@ thread_local Spare t_spare;
 
 } // namespace
 
-void recycle(Entry&& entry) noexcept {
+void recycle(Entry& entry) noexcept {
     Spare& spare = thread_spare();
     if (entry.infos.capacity() > spare.infos.capacity() &&
         entry.infos.capacity() <= k_spare_infos) {
@@ -482,7 +482,6 @@ void recycle(Entry&& entry) noexcept {
         entry.header_blocks.clear();
         spare.header_blocks.swap(entry.header_blocks);
     }
-    Entry released = std::move(entry); // the rest (storage, body reader) goes now
 }
 
 bool decode(backends::Blob blob, Entry& entry) {

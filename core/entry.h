@@ -170,10 +170,11 @@ struct Entry {
     bool is_variant_index() const { return !vary.empty() && header_blocks.empty(); }
 };
 
-// An entry a transfer is done with, handed back so that the thread's next decode() fills its
-// header-block and info vectors instead of allocating two new ones (bounded: vectors of an
-// unusually large entry are let go of). Anything else of it is released here.
-void recycle(Entry&& entry) noexcept;
+// Takes the header-block and info vectors of an entry a transfer is done with (leaving them
+// empty), so that the thread's next decode() fills them instead of allocating two new ones
+// (bounded: the vectors of an unusually large entry stay where they are). The rest of the
+// entry is the caller's to release.
+void recycle(Entry& entry) noexcept;
 
 // The serialised form: a small head (everything but the body) and the body, written one
 // after the other so the body is never copied into a second buffer.

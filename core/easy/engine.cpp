@@ -306,7 +306,7 @@ Begin begin_transfer(const CurlApi& api, CURL* handle) {
         // The previous transfer's headers and infos end here; its entry's vectors serve the
         // next decode on this thread.
         if (state->replay) {
-            recycle(std::move(state->replay->entry));
+            recycle(state->replay->entry);
         }
         state->replay.reset();
         state->invalidate_pending = false; // (an unsafe transfer whose end was never told)

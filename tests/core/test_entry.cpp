@@ -139,7 +139,7 @@ void test_recycled_vectors_serve_the_next_decode(void**) {
     assert_true(first.has_value());
     const Info* infos_at = first->infos.data();
     const Text* blocks_at = first->header_blocks.data();
-    recycle(std::move(*first));
+    recycle(*first);
     first.reset();
 
     Entry other = sample_entry("second, longer body");
@@ -159,7 +159,7 @@ void test_recycled_vectors_serve_the_next_decode(void**) {
     // A vector too large to keep is let go of rather than held by the thread.
     Entry large = sample_entry("x");
     large.infos.resize(4096);
-    recycle(std::move(large));
+    recycle(large);
     std::optional<Entry> fourth = decode(to_blob(encode(stored)));
     assert_true(fourth.has_value());
     assert_true(fourth->infos.capacity() < 4096);
