@@ -139,6 +139,40 @@ class Reader {
         return bytes(size);
     }
 
+    // One info record: id (u32), type (u8), then a u64 or a length-prefixed string, bounds
+    // checked once per record (a hit decodes ~32 of them). False when it is malformed.
+    bool info(Info& item) {
+        const char* p = m_data.data();
+        const size_t left = m_data.size();
+        if (m_failed || left < 9 ||
+            static_cast<uint8_t>(p[4]) > static_cast<uint8_t>(Info::Type::text)) {
+            m_failed = true;
+            return false;
+        }
+        item.id = static_cast<uint32_t>(load_le<4>(p));
+        item.type = static_cast<Info::Type>(p[4]);
+        size_t used = 13;
+        if (item.type == Info::Type::text) {
+            const uint64_t size = load_le<4>(p + 5);
+            if (size > left - 9) {
+                m_failed = true;
+                return false;
+            }
+            item.text = Text::borrow(std::string_view(p + 9, static_cast<size_t>(size)));
+            used = 9 + static_cast<size_t>(size);
+        } else if (left < 13) {
+            m_failed = true;
+            return false;
+        } else if (item.type == Info::Type::integer) {
+            item.integer = static_cast<int64_t>(load_le<8>(p + 5));
+        } else {
+            const uint64_t bits = load_le<8>(p + 5);
+            std::memcpy(&item.real, &bits, sizeof bits);
+        }
+        m_data.remove_prefix(used);
+        return true;
+    }
+
     bool failed() const { return m_failed; }
     bool at_end() const { return m_data.empty(); }
 
@@ -370,23 +404,8 @@ bool parse_head(std::string_view head, const Prefix& prefix, Entry& entry, Store
     }
     entry.infos.reserve(infos);
     for (uint64_t i = 0; i < infos; ++i) {
-        // The id (u32) and type (u8) under one bounds check, then a u64 or a string (a
-        // failed read there fails the next round, or the final check).
-        const std::string_view fixed = in.bytes(5);
-        if (in.failed() ||
-            static_cast<uint8_t>(fixed[4]) > static_cast<uint8_t>(Info::Type::text)) {
+        if (!in.info(entry.infos.emplace_back())) { // filled in place: no temporary to move
             return false;
-        }
-        Info& item = entry.infos.emplace_back(); // filled in place: no temporary to move
-        item.id = static_cast<uint32_t>(load_le<4>(fixed.data()));
-        item.type = static_cast<Info::Type>(fixed[4]);
-        if (item.type == Info::Type::text) {
-            item.text = Text::borrow(in.view());
-        } else if (item.type == Info::Type::integer) {
-            item.integer = static_cast<int64_t>(in.number(8));
-        } else {
-            const uint64_t bits = in.number(8);
-            std::memcpy(&item.real, &bits, sizeof bits);
         }
     }
     entry.format = prefix.version;
