@@ -4,6 +4,7 @@
 #include <curl/curl.h>
 #include <xxhash.h>
 
+#include <array>
 #include <csetjmp>
 #include <cstdarg>
 #include <cstddef>
@@ -12,6 +13,8 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <utility>
+#include <vector>
 
 extern "C" {
 #include <cmocka.h>
@@ -292,6 +295,110 @@ void test_key_hex_round_trip_and_rejects_malformed(void**) {
                         "0123456789abcdeffedcba9876543210");
 }
 
+// Keys of varied requests as the key format 2 code computed them before the per-handle key
+// memo and the encoder's cheaper paths (main e432ad0): the digest of a request must never
+// change within a format version, or the entries of existing caches would no longer be
+// found. Also each key twice in a row, and its hex digits.
+void test_keys_of_existing_caches_still_match(void**) {
+    Settings plain;
+    Settings matched;
+    matched.name = "/tmp/c.sqlite";
+    matched.backend = {"sqlite"};
+    matched.match_headers = {" Accept-Language ", "X-Var"};
+    matched.ignored_parameters = {"utm"};
+    matched.sort_query = true;
+    struct Case {
+        const Settings* settings;
+        const char* method;
+        const char* url;
+        std::vector<std::string> headers;
+        const char* body;
+        std::vector<std::pair<std::string, std::string>> options;
+        const char* credentials;
+        const char* hex;
+    };
+    const Case cases[] = {
+        {&plain,
+         "GET",
+         "http://127.0.0.1:8080/1k.bin",
+         {},
+         "",
+         {},
+         "",
+         "a9ad6f7b4bc4df1b27f5948e2b1d4cb1"},
+        {&plain,
+         "get",
+         "HTTPS://u:p@Example.com:443/a/../b?z=1&a=2#f",
+         {},
+         "",
+         {},
+         "",
+         "75adfde35fbcf773c7f10cf67ff83bfd"},
+        {&plain,
+         "POST",
+         "http://h/form",
+         {"X-Var: 1"},
+         "a=1&b=2",
+         {},
+         "",
+         "2c6cd11e381300bcbc4b322912ec3751"},
+        {&matched,
+         "GET",
+         "http://h/q?z=1&utm=x&a=2",
+         {"x-var:  one ", "User-Agent: t"},
+         "",
+         {},
+         "",
+         "76d699ba466ea1223cf42477b152686b"},
+        {&matched,
+         "GET",
+         "http://h/",
+         {"Accept-Language: en", "X-VAR: two"},
+         "",
+         {{"header:accept", "text/html"}, {"follow_location", "1"}, {"max_redirs", "-1"}},
+         "",
+         "d6ab8bb4845abdeb2b5498cff5d90120"},
+        {&matched,
+         "HEAD",
+         "http://h/",
+         {},
+         "",
+         {{"nobody", "1"}, {"credentials", "tok"}},
+         "",
+         "52290a7e5f52396d2b324621555c136c"},
+        {&matched,
+         "GET",
+         "http://alice:pw@h/private",
+         {},
+         "",
+         {},
+         "userpwd=a:b\nhttpauth=1\n",
+         "35093202c9a313bda7c6f2f8ad04b3b5"},
+        {&plain,
+         "GET",
+         "http://h/private",
+         {},
+         "",
+         {},
+         "bearer=xyz\nhttpauth=1\n",
+         "da6e572cbd2cd33871c5a492433fc6ef"},
+    };
+    for (const Case& c : cases) {
+        Request request;
+        request.method = c.method;
+        request.url = c.url;
+        request.headers = c.headers;
+        request.body = c.body;
+        request.options = c.options;
+        request.credentials = c.credentials;
+        const Key key = make_key(request, *c.settings);
+        assert_string_equal(key.hex().c_str(), c.hex);
+        assert_true(make_key(request, *c.settings) == key);
+        const std::array<char, 32> digits = key.hex_digits();
+        assert_true(std::string(digits.data(), digits.size()) == c.hex);
+    }
+}
+
 // Random URLs built from the characters that matter to the parser: normalisation never
 // fails, is idempotent, never keeps userinfo, and redaction never shows an ignored value.
 void test_normalize_fuzz_is_idempotent_and_drops_secrets(void**) {
@@ -452,6 +559,7 @@ int main() {
         cmocka_unit_test(test_key_format_version_is_hashed),
         cmocka_unit_test(test_large_body_key_equals_documented_encoding),
         cmocka_unit_test(test_key_hex_round_trip_and_rejects_malformed),
+        cmocka_unit_test(test_keys_of_existing_caches_still_match),
         cmocka_unit_test(test_normalize_fuzz_is_idempotent_and_drops_secrets),
         cmocka_unit_test(test_normalize_agrees_with_libcurl_parser),
     };
