@@ -254,6 +254,13 @@ std::string_view trim(std::string_view text) {
     return text;
 }
 
+std::string upper(std::string text) {
+    for (char& c : text) {
+        c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    }
+    return text;
+}
+
 // The canonical encoding is written into a buffer and hashed in one XXH3-128 call (the same
 // digest as feeding the pieces to a hash state: a key was ~15 small state updates, ~1,000
 // instructions). A field larger than k_inline_field (a large POST body) is not copied: the
@@ -294,6 +301,19 @@ class Encoder {
             stream(bytes);
         } else {
             m_out.append(bytes);
+        }
+    }
+
+    // field(tag, bytes) of the bytes in upper case (the method), without a copy of them.
+    void upper_field(char tag, std::string_view bytes) {
+        if (bytes.size() > k_inline_field) { // streamed where it lies: upper-cased first
+            field(tag, upper(std::string(bytes)));
+            return;
+        }
+        const size_t at = m_out.size() + 9;
+        field(tag, bytes);
+        for (size_t i = at; i < m_out.size(); ++i) {
+            m_out[i] = static_cast<char>(std::toupper(static_cast<unsigned char>(m_out[i])));
         }
     }
 
@@ -362,6 +382,9 @@ using Pairs = std::vector<std::pair<std::string, std::string>>;
 
 // Matched request headers: names compared case-insensitively, sorted, values trimmed.
 Pairs matched_headers(const Request& request, const config::Settings& settings) {
+    if (settings.match_headers.empty() || request.headers.empty()) {
+        return {}; // nothing to match: no allocation
+    }
     std::vector<std::string> wanted;
     for (const std::string& name : settings.match_headers) {
         wanted.push_back(lower(trim(name)));
@@ -395,13 +418,6 @@ Pairs key_options(const Request& request) {
     return options;
 }
 
-std::string upper(std::string text) {
-    for (char& c : text) {
-        c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-    }
-    return text;
-}
-
 void add_part(std::string& out, std::string_view name, std::string_view value) {
     out += name;
     out += '\t';
@@ -409,6 +425,62 @@ void add_part(std::string& out, std::string_view name, std::string_view value) {
         out += c == '\n' || c == '\t' ? ' ' : c;
     }
     out += '\n';
+}
+
+// Are `options` (a request's, in its order) the `kept` ones (the same without "credentials")?
+bool same_options(const Pairs& kept, const Pairs& options) {
+    size_t at = 0;
+    for (const auto& option : options) {
+        if (option.first == "credentials") {
+            continue;
+        }
+        if (at == kept.size() || kept[at] != option) {
+            return false;
+        }
+        ++at;
+    }
+    return at == kept.size();
+}
+
+// The canonical encoding of a request, hashed. The options are sorted as key_options()
+// sorts them, through pointers (no copies of their strings).
+Key encode_key(const Request& request, std::string_view url, const Pairs& headers,
+               std::string_view credentials) {
+    using Pair = std::pair<std::string, std::string>;
+    constexpr size_t k_few = 16;
+    std::array<const Pair*, k_few> few;
+    std::vector<const Pair*> many;
+    const Pair** options = few.data();
+    size_t count = 0;
+    if (request.options.size() > k_few) {
+        many.resize(request.options.size());
+        options = many.data();
+    }
+    for (const Pair& option : request.options) {
+        if (option.first != "credentials") {
+            options[count++] = &option;
+        }
+    }
+    std::sort(options, options + count, [](const Pair* a, const Pair* b) { return *a < *b; });
+
+    Encoder encoder;
+    encoder.number('v', k_key_format_version);
+    encoder.upper_field('m', request.method);
+    encoder.field('u', url);
+    encoder.field('b', request.body);
+    encoder.number('H', headers.size());
+    for (const auto& [name, value] : headers) {
+        encoder.field('h', name);
+        encoder.field('=', value);
+    }
+    encoder.number('O', count);
+    for (size_t i = 0; i < count; ++i) {
+        encoder.field('o', options[i]->first);
+        encoder.field('=', options[i]->second);
+    }
+    encoder.field('c', credentials);
+    XXH128_hash_t hash = encoder.digest();
+    return Key{hash.high64, hash.low64};
 }
 
 int hex_value(char c) {
@@ -426,12 +498,27 @@ int hex_value(char c) {
 
 } // namespace
 
+namespace {
+
+// The two hex digits of each byte value: a key's 32 digits are 16 look-ups.
+constexpr std::array<char, 512> k_hex_pairs = [] {
+    constexpr char digits[] = "0123456789abcdef";
+    std::array<char, 512> pairs{};
+    for (size_t i = 0; i < 256; ++i) {
+        pairs[2 * i] = digits[i >> 4];
+        pairs[2 * i + 1] = digits[i & 0xf];
+    }
+    return pairs;
+}();
+
+} // namespace
+
 std::array<char, 32> Key::hex_digits() const {
-    static constexpr char k_digits[] = "0123456789abcdef";
     std::array<char, 32> out;
-    for (int i = 0; i < 16; ++i) {
-        out[15 - i] = k_digits[(high >> (4 * i)) & 0xf];
-        out[31 - i] = k_digits[(low >> (4 * i)) & 0xf];
+    for (int i = 0; i < 8; ++i) {
+        const int shift = 56 - 8 * i;
+        std::memcpy(&out[2 * i], &k_hex_pairs[2 * ((high >> shift) & 0xff)], 2);
+        std::memcpy(&out[16 + 2 * i], &k_hex_pairs[2 * ((low >> shift) & 0xff)], 2);
     }
     return out;
 }
@@ -485,29 +572,40 @@ Key make_key(const Request& request, const config::Settings& settings) {
 }
 
 Key make_key(const Request& request, const config::Settings& settings, const UrlParts& url) {
-    Encoder encoder;
-    encoder.number('v', k_key_format_version);
-    encoder.field('m', upper(request.method));
-    encoder.field('u', url.normalized);
-    encoder.field('b', request.body);
+    return encode_key(request, url.normalized, matched_headers(request, settings),
+                      credentials_digest(request, settings, url.userinfo));
+}
 
-    const Pairs headers = matched_headers(request, settings);
-    encoder.number('H', headers.size());
-    for (const auto& [name, value] : headers) {
-        encoder.field('h', name);
-        encoder.field('=', value);
+Key make_key(const Request& request, const config::Settings& settings, const UrlParts& url,
+             KeyMemo& memo) {
+    // The parts that depend on the settings, worked out now (both cost nothing when there
+    // are no credentials and no match_headers); the rest is compared as the request holds it.
+    std::string credentials = credentials_digest(request, settings, url.userinfo);
+    Pairs headers = matched_headers(request, settings);
+    const bool keep = request.body.size() <= k_inline_field;
+    if (memo.valid && keep && memo.method == request.method && memo.url == url.normalized &&
+        memo.body == request.body && memo.credentials == credentials && memo.headers == headers &&
+        same_options(memo.options, request.options)) {
+        return memo.key;
     }
-
-    const Pairs options = key_options(request);
-    encoder.number('O', options.size());
-    for (const auto& [name, value] : options) {
-        encoder.field('o', name);
-        encoder.field('=', value);
+    memo.valid = false; // until it holds all of this request's material
+    const Key key = encode_key(request, url.normalized, headers, credentials);
+    if (keep) {
+        memo.method = request.method;
+        memo.url = url.normalized;
+        memo.body = request.body;
+        memo.headers = std::move(headers);
+        memo.options.clear();
+        for (const auto& option : request.options) {
+            if (option.first != "credentials") {
+                memo.options.push_back(option);
+            }
+        }
+        memo.credentials = std::move(credentials);
+        memo.key = key;
+        memo.valid = true;
     }
-
-    encoder.field('c', credentials_digest(request, settings, url.userinfo));
-    XXH128_hash_t hash = encoder.digest();
-    return Key{hash.high64, hash.low64};
+    return key;
 }
 
 std::string key_parts(const Request& request, const config::Settings& settings) {
@@ -523,9 +621,9 @@ std::string key_parts(const Request& request, const config::Settings& settings) 
     }
     if (!request.body.empty()) {
         char digest[17];
-        std::snprintf(digest, sizeof digest, "%016llx",
-                      static_cast<unsigned long long>(XXH3_64bits(request.body.data(),
-                                                                  request.body.size())));
+        std::snprintf(
+            digest, sizeof digest, "%016llx",
+            static_cast<unsigned long long>(XXH3_64bits(request.body.data(), request.body.size())));
         add_part(out, "body", std::to_string(request.body.size()) + " bytes, XXH3 " + digest);
     }
     if (!credentials_digest(request, settings, url_credentials(request.url)).empty()) {

@@ -9,6 +9,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace curlcache::core {
 
@@ -19,7 +21,7 @@ inline constexpr uint32_t k_key_format_version = 2;
 struct Key {
     uint64_t high = 0;
     uint64_t low = 0;
-    std::string hex() const; // 32 lower-case hex digits
+    std::string hex() const;                 // 32 lower-case hex digits
     std::array<char, 32> hex_digits() const; // the same, without an allocation
     static std::optional<Key> from_hex(std::string_view hex);
     bool operator==(const Key&) const = default;
@@ -37,6 +39,29 @@ struct UrlParts {
 UrlParts url_parts(std::string_view url, const config::Settings& settings);
 // make_key() with the URL's parts already worked out: `url` must be url_parts(request.url).
 Key make_key(const Request& request, const config::Settings& settings, const UrlParts& url);
+
+// The key of a handle's last transfer and what went into it (core/easy keeps one per
+// handle beside its UrlMemo): make_key() with a memo returns the kept key when the
+// request's key material is equal, byte for byte, to the kept one, and otherwise computes
+// the key and keeps it with its material. The material is compared as it enters the key,
+// worked out for this request under the settings given now: the method, the normalised URL
+// (`url`), the body, the matched headers, the options, and the credentials only as their
+// salted digest (never kept in clear). So it is exact whatever changed in between (the
+// program's POSTFIELDS or HTTPHEADER bytes rewritten in place, another cache or settings:
+// the digest's salt and match_headers are those of now). A body larger than 64 KiB is not
+// kept: such a request's key is computed every time.
+struct KeyMemo {
+    bool valid = false;
+    Key key;
+    std::string method; // as given (the key upper-cases it)
+    std::string url;    // normalised
+    std::string body;
+    std::vector<std::pair<std::string, std::string>> headers; // matched, as keyed
+    std::vector<std::pair<std::string, std::string>> options; // in request order, no "credentials"
+    std::string credentials;                                  // the salted digest, or ""
+};
+Key make_key(const Request& request, const config::Settings& settings, const UrlParts& url,
+             KeyMemo& memo);
 
 // Is a request header's value already part of every key (Accept, Accept-Encoding,
 // Accept-Language and Host always, see core/easy/request_plan.cpp; match_headers)? A

@@ -132,8 +132,11 @@ Begin decide(const CurlApi& api, CURL* handle, HandleState& state) {
     }
     const bool partial_or_conditional = plan.range || plan.conditional();
     const http::CacheControl* request_cc = plan.cache_control ? &*plan.cache_control : nullptr;
-    Key key = plan.url_parts != nullptr ? cache->key(plan.request, *plan.url_parts)
-                                        : cache->key(plan.request);
+    // `settings` are the cache's own (Cache::key): with the handle's memo when the plan
+    // holds the URL's parts.
+    Key key = plan.url_parts != nullptr
+                  ? make_key(plan.request, settings, *plan.url_parts, state.key_memo)
+                  : cache->key(plan.request);
 
     // The entry is used where the lookup left it (an Entry is large: each move costs).
     auto result = settings.mode != config::Mode::refresh || partial_or_conditional

@@ -219,6 +219,11 @@ const UrlParts& remembered_url_parts(UrlMemo& memo, std::string_view url,
 struct HandleState {
     Options options;
     UrlMemo url_memo;
+    // The key of the last transfer and its material (core/key.h): a transfer that repeats
+    // the request does not encode and hash it again. Compared by value at every transfer,
+    // never trusted because no setopt happened (POSTFIELDS and HTTPHEADER are the program's
+    // memory, which it may rewrite in place).
+    KeyMemo key_memo;
     enum class Last : uint8_t { none, live, replayed };
     Last last = Last::none;
     std::unique_ptr<Replay> replay; // when last == replayed (or a hit is pending)
