@@ -247,6 +247,132 @@ void test_url_parts_are_kept_per_url_and_settings(void**) {
     assert_true(normalize_url(a, settings).find("t=9") == std::string::npos);
 }
 
+// The key the handle's memo gives for the plan of `o`'s next transfer; it must be the key a
+// fresh computation gives (from the request alone, with no memo of any kind).
+curlcache::core::Key memo_key(const Options& o, const curlcache::config::Settings& settings,
+                              UrlMemo& url_memo, curlcache::core::KeyMemo& key_memo) {
+    const Plan plan = plan_transfer(o, settings, &url_memo);
+    assert_null(plan.passthrough);
+    assert_non_null(plan.url_parts);
+    const curlcache::core::Key kept =
+        curlcache::core::make_key(plan.request, settings, *plan.url_parts, key_memo);
+    assert_true(kept == curlcache::core::make_key(plan.request, settings));
+    return kept;
+}
+
+// Each input of the key changed between two transfers of one handle, by setopt or in the
+// program's own memory (POSTFIELDS and HTTPHEADER bytes rewritten in place, as libcurl
+// reads them at perform): the second transfer gets the key a fresh computation gives, never
+// the memo's. Each step also checks that the change does change the key, so that a memo
+// that stopped comparing that input fails here.
+void test_key_memo_gives_the_fresh_key_whatever_changed(void**) {
+    using curlcache::core::Key;
+    curlcache::config::Settings settings;
+    settings.name = "/tmp/one.sqlite";
+    settings.backend = {"sqlite"};
+    settings.allowable_methods = {"GET", "HEAD", "POST", "FETCH"};
+    settings.match_headers = {"X-Var"};
+    UrlMemo url_memo;
+    curlcache::core::KeyMemo key_memo;
+    Options o;
+    o.url = "http://host/a";
+    Key last = memo_key(o, settings, url_memo, key_memo);
+    auto changed = [&](const char* what) {
+        const Key key = memo_key(o, settings, url_memo, key_memo);
+        if (key == last) {
+            print_error("the key did not change with %s\n", what);
+        }
+        assert_false(key == last);
+        // The same request again: the memo's key, still the fresh one.
+        assert_true(memo_key(o, settings, url_memo, key_memo) == key);
+        assert_true(key_memo.valid);
+        last = key;
+    };
+    // Nothing changed: the kept key.
+    assert_true(memo_key(o, settings, url_memo, key_memo) == last);
+    assert_true(key_memo.valid);
+
+    o.custom_request = "FETCH"; // the method
+    changed("the method");
+    o.custom_request.reset();
+    changed("the method back");
+
+    o.url = "http://host/b"; // the URL
+    changed("the URL");
+
+    char body[] = "a=1"; // POSTFIELDS, then its bytes rewritten in place
+    record_option(o, CURLOPT_POSTFIELDS, pointer(body));
+    changed("a POST body");
+    body[2] = '2';
+    changed("the POST body's bytes");
+
+    char var[] = "X-Var: one"; // a matched header, then its bytes rewritten in place
+    char other[] = "X-Other: 1";
+    curl_slist other_item{other, nullptr};
+    curl_slist var_item{var, &other_item};
+    record_option(o, CURLOPT_HTTPHEADER, pointer(&var_item));
+    changed("a matched header");
+    std::memcpy(var + 7, "two", 3);
+    changed("the matched header's bytes");
+    other[9] = '2'; // not matched: not part of the key
+    assert_true(memo_key(o, settings, url_memo, key_memo) == last);
+
+    record_option(o, CURLOPT_FOLLOWLOCATION, number(1)); // the key options
+    changed("FOLLOWLOCATION");
+    char accept[] = "Accept: text/html"; // an option read from the header list, in place
+    curl_slist accept_item{accept, nullptr};
+    other_item.next = &accept_item;
+    changed("an Accept header");
+    std::memcpy(accept + 8, "TEXT", 4);
+    changed("the Accept header's bytes");
+
+    record_option(o, CURLOPT_USERPWD, pointer("alice:one")); // the credentials
+    changed("USERPWD");
+    record_option(o, CURLOPT_USERPWD, pointer("alice:two"));
+    changed("another USERPWD");
+    char auth[] = "Authorization: Bearer t1"; // credentials from the header list, in place
+    curl_slist auth_item{auth, nullptr};
+    accept_item.next = &auth_item;
+    changed("an Authorization header");
+    auth[23] = '2';
+    changed("the Authorization header's bytes");
+    o.url = "http://u:p@host/b"; // credentials in the URL (the normalised URL is the same)
+    changed("the URL's userinfo");
+
+    // The settings the key is worked out under: another cache (the credentials' salt), and
+    // another match_headers.
+    curlcache::config::Settings other_cache = settings;
+    other_cache.name = "/tmp/two.sqlite";
+    assert_false(memo_key(o, other_cache, url_memo, key_memo) == last);
+    last = memo_key(o, settings, url_memo, key_memo);
+    curlcache::config::Settings no_match = settings;
+    no_match.match_headers.clear();
+    assert_false(memo_key(o, no_match, url_memo, key_memo) == last);
+    assert_true(memo_key(o, settings, url_memo, key_memo) == last);
+}
+
+// A body larger than 64 KiB is not kept by the memo; its key is still the right one.
+void test_key_memo_leaves_large_bodies_alone(void**) {
+    curlcache::config::Settings settings;
+    settings.allowable_methods = {"POST"};
+    UrlMemo url_memo;
+    curlcache::core::KeyMemo key_memo;
+    Options o;
+    o.url = "http://host/upload";
+    std::string body((64u << 10) + 1, 'x');
+    record_option(o, CURLOPT_POSTFIELDS, pointer(body.data()));
+    record_option(o, CURLOPT_POSTFIELDSIZE, number(static_cast<long>(body.size())));
+    const curlcache::core::Key first = memo_key(o, settings, url_memo, key_memo);
+    assert_false(key_memo.valid);
+    assert_true(key_memo.body.empty());
+    body.back() = 'y';
+    assert_false(memo_key(o, settings, url_memo, key_memo) == first);
+    body.resize(100);
+    record_option(o, CURLOPT_POSTFIELDSIZE, number(100));
+    memo_key(o, settings, url_memo, key_memo);
+    assert_true(key_memo.valid);
+}
+
 } // namespace
 
 int main() {
@@ -265,6 +391,8 @@ int main() {
         cmocka_unit_test(test_plan_reads_request_directives_and_range_header),
         cmocka_unit_test(test_lines_are_walked_as_split_lines_cuts_them),
         cmocka_unit_test(test_url_parts_are_kept_per_url_and_settings),
+        cmocka_unit_test(test_key_memo_gives_the_fresh_key_whatever_changed),
+        cmocka_unit_test(test_key_memo_leaves_large_bodies_alone),
     };
     return cmocka_run_group_tests_name("easy_http_text", tests, nullptr, nullptr);
 }
