@@ -551,6 +551,46 @@ static void test_request_header_changes_nothing_unless_matched(void** state) {
     assert_int_equal(origin_count(), before + 1);
 }
 
+/* libcurl reads POSTFIELDS and HTTPHEADER at perform: a program may rewrite their bytes
+ * in place between two transfers of one handle, without a setopt. Each is then another
+ * request (the handle's key memo compares them, core/key.h), and going back is a hit. */
+static void test_bytes_rewritten_in_place_make_another_request(void** state) {
+    (void)state;
+    setenv("CURLCACHE_ALLOWABLE_METHODS", "GET,HEAD,POST", 1);
+    setenv("CURLCACHE_MATCH_HEADERS", "X-Var", 1);
+    engine_reopen_cache();
+    char body[] = "a=1";
+    struct curl_slist* list = curl_slist_append(NULL, "X-Var: one");
+    CURL* h = curl_easy_init();
+    curl_easy_setopt(h, CURLOPT_URL, origin_url(0, "/echo/inplace"));
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, list);
+    static const struct {
+        const char* body;
+        const char* var;
+        const char* expected;
+        int asks_origin;
+    } rounds[] = {
+        {"a=1", "one", "POST one a=1", 1}, {"a=1", "one", "POST one a=1", 0},
+        {"a=2", "one", "POST one a=2", 1}, {"a=2", "one", "POST one a=2", 0},
+        {"a=2", "two", "POST two a=2", 1}, {"a=2", "two", "POST two a=2", 0},
+        {"a=1", "one", "POST one a=1", 0},
+    };
+    for (size_t i = 0; i < sizeof rounds / sizeof rounds[0]; ++i) {
+        memcpy(body, rounds[i].body, 3);
+        memcpy(list->data + 7, rounds[i].var, 3);
+        Capture c = {0};
+        capture_on(h, &c);
+        long before = origin_count();
+        assert_int_equal(curl_easy_perform(h), CURLE_OK);
+        assert_string_equal(c.body.data, rounds[i].expected);
+        assert_int_equal(origin_count(), before + rounds[i].asks_origin);
+        capture_free(&c);
+    }
+    curl_easy_cleanup(h);
+    curl_slist_free_all(list);
+}
+
 typedef struct {
     int index;
     int failures;
@@ -822,6 +862,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_post_passes_through_by_default, setup, teardown),
         cmocka_unit_test_setup_teardown(test_offline_miss_fails_without_network, setup, teardown),
         cmocka_unit_test_setup_teardown(test_request_header_changes_nothing_unless_matched, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_bytes_rewritten_in_place_make_another_request, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_eight_threads_with_their_own_handles, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stale_entry_is_revalidated_and_304_replays_it, setup,
