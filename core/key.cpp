@@ -353,11 +353,16 @@ class Encoder {
     XXH3_state_t* m_state = nullptr;
 };
 
+// Does the request carry credentials (which enter the key as credentials_digest())?
+bool has_credentials(const Request& request, std::string_view from_url) {
+    return !request.credentials.empty() || !from_url.empty() ||
+           std::any_of(request.options.begin(), request.options.end(),
+                       [](const auto& option) { return option.first == "credentials"; });
+}
+
 std::string credentials_digest(const Request& request, const config::Settings& settings,
                                std::string_view from_url) {
-    bool in_options = std::any_of(request.options.begin(), request.options.end(),
-                                  [](const auto& option) { return option.first == "credentials"; });
-    if (request.credentials.empty() && from_url.empty() && !in_options) {
+    if (!has_credentials(request, from_url)) {
         return {};
     }
     Encoder encoder(true);
@@ -578,14 +583,23 @@ Key make_key(const Request& request, const config::Settings& settings, const Url
 
 Key make_key(const Request& request, const config::Settings& settings, const UrlParts& url,
              KeyMemo& memo) {
-    // The parts that depend on the settings, worked out now (both cost nothing when there
-    // are no credentials and no match_headers); the rest is compared as the request holds it.
-    std::string credentials = credentials_digest(request, settings, url.userinfo);
-    Pairs headers = matched_headers(request, settings);
     const bool keep = request.body.size() <= k_inline_field;
-    if (memo.valid && keep && memo.method == request.method && memo.url == url.normalized &&
-        memo.body == request.body && memo.credentials == credentials && memo.headers == headers &&
-        same_options(memo.options, request.options)) {
+    const bool same = memo.valid && keep && memo.method == request.method &&
+                      memo.url == url.normalized && memo.body == request.body &&
+                      same_options(memo.options, request.options);
+    // The parts that depend on the settings are worked out now, and only when there is
+    // anything to work on (no matched headers without match_headers or header lines, no
+    // digest without credentials).
+    const bool any_headers = !settings.match_headers.empty() && !request.headers.empty();
+    const bool any_credentials = has_credentials(request, url.userinfo);
+    if (same && !any_headers && !any_credentials && memo.headers.empty() &&
+        memo.credentials.empty()) {
+        return memo.key;
+    }
+    Pairs headers = any_headers ? matched_headers(request, settings) : Pairs();
+    std::string credentials =
+        any_credentials ? credentials_digest(request, settings, url.userinfo) : std::string();
+    if (same && memo.headers == headers && memo.credentials == credentials) {
         return memo.key;
     }
     memo.valid = false; // until it holds all of this request's material

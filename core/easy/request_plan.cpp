@@ -10,14 +10,23 @@
 
 namespace curlcache::core::easy {
 
-std::string_view url_scheme(std::string_view url) {
-    const size_t colon = url.find("://");
-    return colon == std::string_view::npos ? std::string_view() : url.substr(0, colon);
+namespace {
+
+// The size of the URL's scheme when it is http (4) or https (5) in any case, else 0. The
+// URL's first "://" ends its scheme, so these are the URLs that begin with one of them.
+size_t http_scheme_size(std::string_view url) {
+    auto is = [&](size_t at, char lower) { return (url[at] | 0x20) == lower; };
+    if (url.size() < 7 || !is(0, 'h') || !is(1, 't') || !is(2, 't') || !is(3, 'p')) {
+        return 0;
+    }
+    const size_t size = is(4, 's') ? 5 : 4;
+    return url.substr(size, 3) == "://" ? size : 0;
 }
 
+} // namespace
+
 bool is_http_url(std::string_view url) {
-    const std::string_view scheme = url_scheme(url);
-    return iequals(scheme, "http") || iequals(scheme, "https");
+    return http_scheme_size(url) != 0;
 }
 
 namespace {
@@ -190,7 +199,8 @@ Plan plan_transfer(const Options& o, const config::Settings& settings, UrlMemo* 
         plan.passthrough = "no URL";
         return plan;
     }
-    if (!is_http_url(*o.url)) {
+    const size_t scheme = http_scheme_size(*o.url);
+    if (scheme == 0) {
         plan.passthrough = "not HTTP(S)";
         return plan;
     }
@@ -220,9 +230,15 @@ Plan plan_transfer(const Options& o, const config::Settings& settings, UrlMemo* 
     }
 
     Request& request = plan.request;
-    request.method = o.custom_request ? *o.custom_request : method_name(o);
+    if (o.custom_request) {
+        request.method = *o.custom_request;
+    } else {
+        request.method.assign(method_name(o)); // in the string's own bytes (no temporary)
+    }
+    const std::string_view method = request.method;
     const auto& allowed = settings.allowable_methods;
-    if (std::find(allowed.begin(), allowed.end(), request.method) == allowed.end()) {
+    if (std::none_of(allowed.begin(), allowed.end(),
+                     [&](const std::string& name) { return name == method; })) {
         plan.passthrough = "method not allowed";
         return plan;
     }
@@ -263,7 +279,7 @@ Plan plan_transfer(const Options& o, const config::Settings& settings, UrlMemo* 
     if (!o.transfer_decoding) {
         options.emplace_back("transfer_decoding", "0");
     }
-    const bool tls = iequals(url_scheme(*o.url), "https");
+    const bool tls = scheme == 5; // https
     if (const char* version = http_version_key(o.http_version, tls)) {
         options.emplace_back("http_version", version);
     }

@@ -43,9 +43,8 @@ std::string transfer_method(const Options& options);
 Plan plan_transfer(const Options& options, const config::Settings& settings,
                    UrlMemo* memo = nullptr);
 
-// A URL's scheme as written, before "://" ("" when it has none).
-std::string_view url_scheme(std::string_view url);
-// Whether the URL's scheme is http or https, in any case (false without a scheme).
+// Whether the URL's scheme (before its first "://") is http or https, in any case (false
+// without a scheme).
 bool is_http_url(std::string_view url);
 
 } // namespace curlcache::core::easy

@@ -349,6 +349,20 @@ void test_key_memo_gives_the_fresh_key_whatever_changed(void**) {
     no_match.match_headers.clear();
     assert_false(memo_key(o, no_match, url_memo, key_memo) == last);
     assert_true(memo_key(o, settings, url_memo, key_memo) == last);
+
+    // Taken away again, each alone: the credentials (with no header lines at all), then the
+    // matched header (with no credentials).
+    o.url = "http://host/b";
+    accept_item.next = nullptr;
+    other_item.next = nullptr;
+    record_option(o, CURLOPT_HTTPHEADER, pointer(nullptr));
+    changed("no header lines");
+    record_option(o, CURLOPT_USERPWD, pointer(nullptr));
+    changed("no credentials");
+    record_option(o, CURLOPT_HTTPHEADER, pointer(&var_item));
+    changed("the matched header again");
+    record_option(o, CURLOPT_HTTPHEADER, pointer(nullptr));
+    changed("no matched header");
 }
 
 // A body larger than 64 KiB is not kept by the memo; its key is still the right one.
@@ -373,6 +387,29 @@ void test_key_memo_leaves_large_bodies_alone(void**) {
     assert_true(key_memo.valid);
 }
 
+// is_http_url() reads the scheme in place; it must say what the scheme before the URL's
+// first "://" says (http or https in any case).
+void test_http_urls_are_those_whose_scheme_is_http(void**) {
+    auto reference = [](std::string_view url) {
+        const size_t colon = url.find("://");
+        if (colon == std::string_view::npos) {
+            return false;
+        }
+        const std::string_view scheme = url.substr(0, colon);
+        return iequals(scheme, "http") || iequals(scheme, "https");
+    };
+    const char* urls[] = {"http://h/",  "HTTP://h",   "HtTpS://h/x", "https://",  "http://",
+                          "https:/h",   "http:/h",    "httpx://h",   "ftp://h/",  "http",
+                          "",           "h/http://x", "xhttp://h",   "http:://h", "https ://h",
+                          "hTTp://a@b", "HTTPS:///",  "httP:",       "https",     "http\xC8://h"};
+    for (const char* url : urls) {
+        if (is_http_url(url) != reference(url)) {
+            print_error("%s\n", url);
+        }
+        assert_true(is_http_url(url) == reference(url));
+    }
+}
+
 } // namespace
 
 int main() {
@@ -393,6 +430,7 @@ int main() {
         cmocka_unit_test(test_url_parts_are_kept_per_url_and_settings),
         cmocka_unit_test(test_key_memo_gives_the_fresh_key_whatever_changed),
         cmocka_unit_test(test_key_memo_leaves_large_bodies_alone),
+        cmocka_unit_test(test_http_urls_are_those_whose_scheme_is_http),
     };
     return cmocka_run_group_tests_name("easy_http_text", tests, nullptr, nullptr);
 }
