@@ -310,6 +310,9 @@ Begin begin_transfer(const CurlApi& api, CURL* handle) {
         // next decode on this thread.
         if (state->replay) {
             recycle(state->replay->entry);
+            state->spare_blocks = std::move(state->replay->blocks);
+            state->spare_blocks.clear();
+            state->spare_url = std::move(state->replay->request_url);
         }
         state->replay.reset();
         state->invalidate_pending = false; // (an unsafe transfer whose end was never told)

@@ -226,7 +226,11 @@ struct HandleState {
     KeyMemo key_memo;
     enum class Last : uint8_t { none, live, replayed };
     Last last = Last::none;
-    std::unique_ptr<Replay> replay; // when last == replayed (or a hit is pending)
+    std::optional<Replay> replay; // when last == replayed (or a hit is pending); in place
+    // The last replay's block list and request URL, emptied: the next hit fills them again
+    // rather than allocating (begin_transfer keeps them, prepare_hit takes them).
+    std::vector<std::string_view> spare_blocks;
+    std::string spare_url;
     std::unique_ptr<Tee> tee;       // while a miss is in progress
     // An unsafe method (POST, PUT, DELETE, ...) is running: its non-error response
     // invalidates what is stored for its URL (end_transfer does it).

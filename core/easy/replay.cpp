@@ -153,20 +153,23 @@ bool load_chunk(Replay& r, uint64_t at) {
 
 } // namespace
 
-bool prepare_hit(HandleState& state, const Plan& plan, Entry&& entry) {
+namespace {
+
+// prepare_hit's work on the handle's replay `r` (fresh); false when the entry cannot answer.
+bool fill_hit(HandleState& state, const Plan& plan, Entry&& entry, Replay& r) {
     const Options& o = state.options;
-    auto r = std::make_unique<Replay>();
-    r->entry = std::move(entry);
-    const Entry& e = r->entry;
+    r.entry = std::move(entry);
+    const Entry& e = r.entry;
     if (e.header_blocks.empty()) {
         return false;
     }
-    r->blocks.assign(e.header_blocks.begin(), e.header_blocks.end());
-    r->body = e.body;
+    r.blocks = std::move(state.spare_blocks);
+    r.blocks.assign(e.header_blocks.begin(), e.header_blocks.end());
+    r.body = e.body;
     const uint64_t body_size = e.body_size();
-    r->stored = std::move(r->entry.stored_body); // one owner: the reader goes when delivered
-    r->streamed = r->stored != nullptr;
-    r->stored_length = body_size;
+    r.stored = std::move(r.entry.stored_body); // one owner: the reader goes when delivered
+    r.streamed = r.stored != nullptr;
+    r.stored_length = body_size;
     static constexpr uint32_t k_wanted[] = {
         k_info_trailers,          k_info_effective_url_had_userinfo,  CURLINFO_EFFECTIVE_URL,
         CURLINFO_SIZE_DOWNLOAD_T, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, k_info_transfer_time_us};
@@ -174,16 +177,17 @@ bool prepare_hit(HandleState& state, const Plan& plan, Entry&& entry) {
     e.info(k_wanted, found);
     const auto [trailers, had_userinfo, url, size_download, content_length, took] = found;
     if (trailers != nullptr) {
-        r->trailers = trailers->text;
+        r.trailers = trailers->text;
     }
-    r->size_download = size_download;
-    r->content_length = content_length;
-    r->time_saved_ms = time_saved_ms(took);
-    r->status = e.status;
-    r->effective_method = plan.request.method;
-    r->request_url = plan.request.url;
+    r.size_download = size_download;
+    r.content_length = content_length;
+    r.time_saved_ms = time_saved_ms(took);
+    r.status = e.status;
+    r.effective_method = plan.request.method;
+    r.request_url = std::move(state.spare_url);
+    r.request_url.assign(plan.request.url);
     if (had_userinfo != nullptr && url != nullptr) {
-        r->effective_url = with_userinfo(url->text, url_userinfo(plan.request.url));
+        r.effective_url = with_userinfo(url->text, url_userinfo(plan.request.url));
     }
     std::string_view last = e.header_blocks.back();
 
@@ -195,64 +199,74 @@ bool prepare_hit(HandleState& state, const Plan& plan, Entry&& entry) {
         if (e.status != 200 || decoded || !range) {
             return false;
         }
-        r->kind = Replay::Kind::partial;
-        r->status = 206;
-        r->synthesised = make_206(last, *range, body_size);
-        r->blocks.back() = r->synthesised;
-        if (r->stored) {
-            r->stored_first = range->first;
-            r->stored_length = range->last - range->first + 1;
+        r.kind = Replay::Kind::partial;
+        r.status = 206;
+        r.synthesised = make_206(last, *range, body_size);
+        r.blocks.back() = r.synthesised;
+        if (r.stored) {
+            r.stored_first = range->first;
+            r.stored_length = range->last - range->first + 1;
         } else {
-            r->body = e.body.substr(range->first, range->last - range->first + 1);
+            r.body = e.body.substr(range->first, range->last - range->first + 1);
         }
-        r->trailers = {};
+        r.trailers = {};
     } else if (plan.conditional() && condition_holds(plan, e)) {
-        r->kind = Replay::Kind::not_modified;
-        r->status = 304;
-        r->synthesised = make_304(last);
-        r->blocks.back() = r->synthesised;
-        r->body = {};
-        r->stored.reset();
-        r->streamed = false;
-        r->stored_length = 0;
-        r->trailers = {};
-        r->deliver_body = false;
-        r->condition_unmet = true; // libcurl 7.88 reports it for every 304 (measured)
+        r.kind = Replay::Kind::not_modified;
+        r.status = 304;
+        r.synthesised = make_304(last);
+        r.blocks.back() = r.synthesised;
+        r.body = {};
+        r.stored.reset();
+        r.streamed = false;
+        r.stored_length = 0;
+        r.trailers = {};
+        r.deliver_body = false;
+        r.condition_unmet = true; // libcurl 7.88 reports it for every 304 (measured)
     }
     if (o.nobody) {
-        r->deliver_body = false;
+        r.deliver_body = false;
     }
-    if (o.failonerror && r->status >= 400) {
-        r->fail_http = true;
-        r->deliver_body = false;
+    if (o.failonerror && r.status >= 400) {
+        r.fail_http = true;
+        r.deliver_body = false;
     }
-    if (!r->deliver_body) {
-        r->stored.reset(); // nothing of it is read
-    } else if (r->stored && r->stored_length > 0 && !load_chunk(*r, r->stored_first)) {
+    if (!r.deliver_body) {
+        r.stored.reset(); // nothing of it is read
+    } else if (r.stored && r.stored_length > 0 && !load_chunk(r, r.stored_first)) {
         // The first chunk to deliver is read (and checked) before anything reaches the
         // program: if it is corrupt or cannot be read, the transfer still passes through.
         return false;
     }
-    for (std::string_view block : r->blocks) {
-        r->header_size += static_cast<int64_t>(block.size());
+    for (std::string_view block : r.blocks) {
+        r.header_size += static_cast<int64_t>(block.size());
     }
-    if (o.filetime && r->kind != Replay::Kind::not_modified) { // -1 on a 304 (measured)
-        if (auto modified = header_value(r->blocks.back(), "Last-Modified")) {
-            r->filetime = parse_http_date(*modified).value_or(-1);
+    if (o.filetime && r.kind != Replay::Kind::not_modified) { // -1 on a 304 (measured)
+        if (auto modified = header_value(r.blocks.back(), "Last-Modified")) {
+            r.filetime = parse_http_date(*modified).value_or(-1);
         }
     }
-    state.replay = std::move(r);
+    return true;
+}
+
+} // namespace
+
+bool prepare_hit(HandleState& state, const Plan& plan, Entry&& entry) {
+    // Built in place in the handle's state (no allocation of its own), and let go of again
+    // when the entry cannot answer.
+    if (!fill_hit(state, plan, std::move(entry), state.replay.emplace())) {
+        state.replay.reset();
+        return false;
+    }
     state.last = HandleState::Last::replayed;
     return true;
 }
 
 void prepare_offline_miss(HandleState& state, const Plan& plan) {
-    auto r = std::make_unique<Replay>();
-    r->kind = Replay::Kind::offline_miss;
-    r->effective_url = plan.request.url;
-    r->effective_method = plan.request.method;
-    r->deliver_body = false;
-    state.replay = std::move(r);
+    Replay& r = state.replay.emplace();
+    r.kind = Replay::Kind::offline_miss;
+    r.effective_url = plan.request.url;
+    r.effective_method = plan.request.method;
+    r.deliver_body = false;
     state.last = HandleState::Last::replayed;
 }
 
