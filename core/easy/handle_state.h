@@ -103,6 +103,8 @@ struct StoredHeader {
 
 // What a replayed transfer delivers and what getinfo answers for it.
 struct Replay {
+    Replay() = default;
+    explicit Replay(Entry&& from) : entry(std::move(from)) {} // built around its entry
     enum class Kind : uint8_t { full, not_modified, partial, offline_miss };
     Kind kind = Kind::full;
     Entry entry; // keeps blocks, body and info texts alive

@@ -155,10 +155,10 @@ bool load_chunk(Replay& r, uint64_t at) {
 
 namespace {
 
-// prepare_hit's work on the handle's replay `r` (fresh); false when the entry cannot answer.
-bool fill_hit(HandleState& state, const Plan& plan, Entry&& entry, Replay& r) {
+// prepare_hit's work on the handle's replay `r` (fresh, around its entry); false when the
+// entry cannot answer.
+bool fill_hit(HandleState& state, const Plan& plan, Replay& r) {
     const Options& o = state.options;
-    r.entry = std::move(entry);
     const Entry& e = r.entry;
     if (e.header_blocks.empty()) {
         return false;
@@ -253,7 +253,7 @@ bool fill_hit(HandleState& state, const Plan& plan, Entry&& entry, Replay& r) {
 bool prepare_hit(HandleState& state, const Plan& plan, Entry&& entry) {
     // Built in place in the handle's state (no allocation of its own), and let go of again
     // when the entry cannot answer.
-    if (!fill_hit(state, plan, std::move(entry), state.replay.emplace())) {
+    if (!fill_hit(state, plan, state.replay.emplace(std::move(entry)))) {
         state.replay.reset();
         return false;
     }
