@@ -402,9 +402,10 @@ bool parse_head(std::string_view head, const Prefix& prefix, Entry& entry, Store
     if (infos > k_max_items) {
         return false;
     }
-    entry.infos.reserve(infos);
-    for (uint64_t i = 0; i < infos; ++i) {
-        if (!in.info(entry.infos.emplace_back())) { // filled in place: no temporary to move
+    // All made at once and filled in place (a failure leaves the entry to be reset).
+    entry.infos.resize(static_cast<size_t>(infos));
+    for (Info& item : entry.infos) {
+        if (!in.info(item)) {
             return false;
         }
     }
