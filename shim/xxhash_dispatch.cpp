@@ -26,21 +26,25 @@ struct Table {
     XXH_errorcode (*h128_update)(XXH3_state_t*, const void*, size_t);
 };
 
-// The code for this CPU, chosen once (a function-local static: thread-safe).
+// The code for this CPU: libxxhash.a's until the engine is loaded (constant-initialized, so
+// even a static initializer that hashed would find it), then XXH3 for AVX2 where the CPU
+// has it. Set once, by the loader, before any call can come from the program.
+Table g_table = {XXH3_64bits,          XXH3_64bits_withSeed,  XXH3_64bits_withSecret,
+                 XXH3_64bits_update,   XXH3_128bits,          XXH3_128bits_withSeed,
+                 XXH3_128bits_withSecret, XXH3_128bits_update};
+
+[[gnu::constructor]] void choose_avx2() {
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2")) {
+        g_table = Table{curlcache_xxh3_64_avx2,         curlcache_xxh3_64_seed_avx2,
+                        curlcache_xxh3_64_secret_avx2,  curlcache_xxh3_64_update_avx2,
+                        curlcache_xxh3_128_avx2,        curlcache_xxh3_128_seed_avx2,
+                        curlcache_xxh3_128_secret_avx2, curlcache_xxh3_128_update_avx2};
+    }
+}
+
 const Table& table() noexcept {
-    static const Table chosen = [] {
-        __builtin_cpu_init();
-        if (__builtin_cpu_supports("avx2")) {
-            return Table{curlcache_xxh3_64_avx2,         curlcache_xxh3_64_seed_avx2,
-                         curlcache_xxh3_64_secret_avx2,  curlcache_xxh3_64_update_avx2,
-                         curlcache_xxh3_128_avx2,        curlcache_xxh3_128_seed_avx2,
-                         curlcache_xxh3_128_secret_avx2, curlcache_xxh3_128_update_avx2};
-        }
-        return Table{XXH3_64bits,          XXH3_64bits_withSeed,  XXH3_64bits_withSecret,
-                     XXH3_64bits_update,   XXH3_128bits,          XXH3_128bits_withSeed,
-                     XXH3_128bits_withSecret, XXH3_128bits_update};
-    }();
-    return chosen;
+    return g_table;
 }
 
 } // namespace
