@@ -108,6 +108,11 @@ Begin decide(const CurlApi& api, CURL* handle, HandleState& state) {
     }
     const config::Settings& settings = cache->settings();
     Plan plan = plan_transfer(state.options, settings, &state.url_memo);
+    struct GiveBack { // the plan's URL string goes back to the memo for the next plan
+        Plan& plan;
+        std::string& room;
+        ~GiveBack() { room = std::move(plan.request.url); }
+    } give_back{plan, state.url_memo.plan_url};
     const bool offline = settings.mode == config::Mode::offline;
     if (plan.passthrough != nullptr || !cache->request_cacheable(plan.request)) {
         std::string_view url = state.options.url ? *state.options.url : std::string_view();

@@ -212,6 +212,9 @@ struct UrlMemo {
     std::vector<std::string> ignored_parameters; // the settings that shape `parts`
     bool sort_query = false;
     UrlParts parts;
+    // The room of the last plan's copy of the URL (Request::url), handed back when the
+    // transfer's decision is made, so that the next plan copies into it (no allocation).
+    std::string plan_url;
 };
 
 // The parts of `url`, from the memo when it holds them, else worked out and kept there.

@@ -242,7 +242,10 @@ Plan plan_transfer(const Options& o, const config::Settings& settings, UrlMemo* 
         plan.passthrough = "method not allowed";
         return plan;
     }
-    request.url = *o.url;
+    if (memo != nullptr) {
+        request.url = std::move(memo->plan_url); // its room; see UrlMemo::plan_url
+    }
+    request.url.assign(*o.url);
     if (const char* reason = read_headers(o, plan)) {
         plan.passthrough = reason;
         return plan;
