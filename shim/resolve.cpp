@@ -184,15 +184,30 @@ CodeRange code_range_of(const void* address) noexcept {
     return search.found;
 }
 
+namespace {
+
+// Set (release) once the pthread_once of a library's table has returned: every later call,
+// several per transfer, reads one flag (acquire) instead of calling pthread_once.
+std::atomic<bool> g_real_ready[k_library_count];
+std::atomic<bool> g_engine_ready[k_library_count];
+
+} // namespace
+
 const Real& real(Library library) noexcept {
     const int i = static_cast<int>(library);
-    pthread_once(&g_real_once[i], k_resolvers[i]);
+    if (!g_real_ready[i].load(std::memory_order_acquire)) {
+        pthread_once(&g_real_once[i], k_resolvers[i]);
+        g_real_ready[i].store(true, std::memory_order_release);
+    }
     return g_real[i];
 }
 
 const CurlApi& engine_api(Library library) noexcept {
     const int i = static_cast<int>(library);
-    pthread_once(&g_engine_once[i], k_makers[i]);
+    if (!g_engine_ready[i].load(std::memory_order_acquire)) {
+        pthread_once(&g_engine_once[i], k_makers[i]);
+        g_engine_ready[i].store(true, std::memory_order_release);
+    }
     return g_engine_api[i];
 }
 
