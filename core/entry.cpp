@@ -141,6 +141,7 @@ class Reader {
 
     // One info record: id (u32), type (u8), then a u64 or a length-prefixed string, bounds
     // checked once per record (a hit decodes ~32 of them). False when it is malformed.
+    // Every field of `item` is set: it may be a recycled one (recycle()) with another's.
     bool info(Info& item) {
         const char* p = m_data.data();
         const size_t left = m_data.size();
@@ -159,15 +160,22 @@ class Reader {
                 return false;
             }
             item.text = Text::borrow(std::string_view(p + 9, static_cast<size_t>(size)));
+            item.integer = 0;
+            item.real = 0;
             used = 9 + static_cast<size_t>(size);
         } else if (left < 13) {
             m_failed = true;
             return false;
-        } else if (item.type == Info::Type::integer) {
-            item.integer = static_cast<int64_t>(load_le<8>(p + 5));
         } else {
-            const uint64_t bits = load_le<8>(p + 5);
-            std::memcpy(&item.real, &bits, sizeof bits);
+            item.text = Text();
+            if (item.type == Info::Type::integer) {
+                item.integer = static_cast<int64_t>(load_le<8>(p + 5));
+                item.real = 0;
+            } else {
+                const uint64_t bits = load_le<8>(p + 5);
+                std::memcpy(&item.real, &bits, sizeof bits);
+                item.integer = 0;
+            }
         }
         m_data.remove_prefix(used);
         return true;
@@ -494,7 +502,7 @@ void recycle(Entry& entry) noexcept {
     Spare& spare = thread_spare();
     if (entry.infos.capacity() > spare.infos.capacity() &&
         entry.infos.capacity() <= k_spare_infos) {
-        entry.infos.clear();
+        // Kept as they are: decode() resizes the vector and sets every field of each.
         spare.infos.swap(entry.infos);
     }
     if (entry.header_blocks.capacity() > spare.header_blocks.capacity() &&
@@ -507,11 +515,6 @@ void recycle(Entry& entry) noexcept {
 bool decode(backends::Blob blob, Entry& entry) {
     if (!blob) {
         return false;
-    }
-    if (entry.infos.capacity() == 0 && entry.header_blocks.capacity() == 0) {
-        Spare& spare = thread_spare(); // empty vectors with room, from recycle()
-        entry.infos.swap(spare.infos);
-        entry.header_blocks.swap(spare.header_blocks);
     }
     std::string_view data(*blob);
     const std::optional<Prefix> prefix = parse_prefix(data);
@@ -532,6 +535,13 @@ bool decode(backends::Blob blob, Entry& entry) {
                                : checksum(head, body.size());
     if (expected != prefix->checksum) {
         return false;
+    }
+    if (entry.infos.capacity() == 0 && entry.header_blocks.capacity() == 0) {
+        // Vectors with room, from recycle(); a failure below resets the entry (their
+        // recycled infos are never read before parse_head sets them).
+        Spare& spare = thread_spare();
+        entry.infos.swap(spare.infos);
+        entry.header_blocks.swap(spare.header_blocks);
     }
     StoredBody layout;
     std::string_view digests;

@@ -170,10 +170,11 @@ struct Entry {
     bool is_variant_index() const { return !vary.empty() && header_blocks.empty(); }
 };
 
-// Takes the header-block and info vectors of an entry a transfer is done with (leaving them
-// empty), so that the thread's next decode() fills them instead of allocating two new ones
-// (bounded: the vectors of an unusually large entry stay where they are). The rest of the
-// entry is the caller's to release.
+// Takes the header-block and info vectors of an entry a transfer is done with, so that the
+// thread's next decode() fills them instead of allocating two new ones (bounded: the vectors
+// of an unusually large entry stay where they are). The infos are kept as they are (decode()
+// sets every field of each again); the entry is left with what the thread held before, and
+// is the caller's to release, unread.
 void recycle(Entry& entry) noexcept;
 
 // The serialised form: a small head (everything but the body) and the body, written one

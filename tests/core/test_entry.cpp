@@ -142,9 +142,13 @@ void test_recycled_vectors_serve_the_next_decode(void**) {
     recycle(*first);
     first.reset();
 
+    // Other types where the recycled infos were (integer, real, text): nothing of the
+    // recycled ones may show through (a text where an integer was, an integer's value).
     Entry other = sample_entry("second, longer body");
     other.header_blocks.pop_back();
-    other.infos.pop_back();
+    other.infos = {{7, Info::Type::text, 0, 0, "a text where an integer was"},
+                   {8, Info::Type::real, 0, 2.5, {}},
+                   {9, Info::Type::integer, 11, 0, {}}};
     std::optional<Entry> second = decode(to_blob(encode(other)));
     assert_true(second.has_value());
     assert_ptr_equal(second->infos.data(), infos_at);
