@@ -206,14 +206,30 @@ const Info* Entry::info(uint32_t id) const {
 
 void Entry::info(std::span<const uint32_t> ids, std::span<const Info*> found) const {
     std::fill(found.begin(), found.end(), nullptr);
-    // Most infos are none of `ids`: a bit per id's low 6 bits passes over them in a few
-    // instructions each.
+    // Most infos are none of `ids`: a bit per id (a multiplicative hash: CURLINFO numbers
+    // are small and their type sits in the high bits) passes over them in a few
+    // instructions each. An info that passes is compared with the one id of its bit (or,
+    // where several ids share a bit, with each of them).
+    const auto bit_of = [](uint32_t id) { return (id * 0x9E3779B1u) >> 26; };
+    constexpr int8_t k_shared = -1;
+    int8_t which[64];
     uint64_t wanted = 0;
-    for (uint32_t id : ids) {
-        wanted |= uint64_t{1} << (id & 63);
+    for (size_t i = 0; i < ids.size(); ++i) {
+        const unsigned bit = bit_of(ids[i]);
+        const bool taken = ((wanted >> bit) & 1) != 0;
+        which[bit] = taken || i > 127 ? k_shared : static_cast<int8_t>(i);
+        wanted |= uint64_t{1} << bit;
     }
     for (const Info& item : infos) {
-        if (((wanted >> (item.id & 63)) & 1) == 0) {
+        const unsigned bit = bit_of(item.id);
+        if (((wanted >> bit) & 1) == 0) {
+            continue;
+        }
+        if (which[bit] != k_shared) {
+            const auto i = static_cast<size_t>(which[bit]);
+            if (item.id == ids[i] && found[i] == nullptr) {
+                found[i] = &item;
+            }
             continue;
         }
         for (size_t i = 0; i < ids.size(); ++i) {
