@@ -15,7 +15,7 @@ namespace {
 
 using core::easy::CurlApi;
 
-Real g_real[k_library_count];
+using detail::g_real;
 pthread_once_t g_real_once[k_library_count] = {PTHREAD_ONCE_INIT, PTHREAD_ONCE_INIT,
                                                PTHREAD_ONCE_INIT};
 
@@ -147,7 +147,7 @@ template <Library L> CurlApi make_engine_api() {
     return a;
 }
 
-CurlApi g_engine_api[k_library_count];
+using detail::g_engine_api;
 pthread_once_t g_engine_once[k_library_count] = {PTHREAD_ONCE_INIT, PTHREAD_ONCE_INIT,
                                                  PTHREAD_ONCE_INIT};
 
@@ -184,32 +184,28 @@ CodeRange code_range_of(const void* address) noexcept {
     return search.found;
 }
 
-namespace {
+namespace detail {
 
-// Set (release) once the pthread_once of a library's table has returned: every later call,
-// several per transfer, reads one flag (acquire) instead of calling pthread_once.
+Real g_real[k_library_count];
 std::atomic<bool> g_real_ready[k_library_count];
+core::easy::CurlApi g_engine_api[k_library_count];
 std::atomic<bool> g_engine_ready[k_library_count];
 
-} // namespace
-
-const Real& real(Library library) noexcept {
+const Real& make_real(Library library) noexcept {
     const int i = static_cast<int>(library);
-    if (!g_real_ready[i].load(std::memory_order_acquire)) {
-        pthread_once(&g_real_once[i], k_resolvers[i]);
-        g_real_ready[i].store(true, std::memory_order_release);
-    }
+    pthread_once(&g_real_once[i], k_resolvers[i]);
+    g_real_ready[i].store(true, std::memory_order_release);
     return g_real[i];
 }
 
-const CurlApi& engine_api(Library library) noexcept {
+const core::easy::CurlApi& make_engine_api(Library library) noexcept {
     const int i = static_cast<int>(library);
-    if (!g_engine_ready[i].load(std::memory_order_acquire)) {
-        pthread_once(&g_engine_once[i], k_makers[i]);
-        g_engine_ready[i].store(true, std::memory_order_release);
-    }
+    pthread_once(&g_engine_once[i], k_makers[i]);
+    g_engine_ready[i].store(true, std::memory_order_release);
     return g_engine_api[i];
 }
+
+} // namespace detail
 
 void* real_dlopen(const char* file, int mode) noexcept {
     return g_services.real_dlopen(file, mode);

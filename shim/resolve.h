@@ -5,7 +5,9 @@
 #include "shim/library.h"
 #include "shim/stub_abi.h"
 
+#include <atomic>
 #include <cstdarg>
+#include <cstddef>
 #include <cstdint>
 
 namespace curlcache::shim {
@@ -32,13 +34,34 @@ struct Real {
     CodeRange code;
 };
 
+namespace detail {
+// The tables behind real() and engine_api(), and whether each is made (set with release
+// once its pthread_once returned): a wrapper reads one flag inline, several times per
+// transfer, instead of calling a function that calls pthread_once.
+extern Real g_real[k_library_count];
+extern std::atomic<bool> g_real_ready[k_library_count];
+extern core::easy::CurlApi g_engine_api[k_library_count];
+extern std::atomic<bool> g_engine_ready[k_library_count];
+const Real& make_real(Library library) noexcept;
+const core::easy::CurlApi& make_engine_api(Library library) noexcept;
+} // namespace detail
+
 // The real functions of `library`, resolved on first use (thread-safe; pthread_once),
 // through curlcache_shim_real_function (shim/real.h): this library's own, or the stub's.
-const Real& real(Library library) noexcept;
+inline const Real& real(Library library) noexcept {
+    const auto i = static_cast<std::size_t>(library);
+    return detail::g_real_ready[i].load(std::memory_order_acquire) ? detail::g_real[i]
+                                                                     : detail::make_real(library);
+}
 
 // The table handed to the engine: every entry raises the Inside guard around the real
 // call. Entries are null where the real function is.
-const core::easy::CurlApi& engine_api(Library library) noexcept;
+inline const core::easy::CurlApi& engine_api(Library library) noexcept {
+    const auto i = static_cast<std::size_t>(library);
+    return detail::g_engine_ready[i].load(std::memory_order_acquire)
+               ? detail::g_engine_api[i]
+               : detail::make_engine_api(library);
+}
 
 // Calls a curl_easy_setopt-like function with the one variadic argument in `args`, read
 // with the type its option number says (as libcurl reads it).
