@@ -232,7 +232,7 @@ def instructions_per_hit(args, d, base, shim_envs, results):
     the target is judged on it) and the whole loop (also its clock readings and the sort of
     its timings, ~450 per transfer). The plain loop against the origin is counted the same
     way, beside it."""
-    if shutil.which("valgrind") is None:
+    if shutil.which("valgrind") is None or shutil.which("callgrind_annotate") is None:
         print("   instructions per hit: valgrind is not installed (scripts/install-deps.sh)")
         return
     lo, hi = (20, 220) if args.quick else (100, 1100)
@@ -256,7 +256,8 @@ def instructions_per_hit(args, d, base, shim_envs, results):
                                    capture_output=True, text=True).stdout
         inside = None
         for line in annotated.splitlines():
-            m = re.match(r"\s*([\d,]+) .*curl_loop\.c:transfer \[", line)
+            # transfer() as compiled (GCC may clone it: transfer.constprop.0, .isra.0).
+            m = re.match(r"\s*([\d,]+) .*curl_loop\.c:transfer(\.[a-z]+\.\d+)? \[", line)
             if m:
                 inside = int(m.group(1).replace(",", ""))
                 break
