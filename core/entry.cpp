@@ -21,6 +21,8 @@
 // fields seeded with the body length, and covers the body through the chunk digests.
 #include "core/entry.h"
 
+#include "base/per_thread.h"
+
 #include <xxhash.h>
 #if defined(__x86_64__) || defined(__i386__)
 // XXH3 through libxxhash's runtime dispatch: the AVX2/AVX-512 code where the CPU has it
@@ -504,18 +506,21 @@ struct Spare {
     std::vector<Text> header_blocks;
     std::vector<Info> infos;
 };
-thread_local Spare t_spare;
 
 // One lookup of the thread's block per call (each use of a thread_local in the engine, a
-// library loaded with dlopen, is a call to __tls_get_addr).
-[[gnu::noinline]] Spare& thread_spare() noexcept {
-    return t_spare;
+// library loaded with dlopen, is a call to __tls_get_addr); nullptr when there is none.
+[[gnu::noinline]] Spare* thread_spare() noexcept {
+    return base::per_thread<Spare>();
 }
 
 } // namespace
 
 void recycle(Entry& entry) noexcept {
-    Spare& spare = thread_spare();
+    Spare* kept = thread_spare();
+    if (kept == nullptr) {
+        return;
+    }
+    Spare& spare = *kept;
     if (entry.infos.capacity() > spare.infos.capacity() &&
         entry.infos.capacity() <= k_spare_infos) {
         // Kept as they are: decode() resizes the vector and sets every field of each.
@@ -555,9 +560,10 @@ bool decode(backends::Blob blob, Entry& entry) {
     if (entry.infos.capacity() == 0 && entry.header_blocks.capacity() == 0) {
         // Vectors with room, from recycle(); a failure below resets the entry (their
         // recycled infos are never read before parse_head sets them).
-        Spare& spare = thread_spare();
-        entry.infos.swap(spare.infos);
-        entry.header_blocks.swap(spare.header_blocks);
+        if (Spare* spare = thread_spare()) {
+            entry.infos.swap(spare->infos);
+            entry.header_blocks.swap(spare->header_blocks);
+        }
     }
     StoredBody layout;
     std::string_view digests;

@@ -6,6 +6,8 @@
 // so an odd URL at worst gets a key of its own; it never merges two different URLs.
 #include "core/key.h"
 
+#include "base/per_thread.h"
+
 #include <xxhash.h>
 #if defined(__x86_64__) || defined(__i386__)
 // XXH3 through libxxhash's runtime dispatch: the AVX2/AVX-512 code where the CPU has it
@@ -269,10 +271,17 @@ std::string upper(std::string text) {
 // thread's first is in use (the credentials digest).
 constexpr size_t k_inline_field = size_t{64} << 10;
 
+struct KeyBuffers {
+    std::string outer;
+    std::string inner;
+};
+
 std::string& reset_buffer(bool nested) {
-    thread_local std::string outer;
-    thread_local std::string inner;
-    std::string& buffer = nested ? inner : outer;
+    KeyBuffers* buffers = base::per_thread<KeyBuffers>(); // see base/per_thread.h
+    if (buffers == nullptr) {
+        throw std::bad_alloc();
+    }
+    std::string& buffer = nested ? buffers->inner : buffers->outer;
     if (buffer.capacity() > 4 * k_inline_field) {
         std::string().swap(buffer); // an unusually large key's buffer is not kept for the thread
     }

@@ -9,7 +9,9 @@
 // libxxhash.a (baseline x86-64: SSE2). Both are the one Debian package's code, so they
 // compute the same XXH3 over the same XXH3_state_t. A 1 KiB checksum takes ~450 instructions
 // with AVX2 against ~1,160 with SSE2 (callgrind); a 1 MiB one about half the time.
+#if CURLCACHE_XXH3_AVX2
 #include "shim/xxhash_avx2.h"
+#endif
 
 #include <xxhash.h>
 
@@ -33,6 +35,7 @@ Table g_table = {XXH3_64bits,          XXH3_64bits_withSeed,  XXH3_64bits_withSe
                  XXH3_64bits_update,   XXH3_128bits,          XXH3_128bits_withSeed,
                  XXH3_128bits_withSecret, XXH3_128bits_update};
 
+#if CURLCACHE_XXH3_AVX2
 [[gnu::constructor]] void choose_avx2() {
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx2")) {
@@ -42,6 +45,7 @@ Table g_table = {XXH3_64bits,          XXH3_64bits_withSeed,  XXH3_64bits_withSe
                         curlcache_xxh3_128_secret_avx2, curlcache_xxh3_128_update_avx2};
     }
 }
+#endif
 
 const Table& table() noexcept {
     return g_table;

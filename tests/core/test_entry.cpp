@@ -4,6 +4,7 @@
 #include "core/entry.h"
 
 #include <csetjmp>
+#include <cstdlib>
 #include <cstdarg>
 #include <cstddef>
 #include <cstdint>
@@ -13,6 +14,8 @@
 #include <string>
 #include <vector>
 #include <xxhash.h>
+
+#include <unistd.h>
 
 extern "C" {
 #include <cmocka.h>
@@ -168,6 +171,32 @@ void test_recycled_vectors_serve_the_next_decode(void**) {
     assert_true(fourth.has_value());
     assert_true(fourth->infos.capacity() < 4096);
     assert_same_entry(stored, *fourth);
+}
+
+// exit() destroys the main thread's thread_local objects before it runs the atexit handlers,
+// where a program may still make a transfer: recycle() and decode() must still work there
+// (their spare vectors are per_thread(), base/per_thread.h). With a thread_local spare, this
+// wrote into freed memory (ASan: heap-use-after-free in the check-asan run).
+void fill_spare_before_exit() {
+    std::optional<Entry> decoded = decode(to_blob(encode(sample_entry("kept until exit"))));
+    if (decoded) {
+        recycle(*decoded); // the thread's spare holds its vectors as exit() begins
+    }
+}
+
+void recycle_and_decode_at_exit() {
+    Entry stored = sample_entry("decoded at exit");
+    backends::Blob blob = to_blob(encode(stored));
+    std::optional<Entry> first = decode(blob);
+    if (!first) {
+        _exit(3);
+    }
+    recycle(*first);
+    std::optional<Entry> second = decode(blob);
+    if (!second || second->infos.size() != stored.infos.size() || second->info(3) == nullptr ||
+        second->info(3)->text != stored.info(3)->text) {
+        _exit(4);
+    }
 }
 
 // The one-pass lookup finds what info() finds, first match included, absent ones null: ids
@@ -562,6 +591,7 @@ void test_streamed_store_through_cache(void**) {
 } // namespace
 
 int main() {
+    std::atexit(recycle_and_decode_at_exit);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip_keeps_every_field),
         cmocka_unit_test(test_round_trip_binary_mebibyte_body_without_copy),
@@ -586,5 +616,7 @@ int main() {
         cmocka_unit_test_setup_teardown(test_streamed_store_through_cache, scratch_setup,
                                         scratch_teardown),
     };
-    return cmocka_run_group_tests(tests, nullptr, nullptr);
+    const int failed = cmocka_run_group_tests(tests, nullptr, nullptr);
+    fill_spare_before_exit();
+    return failed;
 }
