@@ -47,39 +47,35 @@ Table g_table = {XXH3_64bits,          XXH3_64bits_withSeed,  XXH3_64bits_withSe
 }
 #endif
 
-const Table& table() noexcept {
-    return g_table;
-}
-
 } // namespace
 
 extern "C" {
 
 XXH64_hash_t XXH3_64bits_dispatch(const void* input, size_t len) {
-    return table().h64(input, len);
+    return g_table.h64(input, len);
 }
 XXH64_hash_t XXH3_64bits_withSeed_dispatch(const void* input, size_t len, XXH64_hash_t seed) {
-    return table().h64_seed(input, len, seed);
+    return g_table.h64_seed(input, len, seed);
 }
 XXH64_hash_t XXH3_64bits_withSecret_dispatch(const void* input, size_t len, const void* secret,
                                              size_t secret_len) {
-    return table().h64_secret(input, len, secret, secret_len);
+    return g_table.h64_secret(input, len, secret, secret_len);
 }
 XXH_errorcode XXH3_64bits_update_dispatch(XXH3_state_t* state, const void* input, size_t len) {
-    return table().h64_update(state, input, len);
+    return g_table.h64_update(state, input, len);
 }
 XXH128_hash_t XXH3_128bits_dispatch(const void* input, size_t len) {
-    return table().h128(input, len);
+    return g_table.h128(input, len);
 }
 XXH128_hash_t XXH3_128bits_withSeed_dispatch(const void* input, size_t len, XXH64_hash_t seed) {
-    return table().h128_seed(input, len, seed);
+    return g_table.h128_seed(input, len, seed);
 }
 XXH128_hash_t XXH3_128bits_withSecret_dispatch(const void* input, size_t len, const void* secret,
                                                size_t secret_len) {
-    return table().h128_secret(input, len, secret, secret_len);
+    return g_table.h128_secret(input, len, secret, secret_len);
 }
 XXH_errorcode XXH3_128bits_update_dispatch(XXH3_state_t* state, const void* input, size_t len) {
-    return table().h128_update(state, input, len);
+    return g_table.h128_update(state, input, len);
 }
 
 } // extern "C"

@@ -114,8 +114,8 @@ static double percentile(const double* sorted, int n, double p) {
 
 static long want_status = 200; /* -s */
 
-/* One transfer; returns 0 when it succeeded with status -s and the expected size. */
-/* One timed transfer. Not inlined: bench-shim counts the instructions inside it (callgrind). */
+/* One timed transfer; returns 0 when it succeeded with status -s and the expected size. Not
+ * inlined: bench-shim counts the instructions inside it (callgrind). */
 __attribute__((noinline)) static int transfer(CURL* curl, const char* pattern, int index,
                                               long long expected, enum keep_mode keep) {
     char buffer[2048];

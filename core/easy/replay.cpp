@@ -338,12 +338,10 @@ CURLcode deliver_head(const Options& o, Replay& r, const Totals& t) {
     // the header callback, or to the write callback with HEADERDATA when only that is set.
     const bool to_header = o.header_fn != nullptr || o.header_data != nullptr;
     curl_write_callback header_fn = o.header_fn != nullptr ? o.header_fn : o.write_fn;
-    if (!o.header && !to_header) { // nobody takes header lines: nothing to cut into lines
-        for (std::string_view block : r.blocks) {
-            r.header_done += static_cast<int64_t>(block.size());
-        }
-    }
-    for (size_t i = 0; i < r.blocks.size() && (o.header || to_header); ++i) {
+    // Nobody takes header lines: nothing is cut into lines (header_done, the bytes accepted
+    // before a callback refused one, is read only after such an abort).
+    const bool takes_lines = o.header || to_header;
+    for (size_t i = 0; takes_lines && i < r.blocks.size(); ++i) {
         for (std::string_view line : lines_of(r.blocks[i])) {
             const char* failure = nullptr;
             if (o.header && !deliver(o, o.write_fn, o.write_data, line, t.total, 0)) {
