@@ -13,6 +13,8 @@ and the facts below are checked by name in every run, so that a failure says wha
   c_counting_malloc   sqlite_client count: a counting SQLITE_CONFIG_MALLOC and
                       SQLITE_CONFIG_MEMSTATUS 1 installed before any libcurl call
   python_sqlite3_pycurl  /usr/bin/python3, `import sqlite3, pycurl`, sqlite_pycurl_client.py
+  python_pycurl_then_sqlite3  the same with sqlite3 imported after the transfers: the
+                      transfers must not have loaded libsqlite3.so.0
 
     program_sqlite.py --client PATH --shim PATH [--only NAME,...] [--keep] [--harness-only]
                       [--self-check]
@@ -60,8 +62,15 @@ COUNT_FACTS = C_FACTS + [
     ("counting allocator called during the program's own SQLite work: yes",
      "the program's allocator was replaced"),
 ]
-PY_FACTS = UNTOUCHED + [
+PY_WORK = [
     ("row: (3, 'fig', 0.1)", "the program's rows are not what it wrote"),
+    ("sqlite3_memory_used() > 0 with a database open: yes",
+     "the program's SQLite memory statistics are off (SQLITE_CONFIG_MEMSTATUS changed)"),
+]
+PY_FACTS = UNTOUCHED + PY_WORK
+PY_LATE_FACTS = PY_WORK + [
+    ("libsqlite3.so.0 loaded by the transfers: no",
+     "the transfers loaded the shared libsqlite3 (the engine links it: it is not private)"),
 ]
 
 
@@ -74,6 +83,8 @@ def scenarios(client, python):
     if python:
         out.append(("python_sqlite3_pycurl", [python, PY_CLIENT],
                     [python, PY_CLIENT, "--sabotage"], PY_FACTS))
+        out.append(("python_pycurl_then_sqlite3", [python, PY_CLIENT, "--late-import"],
+                    [python, PY_CLIENT, "--late-import", "--sabotage"], PY_LATE_FACTS))
     return out
 
 

@@ -15,7 +15,7 @@
  *              SQLITE_CONFIG_MEMSTATUS 1.
  * sabotage (program_sqlite.py --self-check): right after the first transfer, the program
  *       does to its own SQLite what an engine sharing it would do: SQLITE_CONFIG_MEMSTATUS 0,
- *       sqlite3_initialize(), one allocation. Every fact below then differs.
+ *       sqlite3_initialize(), one allocation. The facts below then differ.
  *
  * The URLs are performed on one reused easy handle (a second run under the shim is a hit);
  * each prints its CURLcode, status, body size and FNV-1a digest. Then the facts, as lines
@@ -71,9 +71,8 @@ static void configure_counting(void) {
     static sqlite3_mem_methods counting;
     printf("config GETMALLOC before the transfers: %d\n",
            sqlite3_config(SQLITE_CONFIG_GETMALLOC, &g_default));
-    counting = (sqlite3_mem_methods){count_malloc,  count_free, count_realloc,
-                                     count_size,    count_roundup, count_init,
-                                     count_shutdown, g_default.pAppData};
+    counting = (sqlite3_mem_methods){count_malloc,  count_free, count_realloc,  count_size,
+                                     count_roundup, count_init, count_shutdown, g_default.pAppData};
     printf("config MALLOC (counting) before the transfers: %d\n",
            sqlite3_config(SQLITE_CONFIG_MALLOC, &counting));
     printf("config MEMSTATUS 1 before the transfers: %d\n",
@@ -114,8 +113,7 @@ static void transfer(CURL* easy, const char* url) {
     curl_easy_setopt(easy, CURLOPT_WRITEDATA, &body);
     CURLcode rc = curl_easy_perform(easy);
     curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
-    printf("== %s\nresult: %d (%s)\nRESPONSE_CODE: %ld\nbody: %zu bytes, fnv1a %016" PRIx64
-           "\n",
+    printf("== %s\nresult: %d (%s)\nRESPONSE_CODE: %ld\nbody: %zu bytes, fnv1a %016" PRIx64 "\n",
            url, (int)rc, curl_easy_strerror(rc), status, body.len, body.digest);
 }
 
@@ -149,8 +147,7 @@ static int use_sqlite(void) {
         printf("exec %zu: %d%s%s\n", i, rc, error ? " " : "", error ? error : "");
         sqlite3_free(error);
     }
-    rc = sqlite3_exec(db, "SELECT id, name, weight FROM fruit ORDER BY id", print_row, NULL,
-                      NULL);
+    rc = sqlite3_exec(db, "SELECT id, name, weight FROM fruit ORDER BY id", print_row, NULL, NULL);
     printf("select: %d\n", rc);
     printf("changes: %d\n", sqlite3_total_changes(db));
     printf("sqlite3_memory_used() > 0 with a database open: %s\n",

@@ -4,19 +4,25 @@ libsqlite3.so.0) itself, so what the shim must leave alone here is that library'
 nothing may allocate through it during the transfers (an engine that shared it would keep
 its database open there). The library is reached with ctypes, the one _sqlite3 loaded.
 
-    sqlite_pycurl_client.py [--sabotage] URL...
+    sqlite_pycurl_client.py [--late-import] [--sabotage] URL...
 
 Prints each transfer (pycurl on one reused handle: result, status, body size and digest),
-then the facts and the sqlite3 work, as lines that are the same in every run. --sabotage
-(program_sqlite.py --self-check) opens a database right after the first transfer and keeps
-it open, as an engine sharing the program's SQLite would.
+then the facts and the sqlite3 work, as lines that are the same in every run.
+--late-import: sqlite3 is imported only after the transfers, and libsqlite3.so.0 must not be
+loaded before that (an engine linking it would have loaded it).
+--sabotage (program_sqlite.py --self-check): right after the first transfer the program
+does what an engine sharing its SQLite would: opens a database and keeps it open (with
+--late-import: loads libsqlite3.so.0).
 """
 
 import ctypes
 import hashlib
+import importlib
 import os
-import sqlite3  # before pycurl: the program's SQLite is loaded and initialised first
 import sys
+
+if "--late-import" not in sys.argv:
+    import sqlite3  # noqa: F401 before pycurl: the program's SQLite is loaded first
 
 import pycurl
 
@@ -24,8 +30,11 @@ SQLITE_STATUS_MALLOC_COUNT = 9
 
 
 def program_sqlite():
-    """The libsqlite3 _sqlite3 loaded (RTLD_NOLOAD: never a second copy)."""
-    lib = ctypes.CDLL("libsqlite3.so.0", mode=os.RTLD_NOLOAD | os.RTLD_LAZY)
+    """The libsqlite3 _sqlite3 loaded (RTLD_NOLOAD: never a second copy), or None."""
+    try:
+        lib = ctypes.CDLL("libsqlite3.so.0", mode=os.RTLD_NOLOAD | os.RTLD_LAZY)
+    except OSError:
+        return None
     lib.sqlite3_libversion.restype = ctypes.c_char_p
     lib.sqlite3_memory_used.restype = ctypes.c_int64
     return lib
@@ -46,12 +55,13 @@ def change(what, before, after):
 
 def main():
     args = sys.argv[1:]
-    sabotaging = bool(args) and args[0] == "--sabotage"
-    urls = args[1:] if sabotaging else args
-    lib = program_sqlite()
-    print("sqlite: module %s, library %s" % (sqlite3.sqlite_version,
-                                             lib.sqlite3_libversion().decode()))
-    allocations, used = outstanding(lib), lib.sqlite3_memory_used()
+    late = "--late-import" in args
+    sabotaging = "--sabotage" in args
+    urls = [a for a in args if not a.startswith("--")]
+    lib = None
+    if not late:
+        lib = program_sqlite()
+        allocations, used = outstanding(lib), lib.sqlite3_memory_used()
     kept = []
     c = pycurl.Curl()
     for i, url in enumerate(urls):
@@ -74,10 +84,21 @@ def main():
         print("== %s\nerror: %s\nRESPONSE_CODE: %d\nbody: %d bytes, sha256 %s"
               % (url, error, c.getinfo(pycurl.RESPONSE_CODE), size[0], body.hexdigest()))
         if sabotaging and i == 0:
-            kept.append(sqlite3.connect(":memory:"))
+            if late:
+                kept.append(ctypes.CDLL("libsqlite3.so.0"))
+            else:
+                kept.append(importlib.import_module("sqlite3").connect(":memory:"))
     c.close()
-    print(change("SQLite allocations outstanding", allocations, outstanding(lib)))
-    print(change("sqlite3_memory_used()", used, lib.sqlite3_memory_used()))
+    if late:
+        print("libsqlite3.so.0 loaded by the transfers: %s"
+              % ("no" if program_sqlite() is None else "yes"))
+    sqlite3 = importlib.import_module("sqlite3")
+    lib = lib or program_sqlite()
+    print("sqlite: module %s, library %s" % (sqlite3.sqlite_version,
+                                             lib.sqlite3_libversion().decode()))
+    if not late:
+        print(change("SQLite allocations outstanding", allocations, outstanding(lib)))
+        print(change("sqlite3_memory_used()", used, lib.sqlite3_memory_used()))
 
     db = sqlite3.connect(":memory:")
     db.execute("CREATE TABLE fruit(id INTEGER PRIMARY KEY, name TEXT, weight REAL)")
@@ -92,7 +113,8 @@ def main():
           % ("yes" if lib.sqlite3_memory_used() > 0 else "no"))
     db.close()
     for k in kept:
-        k.close()
+        if isinstance(k, sqlite3.Connection):
+            k.close()
     return 0
 
 
