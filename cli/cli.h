@@ -58,14 +58,22 @@ using RequestPtr = std::unique_ptr<curlcache_request, RequestFree>;
 struct OpenFailure {
     std::string message;
     bool bad_settings = false;
+    bool missing = false; // "no cache at PATH": the cache does not exist
 };
 std::expected<CachePtr, OpenFailure> open_cache(const std::vector<std::string>& settings);
 // For a command that only inspects (stats, list, show, export): opens with read_settings(),
 // which creates nothing, and fails with "no cache at PATH" when the cache does not exist
 // (curlcache_exists: an empty Redis namespace or plugin store is not missing).
 std::expected<CachePtr, OpenFailure> open_existing_cache(const Global& global);
+// For a command that changes a cache (delete, clear, purge, vacuum, stats --zero): opens it
+// to write only when it exists, so that none of them creates one; fails with `missing` set
+// (and "no cache at PATH") otherwise.
+std::expected<CachePtr, OpenFailure> open_existing_cache_to_change(const Global& global);
 // Prints the failure; returns k_exit_usage for bad settings, k_exit_runtime otherwise.
 int report(const OpenFailure& failure);
+// As report(), but a missing cache is nothing to `verb` (clear, purge, vacuum, zero): said on
+// stdout, exit 0, so that a script resetting a cache before its first use does not fail.
+int report_or_nothing_to(const OpenFailure& failure, std::string_view verb);
 
 // "what: <detailed message or strerror>" for a failed call on `cache`.
 std::string api_message(const curlcache_handle* cache, curlcache_code code, std::string_view what);

@@ -314,11 +314,16 @@ int print_list_human(curlcache_handle* cache, ListFilter& filter, bool why) {
 }
 
 // Opens the cache named by the global options (only to read it: `read`), or prints why not.
-std::expected<CachePtr, int> open_or_report(const ParsedArgs& parsed, bool read = false) {
-    auto cache =
-        read ? open_existing_cache(parsed.global) : open_cache(open_settings(parsed.global));
+// Neither way creates a cache that does not exist.
+// A command that changes the cache and has nothing to do on a missing one (`idle_verb`:
+// clear, purge, vacuum) exits 0 saying so (report_or_nothing_to).
+std::expected<CachePtr, int> open_or_report(const ParsedArgs& parsed, bool read = false,
+                                            std::string_view idle_verb = {}) {
+    auto cache = read ? open_existing_cache(parsed.global)
+                      : open_existing_cache_to_change(parsed.global);
     if (!cache) {
-        return std::unexpected(report(cache.error()));
+        return std::unexpected(idle_verb.empty() ? report(cache.error())
+                                                 : report_or_nothing_to(cache.error(), idle_verb));
     }
     return std::move(*cache);
 }
@@ -591,7 +596,7 @@ int cmd_clear(Args args) {
     if (!parsed) {
         return parsed.error();
     }
-    auto cache = open_or_report(*parsed);
+    auto cache = open_or_report(*parsed, false, "clear");
     if (!cache) {
         return cache.error();
     }
@@ -615,7 +620,7 @@ int cmd_purge(Args args) {
     if (!parsed) {
         return parsed.error();
     }
-    auto cache = open_or_report(*parsed);
+    auto cache = open_or_report(*parsed, false, "purge");
     if (!cache) {
         return cache.error();
     }
@@ -667,7 +672,7 @@ int cmd_vacuum(Args args) {
     if (!parsed) {
         return parsed.error();
     }
-    auto cache = open_or_report(*parsed);
+    auto cache = open_or_report(*parsed, false, "vacuum");
     if (!cache) {
         return cache.error();
     }

@@ -183,10 +183,11 @@ int cmd_stats(Args args) {
     if (parsed->has("--zero") && parsed->has("--json")) {
         return usage_error("--zero and --json cannot be combined", "stats");
     }
-    auto cache = parsed->has("--zero") ? open_cache(open_settings(parsed->global))
+    auto cache = parsed->has("--zero") ? open_existing_cache_to_change(parsed->global)
                                        : open_existing_cache(parsed->global);
     if (!cache) {
-        return report(cache.error());
+        return parsed->has("--zero") ? report_or_nothing_to(cache.error(), "zero")
+                                     : report(cache.error());
     }
     if (parsed->has("--zero")) {
         if (auto code = curlcache_stats_zero(cache->get()); code != CURLCACHE_OK) {

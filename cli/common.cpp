@@ -84,15 +84,32 @@ std::expected<CachePtr, OpenFailure> open_existing_cache(const Global& global) {
             const char* why = curlcache_errmsg(cache->get());
             return std::unexpected(OpenFailure{why != nullptr && *why != '\0'
                                                    ? std::string(why)
-                                                   : curlcache_strerror(code)});
+                                                   : curlcache_strerror(code),
+                                               false, code == CURLCACHE_E_MISS});
         }
     }
     return cache;
 }
 
+std::expected<CachePtr, OpenFailure> open_existing_cache_to_change(const Global& global) {
+    if (auto existing = open_existing_cache(global); !existing) {
+        return existing;
+    }
+    return open_cache(open_settings(global));
+}
+
 int report(const OpenFailure& failure) {
     print_error(failure.message);
     return failure.bad_settings ? k_exit_usage : k_exit_runtime;
+}
+
+int report_or_nothing_to(const OpenFailure& failure, std::string_view verb) {
+    if (!failure.missing) {
+        return report(failure);
+    }
+    std::printf("Nothing to %.*s: %s\n", static_cast<int>(verb.size()), verb.data(),
+                failure.message.c_str());
+    return k_exit_ok;
 }
 
 } // namespace curlcache::cli

@@ -59,7 +59,7 @@ class Entries(clitest.CliTestCase):
         self.assertTrue(any(line.startswith(keys[2]) for line in lines))
 
     def test_list_of_an_empty_cache_prints_nothing(self):
-        self.ok(*self.cache_args(), "clear")  # creates it: a missing cache is an error
+        self.fill()  # an empty cache: a missing one is an error
         out = self.ok(*self.cache_args(), "list")
         self.assertEqual(out.stdout, b"")
         self.assertEqual(self.list_json(), [])

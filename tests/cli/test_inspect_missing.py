@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Commands that inspect never create a cache (issue 14): stats, list, show and export on a
-cache that does not exist fail with one line naming its path ("no cache at PATH"), exit 1
-(a runtime error, as for an entry that does not exist: the arguments were fine), and
-nothing appears on disk: no database, folder, statistics file or HAR."""
+"""Commands never create a cache they were not asked to fill (issue 14): stats, list, show,
+export and delete on a cache that does not exist fail with one line naming its path ("no
+cache at PATH"), exit 1 (a runtime error, as for an entry that does not exist: the arguments
+were fine); clear, purge, vacuum and stats --zero have nothing to do and say so (exit 0).
+Nothing appears on disk: no database, folder, statistics file or HAR."""
 
 import os
 
@@ -36,6 +37,25 @@ class InspectMissing(clitest.CliTestCase):
         self.ok(*self.cache_args(), "delete", "http://example.test/a")
         self.assertEqual(self.ok(*self.cache_args(), "list").stdout, b"")
         self.ok(*self.cache_args(), "stats")
+
+    def test_changing_a_missing_cache_creates_nothing(self):
+        # delete fails as show does; clear, purge, vacuum and stats --zero have nothing to
+        # do, say so and succeed (a script that resets a cache before its first use).
+        path = self.cache_path()
+        before = tree(self.dir)
+        self.assert_runtime_error(self.on("delete", "http://example.test/*"),
+                                  "no cache at " + path)
+        self.assertEqual(tree(self.dir), before, "curlcache delete created files")
+        for args, verb in ((["clear"], "clear"), (["purge"], "purge"), (["vacuum"], "vacuum"),
+                           (["stats", "--zero"], "zero")):
+            out = self.ok(*self.cache_args(), *args)
+            self.assertEqual(out.stdout.decode(), "Nothing to %s: no cache at %s\n" % (verb, path))
+            self.assertEqual(out.stderr, b"")
+            self.assertEqual(tree(self.dir), before, "curlcache %s created files" % args)
+        # Once it exists they do their work.
+        self.fill("http://example.test/a", "200", "x")
+        self.assertEqual(self.ok(*self.cache_args(), "clear").stdout.decode()[:17],
+                         "Removed 1 entry (")
 
     def test_a_memory_cache_is_not_one_to_inspect(self):
         out = self.cc("--backend", "memory", "stats")

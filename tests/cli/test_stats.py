@@ -13,7 +13,7 @@ class Stats(clitest.CliTestCase):
         return json.loads(self.ok(*self.cache_args(), "stats", "--json").stdout)
 
     def test_a_new_cache_has_zero_counts_and_documented_fields(self):
-        self.ok(*self.cache_args(), "stats", "--zero")  # creates it: a missing one is an error
+        self.fill()  # an empty cache: a missing one is an error
         stats = self.stats()
         self.assertEqual(set(stats), {"version", "hits", "misses", "stores", "hit_rate", "bytes_served",
                                       "bytes_downloaded", "passthrough", "errors", "corrupt",
