@@ -332,6 +332,8 @@ CURLCACHE_EXPORT int64_t curlcache_entry_expires(const curlcache_entry* entry) {
     return entry ? entry->entry.expires : 0;
 }
 
+} // extern "C"
+
 namespace {
 
 // "1h", "59m 12s", "3d": a duration as a person reads it.
@@ -388,6 +390,8 @@ std::string describe_freshness(const core::Entry& e, int64_t now) {
 }
 
 } // namespace
+
+extern "C" {
 
 CURLCACHE_EXPORT const char* curlcache_entry_freshness(const curlcache_entry* entry) {
     if (entry == nullptr) {
