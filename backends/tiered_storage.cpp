@@ -36,6 +36,27 @@ std::string TieredStorage::location() const {
     return out;
 }
 
+namespace {
+
+bool writable(const Storage& storage) {
+    return storage.read_only_reason().empty();
+}
+
+} // namespace
+
+std::string TieredStorage::read_only_reason() const {
+    std::string reasons;
+    for (const auto& tier : m_tiers) {
+        std::string why = tier->storage->read_only_reason();
+        if (why.empty()) {
+            return {};
+        }
+        reasons += reasons.empty() ? "" : "; ";
+        reasons += std::string(tier->storage->name()) + ' ' + tier->storage->location() + ": " + why;
+    }
+    return reasons;
+}
+
 void TieredStorage::count_error(Tier& tier, const Error& error) {
     tier.errors.fetch_add(1, std::memory_order_relaxed);
     if (error.kind == ErrorKind::timeout) {
@@ -64,6 +85,9 @@ void TieredStorage::fill_above(size_t found_at, std::string_view key, const Blob
     fill.size = value->size();
     std::string_view pieces[] = {*value};
     for (size_t i = 0; i < found_at; ++i) {
+        if (!writable(*m_tiers[i]->storage)) {
+            continue;
+        }
         auto stored = m_tiers[i]->storage->put(fill, pieces);
         if (stored) {
             m_tiers[i]->fills.fetch_add(1, std::memory_order_relaxed);
@@ -144,10 +168,27 @@ template <class Op> TieredStorage::Outcome TieredStorage::each_tier(Op&& op) {
     return outcome;
 }
 
+template <class Op> TieredStorage::Outcome TieredStorage::each_writable_tier(Op&& op) {
+    Outcome outcome;
+    for (auto& tier : m_tiers) {
+        if (!writable(*tier->storage)) {
+            continue;
+        }
+        auto result = op(*tier->storage);
+        if (result) {
+            ++outcome.done;
+        } else {
+            count_error(*tier, result.error());
+            outcome.last_error = result.error();
+        }
+    }
+    return outcome;
+}
+
 Result<void> TieredStorage::put(const Metadata& meta, Pieces value) {
-    Outcome outcome = each_tier([&](Storage& tier) { return tier.put(meta, value); });
+    Outcome outcome = each_writable_tier([&](Storage& tier) { return tier.put(meta, value); });
     if (outcome.done == 0) {
-        return std::unexpected(*outcome.last_error);
+        return outcome.last_error ? std::unexpected(*outcome.last_error) : read_only_error(*this);
     }
     return {};
 }
@@ -211,6 +252,9 @@ Result<std::unique_ptr<PutStream>> TieredStorage::begin_put(uint64_t size_hint) 
     std::vector<TieredPutStream::Part> parts;
     std::optional<Error> last_error;
     for (auto& tier : m_tiers) {
+        if (!writable(*tier->storage)) {
+            continue;
+        }
         auto stream = tier->storage->begin_put(size_hint);
         if (stream) {
             parts.push_back({tier.get(), std::move(*stream)});
@@ -220,7 +264,7 @@ Result<std::unique_ptr<PutStream>> TieredStorage::begin_put(uint64_t size_hint) 
         }
     }
     if (parts.empty()) {
-        return std::unexpected(*last_error);
+        return last_error ? std::unexpected(*last_error) : read_only_error(*this);
     }
     return std::unique_ptr<PutStream>(std::make_unique<TieredPutStream>(*this, std::move(parts)));
 }

@@ -47,6 +47,10 @@ public:
                                                   uint64_t whole_limit) override;
     Result<std::optional<Blob>> get(std::string_view key) override;
     Result<std::optional<Metadata>> get_metadata(std::string_view key) override;
+    // Stores (put, begin_put, and the fills of upper tiers) go to the writable tiers: a tier
+    // opened read-only (a seeded cache on a read-only volume under a writable one) is left
+    // out, not counted as failing. Removals, clear, purge and vacuum still try every tier
+    // and report one that cannot do it: its entries stay.
     Result<void> put(const Metadata& meta, Pieces value) override;
     // A stream per tier, each fed every appended piece (a SQLite tier writes its body file
     // while the transfer runs); a tier whose stream fails is dropped and counted.
@@ -63,6 +67,8 @@ public:
     // Locks live in the lowest tier, the one shared most widely (Redis, a SQLite file).
     Result<bool> try_lock(std::string_view key, int64_t ttl_ms) override;
     Result<void> unlock(std::string_view key) override;
+    // Read-only when every tier is, with each tier's reason; writable when any tier is.
+    std::string read_only_reason() const override;
 
 private:
     friend class TieredPutStream;
@@ -76,6 +82,7 @@ private:
         std::optional<Error> last_error;
     };
     template <class Op> Outcome each_tier(Op&& op);
+    template <class Op> Outcome each_writable_tier(Op&& op);
     void count_error(Tier& tier, const Error& error);
     void fill_above(size_t found_at, std::string_view key, const Blob& value);
 

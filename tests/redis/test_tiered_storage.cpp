@@ -9,6 +9,7 @@
 #include <cstdarg>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <csetjmp>
 extern "C" {
 #include <cmocka.h>
@@ -58,9 +59,14 @@ public:
         }
         return std::optional<Metadata>{found->second.first};
     }
+    std::string read_only; // a reason: the tier was opened read-only (writes fail)
+    std::string read_only_reason() const override { return read_only; }
     Result<void> put(const Metadata& meta, Pieces value) override {
         if (broken) {
             return down();
+        }
+        if (!read_only.empty()) {
+            return read_only_error(*this);
         }
         std::string all;
         for (auto piece : value) {
@@ -240,6 +246,43 @@ void test_every_tier_failing_is_an_error_not_a_miss(void**) {
     assert_false(t.storage->scan([](const Metadata&) { return true; }).has_value());
 }
 
+// A seeded cache on a read-only volume under a writable one: stores and fills go to the
+// writable tiers without counting the read-only one as failing; reads still reach it.
+void test_read_only_tier_is_read_and_left_out_of_stores(void**) {
+    Tiers t = make_tiers();
+    t.middle->read_only = "read-only file system";
+    t.middle->entries["seed"] = {meta_for("seed"), "seeded"};
+    assert_string_equal(t.storage->read_only_reason().c_str(), "");
+    std::string_view pieces[] = {"v"};
+    assert_true(t.storage->put(meta_for("p"), pieces).has_value());
+    auto stream = t.storage->begin_put(1);
+    assert_true(stream.has_value());
+    assert_true((*stream)->append("w").has_value());
+    assert_true((*stream)->commit(meta_for("q"), "").has_value());
+    assert_true(t.top->entries.contains("p") && t.bottom->entries.contains("q"));
+    assert_int_equal(t.middle->entries.size(), 1);
+    auto seeded = t.storage->get("seed");
+    assert_true(seeded && *seeded && ***seeded == "seeded");
+    assert_string_equal(t.top->entries["seed"].second.c_str(), "seeded"); // filled above it
+    t.top->entries.clear();
+    auto got = t.storage->get("p"); // from the bottom: the fill skips the middle
+    assert_true(got && *got && ***got == "v");
+    auto stats = t.storage->tier_stats();
+    assert_int_equal(stats[1].errors, 0);
+    assert_int_equal(stats[0].fills, 2);
+
+    // Every tier read-only: the whole cache is, and says why for each tier.
+    t.top->read_only = t.bottom->read_only = "mode is \"readonly\"";
+    std::string why = t.storage->read_only_reason();
+    assert_non_null(strstr(why.c_str(), "top fake:top: mode is"));
+    assert_non_null(strstr(why.c_str(), "middle fake:middle: read-only file system"));
+    auto refused = t.storage->put(meta_for("r"), pieces);
+    assert_false(refused.has_value());
+    assert_non_null(strstr(refused.error().message.c_str(), "read-only"));
+    assert_false(t.storage->begin_put(1).has_value());
+    assert_int_equal(t.storage->tier_stats()[0].errors, 0);
+}
+
 void test_scan_and_usage_come_from_lowest_working_tier(void**) {
     Tiers t = make_tiers();
     std::string_view pieces[] = {"abc"};
@@ -335,6 +378,7 @@ int main() {
         cmocka_unit_test(test_put_writes_every_tier_and_miss_is_empty),
         cmocka_unit_test(test_failing_tier_is_skipped_and_counted),
         cmocka_unit_test(test_every_tier_failing_is_an_error_not_a_miss),
+        cmocka_unit_test(test_read_only_tier_is_read_and_left_out_of_stores),
         cmocka_unit_test(test_scan_and_usage_come_from_lowest_working_tier),
         cmocka_unit_test(test_locks_use_the_lowest_tier),
         cmocka_unit_test(test_memory_over_redis_fills_memory_from_redis),
