@@ -16,6 +16,8 @@
 //                                         --version lists them): backend=NAME,
 //                                         NAME.url=NAME://rest, plugin_dir=its folder;
 //                                         postgres://user@host:5432/db?table=t
+//                                         (also postgresql:// and mongodb+srv://, the
+//                                         other schemes of libpq's and libmongoc's URLs)
 //
 // Query parameters become settings: name, max_size, max_entry_size and expire_after as
 // they are; any other KEY=VALUE becomes BACKEND.KEY=VALUE ("sqlite:///c.sqlite?fast_save=1"),
@@ -49,7 +51,7 @@ constexpr std::string_view k_export_help = R"HELP(usage: curlcache export --to C
 Copies every entry of the cache into another cache, or writes them all as an HTTP Archive
 (HAR 1.2; FILE "-" is stdout). BACKEND_URL is one of
   sqlite:///path/cache.sqlite   filesystem:///path/dir   redis://host:port/0?name=NS
-  NAME://...: an installed backend plugin (postgres://user@host:5432/db?table=T)
+  NAME://...: an installed backend plugin (postgres:// or postgresql://user@host/db?table=T)
 with settings as query parameters (?max_size=1GiB, ?fast_save=true); anything else is a
 config file. Either describes the other cache on its own: the CURLCACHE_* variables do
 not apply to it, and a backend URL reads no config file.
@@ -101,7 +103,15 @@ std::expected<Location, std::string> parse_location(const std::string& text) {
         location.push_back("config=" + text);
         return location;
     }
-    std::string backend = text.substr(0, scheme_end);
+    const std::string scheme = text.substr(0, scheme_end);
+    std::string backend = scheme;
+    // The other schemes of the plugins' own URL syntaxes (libpq, libmongoc): the URL keeps
+    // its scheme, the backend is the plugin's name.
+    if (scheme == "postgresql") {
+        backend = "postgres";
+    } else if (scheme == "mongodb+srv") {
+        backend = "mongodb";
+    }
     std::string rest = text.substr(scheme_end + 3);
     std::string query;
     if (auto question = rest.find('?'); question != std::string::npos) {
@@ -132,7 +142,7 @@ std::expected<Location, std::string> parse_location(const std::string& text) {
                                    ", or a config file path)");
         }
         location.push_back("plugin_dir=" + plugin->path.substr(0, plugin->path.rfind('/')));
-        location.push_back(backend + ".url=" + backend + "://" + rest);
+        location.push_back(backend + ".url=" + scheme + "://" + rest);
     } else if (backend == "redis") {
         location.push_back("redis.url=redis://" + rest);
     } else if (!rest.empty()) {

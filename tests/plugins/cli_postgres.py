@@ -122,6 +122,19 @@ class PostgresCli(clitest.CliTestCase):
         self.assert_runtime_error(out, "not a table name")
         self.assertNotIn(b"s3cret", out.stderr)
 
+    def test_libpqs_postgresql_scheme_is_the_postgres_plugin(self):
+        self.fill("http://example.test/a", "200", "a", "http://example.test/b", "200", "b")
+        url = self.pg_url("s3cret").replace("postgres://", "postgresql://", 1)
+        to = "%s?table=%s" % (url, self.table)
+        out = self.on("export", "--to", to)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn(b"exported to postgresql://postgres:***@127.0.0.1", out.stdout)
+        self.assertNotIn(b"s3cret", out.stdout + out.stderr)
+        out = self.on("import", "--from", to, label="back")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertTrue(out.stdout.startswith(b"2 entries imported from postgresql://"),
+                        out.stdout)
+
     def test_an_unknown_scheme_names_the_installed_plugins(self):
         out = self.cc("export", "--to", "nosuch://host/x")
         self.assert_usage_error(out)
