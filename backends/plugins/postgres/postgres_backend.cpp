@@ -12,7 +12,8 @@
 // A value is T.value followed by its chunks in order. Every write runs in one transaction
 // under a per-key transaction lock, and a read is one statement (one snapshot): readers
 // see the old value or the new one. Accesses are collected per process and written in
-// batches (one UPDATE of up to 64 keys, or at flush/eviction). T_meta keeps the total size
+// batches (one UPDATE of up to 64 keys, or at flush/eviction) that skip the rows another
+// transaction holds rather than wait for them. T_meta keeps the total size
 // and count, updated by every write in its transaction (usage and max_size read one row);
 // eviction deletes the least recently used rows in batches found through the accessed
 // index. Coalescing locks are session advisory locks on a hash of table and key, held on one

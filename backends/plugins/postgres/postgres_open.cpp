@@ -111,10 +111,16 @@ std::vector<Statement> statements(const Names& n) {
          0},
         {"usage", "SELECT entries, total FROM " + n.meta, 0},
         {"scan", "SELECT key, method, url, status, created, expires, size FROM " + n.table, 0},
+        // Access times are best effort: a row another transaction holds (a writer replacing
+        // or evicting it) is skipped, not waited for. Waiting made two writers that each
+        // flushed their batch inside a put deadlock on each other's rows (PostgreSQL then
+        // aborted one, and its put failed). A key touched twice in a batch counts once.
         {"touch",
-         "UPDATE " + n.table +
-             " AS t SET accessed = a.at FROM unnest($1::text[],"
-             " $2::int8[]) AS a(key, at) WHERE t.key = a.key AND t.accessed < a.at",
+         "UPDATE " + n.table + " AS t SET accessed = a.at FROM (SELECT l.key, u.at FROM " +
+             n.table +
+             " AS l JOIN (SELECT key, max(at) AS at FROM unnest($1::text[], $2::int8[]) AS"
+             " v(key, at) GROUP BY key) AS u ON l.key = u.key WHERE l.accessed < u.at"
+             " FOR UPDATE OF l SKIP LOCKED) AS a WHERE t.key = a.key",
          2},
         {"clear",
          "WITH c AS (DELETE FROM " + n.chunks + "), gone AS (DELETE FROM " + n.table +
