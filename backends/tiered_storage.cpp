@@ -154,24 +154,11 @@ Result<std::optional<Metadata>> TieredStorage::get_metadata(std::string_view key
     return std::optional<Metadata>{};
 }
 
-template <class Op> TieredStorage::Outcome TieredStorage::each_tier(Op&& op) {
+template <class Op>
+TieredStorage::Outcome TieredStorage::each_tier(Op&& op, bool writable_only) {
     Outcome outcome;
     for (auto& tier : m_tiers) {
-        auto result = op(*tier->storage);
-        if (result) {
-            ++outcome.done;
-        } else {
-            count_error(*tier, result.error());
-            outcome.last_error = result.error();
-        }
-    }
-    return outcome;
-}
-
-template <class Op> TieredStorage::Outcome TieredStorage::each_writable_tier(Op&& op) {
-    Outcome outcome;
-    for (auto& tier : m_tiers) {
-        if (!writable(*tier->storage)) {
+        if (writable_only && !writable(*tier->storage)) {
             continue;
         }
         auto result = op(*tier->storage);
@@ -186,7 +173,7 @@ template <class Op> TieredStorage::Outcome TieredStorage::each_writable_tier(Op&
 }
 
 Result<void> TieredStorage::put(const Metadata& meta, Pieces value) {
-    Outcome outcome = each_writable_tier([&](Storage& tier) { return tier.put(meta, value); });
+    Outcome outcome = each_tier([&](Storage& tier) { return tier.put(meta, value); }, true);
     if (outcome.done == 0) {
         return outcome.last_error ? std::unexpected(*outcome.last_error) : read_only_error(*this);
     }

@@ -81,8 +81,8 @@ private:
         size_t done = 0;
         std::optional<Error> last_error;
     };
-    template <class Op> Outcome each_tier(Op&& op);
-    template <class Op> Outcome each_writable_tier(Op&& op);
+    // `writable_only`: leaves out the tiers opened read-only.
+    template <class Op> Outcome each_tier(Op&& op, bool writable_only = false);
     void count_error(Tier& tier, const Error& error);
     void fill_above(size_t found_at, std::string_view key, const Blob& value);
 
