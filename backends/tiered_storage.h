@@ -49,8 +49,8 @@ public:
     Result<std::optional<Metadata>> get_metadata(std::string_view key) override;
     // Stores (put, begin_put, and the fills of upper tiers) go to the writable tiers: a tier
     // opened read-only (a seeded cache on a read-only volume under a writable one) is left
-    // out, not counted as failing. Removals, clear, purge and vacuum still try every tier
-    // and report one that cannot do it: its entries stay.
+    // out, not counted as failing. Removals, clear, purge and vacuum still try every tier:
+    // a read-only tier's refusal is counted, and clear and vacuum fail (its entries stay).
     Result<void> put(const Metadata& meta, Pieces value) override;
     // A stream per tier, each fed every appended piece (a SQLite tier writes its body file
     // while the transfer runs); a tier whose stream fails is dropped and counted.
