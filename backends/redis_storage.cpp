@@ -1,7 +1,9 @@
 // Redis backend. Layout under the namespace <ns> (the cache name, default "curlcache"): see
 // redis_layout.h. Metadata lives beside each value so list/show never fetch values; usage reads
 // exact counters kept in the same atomic step as every write (redis_layout.h), never a scan.
-// Expiry is Redis's own (PEXPIREAT on both keys). Scans use SCAN MATCH in batches of 500,
+// Expiry is Redis's own (PEXPIREAT on both keys), redis.keep_stale after an entry goes stale:
+// until then a request revalidates it (a 304 instead of the body) or it stands in when the
+// origin fails or in offline mode, as a stale SQLite entry does. Scans use SCAN MATCH in batches of 500,
 // never KEYS; clear deletes only this namespace, never FLUSHDB.
 //
 // Connections: a small pool (one connection per concurrent caller, idle ones kept) rather
@@ -43,8 +45,9 @@ constexpr const char* k_unlock_script =
 
 class RedisStorage final : public Storage, public RedisStreamOwner {
 public:
-    RedisStorage(RedisPool pool, std::string ns, uint64_t max_size)
-        : m_pool(std::move(pool)), m_ns(std::move(ns)), m_max_size(max_size) {}
+    RedisStorage(RedisPool pool, std::string ns, uint64_t max_size, int64_t keep_stale)
+        : m_pool(std::move(pool)), m_ns(std::move(ns)), m_max_size(max_size),
+          m_keep_stale(keep_stale) {}
 
     std::string_view name() const override { return "redis"; }
     std::string location() const override { return m_pool.endpoint().display() + ' ' + m_ns; }
@@ -247,7 +250,7 @@ public:
         std::string ekey = item(meta.key, 'e');
         std::string mkey = item(meta.key, 'm');
         std::string meta_text = encode_meta(meta, total);
-        std::string expire_at = std::to_string(meta.expires * 1000);
+        std::string expire_at = drop_at(meta);
         if (m_max_size > 0 && total > m_max_size) {
             // Larger than the whole cache: not stored, nothing evicted for it, and the
             // older value under this key goes (as in sqlite and filesystem), so it is never
@@ -283,16 +286,15 @@ public:
             }
             conn.append({"SET", mkey, meta_text});
             replies += 2;
-            if (meta.expires > 0) {
+            if (expire_at != "0") {
                 conn.append({"PEXPIREAT", ekey, expire_at});
                 conn.append({"PEXPIREAT", mkey, expire_at});
                 replies += 2;
             }
             // The counters (and eviction when over max_size) change in the same EXEC.
             std::string max = std::to_string(m_max_size);
-            std::string expires_ms = meta.expires > 0 ? expire_at : "0";
             conn.append({"EVAL", k_put_script, "4", usage_key(), sizes_key(), exp_key(),
-                         lru_key(), meta.key, size, expires_ms, now, max, prefix()});
+                         lru_key(), meta.key, size, expire_at, now, max, prefix()});
             conn.append({"EXEC"});
             replies += 1; // the script's QUEUED (EXEC's reply is counted above)
             redisReply* accounted = nullptr;
@@ -357,7 +359,7 @@ public:
 
     Result<void> install(RedisConnection& conn, const Metadata& meta, uint64_t size,
                          const std::string& temp, uint64_t fields, int pending) override {
-        const std::string expire_at = meta.expires > 0 ? std::to_string(meta.expires * 1000) : "0";
+        const std::string expire_at = drop_at(meta);
         conn.append({"EVAL", k_commit_script, "7", usage_key(), sizes_key(), exp_key(), lru_key(),
                      temp, item(meta.key, 'e'), item(meta.key, 'm'), meta.key, std::to_string(size),
                      expire_at, std::to_string(now_us()), std::to_string(m_max_size), prefix(),
@@ -440,7 +442,7 @@ public:
             auto visited = visit_batch(conn, keys, [&](const Metadata& meta) {
                 args.push_back(meta.key);
                 args.push_back(std::to_string(meta.size));
-                args.push_back(meta.expires > 0 ? std::to_string(meta.expires * 1000) : "0");
+                args.push_back(drop_at(meta));
                 return true;
             }, go_on);
             if (!visited || args.size() == 9) {
@@ -733,9 +735,20 @@ private:
         }
     }
 
+    // When Redis drops an entry (PEXPIREAT, and its score in the expiry index that purge and
+    // eviction read), in milliseconds; "0" for never: keep_stale after it goes stale, counted
+    // from when it was stored for one stale from the start (no-cache, max-age=0).
+    std::string drop_at(const Metadata& meta) const {
+        if (meta.expires == 0 || m_keep_stale < 0) {
+            return "0";
+        }
+        return std::to_string((std::max(meta.expires, meta.created) + m_keep_stale) * 1000);
+    }
+
     RedisPool m_pool;
     std::string m_ns;
     uint64_t m_max_size;
+    int64_t m_keep_stale; // seconds; -1 = never dropped for being stale
     std::atomic<bool> m_recounted{false};
     std::mutex m_tokens_mutex;
     pid_t m_tokens_pid = getpid();
@@ -772,7 +785,8 @@ Result<std::unique_ptr<Storage>> open_redis(const config::Settings& settings) {
     if (!checked) {
         return std::unexpected(checked.error());
     }
-    return std::make_unique<RedisStorage>(std::move(pool), std::move(ns), settings.max_size);
+    return std::make_unique<RedisStorage>(std::move(pool), std::move(ns), settings.max_size,
+                                          settings.redis_keep_stale);
 }
 
 } // namespace curlcache::backends

@@ -104,6 +104,10 @@ const std::array k_keys{
            &S::redis_connect_timeout_ms},
     KeyDef{"redis.command_timeout", "CURLCACHE_REDIS_COMMAND_TIMEOUT", KeyType::millis,
            "give up on one command after this long", &S::redis_command_timeout_ms},
+    KeyDef{"redis.keep_stale", "CURLCACHE_REDIS_KEEP_STALE", KeyType::seconds,
+           "keep an entry this long after it goes stale, to revalidate it (a 304, not the "
+           "body) or serve it stale; 0 = drop it then, never = until evicted or purged",
+           &S::redis_keep_stale},
 };
 // clang-format on
 

@@ -99,6 +99,9 @@ struct Settings {
     std::string redis_url = "redis://127.0.0.1:6379/0";
     int64_t redis_connect_timeout_ms = 250;
     int64_t redis_command_timeout_ms = 1000;
+    // Seconds an entry stays after it goes stale (to be revalidated or served stale);
+    // -1 = until evicted or purged.
+    int64_t redis_keep_stale = 7 * 86400;
 
     // Backend plugins (curlcache/backend.h). A backend name that is not built in is a
     // plugin: "postgres" is <plugin_dir>/libcurlcache-backend-postgres.so, and

@@ -223,22 +223,52 @@ void test_scan_lists_metadata_with_sizes_and_can_stop(void** state) {
     assert_int_equal(visited, 3);
 }
 
+// An expiring entry gets a Redis TTL: redis.keep_stale (7 days by default) after it goes
+// stale, so that it can still be revalidated or served stale; counted from when it was
+// stored for one stale from the start.
 void test_expiry_becomes_a_redis_ttl(void** state) {
     Storage& storage = storage_of(state);
     auto ns = static_cast<Fixture*>(*state)->ns;
-    put_text(storage, "soon", "v", static_cast<int64_t>(time(nullptr)) + 1);
-    put_text(storage, "later", "v", static_cast<int64_t>(time(nullptr)) + 3600);
+    constexpr int64_t k_week = 7 * 86400;
+    const int64_t now = static_cast<int64_t>(time(nullptr));
+    put_text(storage, "later", "v", now + 3600);
     put_text(storage, "never", "v");
-    assert_string_equal(g_server->command({"TTL", ns + ":e:never"}).c_str(), "(integer) -1");
-    std::string ttl = g_server->command({"TTL", ns + ":m:later"});
-    assert_true(ttl.starts_with("(integer) 3"));
-    // The one-second entry disappears by itself (awaited, bounded).
-    assert_true(tests::redis::await([&] { return !get_text(storage, "soon").has_value(); }, 3000));
-    assert_true(get_text(storage, "later").has_value());
-    assert_true(get_text(storage, "never").has_value());
+    auto stale = meta_for("stale", 1); // no-cache: stale from the start
+    stale.created = now;
+    std::string_view pieces[] = {"v"};
+    assert_true(storage.put(stale, pieces).has_value());
+    auto ttl_of = [&](const std::string& item) {
+        std::string reply = g_server->command({"TTL", ns + item});
+        assert_true(reply.starts_with("(integer) "));
+        return std::stoll(reply.substr(10));
+    };
+    assert_int_equal(ttl_of(":e:never"), -1);
+    const int64_t later = ttl_of(":m:later");
+    assert_true(later > k_week + 3500 && later <= k_week + 3600);
+    const int64_t kept = ttl_of(":e:stale");
+    assert_true(kept > k_week - 100 && kept <= k_week);
+    assert_true(get_text(storage, "stale").has_value()); // stale, and there to revalidate
     // Overwriting without expiry removes the TTL.
     put_text(storage, "later", "v");
-    assert_string_equal(g_server->command({"TTL", ns + ":e:later"}).c_str(), "(integer) -1");
+    assert_int_equal(ttl_of(":e:later"), -1);
+
+    // keep_stale = 0: dropped when it goes stale; "never": no TTL at all.
+    config::Settings settings = tests::redis::redis_settings(*g_server, ns + "-0");
+    settings.redis_keep_stale = 0;
+    auto dropping = open_redis(settings);
+    assert_true(dropping.has_value());
+    put_text(**dropping, "soon", "v", static_cast<int64_t>(time(nullptr)) + 1);
+    assert_true(
+        tests::redis::await([&] { return !get_text(**dropping, "soon").has_value(); }, 3000));
+    assert_true((*dropping)->put(stale, pieces).has_value());
+    assert_false(get_text(**dropping, "stale").has_value());
+    settings = tests::redis::redis_settings(*g_server, ns + "-never");
+    settings.redis_keep_stale = -1;
+    auto keeping = open_redis(settings);
+    assert_true(keeping.has_value());
+    put_text(**keeping, "past", "v", now - 10);
+    assert_string_equal(g_server->command({"TTL", ns + "-never:e:past"}).c_str(), "(integer) -1");
+    assert_true(get_text(**keeping, "past").has_value());
 }
 
 void test_namespaces_do_not_see_each_other(void** state) {
@@ -307,13 +337,19 @@ void test_concurrent_writers_and_readers_see_whole_values(void** state) {
     assert_int_equal(storage.usage()->entries, 20);
 }
 
+// purge removes what is past its keep_stale (what Redis would drop by itself), nothing else.
 void test_purge_expired_leaves_fresh_entries(void** state) {
     Storage& storage = storage_of(state);
     int64_t now = time(nullptr);
     put_text(storage, "fresh", "v", now + 3600);
-    put_text(storage, "past", "v", now - 10); // Redis drops it at once
+    put_text(storage, "past", "v", now - 10); // stale, kept for a week
     auto purged = storage.purge_expired(now);
     assert_true(purged.has_value());
+    assert_int_equal(*purged, 0);
+    assert_true(get_text(storage, "past").has_value());
+    purged = storage.purge_expired(now + 7 * 86400);
+    assert_true(purged.has_value());
+    assert_int_equal(*purged, 1);
     assert_false(get_text(storage, "past").has_value());
     assert_true(get_text(storage, "fresh").has_value());
 }
@@ -582,8 +618,10 @@ void test_a_streamed_value_appears_whole_at_commit_and_leaves_nothing_behind(voi
         auto whole = storage->open_value("s", 8u << 20);
         assert_true(whole && *whole && (*whole)->whole && *(*whole)->whole == "head" + tail);
         assert_string_equal(temp_keys(ns).c_str(), "");
+        // Expiring: kept a week (redis.keep_stale) past the hour it is fresh for.
         std::string ttl = g_server->command({"TTL", ns + ":e:s"});
-        assert_true(expiry == 0 ? ttl == "(integer) -1" : ttl.starts_with("(integer) 3"));
+        const long long left = ttl.starts_with("(integer) ") ? std::stoll(ttl.substr(10)) : -2;
+        assert_true(expiry == 0 ? left == -1 : left > 608300 && left <= 608400);
         assert_string_equal(g_server->command({"TTL", ns + ":e:s"}).c_str(),
                             g_server->command({"TTL", ns + ":m:s"}).c_str());
         auto usage = storage->usage();
