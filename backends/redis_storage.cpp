@@ -20,6 +20,7 @@
 #include <hiredis/hiredis.h>
 
 #include <algorithm>
+#include <limits>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
@@ -738,11 +739,15 @@ private:
     // When Redis drops an entry (PEXPIREAT, and its score in the expiry index that purge and
     // eviction read), in milliseconds; "0" for never: keep_stale after it goes stale, counted
     // from when it was stored for one stale from the start (no-cache, max-age=0).
+    // A time past what milliseconds since 1970 can hold (an absurd keep_stale) is never.
     std::string drop_at(const Metadata& meta) const {
-        if (meta.expires == 0 || m_keep_stale < 0) {
+        constexpr int64_t k_limit = std::numeric_limits<int64_t>::max() / 1000;
+        const int64_t from = std::max(meta.expires, meta.created);
+        if (meta.expires == 0 || m_keep_stale < 0 || from >= k_limit ||
+            m_keep_stale >= k_limit - from) {
             return "0";
         }
-        return std::to_string((std::max(meta.expires, meta.created) + m_keep_stale) * 1000);
+        return std::to_string((from + m_keep_stale) * 1000);
     }
 
     RedisPool m_pool;

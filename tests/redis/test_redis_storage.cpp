@@ -15,6 +15,7 @@ extern "C" {
 #include <algorithm>
 #include <atomic>
 #include <ctime>
+#include <limits>
 #include <string>
 #include <sys/wait.h>
 #include <thread>
@@ -262,13 +263,17 @@ void test_expiry_becomes_a_redis_ttl(void** state) {
         tests::redis::await([&] { return !get_text(**dropping, "soon").has_value(); }, 3000));
     assert_true((*dropping)->put(stale, pieces).has_value());
     assert_false(get_text(**dropping, "stale").has_value());
-    settings = tests::redis::redis_settings(*g_server, ns + "-never");
-    settings.redis_keep_stale = -1;
-    auto keeping = open_redis(settings);
-    assert_true(keeping.has_value());
-    put_text(**keeping, "past", "v", now - 10);
-    assert_string_equal(g_server->command({"TTL", ns + "-never:e:past"}).c_str(), "(integer) -1");
-    assert_true(get_text(**keeping, "past").has_value());
+    // "never", and a keep_stale too large for a Redis time, mean no TTL.
+    for (int64_t keep : {int64_t{-1}, std::numeric_limits<int64_t>::max() / 2}) {
+        settings = tests::redis::redis_settings(*g_server, ns + "-never");
+        settings.redis_keep_stale = keep;
+        auto keeping = open_redis(settings);
+        assert_true(keeping.has_value());
+        put_text(**keeping, "past", "v", now - 10);
+        assert_string_equal(g_server->command({"TTL", ns + "-never:e:past"}).c_str(),
+                            "(integer) -1");
+        assert_true(get_text(**keeping, "past").has_value());
+    }
 }
 
 void test_namespaces_do_not_see_each_other(void** state) {
