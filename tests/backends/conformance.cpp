@@ -1071,4 +1071,11 @@ Metadata test_meta(std::string_view key, int64_t expires) {
     return meta;
 }
 
+config::Settings sqlite_settings(const std::string& scratch) {
+    config::Settings settings;
+    settings.name = scratch + "/cache.sqlite";
+    settings.sqlite_busy_timeout_ms = 30000;
+    return settings;
+}
+
 } // namespace curlcache::tests

@@ -110,4 +110,8 @@ bool value_is_intact(std::string_view key, std::string_view value);
 // Metadata for a test entry ("GET", a URL naming the key, status 200).
 backends::Metadata test_meta(std::string_view key, int64_t expires = 0);
 
+// A SQLite cache in `scratch` (cache.sqlite), with a long busy timeout: a slow fsync on a
+// loaded machine must not turn into a failed test.
+config::Settings sqlite_settings(const std::string& scratch);
+
 } // namespace curlcache::tests

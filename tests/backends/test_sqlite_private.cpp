@@ -28,12 +28,7 @@ using tests::test_key;
 using tests::test_meta;
 using tests::value_is_intact;
 
-const tests::ConformanceBackend k_sqlite{"sqlite", [](const std::string& scratch) {
-                                             config::Settings settings;
-                                             settings.name = scratch + "/cache.sqlite";
-                                             settings.sqlite_busy_timeout_ms = 30000;
-                                             return settings;
-                                         }};
+const tests::ConformanceBackend k_sqlite{"sqlite", tests::sqlite_settings};
 
 // Around the spare block's bounds (1 KiB, 64 KiB) and the inline read limit (16 KiB: larger
 // values are read through blob I/O, not copied by SQLite), up to a body file (128 KiB).

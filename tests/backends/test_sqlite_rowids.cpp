@@ -26,12 +26,7 @@ using tests::test_key;
 using tests::test_meta;
 namespace fs = std::filesystem;
 
-config::Settings settings_in(const std::string& scratch) {
-    config::Settings settings;
-    settings.name = scratch + "/cache.sqlite";
-    settings.sqlite_busy_timeout_ms = 30000;
-    return settings;
-}
+using tests::sqlite_settings;
 
 std::unique_ptr<backends::Storage> open_or_fail(const config::Settings& settings) {
     auto opened = backends::open("sqlite", settings);
@@ -108,7 +103,7 @@ size_t files_in(const std::string& dir) {
 }
 
 void test_a_row_is_stored_under_its_keys_hash(void** state) {
-    config::Settings settings = settings_in(scratch_of(state));
+    config::Settings settings = sqlite_settings(scratch_of(state));
     auto storage = open_or_fail(settings);
     for (uint64_t n = 0; n < 50; ++n) {
         put_or_fail(*storage, test_key(n), "value " + std::to_string(n));
@@ -123,7 +118,7 @@ void test_a_row_is_stored_under_its_keys_hash(void** state) {
 
 // Key A's row sits under key B's rowid (what a 63-bit collision of their hashes would give).
 void test_a_forced_collision_is_never_served_and_is_replaced_by_the_next_store(void** state) {
-    config::Settings settings = settings_in(scratch_of(state));
+    config::Settings settings = sqlite_settings(scratch_of(state));
     const std::string a = test_key(1), b = test_key(2);
     const std::string large_a = make_value(a, 1, 300 * 1024); // in a body file
     std::string bodies = backends::sqlite_bodies_path(backends::sqlite_database_path(settings));
@@ -163,7 +158,7 @@ void test_a_forced_collision_is_never_served_and_is_replaced_by_the_next_store(v
 // A cache made before this change: rowids 1, 2, 3, ... given by SQLite, as the earlier
 // upsert (without a rowid) stored them, here into the same schema through its statement.
 void test_rows_of_an_earlier_cache_are_served_and_moved_by_vacuum(void** state) {
-    config::Settings settings = settings_in(scratch_of(state));
+    config::Settings settings = sqlite_settings(scratch_of(state));
     open_or_fail(settings); // the schema, as any version makes it
     {
         Raw raw(settings.name);

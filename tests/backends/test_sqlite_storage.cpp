@@ -29,14 +29,7 @@ using tests::scratch_teardown;
 using tests::test_key;
 using tests::test_meta;
 
-const tests::ConformanceBackend k_sqlite{"sqlite", [](const std::string& scratch) {
-                                             config::Settings settings;
-                                             settings.name = scratch + "/cache.sqlite";
-                                             // A slow fsync on a loaded machine must not
-                                             // turn into a failed test.
-                                             settings.sqlite_busy_timeout_ms = 30000;
-                                             return settings;
-                                         }};
+const tests::ConformanceBackend k_sqlite{"sqlite", tests::sqlite_settings};
 
 // Sets an environment variable for one test and restores it afterwards.
 class ScopedEnv {
